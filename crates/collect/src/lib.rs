@@ -1,0 +1,340 @@
+//! The tracking API: Segment's HTTP endpoints, answered the way Segment and RudderStack
+//! SDKs expect. A request is authenticated, decompressed, bounded, validated (see
+//! [`normalize`]) and appended to the log; 200 is sent only once the store has committed.
+
+// Handlers and their helpers return a ready `Response` as the error: boxing it buys nothing.
+#![allow(clippy::result_large_err)]
+
+mod auth;
+pub mod normalize;
+
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use normalize::{Call, EventError, Limits, Received, RequestError};
+use serde_json::{json, Value};
+use sightline_core::{time, EventType, NewEvent};
+use sightline_store::{Appended, Store};
+use std::io::Read;
+use std::sync::Arc;
+use std::time::Duration;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+pub use auth::KeyCache;
+
+/// The collector's settings.
+#[derive(Debug, Clone, Copy)]
+pub struct Settings {
+    pub limits: Limits,
+    /// A (source, messageId) seen within this window is a duplicate.
+    pub dedup_window: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            limits: Limits::default(),
+            dedup_window: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+pub struct Collector {
+    store: Arc<dyn Store>,
+    settings: Settings,
+    keys: KeyCache,
+}
+
+impl Collector {
+    pub fn new(store: Arc<dyn Store>, settings: Settings) -> Arc<Collector> {
+        Arc::new(Collector {
+            keys: KeyCache::new(store.clone()),
+            store,
+            settings,
+        })
+    }
+}
+
+/// `/v1/*`: the Segment paths, analytics.js's one-letter paths, and `/v1/import`.
+pub fn router(collector: Arc<Collector>) -> Router {
+    let mut router = Router::new();
+    for kind in EventType::ALL {
+        let call = Call::Single(kind);
+        let handler = post(move |state, headers, body| collect(state, call, headers, body));
+        let short = &kind.as_str()[..1];
+        router = router
+            .route(&format!("/v1/{kind}"), handler.clone())
+            .route(&format!("/v1/{short}"), handler);
+    }
+    let batch = post(|state, headers, body| collect(state, Call::Batch, headers, body));
+    router
+        .route("/v1/batch", batch.clone())
+        .route("/v1/b", batch.clone())
+        .route("/v1/import", batch)
+        .layer(cors())
+        .with_state(collector)
+}
+
+/// Browser SDKs post from the site's origin, never the collector's, with a Basic
+/// `Authorization` header: allow any origin, without cookies.
+fn cors() -> CorsLayer {
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::mirror_request())
+        .allow_methods([Method::POST, Method::OPTIONS])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::CONTENT_ENCODING,
+            header::HeaderName::from_static("sec-gpc"),
+        ])
+        .max_age(Duration::from_secs(24 * 3600))
+}
+
+/// A JSON error in the API's shape.
+pub fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
+    (
+        status,
+        Json(json!({"error": {"code": code, "message": message.into()}})),
+    )
+        .into_response()
+}
+
+fn rejected(reason: &'static str, count: usize) {
+    metrics::counter!("sightline_events_rejected_total", "reason" => reason)
+        .increment(count as u64);
+}
+
+async fn collect(
+    State(collector): State<Arc<Collector>>,
+    call: Call,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let limits = collector.settings.limits;
+    // Compressed bodies may be a little larger than what they inflate to; the inflated
+    // size is held to the limit below.
+    let raw = match axum::body::to_bytes(body, limits.max_request_bytes * 2).await {
+        Ok(raw) => raw,
+        Err(_) => {
+            rejected("request_too_large", 1);
+            return error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "request_too_large",
+                format!(
+                    "the request is over the {}-byte (500 KB) request limit: send fewer events per batch",
+                    limits.max_request_bytes
+                ),
+            );
+        }
+    };
+    let body = match decode_body(&headers, raw, limits.max_request_bytes) {
+        Ok(body) => body,
+        Err(response) => return response,
+    };
+
+    // A Basic header is checked before the body is read; a key in the body after.
+    let header_key = match auth::basic_write_key(&headers) {
+        Ok(key) => key,
+        Err(message) => {
+            rejected("unauthorized", 1);
+            return error(StatusCode::UNAUTHORIZED, "unauthorized", message);
+        }
+    };
+    let now = time::now_ms();
+    let mut source = None;
+    if let Some(key) = &header_key {
+        match collector.keys.source_for(key, now).await {
+            Ok(Some(found)) => source = Some(found),
+            Ok(None) => return unauthorized(),
+            Err(response) => return response,
+        }
+    }
+
+    let received = Received {
+        at: now,
+        gpc: headers
+            .get("sec-gpc")
+            .is_some_and(|v| v.as_bytes().trim_ascii() == b"1"),
+    };
+    let parsed = match normalize::parse(call, &body, received, &limits, &mut || {
+        uuid::Uuid::new_v4().to_string()
+    }) {
+        Ok(parsed) => parsed,
+        Err(e) => return refuse(&e),
+    };
+
+    let source = match source {
+        Some(source) => source,
+        None => match &parsed.write_key {
+            Some(key) => match collector.keys.source_for(key, now).await {
+                Ok(Some(found)) => found,
+                Ok(None) => return unauthorized(),
+                Err(response) => return response,
+            },
+            None => return unauthorized(),
+        },
+    };
+
+    let mut events = Vec::with_capacity(parsed.events.len());
+    let mut problems = Vec::new();
+    for (index, outcome) in parsed.events.into_iter().enumerate() {
+        match outcome {
+            Ok(p) => events.push(NewEvent {
+                source_id: source.id,
+                message_id: p.message_id,
+                event_type: p.event_type,
+                received_at: now,
+                body: p.body,
+            }),
+            Err(e) => problems.push((index, e)),
+        }
+    }
+    for (_, e) in &problems {
+        rejected(e.code(), 1);
+    }
+    if events.is_empty() {
+        return refuse_events(call, &problems);
+    }
+
+    let accepted_count = events.len();
+    let dedup_since = now - collector.settings.dedup_window.as_millis() as i64;
+    let outcome = match collector.store.append(events, dedup_since).await {
+        Ok(outcome) => outcome,
+        Err(e) => {
+            tracing::error!(error = %e, "append failed; the client is told to retry");
+            rejected("store_unavailable", accepted_count);
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store_unavailable",
+                "the event log could not commit this request; nothing of it was stored: retry",
+            );
+        }
+    };
+    let duplicates = outcome
+        .iter()
+        .filter(|o| matches!(o, Appended::Duplicate))
+        .count();
+    if let Some(last) = outcome.iter().rev().find_map(|o| match o {
+        Appended::Stored(seq) => Some(*seq),
+        Appended::Duplicate => None,
+    }) {
+        metrics::gauge!("sightline_log_last_seq").set(last as f64);
+    }
+    metrics::counter!("sightline_events_accepted_total", "source" => source.name.clone())
+        .increment((outcome.len() - duplicates) as u64);
+    metrics::counter!("sightline_events_duplicate_total").increment(duplicates as u64);
+
+    let mut answer = json!({
+        "success": true,
+        "accepted": outcome.len() - duplicates,
+        "duplicates": duplicates,
+    });
+    if !problems.is_empty() {
+        answer["rejected"] = problem_list(&problems);
+    }
+    (StatusCode::OK, Json(answer)).into_response()
+}
+
+fn unauthorized() -> Response {
+    rejected("unauthorized", 1);
+    error(
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+        "unknown or expired write key: send the source's write key as the HTTP Basic username (empty password) or as `writeKey` in the body",
+    )
+}
+
+fn refuse(e: &RequestError) -> Response {
+    rejected(e.code(), 1);
+    let status = if e.is_too_large() {
+        StatusCode::PAYLOAD_TOO_LARGE
+    } else {
+        StatusCode::BAD_REQUEST
+    };
+    error(status, e.code(), e.to_string())
+}
+
+fn problem_list(problems: &[(usize, EventError)]) -> Value {
+    problems
+        .iter()
+        .map(|(index, e)| json!({"index": index, "code": e.code(), "message": e.to_string()}))
+        .collect()
+}
+
+/// Nothing in the request was valid: a single call answers with its event's error, a
+/// batch with every item's.
+fn refuse_events(call: Call, problems: &[(usize, EventError)]) -> Response {
+    match (call, problems) {
+        (Call::Single(_), [(_, e)]) => error(StatusCode::BAD_REQUEST, e.code(), e.to_string()),
+        _ => (
+            StatusCode::BAD_REQUEST,
+            Json(json!({
+                "error": {"code": "no_valid_events", "message": "no event in the batch is valid; see `rejected`"},
+                "rejected": problem_list(problems),
+            })),
+        )
+            .into_response(),
+    }
+}
+
+/// The body as JSON bytes: inflated when gzip-encoded, never past `limit`.
+fn decode_body(headers: &HeaderMap, raw: Bytes, limit: usize) -> Result<Bytes, Response> {
+    let encoding = headers
+        .get(header::CONTENT_ENCODING)
+        .map(HeaderValue::as_bytes)
+        .unwrap_or(b"identity");
+    match encoding.trim_ascii() {
+        b"identity" | b"" => Ok(raw),
+        b"gzip" | b"x-gzip" => {
+            let mut inflated = Vec::with_capacity(raw.len() * 4);
+            let read = flate2::read::MultiGzDecoder::new(&raw[..])
+                .take(limit as u64 + 1)
+                .read_to_end(&mut inflated);
+            match read {
+                Ok(_) if inflated.len() > limit => Err(refuse(&RequestError::RequestTooLarge {
+                    size: inflated.len(),
+                    limit,
+                })),
+                Ok(_) => Ok(Bytes::from(inflated)),
+                Err(e) => {
+                    rejected("bad_gzip", 1);
+                    Err(error(
+                        StatusCode::BAD_REQUEST,
+                        "bad_gzip",
+                        format!(
+                            "the body is marked `Content-Encoding: gzip` but does not inflate: {e}"
+                        ),
+                    ))
+                }
+            }
+        }
+        other => {
+            rejected("unsupported_encoding", 1);
+            Err(error(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_encoding",
+                format!(
+                    "Content-Encoding {:?} is not supported: send gzip or no encoding",
+                    String::from_utf8_lossy(other)
+                ),
+            ))
+        }
+    }
+}
+
+/// Forgets dedup entries once they fall out of the window, every `every`.
+pub async fn prune_dedup_forever(store: Arc<dyn Store>, window: Duration, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tick.tick().await;
+        let before = time::now_ms() - window.as_millis() as i64;
+        match store.prune_dedup(before).await {
+            Ok(n) if n > 0 => tracing::debug!(entries = n, "pruned dedup entries"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "could not prune dedup entries"),
+        }
+    }
+}

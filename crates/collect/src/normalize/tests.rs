@@ -1,0 +1,289 @@
+use super::*;
+use proptest::prelude::*;
+use serde_json::json;
+
+const NOW: i64 = 1_764_000_000_000;
+
+fn received() -> Received {
+    Received {
+        at: NOW,
+        gpc: false,
+    }
+}
+
+fn ids() -> impl FnMut() -> String {
+    let mut n = 0;
+    move || {
+        n += 1;
+        format!("gen-{n}")
+    }
+}
+
+fn run(call: Call, body: &Value) -> Result<Parsed, RequestError> {
+    parse(
+        call,
+        body.to_string().as_bytes(),
+        received(),
+        &Limits::default(),
+        &mut ids(),
+    )
+}
+
+fn single(kind: EventType, body: Value) -> Result<Value, EventError> {
+    let parsed = run(Call::Single(kind), &body).expect("request accepted");
+    parsed
+        .events
+        .into_iter()
+        .next()
+        .unwrap()
+        .map(|p| serde_json::from_str(&p.body).unwrap())
+}
+
+#[test]
+fn track_keeps_unknown_fields_and_sets_server_fields() {
+    let event = single(
+        EventType::Track,
+        json!({"userId":"u1","event":"Order Completed","properties":{"total":19.99,"items":[{"sku":"a"}]},
+               "context":{"ip":"1.2.3.4","custom":{"deep":true}},"integrations":{"All":false,"Mixpanel":true},
+               "extra":"kept"}),
+    )
+    .unwrap();
+    assert_eq!(
+        event["properties"],
+        json!({"total":19.99,"items":[{"sku":"a"}]})
+    );
+    assert_eq!(
+        event["context"],
+        json!({"ip":"1.2.3.4","custom":{"deep":true}})
+    );
+    assert_eq!(event["integrations"], json!({"All":false,"Mixpanel":true}));
+    assert_eq!(event["extra"], "kept");
+    assert_eq!(event["type"], "track");
+    assert_eq!(event["messageId"], "gen-1");
+    assert_eq!(event["receivedAt"], "2025-11-24T16:00:00.000Z");
+    assert_eq!(event["timestamp"], event["receivedAt"]);
+    assert!(event.get("gpc").is_none());
+}
+
+#[test]
+fn clock_skew_is_corrected_from_sent_at() {
+    // The device clock is 1 hour fast: it says it sent at NOW+1h, the event at NOW+1h−5s.
+    let event = single(
+        EventType::Track,
+        json!({"userId":"u","event":"e","timestamp":"2025-11-24T16:59:55.000Z","sentAt":"2025-11-24T17:00:00.000Z"}),
+    )
+    .unwrap();
+    assert_eq!(event["timestamp"], "2025-11-24T15:59:55.000Z");
+    assert_eq!(event["originalTimestamp"], "2025-11-24T16:59:55.000Z");
+    assert_eq!(event["sentAt"], "2025-11-24T17:00:00.000Z");
+}
+
+#[test]
+fn batch_sent_at_context_and_integrations_apply_to_items() {
+    let parsed = run(
+        Call::Batch,
+        &json!({"sentAt":"2025-11-24T16:00:10.000Z","context":{"library":{"name":"x"},"ip":"1"},
+                "integrations":{"All":true},
+                "batch":[{"type":"track","event":"e","userId":"u","timestamp":"2025-11-24T16:00:09.000Z",
+                          "context":{"ip":"2"}}]}),
+    )
+    .unwrap();
+    let event: Value = serde_json::from_str(&parsed.events[0].as_ref().unwrap().body).unwrap();
+    assert_eq!(event["timestamp"], "2025-11-24T15:59:59.000Z");
+    assert_eq!(event["context"], json!({"ip":"2","library":{"name":"x"}}));
+    assert_eq!(event["integrations"], json!({"All":true}));
+}
+
+#[test]
+fn per_type_rules() {
+    let cases = [
+        (EventType::Track, json!({"userId":"u"}), "missing_field"),
+        (
+            EventType::Track,
+            json!({"userId":"u","event":7}),
+            "wrong_type",
+        ),
+        (EventType::Alias, json!({"userId":"u"}), "missing_field"),
+        (
+            EventType::Alias,
+            json!({"previousId":"p","anonymousId":"a"}),
+            "missing_field",
+        ),
+        (EventType::Group, json!({"userId":"u"}), "missing_field"),
+        (
+            EventType::Group,
+            json!({"userId":"u","groupId":""}),
+            "missing_field",
+        ),
+        (
+            EventType::Identify,
+            json!({"traits":{}}),
+            "missing_identity",
+        ),
+        (EventType::Page, json!({"userId":{"x":1}}), "wrong_type"),
+        (
+            EventType::Identify,
+            json!({"userId":"u","traits":[1]}),
+            "wrong_type",
+        ),
+        (
+            EventType::Track,
+            json!({"userId":"u","event":"e","timestamp":"noon"}),
+            "bad_timestamp",
+        ),
+    ];
+    for (kind, body, code) in cases {
+        let err = single(kind, body.clone()).unwrap_err();
+        assert_eq!(err.code(), code, "{kind} {body}: {err}");
+    }
+    for (kind, body) in [
+        (EventType::Alias, json!({"previousId":"p","userId":"u"})),
+        (EventType::Group, json!({"anonymousId":"a","groupId":42})),
+        (EventType::Identify, json!({"userId":7})),
+        (EventType::Screen, json!({"anonymousId":"a","name":"Home"})),
+    ] {
+        single(kind, body).unwrap();
+    }
+}
+
+#[test]
+fn path_type_wins_and_write_key_is_never_stored() {
+    let parsed = run(
+        Call::Single(EventType::Page),
+        &json!({"type":"track","userId":"u","writeKey":"secret"}),
+    )
+    .unwrap();
+    assert_eq!(parsed.write_key.as_deref(), Some("secret"));
+    let body = &parsed.events[0].as_ref().unwrap().body;
+    assert!(!body.contains("secret"));
+    assert!(body.contains(r#""type":"page""#));
+}
+
+#[test]
+fn gpc_is_recorded() {
+    let parsed = parse(
+        Call::Single(EventType::Track),
+        br#"{"userId":"u","event":"e"}"#,
+        Received { at: NOW, gpc: true },
+        &Limits::default(),
+        &mut ids(),
+    )
+    .unwrap();
+    let event: Value = serde_json::from_str(&parsed.events[0].as_ref().unwrap().body).unwrap();
+    assert_eq!(event["gpc"], true);
+}
+
+#[test]
+fn invalid_batch_items_do_not_sink_their_siblings() {
+    let parsed = run(
+        Call::Batch,
+        &json!({"batch":[{"type":"track","userId":"u","event":"ok"},{"type":"track","userId":"u"},
+                          {"type":"bogus","userId":"u"},7,{"userId":"u"}]}),
+    )
+    .unwrap();
+    let codes: Vec<_> = parsed
+        .events
+        .iter()
+        .map(|e| e.as_ref().map(|_| "ok").unwrap_or_else(|e| e.code()))
+        .collect();
+    assert_eq!(
+        codes,
+        [
+            "ok",
+            "missing_field",
+            "unknown_type",
+            "not_an_object",
+            "missing_type"
+        ]
+    );
+}
+
+#[test]
+fn limits_refuse_the_whole_request() {
+    let big = "x".repeat(33 * 1024);
+    let err = run(
+        Call::Single(EventType::Track),
+        &json!({"userId":"u","event":big}),
+    )
+    .unwrap_err();
+    assert_eq!(err.code(), "event_too_large");
+    assert!(err.is_too_large());
+
+    let item = json!({"type":"track","userId":"u","event":"e","properties":{"p":"y".repeat(400)}});
+    let err = run(Call::Batch, &json!({"batch": vec![item.clone(); 2_000]})).unwrap_err();
+    assert_eq!(err.code(), "request_too_large");
+
+    let small = json!({"type":"track","userId":"u","event":"e"});
+    let err = run(Call::Batch, &json!({"batch": vec![small; 2_501]})).unwrap_err();
+    assert_eq!(err.code(), "too_many_events");
+
+    let err = run(
+        Call::Batch,
+        &json!({"batch":[{"type":"track","userId":"u","event":"e","messageId":"m".repeat(100)}]}),
+    )
+    .unwrap_err();
+    assert_eq!(err.code(), "message_id_too_long");
+    assert!(err.to_string().contains("under 100"));
+
+    for (body, code) in [
+        (json!({"batch":[]}), "empty_batch"),
+        (json!({"batch":{}}), "batch_not_array"),
+        (json!([1]), "not_an_object"),
+    ] {
+        assert_eq!(run(Call::Batch, &body).unwrap_err().code(), code);
+    }
+}
+
+#[test]
+fn malformed_json_says_where() {
+    let err = parse(
+        Call::Batch,
+        b"{\"batch\": [\n  {\"type\": }\n]}",
+        received(),
+        &Limits::default(),
+        &mut ids(),
+    )
+    .unwrap_err();
+    assert_eq!(
+        err,
+        RequestError::MalformedJson {
+            line: 2,
+            column: 12,
+            message: "expected value".into()
+        }
+    );
+}
+
+proptest! {
+    #[test]
+    fn parser_never_panics_on_bytes(body in proptest::collection::vec(any::<u8>(), 0..512)) {
+        for call in [Call::Batch, Call::Single(EventType::Track)] {
+            let _ = parse(call, &body, received(), &Limits::default(), &mut ids());
+        }
+    }
+
+    #[test]
+    fn every_accepted_event_keeps_what_was_sent(
+        props in proptest::collection::btree_map("[a-z]{1,8}", any::<i64>(), 0..20),
+        user in "[a-zA-Z0-9]{1,20}",
+    ) {
+        let body = json!({"userId": user, "event": "e", "properties": props});
+        let event = single(EventType::Track, body.clone()).unwrap();
+        prop_assert_eq!(&event["properties"], &body["properties"]);
+        prop_assert_eq!(&event["userId"], &body["userId"]);
+        prop_assert!(event["messageId"].is_string());
+    }
+
+    #[test]
+    fn batch_outcomes_match_items_one_to_one(valid in proptest::collection::vec(any::<bool>(), 1..50)) {
+        let items: Vec<Value> = valid
+            .iter()
+            .map(|&ok| if ok { json!({"type":"track","userId":"u","event":"e"}) } else { json!({"type":"track"}) })
+            .collect();
+        let parsed = run(Call::Batch, &json!({"batch": items})).unwrap();
+        prop_assert_eq!(parsed.events.len(), valid.len());
+        for (outcome, ok) in parsed.events.iter().zip(valid) {
+            prop_assert_eq!(outcome.is_ok(), ok);
+        }
+    }
+}

@@ -1,0 +1,54 @@
+//! The event model shared by every stage: Segment call types, events as they enter and
+//! leave the log, sources and API roles, secrets and time.
+
+pub mod event;
+pub mod secret;
+pub mod time;
+
+pub use event::{EventType, NewEvent, StoredEvent};
+
+/// A tracking source: the write keys of one site or app map to it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Source {
+    pub id: i64,
+    pub name: String,
+    pub created_at: i64,
+}
+
+/// What an API token may do. `admin` may do everything; the governance roles come later.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Admin,
+    Marketing,
+    Security,
+}
+
+impl Role {
+    pub const ALL: [Role; 3] = [Role::Admin, Role::Marketing, Role::Security];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Marketing => "marketing",
+            Role::Security => "security",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An API token as the store knows it: never the secret itself, only its hash.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Token {
+    pub id: i64,
+    pub role: Role,
+}

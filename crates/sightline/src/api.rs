@@ -1,0 +1,175 @@
+//! The admin API under `/api/v1` (Bearer tokens) and the operational endpoints.
+
+use axum::extract::{FromRef, FromRequestParts, Query, State};
+use axum::http::request::Parts;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use metrics_exporter_prometheus::PrometheusHandle;
+use serde_json::json;
+use sightline_collect::error;
+use sightline_core::{secret, Role, Token};
+use sightline_store::Store;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+#[derive(Clone)]
+struct ApiState {
+    store: Arc<dyn Store>,
+    prometheus: PrometheusHandle,
+}
+
+impl FromRef<ApiState> for Arc<dyn Store> {
+    fn from_ref(state: &ApiState) -> Self {
+        state.store.clone()
+    }
+}
+
+pub fn router(store: Arc<dyn Store>, prometheus: PrometheusHandle) -> axum::Router {
+    Router::new()
+        .route("/api/v1/events", get(events))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(render_metrics))
+        .fallback(|| async {
+            error(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "no such endpoint: see the README for the API",
+            )
+        })
+        .with_state(ApiState { store, prometheus })
+}
+
+/// A caller holding a valid `Authorization: Bearer` token.
+struct Caller(Token);
+
+impl<S> FromRequestParts<S> for Caller
+where
+    S: Send + Sync,
+    Arc<dyn Store>: FromRef<S>,
+{
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let unauthorized = |message: &str| error(StatusCode::UNAUTHORIZED, "unauthorized", message);
+        let presented = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .ok_or_else(|| {
+                unauthorized("send an API token as `Authorization: Bearer <token>` (`sightline token create --role admin`)")
+            })?;
+        let store = Arc::<dyn Store>::from_ref(state);
+        // Looked up by hash: the secret itself is never compared, so timing reveals
+        // nothing about it.
+        match store.token_for_hash(&secret::hash(presented.trim())).await {
+            Ok(Some(token)) => Ok(Caller(token)),
+            Ok(None) => Err(unauthorized("unknown API token")),
+            Err(e) => {
+                tracing::error!(error = %e, "token lookup failed");
+                Err(error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "store_unavailable",
+                    "the store did not answer: retry",
+                ))
+            }
+        }
+    }
+}
+
+impl Caller {
+    fn require(&self, roles: &[Role]) -> Result<(), Response> {
+        if self.0.role == Role::Admin || roles.contains(&self.0.role) {
+            Ok(())
+        } else {
+            Err(error(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                format!("a {} token may not do this", self.0.role),
+            ))
+        }
+    }
+}
+
+fn bad_request(message: String) -> Response {
+    error(StatusCode::BAD_REQUEST, "bad_request", message)
+}
+
+fn store_error(e: sightline_store::StoreError) -> Response {
+    tracing::error!(error = %e, "store error");
+    error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "store_unavailable",
+        "the store did not answer: retry",
+    )
+}
+
+const MAX_PAGE: usize = 1000;
+
+/// `GET /api/v1/events?source=NAME&after=SEQ&limit=N`: the log, oldest first.
+async fn events(
+    caller: Caller,
+    State(store): State<Arc<dyn Store>>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    if let Err(denied) = caller.require(&[Role::Marketing, Role::Security]) {
+        return denied;
+    }
+    let number = |name: &str, default: i64| -> Result<i64, Response> {
+        match query.get(name) {
+            None => Ok(default),
+            Some(text) => text.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
+                bad_request(format!(
+                    "`{name}` must be a non-negative integer, not {text:?}"
+                ))
+            }),
+        }
+    };
+    let (after, limit) = match (number("after", 0), number("limit", 100)) {
+        (Ok(after), Ok(limit)) => (after, (limit as usize).clamp(1, MAX_PAGE)),
+        (Err(e), _) | (_, Err(e)) => return e,
+    };
+    let source_id = match query.get("source").filter(|s| !s.is_empty()) {
+        None => None,
+        Some(name) => match store.source_by_name(name).await {
+            Ok(Some(source)) => Some(source.id),
+            Ok(None) => {
+                return error(
+                    StatusCode::NOT_FOUND,
+                    "unknown_source",
+                    format!("no source named {name:?}"),
+                )
+            }
+            Err(e) => return store_error(e),
+        },
+    };
+    match store.read_events(after, limit, source_id).await {
+        Ok(events) => {
+            let next_after = events.last().map_or(after, |e| e.seq);
+            let events: Vec<_> = events.iter().map(|e| e.to_json()).collect();
+            Json(json!({"events": events, "next_after": next_after})).into_response()
+        }
+        Err(e) => store_error(e),
+    }
+}
+
+async fn readyz(State(store): State<Arc<dyn Store>>) -> Response {
+    match store.ping().await {
+        Ok(()) => (StatusCode::OK, "ready\n").into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness check failed");
+            (StatusCode::SERVICE_UNAVAILABLE, "store unavailable\n").into_response()
+        }
+    }
+}
+
+async fn render_metrics(State(state): State<ApiState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.prometheus.render(),
+    )
+        .into_response()
+}

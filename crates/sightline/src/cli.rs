@@ -1,0 +1,324 @@
+//! Argument definitions and the small subcommands (sources, tokens, events).
+
+use crate::config::{self, FileConfig};
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use serde_json::json;
+use sightline_core::{secret, time, Role};
+use sightline_store::Store;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "sightline",
+    version,
+    about = "Customer data platform with marketing-tag governance built in",
+    long_about = "Customer data platform with marketing-tag governance built in.\n\n\
+        Settings come from flags, then SIGHTLINE_* environment variables, then the TOML file \
+        named by --config, then defaults."
+)]
+pub struct Cli {
+    /// TOML config file (keys: data, database_url, listen, dedup_window, key_grace).
+    #[arg(long, global = true, env = "SIGHTLINE_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the collector and the API.
+    Serve(ServeArgs),
+    /// Manage tracking sources and their write keys.
+    #[command(subcommand)]
+    Source(SourceCommand),
+    /// Manage API tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Read the event log.
+    #[command(subcommand)]
+    Events(EventsCommand),
+}
+
+/// Where the store is: SQLite in the data directory unless a PostgreSQL URL is given.
+#[derive(Debug, Args)]
+pub struct StoreArgs {
+    /// Data directory for the embedded SQLite store [default: ./sightline-data].
+    #[arg(long, env = "SIGHTLINE_DATA", value_name = "DIR")]
+    data: Option<PathBuf>,
+    /// postgres://user@host:port/db selects PostgreSQL instead of SQLite.
+    #[arg(
+        long,
+        env = "SIGHTLINE_DATABASE_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    database_url: Option<String>,
+}
+
+impl StoreArgs {
+    pub async fn open(&self, file: &FileConfig) -> Result<Arc<dyn Store>> {
+        let data = self
+            .data
+            .clone()
+            .or_else(|| file.data.clone())
+            .unwrap_or_else(|| PathBuf::from(config::DEFAULT_DATA_DIR));
+        let url = self
+            .database_url
+            .clone()
+            .or_else(|| file.database_url.clone());
+        sightline_store::open(&data, url.as_deref())
+            .await
+            .context("cannot open the store")
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Address to listen on [default: 127.0.0.1:8088]; port 0 picks a free port.
+    #[arg(long, env = "SIGHTLINE_LISTEN", value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// A (source, messageId) seen within this window is dropped as a duplicate [default: 24h].
+    #[arg(long, env = "SIGHTLINE_DEDUP_WINDOW", value_name = "DURATION")]
+    pub dedup_window: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+enum SourceCommand {
+    /// Create a source and print its write key (shown this once).
+    Add {
+        name: String,
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Print {"id","name","write_key"} as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List sources (never their keys).
+    List {
+        #[command(flatten)]
+        store: StoreArgs,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Issue a new write key; the old ones keep working for the grace period.
+    RotateKey {
+        name: String,
+        #[command(flatten)]
+        store: StoreArgs,
+        /// How long the old keys keep working [default: 24h; "0s" revokes them now].
+        #[arg(long, env = "SIGHTLINE_KEY_GRACE", value_name = "DURATION")]
+        grace: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenCommand {
+    /// Create an API token and print it (shown this once).
+    Create {
+        /// admin, marketing or security.
+        #[arg(long)]
+        role: String,
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Print {"id","role","token"} as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum EventsCommand {
+    /// Print events from the log as NDJSON and follow new ones as they arrive.
+    Tail {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Only this source's events.
+        #[arg(long, value_name = "NAME")]
+        source: Option<String>,
+        /// Start after this sequence number [default: the end of the log].
+        #[arg(long, value_name = "SEQ", conflicts_with = "from_start")]
+        after: Option<i64>,
+        /// Start at the beginning of the log.
+        #[arg(long)]
+        from_start: bool,
+        /// Print what is there and exit instead of following.
+        #[arg(long)]
+        no_follow: bool,
+    },
+}
+
+pub const WRITE_KEY_LEN: usize = 32;
+pub const TOKEN_PREFIX: &str = "slt_";
+pub const TOKEN_LEN: usize = 40;
+
+pub async fn run(cli: Cli) -> Result<()> {
+    let file = FileConfig::load(cli.config.as_deref())?;
+    match cli.command {
+        Command::Serve(args) => crate::serve::run(args, &file).await,
+        Command::Source(SourceCommand::Add { name, store, json }) => {
+            let store = store.open(&file).await?;
+            let (source, key) = add_source(store.as_ref(), &name).await?;
+            if json {
+                println!(
+                    "{}",
+                    json!({"id": source.id, "name": source.name, "write_key": key})
+                );
+            } else {
+                println!(
+                    "created source {:?}; its write key (shown once): {key}",
+                    source.name
+                );
+            }
+            Ok(())
+        }
+        Command::Source(SourceCommand::List { store, json }) => {
+            let store = store.open(&file).await?;
+            let sources = store.list_sources().await?;
+            if json {
+                println!("{}", serde_json::to_string(&sources)?);
+            } else {
+                for s in sources {
+                    println!(
+                        "{}\t{}\tcreated {}",
+                        s.id,
+                        s.name,
+                        time::format_ms(s.created_at)
+                    );
+                }
+            }
+            Ok(())
+        }
+        Command::Source(SourceCommand::RotateKey {
+            name,
+            store,
+            grace,
+            json,
+        }) => {
+            let grace = grace
+                .or_else(|| file.key_grace.clone())
+                .unwrap_or_else(|| "24h".into());
+            let grace = config::parse_duration("--grace", &grace)?;
+            let store = store.open(&file).await?;
+            let source = store.source_by_name(&name).await?.with_context(|| {
+                format!("no source named {name:?}: `sightline source list` shows them")
+            })?;
+            let key = secret::generate("", WRITE_KEY_LEN);
+            let until = time::now_ms() + grace.as_millis() as i64;
+            store
+                .rotate_key(source.id, &secret::hash(&key), until)
+                .await?;
+            if json {
+                println!(
+                    "{}",
+                    json!({"id": source.id, "name": source.name, "write_key": key,
+                           "old_keys_valid_until": time::format_ms(until)})
+                );
+            } else {
+                println!(
+                    "new write key for {:?} (shown once): {key}\nold keys work until {}",
+                    source.name,
+                    time::format_ms(until)
+                );
+            }
+            Ok(())
+        }
+        Command::Token(TokenCommand::Create { role, store, json }) => {
+            let Some(role) = Role::parse(&role) else {
+                bail!("unknown role {role:?}: use admin, marketing or security");
+            };
+            let store = store.open(&file).await?;
+            let (token, secret) = create_token(store.as_ref(), role).await?;
+            if json {
+                println!(
+                    "{}",
+                    json!({"id": token.id, "role": token.role, "token": secret})
+                );
+            } else {
+                println!("created {role} token (shown once): {secret}");
+            }
+            Ok(())
+        }
+        Command::Events(EventsCommand::Tail {
+            store,
+            source,
+            after,
+            from_start,
+            no_follow,
+        }) => {
+            let store = store.open(&file).await?;
+            tail(
+                store.as_ref(),
+                source.as_deref(),
+                after,
+                from_start,
+                !no_follow,
+            )
+            .await
+        }
+    }
+}
+
+pub async fn add_source(store: &dyn Store, name: &str) -> Result<(sightline_core::Source, String)> {
+    if name.trim().is_empty() || name.len() > 100 {
+        bail!("a source name must be 1 to 100 characters");
+    }
+    let key = secret::generate("", WRITE_KEY_LEN);
+    let source = store.create_source(name, &secret::hash(&key)).await?;
+    Ok((source, key))
+}
+
+pub async fn create_token(
+    store: &dyn Store,
+    role: Role,
+) -> Result<(sightline_core::Token, String)> {
+    let secret = secret::generate(TOKEN_PREFIX, TOKEN_LEN);
+    let token = store.create_token(role, &secret::hash(&secret)).await?;
+    Ok((token, secret))
+}
+
+async fn tail(
+    store: &dyn Store,
+    source: Option<&str>,
+    after: Option<i64>,
+    from_start: bool,
+    follow: bool,
+) -> Result<()> {
+    let source_id = match source {
+        Some(name) => Some(
+            store
+                .source_by_name(name)
+                .await?
+                .with_context(|| format!("no source named {name:?}"))?
+                .id,
+        ),
+        None => None,
+    };
+    let mut position = match (after, from_start || !follow) {
+        (Some(seq), _) => seq,
+        (None, true) => 0,
+        (None, false) => store.last_seq().await?,
+    };
+    let mut idle = tokio::time::interval(Duration::from_millis(200));
+    loop {
+        let events = store.read_events(position, 1000, source_id).await?;
+        for event in &events {
+            println!("{}", event.to_json());
+        }
+        if let Some(last) = events.last() {
+            position = last.seq;
+        }
+        if events.len() < 1000 {
+            if !follow {
+                return Ok(());
+            }
+            idle.tick().await;
+        }
+    }
+}

@@ -1,0 +1,82 @@
+//! Settings come from flags, then `SIGHTLINE_*` environment variables (clap reads both),
+//! then an optional TOML file, then defaults: in that order of precedence.
+
+use anyhow::{Context, Result};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub const DEFAULT_DATA_DIR: &str = "./sightline-data";
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8088";
+
+/// The TOML config file. Every key is optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub data: Option<PathBuf>,
+    pub database_url: Option<String>,
+    pub listen: Option<String>,
+    /// e.g. "24h", "90m"
+    pub dedup_window: Option<String>,
+    /// How long a rotated-out write key keeps working, e.g. "24h".
+    pub key_grace: Option<String>,
+}
+
+impl FileConfig {
+    pub fn load(path: Option<&Path>) -> Result<FileConfig> {
+        let Some(path) = path else {
+            return Ok(FileConfig::default());
+        };
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config file {}", path.display()))?;
+        toml::from_str(&text).with_context(|| {
+            format!(
+                "config file {} is not valid: keys are data, database_url, listen, dedup_window, key_grace",
+                path.display()
+            )
+        })
+    }
+}
+
+/// A duration as people write it: "24h", "30m", "7d", "1h 30m".
+pub fn parse_duration(what: &str, text: &str) -> Result<Duration> {
+    humantime::parse_duration(text)
+        .with_context(|| format!("{what} {text:?} is not a duration: write e.g. 24h, 90m or 7d"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_as_people_write_them() {
+        assert_eq!(
+            parse_duration("w", "24h").unwrap(),
+            Duration::from_secs(86_400)
+        );
+        assert_eq!(
+            parse_duration("w", "1h 30m").unwrap(),
+            Duration::from_secs(5_400)
+        );
+        assert!(parse_duration("w", "soon")
+            .unwrap_err()
+            .to_string()
+            .contains("24h"));
+    }
+
+    #[test]
+    fn unknown_config_keys_are_refused() {
+        let dir = std::env::temp_dir().join(format!("sl-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("sightline.toml");
+        std::fs::write(&path, "listen = \"0.0.0.0:9\"\nlisten_port = 1\n").unwrap();
+        let err = FileConfig::load(Some(&path)).unwrap_err();
+        assert!(format!("{err:#}").contains("listen_port"));
+        std::fs::write(&path, "listen = \"0.0.0.0:9\"\n").unwrap();
+        assert_eq!(
+            FileConfig::load(Some(&path)).unwrap().listen.as_deref(),
+            Some("0.0.0.0:9")
+        );
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}

@@ -1,0 +1,136 @@
+//! One storage trait, two real backends. The event log is append-only: every accepted
+//! event gets a sequence number that only grows, in commit order, so that processors can
+//! consume the log from a checkpoint. Appends are grouped: concurrent requests share one
+//! transaction (group commit), and each request's events are stored all or none.
+
+mod group;
+mod postgres;
+mod sqlite;
+
+use async_trait::async_trait;
+use sightline_core::{NewEvent, Role, Source, StoredEvent, Token};
+use std::path::Path;
+use std::sync::Arc;
+
+pub use postgres::PostgresStore;
+pub use sqlite::SqliteStore;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("SQLite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("PostgreSQL: {0}")]
+    Postgres(#[from] tokio_postgres::Error),
+    #[error("PostgreSQL connection pool: {0}")]
+    Pool(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("the store is shutting down")]
+    Closed,
+    #[error("cannot open the store: {0}")]
+    Open(String),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// What became of one event handed to [`Store::append`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Appended {
+    /// Stored at this sequence number.
+    Stored(i64),
+    /// Its (source, messageId) was seen within the dedup window: acknowledged, not stored.
+    Duplicate,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Appends one request's events atomically and durably; returns once committed.
+    /// An event whose (source, messageId) was stored at or after `dedup_since` (ms) is a
+    /// duplicate; an older one starts a new window.
+    async fn append(&self, events: Vec<NewEvent>, dedup_since: i64) -> Result<Vec<Appended>>;
+    /// Events with `seq > after`, oldest first.
+    async fn read_events(
+        &self,
+        after: i64,
+        limit: usize,
+        source_id: Option<i64>,
+    ) -> Result<Vec<StoredEvent>>;
+    /// The highest sequence number in the log (0 when empty).
+    async fn last_seq(&self) -> Result<i64>;
+    /// Cheap check that the store answers.
+    async fn ping(&self) -> Result<()>;
+    /// Forgets dedup entries older than `before` (ms); returns how many.
+    async fn prune_dedup(&self, before: i64) -> Result<u64>;
+
+    /// True when the store has neither sources nor tokens: a first start.
+    async fn is_empty(&self) -> Result<bool>;
+    async fn create_source(&self, name: &str, key_hash: &str) -> Result<Source>;
+    async fn list_sources(&self) -> Result<Vec<Source>>;
+    async fn source_by_name(&self, name: &str) -> Result<Option<Source>>;
+    /// The source whose write key hashes to `key_hash` and has not expired at `now`.
+    async fn source_for_key(&self, key_hash: &str, now: i64) -> Result<Option<Source>>;
+    /// Adds a new key to the source; its current keys stay valid until `old_valid_until`.
+    async fn rotate_key(&self, source_id: i64, key_hash: &str, old_valid_until: i64) -> Result<()>;
+    async fn create_token(&self, role: Role, token_hash: &str) -> Result<Token>;
+    async fn token_for_hash(&self, token_hash: &str) -> Result<Option<Token>>;
+
+    /// A processor's position in the log (0 when it never committed one).
+    async fn checkpoint(&self, processor: &str) -> Result<i64>;
+    async fn set_checkpoint(&self, processor: &str, seq: i64) -> Result<()>;
+}
+
+/// Opens the store a command line or config names: PostgreSQL when a `postgres://` URL
+/// is given, else SQLite in `data_dir`. Migrations are applied before it returns.
+pub async fn open(data_dir: &Path, database_url: Option<&str>) -> Result<Arc<dyn Store>> {
+    match database_url {
+        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            Ok(Arc::new(PostgresStore::connect(url).await?))
+        }
+        Some(url) => Err(StoreError::Open(format!(
+            "unsupported database URL {:?}: use postgres://user@host:port/db, or omit it for SQLite in the data directory",
+            redact_url(url)
+        ))),
+        None => Ok(Arc::new(SqliteStore::open(data_dir).await?)),
+    }
+}
+
+/// A URL fit for logs: any password replaced by `***`.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &url[scheme_end + 3..at];
+            match userinfo.find(':') {
+                Some(colon) => format!(
+                    "{}{}:***{}",
+                    &url[..scheme_end + 3],
+                    &userinfo[..colon],
+                    &url[at..]
+                ),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// How many requests' appends may wait for the writer before callers are held back.
+const WRITE_QUEUE_REQUESTS: usize = 4096;
+/// A group commit stops taking more requests once it holds this many events.
+const GROUP_COMMIT_MAX_EVENTS: usize = 20_000;
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn redacts_passwords_only() {
+        assert_eq!(
+            redact_url("postgres://u:secret@h:5432/db"),
+            "postgres://u:***@h:5432/db"
+        );
+        assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(redact_url("mysql://h"), "mysql://h");
+    }
+}

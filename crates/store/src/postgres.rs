@@ -1,0 +1,441 @@
+//! PostgreSQL backend: a connection pool for reads and administration, one writer
+//! connection with group commit for the log. Appends take a transaction-scoped advisory
+//! lock, so that even several servers on one database commit sequence numbers in order
+//! and a reader that has seen `seq = n` can never later see a smaller one appear.
+
+use crate::group::{self, AppendRequest};
+use crate::{Appended, Result, Store, StoreError, WRITE_QUEUE_REQUESTS};
+use async_trait::async_trait;
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use sightline_core::{EventType, NewEvent, Role, Source, StoredEvent, Token};
+use std::collections::{HashMap, HashSet};
+use tokio::sync::mpsc;
+use tokio_postgres::{Client, NoTls, Row};
+
+/// Arbitrary, fixed: the advisory lock key that serialises appends to the log.
+const APPEND_LOCK: i64 = 7_461_001;
+const MIGRATION_LOCK: i64 = APPEND_LOCK + 1;
+
+const MIGRATIONS: &[&str] = &[
+    // 1: the event log, dedup, sources, keys, tokens, processor checkpoints.
+    "CREATE TABLE events (
+        seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        source_id BIGINT NOT NULL,
+        message_id TEXT NOT NULL,
+        type TEXT NOT NULL,
+        received_at BIGINT NOT NULL,
+        body TEXT NOT NULL
+     );
+     CREATE INDEX events_by_source ON events (source_id, seq);
+     CREATE TABLE dedup (
+        source_id BIGINT NOT NULL,
+        message_id TEXT NOT NULL,
+        seen_at BIGINT NOT NULL,
+        PRIMARY KEY (source_id, message_id)
+     );
+     CREATE INDEX dedup_by_age ON dedup (seen_at);
+     CREATE TABLE sources (
+        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        created_at BIGINT NOT NULL
+     );
+     CREATE TABLE source_keys (
+        key_hash TEXT PRIMARY KEY,
+        source_id BIGINT NOT NULL REFERENCES sources (id),
+        created_at BIGINT NOT NULL,
+        expires_at BIGINT
+     );
+     CREATE TABLE tokens (
+        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        token_hash TEXT NOT NULL UNIQUE,
+        role TEXT NOT NULL,
+        created_at BIGINT NOT NULL
+     );
+     CREATE TABLE checkpoints (
+        processor TEXT PRIMARY KEY,
+        seq BIGINT NOT NULL
+     );",
+];
+
+pub struct PostgresStore {
+    pool: Pool,
+    writer: mpsc::Sender<AppendRequest>,
+}
+
+fn pool_error(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Pool(e.to_string())
+}
+
+async fn migrate(client: &mut Client) -> Result<()> {
+    let tx = client.transaction().await?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+        .await?;
+    tx.batch_execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version INT PRIMARY KEY, applied_at BIGINT NOT NULL)",
+    )
+    .await?;
+    let applied: i32 = tx
+        .query_one(
+            "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+            &[],
+        )
+        .await?
+        .get(0);
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(applied as usize) {
+        tx.batch_execute(sql).await?;
+        tx.execute(
+            "INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)",
+            &[&(index as i32 + 1), &sightline_core::time::now_ms()],
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+impl PostgresStore {
+    /// Connects to `url`, applies migrations and starts the log writer.
+    pub async fn connect(url: &str) -> Result<PostgresStore> {
+        let config: tokio_postgres::Config = url.parse().map_err(|e| {
+            StoreError::Open(format!(
+                "bad PostgreSQL URL {}: {e}",
+                crate::redact_url(url)
+            ))
+        })?;
+        let manager = Manager::from_config(
+            config.clone(),
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(16)
+            .build()
+            .map_err(pool_error)?;
+        let (mut writer_client, connection) = config.connect(NoTls).await.map_err(|e| {
+            StoreError::Open(format!(
+                "cannot connect to PostgreSQL at {}: {e}",
+                crate::redact_url(url)
+            ))
+        })?;
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::error!(error = %e, "PostgreSQL writer connection closed");
+            }
+        });
+        migrate(&mut writer_client).await?;
+        let (writer, queue) = mpsc::channel(WRITE_QUEUE_REQUESTS);
+        tokio::spawn(write_loop(writer_client, queue));
+        Ok(PostgresStore { pool, writer })
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Object> {
+        self.pool.get().await.map_err(pool_error)
+    }
+}
+
+async fn write_loop(mut client: Client, mut queue: mpsc::Receiver<AppendRequest>) {
+    while let Some(first) = queue.recv().await {
+        let group = group::take_group(first, &mut queue);
+        let outcome = commit_group(&mut client, &group).await;
+        group::answer(group, outcome);
+    }
+}
+
+async fn commit_group(client: &mut Client, group: &[AppendRequest]) -> Result<Vec<Vec<Appended>>> {
+    // Within the group, a repeated (source, messageId) is a duplicate of its first
+    // occurrence; the database decides only for the first occurrences.
+    let mut seen = HashSet::new();
+    let (mut sources, mut ids, mut seen_at) = (vec![], vec![], vec![]);
+    for request in group {
+        for e in &request.events {
+            if seen.insert((e.source_id, e.message_id.as_str())) {
+                sources.push(e.source_id);
+                ids.push(e.message_id.as_str());
+                seen_at.push(e.received_at);
+            }
+        }
+    }
+    // Every request carries the same configured window; the oldest bound is the safe one.
+    let since = group.iter().map(|r| r.dedup_since).min().unwrap_or(0);
+    let tx = client.transaction().await?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&APPEND_LOCK])
+        .await?;
+    let claimed: HashSet<(i64, String)> = tx
+        .query(
+            "INSERT INTO dedup (source_id, message_id, seen_at)
+             SELECT s, m, t FROM unnest($1::bigint[], $2::text[], $3::bigint[]) AS u (s, m, t)
+             ON CONFLICT (source_id, message_id) DO UPDATE SET seen_at = EXCLUDED.seen_at
+             WHERE dedup.seen_at < $4
+             RETURNING source_id, message_id",
+            &[&sources, &ids, &seen_at, &since],
+        )
+        .await?
+        .into_iter()
+        .map(|row| (row.get(0), row.get(1)))
+        .collect();
+
+    // Insert the claimed events in arrival order; each one once.
+    let mut fresh = Vec::new();
+    let mut first_claim = HashSet::new();
+    for request in group {
+        for e in &request.events {
+            let key = (e.source_id, e.message_id.clone());
+            if claimed.contains(&key) && first_claim.insert(key) {
+                fresh.push(e);
+            }
+        }
+    }
+    let seqs: HashMap<(i64, String), i64> = if fresh.is_empty() {
+        HashMap::new()
+    } else {
+        let columns = (
+            fresh.iter().map(|e| e.source_id).collect::<Vec<_>>(),
+            fresh
+                .iter()
+                .map(|e| e.message_id.as_str())
+                .collect::<Vec<_>>(),
+            fresh
+                .iter()
+                .map(|e| e.event_type.as_str())
+                .collect::<Vec<_>>(),
+            fresh.iter().map(|e| e.received_at).collect::<Vec<_>>(),
+            fresh.iter().map(|e| e.body.as_str()).collect::<Vec<_>>(),
+        );
+        tx.query(
+            "INSERT INTO events (source_id, message_id, type, received_at, body)
+             SELECT s, m, y, r, b FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::text[])
+                 WITH ORDINALITY AS u (s, m, y, r, b, n)
+             ORDER BY n
+             RETURNING seq, source_id, message_id",
+            &[&columns.0, &columns.1, &columns.2, &columns.3, &columns.4],
+        )
+        .await?
+        .into_iter()
+        .map(|row| ((row.get(1), row.get(2)), row.get(0)))
+        .collect()
+    };
+    tx.commit().await?;
+
+    let mut answered = HashSet::new();
+    Ok(group
+        .iter()
+        .map(|request| {
+            request
+                .events
+                .iter()
+                .map(|e| {
+                    let key = (e.source_id, e.message_id.clone());
+                    match seqs.get(&key) {
+                        Some(&seq) if answered.insert(key) => Appended::Stored(seq),
+                        _ => Appended::Duplicate,
+                    }
+                })
+                .collect()
+        })
+        .collect())
+}
+
+fn event_from_row(row: &Row) -> StoredEvent {
+    StoredEvent {
+        seq: row.get(0),
+        source_id: row.get(1),
+        message_id: row.get(2),
+        event_type: EventType::parse(row.get(3)).unwrap_or(EventType::Track),
+        received_at: row.get(4),
+        body: row.get(5),
+    }
+}
+
+fn source_from_row(row: &Row) -> Source {
+    Source {
+        id: row.get(0),
+        name: row.get(1),
+        created_at: row.get(2),
+    }
+}
+
+fn token_from_row(row: &Row) -> Token {
+    Token {
+        id: row.get(0),
+        role: Role::parse(row.get(1)).unwrap_or(Role::Marketing),
+    }
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    async fn append(&self, events: Vec<NewEvent>, dedup_since: i64) -> Result<Vec<Appended>> {
+        group::submit(&self.writer, events, dedup_since).await
+    }
+
+    async fn read_events(
+        &self,
+        after: i64,
+        limit: usize,
+        source_id: Option<i64>,
+    ) -> Result<Vec<StoredEvent>> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT seq, source_id, message_id, type, received_at, body FROM events
+                 WHERE seq > $1 AND ($2::bigint IS NULL OR source_id = $2) ORDER BY seq LIMIT $3",
+                &[&after, &source_id, &(limit as i64)],
+            )
+            .await?;
+        Ok(rows.iter().map(event_from_row).collect())
+    }
+
+    async fn last_seq(&self) -> Result<i64> {
+        let client = self.client().await?;
+        Ok(client
+            .query_one("SELECT COALESCE(MAX(seq), 0) FROM events", &[])
+            .await?
+            .get(0))
+    }
+
+    async fn ping(&self) -> Result<()> {
+        self.client().await?.query_one("SELECT 1", &[]).await?;
+        Ok(())
+    }
+
+    async fn prune_dedup(&self, before: i64) -> Result<u64> {
+        let client = self.client().await?;
+        Ok(client
+            .execute("DELETE FROM dedup WHERE seen_at < $1", &[&before])
+            .await?)
+    }
+
+    async fn is_empty(&self) -> Result<bool> {
+        let client = self.client().await?;
+        Ok(client
+            .query_one(
+                "SELECT NOT EXISTS (SELECT 1 FROM sources) AND NOT EXISTS (SELECT 1 FROM tokens)",
+                &[],
+            )
+            .await?
+            .get(0))
+    }
+
+    async fn create_source(&self, name: &str, key_hash: &str) -> Result<Source> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let now = sightline_core::time::now_ms();
+        let row = tx
+            .query_opt(
+                "INSERT INTO sources (name, created_at) VALUES ($1, $2)
+                 ON CONFLICT (name) DO NOTHING RETURNING id, name, created_at",
+                &[&name, &now],
+            )
+            .await?
+            .ok_or_else(|| {
+                StoreError::Conflict(format!(
+                    "a source named {name:?} already exists: pick another name, or rotate its key with `sightline source rotate-key {name}`"
+                ))
+            })?;
+        let source = source_from_row(&row);
+        tx.execute(
+            "INSERT INTO source_keys (key_hash, source_id, created_at) VALUES ($1, $2, $3)",
+            &[&key_hash, &source.id, &now],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(source)
+    }
+
+    async fn list_sources(&self) -> Result<Vec<Source>> {
+        let client = self.client().await?;
+        let rows = client
+            .query("SELECT id, name, created_at FROM sources ORDER BY id", &[])
+            .await?;
+        Ok(rows.iter().map(source_from_row).collect())
+    }
+
+    async fn source_by_name(&self, name: &str) -> Result<Option<Source>> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "SELECT id, name, created_at FROM sources WHERE name = $1",
+                &[&name],
+            )
+            .await?;
+        Ok(row.as_ref().map(source_from_row))
+    }
+
+    async fn source_for_key(&self, key_hash: &str, now: i64) -> Result<Option<Source>> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "SELECT s.id, s.name, s.created_at FROM source_keys k
+                 JOIN sources s ON s.id = k.source_id
+                 WHERE k.key_hash = $1 AND (k.expires_at IS NULL OR k.expires_at > $2)",
+                &[&key_hash, &now],
+            )
+            .await?;
+        Ok(row.as_ref().map(source_from_row))
+    }
+
+    async fn rotate_key(&self, source_id: i64, key_hash: &str, old_valid_until: i64) -> Result<()> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        tx.execute(
+            "UPDATE source_keys SET expires_at = $2 WHERE source_id = $1
+             AND (expires_at IS NULL OR expires_at > $2)",
+            &[&source_id, &old_valid_until],
+        )
+        .await?;
+        tx.execute(
+            "INSERT INTO source_keys (key_hash, source_id, created_at) VALUES ($1, $2, $3)",
+            &[&key_hash, &source_id, &sightline_core::time::now_ms()],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn create_token(&self, role: Role, token_hash: &str) -> Result<Token> {
+        let client = self.client().await?;
+        let row = client
+            .query_one(
+                "INSERT INTO tokens (token_hash, role, created_at) VALUES ($1, $2, $3)
+                 RETURNING id, role",
+                &[&token_hash, &role.as_str(), &sightline_core::time::now_ms()],
+            )
+            .await?;
+        Ok(token_from_row(&row))
+    }
+
+    async fn token_for_hash(&self, token_hash: &str) -> Result<Option<Token>> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "SELECT id, role FROM tokens WHERE token_hash = $1",
+                &[&token_hash],
+            )
+            .await?;
+        Ok(row.as_ref().map(token_from_row))
+    }
+
+    async fn checkpoint(&self, processor: &str) -> Result<i64> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "SELECT seq FROM checkpoints WHERE processor = $1",
+                &[&processor],
+            )
+            .await?;
+        Ok(row.map(|r| r.get(0)).unwrap_or(0))
+    }
+
+    async fn set_checkpoint(&self, processor: &str, seq: i64) -> Result<()> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "INSERT INTO checkpoints (processor, seq) VALUES ($1, $2)
+                 ON CONFLICT (processor) DO UPDATE SET seq = EXCLUDED.seq",
+                &[&processor, &seq],
+            )
+            .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,428 @@
+//! SQLite backend: WAL, one writer thread with group commit, a small pool of readers.
+//! `synchronous=FULL` so that a commit survives power loss, not only a crash: the
+//! group commit pays one fsync for many requests.
+
+use crate::group::{self, AppendRequest};
+use crate::{Appended, Result, Store, StoreError, WRITE_QUEUE_REQUESTS};
+use async_trait::async_trait;
+use rusqlite::{params, Connection, OptionalExtension};
+use sightline_core::{EventType, NewEvent, Role, Source, StoredEvent, Token};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use tokio::sync::mpsc;
+
+const MIGRATIONS: &[&str] = &[
+    // 1: the event log, dedup, sources, keys, tokens, processor checkpoints.
+    "CREATE TABLE events (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        source_id INTEGER NOT NULL,
+        message_id TEXT NOT NULL,
+        type TEXT NOT NULL,
+        received_at INTEGER NOT NULL,
+        body TEXT NOT NULL
+     );
+     CREATE INDEX events_by_source ON events (source_id, seq);
+     CREATE TABLE dedup (
+        source_id INTEGER NOT NULL,
+        message_id TEXT NOT NULL,
+        seen_at INTEGER NOT NULL,
+        PRIMARY KEY (source_id, message_id)
+     ) WITHOUT ROWID;
+     CREATE INDEX dedup_by_age ON dedup (seen_at);
+     CREATE TABLE sources (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        name TEXT NOT NULL UNIQUE,
+        created_at INTEGER NOT NULL
+     );
+     CREATE TABLE source_keys (
+        key_hash TEXT PRIMARY KEY,
+        source_id INTEGER NOT NULL REFERENCES sources (id),
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER
+     );
+     CREATE TABLE tokens (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        token_hash TEXT NOT NULL UNIQUE,
+        role TEXT NOT NULL,
+        created_at INTEGER NOT NULL
+     );
+     CREATE TABLE checkpoints (
+        processor TEXT PRIMARY KEY,
+        seq INTEGER NOT NULL
+     );",
+];
+
+pub struct SqliteStore {
+    path: PathBuf,
+    readers: Mutex<Vec<Connection>>,
+    writer: mpsc::Sender<AppendRequest>,
+}
+
+fn connect(path: &Path) -> Result<Connection> {
+    let conn = Connection::open(path)?;
+    // Other processes (the CLI beside a running server) may hold the write lock briefly.
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL;
+         PRAGMA synchronous = FULL;
+         PRAGMA foreign_keys = ON;",
+    )?;
+    Ok(conn)
+}
+
+fn migrate(conn: &mut Connection) -> Result<()> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let applied: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(applied as usize) {
+        tx.execute_batch(sql)?;
+        tx.execute_batch(&format!("PRAGMA user_version = {}", index + 1))?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) `DIR/sightline.db` and applies migrations.
+    pub async fn open(data_dir: &Path) -> Result<SqliteStore> {
+        std::fs::create_dir_all(data_dir).map_err(|e| {
+            StoreError::Open(format!(
+                "cannot create data directory {}: {e}",
+                data_dir.display()
+            ))
+        })?;
+        let path = data_dir.join("sightline.db");
+        let writer_path = path.clone();
+        let (writer, queue) = mpsc::channel(WRITE_QUEUE_REQUESTS);
+        let mut conn = tokio::task::spawn_blocking(move || -> Result<Connection> {
+            let mut conn = connect(&writer_path)?;
+            migrate(&mut conn)?;
+            Ok(conn)
+        })
+        .await
+        .map_err(|e| StoreError::Open(e.to_string()))??;
+        std::thread::Builder::new()
+            .name("sqlite-writer".into())
+            .spawn(move || write_loop(&mut conn, queue))
+            .map_err(|e| StoreError::Open(e.to_string()))?;
+        Ok(SqliteStore {
+            path,
+            readers: Mutex::new(Vec::new()),
+            writer,
+        })
+    }
+
+    /// Runs `f` on a pooled connection off the async runtime.
+    async fn with_conn<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+    {
+        let pooled = self.readers.lock().expect("reader pool poisoned").pop();
+        let path = self.path.clone();
+        let (conn, result) = tokio::task::spawn_blocking(move || {
+            let mut conn = match pooled {
+                Some(conn) => conn,
+                None => match connect(&path) {
+                    Ok(conn) => conn,
+                    Err(e) => return (None, Err(e)),
+                },
+            };
+            let result = f(&mut conn);
+            (Some(conn), result)
+        })
+        .await
+        .map_err(|e| StoreError::Open(e.to_string()))?;
+        if let Some(conn) = conn {
+            self.readers
+                .lock()
+                .expect("reader pool poisoned")
+                .push(conn);
+        }
+        result
+    }
+}
+
+fn write_loop(conn: &mut Connection, mut queue: mpsc::Receiver<AppendRequest>) {
+    while let Some(first) = queue.blocking_recv() {
+        let group = group::take_group(first, &mut queue);
+        let outcome = commit_group(conn, &group);
+        group::answer(group, outcome);
+    }
+}
+
+fn commit_group(conn: &mut Connection, group: &[AppendRequest]) -> Result<Vec<Vec<Appended>>> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let mut results = Vec::with_capacity(group.len());
+    {
+        // Inserted, or re-inserted once the earlier entry fell out of the window.
+        let mut claim = tx.prepare_cached(
+            "INSERT INTO dedup (source_id, message_id, seen_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT (source_id, message_id) DO UPDATE SET seen_at = excluded.seen_at
+             WHERE dedup.seen_at < ?4",
+        )?;
+        let mut insert = tx.prepare_cached(
+            "INSERT INTO events (source_id, message_id, type, received_at, body)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?;
+        for request in group {
+            let mut outcome = Vec::with_capacity(request.events.len());
+            for e in &request.events {
+                let fresh = claim.execute(params![
+                    e.source_id,
+                    e.message_id,
+                    e.received_at,
+                    request.dedup_since
+                ])? == 1;
+                if fresh {
+                    insert.execute(params![
+                        e.source_id,
+                        e.message_id,
+                        e.event_type.as_str(),
+                        e.received_at,
+                        e.body
+                    ])?;
+                    outcome.push(Appended::Stored(tx.last_insert_rowid()));
+                } else {
+                    outcome.push(Appended::Duplicate);
+                }
+            }
+            results.push(outcome);
+        }
+    }
+    tx.commit()?;
+    Ok(results)
+}
+
+fn event_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredEvent> {
+    let kind: String = row.get(3)?;
+    Ok(StoredEvent {
+        seq: row.get(0)?,
+        source_id: row.get(1)?,
+        message_id: row.get(2)?,
+        event_type: EventType::parse(&kind).unwrap_or(EventType::Track),
+        received_at: row.get(4)?,
+        body: row.get(5)?,
+    })
+}
+
+fn source_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Source> {
+    Ok(Source {
+        id: row.get(0)?,
+        name: row.get(1)?,
+        created_at: row.get(2)?,
+    })
+}
+
+fn token_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Token> {
+    let role: String = row.get(1)?;
+    Ok(Token {
+        id: row.get(0)?,
+        role: Role::parse(&role).unwrap_or(Role::Marketing),
+    })
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn append(&self, events: Vec<NewEvent>, dedup_since: i64) -> Result<Vec<Appended>> {
+        group::submit(&self.writer, events, dedup_since).await
+    }
+
+    async fn read_events(
+        &self,
+        after: i64,
+        limit: usize,
+        source_id: Option<i64>,
+    ) -> Result<Vec<StoredEvent>> {
+        self.with_conn(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT seq, source_id, message_id, type, received_at, body FROM events
+                 WHERE seq > ?1 AND (?2 IS NULL OR source_id = ?2) ORDER BY seq LIMIT ?3",
+            )?;
+            let rows = stmt.query_map(params![after, source_id, limit as i64], event_from_row)?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+        .await
+    }
+
+    async fn last_seq(&self) -> Result<i64> {
+        self.with_conn(|conn| {
+            Ok(conn.query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |r| r.get(0))?)
+        })
+        .await
+    }
+
+    async fn ping(&self) -> Result<()> {
+        self.with_conn(|conn| Ok(conn.query_row("SELECT 1", [], |_| Ok(()))?))
+            .await
+    }
+
+    async fn prune_dedup(&self, before: i64) -> Result<u64> {
+        self.with_conn(move |conn| {
+            Ok(conn.execute("DELETE FROM dedup WHERE seen_at < ?1", [before])? as u64)
+        })
+        .await
+    }
+
+    async fn is_empty(&self) -> Result<bool> {
+        self.with_conn(|conn| {
+            Ok(conn.query_row(
+                "SELECT NOT EXISTS (SELECT 1 FROM sources) AND NOT EXISTS (SELECT 1 FROM tokens)",
+                [],
+                |r| r.get(0),
+            )?)
+        })
+        .await
+    }
+
+    async fn create_source(&self, name: &str, key_hash: &str) -> Result<Source> {
+        let (name, key_hash) = (name.to_string(), key_hash.to_string());
+        self.with_conn(move |conn| {
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let exists: bool = tx.query_row(
+                "SELECT EXISTS (SELECT 1 FROM sources WHERE name = ?1)",
+                [&name],
+                |r| r.get(0),
+            )?;
+            if exists {
+                return Err(StoreError::Conflict(format!(
+                    "a source named {name:?} already exists: pick another name, or rotate its key with `sightline source rotate-key {name}`"
+                )));
+            }
+            let now = sightline_core::time::now_ms();
+            let source = tx.query_row(
+                "INSERT INTO sources (name, created_at) VALUES (?1, ?2) RETURNING id, name, created_at",
+                params![name, now],
+                source_from_row,
+            )?;
+            tx.execute(
+                "INSERT INTO source_keys (key_hash, source_id, created_at) VALUES (?1, ?2, ?3)",
+                params![key_hash, source.id, now],
+            )?;
+            tx.commit()?;
+            Ok(source)
+        })
+        .await
+    }
+
+    async fn list_sources(&self) -> Result<Vec<Source>> {
+        self.with_conn(|conn| {
+            let mut stmt = conn.prepare("SELECT id, name, created_at FROM sources ORDER BY id")?;
+            let rows = stmt.query_map([], source_from_row)?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+        .await
+    }
+
+    async fn source_by_name(&self, name: &str) -> Result<Option<Source>> {
+        let name = name.to_string();
+        self.with_conn(move |conn| {
+            Ok(conn
+                .query_row(
+                    "SELECT id, name, created_at FROM sources WHERE name = ?1",
+                    [name],
+                    source_from_row,
+                )
+                .optional()?)
+        })
+        .await
+    }
+
+    async fn source_for_key(&self, key_hash: &str, now: i64) -> Result<Option<Source>> {
+        let key_hash = key_hash.to_string();
+        self.with_conn(move |conn| {
+            Ok(conn
+                .query_row(
+                    "SELECT s.id, s.name, s.created_at FROM source_keys k
+                     JOIN sources s ON s.id = k.source_id
+                     WHERE k.key_hash = ?1 AND (k.expires_at IS NULL OR k.expires_at > ?2)",
+                    params![key_hash, now],
+                    source_from_row,
+                )
+                .optional()?)
+        })
+        .await
+    }
+
+    async fn rotate_key(&self, source_id: i64, key_hash: &str, old_valid_until: i64) -> Result<()> {
+        let key_hash = key_hash.to_string();
+        self.with_conn(move |conn| {
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let now = sightline_core::time::now_ms();
+            tx.execute(
+                "UPDATE source_keys SET expires_at = ?2 WHERE source_id = ?1
+                 AND (expires_at IS NULL OR expires_at > ?2)",
+                params![source_id, old_valid_until],
+            )?;
+            tx.execute(
+                "INSERT INTO source_keys (key_hash, source_id, created_at) VALUES (?1, ?2, ?3)",
+                params![key_hash, source_id, now],
+            )?;
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn create_token(&self, role: Role, token_hash: &str) -> Result<Token> {
+        let token_hash = token_hash.to_string();
+        self.with_conn(move |conn| {
+            Ok(conn.query_row(
+                "INSERT INTO tokens (token_hash, role, created_at) VALUES (?1, ?2, ?3)
+                 RETURNING id, role",
+                params![token_hash, role.as_str(), sightline_core::time::now_ms()],
+                token_from_row,
+            )?)
+        })
+        .await
+    }
+
+    async fn token_for_hash(&self, token_hash: &str) -> Result<Option<Token>> {
+        let token_hash = token_hash.to_string();
+        self.with_conn(move |conn| {
+            Ok(conn
+                .query_row(
+                    "SELECT id, role FROM tokens WHERE token_hash = ?1",
+                    [token_hash],
+                    token_from_row,
+                )
+                .optional()?)
+        })
+        .await
+    }
+
+    async fn checkpoint(&self, processor: &str) -> Result<i64> {
+        let processor = processor.to_string();
+        self.with_conn(move |conn| {
+            Ok(conn
+                .query_row(
+                    "SELECT seq FROM checkpoints WHERE processor = ?1",
+                    [processor],
+                    |r| r.get(0),
+                )
+                .optional()?
+                .unwrap_or(0))
+        })
+        .await
+    }
+
+    async fn set_checkpoint(&self, processor: &str, seq: i64) -> Result<()> {
+        let processor = processor.to_string();
+        self.with_conn(move |conn| {
+            conn.execute(
+                "INSERT INTO checkpoints (processor, seq) VALUES (?1, ?2)
+                 ON CONFLICT (processor) DO UPDATE SET seq = excluded.seq",
+                params![processor, seq],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.path)
+            .finish()
+    }
+}
