@@ -40,6 +40,21 @@ enum Command {
     /// Read the event log.
     #[command(subcommand)]
     Events(EventsCommand),
+    /// Consent signals.
+    #[command(subcommand)]
+    Consent(ConsentCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum ConsentCommand {
+    /// Decode a TCF v2 TC string, a GPP string or a US Privacy string (kind detected).
+    Decode {
+        /// The consent string, e.g. a `euconsent-v2` cookie value or `1YNN`.
+        string: String,
+        /// Print one line of JSON (the default is indented JSON).
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Where the store is: SQLite in the data directory unless a PostgreSQL URL is given.
@@ -243,6 +258,16 @@ pub async fn run(cli: Cli) -> Result<()> {
             } else {
                 println!("created {role} token (shown once): {secret}");
             }
+            Ok(())
+        }
+        Command::Consent(ConsentCommand::Decode { string, json }) => {
+            let decoded = sightline_consent::decode(string.trim())?;
+            let text = if json {
+                serde_json::to_string(&decoded)?
+            } else {
+                serde_json::to_string_pretty(&decoded)?
+            };
+            println!("{text}");
             Ok(())
         }
         Command::Events(EventsCommand::Tail {

@@ -1,0 +1,210 @@
+//! The harness for end-to-end tests: the real `sightline` binary on a real store,
+//! driven over HTTP and through its command line.
+
+#![allow(dead_code)] // each test binary uses a different part of the harness
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_sightline");
+
+/// Where a test's server keeps its data.
+#[derive(Clone, Debug)]
+pub enum Backend {
+    Sqlite(PathBuf),
+    Postgres(String),
+}
+
+impl Backend {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Backend::Sqlite(_) => "sqlite",
+            Backend::Postgres(_) => "postgres",
+        }
+    }
+
+    pub fn args(&self) -> Vec<String> {
+        match self {
+            Backend::Sqlite(dir) => vec!["--data".into(), dir.display().to_string()],
+            Backend::Postgres(url) => vec!["--database-url".into(), url.clone()],
+        }
+    }
+}
+
+/// SQLite in a fresh directory, and PostgreSQL in a fresh schema when
+/// `SIGHTLINE_TEST_DATABASE_URL` is set (required in CI).
+pub async fn backends(test: &str) -> Vec<Backend> {
+    let dir = std::env::temp_dir().join(format!("sl-e2e-{}-{test}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut all = vec![Backend::Sqlite(dir)];
+    match std::env::var("SIGHTLINE_TEST_DATABASE_URL") {
+        Ok(base) => {
+            let schema = format!("e2e_{test}_{}", std::process::id());
+            let (client, connection) = tokio_postgres::connect(&base, tokio_postgres::NoTls)
+                .await
+                .expect("connect to SIGHTLINE_TEST_DATABASE_URL");
+            tokio::spawn(connection);
+            client
+                .batch_execute(&format!(
+                    "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema};"
+                ))
+                .await
+                .expect("create a test schema");
+            let separator = if base.contains('?') { '&' } else { '?' };
+            all.push(Backend::Postgres(format!(
+                "{base}{separator}options=-csearch_path%3D{schema}"
+            )));
+        }
+        Err(_) => {
+            assert!(
+                std::env::var("CI").is_err(),
+                "SIGHTLINE_TEST_DATABASE_URL must be set in CI: PostgreSQL tests may not be skipped"
+            );
+            eprintln!("SIGHTLINE_TEST_DATABASE_URL is not set: skipping PostgreSQL for {test}");
+        }
+    }
+    all
+}
+
+/// Runs a `sightline` command to completion.
+pub fn sightline(args: &[&str]) -> std::process::Output {
+    Command::new(BIN)
+        .args(args)
+        .output()
+        .expect("run sightline")
+}
+
+/// Runs a `sightline … --json` command that must succeed, and parses its output.
+pub fn sightline_json(backend: &Backend, args: &[&str]) -> Value {
+    let mut all: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    all.extend(backend.args());
+    all.push("--json".into());
+    let output = Command::new(BIN)
+        .args(&all)
+        .output()
+        .expect("run sightline");
+    assert!(
+        output.status.success(),
+        "sightline {all:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("JSON output")
+}
+
+/// A running `sightline serve`.
+pub struct Server {
+    child: Child,
+    pub url: String,
+    pub backend: Backend,
+}
+
+impl Server {
+    /// Starts a server on a free port and waits (bounded) until it listens.
+    pub fn start(backend: &Backend, extra: &[&str]) -> Server {
+        let mut child = Command::new(BIN)
+            .arg("serve")
+            .args(backend.args())
+            .args(["--listen", "127.0.0.1:0"])
+            .args(extra)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start sightline serve");
+        let stderr = child.stderr.take().expect("stderr");
+        let (found, url) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(url) = line.strip_prefix("sightline listening on ") {
+                    let _ = found.send(url.to_string());
+                } else {
+                    eprintln!("[server] {line}");
+                }
+            }
+        });
+        let url = url
+            .recv_timeout(Duration::from_secs(120))
+            .expect("the server did not start listening");
+        Server {
+            child,
+            url,
+            backend: backend.clone(),
+        }
+    }
+
+    /// SIGKILL: no chance to flush or drain.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, then wait for a clean exit.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("send SIGTERM");
+        self.child.wait().expect("wait for sightline")
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A source and an admin token on a backend, made through the command line.
+pub struct Credentials {
+    pub write_key: String,
+    pub token: String,
+}
+
+pub fn credentials(backend: &Backend, source: &str) -> Credentials {
+    let source = sightline_json(backend, &["source", "add", source]);
+    let token = sightline_json(backend, &["token", "create", "--role", "admin"]);
+    Credentials {
+        write_key: source["write_key"].as_str().unwrap().to_string(),
+        token: token["token"].as_str().unwrap().to_string(),
+    }
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap()
+}
+
+/// Every event in the log, through the admin API, following `next_after`.
+pub async fn all_events(server: &Server, token: &str) -> Vec<Value> {
+    let client = client();
+    let mut after = 0;
+    let mut events = Vec::new();
+    loop {
+        let page: Value = client
+            .get(format!(
+                "{}/api/v1/events?after={after}&limit=1000",
+                server.url
+            ))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let batch = page["events"].as_array().unwrap().clone();
+        if batch.is_empty() {
+            return events;
+        }
+        after = page["next_after"].as_i64().unwrap();
+        events.extend(batch);
+    }
+}

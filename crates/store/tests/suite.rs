@@ -1,0 +1,248 @@
+//! One suite, both backends. PostgreSQL runs against `SIGHTLINE_TEST_DATABASE_URL`, each
+//! test in a schema of its own; in CI (CI=true) a missing URL is a failure, not a skip.
+
+use sightline_core::{EventType, NewEvent, Role};
+use sightline_store::{Appended, PostgresStore, SqliteStore, Store};
+use std::sync::Arc;
+
+const DAY: i64 = 86_400_000;
+
+async fn backends(test: &str) -> Vec<(&'static str, Arc<dyn Store>)> {
+    let dir = std::env::temp_dir().join(format!("sl-suite-{}-{test}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut stores: Vec<(&'static str, Arc<dyn Store>)> =
+        vec![("sqlite", Arc::new(SqliteStore::open(&dir).await.unwrap()))];
+    if let Some(url) = postgres_url(test).await {
+        stores.push((
+            "postgres",
+            Arc::new(PostgresStore::connect(&url).await.unwrap()),
+        ));
+    }
+    stores
+}
+
+/// A fresh schema for this test on the test database, as a URL whose connections use it.
+async fn postgres_url(test: &str) -> Option<String> {
+    let Ok(base) = std::env::var("SIGHTLINE_TEST_DATABASE_URL") else {
+        assert!(
+            std::env::var("CI").is_err(),
+            "SIGHTLINE_TEST_DATABASE_URL must be set in CI: PostgreSQL tests may not be skipped"
+        );
+        eprintln!("SIGHTLINE_TEST_DATABASE_URL is not set: skipping PostgreSQL for {test}");
+        return None;
+    };
+    let schema = format!("suite_{test}_{}", std::process::id());
+    let (client, connection) = tokio_postgres::connect(&base, tokio_postgres::NoTls)
+        .await
+        .expect("connect to SIGHTLINE_TEST_DATABASE_URL");
+    tokio::spawn(connection);
+    client
+        .batch_execute(&format!(
+            "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema};"
+        ))
+        .await
+        .unwrap();
+    let separator = if base.contains('?') { '&' } else { '?' };
+    Some(format!("{base}{separator}options=-csearch_path%3D{schema}"))
+}
+
+fn event(source_id: i64, message_id: &str, at: i64) -> NewEvent {
+    NewEvent {
+        source_id,
+        message_id: message_id.into(),
+        event_type: EventType::Track,
+        received_at: at,
+        body: format!(r#"{{"type":"track","event":"e","messageId":"{message_id}"}}"#),
+    }
+}
+
+fn seqs(outcome: &[Appended]) -> Vec<i64> {
+    outcome
+        .iter()
+        .filter_map(|o| match o {
+            Appended::Stored(seq) => Some(*seq),
+            Appended::Duplicate => None,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn appends_get_increasing_sequence_numbers_and_read_back() {
+    for (name, store) in backends("append").await {
+        assert_eq!(store.last_seq().await.unwrap(), 0, "{name}");
+        let first = store
+            .append(vec![event(1, "a", 10), event(1, "b", 10)], 0)
+            .await
+            .unwrap();
+        let second = store.append(vec![event(2, "c", 11)], 0).await.unwrap();
+        let all: Vec<i64> = seqs(&first).into_iter().chain(seqs(&second)).collect();
+        assert_eq!(all.len(), 3, "{name}");
+        assert!(all.windows(2).all(|w| w[0] < w[1]), "{name}: {all:?}");
+        assert_eq!(store.last_seq().await.unwrap(), all[2], "{name}");
+
+        let read = store.read_events(0, 10, None).await.unwrap();
+        assert_eq!(
+            read.iter()
+                .map(|e| e.message_id.as_str())
+                .collect::<Vec<_>>(),
+            ["a", "b", "c"],
+            "{name}"
+        );
+        assert_eq!(read[0].body, event(1, "a", 10).body, "{name}");
+        assert_eq!(read[2].event_type, EventType::Track);
+        let only_source_2 = store.read_events(0, 10, Some(2)).await.unwrap();
+        assert_eq!(only_source_2.len(), 1, "{name}");
+        let after_first = store.read_events(all[0], 1, None).await.unwrap();
+        assert_eq!(after_first[0].message_id, "b", "{name}");
+    }
+}
+
+#[tokio::test]
+async fn duplicates_within_the_window_are_dropped_exactly() {
+    for (name, store) in backends("dedup").await {
+        let now = 100 * DAY;
+        let since = now - DAY;
+        let first = store
+            .append(vec![event(1, "m1", now), event(1, "m1", now)], since)
+            .await
+            .unwrap();
+        assert!(matches!(first[0], Appended::Stored(_)), "{name}");
+        assert_eq!(
+            first[1],
+            Appended::Duplicate,
+            "{name}: repeat inside one request"
+        );
+        let again = store
+            .append(
+                vec![event(1, "m1", now + 1), event(2, "m1", now + 1)],
+                since,
+            )
+            .await
+            .unwrap();
+        assert_eq!(again[0], Appended::Duplicate, "{name}");
+        assert!(
+            matches!(again[1], Appended::Stored(_)),
+            "{name}: another source's messageId is its own"
+        );
+        // Two days later the first sighting is outside a one-day window.
+        let later = now + 2 * DAY;
+        let outcome = store
+            .append(vec![event(1, "m1", later)], later - DAY)
+            .await
+            .unwrap();
+        assert!(matches!(outcome[0], Appended::Stored(_)), "{name}");
+        assert_eq!(store.read_events(0, 10, None).await.unwrap().len(), 3);
+        assert_eq!(store.prune_dedup(later).await.unwrap(), 1, "{name}");
+    }
+}
+
+#[tokio::test]
+async fn concurrent_appends_share_commits_and_never_collide() {
+    for (name, store) in backends("concurrent").await {
+        let tasks: Vec<_> = (0..32)
+            .map(|task| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    let batch = (0..50)
+                        .map(|i| event(1, &format!("{task}-{i}"), 1))
+                        .collect();
+                    store.append(batch, 0).await.unwrap()
+                })
+            })
+            .collect();
+        let mut all = Vec::new();
+        for task in tasks {
+            let outcome = task.await.unwrap();
+            let mine = seqs(&outcome);
+            assert_eq!(mine.len(), 50, "{name}");
+            assert!(
+                mine.windows(2).all(|w| w[0] < w[1]),
+                "{name}: in request order"
+            );
+            all.extend(mine);
+        }
+        all.sort_unstable();
+        all.dedup();
+        assert_eq!(
+            all.len(),
+            32 * 50,
+            "{name}: every sequence number is unique"
+        );
+        let read = store.read_events(0, 5000, None).await.unwrap();
+        assert_eq!(read.len(), 32 * 50, "{name}");
+    }
+}
+
+#[tokio::test]
+async fn sources_keys_and_rotation() {
+    for (name, store) in backends("sources").await {
+        assert!(store.is_empty().await.unwrap(), "{name}");
+        let web = store.create_source("web", "hash-1").await.unwrap();
+        assert!(!store.is_empty().await.unwrap(), "{name}");
+        let err = store.create_source("web", "hash-x").await.unwrap_err();
+        assert!(err.to_string().contains("already exists"), "{name}: {err}");
+        assert_eq!(
+            store.source_for_key("hash-1", 5).await.unwrap(),
+            Some(web.clone())
+        );
+        assert_eq!(
+            store.source_for_key("nope", 5).await.unwrap(),
+            None,
+            "{name}"
+        );
+        assert_eq!(
+            store.source_by_name("web").await.unwrap(),
+            Some(web.clone())
+        );
+        assert_eq!(
+            store.list_sources().await.unwrap(),
+            vec![web.clone()],
+            "{name}"
+        );
+
+        store.rotate_key(web.id, "hash-2", 1_000).await.unwrap();
+        assert_eq!(
+            store.source_for_key("hash-1", 999).await.unwrap(),
+            Some(web.clone())
+        );
+        assert_eq!(
+            store.source_for_key("hash-1", 1_000).await.unwrap(),
+            None,
+            "{name}"
+        );
+        assert_eq!(
+            store.source_for_key("hash-2", 10_000).await.unwrap(),
+            Some(web)
+        );
+    }
+}
+
+#[tokio::test]
+async fn tokens_and_checkpoints() {
+    for (name, store) in backends("tokens").await {
+        let token = store.create_token(Role::Security, "t-hash").await.unwrap();
+        assert_eq!(token.role, Role::Security, "{name}");
+        assert_eq!(store.token_for_hash("t-hash").await.unwrap(), Some(token));
+        assert_eq!(store.token_for_hash("other").await.unwrap(), None, "{name}");
+
+        assert_eq!(store.checkpoint("identity").await.unwrap(), 0, "{name}");
+        store.set_checkpoint("identity", 42).await.unwrap();
+        store.set_checkpoint("identity", 43).await.unwrap();
+        assert_eq!(store.checkpoint("identity").await.unwrap(), 43, "{name}");
+        store.ping().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn reopening_keeps_the_log_and_the_dedup_state() {
+    let dir = std::env::temp_dir().join(format!("sl-suite-{}-reopen", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    {
+        let store = SqliteStore::open(&dir).await.unwrap();
+        store.append(vec![event(1, "kept", 5)], 0).await.unwrap();
+    }
+    let store = SqliteStore::open(&dir).await.unwrap();
+    assert_eq!(store.read_events(0, 10, None).await.unwrap().len(), 1);
+    let outcome = store.append(vec![event(1, "kept", 6)], 0).await.unwrap();
+    assert_eq!(outcome, vec![Appended::Duplicate]);
+}
