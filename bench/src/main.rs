@@ -1,1 +1,352 @@
-fn main() {}
+//! `sightline-bench ingest`: batched and single-event ingest through the real binary,
+//! against a no-op HTTP server that parses the same JSON and discards it, measured in the
+//! same run on the same machine. Prints one JSON line.
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[derive(Parser)]
+#[command(about = "Sightline benchmarks")]
+struct Cli {
+    #[command(subcommand)]
+    command: Bench,
+}
+
+#[derive(Subcommand)]
+enum Bench {
+    /// Ingest throughput and latency, as a ratio against a no-op HTTP server.
+    Ingest {
+        /// Measure on PostgreSQL at this URL instead of SQLite.
+        #[arg(long, value_name = "URL")]
+        postgres: Option<String>,
+        /// Seconds each phase is measured.
+        #[arg(long, default_value_t = 5)]
+        seconds: u64,
+        /// Concurrent clients sending batches.
+        #[arg(long, default_value_t = 8)]
+        batch_clients: usize,
+        /// Concurrent clients sending single events.
+        #[arg(long, default_value_t = 32)]
+        single_clients: usize,
+    },
+    /// The baseline: accepts the same requests, parses the JSON, discards it.
+    NoopServer,
+}
+
+const EVENTS_PER_BATCH: usize = 100;
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    match cli.command {
+        Bench::NoopServer => runtime.block_on(noop_server()),
+        Bench::Ingest {
+            postgres,
+            seconds,
+            batch_clients,
+            single_clients,
+        } => runtime.block_on(ingest(
+            postgres,
+            Duration::from_secs(seconds),
+            batch_clients,
+            single_clients,
+        )),
+    }
+}
+
+async fn noop_server() -> Result<()> {
+    use axum::routing::post;
+    async fn parse_and_drop(body: axum::body::Bytes) -> axum::Json<Value> {
+        let parsed: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        std::hint::black_box(parsed);
+        axum::Json(json!({"success": true}))
+    }
+    let app = axum::Router::new()
+        .route("/v1/batch", post(parse_and_drop))
+        .route("/v1/track", post(parse_and_drop));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    eprintln!("sightline listening on http://{}", listener.local_addr()?);
+    axum::serve(listener, app).await?;
+    Ok(())
+}
+
+/// A server process under test; killed on drop.
+struct Server {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(mut command: Command) -> Result<Server> {
+    let mut child = command
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .env("RUST_LOG", "warn")
+        .spawn()
+        .context("start the server under test")?;
+    let stderr = child.stderr.take().context("stderr")?;
+    let (found, url) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            match line.strip_prefix("sightline listening on ") {
+                Some(url) => {
+                    let _ = found.send(url.to_string());
+                }
+                None => eprintln!("[server] {line}"),
+            }
+        }
+    });
+    let url = url
+        .recv_timeout(Duration::from_secs(60))
+        .context("the server did not start")?;
+    Ok(Server { child, url })
+}
+
+fn sibling(name: &str) -> Result<PathBuf> {
+    let path = std::env::current_exe()?
+        .parent()
+        .context("the bench binary has no directory")?
+        .join(name);
+    if !path.exists() {
+        bail!(
+            "{} is missing: build it with `cargo build --release -p sightline` (bench/run.sh does)",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+/// Bodies with unique messageIds, made cheaply: the template is split around the ids.
+struct Bodies {
+    pieces: Vec<String>,
+}
+
+impl Bodies {
+    fn new(events: usize) -> Bodies {
+        let properties = json!({
+            "sku": "SKU-1234-ABCD", "price": 19.99, "currency": "EUR", "quantity": 2,
+            "category": "shoes", "brand": "Acme", "coupon": "WINTER", "position": 3,
+            "url": "https://shop.example/products/1234?utm_source=news&utm_medium=email"
+        });
+        let context = json!({"ip": "203.0.113.7", "library": {"name": "bench", "version": "1"},
+                             "userAgent": "Mozilla/5.0 (X11; Linux x86_64) bench"});
+        let event = |id: &str| {
+            json!({"type": "track", "userId": "user-1234567", "event": "Product Added",
+                   "messageId": id, "properties": properties, "context": context,
+                   "timestamp": "2026-11-24T10:00:00.000Z"})
+            .to_string()
+        };
+        let one = event("@@ID@@");
+        let (before, after) = one.split_once("@@ID@@").expect("placeholder");
+        let mut pieces = Vec::new();
+        if events == 1 {
+            pieces.push(before.to_string());
+            pieces.push(after.to_string());
+        } else {
+            pieces.push(format!("{{\"batch\":[{before}"));
+            for _ in 1..events {
+                pieces.push(format!("{after},{before}"));
+            }
+            pieces.push(format!("{after}]}}"));
+        }
+        Bodies { pieces }
+    }
+
+    fn event_bytes(&self) -> usize {
+        let first = &self.pieces[0];
+        let start = first.rfind("{\"type\"").unwrap_or(0);
+        first.len() - start + self.pieces[1].find("},").unwrap_or(self.pieces[1].len()) + 40
+    }
+
+    fn render(&self, request: u64) -> Vec<u8> {
+        let mut body = Vec::with_capacity(
+            self.pieces.iter().map(String::len).sum::<usize>() + 32 * self.pieces.len(),
+        );
+        for (i, piece) in self.pieces.iter().enumerate() {
+            body.extend_from_slice(piece.as_bytes());
+            if i + 1 < self.pieces.len() {
+                body.extend_from_slice(format!("bench-{request}-{i}").as_bytes());
+            }
+        }
+        body
+    }
+}
+
+struct Run {
+    events_per_s: f64,
+    requests_per_s: f64,
+    p99_ms: f64,
+}
+
+/// `clients` connections post for `length`; returns throughput and p99 latency.
+async fn load(
+    url: &str,
+    path: &str,
+    key: &str,
+    events: usize,
+    clients: usize,
+    length: Duration,
+) -> Result<Run> {
+    let bodies = Arc::new(Bodies::new(events));
+    let stop = Arc::new(AtomicBool::new(false));
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..clients)
+        .map(|c| {
+            let (bodies, stop) = (bodies.clone(), stop.clone());
+            let endpoint = format!("{url}{path}");
+            let auth = key.to_string();
+            tokio::spawn(async move {
+                let http = reqwest::Client::new();
+                let mut latencies = Vec::new();
+                let mut request = (c as u64) << 40;
+                while !stop.load(Ordering::Relaxed) {
+                    request += 1;
+                    let body = bodies.render(request);
+                    let sent = Instant::now();
+                    let response = http
+                        .post(&endpoint)
+                        .basic_auth(&auth, Some(""))
+                        .body(body)
+                        .send()
+                        .await?;
+                    if !response.status().is_success() {
+                        bail!("{endpoint} answered {}", response.status());
+                    }
+                    response.bytes().await?;
+                    latencies.push(sent.elapsed());
+                }
+                anyhow::Ok(latencies)
+            })
+        })
+        .collect();
+    tokio::time::sleep(length).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut latencies = Vec::new();
+    for task in tasks {
+        latencies.extend(task.await??);
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    latencies.sort_unstable();
+    let p99 = latencies
+        .get(latencies.len() * 99 / 100)
+        .copied()
+        .unwrap_or_default();
+    Ok(Run {
+        events_per_s: (latencies.len() * events) as f64 / elapsed,
+        requests_per_s: latencies.len() as f64 / elapsed,
+        p99_ms: p99.as_secs_f64() * 1e3,
+    })
+}
+
+async fn ingest(
+    postgres: Option<String>,
+    length: Duration,
+    batch_clients: usize,
+    single_clients: usize,
+) -> Result<()> {
+    let sightline = sibling("sightline")?;
+    let data = std::env::temp_dir().join(format!("sightline-bench-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data);
+    let store_args: Vec<String> = match &postgres {
+        Some(url) => vec!["--database-url".into(), url.clone()],
+        None => vec!["--data".into(), data.display().to_string()],
+    };
+    let source = format!(
+        "bench-{}-{}",
+        std::process::id(),
+        Instant::now().elapsed().as_nanos()
+    );
+    let added = Command::new(&sightline)
+        .args(["source", "add", &source, "--json"])
+        .args(&store_args)
+        .output()?;
+    if !added.status.success() {
+        bail!(
+            "source add failed: {}",
+            String::from_utf8_lossy(&added.stderr)
+        );
+    }
+    let key = serde_json::from_slice::<Value>(&added.stdout)?["write_key"]
+        .as_str()
+        .context("write_key")?
+        .to_string();
+
+    let warmup = Duration::from_millis(500);
+    let measure = |server: Server| {
+        let key = key.clone();
+        async move {
+            load(
+                &server.url,
+                "/v1/batch",
+                &key,
+                EVENTS_PER_BATCH,
+                batch_clients,
+                warmup,
+            )
+            .await?;
+            let batched = load(
+                &server.url,
+                "/v1/batch",
+                &key,
+                EVENTS_PER_BATCH,
+                batch_clients,
+                length,
+            )
+            .await?;
+            let single = load(&server.url, "/v1/track", &key, 1, single_clients, length).await?;
+            drop(server);
+            anyhow::Ok((batched, single))
+        }
+    };
+    let mut noop = Command::new(std::env::current_exe()?);
+    noop.arg("noop-server");
+    let (base_batched, base_single) = measure(start(noop)?).await?;
+
+    let mut serve = Command::new(&sightline);
+    serve
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(&store_args);
+    let (batched, single) = measure(start(serve)?).await?;
+    let _ = std::fs::remove_dir_all(&data);
+
+    let event_bytes = Bodies::new(1).event_bytes();
+    println!(
+        "{}",
+        json!({
+            "bench": "ingest",
+            "backend": if postgres.is_some() { "postgres" } else { "sqlite" },
+            "event_bytes": event_bytes,
+            "events_per_batch": EVENTS_PER_BATCH,
+            "events_per_s": batched.events_per_s.round(),
+            "baseline": "noop-http",
+            "baseline_events_per_s": base_batched.events_per_s.round(),
+            "ratio": round3(batched.events_per_s / base_batched.events_per_s),
+            "batch_p99_ms": round3(batched.p99_ms),
+            "single_requests_per_s": single.requests_per_s.round(),
+            "baseline_single_requests_per_s": base_single.requests_per_s.round(),
+            "single_ratio": round3(single.requests_per_s / base_single.requests_per_s),
+            "p99_ms": round3(single.p99_ms),
+            "baseline_p99_ms": round3(base_single.p99_ms),
+        })
+    );
+    Ok(())
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}

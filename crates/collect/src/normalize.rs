@@ -240,11 +240,16 @@ fn parse_batch(
     limits: &Limits,
     new_id: &mut dyn FnMut() -> String,
 ) -> Result<Parsed, RequestError> {
-    let value: Value = serde_json::from_slice(body).map_err(RequestError::from_json)?;
-    if !value.is_object() {
-        return Err(RequestError::NotAnObject);
+    // Items are borrowed raw, so that each one's size is seen as sent and it is parsed once.
+    // (serde would also read a struct from an array, so the object is checked first.)
+    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(
+            match serde_json::from_slice::<serde::de::IgnoredAny>(body) {
+                Ok(_) => RequestError::NotAnObject,
+                Err(e) => RequestError::from_json(e),
+            },
+        );
     }
-    // Parsed once more, borrowing, to see each item's size as sent.
     let envelope: BatchEnvelope<'_> =
         serde_json::from_slice(body).map_err(RequestError::from_json)?;
     let items: Vec<&RawValue> = match envelope.batch {

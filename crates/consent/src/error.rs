@@ -73,11 +73,11 @@ pub enum DecodeError {
     )]
     EmptyGppSection { id: u16, name: &'static str },
 
-    #[error("in GPP section {id} ({name}): {source}")]
+    #[error("in GPP section {id} ({name}): {error}")]
     InGppSection {
         id: u16,
         name: &'static str,
-        source: Box<DecodeError>,
+        error: Box<DecodeError>,
     },
 
     #[error(

@@ -200,10 +200,10 @@ fn decode_section(id: u16, raw: &str) -> Result<GppSection, DecodeError> {
     if raw.trim().is_empty() {
         return Err(DecodeError::EmptyGppSection { id, name });
     }
-    let in_section = |source| DecodeError::InGppSection {
+    let in_section = |error| DecodeError::InGppSection {
         id,
         name,
-        source: Box::new(source),
+        error: Box::new(error),
     };
     Ok(match id {
         SECTION_TCF_EU_V2 => {

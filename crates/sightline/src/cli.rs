@@ -43,6 +43,12 @@ enum Command {
     /// Consent signals.
     #[command(subcommand)]
     Consent(ConsentCommand),
+    /// Multi-touch attribution.
+    #[command(subcommand)]
+    Attribution(crate::files::AttributionCommand),
+    /// Probabilistic record linkage of CSV files.
+    #[command(subcommand)]
+    Link(crate::files::LinkCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -260,6 +266,8 @@ pub async fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
+        Command::Attribution(command) => crate::files::attribution(command),
+        Command::Link(command) => crate::files::link(command),
         Command::Consent(ConsentCommand::Decode { string, json }) => {
             let decoded = sightline_consent::decode(string.trim())?;
             let text = if json {

@@ -7,6 +7,7 @@
 mod api;
 mod cli;
 mod config;
+mod files;
 mod serve;
 
 use clap::Parser;
