@@ -134,6 +134,7 @@ fn sibling(name: &str) -> Result<PathBuf> {
 /// Bodies with unique messageIds, made cheaply: the template is split around the ids.
 struct Bodies {
     pieces: Vec<String>,
+    event_bytes: usize,
 }
 
 impl Bodies {
@@ -141,10 +142,12 @@ impl Bodies {
         let properties = json!({
             "sku": "SKU-1234-ABCD", "price": 19.99, "currency": "EUR", "quantity": 2,
             "category": "shoes", "brand": "Acme", "coupon": "WINTER", "position": 3,
-            "url": "https://shop.example/products/1234?utm_source=news&utm_medium=email"
+            "url": "https://shop.example/products/1234?utm_source=news&utm_medium=email",
+            "name": "Trail running shoe"
         });
         let context = json!({"ip": "203.0.113.7", "library": {"name": "bench", "version": "1"},
-                             "userAgent": "Mozilla/5.0 (X11; Linux x86_64) bench"});
+                             "userAgent": "Mozilla/5.0 (X11; Linux x86_64) Firefox/131.0",
+                             "page": {"path": "/products/1234", "referrer": "https://news.example/"}});
         let event = |id: &str| {
             json!({"type": "track", "userId": "user-1234567", "event": "Product Added",
                    "messageId": id, "properties": properties, "context": context,
@@ -152,6 +155,7 @@ impl Bodies {
             .to_string()
         };
         let one = event("@@ID@@");
+        let event_bytes = event("bench-0000000000000-00").len();
         let (before, after) = one.split_once("@@ID@@").expect("placeholder");
         let mut pieces = Vec::new();
         if events == 1 {
@@ -164,13 +168,10 @@ impl Bodies {
             }
             pieces.push(format!("{after}]}}"));
         }
-        Bodies { pieces }
-    }
-
-    fn event_bytes(&self) -> usize {
-        let first = &self.pieces[0];
-        let start = first.rfind("{\"type\"").unwrap_or(0);
-        first.len() - start + self.pieces[1].find("},").unwrap_or(self.pieces[1].len()) + 40
+        Bodies {
+            pieces,
+            event_bytes,
+        }
     }
 
     fn render(&self, request: u64) -> Vec<u8> {
@@ -324,7 +325,7 @@ async fn ingest(
     let (batched, single) = measure(start(serve)?).await?;
     let _ = std::fs::remove_dir_all(&data);
 
-    let event_bytes = Bodies::new(1).event_bytes();
+    let event_bytes = Bodies::new(1).event_bytes;
     println!(
         "{}",
         json!({

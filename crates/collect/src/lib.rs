@@ -7,6 +7,7 @@
 
 mod auth;
 pub mod normalize;
+mod raw;
 
 use axum::body::{Body, Bytes};
 use axum::extract::State;

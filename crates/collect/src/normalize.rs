@@ -2,9 +2,8 @@
 //! with no IO. Limits that make a request unacceptable refuse the whole request; a batch
 //! item that breaks a field rule is refused on its own and its siblings are kept.
 
-use serde::Deserialize;
+use crate::raw::{json_string, Field, Kind, RawObject};
 use serde_json::value::RawValue;
-use serde_json::{Map, Value};
 use sightline_core::time::{format_ms, parse_ms};
 use sightline_core::EventType;
 
@@ -172,20 +171,6 @@ pub struct Received {
     pub gpc: bool,
 }
 
-#[derive(Deserialize)]
-struct BatchEnvelope<'a> {
-    #[serde(borrow, default)]
-    batch: Option<&'a RawValue>,
-    #[serde(default)]
-    context: Option<Value>,
-    #[serde(default)]
-    integrations: Option<Value>,
-    #[serde(rename = "sentAt", default)]
-    sent_at: Option<Value>,
-    #[serde(rename = "writeKey", default)]
-    write_key: Option<Value>,
-}
-
 /// Reads a (decompressed) request body. `new_id` makes a messageId for events without one.
 pub fn parse(
     call: Call,
@@ -206,6 +191,17 @@ pub fn parse(
     }
 }
 
+/// The body as an object; any other JSON value is `NotAnObject`.
+fn body_object(body: &[u8]) -> Result<RawObject<'_>, RequestError> {
+    serde_json::from_slice(body).map_err(|e| {
+        if e.is_data() {
+            RequestError::NotAnObject
+        } else {
+            RequestError::from_json(e)
+        }
+    })
+}
+
 fn parse_single(
     kind: EventType,
     body: &[u8],
@@ -220,17 +216,13 @@ fn parse_single(
             limit: limits.max_event_bytes,
         });
     }
-    let value: Value = serde_json::from_slice(body).map_err(RequestError::from_json)?;
-    let Value::Object(mut event) = value else {
-        return Err(RequestError::NotAnObject);
-    };
+    let mut event = body_object(body)?;
     check_message_id(&event, 0, limits)?;
     let write_key = take_write_key(&mut event);
-    event.insert("type".into(), kind.as_str().into());
-    let shared = Shared::default();
+    event.set("type", Field::Written(json_string(kind.as_str())));
     Ok(Parsed {
         write_key,
-        events: vec![prepare(event, &shared, received, new_id)],
+        events: vec![prepare(event, &Shared::default(), received, new_id)],
     })
 }
 
@@ -240,21 +232,12 @@ fn parse_batch(
     limits: &Limits,
     new_id: &mut dyn FnMut() -> String,
 ) -> Result<Parsed, RequestError> {
-    // Items are borrowed raw, so that each one's size is seen as sent and it is parsed once.
-    // (serde would also read a struct from an array, so the object is checked first.)
-    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
-        return Err(
-            match serde_json::from_slice::<serde::de::IgnoredAny>(body) {
-                Ok(_) => RequestError::NotAnObject,
-                Err(e) => RequestError::from_json(e),
-            },
-        );
-    }
-    let envelope: BatchEnvelope<'_> =
-        serde_json::from_slice(body).map_err(RequestError::from_json)?;
-    let items: Vec<&RawValue> = match envelope.batch {
-        Some(raw) => serde_json::from_str(raw.get()).map_err(|_| RequestError::BatchNotArray)?,
-        None => return Err(RequestError::BatchNotArray),
+    let mut envelope = body_object(body)?;
+    let items: Vec<&RawValue> = match envelope.get("batch") {
+        Some(batch) if batch.kind() == Kind::Array => {
+            serde_json::from_str(batch.json()).map_err(|_| RequestError::BatchNotArray)?
+        }
+        _ => return Err(RequestError::BatchNotArray),
     };
     if items.is_empty() {
         return Err(RequestError::EmptyBatch);
@@ -265,7 +248,7 @@ fn parse_batch(
             limit: limits.max_batch_events,
         });
     }
-    let mut parsed_items = Vec::with_capacity(items.len());
+    let mut events = Vec::with_capacity(items.len());
     for (index, raw) in items.iter().enumerate() {
         let size = raw.get().len();
         if size > limits.max_event_bytes {
@@ -275,49 +258,51 @@ fn parse_batch(
                 limit: limits.max_event_bytes,
             });
         }
-        let item: Value = serde_json::from_str(raw.get()).map_err(RequestError::from_json)?;
-        if let Value::Object(map) = &item {
-            check_message_id(map, index, limits)?;
+        // The batch was read whole already, so an item can only fail by not being an object.
+        let item =
+            serde_json::from_str::<RawObject>(raw.get()).map_err(|_| EventError::NotAnObject);
+        if let Ok(item) = &item {
+            check_message_id(item, index, limits)?;
         }
-        parsed_items.push(item);
+        events.push(item);
     }
     let shared = Shared {
-        context: envelope.context.filter(Value::is_object),
-        integrations: envelope.integrations.filter(Value::is_object),
-        sent_at: envelope.sent_at,
+        context: object_field(&envelope, "context"),
+        integrations: object_field(&envelope, "integrations"),
+        sent_at: envelope.present("sentAt").cloned(),
     };
-    let events = parsed_items
+    let events = events
         .into_iter()
-        .map(|item| match item {
-            Value::Object(mut event) => {
+        .map(|item| {
+            item.and_then(|mut event| {
                 take_write_key(&mut event);
                 prepare(event, &shared, received, new_id)
-            }
-            _ => Err(EventError::NotAnObject),
+            })
         })
         .collect();
     Ok(Parsed {
-        write_key: envelope
-            .write_key
-            .and_then(|k| k.as_str().map(str::to_owned)),
+        write_key: take_write_key(&mut envelope),
         events,
     })
 }
 
 /// Batch-level fields that apply to every item.
 #[derive(Default)]
-struct Shared {
-    context: Option<Value>,
-    integrations: Option<Value>,
-    sent_at: Option<Value>,
+struct Shared<'a> {
+    context: Option<RawObject<'a>>,
+    integrations: Option<RawObject<'a>>,
+    sent_at: Option<Field<'a>>,
 }
 
-fn check_message_id(
-    event: &Map<String, Value>,
-    index: usize,
-    limits: &Limits,
-) -> Result<(), RequestError> {
-    if let Some(Value::String(id)) = event.get("messageId") {
+fn object_field<'a>(object: &RawObject<'a>, key: &str) -> Option<RawObject<'a>> {
+    match object.get(key)? {
+        Field::Sent(raw) if raw.get().starts_with('{') => serde_json::from_str(raw.get()).ok(),
+        _ => None,
+    }
+}
+
+fn check_message_id(event: &RawObject, index: usize, limits: &Limits) -> Result<(), RequestError> {
+    if let Some(id) = event.get("messageId").and_then(Field::string) {
         let chars = id.chars().count();
         if chars >= limits.max_message_id_chars {
             return Err(RequestError::MessageIdTooLong {
@@ -331,94 +316,115 @@ fn check_message_id(
 }
 
 /// The write key is a credential: read it, and never store it.
-fn take_write_key(event: &mut Map<String, Value>) -> Option<String> {
-    match event.remove("writeKey") {
-        Some(Value::String(key)) => Some(key),
-        _ => None,
-    }
+fn take_write_key(event: &mut RawObject) -> Option<String> {
+    event.remove("writeKey").and_then(|key| key.string())
 }
 
-fn prepare(
-    mut event: Map<String, Value>,
-    shared: &Shared,
+fn prepare<'a>(
+    mut event: RawObject<'a>,
+    shared: &Shared<'a>,
     received: Received,
     new_id: &mut dyn FnMut() -> String,
 ) -> Result<Prepared, EventError> {
     let kind = match event.get("type") {
-        Some(Value::String(t)) => {
-            EventType::parse(t).ok_or_else(|| EventError::UnknownType(t.clone()))?
-        }
-        Some(_) => {
-            return Err(EventError::WrongType {
-                field: "type",
-                expected: "a string",
-            })
-        }
         None => return Err(EventError::MissingType),
+        Some(field) => match field.string() {
+            Some(t) => EventType::parse(&t).ok_or(EventError::UnknownType(t))?,
+            None => {
+                return Err(EventError::WrongType {
+                    field: "type",
+                    expected: "a string",
+                })
+            }
+        },
     };
     validate(kind, &event)?;
 
-    for (field, value) in [
+    for (field, batch_level) in [
         ("context", &shared.context),
         ("integrations", &shared.integrations),
     ] {
-        if let Some(Value::Object(batch_level)) = value {
+        if let Some(batch_level) = batch_level {
             merge_under(&mut event, field, batch_level);
         }
     }
 
     let message_id = match event.get("messageId") {
-        Some(Value::String(id)) if !id.is_empty() => id.clone(),
-        Some(Value::Number(n)) => n.to_string(),
-        _ => new_id(),
+        Some(field) => match (field.kind(), field.string()) {
+            (Kind::String, Some(id)) if !id.is_empty() => Some(id),
+            (Kind::Number, _) => Some(field.json().to_string()),
+            _ => None,
+        },
+        None => None,
     };
-    event.insert("messageId".into(), message_id.clone().into());
+    let message_id = match message_id {
+        Some(id) => id,
+        None => {
+            let id = new_id();
+            event.set("messageId", Field::Written(json_string(&id)));
+            id
+        }
+    };
 
     correct_clock(&mut event, shared.sent_at.as_ref(), received.at)?;
-    event.insert("receivedAt".into(), format_ms(received.at).into());
+    event.set(
+        "receivedAt",
+        Field::Written(json_string(&format_ms(received.at))),
+    );
     if received.gpc {
-        event.insert("gpc".into(), true.into());
+        event.set("gpc", Field::Written("true".into()));
     }
 
     Ok(Prepared {
         message_id,
         event_type: kind,
-        body: Value::Object(event).to_string(),
+        body: event.to_json(),
     })
 }
 
 /// Item-level keys win over the batch's, one level deep, as Segment merges them.
-fn merge_under(event: &mut Map<String, Value>, field: &str, batch_level: &Map<String, Value>) {
-    match event.get_mut(field) {
-        Some(Value::Object(own)) => {
-            for (key, value) in batch_level {
-                own.entry(key.clone()).or_insert_with(|| value.clone());
+fn merge_under<'a>(event: &mut RawObject<'a>, field: &'static str, batch_level: &RawObject<'a>) {
+    match event.get(field) {
+        Some(own) if own.kind() == Kind::Object => {
+            let Ok(mut merged) = serde_json::from_str::<RawObject>(own.json()) else {
+                return;
+            };
+            let mut added = false;
+            for (key, value) in batch_level.iter() {
+                if !merged.contains(key) {
+                    merged.push(key, value.clone());
+                    added = true;
+                }
+            }
+            if added {
+                let json = merged.to_json();
+                event.set(field, Field::Written(json));
             }
         }
         Some(_) => {}
-        None => {
-            event.insert(field.into(), Value::Object(batch_level.clone()));
-        }
+        None => event.set(field, Field::Written(batch_level.to_json())),
     }
 }
 
-fn is_id(value: Option<&Value>) -> Result<bool, &'static str> {
-    match value {
-        None | Some(Value::Null) => Ok(false),
-        Some(Value::String(s)) => Ok(!s.is_empty()),
-        Some(Value::Number(_)) => Ok(true),
+/// Whether an id field holds an id: a non-empty string or a number.
+fn is_id(field: Option<&Field>) -> Result<bool, &'static str> {
+    match field.map(|f| (f.kind(), f.json())) {
+        None | Some((Kind::Null, _)) => Ok(false),
+        Some((Kind::String, text)) => Ok(text != "\"\""),
+        Some((Kind::Number, _)) => Ok(true),
         Some(_) => Err("a string or a number"),
     }
 }
 
-fn validate(kind: EventType, event: &Map<String, Value>) -> Result<(), EventError> {
+fn validate(kind: EventType, event: &RawObject) -> Result<(), EventError> {
     let id = |field: &'static str| {
         is_id(event.get(field)).map_err(|expected| EventError::WrongType { field, expected })
     };
     let has_user = id("userId")?;
     let has_anonymous = id("anonymousId")?;
     for field in ["properties", "traits", "context", "integrations"] {
-        if matches!(event.get(field), Some(v) if !v.is_object() && !v.is_null()) {
+        if matches!(event.get(field).map(Field::kind), Some(k) if k != Kind::Object && k != Kind::Null)
+        {
             return Err(EventError::WrongType {
                 field,
                 expected: "an object",
@@ -436,7 +442,7 @@ fn validate(kind: EventType, event: &Map<String, Value>) -> Result<(), EventErro
             return Err(EventError::MissingField { kind, field });
         }
     }
-    if kind == EventType::Track && !event.get("event").is_some_and(Value::is_string) {
+    if kind == EventType::Track && event.get("event").map(Field::kind) != Some(Kind::String) {
         return Err(EventError::WrongType {
             field: "event",
             expected: "a string",
@@ -448,35 +454,35 @@ fn validate(kind: EventType, event: &Map<String, Value>) -> Result<(), EventErro
     Ok(())
 }
 
-fn timestamp_of(value: Option<&Value>, field: &'static str) -> Result<Option<i64>, EventError> {
-    match value {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => parse_ms(s).map(Some).ok_or(EventError::BadTimestamp {
-            field,
-            value: s.clone(),
-        }),
-        Some(other) => Err(EventError::BadTimestamp {
-            field,
-            value: other.to_string(),
-        }),
-    }
+fn timestamp_of(field: Option<&Field>, name: &'static str) -> Result<Option<i64>, EventError> {
+    let Some(field) = field.filter(|f| f.kind() != Kind::Null) else {
+        return Ok(None);
+    };
+    field
+        .string()
+        .and_then(|s| parse_ms(&s))
+        .map(Some)
+        .ok_or_else(|| EventError::BadTimestamp {
+            field: name,
+            value: field.json().to_string(),
+        })
 }
 
 /// Segment's clock-skew correction: a device whose clock is off by d sends both its
 /// `timestamp` and `sentAt` off by d, so `timestamp = receivedAt − (sentAt − timestamp)`
 /// removes d. The device's own reading is kept as `originalTimestamp`.
-fn correct_clock(
-    event: &mut Map<String, Value>,
-    batch_sent_at: Option<&Value>,
+fn correct_clock<'a>(
+    event: &mut RawObject<'a>,
+    batch_sent_at: Option<&Field<'a>>,
     received_at: i64,
 ) -> Result<(), EventError> {
     let client_time = timestamp_of(event.get("timestamp"), "timestamp")?;
-    let sent_at = match event.get("sentAt") {
-        Some(v) if !v.is_null() => timestamp_of(Some(v), "sentAt")?,
-        _ => {
+    let sent_at = match event.present("sentAt") {
+        Some(own) => timestamp_of(Some(own), "sentAt")?,
+        None => {
             let batch = timestamp_of(batch_sent_at, "sentAt")?;
-            if let Some(v) = batch_sent_at.filter(|_| batch.is_some()) {
-                event.insert("sentAt".into(), v.clone());
+            if let (Some(_), Some(field)) = (batch, batch_sent_at) {
+                event.set("sentAt", field.clone());
             }
             batch
         }
@@ -487,10 +493,15 @@ fn correct_clock(
         (Some(t), None) => t,
         (None, _) => received_at,
     };
-    if let Some(original) = event.get("timestamp").cloned() {
-        event.entry("originalTimestamp").or_insert(original);
+    if client_time.is_some() && !event.contains("originalTimestamp") {
+        if let Some(original) = event.get("timestamp").cloned() {
+            event.set("originalTimestamp", original);
+        }
     }
-    event.insert("timestamp".into(), format_ms(corrected).into());
+    event.set(
+        "timestamp",
+        Field::Written(json_string(&format_ms(corrected))),
+    );
     Ok(())
 }
 

@@ -1,6 +1,6 @@
 use super::*;
 use proptest::prelude::*;
-use serde_json::json;
+use serde_json::{json, Value};
 
 const NOW: i64 = 1_764_000_000_000;
 
@@ -286,4 +286,21 @@ proptest! {
             prop_assert_eq!(outcome.is_ok(), ok);
         }
     }
+}
+
+#[test]
+fn values_are_stored_byte_for_byte() {
+    let body = br#"{"userId":"u","event":"e","properties":{"total":1.10,"big":123456789012345678901234567890,"nested":{"z":1,"a":[true, null]}},"context":{"traits":{"name":"\u00e9"}}}"#;
+    let parsed = parse(
+        Call::Single(EventType::Track),
+        body,
+        received(),
+        &Limits::default(),
+        &mut ids(),
+    )
+    .unwrap();
+    let stored = &parsed.events[0].as_ref().unwrap().body;
+    assert!(stored.starts_with(
+        r#"{"userId":"u","event":"e","properties":{"total":1.10,"big":123456789012345678901234567890,"nested":{"z":1,"a":[true, null]}},"context":{"traits":{"name":"\u00e9"}},"type":"track""#
+    ), "{stored}");
 }

@@ -1,0 +1,237 @@
+//! A JSON object read one level deep: its keys in order, each value kept as the exact
+//! text the client sent. The collector validates and adds its fields without parsing
+//! (and re-printing) what it does not need, so properties, traits and context are stored
+//! byte for byte as sent (numbers keep their digits, keys their order) and cheaply.
+
+use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
+use serde_json::value::RawValue;
+use std::fmt;
+
+/// An object key: borrowed from the input when it had no escapes (so it is valid JSON
+/// string content as is), decoded otherwise.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Key<'a> {
+    Plain(&'a str),
+    Decoded(String),
+}
+
+impl Key<'_> {
+    fn as_str(&self) -> &str {
+        match self {
+            Key::Plain(s) => s,
+            Key::Decoded(s) => s,
+        }
+    }
+}
+
+/// A value: the client's text, or JSON the collector wrote.
+#[derive(Debug, Clone)]
+pub enum Field<'a> {
+    Sent(&'a RawValue),
+    Written(String),
+}
+
+impl Field<'_> {
+    /// The value's JSON text.
+    pub fn json(&self) -> &str {
+        match self {
+            Field::Sent(raw) => raw.get(),
+            Field::Written(text) => text,
+        }
+    }
+
+    /// What kind of JSON value this is, from its first character.
+    pub fn kind(&self) -> Kind {
+        match self.json().as_bytes().first() {
+            Some(b'{') => Kind::Object,
+            Some(b'[') => Kind::Array,
+            Some(b'"') => Kind::String,
+            Some(b'n') => Kind::Null,
+            Some(b't' | b'f') => Kind::Bool,
+            _ => Kind::Number,
+        }
+    }
+
+    /// The value as a string, when it is one.
+    pub fn string(&self) -> Option<String> {
+        match self.kind() {
+            Kind::String => serde_json::from_str(self.json()).ok(),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Object,
+    Array,
+    String,
+    Number,
+    Bool,
+    Null,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct RawObject<'a> {
+    fields: Vec<(Key<'a>, Field<'a>)>,
+}
+
+impl<'a> RawObject<'a> {
+    pub fn get(&self, key: &str) -> Option<&Field<'a>> {
+        self.fields
+            .iter()
+            .find(|(k, _)| k.as_str() == key)
+            .map(|(_, v)| v)
+    }
+
+    /// A field that is present and not `null`.
+    pub fn present(&self, key: &str) -> Option<&Field<'a>> {
+        self.get(key).filter(|f| f.kind() != Kind::Null)
+    }
+
+    pub fn remove(&mut self, key: &str) -> Option<Field<'a>> {
+        let index = self.fields.iter().position(|(k, _)| k.as_str() == key)?;
+        Some(self.fields.remove(index).1)
+    }
+
+    /// Sets a field: in its place when present, else at the end.
+    pub fn set(&mut self, key: &'static str, value: Field<'a>) {
+        match self.fields.iter_mut().find(|(k, _)| k.as_str() == key) {
+            Some(slot) => slot.1 = value,
+            None => self.fields.push((Key::Plain(key), value)),
+        }
+    }
+
+    /// Appends a field whose key is not present yet.
+    pub fn push(&mut self, key: &'a str, value: Field<'a>) {
+        self.fields.push((Key::Plain(key), value));
+    }
+
+    pub fn contains(&self, key: &str) -> bool {
+        self.get(key).is_some()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Field<'a>)> {
+        self.fields.iter().map(|(k, v)| (k.as_str(), v))
+    }
+
+    /// The object as compact JSON: keys in the order sent, values as sent.
+    pub fn to_json(&self) -> String {
+        let size: usize = self
+            .fields
+            .iter()
+            .map(|(k, v)| k.as_str().len() + v.json().len() + 4)
+            .sum();
+        let mut out = String::with_capacity(size + 2);
+        out.push('{');
+        for (i, (key, value)) in self.fields.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            match key {
+                Key::Plain(plain) => {
+                    out.push('"');
+                    out.push_str(plain);
+                    out.push('"');
+                }
+                Key::Decoded(decoded) => {
+                    out.push_str(&serde_json::Value::from(decoded.as_str()).to_string())
+                }
+            }
+            out.push(':');
+            out.push_str(value.json());
+        }
+        out.push('}');
+        out
+    }
+}
+
+/// A string written as a JSON value (the collector's own fields).
+pub fn json_string(s: &str) -> String {
+    serde_json::Value::from(s).to_string()
+}
+
+impl<'de> Deserialize<'de> for RawObject<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(ObjectVisitor)
+    }
+}
+
+struct ObjectVisitor;
+
+impl<'de> Visitor<'de> for ObjectVisitor {
+    type Value = RawObject<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut object = RawObject::default();
+        while let Some(key) = map.next_key::<KeyIn<'de>>()? {
+            let value: &'de RawValue = map.next_value()?;
+            // A repeated key: the last one wins, as it does in serde_json's own Value.
+            match object.fields.iter_mut().find(|(k, _)| *k == key.0) {
+                Some(slot) => slot.1 = Field::Sent(value),
+                None => object.fields.push((key.0, Field::Sent(value))),
+            }
+        }
+        Ok(object)
+    }
+}
+
+struct KeyIn<'a>(Key<'a>);
+
+impl<'de> Deserialize<'de> for KeyIn<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = KeyIn<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string key")
+            }
+            fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Self::Value, E> {
+                Ok(KeyIn(Key::Plain(s)))
+            }
+            fn visit_str<E>(self, s: &str) -> Result<Self::Value, E> {
+                Ok(KeyIn(Key::Decoded(s.to_owned())))
+            }
+        }
+        deserializer.deserialize_str(KeyVisitor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_values_and_order_as_sent() {
+        let text = r#"{"b": 1.10, "a\"q": {"x" : [1, 2]}, "c": null, "b": 1e3}"#;
+        let object: RawObject = serde_json::from_str(text).unwrap();
+        assert_eq!(
+            object.to_json(),
+            r#"{"b":1e3,"a\"q":{"x" : [1, 2]},"c":null}"#
+        );
+        assert_eq!(object.get("a\"q").unwrap().kind(), Kind::Object);
+        assert!(object.present("c").is_none());
+        let back: serde_json::Value = serde_json::from_str(&object.to_json()).unwrap();
+        assert_eq!(back["a\"q"]["x"][1], 2);
+    }
+
+    #[test]
+    fn sets_in_place_or_at_the_end() {
+        let mut object: RawObject = serde_json::from_str(r#"{"a":1,"b":2}"#).unwrap();
+        object.set("a", Field::Written("3".into()));
+        object.set("z", Field::Written(json_string("é\"")));
+        assert_eq!(object.remove("b").unwrap().json(), "2");
+        assert_eq!(object.to_json(), r#"{"a":3,"z":"é\""}"#);
+    }
+
+    #[test]
+    fn refuses_what_is_not_an_object() {
+        for text in ["[1]", "1", "\"x\"", "null"] {
+            assert!(serde_json::from_str::<RawObject>(text).is_err(), "{text}");
+        }
+    }
+}
