@@ -113,20 +113,19 @@ impl PostgresStore {
             .max_size(16)
             .build()
             .map_err(pool_error)?;
-        let (mut writer_client, connection) = config.connect(NoTls).await.map_err(|e| {
+        let cannot_connect = |e: tokio_postgres::Error| {
             StoreError::Open(format!(
                 "cannot connect to PostgreSQL at {}: {e}",
                 crate::redact_url(url)
             ))
-        })?;
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::error!(error = %e, "PostgreSQL writer connection closed");
-            }
-        });
-        migrate(&mut writer_client).await?;
+        };
+        let (mut migrator, connection) = config.connect(NoTls).await.map_err(cannot_connect)?;
+        tokio::spawn(connection);
+        migrate(&mut migrator).await?;
+        drop(migrator);
+        let log_writer = Writer::open(config).await?;
         let (writer, queue) = mpsc::channel(WRITE_QUEUE_REQUESTS);
-        tokio::spawn(write_loop(writer_client, queue));
+        tokio::spawn(write_loop(log_writer, queue));
         Ok(PostgresStore { pool, writer })
     }
 
@@ -135,88 +134,120 @@ impl PostgresStore {
     }
 }
 
-async fn write_loop(mut client: Client, mut queue: mpsc::Receiver<AppendRequest>) {
+/// The one statement that appends a group: claims each (source, messageId) in `dedup`
+/// (renewing claims older than the window) and inserts the claimed events in arrival
+/// order, returning their sequence numbers. One round trip for the whole group.
+const APPEND: &str = "
+    WITH input AS (
+        SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::text[])
+            WITH ORDINALITY AS u (s, m, y, r, b, n)
+    ), claimed AS (
+        INSERT INTO dedup (source_id, message_id, seen_at)
+        SELECT s, m, r FROM input
+        ON CONFLICT (source_id, message_id) DO UPDATE SET seen_at = EXCLUDED.seen_at
+        WHERE dedup.seen_at < $6
+        RETURNING source_id, message_id
+    )
+    INSERT INTO events (source_id, message_id, type, received_at, body)
+    SELECT s, m, y, r, b FROM input JOIN claimed ON source_id = s AND message_id = m
+    ORDER BY n
+    RETURNING seq, source_id, message_id";
+
+/// The writer's connection, reopened when it drops (a PostgreSQL restart, a network cut).
+struct Writer {
+    config: tokio_postgres::Config,
+    client: Client,
+    append: tokio_postgres::Statement,
+}
+
+impl Writer {
+    async fn open(config: tokio_postgres::Config) -> Result<Writer> {
+        let (client, connection) = config.connect(NoTls).await?;
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::error!(error = %e, "PostgreSQL writer connection closed");
+            }
+        });
+        let append = client.prepare(APPEND).await?;
+        Ok(Writer {
+            config,
+            client,
+            append,
+        })
+    }
+
+    async fn reopen_if_closed(&mut self) -> Result<()> {
+        if self.client.is_closed() {
+            tracing::warn!("reconnecting the PostgreSQL log writer");
+            *self = Writer::open(self.config.clone()).await?;
+        }
+        Ok(())
+    }
+}
+
+async fn write_loop(mut writer: Writer, mut queue: mpsc::Receiver<AppendRequest>) {
     while let Some(first) = queue.recv().await {
         let group = group::take_group(first, &mut queue);
-        let outcome = commit_group(&mut client, &group).await;
+        let outcome = match writer.reopen_if_closed().await {
+            Ok(()) => commit_group(&mut writer, &group).await,
+            Err(e) => Err(e),
+        };
         group::answer(group, outcome);
     }
 }
 
-async fn commit_group(client: &mut Client, group: &[AppendRequest]) -> Result<Vec<Vec<Appended>>> {
+async fn commit_group(writer: &mut Writer, group: &[AppendRequest]) -> Result<Vec<Vec<Appended>>> {
     // Within the group, a repeated (source, messageId) is a duplicate of its first
     // occurrence; the database decides only for the first occurrences.
     let mut seen = HashSet::new();
-    let (mut sources, mut ids, mut seen_at) = (vec![], vec![], vec![]);
-    for request in group {
-        for e in &request.events {
-            if seen.insert((e.source_id, e.message_id.as_str())) {
-                sources.push(e.source_id);
-                ids.push(e.message_id.as_str());
-                seen_at.push(e.received_at);
-            }
-        }
-    }
+    let fresh: Vec<&NewEvent> = group
+        .iter()
+        .flat_map(|request| &request.events)
+        .filter(|e| seen.insert((e.source_id, e.message_id.as_str())))
+        .collect();
     // Every request carries the same configured window; the oldest bound is the safe one.
     let since = group.iter().map(|r| r.dedup_since).min().unwrap_or(0);
-    let tx = client.transaction().await?;
-    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&APPEND_LOCK])
-        .await?;
-    let claimed: HashSet<(i64, String)> = tx
-        .query(
-            "INSERT INTO dedup (source_id, message_id, seen_at)
-             SELECT s, m, t FROM unnest($1::bigint[], $2::text[], $3::bigint[]) AS u (s, m, t)
-             ON CONFLICT (source_id, message_id) DO UPDATE SET seen_at = EXCLUDED.seen_at
-             WHERE dedup.seen_at < $4
-             RETURNING source_id, message_id",
-            &[&sources, &ids, &seen_at, &since],
-        )
-        .await?
-        .into_iter()
-        .map(|row| (row.get(0), row.get(1)))
-        .collect();
+    let columns = (
+        fresh.iter().map(|e| e.source_id).collect::<Vec<_>>(),
+        fresh
+            .iter()
+            .map(|e| e.message_id.as_str())
+            .collect::<Vec<_>>(),
+        fresh
+            .iter()
+            .map(|e| e.event_type.as_str())
+            .collect::<Vec<_>>(),
+        fresh.iter().map(|e| e.received_at).collect::<Vec<_>>(),
+        fresh.iter().map(|e| e.body.as_str()).collect::<Vec<_>>(),
+    );
 
-    // Insert the claimed events in arrival order; each one once.
-    let mut fresh = Vec::new();
-    let mut first_claim = HashSet::new();
-    for request in group {
-        for e in &request.events {
-            let key = (e.source_id, e.message_id.clone());
-            if claimed.contains(&key) && first_claim.insert(key) {
-                fresh.push(e);
-            }
-        }
-    }
-    let seqs: HashMap<(i64, String), i64> = if fresh.is_empty() {
-        HashMap::new()
-    } else {
-        let columns = (
-            fresh.iter().map(|e| e.source_id).collect::<Vec<_>>(),
-            fresh
-                .iter()
-                .map(|e| e.message_id.as_str())
-                .collect::<Vec<_>>(),
-            fresh
-                .iter()
-                .map(|e| e.event_type.as_str())
-                .collect::<Vec<_>>(),
-            fresh.iter().map(|e| e.received_at).collect::<Vec<_>>(),
-            fresh.iter().map(|e| e.body.as_str()).collect::<Vec<_>>(),
-        );
-        tx.query(
-            "INSERT INTO events (source_id, message_id, type, received_at, body)
-             SELECT s, m, y, r, b FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::text[])
-                 WITH ORDINALITY AS u (s, m, y, r, b, n)
-             ORDER BY n
-             RETURNING seq, source_id, message_id",
-            &[&columns.0, &columns.1, &columns.2, &columns.3, &columns.4],
+    // BEGIN and the lock in one round trip, the append in one, COMMIT in one.
+    let client = &writer.client;
+    client
+        .batch_execute(&format!(
+            "BEGIN; SELECT pg_advisory_xact_lock({APPEND_LOCK})"
+        ))
+        .await?;
+    let appended = client
+        .query(
+            &writer.append,
+            &[
+                &columns.0, &columns.1, &columns.2, &columns.3, &columns.4, &since,
+            ],
         )
-        .await?
+        .await;
+    let rows = match appended {
+        Ok(rows) => rows,
+        Err(e) => {
+            let _ = client.batch_execute("ROLLBACK").await;
+            return Err(e.into());
+        }
+    };
+    client.batch_execute("COMMIT").await?;
+    let seqs: HashMap<(i64, String), i64> = rows
         .into_iter()
         .map(|row| ((row.get(1), row.get(2)), row.get(0)))
-        .collect()
-    };
-    tx.commit().await?;
+        .collect();
 
     let mut answered = HashSet::new();
     Ok(group
