@@ -20,7 +20,7 @@ use std::time::Duration;
         named by --config, then defaults."
 )]
 pub struct Cli {
-    /// TOML config file (keys: data, database_url, listen, dedup_window, key_grace).
+    /// TOML config file (keys: data, database_url, listen, dedup_window, key_grace, max_in_flight).
     #[arg(long, global = true, env = "SIGHTLINE_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
     #[command(subcommand)]
@@ -106,6 +106,9 @@ pub struct ServeArgs {
     /// A (source, messageId) seen within this window is dropped as a duplicate [default: 24h].
     #[arg(long, env = "SIGHTLINE_DEDUP_WINDOW", value_name = "DURATION")]
     pub dedup_window: Option<String>,
+    /// Tracking requests handled at once; more get 429 with Retry-After [default: 256].
+    #[arg(long, env = "SIGHTLINE_MAX_IN_FLIGHT", value_name = "N")]
+    pub max_in_flight: Option<usize>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -52,11 +52,16 @@ pub async fn run(args: ServeArgs, file: &FileConfig) -> Result<()> {
     bootstrap(store.as_ref()).await?;
     metrics::gauge!("sightline_log_last_seq").set(store.last_seq().await? as f64);
 
+    let defaults = Settings::default();
     let collector = Collector::new(
         store.clone(),
         Settings {
             dedup_window,
-            ..Settings::default()
+            max_in_flight: args
+                .max_in_flight
+                .or(file.max_in_flight)
+                .unwrap_or(defaults.max_in_flight),
+            ..defaults
         },
     );
     let app = sightline_collect::router(collector)
