@@ -1,6 +1,6 @@
 //! The admin API under `/api/v1` (Bearer tokens) and the operational endpoints.
 
-use axum::extract::{FromRef, FromRequestParts, Query, State};
+use axum::extract::{FromRef, FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -10,14 +10,16 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use serde_json::json;
 use sightline_collect::error;
 use sightline_core::{secret, Role, Token};
+use sightline_profiles::{ProfileView, Profiles};
 use sightline_store::Store;
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 #[derive(Clone)]
 struct ApiState {
     store: Arc<dyn Store>,
     prometheus: PrometheusHandle,
+    profiles: Arc<RwLock<Profiles>>,
 }
 
 impl FromRef<ApiState> for Arc<dyn Store> {
@@ -26,9 +28,15 @@ impl FromRef<ApiState> for Arc<dyn Store> {
     }
 }
 
-pub fn router(store: Arc<dyn Store>, prometheus: PrometheusHandle) -> axum::Router {
+pub fn router(
+    store: Arc<dyn Store>,
+    prometheus: PrometheusHandle,
+    profiles: Arc<RwLock<Profiles>>,
+) -> axum::Router {
     Router::new()
         .route("/api/v1/events", get(events))
+        .route("/api/v1/profiles/{id}", get(profile))
+        .route("/api/v1/profiles/{id}/{part}", get(profile_part))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(render_metrics))
@@ -39,7 +47,11 @@ pub fn router(store: Arc<dyn Store>, prometheus: PrometheusHandle) -> axum::Rout
                 "no such endpoint: see the README for the API",
             )
         })
-        .with_state(ApiState { store, prometheus })
+        .with_state(ApiState {
+            store,
+            prometheus,
+            profiles,
+        })
 }
 
 /// A caller holding a valid `Authorization: Bearer` token.
@@ -154,6 +166,123 @@ async fn events(
         }
         Err(e) => store_error(e),
     }
+}
+
+/// `type:value`, e.g. `email:ann@example.com`.
+fn identifier(id: &str) -> Result<(&str, &str), Response> {
+    id.split_once(':')
+        .filter(|(t, v)| !t.is_empty() && !v.is_empty())
+        .ok_or_else(|| {
+            bad_request(format!(
+                "{id:?} is not an identifier: write type:value, e.g. user_id:42 or email:ann@example.com"
+            ))
+        })
+}
+
+/// Runs `f` on the profile an identifier names, or answers 404.
+fn with_profile<T>(
+    state: &ApiState,
+    id: &str,
+    f: impl FnOnce(ProfileView<'_>) -> T,
+) -> Result<T, Response> {
+    let (id_type, value) = identifier(id)?;
+    let profiles = state.profiles.read().expect("profiles lock poisoned");
+    match profiles.find(id_type, value) {
+        Some(view) => Ok(f(view)),
+        None => Err(error(
+            StatusCode::NOT_FOUND,
+            "unknown_profile",
+            format!("no profile holds {id_type}:{value}"),
+        )),
+    }
+}
+
+/// `GET /api/v1/profiles/{type}:{value}`
+async fn profile(
+    caller: Caller,
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+) -> Response {
+    if let Err(denied) = caller.require(&[Role::Marketing, Role::Security]) {
+        return denied;
+    }
+    match with_profile(&state, &id, |view| view.to_json()) {
+        Ok(profile) => Json(profile).into_response(),
+        Err(response) => response,
+    }
+}
+
+/// `GET /api/v1/profiles/{type}:{value}/traits|identifiers|merges|events`
+async fn profile_part(
+    caller: Caller,
+    State(state): State<ApiState>,
+    Path((id, part)): Path<(String, String)>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    if let Err(denied) = caller.require(&[Role::Marketing, Role::Security]) {
+        return denied;
+    }
+    let answer = match part.as_str() {
+        "traits" => with_profile(
+            &state,
+            &id,
+            |view| json!({"traits": view.facts.map(|f| &f.traits)}),
+        ),
+        "identifiers" => with_profile(
+            &state,
+            &id,
+            |view| json!({"identifiers": view.identity.identifiers}),
+        ),
+        "merges" => with_profile(
+            &state,
+            &id,
+            |view| json!({"merges": view.identity.history, "explanation": view.identity.explain()}),
+        ),
+        "events" => return profile_events(&state, &id, &query).await,
+        _ => {
+            return error(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "below a profile: traits, events, identifiers or merges",
+            )
+        }
+    };
+    match answer {
+        Ok(body) => Json(body).into_response(),
+        Err(response) => response,
+    }
+}
+
+/// A profile's events, newest first, `limit` at a time before `before` (a sequence number).
+async fn profile_events(state: &ApiState, id: &str, query: &HashMap<String, String>) -> Response {
+    let number = |name: &str| query.get(name).map(|v| v.parse::<i64>());
+    let limit = match number("limit") {
+        None => 50,
+        Some(Ok(n)) if n > 0 => (n as usize).min(MAX_PAGE),
+        Some(_) => return bad_request("`limit` must be a positive integer".into()),
+    };
+    let before = match number("before") {
+        None => i64::MAX,
+        Some(Ok(n)) => n,
+        Some(Err(_)) => return bad_request("`before` must be a sequence number".into()),
+    };
+    let seqs = match with_profile(state, id, |view| {
+        let all = view.facts.map(|f| f.events.as_slice()).unwrap_or_default();
+        let end = all.partition_point(|&seq| seq < before);
+        all[end.saturating_sub(limit)..end].to_vec()
+    }) {
+        Ok(seqs) => seqs,
+        Err(response) => return response,
+    };
+    let mut events = Vec::with_capacity(seqs.len());
+    for &seq in seqs.iter().rev() {
+        match state.store.read_events(seq - 1, 1, None).await {
+            Ok(found) => events.extend(found.iter().filter(|e| e.seq == seq).map(|e| e.to_json())),
+            Err(e) => return store_error(e),
+        }
+    }
+    let next_before = seqs.first().copied();
+    Json(json!({"events": events, "next_before": next_before})).into_response()
 }
 
 async fn readyz(State(store): State<Arc<dyn Store>>) -> Response {

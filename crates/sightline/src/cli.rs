@@ -43,12 +43,34 @@ enum Command {
     /// Consent signals.
     #[command(subcommand)]
     Consent(ConsentCommand),
+    /// Unified profiles, looked up by any identifier.
+    #[command(subcommand)]
+    Profile(ProfileCommand),
     /// Multi-touch attribution.
     #[command(subcommand)]
     Attribution(crate::files::AttributionCommand),
     /// Probabilistic record linkage of CSV files.
     #[command(subcommand)]
     Link(crate::files::LinkCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum ProfileCommand {
+    /// Print the profile holding an identifier (type:value, e.g. email:ann@example.com).
+    Show {
+        identifier: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Say in plain words why these identifiers are one person.
+    Explain {
+        identifier: String,
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Print the merge records as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -269,6 +291,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
+        Command::Profile(command) => profile(command, &file).await,
         Command::Attribution(command) => crate::files::attribution(command),
         Command::Link(command) => crate::files::link(command),
         Command::Consent(ConsentCommand::Decode { string, json }) => {
@@ -299,6 +322,49 @@ pub async fn run(cli: Cli) -> Result<()> {
             .await
         }
     }
+}
+
+/// Profiles are rebuilt from the log, so these work on any store, with or without a server.
+async fn profile(command: ProfileCommand, file: &FileConfig) -> Result<()> {
+    let (identifier, store) = match &command {
+        ProfileCommand::Show { identifier, store } => (identifier, store),
+        ProfileCommand::Explain {
+            identifier, store, ..
+        } => (identifier, store),
+    };
+    let Some((id_type, value)) = identifier.split_once(':') else {
+        bail!("{identifier:?} is not an identifier: write type:value, e.g. email:ann@example.com");
+    };
+    let store = store.open(file).await?;
+    let profiles = crate::profiles::rebuild(store.as_ref()).await?;
+    let view = profiles
+        .find(id_type, value)
+        .with_context(|| format!("no profile holds {identifier}"))?;
+    match command {
+        ProfileCommand::Show { .. } => {
+            println!("{}", serde_json::to_string_pretty(&view.to_json())?)
+        }
+        ProfileCommand::Explain { json: true, .. } => {
+            println!("{}", serde_json::to_string(&view.identity.history)?)
+        }
+        ProfileCommand::Explain { .. } => {
+            let identifiers: Vec<String> = view
+                .identity
+                .identifiers
+                .iter()
+                .map(|i| format!("{}:{}", i.id_type.as_str(), i.value))
+                .collect();
+            println!(
+                "profile {} holds {}",
+                view.identity.id.0,
+                identifiers.join(", ")
+            );
+            for sentence in view.identity.explain() {
+                println!("- {sentence}");
+            }
+        }
+    }
+    Ok(())
 }
 
 pub async fn add_source(store: &dyn Store, name: &str) -> Result<(sightline_core::Source, String)> {

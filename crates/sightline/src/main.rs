@@ -8,6 +8,7 @@ mod api;
 mod cli;
 mod config;
 mod files;
+mod profiles;
 mod serve;
 
 use clap::Parser;

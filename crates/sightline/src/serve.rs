@@ -12,6 +12,7 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
 use sightline_collect::{Collector, Settings};
 use sightline_core::Role;
 use sightline_store::Store;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 pub async fn run(args: ServeArgs, file: &FileConfig) -> Result<()> {
@@ -64,8 +65,10 @@ pub async fn run(args: ServeArgs, file: &FileConfig) -> Result<()> {
             ..defaults
         },
     );
+    let profiles = Arc::new(RwLock::new(crate::profiles::rebuild(store.as_ref()).await?));
+    tokio::spawn(crate::profiles::follow(store.clone(), profiles.clone()));
     let app = sightline_collect::router(collector)
-        .merge(crate::api::router(store.clone(), prometheus))
+        .merge(crate::api::router(store.clone(), prometheus, profiles))
         .layer(middleware::from_fn(time_request));
 
     let listener = tokio::net::TcpListener::bind(&listen)

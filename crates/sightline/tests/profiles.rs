@@ -1,0 +1,187 @@
+//! Unified profiles end to end: events in through the tracking API, profiles read back
+//! through the Profile API and the command line, on both backends.
+
+mod common;
+
+use common::{backends, client, credentials, sightline, Server};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+async fn send(server: &Server, key: &str, path: &str, body: Value) {
+    let response = client()
+        .post(format!("{}{path}", server.url))
+        .basic_auth(key, Some(""))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+}
+
+async fn get(server: &Server, token: &str, path: &str) -> (StatusCode, Value) {
+    let response = client()
+        .get(format!("{}/api/v1/profiles/{path}", server.url))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    (
+        response.status(),
+        response.json().await.unwrap_or(Value::Null),
+    )
+}
+
+/// Profiles follow the log shortly after the acknowledgement: poll, bounded.
+async fn wait_for(
+    server: &Server,
+    token: &str,
+    path: &str,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
+    for _ in 0..500 {
+        let (status, body) = get(server, token, path).await;
+        if status == StatusCode::OK && done(&body) {
+            return body;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("{path} never reached the expected state");
+}
+
+#[tokio::test]
+async fn anonymous_history_and_merge_protection_through_the_api() {
+    for backend in backends("profiles").await {
+        let creds = credentials(&backend, "web");
+        let server = Server::start(&backend, &[]);
+        let key = creds.write_key.as_str();
+        send(
+            &server,
+            key,
+            "/v1/page",
+            json!({"anonymousId":"laptop","name":"Home"}),
+        )
+        .await;
+        send(
+            &server,
+            key,
+            "/v1/identify",
+            json!({"anonymousId":"laptop","userId":"ann",
+            "traits":{"email":"Ann@Example.com","plan":"free"}}),
+        )
+        .await;
+        send(
+            &server,
+            key,
+            "/v1/track",
+            json!({"userId":"ann","event":"Order Completed"}),
+        )
+        .await;
+        send(
+            &server,
+            key,
+            "/v1/identify",
+            json!({"userId":"ann","traits":{"plan":"pro"}}),
+        )
+        .await;
+        // Bob logs in on the same laptop: he must not become Ann.
+        send(
+            &server,
+            key,
+            "/v1/identify",
+            json!({"anonymousId":"laptop","userId":"bob",
+            "traits":{"email":"bob@example.com"}}),
+        )
+        .await;
+
+        let ann = wait_for(&server, &creds.token, "email:ANN@example.com", |p| {
+            p["event_count"] == 4
+        })
+        .await;
+        assert_eq!(ann["traits"]["plan"], "pro", "{}", backend.name());
+        let identifiers: Vec<String> = ann["identifiers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| {
+                format!(
+                    "{}:{}",
+                    i["type"].as_str().unwrap(),
+                    i["value"].as_str().unwrap()
+                )
+            })
+            .collect();
+        assert!(identifiers.contains(&"anonymous_id:laptop".to_string()));
+        assert!(identifiers.contains(&"user_id:ann".to_string()));
+        assert!(
+            !identifiers.contains(&"user_id:bob".to_string()),
+            "merge protection"
+        );
+
+        let bob = wait_for(&server, &creds.token, "user_id:bob", |_| true).await;
+        assert_ne!(bob["id"], ann["id"]);
+
+        let (_, merges) = get(&server, &creds.token, "user_id:ann/merges").await;
+        let explanation = merges["explanation"].as_array().unwrap();
+        assert!(
+            explanation
+                .iter()
+                .any(|s| s.as_str().unwrap().contains("identify")),
+            "{merges}"
+        );
+        let (_, events) = get(&server, &creds.token, "user_id:ann/events?limit=3").await;
+        let names: Vec<&str> = events["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["type"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["identify", "track", "identify"], "newest first");
+        let before = events["next_before"].as_i64().unwrap();
+        let (_, older) = get(
+            &server,
+            &creds.token,
+            &format!("user_id:ann/events?before={before}"),
+        )
+        .await;
+        assert_eq!(
+            older["events"][0]["type"], "page",
+            "the anonymous page view is on Ann's timeline"
+        );
+        let (_, traits) = get(&server, &creds.token, "user_id:ann/traits").await;
+        assert_eq!(traits["traits"]["plan"]["value"], "pro");
+
+        assert_eq!(
+            get(&server, &creds.token, "user_id:nobody").await.0,
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            get(&server, &creds.token, "no-colon").await.0,
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(
+            get(&server, &creds.token, "user_id:ann/everything").await.0,
+            StatusCode::NOT_FOUND
+        );
+
+        // The command line rebuilds the same profiles from the log.
+        let store_args = backend.args();
+        let mut args = vec!["profile", "explain", "email:ann@example.com"];
+        args.extend(store_args.iter().map(String::as_str));
+        let output = sightline(&args);
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let text = String::from_utf8(output.stdout).unwrap();
+        assert!(
+            text.contains("user_id:ann") && text.contains("identify"),
+            "{text}"
+        );
+        let mut args = vec!["profile", "show", "user_id:ann"];
+        args.extend(store_args.iter().map(String::as_str));
+        let shown: Value = serde_json::from_slice(&sightline(&args).stdout).unwrap();
+        assert_eq!(shown["id"], ann["id"]);
+        assert_eq!(shown["event_count"], 4);
+    }
+}
