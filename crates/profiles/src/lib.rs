@@ -142,16 +142,15 @@ impl Profiles {
         self.last_seq
     }
 
-    /// Applies one event from the log. Events at or before the last applied position are
-    /// skipped, so replaying a page after a restart or a retry changes nothing.
-    pub fn apply(&mut self, event: &StoredEvent) {
+    /// Applies one event from the log and returns the profile it landed on. Events at or
+    /// before the last applied position are skipped, so replaying a page after a restart or
+    /// a retry changes nothing.
+    pub fn apply(&mut self, event: &StoredEvent) -> Option<ProfileId> {
         if event.seq <= self.last_seq {
-            return;
+            return None;
         }
         self.last_seq = event.seq;
-        let Ok(body) = serde_json::from_str::<Value>(&event.body) else {
-            return;
-        };
+        let body = serde_json::from_str::<Value>(&event.body).ok()?;
         let identifiers = extract(&body, &self.rules);
         let resolution = resolve(
             &identifiers,
@@ -174,9 +173,14 @@ impl Profiles {
                 self.facts.entry(into).or_default().absorb(absorbed);
             }
         }
-        if let Some(profile) = profile.and_then(|p| self.graph.canonical(p)) {
-            self.facts.entry(profile).or_default().record(event, &body);
-        }
+        let profile = profile.and_then(|p| self.graph.canonical(p))?;
+        self.facts.entry(profile).or_default().record(event, &body);
+        Some(profile)
+    }
+
+    /// The live profile a (possibly since merged) profile id now belongs to.
+    pub fn canonical(&self, profile: ProfileId) -> Option<ProfileId> {
+        self.graph.canonical(profile)
     }
 
     /// The profile holding an identifier, looked up after the same normalisation as at

@@ -46,9 +46,8 @@ enum Command {
     /// Unified profiles, looked up by any identifier.
     #[command(subcommand)]
     Profile(ProfileCommand),
-    /// Multi-touch attribution.
-    #[command(subcommand)]
-    Attribution(crate::files::AttributionCommand),
+    /// Multi-touch attribution over the log's stitched journeys, or over imported paths.
+    Attribution(crate::files::AttributionArgs),
     /// Probabilistic record linkage of CSV files.
     #[command(subcommand)]
     Link(crate::files::LinkCommand),
@@ -292,7 +291,10 @@ pub async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Profile(command) => profile(command, &file).await,
-        Command::Attribution(command) => crate::files::attribution(command),
+        Command::Attribution(args) => match args.paths {
+            Some(paths) => crate::files::attribution(paths),
+            None => crate::journeys::run(args.log, &file).await,
+        },
         Command::Link(command) => crate::files::link(command),
         Command::Consent(ConsentCommand::Decode { string, json }) => {
             let decoded = sightline_consent::decode(string.trim())?;

@@ -8,6 +8,7 @@ mod api;
 mod cli;
 mod config;
 mod files;
+mod journeys;
 mod profiles;
 mod serve;
 

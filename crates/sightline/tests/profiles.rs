@@ -185,3 +185,89 @@ async fn anonymous_history_and_merge_protection_through_the_api() {
         assert_eq!(shown["event_count"], 4);
     }
 }
+
+#[tokio::test]
+async fn attribution_over_the_log_joins_devices() {
+    for backend in backends("journeys").await {
+        let creds = credentials(&backend, "web");
+        let server = Server::start(&backend, &[]);
+        let key = creds.write_key.as_str();
+        // A paid search click on the phone, an email click on the laptop, a purchase on the laptop.
+        send(&server, key, "/v1/page", json!({"anonymousId":"phone","timestamp":"2026-03-01T10:00:00Z",
+            "properties":{"url":"https://shop.test/?utm_source=google&utm_medium=cpc&utm_campaign=spring"}})).await;
+        send(
+            &server,
+            key,
+            "/v1/identify",
+            json!({"anonymousId":"phone","userId":"42","timestamp":"2026-03-01T10:01:00Z"}),
+        )
+        .await;
+        send(
+            &server,
+            key,
+            "/v1/page",
+            json!({"anonymousId":"laptop","timestamp":"2026-03-02T09:00:00Z",
+            "properties":{"url":"https://shop.test/sale?utm_source=newsletter&utm_medium=email"}}),
+        )
+        .await;
+        send(
+            &server,
+            key,
+            "/v1/identify",
+            json!({"anonymousId":"laptop","userId":"42","timestamp":"2026-03-02T09:01:00Z"}),
+        )
+        .await;
+        send(
+            &server,
+            key,
+            "/v1/track",
+            json!({"userId":"42","event":"Order Completed","timestamp":"2026-03-02T09:05:00Z",
+            "properties":{"revenue":100}}),
+        )
+        .await;
+        drop(server);
+
+        let store_args = backend.args();
+        let mut args = vec![
+            "attribution",
+            "--conversion",
+            "Order Completed",
+            "--value-property",
+            "revenue",
+            "--from",
+            "2026-03-01",
+            "--to",
+            "2026-04-01",
+            "--json",
+        ];
+        args.extend(store_args.iter().map(String::as_str));
+        let output = sightline(&args);
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+        let models = &report["models"];
+        assert_eq!(
+            models["first_touch"]["Paid Search"],
+            1.0,
+            "{}: {report}",
+            backend.name()
+        );
+        assert_eq!(models["last_touch"]["Email"], 1.0, "{}", backend.name());
+        assert_eq!(models["linear_value"]["Paid Search"], 50.0);
+
+        let mut args = vec![
+            "attribution",
+            "--conversion",
+            "Order Completed",
+            "--model",
+            "nonsense",
+        ];
+        args.extend(store_args.iter().map(String::as_str));
+        let bad = sightline(&args);
+        assert!(!bad.status.success());
+        assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown model"));
+    }
+}
