@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # Runs one benchmark; each prints one JSON line with its figures and a same-run baseline.
 #   bench/run.sh ingest [--postgres URL] [--seconds N]
+#   bench/run.sh profiles [--people N]
 #   bench/run.sh attribution | linkage-febrl | linkage-1m
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bench="${1:-}"
 shift || true
 case "$bench" in
-  ingest)
+  ingest|profiles)
     cargo build --release --locked -p sightline -p sightline-bench
-    exec target/release/sightline-bench ingest "$@" ;;
+    exec target/release/sightline-bench "$bench" "$@" ;;
   attribution)
     bash crates/attribution/bench/install.sh >&2
     exec cargo run --release --locked -p sightline-attribution --example bench_paths ;;
@@ -19,6 +20,6 @@ case "$bench" in
   linkage-1m)
     exec cargo run --release --locked -p sightline-linkage --example bench_dedupe_1m ;;
   *)
-    echo "usage: bench/run.sh ingest|attribution|linkage-febrl|linkage-1m [args]" >&2
+    echo "usage: bench/run.sh ingest|profiles|attribution|linkage-febrl|linkage-1m [args]" >&2
     exit 2 ;;
 esac
