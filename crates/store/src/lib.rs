@@ -29,6 +29,10 @@ pub enum StoreError {
     NotFound(String),
     #[error("the store is shutting down")]
     Closed,
+    #[error("the commit failed: {0}")]
+    Commit(String),
+    #[error("a storage worker failed: {0}")]
+    Worker(String),
     #[error("cannot open the store: {0}")]
     Open(String),
 }

@@ -144,7 +144,7 @@ impl SqliteStore {
             (Some(conn), result)
         })
         .await
-        .map_err(|e| StoreError::Open(e.to_string()))?;
+        .map_err(|e| StoreError::Worker(e.to_string()))?;
         if let Some(conn) = conn {
             self.readers
                 .lock()
@@ -187,7 +187,7 @@ fn sync_loop(wal: &Path, committed: std::sync::mpsc::Receiver<Committed>) {
         for (group, outcome) in groups {
             let outcome = match &synced {
                 Ok(()) => Ok(outcome),
-                Err(e) => Err(StoreError::Open(format!(
+                Err(e) => Err(StoreError::Commit(format!(
                     "cannot fsync the write-ahead log {}: {e}",
                     wal.display()
                 ))),
