@@ -43,6 +43,12 @@ enum Command {
     /// Consent signals.
     #[command(subcommand)]
     Consent(ConsentCommand),
+    /// Consent-gated destinations that events are delivered to.
+    #[command(subcommand)]
+    Destination(crate::activate::DestinationCommand),
+    /// The delivery log: list outcomes, replay dead letters.
+    #[command(subcommand)]
+    Deliveries(crate::activate::DeliveriesCommand),
     /// Multi-touch attribution.
     #[command(subcommand)]
     Attribution(crate::files::AttributionCommand),
@@ -266,6 +272,8 @@ pub async fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
+        Command::Destination(command) => crate::activate::destination(command, &file).await,
+        Command::Deliveries(command) => crate::activate::deliveries(command, &file).await,
         Command::Attribution(command) => crate::files::attribution(command),
         Command::Link(command) => crate::files::link(command),
         Command::Consent(ConsentCommand::Decode { string, json }) => {
