@@ -499,3 +499,42 @@ async fn kill_9_during_delivery_loses_nothing() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn global_privacy_control_withholds_advertising() {
+    for backend in backends("gpc").await {
+        let name = backend.name();
+        let creds = credentials(&backend, "web");
+        let receiver = Receiver::default();
+        let url = receiver.start().await;
+        add_destination(&backend, "ads", &url, &["--purposes", "advertising"]);
+        let server = Server::start(&backend, &[]);
+        let granted = json!({"consent": {"categoryPreferences": {"Advertising": true}}});
+        for (message_id, gpc) in [("with-gpc", true), ("without-gpc", false)] {
+            let mut request = client()
+                .post(format!("{}/v1/track", server.url))
+                .basic_auth(&creds.write_key, Some(""))
+                .json(
+                    &json!({"userId":"u1","event":"Ad Clicked","messageId":message_id,
+                              "context":granted}),
+                );
+            if gpc {
+                request = request.header("Sec-GPC", "1");
+            }
+            assert_eq!(request.send().await.unwrap().status(), 200, "{name}");
+        }
+        wait_for("both outcomes to be logged", || {
+            delivery_log(&backend, "ads", None).len() == 2
+        })
+        .await;
+        let log = delivery_log(&backend, "ads", None);
+        assert_eq!(log[0]["message_id"], "with-gpc", "{name}");
+        assert_eq!(log[0]["status"], "suppressed", "{name}");
+        assert_eq!(
+            log[0]["reason"], "purpose \"advertising\" denied by gpc",
+            "{name}"
+        );
+        assert_eq!(log[1]["status"], "delivered", "{name}");
+        assert_eq!(receiver.accepted(), ["without-gpc"], "{name}");
+    }
+}

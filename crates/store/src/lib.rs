@@ -87,8 +87,9 @@ pub trait Store: Send + Sync + 'static {
     async fn create_destination(&self, destination: NewDestination) -> Result<Destination>;
     async fn list_destinations(&self) -> Result<Vec<Destination>>;
     async fn destination_by_name(&self, name: &str) -> Result<Option<Destination>>;
-    /// Records outcomes, each replacing any earlier one for its (destination, seq), and in
-    /// the same transaction moves `checkpoint` (processor, seq) when one is given.
+    /// Records outcomes (at most one per (destination, seq) in a call), each replacing any
+    /// earlier one for its (destination, seq), and in the same transaction moves
+    /// `checkpoint` (processor, seq) when one is given.
     async fn record_deliveries(
         &self,
         deliveries: Vec<Delivery>,

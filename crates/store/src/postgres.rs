@@ -590,36 +590,47 @@ impl Store for PostgresStore {
     ) -> Result<()> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
-        let record = tx
-            .prepare(
-                "INSERT INTO deliveries (destination_id, seq, message_id, status, attempts,
-                     response_code, latency_ms, reason, at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-                 ON CONFLICT (destination_id, seq) DO UPDATE SET message_id = EXCLUDED.message_id,
-                     status = EXCLUDED.status, attempts = EXCLUDED.attempts,
-                     response_code = EXCLUDED.response_code, latency_ms = EXCLUDED.latency_ms,
-                     reason = EXCLUDED.reason, at = EXCLUDED.at",
-            )
-            .await?;
-        for d in &deliveries {
-            let attempts = i32::try_from(d.attempts).unwrap_or(i32::MAX);
-            let response_code = d.response_code.map(i32::from);
-            tx.execute(
-                &record,
-                &[
-                    &d.destination_id,
-                    &d.seq,
-                    &d.message_id,
-                    &d.status.as_str(),
-                    &attempts,
-                    &response_code,
-                    &d.latency_ms,
-                    &d.reason,
-                    &d.at,
-                ],
-            )
-            .await?;
-        }
+        // One statement for the whole batch: the columns as arrays.
+        let column = |f: fn(&Delivery) -> i64| deliveries.iter().map(f).collect::<Vec<_>>();
+        let (destination_ids, seqs, ats) = (
+            column(|d| d.destination_id),
+            column(|d| d.seq),
+            column(|d| d.at),
+        );
+        let message_ids: Vec<&str> = deliveries.iter().map(|d| d.message_id.as_str()).collect();
+        let statuses: Vec<&str> = deliveries.iter().map(|d| d.status.as_str()).collect();
+        let attempts: Vec<i32> = deliveries
+            .iter()
+            .map(|d| i32::try_from(d.attempts).unwrap_or(i32::MAX))
+            .collect();
+        let codes: Vec<Option<i32>> = deliveries
+            .iter()
+            .map(|d| d.response_code.map(i32::from))
+            .collect();
+        let latencies: Vec<Option<i64>> = deliveries.iter().map(|d| d.latency_ms).collect();
+        let reasons: Vec<Option<&str>> = deliveries.iter().map(|d| d.reason.as_deref()).collect();
+        tx.execute(
+            "INSERT INTO deliveries (destination_id, seq, message_id, status, attempts,
+                 response_code, latency_ms, reason, at)
+             SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::int[],
+                 $6::int[], $7::bigint[], $8::text[], $9::bigint[])
+             ON CONFLICT (destination_id, seq) DO UPDATE SET message_id = EXCLUDED.message_id,
+                 status = EXCLUDED.status, attempts = EXCLUDED.attempts,
+                 response_code = EXCLUDED.response_code, latency_ms = EXCLUDED.latency_ms,
+                 reason = EXCLUDED.reason, at = EXCLUDED.at",
+            &[
+                &destination_ids,
+                &seqs,
+                &message_ids,
+                &statuses,
+                &attempts,
+                &codes,
+                &latencies,
+                &reasons,
+                &ats,
+            ],
+        )
+        .await?;
         if let Some((processor, seq)) = checkpoint {
             tx.execute(
                 "INSERT INTO checkpoints (processor, seq) VALUES ($1, $2)
