@@ -1,10 +1,12 @@
 //! The event model shared by every stage: Segment call types, events as they enter and
 //! leave the log, sources and API roles, secrets and time.
 
+pub mod destination;
 pub mod event;
 pub mod secret;
 pub mod time;
 
+pub use destination::{Delivery, DeliveryStatus, Destination, DestinationKind, NewDestination};
 pub use event::{EventType, NewEvent, StoredEvent};
 
 /// A tracking source: the write keys of one site or app map to it.

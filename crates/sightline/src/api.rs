@@ -9,7 +9,7 @@ use axum::{Json, Router};
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde_json::json;
 use sightline_collect::error;
-use sightline_core::{secret, Role, Token};
+use sightline_core::{secret, DeliveryStatus, Role, Token};
 use sightline_profiles::{ProfileView, Profiles};
 use sightline_store::Store;
 use std::collections::HashMap;
@@ -37,6 +37,8 @@ pub fn router(
         .route("/api/v1/events", get(events))
         .route("/api/v1/profiles/{id}", get(profile))
         .route("/api/v1/profiles/{id}/{part}", get(profile_part))
+        .route("/api/v1/destinations", get(destinations))
+        .route("/api/v1/destinations/{name}/deliveries", get(deliveries))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(render_metrics))
@@ -121,15 +123,8 @@ fn store_error(e: sightline_store::StoreError) -> Response {
 
 const MAX_PAGE: usize = 1000;
 
-/// `GET /api/v1/events?source=NAME&after=SEQ&limit=N`: the log, oldest first.
-async fn events(
-    caller: Caller,
-    State(store): State<Arc<dyn Store>>,
-    Query(query): Query<HashMap<String, String>>,
-) -> Response {
-    if let Err(denied) = caller.require(&[Role::Marketing, Role::Security]) {
-        return denied;
-    }
+/// `after` (default 0) and `limit` (default 100, at most [`MAX_PAGE`]) of a paged read.
+fn page_bounds(query: &HashMap<String, String>) -> Result<(i64, usize), Response> {
     let number = |name: &str, default: i64| -> Result<i64, Response> {
         match query.get(name) {
             None => Ok(default),
@@ -140,9 +135,24 @@ async fn events(
             }),
         }
     };
-    let (after, limit) = match (number("after", 0), number("limit", 100)) {
-        (Ok(after), Ok(limit)) => (after, (limit as usize).clamp(1, MAX_PAGE)),
-        (Err(e), _) | (_, Err(e)) => return e,
+    Ok((
+        number("after", 0)?,
+        (number("limit", 100)? as usize).clamp(1, MAX_PAGE),
+    ))
+}
+
+/// `GET /api/v1/events?source=NAME&after=SEQ&limit=N`: the log, oldest first.
+async fn events(
+    caller: Caller,
+    State(store): State<Arc<dyn Store>>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    if let Err(denied) = caller.require(&[Role::Marketing, Role::Security]) {
+        return denied;
+    }
+    let (after, limit) = match page_bounds(&query) {
+        Ok(bounds) => bounds,
+        Err(e) => return e,
     };
     let source_id = match query.get("source").filter(|s| !s.is_empty()) {
         None => None,
@@ -283,6 +293,60 @@ async fn profile_events(state: &ApiState, id: &str, query: &HashMap<String, Stri
     }
     let next_before = seqs.first().copied();
     Json(json!({"events": events, "next_before": next_before})).into_response()
+}
+
+/// `GET /api/v1/destinations`: every destination, without its signing secret.
+async fn destinations(caller: Caller, State(store): State<Arc<dyn Store>>) -> Response {
+    if let Err(denied) = caller.require(&[Role::Marketing, Role::Security]) {
+        return denied;
+    }
+    match store.list_destinations().await {
+        Ok(destinations) => Json(json!({"destinations": destinations})).into_response(),
+        Err(e) => store_error(e),
+    }
+}
+
+/// `GET /api/v1/destinations/{name}/deliveries?status=&after=SEQ&limit=N`: the delivery
+/// log, oldest first.
+async fn deliveries(
+    caller: Caller,
+    State(store): State<Arc<dyn Store>>,
+    Path(name): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    if let Err(denied) = caller.require(&[Role::Marketing, Role::Security]) {
+        return denied;
+    }
+    let (after, limit) = match page_bounds(&query) {
+        Ok(bounds) => bounds,
+        Err(e) => return e,
+    };
+    let status = match query.get("status").filter(|s| !s.is_empty()) {
+        None => None,
+        Some(text) => match DeliveryStatus::parse(text) {
+            Some(status) => Some(status),
+            None => {
+                return bad_request(format!(
+                    "`status` must be delivered, suppressed or dead, not {text:?}"
+                ))
+            }
+        },
+    };
+    let destination = match store.destination_by_name(&name).await {
+        Ok(Some(destination)) => destination,
+        Ok(None) => {
+            return error(
+                StatusCode::NOT_FOUND,
+                "unknown_destination",
+                format!("no destination named {name:?}"),
+            )
+        }
+        Err(e) => return store_error(e),
+    };
+    match store.deliveries(destination.id, status, after, limit).await {
+        Ok(page) => Json(crate::activate::page_json(&page, after)).into_response(),
+        Err(e) => store_error(e),
+    }
 }
 
 async fn readyz(State(store): State<Arc<dyn Store>>) -> Response {

@@ -43,6 +43,12 @@ enum Command {
     /// Consent signals.
     #[command(subcommand)]
     Consent(ConsentCommand),
+    /// Consent-gated destinations that events are delivered to.
+    #[command(subcommand)]
+    Destination(crate::activate::DestinationCommand),
+    /// The delivery log: list outcomes, replay dead letters.
+    #[command(subcommand)]
+    Deliveries(crate::activate::DeliveriesCommand),
     /// Unified profiles, looked up by any identifier.
     #[command(subcommand)]
     Profile(ProfileCommand),
@@ -290,6 +296,8 @@ pub async fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
+        Command::Destination(command) => crate::activate::destination(command, &file).await,
+        Command::Deliveries(command) => crate::activate::deliveries(command, &file).await,
         Command::Profile(command) => profile(command, &file).await,
         Command::Attribution(args) => match args.paths {
             Some(paths) => crate::files::attribution(paths),

@@ -4,6 +4,7 @@
 // Handlers and their helpers return a ready `Response` as the error: boxing it buys nothing.
 #![allow(clippy::result_large_err)]
 
+mod activate;
 mod api;
 mod cli;
 mod config;

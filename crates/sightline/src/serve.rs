@@ -1,6 +1,7 @@
 //! `sightline serve`: opens the store, creates the first source and token on an empty
-//! store, and serves the tracking API, the admin API and the operational endpoints until
-//! SIGINT/SIGTERM, then drains in-flight requests.
+//! store, and serves the tracking API, the admin API and the operational endpoints, and
+//! delivers to destinations from the log, until SIGINT/SIGTERM; then it drains in-flight
+//! requests (deliveries resume from their checkpoints on the next start).
 
 use crate::cli::{self, ServeArgs};
 use crate::config::{self, FileConfig};
@@ -75,6 +76,13 @@ pub async fn run(args: ServeArgs, file: &FileConfig) -> Result<()> {
         .await
         .with_context(|| format!("cannot listen on {listen}: is another server using it?"))?;
     eprintln!("sightline listening on http://{}", listener.local_addr()?);
+    let deliverer = sightline_activate::Deliverer::new(
+        store.clone(),
+        sightline_consent::Policy::default(),
+        sightline_activate::Settings::default(),
+    )
+    .context("cannot start the webhook HTTP client")?;
+    tokio::spawn(deliverer.run());
     tokio::spawn(sightline_collect::prune_dedup_forever(
         store.clone(),
         dedup_window,

@@ -8,7 +8,10 @@ mod postgres;
 mod sqlite;
 
 use async_trait::async_trait;
-use sightline_core::{NewEvent, Role, Source, StoredEvent, Token};
+use sightline_core::{
+    Delivery, DeliveryStatus, Destination, NewDestination, NewEvent, Role, Source, StoredEvent,
+    Token,
+};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -83,6 +86,55 @@ pub trait Store: Send + Sync + 'static {
     /// A processor's position in the log (0 when it never committed one).
     async fn checkpoint(&self, processor: &str) -> Result<i64>;
     async fn set_checkpoint(&self, processor: &str, seq: i64) -> Result<()>;
+
+    /// A [`StoreError::Conflict`] when the name is taken.
+    async fn create_destination(&self, destination: NewDestination) -> Result<Destination>;
+    async fn list_destinations(&self) -> Result<Vec<Destination>>;
+    async fn destination_by_name(&self, name: &str) -> Result<Option<Destination>>;
+    /// Records outcomes (at most one per (destination, seq) in a call), each replacing any
+    /// earlier one for its (destination, seq), and in the same transaction moves
+    /// `checkpoint` (processor, seq) when one is given.
+    async fn record_deliveries(
+        &self,
+        deliveries: Vec<Delivery>,
+        checkpoint: Option<(String, i64)>,
+    ) -> Result<()>;
+    /// A destination's delivery log with `seq > after`, oldest first.
+    async fn deliveries(
+        &self,
+        destination_id: i64,
+        status: Option<DeliveryStatus>,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<Delivery>>;
+}
+
+/// Destination and delivery columns that both backends store the same way.
+mod columns {
+    use sightline_core::{DeliveryStatus, DestinationKind};
+
+    /// Lists are kept as JSON arrays in one text column.
+    pub fn list(items: &[String]) -> String {
+        serde_json::to_string(items).unwrap_or_else(|_| "[]".into())
+    }
+
+    pub fn parse_list(text: &str) -> Vec<String> {
+        serde_json::from_str(text).unwrap_or_default()
+    }
+
+    pub fn kind(text: &str) -> DestinationKind {
+        DestinationKind::parse(text).unwrap_or(DestinationKind::Webhook)
+    }
+
+    pub fn status(text: &str) -> DeliveryStatus {
+        DeliveryStatus::parse(text).unwrap_or(DeliveryStatus::Dead)
+    }
+
+    pub fn conflict(name: &str) -> crate::StoreError {
+        crate::StoreError::Conflict(format!(
+            "a destination named {name:?} already exists: pick another name"
+        ))
+    }
 }
 
 /// Opens the store a command line or config names: PostgreSQL when a `postgres://` URL

@@ -4,10 +4,13 @@
 //! and a reader that has seen `seq = n` can never later see a smaller one appear.
 
 use crate::group::{self, AppendRequest};
-use crate::{Appended, Result, Store, StoreError, WRITE_QUEUE_REQUESTS};
+use crate::{columns, Appended, Result, Store, StoreError, WRITE_QUEUE_REQUESTS};
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
-use sightline_core::{EventType, NewEvent, Role, Source, StoredEvent, Token};
+use sightline_core::{
+    Delivery, DeliveryStatus, Destination, EventType, NewDestination, NewEvent, Role, Source,
+    StoredEvent, Token,
+};
 use std::collections::{HashMap, HashSet};
 use tokio::sync::mpsc;
 use tokio_postgres::{Client, NoTls, Row};
@@ -55,6 +58,32 @@ const MIGRATIONS: &[&str] = &[
         processor TEXT PRIMARY KEY,
         seq BIGINT NOT NULL
      );",
+    // 2: destinations and the delivery log (the latest outcome per destination and event).
+    "CREATE TABLE destinations (
+        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        kind TEXT NOT NULL,
+        url TEXT NOT NULL,
+        purposes TEXT NOT NULL,
+        event_types TEXT NOT NULL,
+        event_names TEXT NOT NULL,
+        batch_size INT NOT NULL,
+        signing_secret TEXT NOT NULL,
+        created_at BIGINT NOT NULL
+     );
+     CREATE TABLE deliveries (
+        destination_id BIGINT NOT NULL REFERENCES destinations (id),
+        seq BIGINT NOT NULL,
+        message_id TEXT NOT NULL,
+        status TEXT NOT NULL,
+        attempts INT NOT NULL,
+        response_code INT,
+        latency_ms BIGINT,
+        reason TEXT,
+        at BIGINT NOT NULL,
+        PRIMARY KEY (destination_id, seq)
+     );
+     CREATE INDEX deliveries_by_status ON deliveries (destination_id, status, seq);",
 ];
 
 pub struct PostgresStore {
@@ -294,6 +323,40 @@ fn token_from_row(row: &Row) -> Token {
     }
 }
 
+const DESTINATION_COLUMNS: &str = "id, name, kind, url, purposes, event_types, event_names, \
+     batch_size, signing_secret, created_at";
+
+fn destination_from_row(row: &Row) -> Destination {
+    Destination {
+        id: row.get(0),
+        name: row.get(1),
+        kind: columns::kind(row.get(2)),
+        url: row.get(3),
+        purposes: columns::parse_list(row.get(4)),
+        event_types: columns::parse_list(row.get(5)),
+        event_names: columns::parse_list(row.get(6)),
+        batch_size: row.get::<_, i32>(7).try_into().unwrap_or(1),
+        signing_secret: row.get(8),
+        created_at: row.get(9),
+    }
+}
+
+fn delivery_from_row(row: &Row) -> Delivery {
+    Delivery {
+        destination_id: row.get(0),
+        seq: row.get(1),
+        message_id: row.get(2),
+        status: columns::status(row.get(3)),
+        attempts: row.get::<_, i32>(4).try_into().unwrap_or(0),
+        response_code: row
+            .get::<_, Option<i32>>(5)
+            .and_then(|code| code.try_into().ok()),
+        latency_ms: row.get(6),
+        reason: row.get(7),
+        at: row.get(8),
+    }
+}
+
 #[async_trait]
 impl Store for PostgresStore {
     async fn append(&self, events: Vec<NewEvent>, dedup_since: i64) -> Result<Vec<Appended>> {
@@ -468,5 +531,140 @@ impl Store for PostgresStore {
             )
             .await?;
         Ok(())
+    }
+
+    async fn create_destination(&self, new: NewDestination) -> Result<Destination> {
+        let client = self.client().await?;
+        let batch_size = i32::try_from(new.batch_size).unwrap_or(i32::MAX);
+        let row = client
+            .query_opt(
+                &format!(
+                    "INSERT INTO destinations (name, kind, url, purposes, event_types, event_names,
+                         batch_size, signing_secret, created_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                     ON CONFLICT (name) DO NOTHING RETURNING {DESTINATION_COLUMNS}"
+                ),
+                &[
+                    &new.name,
+                    &new.kind.as_str(),
+                    &new.url,
+                    &columns::list(&new.purposes),
+                    &columns::list(&new.event_types),
+                    &columns::list(&new.event_names),
+                    &batch_size,
+                    &new.signing_secret,
+                    &sightline_core::time::now_ms(),
+                ],
+            )
+            .await?
+            .ok_or_else(|| columns::conflict(&new.name))?;
+        Ok(destination_from_row(&row))
+    }
+
+    async fn list_destinations(&self) -> Result<Vec<Destination>> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                &format!("SELECT {DESTINATION_COLUMNS} FROM destinations ORDER BY id"),
+                &[],
+            )
+            .await?;
+        Ok(rows.iter().map(destination_from_row).collect())
+    }
+
+    async fn destination_by_name(&self, name: &str) -> Result<Option<Destination>> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                &format!("SELECT {DESTINATION_COLUMNS} FROM destinations WHERE name = $1"),
+                &[&name],
+            )
+            .await?;
+        Ok(row.as_ref().map(destination_from_row))
+    }
+
+    async fn record_deliveries(
+        &self,
+        deliveries: Vec<Delivery>,
+        checkpoint: Option<(String, i64)>,
+    ) -> Result<()> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        // One statement for the whole batch: the columns as arrays.
+        let column = |f: fn(&Delivery) -> i64| deliveries.iter().map(f).collect::<Vec<_>>();
+        let (destination_ids, seqs, ats) = (
+            column(|d| d.destination_id),
+            column(|d| d.seq),
+            column(|d| d.at),
+        );
+        let message_ids: Vec<&str> = deliveries.iter().map(|d| d.message_id.as_str()).collect();
+        let statuses: Vec<&str> = deliveries.iter().map(|d| d.status.as_str()).collect();
+        let attempts: Vec<i32> = deliveries
+            .iter()
+            .map(|d| i32::try_from(d.attempts).unwrap_or(i32::MAX))
+            .collect();
+        let codes: Vec<Option<i32>> = deliveries
+            .iter()
+            .map(|d| d.response_code.map(i32::from))
+            .collect();
+        let latencies: Vec<Option<i64>> = deliveries.iter().map(|d| d.latency_ms).collect();
+        let reasons: Vec<Option<&str>> = deliveries.iter().map(|d| d.reason.as_deref()).collect();
+        tx.execute(
+            "INSERT INTO deliveries (destination_id, seq, message_id, status, attempts,
+                 response_code, latency_ms, reason, at)
+             SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::int[],
+                 $6::int[], $7::bigint[], $8::text[], $9::bigint[])
+             ON CONFLICT (destination_id, seq) DO UPDATE SET message_id = EXCLUDED.message_id,
+                 status = EXCLUDED.status, attempts = EXCLUDED.attempts,
+                 response_code = EXCLUDED.response_code, latency_ms = EXCLUDED.latency_ms,
+                 reason = EXCLUDED.reason, at = EXCLUDED.at",
+            &[
+                &destination_ids,
+                &seqs,
+                &message_ids,
+                &statuses,
+                &attempts,
+                &codes,
+                &latencies,
+                &reasons,
+                &ats,
+            ],
+        )
+        .await?;
+        if let Some((processor, seq)) = checkpoint {
+            tx.execute(
+                "INSERT INTO checkpoints (processor, seq) VALUES ($1, $2)
+                 ON CONFLICT (processor) DO UPDATE SET seq = EXCLUDED.seq",
+                &[&processor, &seq],
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn deliveries(
+        &self,
+        destination_id: i64,
+        status: Option<DeliveryStatus>,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<Delivery>> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT destination_id, seq, message_id, status, attempts, response_code,
+                     latency_ms, reason, at FROM deliveries
+                 WHERE destination_id = $1 AND ($2::text IS NULL OR status = $2) AND seq > $3
+                 ORDER BY seq LIMIT $4",
+                &[
+                    &destination_id,
+                    &status.map(DeliveryStatus::as_str),
+                    &after,
+                    &(limit as i64),
+                ],
+            )
+            .await?;
+        Ok(rows.iter().map(delivery_from_row).collect())
     }
 }

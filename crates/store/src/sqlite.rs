@@ -9,10 +9,13 @@
 //! by that checkpoint, so the fsync still covers every answered commit.
 
 use crate::group::{self, AppendRequest};
-use crate::{Appended, Result, Store, StoreError, WRITE_QUEUE_REQUESTS};
+use crate::{columns, Appended, Result, Store, StoreError, WRITE_QUEUE_REQUESTS};
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension};
-use sightline_core::{EventType, NewEvent, Role, Source, StoredEvent, Token};
+use sightline_core::{
+    Delivery, DeliveryStatus, Destination, EventType, NewDestination, NewEvent, Role, Source,
+    StoredEvent, Token,
+};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use tokio::sync::mpsc;
@@ -56,6 +59,32 @@ const MIGRATIONS: &[&str] = &[
         processor TEXT PRIMARY KEY,
         seq INTEGER NOT NULL
      );",
+    // 2: destinations and the delivery log (the latest outcome per destination and event).
+    "CREATE TABLE destinations (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        name TEXT NOT NULL UNIQUE,
+        kind TEXT NOT NULL,
+        url TEXT NOT NULL,
+        purposes TEXT NOT NULL,
+        event_types TEXT NOT NULL,
+        event_names TEXT NOT NULL,
+        batch_size INTEGER NOT NULL,
+        signing_secret TEXT NOT NULL,
+        created_at INTEGER NOT NULL
+     );
+     CREATE TABLE deliveries (
+        destination_id INTEGER NOT NULL REFERENCES destinations (id),
+        seq INTEGER NOT NULL,
+        message_id TEXT NOT NULL,
+        status TEXT NOT NULL,
+        attempts INTEGER NOT NULL,
+        response_code INTEGER,
+        latency_ms INTEGER,
+        reason TEXT,
+        at INTEGER NOT NULL,
+        PRIMARY KEY (destination_id, seq)
+     ) WITHOUT ROWID;
+     CREATE INDEX deliveries_by_status ON deliveries (destination_id, status, seq);",
 ];
 
 pub struct SqliteStore {
@@ -268,6 +297,38 @@ fn token_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Token> {
     })
 }
 
+const DESTINATION_COLUMNS: &str = "id, name, kind, url, purposes, event_types, event_names, \
+     batch_size, signing_secret, created_at";
+
+fn destination_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Destination> {
+    Ok(Destination {
+        id: row.get(0)?,
+        name: row.get(1)?,
+        kind: columns::kind(&row.get::<_, String>(2)?),
+        url: row.get(3)?,
+        purposes: columns::parse_list(&row.get::<_, String>(4)?),
+        event_types: columns::parse_list(&row.get::<_, String>(5)?),
+        event_names: columns::parse_list(&row.get::<_, String>(6)?),
+        batch_size: row.get(7)?,
+        signing_secret: row.get(8)?,
+        created_at: row.get(9)?,
+    })
+}
+
+fn delivery_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Delivery> {
+    Ok(Delivery {
+        destination_id: row.get(0)?,
+        seq: row.get(1)?,
+        message_id: row.get(2)?,
+        status: columns::status(&row.get::<_, String>(3)?),
+        attempts: row.get(4)?,
+        response_code: row.get(5)?,
+        latency_ms: row.get(6)?,
+        reason: row.get(7)?,
+        at: row.get(8)?,
+    })
+}
+
 #[async_trait]
 impl Store for SqliteStore {
     async fn append(&self, events: Vec<NewEvent>, dedup_since: i64) -> Result<Vec<Appended>> {
@@ -461,6 +522,128 @@ impl Store for SqliteStore {
                 params![processor, seq],
             )?;
             Ok(())
+        })
+        .await
+    }
+
+    async fn create_destination(&self, new: NewDestination) -> Result<Destination> {
+        self.with_conn(move |conn| {
+            let sql = format!(
+                "INSERT INTO destinations (name, kind, url, purposes, event_types, event_names,
+                     batch_size, signing_secret, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                 ON CONFLICT (name) DO NOTHING RETURNING {DESTINATION_COLUMNS}"
+            );
+            conn.query_row(
+                &sql,
+                params![
+                    new.name,
+                    new.kind.as_str(),
+                    new.url,
+                    columns::list(&new.purposes),
+                    columns::list(&new.event_types),
+                    columns::list(&new.event_names),
+                    new.batch_size,
+                    new.signing_secret,
+                    sightline_core::time::now_ms()
+                ],
+                destination_from_row,
+            )
+            .optional()?
+            .ok_or_else(|| columns::conflict(&new.name))
+        })
+        .await
+    }
+
+    async fn list_destinations(&self) -> Result<Vec<Destination>> {
+        self.with_conn(|conn| {
+            let mut stmt = conn.prepare(&format!(
+                "SELECT {DESTINATION_COLUMNS} FROM destinations ORDER BY id"
+            ))?;
+            let rows = stmt.query_map([], destination_from_row)?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+        .await
+    }
+
+    async fn destination_by_name(&self, name: &str) -> Result<Option<Destination>> {
+        let name = name.to_string();
+        self.with_conn(move |conn| {
+            Ok(conn
+                .query_row(
+                    &format!("SELECT {DESTINATION_COLUMNS} FROM destinations WHERE name = ?1"),
+                    [name],
+                    destination_from_row,
+                )
+                .optional()?)
+        })
+        .await
+    }
+
+    async fn record_deliveries(
+        &self,
+        deliveries: Vec<Delivery>,
+        checkpoint: Option<(String, i64)>,
+    ) -> Result<()> {
+        self.with_conn(move |conn| {
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            {
+                let mut record = tx.prepare_cached(
+                    "INSERT OR REPLACE INTO deliveries (destination_id, seq, message_id, status,
+                         attempts, response_code, latency_ms, reason, at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                )?;
+                for d in &deliveries {
+                    record.execute(params![
+                        d.destination_id,
+                        d.seq,
+                        d.message_id,
+                        d.status.as_str(),
+                        d.attempts,
+                        d.response_code,
+                        d.latency_ms,
+                        d.reason,
+                        d.at
+                    ])?;
+                }
+            }
+            if let Some((processor, seq)) = checkpoint {
+                tx.execute(
+                    "INSERT INTO checkpoints (processor, seq) VALUES (?1, ?2)
+                     ON CONFLICT (processor) DO UPDATE SET seq = excluded.seq",
+                    params![processor, seq],
+                )?;
+            }
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn deliveries(
+        &self,
+        destination_id: i64,
+        status: Option<DeliveryStatus>,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<Delivery>> {
+        self.with_conn(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT destination_id, seq, message_id, status, attempts, response_code,
+                     latency_ms, reason, at FROM deliveries
+                 WHERE destination_id = ?1 AND (?2 IS NULL OR status = ?2) AND seq > ?3
+                 ORDER BY seq LIMIT ?4",
+            )?;
+            let rows = stmt.query_map(
+                params![
+                    destination_id,
+                    status.map(DeliveryStatus::as_str),
+                    after,
+                    limit as i64
+                ],
+                delivery_from_row,
+            )?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
         })
         .await
     }

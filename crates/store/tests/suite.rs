@@ -1,7 +1,9 @@
 //! One suite, both backends. PostgreSQL runs against `SIGHTLINE_TEST_DATABASE_URL`, each
 //! test in a schema of its own; in CI (CI=true) a missing URL is a failure, not a skip.
 
-use sightline_core::{EventType, NewEvent, Role};
+use sightline_core::{
+    Delivery, DeliveryStatus, DestinationKind, EventType, NewDestination, NewEvent, Role,
+};
 use sightline_store::{Appended, PostgresStore, SqliteStore, Store};
 use std::sync::Arc;
 
@@ -230,6 +232,105 @@ async fn tokens_and_checkpoints() {
         store.set_checkpoint("identity", 43).await.unwrap();
         assert_eq!(store.checkpoint("identity").await.unwrap(), 43, "{name}");
         store.ping().await.unwrap();
+    }
+}
+
+fn hook(name: &str) -> NewDestination {
+    NewDestination {
+        name: name.into(),
+        kind: DestinationKind::Webhook,
+        url: "http://127.0.0.1:9/hook".into(),
+        purposes: vec!["analytics".into(), "advertising".into()],
+        event_types: vec!["track".into()],
+        event_names: vec!["Order Completed".into(), "a, b".into()],
+        batch_size: 10,
+        signing_secret: "s3cret".into(),
+    }
+}
+
+fn delivery(destination_id: i64, seq: i64, status: DeliveryStatus) -> Delivery {
+    Delivery {
+        destination_id,
+        seq,
+        message_id: format!("m{seq}"),
+        status,
+        attempts: 2,
+        response_code: Some(503),
+        latency_ms: Some(12),
+        reason: Some("why".into()),
+        at: 1_000 + seq,
+    }
+}
+
+#[tokio::test]
+async fn destinations_and_their_delivery_log() {
+    for (name, store) in backends("destinations").await {
+        let created = store.create_destination(hook("crm")).await.unwrap();
+        assert_eq!(created.name, "crm", "{name}");
+        assert_eq!(created.event_names, ["Order Completed", "a, b"], "{name}");
+        assert_eq!(created.batch_size, 10, "{name}");
+        assert_eq!(created.signing_secret, "s3cret", "{name}");
+        let err = store.create_destination(hook("crm")).await.unwrap_err();
+        assert!(err.to_string().contains("already exists"), "{name}: {err}");
+        let other = store.create_destination(hook("ads")).await.unwrap();
+        assert_eq!(
+            store.list_destinations().await.unwrap(),
+            vec![created.clone(), other.clone()],
+            "{name}"
+        );
+        assert_eq!(
+            store.destination_by_name("crm").await.unwrap(),
+            Some(created.clone()),
+            "{name}"
+        );
+        assert_eq!(store.destination_by_name("nope").await.unwrap(), None);
+
+        let processor = format!("delivery:{}", created.id);
+        store
+            .record_deliveries(
+                vec![
+                    delivery(created.id, 1, DeliveryStatus::Delivered),
+                    delivery(created.id, 2, DeliveryStatus::Dead),
+                    delivery(created.id, 3, DeliveryStatus::Suppressed),
+                    delivery(other.id, 2, DeliveryStatus::Dead),
+                ],
+                Some((processor.clone(), 3)),
+            )
+            .await
+            .unwrap();
+        assert_eq!(store.checkpoint(&processor).await.unwrap(), 3, "{name}");
+        let all = store.deliveries(created.id, None, 0, 10).await.unwrap();
+        assert_eq!(all.iter().map(|d| d.seq).collect::<Vec<_>>(), [1, 2, 3]);
+        assert_eq!(all[0], delivery(created.id, 1, DeliveryStatus::Delivered));
+        let dead = store
+            .deliveries(created.id, Some(DeliveryStatus::Dead), 0, 10)
+            .await
+            .unwrap();
+        assert_eq!(dead, vec![delivery(created.id, 2, DeliveryStatus::Dead)]);
+        let page = store.deliveries(created.id, None, 1, 1).await.unwrap();
+        assert_eq!(page.len(), 1, "{name}");
+        assert_eq!(page[0].seq, 2, "{name}");
+
+        // A replayed dead letter replaces its earlier outcome; no checkpoint moves.
+        let mut replayed = delivery(created.id, 2, DeliveryStatus::Delivered);
+        replayed.response_code = None;
+        replayed.latency_ms = None;
+        replayed.reason = None;
+        store
+            .record_deliveries(vec![replayed.clone()], None)
+            .await
+            .unwrap();
+        assert!(store
+            .deliveries(created.id, Some(DeliveryStatus::Dead), 0, 10)
+            .await
+            .unwrap()
+            .is_empty());
+        assert_eq!(
+            store.deliveries(created.id, None, 1, 1).await.unwrap(),
+            vec![replayed],
+            "{name}"
+        );
+        assert_eq!(store.checkpoint(&processor).await.unwrap(), 3, "{name}");
     }
 }
 

@@ -1,0 +1,447 @@
+//! Delivery from the log: one worker per destination reads the log from its own
+//! checkpoint (`delivery:<id>`), routes each event (filtered, suppressed by consent, or
+//! sent), and commits the outcomes with the checkpoint in one transaction. IO.
+//!
+//! At-least-once: the checkpoint moves only past events whose outcome is recorded
+//! (delivered, suppressed, dead) or that the filter skips, so a crash at any point resends
+//! at most the batch in flight. Order: one worker per destination sends one request at a
+//! time, in log order, and retries it until it is accepted or refused. Memory: the log is
+//! read one page at a time.
+
+use crate::backoff::{self, Backoff};
+use crate::gate::{self, Route};
+use crate::webhook::{Answer, Webhook};
+use serde_json::Value;
+use sightline_consent::Policy;
+use sightline_core::{time, Delivery, DeliveryStatus, Destination, StoredEvent};
+use sightline_store::{Store, StoreError};
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone, Copy)]
+pub struct Settings {
+    /// Events read from the log at a time: with 32 KB events, at most 8 MB per worker.
+    pub page_size: usize,
+    /// How often an idle worker looks for new events.
+    pub idle_poll: Duration,
+    /// How often the server looks for destinations added while it runs.
+    pub discover_every: Duration,
+    /// Per request, connecting included.
+    pub timeout: Duration,
+    pub backoff: Backoff,
+    /// Requests per event batch before a replay gives up (the live worker never does).
+    pub replay_attempts: u32,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            page_size: 256,
+            idle_poll: Duration::from_millis(200),
+            discover_every: Duration::from_secs(2),
+            timeout: Duration::from_secs(10),
+            backoff: Backoff::default(),
+            replay_attempts: 5,
+        }
+    }
+}
+
+/// What a run of deliveries came to.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Tally {
+    pub delivered: u64,
+    pub suppressed: u64,
+    pub dead: u64,
+}
+
+impl Tally {
+    fn count(&mut self, deliveries: &[Delivery]) {
+        for d in deliveries {
+            match d.status {
+                DeliveryStatus::Delivered => self.delivered += 1,
+                DeliveryStatus::Suppressed => self.suppressed += 1,
+                DeliveryStatus::Dead => self.dead += 1,
+            }
+        }
+    }
+}
+
+/// The checkpoint name of a destination's worker.
+pub fn processor(destination: &Destination) -> String {
+    format!("delivery:{}", destination.id)
+}
+
+/// An event on its way out.
+struct Outgoing {
+    seq: i64,
+    message_id: String,
+    body: Value,
+}
+
+pub struct Deliverer {
+    store: Arc<dyn Store>,
+    policy: Policy,
+    webhook: Webhook,
+    settings: Settings,
+}
+
+impl Deliverer {
+    pub fn new(
+        store: Arc<dyn Store>,
+        policy: Policy,
+        settings: Settings,
+    ) -> reqwest::Result<Arc<Deliverer>> {
+        Ok(Arc::new(Deliverer {
+            webhook: Webhook::new(settings.timeout)?,
+            store,
+            policy,
+            settings,
+        }))
+    }
+
+    /// Runs a worker for every destination, present and added later. Never returns.
+    pub async fn run(self: Arc<Self>) {
+        let mut running = HashSet::new();
+        let mut discover = tokio::time::interval(self.settings.discover_every);
+        loop {
+            discover.tick().await;
+            match self.store.list_destinations().await {
+                Ok(destinations) => {
+                    for destination in destinations {
+                        if running.insert(destination.id) {
+                            tokio::spawn(self.clone().run_destination(destination));
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot list destinations"),
+            }
+        }
+    }
+
+    async fn run_destination(self: Arc<Self>, destination: Destination) {
+        let processor = processor(&destination);
+        loop {
+            match self.catch_up(&destination, &processor).await {
+                Ok(true) => {}
+                Ok(false) => tokio::time::sleep(self.settings.idle_poll).await,
+                Err(e) => {
+                    tracing::warn!(destination = %destination.name, error = %e,
+                        "delivery paused: the store did not answer");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
+    }
+
+    /// Delivers the next page of the log; true when there may be more right away.
+    async fn catch_up(
+        &self,
+        destination: &Destination,
+        processor: &str,
+    ) -> Result<bool, StoreError> {
+        let position = self.store.checkpoint(processor).await?;
+        let events = self
+            .store
+            .read_events(position, self.settings.page_size, None)
+            .await?;
+        let reached = match events.last() {
+            Some(last) => {
+                self.deliver(destination, &events, None, Some(processor))
+                    .await?;
+                last.seq
+            }
+            None => position,
+        };
+        let lag = (self.store.last_seq().await? - reached).max(0);
+        metrics::gauge!("sightline_delivery_lag_events", "destination" => destination.name.clone())
+            .set(lag as f64);
+        Ok(events.len() == self.settings.page_size)
+    }
+
+    /// Routes and sends `events` (in log order) and records every outcome. With a
+    /// checkpoint, it moves in the same transaction as the outcomes it covers.
+    async fn deliver(
+        &self,
+        destination: &Destination,
+        events: &[StoredEvent],
+        max_attempts: Option<u32>,
+        checkpoint: Option<&str>,
+    ) -> Result<Tally, StoreError> {
+        let mut tally = Tally::default();
+        let mut outcomes = Vec::new();
+        let mut batch = Vec::new();
+        let batch_size = destination.batch_size.max(1) as usize;
+        for event in events {
+            let Ok(body) = serde_json::from_str::<Value>(&event.body) else {
+                // The collector only stores JSON; a body that no longer parses is kept
+                // as a dead letter rather than blocking the destination.
+                outcomes.push(outcome(
+                    destination,
+                    event.seq,
+                    &event.message_id,
+                    DeliveryStatus::Dead,
+                    Some("the stored event is not valid JSON".into()),
+                ));
+                continue;
+            };
+            match gate::route(&self.policy, destination, event.event_type, &body) {
+                Route::Filtered => {}
+                Route::Suppressed(why) => {
+                    metrics::counter!("sightline_delivery_suppressed_total",
+                        "destination" => destination.name.clone())
+                    .increment(1);
+                    outcomes.push(outcome(
+                        destination,
+                        event.seq,
+                        &event.message_id,
+                        DeliveryStatus::Suppressed,
+                        Some(why.to_string()),
+                    ));
+                }
+                Route::Deliver => {
+                    batch.push(Outgoing {
+                        seq: event.seq,
+                        message_id: event.message_id.clone(),
+                        body,
+                    });
+                    if batch.len() == batch_size {
+                        outcomes.extend(self.send(destination, &batch, max_attempts).await);
+                        batch.clear();
+                        tally.count(&outcomes);
+                        self.record(std::mem::take(&mut outcomes), checkpoint, event.seq)
+                            .await?;
+                    }
+                }
+            }
+        }
+        if !batch.is_empty() {
+            outcomes.extend(self.send(destination, &batch, max_attempts).await);
+        }
+        tally.count(&outcomes);
+        if let Some(last) = events.last() {
+            self.record(outcomes, checkpoint, last.seq).await?;
+        }
+        Ok(tally)
+    }
+
+    async fn record(
+        &self,
+        outcomes: Vec<Delivery>,
+        checkpoint: Option<&str>,
+        seq: i64,
+    ) -> Result<(), StoreError> {
+        let checkpoint = checkpoint.map(|processor| (processor.to_string(), seq));
+        if outcomes.is_empty() && checkpoint.is_none() {
+            return Ok(());
+        }
+        self.store.record_deliveries(outcomes, checkpoint).await
+    }
+
+    /// Sends one batch until the receiver accepts or refuses it (or, with `max_attempts`,
+    /// until the attempts run out), and returns its outcomes.
+    async fn send(
+        &self,
+        destination: &Destination,
+        batch: &[Outgoing],
+        max_attempts: Option<u32>,
+    ) -> Vec<Delivery> {
+        let label = destination.name.clone();
+        let (body, idempotency_key) = request_body(destination, batch);
+        let mut attempts = 0u32;
+        loop {
+            attempts += 1;
+            metrics::counter!("sightline_delivery_attempts_total", "destination" => label.clone())
+                .increment(1);
+            let started = Instant::now();
+            let answer = self
+                .webhook
+                .post(
+                    &destination.url,
+                    &destination.signing_secret,
+                    &idempotency_key,
+                    body.clone(),
+                )
+                .await;
+            let latency_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
+            let finished = |status, code, reason: Option<String>| {
+                batch
+                    .iter()
+                    .map(|event| Delivery {
+                        attempts,
+                        response_code: code,
+                        latency_ms: Some(latency_ms),
+                        ..outcome(
+                            destination,
+                            event.seq,
+                            &event.message_id,
+                            status,
+                            reason.clone(),
+                        )
+                    })
+                    .collect::<Vec<_>>()
+            };
+            match answer {
+                Answer::Accepted { code } => {
+                    metrics::counter!("sightline_delivery_delivered_total", "destination" => label)
+                        .increment(batch.len() as u64);
+                    return finished(DeliveryStatus::Delivered, Some(code), None);
+                }
+                Answer::Refused { code, reason } => {
+                    failed(&label);
+                    dead(&label, batch.len());
+                    return finished(DeliveryStatus::Dead, Some(code), Some(reason));
+                }
+                Answer::Retry { code, wait, reason } => {
+                    failed(&label);
+                    if max_attempts.is_some_and(|max| attempts >= max) {
+                        dead(&label, batch.len());
+                        let reason = format!("gave up after {attempts} attempts: {reason}");
+                        return finished(DeliveryStatus::Dead, code, Some(reason));
+                    }
+                    let wait = wait.unwrap_or_else(|| {
+                        self.settings.backoff.delay(attempts - 1, backoff::jitter())
+                    });
+                    tracing::debug!(destination = %label, attempts, ?wait, %reason, "retrying");
+                    tokio::time::sleep(wait).await;
+                }
+            }
+        }
+    }
+
+    /// Sends a destination's dead letters again (with bounded attempts) and records the
+    /// new outcomes in their place. Reads the delivery log one page at a time.
+    pub async fn replay_dead(&self, destination: &Destination) -> Result<Tally, StoreError> {
+        let mut tally = Tally::default();
+        let mut after = 0;
+        loop {
+            let dead = self
+                .store
+                .deliveries(
+                    destination.id,
+                    Some(DeliveryStatus::Dead),
+                    after,
+                    self.settings.page_size,
+                )
+                .await?;
+            let Some(last) = dead.last() else {
+                return Ok(tally);
+            };
+            after = last.seq;
+            let mut events = Vec::with_capacity(dead.len());
+            for letter in &dead {
+                let event = self.store.read_events(letter.seq - 1, 1, None).await?;
+                // An event erased since then has nothing left to send.
+                events.extend(event.into_iter().filter(|e| e.seq == letter.seq));
+            }
+            let replayed = self
+                .deliver(
+                    destination,
+                    &events,
+                    Some(self.settings.replay_attempts),
+                    None,
+                )
+                .await?;
+            tally.delivered += replayed.delivered;
+            tally.suppressed += replayed.suppressed;
+            tally.dead += replayed.dead;
+        }
+    }
+
+    /// Sends the events with `from <= seq <= to` again (with bounded attempts), whatever
+    /// their earlier outcome; the consent gate and filter apply as for live delivery.
+    pub async fn replay_range(
+        &self,
+        destination: &Destination,
+        from: i64,
+        to: i64,
+    ) -> Result<Tally, StoreError> {
+        let mut tally = Tally::default();
+        let mut after = from.saturating_sub(1);
+        while after < to {
+            let mut events = self
+                .store
+                .read_events(after, self.settings.page_size, None)
+                .await?;
+            let full_page = events.len() == self.settings.page_size;
+            events.retain(|e| e.seq <= to);
+            let Some(last) = events.last() else {
+                return Ok(tally);
+            };
+            after = last.seq;
+            let replayed = self
+                .deliver(
+                    destination,
+                    &events,
+                    Some(self.settings.replay_attempts),
+                    None,
+                )
+                .await?;
+            tally.delivered += replayed.delivered;
+            tally.suppressed += replayed.suppressed;
+            tally.dead += replayed.dead;
+            if !full_page {
+                break;
+            }
+        }
+        Ok(tally)
+    }
+}
+
+/// One request that was not accepted.
+fn failed(destination: &str) {
+    metrics::counter!("sightline_delivery_failures_total", "destination" => destination.to_string())
+        .increment(1);
+}
+
+fn dead(destination: &str, events: usize) {
+    metrics::counter!("sightline_delivery_dead_total", "destination" => destination.to_string())
+        .increment(events as u64);
+}
+
+fn outcome(
+    destination: &Destination,
+    seq: i64,
+    message_id: &str,
+    status: DeliveryStatus,
+    reason: Option<String>,
+) -> Delivery {
+    Delivery {
+        destination_id: destination.id,
+        seq,
+        message_id: message_id.to_string(),
+        status,
+        attempts: 0,
+        response_code: None,
+        latency_ms: None,
+        reason,
+        at: time::now_ms(),
+    }
+}
+
+/// The JSON body (one event as the events API shows it, or an array of them for a
+/// batching destination) and its idempotency key: the event's messageId, or
+/// `<destination id>:<first seq>-<last seq>` for a batch.
+fn request_body(destination: &Destination, batch: &[Outgoing]) -> (String, String) {
+    let with_seq = |event: &Outgoing| {
+        let mut body = event.body.clone();
+        if let Value::Object(map) = &mut body {
+            map.insert("seq".into(), event.seq.into());
+        }
+        body
+    };
+    match batch {
+        [only] if destination.batch_size <= 1 => {
+            (with_seq(only).to_string(), only.message_id.clone())
+        }
+        _ => {
+            let first = batch.first().map_or(0, |e| e.seq);
+            let last = batch.last().map_or(0, |e| e.seq);
+            let array = Value::Array(batch.iter().map(with_seq).collect());
+            (
+                array.to_string(),
+                format!("{}:{first}-{last}", destination.id),
+            )
+        }
+    }
+}

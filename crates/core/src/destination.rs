@@ -1,0 +1,136 @@
+//! Destinations that events are delivered to, and the delivery log kept per event and
+//! destination.
+
+use serde::Serialize;
+
+/// Where a destination's events go. Only webhooks exist today; ad-platform connectors
+/// build on them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DestinationKind {
+    Webhook,
+}
+
+impl DestinationKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DestinationKind::Webhook => "webhook",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<DestinationKind> {
+        (s == "webhook").then_some(DestinationKind::Webhook)
+    }
+}
+
+/// A destination as configured. Empty `event_types` / `event_names` mean "every".
+#[derive(Clone, PartialEq, Eq, Serialize)]
+pub struct Destination {
+    pub id: i64,
+    pub name: String,
+    pub kind: DestinationKind,
+    pub url: String,
+    /// Sightline purposes an event's consent must grant, every one of them.
+    pub purposes: Vec<String>,
+    pub event_types: Vec<String>,
+    pub event_names: Vec<String>,
+    /// Events per request: 1 sends one JSON object, more send a JSON array.
+    pub batch_size: u32,
+    /// Key of the HMAC signature. Kept as is (HMAC needs it), never shown after creation.
+    #[serde(skip)]
+    pub signing_secret: String,
+    pub created_at: i64,
+}
+
+impl std::fmt::Debug for Destination {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Destination")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("kind", &self.kind)
+            .field("url", &self.url)
+            .field("purposes", &self.purposes)
+            .field("event_types", &self.event_types)
+            .field("event_names", &self.event_names)
+            .field("batch_size", &self.batch_size)
+            .field("signing_secret", &"***")
+            .finish()
+    }
+}
+
+/// What became of one event at one destination. Events the destination's filter does not
+/// want are not logged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeliveryStatus {
+    Delivered,
+    /// Withheld because the event's consent does not grant a purpose the destination needs.
+    Suppressed,
+    /// Refused by the destination (or given up on): kept for replay.
+    Dead,
+}
+
+impl DeliveryStatus {
+    pub const ALL: [DeliveryStatus; 3] = [
+        DeliveryStatus::Delivered,
+        DeliveryStatus::Suppressed,
+        DeliveryStatus::Dead,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryStatus::Delivered => "delivered",
+            DeliveryStatus::Suppressed => "suppressed",
+            DeliveryStatus::Dead => "dead",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<DeliveryStatus> {
+        DeliveryStatus::ALL.into_iter().find(|d| d.as_str() == s)
+    }
+}
+
+/// One line of the delivery log: the latest outcome for (destination, seq).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Delivery {
+    pub destination_id: i64,
+    pub seq: i64,
+    pub message_id: String,
+    pub status: DeliveryStatus,
+    /// HTTP requests made for it (0 when suppressed).
+    pub attempts: u32,
+    pub response_code: Option<u16>,
+    pub latency_ms: Option<i64>,
+    /// Why it was suppressed or dead (which purpose and signal; the response's code and body).
+    pub reason: Option<String>,
+    /// When this outcome was recorded, ms since the Unix epoch.
+    pub at: i64,
+}
+
+/// A destination about to be created: the store assigns `id` and `created_at`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct NewDestination {
+    pub name: String,
+    pub kind: DestinationKind,
+    pub url: String,
+    pub purposes: Vec<String>,
+    pub event_types: Vec<String>,
+    pub event_names: Vec<String>,
+    pub batch_size: u32,
+    pub signing_secret: String,
+}
+
+impl std::fmt::Debug for NewDestination {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewDestination")
+            .field("name", &self.name)
+            .field("kind", &self.kind)
+            .field("url", &self.url)
+            .field("purposes", &self.purposes)
+            .field("event_types", &self.event_types)
+            .field("event_names", &self.event_names)
+            .field("batch_size", &self.batch_size)
+            .field("signing_secret", &"***")
+            .finish()
+    }
+}

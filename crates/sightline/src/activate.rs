@@ -1,0 +1,264 @@
+//! `sightline destination …` and `sightline deliveries …`: destinations and their
+//! delivery log, on the store a running server delivers from.
+
+use crate::cli::StoreArgs;
+use crate::config::FileConfig;
+use anyhow::{anyhow, bail, Context, Result};
+use clap::Subcommand;
+use serde_json::{json, Value};
+use sightline_activate::{Deliverer, DestinationSpec, Settings};
+use sightline_consent::Policy;
+use sightline_core::{time, Delivery, DeliveryStatus, Destination};
+use sightline_store::Store;
+
+#[derive(Debug, Subcommand)]
+pub enum DestinationCommand {
+    /// Add a consent-gated destination and print its signing secret (shown this once).
+    Add {
+        name: String,
+        /// The destination type: webhook.
+        #[arg(long = "type", value_name = "TYPE", default_value = "webhook")]
+        kind: String,
+        /// Where events are POSTed (http://…).
+        #[arg(long)]
+        url: String,
+        /// Purposes an event's consent must grant, all of them (e.g. analytics,advertising).
+        #[arg(long, value_delimiter = ',', value_name = "P1,P2")]
+        purposes: Vec<String>,
+        /// Only these event names (a track call's `event`, a page or screen call's `name`).
+        #[arg(long, value_delimiter = ',', value_name = "E1,E2")]
+        events: Vec<String>,
+        /// Only these call types (track, identify, page, screen, group, alias).
+        #[arg(long, value_delimiter = ',', value_name = "T1,T2")]
+        types: Vec<String>,
+        /// Events per request: 1 sends a JSON object, more send a JSON array.
+        #[arg(long, default_value_t = 1, value_name = "N")]
+        batch: u32,
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Print {"id","name","signing_secret"} as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List destinations (never their secrets).
+    List {
+        #[command(flatten)]
+        store: StoreArgs,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DeliveriesCommand {
+    /// A destination's delivery log, oldest first.
+    List {
+        #[arg(long, value_name = "NAME")]
+        destination: String,
+        /// delivered, suppressed or dead.
+        #[arg(long)]
+        status: Option<String>,
+        /// Only events after this sequence number.
+        #[arg(long, default_value_t = 0, value_name = "SEQ")]
+        after: i64,
+        #[arg(long, default_value_t = 100, value_name = "N")]
+        limit: usize,
+        #[command(flatten)]
+        store: StoreArgs,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Send events again: the dead letters (--dead) or a range of the log (--from-seq).
+    #[command(group = clap::ArgGroup::new("which").required(true).args(["dead", "from_seq"]))]
+    Replay {
+        #[arg(long, value_name = "NAME")]
+        destination: String,
+        /// Every dead letter of the destination.
+        #[arg(long)]
+        dead: bool,
+        /// The first sequence number of a range to send again.
+        #[arg(long, value_name = "SEQ", conflicts_with = "dead")]
+        from_seq: Option<i64>,
+        /// The last sequence number of the range [default: the end of the log].
+        #[arg(long, value_name = "SEQ", requires = "from_seq")]
+        to_seq: Option<i64>,
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Print {"delivered","suppressed","dead"} as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub async fn destination(command: DestinationCommand, file: &FileConfig) -> Result<()> {
+    match command {
+        DestinationCommand::Add {
+            name,
+            kind,
+            url,
+            purposes,
+            events,
+            types,
+            batch,
+            store,
+            json,
+        } => {
+            let spec = DestinationSpec {
+                name,
+                kind,
+                url,
+                purposes: tidy(purposes),
+                event_types: tidy(types),
+                event_names: tidy(events),
+                batch_size: batch,
+            };
+            let new = spec.validate(&Policy::default()).map_err(|e| anyhow!(e))?;
+            let store = store.open(file).await?;
+            let created = store.create_destination(new).await?;
+            if json {
+                println!(
+                    "{}",
+                    json!({"id": created.id, "name": created.name,
+                           "signing_secret": created.signing_secret})
+                );
+            } else {
+                println!(
+                    "created destination {:?}; its signing secret (shown once): {}",
+                    created.name, created.signing_secret
+                );
+            }
+            Ok(())
+        }
+        DestinationCommand::List { store, json } => {
+            let store = store.open(file).await?;
+            let destinations = store.list_destinations().await?;
+            if json {
+                println!("{}", serde_json::to_string(&destinations)?);
+            } else {
+                for d in destinations {
+                    println!(
+                        "{}\t{}\t{}\t{}\tpurposes: {}",
+                        d.id,
+                        d.name,
+                        d.kind.as_str(),
+                        d.url,
+                        d.purposes.join(",")
+                    );
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+pub async fn deliveries(command: DeliveriesCommand, file: &FileConfig) -> Result<()> {
+    match command {
+        DeliveriesCommand::List {
+            destination,
+            status,
+            after,
+            limit,
+            store,
+            json,
+        } => {
+            let status = status.as_deref().map(parse_status).transpose()?;
+            let store = store.open(file).await?;
+            let destination = find(store.as_ref(), &destination).await?;
+            let page = store
+                .deliveries(destination.id, status, after, limit.clamp(1, MAX_PAGE))
+                .await?;
+            if json {
+                println!("{}", page_json(&page, after));
+            } else {
+                for d in &page {
+                    println!(
+                        "{}\t{}\t{}\tattempts {}\t{}\t{}",
+                        d.seq,
+                        time::format_ms(d.at),
+                        d.status.as_str(),
+                        d.attempts,
+                        d.response_code.map_or("-".into(), |c| c.to_string()),
+                        d.reason.as_deref().unwrap_or("")
+                    );
+                }
+            }
+            Ok(())
+        }
+        DeliveriesCommand::Replay {
+            destination,
+            dead,
+            from_seq,
+            to_seq,
+            store,
+            json,
+        } => {
+            let store = store.open(file).await?;
+            let destination = find(store.as_ref(), &destination).await?;
+            let deliverer = Deliverer::new(store, Policy::default(), Settings::default())
+                .context("cannot start an HTTP client")?;
+            let tally = match (dead, from_seq) {
+                (true, _) => deliverer.replay_dead(&destination).await?,
+                (false, Some(from)) => {
+                    deliverer
+                        .replay_range(&destination, from, to_seq.unwrap_or(i64::MAX))
+                        .await?
+                }
+                (false, None) => bail!("say what to replay: --dead or --from-seq SEQ"),
+            };
+            if json {
+                println!("{}", serde_json::to_string(&tally)?);
+            } else {
+                println!(
+                    "replayed to {:?}: {} delivered, {} suppressed, {} dead",
+                    destination.name, tally.delivered, tally.suppressed, tally.dead
+                );
+            }
+            Ok(())
+        }
+    }
+}
+
+/// The most deliveries one page (API or command line) holds.
+pub const MAX_PAGE: usize = 1000;
+
+/// Comma lists as people type them: `a, b,,c` is `a`, `b`, `c`.
+fn tidy(items: Vec<String>) -> Vec<String> {
+    items
+        .into_iter()
+        .map(|item| item.trim().to_string())
+        .filter(|item| !item.is_empty())
+        .collect()
+}
+
+pub fn parse_status(text: &str) -> Result<DeliveryStatus> {
+    DeliveryStatus::parse(text).with_context(|| {
+        format!("unknown delivery status {text:?}: use delivered, suppressed or dead")
+    })
+}
+
+async fn find(store: &dyn Store, name: &str) -> Result<Destination> {
+    store.destination_by_name(name).await?.with_context(|| {
+        format!("no destination named {name:?}: `sightline destination list` shows them")
+    })
+}
+
+/// `{"deliveries":[…],"next_after":SEQ}`, times in RFC 3339, as the API answers.
+pub fn page_json(page: &[Delivery], after: i64) -> Value {
+    let deliveries: Vec<Value> = page
+        .iter()
+        .map(|d| {
+            json!({
+                "seq": d.seq,
+                "message_id": d.message_id,
+                "status": d.status,
+                "attempts": d.attempts,
+                "response_code": d.response_code,
+                "latency_ms": d.latency_ms,
+                "reason": d.reason,
+                "at": time::format_ms(d.at),
+            })
+        })
+        .collect();
+    let next_after = page.last().map_or(after, |d| d.seq);
+    json!({"deliveries": deliveries, "next_after": next_after})
+}

@@ -1,0 +1,540 @@
+//! Destinations end to end: the real binary on both backends delivering to a real HTTP
+//! receiver started in the test, which records what it gets and can be told to fail.
+
+mod common;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use common::{backends, client, credentials, sightline_json, Backend, Server};
+use serde_json::{json, Value};
+use sightline_activate::signature;
+use std::collections::{HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// What the receiver answers to one request.
+#[derive(Clone, Debug)]
+struct Reply {
+    status: u16,
+    retry_after: Option<u64>,
+    body: &'static str,
+}
+
+fn reply(status: u16) -> Reply {
+    Reply {
+        status,
+        retry_after: None,
+        body: "",
+    }
+}
+
+/// One request as the receiver saw it, with the status it answered.
+#[derive(Clone, Debug)]
+struct Received {
+    at: Instant,
+    status: u16,
+    signature: String,
+    idempotency_key: String,
+    raw: Bytes,
+    body: Value,
+}
+
+impl Received {
+    /// The messageIds in the body: one event, or an array of them.
+    fn message_ids(&self) -> Vec<String> {
+        let events = match &self.body {
+            Value::Array(events) => events.clone(),
+            event => vec![event.clone()],
+        };
+        events
+            .iter()
+            .filter_map(|e| e["messageId"].as_str().map(String::from))
+            .collect()
+    }
+}
+
+#[derive(Default)]
+struct ReceiverState {
+    /// Answers for the next requests, in order; then `otherwise`.
+    script: VecDeque<Reply>,
+    otherwise: Option<Reply>,
+    delay: Duration,
+    received: Vec<Received>,
+}
+
+#[derive(Clone, Default)]
+struct Receiver(Arc<Mutex<ReceiverState>>);
+
+impl Receiver {
+    /// Listens on a free port; returns the webhook URL.
+    async fn start(&self) -> String {
+        let app = axum::Router::new()
+            .route("/hook", axum::routing::post(receive))
+            .with_state(self.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        url
+    }
+
+    fn script(&self, replies: impl IntoIterator<Item = Reply>) {
+        self.0.lock().unwrap().script.extend(replies);
+    }
+
+    fn otherwise(&self, reply: Reply) {
+        self.0.lock().unwrap().otherwise = Some(reply);
+    }
+
+    fn delay(&self, delay: Duration) {
+        self.0.lock().unwrap().delay = delay;
+    }
+
+    fn received(&self) -> Vec<Received> {
+        self.0.lock().unwrap().received.clone()
+    }
+
+    /// Every messageId the receiver accepted (answered 2xx), in arrival order.
+    fn accepted(&self) -> Vec<String> {
+        self.received()
+            .iter()
+            .filter(|r| (200..300).contains(&r.status))
+            .flat_map(Received::message_ids)
+            .collect()
+    }
+
+    fn seen(&self, message_id: &str) -> bool {
+        self.received()
+            .iter()
+            .any(|r| r.message_ids().iter().any(|id| id == message_id))
+    }
+}
+
+async fn receive(State(receiver): State<Receiver>, headers: HeaderMap, raw: Bytes) -> Response {
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string()
+    };
+    let (answer, delay) = {
+        let mut state = receiver.0.lock().unwrap();
+        let answer = state
+            .script
+            .pop_front()
+            .or_else(|| state.otherwise.clone())
+            .unwrap_or_else(|| reply(200));
+        state.received.push(Received {
+            at: Instant::now(),
+            status: answer.status,
+            signature: header(signature::SIGNATURE_HEADER),
+            idempotency_key: header(signature::IDEMPOTENCY_HEADER),
+            body: serde_json::from_slice(&raw).unwrap_or(Value::Null),
+            raw,
+        });
+        (answer, state.delay)
+    };
+    tokio::time::sleep(delay).await;
+    let mut response = (
+        StatusCode::from_u16(answer.status).unwrap(),
+        answer.body.to_string(),
+    )
+        .into_response();
+    if let Some(seconds) = answer.retry_after {
+        response
+            .headers_mut()
+            .insert("retry-after", seconds.to_string().parse().unwrap());
+    }
+    response
+}
+
+/// Polls `condition` every 50 ms until it holds; fails after 120 s.
+async fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn post(server: &Server, path: &str, key: &str, body: Value) {
+    let response = client()
+        .post(format!("{}{path}", server.url))
+        .basic_auth(key, Some(""))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "{path}");
+}
+
+fn add_destination(backend: &Backend, name: &str, url: &str, extra: &[&str]) -> String {
+    let mut args = vec![
+        "destination",
+        "add",
+        name,
+        "--type",
+        "webhook",
+        "--url",
+        url,
+    ];
+    args.extend(extra);
+    let created = sightline_json(backend, &args);
+    assert_eq!(created["name"], name);
+    created["signing_secret"].as_str().unwrap().to_string()
+}
+
+fn delivery_log(backend: &Backend, destination: &str, status: Option<&str>) -> Vec<Value> {
+    let mut args = vec![
+        "deliveries",
+        "list",
+        "--destination",
+        destination,
+        "--limit",
+        "1000",
+    ];
+    if let Some(status) = status {
+        args.extend(["--status", status]);
+    }
+    sightline_json(backend, &args)["deliveries"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+fn consent(analytics: bool) -> Value {
+    json!({"consent": {"categoryPreferences": {"Analytics": analytics}}})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delivers_signed_events_retrying_and_withholds_what_consent_denies() {
+    for backend in backends("deliver").await {
+        let name = backend.name();
+        let creds = credentials(&backend, "web");
+        let receiver = Receiver::default();
+        let url = receiver.start().await;
+        // Down twice, then rate limited with Retry-After, then fine.
+        receiver.script([
+            reply(503),
+            reply(503),
+            Reply {
+                status: 429,
+                retry_after: Some(1),
+                body: "slow down",
+            },
+        ]);
+        let secret = add_destination(&backend, "hook", &url, &["--purposes", "analytics"]);
+        let server = Server::start(&backend, &[]);
+
+        post(
+            &server,
+            "/v1/track",
+            &creds.write_key,
+            json!({"userId":"u1","event":"Order Completed","messageId":"granted-1","context":consent(true)}),
+        )
+        .await;
+        post(&server, "/v1/batch", &creds.write_key, json!({"batch":[
+            {"type":"track","userId":"u1","event":"Order Completed","messageId":"denied-1","context":consent(false)},
+            {"type":"page","userId":"u1","name":"Home","messageId":"silent-1"},
+            {"type":"identify","userId":"u1","traits":{"plan":"pro"},"messageId":"granted-2","context":consent(true)},
+        ]}))
+        .await;
+
+        wait_for("both granted events to be accepted", || {
+            let accepted = receiver.accepted();
+            accepted.contains(&"granted-1".into()) && accepted.contains(&"granted-2".into())
+        })
+        .await;
+        wait_for("all four outcomes to be logged", || {
+            delivery_log(&backend, "hook", None).len() == 4
+        })
+        .await;
+
+        // Nothing the consent withholds ever reached the receiver.
+        assert!(!receiver.seen("denied-1"), "{name}");
+        assert!(!receiver.seen("silent-1"), "{name}");
+        let received = receiver.received();
+        for request in &received {
+            assert!(
+                signature::verify(&secret, &request.signature, &request.raw).is_some(),
+                "{name}: signature {:?}",
+                request.signature
+            );
+            assert_eq!(request.idempotency_key, request.body["messageId"], "{name}");
+        }
+        let statuses: Vec<u16> = received.iter().map(|r| r.status).collect();
+        assert_eq!(statuses, [503, 503, 429, 200, 200], "{name}: in log order");
+        assert_eq!(received[0].message_ids(), ["granted-1"], "{name}");
+        assert!(
+            received[3].at.duration_since(received[2].at) >= Duration::from_secs(1),
+            "{name}: Retry-After honoured"
+        );
+        assert_eq!(received[3].body["event"], "Order Completed", "{name}");
+        assert!(received[3].body["seq"].as_i64().is_some(), "{name}");
+
+        // The log, through the API: delivered after four attempts, suppressed with why.
+        let page: Value = client()
+            .get(format!(
+                "{}/api/v1/destinations/hook/deliveries?limit=10",
+                server.url
+            ))
+            .bearer_auth(&creds.token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let log = page["deliveries"].as_array().unwrap();
+        let by_id = |id: &str| {
+            log.iter()
+                .find(|d| d["message_id"] == id)
+                .unwrap_or_else(|| panic!("{name}: {id} logged"))
+                .clone()
+        };
+        let first = by_id("granted-1");
+        assert_eq!(first["status"], "delivered", "{name}");
+        assert_eq!(first["attempts"], 4, "{name}");
+        assert_eq!(first["response_code"], 200, "{name}");
+        let denied = by_id("denied-1");
+        assert_eq!(denied["status"], "suppressed", "{name}");
+        assert_eq!(
+            denied["reason"],
+            "purpose \"analytics\" denied by context.consent.categoryPreferences"
+        );
+        let silent = by_id("silent-1");
+        assert_eq!(silent["status"], "suppressed", "{name}");
+        assert!(silent["reason"]
+            .as_str()
+            .unwrap()
+            .contains("no consent signal"));
+        assert_eq!(
+            delivery_log(&backend, "hook", Some("suppressed")).len(),
+            2,
+            "{name}"
+        );
+        let filtered: Value = client()
+            .get(format!(
+                "{}/api/v1/destinations/hook/deliveries?status=delivered&after={}",
+                server.url, first["seq"]
+            ))
+            .bearer_auth(&creds.token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(filtered["deliveries"][0]["message_id"], "granted-2");
+
+        let metrics = client()
+            .get(format!("{}/metrics", server.url))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        for metric in [
+            "sightline_delivery_attempts_total{destination=\"hook\"} 5",
+            "sightline_delivery_failures_total{destination=\"hook\"} 3",
+            "sightline_delivery_suppressed_total{destination=\"hook\"} 2",
+            "sightline_delivery_lag_events{destination=\"hook\"}",
+        ] {
+            assert!(metrics.contains(metric), "{name}: {metric} in\n{metrics}");
+        }
+        let listed = sightline_json(&backend, &["destination", "list"]);
+        assert_eq!(listed[0]["purposes"], json!(["analytics"]), "{name}");
+        assert!(
+            !listed.to_string().contains(&secret),
+            "{name}: secrets are not listed"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_events_become_dead_letters_and_replay_once_fixed() {
+    for backend in backends("dead").await {
+        let name = backend.name();
+        let creds = credentials(&backend, "web");
+        let receiver = Receiver::default();
+        let url = receiver.start().await;
+        receiver.otherwise(Reply {
+            status: 400,
+            retry_after: None,
+            body: "bad payload: missing email",
+        });
+        add_destination(
+            &backend,
+            "crm",
+            &url,
+            &["--types", "track", "--events", "Signed Up"],
+        );
+        let server = Server::start(&backend, &[]);
+        post(
+            &server,
+            "/v1/batch",
+            &creds.write_key,
+            json!({"batch":[
+                {"type":"track","userId":"u1","event":"Signed Up","messageId":"up-1"},
+                {"type":"track","userId":"u2","event":"Viewed","messageId":"viewed-1"},
+                {"type":"identify","userId":"u2","messageId":"identify-1"},
+                {"type":"track","userId":"u2","event":"Signed Up","messageId":"up-2"},
+            ]}),
+        )
+        .await;
+
+        wait_for("two dead letters", || {
+            delivery_log(&backend, "crm", Some("dead")).len() == 2
+        })
+        .await;
+        let dead = delivery_log(&backend, "crm", Some("dead"));
+        assert_eq!(dead[0]["message_id"], "up-1", "{name}");
+        assert_eq!(dead[0]["response_code"], 400, "{name}");
+        assert_eq!(dead[0]["attempts"], 1, "{name}: a 400 is not retried");
+        assert_eq!(
+            dead[0]["reason"], "HTTP 400: bad payload: missing email",
+            "{name}"
+        );
+
+        receiver.otherwise(reply(200));
+        let tally = sightline_json(
+            &backend,
+            &["deliveries", "replay", "--destination", "crm", "--dead"],
+        );
+        assert_eq!(
+            tally,
+            json!({"delivered": 2, "suppressed": 0, "dead": 0}),
+            "{name}"
+        );
+        assert_eq!(receiver.accepted(), ["up-1", "up-2"], "{name}");
+        assert!(delivery_log(&backend, "crm", Some("dead")).is_empty());
+        assert_eq!(
+            delivery_log(&backend, "crm", Some("delivered")).len(),
+            2,
+            "{name}"
+        );
+        // The filter held: other events never went out.
+        assert!(!receiver.seen("viewed-1") && !receiver.seen("identify-1"));
+
+        // A range replays whatever its outcome was, through the same filter.
+        let tally = sightline_json(
+            &backend,
+            &[
+                "deliveries",
+                "replay",
+                "--destination",
+                "crm",
+                "--from-seq",
+                "1",
+            ],
+        );
+        assert_eq!(tally["delivered"], 2, "{name}");
+        assert_eq!(
+            receiver.accepted(),
+            ["up-1", "up-2", "up-1", "up-2"],
+            "{name}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_during_delivery_loses_nothing() {
+    const EVENTS: usize = 300;
+    for backend in backends("deliverykill").await {
+        let name = backend.name();
+        let creds = credentials(&backend, "web");
+        let receiver = Receiver::default();
+        let url = receiver.start().await;
+        // Slow enough that the kill lands while deliveries are in flight.
+        receiver.delay(Duration::from_millis(10));
+        add_destination(&backend, "slow", &url, &[]);
+        let mut server = Server::start(&backend, &[]);
+        let ids: Vec<String> = (0..EVENTS).map(|i| format!("k-{i}")).collect();
+        for chunk in ids.chunks(100) {
+            let batch: Vec<Value> = chunk
+                .iter()
+                .map(|id| json!({"type":"track","userId":"u","event":"Load","messageId":id}))
+                .collect();
+            post(
+                &server,
+                "/v1/batch",
+                &creds.write_key,
+                json!({"batch": batch}),
+            )
+            .await;
+        }
+        wait_for("deliveries to be under way", || {
+            receiver.accepted().len() >= 20
+        })
+        .await;
+        server.kill9();
+        let before_restart = receiver.accepted().len();
+        assert!(
+            before_restart < EVENTS,
+            "{name}: the kill came after everything was delivered"
+        );
+
+        let _server = Server::start(&backend, &[]);
+        wait_for("every acknowledged event to be delivered", || {
+            let accepted: HashSet<String> = receiver.accepted().into_iter().collect();
+            ids.iter().all(|id| accepted.contains(id))
+        })
+        .await;
+        for request in receiver.received() {
+            assert_eq!(
+                request.idempotency_key, request.body["messageId"],
+                "{name}: a duplicate is identifiable by its key"
+            );
+        }
+        wait_for("the log to show every delivery", || {
+            delivery_log(&backend, "slow", Some("delivered")).len() == EVENTS
+        })
+        .await;
+        eprintln!(
+            "{name}: {} requests accepted for {EVENTS} events ({before_restart} before kill -9)",
+            receiver.accepted().len()
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn global_privacy_control_withholds_advertising() {
+    for backend in backends("gpc").await {
+        let name = backend.name();
+        let creds = credentials(&backend, "web");
+        let receiver = Receiver::default();
+        let url = receiver.start().await;
+        add_destination(&backend, "ads", &url, &["--purposes", "advertising"]);
+        let server = Server::start(&backend, &[]);
+        let granted = json!({"consent": {"categoryPreferences": {"Advertising": true}}});
+        for (message_id, gpc) in [("with-gpc", true), ("without-gpc", false)] {
+            let mut request = client()
+                .post(format!("{}/v1/track", server.url))
+                .basic_auth(&creds.write_key, Some(""))
+                .json(
+                    &json!({"userId":"u1","event":"Ad Clicked","messageId":message_id,
+                              "context":granted}),
+                );
+            if gpc {
+                request = request.header("Sec-GPC", "1");
+            }
+            assert_eq!(request.send().await.unwrap().status(), 200, "{name}");
+        }
+        wait_for("both outcomes to be logged", || {
+            delivery_log(&backend, "ads", None).len() == 2
+        })
+        .await;
+        let log = delivery_log(&backend, "ads", None);
+        assert_eq!(log[0]["message_id"], "with-gpc", "{name}");
+        assert_eq!(log[0]["status"], "suppressed", "{name}");
+        assert_eq!(
+            log[0]["reason"], "purpose \"advertising\" denied by gpc",
+            "{name}"
+        );
+        assert_eq!(log[1]["status"], "delivered", "{name}");
+        assert_eq!(receiver.accepted(), ["without-gpc"], "{name}");
+    }
+}
