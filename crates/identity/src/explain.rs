@@ -3,11 +3,20 @@
 use crate::graph::Record;
 use crate::resolve::{Change, Rule};
 
+/// How an event made a link: "by the identify call at seq 17".
 fn by_call(rule: Rule, seq: i64) -> String {
     match rule {
         Rule::Identify => format!("by the identify call at seq {seq}"),
         Rule::Alias => format!("by the alias call at seq {seq}"),
-        _ => format!("by appearing on the same event at seq {seq}"),
+        _ => format!("by appearing together on the event at seq {seq}"),
+    }
+}
+
+/// How an event created a profile: "by the event at seq 3".
+fn created_by(rule: Rule, seq: i64) -> String {
+    match rule {
+        Rule::Identify | Rule::Alias => by_call(rule, seq),
+        _ => format!("by the event at seq {seq}"),
     }
 }
 
@@ -26,7 +35,7 @@ pub fn sentence(record: &Record) -> Option<String> {
             rule,
         } => format!(
             "profile {profile} was created for {identifier} {}",
-            by_call(*rule, seq)
+            created_by(*rule, seq)
         ),
         Change::Attach {
             identifier,
@@ -69,7 +78,6 @@ pub fn sentence(record: &Record) -> Option<String> {
                 (Rule::InvalidValue, _) => {
                     format!("it is not a valid {} value", identifier.id_type)
                 }
-                (Rule::SharedIdentifier, _) => "it is flagged as shared".to_owned(),
                 _ => "a rule refused it".to_owned(),
             };
             format!(

@@ -1,6 +1,8 @@
 //! The in-memory identity graph: loads slices for `resolve`, applies its changes, and
 //! rebuilds from the log. A database-backed processor mirrors exactly this bookkeeping.
 
+use std::collections::hash_map::Entry;
+
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -8,7 +10,9 @@ use serde_json::Value;
 use crate::explain::explain;
 use crate::extract::{extract, EventIdentifiers};
 use crate::identifier::{Identifier, ProfileId};
-use crate::resolve::{resolve, Change, GraphSlice, IdentifierState, ProfileSummary, Resolution};
+use crate::resolve::{
+    resolve, Change, GraphSlice, GraphView, IdentifierState, ProfileSummary, Resolution,
+};
 use crate::rules::Rules;
 
 /// A change as stored in a profile's history, with the seq of the event that caused it.
@@ -41,6 +45,8 @@ impl Profile {
     }
 }
 
+/// The identity graph in memory: who owns each identifier, the live profiles, and where
+/// retired profile ids went.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Graph {
     identifiers: FxHashMap<Identifier, IdentifierState>,
@@ -66,20 +72,20 @@ impl Graph {
     /// Extracts, resolves and applies one event; returns the profile it belongs to.
     pub fn process(&mut self, seq: i64, event: &Value, rules: &Rules) -> Option<ProfileId> {
         let identifiers = extract(event, rules);
-        let resolution = resolve(&identifiers, &self.slice(&identifiers), rules, seq);
+        let resolution = resolve(&identifiers, self, rules, seq);
         let profile = resolution.profile;
         self.apply(resolution);
         profile
     }
 
-    /// The part of the graph the event's identifiers touch.
+    /// The part of the graph the event's identifiers touch, as a processor would load it.
     pub fn slice(&self, event: &EventIdentifiers) -> GraphSlice {
         let mut slice = GraphSlice::default();
         for identifier in &event.identifiers {
             let Some(state) = self.identifiers.get(identifier) else {
                 continue;
             };
-            if slice.profile(state.profile).is_none() {
+            if slice.profile_summary(state.profile).is_none() {
                 if let Some(profile) = self.profiles.get(&state.profile) {
                     slice
                         .profiles
@@ -102,13 +108,13 @@ impl Graph {
                     identifier,
                     ..
                 } => {
-                    if self.profiles.contains_key(profile)
-                        || self.identifiers.contains_key(identifier)
-                    {
+                    if self.profiles.contains_key(profile) {
                         continue;
                     }
-                    self.identifiers
-                        .insert(identifier.clone(), owned_by(*profile));
+                    let Entry::Vacant(slot) = self.identifiers.entry(identifier.clone()) else {
+                        continue;
+                    };
+                    slot.insert(owned_by(*profile));
                     let mut created = Profile {
                         id: *profile,
                         identifiers: Vec::new(),
@@ -124,12 +130,11 @@ impl Graph {
                     identifier,
                     ..
                 } => {
-                    if self.identifiers.contains_key(identifier) {
+                    let Some(target) = self.profiles.get_mut(profile) else {
                         continue;
-                    }
-                    if let Some(target) = self.profiles.get_mut(profile) {
-                        self.identifiers
-                            .insert(identifier.clone(), owned_by(*profile));
+                    };
+                    if let Entry::Vacant(slot) = self.identifiers.entry(identifier.clone()) {
+                        slot.insert(owned_by(*profile));
                         target.add(identifier.clone());
                         target.history.push(Record { seq, change });
                     }
@@ -184,15 +189,21 @@ impl Graph {
             }
         }
         if let Some(survivor) = self.profiles.get_mut(&into) {
-            for (id_type, n) in &retired.summary.counts {
-                survivor.summary.add(id_type, *n);
-            }
+            survivor.summary.add_all(&retired.summary);
             survivor.identifiers.extend(retired.identifiers);
-            let mut history = std::mem::take(&mut survivor.history);
-            history.extend(retired.history);
-            history.push(record);
+            let mut both = std::mem::take(&mut survivor.history);
+            both.extend(retired.history);
             // Stable: records of one seq keep the order they were made in.
-            history.sort_by_key(|r| r.seq);
+            both.sort_by_key(|r| r.seq);
+            // A refusal between the two profiles was recorded in both histories; keep one.
+            let mut history: Vec<Record> = Vec::with_capacity(both.len() + 1);
+            for r in both {
+                let mut same_seq = history.iter().rev().take_while(|h| h.seq == r.seq);
+                if !same_seq.any(|h| *h == r) {
+                    history.push(r);
+                }
+            }
+            history.push(record);
             survivor.history = history;
         }
         self.merged_into.insert(from, into);
@@ -232,6 +243,16 @@ impl Graph {
 
     pub fn profile_count(&self) -> usize {
         self.profiles.len()
+    }
+}
+
+impl GraphView for Graph {
+    fn identifier_state(&self, identifier: &Identifier) -> Option<&IdentifierState> {
+        self.identifiers.get(identifier)
+    }
+
+    fn profile_summary(&self, profile: ProfileId) -> Option<&ProfileSummary> {
+        self.profiles.get(&profile).map(|p| &p.summary)
     }
 }
 

@@ -56,20 +56,106 @@ pub struct IdentifierState {
     pub seen_with: Vec<ProfileId>,
 }
 
-/// What resolution needs to know about a profile: how many identifiers of each type it holds.
+/// What resolution needs to know about a profile: how many identifiers of each type it
+/// holds. Built-in types are counted inline, so reading a summary costs no extra memory
+/// access; it serialises as a list of `[type, count]` pairs.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "Vec<(IdType, u32)>", into = "Vec<(IdType, u32)>")]
 pub struct ProfileSummary {
-    pub counts: Vec<(IdType, u32)>,
+    builtin: [u32; BUILTIN.len()],
+    custom: Vec<(IdType, u32)>,
+}
+
+static BUILTIN: [IdType; 5] = [
+    IdType::UserId,
+    IdType::Email,
+    IdType::Phone,
+    IdType::DeviceId,
+    IdType::AnonymousId,
+];
+
+fn builtin_index(id_type: &IdType) -> Option<usize> {
+    match id_type {
+        IdType::UserId => Some(0),
+        IdType::Email => Some(1),
+        IdType::Phone => Some(2),
+        IdType::DeviceId => Some(3),
+        IdType::AnonymousId => Some(4),
+        IdType::Custom(_) => None,
+    }
 }
 
 impl ProfileSummary {
     pub fn count(&self, id_type: &IdType) -> u32 {
-        count_of(&self.counts, id_type)
+        match builtin_index(id_type) {
+            Some(i) => self.builtin[i],
+            None => self
+                .custom
+                .iter()
+                .find(|(t, _)| t == id_type)
+                .map_or(0, |&(_, n)| n),
+        }
     }
 
     pub fn add(&mut self, id_type: &IdType, n: u32) {
-        add_count(&mut self.counts, id_type, n);
+        let slot = match builtin_index(id_type) {
+            Some(i) => &mut self.builtin[i],
+            None => {
+                let position = self.custom.iter().position(|(t, _)| t == id_type);
+                let i = position.unwrap_or_else(|| {
+                    self.custom.push((id_type.clone(), 0));
+                    self.custom.len() - 1
+                });
+                &mut self.custom[i].1
+            }
+        };
+        *slot = slot.saturating_add(n);
     }
+
+    /// Adds every count of `other` (the summary of a merged profile).
+    pub fn add_all(&mut self, other: &ProfileSummary) {
+        for (id_type, n) in other.iter() {
+            self.add(id_type, n);
+        }
+    }
+
+    /// The types held, with their counts.
+    pub fn iter(&self) -> impl Iterator<Item = (&IdType, u32)> {
+        let builtin = BUILTIN.iter().zip(self.builtin);
+        let custom = self.custom.iter().map(|(t, n)| (t, *n));
+        builtin.chain(custom).filter(|&(_, n)| n > 0)
+    }
+}
+
+impl FromIterator<(IdType, u32)> for ProfileSummary {
+    fn from_iter<I: IntoIterator<Item = (IdType, u32)>>(counts: I) -> Self {
+        let mut summary = ProfileSummary::default();
+        for (id_type, n) in counts {
+            summary.add(&id_type, n);
+        }
+        summary
+    }
+}
+
+impl From<Vec<(IdType, u32)>> for ProfileSummary {
+    fn from(counts: Vec<(IdType, u32)>) -> Self {
+        counts.into_iter().collect()
+    }
+}
+
+impl From<ProfileSummary> for Vec<(IdType, u32)> {
+    fn from(summary: ProfileSummary) -> Self {
+        summary.iter().map(|(t, n)| (t.clone(), n)).collect()
+    }
+}
+
+/// Everything `resolve` reads from the graph. A [`GraphSlice`] loaded by a processor
+/// implements it, and so does the in-memory [`Graph`](crate::Graph), which saves copying.
+pub trait GraphView {
+    /// The state of an identifier the graph holds.
+    fn identifier_state(&self, identifier: &Identifier) -> Option<&IdentifierState>;
+    /// The per-type counts of a live profile.
+    fn profile_summary(&self, profile: ProfileId) -> Option<&ProfileSummary>;
 }
 
 /// The part of the identity graph one event touches: the state of those of its identifiers
@@ -80,16 +166,16 @@ pub struct GraphSlice {
     pub profiles: Vec<(ProfileId, ProfileSummary)>,
 }
 
-impl GraphSlice {
-    // Slices hold a handful of entries, so a linear scan beats hashing.
-    pub fn identifier(&self, identifier: &Identifier) -> Option<&IdentifierState> {
+// Slices hold a handful of entries, so a linear scan beats hashing.
+impl GraphView for GraphSlice {
+    fn identifier_state(&self, identifier: &Identifier) -> Option<&IdentifierState> {
         self.identifiers
             .iter()
             .find(|(i, _)| i == identifier)
             .map(|(_, s)| s)
     }
 
-    pub fn profile(&self, profile: ProfileId) -> Option<&ProfileSummary> {
+    fn profile_summary(&self, profile: ProfileId) -> Option<&ProfileSummary> {
         self.profiles
             .iter()
             .find(|(p, _)| *p == profile)
@@ -156,37 +242,23 @@ pub struct Resolution {
     pub changes: Vec<Change>,
 }
 
-fn count_of(counts: &[(IdType, u32)], id_type: &IdType) -> u32 {
-    counts
-        .iter()
-        .find(|(t, _)| t == id_type)
-        .map_or(0, |&(_, n)| n)
-}
-
-fn add_count(counts: &mut Vec<(IdType, u32)>, id_type: &IdType, n: u32) {
-    match counts.iter_mut().find(|(t, _)| t == id_type) {
-        Some((_, total)) => *total = total.saturating_add(n),
-        None => counts.push((id_type.clone(), n)),
-    }
-}
-
 /// Why a profile with `other` counts may not join one with `counts`, if it may not.
 fn merge_refusal(
-    counts: &[(IdType, u32)],
+    counts: &ProfileSummary,
     other: &ProfileSummary,
     rules: &Rules,
 ) -> Option<(Rule, Option<IdType>)> {
-    if count_of(counts, &IdType::UserId) > 0 && other.count(&IdType::UserId) > 0 {
+    if counts.count(&IdType::UserId) > 0 && other.count(&IdType::UserId) > 0 {
         return Some((Rule::ConflictingUserId, None));
     }
     other
-        .counts
         .iter()
-        .find(|(t, n)| count_of(counts, t).saturating_add(*n) > rules.limit(t))
+        .find(|&(t, n)| counts.count(t).saturating_add(n) > rules.limit(t))
         .map(|(t, _)| (Rule::LimitExceeded, Some(t.clone())))
 }
 
-/// Resolves one event against the slice of the graph it touches.
+/// Resolves one event against the part of the graph it touches (a [`GraphSlice`] or the
+/// whole in-memory [`Graph`](crate::Graph)).
 ///
 /// Identifiers are taken in priority order (ties by type, then value). The first usable one
 /// decides the event's profile; each following one joins it (attach or merge) unless that
@@ -195,7 +267,7 @@ fn merge_refusal(
 /// carrying nothing else lands on the shared identifier's owner.
 pub fn resolve(
     event: &EventIdentifiers,
-    slice: &GraphSlice,
+    graph: &impl GraphView,
     rules: &Rules,
     seq: i64,
 ) -> Resolution {
@@ -204,7 +276,12 @@ pub fn resolve(
         Call::Alias => Rule::Alias,
         Call::Other => Rule::SameEvent,
     };
-    let mut order: Vec<&Identifier> = event.identifiers.iter().collect();
+    // Blocked values are checked again so that the guarantee holds for identifiers that
+    // did not come from `extract` (e.g. loaded by a processor under newer rules).
+    let (mut order, blocked): (Vec<&Identifier>, Vec<&Identifier>) = event
+        .identifiers
+        .iter()
+        .partition(|i| !rules.is_blocked(&i.id_type, &i.value));
     order.sort_by(|a, b| (rules.rank(&a.id_type), *a).cmp(&(rules.rank(&b.id_type), *b)));
     order.dedup();
 
@@ -212,7 +289,7 @@ pub fn resolve(
     // it in), identifiers new to the graph, and the running count per type.
     let mut members: Vec<(ProfileId, &Identifier)> = Vec::new();
     let mut fresh: Vec<&Identifier> = Vec::new();
-    let mut counts: Vec<(IdType, u32)> = Vec::new();
+    let mut counts = ProfileSummary::default();
     let mut refused: Vec<(&Identifier, Option<&IdentifierState>, Rule, Option<IdType>)> =
         Vec::new();
     let mut shared_owner = None;
@@ -220,7 +297,7 @@ pub fn resolve(
 
     for identifier in order {
         let started = !members.is_empty() || !fresh.is_empty();
-        match slice.identifier(identifier) {
+        match graph.identifier_state(identifier) {
             Some(state) if state.shared => {
                 shared_owner.get_or_insert(state.profile);
             }
@@ -228,7 +305,7 @@ pub fn resolve(
                 if members.iter().any(|(p, _)| *p == state.profile) {
                     continue;
                 }
-                let summary = slice.profile(state.profile).unwrap_or(&no_profile);
+                let summary = graph.profile_summary(state.profile).unwrap_or(&no_profile);
                 match started
                     .then(|| merge_refusal(&counts, summary, rules))
                     .flatten()
@@ -238,15 +315,13 @@ pub fn resolve(
                     }
                     None => {
                         members.push((state.profile, identifier));
-                        for (t, n) in &summary.counts {
-                            add_count(&mut counts, t, *n);
-                        }
+                        counts.add_all(summary);
                     }
                 }
             }
             None => {
                 let id_type = &identifier.id_type;
-                if started && count_of(&counts, id_type) >= rules.limit(id_type) {
+                if started && counts.count(id_type) >= rules.limit(id_type) {
                     let rule = if *id_type == IdType::UserId {
                         Rule::ConflictingUserId
                     } else {
@@ -255,7 +330,7 @@ pub fn resolve(
                     refused.push((identifier, None, rule, Some(id_type.clone())));
                 } else {
                     fresh.push(identifier);
-                    add_count(&mut counts, id_type, 1);
+                    counts.add(id_type, 1);
                 }
             }
         }
@@ -298,15 +373,20 @@ pub fn resolve(
         }
     }
 
-    for rejected in &event.rejected {
+    let rejected = event.rejected.iter().map(|r| {
+        let rule = match r.reason {
+            RejectReason::Blocked => Rule::BlockedValue,
+            RejectReason::Invalid => Rule::InvalidValue,
+        };
+        (Identifier::new(r.id_type.clone(), r.raw.clone()), rule)
+    });
+    let blocked = blocked.into_iter().map(|i| (i.clone(), Rule::BlockedValue));
+    for (identifier, rule) in rejected.chain(blocked) {
         changes.push(Change::Refuse {
-            identifier: Identifier::new(rejected.id_type.clone(), rejected.raw.clone()),
+            identifier,
             profile,
             owner: None,
-            rule: match rejected.reason {
-                RejectReason::Blocked => Rule::BlockedValue,
-                RejectReason::Invalid => Rule::InvalidValue,
-            },
+            rule,
             limit_type: None,
         });
     }

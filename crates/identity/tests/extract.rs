@@ -270,3 +270,28 @@ fn invalid_configs_are_refused() {
     }
     assert!(serde_json::from_value::<Config>(json!({"limit": {}})).is_err());
 }
+
+#[test]
+fn an_empty_config_section_means_the_defaults() {
+    let empty: Config = serde_json::from_value(json!({})).unwrap();
+    assert_eq!(empty, Config::default());
+    assert!(Rules::new(&empty).is_ok());
+    let round_trip: Config =
+        serde_json::from_value(serde_json::to_value(Config::default()).unwrap()).unwrap();
+    assert_eq!(round_trip, Config::default());
+    let rules = Rules::default();
+    assert_eq!(rules.limit(&IdType::UserId), 1);
+    assert_eq!(rules.limit(&IdType::parse("crm_id")), 5);
+    let ranks: Vec<u32> = [
+        "user_id",
+        "email",
+        "phone",
+        "crm_id",
+        "device_id",
+        "anonymous_id",
+    ]
+    .iter()
+    .map(|t| rules.rank(&IdType::parse(t)))
+    .collect();
+    assert!(ranks.windows(2).all(|w| w[0] < w[1]), "{ranks:?}");
+}

@@ -163,7 +163,8 @@ proptest! {
         let mut state = Graph::new();
         for window in cuts.windows(2) {
             // Each chunk starts from the state the previous one left, as a processor
-            // resuming from its checkpoint does.
+            // resuming from its checkpoint does, and resolves against loaded slices (the
+            // rebuild reads the graph directly), so this also checks slices are complete.
             let mut graph = state.clone();
             let chunk = &events[window[0]..window[1]];
             let extracted: Vec<_> = chunk.iter().map(|(seq, e)| (*seq, extract(e, &rules))).collect();

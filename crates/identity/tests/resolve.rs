@@ -48,7 +48,7 @@ fn identify_joins_anonymous_history_and_explains_it() {
     assert_eq!(
         profile.explain(),
         vec![
-            "profile 3 was created for anonymous_id:a1 by appearing on the same event at seq 3",
+            "profile 3 was created for anonymous_id:a1 by the event at seq 3",
             "anonymous_id:a1 and user_id:42 were joined by the identify call at seq 17",
         ]
     );
@@ -286,18 +286,18 @@ fn resolve_works_on_a_slice_a_database_would_load() {
         profiles: vec![
             (
                 ProfileId(10),
-                ProfileSummary {
-                    counts: vec![(IdType::AnonymousId, 1)],
-                },
+                ProfileSummary::from(vec![(IdType::AnonymousId, 1)]),
             ),
             (
                 ProfileId(4),
-                ProfileSummary {
-                    counts: vec![(IdType::UserId, 1), (IdType::DeviceId, 1)],
-                },
+                ProfileSummary::from(vec![(IdType::UserId, 1), (IdType::DeviceId, 1)]),
             ),
         ],
     };
+    assert_eq!(
+        serde_json::to_value(&slice.profiles[1].1).unwrap(),
+        json!([["user_id", 1], ["device_id", 1]])
+    );
     let resolution = resolve(&ids, &slice, &rules, 50);
     assert_eq!(resolution.profile, Some(ProfileId(10)));
     assert_eq!(
@@ -341,4 +341,84 @@ fn events_without_identifiers_land_nowhere() {
     );
     assert_eq!(landed, None);
     assert_eq!(graph.profile_count(), 0);
+}
+
+#[test]
+fn resolve_refuses_blocked_identifiers_it_is_handed_directly() {
+    let rules = Rules::default();
+    let ids = sightline_identity::EventIdentifiers {
+        identifiers: vec![id("user_id:undefined"), id("anonymous_id:a")],
+        ..Default::default()
+    };
+    let resolution = resolve(&ids, &GraphSlice::default(), &rules, 1);
+    assert_eq!(
+        resolution.changes,
+        vec![
+            Change::CreateProfile {
+                profile: ProfileId(1),
+                identifier: id("anonymous_id:a"),
+                rule: Rule::SameEvent
+            },
+            Change::Refuse {
+                identifier: id("user_id:undefined"),
+                profile: Some(ProfileId(1)),
+                owner: None,
+                rule: Rule::BlockedValue,
+                limit_type: None,
+            },
+        ]
+    );
+}
+
+#[test]
+fn loosening_a_limit_without_rebuild_merges_once_with_a_clean_history() {
+    let tight = Rules::new(&Config {
+        limits: [("email".to_owned(), 1)].into(),
+        ..Config::default()
+    })
+    .unwrap();
+    let mut graph = run(
+        &[
+            (
+                1,
+                json!({"type": "identify", "anonymousId": "a1", "traits": {"email": "x@a.io"}}),
+            ),
+            (
+                2,
+                json!({"type": "identify", "anonymousId": "a2", "traits": {"email": "y@a.io"}}),
+            ),
+            (
+                3,
+                json!({"type": "track", "anonymousId": "a1", "context": {"device": {"id": "d"}}}),
+            ),
+            (
+                4,
+                json!({"type": "track", "anonymousId": "a2", "context": {"device": {"id": "d"}}}),
+            ),
+        ],
+        &tight,
+    );
+    assert_eq!(graph.profile_count(), 2);
+    assert_eq!(refusals(&graph, 1), vec![Rule::LimitExceeded]);
+    assert_eq!(refusals(&graph, 2), vec![Rule::LimitExceeded]);
+    graph.process(
+        5,
+        &json!({"type": "track", "anonymousId": "a2", "context": {"device": {"id": "d"}}}),
+        &Rules::default(),
+    );
+    assert_eq!(graph.profile_count(), 1);
+    let explained = graph.profile(ProfileId(2)).unwrap().explain();
+    assert_eq!(
+        explained
+            .iter()
+            .filter(|s| s.contains("limit_exceeded"))
+            .count(),
+        1,
+        "{explained:#?}"
+    );
+    assert_eq!(
+        explained.last().unwrap(),
+        "profile 2 (anonymous_id:a2) was merged into profile 1 (device_id:d) by appearing \
+         together on the event at seq 5; 1 is older and keeps its id"
+    );
 }

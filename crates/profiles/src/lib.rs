@@ -93,6 +93,17 @@ impl Facts {
     }
 }
 
+/// What applying one event did.
+#[derive(Debug, Default)]
+pub struct Applied {
+    /// The live profile the event landed on; `None` when it carried no usable identifier.
+    pub profile: Option<ProfileId>,
+    /// `(from, into)` for every profile merged by this event.
+    pub merged: Vec<(ProfileId, ProfileId)>,
+    /// The event as JSON, for whoever reads it next.
+    pub body: Option<Value>,
+}
+
 /// A profile as read: its identity and its facts.
 #[derive(Debug, Clone, Copy)]
 pub struct ProfileView<'a> {
@@ -142,15 +153,17 @@ impl Profiles {
         self.last_seq
     }
 
-    /// Applies one event from the log and returns the profile it landed on. Events at or
-    /// before the last applied position are skipped, so replaying a page after a restart or
-    /// a retry changes nothing.
-    pub fn apply(&mut self, event: &StoredEvent) -> Option<ProfileId> {
+    /// Applies one event from the log: the profile it landed on and the merges it caused.
+    /// Events at or before the last applied position are skipped, so replaying a page after
+    /// a restart or a retry changes nothing.
+    pub fn apply(&mut self, event: &StoredEvent) -> Applied {
         if event.seq <= self.last_seq {
-            return None;
+            return Applied::default();
         }
         self.last_seq = event.seq;
-        let body = serde_json::from_str::<Value>(&event.body).ok()?;
+        let Ok(body) = serde_json::from_str::<Value>(&event.body) else {
+            return Applied::default();
+        };
         let identifiers = extract(&body, &self.rules);
         let resolution = resolve(
             &identifiers,
@@ -168,14 +181,25 @@ impl Profiles {
             .collect();
         let profile = resolution.profile;
         self.graph.apply(resolution);
-        for (from, into) in merges {
+        for &(from, into) in &merges {
             if let Some(absorbed) = self.facts.remove(&from) {
                 self.facts.entry(into).or_default().absorb(absorbed);
             }
         }
-        let profile = profile.and_then(|p| self.graph.canonical(p))?;
-        self.facts.entry(profile).or_default().record(event, &body);
-        Some(profile)
+        let profile = profile.and_then(|p| self.graph.canonical(p));
+        if let Some(profile) = profile {
+            self.facts.entry(profile).or_default().record(event, &body);
+        }
+        Applied {
+            profile,
+            merged: merges,
+            body: Some(body),
+        }
+    }
+
+    /// A profile's identity, by its (live) id.
+    pub fn identity(&self, profile: ProfileId) -> Option<&Profile> {
+        self.graph.profile(profile)
     }
 
     /// The live profile a (possibly since merged) profile id now belongs to.
@@ -203,6 +227,9 @@ impl Profiles {
         self.facts.get(&profile)
     }
 }
+
+mod memberships;
+pub use memberships::Memberships;
 
 #[cfg(test)]
 mod tests;

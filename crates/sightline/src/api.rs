@@ -1,5 +1,6 @@
 //! The admin API under `/api/v1` (Bearer tokens) and the operational endpoints.
 
+use crate::profiles::Book;
 use axum::extract::{FromRef, FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
@@ -10,7 +11,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use serde_json::json;
 use sightline_collect::error;
 use sightline_core::{secret, DeliveryStatus, Role, Token};
-use sightline_profiles::{ProfileView, Profiles};
+use sightline_profiles::ProfileView;
 use sightline_store::Store;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -19,7 +20,7 @@ use std::sync::{Arc, RwLock};
 struct ApiState {
     store: Arc<dyn Store>,
     prometheus: PrometheusHandle,
-    profiles: Arc<RwLock<Profiles>>,
+    book: Arc<RwLock<Book>>,
 }
 
 impl FromRef<ApiState> for Arc<dyn Store> {
@@ -31,12 +32,14 @@ impl FromRef<ApiState> for Arc<dyn Store> {
 pub fn router(
     store: Arc<dyn Store>,
     prometheus: PrometheusHandle,
-    profiles: Arc<RwLock<Profiles>>,
+    book: Arc<RwLock<Book>>,
 ) -> axum::Router {
     Router::new()
         .route("/api/v1/events", get(events))
         .route("/api/v1/profiles/{id}", get(profile))
         .route("/api/v1/profiles/{id}/{part}", get(profile_part))
+        .route("/api/v1/audiences", get(audiences).post(add_audience))
+        .route("/api/v1/audiences/{name}/{part}", get(audience_part))
         .route("/api/v1/destinations", get(destinations))
         .route("/api/v1/destinations/{name}/deliveries", get(deliveries))
         .route("/healthz", get(|| async { "ok\n" }))
@@ -52,7 +55,7 @@ pub fn router(
         .with_state(ApiState {
             store,
             prometheus,
-            profiles,
+            book,
         })
 }
 
@@ -196,8 +199,8 @@ fn with_profile<T>(
     f: impl FnOnce(ProfileView<'_>) -> T,
 ) -> Result<T, Response> {
     let (id_type, value) = identifier(id)?;
-    let profiles = state.profiles.read().expect("profiles lock poisoned");
-    match profiles.find(id_type, value) {
+    let book = state.book.read().expect("book lock poisoned");
+    match book.profiles.find(id_type, value) {
         Some(view) => Ok(f(view)),
         None => Err(error(
             StatusCode::NOT_FOUND,
@@ -346,6 +349,100 @@ async fn deliveries(
     match store.deliveries(destination.id, status, after, limit).await {
         Ok(page) => Json(crate::activate::page_json(&page, after)).into_response(),
         Err(e) => store_error(e),
+    }
+}
+
+/// `GET /api/v1/audiences`: definitions and member counts.
+async fn audiences(caller: Caller, State(state): State<ApiState>) -> Response {
+    if let Err(denied) = caller.require(&[Role::Marketing, Role::Security]) {
+        return denied;
+    }
+    let definitions = match state.store.list_audiences().await {
+        Ok(definitions) => definitions,
+        Err(e) => return store_error(e),
+    };
+    let book = state.book.read().expect("book lock poisoned");
+    let list: Vec<_> = definitions
+        .iter()
+        .map(|d| {
+            // A definition the follower has not picked up yet has no count.
+            let members = book.memberships.members(&d.name).map(|m| m.len());
+            json!({"name": d.name, "rule": d.rule, "members": members})
+        })
+        .collect();
+    Json(json!({"audiences": list})).into_response()
+}
+
+#[derive(serde::Deserialize)]
+struct NewAudience {
+    name: String,
+    rule: String,
+}
+
+/// `POST /api/v1/audiences` `{"name":…,"rule":…}`: the rule in the text form.
+async fn add_audience(
+    caller: Caller,
+    State(state): State<ApiState>,
+    body: axum::body::Bytes,
+) -> Response {
+    if let Err(denied) = caller.require(&[Role::Marketing]) {
+        return denied;
+    }
+    let new: NewAudience = match serde_json::from_slice(&body) {
+        Ok(new) => new,
+        Err(e) => return bad_request(format!("send {{\"name\":…,\"rule\":…}}: {e}")),
+    };
+    match crate::cli::add_audience(state.store.as_ref(), &new.name, &new.rule).await {
+        Ok(definition) => (StatusCode::CREATED, Json(definition)).into_response(),
+        Err(e) => match e.downcast_ref::<sightline_store::StoreError>() {
+            Some(sightline_store::StoreError::Conflict(message)) => {
+                error(StatusCode::CONFLICT, "conflict", message.clone())
+            }
+            Some(other) => {
+                tracing::error!(error = %other, "store error");
+                error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "store_unavailable",
+                    "the store did not answer: retry",
+                )
+            }
+            None => bad_request(format!("{e:#}")),
+        },
+    }
+}
+
+/// `GET /api/v1/audiences/{name}/members|history`
+async fn audience_part(
+    caller: Caller,
+    State(state): State<ApiState>,
+    Path((name, part)): Path<(String, String)>,
+) -> Response {
+    if let Err(denied) = caller.require(&[Role::Marketing, Role::Security]) {
+        return denied;
+    }
+    let book = state.book.read().expect("book lock poisoned");
+    let unknown = || {
+        error(
+            StatusCode::NOT_FOUND,
+            "unknown_audience",
+            format!("no audience named {name:?} (a new one appears within a few seconds)"),
+        )
+    };
+    match part.as_str() {
+        "members" => match book.memberships.members(&name) {
+            Some(members) => Json(json!({"members": crate::profiles::member_list(&book, members)}))
+                .into_response(),
+            None => unknown(),
+        },
+        "history" => match book.memberships.history(&name) {
+            Some(history) => Json(json!({"history": history.collect::<Vec<_>>()})).into_response(),
+            None => unknown(),
+        },
+        _ => error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "below an audience: members or history",
+        ),
     }
 }
 

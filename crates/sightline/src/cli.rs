@@ -49,6 +49,9 @@ enum Command {
     /// The delivery log: list outcomes, replay dead letters.
     #[command(subcommand)]
     Deliveries(crate::activate::DeliveriesCommand),
+    /// Audiences: rules over profiles and their events, evaluated as events arrive.
+    #[command(subcommand)]
+    Audience(AudienceCommand),
     /// Unified profiles, looked up by any identifier.
     #[command(subcommand)]
     Profile(ProfileCommand),
@@ -57,6 +60,36 @@ enum Command {
     /// Probabilistic record linkage of CSV files.
     #[command(subcommand)]
     Link(crate::files::LinkCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum AudienceCommand {
+    /// Define an audience, e.g. --rule 'event "Order Completed" count >= 1 within 30d'.
+    Add {
+        name: String,
+        /// The rule in the audience language's text form (see the README).
+        #[arg(long)]
+        rule: String,
+        #[command(flatten)]
+        store: StoreArgs,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List audiences.
+    List {
+        #[command(flatten)]
+        store: StoreArgs,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print an audience's current members (each profile with its identifiers).
+    Members {
+        name: String,
+        #[command(flatten)]
+        store: StoreArgs,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -298,6 +331,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         }
         Command::Destination(command) => crate::activate::destination(command, &file).await,
         Command::Deliveries(command) => crate::activate::deliveries(command, &file).await,
+        Command::Audience(command) => audience(command, &file).await,
         Command::Profile(command) => profile(command, &file).await,
         Command::Attribution(args) => match args.paths {
             Some(paths) => crate::files::attribution(paths),
@@ -334,6 +368,66 @@ pub async fn run(cli: Cli) -> Result<()> {
     }
 }
 
+/// Validates an audience rule and stores it.
+pub async fn add_audience(
+    store: &dyn Store,
+    name: &str,
+    rule: &str,
+) -> Result<sightline_core::AudienceDefinition> {
+    if name.trim().is_empty() || name.len() > 100 || name.contains('/') {
+        bail!("an audience name must be 1 to 100 characters, without '/'");
+    }
+    sightline_audience::Audience::parse(name, rule)
+        .map_err(|e| anyhow::anyhow!("invalid rule: {e}"))?;
+    Ok(store.create_audience(name, rule).await?)
+}
+
+async fn audience(command: AudienceCommand, file: &FileConfig) -> Result<()> {
+    match command {
+        AudienceCommand::Add {
+            name,
+            rule,
+            store,
+            json,
+        } => {
+            let store = store.open(file).await?;
+            let definition = add_audience(store.as_ref(), &name, &rule).await?;
+            if json {
+                println!("{}", json!({"id": definition.id, "name": definition.name}));
+            } else {
+                println!("created audience {:?}", definition.name);
+            }
+        }
+        AudienceCommand::List { store, json } => {
+            let store = store.open(file).await?;
+            let definitions = store.list_audiences().await?;
+            if json {
+                println!("{}", serde_json::to_string(&definitions)?);
+            } else {
+                for d in definitions {
+                    println!("{}\t{}", d.name, d.rule);
+                }
+            }
+        }
+        AudienceCommand::Members { name, store, json } => {
+            let store = store.open(file).await?;
+            let book = crate::profiles::rebuild(store.as_ref()).await?;
+            let members = book.memberships.members(&name).with_context(|| {
+                format!("no audience named {name:?}: `sightline audience list` shows them")
+            })?;
+            let list = crate::profiles::member_list(&book, members);
+            if json {
+                println!("{}", serde_json::to_string(&list)?);
+            } else {
+                for member in list {
+                    println!("{member}");
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Profiles are rebuilt from the log, so these work on any store, with or without a server.
 async fn profile(command: ProfileCommand, file: &FileConfig) -> Result<()> {
     let (identifier, store) = match &command {
@@ -346,8 +440,9 @@ async fn profile(command: ProfileCommand, file: &FileConfig) -> Result<()> {
         bail!("{identifier:?} is not an identifier: write type:value, e.g. email:ann@example.com");
     };
     let store = store.open(file).await?;
-    let profiles = crate::profiles::rebuild(store.as_ref()).await?;
-    let view = profiles
+    let book = crate::profiles::rebuild(store.as_ref()).await?;
+    let view = book
+        .profiles
         .find(id_type, value)
         .with_context(|| format!("no profile holds {identifier}"))?;
     match command {

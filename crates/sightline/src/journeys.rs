@@ -90,10 +90,8 @@ pub async fn run(args: LogAttributionArgs, file: &FileConfig) -> Result<()> {
             break;
         }
         for event in &page {
-            let Some(profile) = profiles.apply(event) else {
-                continue;
-            };
-            let Ok(body) = serde_json::from_str::<Value>(&event.body) else {
+            let applied = profiles.apply(event);
+            let (Some(profile), Some(body)) = (applied.profile, applied.body) else {
                 continue;
             };
             let at = body

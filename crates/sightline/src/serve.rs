@@ -66,10 +66,10 @@ pub async fn run(args: ServeArgs, file: &FileConfig) -> Result<()> {
             ..defaults
         },
     );
-    let profiles = Arc::new(RwLock::new(crate::profiles::rebuild(store.as_ref()).await?));
-    tokio::spawn(crate::profiles::follow(store.clone(), profiles.clone()));
+    let book = Arc::new(RwLock::new(crate::profiles::rebuild(store.as_ref()).await?));
+    tokio::spawn(crate::profiles::follow(store.clone(), book.clone()));
     let app = sightline_collect::router(collector)
-        .merge(crate::api::router(store.clone(), prometheus, profiles))
+        .merge(crate::api::router(store.clone(), prometheus, book))
         .layer(middleware::from_fn(time_request));
 
     let listener = tokio::net::TcpListener::bind(&listen)

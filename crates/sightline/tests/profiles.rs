@@ -271,3 +271,159 @@ async fn attribution_over_the_log_joins_devices() {
         assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown model"));
     }
 }
+
+#[tokio::test]
+async fn audiences_follow_events_and_time() {
+    for backend in backends("audiences").await {
+        let creds = credentials(&backend, "web");
+        let store_args = backend.args();
+        let mut args = vec![
+            "audience",
+            "add",
+            "buyers",
+            "--rule",
+            r#"event "Order Completed" count >= 1 within 30d"#,
+            "--json",
+        ];
+        args.extend(store_args.iter().map(String::as_str));
+        let added = sightline(&args);
+        assert!(
+            added.status.success(),
+            "{}",
+            String::from_utf8_lossy(&added.stderr)
+        );
+        let mut bad = vec!["audience", "add", "broken", "--rule", "event count >="];
+        bad.extend(store_args.iter().map(String::as_str));
+        let refused = sightline(&bad);
+        assert!(!refused.status.success());
+        assert!(String::from_utf8_lossy(&refused.stderr).contains("invalid rule"));
+
+        let server = Server::start(&backend, &[]);
+        let key = creds.write_key.as_str();
+        // Ann bought yesterday; Bob's purchase leaves the 30-day window a few seconds from now.
+        let day = 86_400_000;
+        let now = sightline_core::time::now_ms();
+        let at = |ms: i64| sightline_core::time::format_ms(ms);
+        send(
+            &server,
+            key,
+            "/v1/identify",
+            json!({"userId":"ann","traits":{"email":"ann@example.com"}}),
+        )
+        .await;
+        send(
+            &server,
+            key,
+            "/v1/track",
+            json!({"userId":"ann","event":"Order Completed","timestamp":at(now - day)}),
+        )
+        .await;
+        send(&server, key, "/v1/track", json!({"userId":"bob","event":"Order Completed","timestamp":at(now - 30 * day + 8_000)})).await;
+        send(
+            &server,
+            key,
+            "/v1/track",
+            json!({"userId":"cy","event":"Product Viewed"}),
+        )
+        .await;
+
+        // An audience added through the API while the server runs is backfilled.
+        let created = client()
+            .post(format!("{}/api/v1/audiences", server.url))
+            .bearer_auth(&creds.token)
+            .json(&json!({"name":"known","rule":"has email"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(created.status(), StatusCode::CREATED);
+        let invalid = client()
+            .post(format!("{}/api/v1/audiences", server.url))
+            .bearer_auth(&creds.token)
+            .json(&json!({"name":"x","rule":"trait plan = "}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(invalid.status(), StatusCode::BAD_REQUEST);
+
+        let members = |name: &'static str| {
+            let (url, token) = (server.url.clone(), creds.token.clone());
+            async move {
+                let response = client()
+                    .get(format!("{url}/api/v1/audiences/{name}/members"))
+                    .bearer_auth(token)
+                    .send()
+                    .await
+                    .unwrap();
+                if response.status() != StatusCode::OK {
+                    return None;
+                }
+                let body: Value = response.json().await.unwrap();
+                let ids: Vec<String> = body["members"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .flat_map(|m| m["identifiers"].as_array().unwrap().clone())
+                    .filter(|i| i["type"] == "user_id")
+                    .map(|i| i["value"].as_str().unwrap().to_string())
+                    .collect();
+                Some(ids)
+            }
+        };
+        // Bob leaves by the clock alone, without a new event: wait for Ann alone.
+        let mut left = false;
+        for _ in 0..1500 {
+            if members("buyers").await.is_some_and(|m| m == ["ann"]) {
+                left = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        assert!(
+            left,
+            "{}: only ann is a buyer once bob's purchase left the window",
+            backend.name()
+        );
+        let mut known = None;
+        for _ in 0..500 {
+            known = members("known").await;
+            if known.as_ref().is_some_and(|m| !m.is_empty()) {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        assert_eq!(known.unwrap(), ["ann"]);
+
+        let history: Value = client()
+            .get(format!("{}/api/v1/audiences/buyers/history", server.url))
+            .bearer_auth(&creds.token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let exits: Vec<&Value> = history["history"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["transition"] == "exited")
+            .collect();
+        assert_eq!(exits.len(), 1);
+        assert_eq!(exits[0]["caused_by"], "timer");
+
+        let mut args = vec!["audience", "members", "buyers", "--json"];
+        args.extend(store_args.iter().map(String::as_str));
+        let output = sightline(&args);
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let listed: Value = serde_json::from_slice(&output.stdout).unwrap();
+        assert_eq!(
+            listed.as_array().unwrap().len(),
+            1,
+            "the CLI rebuilds the same memberships: {listed}"
+        );
+    }
+}
