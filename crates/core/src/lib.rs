@@ -54,6 +54,8 @@ pub struct AudienceDefinition {
     pub id: i64,
     pub name: String,
     pub rule: String,
+    /// Destinations its adds and removes are sent to.
+    pub sync: Vec<String>,
     pub created_at: i64,
 }
 

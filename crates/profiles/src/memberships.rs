@@ -19,6 +19,8 @@ pub struct Memberships {
     history: Vec<VecDeque<MembershipChange>>,
     /// (when, audience, profile): when membership may change with no new event.
     timers: BTreeSet<(i64, usize, ProfileId)>,
+    /// Changes not yet taken by [`Memberships::take_changes`] (bounded).
+    outbox: Vec<MembershipChange>,
 }
 
 fn key(profile: ProfileId) -> String {
@@ -34,7 +36,13 @@ impl Memberships {
             members: vec![BTreeSet::new(); n],
             history: vec![VecDeque::new(); n],
             timers: BTreeSet::new(),
+            outbox: Vec::new(),
         }
+    }
+
+    /// The enter and exit records since the last call, oldest first (for syncing them out).
+    pub fn take_changes(&mut self) -> Vec<MembershipChange> {
+        std::mem::take(&mut self.outbox)
     }
 
     pub fn names(&self) -> impl Iterator<Item = &str> {
@@ -65,7 +73,10 @@ impl Memberships {
         if history.len() == HISTORY {
             history.pop_front();
         }
-        history.push_back(change);
+        history.push_back(change.clone());
+        if self.outbox.len() < HISTORY {
+            self.outbox.push(change);
+        }
     }
 
     fn schedule(

@@ -377,6 +377,8 @@ async fn audiences(caller: Caller, State(state): State<ApiState>) -> Response {
 struct NewAudience {
     name: String,
     rule: String,
+    #[serde(default)]
+    sync: Vec<String>,
 }
 
 /// `POST /api/v1/audiences` `{"name":…,"rule":…}`: the rule in the text form.
@@ -392,7 +394,7 @@ async fn add_audience(
         Ok(new) => new,
         Err(e) => return bad_request(format!("send {{\"name\":…,\"rule\":…}}: {e}")),
     };
-    match crate::cli::add_audience(state.store.as_ref(), &new.name, &new.rule).await {
+    match crate::cli::add_audience(state.store.as_ref(), &new.name, &new.rule, &new.sync).await {
         Ok(definition) => (StatusCode::CREATED, Json(definition)).into_response(),
         Err(e) => match e.downcast_ref::<sightline_store::StoreError>() {
             Some(sightline_store::StoreError::Conflict(message)) => {

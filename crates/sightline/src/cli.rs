@@ -70,6 +70,9 @@ enum AudienceCommand {
         /// The rule in the audience language's text form (see the README).
         #[arg(long)]
         rule: String,
+        /// A destination to send adds and removes to (repeatable).
+        #[arg(long, value_name = "DESTINATION")]
+        sync: Vec<String>,
         #[command(flatten)]
         store: StoreArgs,
         #[arg(long)]
@@ -373,13 +376,19 @@ pub async fn add_audience(
     store: &dyn Store,
     name: &str,
     rule: &str,
+    sync: &[String],
 ) -> Result<sightline_core::AudienceDefinition> {
     if name.trim().is_empty() || name.len() > 100 || name.contains('/') {
         bail!("an audience name must be 1 to 100 characters, without '/'");
     }
     sightline_audience::Audience::parse(name, rule)
         .map_err(|e| anyhow::anyhow!("invalid rule: {e}"))?;
-    Ok(store.create_audience(name, rule).await?)
+    for destination in sync {
+        if store.destination_by_name(destination).await?.is_none() {
+            bail!("no destination named {destination:?} to sync to: `sightline destination list` shows them");
+        }
+    }
+    Ok(store.create_audience(name, rule, sync).await?)
 }
 
 async fn audience(command: AudienceCommand, file: &FileConfig) -> Result<()> {
@@ -387,11 +396,12 @@ async fn audience(command: AudienceCommand, file: &FileConfig) -> Result<()> {
         AudienceCommand::Add {
             name,
             rule,
+            sync,
             store,
             json,
         } => {
             let store = store.open(file).await?;
-            let definition = add_audience(store.as_ref(), &name, &rule).await?;
+            let definition = add_audience(store.as_ref(), &name, &rule, &sync).await?;
             if json {
                 println!("{}", json!({"id": definition.id, "name": definition.name}));
             } else {

@@ -12,6 +12,7 @@ mod files;
 mod journeys;
 mod profiles;
 mod serve;
+mod sync;
 
 use clap::Parser;
 use std::process::ExitCode;

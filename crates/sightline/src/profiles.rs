@@ -3,13 +3,14 @@
 //! log. Both are derived state: a rebuild from the log gives the same answer.
 
 use anyhow::Result;
-use sightline_audience::Audience;
+use sightline_audience::{Audience, MembershipChange};
 use sightline_core::{time, AudienceDefinition, StoredEvent};
 use sightline_identity::Rules;
 use sightline_profiles::{Memberships, Profiles};
 use sightline_store::Store;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
+use tokio::sync::mpsc;
 
 const PAGE: usize = 1000;
 
@@ -64,16 +65,22 @@ impl Book {
     }
 }
 
-/// Profiles and memberships rebuilt from the whole log (a new audience's backfill).
+/// Profiles and memberships rebuilt from the whole log (a new audience's backfill). The
+/// enter and exit records of the replay are history, not news: none is left to sync.
 pub async fn rebuild(store: &dyn Store) -> Result<Book> {
     let mut book = Book::new(store.list_audiences().await?);
     book.catch_up(store).await?;
+    book.memberships.take_changes();
     Ok(book)
 }
 
 /// Applies new log events as they are committed and fires membership timers, forever. A
 /// new audience definition rebuilds the book from the log, then swaps it in.
-pub async fn follow(store: Arc<dyn Store>, book: Arc<RwLock<Book>>) {
+pub async fn follow(
+    store: Arc<dyn Store>,
+    book: Arc<RwLock<Book>>,
+    changes: mpsc::Sender<MembershipChange>,
+) {
     let mut tick = tokio::time::interval(Duration::from_millis(50));
     let mut ticks: u64 = 0;
     loop {
@@ -92,15 +99,24 @@ pub async fn follow(store: Arc<dyn Store>, book: Arc<RwLock<Book>>) {
                 continue;
             }
         };
-        let mut guard = book.write().expect("book lock poisoned");
-        let book = &mut *guard;
-        let now = time::now_ms();
-        for event in &page {
-            book.apply(event, now);
+        let news = {
+            let mut guard = book.write().expect("book lock poisoned");
+            let book = &mut *guard;
+            let now = time::now_ms();
+            for event in &page {
+                book.apply(event, now);
+            }
+            book.memberships.fire_timers(&book.profiles, now);
+            metrics::gauge!("sightline_profiles_applied_seq").set(book.profiles.last_seq() as f64);
+            metrics::gauge!("sightline_profiles").set(book.profiles.profile_count() as f64);
+            book.memberships.take_changes()
+        };
+        for change in news {
+            // The syncer keeps up or holds the follower back; nothing is dropped.
+            if changes.send(change).await.is_err() {
+                break;
+            }
         }
-        book.memberships.fire_timers(&book.profiles, now);
-        metrics::gauge!("sightline_profiles_applied_seq").set(book.profiles.last_seq() as f64);
-        metrics::gauge!("sightline_profiles").set(book.profiles.profile_count() as f64);
         if page.len() == PAGE {
             tick.reset_immediately();
         }
@@ -114,6 +130,7 @@ async fn reload_if_changed(store: &dyn Store, book: &RwLock<Book>) -> Result<()>
     }
     let mut fresh = Book::new(definitions);
     fresh.catch_up(store).await?;
+    fresh.memberships.take_changes();
     *book.write().expect("book lock poisoned") = fresh;
     Ok(())
 }

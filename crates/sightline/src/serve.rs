@@ -67,7 +67,13 @@ pub async fn run(args: ServeArgs, file: &FileConfig) -> Result<()> {
         },
     );
     let book = Arc::new(RwLock::new(crate::profiles::rebuild(store.as_ref()).await?));
-    tokio::spawn(crate::profiles::follow(store.clone(), book.clone()));
+    let (changes, to_sync) = tokio::sync::mpsc::channel(10_000);
+    tokio::spawn(crate::profiles::follow(
+        store.clone(),
+        book.clone(),
+        changes,
+    ));
+    tokio::spawn(crate::sync::Syncer::new(store.clone(), book.clone())?.run(to_sync));
     let app = sightline_collect::router(collector)
         .merge(crate::api::router(store.clone(), prometheus, book))
         .layer(middleware::from_fn(time_request));

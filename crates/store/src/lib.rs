@@ -89,7 +89,12 @@ pub trait Store: Send + Sync + 'static {
 
     /// A [`StoreError::Conflict`] when the name is taken.
     /// Stores an audience definition; a taken name is a `Conflict`.
-    async fn create_audience(&self, name: &str, rule: &str) -> Result<AudienceDefinition>;
+    async fn create_audience(
+        &self,
+        name: &str,
+        rule: &str,
+        sync: &[String],
+    ) -> Result<AudienceDefinition>;
     async fn list_audiences(&self) -> Result<Vec<AudienceDefinition>>;
 
     async fn create_destination(&self, destination: NewDestination) -> Result<Destination>;

@@ -89,6 +89,7 @@ const MIGRATIONS: &[&str] = &[
         id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
         name TEXT NOT NULL UNIQUE,
         rule TEXT NOT NULL,
+        sync TEXT NOT NULL,
         created_at BIGINT NOT NULL
      );",
 ];
@@ -328,7 +329,8 @@ fn audience_from_row(row: &Row) -> AudienceDefinition {
         id: row.get(0),
         name: row.get(1),
         rule: row.get(2),
-        created_at: row.get(3),
+        sync: columns::parse_list(row.get(3)),
+        created_at: row.get(4),
     }
 }
 
@@ -549,13 +551,23 @@ impl Store for PostgresStore {
         Ok(())
     }
 
-    async fn create_audience(&self, name: &str, rule: &str) -> Result<AudienceDefinition> {
+    async fn create_audience(
+        &self,
+        name: &str,
+        rule: &str,
+        sync: &[String],
+    ) -> Result<AudienceDefinition> {
         let client = self.client().await?;
         let row = client
             .query_opt(
-                "INSERT INTO audiences (name, rule, created_at) VALUES ($1, $2, $3)
-                 ON CONFLICT (name) DO NOTHING RETURNING id, name, rule, created_at",
-                &[&name, &rule, &sightline_core::time::now_ms()],
+                "INSERT INTO audiences (name, rule, sync, created_at) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (name) DO NOTHING RETURNING id, name, rule, sync, created_at",
+                &[
+                    &name,
+                    &rule,
+                    &columns::list(sync),
+                    &sightline_core::time::now_ms(),
+                ],
             )
             .await?
             .ok_or_else(|| {
@@ -568,7 +580,7 @@ impl Store for PostgresStore {
         let client = self.client().await?;
         let rows = client
             .query(
-                "SELECT id, name, rule, created_at FROM audiences ORDER BY id",
+                "SELECT id, name, rule, sync, created_at FROM audiences ORDER BY id",
                 &[],
             )
             .await?;

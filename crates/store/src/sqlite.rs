@@ -90,6 +90,7 @@ const MIGRATIONS: &[&str] = &[
         id INTEGER PRIMARY KEY AUTOINCREMENT,
         name TEXT NOT NULL UNIQUE,
         rule TEXT NOT NULL,
+        sync TEXT NOT NULL,
         created_at INTEGER NOT NULL
      );",
 ];
@@ -301,7 +302,8 @@ fn audience_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<AudienceDefini
         id: row.get(0)?,
         name: row.get(1)?,
         rule: row.get(2)?,
-        created_at: row.get(3)?,
+        sync: columns::parse_list(&row.get::<_, String>(3)?),
+        created_at: row.get(4)?,
     })
 }
 
@@ -542,13 +544,18 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn create_audience(&self, name: &str, rule: &str) -> Result<AudienceDefinition> {
-        let (name, rule) = (name.to_string(), rule.to_string());
+    async fn create_audience(
+        &self,
+        name: &str,
+        rule: &str,
+        sync: &[String],
+    ) -> Result<AudienceDefinition> {
+        let (name, rule, sync) = (name.to_string(), rule.to_string(), columns::list(sync));
         self.with_conn(move |conn| {
             conn.query_row(
-                "INSERT INTO audiences (name, rule, created_at) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (name) DO NOTHING RETURNING id, name, rule, created_at",
-                params![name, rule, sightline_core::time::now_ms()],
+                "INSERT INTO audiences (name, rule, sync, created_at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (name) DO NOTHING RETURNING id, name, rule, sync, created_at",
+                params![name, rule, sync, sightline_core::time::now_ms()],
                 audience_from_row,
             )
             .optional()?
@@ -562,7 +569,7 @@ impl Store for SqliteStore {
     async fn list_audiences(&self) -> Result<Vec<AudienceDefinition>> {
         self.with_conn(|conn| {
             let mut stmt =
-                conn.prepare("SELECT id, name, rule, created_at FROM audiences ORDER BY id")?;
+                conn.prepare("SELECT id, name, rule, sync, created_at FROM audiences ORDER BY id")?;
             let rows = stmt.query_map([], audience_from_row)?;
             Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
         })
