@@ -55,6 +55,8 @@ enum Command {
     /// Unified profiles, looked up by any identifier.
     #[command(subcommand)]
     Profile(ProfileCommand),
+    /// Scan a customer journey in headless Chromium under each consent scenario.
+    Scan(crate::scan::ScanArgs),
     /// Multi-touch attribution over the log's stitched journeys, or over imported paths.
     Attribution(crate::files::AttributionArgs),
     /// Probabilistic record linkage of CSV files.
@@ -336,6 +338,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Deliveries(command) => crate::activate::deliveries(command, &file).await,
         Command::Audience(command) => audience(command, &file).await,
         Command::Profile(command) => profile(command, &file).await,
+        Command::Scan(args) => crate::scan::run(args).await,
         Command::Attribution(args) => match args.paths {
             Some(paths) => crate::files::attribution(paths),
             None => crate::journeys::run(args.log, &file).await,

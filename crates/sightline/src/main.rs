@@ -11,6 +11,7 @@ mod config;
 mod files;
 mod journeys;
 mod profiles;
+mod scan;
 mod serve;
 mod sync;
 
@@ -31,9 +32,15 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(cli::run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
-        }
+        Err(e) => match e.downcast_ref::<scan::Exit>() {
+            Some(exit) => {
+                eprintln!("{exit}");
+                ExitCode::from(exit.code)
+            }
+            None => {
+                eprintln!("error: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
     }
 }

@@ -619,20 +619,36 @@ async fn overload_is_answered_429_with_retry_after() {
     let backend = backends("overload").await.remove(0);
     let creds = credentials(&backend, "web");
     let server = Server::start(&backend, &["--max-in-flight", "1"]);
-    // A request whose body never finishes holds the only slot.
+    // A request whose body never finishes holds the only slot. If it arrives while a probe
+    // holds the slot, it is itself refused and answered: then it is sent again.
     let address = server.url.trim_start_matches("http://").to_string();
-    let mut stalled = tokio::net::TcpStream::connect(&address).await.unwrap();
     let head = format!(
         "POST /v1/track HTTP/1.1\r\nhost: {address}\r\nauthorization: {}\r\ncontent-length: 100\r\n\r\n{{",
         basic(&creds.write_key)
     );
-    tokio::io::AsyncWriteExt::write_all(&mut stalled, head.as_bytes())
-        .await
-        .unwrap();
-
     let event = json!({"userId":"u","event":"e"});
+    let mut stalled = None;
     let mut answer = None;
     for _ in 0..200 {
+        let refused_already = match stalled.as_mut() {
+            None => true,
+            Some(stream) => {
+                let mut byte = [0u8; 1];
+                tokio::time::timeout(
+                    std::time::Duration::from_millis(1),
+                    tokio::io::AsyncReadExt::read(stream, &mut byte),
+                )
+                .await
+                .is_ok()
+            }
+        };
+        if refused_already {
+            let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+            tokio::io::AsyncWriteExt::write_all(&mut stream, head.as_bytes())
+                .await
+                .unwrap();
+            stalled = Some(stream);
+        }
         let response = client()
             .post(format!("{}/v1/track", server.url))
             .basic_auth(&creds.write_key, Some(""))

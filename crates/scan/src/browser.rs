@@ -1,0 +1,834 @@
+//! Drives Debian's Chromium over the DevTools Protocol (chromiumoxide) through one scenario of
+//! a journey and records what the network did. IO only: classification and rules live
+//! elsewhere.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use chromiumoxide::browser::{Browser, BrowserConfig};
+use chromiumoxide::cdp::browser_protocol::network::{BlockPattern, SetBlockedUrLsParams};
+use chromiumoxide::cdp::browser_protocol::network::{CookieParam, ResourceType};
+use chromiumoxide::cdp::browser_protocol::network::{
+    EventLoadingFailed, EventLoadingFinished, EventRequestWillBeSent, EventResponseReceived,
+    EventResponseReceivedExtraInfo, GetCookiesParams, Headers, SetExtraHttpHeadersParams,
+};
+use chromiumoxide::cdp::browser_protocol::page::AddScriptToEvaluateOnNewDocumentParams;
+use chromiumoxide::cdp::js_protocol::debugger::{
+    EnableParams as DebuggerEnableParams, EventScriptParsed,
+};
+use chromiumoxide::error::CdpError;
+use chromiumoxide::Page;
+use futures_util::StreamExt;
+use tokio::sync::watch;
+
+use crate::catalog::site_of;
+use crate::evidence::{
+    RequestRecord, Scenario, ScenarioEvidence, ScriptRun, StepEvidence, StepTiming,
+};
+use crate::journey::{Action, ConsentChoice, Journey};
+
+/// How a scenario is run.
+#[derive(Debug, Clone)]
+pub(crate) struct Settings {
+    pub chromium: PathBuf,
+    /// A step is settled once nothing is in flight and no request started or ended for
+    /// this long …
+    pub quiet: Duration,
+    /// … or once this much time has passed since it started settling.
+    pub settle_cap: Duration,
+    /// Bound on one navigation, one selector wait and one CDP command.
+    pub step_timeout: Duration,
+    /// Block every request outside the step URL's site (to measure what the tags cost).
+    pub block_third_parties: bool,
+}
+
+/// A cookie as read from the browser, before classification.
+#[derive(Debug, Clone)]
+pub(crate) struct RawCookie {
+    pub name: String,
+    pub domain: String,
+    pub path: String,
+    pub expires: Option<f64>,
+}
+
+/// Raw capture of one scenario: requests (unclassified) and cookies per step.
+pub(crate) struct Capture {
+    pub evidence: ScenarioEvidence,
+    pub cookies: Vec<Vec<RawCookie>>,
+}
+
+/// Runs one scenario in a fresh profile. Never fails: whatever went wrong is recorded as the
+/// scenario's `incomplete` reason, with the evidence captured until then.
+pub(crate) async fn run_scenario(journey: &Journey, scenario: Scenario, s: &Settings) -> Capture {
+    let recorder = Arc::new(Mutex::new(Recorder::default()));
+    let mut steps: Vec<StepEvidence> = Vec::new();
+    let mut cookies = Vec::new();
+    let result = drive(journey, scenario, s, &recorder, &mut steps, &mut cookies).await;
+    let (requests, scripts) = lock(&recorder).finish();
+    for (step_index, rec) in requests {
+        if let Some(step) = steps.get_mut(step_index) {
+            step.requests.push(rec);
+        }
+    }
+    for (step_index, run) in scripts {
+        if let Some(step) = steps.get_mut(step_index) {
+            step.scripts_run.push(run);
+        }
+    }
+    Capture {
+        evidence: ScenarioEvidence {
+            scenario,
+            steps,
+            incomplete: result.err(),
+        },
+        cookies,
+    }
+}
+
+fn lock(r: &Mutex<Recorder>) -> std::sync::MutexGuard<'_, Recorder> {
+    // A listener that panicked leaves plain data behind; keep using it.
+    r.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Bounds every browser call: it fails after the step timeout, or at once when the
+/// browser's connection is lost, instead of waiting on a browser that is gone.
+struct Session {
+    lost: watch::Receiver<bool>,
+    timeout: Duration,
+}
+
+impl Session {
+    fn is_lost(&self) -> bool {
+        *self.lost.borrow()
+    }
+
+    async fn call<T>(
+        &self,
+        what: &str,
+        fut: impl std::future::Future<Output = chromiumoxide::Result<T>>,
+    ) -> Result<T, String> {
+        self.try_call(fut).await.map_err(|e| match e {
+            CallError::Failed(e) => format!("{what}: {e}"),
+            CallError::Timeout => format!("{what}: no answer within {:?}", self.timeout),
+            CallError::Lost => format!("{what}: the browser died (DevTools connection lost)"),
+        })
+    }
+
+    async fn try_call<T>(
+        &self,
+        fut: impl std::future::Future<Output = chromiumoxide::Result<T>>,
+    ) -> Result<T, CallError> {
+        let mut lost = self.lost.clone();
+        tokio::select! {
+            r = tokio::time::timeout(self.timeout, fut) => match r {
+                Ok(Ok(v)) => Ok(v),
+                Ok(Err(CdpError::Timeout)) | Err(_) => Err(CallError::Timeout),
+                Ok(Err(e)) => Err(CallError::Failed(e)),
+            },
+            _ = lost.wait_for(|lost| *lost) => Err(CallError::Lost),
+        }
+    }
+}
+
+enum CallError {
+    Failed(CdpError),
+    Timeout,
+    Lost,
+}
+
+/// Chromium flags as (name, value) pairs; chromiumoxide adds the leading dashes.
+fn chromium_args(journey: &Journey) -> Vec<(String, Option<String>)> {
+    let mut flags: Vec<String> = [
+        "--headless",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--disable-quic",
+        "--disable-dev-shm-usage",
+        // Keep http URLs on http instead of trying https first, and keep cross-site iframes
+        // in the page's process so their requests reach the page's Network events.
+        "--disable-features=HttpsUpgrades,HttpsFirstBalancedModeAutoEnable,IsolateOrigins,site-per-process",
+        "--disable-site-isolation-trials",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    if let Some(rules) = &journey.browser.host_resolver_rules {
+        flags.push(format!("--host-resolver-rules={rules}"));
+    }
+    flags.extend(journey.browser.args.iter().cloned());
+    flags
+        .iter()
+        .map(|f| {
+            let f = f.trim().trim_start_matches("--");
+            match f.split_once('=') {
+                Some((k, v)) => (k.to_owned(), Some(v.to_owned())),
+                None => (f.to_owned(), None),
+            }
+        })
+        .collect()
+}
+
+async fn drive(
+    journey: &Journey,
+    scenario: Scenario,
+    s: &Settings,
+    recorder: &Arc<Mutex<Recorder>>,
+    steps: &mut Vec<StepEvidence>,
+    cookies: &mut Vec<Vec<RawCookie>>,
+) -> Result<(), String> {
+    let choice = match scenario {
+        Scenario::AcceptAll => Some(
+            journey
+                .consent
+                .accept_all
+                .clone()
+                .ok_or("the journey has no [consent.accept-all] table")?,
+        ),
+        Scenario::RejectAll => Some(
+            journey
+                .consent
+                .reject_all
+                .clone()
+                .ok_or("the journey has no [consent.reject-all] table")?,
+        ),
+        Scenario::NoInteraction | Scenario::Gpc => None,
+    };
+    let profile = tempfile::tempdir().map_err(|e| format!("cannot create a profile dir: {e}"))?;
+    let mut builder = BrowserConfig::builder()
+        .chrome_executable(&s.chromium)
+        .disable_default_args()
+        .no_sandbox()
+        .user_data_dir(profile.path());
+    for (name, value) in chromium_args(journey) {
+        builder = match value {
+            Some(v) => builder.arg((name.as_str(), v.as_str())),
+            None => builder.arg(name),
+        };
+    }
+    let config = builder
+        .disable_cache()
+        .launch_timeout(s.step_timeout)
+        .request_timeout(s.step_timeout)
+        .build()
+        .map_err(|e| format!("browser config: {e}"))?;
+    let (mut browser, mut handler) = Browser::launch(config)
+        .await
+        .map_err(|e| format!("cannot start {}: {e}", s.chromium.display()))?;
+    // The handler drives the CDP connection; a WebSocket error means the browser is gone
+    // (crashed or killed), which every pending call then hears about through `lost`.
+    let (lost_tx, lost) = watch::channel(false);
+    let handler_task = tokio::spawn(async move {
+        while let Some(event) = handler.next().await {
+            if let Err(CdpError::Ws(_)) = event {
+                break;
+            }
+        }
+        let _ = lost_tx.send(true);
+    });
+
+    let session = Session {
+        lost,
+        timeout: s.step_timeout,
+    };
+    let out = Output {
+        recorder,
+        steps,
+        cookies,
+    };
+    let result = drive_page(journey, scenario, s, &browser, &session, choice, out).await;
+
+    let closed = !session.is_lost()
+        && matches!(
+            tokio::time::timeout(Duration::from_secs(5), browser.close()).await,
+            Ok(Ok(_))
+        );
+    if !closed {
+        let _ = browser.kill().await;
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(5), browser.wait()).await;
+    handler_task.abort();
+    result
+}
+
+/// What one scenario run writes into.
+struct Output<'a> {
+    recorder: &'a Arc<Mutex<Recorder>>,
+    steps: &'a mut Vec<StepEvidence>,
+    cookies: &'a mut Vec<Vec<RawCookie>>,
+}
+
+async fn drive_page(
+    journey: &Journey,
+    scenario: Scenario,
+    s: &Settings,
+    browser: &Browser,
+    ses: &Session,
+    choice: Option<ConsentChoice>,
+    out: Output<'_>,
+) -> Result<(), String> {
+    let recorder = out.recorder;
+    let page = ses
+        .call("cannot open a page", browser.new_page("about:blank"))
+        .await?;
+    let listeners = ses
+        .call(
+            "cannot subscribe to network events",
+            listen(&page, recorder),
+        )
+        .await?;
+    // Debugger.scriptParsed reports every script run, also those Blink serves from its
+    // memory cache without a network event (a tag pasted twice with the same URL).
+    ses.call(
+        "cannot enable the debugger domain",
+        page.execute(DebuggerEnableParams::default()),
+    )
+    .await?;
+
+    if scenario == Scenario::Gpc {
+        let headers = Headers::new(serde_json::json!({ "Sec-GPC": "1" }));
+        ses.call(
+            "cannot set Sec-GPC",
+            page.execute(SetExtraHttpHeadersParams::new(headers)),
+        )
+        .await?;
+        ses.call(
+            "cannot set navigator.globalPrivacyControl",
+            page.execute(AddScriptToEvaluateOnNewDocumentParams::new(
+                "Object.defineProperty(Navigator.prototype, 'globalPrivacyControl', \
+                 { get: () => true, configurable: true });",
+            )),
+        )
+        .await?;
+    }
+    let clicks = choice.as_ref().map(|c| c.click.clone()).unwrap_or_default();
+    if let (Some(choice), Some(first)) = (&choice, journey.steps.first()) {
+        preset_consent(ses, &page, choice, &first.url).await?;
+    }
+    lock(recorder).before_consent = !clicks.is_empty();
+
+    let mut result = Ok(());
+    for (i, step) in journey.steps.iter().enumerate() {
+        lock(recorder).begin_step(i);
+        if s.block_third_parties {
+            ses.call(
+                "cannot block third parties",
+                page.execute(block_all_but_site_of(&step.url)),
+            )
+            .await?;
+        }
+        let started = Instant::now();
+        let consent = if i == 0 { clicks.as_slice() } else { &[] };
+        let outcome = run_step(ses, &page, s, recorder, &step.url, &step.actions, consent).await;
+        let mut evidence = StepEvidence {
+            name: step.name.clone(),
+            url: step.url.clone(),
+            timing: StepTiming {
+                total_ms: millis(started.elapsed()),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        match outcome {
+            Ok(load) => evidence.timing.load_ms = millis(load),
+            Err(e) => {
+                result = Err(format!("step {:?}: {e}", step.name));
+                evidence.error = Some(e);
+            }
+        }
+        out.steps.push(evidence);
+        // Cookies of every origin contacted so far, so third-party cookies are seen too.
+        let urls = lock(recorder).origins();
+        let read = if ses.is_lost() {
+            Err("the browser died".to_owned())
+        } else {
+            ses.call(
+                "cannot read cookies",
+                page.execute(GetCookiesParams { urls: Some(urls) }),
+            )
+            .await
+        };
+        match read {
+            Ok(r) => out.cookies.push(
+                r.result
+                    .cookies
+                    .iter()
+                    .map(|c| RawCookie {
+                        name: c.name.clone(),
+                        domain: c.domain.clone(),
+                        path: c.path.clone(),
+                        expires: (!c.session).then_some(c.expires),
+                    })
+                    .collect(),
+            ),
+            Err(e) => {
+                out.cookies.push(Vec::new());
+                if result.is_ok() {
+                    result = Err(format!("step {:?}: {e}", step.name));
+                }
+            }
+        }
+        if result.is_err() {
+            break;
+        }
+    }
+    for l in listeners {
+        l.abort();
+    }
+    result
+}
+
+/// Blocks every URL but those of the site (registrable domain) of `url` and its subdomains.
+fn block_all_but_site_of(url: &str) -> SetBlockedUrLsParams {
+    let host = url::Url::parse(url)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_owned))
+        .unwrap_or_default();
+    let site = site_of(&host);
+    SetBlockedUrLsParams {
+        url_patterns: Some(vec![
+            BlockPattern::new(format!("*://{site}:*/*"), false),
+            BlockPattern::new(format!("*://*.{site}:*/*"), false),
+            BlockPattern::new("*://*:*/*", true),
+        ]),
+    }
+}
+
+/// Cookies and localStorage a consent choice presets before the first page loads.
+async fn preset_consent(
+    ses: &Session,
+    page: &Page,
+    choice: &ConsentChoice,
+    url: &str,
+) -> Result<(), String> {
+    for c in &choice.cookies {
+        let (name, value) = c.split_once('=').unwrap_or((c, ""));
+        let mut param = CookieParam::new(name.trim(), value.trim());
+        param.url = Some(url.to_owned());
+        ses.call(
+            &format!("cannot set consent cookie {name:?}"),
+            page.set_cookie(param),
+        )
+        .await?;
+    }
+    if !choice.local_storage.is_empty() {
+        let origin = url::Url::parse(url)
+            .map(|u| u.origin().ascii_serialization())
+            .unwrap_or_default();
+        let entries = serde_json::to_string(&choice.local_storage).unwrap_or_default();
+        let origin = js_string(&origin);
+        let script = format!(
+            "if (location.origin === {origin}) {{ const e = {entries}; \
+             for (const k in e) localStorage.setItem(k, e[k]); }}"
+        );
+        ses.call(
+            "cannot preset localStorage",
+            page.execute(AddScriptToEvaluateOnNewDocumentParams::new(script)),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Loads a step's URL, clicks the consent selectors (first step only), runs its actions and
+/// lets each part settle. Returns the time to the load event.
+async fn run_step(
+    ses: &Session,
+    page: &Page,
+    s: &Settings,
+    recorder: &Arc<Mutex<Recorder>>,
+    url: &str,
+    actions: &[Action],
+    consent_clicks: &[String],
+) -> Result<Duration, String> {
+    let started = Instant::now();
+    match ses.try_call(page.goto(url)).await {
+        Ok(_) => {}
+        // A subresource that never answers holds the load event back; once the document
+        // itself arrived the page is there to scan, and settling bounds the rest.
+        Err(CallError::Timeout) if lock(recorder).document_answered() => {}
+        Err(CallError::Timeout) => {
+            return Err(format!("loading {url} took longer than {:?}", ses.timeout))
+        }
+        Err(CallError::Failed(e)) => return Err(format!("cannot load {url}: {e}")),
+        Err(CallError::Lost) => {
+            return Err(format!(
+                "loading {url}: the browser died (DevTools connection lost)"
+            ))
+        }
+    }
+    let load = started.elapsed();
+    settle(recorder, s).await;
+    for (n, selector) in consent_clicks.iter().enumerate() {
+        wait_for(ses, page, selector).await?;
+        if n == 0 {
+            // Everything up to here settled, so what follows came after the click.
+            lock(recorder).before_consent = false;
+        }
+        click(ses, page, selector).await?;
+        settle(recorder, s).await;
+    }
+    for action in actions {
+        match action {
+            Action::Click { click: sel } => {
+                wait_for(ses, page, sel).await?;
+                click(ses, page, sel).await?;
+            }
+            Action::Fill { fill: sel, value } => {
+                wait_for(ses, page, sel).await?;
+                fill(ses, page, sel, value).await?;
+            }
+            Action::WaitFor { wait_for: sel } => wait_for(ses, page, sel).await?,
+            Action::WaitMs { wait_ms } => tokio::time::sleep(Duration::from_millis(*wait_ms)).await,
+        }
+    }
+    settle(recorder, s).await;
+    Ok(load)
+}
+
+/// Waits until no request is in flight and none started or ended for `quiet`, or until
+/// `settle_cap` passed. Pages full of beacons never reach network idle, so the cap bounds it.
+async fn settle(recorder: &Mutex<Recorder>, s: &Settings) {
+    let started = Instant::now();
+    // What the last command set off may not have reached us yet: the quiet period starts now.
+    lock(recorder).last_activity = started;
+    loop {
+        let (since, busy) = {
+            let rec = lock(recorder);
+            (rec.last_activity.elapsed(), rec.in_flight() > 0)
+        };
+        if (since >= s.quiet && !busy) || started.elapsed() >= s.settle_cap {
+            return;
+        }
+        let wait = if busy {
+            Duration::ZERO
+        } else {
+            s.quiet - since
+        };
+        tokio::time::sleep(wait.max(Duration::from_millis(20))).await;
+    }
+}
+
+fn js_string(s: &str) -> String {
+    serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into())
+}
+
+/// Polls for a selector until it matches or the step timeout passes. A failed evaluation
+/// (the page navigating away under us) counts as "not yet"; a dead browser ends the wait.
+async fn wait_for(ses: &Session, page: &Page, selector: &str) -> Result<(), String> {
+    let expr = format!("document.querySelector({}) !== null", js_string(selector));
+    let started = Instant::now();
+    loop {
+        if ses.is_lost() {
+            return Err(format!("waiting for {selector:?}: the browser died"));
+        }
+        if let Ok(r) = ses.call("", page.evaluate(expr.as_str())).await {
+            if r.into_value::<bool>().unwrap_or(false) {
+                return Ok(());
+            }
+        }
+        if started.elapsed() >= ses.timeout {
+            return Err(format!(
+                "selector {selector:?} did not appear within {:?}",
+                ses.timeout
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn click(ses: &Session, page: &Page, selector: &str) -> Result<(), String> {
+    let expr = format!("document.querySelector({}).click()", js_string(selector));
+    ses.call(
+        &format!("cannot click {selector:?}"),
+        page.evaluate(expr.as_str()),
+    )
+    .await
+    .map(|_| ())
+}
+
+async fn fill(ses: &Session, page: &Page, selector: &str, value: &str) -> Result<(), String> {
+    let expr = format!(
+        "(() => {{ const e = document.querySelector({}); e.focus(); e.value = {}; \
+         e.dispatchEvent(new Event('input', {{ bubbles: true }})); \
+         e.dispatchEvent(new Event('change', {{ bubbles: true }})); }})()",
+        js_string(selector),
+        js_string(value)
+    );
+    ses.call(
+        &format!("cannot fill {selector:?}"),
+        page.evaluate(expr.as_str()),
+    )
+    .await
+    .map(|_| ())
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Subscribes to the network events, each stream feeding the recorder from its own task.
+async fn listen(
+    page: &Page,
+    recorder: &Arc<Mutex<Recorder>>,
+) -> chromiumoxide::Result<Vec<tokio::task::JoinHandle<()>>> {
+    let mut tasks = Vec::new();
+    let mut sent = page.event_listener::<EventRequestWillBeSent>().await?;
+    let r = recorder.clone();
+    tasks.push(tokio::spawn(async move {
+        while let Some(ev) = sent.next().await {
+            lock(&r).request(&ev);
+        }
+    }));
+    let mut received = page.event_listener::<EventResponseReceived>().await?;
+    let r = recorder.clone();
+    tasks.push(tokio::spawn(async move {
+        while let Some(ev) = received.next().await {
+            lock(&r)
+                .status
+                .insert(ev.request_id.inner().clone(), ev.response.status);
+        }
+    }));
+    let mut extra = page
+        .event_listener::<EventResponseReceivedExtraInfo>()
+        .await?;
+    let r = recorder.clone();
+    tasks.push(tokio::spawn(async move {
+        while let Some(ev) = extra.next().await {
+            let cookies = set_cookie_lines(ev.headers.inner());
+            lock(&r)
+                .set_cookies
+                .entry(ev.request_id.inner().clone())
+                .or_default()
+                .push(cookies);
+        }
+    }));
+    let mut finished = page.event_listener::<EventLoadingFinished>().await?;
+    let r = recorder.clone();
+    tasks.push(tokio::spawn(async move {
+        while let Some(ev) = finished.next().await {
+            let bytes = ev.encoded_data_length.max(0.0) as u64;
+            let mut rec = lock(&r);
+            rec.last_activity = Instant::now();
+            rec.bytes.insert(ev.request_id.inner().clone(), bytes);
+        }
+    }));
+    let mut parsed = page.event_listener::<EventScriptParsed>().await?;
+    let r = recorder.clone();
+    tasks.push(tokio::spawn(async move {
+        while let Some(ev) = parsed.next().await {
+            if !ev.url.is_empty() {
+                let mut rec = lock(&r);
+                let step = rec.step;
+                rec.scripts.push((
+                    step,
+                    ScriptRun {
+                        context: *ev.execution_context_id.inner(),
+                        url: ev.url.clone(),
+                    },
+                ));
+            }
+        }
+    }));
+    let mut failed = page.event_listener::<EventLoadingFailed>().await?;
+    let r = recorder.clone();
+    tasks.push(tokio::spawn(async move {
+        while let Some(ev) = failed.next().await {
+            let mut rec = lock(&r);
+            rec.last_activity = Instant::now();
+            rec.failed
+                .insert(ev.request_id.inner().clone(), ev.error_text.clone());
+        }
+    }));
+    Ok(tasks)
+}
+
+/// `Set-Cookie` header values; CDP joins repeated headers with newlines.
+fn set_cookie_lines(headers: &serde_json::Value) -> Vec<String> {
+    headers
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(k, _)| k.eq_ignore_ascii_case("set-cookie"))
+        .filter_map(|(_, v)| v.as_str())
+        .flat_map(|v| v.split('\n'))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The script (or document) that caused a request: the innermost stack frame with a URL,
+/// through async parents, else the initiator's URL, else the document.
+fn initiator_url(ev: &EventRequestWillBeSent) -> Option<String> {
+    let mut stack = ev.initiator.stack.as_ref();
+    while let Some(st) = stack {
+        if let Some(f) = st.call_frames.iter().find(|f| !f.url.is_empty()) {
+            return Some(f.url.clone());
+        }
+        stack = st.parent.as_deref();
+    }
+    if let Some(url) = ev.initiator.url.as_ref().filter(|u| !u.is_empty()) {
+        return Some(url.clone());
+    }
+    let is_own_document = ev.document_url == ev.request.url;
+    (!is_own_document && !ev.document_url.is_empty()).then(|| ev.document_url.clone())
+}
+
+fn header(headers: &serde_json::Value, name: &str) -> Option<String> {
+    headers
+        .as_object()?
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .and_then(|(_, v)| v.as_str())
+        .map(str::to_owned)
+}
+
+fn post_body(ev: &EventRequestWillBeSent) -> Option<String> {
+    const MAX_BODY: usize = 64 * 1024;
+    let entries = ev.request.post_data_entries.as_ref()?;
+    let mut bytes = Vec::new();
+    for e in entries {
+        if let Some(b) = &e.bytes {
+            let encoded: &str = b.as_ref();
+            if let Ok(mut d) = base64::engine::general_purpose::STANDARD.decode(encoded) {
+                bytes.append(&mut d);
+            }
+        }
+    }
+    bytes.truncate(MAX_BODY);
+    (!bytes.is_empty()).then(|| String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// Collects CDP network events of one scenario. Events of different kinds arrive on separate
+/// streams, so they are kept by request id and joined once the scenario ends.
+struct Recorder {
+    step: usize,
+    before_consent: bool,
+    last_activity: Instant,
+    /// (step, request id, record) in the order the requests started; a redirect adds a
+    /// record with the same id.
+    requests: Vec<(usize, String, RequestRecord)>,
+    status: HashMap<String, i64>,
+    /// One entry per response of the id (redirect hops first), in order.
+    set_cookies: HashMap<String, Vec<Vec<String>>>,
+    bytes: HashMap<String, u64>,
+    failed: HashMap<String, String>,
+    /// Scripts run, with the step they ran in.
+    scripts: Vec<(usize, ScriptRun)>,
+}
+
+impl Default for Recorder {
+    fn default() -> Self {
+        Recorder {
+            step: 0,
+            before_consent: false,
+            last_activity: Instant::now(),
+            requests: Vec::new(),
+            status: HashMap::new(),
+            set_cookies: HashMap::new(),
+            bytes: HashMap::new(),
+            failed: HashMap::new(),
+            scripts: Vec::new(),
+        }
+    }
+}
+
+impl Recorder {
+    fn begin_step(&mut self, step: usize) {
+        self.step = step;
+        if step > 0 {
+            self.before_consent = false;
+        }
+    }
+
+    fn request(&mut self, ev: &EventRequestWillBeSent) {
+        self.last_activity = Instant::now();
+        let id = ev.request_id.inner().clone();
+        if let Some(redirect) = &ev.redirect_response {
+            if let Some((_, _, prev)) = self.requests.iter_mut().rev().find(|(_, i, _)| *i == id) {
+                prev.status = Some(redirect.status);
+            }
+        }
+        let record = RequestRecord {
+            url: ev.request.url.clone(),
+            method: ev.request.method.clone(),
+            resource_type: ev
+                .r#type
+                .as_ref()
+                .unwrap_or(&ResourceType::Other)
+                .as_ref()
+                .to_owned(),
+            initiator_type: ev.initiator.r#type.as_ref().to_owned(),
+            initiator_url: initiator_url(ev),
+            before_consent: self.before_consent,
+            referer: header(ev.request.headers.inner(), "referer"),
+            post_body: post_body(ev),
+            ..Default::default()
+        };
+        self.requests.push((self.step, id, record));
+    }
+
+    /// Whether a document of the current step got a response (the page committed, maybe
+    /// after redirects).
+    fn document_answered(&self) -> bool {
+        self.requests.iter().any(|(step, id, r)| {
+            *step == self.step && r.resource_type == "Document" && self.status.contains_key(id)
+        })
+    }
+
+    /// Requests started that have neither finished nor failed yet.
+    fn in_flight(&self) -> usize {
+        self.requests
+            .iter()
+            .filter(|(_, id, _)| !self.bytes.contains_key(id) && !self.failed.contains_key(id))
+            .map(|(_, id, _)| id)
+            .collect::<std::collections::HashSet<_>>()
+            .len()
+    }
+
+    /// Origins of every URL requested so far, for reading their cookies.
+    fn origins(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .requests
+            .iter()
+            .filter_map(|(_, _, r)| url::Url::parse(&r.url).ok())
+            .filter(|u| matches!(u.scheme(), "http" | "https"))
+            .map(|u| format!("{}/", u.origin().ascii_serialization()))
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    /// Joins responses to requests; returns (step index, record) in request order, and the
+    /// scripts run.
+    #[allow(clippy::type_complexity)]
+    fn finish(&mut self) -> (Vec<(usize, RequestRecord)>, Vec<(usize, ScriptRun)>) {
+        let mut hop_of: HashMap<String, usize> = HashMap::new();
+        let mut last_of: HashMap<String, usize> = HashMap::new();
+        for (n, (_, id, _)) in self.requests.iter().enumerate() {
+            last_of.insert(id.clone(), n);
+        }
+        let mut out = Vec::with_capacity(self.requests.len());
+        for (n, (step, id, mut rec)) in std::mem::take(&mut self.requests).into_iter().enumerate() {
+            let hop = hop_of.entry(id.clone()).or_insert(0);
+            if let Some(lines) = self.set_cookies.get(&id).and_then(|v| v.get(*hop)) {
+                rec.set_cookies = lines.clone();
+            }
+            *hop += 1;
+            if last_of.get(&id) == Some(&n) {
+                if let Some(status) = self.status.get(&id) {
+                    rec.status = Some(*status);
+                }
+                rec.bytes = self.bytes.get(&id).copied().unwrap_or(0);
+                rec.error = self.failed.get(&id).cloned();
+            }
+            out.push((step, rec));
+        }
+        (out, std::mem::take(&mut self.scripts))
+    }
+}

@@ -1,0 +1,232 @@
+//! What a scan observed, as plain data: the browser driver fills it in, the finding rules and
+//! the report read it.
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::catalog::Category;
+
+/// The consent scenarios a journey is scanned under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Scenario {
+    NoInteraction,
+    AcceptAll,
+    RejectAll,
+    Gpc,
+}
+
+impl Scenario {
+    pub const ALL: [Scenario; 4] = [
+        Scenario::NoInteraction,
+        Scenario::AcceptAll,
+        Scenario::RejectAll,
+        Scenario::Gpc,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Scenario::NoInteraction => "no-interaction",
+            Scenario::AcceptAll => "accept-all",
+            Scenario::RejectAll => "reject-all",
+            Scenario::Gpc => "gpc",
+        }
+    }
+
+    /// Parses a scenario name as given on the command line.
+    pub fn parse(name: &str) -> Option<Scenario> {
+        Scenario::ALL.into_iter().find(|s| s.name() == name)
+    }
+}
+
+impl std::fmt::Display for Scenario {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// One network request as seen through CDP `Network.*` events.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RequestRecord {
+    pub url: String,
+    pub method: String,
+    /// CDP resource type: Document, Script, Image, XHR, Fetch, Ping, …
+    pub resource_type: String,
+    pub status: Option<i64>,
+    /// Why the request failed, when it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// CDP initiator type: parser, script, preload, other, …
+    pub initiator_type: String,
+    /// The script (or document) that caused this request.
+    pub initiator_url: Option<String>,
+    /// This request, then the script that loaded it, then the script that loaded that one, …
+    /// down to the first-party page.
+    pub initiator_chain: Vec<String>,
+    pub third_party: bool,
+    pub vendor: Option<String>,
+    pub category: Option<Category>,
+    /// `Set-Cookie` lines of the response as they crossed the wire.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub set_cookies: Vec<String>,
+    /// Encoded bytes received.
+    pub bytes: u64,
+    /// Sent before the consent click of this scenario (only ever true on the first step).
+    pub before_consent: bool,
+    /// The `Referer` header sent, when there was one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub referer: Option<String>,
+    /// Request body, when the browser exposed it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub post_body: Option<String>,
+}
+
+impl RequestRecord {
+    pub fn host(&self) -> String {
+        url::Url::parse(&self.url)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_owned))
+            .unwrap_or_default()
+    }
+}
+
+/// A cookie in the browser after a step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CookieRecord {
+    pub name: String,
+    pub domain: String,
+    pub path: String,
+    /// Expiry as Unix seconds; `None` for a session cookie.
+    pub expires: Option<f64>,
+    pub third_party: bool,
+    pub vendor: Option<String>,
+}
+
+/// Timings of one step in milliseconds.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StepTiming {
+    /// From navigation start to the page's `load` event.
+    pub load_ms: u64,
+    /// Whole step: navigation, actions and the quiet period that settled it.
+    pub total_ms: u64,
+    /// `load_ms` of the same step with every third-party request blocked, when measured
+    /// (`ScanOptions::tag_cost`, no-interaction scenario): the latency the tags cost.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub load_ms_third_parties_blocked: Option<u64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StepEvidence {
+    pub name: String,
+    pub url: String,
+    pub requests: Vec<RequestRecord>,
+    pub cookies: Vec<CookieRecord>,
+    pub timing: StepTiming,
+    /// What stopped the step, when something did; later steps were then not run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// External scripts the step ran (CDP `Debugger.scriptParsed`); input to duplicate_tag.
+    #[serde(skip)]
+    pub scripts_run: Vec<ScriptRun>,
+}
+
+/// One run of an external script, in one JavaScript execution context (one document).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ScriptRun {
+    pub context: i64,
+    pub url: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScenarioEvidence {
+    pub scenario: Scenario,
+    pub steps: Vec<StepEvidence>,
+    /// Set when the scenario did not run to its end; the steps hold what was captured.
+    pub incomplete: Option<String>,
+}
+
+/// Fills in every request's initiator chain by following initiator URLs back through the
+/// requests that loaded them (in order, across the steps of one scenario, so a step's scripts
+/// resolve to the loads that preceded them). Stops at a URL no request loaded (the page) or
+/// on a cycle, and never goes deeper than `MAX_CHAIN`.
+pub fn link_initiator_chains(steps: &mut [StepEvidence]) {
+    const MAX_CHAIN: usize = 12;
+    let mut initiator_of: HashMap<String, Option<String>> = HashMap::new();
+    for step in steps.iter_mut() {
+        for req in step.requests.iter_mut() {
+            let mut chain = vec![req.url.clone()];
+            let mut next = req.initiator_url.clone();
+            while let Some(url) = next.take() {
+                if chain.contains(&url) || chain.len() >= MAX_CHAIN {
+                    break;
+                }
+                next = initiator_of.get(&url).cloned().flatten();
+                chain.push(url);
+            }
+            req.initiator_chain = chain;
+            initiator_of.insert(req.url.clone(), req.initiator_url.clone());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(url: &str, initiator: Option<&str>) -> RequestRecord {
+        RequestRecord {
+            url: url.into(),
+            initiator_url: initiator.map(Into::into),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn chains_follow_scripts_down_to_the_page() {
+        let page = "http://www.shop.test/";
+        let gtm = "http://www.googletagmanager.com/gtm.js?id=GTM-1";
+        let tt = "http://analytics.tiktok.com/events.js";
+        let beacon = "http://analytics.tiktok.com/collect?e=pv";
+        let mut steps = vec![StepEvidence {
+            requests: vec![
+                req(page, None),
+                req(gtm, Some(page)),
+                req(tt, Some(gtm)),
+                req(beacon, Some(tt)),
+            ],
+            ..Default::default()
+        }];
+        link_initiator_chains(&mut steps);
+        assert_eq!(steps[0].requests[0].initiator_chain, vec![page]);
+        assert_eq!(
+            steps[0].requests[3].initiator_chain,
+            vec![beacon, tt, gtm, page]
+        );
+    }
+
+    #[test]
+    fn chains_survive_cycles() {
+        let mut steps = vec![StepEvidence {
+            requests: vec![
+                req("http://a/", Some("http://b/")),
+                req("http://b/", Some("http://a/")),
+            ],
+            ..Default::default()
+        }];
+        link_initiator_chains(&mut steps);
+        assert_eq!(
+            steps[0].requests[1].initiator_chain,
+            vec!["http://b/", "http://a/"]
+        );
+    }
+
+    #[test]
+    fn scenario_names_round_trip() {
+        for s in Scenario::ALL {
+            assert_eq!(Scenario::parse(s.name()), Some(s));
+        }
+        assert_eq!(Scenario::parse("custom"), None);
+    }
+}

@@ -1,0 +1,772 @@
+//! The finding rules: pure functions from captured evidence to findings, one per kind.
+
+use std::collections::{HashMap, HashSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::catalog::Category;
+use crate::evidence::{CookieRecord, RequestRecord, Scenario, ScenarioEvidence, StepEvidence};
+use crate::pii::{decode_form, decode_url, PiiNeedles};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+impl Severity {
+    pub fn parse(s: &str) -> Option<Severity> {
+        match s.to_ascii_lowercase().as_str() {
+            "low" => Some(Severity::Low),
+            "medium" => Some(Severity::Medium),
+            "high" => Some(Severity::High),
+            "critical" => Some(Severity::Critical),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Severity::Low => "low",
+            Severity::Medium => "medium",
+            Severity::High => "high",
+            Severity::Critical => "critical",
+        }
+    }
+}
+
+/// Finding kinds, named as PRODUCT.md fixes them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FindingKind {
+    PreConsent,
+    AfterReject,
+    GpcIgnored,
+    ConsentNotPropagated,
+    ShadowVendor,
+    ZombieTag,
+    DuplicateTag,
+    PiiLeak,
+    FourthParty,
+    CnameCloaking,
+}
+
+impl FindingKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            FindingKind::PreConsent => "pre_consent",
+            FindingKind::AfterReject => "after_reject",
+            FindingKind::GpcIgnored => "gpc_ignored",
+            FindingKind::ConsentNotPropagated => "consent_not_propagated",
+            FindingKind::ShadowVendor => "shadow_vendor",
+            FindingKind::ZombieTag => "zombie_tag",
+            FindingKind::DuplicateTag => "duplicate_tag",
+            FindingKind::PiiLeak => "pii_leak",
+            FindingKind::FourthParty => "fourth_party",
+            FindingKind::CnameCloaking => "cname_cloaking",
+        }
+    }
+}
+
+/// What proves a finding.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FindingEvidence {
+    /// URL of the offending request.
+    pub request: Option<String>,
+    /// The request, the script that loaded it, … down to the first-party page.
+    pub initiator_chain: Vec<String>,
+    /// A cookie the vendor holds after the step, when it has one.
+    pub cookie: Option<CookieRecord>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Finding {
+    pub kind: FindingKind,
+    pub severity: Severity,
+    /// `None` for journey-wide findings (zombie tags).
+    pub scenario: Option<Scenario>,
+    pub step: Option<String>,
+    pub vendor: String,
+    /// One sentence a person can act on.
+    pub message: String,
+    pub evidence: FindingEvidence,
+}
+
+/// What the rules need besides the evidence.
+#[derive(Debug, Clone, Default)]
+pub struct RuleInput {
+    /// Vendor names the journey declares; `None` skips the inventory rules.
+    pub inventory: Option<Vec<String>>,
+    /// Values typed during the journey.
+    pub pii: PiiNeedles,
+    /// First-party hosts whose CNAME chain ends at a vendor that needs consent.
+    pub cloaked: HashMap<String, Cloaked>,
+}
+
+/// A first-party host that is a vendor in disguise.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cloaked {
+    /// The CNAME target that belongs to the vendor.
+    pub target: String,
+    pub vendor: String,
+}
+
+/// Runs every rule over every scenario's evidence; one finding per kind, scenario, step and
+/// vendor (the first request that proves it), in a stable order.
+pub fn evaluate(scenarios: &[ScenarioEvidence], input: &RuleInput) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for sc in scenarios {
+        for step in &sc.steps {
+            consent_rules(sc.scenario, step, &mut out);
+            duplicate_tags(sc.scenario, step, &mut out);
+            pii_leaks(sc.scenario, step, &input.pii, &mut out);
+            fourth_parties(sc.scenario, step, &mut out);
+            cname_cloaking(sc.scenario, step, &input.cloaked, &mut out);
+        }
+    }
+    if let Some(inventory) = &input.inventory {
+        inventory_rules(scenarios, inventory, &mut out);
+    }
+    let mut seen = HashSet::new();
+    out.retain(|f| seen.insert((f.kind, f.scenario, f.step.clone(), f.vendor.clone())));
+    out
+}
+
+/// The name a request is reported under: its catalog vendor, else its host.
+fn vendor_name(r: &RequestRecord) -> String {
+    r.vendor.clone().unwrap_or_else(|| r.host())
+}
+
+fn needs_consent(r: &RequestRecord) -> bool {
+    r.third_party && r.category.is_some_and(Category::needs_consent)
+}
+
+fn finding(
+    kind: FindingKind,
+    severity: Severity,
+    scenario: Scenario,
+    step: &StepEvidence,
+    r: &RequestRecord,
+    message: String,
+) -> Finding {
+    let vendor = vendor_name(r);
+    let cookie = step
+        .cookies
+        .iter()
+        .find(|c| c.vendor.as_deref() == Some(vendor.as_str()))
+        .cloned();
+    Finding {
+        kind,
+        severity,
+        scenario: Some(scenario),
+        step: Some(step.name.clone()),
+        vendor,
+        message,
+        evidence: FindingEvidence {
+            request: Some(r.url.clone()),
+            initiator_chain: r.initiator_chain.clone(),
+            cookie,
+        },
+    }
+}
+
+/// pre_consent, after_reject, gpc_ignored and consent_not_propagated.
+fn consent_rules(scenario: Scenario, step: &StepEvidence, out: &mut Vec<Finding>) {
+    for r in &step.requests {
+        let v = vendor_name(r);
+        let pre_consent = match scenario {
+            Scenario::NoInteraction => true,
+            Scenario::AcceptAll => r.before_consent,
+            Scenario::RejectAll | Scenario::Gpc => false,
+        };
+        if pre_consent && needs_consent(r) {
+            out.push(finding(
+                FindingKind::PreConsent,
+                Severity::High,
+                scenario,
+                step,
+                r,
+                format!("{v} loads before the visitor gave consent"),
+            ));
+        }
+        if scenario == Scenario::RejectAll && !r.before_consent && needs_consent(r) {
+            out.push(finding(
+                FindingKind::AfterReject,
+                Severity::High,
+                scenario,
+                step,
+                r,
+                format!("{v} loads after the visitor rejected all"),
+            ));
+        }
+        if scenario == Scenario::Gpc
+            && r.third_party
+            && r.category.is_some_and(Category::is_sale_or_sharing)
+        {
+            out.push(finding(
+                FindingKind::GpcIgnored,
+                Severity::High,
+                scenario,
+                step,
+                r,
+                format!("{v} (sale/sharing) loads although the browser sends Sec-GPC: 1"),
+            ));
+        }
+        if scenario == Scenario::RejectAll && !r.before_consent && r.third_party {
+            if let Some(gcs) = granted_gcs(&r.url) {
+                out.push(finding(
+                    FindingKind::ConsentNotPropagated,
+                    Severity::Medium,
+                    scenario,
+                    step,
+                    r,
+                    format!("{v} request says gcs={gcs} (storage granted) after reject-all"),
+                ));
+            }
+        }
+    }
+}
+
+/// The `gcs` parameter of a Google tag request when it says ad or analytics storage is
+/// granted (`G1xy`, x = ad_storage, y = analytics_storage, `1` = granted).
+pub fn granted_gcs(url: &str) -> Option<String> {
+    let u = url::Url::parse(url).ok()?;
+    let gcs = u.query_pairs().find(|(k, _)| k == "gcs")?.1.into_owned();
+    let flags = gcs.strip_prefix("G1")?;
+    (flags.len() == 2 && flags.contains('1')).then_some(gcs)
+}
+
+/// The same vendor script or container loaded more than once on a step: requested twice,
+/// or run twice in one document (a second identical `<script src>` is served from Blink's
+/// memory cache without a request, but still runs).
+fn duplicate_tags(scenario: Scenario, step: &StepEvidence, out: &mut Vec<Finding>) {
+    let vendor_script = |url: &str| {
+        step.requests
+            .iter()
+            .find(|r| r.url == url && r.third_party && r.vendor.is_some())
+    };
+    let mut requested = HashSet::new();
+    let requested_twice = step
+        .requests
+        .iter()
+        .filter(|r| r.resource_type == "Script" && r.third_party && r.vendor.is_some())
+        .filter(|r| !requested.insert(tag_key(&r.url)));
+    let mut ran = HashSet::new();
+    let ran_twice = step
+        .scripts_run
+        .iter()
+        .filter(|s| !ran.insert((s.context, tag_key(&s.url))))
+        .filter_map(|s| vendor_script(&s.url));
+    for r in requested_twice.chain(ran_twice) {
+        out.push(finding(
+            FindingKind::DuplicateTag,
+            Severity::Low,
+            scenario,
+            step,
+            r,
+            format!(
+                "{} tag {} is loaded more than once on this step",
+                vendor_name(r),
+                tag_key(&r.url)
+            ),
+        ));
+    }
+}
+
+/// Identifies one tag: host and path plus the container or measurement id, so cache-busting
+/// parameters do not hide a duplicate and two different containers are not one.
+fn tag_key(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(u) => {
+            let id = u
+                .query_pairs()
+                .find(|(k, _)| k == "id")
+                .map(|(_, v)| format!("?id={v}"))
+                .unwrap_or_default();
+            format!("{}{}{id}", u.host_str().unwrap_or_default(), u.path())
+        }
+        Err(_) => url.to_owned(),
+    }
+}
+
+/// Personal data typed on the journey (or any email) sent to a third party.
+fn pii_leaks(scenario: Scenario, step: &StepEvidence, pii: &PiiNeedles, out: &mut Vec<Finding>) {
+    for r in step.requests.iter().filter(|r| r.third_party) {
+        let hit = pii
+            .find(&decode_url(&r.url))
+            .map(|h| (h, "URL"))
+            .or_else(|| {
+                let body = r.post_body.as_deref()?;
+                pii.find(body)
+                    .or_else(|| pii.find(&decode_form(body)))
+                    .map(|h| (h, "body"))
+            })
+            .or_else(|| {
+                // A first-party URL holding personal data leaks through the Referer header.
+                let referer = r.referer.as_deref()?;
+                pii.find(&decode_url(referer))
+                    .map(|h| (h, "Referer header"))
+            });
+        if let Some(((kind, _), place)) = hit {
+            out.push(finding(
+                FindingKind::PiiLeak,
+                Severity::Critical,
+                scenario,
+                step,
+                r,
+                format!(
+                    "{} receives {} in the request {place}",
+                    vendor_name(r),
+                    kind.describe()
+                ),
+            ));
+        }
+    }
+}
+
+/// A vendor's script that loads another vendor.
+fn fourth_parties(scenario: Scenario, step: &StepEvidence, out: &mut Vec<Finding>) {
+    for r in step.requests.iter().filter(|r| r.third_party) {
+        let (Some(vendor), Some(loader_url)) = (&r.vendor, r.initiator_chain.get(1)) else {
+            continue;
+        };
+        let Some(loader) = step
+            .requests
+            .iter()
+            .rev()
+            .find(|l| &l.url == loader_url && l.third_party)
+        else {
+            continue;
+        };
+        let Some(loader_vendor) = &loader.vendor else {
+            continue;
+        };
+        if loader_vendor != vendor {
+            // A tag manager loading tags is what the site configured it to do.
+            let severity = if loader.category == Some(Category::TagManager) {
+                Severity::Low
+            } else {
+                Severity::Medium
+            };
+            out.push(finding(
+                FindingKind::FourthParty,
+                severity,
+                scenario,
+                step,
+                r,
+                format!("{vendor} is loaded by {loader_vendor}'s script, not by the site"),
+            ));
+        }
+    }
+}
+
+/// First-party requests to a host that is a CNAME for a tracking vendor.
+fn cname_cloaking(
+    scenario: Scenario,
+    step: &StepEvidence,
+    cloaked: &HashMap<String, Cloaked>,
+    out: &mut Vec<Finding>,
+) {
+    for r in step.requests.iter().filter(|r| !r.third_party) {
+        let host = r.host();
+        if let Some(c) = cloaked.get(&host) {
+            let mut f = finding(
+                FindingKind::CnameCloaking,
+                Severity::High,
+                scenario,
+                step,
+                r,
+                format!(
+                    "{host} looks first-party but is a CNAME for {} ({})",
+                    c.target, c.vendor
+                ),
+            );
+            f.vendor = c.vendor.clone();
+            out.push(f);
+        }
+    }
+}
+
+/// shadow_vendor (seen, not declared) and zombie_tag (declared, never seen).
+fn inventory_rules(scenarios: &[ScenarioEvidence], inventory: &[String], out: &mut Vec<Finding>) {
+    let declared = |name: &str| inventory.iter().any(|i| i.eq_ignore_ascii_case(name));
+    let mut seen: Vec<String> = Vec::new();
+    for sc in scenarios {
+        for step in &sc.steps {
+            for r in step.requests.iter().filter(|r| r.third_party) {
+                let v = vendor_name(r);
+                if seen.contains(&v) {
+                    continue;
+                }
+                seen.push(v.clone());
+                if !declared(&v) {
+                    out.push(finding(
+                        FindingKind::ShadowVendor,
+                        Severity::Medium,
+                        sc.scenario,
+                        step,
+                        r,
+                        format!("{v} is seen on the journey but not in its inventory"),
+                    ));
+                }
+            }
+        }
+    }
+    for name in inventory {
+        if !seen.iter().any(|s| s.eq_ignore_ascii_case(name)) {
+            out.push(Finding {
+                kind: FindingKind::ZombieTag,
+                severity: Severity::Low,
+                scenario: None,
+                step: None,
+                vendor: name.clone(),
+                message: format!("{name} is in the inventory but never seen in any scenario"),
+                evidence: FindingEvidence::default(),
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::evidence::ScriptRun;
+
+    const PAGE: &str = "http://www.shop.test/";
+
+    fn vendor_req(url: &str, vendor: &str, category: Category) -> RequestRecord {
+        RequestRecord {
+            url: url.into(),
+            method: "GET".into(),
+            resource_type: "Script".into(),
+            third_party: true,
+            vendor: Some(vendor.into()),
+            category: Some(category),
+            initiator_chain: vec![url.into(), PAGE.into()],
+            ..Default::default()
+        }
+    }
+
+    fn ga() -> RequestRecord {
+        vendor_req(
+            "https://www.google-analytics.com/g/collect?v=2&gcs=G111",
+            "Google Analytics",
+            Category::Analytics,
+        )
+    }
+
+    fn step(requests: Vec<RequestRecord>) -> StepEvidence {
+        StepEvidence {
+            name: "landing".into(),
+            url: PAGE.into(),
+            requests,
+            ..Default::default()
+        }
+    }
+
+    fn run(scenario: Scenario, requests: Vec<RequestRecord>) -> Vec<Finding> {
+        evaluate(
+            &[ScenarioEvidence {
+                scenario,
+                steps: vec![step(requests)],
+                incomplete: None,
+            }],
+            &RuleInput::default(),
+        )
+    }
+
+    fn kinds(f: &[Finding]) -> Vec<FindingKind> {
+        f.iter().map(|f| f.kind).collect()
+    }
+
+    #[test]
+    fn pre_consent_under_no_interaction_and_before_the_accept_click() {
+        let f = run(Scenario::NoInteraction, vec![ga()]);
+        assert_eq!(kinds(&f), vec![FindingKind::PreConsent]);
+        assert_eq!(f[0].vendor, "Google Analytics");
+        assert_eq!(f[0].severity, Severity::High);
+        assert_eq!(f[0].evidence.initiator_chain.last().unwrap(), PAGE);
+
+        let mut before = ga();
+        before.before_consent = true;
+        assert_eq!(
+            kinds(&run(Scenario::AcceptAll, vec![before])),
+            vec![FindingKind::PreConsent]
+        );
+        assert!(run(Scenario::AcceptAll, vec![ga()]).is_empty());
+    }
+
+    #[test]
+    fn tag_managers_cmps_and_first_parties_are_not_consent_findings() {
+        let gtm = vendor_req(
+            "https://www.googletagmanager.com/gtm.js?id=GTM-1",
+            "Google Tag Manager",
+            Category::TagManager,
+        );
+        let cmp = vendor_req("https://cdn.cookielaw.org/x.js", "OneTrust", Category::Cmp);
+        let mut own = ga();
+        own.third_party = false;
+        assert!(run(Scenario::NoInteraction, vec![gtm, cmp, own]).is_empty());
+    }
+
+    #[test]
+    fn after_reject_and_consent_not_propagated() {
+        let f = run(Scenario::RejectAll, vec![ga()]);
+        assert_eq!(
+            kinds(&f),
+            vec![FindingKind::AfterReject, FindingKind::ConsentNotPropagated]
+        );
+        assert!(f[1].message.contains("G111"));
+        let mut before = ga();
+        before.before_consent = true;
+        assert!(run(Scenario::RejectAll, vec![before]).is_empty());
+    }
+
+    #[test]
+    fn gcs_values() {
+        assert_eq!(
+            granted_gcs("https://g.test/c?gcs=G111").as_deref(),
+            Some("G111")
+        );
+        assert_eq!(
+            granted_gcs("https://g.test/c?gcs=G101").as_deref(),
+            Some("G101")
+        );
+        assert_eq!(
+            granted_gcs("https://g.test/c?gcs=G110").as_deref(),
+            Some("G110")
+        );
+        assert_eq!(granted_gcs("https://g.test/c?gcs=G100"), None);
+        assert_eq!(granted_gcs("https://g.test/c?gcs=G1"), None);
+        assert_eq!(granted_gcs("https://g.test/c"), None);
+        assert_eq!(granted_gcs("not a url"), None);
+    }
+
+    #[test]
+    fn gpc_ignored_only_for_sale_or_sharing() {
+        let meta = vendor_req(
+            "https://connect.facebook.net/fbevents.js",
+            "Meta",
+            Category::Advertising,
+        );
+        let f = run(Scenario::Gpc, vec![meta, ga()]);
+        assert_eq!(kinds(&f), vec![FindingKind::GpcIgnored]);
+        assert_eq!(f[0].vendor, "Meta");
+    }
+
+    #[test]
+    fn duplicate_tags_by_container() {
+        let gtm = |id: &str, cb: &str| {
+            vendor_req(
+                &format!("https://www.googletagmanager.com/gtm.js?id={id}&cb={cb}"),
+                "Google Tag Manager",
+                Category::TagManager,
+            )
+        };
+        let f = run(
+            Scenario::AcceptAll,
+            vec![gtm("GTM-1", "a"), gtm("GTM-1", "b")],
+        );
+        assert_eq!(kinds(&f), vec![FindingKind::DuplicateTag]);
+        assert!(f[0].message.contains("GTM-1"));
+        assert!(run(
+            Scenario::AcceptAll,
+            vec![gtm("GTM-1", "a"), gtm("GTM-2", "a")]
+        )
+        .is_empty());
+    }
+
+    #[test]
+    fn duplicate_tags_by_script_runs_in_one_document() {
+        let fb = vendor_req(
+            "https://connect.facebook.net/en_US/fbevents.js",
+            "Meta",
+            Category::Advertising,
+        );
+        let run_in = |context| ScriptRun {
+            context,
+            url: fb.url.clone(),
+        };
+        let evidence = |runs: Vec<ScriptRun>| {
+            let mut s = step(vec![fb.clone()]);
+            s.scripts_run = runs;
+            vec![ScenarioEvidence {
+                scenario: Scenario::AcceptAll,
+                steps: vec![s],
+                incomplete: None,
+            }]
+        };
+        let f = evaluate(&evidence(vec![run_in(1), run_in(1)]), &RuleInput::default());
+        assert_eq!(kinds(&f), vec![FindingKind::DuplicateTag]);
+        assert_eq!(f[0].vendor, "Meta");
+        // Once per document (the step navigated) is no duplicate.
+        let f = evaluate(&evidence(vec![run_in(1), run_in(2)]), &RuleInput::default());
+        assert!(f.is_empty());
+    }
+
+    #[test]
+    fn pii_in_third_party_url_or_body_only() {
+        let input = RuleInput {
+            pii: PiiNeedles::from_values(&["ann@example.com"]),
+            ..RuleInput::default()
+        };
+        let mut tr = vendor_req(
+            "https://www.facebook.com/tr?ev=Lead&em=ann%40example.com",
+            "Meta",
+            Category::Advertising,
+        );
+        tr.resource_type = "Image".into();
+        let mut body = vendor_req(
+            "https://api.segment.io/v1/t",
+            "Segment",
+            Category::CustomerData,
+        );
+        body.resource_type = "Fetch".into();
+        body.post_body = Some(r#"{"traits":{"email":"ann@example.com"}}"#.into());
+        let mut own = tr.clone();
+        own.third_party = false;
+        own.vendor = None;
+        let mut referred = vendor_req(
+            "https://bat.bing.com/action/0",
+            "Microsoft Advertising",
+            Category::Advertising,
+        );
+        referred.referer = Some("http://www.shop.test/thanks?email=ann%40example.com".into());
+        let f = evaluate(
+            &[ScenarioEvidence {
+                scenario: Scenario::AcceptAll,
+                steps: vec![step(vec![tr, body, own, referred])],
+                incomplete: None,
+            }],
+            &input,
+        );
+        assert_eq!(kinds(&f), vec![FindingKind::PiiLeak; 3]);
+        assert!(f[0].message.contains("URL"), "{}", f[0].message);
+        assert!(f[1].message.contains("body"), "{}", f[1].message);
+        assert!(f[2].message.contains("Referer"), "{}", f[2].message);
+        assert_eq!(f[0].severity, Severity::Critical);
+    }
+
+    #[test]
+    fn fourth_party_when_a_vendor_script_loads_another_vendor() {
+        let criteo = vendor_req(
+            "https://static.criteo.net/js/ld.js",
+            "Criteo",
+            Category::Advertising,
+        );
+        let mut xandr = vendor_req(
+            "https://ib.adnxs.com/px",
+            "Xandr (AppNexus)",
+            Category::Advertising,
+        );
+        xandr.initiator_chain = vec![xandr.url.clone(), criteo.url.clone(), PAGE.into()];
+        let mut own_beacon = vendor_req(
+            "https://static.criteo.net/px",
+            "Criteo",
+            Category::Advertising,
+        );
+        own_beacon.initiator_chain = vec![own_beacon.url.clone(), criteo.url.clone(), PAGE.into()];
+        let f = run(Scenario::AcceptAll, vec![criteo, xandr, own_beacon]);
+        assert_eq!(kinds(&f), vec![FindingKind::FourthParty]);
+        assert_eq!(f[0].vendor, "Xandr (AppNexus)");
+        assert_eq!(f[0].severity, Severity::Medium);
+        assert_eq!(f[0].evidence.initiator_chain.len(), 3);
+    }
+
+    #[test]
+    fn cname_cloaked_first_party_hosts() {
+        let mut input = RuleInput::default();
+        input.cloaked.insert(
+            "metrics.shop.test".into(),
+            Cloaked {
+                target: "shop.sc.omtrdc.net".into(),
+                vendor: "Adobe Analytics".into(),
+            },
+        );
+        let mut own = vendor_req("http://metrics.shop.test/b/ss", "x", Category::Unknown);
+        own.third_party = false;
+        own.vendor = None;
+        let mut page = own.clone();
+        page.url = PAGE.into();
+        let f = evaluate(
+            &[ScenarioEvidence {
+                scenario: Scenario::AcceptAll,
+                steps: vec![step(vec![page, own])],
+                incomplete: None,
+            }],
+            &input,
+        );
+        assert_eq!(kinds(&f), vec![FindingKind::CnameCloaking]);
+        assert_eq!(f[0].vendor, "Adobe Analytics");
+        assert!(f[0].message.contains("shop.sc.omtrdc.net"));
+    }
+
+    #[test]
+    fn shadow_and_zombie_against_the_inventory() {
+        let input = RuleInput {
+            inventory: Some(vec!["google analytics".into(), "Hotjar".into()]),
+            ..RuleInput::default()
+        };
+        let tiktok = vendor_req(
+            "https://analytics.tiktok.com/e.js",
+            "TikTok",
+            Category::Advertising,
+        );
+        let f = evaluate(
+            &[ScenarioEvidence {
+                scenario: Scenario::AcceptAll,
+                steps: vec![step(vec![ga(), tiktok])],
+                incomplete: None,
+            }],
+            &input,
+        );
+        assert_eq!(
+            kinds(&f),
+            vec![FindingKind::ShadowVendor, FindingKind::ZombieTag]
+        );
+        assert_eq!(f[0].vendor, "TikTok");
+        assert_eq!(f[1].vendor, "Hotjar");
+        assert_eq!(f[1].scenario, None);
+    }
+
+    #[test]
+    fn evidence_carries_the_vendor_cookie() {
+        let mut s = step(vec![ga()]);
+        s.cookies.push(CookieRecord {
+            name: "_ga".into(),
+            domain: ".google-analytics.com".into(),
+            path: "/".into(),
+            expires: Some(2e9),
+            third_party: true,
+            vendor: Some("Google Analytics".into()),
+        });
+        let f = evaluate(
+            &[ScenarioEvidence {
+                scenario: Scenario::NoInteraction,
+                steps: vec![s],
+                incomplete: None,
+            }],
+            &RuleInput::default(),
+        );
+        assert_eq!(f[0].evidence.cookie.as_ref().unwrap().name, "_ga");
+    }
+
+    #[test]
+    fn one_finding_per_kind_scenario_step_and_vendor() {
+        let f = run(Scenario::NoInteraction, vec![ga(), ga(), ga()]);
+        assert_eq!(
+            kinds(&f),
+            vec![FindingKind::PreConsent, FindingKind::DuplicateTag]
+        );
+    }
+
+    #[test]
+    fn severities_order_and_parse() {
+        assert!(Severity::Critical > Severity::High && Severity::High > Severity::Medium);
+        assert_eq!(Severity::parse("HIGH"), Some(Severity::High));
+        assert_eq!(Severity::parse("urgent"), None);
+    }
+}

@@ -1,0 +1,327 @@
+//! The journey file: named steps run in one browser session, how to give consent, and the
+//! vendor inventory the scan is checked against.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::Deserialize;
+
+use crate::ScanError;
+
+/// A parsed journey file (see README.md, "Journey file").
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Journey {
+    pub name: String,
+    #[serde(default)]
+    pub browser: BrowserConfig,
+    #[serde(default)]
+    pub consent: ConsentConfig,
+    pub dns: Option<DnsConfig>,
+    pub inventory: Option<Inventory>,
+    pub steps: Vec<Step>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BrowserConfig {
+    /// Passed to Chromium as `--host-resolver-rules`, so vendor host names can be mapped onto
+    /// local fixture servers.
+    pub host_resolver_rules: Option<String>,
+    /// Extra Chromium flags, appended after Sightline's own.
+    #[serde(default)]
+    pub args: Vec<String>,
+}
+
+/// The resolver asked for the CNAMEs of first-party hosts (cloaking checks); without it
+/// the check is skipped.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DnsConfig {
+    /// `IP:PORT` of a DNS server answering over UDP.
+    pub server: String,
+}
+
+impl DnsConfig {
+    pub fn server_addr(&self) -> Option<std::net::SocketAddr> {
+        self.server.parse().ok()
+    }
+}
+
+/// How each consent choice is given; a missing table means the scenario cannot click.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsentConfig {
+    #[serde(rename = "accept-all")]
+    pub accept_all: Option<ConsentChoice>,
+    #[serde(rename = "reject-all")]
+    pub reject_all: Option<ConsentChoice>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsentChoice {
+    /// Selectors clicked in order on the first step, the way a person would.
+    #[serde(default)]
+    pub click: Vec<String>,
+    /// Cookies set on the first step's URL before it loads, as `name=value`.
+    #[serde(default)]
+    pub cookies: Vec<String>,
+    /// localStorage entries set on the first step's origin before its scripts run.
+    #[serde(default)]
+    pub local_storage: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Inventory {
+    /// Vendor names as the catalog spells them.
+    #[serde(default)]
+    pub vendors: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Step {
+    pub name: String,
+    pub url: String,
+    #[serde(default)]
+    pub actions: Vec<Action>,
+}
+
+/// One action of a step, written as an inline table whose key says what it does.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(untagged, deny_unknown_fields)]
+pub enum Action {
+    Fill { fill: String, value: String },
+    Click { click: String },
+    WaitFor { wait_for: String },
+    WaitMs { wait_ms: u64 },
+}
+
+impl Journey {
+    /// Reads and validates a journey file.
+    pub fn load(path: &Path) -> Result<Journey, ScanError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ScanError::Journey {
+            path: path.display().to_string(),
+            message: format!("cannot read: {e}"),
+        })?;
+        Journey::parse(&text).map_err(|message| ScanError::Journey {
+            path: path.display().to_string(),
+            message,
+        })
+    }
+
+    /// Parses journey TOML; the error names the offending key and line.
+    pub fn parse(text: &str) -> Result<Journey, String> {
+        let journey: Journey = toml::from_str(text).map_err(|e| {
+            // The untagged action enum loses the reason; say what an action may be.
+            let msg = e.to_string();
+            if msg.contains("did not match any variant of untagged enum Action") {
+                format!(
+                    "{msg}\nan action is one of {{ click = \"SEL\" }}, {{ fill = \"SEL\", value = \"TEXT\" }}, \
+                     {{ wait_for = \"SEL\" }}, {{ wait_ms = N }}"
+                )
+            } else {
+                msg
+            }
+        })?;
+        journey.validate()?;
+        Ok(journey)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if self.name.trim().is_empty() {
+            return Err("key `name`: must not be empty".into());
+        }
+        if self.steps.is_empty() {
+            return Err("key `steps`: a journey needs at least one [[steps]] entry".into());
+        }
+        if let Some(dns) = &self.dns {
+            if dns.server_addr().is_none() {
+                return Err(format!(
+                    "key `dns.server`: expected IP:PORT, e.g. \"127.0.0.1:5353\", got {:?}",
+                    dns.server
+                ));
+            }
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (i, step) in self.steps.iter().enumerate() {
+            let key = format!("steps[{i}]");
+            if step.name.trim().is_empty() {
+                return Err(format!("key `{key}.name`: must not be empty"));
+            }
+            if !seen.insert(step.name.as_str()) {
+                return Err(format!(
+                    "key `{key}.name`: duplicate step name {:?}",
+                    step.name
+                ));
+            }
+            match url::Url::parse(&step.url) {
+                Ok(u) if matches!(u.scheme(), "http" | "https") => {}
+                Ok(u) => {
+                    return Err(format!(
+                        "key `{key}.url`: scheme {:?} is not http or https",
+                        u.scheme()
+                    ))
+                }
+                Err(e) => return Err(format!("key `{key}.url`: {e}: {:?}", step.url)),
+            }
+        }
+        for (name, choice) in [
+            ("accept-all", &self.consent.accept_all),
+            ("reject-all", &self.consent.reject_all),
+        ] {
+            if let Some(choice) = choice {
+                for (i, c) in choice.cookies.iter().enumerate() {
+                    if !c.contains('=') || c.starts_with('=') {
+                        return Err(format!(
+                            "key `consent.{name}.cookies[{i}]`: expected \"name=value\", got {c:?}"
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The values typed into fields during the journey: what a PII leak would carry.
+    pub fn filled_values(&self) -> Vec<String> {
+        self.steps
+            .iter()
+            .flat_map(|s| &s.actions)
+            .filter_map(|a| match a {
+                Action::Fill { value, .. } => Some(value.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ISSUE_EXAMPLE: &str = r##"
+name = "shop"
+[browser]
+host_resolver_rules = "MAP *.shop.test 127.0.0.1:8080, MAP connect.facebook.net 127.0.0.1:8081"
+args = ["--ignore-certificate-errors"]
+[dns]
+server = "127.0.0.1:5353"
+[consent.accept-all]
+click = ["#cmp-accept"]
+[consent.reject-all]
+click = ["#cmp-reject"]
+[inventory]
+vendors = ["Google Analytics", "Meta"]
+[[steps]]
+name = "landing"
+url = "http://www.shop.test/"
+[[steps]]
+name = "lead-capture"
+url = "http://www.shop.test/signup"
+actions = [ { fill = "#email", value = "ann@example.com" }, { click = "#submit" }, { wait_ms = 500 } ]
+"##;
+
+    #[test]
+    fn parses_the_issue_example() {
+        let j = Journey::parse(ISSUE_EXAMPLE).unwrap();
+        assert_eq!(j.name, "shop");
+        assert_eq!(j.browser.args, vec!["--ignore-certificate-errors"]);
+        assert_eq!(
+            j.dns.unwrap().server_addr(),
+            Some(([127, 0, 0, 1], 5353).into())
+        );
+        assert_eq!(j.consent.accept_all.unwrap().click, vec!["#cmp-accept"]);
+        assert_eq!(
+            j.inventory.unwrap().vendors,
+            vec!["Google Analytics", "Meta"]
+        );
+        assert_eq!(j.steps.len(), 2);
+        assert_eq!(
+            j.steps[1].actions,
+            vec![
+                Action::Fill {
+                    fill: "#email".into(),
+                    value: "ann@example.com".into()
+                },
+                Action::Click {
+                    click: "#submit".into()
+                },
+                Action::WaitMs { wait_ms: 500 },
+            ]
+        );
+    }
+
+    #[test]
+    fn consent_values_and_wait_for_parse() {
+        let j = Journey::parse(
+            r##"
+name = "x"
+[consent.accept-all]
+cookies = ["cmp=all"]
+local_storage = { cmp = "all" }
+[[steps]]
+name = "a"
+url = "https://a.test/"
+actions = [{ wait_for = "#banner" }]
+"##,
+        )
+        .unwrap();
+        let accept = j.consent.accept_all.unwrap();
+        assert_eq!(accept.cookies, vec!["cmp=all"]);
+        assert_eq!(accept.local_storage["cmp"], "all");
+        assert_eq!(
+            j.steps[0].actions,
+            vec![Action::WaitFor {
+                wait_for: "#banner".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn malformed_files_name_the_key() {
+        let cases = [
+            ("name = 3\n[[steps]]\nname='a'\nurl='http://a.test/'", "name"),
+            ("name = 'x'", "steps"),
+            ("name = 'x'\nsteps = []", "steps"),
+            ("name = 'x'\n[[steps]]\nname='a'\nurl='not a url'", "steps[0].url"),
+            ("name = 'x'\n[[steps]]\nname='a'\nurl='ftp://a.test/'", "steps[0].url"),
+            (
+                "name = 'x'\n[[steps]]\nname='a'\nurl='http://a.test/'\n[[steps]]\nname='a'\nurl='http://a.test/'",
+                "steps[1].name",
+            ),
+            (
+                "name = 'x'\n[dns]\nserver='localhost'\n[[steps]]\nname='a'\nurl='http://a.test/'",
+                "dns.server",
+            ),
+            ("name = 'x'\nbogus = 1\n[[steps]]\nname='a'\nurl='http://a.test/'", "bogus"),
+            (
+                "name = 'x'\n[[steps]]\nname='a'\nurl='http://a.test/'\nactions=[{ tap = '#x' }]",
+                "an action is one of",
+            ),
+            (
+                "name = 'x'\n[[steps]]\nname='a'\nurl='http://a.test/'\nactions=[{ click = '#x', value = 'y' }]",
+                "an action is one of",
+            ),
+            (
+                "name = 'x'\n[consent.reject-all]\ncookies=['novalue']\n[[steps]]\nname='a'\nurl='http://a.test/'",
+                "consent.reject-all.cookies[0]",
+            ),
+        ];
+        for (text, key) in cases {
+            let err = Journey::parse(text).unwrap_err();
+            assert!(
+                err.contains(key),
+                "error for {text:?} should name {key:?}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn filled_values_are_collected() {
+        let j = Journey::parse(ISSUE_EXAMPLE).unwrap();
+        assert_eq!(j.filled_values(), vec!["ann@example.com"]);
+    }
+}

@@ -1,0 +1,253 @@
+//! Sightline's journey scanner: runs a journey file in headless Chromium under each consent
+//! scenario, records every request with its initiator chain and the cookies left behind, maps
+//! hosts to vendors and turns the evidence into findings.
+//!
+//! Data flows `journey → browser (capture) → classify → findings → report`; only `browser`
+//! does IO beyond reading the journey and catalog files.
+
+mod browser;
+pub mod catalog;
+pub mod diff;
+mod dns;
+pub mod evidence;
+pub mod findings;
+pub mod journey;
+pub mod pii;
+pub mod report;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+pub use catalog::{Catalog, Category};
+pub use diff::{diff, ReportDiff};
+pub use evidence::Scenario;
+pub use findings::{Finding, FindingKind, Severity};
+pub use journey::Journey;
+pub use report::Report;
+
+use browser::{Capture, Settings};
+use catalog::site_of;
+use evidence::{CookieRecord, ScenarioEvidence};
+use findings::{Cloaked, RuleInput};
+use pii::PiiNeedles;
+
+/// Where Debian's package puts Chromium.
+pub const DEFAULT_CHROMIUM: &str = "/usr/bin/chromium";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ScanError {
+    #[error("journey file {path}: {message}")]
+    Journey { path: String, message: String },
+    #[error("vendor catalog {path}: {message}")]
+    Catalog { path: String, message: String },
+    #[error(
+        "Chromium not found at {path}: install Debian's chromium with scripts/install-chromium.sh \
+         (or point SIGHTLINE_CHROMIUM at a Chromium binary)"
+    )]
+    ChromiumMissing { path: String },
+    #[error("cannot write the report to {path}: {message}")]
+    Output { path: String, message: String },
+    #[error("cannot read the report {path}: {message}")]
+    Input { path: String, message: String },
+}
+
+/// How to run a scan.
+#[derive(Debug, Clone)]
+pub struct ScanOptions {
+    /// Scenarios to run, in this order; empty means all four.
+    pub scenarios: Vec<Scenario>,
+    /// The Chromium binary; defaults to `$SIGHTLINE_CHROMIUM`, else `/usr/bin/chromium`.
+    pub chromium: PathBuf,
+    /// A user vendor catalog that extends the shipped one.
+    pub user_catalog: Option<PathBuf>,
+    /// A step has settled once nothing is in flight and no request started or ended for
+    /// this long (default 500 ms) …
+    pub quiet: Duration,
+    /// … or after this long at most (default 10 s).
+    pub settle_cap: Duration,
+    /// Bound on one page load, one selector wait or one browser command (default 15 s).
+    pub step_timeout: Duration,
+    /// Also load the journey once more with every third-party request blocked and report
+    /// each no-interaction step's load time without them (default off: it costs a run).
+    pub tag_cost: bool,
+}
+
+impl Default for ScanOptions {
+    fn default() -> Self {
+        ScanOptions {
+            scenarios: Vec::new(),
+            chromium: std::env::var_os("SIGHTLINE_CHROMIUM")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_CHROMIUM)),
+            user_catalog: None,
+            quiet: Duration::from_millis(500),
+            settle_cap: Duration::from_secs(10),
+            step_timeout: Duration::from_secs(15),
+            tag_cost: false,
+        }
+    }
+}
+
+/// Scans a journey file under the chosen consent scenarios. Scenario failures (a page that
+/// does not load, a selector that never appears, a browser that dies) do not fail the scan:
+/// the report keeps what was captured and marks the scenario `incomplete` with the reason.
+pub async fn run_scan(journey_path: &Path, opts: &ScanOptions) -> Result<Report, ScanError> {
+    let journey = Journey::load(journey_path)?;
+    let catalog = Catalog::with_user_file(opts.user_catalog.as_deref())?;
+    scan_journey(&journey, &catalog, opts).await
+}
+
+/// [`run_scan`] for a journey and catalog already loaded.
+pub async fn scan_journey(
+    journey: &Journey,
+    catalog: &Catalog,
+    opts: &ScanOptions,
+) -> Result<Report, ScanError> {
+    if !opts.chromium.is_file() {
+        return Err(ScanError::ChromiumMissing {
+            path: opts.chromium.display().to_string(),
+        });
+    }
+    let started = Instant::now();
+    let settings = Settings {
+        chromium: opts.chromium.clone(),
+        quiet: opts.quiet,
+        settle_cap: opts.settle_cap,
+        step_timeout: opts.step_timeout,
+        block_third_parties: false,
+    };
+    let scenarios = if opts.scenarios.is_empty() {
+        Scenario::ALL.to_vec()
+    } else {
+        opts.scenarios.clone()
+    };
+    // One scenario at a time: each Chromium wants most of a small machine's cores.
+    let mut evidence = Vec::new();
+    for scenario in scenarios {
+        let capture = browser::run_scenario(journey, scenario, &settings).await;
+        evidence.push(classify(capture, catalog));
+    }
+    if opts.tag_cost {
+        let blocked = Settings {
+            block_third_parties: true,
+            ..settings.clone()
+        };
+        let bare = browser::run_scenario(journey, Scenario::NoInteraction, &blocked).await;
+        add_blocked_load_times(&mut evidence, &bare.evidence);
+    }
+    let cloaked = match journey.dns.as_ref().and_then(|d| d.server_addr()) {
+        Some(server) => find_cloaked(server, &evidence, catalog).await,
+        None => HashMap::new(),
+    };
+    let input = RuleInput {
+        inventory: journey.inventory.as_ref().map(|i| i.vendors.clone()),
+        pii: PiiNeedles::from_values(&journey.filled_values()),
+        cloaked,
+    };
+    let found = findings::evaluate(&evidence, &input);
+    let duration = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    Ok(Report::new(&journey.name, evidence, found, duration))
+}
+
+/// Copies the load times of the run with third parties blocked onto the no-interaction steps
+/// that loaded fine in both.
+fn add_blocked_load_times(evidence: &mut [ScenarioEvidence], bare: &ScenarioEvidence) {
+    let Some(sc) = evidence
+        .iter_mut()
+        .find(|s| s.scenario == Scenario::NoInteraction)
+    else {
+        return;
+    };
+    for (step, bare_step) in sc.steps.iter_mut().zip(&bare.steps) {
+        if step.error.is_none() && bare_step.error.is_none() {
+            step.timing.load_ms_third_parties_blocked = Some(bare_step.timing.load_ms);
+        }
+    }
+}
+
+/// Looks up the CNAME chain of every first-party host the scenarios contacted and keeps those
+/// that end at a vendor needing consent. A host whose look-up fails is left out: the check
+/// only ever adds findings it can prove.
+async fn find_cloaked(
+    server: SocketAddr,
+    evidence: &[ScenarioEvidence],
+    catalog: &Catalog,
+) -> HashMap<String, Cloaked> {
+    let mut hosts: Vec<String> = evidence
+        .iter()
+        .flat_map(|sc| &sc.steps)
+        .flat_map(|st| &st.requests)
+        .filter(|r| !r.third_party)
+        .map(|r| r.host())
+        .filter(|h| !h.is_empty() && h.parse::<std::net::IpAddr>().is_err())
+        .collect();
+    hosts.sort();
+    hosts.dedup();
+    let mut cloaked = HashMap::new();
+    for host in hosts {
+        let Ok(chain) = dns::cname_chain(server, &host, Duration::from_secs(2)).await else {
+            continue;
+        };
+        let hit = chain.iter().find_map(|target| {
+            catalog
+                .lookup(target)
+                .filter(|v| v.category.needs_consent())
+                .map(|v| Cloaked {
+                    target: target.clone(),
+                    vendor: v.name.clone(),
+                })
+        });
+        if let Some(c) = hit {
+            cloaked.insert(host, c);
+        }
+    }
+    cloaked
+}
+
+/// Marks first/third parties and vendors on requests and cookies, and links initiator chains.
+fn classify(capture: Capture, catalog: &Catalog) -> ScenarioEvidence {
+    let Capture {
+        mut evidence,
+        cookies,
+    } = capture;
+    for (step, raw_cookies) in evidence.steps.iter_mut().zip(cookies) {
+        let first_party = url::Url::parse(&step.url)
+            .ok()
+            .and_then(|u| u.host_str().map(site_of))
+            .unwrap_or_default();
+        for r in &mut step.requests {
+            let host = r.host();
+            if host.is_empty() {
+                continue; // data:, blob: and the like never leave the browser
+            }
+            r.third_party = site_of(&host) != first_party;
+            if let Some(v) = catalog.lookup(&host).filter(|_| r.third_party) {
+                r.vendor = Some(v.name.clone());
+                r.category = Some(v.category);
+            }
+        }
+        step.cookies = raw_cookies
+            .into_iter()
+            .map(|c| {
+                let host = c.domain.trim_start_matches('.');
+                let third_party = site_of(host) != first_party;
+                CookieRecord {
+                    vendor: catalog
+                        .lookup(host)
+                        .filter(|_| third_party)
+                        .or_else(|| catalog.lookup_cookie(&c.name))
+                        .map(|v| v.name.clone()),
+                    third_party,
+                    name: c.name,
+                    domain: c.domain,
+                    path: c.path,
+                    expires: c.expires,
+                }
+            })
+            .collect();
+    }
+    evidence::link_initiator_chains(&mut evidence.steps);
+    evidence
+}

@@ -1,0 +1,293 @@
+//! The scan report: `report.json` (schema in docs/report.md), the terminal summary and the
+//! `--fail-on` decision.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::catalog::Category;
+use crate::evidence::{CookieRecord, RequestRecord, Scenario, ScenarioEvidence, StepTiming};
+use crate::findings::{Finding, Severity};
+use crate::ScanError;
+
+/// Bumped when a field changes meaning or disappears; additions keep the version.
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    pub schema_version: u32,
+    pub journey: String,
+    /// True when any scenario did not run to its end.
+    pub incomplete: bool,
+    pub duration_ms: u64,
+    pub scenarios: Vec<ScenarioReport>,
+    pub findings: Vec<Finding>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScenarioReport {
+    pub name: Scenario,
+    /// Why the scenario stopped early; `null` when it completed.
+    pub incomplete: Option<String>,
+    pub steps: Vec<StepReport>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepReport {
+    pub name: String,
+    pub url: String,
+    pub request_count: usize,
+    pub third_party_count: usize,
+    pub bytes: u64,
+    pub vendors: Vec<VendorSummary>,
+    pub timing: StepTiming,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub requests: Vec<RequestRecord>,
+    pub cookies: Vec<CookieRecord>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VendorSummary {
+    pub name: String,
+    pub category: Category,
+    pub requests: usize,
+}
+
+impl Report {
+    pub(crate) fn new(
+        journey: &str,
+        scenarios: Vec<ScenarioEvidence>,
+        findings: Vec<Finding>,
+        duration_ms: u64,
+    ) -> Report {
+        let scenarios: Vec<ScenarioReport> = scenarios
+            .into_iter()
+            .map(|sc| ScenarioReport {
+                name: sc.scenario,
+                incomplete: sc.incomplete,
+                steps: sc
+                    .steps
+                    .into_iter()
+                    .map(|st| {
+                        let mut vendors: BTreeMap<String, VendorSummary> = BTreeMap::new();
+                        for r in st.requests.iter().filter(|r| r.third_party) {
+                            let name = r.vendor.clone().unwrap_or_else(|| r.host());
+                            vendors
+                                .entry(name.clone())
+                                .or_insert(VendorSummary {
+                                    name,
+                                    category: r.category.unwrap_or(Category::Unknown),
+                                    requests: 0,
+                                })
+                                .requests += 1;
+                        }
+                        StepReport {
+                            request_count: st.requests.len(),
+                            third_party_count: st.requests.iter().filter(|r| r.third_party).count(),
+                            bytes: st.requests.iter().map(|r| r.bytes).sum(),
+                            vendors: vendors.into_values().collect(),
+                            name: st.name,
+                            url: st.url,
+                            timing: st.timing,
+                            error: st.error,
+                            requests: st.requests,
+                            cookies: st.cookies,
+                        }
+                    })
+                    .collect(),
+            })
+            .collect();
+        Report {
+            schema_version: SCHEMA_VERSION,
+            journey: journey.to_owned(),
+            incomplete: scenarios.iter().any(|s| s.incomplete.is_some()),
+            duration_ms,
+            scenarios,
+            findings,
+        }
+    }
+
+    /// Writes `DIR/report.json`, creating DIR; returns the file's path.
+    pub fn write_json(&self, dir: &Path) -> Result<PathBuf, ScanError> {
+        let io = |e: std::io::Error| ScanError::Output {
+            path: dir.display().to_string(),
+            message: e.to_string(),
+        };
+        std::fs::create_dir_all(dir).map_err(io)?;
+        let path = dir.join("report.json");
+        let json = serde_json::to_vec_pretty(self).map_err(|e| ScanError::Output {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })?;
+        std::fs::write(&path, json).map_err(io)?;
+        Ok(path)
+    }
+
+    /// Whether any finding is at or above `threshold` (the CLI then exits 3).
+    pub fn reaches(&self, threshold: Severity) -> bool {
+        self.findings.iter().any(|f| f.severity >= threshold)
+    }
+
+    /// A readable summary for the terminal.
+    pub fn summary(&self) -> String {
+        use std::fmt::Write;
+        let mut out = String::new();
+        let _ = writeln!(out, "journey {:?}", self.journey);
+        for sc in &self.scenarios {
+            let state = match &sc.incomplete {
+                Some(reason) => format!("  INCOMPLETE: {reason}"),
+                None => String::new(),
+            };
+            let _ = writeln!(out, "  scenario {}{state}", sc.name);
+            for st in &sc.steps {
+                let vendors: Vec<&str> = st.vendors.iter().map(|v| v.name.as_str()).collect();
+                let blocked = match st.timing.load_ms_third_parties_blocked {
+                    Some(ms) => format!(" ({ms} ms without third parties)"),
+                    None => String::new(),
+                };
+                let _ = writeln!(
+                    out,
+                    "    {:<16} {:>3} requests, {:>3} third-party, {:>8} bytes, load {} ms{blocked}; vendors: {}",
+                    st.name,
+                    st.request_count,
+                    st.third_party_count,
+                    st.bytes,
+                    st.timing.load_ms,
+                    if vendors.is_empty() { "none".to_owned() } else { vendors.join(", ") }
+                );
+            }
+        }
+        let mut counts: BTreeMap<Severity, usize> = BTreeMap::new();
+        for f in &self.findings {
+            *counts.entry(f.severity).or_default() += 1;
+        }
+        let tally: Vec<String> = counts
+            .iter()
+            .rev()
+            .map(|(s, n)| format!("{n} {}", s.name()))
+            .collect();
+        let _ = writeln!(
+            out,
+            "{} finding(s){}",
+            self.findings.len(),
+            if tally.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", tally.join(", "))
+            }
+        );
+        let mut sorted: Vec<&Finding> = self.findings.iter().collect();
+        sorted.sort_by_key(|f| std::cmp::Reverse(f.severity));
+        for f in sorted {
+            let place = match (&f.scenario, &f.step) {
+                (Some(sc), Some(st)) => format!("{sc} / {st}"),
+                _ => "journey".to_owned(),
+            };
+            let _ = writeln!(
+                out,
+                "  [{:<8}] {:<22} {:<28} {}",
+                f.severity.name(),
+                f.kind.name(),
+                place,
+                f.message
+            );
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::evidence::StepEvidence;
+    use crate::findings::{FindingEvidence, FindingKind};
+
+    fn report() -> Report {
+        let ga = RequestRecord {
+            url: "https://www.google-analytics.com/g/collect".into(),
+            third_party: true,
+            vendor: Some("Google Analytics".into()),
+            category: Some(Category::Analytics),
+            bytes: 100,
+            ..Default::default()
+        };
+        let page = RequestRecord {
+            url: "http://www.shop.test/".into(),
+            bytes: 1000,
+            ..Default::default()
+        };
+        Report::new(
+            "shop",
+            vec![ScenarioEvidence {
+                scenario: Scenario::NoInteraction,
+                steps: vec![StepEvidence {
+                    name: "landing".into(),
+                    url: "http://www.shop.test/".into(),
+                    requests: vec![page, ga.clone(), ga],
+                    ..Default::default()
+                }],
+                incomplete: Some("step \"signup\": selector \"#email\" did not appear".into()),
+            }],
+            vec![Finding {
+                kind: FindingKind::PreConsent,
+                severity: Severity::High,
+                scenario: Some(Scenario::NoInteraction),
+                step: Some("landing".into()),
+                vendor: "Google Analytics".into(),
+                message: "Google Analytics loads before the visitor gave consent".into(),
+                evidence: FindingEvidence::default(),
+            }],
+            1234,
+        )
+    }
+
+    #[test]
+    fn step_counts_and_vendors() {
+        let r = report();
+        let st = &r.scenarios[0].steps[0];
+        assert_eq!(
+            (st.request_count, st.third_party_count, st.bytes),
+            (3, 2, 1200)
+        );
+        assert_eq!(st.vendors[0].name, "Google Analytics");
+        assert_eq!(st.vendors[0].requests, 2);
+        assert!(r.incomplete);
+    }
+
+    #[test]
+    fn fail_on_thresholds() {
+        let r = report();
+        assert!(r.reaches(Severity::Low));
+        assert!(r.reaches(Severity::High));
+        assert!(!r.reaches(Severity::Critical));
+    }
+
+    #[test]
+    fn json_has_the_documented_shape_and_round_trips() {
+        let r = report();
+        let dir = tempfile::tempdir().unwrap();
+        let path = r.write_json(&dir.path().join("out")).unwrap();
+        let text = std::fs::read_to_string(path).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["schema_version"], 1);
+        assert_eq!(v["scenarios"][0]["name"], "no-interaction");
+        assert_eq!(v["findings"][0]["kind"], "pre_consent");
+        assert_eq!(v["findings"][0]["severity"], "high");
+        assert_eq!(v["findings"][0]["scenario"], "no-interaction");
+        assert_eq!(v["findings"][0]["step"], "landing");
+        assert!(v["findings"][0]["evidence"]["initiator_chain"].is_array());
+        let back: Report = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, r);
+    }
+
+    #[test]
+    fn summary_mentions_what_matters() {
+        let s = report().summary();
+        assert!(s.contains("INCOMPLETE"), "{s}");
+        assert!(s.contains("1 finding(s): 1 high"), "{s}");
+        assert!(s.contains("pre_consent"), "{s}");
+        assert!(s.contains("Google Analytics"), "{s}");
+    }
+}

@@ -1,0 +1,733 @@
+//! End to end: real Chromium scans the fixture sites in tests/fixtures/site, served by a
+//! local server that answers both http and https (vendor hosts are HSTS-preloaded, so
+//! Chromium upgrades them to https) on one port; `--host-resolver-rules` maps every host
+//! name onto it.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use openssl::asn1::Asn1Time;
+use openssl::hash::MessageDigest;
+use openssl::pkey::{PKey, Private};
+use openssl::rsa::Rsa;
+use openssl::ssl::{Ssl, SslAcceptor, SslMethod};
+use openssl::x509::{X509NameBuilder, X509};
+use sightline_scan::{run_scan, FindingKind, Report, ScanError, ScanOptions, Scenario, Severity};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+/// One request the fixture server answered.
+#[derive(Debug, Clone)]
+struct Seen {
+    host: String,
+    headers: HashMap<String, String>,
+}
+
+struct FixtureServer {
+    port: u16,
+    seen: Arc<Mutex<Vec<Seen>>>,
+}
+
+/// A throwaway self-signed certificate, made per run so no private key lives in the repo
+/// (Chromium runs with --ignore-certificate-errors).
+fn self_signed() -> (PKey<Private>, X509) {
+    let key = PKey::from_rsa(Rsa::generate(2048).unwrap()).unwrap();
+    let mut name = X509NameBuilder::new().unwrap();
+    name.append_entry_by_text("CN", "sightline-scan fixture")
+        .unwrap();
+    let name = name.build();
+    let mut cert = X509::builder().unwrap();
+    cert.set_version(2).unwrap();
+    cert.set_subject_name(&name).unwrap();
+    cert.set_issuer_name(&name).unwrap();
+    cert.set_pubkey(&key).unwrap();
+    cert.set_not_before(&Asn1Time::days_from_now(0).unwrap())
+        .unwrap();
+    cert.set_not_after(&Asn1Time::days_from_now(1).unwrap())
+        .unwrap();
+    cert.sign(&key, MessageDigest::sha256()).unwrap();
+    (key, cert.build())
+}
+
+/// Serves tests/fixtures/site/HOST/PATH; unknown paths answer 204 (beacons). With a pid
+/// file, a request for `/crash-browser` first kills the process whose pid it holds.
+async fn start_server(crash_pid_file: Option<PathBuf>) -> FixtureServer {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (key, cert) = self_signed();
+    let mut tls = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls()).unwrap();
+    tls.set_private_key(&key).unwrap();
+    tls.set_certificate(&cert).unwrap();
+    let tls = Arc::new(tls.build());
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let tls = tls.clone();
+            let log = log.clone();
+            let crash = crash_pid_file.clone();
+            tokio::spawn(async move {
+                let mut first = [0u8; 1];
+                if stream.peek(&mut first).await.unwrap_or(0) == 0 {
+                    return;
+                }
+                // A TLS handshake starts with record type 22.
+                if first[0] == 0x16 {
+                    let Ok(ssl) = Ssl::new(tls.context()) else {
+                        return;
+                    };
+                    let Ok(mut s) = tokio_openssl::SslStream::new(ssl, stream) else {
+                        return;
+                    };
+                    if Pin::new(&mut s).accept().await.is_ok() {
+                        serve(s, &log, crash.as_deref()).await;
+                    }
+                } else {
+                    serve(stream, &log, crash.as_deref()).await;
+                }
+            });
+        }
+    });
+    FixtureServer { port, seen }
+}
+
+async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
+    mut s: S,
+    log: &Mutex<Vec<Seen>>,
+    crash_pid_file: Option<&Path>,
+) {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let head_end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i;
+        }
+        match s.read(&mut chunk).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+        if buf.len() > 64 * 1024 {
+            return;
+        }
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+    let mut lines = head.lines();
+    let target = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .unwrap_or("/")
+        .to_owned();
+    let headers: HashMap<String, String> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    let length: usize = headers
+        .get("content-length")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let mut body_read = buf.len() - head_end - 4;
+    while body_read < length {
+        match s.read(&mut chunk).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => body_read += n,
+        }
+    }
+    let host = headers
+        .get("host")
+        .map(|h| h.split(':').next().unwrap_or_default().to_owned())
+        .unwrap_or_default();
+    let path = target.split('?').next().unwrap_or("/").to_owned();
+    log.lock().unwrap().push(Seen {
+        host: host.clone(),
+        headers,
+    });
+    if path == "/hang.js" {
+        // Never answer: holds the page's load event back.
+        std::future::pending::<()>().await;
+    }
+    if let (Some(pid_file), "/crash-browser") = (crash_pid_file, path.as_str()) {
+        let pid = std::fs::read_to_string(pid_file).unwrap();
+        let killed = std::process::Command::new("kill")
+            .args(["-9", pid.trim()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+    }
+    let file_path = if path.ends_with('/') {
+        format!("{path}index.html")
+    } else {
+        path.clone()
+    };
+    let site = fixtures().join("site").join(&host);
+    let file = site.join(file_path.trim_start_matches('/'));
+    // Keep requests inside the fixture tree.
+    let inside = !file_path.contains("..") && !host.contains("..") && !host.is_empty();
+    let response = match std::fs::read(&file) {
+        Ok(body) if inside && file.is_file() => {
+            let kind = match file.extension().and_then(|e| e.to_str()) {
+                Some("html") => "text/html; charset=utf-8",
+                Some("js") => "text/javascript",
+                _ => "image/gif",
+            };
+            let extra =
+                std::fs::read_to_string(format!("{}.headers", file.display())).unwrap_or_default();
+            let mut r = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: {kind}\r\nContent-Length: {}\r\n{}Connection: close\r\n\r\n",
+                body.len(),
+                extra.lines().map(|l| format!("{l}\r\n")).collect::<String>()
+            )
+            .into_bytes();
+            r.extend_from_slice(&body);
+            r
+        }
+        _ => b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n".to_vec(),
+    };
+    let _ = s.write_all(&response).await;
+    let _ = s.shutdown().await;
+}
+
+/// A DNS server that answers `metrics.shop.test` with a CNAME to Adobe's
+/// `shop.sc.omtrdc.net` and every other name with NXDOMAIN.
+async fn start_dns() -> u16 {
+    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let port = socket.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let mut buf = [0u8; 512];
+        while let Ok((n, from)) = socket.recv_from(&mut buf).await {
+            let query = &buf[..n];
+            // The question name runs from byte 12 to its zero label.
+            let Some(end) = query[12..].iter().position(|b| *b == 0).map(|i| 12 + i) else {
+                continue;
+            };
+            let mut labels = Vec::new();
+            let mut at = 12;
+            while at < end {
+                let len = query[at] as usize;
+                labels.push(String::from_utf8_lossy(&query[at + 1..at + 1 + len]).into_owned());
+                at += 1 + len;
+            }
+            let mut r = query[..end + 5].to_vec();
+            r[2] = 0x81;
+            if labels.join(".") == "metrics.shop.test" {
+                r[3] = 0x80;
+                r[7] = 1;
+                r.extend_from_slice(&[0xC0, 12, 0, 5, 0, 1, 0, 0, 1, 44]);
+                let mut target = Vec::new();
+                for l in ["shop", "sc", "omtrdc", "net"] {
+                    target.push(l.len() as u8);
+                    target.extend_from_slice(l.as_bytes());
+                }
+                target.push(0);
+                r.extend_from_slice(&(target.len() as u16).to_be_bytes());
+                r.extend_from_slice(&target);
+            } else {
+                r[3] = 0x83; // NXDOMAIN
+            }
+            let _ = socket.send_to(&r, from).await;
+        }
+    });
+    port
+}
+
+/// Writes a fixture journey with the servers' ports filled in.
+fn journey(name: &str, port: u16, dns_port: u16, dir: &Path) -> PathBuf {
+    let text = std::fs::read_to_string(fixtures().join(name)).unwrap();
+    let path = dir.join(name);
+    let text = text
+        .replace("{PORT}", &port.to_string())
+        .replace("{DNS_PORT}", &dns_port.to_string());
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn options() -> ScanOptions {
+    ScanOptions {
+        quiet: Duration::from_millis(400),
+        step_timeout: Duration::from_secs(20),
+        ..ScanOptions::default()
+    }
+}
+
+async fn scan(path: &Path, opts: &ScanOptions) -> Report {
+    // A missing Chromium fails here, naming scripts/install-chromium.sh.
+    run_scan(path, opts).await.unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn find<'a>(
+    r: &'a Report,
+    kind: FindingKind,
+    scenario: Option<Scenario>,
+    vendor: &str,
+) -> &'a sightline_scan::Finding {
+    r.findings
+        .iter()
+        .find(|f| f.kind == kind && f.scenario == scenario && f.vendor == vendor)
+        .unwrap_or_else(|| {
+            panic!(
+                "no {kind:?} finding for {vendor} in {scenario:?}; findings:\n{}",
+                r.summary()
+            )
+        })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shop_journey_seeds_every_finding_kind_and_clean_journey_has_none() {
+    let server = start_server(None).await;
+    let dns_port = start_dns().await;
+    let dir = tempfile::tempdir().unwrap();
+    let shop = scan(
+        &journey("shop.toml", server.port, dns_port, dir.path()),
+        &options(),
+    )
+    .await;
+    println!("{}", shop.summary());
+    assert!(!shop.incomplete, "{}", shop.summary());
+    assert_eq!(shop.scenarios.len(), 4);
+
+    // Evidence: requests with vendors, initiator chains, Set-Cookie, cookies.
+    let landing = &shop.scenarios[0].steps[0];
+    assert_eq!(landing.name, "landing");
+    assert!(landing.request_count >= 8, "{landing:#?}");
+    assert!(landing.third_party_count >= 6);
+    let tiktok_hit = landing
+        .requests
+        .iter()
+        .find(|r| {
+            r.url
+                .starts_with("https://analytics.tiktok.com/api/v2/pixel")
+        })
+        .expect("TikTok beacon captured");
+    assert_eq!(
+        tiktok_hit.initiator_chain,
+        vec![
+            "https://analytics.tiktok.com/api/v2/pixel?event=Pageview",
+            "https://analytics.tiktok.com/i18n/pixel/events.js",
+            "http://www.googletagmanager.com/gtm.js?id=GTM-SHOP",
+            "http://www.shop.test/",
+        ]
+    );
+    let tr = landing
+        .requests
+        .iter()
+        .find(|r| r.url.starts_with("https://www.facebook.com/tr"))
+        .expect("Meta beacon captured");
+    assert_eq!(tr.status, Some(200));
+    assert!(
+        tr.set_cookies.iter().any(|c| c.starts_with("fr=fixture")),
+        "{tr:#?}"
+    );
+    assert_eq!(tr.vendor.as_deref(), Some("Meta"));
+    assert_eq!(tr.referer.as_deref(), Some("http://www.shop.test/"));
+
+    // Requests inside a cross-site iframe are captured, chained through the frame.
+    let signup = &shop.scenarios[0].steps[1];
+    let watch = signup
+        .requests
+        .iter()
+        .find(|r| {
+            r.url
+                .starts_with("https://www.youtube.com/api/stats/watchtime")
+        })
+        .expect("the iframe's beacon");
+    assert_eq!(
+        watch.initiator_chain,
+        vec![
+            "https://www.youtube.com/api/stats/watchtime?docid=demo",
+            "https://www.youtube.com/player.js",
+            "https://www.youtube.com/embed/demo.html",
+            "http://www.shop.test/signup.html",
+        ]
+    );
+
+    // Every finding kind, with its evidence.
+    let pre = find(
+        &shop,
+        FindingKind::PreConsent,
+        Some(Scenario::NoInteraction),
+        "Google Analytics",
+    );
+    assert_eq!(pre.step.as_deref(), Some("landing"));
+    assert_eq!(pre.severity, Severity::High);
+    assert!(pre
+        .evidence
+        .request
+        .as_deref()
+        .unwrap()
+        .contains("google-analytics.com"));
+    assert_eq!(
+        pre.evidence.initiator_chain.last().unwrap(),
+        "http://www.shop.test/"
+    );
+    assert_eq!(
+        pre.evidence.cookie.as_ref().map(|c| c.name.as_str()),
+        Some("_ga")
+    );
+    // Loaded by the page before the accept click, too; the pixel's cookie is the evidence.
+    let meta = find(
+        &shop,
+        FindingKind::PreConsent,
+        Some(Scenario::AcceptAll),
+        "Meta",
+    );
+    let fbp = meta.evidence.cookie.as_ref().expect("the _fbp cookie");
+    assert_eq!(fbp.name, "_fbp");
+    assert!(!fbp.third_party && fbp.expires.is_some());
+
+    let rej = find(
+        &shop,
+        FindingKind::AfterReject,
+        Some(Scenario::RejectAll),
+        "Meta",
+    );
+    // On the second step, after the reject click of the first.
+    assert!(shop
+        .findings
+        .iter()
+        .any(|f| f.kind == FindingKind::AfterReject && f.step.as_deref() == Some("lead-capture")));
+    assert!(rej.evidence.request.is_some());
+
+    let gpc = find(&shop, FindingKind::GpcIgnored, Some(Scenario::Gpc), "Meta");
+    assert!(gpc.message.contains("Sec-GPC"));
+    let gpc_sent = server.seen.lock().unwrap().iter().any(|s| {
+        s.host == "www.facebook.com" && s.headers.get("sec-gpc").map(String::as_str) == Some("1")
+    });
+    assert!(gpc_sent, "the gpc scenario sends Sec-GPC: 1");
+
+    let cnp = find(
+        &shop,
+        FindingKind::ConsentNotPropagated,
+        Some(Scenario::RejectAll),
+        "Google Analytics",
+    );
+    assert!(cnp
+        .evidence
+        .request
+        .as_deref()
+        .unwrap()
+        .contains("gcs=G111"));
+
+    let shadow = shop
+        .findings
+        .iter()
+        .find(|f| f.kind == FindingKind::ShadowVendor && f.vendor == "TikTok")
+        .expect("TikTok is a shadow vendor");
+    assert!(shadow.evidence.initiator_chain.len() >= 3);
+    let zombie = find(&shop, FindingKind::ZombieTag, None, "Hotjar");
+    assert_eq!(zombie.step, None);
+
+    let dup = find(
+        &shop,
+        FindingKind::DuplicateTag,
+        Some(Scenario::NoInteraction),
+        "Google Tag Manager",
+    );
+    assert!(dup.message.contains("GTM-SHOP"), "{}", dup.message);
+    // The same pixel URL twice in one document is caught by its two runs.
+    let dup_meta = find(
+        &shop,
+        FindingKind::DuplicateTag,
+        Some(Scenario::AcceptAll),
+        "Meta",
+    );
+    assert_eq!(dup_meta.step.as_deref(), Some("lead-capture"));
+
+    let pii = find(
+        &shop,
+        FindingKind::PiiLeak,
+        Some(Scenario::AcceptAll),
+        "Meta",
+    );
+    assert_eq!(pii.step.as_deref(), Some("lead-capture"));
+    assert_eq!(pii.severity, Severity::Critical);
+    assert!(pii.message.contains("body"), "{}", pii.message);
+
+    let fourth = find(
+        &shop,
+        FindingKind::FourthParty,
+        Some(Scenario::NoInteraction),
+        "TikTok",
+    );
+    assert_eq!(
+        fourth.evidence.initiator_chain[1],
+        "http://www.googletagmanager.com/gtm.js?id=GTM-SHOP"
+    );
+
+    let cloaked = find(
+        &shop,
+        FindingKind::CnameCloaking,
+        Some(Scenario::NoInteraction),
+        "Adobe Analytics",
+    );
+    assert!(cloaked
+        .evidence
+        .request
+        .as_deref()
+        .unwrap()
+        .starts_with("http://metrics.shop.test/"));
+    assert!(
+        cloaked.message.contains("shop.sc.omtrdc.net"),
+        "{}",
+        cloaked.message
+    );
+
+    // Cookies after a step carry first/third party and expiry.
+    let accept_landing = &shop.scenarios[1].steps[0];
+    let consent = accept_landing
+        .cookies
+        .iter()
+        .find(|c| c.name == "consent")
+        .expect("the banner's consent cookie");
+    assert!(!consent.third_party && consent.expires.is_some());
+
+    // Output and exit semantics.
+    let out = dir.path().join("out");
+    let written = shop.write_json(&out).unwrap();
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(written).unwrap()).unwrap();
+    let kinds: std::collections::BTreeSet<&str> = json["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds.len(),
+        10,
+        "every finding kind of PRODUCT.md: {kinds:?}"
+    );
+    assert!(shop.reaches(Severity::Critical));
+
+    let clean = scan(
+        &journey("clean.toml", server.port, dns_port, dir.path()),
+        &options(),
+    )
+    .await;
+    println!("{}", clean.summary());
+    assert!(!clean.incomplete, "{}", clean.summary());
+    assert!(clean.findings.is_empty(), "{}", clean.summary());
+    assert!(!clean.reaches(Severity::Low));
+    // Analytics does load once accepted, and consent carries over to the second step.
+    let accepted = &clean.scenarios[1];
+    assert!(accepted.steps[0]
+        .vendors
+        .iter()
+        .any(|v| v.name == "Google Analytics"));
+    assert!(accepted.steps[1]
+        .vendors
+        .iter()
+        .any(|v| v.name == "Google Analytics"));
+    assert!(clean.scenarios[2].steps[1].vendors.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failures_keep_partial_results_marked_incomplete() {
+    let server = start_server(None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("broken.toml");
+    std::fs::write(
+        &path,
+        format!(
+            r##"
+name = "broken"
+[browser]
+host_resolver_rules = "MAP www.down.test 127.0.0.1:9, MAP * 127.0.0.1:{port}"
+[consent.accept-all]
+click = ["#no-such-banner"]
+[[steps]]
+name = "landing"
+url = "http://www.clean.test/"
+[[steps]]
+name = "down"
+url = "http://www.down.test/"
+"##,
+            port = server.port
+        ),
+    )
+    .unwrap();
+    let opts = ScanOptions {
+        scenarios: vec![Scenario::NoInteraction, Scenario::AcceptAll],
+        step_timeout: Duration::from_secs(3),
+        ..options()
+    };
+    let r = scan(&path, &opts).await;
+    assert!(r.incomplete);
+    // An unreachable URL: the first step is kept, the second carries the error.
+    let no = &r.scenarios[0];
+    let reason = no.incomplete.as_deref().unwrap();
+    assert!(
+        reason.contains("down") && reason.contains("ERR_"),
+        "{reason}"
+    );
+    assert_eq!(no.steps.len(), 2);
+    assert!(no.steps[0].request_count >= 1 && no.steps[0].error.is_none());
+    assert!(no.steps[1].error.is_some());
+    // A consent selector that never appears.
+    let acc = &r.scenarios[1];
+    let reason = acc.incomplete.as_deref().unwrap();
+    assert!(reason.contains("#no-such-banner"), "{reason}");
+    assert!(acc.steps[0].request_count >= 1);
+    assert!(r.summary().contains("INCOMPLETE"));
+}
+
+#[tokio::test]
+async fn missing_chromium_and_bad_journeys_are_clear_errors() {
+    let opts = ScanOptions {
+        chromium: PathBuf::from("/nonexistent/chromium"),
+        ..ScanOptions::default()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let err = run_scan(&journey("clean.toml", 1, 1, dir.path()), &opts)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ScanError::ChromiumMissing { .. }));
+    assert!(
+        err.to_string().contains("scripts/install-chromium.sh"),
+        "{err}"
+    );
+
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        "name = \"x\"\n[[steps]]\nname = \"a\"\nurl = \"nope\"\n",
+    )
+    .unwrap();
+    let err = run_scan(&bad, &ScanOptions::default()).await.unwrap_err();
+    assert!(err.to_string().contains("steps[0].url"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_that_dies_mid_scan_leaves_partial_results() {
+    let dir = tempfile::tempdir().unwrap();
+    // A Chromium whose pid the fixture server can kill when the journey reaches the step.
+    let pid_file = dir.path().join("chromium.pid");
+    let wrapper = dir.path().join("chromium");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\necho $$ > '{}'\nexec '{}' \"$@\"\n",
+            pid_file.display(),
+            sightline_scan::DEFAULT_CHROMIUM
+        ),
+    )
+    .unwrap();
+    std::process::Command::new("chmod")
+        .args(["+x", wrapper.to_str().unwrap()])
+        .status()
+        .unwrap();
+    let server = start_server(Some(pid_file)).await;
+    let path = dir.path().join("crash.toml");
+    std::fs::write(
+        &path,
+        format!(
+            r##"
+name = "crash"
+[browser]
+host_resolver_rules = "MAP * 127.0.0.1:{port}"
+[[steps]]
+name = "landing"
+url = "http://www.clean.test/"
+[[steps]]
+name = "crash"
+url = "http://www.clean.test/crash-browser"
+"##,
+            port = server.port
+        ),
+    )
+    .unwrap();
+    let opts = ScanOptions {
+        scenarios: vec![Scenario::NoInteraction],
+        chromium: wrapper,
+        step_timeout: Duration::from_secs(5),
+        ..options()
+    };
+    let r = scan(&path, &opts).await;
+    let sc = &r.scenarios[0];
+    assert!(r.incomplete);
+    assert!(
+        sc.incomplete.as_deref().unwrap().contains("crash"),
+        "{:?}",
+        sc.incomplete
+    );
+    assert!(sc.steps[0].error.is_none() && sc.steps[0].request_count >= 1);
+    assert!(sc.steps[1].error.is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_whose_load_event_never_fires_is_still_scanned() {
+    let server = start_server(None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("slow.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "name = \"slow\"\n[browser]\nhost_resolver_rules = \"MAP * 127.0.0.1:{}\"\n\
+             [[steps]]\nname = \"slow\"\nurl = \"http://www.clean.test/slow.html\"\n",
+            server.port
+        ),
+    )
+    .unwrap();
+    let opts = ScanOptions {
+        scenarios: vec![Scenario::NoInteraction],
+        step_timeout: Duration::from_secs(3),
+        settle_cap: Duration::from_secs(2),
+        ..options()
+    };
+    let r = scan(&path, &opts).await;
+    assert!(!r.incomplete, "{}", r.summary());
+    let step = &r.scenarios[0].steps[0];
+    let hang = step
+        .requests
+        .iter()
+        .find(|q| q.url.ends_with("/hang.js"))
+        .expect("the hanging script is recorded");
+    assert_eq!(hang.status, None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tag_cost_reloads_the_journey_with_third_parties_blocked() {
+    let server = start_server(None).await;
+    let dns_port = start_dns().await;
+    let dir = tempfile::tempdir().unwrap();
+    let opts = ScanOptions {
+        scenarios: vec![Scenario::NoInteraction],
+        tag_cost: true,
+        ..options()
+    };
+    let r = scan(
+        &journey("shop.toml", server.port, dns_port, dir.path()),
+        &opts,
+    )
+    .await;
+    assert!(!r.incomplete, "{}", r.summary());
+    for step in &r.scenarios[0].steps {
+        assert!(
+            step.timing.load_ms_third_parties_blocked.is_some(),
+            "{step:#?}"
+        );
+    }
+    assert!(r.summary().contains("without third parties"));
+    // The blocked run reached the first party only: every vendor hit the server saw is one
+    // the scanned run recorded.
+    let recorded = r.scenarios[0]
+        .steps
+        .iter()
+        .flat_map(|s| &s.requests)
+        .filter(|q| q.url.starts_with("https://connect.facebook.net/"))
+        .count();
+    let served = server
+        .seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|s| s.host == "connect.facebook.net")
+        .count();
+    assert!(recorded > 0);
+    assert_eq!(served, recorded);
+}

@@ -1,0 +1,111 @@
+//! `sightline scan JOURNEY.toml --out DIR` and `sightline scan diff A B`: journey scans in
+//! headless Chromium, per consent scenario (see `crates/scan`).
+
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand};
+use sightline_scan::{run_scan, ScanOptions, Scenario, Severity};
+use std::path::PathBuf;
+
+/// Ends the command with this exit code after printing the message to stderr.
+#[derive(Debug)]
+pub struct Exit {
+    pub code: u8,
+    pub message: String,
+}
+
+impl std::fmt::Display for Exit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Exit {}
+
+/// Findings at or above `--fail-on` exit with this code, so CI gates can tell them from errors.
+const FINDINGS_EXIT: u8 = 3;
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct ScanArgs {
+    #[command(subcommand)]
+    diff: Option<ScanCommand>,
+    /// The journey file (TOML): steps, consent selectors, browser settings, inventory.
+    journey: Option<PathBuf>,
+    /// Directory for report.json.
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// Scenarios to run: no-interaction, accept-all, reject-all, gpc [default: all].
+    #[arg(long = "scenario", value_name = "NAME")]
+    scenarios: Vec<String>,
+    /// Exit with 3 when a finding reaches this severity: low, medium, high or critical.
+    #[arg(long, value_name = "SEVERITY")]
+    fail_on: Option<String>,
+    /// A vendor catalog (TOML) extending the one Sightline ships.
+    #[arg(long, value_name = "FILE")]
+    catalog: Option<PathBuf>,
+    /// Also load each no-interaction step with third parties blocked, to measure their cost.
+    #[arg(long)]
+    tag_cost: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum ScanCommand {
+    /// New and removed vendors and findings between two reports.
+    Diff { old: PathBuf, new: PathBuf },
+}
+
+pub async fn run(args: ScanArgs) -> Result<()> {
+    if let Some(ScanCommand::Diff { old, new }) = args.diff {
+        let (old, new) = (
+            sightline_scan::Report::read_json(&old)?,
+            sightline_scan::Report::read_json(&new)?,
+        );
+        print!("{}", sightline_scan::diff(&old, &new).summary());
+        return Ok(());
+    }
+    let journey = args
+        .journey
+        .context("name the journey file: sightline scan JOURNEY.toml --out DIR")?;
+    let out = args.out.context("say where the report goes: --out DIR")?;
+    let scenarios = args
+        .scenarios
+        .iter()
+        .map(|name| {
+            Scenario::parse(name).with_context(|| {
+                format!(
+                    "unknown scenario {name:?}: use no-interaction, accept-all, reject-all or gpc"
+                )
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let fail_on = args
+        .fail_on
+        .as_deref()
+        .map(|text| {
+            Severity::parse(text).with_context(|| {
+                format!("unknown severity {text:?}: use low, medium, high or critical")
+            })
+        })
+        .transpose()?;
+    let options = ScanOptions {
+        scenarios,
+        user_catalog: args.catalog,
+        tag_cost: args.tag_cost,
+        ..ScanOptions::default()
+    };
+    let report = run_scan(&journey, &options).await?;
+    let written = report.write_json(&out)?;
+    print!("{}", report.summary());
+    println!("report: {}", written.display());
+    match fail_on {
+        Some(threshold) if report.reaches(threshold) => Err(Exit {
+            code: FINDINGS_EXIT,
+            message: format!(
+                "findings reach --fail-on {}",
+                args.fail_on.unwrap_or_default()
+            ),
+        }
+        .into()),
+        _ => Ok(()),
+    }
+}
