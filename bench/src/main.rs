@@ -1,6 +1,9 @@
 //! `sightline-bench ingest`: batched and single-event ingest through the real binary,
 //! against a no-op HTTP server that parses the same JSON and discards it, measured in the
-//! same run on the same machine. Prints one JSON line.
+//! same run on the same machine. Prints one JSON line. `sightline-bench delivery`: see
+//! [`delivery`].
+
+mod delivery;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
@@ -36,6 +39,18 @@ enum Bench {
         #[arg(long, default_value_t = 32)]
         single_clients: usize,
     },
+    /// Webhook delivery from the log, as a ratio against a plain HTTP client.
+    Delivery {
+        /// Measure on PostgreSQL at this URL instead of SQLite.
+        #[arg(long, value_name = "URL")]
+        postgres: Option<String>,
+        /// Ingest requests of 100 events put in the log before delivery starts.
+        #[arg(long, default_value_t = 500)]
+        requests: u64,
+        /// Events per webhook request.
+        #[arg(long, default_value_t = 100)]
+        batch: u32,
+    },
     /// The baseline: accepts the same requests, parses the JSON, discards it.
     NoopServer,
 }
@@ -49,6 +64,11 @@ fn main() -> Result<()> {
         .build()?;
     match cli.command {
         Bench::NoopServer => runtime.block_on(noop_server()),
+        Bench::Delivery {
+            postgres,
+            requests,
+            batch,
+        } => runtime.block_on(delivery::delivery(postgres, requests.max(1), batch)),
         Bench::Ingest {
             postgres,
             seconds,
