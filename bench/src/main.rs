@@ -1,9 +1,10 @@
-//! `sightline-bench ingest`: batched and single-event ingest through the real binary,
-//! against a no-op HTTP server that parses the same JSON and discards it, measured in the
-//! same run on the same machine. Prints one JSON line. `sightline-bench delivery`: see
-//! [`delivery`].
+//! Sightline's benchmarks, each through the real binary and each printing one JSON line with
+//! a baseline measured in the same run. `ingest`: batched and single-event ingest against a
+//! no-op HTTP server that parses the same JSON and discards it. `delivery`: see delivery.rs.
+//! `profiles`: see profiles.rs.
 
 mod delivery;
+mod profiles;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
@@ -51,6 +52,18 @@ enum Bench {
         #[arg(long, default_value_t = 100)]
         batch: u32,
     },
+    /// Profile rebuild and lookups at scale, against a keyed read of the same store.
+    Profiles {
+        /// People to load (one identify each: user id, anonymous id, email).
+        #[arg(long, default_value_t = 1_000_000)]
+        people: usize,
+        /// Seconds each lookup phase is measured.
+        #[arg(long, default_value_t = 5)]
+        seconds: u64,
+        /// Concurrent lookup clients.
+        #[arg(long, default_value_t = 16)]
+        clients: usize,
+    },
     /// The baseline: accepts the same requests, parses the JSON, discards it.
     NoopServer,
 }
@@ -69,6 +82,11 @@ fn main() -> Result<()> {
             requests,
             batch,
         } => runtime.block_on(delivery::delivery(postgres, requests.max(1), batch)),
+        Bench::Profiles {
+            people,
+            seconds,
+            clients,
+        } => runtime.block_on(profiles::run(people, Duration::from_secs(seconds), clients)),
         Bench::Ingest {
             postgres,
             seconds,
@@ -100,7 +118,7 @@ async fn noop_server() -> Result<()> {
 }
 
 /// A server process under test; killed on drop.
-struct Server {
+pub(crate) struct Server {
     child: Child,
     url: String,
 }
@@ -112,7 +130,7 @@ impl Drop for Server {
     }
 }
 
-fn start(mut command: Command) -> Result<Server> {
+pub(crate) fn start(mut command: Command) -> Result<Server> {
     let mut child = command
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -137,7 +155,7 @@ fn start(mut command: Command) -> Result<Server> {
     Ok(Server { child, url })
 }
 
-fn sibling(name: &str) -> Result<PathBuf> {
+pub(crate) fn sibling(name: &str) -> Result<PathBuf> {
     let path = std::env::current_exe()?
         .parent()
         .context("the bench binary has no directory")?
@@ -368,6 +386,6 @@ async fn ingest(
     Ok(())
 }
 
-fn round3(x: f64) -> f64 {
+pub(crate) fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
 }

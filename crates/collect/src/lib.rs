@@ -32,6 +32,9 @@ pub struct Settings {
     pub limits: Limits,
     /// A (source, messageId) seen within this window is a duplicate.
     pub dedup_window: Duration,
+    /// Tracking requests handled at once; more are answered 429 with `Retry-After`, which
+    /// SDKs honour. Bounds memory: each may hold a body of up to 1 MB.
+    pub max_in_flight: usize,
 }
 
 impl Default for Settings {
@@ -39,6 +42,7 @@ impl Default for Settings {
         Settings {
             limits: Limits::default(),
             dedup_window: Duration::from_secs(24 * 3600),
+            max_in_flight: 256,
         }
     }
 }
@@ -47,12 +51,14 @@ pub struct Collector {
     store: Arc<dyn Store>,
     settings: Settings,
     keys: KeyCache,
+    in_flight: Arc<tokio::sync::Semaphore>,
 }
 
 impl Collector {
     pub fn new(store: Arc<dyn Store>, settings: Settings) -> Arc<Collector> {
         Arc::new(Collector {
             keys: KeyCache::new(store.clone()),
+            in_flight: Arc::new(tokio::sync::Semaphore::new(settings.max_in_flight.max(1))),
             store,
             settings,
         })
@@ -114,6 +120,18 @@ async fn collect(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
+    let Ok(_permit) = collector.in_flight.clone().try_acquire_owned() else {
+        rejected("overloaded", 1);
+        let mut response = error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "overloaded",
+            "too many requests in flight: retry after the number of seconds in Retry-After",
+        );
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        return response;
+    };
     let limits = collector.settings.limits;
     // Compressed bodies may be a little larger than what they inflate to; the inflated
     // size is held to the limit below.

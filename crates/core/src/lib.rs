@@ -48,6 +48,17 @@ impl std::fmt::Display for Role {
     }
 }
 
+/// A stored audience definition: a rule in the audience language's text form.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct AudienceDefinition {
+    pub id: i64,
+    pub name: String,
+    pub rule: String,
+    /// Destinations its adds and removes are sent to.
+    pub sync: Vec<String>,
+    pub created_at: i64,
+}
+
 /// An API token as the store knows it: never the secret itself, only its hash.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Token {

@@ -1,5 +1,6 @@
 //! The admin API under `/api/v1` (Bearer tokens) and the operational endpoints.
 
+use crate::profiles::Book;
 use axum::extract::{FromRef, FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
@@ -10,14 +11,16 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use serde_json::json;
 use sightline_collect::error;
 use sightline_core::{secret, DeliveryStatus, Role, Token};
+use sightline_profiles::ProfileView;
 use sightline_store::Store;
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 #[derive(Clone)]
 struct ApiState {
     store: Arc<dyn Store>,
     prometheus: PrometheusHandle,
+    book: Arc<RwLock<Book>>,
 }
 
 impl FromRef<ApiState> for Arc<dyn Store> {
@@ -26,9 +29,17 @@ impl FromRef<ApiState> for Arc<dyn Store> {
     }
 }
 
-pub fn router(store: Arc<dyn Store>, prometheus: PrometheusHandle) -> axum::Router {
+pub fn router(
+    store: Arc<dyn Store>,
+    prometheus: PrometheusHandle,
+    book: Arc<RwLock<Book>>,
+) -> axum::Router {
     Router::new()
         .route("/api/v1/events", get(events))
+        .route("/api/v1/profiles/{id}", get(profile))
+        .route("/api/v1/profiles/{id}/{part}", get(profile_part))
+        .route("/api/v1/audiences", get(audiences).post(add_audience))
+        .route("/api/v1/audiences/{name}/{part}", get(audience_part))
         .route("/api/v1/destinations", get(destinations))
         .route("/api/v1/destinations/{name}/deliveries", get(deliveries))
         .route("/healthz", get(|| async { "ok\n" }))
@@ -41,7 +52,11 @@ pub fn router(store: Arc<dyn Store>, prometheus: PrometheusHandle) -> axum::Rout
                 "no such endpoint: see the README for the API",
             )
         })
-        .with_state(ApiState { store, prometheus })
+        .with_state(ApiState {
+            store,
+            prometheus,
+            book,
+        })
 }
 
 /// A caller holding a valid `Authorization: Bearer` token.
@@ -166,6 +181,123 @@ async fn events(
     }
 }
 
+/// `type:value`, e.g. `email:ann@example.com`.
+fn identifier(id: &str) -> Result<(&str, &str), Response> {
+    id.split_once(':')
+        .filter(|(t, v)| !t.is_empty() && !v.is_empty())
+        .ok_or_else(|| {
+            bad_request(format!(
+                "{id:?} is not an identifier: write type:value, e.g. user_id:42 or email:ann@example.com"
+            ))
+        })
+}
+
+/// Runs `f` on the profile an identifier names, or answers 404.
+fn with_profile<T>(
+    state: &ApiState,
+    id: &str,
+    f: impl FnOnce(ProfileView<'_>) -> T,
+) -> Result<T, Response> {
+    let (id_type, value) = identifier(id)?;
+    let book = state.book.read().expect("book lock poisoned");
+    match book.profiles.find(id_type, value) {
+        Some(view) => Ok(f(view)),
+        None => Err(error(
+            StatusCode::NOT_FOUND,
+            "unknown_profile",
+            format!("no profile holds {id_type}:{value}"),
+        )),
+    }
+}
+
+/// `GET /api/v1/profiles/{type}:{value}`
+async fn profile(
+    caller: Caller,
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+) -> Response {
+    if let Err(denied) = caller.require(&[Role::Marketing, Role::Security]) {
+        return denied;
+    }
+    match with_profile(&state, &id, |view| view.to_json()) {
+        Ok(profile) => Json(profile).into_response(),
+        Err(response) => response,
+    }
+}
+
+/// `GET /api/v1/profiles/{type}:{value}/traits|identifiers|merges|events`
+async fn profile_part(
+    caller: Caller,
+    State(state): State<ApiState>,
+    Path((id, part)): Path<(String, String)>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    if let Err(denied) = caller.require(&[Role::Marketing, Role::Security]) {
+        return denied;
+    }
+    let answer = match part.as_str() {
+        "traits" => with_profile(
+            &state,
+            &id,
+            |view| json!({"traits": view.facts.map(|f| &f.traits)}),
+        ),
+        "identifiers" => with_profile(
+            &state,
+            &id,
+            |view| json!({"identifiers": view.identity.identifiers}),
+        ),
+        "merges" => with_profile(
+            &state,
+            &id,
+            |view| json!({"merges": view.identity.history, "explanation": view.identity.explain()}),
+        ),
+        "events" => return profile_events(&state, &id, &query).await,
+        _ => {
+            return error(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "below a profile: traits, events, identifiers or merges",
+            )
+        }
+    };
+    match answer {
+        Ok(body) => Json(body).into_response(),
+        Err(response) => response,
+    }
+}
+
+/// A profile's events, newest first, `limit` at a time before `before` (a sequence number).
+async fn profile_events(state: &ApiState, id: &str, query: &HashMap<String, String>) -> Response {
+    let number = |name: &str| query.get(name).map(|v| v.parse::<i64>());
+    let limit = match number("limit") {
+        None => 50,
+        Some(Ok(n)) if n > 0 => (n as usize).min(MAX_PAGE),
+        Some(_) => return bad_request("`limit` must be a positive integer".into()),
+    };
+    let before = match number("before") {
+        None => i64::MAX,
+        Some(Ok(n)) => n,
+        Some(Err(_)) => return bad_request("`before` must be a sequence number".into()),
+    };
+    let seqs = match with_profile(state, id, |view| {
+        let all = view.facts.map(|f| f.events.as_slice()).unwrap_or_default();
+        let end = all.partition_point(|&seq| seq < before);
+        all[end.saturating_sub(limit)..end].to_vec()
+    }) {
+        Ok(seqs) => seqs,
+        Err(response) => return response,
+    };
+    let mut events = Vec::with_capacity(seqs.len());
+    for &seq in seqs.iter().rev() {
+        match state.store.read_events(seq - 1, 1, None).await {
+            Ok(found) => events.extend(found.iter().filter(|e| e.seq == seq).map(|e| e.to_json())),
+            Err(e) => return store_error(e),
+        }
+    }
+    let next_before = seqs.first().copied();
+    Json(json!({"events": events, "next_before": next_before})).into_response()
+}
+
 /// `GET /api/v1/destinations`: every destination, without its signing secret.
 async fn destinations(caller: Caller, State(store): State<Arc<dyn Store>>) -> Response {
     if let Err(denied) = caller.require(&[Role::Marketing, Role::Security]) {
@@ -217,6 +349,102 @@ async fn deliveries(
     match store.deliveries(destination.id, status, after, limit).await {
         Ok(page) => Json(crate::activate::page_json(&page, after)).into_response(),
         Err(e) => store_error(e),
+    }
+}
+
+/// `GET /api/v1/audiences`: definitions and member counts.
+async fn audiences(caller: Caller, State(state): State<ApiState>) -> Response {
+    if let Err(denied) = caller.require(&[Role::Marketing, Role::Security]) {
+        return denied;
+    }
+    let definitions = match state.store.list_audiences().await {
+        Ok(definitions) => definitions,
+        Err(e) => return store_error(e),
+    };
+    let book = state.book.read().expect("book lock poisoned");
+    let list: Vec<_> = definitions
+        .iter()
+        .map(|d| {
+            // A definition the follower has not picked up yet has no count.
+            let members = book.memberships.members(&d.name).map(|m| m.len());
+            json!({"name": d.name, "rule": d.rule, "members": members})
+        })
+        .collect();
+    Json(json!({"audiences": list})).into_response()
+}
+
+#[derive(serde::Deserialize)]
+struct NewAudience {
+    name: String,
+    rule: String,
+    #[serde(default)]
+    sync: Vec<String>,
+}
+
+/// `POST /api/v1/audiences` `{"name":…,"rule":…}`: the rule in the text form.
+async fn add_audience(
+    caller: Caller,
+    State(state): State<ApiState>,
+    body: axum::body::Bytes,
+) -> Response {
+    if let Err(denied) = caller.require(&[Role::Marketing]) {
+        return denied;
+    }
+    let new: NewAudience = match serde_json::from_slice(&body) {
+        Ok(new) => new,
+        Err(e) => return bad_request(format!("send {{\"name\":…,\"rule\":…}}: {e}")),
+    };
+    match crate::cli::add_audience(state.store.as_ref(), &new.name, &new.rule, &new.sync).await {
+        Ok(definition) => (StatusCode::CREATED, Json(definition)).into_response(),
+        Err(e) => match e.downcast_ref::<sightline_store::StoreError>() {
+            Some(sightline_store::StoreError::Conflict(message)) => {
+                error(StatusCode::CONFLICT, "conflict", message.clone())
+            }
+            Some(other) => {
+                tracing::error!(error = %other, "store error");
+                error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "store_unavailable",
+                    "the store did not answer: retry",
+                )
+            }
+            None => bad_request(format!("{e:#}")),
+        },
+    }
+}
+
+/// `GET /api/v1/audiences/{name}/members|history`
+async fn audience_part(
+    caller: Caller,
+    State(state): State<ApiState>,
+    Path((name, part)): Path<(String, String)>,
+) -> Response {
+    if let Err(denied) = caller.require(&[Role::Marketing, Role::Security]) {
+        return denied;
+    }
+    let book = state.book.read().expect("book lock poisoned");
+    let unknown = || {
+        error(
+            StatusCode::NOT_FOUND,
+            "unknown_audience",
+            format!("no audience named {name:?} (a new one appears within a few seconds)"),
+        )
+    };
+    match part.as_str() {
+        "members" => match book.memberships.members(&name) {
+            Some(members) => Json(json!({"members": crate::profiles::member_list(&book, members)}))
+                .into_response(),
+            None => unknown(),
+        },
+        "history" => match book.memberships.history(&name) {
+            Some(history) => Json(json!({"history": history.collect::<Vec<_>>()})).into_response(),
+            None => unknown(),
+        },
+        _ => error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "below an audience: members or history",
+        ),
     }
 }
 

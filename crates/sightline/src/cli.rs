@@ -20,7 +20,7 @@ use std::time::Duration;
         named by --config, then defaults."
 )]
 pub struct Cli {
-    /// TOML config file (keys: data, database_url, listen, dedup_window, key_grace).
+    /// TOML config file (keys: data, database_url, listen, dedup_window, key_grace, max_in_flight).
     #[arg(long, global = true, env = "SIGHTLINE_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
     #[command(subcommand)]
@@ -49,12 +49,69 @@ enum Command {
     /// The delivery log: list outcomes, replay dead letters.
     #[command(subcommand)]
     Deliveries(crate::activate::DeliveriesCommand),
-    /// Multi-touch attribution.
+    /// Audiences: rules over profiles and their events, evaluated as events arrive.
     #[command(subcommand)]
-    Attribution(crate::files::AttributionCommand),
+    Audience(AudienceCommand),
+    /// Unified profiles, looked up by any identifier.
+    #[command(subcommand)]
+    Profile(ProfileCommand),
+    /// Multi-touch attribution over the log's stitched journeys, or over imported paths.
+    Attribution(crate::files::AttributionArgs),
     /// Probabilistic record linkage of CSV files.
     #[command(subcommand)]
     Link(crate::files::LinkCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum AudienceCommand {
+    /// Define an audience, e.g. --rule 'event "Order Completed" count >= 1 within 30d'.
+    Add {
+        name: String,
+        /// The rule in the audience language's text form (see the README).
+        #[arg(long)]
+        rule: String,
+        /// A destination to send adds and removes to (repeatable).
+        #[arg(long, value_name = "DESTINATION")]
+        sync: Vec<String>,
+        #[command(flatten)]
+        store: StoreArgs,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List audiences.
+    List {
+        #[command(flatten)]
+        store: StoreArgs,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print an audience's current members (each profile with its identifiers).
+    Members {
+        name: String,
+        #[command(flatten)]
+        store: StoreArgs,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ProfileCommand {
+    /// Print the profile holding an identifier (type:value, e.g. email:ann@example.com).
+    Show {
+        identifier: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Say in plain words why these identifiers are one person.
+    Explain {
+        identifier: String,
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Print the merge records as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -112,6 +169,9 @@ pub struct ServeArgs {
     /// A (source, messageId) seen within this window is dropped as a duplicate [default: 24h].
     #[arg(long, env = "SIGHTLINE_DEDUP_WINDOW", value_name = "DURATION")]
     pub dedup_window: Option<String>,
+    /// Tracking requests handled at once; more get 429 with Retry-After [default: 256].
+    #[arg(long, env = "SIGHTLINE_MAX_IN_FLIGHT", value_name = "N")]
+    pub max_in_flight: Option<usize>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -274,7 +334,12 @@ pub async fn run(cli: Cli) -> Result<()> {
         }
         Command::Destination(command) => crate::activate::destination(command, &file).await,
         Command::Deliveries(command) => crate::activate::deliveries(command, &file).await,
-        Command::Attribution(command) => crate::files::attribution(command),
+        Command::Audience(command) => audience(command, &file).await,
+        Command::Profile(command) => profile(command, &file).await,
+        Command::Attribution(args) => match args.paths {
+            Some(paths) => crate::files::attribution(paths),
+            None => crate::journeys::run(args.log, &file).await,
+        },
         Command::Link(command) => crate::files::link(command),
         Command::Consent(ConsentCommand::Decode { string, json }) => {
             let decoded = sightline_consent::decode(string.trim())?;
@@ -304,6 +369,117 @@ pub async fn run(cli: Cli) -> Result<()> {
             .await
         }
     }
+}
+
+/// Validates an audience rule and stores it.
+pub async fn add_audience(
+    store: &dyn Store,
+    name: &str,
+    rule: &str,
+    sync: &[String],
+) -> Result<sightline_core::AudienceDefinition> {
+    if name.trim().is_empty() || name.len() > 100 || name.contains('/') {
+        bail!("an audience name must be 1 to 100 characters, without '/'");
+    }
+    sightline_audience::Audience::parse(name, rule)
+        .map_err(|e| anyhow::anyhow!("invalid rule: {e}"))?;
+    for destination in sync {
+        if store.destination_by_name(destination).await?.is_none() {
+            bail!("no destination named {destination:?} to sync to: `sightline destination list` shows them");
+        }
+    }
+    Ok(store.create_audience(name, rule, sync).await?)
+}
+
+async fn audience(command: AudienceCommand, file: &FileConfig) -> Result<()> {
+    match command {
+        AudienceCommand::Add {
+            name,
+            rule,
+            sync,
+            store,
+            json,
+        } => {
+            let store = store.open(file).await?;
+            let definition = add_audience(store.as_ref(), &name, &rule, &sync).await?;
+            if json {
+                println!("{}", json!({"id": definition.id, "name": definition.name}));
+            } else {
+                println!("created audience {:?}", definition.name);
+            }
+        }
+        AudienceCommand::List { store, json } => {
+            let store = store.open(file).await?;
+            let definitions = store.list_audiences().await?;
+            if json {
+                println!("{}", serde_json::to_string(&definitions)?);
+            } else {
+                for d in definitions {
+                    println!("{}\t{}", d.name, d.rule);
+                }
+            }
+        }
+        AudienceCommand::Members { name, store, json } => {
+            let store = store.open(file).await?;
+            let book = crate::profiles::rebuild(store.as_ref()).await?;
+            let members = book.memberships.members(&name).with_context(|| {
+                format!("no audience named {name:?}: `sightline audience list` shows them")
+            })?;
+            let list = crate::profiles::member_list(&book, members);
+            if json {
+                println!("{}", serde_json::to_string(&list)?);
+            } else {
+                for member in list {
+                    println!("{member}");
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Profiles are rebuilt from the log, so these work on any store, with or without a server.
+async fn profile(command: ProfileCommand, file: &FileConfig) -> Result<()> {
+    let (identifier, store) = match &command {
+        ProfileCommand::Show { identifier, store } => (identifier, store),
+        ProfileCommand::Explain {
+            identifier, store, ..
+        } => (identifier, store),
+    };
+    let Some((id_type, value)) = identifier.split_once(':') else {
+        bail!("{identifier:?} is not an identifier: write type:value, e.g. email:ann@example.com");
+    };
+    let store = store.open(file).await?;
+    let book = crate::profiles::rebuild(store.as_ref()).await?;
+    let view = book
+        .profiles
+        .find(id_type, value)
+        .with_context(|| format!("no profile holds {identifier}"))?;
+    match command {
+        ProfileCommand::Show { .. } => {
+            println!("{}", serde_json::to_string_pretty(&view.to_json())?)
+        }
+        ProfileCommand::Explain { json: true, .. } => {
+            println!("{}", serde_json::to_string(&view.identity.history)?)
+        }
+        ProfileCommand::Explain { .. } => {
+            let identifiers: Vec<String> = view
+                .identity
+                .identifiers
+                .iter()
+                .map(|i| format!("{}:{}", i.id_type.as_str(), i.value))
+                .collect();
+            println!(
+                "profile {} holds {}",
+                view.identity.id.0,
+                identifiers.join(", ")
+            );
+            for sentence in view.identity.explain() {
+                println!("- {sentence}");
+            }
+        }
+    }
+    Ok(())
 }
 
 pub async fn add_source(store: &dyn Store, name: &str) -> Result<(sightline_core::Source, String)> {

@@ -20,6 +20,8 @@ pub struct FileConfig {
     pub dedup_window: Option<String>,
     /// How long a rotated-out write key keeps working, e.g. "24h".
     pub key_grace: Option<String>,
+    /// Tracking requests handled at once.
+    pub max_in_flight: Option<usize>,
 }
 
 impl FileConfig {
@@ -31,7 +33,7 @@ impl FileConfig {
             .with_context(|| format!("cannot read config file {}", path.display()))?;
         toml::from_str(&text).with_context(|| {
             format!(
-                "config file {} is not valid: keys are data, database_url, listen, dedup_window, key_grace",
+                "config file {} is not valid: keys are data, database_url, listen, dedup_window, key_grace, max_in_flight",
                 path.display()
             )
         })

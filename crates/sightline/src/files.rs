@@ -9,6 +9,16 @@ use sightline_attribution::PathsOptions;
 use sightline_linkage::{Dataset, LinkOptions, LinkResult, Mapping};
 use std::path::{Path, PathBuf};
 
+/// `attribution` over the log (flags), or `attribution paths FILE.csv`.
+#[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct AttributionArgs {
+    #[command(subcommand)]
+    pub paths: Option<AttributionCommand>,
+    #[command(flatten)]
+    pub log: crate::journeys::LogAttributionArgs,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum AttributionCommand {
     /// Run every model over paths imported from a CSV file
@@ -101,7 +111,7 @@ pub fn attribution(command: AttributionCommand) -> Result<()> {
     Ok(())
 }
 
-const MODELS: [&str; 8] = [
+pub const MODELS: [&str; 8] = [
     "first_touch",
     "last_touch",
     "last_non_direct",
@@ -112,23 +122,29 @@ const MODELS: [&str; 8] = [
     "shapley",
 ];
 
-/// Conversions credited to each channel, one column per model, and the spread across them.
-fn credit_table(report: &Value) -> String {
-    let mut channels: Vec<&String> = report["models"]["linear"]
-        .as_object()
+/// Conversions credited to each channel, one column per model shown, and the spread across
+/// all models.
+pub fn credit_table(report: &Value) -> String {
+    let models: Vec<&str> = MODELS
+        .into_iter()
+        .filter(|m| report["models"].get(m).is_some())
+        .collect();
+    let mut channels: Vec<&String> = models
+        .first()
+        .and_then(|m| report["models"][m].as_object())
         .map(|m| m.keys().collect())
         .unwrap_or_default();
     channels.sort();
     let width = channels.iter().map(|c| c.len()).max().unwrap_or(7).max(7);
     let mut out = format!("{:width$}", "channel");
-    for model in MODELS {
+    for model in &models {
         out.push_str(&format!(" {model:>15}"));
     }
     out.push_str(&format!(" {:>15}\n", "std_dev"));
     for channel in channels {
         out.push_str(&format!("{channel:width$}"));
-        for model in MODELS {
-            let credit = report["models"][model][channel].as_f64().unwrap_or(0.0);
+        for model in &models {
+            let credit = report["models"][*model][channel].as_f64().unwrap_or(0.0);
             out.push_str(&format!(" {credit:>15.2}"));
         }
         let spread = report["variance"][channel]["std_dev"]

@@ -9,7 +9,10 @@ mod api;
 mod cli;
 mod config;
 mod files;
+mod journeys;
+mod profiles;
 mod serve;
+mod sync;
 
 use clap::Parser;
 use std::process::ExitCode;

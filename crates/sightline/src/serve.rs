@@ -13,6 +13,7 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
 use sightline_collect::{Collector, Settings};
 use sightline_core::Role;
 use sightline_store::Store;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 pub async fn run(args: ServeArgs, file: &FileConfig) -> Result<()> {
@@ -53,15 +54,28 @@ pub async fn run(args: ServeArgs, file: &FileConfig) -> Result<()> {
     bootstrap(store.as_ref()).await?;
     metrics::gauge!("sightline_log_last_seq").set(store.last_seq().await? as f64);
 
+    let defaults = Settings::default();
     let collector = Collector::new(
         store.clone(),
         Settings {
             dedup_window,
-            ..Settings::default()
+            max_in_flight: args
+                .max_in_flight
+                .or(file.max_in_flight)
+                .unwrap_or(defaults.max_in_flight),
+            ..defaults
         },
     );
+    let book = Arc::new(RwLock::new(crate::profiles::rebuild(store.as_ref()).await?));
+    let (changes, to_sync) = tokio::sync::mpsc::channel(10_000);
+    tokio::spawn(crate::profiles::follow(
+        store.clone(),
+        book.clone(),
+        changes,
+    ));
+    tokio::spawn(crate::sync::Syncer::new(store.clone(), book.clone())?.run(to_sync));
     let app = sightline_collect::router(collector)
-        .merge(crate::api::router(store.clone(), prometheus))
+        .merge(crate::api::router(store.clone(), prometheus, book))
         .layer(middleware::from_fn(time_request));
 
     let listener = tokio::net::TcpListener::bind(&listen)

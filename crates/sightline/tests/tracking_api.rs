@@ -613,3 +613,56 @@ async fn rotated_keys_keep_working_for_their_grace_period_only() {
         );
     }
 }
+
+#[tokio::test]
+async fn overload_is_answered_429_with_retry_after() {
+    let backend = backends("overload").await.remove(0);
+    let creds = credentials(&backend, "web");
+    let server = Server::start(&backend, &["--max-in-flight", "1"]);
+    // A request whose body never finishes holds the only slot.
+    let address = server.url.trim_start_matches("http://").to_string();
+    let mut stalled = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let head = format!(
+        "POST /v1/track HTTP/1.1\r\nhost: {address}\r\nauthorization: {}\r\ncontent-length: 100\r\n\r\n{{",
+        basic(&creds.write_key)
+    );
+    tokio::io::AsyncWriteExt::write_all(&mut stalled, head.as_bytes())
+        .await
+        .unwrap();
+
+    let event = json!({"userId":"u","event":"e"});
+    let mut answer = None;
+    for _ in 0..200 {
+        let response = client()
+            .post(format!("{}/v1/track", server.url))
+            .basic_auth(&creds.write_key, Some(""))
+            .json(&event)
+            .send()
+            .await
+            .unwrap();
+        if response.status() == StatusCode::TOO_MANY_REQUESTS {
+            answer = Some(response);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let answer = answer.expect("a second request is refused while the slot is held");
+    assert_eq!(answer.headers()["retry-after"], "1");
+    let body: Value = answer.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "overloaded");
+
+    drop(stalled);
+    let mut status = StatusCode::TOO_MANY_REQUESTS;
+    for _ in 0..200 {
+        status = post(&server, "/v1/track", &creds.write_key, &event).await.0;
+        if status == StatusCode::OK {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "the slot is freed when the client goes away"
+    );
+}

@@ -43,11 +43,14 @@ pub(crate) fn answer(group: Vec<AppendRequest>, outcome: Result<Vec<Vec<Appended
         }
         Err(err) => {
             tracing::error!(error = %err, "group commit failed; every request in it is refused");
-            let message = err.to_string();
+            let message = match &err {
+                crate::StoreError::Commit(message) => message.clone(),
+                other => other.to_string(),
+            };
             for request in group {
-                let _ = request.reply.send(Err(crate::StoreError::Open(format!(
-                    "commit failed: {message}"
-                ))));
+                let _ = request
+                    .reply
+                    .send(Err(crate::StoreError::Commit(message.clone())));
             }
         }
     }

@@ -9,8 +9,8 @@ mod sqlite;
 
 use async_trait::async_trait;
 use sightline_core::{
-    Delivery, DeliveryStatus, Destination, NewDestination, NewEvent, Role, Source, StoredEvent,
-    Token,
+    AudienceDefinition, Delivery, DeliveryStatus, Destination, NewDestination, NewEvent, Role,
+    Source, StoredEvent, Token,
 };
 use std::path::Path;
 use std::sync::Arc;
@@ -32,6 +32,10 @@ pub enum StoreError {
     NotFound(String),
     #[error("the store is shutting down")]
     Closed,
+    #[error("the commit failed: {0}")]
+    Commit(String),
+    #[error("a storage worker failed: {0}")]
+    Worker(String),
     #[error("cannot open the store: {0}")]
     Open(String),
 }
@@ -84,6 +88,15 @@ pub trait Store: Send + Sync + 'static {
     async fn set_checkpoint(&self, processor: &str, seq: i64) -> Result<()>;
 
     /// A [`StoreError::Conflict`] when the name is taken.
+    /// Stores an audience definition; a taken name is a `Conflict`.
+    async fn create_audience(
+        &self,
+        name: &str,
+        rule: &str,
+        sync: &[String],
+    ) -> Result<AudienceDefinition>;
+    async fn list_audiences(&self) -> Result<Vec<AudienceDefinition>>;
+
     async fn create_destination(&self, destination: NewDestination) -> Result<Destination>;
     async fn list_destinations(&self) -> Result<Vec<Destination>>;
     async fn destination_by_name(&self, name: &str) -> Result<Option<Destination>>;

@@ -8,8 +8,8 @@ use crate::{columns, Appended, Result, Store, StoreError, WRITE_QUEUE_REQUESTS};
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use sightline_core::{
-    Delivery, DeliveryStatus, Destination, EventType, NewDestination, NewEvent, Role, Source,
-    StoredEvent, Token,
+    AudienceDefinition, Delivery, DeliveryStatus, Destination, EventType, NewDestination, NewEvent,
+    Role, Source, StoredEvent, Token,
 };
 use std::collections::{HashMap, HashSet};
 use tokio::sync::mpsc;
@@ -84,6 +84,14 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (destination_id, seq)
      );
      CREATE INDEX deliveries_by_status ON deliveries (destination_id, status, seq);",
+    // 3: audience definitions.
+    "CREATE TABLE audiences (
+        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        rule TEXT NOT NULL,
+        sync TEXT NOT NULL,
+        created_at BIGINT NOT NULL
+     );",
 ];
 
 pub struct PostgresStore {
@@ -316,6 +324,16 @@ fn source_from_row(row: &Row) -> Source {
     }
 }
 
+fn audience_from_row(row: &Row) -> AudienceDefinition {
+    AudienceDefinition {
+        id: row.get(0),
+        name: row.get(1),
+        rule: row.get(2),
+        sync: columns::parse_list(row.get(3)),
+        created_at: row.get(4),
+    }
+}
+
 fn token_from_row(row: &Row) -> Token {
     Token {
         id: row.get(0),
@@ -531,6 +549,42 @@ impl Store for PostgresStore {
             )
             .await?;
         Ok(())
+    }
+
+    async fn create_audience(
+        &self,
+        name: &str,
+        rule: &str,
+        sync: &[String],
+    ) -> Result<AudienceDefinition> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "INSERT INTO audiences (name, rule, sync, created_at) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (name) DO NOTHING RETURNING id, name, rule, sync, created_at",
+                &[
+                    &name,
+                    &rule,
+                    &columns::list(sync),
+                    &sightline_core::time::now_ms(),
+                ],
+            )
+            .await?
+            .ok_or_else(|| {
+                StoreError::Conflict(format!("an audience named {name:?} already exists"))
+            })?;
+        Ok(audience_from_row(&row))
+    }
+
+    async fn list_audiences(&self) -> Result<Vec<AudienceDefinition>> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT id, name, rule, sync, created_at FROM audiences ORDER BY id",
+                &[],
+            )
+            .await?;
+        Ok(rows.iter().map(audience_from_row).collect())
     }
 
     async fn create_destination(&self, new: NewDestination) -> Result<Destination> {

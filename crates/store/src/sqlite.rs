@@ -13,8 +13,8 @@ use crate::{columns, Appended, Result, Store, StoreError, WRITE_QUEUE_REQUESTS};
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension};
 use sightline_core::{
-    Delivery, DeliveryStatus, Destination, EventType, NewDestination, NewEvent, Role, Source,
-    StoredEvent, Token,
+    AudienceDefinition, Delivery, DeliveryStatus, Destination, EventType, NewDestination, NewEvent,
+    Role, Source, StoredEvent, Token,
 };
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -85,6 +85,14 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (destination_id, seq)
      ) WITHOUT ROWID;
      CREATE INDEX deliveries_by_status ON deliveries (destination_id, status, seq);",
+    // 3: audience definitions.
+    "CREATE TABLE audiences (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        name TEXT NOT NULL UNIQUE,
+        rule TEXT NOT NULL,
+        sync TEXT NOT NULL,
+        created_at INTEGER NOT NULL
+     );",
 ];
 
 pub struct SqliteStore {
@@ -173,7 +181,7 @@ impl SqliteStore {
             (Some(conn), result)
         })
         .await
-        .map_err(|e| StoreError::Open(e.to_string()))?;
+        .map_err(|e| StoreError::Worker(e.to_string()))?;
         if let Some(conn) = conn {
             self.readers
                 .lock()
@@ -216,7 +224,7 @@ fn sync_loop(wal: &Path, committed: std::sync::mpsc::Receiver<Committed>) {
         for (group, outcome) in groups {
             let outcome = match &synced {
                 Ok(()) => Ok(outcome),
-                Err(e) => Err(StoreError::Open(format!(
+                Err(e) => Err(StoreError::Commit(format!(
                     "cannot fsync the write-ahead log {}: {e}",
                     wal.display()
                 ))),
@@ -286,6 +294,16 @@ fn source_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Source> {
         id: row.get(0)?,
         name: row.get(1)?,
         created_at: row.get(2)?,
+    })
+}
+
+fn audience_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<AudienceDefinition> {
+    Ok(AudienceDefinition {
+        id: row.get(0)?,
+        name: row.get(1)?,
+        rule: row.get(2)?,
+        sync: columns::parse_list(&row.get::<_, String>(3)?),
+        created_at: row.get(4)?,
     })
 }
 
@@ -522,6 +540,38 @@ impl Store for SqliteStore {
                 params![processor, seq],
             )?;
             Ok(())
+        })
+        .await
+    }
+
+    async fn create_audience(
+        &self,
+        name: &str,
+        rule: &str,
+        sync: &[String],
+    ) -> Result<AudienceDefinition> {
+        let (name, rule, sync) = (name.to_string(), rule.to_string(), columns::list(sync));
+        self.with_conn(move |conn| {
+            conn.query_row(
+                "INSERT INTO audiences (name, rule, sync, created_at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (name) DO NOTHING RETURNING id, name, rule, sync, created_at",
+                params![name, rule, sync, sightline_core::time::now_ms()],
+                audience_from_row,
+            )
+            .optional()?
+            .ok_or_else(|| {
+                StoreError::Conflict(format!("an audience named {name:?} already exists"))
+            })
+        })
+        .await
+    }
+
+    async fn list_audiences(&self) -> Result<Vec<AudienceDefinition>> {
+        self.with_conn(|conn| {
+            let mut stmt =
+                conn.prepare("SELECT id, name, rule, sync, created_at FROM audiences ORDER BY id")?;
+            let rows = stmt.query_map([], audience_from_row)?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
         })
         .await
     }

@@ -347,3 +347,32 @@ async fn reopening_keeps_the_log_and_the_dedup_state() {
     let outcome = store.append(vec![event(1, "kept", 6)], 0).await.unwrap();
     assert_eq!(outcome, vec![Appended::Duplicate]);
 }
+
+#[tokio::test]
+async fn audience_definitions() {
+    for (name, store) in backends("audiences").await {
+        assert!(store.list_audiences().await.unwrap().is_empty(), "{name}");
+        let buyers = store
+            .create_audience(
+                "buyers",
+                r#"event "Order Completed" count >= 1 within 30d"#,
+                &["ads".to_string()],
+            )
+            .await
+            .unwrap();
+        assert_eq!(buyers.name, "buyers");
+        assert_eq!(buyers.sync, ["ads"]);
+        let err = store
+            .create_audience("buyers", "has email", &[])
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("already exists"), "{name}: {err}");
+        store
+            .create_audience("known", "has email", &[])
+            .await
+            .unwrap();
+        let all = store.list_audiences().await.unwrap();
+        assert_eq!(all.len(), 2, "{name}");
+        assert_eq!(all[0], buyers, "{name}");
+    }
+}

@@ -1,0 +1,158 @@
+//! `sightline-bench profiles`: the identity and profile path at scale. Loads N people (an
+//! identify with user id, anonymous id and email each) through the tracking API, then
+//! measures (1) how fast a restarted server rebuilds profiles from the log, and (2) profile
+//! lookups by email over HTTP against a bare keyed read of the same store over the same
+//! HTTP stack (`/api/v1/events?after=K&limit=1`), in the same run.
+
+use crate::{round3, sibling, start};
+use anyhow::{bail, Context, Result};
+use serde_json::{json, Value};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const BATCH: usize = 500;
+
+struct Lookups {
+    per_s: f64,
+    p99_ms: f64,
+}
+
+pub async fn run(people: usize, length: Duration, clients: usize) -> Result<()> {
+    let sightline = sibling("sightline")?;
+    let data =
+        std::env::temp_dir().join(format!("sightline-bench-profiles-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data);
+    let store = ["--data".to_string(), data.display().to_string()];
+    let cli_json = |args: &[&str]| -> Result<Value> {
+        let output = Command::new(&sightline)
+            .args(args)
+            .args(&store)
+            .arg("--json")
+            .output()?;
+        if !output.status.success() {
+            bail!("{args:?}: {}", String::from_utf8_lossy(&output.stderr));
+        }
+        Ok(serde_json::from_slice(&output.stdout)?)
+    };
+    let key = cli_json(&["source", "add", "bench"])?["write_key"]
+        .as_str()
+        .context("key")?
+        .to_string();
+    let token = cli_json(&["token", "create", "--role", "admin"])?["token"]
+        .as_str()
+        .context("token")?
+        .to_string();
+    let serve = || {
+        let mut command = Command::new(&sightline);
+        command
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(&store);
+        command
+    };
+
+    let server = start(serve())?;
+    let http = reqwest::Client::new();
+    let loaded = Instant::now();
+    let batches: Vec<usize> = (0..people).step_by(BATCH).collect();
+    for chunk in batches.chunks(8) {
+        let sends: Vec<_> = chunk
+            .iter()
+            .map(|&first| {
+                let batch: Vec<Value> = (first..(first + BATCH).min(people))
+                    .map(|i| json!({"type":"identify","userId":format!("u{i}"),"anonymousId":format!("a{i}"),
+                                    "messageId":format!("m{i}"),"traits":{"email":format!("p{i}@example.com"),"plan":"pro"}}))
+                    .collect();
+                let request = http
+                    .post(format!("{}/v1/batch", server.url))
+                    .basic_auth(&key, Some(""))
+                    .json(&json!({"batch": batch}));
+                tokio::spawn(request.send())
+            })
+            .collect();
+        for send in sends {
+            if !send.await??.status().is_success() {
+                bail!("loading failed");
+            }
+        }
+    }
+    let load_s = loaded.elapsed().as_secs_f64();
+    drop(server);
+
+    // A restarted server rebuilds every profile from the log before it listens.
+    let restarted = Instant::now();
+    let server = start(serve())?;
+    let rebuild_s = restarted.elapsed().as_secs_f64();
+
+    let lookup = |path: Arc<dyn Fn(usize) -> String + Send + Sync>| {
+        let (url, token) = (server.url.clone(), token.clone());
+        async move {
+            let stop = Arc::new(AtomicBool::new(false));
+            let started = Instant::now();
+            let tasks: Vec<_> = (0..clients)
+                .map(|c| {
+                    let (url, token, stop, path) =
+                        (url.clone(), token.clone(), stop.clone(), path.clone());
+                    tokio::spawn(async move {
+                        let http = reqwest::Client::new();
+                        let mut latencies = Vec::new();
+                        let mut i = c * 7919;
+                        while !stop.load(Ordering::Relaxed) {
+                            i = (i * 48271 + 11) % people.max(1);
+                            let sent = Instant::now();
+                            let response = http
+                                .get(format!("{url}{}", path(i)))
+                                .bearer_auth(&token)
+                                .send()
+                                .await?;
+                            if !response.status().is_success() {
+                                bail!("lookup answered {}", response.status());
+                            }
+                            response.bytes().await?;
+                            latencies.push(sent.elapsed());
+                        }
+                        anyhow::Ok(latencies)
+                    })
+                })
+                .collect();
+            tokio::time::sleep(length).await;
+            stop.store(true, Ordering::Relaxed);
+            let mut all = Vec::new();
+            for task in tasks {
+                all.extend(task.await??);
+            }
+            all.sort_unstable();
+            let p99 = all.get(all.len() * 99 / 100).copied().unwrap_or_default();
+            anyhow::Ok(Lookups {
+                per_s: all.len() as f64 / started.elapsed().as_secs_f64(),
+                p99_ms: p99.as_secs_f64() * 1e3,
+            })
+        }
+    };
+    let profiles = lookup(Arc::new(|i| {
+        format!("/api/v1/profiles/email:p{i}@example.com")
+    }))
+    .await?;
+    let baseline = lookup(Arc::new(|i| format!("/api/v1/events?after={i}&limit=1"))).await?;
+    drop(server);
+    let _ = std::fs::remove_dir_all(&data);
+
+    println!(
+        "{}",
+        json!({
+            "bench": "profiles",
+            "profiles": people,
+            "load_events_per_s": (people as f64 / load_s).round(),
+            "rebuild_s": round3(rebuild_s),
+            "rebuild_events_per_s": (people as f64 / rebuild_s).round(),
+            "lookups_per_s": profiles.per_s.round(),
+            "p99_ms": round3(profiles.p99_ms),
+            "baseline": "keyed-event-read-over-http",
+            "baseline_lookups_per_s": baseline.per_s.round(),
+            "baseline_p99_ms": round3(baseline.p99_ms),
+            "ratio": round3(profiles.per_s / baseline.per_s),
+        })
+    );
+    Ok(())
+}

@@ -1,0 +1,265 @@
+//! The in-memory identity graph: loads slices for `resolve`, applies its changes, and
+//! rebuilds from the log. A database-backed processor mirrors exactly this bookkeeping.
+
+use std::collections::hash_map::Entry;
+
+use rustc_hash::FxHashMap;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::explain::explain;
+use crate::extract::{extract, EventIdentifiers};
+use crate::identifier::{Identifier, ProfileId};
+use crate::resolve::{
+    resolve, Change, GraphSlice, GraphView, IdentifierState, ProfileSummary, Resolution,
+};
+use crate::rules::Rules;
+
+/// A change as stored in a profile's history, with the seq of the event that caused it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    pub seq: i64,
+    #[serde(flatten)]
+    pub change: Change,
+}
+
+/// A live profile: its identifiers (in the order linked), their count per type (what
+/// resolution reads), and its merge history (by seq).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Profile {
+    pub id: ProfileId,
+    pub identifiers: Vec<Identifier>,
+    pub summary: ProfileSummary,
+    pub history: Vec<Record>,
+}
+
+impl Profile {
+    fn add(&mut self, identifier: Identifier) {
+        self.summary.add(&identifier.id_type, 1);
+        self.identifiers.push(identifier);
+    }
+
+    /// The history in plain words, one sentence per record.
+    pub fn explain(&self) -> Vec<String> {
+        explain(&self.history)
+    }
+}
+
+/// The identity graph in memory: who owns each identifier, the live profiles, and where
+/// retired profile ids went.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Graph {
+    identifiers: FxHashMap<Identifier, IdentifierState>,
+    profiles: FxHashMap<ProfileId, Profile>,
+    /// Retired profile id → the profile it was merged into.
+    merged_into: FxHashMap<ProfileId, ProfileId>,
+}
+
+impl Graph {
+    pub fn new() -> Graph {
+        Graph::default()
+    }
+
+    /// Replays events in log order into an empty graph.
+    pub fn rebuild<'a>(events: impl IntoIterator<Item = (i64, &'a Value)>, rules: &Rules) -> Graph {
+        let mut graph = Graph::new();
+        for (seq, event) in events {
+            graph.process(seq, event, rules);
+        }
+        graph
+    }
+
+    /// Extracts, resolves and applies one event; returns the profile it belongs to.
+    pub fn process(&mut self, seq: i64, event: &Value, rules: &Rules) -> Option<ProfileId> {
+        let identifiers = extract(event, rules);
+        let resolution = resolve(&identifiers, self, rules, seq);
+        let profile = resolution.profile;
+        self.apply(resolution);
+        profile
+    }
+
+    /// The part of the graph the event's identifiers touch, as a processor would load it.
+    pub fn slice(&self, event: &EventIdentifiers) -> GraphSlice {
+        let mut slice = GraphSlice::default();
+        for identifier in &event.identifiers {
+            let Some(state) = self.identifiers.get(identifier) else {
+                continue;
+            };
+            if slice.profile_summary(state.profile).is_none() {
+                if let Some(profile) = self.profiles.get(&state.profile) {
+                    slice
+                        .profiles
+                        .push((state.profile, profile.summary.clone()));
+                }
+            }
+            slice.identifiers.push((identifier.clone(), state.clone()));
+        }
+        slice
+    }
+
+    /// Applies a resolution's changes in order. Changes that no longer fit the graph (a
+    /// resolution computed from a stale slice) are skipped rather than corrupting it.
+    pub fn apply(&mut self, resolution: Resolution) {
+        let seq = resolution.seq;
+        for change in resolution.changes {
+            match &change {
+                Change::CreateProfile {
+                    profile,
+                    identifier,
+                    ..
+                } => {
+                    if self.profiles.contains_key(profile) {
+                        continue;
+                    }
+                    let Entry::Vacant(slot) = self.identifiers.entry(identifier.clone()) else {
+                        continue;
+                    };
+                    slot.insert(owned_by(*profile));
+                    let mut created = Profile {
+                        id: *profile,
+                        identifiers: Vec::new(),
+                        summary: ProfileSummary::default(),
+                        history: Vec::new(),
+                    };
+                    created.add(identifier.clone());
+                    created.history.push(Record { seq, change });
+                    self.profiles.insert(created.id, created);
+                }
+                Change::Attach {
+                    profile,
+                    identifier,
+                    ..
+                } => {
+                    let Some(target) = self.profiles.get_mut(profile) else {
+                        continue;
+                    };
+                    if let Entry::Vacant(slot) = self.identifiers.entry(identifier.clone()) {
+                        slot.insert(owned_by(*profile));
+                        target.add(identifier.clone());
+                        target.history.push(Record { seq, change });
+                    }
+                }
+                Change::Merge { from, into, .. } => {
+                    let (from, into) = (*from, *into);
+                    self.merge(from, into, Record { seq, change });
+                }
+                Change::Refuse { profile, owner, .. } => {
+                    let owner = owner.filter(|o| Some(*o) != *profile);
+                    let profile = *profile;
+                    let record = Record { seq, change };
+                    if let Some(target) = owner.and_then(|o| self.profiles.get_mut(&o)) {
+                        target.history.push(record.clone());
+                    }
+                    if let Some(target) = profile.and_then(|p| self.profiles.get_mut(&p)) {
+                        target.history.push(record);
+                    }
+                }
+                Change::SeenWith {
+                    identifier,
+                    profile,
+                } => {
+                    if let Some(state) = self.identifiers.get_mut(identifier) {
+                        if !state.seen_with.contains(profile) {
+                            state.seen_with.push(*profile);
+                        }
+                    }
+                }
+                Change::FlagShared { identifier, .. } => {
+                    if let Some(state) = self.identifiers.get_mut(identifier) {
+                        state.shared = true;
+                        if let Some(owner) = self.profiles.get_mut(&state.profile) {
+                            owner.history.push(Record { seq, change });
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn merge(&mut self, from: ProfileId, into: ProfileId, record: Record) {
+        if from == into || !self.profiles.contains_key(&into) {
+            return;
+        }
+        let Some(retired) = self.profiles.remove(&from) else {
+            return;
+        };
+        for identifier in &retired.identifiers {
+            if let Some(state) = self.identifiers.get_mut(identifier) {
+                state.profile = into;
+            }
+        }
+        if let Some(survivor) = self.profiles.get_mut(&into) {
+            survivor.summary.add_all(&retired.summary);
+            survivor.identifiers.extend(retired.identifiers);
+            let mut both = std::mem::take(&mut survivor.history);
+            both.extend(retired.history);
+            // Stable: records of one seq keep the order they were made in.
+            both.sort_by_key(|r| r.seq);
+            // A refusal between the two profiles was recorded in both histories; keep one.
+            let mut history: Vec<Record> = Vec::with_capacity(both.len() + 1);
+            for r in both {
+                let mut same_seq = history.iter().rev().take_while(|h| h.seq == r.seq);
+                if !same_seq.any(|h| *h == r) {
+                    history.push(r);
+                }
+            }
+            history.push(record);
+            survivor.history = history;
+        }
+        self.merged_into.insert(from, into);
+    }
+
+    /// The live profile a (possibly retired) profile id now belongs to.
+    pub fn canonical(&self, mut id: ProfileId) -> Option<ProfileId> {
+        // Bounded so that even a hand-made cycle of merges cannot hang the walk.
+        for _ in 0..=self.merged_into.len() {
+            if self.profiles.contains_key(&id) {
+                return Some(id);
+            }
+            id = *self.merged_into.get(&id)?;
+        }
+        None
+    }
+
+    pub fn profile(&self, id: ProfileId) -> Option<&Profile> {
+        self.profiles.get(&self.canonical(id)?)
+    }
+
+    pub fn profile_of(&self, identifier: &Identifier) -> Option<&Profile> {
+        self.profiles
+            .get(&self.identifiers.get(identifier)?.profile)
+    }
+
+    pub fn identifier(&self, identifier: &Identifier) -> Option<&IdentifierState> {
+        self.identifiers.get(identifier)
+    }
+
+    /// Live profiles in id order.
+    pub fn profiles(&self) -> Vec<&Profile> {
+        let mut profiles: Vec<&Profile> = self.profiles.values().collect();
+        profiles.sort_unstable_by_key(|p| p.id);
+        profiles
+    }
+
+    pub fn profile_count(&self) -> usize {
+        self.profiles.len()
+    }
+}
+
+impl GraphView for Graph {
+    fn identifier_state(&self, identifier: &Identifier) -> Option<&IdentifierState> {
+        self.identifiers.get(identifier)
+    }
+
+    fn profile_summary(&self, profile: ProfileId) -> Option<&ProfileSummary> {
+        self.profiles.get(&profile).map(|p| &p.summary)
+    }
+}
+
+fn owned_by(profile: ProfileId) -> IdentifierState {
+    IdentifierState {
+        profile,
+        shared: false,
+        seen_with: Vec::new(),
+    }
+}

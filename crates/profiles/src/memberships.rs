@@ -1,0 +1,215 @@
+//! Audience memberships kept current as events land on profiles and as time passes: the
+//! bridge between unified profiles and `sightline-audience`'s incremental evaluation.
+
+use crate::{Applied, Profiles};
+use rustc_hash::FxHashMap;
+use serde_json::{Map, Value};
+use sightline_audience::{Audience, Cause, Event, EventType, MembershipChange, MembershipState};
+use sightline_core::{time, StoredEvent};
+use sightline_identity::ProfileId;
+use std::collections::{BTreeSet, VecDeque};
+
+/// How many enter/exit records are kept per audience (oldest dropped first).
+const HISTORY: usize = 100_000;
+
+pub struct Memberships {
+    audiences: Vec<Audience>,
+    states: FxHashMap<(usize, ProfileId), MembershipState>,
+    members: Vec<BTreeSet<ProfileId>>,
+    history: Vec<VecDeque<MembershipChange>>,
+    /// (when, audience, profile): when membership may change with no new event.
+    timers: BTreeSet<(i64, usize, ProfileId)>,
+    /// Changes not yet taken by [`Memberships::take_changes`] (bounded).
+    outbox: Vec<MembershipChange>,
+}
+
+fn key(profile: ProfileId) -> String {
+    profile.0.to_string()
+}
+
+impl Memberships {
+    pub fn new(audiences: Vec<Audience>) -> Memberships {
+        let n = audiences.len();
+        Memberships {
+            audiences,
+            states: FxHashMap::default(),
+            members: vec![BTreeSet::new(); n],
+            history: vec![VecDeque::new(); n],
+            timers: BTreeSet::new(),
+            outbox: Vec::new(),
+        }
+    }
+
+    /// The enter and exit records since the last call, oldest first (for syncing them out).
+    pub fn take_changes(&mut self) -> Vec<MembershipChange> {
+        std::mem::take(&mut self.outbox)
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.audiences.iter().map(Audience::name)
+    }
+
+    fn index(&self, name: &str) -> Option<usize> {
+        self.audiences.iter().position(|a| a.name() == name)
+    }
+
+    /// Current members of an audience, in profile id order.
+    pub fn members(&self, name: &str) -> Option<&BTreeSet<ProfileId>> {
+        self.index(name).map(|i| &self.members[i])
+    }
+
+    /// Enter and exit records of an audience, oldest first.
+    pub fn history(&self, name: &str) -> Option<impl Iterator<Item = &MembershipChange>> {
+        self.index(name).map(|i| self.history[i].iter())
+    }
+
+    fn record(&mut self, audience: usize, profile: ProfileId, change: Option<MembershipChange>) {
+        let Some(change) = change else { return };
+        match change.transition {
+            sightline_audience::Transition::Entered => self.members[audience].insert(profile),
+            sightline_audience::Transition::Exited => self.members[audience].remove(&profile),
+        };
+        let history = &mut self.history[audience];
+        if history.len() == HISTORY {
+            history.pop_front();
+        }
+        history.push_back(change.clone());
+        if self.outbox.len() < HISTORY {
+            self.outbox.push(change);
+        }
+    }
+
+    fn schedule(
+        &mut self,
+        audience: usize,
+        profile: ProfileId,
+        view: &sightline_audience::Profile,
+        now: i64,
+    ) {
+        if let Some(state) = self.states.get(&(audience, profile)) {
+            if let Some(at) = self.audiences[audience].next_change_at(state, view, now) {
+                self.timers.insert((at.max(now + 1), audience, profile));
+            }
+        }
+    }
+
+    /// Updates every audience for an event that `profiles` just applied.
+    pub fn on_event(
+        &mut self,
+        profiles: &Profiles,
+        applied: &Applied,
+        event: &StoredEvent,
+        now: i64,
+    ) {
+        let cause = Cause::Event(event.seq);
+        for &(from, into) in &applied.merged {
+            let view = audience_profile(profiles, into);
+            for audience in 0..self.audiences.len() {
+                let Some(absorbed) = self.states.remove(&(audience, from)) else {
+                    continue;
+                };
+                let exit = self.audiences[audience].remove(&absorbed, &key(from), now, cause);
+                self.record(audience, from, exit);
+                let into_state = self
+                    .states
+                    .entry((audience, into))
+                    .or_insert_with(|| self.audiences[audience].new_state());
+                let change = self.audiences[audience].merge(
+                    into_state,
+                    &absorbed,
+                    &key(into),
+                    &view,
+                    now,
+                    cause,
+                );
+                self.record(audience, into, change);
+                self.schedule(audience, into, &view, now);
+            }
+        }
+        let (Some(profile), Some(body)) = (applied.profile, applied.body.as_ref()) else {
+            return;
+        };
+        let view = audience_profile(profiles, profile);
+        let empty = Map::new();
+        let Some(event_type) = body
+            .get("type")
+            .and_then(Value::as_str)
+            .and_then(EventType::parse)
+        else {
+            return;
+        };
+        let properties = body
+            .get("properties")
+            .or_else(|| body.get("traits"))
+            .and_then(Value::as_object)
+            .unwrap_or(&empty);
+        let seen = Event {
+            seq: event.seq,
+            event_type,
+            name: body
+                .get("event")
+                .or_else(|| body.get("name"))
+                .and_then(Value::as_str),
+            timestamp: body
+                .get("timestamp")
+                .and_then(Value::as_str)
+                .and_then(time::parse_ms)
+                .unwrap_or(event.received_at),
+            properties,
+        };
+        for audience in 0..self.audiences.len() {
+            let state = self
+                .states
+                .entry((audience, profile))
+                .or_insert_with(|| self.audiences[audience].new_state());
+            let definition = &self.audiences[audience];
+            // An event that matches no condition may still change traits or identifiers.
+            let change = definition
+                .apply_event(state, &key(profile), &view, &seen, now)
+                .or_else(|| definition.refresh(state, &key(profile), &view, now, cause));
+            self.record(audience, profile, change);
+            self.schedule(audience, profile, &view, now);
+        }
+    }
+
+    /// Re-evaluates every membership whose timer is due at `now`.
+    pub fn fire_timers(&mut self, profiles: &Profiles, now: i64) {
+        while let Some(&(at, audience, profile)) = self.timers.first() {
+            if at > now {
+                return;
+            }
+            self.timers.pop_first();
+            let Some(live) = profiles.canonical(profile).filter(|&p| p == profile) else {
+                continue;
+            };
+            let view = audience_profile(profiles, live);
+            if let Some(state) = self.states.get_mut(&(audience, live)) {
+                let change =
+                    self.audiences[audience].refresh(state, &key(live), &view, now, Cause::Timer);
+                self.record(audience, live, change);
+                self.schedule(audience, live, &view, now);
+            }
+        }
+    }
+}
+
+/// What the audience rules see of a profile: its traits and which identifier types it has.
+/// Consent conditions see no granted purpose until the consent ledger feeds them.
+fn audience_profile(profiles: &Profiles, profile: ProfileId) -> sightline_audience::Profile {
+    let mut view = sightline_audience::Profile::default();
+    if let Some(facts) = profiles.facts(profile) {
+        view.traits = facts
+            .traits
+            .iter()
+            .map(|(k, t)| (k.clone(), t.value.clone()))
+            .collect();
+    }
+    if let Some(identity) = profiles.identity(profile) {
+        view.identifiers = identity
+            .identifiers
+            .iter()
+            .map(|i| i.id_type.as_str().to_string())
+            .collect();
+    }
+    view
+}

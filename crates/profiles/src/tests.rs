@@ -1,0 +1,112 @@
+use super::*;
+use proptest::prelude::*;
+use serde_json::json;
+use sightline_core::EventType;
+
+fn event(seq: i64, body: Value) -> StoredEvent {
+    StoredEvent {
+        seq,
+        source_id: 1,
+        message_id: format!("m{seq}"),
+        event_type: EventType::Track,
+        received_at: 1_000 + seq,
+        body: body.to_string(),
+    }
+}
+
+fn profiles() -> Profiles {
+    Profiles::new(Rules::default())
+}
+
+#[test]
+fn anonymous_history_joins_the_profile_at_identify() {
+    let mut p = profiles();
+    p.apply(&event(
+        1,
+        json!({"type":"page","anonymousId":"a1","timestamp":"2026-01-01T00:00:00.000Z"}),
+    ));
+    p.apply(&event(2, json!({"type":"track","anonymousId":"a1","event":"Viewed","timestamp":"2026-01-01T00:01:00.000Z"})));
+    p.apply(&event(
+        3,
+        json!({"type":"identify","anonymousId":"a1","userId":"42",
+        "traits":{"email":"Ann@Example.com","plan":"free"},"timestamp":"2026-01-01T00:02:00.000Z"}),
+    ));
+    p.apply(&event(4, json!({"type":"identify","userId":"42","traits":{"plan":"pro"},"timestamp":"2026-01-02T00:00:00.000Z"})));
+
+    let view = p
+        .find("email", " ANN@example.com ")
+        .expect("found by a normalised email");
+    let facts = view.facts.unwrap();
+    assert_eq!(facts.events, [1, 2, 3, 4]);
+    assert_eq!(facts.event_count, 4);
+    assert_eq!(facts.traits["plan"].value, "pro");
+    assert_eq!(facts.traits["plan"].seq, 4);
+    assert_eq!(facts.first_seen, time::parse_ms("2026-01-01T00:00:00.000Z"));
+    assert_eq!(
+        p.find("anonymous_id", "a1").unwrap().identity.id,
+        view.identity.id
+    );
+    let json = view.to_json();
+    assert_eq!(json["traits"]["email"], "Ann@Example.com");
+    assert_eq!(json["event_count"], 4);
+}
+
+#[test]
+fn later_event_time_wins_even_when_it_arrives_first() {
+    let mut p = profiles();
+    p.apply(&event(1, json!({"type":"identify","userId":"u","traits":{"plan":"new"},"timestamp":"2026-02-01T00:00:00.000Z"})));
+    p.apply(&event(2, json!({"type":"identify","userId":"u","traits":{"plan":"old"},"timestamp":"2026-01-01T00:00:00.000Z"})));
+    assert_eq!(
+        p.find("user_id", "u").unwrap().facts.unwrap().traits["plan"].value,
+        "new"
+    );
+}
+
+#[test]
+fn merges_carry_facts_and_replays_are_ignored() {
+    let mut p = profiles();
+    p.apply(&event(1, json!({"type":"track","anonymousId":"phone","event":"Ad Click","context":{"traits":{"city":"Oslo"}}})));
+    p.apply(&event(
+        2,
+        json!({"type":"track","userId":"42","event":"Order Completed"}),
+    ));
+    p.apply(&event(
+        3,
+        json!({"type":"alias","previousId":"phone","userId":"42"}),
+    ));
+    p.apply(&event(
+        3,
+        json!({"type":"alias","previousId":"phone","userId":"42"}),
+    ));
+    let view = p.find("user_id", "42").unwrap();
+    let facts = view.facts.unwrap();
+    assert_eq!(facts.events, [1, 2, 3]);
+    assert_eq!(facts.traits["city"].value, "Oslo");
+    assert_eq!(p.profile_count(), 1);
+    assert_eq!(p.last_seq(), 3);
+}
+
+proptest! {
+    /// Every event with a usable identifier is on exactly one live profile's timeline.
+    #[test]
+    fn each_event_is_on_one_timeline(ops in proptest::collection::vec((0u8..4, 0u8..6, 0u8..6), 1..60)) {
+        let mut p = profiles();
+        for (i, (kind, a, b)) in ops.iter().enumerate() {
+            let body = match kind {
+                0 => json!({"type":"track","anonymousId":format!("a{a}"),"event":"e"}),
+                1 => json!({"type":"identify","anonymousId":format!("a{a}"),"userId":format!("u{b}")}),
+                2 => json!({"type":"alias","previousId":format!("a{a}"),"userId":format!("u{b}")}),
+                _ => json!({"type":"identify","userId":format!("u{b}"),"traits":{"email":format!("p{a}@x.test")}}),
+            };
+            p.apply(&event(i as i64 + 1, body));
+        }
+        let mut seen: Vec<i64> = p.facts.values().flat_map(|f| f.events.iter().copied()).collect();
+        seen.sort_unstable();
+        let expected: Vec<i64> = (1..=ops.len() as i64).collect();
+        prop_assert_eq!(seen, expected);
+        for (id, facts) in &p.facts {
+            prop_assert!(p.graph.profile(*id).is_some_and(|live| live.id == *id), "facts only on live profiles");
+            prop_assert_eq!(facts.event_count as usize, facts.events.len());
+        }
+    }
+}

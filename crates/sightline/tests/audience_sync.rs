@@ -1,0 +1,147 @@
+//! The headline end-to-end test of audiences: a suppression list ("bought in the last 30
+//! days") synced to an ad-platform-like local receiver. The purchase's add arrives as it
+//! happens; the remove arrives when the purchase leaves the window, with no new event.
+
+mod common;
+
+use axum::extract::State;
+use axum::routing::post;
+use common::{backends, client, credentials, sightline_json, Server};
+use serde_json::{json, Value};
+use std::sync::{Arc, Mutex};
+
+/// A receiver that records every JSON body it is sent.
+async fn receiver() -> (String, Arc<Mutex<Vec<Value>>>) {
+    let got = Arc::new(Mutex::new(Vec::new()));
+    async fn record(
+        State(got): State<Arc<Mutex<Vec<Value>>>>,
+        body: axum::body::Bytes,
+    ) -> &'static str {
+        if let Ok(value) = serde_json::from_slice(&body) {
+            got.lock().unwrap().push(value);
+        }
+        "ok"
+    }
+    let app = axum::Router::new()
+        .route("/hook", post(record))
+        .with_state(got.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, got)
+}
+
+/// The audience messages among what the receiver got (it also gets the events themselves).
+fn audience_changes(got: &Mutex<Vec<Value>>) -> Vec<(String, String)> {
+    got.lock()
+        .unwrap()
+        .iter()
+        .filter(|body| body["audience"] == "recent-buyers")
+        .flat_map(|body| body["changes"].as_array().cloned().unwrap_or_default())
+        .map(|change| {
+            let user = change["identifiers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|i| i["type"] == "user_id")
+                .map(|i| i["value"].as_str().unwrap().to_string())
+                .unwrap_or_default();
+            (change["action"].as_str().unwrap().to_string(), user)
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn suppression_list_adds_and_removes_reach_the_ad_platform() {
+    for backend in backends("audience_sync").await {
+        let (url, got) = receiver().await;
+        let creds = credentials(&backend, "web");
+        sightline_json(
+            &backend,
+            &[
+                "destination",
+                "add",
+                "ads",
+                "--type",
+                "webhook",
+                "--url",
+                &url,
+                "--purposes",
+                "advertising",
+            ],
+        );
+        sightline_json(
+            &backend,
+            &[
+                "audience",
+                "add",
+                "recent-buyers",
+                "--rule",
+                r#"event "Order Completed" count >= 1 within 30d"#,
+                "--sync",
+                "ads",
+            ],
+        );
+        let server = Server::start(&backend, &[]);
+        let day = 86_400_000;
+        let now = sightline_core::time::now_ms();
+        let order = |user: &str, advertising: bool, at: i64| {
+            json!({"userId": user, "event": "Order Completed",
+                   "timestamp": sightline_core::time::format_ms(at),
+                   "context": {"consent": {"categoryPreferences": {"Advertising": advertising}},
+                               "traits": {"email": format!("{user}@example.com")}}})
+        };
+        // Ann bought and allows advertising: added, then removed once 30 days have passed
+        // since her purchase (8 s from now). Dan bought but refused advertising: never sent.
+        for body in [
+            order("ann", true, now - 30 * day + 8_000),
+            order("dan", false, now - day),
+        ] {
+            let response = client()
+                .post(format!("{}/v1/track", server.url))
+                .basic_auth(&creds.write_key, Some(""))
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            assert!(response.status().is_success());
+        }
+        let mut changes = Vec::new();
+        for _ in 0..1500 {
+            changes = audience_changes(&got);
+            if changes.len() >= 2 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        assert_eq!(
+            changes,
+            [
+                ("add".to_string(), "ann".to_string()),
+                ("remove".to_string(), "ann".to_string())
+            ],
+            "{}",
+            backend.name()
+        );
+        let message = got
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|b| b["audience"] == "recent-buyers")
+            .cloned()
+            .unwrap();
+        let email = message["changes"][0]["identifiers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["type"] == "email")
+            .cloned()
+            .unwrap();
+        assert_eq!(
+            email["sha256"].as_str().unwrap().len(),
+            64,
+            "hashed for ad-platform matching"
+        );
+        drop(server);
+    }
+}

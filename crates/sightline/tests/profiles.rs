@@ -1,0 +1,429 @@
+//! Unified profiles end to end: events in through the tracking API, profiles read back
+//! through the Profile API and the command line, on both backends.
+
+mod common;
+
+use common::{backends, client, credentials, sightline, Server};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+async fn send(server: &Server, key: &str, path: &str, body: Value) {
+    let response = client()
+        .post(format!("{}{path}", server.url))
+        .basic_auth(key, Some(""))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+}
+
+async fn get(server: &Server, token: &str, path: &str) -> (StatusCode, Value) {
+    let response = client()
+        .get(format!("{}/api/v1/profiles/{path}", server.url))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    (
+        response.status(),
+        response.json().await.unwrap_or(Value::Null),
+    )
+}
+
+/// Profiles follow the log shortly after the acknowledgement: poll, bounded.
+async fn wait_for(
+    server: &Server,
+    token: &str,
+    path: &str,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
+    for _ in 0..500 {
+        let (status, body) = get(server, token, path).await;
+        if status == StatusCode::OK && done(&body) {
+            return body;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("{path} never reached the expected state");
+}
+
+#[tokio::test]
+async fn anonymous_history_and_merge_protection_through_the_api() {
+    for backend in backends("profiles").await {
+        let creds = credentials(&backend, "web");
+        let server = Server::start(&backend, &[]);
+        let key = creds.write_key.as_str();
+        send(
+            &server,
+            key,
+            "/v1/page",
+            json!({"anonymousId":"laptop","name":"Home"}),
+        )
+        .await;
+        send(
+            &server,
+            key,
+            "/v1/identify",
+            json!({"anonymousId":"laptop","userId":"ann",
+            "traits":{"email":"Ann@Example.com","plan":"free"}}),
+        )
+        .await;
+        send(
+            &server,
+            key,
+            "/v1/track",
+            json!({"userId":"ann","event":"Order Completed"}),
+        )
+        .await;
+        send(
+            &server,
+            key,
+            "/v1/identify",
+            json!({"userId":"ann","traits":{"plan":"pro"}}),
+        )
+        .await;
+        // Bob logs in on the same laptop: he must not become Ann.
+        send(
+            &server,
+            key,
+            "/v1/identify",
+            json!({"anonymousId":"laptop","userId":"bob",
+            "traits":{"email":"bob@example.com"}}),
+        )
+        .await;
+
+        let ann = wait_for(&server, &creds.token, "email:ANN@example.com", |p| {
+            p["event_count"] == 4
+        })
+        .await;
+        assert_eq!(ann["traits"]["plan"], "pro", "{}", backend.name());
+        let identifiers: Vec<String> = ann["identifiers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| {
+                format!(
+                    "{}:{}",
+                    i["type"].as_str().unwrap(),
+                    i["value"].as_str().unwrap()
+                )
+            })
+            .collect();
+        assert!(identifiers.contains(&"anonymous_id:laptop".to_string()));
+        assert!(identifiers.contains(&"user_id:ann".to_string()));
+        assert!(
+            !identifiers.contains(&"user_id:bob".to_string()),
+            "merge protection"
+        );
+
+        let bob = wait_for(&server, &creds.token, "user_id:bob", |_| true).await;
+        assert_ne!(bob["id"], ann["id"]);
+
+        let (_, merges) = get(&server, &creds.token, "user_id:ann/merges").await;
+        let explanation = merges["explanation"].as_array().unwrap();
+        assert!(
+            explanation
+                .iter()
+                .any(|s| s.as_str().unwrap().contains("identify")),
+            "{merges}"
+        );
+        let (_, events) = get(&server, &creds.token, "user_id:ann/events?limit=3").await;
+        let names: Vec<&str> = events["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["type"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["identify", "track", "identify"], "newest first");
+        let before = events["next_before"].as_i64().unwrap();
+        let (_, older) = get(
+            &server,
+            &creds.token,
+            &format!("user_id:ann/events?before={before}"),
+        )
+        .await;
+        assert_eq!(
+            older["events"][0]["type"], "page",
+            "the anonymous page view is on Ann's timeline"
+        );
+        let (_, traits) = get(&server, &creds.token, "user_id:ann/traits").await;
+        assert_eq!(traits["traits"]["plan"]["value"], "pro");
+
+        assert_eq!(
+            get(&server, &creds.token, "user_id:nobody").await.0,
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            get(&server, &creds.token, "no-colon").await.0,
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(
+            get(&server, &creds.token, "user_id:ann/everything").await.0,
+            StatusCode::NOT_FOUND
+        );
+
+        // The command line rebuilds the same profiles from the log.
+        let store_args = backend.args();
+        let mut args = vec!["profile", "explain", "email:ann@example.com"];
+        args.extend(store_args.iter().map(String::as_str));
+        let output = sightline(&args);
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let text = String::from_utf8(output.stdout).unwrap();
+        assert!(
+            text.contains("user_id:ann") && text.contains("identify"),
+            "{text}"
+        );
+        let mut args = vec!["profile", "show", "user_id:ann"];
+        args.extend(store_args.iter().map(String::as_str));
+        let shown: Value = serde_json::from_slice(&sightline(&args).stdout).unwrap();
+        assert_eq!(shown["id"], ann["id"]);
+        assert_eq!(shown["event_count"], 4);
+    }
+}
+
+#[tokio::test]
+async fn attribution_over_the_log_joins_devices() {
+    for backend in backends("journeys").await {
+        let creds = credentials(&backend, "web");
+        let server = Server::start(&backend, &[]);
+        let key = creds.write_key.as_str();
+        // A paid search click on the phone, an email click on the laptop, a purchase on the laptop.
+        send(&server, key, "/v1/page", json!({"anonymousId":"phone","timestamp":"2026-03-01T10:00:00Z",
+            "properties":{"url":"https://shop.test/?utm_source=google&utm_medium=cpc&utm_campaign=spring"}})).await;
+        send(
+            &server,
+            key,
+            "/v1/identify",
+            json!({"anonymousId":"phone","userId":"42","timestamp":"2026-03-01T10:01:00Z"}),
+        )
+        .await;
+        send(
+            &server,
+            key,
+            "/v1/page",
+            json!({"anonymousId":"laptop","timestamp":"2026-03-02T09:00:00Z",
+            "properties":{"url":"https://shop.test/sale?utm_source=newsletter&utm_medium=email"}}),
+        )
+        .await;
+        send(
+            &server,
+            key,
+            "/v1/identify",
+            json!({"anonymousId":"laptop","userId":"42","timestamp":"2026-03-02T09:01:00Z"}),
+        )
+        .await;
+        send(
+            &server,
+            key,
+            "/v1/track",
+            json!({"userId":"42","event":"Order Completed","timestamp":"2026-03-02T09:05:00Z",
+            "properties":{"revenue":100}}),
+        )
+        .await;
+        drop(server);
+
+        let store_args = backend.args();
+        let mut args = vec![
+            "attribution",
+            "--conversion",
+            "Order Completed",
+            "--value-property",
+            "revenue",
+            "--from",
+            "2026-03-01",
+            "--to",
+            "2026-04-01",
+            "--json",
+        ];
+        args.extend(store_args.iter().map(String::as_str));
+        let output = sightline(&args);
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+        let models = &report["models"];
+        assert_eq!(
+            models["first_touch"]["Paid Search"],
+            1.0,
+            "{}: {report}",
+            backend.name()
+        );
+        assert_eq!(models["last_touch"]["Email"], 1.0, "{}", backend.name());
+        assert_eq!(models["linear_value"]["Paid Search"], 50.0);
+
+        let mut args = vec![
+            "attribution",
+            "--conversion",
+            "Order Completed",
+            "--model",
+            "nonsense",
+        ];
+        args.extend(store_args.iter().map(String::as_str));
+        let bad = sightline(&args);
+        assert!(!bad.status.success());
+        assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown model"));
+    }
+}
+
+#[tokio::test]
+async fn audiences_follow_events_and_time() {
+    for backend in backends("audiences").await {
+        let creds = credentials(&backend, "web");
+        let store_args = backend.args();
+        let mut args = vec![
+            "audience",
+            "add",
+            "buyers",
+            "--rule",
+            r#"event "Order Completed" count >= 1 within 30d"#,
+            "--json",
+        ];
+        args.extend(store_args.iter().map(String::as_str));
+        let added = sightline(&args);
+        assert!(
+            added.status.success(),
+            "{}",
+            String::from_utf8_lossy(&added.stderr)
+        );
+        let mut bad = vec!["audience", "add", "broken", "--rule", "event count >="];
+        bad.extend(store_args.iter().map(String::as_str));
+        let refused = sightline(&bad);
+        assert!(!refused.status.success());
+        assert!(String::from_utf8_lossy(&refused.stderr).contains("invalid rule"));
+
+        let server = Server::start(&backend, &[]);
+        let key = creds.write_key.as_str();
+        // Ann bought yesterday; Bob's purchase leaves the 30-day window a few seconds from now.
+        let day = 86_400_000;
+        let now = sightline_core::time::now_ms();
+        let at = |ms: i64| sightline_core::time::format_ms(ms);
+        send(
+            &server,
+            key,
+            "/v1/identify",
+            json!({"userId":"ann","traits":{"email":"ann@example.com"}}),
+        )
+        .await;
+        send(
+            &server,
+            key,
+            "/v1/track",
+            json!({"userId":"ann","event":"Order Completed","timestamp":at(now - day)}),
+        )
+        .await;
+        send(&server, key, "/v1/track", json!({"userId":"bob","event":"Order Completed","timestamp":at(now - 30 * day + 8_000)})).await;
+        send(
+            &server,
+            key,
+            "/v1/track",
+            json!({"userId":"cy","event":"Product Viewed"}),
+        )
+        .await;
+
+        // An audience added through the API while the server runs is backfilled.
+        let created = client()
+            .post(format!("{}/api/v1/audiences", server.url))
+            .bearer_auth(&creds.token)
+            .json(&json!({"name":"known","rule":"has email"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(created.status(), StatusCode::CREATED);
+        let invalid = client()
+            .post(format!("{}/api/v1/audiences", server.url))
+            .bearer_auth(&creds.token)
+            .json(&json!({"name":"x","rule":"trait plan = "}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(invalid.status(), StatusCode::BAD_REQUEST);
+
+        let members = |name: &'static str| {
+            let (url, token) = (server.url.clone(), creds.token.clone());
+            async move {
+                let response = client()
+                    .get(format!("{url}/api/v1/audiences/{name}/members"))
+                    .bearer_auth(token)
+                    .send()
+                    .await
+                    .unwrap();
+                if response.status() != StatusCode::OK {
+                    return None;
+                }
+                let body: Value = response.json().await.unwrap();
+                let ids: Vec<String> = body["members"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .flat_map(|m| m["identifiers"].as_array().unwrap().clone())
+                    .filter(|i| i["type"] == "user_id")
+                    .map(|i| i["value"].as_str().unwrap().to_string())
+                    .collect();
+                Some(ids)
+            }
+        };
+        // Bob leaves by the clock alone, without a new event: wait for Ann alone.
+        let mut left = false;
+        for _ in 0..1500 {
+            if members("buyers").await.is_some_and(|m| m == ["ann"]) {
+                left = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        assert!(
+            left,
+            "{}: only ann is a buyer once bob's purchase left the window",
+            backend.name()
+        );
+        let mut known = None;
+        for _ in 0..500 {
+            known = members("known").await;
+            if known.as_ref().is_some_and(|m| !m.is_empty()) {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        assert_eq!(known.unwrap(), ["ann"]);
+
+        let history: Value = client()
+            .get(format!("{}/api/v1/audiences/buyers/history", server.url))
+            .bearer_auth(&creds.token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let exits: Vec<&Value> = history["history"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["transition"] == "exited")
+            .collect();
+        assert_eq!(exits.len(), 1);
+        assert_eq!(exits[0]["caused_by"], "timer");
+
+        let mut args = vec!["audience", "members", "buyers", "--json"];
+        args.extend(store_args.iter().map(String::as_str));
+        let output = sightline(&args);
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let listed: Value = serde_json::from_slice(&output.stdout).unwrap();
+        assert_eq!(
+            listed.as_array().unwrap().len(),
+            1,
+            "the CLI rebuilds the same memberships: {listed}"
+        );
+    }
+}
