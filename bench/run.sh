@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs one benchmark; each prints one JSON line with its figures and a same-run baseline.
 #   bench/run.sh ingest [--postgres URL] [--seconds N]
+#   bench/run.sh delivery [--postgres URL] [--requests N] [--batch N]
 #   bench/run.sh profiles [--people N]
 #   bench/run.sh attribution | linkage-febrl | linkage-1m
 set -euo pipefail
@@ -8,7 +9,7 @@ cd "$(dirname "$0")/.."
 bench="${1:-}"
 shift || true
 case "$bench" in
-  ingest|profiles)
+  ingest|delivery|profiles)
     cargo build --release --locked -p sightline -p sightline-bench
     exec target/release/sightline-bench "$bench" "$@" ;;
   attribution)
@@ -20,6 +21,6 @@ case "$bench" in
   linkage-1m)
     exec cargo run --release --locked -p sightline-linkage --example bench_dedupe_1m ;;
   *)
-    echo "usage: bench/run.sh ingest|profiles|attribution|linkage-febrl|linkage-1m [args]" >&2
+    echo "usage: bench/run.sh ingest|delivery|profiles|attribution|linkage-febrl|linkage-1m [args]" >&2
     exit 2 ;;
 esac

@@ -1,7 +1,9 @@
 //! Sightline's benchmarks, each through the real binary and each printing one JSON line with
 //! a baseline measured in the same run. `ingest`: batched and single-event ingest against a
-//! no-op HTTP server that parses the same JSON and discards it. `profiles`: see profiles.rs.
+//! no-op HTTP server that parses the same JSON and discards it. `delivery`: see delivery.rs.
+//! `profiles`: see profiles.rs.
 
+mod delivery;
 mod profiles;
 
 use anyhow::{bail, Context, Result};
@@ -38,6 +40,18 @@ enum Bench {
         #[arg(long, default_value_t = 32)]
         single_clients: usize,
     },
+    /// Webhook delivery from the log, as a ratio against a plain HTTP client.
+    Delivery {
+        /// Measure on PostgreSQL at this URL instead of SQLite.
+        #[arg(long, value_name = "URL")]
+        postgres: Option<String>,
+        /// Ingest requests of 100 events put in the log before delivery starts.
+        #[arg(long, default_value_t = 500)]
+        requests: u64,
+        /// Events per webhook request.
+        #[arg(long, default_value_t = 100)]
+        batch: u32,
+    },
     /// Profile rebuild and lookups at scale, against a keyed read of the same store.
     Profiles {
         /// People to load (one identify each: user id, anonymous id, email).
@@ -63,6 +77,11 @@ fn main() -> Result<()> {
         .build()?;
     match cli.command {
         Bench::NoopServer => runtime.block_on(noop_server()),
+        Bench::Delivery {
+            postgres,
+            requests,
+            batch,
+        } => runtime.block_on(delivery::delivery(postgres, requests.max(1), batch)),
         Bench::Profiles {
             people,
             seconds,

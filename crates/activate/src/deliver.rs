@@ -4,7 +4,7 @@
 //!
 //! At-least-once: the checkpoint moves only past events whose outcome is recorded
 //! (delivered, suppressed, dead) or that the filter skips, so a crash at any point resends
-//! at most the batch in flight. Order: one worker per destination sends one request at a
+//! at most what was sent since the last commit (one page, or one second of requests). Order: one worker per destination sends one request at a
 //! time, in log order, and retries it until it is accepted or refused. Memory: the log is
 //! read one page at a time.
 
@@ -66,6 +66,11 @@ impl Tally {
         }
     }
 }
+
+/// Outcomes are committed at the end of each page, and sooner once this long has passed
+/// since the last commit: one transaction (an fsync) per page keeps small batches cheap,
+/// and a slow receiver still sees its progress recorded every second.
+const COMMIT_EVERY: Duration = Duration::from_secs(1);
 
 /// The checkpoint name of a destination's worker.
 pub fn processor(destination: &Destination) -> String {
@@ -172,6 +177,7 @@ impl Deliverer {
         let mut outcomes = Vec::new();
         let mut batch = Vec::new();
         let batch_size = destination.batch_size.max(1) as usize;
+        let mut last_commit = Instant::now();
         for event in events {
             let Ok(body) = serde_json::from_str::<Value>(&event.body) else {
                 // The collector only stores JSON; a body that no longer parses is kept
@@ -208,9 +214,12 @@ impl Deliverer {
                     if batch.len() == batch_size {
                         outcomes.extend(self.send(destination, &batch, max_attempts).await);
                         batch.clear();
-                        tally.count(&outcomes);
-                        self.record(std::mem::take(&mut outcomes), checkpoint, event.seq)
-                            .await?;
+                        if last_commit.elapsed() >= COMMIT_EVERY {
+                            tally.count(&outcomes);
+                            self.record(std::mem::take(&mut outcomes), checkpoint, event.seq)
+                                .await?;
+                            last_commit = Instant::now();
+                        }
                     }
                 }
             }
