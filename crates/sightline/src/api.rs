@@ -39,6 +39,7 @@ pub fn router(
         .route("/api/v1/profiles/{id}", get(profile))
         .route("/api/v1/profiles/{id}/{part}", get(profile_part))
         .route("/api/v1/audiences", get(audiences).post(add_audience))
+        .route("/api/v1/attribution", get(attribution))
         .route("/api/v1/audiences/{name}/{part}", get(audience_part))
         .route("/api/v1/destinations", get(destinations))
         .route("/api/v1/destinations/{name}/deliveries", get(deliveries))
@@ -445,6 +446,48 @@ async fn audience_part(
             "not_found",
             "below an audience: members or history",
         ),
+    }
+}
+
+/// `GET /api/v1/attribution?conversion=EVENT&value_property=&from=&to=&lookback=&model=a,b`
+async fn attribution(
+    caller: Caller,
+    State(state): State<ApiState>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    if let Err(denied) = caller.require(&[Role::Marketing]) {
+        return denied;
+    }
+    let Some(conversion) = query.get("conversion").filter(|c| !c.is_empty()) else {
+        return bad_request(
+            "say which event is a conversion: ?conversion=Order%20Completed".into(),
+        );
+    };
+    let question = crate::journeys::Question {
+        conversion: conversion.clone(),
+        value_property: query.get("value_property").cloned(),
+        from: query.get("from").cloned(),
+        to: query.get("to").cloned(),
+        lookback: query.get("lookback").cloned(),
+        models: query
+            .get("model")
+            .map(|m| m.split(',').map(|s| s.trim().to_string()).collect())
+            .unwrap_or_default(),
+    };
+    let grouper = sightline_attribution::ChannelGrouper::default();
+    match crate::journeys::report(state.store.as_ref(), &question, &grouper).await {
+        Ok(report) => Json(report).into_response(),
+        Err(e) => match e.downcast_ref::<sightline_store::StoreError>() {
+            Some(store) => {
+                tracing::error!(error = %store, "store error");
+                error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "store_unavailable",
+                    "the store did not answer: retry",
+                )
+            }
+            None => bad_request(format!("{e:#}")),
+        },
     }
 }
 

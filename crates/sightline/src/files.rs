@@ -26,8 +26,11 @@ pub enum AttributionCommand {
     Paths {
         file: PathBuf,
         /// Print the full report as JSON (the default is a table of credit per model).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "csv")]
         json: bool,
+        /// Print channel,model,credit,value rows as CSV.
+        #[arg(long)]
+        csv: bool,
         /// Markov chain order, 1 to 4.
         #[arg(long, default_value_t = 1)]
         markov_order: usize,
@@ -83,6 +86,7 @@ pub fn attribution(command: AttributionCommand) -> Result<()> {
     let AttributionCommand::Paths {
         file,
         json,
+        csv,
         markov_order,
         shapley,
         half_life,
@@ -105,6 +109,8 @@ pub fn attribution(command: AttributionCommand) -> Result<()> {
         .with_context(|| format!("cannot attribute the paths in {}", file.display()))?;
     if json {
         println!("{}", serde_json::to_string(&report)?);
+    } else if csv {
+        print!("{}", credit_csv(&report));
     } else {
         print!("{}", credit_table(&report));
     }
@@ -151,6 +157,35 @@ pub fn credit_table(report: &Value) -> String {
             .as_f64()
             .unwrap_or(0.0);
         out.push_str(&format!(" {spread:>15.2}\n"));
+    }
+    out
+}
+
+/// `channel,model,credit,value`: one row per channel and model shown.
+pub fn credit_csv(report: &Value) -> String {
+    let mut out = String::from("channel,model,credit,value\n");
+    for model in MODELS {
+        let (Some(credit), value) = (
+            report["models"][model].as_object(),
+            report["models"][format!("{model}_value")].as_object(),
+        ) else {
+            continue;
+        };
+        let mut channels: Vec<&String> = credit.keys().collect();
+        channels.sort();
+        for channel in channels {
+            let quoted = if channel.contains([',', '"']) {
+                format!("\"{}\"", channel.replace('"', "\"\""))
+            } else {
+                channel.clone()
+            };
+            let credit = credit[channel].as_f64().unwrap_or(0.0);
+            let value = value
+                .and_then(|v| v.get(channel))
+                .and_then(Value::as_f64)
+                .unwrap_or(0.0);
+            out.push_str(&format!("{quoted},{model},{credit},{value}\n"));
+        }
     }
     out
 }

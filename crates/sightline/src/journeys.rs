@@ -37,8 +37,11 @@ pub struct LogAttributionArgs {
     #[arg(long, value_name = "FILE")]
     channel_rules: Option<std::path::PathBuf>,
     /// Print the full report as JSON.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "csv")]
     json: bool,
+    /// Print channel,model,credit,value rows as CSV.
+    #[arg(long)]
+    csv: bool,
     #[command(flatten)]
     store: StoreArgs,
 }
@@ -51,25 +54,21 @@ fn instant(what: &str, text: &str) -> Result<i64> {
         })
 }
 
+/// What to attribute: the question the command line and the API both ask.
+#[derive(Debug, Default, Clone)]
+pub struct Question {
+    pub conversion: String,
+    pub value_property: Option<String>,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub lookback: Option<String>,
+    pub models: Vec<String>,
+}
+
 pub async fn run(args: LogAttributionArgs, file: &FileConfig) -> Result<()> {
     let Some(conversion) = args.conversion.clone() else {
         bail!("say which event is a conversion: --conversion \"Order Completed\" (or use `attribution paths FILE.csv`)");
     };
-    let from = args
-        .from
-        .as_deref()
-        .map(|t| instant("--from", t))
-        .transpose()?;
-    let to = args.to.as_deref().map(|t| instant("--to", t)).transpose()?;
-    let lookback = crate::config::parse_duration("--lookback", &args.lookback)?;
-    for model in &args.models {
-        if !crate::files::MODELS.contains(&model.as_str()) {
-            bail!(
-                "unknown model {model:?}: use one of {}",
-                crate::files::MODELS.join(", ")
-            );
-        }
-    }
     let grouper = match &args.channel_rules {
         Some(path) => {
             let text = std::fs::read_to_string(path)
@@ -79,8 +78,53 @@ pub async fn run(args: LogAttributionArgs, file: &FileConfig) -> Result<()> {
         }
         None => ChannelGrouper::default(),
     };
-
+    let question = Question {
+        conversion,
+        value_property: args.value_property.clone(),
+        from: args.from.clone(),
+        to: args.to.clone(),
+        lookback: Some(args.lookback.clone()),
+        models: args.models.clone(),
+    };
     let store = args.store.open(file).await?;
+    let report = report(store.as_ref(), &question, &grouper).await?;
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else if args.csv {
+        print!("{}", crate::files::credit_csv(&report));
+    } else {
+        print!("{}", crate::files::credit_table(&report));
+    }
+    Ok(())
+}
+
+/// Every model's credit per channel (and per campaign) over the log's stitched journeys.
+pub async fn report(
+    store: &dyn sightline_store::Store,
+    question: &Question,
+    grouper: &ChannelGrouper,
+) -> Result<Value> {
+    let from = question
+        .from
+        .as_deref()
+        .map(|t| instant("from", t))
+        .transpose()?;
+    let to = question
+        .to
+        .as_deref()
+        .map(|t| instant("to", t))
+        .transpose()?;
+    let lookback =
+        crate::config::parse_duration("lookback", question.lookback.as_deref().unwrap_or("30d"))?;
+    for model in &question.models {
+        if !crate::files::MODELS.contains(&model.as_str()) {
+            bail!(
+                "unknown model {model:?}: use one of {}",
+                crate::files::MODELS.join(", ")
+            );
+        }
+    }
+
     let mut profiles = Profiles::new(Rules::default());
     let mut landed = Vec::new();
     let mut events = Vec::new();
@@ -116,24 +160,19 @@ pub async fn run(args: LogAttributionArgs, file: &FileConfig) -> Result<()> {
         })
         .collect();
     let config = JourneyConfig {
-        value_property: args.value_property.clone(),
+        value_property: question.value_property.clone(),
         lookback_ms: Some(lookback.as_millis() as i64),
-        ..JourneyConfig::new(conversion)
+        ..JourneyConfig::new(question.conversion.clone())
     };
-    let journeys = sightline_attribution::build_journeys(&journeys_input, &config, &grouper);
+    let journeys = sightline_attribution::build_journeys(&journeys_input, &config, grouper);
     let mut report = sightline_attribution::journeys_report(&journeys, &PathsOptions::default())?;
-    if !args.models.is_empty() {
+    if !question.models.is_empty() {
         if let Some(models) = report["models"].as_object_mut() {
             models.retain(|name, _| {
                 let base = name.strip_suffix("_value").unwrap_or(name);
-                args.models.iter().any(|m| m == base)
+                question.models.iter().any(|m| m == base)
             });
         }
     }
-    if args.json {
-        println!("{}", serde_json::to_string(&report)?);
-    } else {
-        print!("{}", crate::files::credit_table(&report));
-    }
-    Ok(())
+    Ok(report)
 }

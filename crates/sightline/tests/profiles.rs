@@ -225,6 +225,32 @@ async fn attribution_over_the_log_joins_devices() {
             "properties":{"revenue":100}}),
         )
         .await;
+        let api: Value = client()
+            .get(format!("{}/api/v1/attribution?conversion=Order%20Completed&value_property=revenue&from=2026-03-01&model=first_touch,linear", server.url))
+            .bearer_auth(&creds.token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(
+            api["models"]["first_touch"]["Paid Search"],
+            1.0,
+            "{}: {api}",
+            backend.name()
+        );
+        assert!(
+            api["models"].get("markov").is_none(),
+            "only the models asked for"
+        );
+        let missing = client()
+            .get(format!("{}/api/v1/attribution", server.url))
+            .bearer_auth(&creds.token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(missing.status(), StatusCode::BAD_REQUEST);
         drop(server);
 
         let store_args = backend.args();
@@ -257,6 +283,19 @@ async fn attribution_over_the_log_joins_devices() {
         );
         assert_eq!(models["last_touch"]["Email"], 1.0, "{}", backend.name());
         assert_eq!(models["linear_value"]["Paid Search"], 50.0);
+
+        let mut args = vec![
+            "attribution",
+            "--conversion",
+            "Order Completed",
+            "--value-property",
+            "revenue",
+            "--csv",
+        ];
+        args.extend(store_args.iter().map(String::as_str));
+        let csv = String::from_utf8(sightline(&args).stdout).unwrap();
+        assert!(csv.starts_with("channel,model,credit,value\n"), "{csv}");
+        assert!(csv.contains("Paid Search,first_touch,1,100\n"), "{csv}");
 
         let mut args = vec![
             "attribution",
