@@ -424,7 +424,7 @@ async fn audience(command: AudienceCommand, file: &FileConfig) -> Result<()> {
         }
         AudienceCommand::Members { name, store, json } => {
             let store = store.open(file).await?;
-            let book = crate::profiles::rebuild(store.as_ref()).await?;
+            let book = crate::profiles::rebuild(store.as_ref(), file.identity_rules()?).await?;
             let members = book.memberships.members(&name).with_context(|| {
                 format!("no audience named {name:?}: `sightline audience list` shows them")
             })?;
@@ -453,7 +453,7 @@ async fn profile(command: ProfileCommand, file: &FileConfig) -> Result<()> {
         bail!("{identifier:?} is not an identifier: write type:value, e.g. email:ann@example.com");
     };
     let store = store.open(file).await?;
-    let book = crate::profiles::rebuild(store.as_ref()).await?;
+    let book = crate::profiles::rebuild(store.as_ref(), file.identity_rules()?).await?;
     let view = book
         .profiles
         .find(id_type, value)

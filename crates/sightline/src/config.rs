@@ -22,6 +22,9 @@ pub struct FileConfig {
     pub key_grace: Option<String>,
     /// Tracking requests handled at once.
     pub max_in_flight: Option<usize>,
+    /// Identity resolution rules: limits, priority, blocked values, default phone region
+    /// (see crates/identity/README.md).
+    pub identity: Option<sightline_identity::Config>,
 }
 
 impl FileConfig {
@@ -33,10 +36,18 @@ impl FileConfig {
             .with_context(|| format!("cannot read config file {}", path.display()))?;
         toml::from_str(&text).with_context(|| {
             format!(
-                "config file {} is not valid: keys are data, database_url, listen, dedup_window, key_grace, max_in_flight",
+                "config file {} is not valid: keys are data, database_url, listen, dedup_window, key_grace, max_in_flight and [identity]",
                 path.display()
             )
         })
+    }
+}
+
+impl FileConfig {
+    /// The identity rules the file sets, or the defaults.
+    pub fn identity_rules(&self) -> Result<sightline_identity::Rules> {
+        sightline_identity::Rules::new(&self.identity.clone().unwrap_or_default())
+            .context("the [identity] section of the config file is not valid")
     }
 }
 

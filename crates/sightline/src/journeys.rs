@@ -87,7 +87,7 @@ pub async fn run(args: LogAttributionArgs, file: &FileConfig) -> Result<()> {
         models: args.models.clone(),
     };
     let store = args.store.open(file).await?;
-    let report = report(store.as_ref(), &question, &grouper).await?;
+    let report = report(store.as_ref(), &question, &grouper, file.identity_rules()?).await?;
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
     } else if args.csv {
@@ -103,6 +103,7 @@ pub async fn report(
     store: &dyn sightline_store::Store,
     question: &Question,
     grouper: &ChannelGrouper,
+    rules: Rules,
 ) -> Result<Value> {
     let from = question
         .from
@@ -125,7 +126,7 @@ pub async fn report(
         }
     }
 
-    let mut profiles = Profiles::new(Rules::default());
+    let mut profiles = Profiles::new(rules);
     let mut landed = Vec::new();
     let mut events = Vec::new();
     loop {

@@ -20,10 +20,11 @@ pub struct Book {
     pub memberships: Memberships,
     /// The definitions `memberships` was built from.
     pub definitions: Vec<AudienceDefinition>,
+    pub rules: Rules,
 }
 
 impl Book {
-    fn new(definitions: Vec<AudienceDefinition>) -> Book {
+    fn new(definitions: Vec<AudienceDefinition>, rules: Rules) -> Book {
         let audiences = definitions
             .iter()
             .filter_map(|d| match Audience::parse(d.name.clone(), &d.rule) {
@@ -35,9 +36,10 @@ impl Book {
             })
             .collect();
         Book {
-            profiles: Profiles::new(Rules::default()),
+            profiles: Profiles::new(rules.clone()),
             memberships: Memberships::new(audiences),
             definitions,
+            rules,
         }
     }
 
@@ -67,8 +69,8 @@ impl Book {
 
 /// Profiles and memberships rebuilt from the whole log (a new audience's backfill). The
 /// enter and exit records of the replay are history, not news: none is left to sync.
-pub async fn rebuild(store: &dyn Store) -> Result<Book> {
-    let mut book = Book::new(store.list_audiences().await?);
+pub async fn rebuild(store: &dyn Store, rules: Rules) -> Result<Book> {
+    let mut book = Book::new(store.list_audiences().await?, rules);
     book.catch_up(store).await?;
     book.memberships.take_changes();
     Ok(book)
@@ -128,7 +130,8 @@ async fn reload_if_changed(store: &dyn Store, book: &RwLock<Book>) -> Result<()>
     if definitions == book.read().expect("book lock poisoned").definitions {
         return Ok(());
     }
-    let mut fresh = Book::new(definitions);
+    let rules = book.read().expect("book lock poisoned").rules.clone();
+    let mut fresh = Book::new(definitions, rules);
     fresh.catch_up(store).await?;
     fresh.memberships.take_changes();
     *book.write().expect("book lock poisoned") = fresh;

@@ -66,7 +66,9 @@ pub async fn run(args: ServeArgs, file: &FileConfig) -> Result<()> {
             ..defaults
         },
     );
-    let book = Arc::new(RwLock::new(crate::profiles::rebuild(store.as_ref()).await?));
+    let book = Arc::new(RwLock::new(
+        crate::profiles::rebuild(store.as_ref(), file.identity_rules()?).await?,
+    ));
     let (changes, to_sync) = tokio::sync::mpsc::channel(10_000);
     tokio::spawn(crate::profiles::follow(
         store.clone(),

@@ -466,3 +466,62 @@ async fn audiences_follow_events_and_time() {
         );
     }
 }
+
+#[tokio::test]
+async fn identity_rules_come_from_the_config_file() {
+    for backend in backends("identity_config").await {
+        let creds = credentials(&backend, "web");
+        let config = std::env::temp_dir().join(format!(
+            "sl-identity-{}-{}.toml",
+            std::process::id(),
+            backend.name()
+        ));
+        std::fs::write(&config, "[identity]\nblocked_values = [\"kiosk\"]\n").unwrap();
+        let config = config.to_str().unwrap().to_string();
+        let server = Server::start(&backend, &["--config", &config]);
+        // Two people type their email on the shop's kiosk, whose anonymous id they share.
+        for email in ["a@example.com", "b@example.com"] {
+            send(
+                &server,
+                &creds.write_key,
+                "/v1/identify",
+                json!({"anonymousId":"kiosk","traits":{"email":email}}),
+            )
+            .await;
+        }
+        let a = wait_for(&server, &creds.token, "email:a@example.com", |_| true).await;
+        let b = wait_for(&server, &creds.token, "email:b@example.com", |_| true).await;
+        assert_ne!(
+            a["id"],
+            b["id"],
+            "{}: a blocked kiosk id links nobody",
+            backend.name()
+        );
+        drop(server);
+
+        let store_args = backend.args();
+        let show = |with_config: bool| {
+            let mut args = vec!["profile", "show", "email:a@example.com"];
+            if with_config {
+                args.extend(["--config", config.as_str()]);
+            }
+            args.extend(store_args.iter().map(String::as_str));
+            let output = sightline(&args);
+            assert!(
+                output.status.success(),
+                "{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            serde_json::from_slice::<Value>(&output.stdout).unwrap()["identifiers"]
+                .as_array()
+                .unwrap()
+                .len()
+        };
+        assert_eq!(show(true), 1, "only a's email");
+        assert_eq!(
+            show(false),
+            3,
+            "with the default rules the kiosk joins both emails"
+        );
+    }
+}
