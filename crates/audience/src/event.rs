@@ -2,53 +2,9 @@
 //! the caller parses each body once and every audience and computed trait reads the same view.
 
 use crate::time::Millis;
-use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use std::fmt;
 
-/// The six Segment calls (the names `sightline-core` uses).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum EventType {
-    Track,
-    Identify,
-    Page,
-    Screen,
-    Group,
-    Alias,
-}
-
-impl EventType {
-    pub const ALL: [EventType; 6] = [
-        EventType::Track,
-        EventType::Identify,
-        EventType::Page,
-        EventType::Screen,
-        EventType::Group,
-        EventType::Alias,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EventType::Track => "track",
-            EventType::Identify => "identify",
-            EventType::Page => "page",
-            EventType::Screen => "screen",
-            EventType::Group => "group",
-            EventType::Alias => "alias",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<EventType> {
-        EventType::ALL.into_iter().find(|t| t.as_str() == s)
-    }
-}
-
-impl fmt::Display for EventType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use sightline_core::EventType;
 
 /// One event of a profile, read from the log.
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -1,7 +1,8 @@
 use serde_json::Value;
 
 /// The six Segment calls. `batch` and `import` are envelopes, not event types.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum EventType {
     Track,
     Identify,
