@@ -26,7 +26,7 @@ pub struct LogAttributionArgs {
     /// Only events before this time (YYYY-MM-DD or RFC 3339).
     #[arg(long, value_name = "TIME")]
     to: Option<String>,
-    /// Only touches this recent count towards a conversion [default: 30d].
+    /// Only touches this recent count towards a conversion.
     #[arg(long, value_name = "DURATION", default_value = "30d")]
     lookback: String,
     /// Models to show (first_touch, last_touch, last_non_direct, linear, time_decay,
