@@ -7,7 +7,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use common::{backends, client, credentials, sightline_json, Backend, Server};
+use common::{backends, client, credentials, send_ok, sightline_json, Backend, Server};
 use serde_json::{json, Value};
 use sightline_activate::signature;
 use std::collections::{HashSet, VecDeque};
@@ -159,17 +159,6 @@ async fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
     }
 }
 
-async fn post(server: &Server, path: &str, key: &str, body: Value) {
-    let response = client()
-        .post(format!("{}{path}", server.url))
-        .basic_auth(key, Some(""))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200, "{path}");
-}
-
 fn add_destination(backend: &Backend, name: &str, url: &str, extra: &[&str]) -> String {
     let mut args = vec![
         "destination",
@@ -228,14 +217,11 @@ async fn delivers_signed_events_retrying_and_withholds_what_consent_denies() {
         let secret = add_destination(&backend, "hook", &url, &["--purposes", "analytics"]);
         let server = Server::start(&backend, &[]);
 
-        post(
-            &server,
-            "/v1/track",
-            &creds.write_key,
+        send_ok(&server, &creds.write_key, "/v1/track",
             json!({"userId":"u1","event":"Order Completed","messageId":"granted-1","context":consent(true)}),
         )
         .await;
-        post(&server, "/v1/batch", &creds.write_key, json!({"batch":[
+        send_ok(&server, &creds.write_key, "/v1/batch", json!({"batch":[
             {"type":"track","userId":"u1","event":"Order Completed","messageId":"denied-1","context":consent(false)},
             {"type":"page","userId":"u1","name":"Home","messageId":"silent-1"},
             {"type":"identify","userId":"u1","traits":{"plan":"pro"},"messageId":"granted-2","context":consent(true)},
@@ -373,10 +359,10 @@ async fn refused_events_become_dead_letters_and_replay_once_fixed() {
             &["--types", "track", "--events", "Signed Up"],
         );
         let server = Server::start(&backend, &[]);
-        post(
+        send_ok(
             &server,
-            "/v1/batch",
             &creds.write_key,
+            "/v1/batch",
             json!({"batch":[
                 {"type":"track","userId":"u1","event":"Signed Up","messageId":"up-1"},
                 {"type":"track","userId":"u2","event":"Viewed","messageId":"viewed-1"},
@@ -458,10 +444,10 @@ async fn kill_9_during_delivery_loses_nothing() {
                 .iter()
                 .map(|id| json!({"type":"track","userId":"u","event":"Load","messageId":id}))
                 .collect();
-            post(
+            send_ok(
                 &server,
-                "/v1/batch",
                 &creds.write_key,
+                "/v1/batch",
                 json!({"batch": batch}),
             )
             .await;

@@ -3,20 +3,9 @@
 
 mod common;
 
-use common::{backends, client, credentials, sightline, Server};
+use common::{backends, client, credentials, send_ok, sightline, Server};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-
-async fn send(server: &Server, key: &str, path: &str, body: Value) {
-    let response = client()
-        .post(format!("{}{path}", server.url))
-        .basic_auth(key, Some(""))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-}
 
 async fn get(server: &Server, token: &str, path: &str) -> (StatusCode, Value) {
     let response = client()
@@ -54,14 +43,14 @@ async fn anonymous_history_and_merge_protection_through_the_api() {
         let creds = credentials(&backend, "web");
         let server = Server::start(&backend, &[]);
         let key = creds.write_key.as_str();
-        send(
+        send_ok(
             &server,
             key,
             "/v1/page",
             json!({"anonymousId":"laptop","name":"Home"}),
         )
         .await;
-        send(
+        send_ok(
             &server,
             key,
             "/v1/identify",
@@ -69,14 +58,14 @@ async fn anonymous_history_and_merge_protection_through_the_api() {
             "traits":{"email":"Ann@Example.com","plan":"free"}}),
         )
         .await;
-        send(
+        send_ok(
             &server,
             key,
             "/v1/track",
             json!({"userId":"ann","event":"Order Completed"}),
         )
         .await;
-        send(
+        send_ok(
             &server,
             key,
             "/v1/identify",
@@ -84,7 +73,7 @@ async fn anonymous_history_and_merge_protection_through_the_api() {
         )
         .await;
         // Bob logs in on the same laptop: he must not become Ann.
-        send(
+        send_ok(
             &server,
             key,
             "/v1/identify",
@@ -193,16 +182,16 @@ async fn attribution_over_the_log_joins_devices() {
         let server = Server::start(&backend, &[]);
         let key = creds.write_key.as_str();
         // A paid search click on the phone, an email click on the laptop, a purchase on the laptop.
-        send(&server, key, "/v1/page", json!({"anonymousId":"phone","timestamp":"2026-03-01T10:00:00Z",
+        send_ok(&server, key, "/v1/page", json!({"anonymousId":"phone","timestamp":"2026-03-01T10:00:00Z",
             "properties":{"url":"https://shop.test/?utm_source=google&utm_medium=cpc&utm_campaign=spring"}})).await;
-        send(
+        send_ok(
             &server,
             key,
             "/v1/identify",
             json!({"anonymousId":"phone","userId":"42","timestamp":"2026-03-01T10:01:00Z"}),
         )
         .await;
-        send(
+        send_ok(
             &server,
             key,
             "/v1/page",
@@ -210,14 +199,14 @@ async fn attribution_over_the_log_joins_devices() {
             "properties":{"url":"https://shop.test/sale?utm_source=newsletter&utm_medium=email"}}),
         )
         .await;
-        send(
+        send_ok(
             &server,
             key,
             "/v1/identify",
             json!({"anonymousId":"laptop","userId":"42","timestamp":"2026-03-02T09:01:00Z"}),
         )
         .await;
-        send(
+        send_ok(
             &server,
             key,
             "/v1/track",
@@ -343,22 +332,22 @@ async fn audiences_follow_events_and_time() {
         let day = 86_400_000;
         let now = sightline_core::time::now_ms();
         let at = |ms: i64| sightline_core::time::format_ms(ms);
-        send(
+        send_ok(
             &server,
             key,
             "/v1/identify",
             json!({"userId":"ann","traits":{"email":"ann@example.com"}}),
         )
         .await;
-        send(
+        send_ok(
             &server,
             key,
             "/v1/track",
             json!({"userId":"ann","event":"Order Completed","timestamp":at(now - day)}),
         )
         .await;
-        send(&server, key, "/v1/track", json!({"userId":"bob","event":"Order Completed","timestamp":at(now - 30 * day + 8_000)})).await;
-        send(
+        send_ok(&server, key, "/v1/track", json!({"userId":"bob","event":"Order Completed","timestamp":at(now - 30 * day + 8_000)})).await;
+        send_ok(
             &server,
             key,
             "/v1/track",
@@ -481,7 +470,7 @@ async fn identity_rules_come_from_the_config_file() {
         let server = Server::start(&backend, &["--config", &config]);
         // Two people type their email on the shop's kiosk, whose anonymous id they share.
         for email in ["a@example.com", "b@example.com"] {
-            send(
+            send_ok(
                 &server,
                 &creds.write_key,
                 "/v1/identify",

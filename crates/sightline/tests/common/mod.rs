@@ -175,6 +175,18 @@ pub fn credentials(backend: &Backend, source: &str) -> Credentials {
     }
 }
 
+/// Posts a tracking call that must be accepted.
+pub async fn send_ok(server: &Server, key: &str, path: &str, body: Value) {
+    let response = client()
+        .post(format!("{}{path}", server.url))
+        .basic_auth(key, Some(""))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "{path}");
+}
+
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .timeout(Duration::from_secs(60))
