@@ -1,8 +1,9 @@
 //! `sightline-bench profiles`: the identity and profile path at scale. Loads N people (an
 //! identify with user id, anonymous id and email each) through the tracking API, then
-//! measures (1) how fast a restarted server rebuilds profiles from the log, and (2) profile
+//! measures (1) how fast a restarted server rebuilds profiles from the log, (2) profile
 //! lookups by email over HTTP against a bare keyed read of the same store over the same
-//! HTTP stack (`/api/v1/events?after=K&limit=1`), in the same run.
+//! HTTP stack (`/api/v1/events?after=K&limit=1`), in the same run, and (3) `sightline
+//! identity rebuild`: the log resolved and every profile stored, end to end.
 
 use crate::{round3, sibling, start};
 use anyhow::{bail, Context, Result};
@@ -136,6 +137,11 @@ pub async fn run(people: usize, length: Duration, clients: usize) -> Result<()> 
     .await?;
     let baseline = lookup(Arc::new(|i| format!("/api/v1/events?after={i}&limit=1"))).await?;
     drop(server);
+
+    // End to end, log to stored profiles: resolve the whole log and store every profile,
+    // identifier and timeline row in place of the stored ones.
+    let stored = cli_json(&["identity", "rebuild"])?;
+    let stored_s = stored["seconds"].as_f64().context("seconds")?;
     let _ = std::fs::remove_dir_all(&data);
 
     println!(
@@ -146,6 +152,8 @@ pub async fn run(people: usize, length: Duration, clients: usize) -> Result<()> 
             "load_events_per_s": (people as f64 / load_s).round(),
             "rebuild_s": round3(rebuild_s),
             "rebuild_events_per_s": (people as f64 / rebuild_s).round(),
+            "rebuild_stored_s": round3(stored_s),
+            "rebuild_stored_events_per_s": (people as f64 / stored_s).round(),
             "lookups_per_s": profiles.per_s.round(),
             "p99_ms": round3(profiles.p99_ms),
             "baseline": "keyed-event-read-over-http",

@@ -3,11 +3,13 @@
 
 pub mod destination;
 pub mod event;
+pub mod profile;
 pub mod secret;
 pub mod time;
 
 pub use destination::{Delivery, DeliveryStatus, Destination, DestinationKind, NewDestination};
 pub use event::{EventType, NewEvent, StoredEvent};
+pub use profile::{IdentifierRow, ProfileRows, ProfileSave, ProfilesState, StoredProfile};
 
 /// A tracking source: the write keys of one site or app map to it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]

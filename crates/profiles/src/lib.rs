@@ -5,17 +5,17 @@
 //! the log, so an anonymous history is on the person's profile as soon as an identify links
 //! the ids.
 
-use rustc_hash::FxHashMap;
-use serde::Serialize;
+use rustc_hash::{FxHashMap, FxHashSet};
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use sightline_core::{time, StoredEvent};
+use sightline_core::{time, IdentifierRow, ProfileRows, StoredEvent};
 use sightline_identity::{
     extract, normalise, resolve, Change, Graph, IdType, Identifier, Profile, ProfileId, Rules,
 };
 use std::collections::BTreeMap;
 
 /// One trait's current value and its provenance.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Trait {
     pub value: Value,
     /// Event time (ms) of the event that set it: later events win.
@@ -25,13 +25,15 @@ pub struct Trait {
 }
 
 /// What a profile has said and done.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Facts {
     pub traits: BTreeMap<String, Trait>,
     pub first_seen: Option<i64>,
     pub last_seen: Option<i64>,
     pub event_count: u64,
-    /// Sequence numbers of the profile's events, ascending.
+    /// Sequence numbers of the profile's events, ascending. Stored as rows of their own, so
+    /// not in a profile's document.
+    #[serde(skip)]
     pub events: Vec<i64>,
 }
 
@@ -114,7 +116,8 @@ pub struct ProfileView<'a> {
 impl ProfileView<'_> {
     /// The profile as the API shows it.
     pub fn to_json(&self) -> Value {
-        let facts = self.facts.cloned().unwrap_or_default();
+        let none = Facts::default();
+        let facts = self.facts.unwrap_or(&none);
         let traits: Map<String, Value> = facts
             .traits
             .iter()
@@ -131,21 +134,71 @@ impl ProfileView<'_> {
     }
 }
 
+/// A profile's stored document: its identity (identifiers, counts, history) and its facts
+/// (without the timeline, which is stored as rows).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct ProfileDoc {
+    pub identity: Profile,
+    #[serde(default)]
+    pub facts: Facts,
+}
+
+#[derive(Serialize)]
+struct ProfileDocRef<'a> {
+    identity: &'a Profile,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    facts: Option<&'a Facts>,
+}
+
+impl ProfileDoc {
+    pub fn parse(doc: &str) -> Result<ProfileDoc, serde_json::Error> {
+        serde_json::from_str(doc)
+    }
+
+    pub fn view(&self) -> ProfileView<'_> {
+        ProfileView {
+            identity: &self.identity,
+            facts: Some(&self.facts),
+        }
+    }
+}
+
+/// What changed since the changes were last taken, by id; turned into rows on taking.
+#[derive(Debug, Default)]
+struct Changed {
+    profiles: FxHashSet<ProfileId>,
+    identifiers: FxHashSet<Identifier>,
+    retired: Vec<(ProfileId, ProfileId)>,
+    events: Vec<(ProfileId, i64)>,
+}
+
 pub struct Profiles {
     graph: Graph,
     rules: Rules,
     facts: FxHashMap<ProfileId, Facts>,
     last_seq: i64,
+    changed: Changed,
+    /// Changes made by events after this seq are kept for [`Profiles::take_changes`].
+    track_after: i64,
 }
 
 impl Profiles {
+    /// Empty profiles that keep every change for [`Profiles::take_changes`].
     pub fn new(rules: Rules) -> Profiles {
         Profiles {
             graph: Graph::new(),
             rules,
             facts: FxHashMap::default(),
             last_seq: 0,
+            changed: Changed::default(),
+            track_after: 0,
         }
+    }
+
+    /// Keeps only the changes made by events after `seq` (`i64::MAX`: none), e.g. when
+    /// replaying a log whose prefix is already stored.
+    pub fn track_changes_after(&mut self, seq: i64) {
+        self.track_after = seq;
     }
 
     /// The last log position applied.
@@ -180,15 +233,26 @@ impl Profiles {
             })
             .collect();
         let profile = resolution.profile;
+        let tracked = event.seq > self.track_after;
+        if tracked {
+            self.changed.note(&resolution.changes);
+        }
         self.graph.apply(resolution);
         for &(from, into) in &merges {
             if let Some(absorbed) = self.facts.remove(&from) {
                 self.facts.entry(into).or_default().absorb(absorbed);
             }
+            if tracked && self.graph.canonical(from) != Some(from) {
+                self.changed.retired.push((from, into));
+            }
         }
         let profile = profile.and_then(|p| self.graph.canonical(p));
         if let Some(profile) = profile {
             self.facts.entry(profile).or_default().record(event, &body);
+            if tracked {
+                self.changed.profiles.insert(profile);
+                self.changed.events.push((profile, event.seq));
+            }
         }
         Applied {
             profile,
@@ -225,6 +289,115 @@ impl Profiles {
 
     pub fn facts(&self, profile: ProfileId) -> Option<&Facts> {
         self.facts.get(&profile)
+    }
+
+    /// The rows that changed since the last call (for events after the tracking start),
+    /// each as the state now stands.
+    pub fn take_changes(&mut self) -> ProfileRows {
+        let changed = std::mem::take(&mut self.changed);
+        let mut live: Vec<ProfileId> = changed
+            .profiles
+            .into_iter()
+            .filter_map(|p| self.graph.canonical(p))
+            .collect();
+        live.sort_unstable();
+        live.dedup();
+        let mut identifiers: Vec<&Identifier> = changed.identifiers.iter().collect();
+        identifiers.sort_unstable();
+        ProfileRows {
+            retired: changed
+                .retired
+                .into_iter()
+                .map(|(from, into)| (from.0, into.0))
+                .collect(),
+            profiles: live.into_iter().filter_map(|id| self.doc_row(id)).collect(),
+            identifiers: identifiers
+                .into_iter()
+                .filter_map(|i| self.identifier_row(i))
+                .collect(),
+            events: changed
+                .events
+                .into_iter()
+                .filter_map(|(p, seq)| Some((self.graph.canonical(p)?.0, seq)))
+                .collect(),
+        }
+    }
+
+    /// Every row of the current state, as a rebuild stores it.
+    pub fn snapshot(&self) -> ProfileRows {
+        let profiles = self.graph.profiles();
+        let mut rows = ProfileRows::default();
+        for profile in profiles {
+            rows.profiles.extend(self.doc_row(profile.id));
+            rows.identifiers.extend(
+                profile
+                    .identifiers
+                    .iter()
+                    .filter_map(|i| self.identifier_row(i)),
+            );
+            if let Some(facts) = self.facts.get(&profile.id) {
+                rows.events
+                    .extend(facts.events.iter().map(|&seq| (profile.id.0, seq)));
+            }
+        }
+        rows
+    }
+
+    fn doc_row(&self, id: ProfileId) -> Option<(i64, String)> {
+        let doc = ProfileDocRef {
+            identity: self.graph.profile(id)?,
+            facts: self.facts.get(&id),
+        };
+        Some((id.0, serde_json::to_string(&doc).ok()?))
+    }
+
+    fn identifier_row(&self, identifier: &Identifier) -> Option<IdentifierRow> {
+        let state = self.graph.identifier(identifier)?;
+        Some(IdentifierRow {
+            id_type: identifier.id_type.as_str().to_owned(),
+            value: identifier.value.clone(),
+            profile: state.profile.0,
+            shared: state.shared,
+            seen_with: serde_json::to_string(&state.seen_with).ok()?,
+        })
+    }
+}
+
+impl Changed {
+    /// Notes whose rows a resolution's changes touch (merges are noted once applied).
+    fn note(&mut self, changes: &[Change]) {
+        for change in changes {
+            match change {
+                Change::CreateProfile {
+                    profile,
+                    identifier,
+                    ..
+                }
+                | Change::Attach {
+                    profile,
+                    identifier,
+                    ..
+                } => {
+                    self.profiles.insert(*profile);
+                    self.identifiers.insert(identifier.clone());
+                }
+                Change::Merge { into, .. } => {
+                    self.profiles.insert(*into);
+                }
+                Change::Refuse { profile, owner, .. } => {
+                    self.profiles.extend(profile.iter().chain(owner.iter()));
+                }
+                Change::SeenWith { identifier, .. } => {
+                    self.identifiers.insert(identifier.clone());
+                }
+                Change::FlagShared {
+                    identifier, owner, ..
+                } => {
+                    self.identifiers.insert(identifier.clone());
+                    self.profiles.insert(*owner);
+                }
+            }
+        }
     }
 }
 

@@ -14,18 +14,56 @@ use sightline_core::{secret, DeliveryStatus, Role, Token};
 use sightline_profiles::ProfileView;
 use sightline_store::Store;
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 #[derive(Clone)]
 struct ApiState {
     store: Arc<dyn Store>,
     prometheus: PrometheusHandle,
     book: Arc<RwLock<Book>>,
+    tokens: Arc<TokenCache>,
 }
 
 impl FromRef<ApiState> for Arc<dyn Store> {
     fn from_ref(state: &ApiState) -> Self {
         state.store.clone()
+    }
+}
+
+impl FromRef<ApiState> for Arc<TokenCache> {
+    fn from_ref(state: &ApiState) -> Self {
+        state.tokens.clone()
+    }
+}
+
+/// How long a token found in the store is trusted before the store is asked again.
+const TOKEN_TTL: Duration = Duration::from_secs(10);
+const TOKEN_CACHE_MAX: usize = 10_000;
+
+/// Tokens by hash, kept briefly so that a busy API client costs no store round trip per
+/// request. Only tokens found are kept: an unknown one is asked of the store every time.
+struct TokenCache {
+    store: Arc<dyn Store>,
+    known: Mutex<HashMap<String, (Token, Instant)>>,
+}
+
+impl TokenCache {
+    async fn token(&self, hash: String) -> sightline_store::Result<Option<Token>> {
+        if let Some((token, at)) = self.known.lock().expect("token cache poisoned").get(&hash) {
+            if at.elapsed() < TOKEN_TTL {
+                return Ok(Some(token.clone()));
+            }
+        }
+        let found = self.store.token_for_hash(&hash).await?;
+        if let Some(token) = &found {
+            let mut known = self.known.lock().expect("token cache poisoned");
+            if known.len() >= TOKEN_CACHE_MAX {
+                known.clear();
+            }
+            known.insert(hash, (token.clone(), Instant::now()));
+        }
+        Ok(found)
     }
 }
 
@@ -54,6 +92,10 @@ pub fn router(
             )
         })
         .with_state(ApiState {
+            tokens: Arc::new(TokenCache {
+                store: store.clone(),
+                known: Mutex::new(HashMap::new()),
+            }),
             store,
             prometheus,
             book,
@@ -66,7 +108,7 @@ struct Caller(Token);
 impl<S> FromRequestParts<S> for Caller
 where
     S: Send + Sync,
-    Arc<dyn Store>: FromRef<S>,
+    Arc<TokenCache>: FromRef<S>,
 {
     type Rejection = Response;
 
@@ -80,10 +122,10 @@ where
             .ok_or_else(|| {
                 unauthorized("send an API token as `Authorization: Bearer <token>` (`sightline token create --role admin`)")
             })?;
-        let store = Arc::<dyn Store>::from_ref(state);
+        let tokens = Arc::<TokenCache>::from_ref(state);
         // Looked up by hash: the secret itself is never compared, so timing reveals
         // nothing about it.
-        match store.token_for_hash(&secret::hash(presented.trim())).await {
+        match tokens.token(secret::hash(presented.trim())).await {
             Ok(Some(token)) => Ok(Caller(token)),
             Ok(None) => Err(unauthorized("unknown API token")),
             Err(e) => {
@@ -475,7 +517,13 @@ async fn attribution(
             .unwrap_or_default(),
     };
     let grouper = sightline_attribution::ChannelGrouper::default();
-    let rules = state.book.read().expect("book lock poisoned").rules.clone();
+    let rules = state
+        .book
+        .read()
+        .expect("book lock poisoned")
+        .rules
+        .rules
+        .clone();
     match crate::journeys::report(state.store.as_ref(), &question, &grouper, rules).await {
         Ok(report) => Json(report).into_response(),
         Err(e) => match e.downcast_ref::<sightline_store::StoreError>() {

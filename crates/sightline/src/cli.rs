@@ -54,7 +54,10 @@ enum Command {
     Audience(AudienceCommand),
     /// Unified profiles, looked up by any identifier.
     #[command(subcommand)]
-    Profile(ProfileCommand),
+    Profile(crate::profile_commands::ProfileCommand),
+    /// The identity graph behind the profiles.
+    #[command(subcommand)]
+    Identity(crate::profile_commands::IdentityCommand),
     /// Scan a customer journey in headless Chromium under each consent scenario.
     Scan(crate::scan::ScanArgs),
     /// Multi-touch attribution over the log's stitched journeys, or over imported paths.
@@ -92,25 +95,6 @@ enum AudienceCommand {
         name: String,
         #[command(flatten)]
         store: StoreArgs,
-        #[arg(long)]
-        json: bool,
-    },
-}
-
-#[derive(Debug, Subcommand)]
-enum ProfileCommand {
-    /// Print the profile holding an identifier (type:value, e.g. email:ann@example.com).
-    Show {
-        identifier: String,
-        #[command(flatten)]
-        store: StoreArgs,
-    },
-    /// Say in plain words why these identifiers are one person.
-    Explain {
-        identifier: String,
-        #[command(flatten)]
-        store: StoreArgs,
-        /// Print the merge records as JSON.
         #[arg(long)]
         json: bool,
     },
@@ -337,7 +321,8 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Destination(command) => crate::activate::destination(command, &file).await,
         Command::Deliveries(command) => crate::activate::deliveries(command, &file).await,
         Command::Audience(command) => audience(command, &file).await,
-        Command::Profile(command) => profile(command, &file).await,
+        Command::Profile(command) => crate::profile_commands::profile(command, &file).await,
+        Command::Identity(command) => crate::profile_commands::identity(command, &file).await,
         Command::Scan(args) => crate::scan::run(args).await,
         Command::Attribution(args) => match args.paths {
             Some(paths) => crate::files::attribution(paths),
@@ -435,50 +420,6 @@ async fn audience(command: AudienceCommand, file: &FileConfig) -> Result<()> {
                 for member in list {
                     println!("{member}");
                 }
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Profiles are rebuilt from the log, so these work on any store, with or without a server.
-async fn profile(command: ProfileCommand, file: &FileConfig) -> Result<()> {
-    let (identifier, store) = match &command {
-        ProfileCommand::Show { identifier, store } => (identifier, store),
-        ProfileCommand::Explain {
-            identifier, store, ..
-        } => (identifier, store),
-    };
-    let Some((id_type, value)) = identifier.split_once(':') else {
-        bail!("{identifier:?} is not an identifier: write type:value, e.g. email:ann@example.com");
-    };
-    let store = store.open(file).await?;
-    let book = crate::profiles::rebuild(store.as_ref(), file.identity_rules()?).await?;
-    let view = book
-        .profiles
-        .find(id_type, value)
-        .with_context(|| format!("no profile holds {identifier}"))?;
-    match command {
-        ProfileCommand::Show { .. } => {
-            println!("{}", serde_json::to_string_pretty(&view.to_json())?)
-        }
-        ProfileCommand::Explain { json: true, .. } => {
-            println!("{}", serde_json::to_string(&view.identity.history)?)
-        }
-        ProfileCommand::Explain { .. } => {
-            let identifiers: Vec<String> = view
-                .identity
-                .identifiers
-                .iter()
-                .map(|i| format!("{}:{}", i.id_type.as_str(), i.value))
-                .collect();
-            println!(
-                "profile {} holds {}",
-                view.identity.id.0,
-                identifiers.join(", ")
-            );
-            for sentence in view.identity.explain() {
-                println!("- {sentence}");
             }
         }
     }

@@ -1,6 +1,7 @@
 //! Settings come from flags, then `SIGHTLINE_*` environment variables (clap reads both),
 //! then an optional TOML file, then defaults: in that order of precedence.
 
+use crate::profiles::IdentityRules;
 use anyhow::{Context, Result};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -44,10 +45,17 @@ impl FileConfig {
 }
 
 impl FileConfig {
-    /// The identity rules the file sets, or the defaults.
-    pub fn identity_rules(&self) -> Result<sightline_identity::Rules> {
-        sightline_identity::Rules::new(&self.identity.clone().unwrap_or_default())
-            .context("the [identity] section of the config file is not valid")
+    /// The identity rules the file sets, or the defaults, with a fingerprint that tells
+    /// stored profiles resolved under other rules apart (they are then rebuilt).
+    pub fn identity_rules(&self) -> Result<IdentityRules> {
+        let config = self.identity.clone().unwrap_or_default();
+        let rules = sightline_identity::Rules::new(&config)
+            .context("the [identity] section of the config file is not valid")?;
+        let text = serde_json::to_string(&config)?;
+        Ok(IdentityRules {
+            rules,
+            fingerprint: sightline_core::secret::hash(&text)[..16].to_owned(),
+        })
     }
 }
 

@@ -87,7 +87,13 @@ pub async fn run(args: LogAttributionArgs, file: &FileConfig) -> Result<()> {
         models: args.models.clone(),
     };
     let store = args.store.open(file).await?;
-    let report = report(store.as_ref(), &question, &grouper, file.identity_rules()?).await?;
+    let report = report(
+        store.as_ref(),
+        &question,
+        &grouper,
+        file.identity_rules()?.rules,
+    )
+    .await?;
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
     } else if args.csv {

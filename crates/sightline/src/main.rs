@@ -10,6 +10,7 @@ mod cli;
 mod config;
 mod files;
 mod journeys;
+mod profile_commands;
 mod profiles;
 mod scan;
 mod serve;

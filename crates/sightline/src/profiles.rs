@@ -1,13 +1,14 @@
 //! Keeps unified profiles and audience memberships current from the log: the server follows
-//! the log into one in-memory [`Book`]; the command line rebuilds the same state from the
-//! log. Both are derived state: a rebuild from the log gives the same answer.
+//! the log into one in-memory [`Book`] and saves the profiles it changes to the store after
+//! every page; the command line rebuilds the same state from the log. Both are derived
+//! state: a rebuild from the log gives the same answer.
 
 use anyhow::Result;
 use sightline_audience::{Audience, MembershipChange};
-use sightline_core::{time, AudienceDefinition, StoredEvent};
+use sightline_core::{time, AudienceDefinition, ProfileSave, ProfilesState, StoredEvent};
 use sightline_identity::Rules;
 use sightline_profiles::{Memberships, Profiles};
-use sightline_store::Store;
+use sightline_store::{Store, StoreError};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -20,11 +21,20 @@ pub struct Book {
     pub memberships: Memberships,
     /// The definitions `memberships` was built from.
     pub definitions: Vec<AudienceDefinition>,
+    pub rules: IdentityRules,
+    /// Where the stored profiles stand: the base of the next save.
+    saved_seq: i64,
+}
+
+/// The identity rules in force and their fingerprint, stored beside the profiles.
+#[derive(Clone)]
+pub struct IdentityRules {
     pub rules: Rules,
+    pub fingerprint: String,
 }
 
 impl Book {
-    fn new(definitions: Vec<AudienceDefinition>, rules: Rules) -> Book {
+    fn new(definitions: Vec<AudienceDefinition>, rules: IdentityRules) -> Book {
         let audiences = definitions
             .iter()
             .filter_map(|d| match Audience::parse(d.name.clone(), &d.rule) {
@@ -35,11 +45,41 @@ impl Book {
                 }
             })
             .collect();
+        let mut profiles = Profiles::new(rules.rules.clone());
+        profiles.track_changes_after(i64::MAX);
         Book {
-            profiles: Profiles::new(rules.clone()),
+            profiles,
             memberships: Memberships::new(audiences),
             definitions,
             rules,
+            saved_seq: 0,
+        }
+    }
+
+    fn state(&self) -> ProfilesState {
+        ProfilesState {
+            seq: self.profiles.last_seq(),
+            rules: self.rules.fingerprint.clone(),
+        }
+    }
+
+    /// The changes since the last save, on top of it.
+    fn changes(&mut self) -> ProfileSave {
+        ProfileSave {
+            replace: false,
+            base_seq: self.saved_seq,
+            state: self.state(),
+            rows: self.profiles.take_changes(),
+        }
+    }
+
+    /// Everything, replacing whatever is stored.
+    fn snapshot(&self) -> ProfileSave {
+        ProfileSave {
+            replace: true,
+            base_seq: 0,
+            state: self.state(),
+            rows: self.profiles.snapshot(),
         }
     }
 
@@ -69,11 +109,79 @@ impl Book {
 
 /// Profiles and memberships rebuilt from the whole log (a new audience's backfill). The
 /// enter and exit records of the replay are history, not news: none is left to sync.
-pub async fn rebuild(store: &dyn Store, rules: Rules) -> Result<Book> {
+pub async fn rebuild(store: &dyn Store, rules: IdentityRules) -> Result<Book> {
     let mut book = Book::new(store.list_audiences().await?, rules);
     book.catch_up(store).await?;
     book.memberships.take_changes();
     Ok(book)
+}
+
+/// Rebuilds profiles from the whole log and stores them in place of what was stored.
+pub async fn rebuild_stored(store: &dyn Store, rules: IdentityRules) -> Result<Book> {
+    let book = rebuild(store, rules).await?;
+    store.save_profiles(book.snapshot()).await?;
+    Ok(book)
+}
+
+/// The server's book at start: rebuilt from the log, with the stored profiles brought up to
+/// it — only the events past the stored position when those were resolved under the same
+/// rules, else everything anew.
+pub async fn open(store: &dyn Store, rules: IdentityRules) -> Result<Book> {
+    let stored = store.profiles_state().await?;
+    let log_end = store.last_seq().await?;
+    let mut book = Book::new(store.list_audiences().await?, rules);
+    let on_top = stored
+        .as_ref()
+        .filter(|s| s.rules == book.rules.fingerprint && s.seq <= log_end);
+    if let Some(state) = on_top {
+        book.profiles.track_changes_after(state.seq);
+        book.saved_seq = state.seq;
+    }
+    book.catch_up(store).await?;
+    book.memberships.take_changes();
+    let save = match on_top {
+        Some(_) => book.changes(),
+        None => {
+            tracing::info!(
+                "profiles: storing a rebuild (first start, or the identity rules changed)"
+            );
+            book.snapshot()
+        }
+    };
+    book.saved_seq = save.state.seq;
+    store.save_profiles(save).await?;
+    book.profiles.track_changes_after(book.saved_seq);
+    Ok(book)
+}
+
+/// A save the follower owes the store.
+enum Owed {
+    Changes(ProfileSave),
+    /// Another process rewrote the stored profiles: store this server's state whole.
+    Snapshot,
+}
+
+/// Makes the store hold what the book holds; on failure, says what is still owed.
+async fn pay(store: &dyn Store, book: &RwLock<Book>, owed: Owed) -> Result<(), Owed> {
+    let save = match owed {
+        Owed::Changes(save) => save,
+        Owed::Snapshot => book.read().expect("book lock poisoned").snapshot(),
+    };
+    let (seq, replace) = (save.state.seq, save.replace);
+    let retry = (!replace).then(|| save.clone());
+    match store.save_profiles(save).await {
+        Ok(()) => {
+            book.write().expect("book lock poisoned").saved_seq = seq;
+            Ok(())
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "profiles: cannot store the profiles; retrying");
+            Err(match (e, retry) {
+                (StoreError::Conflict(_), _) | (_, None) => Owed::Snapshot,
+                (_, Some(save)) => Owed::Changes(save),
+            })
+        }
+    }
 }
 
 /// Applies new log events as they are committed and fires membership timers, forever. A
@@ -85,9 +193,17 @@ pub async fn follow(
 ) {
     let mut tick = tokio::time::interval(Duration::from_millis(50));
     let mut ticks: u64 = 0;
+    let mut owed = None;
     loop {
         tick.tick().await;
         ticks += 1;
+        // New events wait until the store holds what the book holds.
+        if let Some(debt) = owed.take() {
+            if let Err(debt) = pay(store.as_ref(), &book, debt).await {
+                owed = Some(debt);
+                continue;
+            }
+        }
         if ticks.is_multiple_of(20) {
             if let Err(e) = reload_if_changed(store.as_ref(), &book).await {
                 tracing::warn!(error = %e, "audiences: cannot reload definitions; retrying");
@@ -101,7 +217,7 @@ pub async fn follow(
                 continue;
             }
         };
-        let news = {
+        let (news, save) = {
             let mut guard = book.write().expect("book lock poisoned");
             let book = &mut *guard;
             let now = time::now_ms();
@@ -111,8 +227,12 @@ pub async fn follow(
             book.memberships.fire_timers(&book.profiles, now);
             metrics::gauge!("sightline_profiles_applied_seq").set(book.profiles.last_seq() as f64);
             metrics::gauge!("sightline_profiles").set(book.profiles.profile_count() as f64);
-            book.memberships.take_changes()
+            let save = (book.profiles.last_seq() != book.saved_seq).then(|| book.changes());
+            (book.memberships.take_changes(), save)
         };
+        if let Some(save) = save {
+            owed = pay(store.as_ref(), &book, Owed::Changes(save)).await.err();
+        }
         for change in news {
             // The syncer keeps up or holds the follower back; nothing is dropped.
             if changes.send(change).await.is_err() {
@@ -130,8 +250,15 @@ async fn reload_if_changed(store: &dyn Store, book: &RwLock<Book>) -> Result<()>
     if definitions == book.read().expect("book lock poisoned").definitions {
         return Ok(());
     }
-    let rules = book.read().expect("book lock poisoned").rules.clone();
+    let (rules, saved_seq) = {
+        let current = book.read().expect("book lock poisoned");
+        (current.rules.clone(), current.saved_seq)
+    };
+    // The stored profiles follow the log, not the audiences: the fresh book saves on from
+    // where the stored ones stand.
     let mut fresh = Book::new(definitions, rules);
+    fresh.profiles.track_changes_after(saved_seq);
+    fresh.saved_seq = saved_seq;
     fresh.catch_up(store).await?;
     fresh.memberships.take_changes();
     *book.write().expect("book lock poisoned") = fresh;

@@ -67,7 +67,7 @@ pub async fn run(args: ServeArgs, file: &FileConfig) -> Result<()> {
         },
     );
     let book = Arc::new(RwLock::new(
-        crate::profiles::rebuild(store.as_ref(), file.identity_rules()?).await?,
+        crate::profiles::open(store.as_ref(), file.identity_rules()?).await?,
     ));
     let (changes, to_sync) = tokio::sync::mpsc::channel(10_000);
     tokio::spawn(crate::profiles::follow(

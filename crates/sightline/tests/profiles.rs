@@ -514,3 +514,117 @@ async fn identity_rules_come_from_the_config_file() {
         );
     }
 }
+
+/// Runs the command line on the backend's store; returns stdout and stderr.
+fn cli(backend: &common::Backend, args: &[&str]) -> (String, String) {
+    let store_args = backend.args();
+    let mut all = args.to_vec();
+    all.extend(store_args.iter().map(String::as_str));
+    let output = sightline(&all);
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(output.status.success(), "{all:?}: {stderr}");
+    (String::from_utf8(output.stdout).unwrap(), stderr)
+}
+
+/// `profile show` from the stored profiles (not a replay): the server stores each page
+/// shortly after applying it, so poll until the stored state has caught up.
+fn stored_identifiers(backend: &common::Backend, args: &[&str]) -> usize {
+    for _ in 0..300 {
+        let (out, err) = cli(backend, args);
+        if !err.contains("replay") {
+            let profile: Value = serde_json::from_str(&out).unwrap();
+            return profile["identifiers"].as_array().unwrap().len();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    panic!("{args:?}: the stored profiles never caught up with the log");
+}
+
+#[tokio::test]
+async fn profiles_are_stored_and_a_rebuild_splits_an_over_merge() {
+    for backend in backends("identity_rebuild").await {
+        let creds = credentials(&backend, "web");
+        let server = Server::start(&backend, &[]);
+        for email in ["a@example.com", "b@example.com"] {
+            send_ok(
+                &server,
+                &creds.write_key,
+                "/v1/identify",
+                json!({"anonymousId":"kiosk","traits":{"email":email}}),
+            )
+            .await;
+        }
+        send_ok(
+            &server,
+            &creds.write_key,
+            "/v1/track",
+            json!({"anonymousId":"kiosk","event":"Kiosk Closed"}),
+        )
+        .await;
+        let joined = wait_for(&server, &creds.token, "email:a@example.com", |p| {
+            p["event_count"] == 3
+        })
+        .await;
+        let show_a = ["profile", "show", "email:a@example.com"];
+        assert_eq!(
+            stored_identifiers(&backend, &show_a),
+            3,
+            "{}: under the default rules the kiosk id joins both emails",
+            backend.name()
+        );
+        let (stored, _) = cli(&backend, &show_a);
+        assert_eq!(
+            serde_json::from_str::<Value>(&stored).unwrap(),
+            joined,
+            "the stored profile is the one the API shows"
+        );
+        let (newest, _) = cli(
+            &backend,
+            &["profile", "events", "email:b@example.com", "--limit", "1"],
+        );
+        let newest: Value = serde_json::from_str(newest.trim()).unwrap();
+        assert_eq!(newest["event"], "Kiosk Closed", "{newest}");
+        drop(server);
+
+        // The kiosk id was a placeholder: block it and rebuild.
+        let config = std::env::temp_dir().join(format!(
+            "sl-rebuild-{}-{}.toml",
+            std::process::id(),
+            backend.name()
+        ));
+        std::fs::write(&config, "[identity]\nblocked_values = [\"kiosk\"]\n").unwrap();
+        let config = config.to_str().unwrap();
+        let (summary, _) = cli(
+            &backend,
+            &["identity", "rebuild", "--json", "--config", config],
+        );
+        let summary: Value = serde_json::from_str(&summary).unwrap();
+        assert_eq!(summary["profiles"], 2, "{summary}");
+        let (a, err) = cli(
+            &backend,
+            &["profile", "show", "email:a@example.com", "--config", config],
+        );
+        assert!(
+            !err.contains("replay"),
+            "read from the stored rebuild: {err}"
+        );
+        let a: Value = serde_json::from_str(&a).unwrap();
+        assert_eq!(a["identifiers"].as_array().unwrap().len(), 1, "{a}");
+        let (explained, _) = cli(
+            &backend,
+            &[
+                "profile",
+                "explain",
+                "email:b@example.com",
+                "--config",
+                config,
+            ],
+        );
+        assert!(!explained.contains("a@example.com"), "{explained}");
+
+        // A server started under other rules than the stored ones stores a rebuild first.
+        let server = Server::start(&backend, &[]);
+        assert_eq!(stored_identifiers(&backend, &show_a), 3);
+        drop(server);
+    }
+}

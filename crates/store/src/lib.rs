@@ -9,8 +9,8 @@ mod sqlite;
 
 use async_trait::async_trait;
 use sightline_core::{
-    AudienceDefinition, Delivery, DeliveryStatus, Destination, NewDestination, NewEvent, Role,
-    Source, StoredEvent, Token,
+    AudienceDefinition, Delivery, DeliveryStatus, Destination, NewDestination, NewEvent,
+    ProfileSave, ProfilesState, Role, Source, StoredEvent, StoredProfile, Token,
 };
 use std::path::Path;
 use std::sync::Arc;
@@ -116,6 +116,35 @@ pub trait Store: Send + Sync + 'static {
         after: i64,
         limit: usize,
     ) -> Result<Vec<Delivery>>;
+
+    /// Where the stored profiles stand; `None` before the first save.
+    async fn profiles_state(&self) -> Result<Option<ProfilesState>>;
+    /// Applies one save atomically. A save on top of a state other than its `base_seq`
+    /// (or its rules) is a `Conflict` and changes nothing.
+    async fn save_profiles(&self, save: ProfileSave) -> Result<()>;
+    /// The stored profile holding an identifier (type and normalised value).
+    async fn stored_profile(&self, id_type: &str, value: &str) -> Result<Option<StoredProfile>>;
+    /// A stored profile's events with `seq < before`, newest first.
+    async fn stored_profile_events(
+        &self,
+        profile: i64,
+        before: i64,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>>;
+}
+
+/// The message of a save whose base is not the stored state.
+fn profiles_moved(stored: Option<&ProfilesState>, save: &ProfileSave) -> Option<StoreError> {
+    let matches = match stored {
+        None => save.base_seq == 0,
+        Some(state) => state.seq == save.base_seq && state.rules == save.state.rules,
+    };
+    (!save.replace && !matches).then(|| {
+        StoreError::Conflict(format!(
+            "the stored profiles are no longer at seq {} under these rules: another process rewrote them",
+            save.base_seq
+        ))
+    })
 }
 
 /// Destination and delivery columns that both backends store the same way.

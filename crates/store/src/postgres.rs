@@ -4,12 +4,12 @@
 //! and a reader that has seen `seq = n` can never later see a smaller one appear.
 
 use crate::group::{self, AppendRequest};
-use crate::{columns, Appended, Result, Store, StoreError, WRITE_QUEUE_REQUESTS};
+use crate::{columns, profiles_moved, Appended, Result, Store, StoreError, WRITE_QUEUE_REQUESTS};
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use sightline_core::{
     AudienceDefinition, Delivery, DeliveryStatus, Destination, EventType, NewDestination, NewEvent,
-    Role, Source, StoredEvent, Token,
+    ProfileSave, ProfilesState, Role, Source, StoredEvent, StoredProfile, Token,
 };
 use std::collections::{HashMap, HashSet};
 use tokio::sync::mpsc;
@@ -18,6 +18,10 @@ use tokio_postgres::{Client, NoTls, Row};
 /// Arbitrary, fixed: the advisory lock key that serialises appends to the log.
 const APPEND_LOCK: i64 = 7_461_001;
 const MIGRATION_LOCK: i64 = APPEND_LOCK + 1;
+/// Serialises profile saves, so that a save's check of the stored state holds until commit.
+const PROFILES_LOCK: i64 = APPEND_LOCK + 2;
+/// Rows per statement when a save writes many (a rebuild): one round trip each.
+const SAVE_CHUNK: usize = 20_000;
 
 const MIGRATIONS: &[&str] = &[
     // 1: the event log, dedup, sources, keys, tokens, processor checkpoints.
@@ -91,6 +95,30 @@ const MIGRATIONS: &[&str] = &[
         rule TEXT NOT NULL,
         sync TEXT NOT NULL,
         created_at BIGINT NOT NULL
+     );",
+    // 4: unified profiles, derived from the log by the profiles processor.
+    "CREATE TABLE profiles (
+        id BIGINT PRIMARY KEY,
+        doc TEXT NOT NULL
+     );
+     CREATE TABLE profile_identifiers (
+        id_type TEXT NOT NULL,
+        value TEXT NOT NULL,
+        profile_id BIGINT NOT NULL,
+        shared BOOLEAN NOT NULL,
+        seen_with TEXT NOT NULL,
+        PRIMARY KEY (id_type, value)
+     );
+     CREATE INDEX profile_identifiers_by_profile ON profile_identifiers (profile_id);
+     CREATE TABLE profile_events (
+        profile_id BIGINT NOT NULL,
+        seq BIGINT NOT NULL,
+        PRIMARY KEY (profile_id, seq)
+     );
+     CREATE TABLE profiles_state (
+        id INT PRIMARY KEY CHECK (id = 1),
+        seq BIGINT NOT NULL,
+        rules TEXT NOT NULL
      );",
 ];
 
@@ -721,4 +749,133 @@ impl Store for PostgresStore {
             .await?;
         Ok(rows.iter().map(delivery_from_row).collect())
     }
+
+    async fn profiles_state(&self) -> Result<Option<ProfilesState>> {
+        let client = self.client().await?;
+        Ok(profiles_state(&client).await?)
+    }
+
+    async fn save_profiles(&self, save: ProfileSave) -> Result<()> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&PROFILES_LOCK])
+            .await?;
+        if let Some(conflict) = profiles_moved(profiles_state(&tx).await?.as_ref(), &save) {
+            return Err(conflict);
+        }
+        if save.replace {
+            tx.batch_execute(
+                "TRUNCATE profiles; TRUNCATE profile_identifiers; TRUNCATE profile_events;",
+            )
+            .await?;
+        }
+        let rows = &save.rows;
+        for &(retired, survivor) in &rows.retired {
+            tx.execute(
+                "UPDATE profile_identifiers SET profile_id = $2 WHERE profile_id = $1",
+                &[&retired, &survivor],
+            )
+            .await?;
+            tx.execute(
+                "UPDATE profile_events SET profile_id = $2 WHERE profile_id = $1",
+                &[&retired, &survivor],
+            )
+            .await?;
+            tx.execute("DELETE FROM profiles WHERE id = $1", &[&retired])
+                .await?;
+        }
+        for chunk in rows.profiles.chunks(SAVE_CHUNK) {
+            let ids: Vec<i64> = chunk.iter().map(|(id, _)| *id).collect();
+            let docs: Vec<&str> = chunk.iter().map(|(_, doc)| doc.as_str()).collect();
+            tx.execute(
+                "INSERT INTO profiles (id, doc) SELECT * FROM unnest($1::bigint[], $2::text[])
+                 ON CONFLICT (id) DO UPDATE SET doc = EXCLUDED.doc",
+                &[&ids, &docs],
+            )
+            .await?;
+        }
+        for chunk in rows.identifiers.chunks(SAVE_CHUNK) {
+            let text = |f: fn(&sightline_core::IdentifierRow) -> &str| -> Vec<&str> {
+                chunk.iter().map(f).collect()
+            };
+            let (types, values, seen_with) = (
+                text(|r| &r.id_type),
+                text(|r| &r.value),
+                text(|r| &r.seen_with),
+            );
+            let profiles: Vec<i64> = chunk.iter().map(|r| r.profile).collect();
+            let shared: Vec<bool> = chunk.iter().map(|r| r.shared).collect();
+            tx.execute(
+                "INSERT INTO profile_identifiers (id_type, value, profile_id, shared, seen_with)
+                 SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bool[], $5::text[])
+                 ON CONFLICT (id_type, value) DO UPDATE SET profile_id = EXCLUDED.profile_id,
+                     shared = EXCLUDED.shared, seen_with = EXCLUDED.seen_with",
+                &[&types, &values, &profiles, &shared, &seen_with],
+            )
+            .await?;
+        }
+        for chunk in rows.events.chunks(SAVE_CHUNK) {
+            let profiles: Vec<i64> = chunk.iter().map(|(profile, _)| *profile).collect();
+            let seqs: Vec<i64> = chunk.iter().map(|(_, seq)| *seq).collect();
+            tx.execute(
+                "INSERT INTO profile_events (profile_id, seq)
+                 SELECT * FROM unnest($1::bigint[], $2::bigint[]) ON CONFLICT DO NOTHING",
+                &[&profiles, &seqs],
+            )
+            .await?;
+        }
+        tx.execute(
+            "INSERT INTO profiles_state (id, seq, rules) VALUES (1, $1, $2)
+             ON CONFLICT (id) DO UPDATE SET seq = EXCLUDED.seq, rules = EXCLUDED.rules",
+            &[&save.state.seq, &save.state.rules],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn stored_profile(&self, id_type: &str, value: &str) -> Result<Option<StoredProfile>> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "SELECT p.id, p.doc FROM profile_identifiers i JOIN profiles p ON p.id = i.profile_id
+                 WHERE i.id_type = $1 AND i.value = $2",
+                &[&id_type, &value],
+            )
+            .await?;
+        Ok(row.map(|r| StoredProfile {
+            id: r.get(0),
+            doc: r.get(1),
+        }))
+    }
+
+    async fn stored_profile_events(
+        &self,
+        profile: i64,
+        before: i64,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT e.seq, e.source_id, e.message_id, e.type, e.received_at, e.body
+                 FROM profile_events p JOIN events e ON e.seq = p.seq
+                 WHERE p.profile_id = $1 AND p.seq < $2 ORDER BY p.seq DESC LIMIT $3",
+                &[&profile, &before, &(limit as i64)],
+            )
+            .await?;
+        Ok(rows.iter().map(event_from_row).collect())
+    }
+}
+
+async fn profiles_state(
+    client: &impl deadpool_postgres::GenericClient,
+) -> Result<Option<ProfilesState>, tokio_postgres::Error> {
+    let row = client
+        .query_opt("SELECT seq, rules FROM profiles_state", &[])
+        .await?;
+    Ok(row.map(|r| ProfilesState {
+        seq: r.get(0),
+        rules: r.get(1),
+    }))
 }

@@ -9,12 +9,12 @@
 //! by that checkpoint, so the fsync still covers every answered commit.
 
 use crate::group::{self, AppendRequest};
-use crate::{columns, Appended, Result, Store, StoreError, WRITE_QUEUE_REQUESTS};
+use crate::{columns, profiles_moved, Appended, Result, Store, StoreError, WRITE_QUEUE_REQUESTS};
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension};
 use sightline_core::{
     AudienceDefinition, Delivery, DeliveryStatus, Destination, EventType, NewDestination, NewEvent,
-    Role, Source, StoredEvent, Token,
+    ProfileSave, ProfilesState, Role, Source, StoredEvent, StoredProfile, Token,
 };
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -92,6 +92,30 @@ const MIGRATIONS: &[&str] = &[
         rule TEXT NOT NULL,
         sync TEXT NOT NULL,
         created_at INTEGER NOT NULL
+     );",
+    // 4: unified profiles, derived from the log by the profiles processor.
+    "CREATE TABLE profiles (
+        id INTEGER PRIMARY KEY,
+        doc TEXT NOT NULL
+     );
+     CREATE TABLE profile_identifiers (
+        id_type TEXT NOT NULL,
+        value TEXT NOT NULL,
+        profile_id INTEGER NOT NULL,
+        shared INTEGER NOT NULL,
+        seen_with TEXT NOT NULL,
+        PRIMARY KEY (id_type, value)
+     ) WITHOUT ROWID;
+     CREATE INDEX profile_identifiers_by_profile ON profile_identifiers (profile_id);
+     CREATE TABLE profile_events (
+        profile_id INTEGER NOT NULL,
+        seq INTEGER NOT NULL,
+        PRIMARY KEY (profile_id, seq)
+     ) WITHOUT ROWID;
+     CREATE TABLE profiles_state (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        seq INTEGER NOT NULL,
+        rules TEXT NOT NULL
      );",
 ];
 
@@ -697,6 +721,122 @@ impl Store for SqliteStore {
         })
         .await
     }
+
+    async fn profiles_state(&self) -> Result<Option<ProfilesState>> {
+        self.with_conn(|conn| Ok(profiles_state(conn)?)).await
+    }
+
+    async fn save_profiles(&self, save: ProfileSave) -> Result<()> {
+        self.with_conn(move |conn| save_profiles(conn, save)).await
+    }
+
+    async fn stored_profile(&self, id_type: &str, value: &str) -> Result<Option<StoredProfile>> {
+        let (id_type, value) = (id_type.to_string(), value.to_string());
+        self.with_conn(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT p.id, p.doc FROM profile_identifiers i JOIN profiles p ON p.id = i.profile_id
+                 WHERE i.id_type = ?1 AND i.value = ?2",
+            )?;
+            Ok(stmt
+                .query_row(params![id_type, value], |r| {
+                    Ok(StoredProfile {
+                        id: r.get(0)?,
+                        doc: r.get(1)?,
+                    })
+                })
+                .optional()?)
+        })
+        .await
+    }
+
+    async fn stored_profile_events(
+        &self,
+        profile: i64,
+        before: i64,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>> {
+        self.with_conn(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT e.seq, e.source_id, e.message_id, e.type, e.received_at, e.body
+                 FROM profile_events p JOIN events e ON e.seq = p.seq
+                 WHERE p.profile_id = ?1 AND p.seq < ?2 ORDER BY p.seq DESC LIMIT ?3",
+            )?;
+            let rows = stmt.query_map(params![profile, before, limit as i64], event_from_row)?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+        .await
+    }
+}
+
+fn profiles_state(conn: &Connection) -> rusqlite::Result<Option<ProfilesState>> {
+    conn.query_row("SELECT seq, rules FROM profiles_state", [], |r| {
+        Ok(ProfilesState {
+            seq: r.get(0)?,
+            rules: r.get(1)?,
+        })
+    })
+    .optional()
+}
+
+fn save_profiles(conn: &mut Connection, save: ProfileSave) -> Result<()> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    if let Some(conflict) = profiles_moved(profiles_state(&tx)?.as_ref(), &save) {
+        return Err(conflict);
+    }
+    if save.replace {
+        tx.execute_batch(
+            "DELETE FROM profiles; DELETE FROM profile_identifiers; DELETE FROM profile_events;",
+        )?;
+    }
+    let rows = &save.rows;
+    {
+        let mut move_identifiers = tx.prepare_cached(
+            "UPDATE profile_identifiers SET profile_id = ?2 WHERE profile_id = ?1",
+        )?;
+        let mut move_events =
+            tx.prepare_cached("UPDATE profile_events SET profile_id = ?2 WHERE profile_id = ?1")?;
+        let mut retire = tx.prepare_cached("DELETE FROM profiles WHERE id = ?1")?;
+        for &(retired, survivor) in &rows.retired {
+            move_identifiers.execute([retired, survivor])?;
+            move_events.execute([retired, survivor])?;
+            retire.execute([retired])?;
+        }
+        let mut profile = tx.prepare_cached(
+            "INSERT INTO profiles (id, doc) VALUES (?1, ?2)
+             ON CONFLICT (id) DO UPDATE SET doc = excluded.doc",
+        )?;
+        for (id, doc) in &rows.profiles {
+            profile.execute(params![id, doc])?;
+        }
+        let mut identifier = tx.prepare_cached(
+            "INSERT INTO profile_identifiers (id_type, value, profile_id, shared, seen_with)
+             VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (id_type, value) DO UPDATE SET profile_id = excluded.profile_id,
+                 shared = excluded.shared, seen_with = excluded.seen_with",
+        )?;
+        for row in &rows.identifiers {
+            identifier.execute(params![
+                row.id_type,
+                row.value,
+                row.profile,
+                row.shared,
+                row.seen_with
+            ])?;
+        }
+        let mut event = tx.prepare_cached(
+            "INSERT OR IGNORE INTO profile_events (profile_id, seq) VALUES (?1, ?2)",
+        )?;
+        for &(profile, seq) in &rows.events {
+            event.execute([profile, seq])?;
+        }
+    }
+    tx.execute(
+        "INSERT INTO profiles_state (id, seq, rules) VALUES (1, ?1, ?2)
+         ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, rules = excluded.rules",
+        params![save.state.seq, save.state.rules],
+    )?;
+    tx.commit()?;
+    Ok(())
 }
 
 impl std::fmt::Debug for SqliteStore {

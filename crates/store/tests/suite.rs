@@ -2,7 +2,8 @@
 //! test in a schema of its own; in CI (CI=true) a missing URL is a failure, not a skip.
 
 use sightline_core::{
-    Delivery, DeliveryStatus, DestinationKind, EventType, NewDestination, NewEvent, Role,
+    Delivery, DeliveryStatus, DestinationKind, EventType, IdentifierRow, NewDestination, NewEvent,
+    ProfileRows, ProfileSave, ProfilesState, Role,
 };
 use sightline_store::{Appended, PostgresStore, SqliteStore, Store};
 use std::sync::Arc;
@@ -374,5 +375,164 @@ async fn audience_definitions() {
         let all = store.list_audiences().await.unwrap();
         assert_eq!(all.len(), 2, "{name}");
         assert_eq!(all[0], buyers, "{name}");
+    }
+}
+
+fn holds(id_type: &str, value: &str, profile: i64) -> IdentifierRow {
+    IdentifierRow {
+        id_type: id_type.into(),
+        value: value.into(),
+        profile,
+        shared: false,
+        seen_with: "[]".into(),
+    }
+}
+
+fn state(seq: i64) -> ProfilesState {
+    ProfilesState {
+        seq,
+        rules: "r1".into(),
+    }
+}
+
+async fn event_seqs(store: &dyn Store, profile: i64) -> Vec<i64> {
+    let events = store.stored_profile_events(profile, i64::MAX, 10).await;
+    events.unwrap().iter().map(|e| e.seq).collect()
+}
+
+#[tokio::test]
+async fn stored_profiles_apply_saves_in_order_and_refuse_a_moved_base() {
+    for (name, store) in backends("profiles").await {
+        assert_eq!(store.profiles_state().await.unwrap(), None, "{name}");
+        let stored = seqs(
+            &store
+                .append((1..=4).map(|i| event(1, &format!("m{i}"), i)).collect(), 0)
+                .await
+                .unwrap(),
+        );
+        let (a, b) = (stored[0], stored[2]);
+        // Two profiles, each with an identifier and events.
+        let first = ProfileSave {
+            replace: false,
+            base_seq: 0,
+            state: state(stored[2]),
+            rows: ProfileRows {
+                retired: vec![],
+                profiles: vec![(a, r#"{"n":"a"}"#.into()), (b, r#"{"n":"b"}"#.into())],
+                identifiers: vec![
+                    holds("email", "ann@x.com", a),
+                    holds("anonymous_id", "d1", b),
+                ],
+                events: vec![(a, stored[0]), (a, stored[1]), (b, stored[2])],
+            },
+        };
+        store.save_profiles(first).await.unwrap();
+        assert_eq!(
+            store.profiles_state().await.unwrap(),
+            Some(state(stored[2]))
+        );
+        let found = store
+            .stored_profile("anonymous_id", "d1")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (found.id, found.doc.as_str()),
+            (b, r#"{"n":"b"}"#),
+            "{name}"
+        );
+        assert_eq!(
+            event_seqs(store.as_ref(), a).await,
+            [stored[1], stored[0]],
+            "{name}"
+        );
+        assert_eq!(
+            store
+                .stored_profile_events(a, stored[1], 10)
+                .await
+                .unwrap()
+                .len(),
+            1,
+            "{name}: `before` pages"
+        );
+
+        // b merges into a: its identifiers and events move, its row goes.
+        let merge = ProfileSave {
+            replace: false,
+            base_seq: stored[2],
+            state: state(stored[3]),
+            rows: ProfileRows {
+                retired: vec![(b, a)],
+                profiles: vec![(a, r#"{"n":"a+b"}"#.into())],
+                identifiers: vec![],
+                events: vec![(a, stored[3])],
+            },
+        };
+        store.save_profiles(merge.clone()).await.unwrap();
+        let found = store
+            .stored_profile("anonymous_id", "d1")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (found.id, found.doc.as_str()),
+            (a, r#"{"n":"a+b"}"#),
+            "{name}"
+        );
+        assert_eq!(
+            event_seqs(store.as_ref(), a).await,
+            [stored[3], stored[2], stored[1], stored[0]]
+        );
+        assert!(event_seqs(store.as_ref(), b).await.is_empty(), "{name}");
+
+        // A save on a base that moved (here: replaying the same save) changes nothing.
+        let err = store.save_profiles(merge).await.unwrap_err();
+        assert!(err.to_string().contains("another process"), "{name}: {err}");
+        let other_rules = ProfileSave {
+            base_seq: stored[3],
+            state: ProfilesState {
+                seq: stored[3],
+                rules: "r2".into(),
+            },
+            ..ProfileSave::default()
+        };
+        assert!(store.save_profiles(other_rules).await.is_err(), "{name}");
+
+        // A replace starts from nothing, whatever was stored.
+        let rebuild = ProfileSave {
+            replace: true,
+            base_seq: 0,
+            state: ProfilesState {
+                seq: stored[3],
+                rules: "r2".into(),
+            },
+            rows: ProfileRows {
+                profiles: vec![(b, r#"{"n":"b"}"#.into())],
+                identifiers: vec![holds("anonymous_id", "d1", b)],
+                events: vec![(b, stored[2])],
+                ..ProfileRows::default()
+            },
+        };
+        store.save_profiles(rebuild).await.unwrap();
+        assert_eq!(
+            store.stored_profile("email", "ann@x.com").await.unwrap(),
+            None,
+            "{name}"
+        );
+        assert_eq!(
+            store
+                .stored_profile("anonymous_id", "d1")
+                .await
+                .unwrap()
+                .unwrap()
+                .id,
+            b
+        );
+        assert!(event_seqs(store.as_ref(), a).await.is_empty(), "{name}");
+        assert_eq!(
+            store.profiles_state().await.unwrap().unwrap().rules,
+            "r2",
+            "{name}"
+        );
     }
 }

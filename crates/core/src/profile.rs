@@ -1,0 +1,54 @@
+//! Stored profiles: the rows the profiles processor hands the store and the store keeps.
+//! Plain data; `sightline-profiles` decides what goes in them.
+
+/// One save of derived profile state, applied in one transaction.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ProfileSave {
+    /// Delete every stored profile first (a rebuild) instead of applying on top.
+    pub replace: bool,
+    /// For a save on top: where the stored state must stand (the previous save's `seq`).
+    /// Anything else means another process rewrote it, and the save is a `Conflict`.
+    pub base_seq: i64,
+    /// The state the save leaves behind.
+    pub state: ProfilesState,
+    pub rows: ProfileRows,
+}
+
+/// How far in the log the stored profiles are, and under which identity rules.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProfilesState {
+    pub seq: i64,
+    /// A fingerprint of the identity rules the profiles were resolved with.
+    pub rules: String,
+}
+
+/// Changed rows, applied in this order: retirements, then upserts, then new timeline rows.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ProfileRows {
+    /// `(retired, survivor)` in the order the merges happened: the retired profile's row is
+    /// deleted, its identifiers and events move to the survivor.
+    pub retired: Vec<(i64, i64)>,
+    /// Live profiles created or changed: id and JSON document.
+    pub profiles: Vec<(i64, String)>,
+    pub identifiers: Vec<IdentifierRow>,
+    /// `(profile, seq)`: events that landed on a profile.
+    pub events: Vec<(i64, i64)>,
+}
+
+/// Who holds an identifier, and what shared-identifier detection knows of it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IdentifierRow {
+    pub id_type: String,
+    pub value: String,
+    pub profile: i64,
+    pub shared: bool,
+    /// Other profiles it was seen with, as a JSON array of ids.
+    pub seen_with: String,
+}
+
+/// A stored profile: its id and the JSON document the processor wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredProfile {
+    pub id: i64,
+    pub doc: String,
+}
