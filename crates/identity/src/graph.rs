@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::explain::explain;
-use crate::extract::{extract, EventIdentifiers};
+use crate::extract::{extract, extract_text, EventIdentifiers};
 use crate::identifier::{Identifier, ProfileId};
 use crate::resolve::{
     resolve, Change, GraphSlice, GraphView, IdentifierState, ProfileSummary, Resolution,
@@ -71,8 +71,23 @@ impl Graph {
 
     /// Extracts, resolves and applies one event; returns the profile it belongs to.
     pub fn process(&mut self, seq: i64, event: &Value, rules: &Rules) -> Option<ProfileId> {
-        let identifiers = extract(event, rules);
-        let resolution = resolve(&identifiers, self, rules, seq);
+        self.settle(seq, &extract(event, rules), rules)
+    }
+
+    /// [`Graph::process`] for an event stored as JSON text, read with [`extract_text`]: the
+    /// same outcome as parsing it to a `Value` first (text that is not JSON is `null`).
+    pub fn process_text(&mut self, seq: i64, event: &str, rules: &Rules) -> Option<ProfileId> {
+        self.settle(seq, &extract_text(event, rules), rules)
+    }
+
+    /// Resolves and applies one event's identifiers; returns the profile it belongs to.
+    fn settle(
+        &mut self,
+        seq: i64,
+        identifiers: &EventIdentifiers,
+        rules: &Rules,
+    ) -> Option<ProfileId> {
+        let resolution = resolve(identifiers, self, rules, seq);
         let profile = resolution.profile;
         self.apply(resolution);
         profile

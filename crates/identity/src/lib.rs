@@ -31,8 +31,8 @@ mod rules;
 
 pub use explain::{explain, sentence};
 pub use extract::{
-    extract, normalise, normalise_email, normalise_phone, Call, EventIdentifiers, RejectReason,
-    Rejected,
+    extract, extract_text, normalise, normalise_email, normalise_phone, Call, EventIdentifiers,
+    RejectReason, Rejected,
 };
 pub use graph::{Graph, Profile, Record};
 pub use identifier::{IdType, Identifier, ProfileId};
