@@ -26,6 +26,7 @@ mod explain;
 mod extract;
 mod graph;
 mod identifier;
+mod key;
 mod resolve;
 mod rules;
 
