@@ -9,6 +9,8 @@ use serde_json::Value;
 use crate::identifier::{IdType, Identifier};
 use crate::rules::{parse_region, Rules};
 
+mod text;
+
 /// The Segment call an event is, as far as identity is concerned.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -74,71 +76,167 @@ impl EventIdentifiers {
 /// Reads the identifiers of one stored Segment event. Never fails: what cannot be read is
 /// either absent or reported in `rejected`.
 pub fn extract(event: &Value, rules: &Rules) -> EventIdentifiers {
-    let call = match event.get("type").and_then(Value::as_str) {
+    identifiers(Fields::of_value(event, rules), rules)
+}
+
+/// Reads the identifiers of one stored Segment event from its JSON text: the same as
+/// `extract(&serde_json::from_str(text).unwrap_or(Value::Null), rules)` (short of keys named
+/// serde_json's private raw-value marker), without building the whole `Value`, which with
+/// `preserve_order` costs an `IndexMap` per object. Text that is not JSON yields nothing.
+pub fn extract_text(text: &str, rules: &Rules) -> EventIdentifiers {
+    identifiers(text::fields(text, rules).unwrap_or_default(), rules)
+}
+
+/// An identifier value as found: `None` when absent or null, `Err` with its JSON text when
+/// it is not a string or a number (numbers are their decimal string).
+type Raw<'a> = Option<Result<Cow<'a, str>, String>>;
+
+/// What extraction reads from an event, borrowed from a `Value` or from JSON text, so that
+/// both entry points share one reading of it. A field that is not an object reads as empty.
+#[derive(Default)]
+struct Fields<'a> {
+    call: Call,
+    user_id: Raw<'a>,
+    anonymous_id: Raw<'a>,
+    /// `Some` when the key is present, even as null: it then hides `properties.previousId`.
+    previous_id: Option<Raw<'a>>,
+    properties_previous_id: Raw<'a>,
+    traits: Option<Traits<'a>>,
+    context: Option<Context<'a>>,
+}
+
+#[derive(Default)]
+struct Traits<'a> {
+    email: Raw<'a>,
+    phone: Raw<'a>,
+    /// By position in `Rules::trait_identifiers`; missing at the end when absent.
+    custom: Vec<Raw<'a>>,
+}
+
+#[derive(Default)]
+struct Context<'a> {
+    locale: Option<Cow<'a, str>>,
+    traits: Option<Traits<'a>>,
+    device_id: Raw<'a>,
+    external_ids: Vec<ExternalId<'a>>,
+}
+
+#[derive(Default)]
+struct ExternalId<'a> {
+    /// Only a string names a type.
+    id_type: Option<Cow<'a, str>>,
+    id: Raw<'a>,
+}
+
+fn call_of(name: Option<&str>) -> Call {
+    match name {
         Some("identify") => Call::Identify,
         Some("alias") => Call::Alias,
         _ => Call::Other,
-    };
+    }
+}
+
+impl<'a> Fields<'a> {
+    fn of_value(event: &'a Value, rules: &Rules) -> Fields<'a> {
+        let raw = |v: &'a Value, key: &str| v.get(key).and_then(scalar);
+        let traits = |v: &'a Value| Traits {
+            email: raw(v, "email"),
+            phone: raw(v, "phone"),
+            custom: rules
+                .trait_identifiers()
+                .iter()
+                .map(|(key, _)| raw(v, key))
+                .collect(),
+        };
+        let context = |c: &'a Value| Context {
+            locale: c.get("locale").and_then(Value::as_str).map(Cow::Borrowed),
+            traits: c.get("traits").map(traits),
+            device_id: c.get("device").and_then(|d| raw(d, "id")),
+            external_ids: c
+                .get("externalIds")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .map(|e| ExternalId {
+                    id_type: e.get("type").and_then(Value::as_str).map(Cow::Borrowed),
+                    id: raw(e, "id"),
+                })
+                .collect(),
+        };
+        Fields {
+            call: call_of(event.get("type").and_then(Value::as_str)),
+            user_id: raw(event, "userId"),
+            anonymous_id: raw(event, "anonymousId"),
+            previous_id: event.get("previousId").map(scalar),
+            properties_previous_id: event.get("properties").and_then(|p| raw(p, "previousId")),
+            traits: event.get("traits").map(traits),
+            context: event.get("context").map(context),
+        }
+    }
+}
+
+/// The extraction rules proper, over the fields read from an event.
+fn identifiers(fields: Fields<'_>, rules: &Rules) -> EventIdentifiers {
+    let Fields {
+        call,
+        user_id,
+        anonymous_id,
+        previous_id,
+        properties_previous_id,
+        traits,
+        context,
+    } = fields;
     let mut out = EventIdentifiers {
         call,
         ..EventIdentifiers::default()
     };
-    let context = event.get("context");
     let region = context
-        .and_then(|c| c.get("locale"))
-        .and_then(Value::as_str)
+        .as_ref()
+        .and_then(|c| c.locale.as_deref())
         .and_then(locale_region)
         .unwrap_or_else(|| rules.default_region());
 
-    let mut add = |id_type: IdType, raw: Option<&Value>| {
-        if let Some(value) = raw.and_then(scalar) {
+    let mut add = |id_type: IdType, raw: Raw<'_>| {
+        if let Some(value) = raw {
             let normalised =
                 value.and_then(|v| normalise(&id_type, &v, region).ok_or_else(|| v.into_owned()));
             out.push(rules, id_type, normalised);
         }
     };
 
-    add(IdType::UserId, event.get("userId"));
-    add(IdType::AnonymousId, event.get("anonymousId"));
+    add(IdType::UserId, user_id);
+    add(IdType::AnonymousId, anonymous_id);
     if call == Call::Alias {
-        let previous = event
-            .get("previousId")
-            .or_else(|| event.get("properties").and_then(|p| p.get("previousId")));
+        let previous = previous_id.unwrap_or(properties_previous_id);
         add(rules.alias_previous_id_type().clone(), previous);
     }
     // A group call's top-level traits describe the group, not the person.
-    let own_traits = (call == Call::Identify)
-        .then(|| event.get("traits"))
-        .flatten();
-    let context_traits = context.and_then(|c| c.get("traits"));
+    let own_traits = traits.filter(|_| call == Call::Identify);
+    let (context_traits, device_id, external_ids) = match context {
+        Some(c) => (c.traits, c.device_id, c.external_ids),
+        None => (None, None, Vec::new()),
+    };
     for traits in [own_traits, context_traits].into_iter().flatten() {
-        add(IdType::Email, traits.get("email"));
-        add(IdType::Phone, traits.get("phone"));
-        for (key, id_type) in rules.trait_identifiers() {
-            add(id_type.clone(), traits.get(key));
+        add(IdType::Email, traits.email);
+        add(IdType::Phone, traits.phone);
+        for ((_, id_type), raw) in rules.trait_identifiers().iter().zip(traits.custom) {
+            add(id_type.clone(), raw);
         }
     }
-    if let Some(context) = context {
-        add(
-            IdType::DeviceId,
-            context.get("device").and_then(|d| d.get("id")),
-        );
-        let external = context.get("externalIds").and_then(Value::as_array);
-        for entry in external.into_iter().flatten() {
-            if let Some(id_type) = entry.get("type").and_then(Value::as_str) {
-                let id_type = IdType::parse(id_type);
-                if !id_type.as_str().is_empty() {
-                    add(id_type, entry.get("id"));
-                }
+    add(IdType::DeviceId, device_id);
+    for external in external_ids {
+        if let Some(id_type) = external.id_type {
+            let id_type = IdType::parse(&id_type);
+            if !id_type.as_str().is_empty() {
+                add(id_type, external.id);
             }
         }
     }
     out
 }
 
-/// A JSON value as identifier text: `None` when absent or null, `Err` with its JSON text
-/// when it is not a string or a number (numbers are their decimal string).
-fn scalar(value: &Value) -> Option<Result<Cow<'_, str>, String>> {
+/// A JSON value as identifier text (see [`Raw`]).
+fn scalar(value: &Value) -> Raw<'_> {
     match value {
         Value::Null => None,
         Value::String(s) => Some(Ok(Cow::Borrowed(s))),

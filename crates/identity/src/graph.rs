@@ -8,8 +8,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::explain::explain;
-use crate::extract::{extract, EventIdentifiers};
+use crate::extract::{extract, extract_text, EventIdentifiers};
 use crate::identifier::{Identifier, ProfileId};
+use crate::key::{encoded, Key};
 use crate::resolve::{
     resolve, Change, GraphSlice, GraphView, IdentifierState, ProfileSummary, Resolution,
 };
@@ -49,7 +50,7 @@ impl Profile {
 /// retired profile ids went.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Graph {
-    identifiers: FxHashMap<Identifier, IdentifierState>,
+    identifiers: FxHashMap<Key, IdentifierState>,
     profiles: FxHashMap<ProfileId, Profile>,
     /// Retired profile id → the profile it was merged into.
     merged_into: FxHashMap<ProfileId, ProfileId>,
@@ -71,8 +72,23 @@ impl Graph {
 
     /// Extracts, resolves and applies one event; returns the profile it belongs to.
     pub fn process(&mut self, seq: i64, event: &Value, rules: &Rules) -> Option<ProfileId> {
-        let identifiers = extract(event, rules);
-        let resolution = resolve(&identifiers, self, rules, seq);
+        self.settle(seq, &extract(event, rules), rules)
+    }
+
+    /// [`Graph::process`] for an event stored as JSON text, read with [`extract_text`]: the
+    /// same outcome as parsing it to a `Value` first (text that is not JSON is `null`).
+    pub fn process_text(&mut self, seq: i64, event: &str, rules: &Rules) -> Option<ProfileId> {
+        self.settle(seq, &extract_text(event, rules), rules)
+    }
+
+    /// Resolves and applies one event's identifiers; returns the profile it belongs to.
+    fn settle(
+        &mut self,
+        seq: i64,
+        identifiers: &EventIdentifiers,
+        rules: &Rules,
+    ) -> Option<ProfileId> {
+        let resolution = resolve(identifiers, self, rules, seq);
         let profile = resolution.profile;
         self.apply(resolution);
         profile
@@ -82,7 +98,7 @@ impl Graph {
     pub fn slice(&self, event: &EventIdentifiers) -> GraphSlice {
         let mut slice = GraphSlice::default();
         for identifier in &event.identifiers {
-            let Some(state) = self.identifiers.get(identifier) else {
+            let Some(state) = self.state(identifier) else {
                 continue;
             };
             if slice.profile_summary(state.profile).is_none() {
@@ -111,7 +127,7 @@ impl Graph {
                     if self.profiles.contains_key(profile) {
                         continue;
                     }
-                    let Entry::Vacant(slot) = self.identifiers.entry(identifier.clone()) else {
+                    let Entry::Vacant(slot) = self.identifiers.entry(Key::new(identifier)) else {
                         continue;
                     };
                     slot.insert(owned_by(*profile));
@@ -133,7 +149,7 @@ impl Graph {
                     let Some(target) = self.profiles.get_mut(profile) else {
                         continue;
                     };
-                    if let Entry::Vacant(slot) = self.identifiers.entry(identifier.clone()) {
+                    if let Entry::Vacant(slot) = self.identifiers.entry(Key::new(identifier)) {
                         slot.insert(owned_by(*profile));
                         target.add(identifier.clone());
                         target.history.push(Record { seq, change });
@@ -158,18 +174,19 @@ impl Graph {
                     identifier,
                     profile,
                 } => {
-                    if let Some(state) = self.identifiers.get_mut(identifier) {
+                    if let Some(state) = self.state_mut(identifier) {
                         if !state.seen_with.contains(profile) {
                             state.seen_with.push(*profile);
                         }
                     }
                 }
                 Change::FlagShared { identifier, .. } => {
-                    if let Some(state) = self.identifiers.get_mut(identifier) {
+                    let owner = self.state_mut(identifier).map(|state| {
                         state.shared = true;
-                        if let Some(owner) = self.profiles.get_mut(&state.profile) {
-                            owner.history.push(Record { seq, change });
-                        }
+                        state.profile
+                    });
+                    if let Some(owner) = owner.and_then(|o| self.profiles.get_mut(&o)) {
+                        owner.history.push(Record { seq, change });
                     }
                 }
             }
@@ -184,7 +201,7 @@ impl Graph {
             return;
         };
         for identifier in &retired.identifiers {
-            if let Some(state) = self.identifiers.get_mut(identifier) {
+            if let Some(state) = self.state_mut(identifier) {
                 state.profile = into;
             }
         }
@@ -226,12 +243,11 @@ impl Graph {
     }
 
     pub fn profile_of(&self, identifier: &Identifier) -> Option<&Profile> {
-        self.profiles
-            .get(&self.identifiers.get(identifier)?.profile)
+        self.profiles.get(&self.state(identifier)?.profile)
     }
 
     pub fn identifier(&self, identifier: &Identifier) -> Option<&IdentifierState> {
-        self.identifiers.get(identifier)
+        self.state(identifier)
     }
 
     /// Live profiles in id order.
@@ -244,11 +260,19 @@ impl Graph {
     pub fn profile_count(&self) -> usize {
         self.profiles.len()
     }
+
+    fn state(&self, identifier: &Identifier) -> Option<&IdentifierState> {
+        encoded(identifier, |key| self.identifiers.get(key))
+    }
+
+    fn state_mut(&mut self, identifier: &Identifier) -> Option<&mut IdentifierState> {
+        encoded(identifier, |key| self.identifiers.get_mut(key))
+    }
 }
 
 impl GraphView for Graph {
     fn identifier_state(&self, identifier: &Identifier) -> Option<&IdentifierState> {
-        self.identifiers.get(identifier)
+        self.state(identifier)
     }
 
     fn profile_summary(&self, profile: ProfileId) -> Option<&ProfileSummary> {

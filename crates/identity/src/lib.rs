@@ -26,13 +26,14 @@ mod explain;
 mod extract;
 mod graph;
 mod identifier;
+mod key;
 mod resolve;
 mod rules;
 
 pub use explain::{explain, sentence};
 pub use extract::{
-    extract, normalise, normalise_email, normalise_phone, Call, EventIdentifiers, RejectReason,
-    Rejected,
+    extract, extract_text, normalise, normalise_email, normalise_phone, Call, EventIdentifiers,
+    RejectReason, Rejected,
 };
 pub use graph::{Graph, Profile, Record};
 pub use identifier::{IdType, Identifier, ProfileId};
