@@ -340,6 +340,10 @@ impl Profiles {
                     .extend(facts.events.iter().map(|&seq| (profile.id.0, seq)));
             }
         }
+        // In key order, so a store's index is written front to back rather than split at
+        // random: several times faster on a million profiles.
+        rows.identifiers
+            .sort_unstable_by(|a, b| (&a.id_type, &a.value).cmp(&(&b.id_type, &b.value)));
         rows
     }
 
