@@ -219,10 +219,22 @@ fn gate_ns_per_event(bodies: &[Bytes]) -> f64 {
         created_at: 0,
     };
     let policy = Policy::default();
+    // The profile's consent ledger in force at the event, as the server hands it to the gate.
+    let in_force = sightline_consent::ConsentState::from([(
+        "analytics".to_string(),
+        sightline_consent::InForce {
+            decision: sightline_consent::Decision::Granted,
+            at: 0,
+            seq: 1,
+        },
+    )]);
     let started = Instant::now();
     let delivered = events
         .iter()
-        .filter(|e| gate::route(&policy, &destination, EventType::Track, e) == gate::Route::Deliver)
+        .filter(|e| {
+            gate::route(&policy, &destination, EventType::Track, e, Some(&in_force))
+                == gate::Route::Deliver
+        })
         .count();
     std::hint::black_box(delivered);
     started.elapsed().as_nanos() as f64 / events.len().max(1) as f64

@@ -12,7 +12,7 @@ use crate::backoff::{self, Backoff};
 use crate::gate::{self, Route};
 use crate::webhook::{Answer, Webhook};
 use serde_json::Value;
-use sightline_consent::Policy;
+use sightline_consent::{ConsentState, Policy};
 use sightline_core::{time, Delivery, DeliveryStatus, Destination, StoredEvent};
 use sightline_store::{Store, StoreError};
 use std::collections::HashSet;
@@ -84,9 +84,21 @@ struct Outgoing {
     body: Value,
 }
 
+/// The consent ledger as delivery reads it, kept by whatever follows the log into
+/// profiles.
+pub trait ConsentLedger: Send + Sync + 'static {
+    /// The last log position the ledger has taken in: later events wait for it, so that an
+    /// event is never judged on a ledger that has not seen the consent before it.
+    fn known_through(&self) -> i64;
+    /// The consent in force at the event's time for the profile it is on, if any.
+    fn consent_for(&self, event: &StoredEvent, body: &Value) -> Option<ConsentState>;
+}
+
 pub struct Deliverer {
     store: Arc<dyn Store>,
     policy: Policy,
+    /// Without one, only the consent an event carries counts.
+    ledger: Option<Arc<dyn ConsentLedger>>,
     webhook: Webhook,
     settings: Settings,
 }
@@ -95,12 +107,14 @@ impl Deliverer {
     pub fn new(
         store: Arc<dyn Store>,
         policy: Policy,
+        ledger: Option<Arc<dyn ConsentLedger>>,
         settings: Settings,
     ) -> reqwest::Result<Arc<Deliverer>> {
         Ok(Arc::new(Deliverer {
             webhook: Webhook::new(settings.timeout)?,
             store,
             policy,
+            ledger,
             settings,
         }))
     }
@@ -146,10 +160,15 @@ impl Deliverer {
         processor: &str,
     ) -> Result<bool, StoreError> {
         let position = self.store.checkpoint(processor).await?;
-        let events = self
+        let mut events = self
             .store
             .read_events(position, self.settings.page_size, None)
             .await?;
+        let full = events.len() == self.settings.page_size;
+        if let Some(ledger) = &self.ledger {
+            let known = ledger.known_through();
+            events.retain(|e| e.seq <= known);
+        }
         let reached = match events.last() {
             Some(last) => {
                 self.deliver(destination, &events, None, Some(processor))
@@ -161,7 +180,7 @@ impl Deliverer {
         let lag = (self.store.last_seq().await? - reached).max(0);
         metrics::gauge!("sightline_delivery_lag_events", "destination" => destination.name.clone())
             .set(lag as f64);
-        Ok(events.len() == self.settings.page_size)
+        Ok(full && events.len() == self.settings.page_size)
     }
 
     /// Routes and sends `events` (in log order) and records every outcome. With a
@@ -191,7 +210,17 @@ impl Deliverer {
                 ));
                 continue;
             };
-            match gate::route(&self.policy, destination, event.event_type, &body) {
+            let in_force = self
+                .ledger
+                .as_ref()
+                .and_then(|ledger| ledger.consent_for(event, &body));
+            match gate::route(
+                &self.policy,
+                destination,
+                event.event_type,
+                &body,
+                in_force.as_ref(),
+            ) {
                 Route::Filtered => {}
                 Route::Suppressed(why) => {
                     metrics::counter!("sightline_delivery_suppressed_total",

@@ -1,16 +1,15 @@
 //! Which events a destination gets: its event filter, then the consent gate. Pure: an
 //! event and a destination in, a [`Route`] out.
 //!
-//! The gate reads the consent an event carries — Segment's
-//! `context.consent.categoryPreferences`, the `"gpc": true` the collector stores for
-//! `Sec-GPC: 1`, and a consent string (TCF, GPP or US Privacy) in `context.consent.tcf` or
-//! `context.tcf` — and lets the event through only if the [`Policy`] grants every purpose
-//! the destination requires. A purpose no signal states is not granted.
+//! The gate takes the consent in force for the event's profile at the event's time, from
+//! the profile's consent ledger, and the signals the event itself carries (read by
+//! [`EventSignals`]); it lets the event through only if every purpose the destination
+//! requires is granted, a denial from either winning. A purpose nothing states is not
+//! granted.
 
 use serde_json::Value;
-use sightline_consent::{Decision, Decoded, Policy, SegmentConsent, Signal};
+use sightline_consent::{ConsentState, Decision, EventSignals, Policy};
 use sightline_core::{Destination, EventType};
-use std::collections::BTreeMap;
 
 /// What a destination does with one event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,8 +27,9 @@ pub struct Suppression {
     pub purpose: String,
     /// `Denied` or `NotStated`.
     pub decision: Decision,
-    /// The signals that denied the purpose (empty when none stated it).
-    pub decided_by: Vec<&'static str>,
+    /// What denied the purpose (empty when nothing stated it): the event's own signals by
+    /// where they were read, and the consent ledger entry by its seq.
+    pub decided_by: Vec<String>,
 }
 
 impl std::fmt::Display for Suppression {
@@ -47,54 +47,6 @@ impl std::fmt::Display for Suppression {
                 self.purpose
             ),
         }
-    }
-}
-
-/// Where each signal is read from; these names appear in suppression reasons.
-const SEGMENT_CATEGORIES: &str = "context.consent.categoryPreferences";
-const GPC: &str = "gpc";
-const CONSENT_STRING_PATHS: [(&str, &str); 2] = [
-    ("/context/consent/tcf", "context.consent.tcf"),
-    ("/context/tcf", "context.tcf"),
-];
-
-/// The consent signals one event carries. A signal that does not decode says nothing.
-struct EventSignals {
-    segment: Option<BTreeMap<String, bool>>,
-    gpc: bool,
-    strings: Vec<(&'static str, Decoded)>,
-}
-
-impl EventSignals {
-    fn read(event: &Value) -> EventSignals {
-        EventSignals {
-            segment: SegmentConsent::from_event(event)
-                .ok()
-                .flatten()
-                .map(|consent| consent.category_preferences),
-            gpc: event.get("gpc").and_then(Value::as_bool) == Some(true),
-            strings: CONSENT_STRING_PATHS
-                .iter()
-                .filter_map(|(pointer, name)| {
-                    let text = event.pointer(pointer)?.as_str()?;
-                    Some((*name, sightline_consent::decode(text.trim()).ok()?))
-                })
-                .collect(),
-        }
-    }
-
-    fn named(&self) -> Vec<(&'static str, Signal<'_>)> {
-        let mut signals = Vec::new();
-        if let Some(categories) = &self.segment {
-            signals.push((SEGMENT_CATEGORIES, Signal::SegmentCategories(categories)));
-        }
-        if self.gpc {
-            signals.push((GPC, Signal::Gpc));
-        }
-        for (name, decoded) in &self.strings {
-            signals.push((*name, Signal::from(decoded)));
-        }
-        signals
     }
 }
 
@@ -118,30 +70,47 @@ pub fn wants(destination: &Destination, event_type: EventType, event: &Value) ->
     type_ok && name_ok
 }
 
-/// The consent gate alone: `None` when every required purpose is granted.
-pub fn consent_gate(policy: &Policy, required: &[String], event: &Value) -> Option<Suppression> {
+/// The consent gate alone: `None` when every required purpose is granted. `ledger` is the
+/// consent in force for the event's profile at the event's time, when it is on one.
+pub fn consent_gate(
+    policy: &Policy,
+    required: &[String],
+    event: &Value,
+    ledger: Option<&ConsentState>,
+) -> Option<Suppression> {
     if required.is_empty() {
         return None;
     }
     let signals = EventSignals::read(event);
     let named = signals.named();
-    let all: Vec<Signal<'_>> = named.iter().map(|(_, signal)| *signal).collect();
-    let decisions = policy.decide(&all);
-    let purpose = required
-        .iter()
-        .find(|p| decisions.get(*p) != Some(&Decision::Granted))?;
-    let decision = decisions
-        .get(purpose)
-        .copied()
-        .unwrap_or(Decision::NotStated);
-    let decided_by = named
+    let all: Vec<_> = named.iter().map(|(_, signal)| *signal).collect();
+    let carried = policy.decide(&all);
+    let in_force = |purpose: &str| ledger.and_then(|state| state.get(purpose));
+    let decision = |purpose: &str| {
+        let own = carried.get(purpose).copied().unwrap_or(Decision::NotStated);
+        let kept = in_force(purpose).map_or(Decision::NotStated, |s| s.decision);
+        match (own, kept) {
+            (Decision::Denied, _) | (_, Decision::Denied) => Decision::Denied,
+            (Decision::Granted, _) | (_, Decision::Granted) => Decision::Granted,
+            _ => Decision::NotStated,
+        }
+    };
+    let purpose = required.iter().find(|p| decision(p) != Decision::Granted)?;
+    let mut decided_by: Vec<String> = named
         .iter()
         .filter(|(_, signal)| policy.decide(&[*signal]).get(purpose) == Some(&Decision::Denied))
-        .map(|(name, _)| *name)
+        .map(|(name, _)| (*name).to_owned())
         .collect();
+    // The event's own denial is also the ledger's latest entry: name the ledger only when
+    // the denial is older than the event.
+    if decided_by.is_empty() {
+        if let Some(entry) = in_force(purpose).filter(|s| s.decision == Decision::Denied) {
+            decided_by.push(format!("the consent ledger entry at seq {}", entry.seq));
+        }
+    }
     Some(Suppression {
         purpose: purpose.clone(),
-        decision,
+        decision: decision(purpose),
         decided_by,
     })
 }
@@ -152,11 +121,12 @@ pub fn route(
     destination: &Destination,
     event_type: EventType,
     event: &Value,
+    ledger: Option<&ConsentState>,
 ) -> Route {
     if !wants(destination, event_type, event) {
         return Route::Filtered;
     }
-    match consent_gate(policy, &destination.purposes, event) {
+    match consent_gate(policy, &destination.purposes, event, ledger) {
         Some(suppression) => Route::Suppressed(suppression),
         None => Route::Deliver,
     }
@@ -167,7 +137,9 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
     use serde_json::json;
+    use sightline_consent::event::{GPC, SEGMENT_CATEGORIES};
     use sightline_core::DestinationKind;
+    use std::collections::BTreeMap;
 
     fn destination(purposes: &[&str], types: &[&str], names: &[&str]) -> Destination {
         Destination {
@@ -194,17 +166,17 @@ mod tests {
         let event = track(json!({"categoryPreferences":{"Analytics":true,"Advertising":true}}));
         let both = destination(&["analytics", "advertising"], &[], &[]);
         assert_eq!(
-            route(&policy, &both, EventType::Track, &event),
+            route(&policy, &both, EventType::Track, &event, None),
             Route::Deliver
         );
         let necessary = destination(&["necessary"], &[], &[]);
         assert_eq!(
-            route(&policy, &necessary, EventType::Track, &json!({})),
+            route(&policy, &necessary, EventType::Track, &json!({}), None),
             Route::Deliver
         );
         let none = destination(&[], &[], &[]);
         assert_eq!(
-            route(&policy, &none, EventType::Track, &json!({})),
+            route(&policy, &none, EventType::Track, &json!({}), None),
             Route::Deliver
         );
     }
@@ -218,6 +190,7 @@ mod tests {
             &destination(&["analytics", "advertising"], &[], &[]),
             EventType::Track,
             &event,
+            None,
         ) else {
             panic!("advertising was denied");
         };
@@ -235,32 +208,38 @@ mod tests {
         let policy = Policy::default();
         let mut event = track(json!({"categoryPreferences":{"Advertising":true}}));
         event["gpc"] = json!(true);
-        let why = consent_gate(&policy, &["advertising".into()], &event).unwrap();
+        let why = consent_gate(&policy, &["advertising".into()], &event, None).unwrap();
         assert_eq!(why.decided_by, [GPC]);
-        assert!(consent_gate(&policy, &["functional".into()], &event).is_some());
+        assert!(consent_gate(&policy, &["functional".into()], &event, None).is_some());
     }
 
     #[test]
     fn silence_is_not_consent() {
         let policy = Policy::default();
-        let why = consent_gate(&policy, &["analytics".into()], &json!({"type":"track"})).unwrap();
+        let why = consent_gate(
+            &policy,
+            &["analytics".into()],
+            &json!({"type":"track"}),
+            None,
+        )
+        .unwrap();
         assert_eq!(why.decision, Decision::NotStated);
         assert!(why.decided_by.is_empty());
         assert!(why.to_string().contains("no consent signal"));
         // A malformed signal says nothing either.
         let bad =
             track(json!({"categoryPreferences":{"Analytics":"yes"}, "tcf": "not a TC string"}));
-        assert!(consent_gate(&policy, &["analytics".into()], &bad).is_some());
+        assert!(consent_gate(&policy, &["analytics".into()], &bad, None).is_some());
     }
 
     #[test]
     fn a_us_privacy_string_in_context_is_read() {
         let policy = Policy::default();
         let opted_out = json!({"context":{"tcf":"1YYN"}});
-        let why = consent_gate(&policy, &["sale_or_share".into()], &opted_out).unwrap();
+        let why = consent_gate(&policy, &["sale_or_share".into()], &opted_out, None).unwrap();
         assert_eq!(why.decided_by, ["context.tcf"]);
         let not_opted_out = json!({"context":{"consent":{"tcf":"1YNN"}}});
-        assert!(consent_gate(&policy, &["sale_or_share".into()], &not_opted_out).is_none());
+        assert!(consent_gate(&policy, &["sale_or_share".into()], &not_opted_out, None).is_none());
     }
 
     #[test]
@@ -269,7 +248,7 @@ mod tests {
         let only_orders = destination(&[], &["track"], &["Order Completed"]);
         let order = json!({"event":"Order Completed"});
         assert_eq!(
-            route(&policy, &only_orders, EventType::Track, &order),
+            route(&policy, &only_orders, EventType::Track, &order, None),
             Route::Deliver
         );
         assert_eq!(
@@ -277,12 +256,13 @@ mod tests {
                 &policy,
                 &only_orders,
                 EventType::Track,
-                &json!({"event":"Viewed"})
+                &json!({"event":"Viewed"}),
+                None
             ),
             Route::Filtered
         );
         assert_eq!(
-            route(&policy, &only_orders, EventType::Identify, &order),
+            route(&policy, &only_orders, EventType::Identify, &order, None),
             Route::Filtered
         );
         let pages = destination(&[], &[], &["Home"]);
@@ -346,7 +326,7 @@ mod tests {
             let effective = if has_consent { preferences.clone() } else { BTreeMap::new() };
             let all_granted = required.iter().all(|p| granted(p, &effective, gpc));
             let destination = destination(&required, &[], &[]);
-            let routed = route(&Policy::default(), &destination, EventType::Track, &event);
+            let routed = route(&Policy::default(), &destination, EventType::Track, &event, None);
             prop_assert_eq!(routed == Route::Deliver, all_granted, "{:?}", routed);
         }
     }

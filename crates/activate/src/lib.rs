@@ -13,7 +13,7 @@ pub mod gate;
 pub mod signature;
 pub mod webhook;
 
-pub use deliver::{Deliverer, Settings, Tally};
+pub use deliver::{ConsentLedger, Deliverer, Settings, Tally};
 
 use sightline_consent::Policy;
 use sightline_core::{secret, DestinationKind, EventType, NewDestination};

@@ -10,8 +10,10 @@
 
 mod bits;
 mod error;
+pub mod event;
 pub mod google;
 pub mod gpp;
+pub mod ledger;
 pub mod policy;
 pub mod segment;
 pub mod tcf;
@@ -20,9 +22,11 @@ pub mod usp;
 use serde::Serialize;
 
 pub use error::{DecodeError, EncodeError};
+pub use event::EventSignals;
 pub use google::{ConsentModeState, Gcd, Gcs, GoogleTagConsent, Grant};
 pub use gpp::{GppSection, GppString, UsNational};
-pub use policy::{consent_at, Decision, LedgerEntry, Policy, PolicyError, PurposeState, Signal};
+pub use ledger::{ConsentChange, ConsentState, InForce, Ledger};
+pub use policy::{Decision, Policy, PolicyError, Signal};
 pub use segment::SegmentConsent;
 pub use tcf::{Deciseconds, PublisherRestriction, PublisherTc, RestrictionType, TcString};
 pub use usp::{UsPrivacy, UspFlag};

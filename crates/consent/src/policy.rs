@@ -63,6 +63,8 @@ pub enum Signal<'a> {
     ConsentMode(&'a ConsentModeState),
     /// Segment `categoryPreferences`: category → consented.
     SegmentCategories(&'a BTreeMap<String, bool>),
+    /// Sightline purposes stated directly: purpose → granted (unknown purposes say nothing).
+    Purposes(&'a BTreeMap<String, bool>),
     /// Global Privacy Control (`Sec-GPC: 1`): an opt-out.
     Gpc,
 }
@@ -279,6 +281,11 @@ impl Policy {
         })
     }
 
+    /// Whether the mapping grants `purpose` whatever the signals say (e.g. `necessary`).
+    pub fn always_granted(&self, purpose: &str) -> bool {
+        self.always_granted.contains(purpose)
+    }
+
     /// The configured Sightline purposes, in file order.
     pub fn purposes(&self) -> &[String] {
         &self.purposes
@@ -368,6 +375,13 @@ impl Policy {
                     }
                 }
             }
+            Signal::Purposes(stated) => {
+                for (purpose, &granted) in stated {
+                    if self.purposes.contains(purpose) {
+                        votes.cast(std::slice::from_ref(purpose), granted_if(granted));
+                    }
+                }
+            }
             Signal::Gpc => votes.cast(&self.gpc_opt_out, Decision::Denied),
         }
     }
@@ -415,64 +429,10 @@ impl Votes {
     }
 }
 
-/// One ledger entry: the decisions a source recorded at a time. `T` is the
-/// caller's time type (a timestamp, or a log sequence number).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LedgerEntry<T> {
-    pub at: T,
-    pub source: String,
-    pub decisions: BTreeMap<String, Decision>,
-}
-
-/// The decision in force for one purpose, with its evidence.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct PurposeState<T> {
-    pub decision: Decision,
-    pub at: T,
-    pub source: String,
-}
-
-/// The consent state at `at`: per purpose, the latest granted/denied decision
-/// recorded at or before `at` (`NotStated` entries change nothing). Entries
-/// are expected in ledger order; of entries with equal times the later one
-/// wins, and the result does not depend on the entries being sorted by time.
-pub fn consent_at<T: Ord + Clone>(
-    entries: &[LedgerEntry<T>],
-    at: &T,
-) -> BTreeMap<String, PurposeState<T>> {
-    let mut state: BTreeMap<String, PurposeState<T>> = BTreeMap::new();
-    for entry in entries.iter().filter(|entry| entry.at <= *at) {
-        for (purpose, &decision) in &entry.decisions {
-            if decision == Decision::NotStated {
-                continue;
-            }
-            let newer = state
-                .get(purpose)
-                .is_none_or(|current| entry.at >= current.at);
-            if newer {
-                let evidence = PurposeState {
-                    decision,
-                    at: entry.at.clone(),
-                    source: entry.source.clone(),
-                };
-                state.insert(purpose.clone(), evidence);
-            }
-        }
-    }
-    state
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::google::Grant;
-
-    fn decisions(pairs: &[(&str, Decision)]) -> BTreeMap<String, Decision> {
-        pairs
-            .iter()
-            .map(|&(purpose, decision)| (purpose.to_string(), decision))
-            .collect()
-    }
 
     #[test]
     fn default_mapping_is_valid_and_lists_the_default_purposes() {
@@ -548,38 +508,5 @@ mod tests {
             Policy::from_toml("purposes = 1"),
             Err(PolicyError::Toml(_))
         ));
-    }
-
-    #[test]
-    fn consent_at_takes_the_latest_decision_at_or_before_t() {
-        let entries = vec![
-            LedgerEntry {
-                at: 10,
-                source: "cmp".into(),
-                decisions: decisions(&[("analytics", Decision::Granted)]),
-            },
-            LedgerEntry {
-                at: 20,
-                source: "gpc".into(),
-                decisions: decisions(&[
-                    ("analytics", Decision::NotStated),
-                    ("advertising", Decision::Denied),
-                ]),
-            },
-            LedgerEntry {
-                at: 30,
-                source: "cmp".into(),
-                decisions: decisions(&[("analytics", Decision::Denied)]),
-            },
-        ];
-        let at_25 = consent_at(&entries, &25);
-        assert_eq!(at_25["analytics"].decision, Decision::Granted);
-        assert_eq!(at_25["analytics"].source, "cmp");
-        assert_eq!(at_25["advertising"].decision, Decision::Denied);
-        assert_eq!(
-            consent_at(&entries, &30)["analytics"].decision,
-            Decision::Denied
-        );
-        assert!(consent_at(&entries, &5).is_empty());
     }
 }

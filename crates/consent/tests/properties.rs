@@ -5,11 +5,12 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use proptest::prelude::*;
 use sightline_consent::google::{Gcd, Gcs, GoogleTagConsent};
-use sightline_consent::policy::{consent_at, Decision, LedgerEntry};
+use sightline_consent::policy::Decision;
 use sightline_consent::{
     decode, decode_to_json, Deciseconds, GppString, PublisherRestriction, PublisherTc,
     RestrictionType, TcString, UsNational, UsPrivacy,
 };
+use sightline_consent::{ConsentChange, Ledger};
 
 fn id_set<T: Ord + Copy + std::fmt::Debug + 'static>(
     ids: impl Strategy<Value = T> + 'static,
@@ -188,37 +189,47 @@ proptest! {
         }
     }
 
+    /// The ledger's state at a moment (time, seq) is, per purpose, the last change in
+    /// (time, seq) order at or before it that states it, whatever order the changes were
+    /// recorded in.
     #[test]
-    fn consent_at_picks_the_latest_decision(
-        entries in proptest::collection::vec(
-            (0u32..40, prop_oneof![Just("analytics"), Just("advertising")],
+    fn ledger_state_is_the_latest_stated_decision(
+        changes in proptest::collection::vec(
+            (0i64..40, prop_oneof![Just("analytics"), Just("advertising")],
              prop_oneof![Just(Decision::Granted), Just(Decision::Denied), Just(Decision::NotStated)]),
             0..25,
         ),
-        at in 0u32..45,
+        at in 0i64..45,
+        seq in 0i64..30,
     ) {
-        let mut entries: Vec<_> = entries
+        let changes: Vec<ConsentChange> = changes
             .into_iter()
             .enumerate()
-            .map(|(index, (time, purpose, decision))| LedgerEntry {
+            .map(|(seq, (time, purpose, decision))| ConsentChange {
                 at: time,
-                source: format!("entry-{index}"),
+                seq: seq as i64,
+                source: "api".into(),
+                signals: BTreeMap::new(),
                 decisions: BTreeMap::from([(purpose.to_string(), decision)]),
+                jurisdiction: None,
+                evidence: Default::default(),
             })
             .collect();
-        entries.sort_by_key(|entry| entry.at);
-        let state = consent_at(&entries, &at);
+        let mut ledger = Ledger::default();
+        for change in changes.iter().rev() {
+            ledger.record(change.clone());
+        }
+        let state = ledger.state_at(at, seq);
         for purpose in ["analytics", "advertising"] {
-            // The last entry in ledger order, at or before `at`, that decides the purpose.
-            let expected = entries.iter().rev().find(|entry| {
-                entry.at <= at && entry.decisions.get(purpose).is_some_and(|&d| d != Decision::NotStated)
-            });
+            let expected = changes
+                .iter()
+                .filter(|c| (c.at, c.seq) <= (at, seq) && c.decisions.get(purpose).is_some_and(|&d| d != Decision::NotStated))
+                .max_by_key(|c| (c.at, c.seq));
             match (expected, state.get(purpose)) {
                 (None, None) => {}
-                (Some(entry), Some(actual)) => {
-                    prop_assert_eq!(actual.decision, entry.decisions[purpose]);
-                    prop_assert_eq!(&actual.source, &entry.source);
-                    prop_assert_eq!(actual.at, entry.at);
+                (Some(change), Some(actual)) => {
+                    prop_assert_eq!(actual.decision, change.decisions[purpose]);
+                    prop_assert_eq!((actual.at, actual.seq), (change.at, change.seq));
                 }
                 (expected, actual) => prop_assert!(false, "{purpose}: expected {expected:?}, got {actual:?}"),
             }

@@ -8,6 +8,7 @@
 use rustc_hash::{FxHashMap, FxHashSet};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use sightline_consent::{ConsentChange, Decision, EventSignals, Ledger, Policy};
 use sightline_core::{time, IdentifierRow, ProfileRows, StoredEvent};
 use sightline_identity::{
     extract, normalise, resolve, Change, Graph, IdType, Identifier, Profile, ProfileId, Rules,
@@ -31,19 +32,35 @@ pub struct Facts {
     pub first_seen: Option<i64>,
     pub last_seen: Option<i64>,
     pub event_count: u64,
+    /// Every change of the profile's consent (its anonymous ids' included), with evidence.
+    #[serde(default, skip_serializing_if = "Ledger::is_empty")]
+    pub consent: Ledger,
     /// Sequence numbers of the profile's events, ascending. Stored as rows of their own, so
     /// not in a profile's document.
     #[serde(skip)]
     pub events: Vec<i64>,
 }
 
+/// An event's time: its `timestamp`, else when it was received.
+pub fn event_time(event: &StoredEvent, body: &Value) -> i64 {
+    body.get("timestamp")
+        .and_then(Value::as_str)
+        .and_then(time::parse_ms)
+        .unwrap_or(event.received_at)
+}
+
+/// The source name in consent ledger entries: events recorded through the API have none.
+fn source_name(source_id: i64) -> String {
+    if source_id == 0 {
+        "api".to_owned()
+    } else {
+        format!("source:{source_id}")
+    }
+}
+
 impl Facts {
-    fn record(&mut self, event: &StoredEvent, body: &Value) {
-        let at = body
-            .get("timestamp")
-            .and_then(Value::as_str)
-            .and_then(time::parse_ms)
-            .unwrap_or(event.received_at);
+    fn record(&mut self, event: &StoredEvent, body: &Value, policy: &Policy) {
+        let at = event_time(event, body);
         self.first_seen = Some(self.first_seen.map_or(at, |t| t.min(at)));
         self.last_seen = Some(self.last_seen.map_or(at, |t| t.max(at)));
         self.event_count += 1;
@@ -53,6 +70,50 @@ impl Facts {
         for map in traits.into_iter().flatten().filter_map(Value::as_object) {
             self.set_traits(map, at, event);
         }
+        self.record_consent(event, body, at, policy);
+    }
+
+    /// A ledger entry for the consent signals the event carries. Every statement is kept,
+    /// repeats included: an event logged later may carry an earlier time, and the state
+    /// after it is only right if the later restatements are still there.
+    fn record_consent(&mut self, event: &StoredEvent, body: &Value, at: i64, policy: &Policy) {
+        let signals = EventSignals::read(body);
+        if signals.is_empty() {
+            return;
+        }
+        let named: Vec<_> = signals.named().into_iter().map(|(_, s)| s).collect();
+        let decisions: BTreeMap<String, Decision> = policy
+            .decide(&named)
+            .into_iter()
+            .filter(|(purpose, d)| *d != Decision::NotStated && !policy.always_granted(purpose))
+            .collect();
+        let mut evidence = Map::new();
+        if let Some(tc) = signals.tcf() {
+            evidence.insert("cmp_id".into(), tc.cmp_id.into());
+            evidence.insert("cmp_version".into(), tc.cmp_version.into());
+            evidence.insert("vendor_list_version".into(), tc.vendor_list_version.into());
+        }
+        if let Some(url) = body.pointer("/context/page/url").filter(|v| v.is_string()) {
+            evidence.insert("page_url".into(), url.clone());
+        }
+        if let Some(stated) = body
+            .pointer("/context/consent/evidence")
+            .and_then(Value::as_object)
+        {
+            evidence.extend(stated.clone());
+        }
+        self.consent.record(ConsentChange {
+            at,
+            seq: event.seq,
+            source: source_name(event.source_id),
+            signals: signals.raw(),
+            decisions,
+            jurisdiction: body
+                .pointer("/context/consent/jurisdiction")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+            evidence,
+        });
     }
 
     fn set_traits(&mut self, traits: &Map<String, Value>, at: i64, event: &StoredEvent) {
@@ -90,6 +151,7 @@ impl Facts {
             .flatten()
             .max();
         self.event_count += other.event_count;
+        self.consent.absorb(other.consent);
         self.events.extend(other.events);
         self.events.sort_unstable();
     }
@@ -175,6 +237,7 @@ struct Changed {
 pub struct Profiles {
     graph: Graph,
     rules: Rules,
+    policy: Policy,
     facts: FxHashMap<ProfileId, Facts>,
     last_seq: i64,
     changed: Changed,
@@ -183,11 +246,18 @@ pub struct Profiles {
 }
 
 impl Profiles {
-    /// Empty profiles that keep every change for [`Profiles::take_changes`].
+    /// Empty profiles under the default consent policy that keep every change for
+    /// [`Profiles::take_changes`].
     pub fn new(rules: Rules) -> Profiles {
+        Profiles::with_policy(rules, Policy::default())
+    }
+
+    /// Empty profiles whose consent ledgers read signals under `policy`.
+    pub fn with_policy(rules: Rules, policy: Policy) -> Profiles {
         Profiles {
             graph: Graph::new(),
             rules,
+            policy,
             facts: FxHashMap::default(),
             last_seq: 0,
             changed: Changed::default(),
@@ -248,7 +318,10 @@ impl Profiles {
         }
         let profile = profile.and_then(|p| self.graph.canonical(p));
         if let Some(profile) = profile {
-            self.facts.entry(profile).or_default().record(event, &body);
+            self.facts
+                .entry(profile)
+                .or_default()
+                .record(event, &body, &self.policy);
             if tracked {
                 self.changed.profiles.insert(profile);
                 self.changed.events.push((profile, event.seq));
@@ -281,6 +354,16 @@ impl Profiles {
             identity,
             facts: self.facts.get(&identity.id),
         })
+    }
+
+    /// The live profile an event is on: the holder of its highest-priority identifier.
+    pub fn profile_of_event(&self, body: &Value) -> Option<ProfileId> {
+        extract(body, &self.rules)
+            .identifiers
+            .iter()
+            .filter_map(|i| Some((self.rules.rank(&i.id_type), self.graph.identifier(i)?)))
+            .min_by_key(|(rank, _)| *rank)
+            .and_then(|(_, state)| self.graph.canonical(state.profile))
     }
 
     pub fn profile_count(&self) -> usize {

@@ -193,8 +193,8 @@ impl Memberships {
     }
 }
 
-/// What the audience rules see of a profile: its traits and which identifier types it has.
-/// Consent conditions see no granted purpose until the consent ledger feeds them.
+/// What the audience rules see of a profile: its traits, which identifier types it has, and
+/// the purposes its consent ledger grants now.
 fn audience_profile(profiles: &Profiles, profile: ProfileId) -> sightline_audience::Profile {
     let mut view = sightline_audience::Profile::default();
     if let Some(facts) = profiles.facts(profile) {
@@ -202,6 +202,13 @@ fn audience_profile(profiles: &Profiles, profile: ProfileId) -> sightline_audien
             .traits
             .iter()
             .map(|(k, t)| (k.clone(), t.value.clone()))
+            .collect();
+        view.consents = facts
+            .consent
+            .state_at(i64::MAX, i64::MAX)
+            .into_iter()
+            .filter(|(_, in_force)| in_force.decision == sightline_consent::Decision::Granted)
+            .map(|(purpose, _)| purpose)
             .collect();
     }
     if let Some(identity) = profiles.identity(profile) {

@@ -226,3 +226,83 @@ fn changes_before_the_tracking_start_are_not_kept() {
         "no identifier changed after seq 2"
     );
 }
+
+#[test]
+fn consent_ledger_records_changes_with_evidence_and_follows_merges() {
+    let mut p = profiles();
+    let at = |s: u32| format!("2026-01-01T00:00:{s:02}.000Z");
+    let prefs = |ads: bool| json!({"categoryPreferences": {"Advertising": ads, "Analytics": true}});
+    // Anonymous: the CMP answers, then a page repeats the answer.
+    p.apply(&event(1, json!({"type":"track","event":"Segment Consent Preference Updated","anonymousId":"a1",
+        "timestamp": at(1), "context":{"consent": prefs(false), "page":{"url":"https://shop.test/"}}})));
+    p.apply(&event(2, json!({"type":"page","anonymousId":"a1","timestamp": at(2), "context":{"consent": prefs(false)}})));
+    // Known on another device, where they grant advertising later.
+    p.apply(&event(3, json!({"type":"identify","userId":"u1","timestamp": at(3), "context":{"consent": prefs(true)}})));
+    // The identify that joins the devices merges the two ledgers.
+    p.apply(&event(
+        4,
+        json!({"type":"identify","userId":"u1","anonymousId":"a1","timestamp": at(4)}),
+    ));
+
+    let view = p.find("user_id", "u1").unwrap();
+    let ledger = &view.facts.unwrap().consent;
+    let seqs: Vec<i64> = ledger.changes().iter().map(|c| c.seq).collect();
+    assert_eq!(seqs, [1, 2, 3], "every statement, repeats included");
+    let first = &ledger.changes()[0];
+    assert_eq!(first.source, "source:1");
+    assert_eq!(first.evidence["page_url"], "https://shop.test/");
+    assert_eq!(
+        first.signals["context.consent.categoryPreferences"]["Advertising"],
+        false
+    );
+    let at_2 = ledger.state_at(time::parse_ms(&at(2)).unwrap(), i64::MAX);
+    assert_eq!(at_2["advertising"].decision, Decision::Denied);
+    let at_3 = ledger.state_at(time::parse_ms(&at(3)).unwrap(), i64::MAX);
+    assert_eq!(
+        (at_3["advertising"].decision, at_3["advertising"].seq),
+        (Decision::Granted, 3)
+    );
+    assert!(
+        !at_3.contains_key("necessary"),
+        "always-granted purposes are not ledger news"
+    );
+
+    let page = json!({"type":"page","anonymousId":"a1"});
+    assert_eq!(p.profile_of_event(&page), Some(view.identity.id));
+}
+
+#[test]
+fn consent_conditions_read_the_consent_ledger() {
+    let audience = sightline_audience::Audience::parse("ads-ok", "consent advertising").unwrap();
+    let mut memberships = Memberships::new(vec![audience]);
+    let mut p = profiles();
+    let mut apply = |p: &mut Profiles, seq: i64, body: Value| {
+        let e = event(seq, body);
+        let applied = p.apply(&e);
+        memberships.on_event(p, &applied, &e, 10_000);
+        memberships.members("ads-ok").unwrap().len()
+    };
+    let consent = |ads: bool| json!({"consent": {"purposes": {"advertising": ads}}});
+    assert_eq!(
+        apply(&mut p, 1, json!({"type":"track","event":"e","userId":"u"})),
+        0
+    );
+    assert_eq!(
+        apply(
+            &mut p,
+            2,
+            json!({"type":"track","event":"e","userId":"u","context": consent(true)})
+        ),
+        1,
+        "granted"
+    );
+    assert_eq!(
+        apply(
+            &mut p,
+            3,
+            json!({"type":"track","event":"e","userId":"u","context": consent(false)})
+        ),
+        0,
+        "withdrawn"
+    );
+}

@@ -10,6 +10,7 @@ use sightline_activate::{Deliverer, DestinationSpec, Settings};
 use sightline_consent::Policy;
 use sightline_core::{time, Delivery, DeliveryStatus, Destination};
 use sightline_store::Store;
+use std::sync::{Arc, RwLock};
 
 #[derive(Debug, Subcommand)]
 pub enum DestinationCommand {
@@ -194,8 +195,16 @@ pub async fn deliveries(command: DeliveriesCommand, file: &FileConfig) -> Result
         } => {
             let store = store.open(file).await?;
             let destination = find(store.as_ref(), &destination).await?;
-            let deliverer = Deliverer::new(store, Policy::default(), Settings::default())
-                .context("cannot start an HTTP client")?;
+            // The consent ledger at every event's time, as the server's would have it.
+            let book = crate::profiles::rebuild(store.as_ref(), file.identity_rules()?).await?;
+            let ledger = crate::profiles::BookLedger(Arc::new(RwLock::new(book)));
+            let deliverer = Deliverer::new(
+                store,
+                Policy::default(),
+                Some(Arc::new(ledger)),
+                Settings::default(),
+            )
+            .context("cannot start an HTTP client")?;
             let tally = match (dead, from_seq) {
                 (true, _) => deliverer.replay_dead(&destination).await?,
                 (false, Some(from)) => {

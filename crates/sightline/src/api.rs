@@ -5,14 +5,14 @@ use axum::extract::{FromRef, FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde_json::json;
 use sightline_collect::error;
-use sightline_core::{secret, DeliveryStatus, Role, Token};
+use sightline_core::{secret, time, DeliveryStatus, EventType, NewEvent, Role, Token};
 use sightline_profiles::ProfileView;
-use sightline_store::Store;
+use sightline_store::{Appended, Store};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -74,6 +74,7 @@ pub fn router(
 ) -> axum::Router {
     Router::new()
         .route("/api/v1/events", get(events))
+        .route("/api/v1/consent", post(record_consent))
         .route("/api/v1/profiles/{id}", get(profile))
         .route("/api/v1/profiles/{id}/{part}", get(profile_part))
         .route("/api/v1/audiences", get(audiences).post(add_audience))
@@ -294,18 +295,89 @@ async fn profile_part(
             &id,
             |view| json!({"merges": view.identity.history, "explanation": view.identity.explain()}),
         ),
+        "consent" => {
+            let at = match query.get("at").map(|t| time::parse_ms(t)) {
+                None => i64::MAX,
+                Some(Some(at)) => at,
+                Some(None) => return bad_request("`at` must be an ISO 8601 time".into()),
+            };
+            with_profile(&state, &id, |view| {
+                let none = sightline_consent::Ledger::default();
+                let ledger = view.facts.map_or(&none, |f| &f.consent);
+                json!({"state": ledger.state_at(at, i64::MAX), "history": ledger})
+            })
+        }
         "events" => return profile_events(&state, &id, &query).await,
         _ => {
             return error(
                 StatusCode::NOT_FOUND,
                 "not_found",
-                "below a profile: traits, events, identifiers or merges",
+                "below a profile: traits, events, identifiers, merges or consent",
             )
         }
     };
     match answer {
         Ok(body) => Json(body).into_response(),
         Err(response) => response,
+    }
+}
+
+/// Days a consent request's `messageId` is remembered, as for tracking calls by default.
+const CONSENT_DEDUP_MS: i64 = 24 * 3_600_000;
+
+/// `POST /api/v1/consent`: records consent for an identifier as an event in the log; the
+/// profile's consent ledger takes it in from there.
+async fn record_consent(
+    caller: Caller,
+    State(state): State<ApiState>,
+    body: axum::body::Bytes,
+) -> Response {
+    if let Err(denied) = caller.require(&[Role::Marketing]) {
+        return denied;
+    }
+    if body.len() > crate::consent::MAX_REQUEST_BYTES {
+        return error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            format!(
+                "a consent request may be at most {} bytes",
+                crate::consent::MAX_REQUEST_BYTES
+            ),
+        );
+    }
+    let request = match serde_json::from_slice(&body) {
+        Ok(request) => request,
+        Err(e) => {
+            return bad_request(format!(
+                "send {{\"identifier\":\"type:value\",\"purposes\":{{…}}}}: {e}"
+            ))
+        }
+    };
+    let now = time::now_ms();
+    let (message_id, event) =
+        match crate::consent::to_event(request, &sightline_consent::Policy::default(), now, || {
+            secret::generate("consent-", 24)
+        }) {
+            Ok(recorded) => recorded,
+            Err(message) => return bad_request(message),
+        };
+    let new = NewEvent {
+        source_id: 0,
+        message_id: message_id.clone(),
+        event_type: EventType::Track,
+        received_at: now,
+        body: event.to_string(),
+    };
+    match state.store.append(vec![new], now - CONSENT_DEDUP_MS).await {
+        Ok(outcome) => match outcome.first() {
+            Some(Appended::Stored(seq)) => (
+                StatusCode::CREATED,
+                Json(json!({"seq": seq, "messageId": message_id})),
+            )
+                .into_response(),
+            _ => Json(json!({"duplicate": true, "messageId": message_id})).into_response(),
+        },
+        Err(e) => store_error(e),
     }
 }
 

@@ -8,6 +8,7 @@ mod activate;
 mod api;
 mod cli;
 mod config;
+mod consent;
 mod files;
 mod journeys;
 mod profile_commands;

@@ -7,7 +7,7 @@ use crate::profiles::{self, IdentityRules};
 use anyhow::{bail, Context, Result};
 use clap::Subcommand;
 use serde_json::json;
-use sightline_core::StoredEvent;
+use sightline_core::{time, StoredEvent};
 use sightline_identity::{normalise, IdType};
 use sightline_profiles::{ProfileDoc, ProfileView};
 use sightline_store::Store;
@@ -27,6 +27,18 @@ pub enum ProfileCommand {
         #[command(flatten)]
         store: StoreArgs,
         /// Print the merge records as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a profile's consent: the state per purpose and the ledger of every change.
+    Consent {
+        identifier: String,
+        /// The state at this time (ISO 8601) instead of the latest.
+        #[arg(long, value_name = "TIME")]
+        at: Option<String>,
+        #[command(flatten)]
+        store: StoreArgs,
+        /// One line of JSON (the default is indented).
         #[arg(long)]
         json: bool,
     },
@@ -168,6 +180,9 @@ pub async fn profile(command: ProfileCommand, file: &FileConfig) -> Result<()> {
         }
         | ProfileCommand::Events {
             identifier, store, ..
+        }
+        | ProfileCommand::Consent {
+            identifier, store, ..
         } => (identifier, store),
     };
     let store = store.open(file).await?;
@@ -195,6 +210,21 @@ pub async fn profile(command: ProfileCommand, file: &FileConfig) -> Result<()> {
             for sentence in view.identity.explain() {
                 println!("- {sentence}");
             }
+        }
+        ProfileCommand::Consent { at, json, .. } => {
+            let at = match at {
+                None => i64::MAX,
+                Some(text) => time::parse_ms(&text)
+                    .with_context(|| format!("--at {text:?} is not an ISO 8601 time"))?,
+            };
+            let ledger = &found.doc.facts.consent;
+            let shown = json!({"state": ledger.state_at(at, i64::MAX), "history": ledger});
+            let text = if json {
+                serde_json::to_string(&shown)?
+            } else {
+                serde_json::to_string_pretty(&shown)?
+            };
+            println!("{text}");
         }
         ProfileCommand::Events { limit, before, .. } => {
             let before = before.unwrap_or(i64::MAX);

@@ -265,6 +265,34 @@ async fn reload_if_changed(store: &dyn Store, book: &RwLock<Book>) -> Result<()>
     Ok(())
 }
 
+/// Delivery reads the consent in force for an event's profile from the book.
+pub struct BookLedger(pub Arc<RwLock<Book>>);
+
+impl sightline_activate::ConsentLedger for BookLedger {
+    fn known_through(&self) -> i64 {
+        self.0
+            .read()
+            .expect("book lock poisoned")
+            .profiles
+            .last_seq()
+    }
+
+    fn consent_for(
+        &self,
+        event: &StoredEvent,
+        body: &serde_json::Value,
+    ) -> Option<sightline_consent::ConsentState> {
+        let book = self.0.read().expect("book lock poisoned");
+        let profile = book.profiles.profile_of_event(body)?;
+        let facts = book.profiles.facts(profile)?;
+        Some(
+            facts
+                .consent
+                .state_at(sightline_profiles::event_time(event, body), event.seq),
+        )
+    }
+}
+
 /// Members as the API and the command line show them: each profile with its identifiers.
 pub fn member_list(
     book: &Book,

@@ -77,7 +77,7 @@ pub async fn run(args: ServeArgs, file: &FileConfig) -> Result<()> {
     ));
     tokio::spawn(crate::sync::Syncer::new(store.clone(), book.clone())?.run(to_sync));
     let app = sightline_collect::router(collector)
-        .merge(crate::api::router(store.clone(), prometheus, book))
+        .merge(crate::api::router(store.clone(), prometheus, book.clone()))
         .layer(middleware::from_fn(time_request));
 
     let listener = tokio::net::TcpListener::bind(&listen)
@@ -87,6 +87,7 @@ pub async fn run(args: ServeArgs, file: &FileConfig) -> Result<()> {
     let deliverer = sightline_activate::Deliverer::new(
         store.clone(),
         sightline_consent::Policy::default(),
+        Some(Arc::new(crate::profiles::BookLedger(book.clone()))),
         sightline_activate::Settings::default(),
     )
     .context("cannot start the webhook HTTP client")?;

@@ -174,25 +174,44 @@ impl Syncer {
         }
     }
 
-    /// Whether the event that made the profile enter grants the destination's purposes.
+    /// Whether the consent in force for the profile when it entered (its consent ledger,
+    /// and the signals on the event that made it enter) grants the destination's purposes.
     async fn consented(&self, destination: &Destination, change: &MembershipChange) -> bool {
         if destination.purposes.is_empty() {
             return true;
         }
-        let Cause::Event(seq) = change.caused_by else {
-            return false;
+        // The moment of the change: with the causing event's seq, so that consent given on
+        // the same instant but later in the log does not count.
+        let (body, seq) = match change.caused_by {
+            Cause::Event(seq) => {
+                let Ok(found) = self.store.read_events(seq - 1, 1, None).await else {
+                    return false;
+                };
+                let body = found
+                    .first()
+                    .filter(|e| e.seq == seq)
+                    .and_then(|e| serde_json::from_str::<Value>(&e.body).ok())
+                    .unwrap_or_default();
+                (body, seq)
+            }
+            _ => (Value::Null, i64::MAX),
         };
-        let Ok(found) = self.store.read_events(seq - 1, 1, None).await else {
-            return false;
+        let in_force = {
+            let book = self.book.read().expect("book lock poisoned");
+            change
+                .profile
+                .parse()
+                .ok()
+                .and_then(|id| book.profiles.canonical(ProfileId(id)))
+                .and_then(|p| book.profiles.facts(p))
+                .map(|facts| facts.consent.state_at(change.at, seq))
         };
-        let Some(body) = found
-            .first()
-            .filter(|e| e.seq == seq)
-            .and_then(|e| serde_json::from_str::<Value>(&e.body).ok())
-        else {
-            return false;
-        };
-        match consent_gate(&self.policy, &destination.purposes, &body) {
+        match consent_gate(
+            &self.policy,
+            &destination.purposes,
+            &body,
+            in_force.as_ref(),
+        ) {
             None => true,
             Some(suppression) => {
                 tracing::info!(audience = %change.audience, destination = %destination.name, reason = %suppression, "audience add withheld by consent");

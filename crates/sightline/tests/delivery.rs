@@ -290,12 +290,17 @@ async fn delivers_signed_events_retrying_and_withholds_what_consent_denies() {
             denied["reason"],
             "purpose \"analytics\" denied by context.consent.categoryPreferences"
         );
+        // The page carries no consent: the ledger's latest entry before it (the denial) decides.
         let silent = by_id("silent-1");
         assert_eq!(silent["status"], "suppressed", "{name}");
-        assert!(silent["reason"]
-            .as_str()
-            .unwrap()
-            .contains("no consent signal"));
+        assert_eq!(
+            silent["reason"],
+            format!(
+                "purpose \"analytics\" denied by the consent ledger entry at seq {}",
+                denied["seq"]
+            ),
+            "{name}"
+        );
         assert_eq!(
             delivery_log(&backend, "hook", Some("suppressed")).len(),
             2,
@@ -522,5 +527,141 @@ async fn global_privacy_control_withholds_advertising() {
         );
         assert_eq!(log[1]["status"], "delivered", "{name}");
         assert_eq!(receiver.accepted(), ["without-gpc"], "{name}");
+    }
+}
+
+/// Consent recorded through the API goes into the profile's ledger, and the gate judges
+/// each event by the consent in force at the event's time, naming the ledger entry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_consent_ledger_decides_by_the_events_time() {
+    for backend in backends("ledger").await {
+        let name = backend.name();
+        let creds = credentials(&backend, "web");
+        let receiver = Receiver::default();
+        let url = receiver.start().await;
+        add_destination(&backend, "ads", &url, &["--purposes", "advertising"]);
+        let server = Server::start(&backend, &[]);
+        let track = |id: &str, at: &str, context: Value| json!({"userId":"u1","event":"Ad Clicked","messageId":id,"timestamp":at,"context":context});
+        let granted = json!({"consent": {"categoryPreferences": {"Advertising": true}}});
+        send_ok(
+            &server,
+            &creds.write_key,
+            "/v1/track",
+            track("granted", "2026-03-01T10:00:00.000Z", granted),
+        )
+        .await;
+
+        // The person opts out through the CMP's backend at 11:00.
+        let record = |body: Value| {
+            client()
+                .post(format!("{}/api/v1/consent", server.url))
+                .bearer_auth(&creds.token)
+                .json(&body)
+                .send()
+        };
+        let opt_out = json!({"identifier":"user_id:u1","purposes":{"advertising":false},
+            "timestamp":"2026-03-01T11:00:00.000Z","jurisdiction":"EU",
+            "evidence":{"cmp_id":300,"policy_version":"v7","page_url":"https://shop.test/privacy"}});
+        let response = record(opt_out).await.unwrap();
+        assert_eq!(response.status(), 201, "{name}");
+        let opt_out_seq = response.json::<Value>().await.unwrap()["seq"]
+            .as_i64()
+            .unwrap();
+        let bad = record(json!({"identifier":"user_id:u1","purposes":{"ads":false}}))
+            .await
+            .unwrap();
+        assert_eq!(bad.status(), 400, "{name}");
+        assert!(
+            bad.text().await.unwrap().contains("unknown purpose"),
+            "{name}"
+        );
+
+        // Later events carry no consent of their own: the ledger decides, by event time.
+        send_ok(
+            &server,
+            &creds.write_key,
+            "/v1/track",
+            track("after", "2026-03-01T12:00:00.000Z", json!({})),
+        )
+        .await;
+        send_ok(
+            &server,
+            &creds.write_key,
+            "/v1/track",
+            track("backdated", "2026-03-01T10:30:00.000Z", json!({})),
+        )
+        .await;
+
+        // Four: the recorded consent is an event in the log too (withheld: it denies ads).
+        wait_for("four outcomes", || {
+            delivery_log(&backend, "ads", None).len() == 4
+        })
+        .await;
+        let log = delivery_log(&backend, "ads", None);
+        let outcome = |id: &str| log.iter().find(|d| d["message_id"] == id).unwrap().clone();
+        assert_eq!(outcome("granted")["status"], "delivered", "{name}");
+        let recorded = log.iter().find(|d| d["seq"] == opt_out_seq).unwrap();
+        assert_eq!(recorded["status"], "suppressed", "{name}");
+        assert_eq!(
+            outcome("backdated")["status"],
+            "delivered",
+            "{name}: consent at 10:30 was granted"
+        );
+        let after = outcome("after");
+        assert_eq!(after["status"], "suppressed", "{name}");
+        assert_eq!(
+            after["reason"],
+            format!(
+                "purpose \"advertising\" denied by the consent ledger entry at seq {opt_out_seq}"
+            ),
+            "{name}"
+        );
+        let mut accepted = receiver.accepted();
+        accepted.sort();
+        assert_eq!(accepted, ["backdated", "granted"], "{name}");
+
+        // The ledger, through the API and the command line.
+        let consent: Value = client()
+            .get(format!("{}/api/v1/profiles/user_id:u1/consent", server.url))
+            .bearer_auth(&creds.token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(
+            consent["state"]["advertising"]["decision"], "denied",
+            "{consent}"
+        );
+        assert_eq!(consent["state"]["advertising"]["seq"], opt_out_seq);
+        let history = consent["history"].as_array().unwrap();
+        assert_eq!(history.len(), 2, "{consent}");
+        assert_eq!(history[1]["source"], "api");
+        assert_eq!(history[1]["jurisdiction"], "EU");
+        assert_eq!(history[1]["evidence"]["policy_version"], "v7");
+        assert_eq!(
+            history[0]["signals"]["context.consent.categoryPreferences"]["Advertising"],
+            true
+        );
+        let before: Value = client()
+            .get(format!(
+                "{}/api/v1/profiles/user_id:u1/consent?at=2026-03-01T10:59:59.000Z",
+                server.url
+            ))
+            .bearer_auth(&creds.token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(
+            before["state"]["advertising"]["decision"], "granted",
+            "{before}"
+        );
+        let shown = sightline_json(&backend, &["profile", "consent", "user_id:u1"]);
+        assert_eq!(shown["state"]["advertising"]["seq"], opt_out_seq, "{name}");
+        drop(server);
     }
 }

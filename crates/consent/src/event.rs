@@ -1,0 +1,120 @@
+//! The consent signals a Segment event carries, read once: Segment's
+//! `context.consent.categoryPreferences`, Sightline purposes stated directly in
+//! `context.consent.purposes` (what `POST /api/v1/consent` records), the `"gpc": true` the
+//! collector stores for `Sec-GPC: 1`, and a consent string (TCF, GPP or US Privacy) in
+//! `context.consent.tcf` or `context.tcf`. A signal that does not decode says nothing.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use crate::policy::Signal;
+use crate::{Decoded, SegmentConsent};
+
+/// Where each signal is read from; these names appear in ledger entries and suppression
+/// reasons.
+pub const SEGMENT_CATEGORIES: &str = "context.consent.categoryPreferences";
+pub const PURPOSES: &str = "context.consent.purposes";
+pub const GPC: &str = "gpc";
+const CONSENT_STRING_PATHS: [(&str, &str); 2] = [
+    ("/context/consent/tcf", "context.consent.tcf"),
+    ("/context/tcf", "context.tcf"),
+];
+
+/// The consent signals of one event.
+#[derive(Debug, Default)]
+pub struct EventSignals {
+    segment: Option<BTreeMap<String, bool>>,
+    purposes: Option<BTreeMap<String, bool>>,
+    gpc: bool,
+    strings: Vec<(&'static str, String, Decoded)>,
+}
+
+impl EventSignals {
+    pub fn read(event: &Value) -> EventSignals {
+        EventSignals {
+            segment: SegmentConsent::from_event(event)
+                .ok()
+                .flatten()
+                .map(|consent| consent.category_preferences),
+            purposes: event
+                .pointer("/context/consent/purposes")
+                .and_then(Value::as_object)
+                .map(|stated| {
+                    stated
+                        .iter()
+                        .filter_map(|(purpose, v)| Some((purpose.clone(), v.as_bool()?)))
+                        .collect()
+                }),
+            gpc: event.get("gpc").and_then(Value::as_bool) == Some(true),
+            strings: CONSENT_STRING_PATHS
+                .iter()
+                .filter_map(|(pointer, name)| {
+                    let text = event.pointer(pointer)?.as_str()?.trim();
+                    Some((*name, text.to_owned(), crate::decode(text).ok()?))
+                })
+                .collect(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.segment.is_none() && self.purposes.is_none() && !self.gpc && self.strings.is_empty()
+    }
+
+    /// Each signal with the name of where it was read.
+    pub fn named(&self) -> Vec<(&'static str, Signal<'_>)> {
+        let mut signals = Vec::new();
+        if let Some(categories) = &self.segment {
+            signals.push((SEGMENT_CATEGORIES, Signal::SegmentCategories(categories)));
+        }
+        if let Some(purposes) = &self.purposes {
+            signals.push((PURPOSES, Signal::Purposes(purposes)));
+        }
+        if self.gpc {
+            signals.push((GPC, Signal::Gpc));
+        }
+        for (name, _, decoded) in &self.strings {
+            signals.push((*name, Signal::from(decoded)));
+        }
+        signals
+    }
+
+    /// Each signal as received, by where it was read: the ledger's evidence.
+    pub fn raw(&self) -> BTreeMap<String, Value> {
+        let flags = |map: &BTreeMap<String, bool>| {
+            Value::Object(
+                map.iter()
+                    .map(|(k, &v)| (k.clone(), Value::Bool(v)))
+                    .collect(),
+            )
+        };
+        let mut raw = BTreeMap::new();
+        if let Some(categories) = &self.segment {
+            raw.insert(SEGMENT_CATEGORIES.to_owned(), flags(categories));
+        }
+        if let Some(purposes) = &self.purposes {
+            raw.insert(PURPOSES.to_owned(), flags(purposes));
+        }
+        if self.gpc {
+            raw.insert(GPC.to_owned(), Value::Bool(true));
+        }
+        for (name, text, _) in &self.strings {
+            raw.insert((*name).to_owned(), Value::String(text.clone()));
+        }
+        raw
+    }
+
+    /// The CMP behind a TCF string (directly or in a GPP string), for the evidence.
+    pub fn tcf(&self) -> Option<&crate::TcString> {
+        self.strings
+            .iter()
+            .find_map(|(_, _, decoded)| match decoded {
+                Decoded::Tcf(tc) => Some(&**tc),
+                Decoded::Gpp(gpp) => gpp.sections.iter().find_map(|s| match s {
+                    crate::GppSection::TcfEuV2(tc) => Some(&**tc),
+                    _ => None,
+                }),
+                Decoded::Usp(_) => None,
+            })
+    }
+}
