@@ -8,12 +8,16 @@
 //!   retries, dead letters and replay.
 
 pub mod backoff;
+pub mod breaker;
 pub mod deliver;
 pub mod gate;
 pub mod signature;
+pub mod transform;
 pub mod webhook;
 
+pub use breaker::{Breaker, BreakerConfig, Permit};
 pub use deliver::{ConsentLedger, Deliverer, Settings, Tally};
+pub use transform::{HashFormat, Transform};
 
 use sightline_consent::Policy;
 use sightline_core::{secret, DestinationKind, EventType, NewDestination};
