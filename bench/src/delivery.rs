@@ -215,6 +215,7 @@ fn gate_ns_per_event(bodies: &[Bytes]) -> f64 {
         event_types: vec![],
         event_names: vec![],
         batch_size: 1,
+        transform: json!({}),
         signing_secret: String::new(),
         created_at: 0,
     };

@@ -9,14 +9,16 @@
 //! read one page at a time.
 
 use crate::backoff::{self, Backoff};
+use crate::breaker::{Breaker, BreakerConfig, Permit};
 use crate::gate::{self, Route};
+use crate::transform::Transform;
 use crate::webhook::{Answer, Webhook};
 use serde_json::Value;
 use sightline_consent::{ConsentState, Policy};
 use sightline_core::{time, Delivery, DeliveryStatus, Destination, StoredEvent};
 use sightline_store::{Store, StoreError};
-use std::collections::HashSet;
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone, Copy)]
@@ -30,6 +32,8 @@ pub struct Settings {
     /// Per request, connecting included.
     pub timeout: Duration,
     pub backoff: Backoff,
+    /// When a destination's requests keep failing, stop sending for a while.
+    pub breaker: BreakerConfig,
     /// Requests per event batch before a replay gives up (the live worker never does).
     pub replay_attempts: u32,
 }
@@ -42,6 +46,7 @@ impl Default for Settings {
             discover_every: Duration::from_secs(2),
             timeout: Duration::from_secs(10),
             backoff: Backoff::default(),
+            breaker: BreakerConfig::default(),
             replay_attempts: 5,
         }
     }
@@ -101,6 +106,8 @@ pub struct Deliverer {
     ledger: Option<Arc<dyn ConsentLedger>>,
     webhook: Webhook,
     settings: Settings,
+    /// One circuit breaker per destination id.
+    breakers: Mutex<HashMap<i64, Breaker>>,
 }
 
 impl Deliverer {
@@ -116,6 +123,7 @@ impl Deliverer {
             policy,
             ledger,
             settings,
+            breakers: Mutex::new(HashMap::new()),
         }))
     }
 
@@ -197,6 +205,10 @@ impl Deliverer {
         let mut batch = Vec::new();
         let batch_size = destination.batch_size.max(1) as usize;
         let mut last_commit = Instant::now();
+        // Validated when the destination was added. Should it not read, send nothing:
+        // sending untransformed could leak what it was meant to hash or remove.
+        let transform = serde_json::from_value::<Transform>(destination.transform.clone())
+            .map_err(|e| format!("the destination's transform cannot be read: {e}"));
         for event in events {
             let Ok(body) = serde_json::from_str::<Value>(&event.body) else {
                 // The collector only stores JSON; a body that no longer parses is kept
@@ -235,6 +247,20 @@ impl Deliverer {
                     ));
                 }
                 Route::Deliver => {
+                    let mut body = body;
+                    match &transform {
+                        Ok(transform) => transform.apply(&mut body),
+                        Err(reason) => {
+                            outcomes.push(outcome(
+                                destination,
+                                event.seq,
+                                &event.message_id,
+                                DeliveryStatus::Dead,
+                                Some(reason.clone()),
+                            ));
+                            continue;
+                        }
+                    }
                     batch.push(Outgoing {
                         seq: event.seq,
                         message_id: event.message_id.clone(),
@@ -276,6 +302,36 @@ impl Deliverer {
         self.store.record_deliveries(outcomes, checkpoint).await
     }
 
+    /// How long the destination's breaker says to wait before the next request, if at all.
+    fn breaker_wait(&self, destination: &Destination) -> Option<Duration> {
+        let mut breakers = self.breakers.lock().expect("breakers poisoned");
+        let breaker = breakers
+            .entry(destination.id)
+            .or_insert_with(|| Breaker::new(self.settings.breaker));
+        let now = time::now_ms();
+        let wait = match breaker.allow(now) {
+            Permit::Send => None,
+            Permit::WaitUntil(until) => Some(Duration::from_millis((until - now).max(1) as u64)),
+            // One request per destination is in flight at a time, so a trial's outcome is
+            // reported before the next ask; this only guards against a caller that did not.
+            Permit::WaitForTrial => Some(Duration::from_millis(100)),
+        };
+        metrics::gauge!("sightline_delivery_breaker_open", "destination" => destination.name.clone())
+            .set(if wait.is_some() { 1.0 } else { 0.0 });
+        wait
+    }
+
+    fn breaker_outcome(&self, destination: &Destination, answered: bool) {
+        let mut breakers = self.breakers.lock().expect("breakers poisoned");
+        if let Some(breaker) = breakers.get_mut(&destination.id) {
+            if answered {
+                breaker.on_success();
+            } else {
+                breaker.on_failure(time::now_ms());
+            }
+        }
+    }
+
     /// Sends one batch until the receiver accepts or refuses it (or, with `max_attempts`,
     /// until the attempts run out), and returns its outcomes.
     async fn send(
@@ -288,6 +344,10 @@ impl Deliverer {
         let (body, idempotency_key) = request_body(destination, batch);
         let mut attempts = 0u32;
         loop {
+            if let Some(wait) = self.breaker_wait(destination) {
+                tokio::time::sleep(wait).await;
+                continue;
+            }
             attempts += 1;
             metrics::counter!("sightline_delivery_attempts_total", "destination" => label.clone())
                 .increment(1);
@@ -321,16 +381,20 @@ impl Deliverer {
             };
             match answer {
                 Answer::Accepted { code } => {
+                    self.breaker_outcome(destination, true);
                     metrics::counter!("sightline_delivery_delivered_total", "destination" => label)
                         .increment(batch.len() as u64);
                     return finished(DeliveryStatus::Delivered, Some(code), None);
                 }
                 Answer::Refused { code, reason } => {
+                    // The receiver answered: a refusal is about the request, not its health.
+                    self.breaker_outcome(destination, true);
                     failed(&label);
                     dead(&label, batch.len());
                     return finished(DeliveryStatus::Dead, Some(code), Some(reason));
                 }
                 Answer::Retry { code, wait, reason } => {
+                    self.breaker_outcome(destination, false);
                     failed(&label);
                     if max_attempts.is_some_and(|max| attempts >= max) {
                         dead(&label, batch.len());

@@ -151,6 +151,7 @@ mod tests {
             event_types: types.iter().map(|p| p.to_string()).collect(),
             event_names: names.iter().map(|p| p.to_string()).collect(),
             batch_size: 1,
+            transform: json!({}),
             signing_secret: "s".into(),
             created_at: 0,
         }

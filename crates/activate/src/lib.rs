@@ -3,6 +3,8 @@
 //! - [`gate`] (pure): a destination's event filter and the consent gate.
 //! - [`signature`] (pure): the webhook's HMAC-SHA256 signature header.
 //! - [`backoff`] (pure): retry delays and `Retry-After`.
+//! - [`breaker`] (pure): the circuit breaker of one destination.
+//! - [`transform`] (pure): what a destination does to an event before sending it.
 //! - [`webhook`] (IO): one signed request and its classified answer.
 //! - [`deliver`] (IO): a worker per destination reading the log from its checkpoint,
 //!   retries, dead letters and replay.
@@ -37,6 +39,7 @@ pub struct DestinationSpec {
     pub event_types: Vec<String>,
     pub event_names: Vec<String>,
     pub batch_size: u32,
+    pub transform: Transform,
 }
 
 impl DestinationSpec {
@@ -83,6 +86,11 @@ impl DestinationSpec {
         if !(1..=MAX_BATCH).contains(&self.batch_size) {
             return Err(format!("--batch must be 1 to {MAX_BATCH}"));
         }
+        self.transform
+            .validate()
+            .map_err(|e| format!("the transform is not valid: {e}"))?;
+        let transform = serde_json::to_value(&self.transform)
+            .map_err(|e| format!("the transform cannot be stored: {e}"))?;
         Ok(NewDestination {
             name: self.name,
             kind,
@@ -91,6 +99,7 @@ impl DestinationSpec {
             event_types: self.event_types,
             event_names: self.event_names,
             batch_size: self.batch_size,
+            transform,
             signing_secret: secret::generate("whsec_", SIGNING_SECRET_LEN),
         })
     }
@@ -109,6 +118,7 @@ mod tests {
             event_types: vec!["track".into()],
             event_names: vec![],
             batch_size: 1,
+            transform: Transform::default(),
         }
     }
 

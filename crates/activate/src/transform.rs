@@ -73,7 +73,7 @@
 //! generic webhook's receiver can best reproduce; choose `meta` for a receiver that
 //! forwards to Meta.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -106,7 +106,7 @@ const SCALARS: [&str; 17] = [
 
 /// What a destination does to an event before sending it: see the [module](self) for the
 /// rules. The default does nothing.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Transform {
     /// If not empty, the only keys kept in `properties`, `traits` and `context.traits`.
@@ -122,7 +122,7 @@ pub struct Transform {
 }
 
 /// Whose rules normalise a value before it is hashed.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum HashFormat {
     /// Google Ads and Campaign Manager 360: phones in E.164 with `+`, dots removed from

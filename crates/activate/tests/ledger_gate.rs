@@ -49,6 +49,7 @@ fn destination(purposes: &[&str]) -> Destination {
         event_types: vec![],
         event_names: vec![],
         batch_size: 1,
+        transform: json!({}),
         signing_secret: "s".into(),
         created_at: 0,
     }

@@ -1,6 +1,8 @@
 //! The consent signals a Segment event carries, read once: Segment's
 //! `context.consent.categoryPreferences`, Sightline purposes stated directly in
-//! `context.consent.purposes` (what `POST /api/v1/consent` records), the `"gpc": true` the
+//! `context.consent.purposes` (what `POST /api/v1/consent` records), Google Consent Mode
+//! states in `context.consent.googleConsentMode` (the object `gtag('consent', …)` takes,
+//! e.g. `{"ad_storage":"denied","analytics_storage":"granted"}`), the `"gpc": true` the
 //! collector stores for `Sec-GPC: 1`, and a consent string (TCF, GPP or US Privacy) in
 //! `context.consent.tcf` or `context.tcf`. A signal that does not decode says nothing.
 
@@ -9,12 +11,13 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use crate::policy::Signal;
-use crate::{Decoded, SegmentConsent};
+use crate::{ConsentModeState, Decoded, SegmentConsent};
 
 /// Where each signal is read from; these names appear in ledger entries and suppression
 /// reasons.
 pub const SEGMENT_CATEGORIES: &str = "context.consent.categoryPreferences";
 pub const PURPOSES: &str = "context.consent.purposes";
+pub const GOOGLE_CONSENT_MODE: &str = "context.consent.googleConsentMode";
 pub const GPC: &str = "gpc";
 const CONSENT_STRING_PATHS: [(&str, &str); 2] = [
     ("/context/consent/tcf", "context.consent.tcf"),
@@ -26,6 +29,7 @@ const CONSENT_STRING_PATHS: [(&str, &str); 2] = [
 pub struct EventSignals {
     segment: Option<BTreeMap<String, bool>>,
     purposes: Option<BTreeMap<String, bool>>,
+    consent_mode: Option<(Value, ConsentModeState)>,
     gpc: bool,
     strings: Vec<(&'static str, String, Decoded)>,
 }
@@ -46,6 +50,9 @@ impl EventSignals {
                         .filter_map(|(purpose, v)| Some((purpose.clone(), v.as_bool()?)))
                         .collect()
                 }),
+            consent_mode: event
+                .pointer("/context/consent/googleConsentMode")
+                .and_then(|raw| Some((raw.clone(), ConsentModeState::from_json(raw).ok()?))),
             gpc: event.get("gpc").and_then(Value::as_bool) == Some(true),
             strings: CONSENT_STRING_PATHS
                 .iter()
@@ -58,7 +65,11 @@ impl EventSignals {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.segment.is_none() && self.purposes.is_none() && !self.gpc && self.strings.is_empty()
+        self.segment.is_none()
+            && self.purposes.is_none()
+            && self.consent_mode.is_none()
+            && !self.gpc
+            && self.strings.is_empty()
     }
 
     /// Each signal with the name of where it was read.
@@ -69,6 +80,9 @@ impl EventSignals {
         }
         if let Some(purposes) = &self.purposes {
             signals.push((PURPOSES, Signal::Purposes(purposes)));
+        }
+        if let Some((_, state)) = &self.consent_mode {
+            signals.push((GOOGLE_CONSENT_MODE, Signal::ConsentMode(state)));
         }
         if self.gpc {
             signals.push((GPC, Signal::Gpc));
@@ -95,6 +109,9 @@ impl EventSignals {
         if let Some(purposes) = &self.purposes {
             raw.insert(PURPOSES.to_owned(), flags(purposes));
         }
+        if let Some((value, _)) = &self.consent_mode {
+            raw.insert(GOOGLE_CONSENT_MODE.to_owned(), value.clone());
+        }
         if self.gpc {
             raw.insert(GPC.to_owned(), Value::Bool(true));
         }
@@ -116,5 +133,43 @@ impl EventSignals {
                 }),
                 Decoded::Usp(_) => None,
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Decision, Policy};
+    use serde_json::json;
+
+    #[test]
+    fn reads_every_signal_with_where_it_was_read() {
+        let event = json!({"gpc": true, "context": {"consent": {
+            "categoryPreferences": {"Analytics": true},
+            "purposes": {"personalization": false},
+            "googleConsentMode": {"ad_storage": "denied", "analytics_storage": "granted"},
+            "tcf": "1YYN"}}});
+        let signals = EventSignals::read(&event);
+        let names: Vec<&str> = signals.named().iter().map(|(n, _)| *n).collect();
+        assert_eq!(
+            names,
+            [
+                SEGMENT_CATEGORIES,
+                PURPOSES,
+                GOOGLE_CONSENT_MODE,
+                GPC,
+                "context.consent.tcf"
+            ]
+        );
+        assert_eq!(signals.raw()[GOOGLE_CONSENT_MODE]["ad_storage"], "denied");
+        let all: Vec<_> = signals.named().into_iter().map(|(_, s)| s).collect();
+        let decided = Policy::default().decide(&all);
+        assert_eq!(decided["advertising"], Decision::Denied);
+        assert_eq!(decided["analytics"], Decision::Granted);
+        assert_eq!(decided["personalization"], Decision::Denied);
+        assert!(EventSignals::read(&json!({"type": "track"})).is_empty());
+        // A signal that does not decode says nothing.
+        let bad = json!({"context": {"consent": {"googleConsentMode": {"ad_storage": "maybe"}}}});
+        assert!(EventSignals::read(&bad).is_empty());
     }
 }

@@ -36,6 +36,9 @@ pub struct Destination {
     pub event_names: Vec<String>,
     /// Events per request: 1 sends one JSON object, more send a JSON array.
     pub batch_size: u32,
+    /// What is done to each event before it is sent (`sightline_activate::Transform` as
+    /// JSON: allow, deny, hash, rename); `{}` sends events as stored.
+    pub transform: serde_json::Value,
     /// Key of the HMAC signature. Kept as is (HMAC needs it), never shown after creation.
     #[serde(skip)]
     pub signing_secret: String,
@@ -117,6 +120,7 @@ pub struct NewDestination {
     pub event_types: Vec<String>,
     pub event_names: Vec<String>,
     pub batch_size: u32,
+    pub transform: serde_json::Value,
     pub signing_secret: String,
 }
 

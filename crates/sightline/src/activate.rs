@@ -6,7 +6,7 @@ use crate::config::FileConfig;
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Subcommand;
 use serde_json::{json, Value};
-use sightline_activate::{Deliverer, DestinationSpec, Settings};
+use sightline_activate::{Deliverer, DestinationSpec, Settings, Transform};
 use sightline_consent::Policy;
 use sightline_core::{time, Delivery, DeliveryStatus, Destination};
 use sightline_store::Store;
@@ -35,6 +35,10 @@ pub enum DestinationCommand {
         /// Events per request: 1 sends a JSON object, more send a JSON array.
         #[arg(long, default_value_t = 1, value_name = "N")]
         batch: u32,
+        /// A TOML file of what to do to each event before sending it: `allow`, `deny`,
+        /// `hash` (SHA-256 of normalised emails and phones), `rename`, `hash_format`.
+        #[arg(long, value_name = "FILE")]
+        transform: Option<std::path::PathBuf>,
         #[command(flatten)]
         store: StoreArgs,
         /// Print {"id","name","signing_secret"} as JSON.
@@ -101,9 +105,19 @@ pub async fn destination(command: DestinationCommand, file: &FileConfig) -> Resu
             events,
             types,
             batch,
+            transform,
             store,
             json,
         } => {
+            let transform = match transform {
+                None => Transform::default(),
+                Some(path) => {
+                    let text = std::fs::read_to_string(&path)
+                        .with_context(|| format!("cannot read {}", path.display()))?;
+                    toml::from_str(&text)
+                        .with_context(|| format!("{} is not a valid transform", path.display()))?
+                }
+            };
             let spec = DestinationSpec {
                 name,
                 kind,
@@ -112,6 +126,7 @@ pub async fn destination(command: DestinationCommand, file: &FileConfig) -> Resu
                 event_types: tidy(types),
                 event_names: tidy(events),
                 batch_size: batch,
+                transform,
             };
             let new = spec.validate(&Policy::default()).map_err(|e| anyhow!(e))?;
             let store = store.open(file).await?;

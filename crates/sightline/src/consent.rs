@@ -26,6 +26,8 @@ pub struct ConsentRequest {
     pub category_preferences: BTreeMap<String, bool>,
     /// A TCF v2, GPP or US Privacy string.
     pub consent_string: Option<String>,
+    /// Google Consent Mode states, e.g. `{"ad_storage":"denied"}`.
+    pub google_consent_mode: Option<Value>,
     /// When the consent was given (ISO 8601); now when absent.
     pub timestamp: Option<String>,
     /// e.g. `EU`, `US-CA`.
@@ -68,11 +70,19 @@ pub fn to_event(
         sightline_consent::decode(text.trim())
             .map_err(|e| format!("consentString does not decode: {e}"))?;
     }
+    if let Some(states) = &request.google_consent_mode {
+        sightline_consent::ConsentModeState::from_json(states)
+            .map_err(|e| format!("googleConsentMode is not valid: {e}"))?;
+    }
     if request.purposes.is_empty()
         && request.category_preferences.is_empty()
         && request.consent_string.is_none()
+        && request.google_consent_mode.is_none()
     {
-        return Err("state some consent: purposes, categoryPreferences or consentString".into());
+        return Err(
+            "state some consent: purposes, categoryPreferences, consentString or googleConsentMode"
+                .into(),
+        );
     }
     let at = match &request.timestamp {
         Some(text) => time::parse_ms(text)
@@ -99,6 +109,9 @@ pub fn to_event(
     }
     if let Some(text) = request.consent_string {
         consent.insert("tcf".into(), json!(text.trim()));
+    }
+    if let Some(states) = request.google_consent_mode {
+        consent.insert("googleConsentMode".into(), states);
     }
     if let Some(jurisdiction) = request.jurisdiction {
         consent.insert("jurisdiction".into(), json!(jurisdiction));
@@ -181,6 +194,10 @@ mod tests {
             (
                 json!({"identifier": "user_id:1", "purposes": {"analytics": true}, "timestamp": "soon"}),
                 "ISO 8601",
+            ),
+            (
+                json!({"identifier": "user_id:1", "googleConsentMode": {"ad_storage": "yes"}}),
+                "googleConsentMode",
             ),
             (
                 json!({"identifier": "user_id:1", "purpose": {}}),

@@ -665,3 +665,70 @@ async fn the_consent_ledger_decides_by_the_events_time() {
         drop(server);
     }
 }
+
+/// A destination's transform shapes what it receives: fields renamed, removed and hashed as
+/// ad platforms require, and a bad transform is refused when the destination is added.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transform_renames_removes_and_hashes_before_sending() {
+    for backend in backends("transform").await {
+        let name = backend.name();
+        let creds = credentials(&backend, "web");
+        let receiver = Receiver::default();
+        let url = receiver.start().await;
+        let dir = std::env::temp_dir().join(format!("sl-transform-{}-{name}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("transform.toml");
+        std::fs::write(
+            &file,
+            "deny = [\"context.ip\", \"properties.internal\"]\nhash = [\"context.traits.email\"]\n[rename]\n\"properties.total\" = \"properties.value\"\n",
+        )
+        .unwrap();
+        add_destination(
+            &backend,
+            "ads",
+            &url,
+            &["--transform", file.to_str().unwrap()],
+        );
+        let bad = dir.join("bad.toml");
+        std::fs::write(&bad, "deny = [\"\"]\n").unwrap();
+        let mut args = vec![
+            "destination",
+            "add",
+            "bad",
+            "--url",
+            url.as_str(),
+            "--transform",
+            bad.to_str().unwrap(),
+        ];
+        let store_args = backend.args();
+        args.extend(store_args.iter().map(String::as_str));
+        let refused = common::sightline(&args);
+        assert!(!refused.status.success(), "{name}");
+        assert!(
+            String::from_utf8_lossy(&refused.stderr).contains("transform"),
+            "{name}"
+        );
+
+        let server = Server::start(&backend, &[]);
+        send_ok(
+            &server,
+            &creds.write_key,
+            "/v1/track",
+            json!({"userId":"u1","event":"Order Completed",
+            "messageId":"order-1","properties":{"total":42,"internal":"x"},
+            "context":{"ip":"203.0.113.9","traits":{"email":" Ann@Example.com "}}}),
+        )
+        .await;
+        wait_for("the order to arrive", || receiver.seen("order-1")).await;
+        let sent = receiver.received()[0].body.clone();
+        assert_eq!(sent["properties"], json!({"value": 42}), "{name}: {sent}");
+        assert!(sent["context"].get("ip").is_none(), "{name}: {sent}");
+        // SHA-256 of "ann@example.com".
+        assert_eq!(
+            sent["context"]["traits"]["email"],
+            "71d4f55f72fa128dfb468a1a3901507c804b74316488744d769d7f4b16696476",
+            "{name}: {sent}"
+        );
+        drop(server);
+    }
+}

@@ -160,6 +160,14 @@ mod columns {
         serde_json::from_str(text).unwrap_or_default()
     }
 
+    /// A JSON object kept in one text column (`{}` when absent or unreadable).
+    pub fn parse_object(text: &str) -> serde_json::Value {
+        serde_json::from_str::<serde_json::Value>(text)
+            .ok()
+            .filter(serde_json::Value::is_object)
+            .unwrap_or_else(|| serde_json::json!({}))
+    }
+
     pub fn kind(text: &str) -> DestinationKind {
         DestinationKind::parse(text).unwrap_or(DestinationKind::Webhook)
     }

@@ -120,6 +120,8 @@ const MIGRATIONS: &[&str] = &[
         seq BIGINT NOT NULL,
         rules TEXT NOT NULL
      );",
+    // 5: what a destination does to events before sending them.
+    "ALTER TABLE destinations ADD COLUMN transform TEXT NOT NULL DEFAULT '{}';",
 ];
 
 pub struct PostgresStore {
@@ -370,7 +372,7 @@ fn token_from_row(row: &Row) -> Token {
 }
 
 const DESTINATION_COLUMNS: &str = "id, name, kind, url, purposes, event_types, event_names, \
-     batch_size, signing_secret, created_at";
+     batch_size, signing_secret, created_at, transform";
 
 fn destination_from_row(row: &Row) -> Destination {
     Destination {
@@ -384,6 +386,7 @@ fn destination_from_row(row: &Row) -> Destination {
         batch_size: row.get::<_, i32>(7).try_into().unwrap_or(1),
         signing_secret: row.get(8),
         created_at: row.get(9),
+        transform: columns::parse_object(row.get(10)),
     }
 }
 
@@ -622,8 +625,8 @@ impl Store for PostgresStore {
             .query_opt(
                 &format!(
                     "INSERT INTO destinations (name, kind, url, purposes, event_types, event_names,
-                         batch_size, signing_secret, created_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                         batch_size, signing_secret, created_at, transform)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
                      ON CONFLICT (name) DO NOTHING RETURNING {DESTINATION_COLUMNS}"
                 ),
                 &[
@@ -636,6 +639,7 @@ impl Store for PostgresStore {
                     &batch_size,
                     &new.signing_secret,
                     &sightline_core::time::now_ms(),
+                    &new.transform.to_string(),
                 ],
             )
             .await?

@@ -117,6 +117,8 @@ const MIGRATIONS: &[&str] = &[
         seq INTEGER NOT NULL,
         rules TEXT NOT NULL
      );",
+    // 5: what a destination does to events before sending them.
+    "ALTER TABLE destinations ADD COLUMN transform TEXT NOT NULL DEFAULT '{}';",
 ];
 
 pub struct SqliteStore {
@@ -340,7 +342,7 @@ fn token_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Token> {
 }
 
 const DESTINATION_COLUMNS: &str = "id, name, kind, url, purposes, event_types, event_names, \
-     batch_size, signing_secret, created_at";
+     batch_size, signing_secret, created_at, transform";
 
 fn destination_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Destination> {
     Ok(Destination {
@@ -354,6 +356,7 @@ fn destination_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Destination
         batch_size: row.get(7)?,
         signing_secret: row.get(8)?,
         created_at: row.get(9)?,
+        transform: columns::parse_object(&row.get::<_, String>(10)?),
     })
 }
 
@@ -604,8 +607,8 @@ impl Store for SqliteStore {
         self.with_conn(move |conn| {
             let sql = format!(
                 "INSERT INTO destinations (name, kind, url, purposes, event_types, event_names,
-                     batch_size, signing_secret, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                     batch_size, signing_secret, created_at, transform)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
                  ON CONFLICT (name) DO NOTHING RETURNING {DESTINATION_COLUMNS}"
             );
             conn.query_row(
@@ -619,7 +622,8 @@ impl Store for SqliteStore {
                     columns::list(&new.event_names),
                     new.batch_size,
                     new.signing_secret,
-                    sightline_core::time::now_ms()
+                    sightline_core::time::now_ms(),
+                    new.transform.to_string()
                 ],
                 destination_from_row,
             )

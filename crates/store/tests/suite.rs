@@ -245,6 +245,7 @@ fn hook(name: &str) -> NewDestination {
         event_types: vec!["track".into()],
         event_names: vec!["Order Completed".into(), "a, b".into()],
         batch_size: 10,
+        transform: serde_json::json!({"deny": ["context.ip"]}),
         signing_secret: "s3cret".into(),
     }
 }
@@ -271,6 +272,7 @@ async fn destinations_and_their_delivery_log() {
         assert_eq!(created.event_names, ["Order Completed", "a, b"], "{name}");
         assert_eq!(created.batch_size, 10, "{name}");
         assert_eq!(created.signing_secret, "s3cret", "{name}");
+        assert_eq!(created.transform["deny"][0], "context.ip", "{name}");
         let err = store.create_destination(hook("crm")).await.unwrap_err();
         assert!(err.to_string().contains("already exists"), "{name}: {err}");
         let other = store.create_destination(hook("ads")).await.unwrap();
