@@ -7,7 +7,6 @@ use anyhow::{anyhow, bail, Context, Result};
 use clap::Subcommand;
 use serde_json::{json, Value};
 use sightline_activate::{Deliverer, DestinationSpec, Settings, Transform};
-use sightline_consent::Policy;
 use sightline_core::{time, Delivery, DeliveryStatus, Destination};
 use sightline_store::Store;
 use std::sync::{Arc, RwLock};
@@ -128,7 +127,9 @@ pub async fn destination(command: DestinationCommand, file: &FileConfig) -> Resu
                 batch_size: batch,
                 transform,
             };
-            let new = spec.validate(&Policy::default()).map_err(|e| anyhow!(e))?;
+            let new = spec
+                .validate(&file.consent_policy()?)
+                .map_err(|e| anyhow!(e))?;
             let store = store.open(file).await?;
             let created = store.create_destination(new).await?;
             if json {
@@ -211,15 +212,13 @@ pub async fn deliveries(command: DeliveriesCommand, file: &FileConfig) -> Result
             let store = store.open(file).await?;
             let destination = find(store.as_ref(), &destination).await?;
             // The consent ledger at every event's time, as the server's would have it.
-            let book = crate::profiles::rebuild(store.as_ref(), file.identity_rules()?).await?;
+            let rules = file.profile_rules()?;
+            let policy = rules.policy.clone();
+            let book = crate::profiles::rebuild(store.as_ref(), rules).await?;
             let ledger = crate::profiles::BookLedger(Arc::new(RwLock::new(book)));
-            let deliverer = Deliverer::new(
-                store,
-                Policy::default(),
-                Some(Arc::new(ledger)),
-                Settings::default(),
-            )
-            .context("cannot start an HTTP client")?;
+            let deliverer =
+                Deliverer::new(store, policy, Some(Arc::new(ledger)), Settings::default())
+                    .context("cannot start an HTTP client")?;
             let tally = match (dead, from_seq) {
                 (true, _) => deliverer.replay_dead(&destination).await?,
                 (false, Some(from)) => {

@@ -80,7 +80,10 @@ pub fn router(
         .route("/api/v1/audiences", get(audiences).post(add_audience))
         .route("/api/v1/attribution", get(attribution))
         .route("/api/v1/audiences/{name}/{part}", get(audience_part))
-        .route("/api/v1/destinations", get(destinations))
+        .route(
+            "/api/v1/destinations",
+            get(destinations).post(add_destination),
+        )
         .route("/api/v1/destinations/{name}/deliveries", get(deliveries))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
@@ -354,13 +357,19 @@ async fn record_consent(
         }
     };
     let now = time::now_ms();
-    let (message_id, event) =
-        match crate::consent::to_event(request, &sightline_consent::Policy::default(), now, || {
-            secret::generate("consent-", 24)
-        }) {
-            Ok(recorded) => recorded,
-            Err(message) => return bad_request(message),
-        };
+    let policy = state
+        .book
+        .read()
+        .expect("book lock poisoned")
+        .rules
+        .policy
+        .clone();
+    let (message_id, event) = match crate::consent::to_event(request, &policy, now, || {
+        secret::generate("consent-", 24)
+    }) {
+        Ok(recorded) => recorded,
+        Err(message) => return bad_request(message),
+    };
     let new = NewEvent {
         source_id: 0,
         message_id: message_id.clone(),
@@ -420,6 +429,87 @@ async fn destinations(caller: Caller, State(store): State<Arc<dyn Store>>) -> Re
     }
     match store.list_destinations().await {
         Ok(destinations) => Json(json!({"destinations": destinations})).into_response(),
+        Err(e) => store_error(e),
+    }
+}
+
+/// A destination as `POST /api/v1/destinations` takes it: the command line's options.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewDestinationRequest {
+    name: String,
+    #[serde(rename = "type", default = "webhook")]
+    kind: String,
+    url: String,
+    #[serde(default)]
+    purposes: Vec<String>,
+    #[serde(default)]
+    events: Vec<String>,
+    #[serde(default)]
+    types: Vec<String>,
+    #[serde(default = "one")]
+    batch: u32,
+    #[serde(default)]
+    transform: sightline_activate::Transform,
+}
+
+fn webhook() -> String {
+    "webhook".into()
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// `POST /api/v1/destinations`: adds a destination and answers its signing secret, shown
+/// this once.
+async fn add_destination(
+    caller: Caller,
+    State(state): State<ApiState>,
+    body: axum::body::Bytes,
+) -> Response {
+    if let Err(denied) = caller.require(&[Role::Marketing]) {
+        return denied;
+    }
+    let request: NewDestinationRequest = match serde_json::from_slice(&body) {
+        Ok(request) => request,
+        Err(e) => {
+            return bad_request(format!(
+                "send {{\"name\":…,\"url\":\"http://…\",\"purposes\":[…]}}: {e}"
+            ))
+        }
+    };
+    let spec = sightline_activate::DestinationSpec {
+        name: request.name,
+        kind: request.kind,
+        url: request.url,
+        purposes: request.purposes,
+        event_types: request.types,
+        event_names: request.events,
+        batch_size: request.batch,
+        transform: request.transform,
+    };
+    let policy = state
+        .book
+        .read()
+        .expect("book lock poisoned")
+        .rules
+        .policy
+        .clone();
+    let new = match spec.validate(&policy) {
+        Ok(new) => new,
+        Err(message) => return bad_request(message),
+    };
+    match state.store.create_destination(new).await {
+        Ok(created) => (
+            StatusCode::CREATED,
+            Json(json!({"id": created.id, "name": created.name,
+                        "signing_secret": created.signing_secret})),
+        )
+            .into_response(),
+        Err(sightline_store::StoreError::Conflict(message)) => {
+            error(StatusCode::CONFLICT, "conflict", message)
+        }
         Err(e) => store_error(e),
     }
 }

@@ -20,7 +20,7 @@ use std::time::Duration;
         named by --config, then defaults."
 )]
 pub struct Cli {
-    /// TOML config file (keys: data, database_url, listen, dedup_window, key_grace, max_in_flight, [identity]).
+    /// TOML config file (keys: data, database_url, listen, dedup_window, key_grace, max_in_flight, consent_mapping, [identity]).
     #[arg(long, global = true, env = "SIGHTLINE_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
     #[command(subcommand)]
@@ -409,7 +409,7 @@ async fn audience(command: AudienceCommand, file: &FileConfig) -> Result<()> {
         }
         AudienceCommand::Members { name, store, json } => {
             let store = store.open(file).await?;
-            let book = crate::profiles::rebuild(store.as_ref(), file.identity_rules()?).await?;
+            let book = crate::profiles::rebuild(store.as_ref(), file.profile_rules()?).await?;
             let members = book.memberships.members(&name).with_context(|| {
                 format!("no audience named {name:?}: `sightline audience list` shows them")
             })?;

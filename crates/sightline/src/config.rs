@@ -1,7 +1,7 @@
 //! Settings come from flags, then `SIGHTLINE_*` environment variables (clap reads both),
 //! then an optional TOML file, then defaults: in that order of precedence.
 
-use crate::profiles::IdentityRules;
+use crate::profiles::ProfileRules;
 use anyhow::{Context, Result};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -26,6 +26,9 @@ pub struct FileConfig {
     /// Identity resolution rules: limits, priority, blocked values, default phone region
     /// (see crates/identity/README.md).
     pub identity: Option<sightline_identity::Config>,
+    /// A consent mapping file: the purposes, and which signals grant which (see
+    /// crates/consent/README.md); the built-in mapping when absent.
+    pub consent_mapping: Option<PathBuf>,
 }
 
 impl FileConfig {
@@ -37,7 +40,7 @@ impl FileConfig {
             .with_context(|| format!("cannot read config file {}", path.display()))?;
         toml::from_str(&text).with_context(|| {
             format!(
-                "config file {} is not valid: keys are data, database_url, listen, dedup_window, key_grace, max_in_flight and [identity]",
+                "config file {} is not valid: keys are data, database_url, listen, dedup_window, key_grace, max_in_flight, consent_mapping and [identity]",
                 path.display()
             )
         })
@@ -45,17 +48,39 @@ impl FileConfig {
 }
 
 impl FileConfig {
-    /// The identity rules the file sets, or the defaults, with a fingerprint that tells
-    /// stored profiles resolved under other rules apart (they are then rebuilt).
-    pub fn identity_rules(&self) -> Result<IdentityRules> {
+    /// The identity rules and the consent mapping the file sets, or the defaults, with a
+    /// fingerprint that tells stored profiles derived under others apart (they are then
+    /// rebuilt).
+    pub fn profile_rules(&self) -> Result<ProfileRules> {
         let config = self.identity.clone().unwrap_or_default();
         let rules = sightline_identity::Rules::new(&config)
             .context("the [identity] section of the config file is not valid")?;
-        let text = serde_json::to_string(&config)?;
-        Ok(IdentityRules {
+        let mapping = self.consent_mapping_text()?;
+        let policy = self.consent_policy()?;
+        let text = serde_json::to_string(&config)? + mapping.as_deref().unwrap_or_default();
+        Ok(ProfileRules {
             rules,
+            policy,
             fingerprint: sightline_core::secret::hash(&text)[..16].to_owned(),
         })
+    }
+
+    /// The consent mapping in force: the file's, or the built-in one.
+    pub fn consent_policy(&self) -> Result<sightline_consent::Policy> {
+        Ok(match self.consent_mapping_text()? {
+            Some(text) => sightline_consent::Policy::from_toml(&text)?,
+            None => sightline_consent::Policy::default(),
+        })
+    }
+
+    fn consent_mapping_text(&self) -> Result<Option<String>> {
+        self.consent_mapping
+            .as_ref()
+            .map(|path| {
+                std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read the consent mapping {}", path.display()))
+            })
+            .transpose()
     }
 }
 

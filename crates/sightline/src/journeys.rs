@@ -91,7 +91,7 @@ pub async fn run(args: LogAttributionArgs, file: &FileConfig) -> Result<()> {
         store.as_ref(),
         &question,
         &grouper,
-        file.identity_rules()?.rules,
+        file.profile_rules()?.rules,
     )
     .await?;
     if args.json {

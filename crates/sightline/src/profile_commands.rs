@@ -3,7 +3,7 @@
 
 use crate::cli::StoreArgs;
 use crate::config::FileConfig;
-use crate::profiles::{self, IdentityRules};
+use crate::profiles::{self, ProfileRules};
 use anyhow::{bail, Context, Result};
 use clap::Subcommand;
 use serde_json::json;
@@ -73,7 +73,7 @@ pub async fn identity(command: IdentityCommand, file: &FileConfig) -> Result<()>
     let IdentityCommand::Rebuild { store, json } = command;
     let store = store.open(file).await?;
     let started = Instant::now();
-    let book = profiles::rebuild_stored(store.as_ref(), file.identity_rules()?).await?;
+    let book = profiles::rebuild_stored(store.as_ref(), file.profile_rules()?).await?;
     let seconds = started.elapsed().as_secs_f64();
     let events = book.profiles.last_seq();
     let summary = json!({
@@ -112,7 +112,7 @@ enum Timeline {
 /// Reads the stored profile when the stored profiles are current with the log under these
 /// rules; otherwise (a server has not caught up yet, or the rules changed) replays the log,
 /// so the answer is always the log's.
-async fn find(store: &dyn Store, rules: IdentityRules, identifier: &str) -> Result<Found> {
+async fn find(store: &dyn Store, rules: ProfileRules, identifier: &str) -> Result<Found> {
     let Some((id_type, value)) = identifier.split_once(':') else {
         bail!("{identifier:?} is not an identifier: write type:value, e.g. email:ann@example.com");
     };
@@ -186,7 +186,7 @@ pub async fn profile(command: ProfileCommand, file: &FileConfig) -> Result<()> {
         } => (identifier, store),
     };
     let store = store.open(file).await?;
-    let found = find(store.as_ref(), file.identity_rules()?, identifier).await?;
+    let found = find(store.as_ref(), file.profile_rules()?, identifier).await?;
     let view: ProfileView<'_> = found.doc.view();
     match command {
         ProfileCommand::Show { .. } => {

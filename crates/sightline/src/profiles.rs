@@ -5,6 +5,7 @@
 
 use anyhow::Result;
 use sightline_audience::{Audience, MembershipChange};
+use sightline_consent::Policy;
 use sightline_core::{time, AudienceDefinition, ProfileSave, ProfilesState, StoredEvent};
 use sightline_identity::Rules;
 use sightline_profiles::{Memberships, Profiles};
@@ -21,20 +22,22 @@ pub struct Book {
     pub memberships: Memberships,
     /// The definitions `memberships` was built from.
     pub definitions: Vec<AudienceDefinition>,
-    pub rules: IdentityRules,
+    pub rules: ProfileRules,
     /// Where the stored profiles stand: the base of the next save.
     saved_seq: i64,
 }
 
-/// The identity rules in force and their fingerprint, stored beside the profiles.
+/// What profiles are derived under: the identity rules, the consent mapping (which decodes
+/// the ledgers' signals), and their fingerprint, stored beside the profiles.
 #[derive(Clone)]
-pub struct IdentityRules {
+pub struct ProfileRules {
     pub rules: Rules,
+    pub policy: Policy,
     pub fingerprint: String,
 }
 
 impl Book {
-    fn new(definitions: Vec<AudienceDefinition>, rules: IdentityRules) -> Book {
+    fn new(definitions: Vec<AudienceDefinition>, rules: ProfileRules) -> Book {
         let audiences = definitions
             .iter()
             .filter_map(|d| match Audience::parse(d.name.clone(), &d.rule) {
@@ -45,7 +48,7 @@ impl Book {
                 }
             })
             .collect();
-        let mut profiles = Profiles::new(rules.rules.clone());
+        let mut profiles = Profiles::with_policy(rules.rules.clone(), rules.policy.clone());
         profiles.track_changes_after(i64::MAX);
         Book {
             profiles,
@@ -109,7 +112,7 @@ impl Book {
 
 /// Profiles and memberships rebuilt from the whole log (a new audience's backfill). The
 /// enter and exit records of the replay are history, not news: none is left to sync.
-pub async fn rebuild(store: &dyn Store, rules: IdentityRules) -> Result<Book> {
+pub async fn rebuild(store: &dyn Store, rules: ProfileRules) -> Result<Book> {
     let mut book = Book::new(store.list_audiences().await?, rules);
     book.catch_up(store).await?;
     book.memberships.take_changes();
@@ -117,7 +120,7 @@ pub async fn rebuild(store: &dyn Store, rules: IdentityRules) -> Result<Book> {
 }
 
 /// Rebuilds profiles from the whole log and stores them in place of what was stored.
-pub async fn rebuild_stored(store: &dyn Store, rules: IdentityRules) -> Result<Book> {
+pub async fn rebuild_stored(store: &dyn Store, rules: ProfileRules) -> Result<Book> {
     let book = rebuild(store, rules).await?;
     store.save_profiles(book.snapshot()).await?;
     Ok(book)
@@ -126,7 +129,7 @@ pub async fn rebuild_stored(store: &dyn Store, rules: IdentityRules) -> Result<B
 /// The server's book at start: rebuilt from the log, with the stored profiles brought up to
 /// it — only the events past the stored position when those were resolved under the same
 /// rules, else everything anew.
-pub async fn open(store: &dyn Store, rules: IdentityRules) -> Result<Book> {
+pub async fn open(store: &dyn Store, rules: ProfileRules) -> Result<Book> {
     let stored = store.profiles_state().await?;
     let log_end = store.last_seq().await?;
     let mut book = Book::new(store.list_audiences().await?, rules);

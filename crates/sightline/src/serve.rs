@@ -66,8 +66,10 @@ pub async fn run(args: ServeArgs, file: &FileConfig) -> Result<()> {
             ..defaults
         },
     );
+    let rules = file.profile_rules()?;
+    let policy = rules.policy.clone();
     let book = Arc::new(RwLock::new(
-        crate::profiles::open(store.as_ref(), file.identity_rules()?).await?,
+        crate::profiles::open(store.as_ref(), rules).await?,
     ));
     let (changes, to_sync) = tokio::sync::mpsc::channel(10_000);
     tokio::spawn(crate::profiles::follow(
@@ -75,7 +77,9 @@ pub async fn run(args: ServeArgs, file: &FileConfig) -> Result<()> {
         book.clone(),
         changes,
     ));
-    tokio::spawn(crate::sync::Syncer::new(store.clone(), book.clone())?.run(to_sync));
+    tokio::spawn(
+        crate::sync::Syncer::new(store.clone(), book.clone(), policy.clone())?.run(to_sync),
+    );
     let app = sightline_collect::router(collector)
         .merge(crate::api::router(store.clone(), prometheus, book.clone()))
         .layer(middleware::from_fn(time_request));
@@ -86,7 +90,7 @@ pub async fn run(args: ServeArgs, file: &FileConfig) -> Result<()> {
     eprintln!("sightline listening on http://{}", listener.local_addr()?);
     let deliverer = sightline_activate::Deliverer::new(
         store.clone(),
-        sightline_consent::Policy::default(),
+        policy.clone(),
         Some(Arc::new(crate::profiles::BookLedger(book.clone()))),
         sightline_activate::Settings::default(),
     )

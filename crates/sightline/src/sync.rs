@@ -60,12 +60,16 @@ pub struct Syncer {
 }
 
 impl Syncer {
-    pub fn new(store: Arc<dyn Store>, book: Arc<RwLock<Book>>) -> anyhow::Result<Syncer> {
+    pub fn new(
+        store: Arc<dyn Store>,
+        book: Arc<RwLock<Book>>,
+        policy: Policy,
+    ) -> anyhow::Result<Syncer> {
         Ok(Syncer {
             store,
             book,
             webhook: Webhook::new(Duration::from_secs(10))?,
-            policy: Policy::default(),
+            policy,
         })
     }
 

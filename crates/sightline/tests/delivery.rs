@@ -732,3 +732,130 @@ async fn a_transform_renames_removes_and_hashes_before_sending() {
         drop(server);
     }
 }
+
+/// `consent_mapping` in the config file replaces the built-in purposes and mapping for
+/// destinations, the consent API and the ledger alike.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consent_mapping_file_defines_the_purposes() {
+    for backend in backends("mapping").await {
+        let name = backend.name();
+        let creds = credentials(&backend, "web");
+        let dir = std::env::temp_dir().join(format!("sl-mapping-{}-{name}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mapping = dir.join("mapping.toml");
+        std::fs::write(
+            &mapping,
+            "purposes = [\"necessary\", \"email_marketing\"]\nalways_granted = [\"necessary\"]\n\
+             [segment.categories]\nEmail = [\"email_marketing\"]\n",
+        )
+        .unwrap();
+        let config = dir.join("sightline.toml");
+        std::fs::write(
+            &config,
+            format!("consent_mapping = {:?}\n", mapping.to_str().unwrap()),
+        )
+        .unwrap();
+        let config = config.to_str().unwrap();
+
+        let add = |with_config: bool| {
+            let mut args = vec![
+                "destination",
+                "add",
+                "news",
+                "--url",
+                "http://127.0.0.1:9/hook",
+                "--purposes",
+                "email_marketing",
+            ];
+            if with_config {
+                args.extend(["--config", config]);
+            }
+            let store_args = backend.args();
+            args.extend(store_args.iter().map(String::as_str));
+            common::sightline(&args)
+        };
+        let refused = add(false);
+        assert!(
+            String::from_utf8_lossy(&refused.stderr).contains("unknown purpose"),
+            "{name}"
+        );
+        assert!(add(true).status.success(), "{name}");
+
+        let server = Server::start(&backend, &["--config", config]);
+        send_ok(
+            &server,
+            &creds.write_key,
+            "/v1/track",
+            json!({"userId":"u1","event":"Opened",
+            "context":{"consent":{"categoryPreferences":{"Email":true}}}}),
+        )
+        .await;
+        let recorded = client()
+            .post(format!("{}/api/v1/consent", server.url))
+            .bearer_auth(&creds.token)
+            .json(&json!({"identifier":"user_id:u2","purposes":{"email_marketing":false}}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(recorded.status(), 201, "{name}");
+        // Destinations through the API, under the same mapping.
+        let add = |body: Value| {
+            client()
+                .post(format!("{}/api/v1/destinations", server.url))
+                .bearer_auth(&creds.token)
+                .json(&body)
+                .send()
+        };
+        let created = add(json!({"name":"news-api","url":"http://127.0.0.1:9/hook",
+            "purposes":["email_marketing"],"types":["track"],"transform":{"hash":["*.email"]}}))
+        .await
+        .unwrap();
+        assert_eq!(created.status(), 201, "{name}");
+        let created: Value = created.json().await.unwrap();
+        assert!(created["signing_secret"]
+            .as_str()
+            .unwrap()
+            .starts_with("whsec_"));
+        let again = add(json!({"name":"news-api","url":"http://127.0.0.1:9/hook"}))
+            .await
+            .unwrap();
+        assert_eq!(again.status(), 409, "{name}");
+        let unknown =
+            add(json!({"name":"ads","url":"http://127.0.0.1:9/hook","purposes":["advertising"]}))
+                .await
+                .unwrap();
+        assert_eq!(
+            unknown.status(),
+            400,
+            "{name}: not a purpose of this mapping"
+        );
+        let listed = sightline_json(&backend, &["destination", "list"]);
+        assert!(
+            listed.to_string().contains("\"*.email\""),
+            "{name}: {listed}"
+        );
+        let state = |user: &'static str| {
+            let (url, token) = (server.url.clone(), creds.token.clone());
+            async move {
+                let response = client()
+                    .get(format!("{url}/api/v1/profiles/user_id:{user}/consent"))
+                    .bearer_auth(token)
+                    .send()
+                    .await
+                    .unwrap();
+                response.json::<Value>().await.unwrap_or(Value::Null)
+            }
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let (u1, u2) = (state("u1").await, state("u2").await);
+            let decided = |v: &Value| v["state"]["email_marketing"]["decision"].clone();
+            if decided(&u1) == "granted" && decided(&u2) == "denied" {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{name}: {u1} {u2}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        drop(server);
+    }
+}
