@@ -9,7 +9,9 @@ pub mod time;
 
 pub use destination::{Delivery, DeliveryStatus, Destination, DestinationKind, NewDestination};
 pub use event::{EventType, NewEvent, StoredEvent};
-pub use profile::{IdentifierRow, ProfileRows, ProfileSave, ProfilesState, StoredProfile};
+pub use profile::{
+    DeniedCount, IdentifierRow, ProfileRows, ProfileSave, ProfilesState, StoredProfile,
+};
 
 /// A tracking source: the write keys of one site or app map to it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]

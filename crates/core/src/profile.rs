@@ -33,6 +33,20 @@ pub struct ProfileRows {
     pub identifiers: Vec<IdentifierRow>,
     /// `(profile, seq)`: events that landed on a profile.
     pub events: Vec<(i64, i64)>,
+    /// Counts of events without analytics consent, added to the stored ones.
+    pub denied_counts: Vec<DeniedCount>,
+}
+
+/// How many events of one name, from one source, on one day (UTC) were not covered by
+/// analytics consent: the identifier-free measurement kept for them.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+pub struct DeniedCount {
+    /// `YYYY-MM-DD`, of the event's time.
+    pub day: String,
+    pub source_id: i64,
+    /// A track call's event name, a page or screen call's name, else the call type.
+    pub event: String,
+    pub count: i64,
 }
 
 /// Who holds an identifier, and what shared-identifier detection knows of it.

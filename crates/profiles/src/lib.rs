@@ -9,7 +9,7 @@ use rustc_hash::{FxHashMap, FxHashSet};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sightline_consent::{ConsentChange, Decision, EventSignals, Ledger, Policy};
-use sightline_core::{time, IdentifierRow, ProfileRows, StoredEvent};
+use sightline_core::{time, DeniedCount, IdentifierRow, ProfileRows, StoredEvent};
 use sightline_identity::{
     extract, normalise, resolve, Change, Graph, IdType, Identifier, Profile, ProfileId, Rules,
 };
@@ -232,7 +232,14 @@ struct Changed {
     identifiers: FxHashSet<Identifier>,
     retired: Vec<(ProfileId, ProfileId)>,
     events: Vec<(ProfileId, i64)>,
+    denied: BTreeMap<DeniedKey, i64>,
 }
+
+/// Day (`YYYY-MM-DD`), source and event name of a count of events without analytics consent.
+type DeniedKey = (String, i64, String);
+
+/// The purpose whose absence keeps an event out of person-level measurement.
+const ANALYTICS: &str = "analytics";
 
 pub struct Profiles {
     graph: Graph,
@@ -243,6 +250,8 @@ pub struct Profiles {
     changed: Changed,
     /// Changes made by events after this seq are kept for [`Profiles::take_changes`].
     track_after: i64,
+    /// Events not covered by analytics consent, counted without identifiers.
+    denied: BTreeMap<DeniedKey, i64>,
 }
 
 impl Profiles {
@@ -262,6 +271,7 @@ impl Profiles {
             last_seq: 0,
             changed: Changed::default(),
             track_after: 0,
+            denied: BTreeMap::new(),
         }
     }
 
@@ -327,6 +337,13 @@ impl Profiles {
                 self.changed.events.push((profile, event.seq));
             }
         }
+        if !self.analytics_granted(profile, event, &body) {
+            let key = denied_key(event, &body);
+            *self.denied.entry(key.clone()).or_default() += 1;
+            if tracked {
+                *self.changed.denied.entry(key).or_default() += 1;
+            }
+        }
         Applied {
             profile,
             merged: merges,
@@ -354,6 +371,39 @@ impl Profiles {
             identity,
             facts: self.facts.get(&identity.id),
         })
+    }
+
+    /// Whether analytics consent covers the event: its profile's ledger at the event's
+    /// moment, or, on no profile, the signals it carries.
+    fn analytics_granted(
+        &self,
+        profile: Option<ProfileId>,
+        event: &StoredEvent,
+        body: &Value,
+    ) -> bool {
+        let decision = match profile.and_then(|p| self.facts.get(&p)) {
+            Some(facts) => facts
+                .consent
+                .state_at(event_time(event, body), event.seq)
+                .get(ANALYTICS)
+                .map(|s| s.decision),
+            None => {
+                let signals = EventSignals::read(body);
+                let named: Vec<_> = signals.named().into_iter().map(|(_, s)| s).collect();
+                self.policy.decide(&named).get(ANALYTICS).copied()
+            }
+        };
+        decision == Some(Decision::Granted) || self.policy.always_granted(ANALYTICS)
+    }
+
+    /// Counts of events without analytics consent, by day, source and event name, within
+    /// `from..=to` (days as `YYYY-MM-DD`).
+    pub fn denied_counts(&self, from: &str, to: &str) -> Vec<DeniedCount> {
+        self.denied
+            .iter()
+            .filter(|((day, _, _), _)| day.as_str() >= from && day.as_str() <= to)
+            .map(|(key, &count)| denied_count(key, count))
+            .collect()
     }
 
     /// The live profile an event is on: the holder of its highest-priority identifier.
@@ -403,6 +453,11 @@ impl Profiles {
                 .into_iter()
                 .filter_map(|(p, seq)| Some((self.graph.canonical(p)?.0, seq)))
                 .collect(),
+            denied_counts: changed
+                .denied
+                .iter()
+                .map(|(key, &count)| denied_count(key, count))
+                .collect(),
         }
     }
 
@@ -423,6 +478,11 @@ impl Profiles {
                     .extend(facts.events.iter().map(|&seq| (profile.id.0, seq)));
             }
         }
+        rows.denied_counts = self
+            .denied
+            .iter()
+            .map(|(key, &count)| denied_count(key, count))
+            .collect();
         // In key order, so a store's index is written front to back rather than split at
         // random: several times faster on a million profiles.
         rows.identifiers
@@ -447,6 +507,32 @@ impl Profiles {
             shared: state.shared,
             seen_with: serde_json::to_string(&state.seen_with).ok()?,
         })
+    }
+}
+
+/// The identifier-free key an event without analytics consent is counted under.
+fn denied_key(event: &StoredEvent, body: &Value) -> DeniedKey {
+    let day: String = time::format_ms(event_time(event, body))
+        .chars()
+        .take(10)
+        .collect();
+    let name = match event.event_type {
+        sightline_core::EventType::Track => body.get("event"),
+        sightline_core::EventType::Page | sightline_core::EventType::Screen => body.get("name"),
+        _ => None,
+    };
+    let name = name
+        .and_then(Value::as_str)
+        .unwrap_or(event.event_type.as_str());
+    (day, event.source_id, name.to_owned())
+}
+
+fn denied_count((day, source_id, event): &DeniedKey, count: i64) -> DeniedCount {
+    DeniedCount {
+        day: day.clone(),
+        source_id: *source_id,
+        event: event.clone(),
+        count,
     }
 }
 

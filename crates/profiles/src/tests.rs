@@ -118,6 +118,7 @@ struct Tables {
     profiles: BTreeMap<i64, String>,
     identifiers: BTreeMap<(String, String), (i64, bool, String)>,
     events: std::collections::BTreeSet<(i64, i64)>,
+    denied: BTreeMap<(String, i64, String), i64>,
 }
 
 impl Tables {
@@ -148,6 +149,12 @@ impl Tables {
             );
         }
         self.events.extend(rows.events);
+        for c in rows.denied_counts {
+            *self
+                .denied
+                .entry((c.day, c.source_id, c.event))
+                .or_default() += c.count;
+        }
     }
 }
 
@@ -305,4 +312,33 @@ fn consent_conditions_read_the_consent_ledger() {
         0,
         "withdrawn"
     );
+}
+
+#[test]
+fn events_without_analytics_consent_are_counted_without_identifiers() {
+    let mut p = profiles();
+    let at = "2026-05-04T10:00:00.000Z";
+    let analytics = |granted: bool| json!({"consent": {"purposes": {"analytics": granted}}});
+    p.apply(&event(
+        1,
+        json!({"type":"track","event":"Viewed","userId":"a","timestamp":at}),
+    ));
+    p.apply(&event(2, json!({"type":"track","event":"Viewed","userId":"b","timestamp":at,"context":analytics(true)})));
+    p.apply(&event(
+        3,
+        json!({"type":"track","event":"Viewed","userId":"b","timestamp":at}),
+    ));
+    p.apply(&event(4, json!({"type":"track","event":"Viewed","userId":"c","timestamp":at,"context":analytics(false)})));
+    p.apply(&event(
+        5,
+        json!({"type":"track","event":"Bought","timestamp":at}),
+    ));
+    let counts = p.denied_counts("2026-05-04", "2026-05-04");
+    let shown: Vec<(&str, i64)> = counts.iter().map(|c| (c.event.as_str(), c.count)).collect();
+    assert_eq!(
+        shown,
+        [("Bought", 1), ("Viewed", 2)],
+        "b granted analytics; a and c did not"
+    );
+    assert!(p.denied_counts("2026-05-05", "2026-12-31").is_empty());
 }

@@ -75,6 +75,7 @@ pub fn router(
     Router::new()
         .route("/api/v1/events", get(events))
         .route("/api/v1/consent", post(record_consent))
+        .route("/api/v1/measurement/consent-denied", get(consent_denied))
         .route("/api/v1/profiles/{id}", get(profile))
         .route("/api/v1/profiles/{id}/{part}", get(profile_part))
         .route("/api/v1/audiences", get(audiences).post(add_audience))
@@ -323,6 +324,30 @@ async fn profile_part(
         Ok(body) => Json(body).into_response(),
         Err(response) => response,
     }
+}
+
+/// `GET /api/v1/measurement/consent-denied?from=YYYY-MM-DD&to=YYYY-MM-DD`: identifier-free
+/// counts of the events analytics consent did not cover, per day, source and event name.
+async fn consent_denied(
+    caller: Caller,
+    State(state): State<ApiState>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    if let Err(denied) = caller.require(&[Role::Marketing, Role::Security]) {
+        return denied;
+    }
+    let day = |name: &str, default: &str| -> Result<String, Response> {
+        let text = query.get(name).map_or(default, String::as_str);
+        crate::cli::check_day(text)
+            .map(|()| text.to_owned())
+            .map_err(|e| bad_request(format!("`{name}`: {e}")))
+    };
+    let (from, to) = match (day("from", "0000-01-01"), day("to", "9999-12-31")) {
+        (Ok(from), Ok(to)) => (from, to),
+        (Err(e), _) | (_, Err(e)) => return e,
+    };
+    let book = state.book.read().expect("book lock poisoned");
+    Json(json!({"counts": book.profiles.denied_counts(&from, &to)})).into_response()
 }
 
 /// Days a consent request's `messageId` is remembered, as for tracking calls by default.

@@ -52,6 +52,9 @@ enum Command {
     /// Audiences: rules over profiles and their events, evaluated as events arrive.
     #[command(subcommand)]
     Audience(AudienceCommand),
+    /// Measurement kept without identifiers.
+    #[command(subcommand)]
+    Measurement(MeasurementCommand),
     /// Unified profiles, looked up by any identifier.
     #[command(subcommand)]
     Profile(crate::profile_commands::ProfileCommand),
@@ -98,6 +101,44 @@ enum AudienceCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum MeasurementCommand {
+    /// Counts of the events analytics consent did not cover, per day, source and event
+    /// name: all that is kept of them for measurement.
+    ConsentDenied {
+        /// First day, YYYY-MM-DD.
+        #[arg(long, default_value = "0000-01-01")]
+        from: String,
+        /// Last day, YYYY-MM-DD.
+        #[arg(long, default_value = "9999-12-31")]
+        to: String,
+        #[command(flatten)]
+        store: StoreArgs,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Checks a `YYYY-MM-DD` day (the form days are stored and compared in).
+pub fn check_day(text: &str) -> Result<()> {
+    let bytes = text.as_bytes();
+    let digits = |range: std::ops::Range<usize>| {
+        bytes
+            .get(range)
+            .is_some_and(|d| d.iter().all(u8::is_ascii_digit))
+    };
+    let valid = bytes.len() == 10
+        && digits(0..4)
+        && bytes[4] == b'-'
+        && digits(5..7)
+        && bytes[7] == b'-'
+        && digits(8..10);
+    if !valid {
+        bail!("{text:?} is not a day: write YYYY-MM-DD");
+    }
+    Ok(())
 }
 
 #[derive(Debug, Subcommand)]
@@ -323,6 +364,28 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Audience(command) => audience(command, &file).await,
         Command::Profile(command) => crate::profile_commands::profile(command, &file).await,
         Command::Identity(command) => crate::profile_commands::identity(command, &file).await,
+        Command::Measurement(MeasurementCommand::ConsentDenied {
+            from,
+            to,
+            store,
+            json,
+        }) => {
+            check_day(&from)?;
+            check_day(&to)?;
+            let store = store.open(&file).await?;
+            let counts = store.consent_denied_counts(&from, &to).await?;
+            if json {
+                println!("{}", json!({"counts": counts}));
+            } else {
+                for c in counts {
+                    println!(
+                        "{}\tsource {}\t{}\t{}",
+                        c.day, c.source_id, c.event, c.count
+                    );
+                }
+            }
+            Ok(())
+        }
         Command::Scan(args) => crate::scan::run(args).await,
         Command::Attribution(args) => match args.paths {
             Some(paths) => crate::files::attribution(paths),

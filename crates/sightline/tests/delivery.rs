@@ -662,7 +662,63 @@ async fn the_consent_ledger_decides_by_the_events_time() {
         );
         let shown = sightline_json(&backend, &["profile", "consent", "user_id:u1"]);
         assert_eq!(shown["state"]["advertising"]["seq"], opt_out_seq, "{name}");
+
+        // No event stated analytics: measurement keeps only identifier-free counts of them.
+        let measured: Value = client()
+            .get(format!(
+                "{}/api/v1/measurement/consent-denied?from=2026-03-01&to=2026-03-01",
+                server.url
+            ))
+            .bearer_auth(&creds.token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let clicks: Vec<&Value> = measured["counts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["event"] == "Ad Clicked")
+            .collect();
+        assert_eq!(clicks.len(), 1, "{name}: {measured}");
+        assert_eq!(clicks[0]["count"], 3, "{name}: {measured}");
+        assert!(
+            !measured.to_string().contains("u1"),
+            "no identifiers: {measured}"
+        );
+        let bad = client()
+            .get(format!(
+                "{}/api/v1/measurement/consent-denied?from=March",
+                server.url
+            ))
+            .bearer_auth(&creds.token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(bad.status(), 400, "{name}");
         drop(server);
+        // The same counts are stored with the profiles.
+        let stored = sightline_json(
+            &backend,
+            &[
+                "measurement",
+                "consent-denied",
+                "--from",
+                "2026-03-01",
+                "--to",
+                "2026-03-01",
+            ],
+        );
+        assert!(
+            stored["counts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|c| c["event"] == "Ad Clicked" && c["count"] == 3),
+            "{name}: {stored}"
+        );
     }
 }
 

@@ -9,8 +9,8 @@ mod sqlite;
 
 use async_trait::async_trait;
 use sightline_core::{
-    AudienceDefinition, Delivery, DeliveryStatus, Destination, NewDestination, NewEvent,
-    ProfileSave, ProfilesState, Role, Source, StoredEvent, StoredProfile, Token,
+    AudienceDefinition, Delivery, DeliveryStatus, DeniedCount, Destination, NewDestination,
+    NewEvent, ProfileSave, ProfilesState, Role, Source, StoredEvent, StoredProfile, Token,
 };
 use std::path::Path;
 use std::sync::Arc;
@@ -122,6 +122,8 @@ pub trait Store: Send + Sync + 'static {
     /// Applies one save atomically. A save on top of a state other than its `base_seq`
     /// (or its rules) is a `Conflict` and changes nothing.
     async fn save_profiles(&self, save: ProfileSave) -> Result<()>;
+    /// Counts of events without analytics consent on days `from..=to` (`YYYY-MM-DD`).
+    async fn consent_denied_counts(&self, from: &str, to: &str) -> Result<Vec<DeniedCount>>;
     /// The stored profile holding an identifier (type and normalised value).
     async fn stored_profile(&self, id_type: &str, value: &str) -> Result<Option<StoredProfile>>;
     /// A stored profile's events with `seq < before`, newest first.

@@ -8,8 +8,9 @@ use crate::{columns, profiles_moved, Appended, Result, Store, StoreError, WRITE_
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use sightline_core::{
-    AudienceDefinition, Delivery, DeliveryStatus, Destination, EventType, NewDestination, NewEvent,
-    ProfileSave, ProfilesState, Role, Source, StoredEvent, StoredProfile, Token,
+    AudienceDefinition, Delivery, DeliveryStatus, DeniedCount, Destination, EventType,
+    NewDestination, NewEvent, ProfileSave, ProfilesState, Role, Source, StoredEvent, StoredProfile,
+    Token,
 };
 use std::collections::{HashMap, HashSet};
 use tokio::sync::mpsc;
@@ -122,6 +123,14 @@ const MIGRATIONS: &[&str] = &[
      );",
     // 5: what a destination does to events before sending them.
     "ALTER TABLE destinations ADD COLUMN transform TEXT NOT NULL DEFAULT '{}';",
+    // 6: identifier-free counts of events without analytics consent.
+    "CREATE TABLE consent_denied_counts (
+        day TEXT NOT NULL,
+        source_id BIGINT NOT NULL,
+        event TEXT NOT NULL,
+        count BIGINT NOT NULL,
+        PRIMARY KEY (day, source_id, event)
+     );",
 ];
 
 pub struct PostgresStore {
@@ -769,7 +778,8 @@ impl Store for PostgresStore {
         }
         if save.replace {
             tx.batch_execute(
-                "TRUNCATE profiles; TRUNCATE profile_identifiers; TRUNCATE profile_events;",
+                "TRUNCATE profiles; TRUNCATE profile_identifiers; TRUNCATE profile_events;
+                 TRUNCATE consent_denied_counts;",
             )
             .await?;
         }
@@ -828,6 +838,20 @@ impl Store for PostgresStore {
             )
             .await?;
         }
+        for chunk in rows.denied_counts.chunks(SAVE_CHUNK) {
+            let days: Vec<&str> = chunk.iter().map(|c| c.day.as_str()).collect();
+            let sources: Vec<i64> = chunk.iter().map(|c| c.source_id).collect();
+            let events: Vec<&str> = chunk.iter().map(|c| c.event.as_str()).collect();
+            let counts: Vec<i64> = chunk.iter().map(|c| c.count).collect();
+            tx.execute(
+                "INSERT INTO consent_denied_counts (day, source_id, event, count)
+                 SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bigint[])
+                 ON CONFLICT (day, source_id, event)
+                 DO UPDATE SET count = consent_denied_counts.count + EXCLUDED.count",
+                &[&days, &sources, &events, &counts],
+            )
+            .await?;
+        }
         tx.execute(
             "INSERT INTO profiles_state (id, seq, rules) VALUES (1, $1, $2)
              ON CONFLICT (id) DO UPDATE SET seq = EXCLUDED.seq, rules = EXCLUDED.rules",
@@ -836,6 +860,26 @@ impl Store for PostgresStore {
         .await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    async fn consent_denied_counts(&self, from: &str, to: &str) -> Result<Vec<DeniedCount>> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT day, source_id, event, count FROM consent_denied_counts
+                 WHERE day >= $1 AND day <= $2 ORDER BY day, source_id, event",
+                &[&from, &to],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| DeniedCount {
+                day: r.get(0),
+                source_id: r.get(1),
+                event: r.get(2),
+                count: r.get(3),
+            })
+            .collect())
     }
 
     async fn stored_profile(&self, id_type: &str, value: &str) -> Result<Option<StoredProfile>> {

@@ -13,8 +13,9 @@ use crate::{columns, profiles_moved, Appended, Result, Store, StoreError, WRITE_
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension};
 use sightline_core::{
-    AudienceDefinition, Delivery, DeliveryStatus, Destination, EventType, NewDestination, NewEvent,
-    ProfileSave, ProfilesState, Role, Source, StoredEvent, StoredProfile, Token,
+    AudienceDefinition, Delivery, DeliveryStatus, DeniedCount, Destination, EventType,
+    NewDestination, NewEvent, ProfileSave, ProfilesState, Role, Source, StoredEvent, StoredProfile,
+    Token,
 };
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -119,6 +120,14 @@ const MIGRATIONS: &[&str] = &[
      );",
     // 5: what a destination does to events before sending them.
     "ALTER TABLE destinations ADD COLUMN transform TEXT NOT NULL DEFAULT '{}';",
+    // 6: identifier-free counts of events without analytics consent.
+    "CREATE TABLE consent_denied_counts (
+        day TEXT NOT NULL,
+        source_id INTEGER NOT NULL,
+        event TEXT NOT NULL,
+        count INTEGER NOT NULL,
+        PRIMARY KEY (day, source_id, event)
+     ) WITHOUT ROWID;",
 ];
 
 pub struct SqliteStore {
@@ -734,6 +743,26 @@ impl Store for SqliteStore {
         self.with_conn(move |conn| save_profiles(conn, save)).await
     }
 
+    async fn consent_denied_counts(&self, from: &str, to: &str) -> Result<Vec<DeniedCount>> {
+        let (from, to) = (from.to_string(), to.to_string());
+        self.with_conn(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT day, source_id, event, count FROM consent_denied_counts
+                 WHERE day >= ?1 AND day <= ?2 ORDER BY day, source_id, event",
+            )?;
+            let rows = stmt.query_map(params![from, to], |r| {
+                Ok(DeniedCount {
+                    day: r.get(0)?,
+                    source_id: r.get(1)?,
+                    event: r.get(2)?,
+                    count: r.get(3)?,
+                })
+            })?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+        .await
+    }
+
     async fn stored_profile(&self, id_type: &str, value: &str) -> Result<Option<StoredProfile>> {
         let (id_type, value) = (id_type.to_string(), value.to_string());
         self.with_conn(move |conn| {
@@ -789,7 +818,8 @@ fn save_profiles(conn: &mut Connection, save: ProfileSave) -> Result<()> {
     }
     if save.replace {
         tx.execute_batch(
-            "DELETE FROM profiles; DELETE FROM profile_identifiers; DELETE FROM profile_events;",
+            "DELETE FROM profiles; DELETE FROM profile_identifiers; DELETE FROM profile_events;
+             DELETE FROM consent_denied_counts;",
         )?;
     }
     let rows = &save.rows;
@@ -832,6 +862,13 @@ fn save_profiles(conn: &mut Connection, save: ProfileSave) -> Result<()> {
         )?;
         for &(profile, seq) in &rows.events {
             event.execute([profile, seq])?;
+        }
+        let mut count = tx.prepare_cached(
+            "INSERT INTO consent_denied_counts (day, source_id, event, count) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (day, source_id, event) DO UPDATE SET count = count + excluded.count",
+        )?;
+        for c in &rows.denied_counts {
+            count.execute(params![c.day, c.source_id, c.event, c.count])?;
         }
     }
     tx.execute(

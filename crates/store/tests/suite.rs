@@ -2,8 +2,8 @@
 //! test in a schema of its own; in CI (CI=true) a missing URL is a failure, not a skip.
 
 use sightline_core::{
-    Delivery, DeliveryStatus, DestinationKind, EventType, IdentifierRow, NewDestination, NewEvent,
-    ProfileRows, ProfileSave, ProfilesState, Role,
+    Delivery, DeliveryStatus, DeniedCount, DestinationKind, EventType, IdentifierRow,
+    NewDestination, NewEvent, ProfileRows, ProfileSave, ProfilesState, Role,
 };
 use sightline_store::{Appended, PostgresStore, SqliteStore, Store};
 use std::sync::Arc;
@@ -390,6 +390,15 @@ fn holds(id_type: &str, value: &str, profile: i64) -> IdentifierRow {
     }
 }
 
+fn denied(day: &str, count: i64) -> DeniedCount {
+    DeniedCount {
+        day: day.into(),
+        source_id: 1,
+        event: "Viewed".into(),
+        count,
+    }
+}
+
 fn state(seq: i64) -> ProfilesState {
     ProfilesState {
         seq,
@@ -426,6 +435,7 @@ async fn stored_profiles_apply_saves_in_order_and_refuse_a_moved_base() {
                     holds("anonymous_id", "d1", b),
                 ],
                 events: vec![(a, stored[0]), (a, stored[1]), (b, stored[2])],
+                denied_counts: vec![denied("2026-05-04", 3), denied("2026-05-05", 1)],
             },
         };
         store.save_profiles(first).await.unwrap();
@@ -468,6 +478,7 @@ async fn stored_profiles_apply_saves_in_order_and_refuse_a_moved_base() {
                 profiles: vec![(a, r#"{"n":"a+b"}"#.into())],
                 identifiers: vec![],
                 events: vec![(a, stored[3])],
+                denied_counts: vec![denied("2026-05-04", 2)],
             },
         };
         store.save_profiles(merge.clone()).await.unwrap();
@@ -486,6 +497,11 @@ async fn stored_profiles_apply_saves_in_order_and_refuse_a_moved_base() {
             [stored[3], stored[2], stored[1], stored[0]]
         );
         assert!(event_seqs(store.as_ref(), b).await.is_empty(), "{name}");
+        let counts = store
+            .consent_denied_counts("2026-05-04", "2026-05-04")
+            .await
+            .unwrap();
+        assert_eq!(counts, [denied("2026-05-04", 5)], "{name}: saves add up");
 
         // A save on a base that moved (here: replaying the same save) changes nothing.
         let err = store.save_profiles(merge).await.unwrap_err();
@@ -535,6 +551,14 @@ async fn stored_profiles_apply_saves_in_order_and_refuse_a_moved_base() {
             store.profiles_state().await.unwrap().unwrap().rules,
             "r2",
             "{name}"
+        );
+        assert!(
+            store
+                .consent_denied_counts("2000-01-01", "2100-01-01")
+                .await
+                .unwrap()
+                .is_empty(),
+            "{name}: a rebuild replaces the counts"
         );
     }
 }
