@@ -115,16 +115,17 @@ impl Deliverer {
         store: Arc<dyn Store>,
         policy: Policy,
         ledger: Option<Arc<dyn ConsentLedger>>,
+        webhook: Webhook,
         settings: Settings,
-    ) -> reqwest::Result<Arc<Deliverer>> {
-        Ok(Arc::new(Deliverer {
-            webhook: Webhook::new(settings.timeout)?,
+    ) -> Arc<Deliverer> {
+        Arc::new(Deliverer {
+            webhook,
             store,
             policy,
             ledger,
             settings,
             breakers: Mutex::new(HashMap::new()),
-        }))
+        })
     }
 
     /// Runs a worker for every destination, present and added later. Never returns.

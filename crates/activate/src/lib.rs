@@ -54,15 +54,12 @@ impl DestinationSpec {
         let url = reqwest::Url::parse(&self.url)
             .map_err(|e| format!("--url {:?} is not a URL: {e}", self.url))?;
         match url.scheme() {
-            "http" => {}
-            "https" => {
-                return Err(
-                    "this build of sightline sends webhooks over plain http only: \
-                     use an http:// URL (e.g. a TLS-terminating proxy on the same host)"
-                        .into(),
-                )
+            "http" | "https" => {}
+            other => {
+                return Err(format!(
+                    "--url must be https://… or http://…, not {other}://"
+                ))
             }
-            other => return Err(format!("--url must be http://…, not {other}://")),
         }
         if let Some(unknown) = self
             .purposes

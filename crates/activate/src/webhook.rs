@@ -24,20 +24,30 @@ pub enum Answer {
     Refused { code: u16, reason: String },
 }
 
+/// The HTTP(S) client of every webhook request; cheap to clone.
+#[derive(Clone)]
 pub struct Webhook {
     http: reqwest::Client,
 }
 
 impl Webhook {
-    pub fn new(timeout: Duration) -> reqwest::Result<Webhook> {
-        let http = reqwest::Client::builder()
+    /// HTTPS receivers are verified against the system's roots and `extra_roots`, PEM
+    /// certificates such as an internal CA's.
+    pub fn new(timeout: Duration, extra_roots: Option<&[u8]>) -> reqwest::Result<Webhook> {
+        let mut builder = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout)
             // A redirect is the receiver's configuration error: surfaced, not followed.
             .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("sightline/", env!("CARGO_PKG_VERSION")))
-            .build()?;
-        Ok(Webhook { http })
+            .user_agent(concat!("sightline/", env!("CARGO_PKG_VERSION")));
+        if let Some(pem) = extra_roots {
+            for root in reqwest::Certificate::from_pem_bundle(pem)? {
+                builder = builder.add_root_certificate(root);
+            }
+        }
+        Ok(Webhook {
+            http: builder.build()?,
+        })
     }
 
     /// POSTs `body` (JSON) signed with `secret`.

@@ -216,9 +216,13 @@ pub async fn deliveries(command: DeliveriesCommand, file: &FileConfig) -> Result
             let policy = rules.policy.clone();
             let book = crate::profiles::rebuild(store.as_ref(), rules).await?;
             let ledger = crate::profiles::BookLedger(Arc::new(RwLock::new(book)));
-            let deliverer =
-                Deliverer::new(store, policy, Some(Arc::new(ledger)), Settings::default())
-                    .context("cannot start an HTTP client")?;
+            let deliverer = Deliverer::new(
+                store,
+                policy,
+                Some(Arc::new(ledger)),
+                file.webhook()?,
+                Settings::default(),
+            );
             let tally = match (dead, from_seq) {
                 (true, _) => deliverer.replay_dead(&destination).await?,
                 (false, Some(from)) => {

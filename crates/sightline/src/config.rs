@@ -29,6 +29,9 @@ pub struct FileConfig {
     /// A consent mapping file: the purposes, and which signals grant which (see
     /// crates/consent/README.md); the built-in mapping when absent.
     pub consent_mapping: Option<PathBuf>,
+    /// PEM certificates trusted for https:// destinations besides the system's roots (an
+    /// internal CA).
+    pub webhook_ca_file: Option<PathBuf>,
 }
 
 impl FileConfig {
@@ -40,7 +43,7 @@ impl FileConfig {
             .with_context(|| format!("cannot read config file {}", path.display()))?;
         toml::from_str(&text).with_context(|| {
             format!(
-                "config file {} is not valid: keys are data, database_url, listen, dedup_window, key_grace, max_in_flight, consent_mapping and [identity]",
+                "config file {} is not valid: keys are data, database_url, listen, dedup_window, key_grace, max_in_flight, consent_mapping, webhook_ca_file and [identity]",
                 path.display()
             )
         })
@@ -71,6 +74,23 @@ impl FileConfig {
             Some(text) => sightline_consent::Policy::from_toml(&text)?,
             None => sightline_consent::Policy::default(),
         })
+    }
+
+    /// The client every webhook (delivery and audience sync) is sent with.
+    pub fn webhook(&self) -> Result<sightline_activate::webhook::Webhook> {
+        let roots = self
+            .webhook_ca_file
+            .as_ref()
+            .map(|path| {
+                std::fs::read(path)
+                    .with_context(|| format!("cannot read webhook_ca_file {}", path.display()))
+            })
+            .transpose()?;
+        sightline_activate::webhook::Webhook::new(
+            sightline_activate::Settings::default().timeout,
+            roots.as_deref(),
+        )
+        .context("webhook_ca_file must hold PEM certificates; the HTTP client cannot start")
     }
 
     fn consent_mapping_text(&self) -> Result<Option<String>> {

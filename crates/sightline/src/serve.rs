@@ -68,6 +68,7 @@ pub async fn run(args: ServeArgs, file: &FileConfig) -> Result<()> {
     );
     let rules = file.profile_rules()?;
     let policy = rules.policy.clone();
+    let webhook = file.webhook()?;
     let book = Arc::new(RwLock::new(
         crate::profiles::open(store.as_ref(), rules).await?,
     ));
@@ -78,7 +79,8 @@ pub async fn run(args: ServeArgs, file: &FileConfig) -> Result<()> {
         changes,
     ));
     tokio::spawn(
-        crate::sync::Syncer::new(store.clone(), book.clone(), policy.clone())?.run(to_sync),
+        crate::sync::Syncer::new(store.clone(), book.clone(), policy.clone(), webhook.clone())
+            .run(to_sync),
     );
     let app = sightline_collect::router(collector)
         .merge(crate::api::router(store.clone(), prometheus, book.clone()))
@@ -92,9 +94,9 @@ pub async fn run(args: ServeArgs, file: &FileConfig) -> Result<()> {
         store.clone(),
         policy.clone(),
         Some(Arc::new(crate::profiles::BookLedger(book.clone()))),
+        webhook,
         sightline_activate::Settings::default(),
-    )
-    .context("cannot start the webhook HTTP client")?;
+    );
     tokio::spawn(deliverer.run());
     tokio::spawn(sightline_collect::prune_dedup_forever(
         store.clone(),

@@ -64,13 +64,14 @@ impl Syncer {
         store: Arc<dyn Store>,
         book: Arc<RwLock<Book>>,
         policy: Policy,
-    ) -> anyhow::Result<Syncer> {
-        Ok(Syncer {
+        webhook: Webhook,
+    ) -> Syncer {
+        Syncer {
             store,
             book,
-            webhook: Webhook::new(Duration::from_secs(10))?,
+            webhook,
             policy,
-        })
+        }
     }
 
     /// The synced destinations of every audience, by audience name.

@@ -8,6 +8,13 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use common::{backends, client, credentials, send_ok, sightline_json, Backend, Server};
+use openssl::asn1::Asn1Time;
+use openssl::hash::MessageDigest;
+use openssl::pkey::{PKey, Private};
+use openssl::rsa::Rsa;
+use openssl::ssl::{Ssl, SslAcceptor, SslMethod};
+use openssl::x509::extension::SubjectAlternativeName;
+use openssl::x509::{X509NameBuilder, X509};
 use serde_json::{json, Value};
 use sightline_activate::signature;
 use std::collections::{HashSet, VecDeque};
@@ -79,6 +86,23 @@ impl Receiver {
         url
     }
 
+    /// Listens over TLS with `identity`'s certificate; returns the https URL.
+    async fn start_tls(&self, identity: &(PKey<Private>, X509)) -> String {
+        let app = axum::Router::new()
+            .route("/hook", axum::routing::post(receive))
+            .with_state(self.clone());
+        let mut acceptor = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls()).unwrap();
+        acceptor.set_private_key(&identity.0).unwrap();
+        acceptor.set_certificate(&identity.1).unwrap();
+        let listener = TlsListener {
+            tcp: tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+            acceptor: acceptor.build(),
+        };
+        let url = format!("https://{}/hook", listener.tcp.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        url
+    }
+
     fn script(&self, replies: impl IntoIterator<Item = Reply>) {
         self.0.lock().unwrap().script.extend(replies);
     }
@@ -109,6 +133,62 @@ impl Receiver {
             .iter()
             .any(|r| r.message_ids().iter().any(|id| id == message_id))
     }
+}
+
+/// TLS over a TCP listener, for axum: each connection's handshake is done in `accept`.
+struct TlsListener {
+    tcp: tokio::net::TcpListener,
+    acceptor: SslAcceptor,
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = tokio_openssl::SslStream<tokio::net::TcpStream>;
+    type Addr = std::net::SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            let Ok((stream, addr)) = self.tcp.accept().await else {
+                continue;
+            };
+            let Ok(ssl) = Ssl::new(self.acceptor.context()) else {
+                continue;
+            };
+            let Ok(mut tls) = tokio_openssl::SslStream::new(ssl, stream) else {
+                continue;
+            };
+            if std::pin::Pin::new(&mut tls).accept().await.is_ok() {
+                return (tls, addr);
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.tcp.local_addr()
+    }
+}
+
+/// A certificate for 127.0.0.1 made per run (no private key lives in the repo), and its key.
+fn certificate_for_localhost() -> (PKey<Private>, X509) {
+    let key = PKey::from_rsa(Rsa::generate(2048).unwrap()).unwrap();
+    let mut name = X509NameBuilder::new().unwrap();
+    name.append_entry_by_text("CN", "127.0.0.1").unwrap();
+    let name = name.build();
+    let mut cert = X509::builder().unwrap();
+    cert.set_version(2).unwrap();
+    cert.set_subject_name(&name).unwrap();
+    cert.set_issuer_name(&name).unwrap();
+    cert.set_pubkey(&key).unwrap();
+    cert.set_not_before(&Asn1Time::days_from_now(0).unwrap())
+        .unwrap();
+    cert.set_not_after(&Asn1Time::days_from_now(1).unwrap())
+        .unwrap();
+    let san = SubjectAlternativeName::new()
+        .ip("127.0.0.1")
+        .build(&cert.x509v3_context(None, None))
+        .unwrap();
+    cert.append_extension(san).unwrap();
+    cert.sign(&key, MessageDigest::sha256()).unwrap();
+    (key, cert.build())
 }
 
 async fn receive(State(receiver): State<Receiver>, headers: HeaderMap, raw: Bytes) -> Response {
@@ -912,6 +992,45 @@ async fn a_consent_mapping_file_defines_the_purposes() {
             assert!(Instant::now() < deadline, "{name}: {u1} {u2}");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+        drop(server);
+    }
+}
+
+/// https:// destinations are verified: a receiver whose certificate a configured CA file
+/// vouches for gets the events.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delivers_over_https_to_a_receiver_the_ca_file_trusts() {
+    for backend in backends("https").await {
+        let name = backend.name();
+        let creds = credentials(&backend, "web");
+        let identity = certificate_for_localhost();
+        let receiver = Receiver::default();
+        let url = receiver.start_tls(&identity).await;
+        let dir = std::env::temp_dir().join(format!("sl-https-{}-{name}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let ca = dir.join("ca.pem");
+        std::fs::write(&ca, identity.1.to_pem().unwrap()).unwrap();
+        let config = dir.join("sightline.toml");
+        std::fs::write(
+            &config,
+            format!("webhook_ca_file = {:?}\n", ca.to_str().unwrap()),
+        )
+        .unwrap();
+        let config = config.to_str().unwrap();
+        add_destination(&backend, "secure", &url, &[]);
+        let server = Server::start(&backend, &["--config", config]);
+        send_ok(
+            &server,
+            &creds.write_key,
+            "/v1/track",
+            json!({"userId":"u1","event":"Order Completed","messageId":"over-tls"}),
+        )
+        .await;
+        wait_for("the event over TLS", || receiver.seen("over-tls")).await;
+        wait_for("its outcome", || {
+            delivery_log(&backend, "secure", Some("delivered")).len() == 1
+        })
+        .await;
         drop(server);
     }
 }
