@@ -29,17 +29,35 @@ const SIGNING_SECRET_LEN: usize = 40;
 /// The largest `--batch`: with 32 KB events, a request stays under 32 MB.
 pub const MAX_BATCH: u32 = 1000;
 
-/// A destination as asked for on the command line or the API, before validation.
-#[derive(Debug, Clone)]
+/// A destination as asked for on the command line, the API (JSON) or a TOML file, before
+/// validation. In JSON and TOML the keys are the command line's options: `name`, `type`
+/// (default `webhook`), `url`, `purposes`, `events`, `types`, `batch` (default 1) and
+/// `transform`.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct DestinationSpec {
     pub name: String,
+    #[serde(rename = "type", default = "webhook")]
     pub kind: String,
     pub url: String,
+    #[serde(default)]
     pub purposes: Vec<String>,
+    #[serde(rename = "types", default)]
     pub event_types: Vec<String>,
+    #[serde(rename = "events", default)]
     pub event_names: Vec<String>,
+    #[serde(rename = "batch", default = "one")]
     pub batch_size: u32,
+    #[serde(default)]
     pub transform: Transform,
+}
+
+fn webhook() -> String {
+    "webhook".into()
+}
+
+fn one() -> u32 {
+    1
 }
 
 impl DestinationSpec {

@@ -44,6 +44,17 @@ pub enum DestinationCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Add every destination a TOML file lists as `[[destination]]` tables (keys as the
+    /// options of `add`, and a `[destination.transform]` table); names already taken are
+    /// left as they are.
+    Import {
+        file: std::path::PathBuf,
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Print [{"name","id","signing_secret"} | {"name","skipped"}] as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// List destinations (never their secrets).
     List {
         #[command(flatten)]
@@ -143,6 +154,59 @@ pub async fn destination(command: DestinationCommand, file: &FileConfig) -> Resu
                     "created destination {:?}; its signing secret (shown once): {}",
                     created.name, created.signing_secret
                 );
+            }
+            Ok(())
+        }
+        DestinationCommand::Import {
+            file: path,
+            store,
+            json,
+        } => {
+            #[derive(serde::Deserialize)]
+            #[serde(deny_unknown_fields)]
+            struct DestinationsFile {
+                destination: Vec<DestinationSpec>,
+            }
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            let listed: DestinationsFile = toml::from_str(&text)
+                .with_context(|| format!("{} is not a valid destinations file", path.display()))?;
+            let policy = file.consent_policy()?;
+            // Every entry is checked before any is stored: a file is taken whole or not at all.
+            let checked = listed
+                .destination
+                .into_iter()
+                .map(|spec| {
+                    let name = spec.name.clone();
+                    spec.validate(&policy)
+                        .map_err(|e| anyhow!("destination {name:?}: {e}"))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let store = store.open(file).await?;
+            let mut report = Vec::new();
+            for new in checked {
+                let name = new.name.clone();
+                match store.create_destination(new).await {
+                    Ok(created) => report.push(json!({"name": created.name, "id": created.id,
+                        "signing_secret": created.signing_secret})),
+                    Err(sightline_store::StoreError::Conflict(_)) => {
+                        report.push(json!({"name": name, "skipped": "the name is taken"}))
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            if json {
+                println!("{}", Value::Array(report));
+            } else {
+                for line in report {
+                    match line["signing_secret"].as_str() {
+                        Some(secret) => println!(
+                            "created destination {}; its signing secret (shown once): {secret}",
+                            line["name"]
+                        ),
+                        None => println!("skipped {}: the name is taken", line["name"]),
+                    }
+                }
             }
             Ok(())
         }

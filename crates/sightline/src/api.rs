@@ -458,34 +458,6 @@ async fn destinations(caller: Caller, State(store): State<Arc<dyn Store>>) -> Re
     }
 }
 
-/// A destination as `POST /api/v1/destinations` takes it: the command line's options.
-#[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct NewDestinationRequest {
-    name: String,
-    #[serde(rename = "type", default = "webhook")]
-    kind: String,
-    url: String,
-    #[serde(default)]
-    purposes: Vec<String>,
-    #[serde(default)]
-    events: Vec<String>,
-    #[serde(default)]
-    types: Vec<String>,
-    #[serde(default = "one")]
-    batch: u32,
-    #[serde(default)]
-    transform: sightline_activate::Transform,
-}
-
-fn webhook() -> String {
-    "webhook".into()
-}
-
-fn one() -> u32 {
-    1
-}
-
 /// `POST /api/v1/destinations`: adds a destination and answers its signing secret, shown
 /// this once.
 async fn add_destination(
@@ -496,23 +468,13 @@ async fn add_destination(
     if let Err(denied) = caller.require(&[Role::Marketing]) {
         return denied;
     }
-    let request: NewDestinationRequest = match serde_json::from_slice(&body) {
-        Ok(request) => request,
+    let spec: sightline_activate::DestinationSpec = match serde_json::from_slice(&body) {
+        Ok(spec) => spec,
         Err(e) => {
             return bad_request(format!(
                 "send {{\"name\":…,\"url\":\"http://…\",\"purposes\":[…]}}: {e}"
             ))
         }
-    };
-    let spec = sightline_activate::DestinationSpec {
-        name: request.name,
-        kind: request.kind,
-        url: request.url,
-        purposes: request.purposes,
-        event_types: request.types,
-        event_names: request.events,
-        batch_size: request.batch,
-        transform: request.transform,
     };
     let policy = state
         .book

@@ -1034,3 +1034,73 @@ async fn delivers_over_https_to_a_receiver_the_ca_file_trusts() {
         drop(server);
     }
 }
+
+/// Destinations from a TOML file: every entry checked before any is stored; names taken are
+/// skipped, so importing twice is safe.
+#[tokio::test]
+async fn destinations_import_from_a_toml_file() {
+    for backend in backends("import").await {
+        let name = backend.name();
+        let dir = std::env::temp_dir().join(format!("sl-import-{}-{name}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("destinations.toml");
+        std::fs::write(
+            &file,
+            r#"
+[[destination]]
+name = "crm"
+url = "https://crm.example/hook"
+purposes = ["analytics"]
+events = ["Order Completed"]
+
+[[destination]]
+name = "ads"
+url = "http://127.0.0.1:9/hook"
+purposes = ["advertising"]
+batch = 50
+[destination.transform]
+hash = ["*.email"]
+"#,
+        )
+        .unwrap();
+        let file = file.to_str().unwrap();
+        let first = sightline_json(&backend, &["destination", "import", file]);
+        assert_eq!(first.as_array().unwrap().len(), 2, "{name}: {first}");
+        assert!(first[1]["signing_secret"]
+            .as_str()
+            .unwrap()
+            .starts_with("whsec_"));
+        let again = sightline_json(&backend, &["destination", "import", file]);
+        assert_eq!(again[0]["skipped"], "the name is taken", "{name}: {again}");
+        let listed = sightline_json(&backend, &["destination", "list"]);
+        let ads = listed
+            .as_array()
+            .or_else(|| listed["destinations"].as_array())
+            .unwrap()
+            .iter()
+            .find(|d| d["name"] == "ads")
+            .unwrap()
+            .clone();
+        assert_eq!(ads["batch_size"], 50, "{name}: {ads}");
+        assert_eq!(ads["transform"]["hash"][0], "*.email", "{name}: {ads}");
+
+        // One bad entry and nothing is stored.
+        let bad = dir.join("bad.toml");
+        std::fs::write(
+            &bad,
+            "[[destination]]\nname = \"ok\"\nurl = \"http://127.0.0.1:9/\"\n\n[[destination]]\nname = \"bad\"\nurl = \"ftp://x/\"\n",
+        )
+        .unwrap();
+        let mut args = vec!["destination", "import", bad.to_str().unwrap()];
+        let store_args = backend.args();
+        args.extend(store_args.iter().map(String::as_str));
+        let refused = common::sightline(&args);
+        assert!(!refused.status.success(), "{name}");
+        assert!(
+            String::from_utf8_lossy(&refused.stderr).contains("\"bad\""),
+            "{name}"
+        );
+        let listed = sightline_json(&backend, &["destination", "list"]).to_string();
+        assert!(!listed.contains("\"ok\""), "{name}: {listed}");
+    }
+}
