@@ -1,8 +1,9 @@
 //! Sightline's benchmarks, each through the real binary and each printing one JSON line with
 //! a baseline measured in the same run. `ingest`: batched and single-event ingest against a
 //! no-op HTTP server that parses the same JSON and discards it. `delivery`: see delivery.rs.
-//! `profiles`: see profiles.rs.
+//! `profiles`: see profiles.rs. `audience-sync`: see audience.rs.
 
+mod audience;
 mod delivery;
 mod profiles;
 
@@ -64,6 +65,15 @@ enum Bench {
         #[arg(long, default_value_t = 16)]
         clients: usize,
     },
+    /// Event-to-receiver latency of audience adds under background load.
+    AudienceSync {
+        /// Background page views per second.
+        #[arg(long, default_value_t = 5_000)]
+        load: u64,
+        /// Buyers whose add is timed.
+        #[arg(long, default_value_t = 200)]
+        samples: usize,
+    },
     /// The baseline: accepts the same requests, parses the JSON, discards it.
     NoopServer,
 }
@@ -77,6 +87,9 @@ fn main() -> Result<()> {
         .build()?;
     match cli.command {
         Bench::NoopServer => runtime.block_on(noop_server()),
+        Bench::AudienceSync { load, samples } => {
+            runtime.block_on(audience::run(load, samples.max(1)))
+        }
         Bench::Delivery {
             postgres,
             requests,
