@@ -197,18 +197,16 @@ pub async fn run(load: u64, samples: usize) -> Result<()> {
     }
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let clock = lock(&clock);
-        if clock.synced.len() >= samples && clock.delivered.len() >= samples {
+        let (synced, delivered) = {
+            let clock = lock(&clock);
+            (clock.synced.len(), clock.delivered.len())
+        };
+        if synced >= samples && delivered >= samples {
             break;
         }
         if Instant::now() > deadline {
-            bail!(
-                "after 60 s only {} adds and {} deliveries of {samples} arrived",
-                clock.synced.len(),
-                clock.delivered.len()
-            );
+            bail!("after 60 s only {synced} adds and {delivered} deliveries of {samples} arrived");
         }
-        drop(clock);
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let load_per_s =
