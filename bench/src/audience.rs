@@ -3,7 +3,7 @@
 //! a background load of page views; against the same run's delivery of the very same events
 //! to a plain webhook destination on the same receiver (the event path without audiences).
 
-use crate::{round3, sibling, start};
+use crate::{cli_json, round3, sibling, start};
 use anyhow::{bail, Context, Result};
 use axum::body::Bytes;
 use serde_json::{json, Value};
@@ -88,18 +88,8 @@ pub async fn run(load: u64, samples: usize) -> Result<()> {
     let sightline = sibling("sightline")?;
     let data = std::env::temp_dir().join(format!("sightline-bench-sync-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&data);
-    let store = ["--data".to_string(), data.display().to_string()];
-    let cli = |args: &[&str]| -> Result<Value> {
-        let output = Command::new(&sightline)
-            .args(args)
-            .args(&store)
-            .arg("--json")
-            .output()?;
-        if !output.status.success() {
-            bail!("{args:?}: {}", String::from_utf8_lossy(&output.stderr));
-        }
-        Ok(serde_json::from_slice(&output.stdout)?)
-    };
+    let store = vec!["--data".to_string(), data.display().to_string()];
+    let cli = |args: &[&str]| cli_json(&sightline, &store, args);
     let clock: Shared = Arc::default();
     let url = receiver(clock.clone()).await?;
     let key = cli(&["source", "add", "bench"])?["write_key"]

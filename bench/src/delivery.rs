@@ -77,20 +77,7 @@ pub async fn delivery(postgres: Option<String>, requests: u64, batch: u32) -> Re
         Some(url) => vec!["--database-url".into(), url.clone()],
         None => vec!["--data".into(), data.display().to_string()],
     };
-    let command = |args: &[&str]| -> Result<Value> {
-        let output = Command::new(&sightline)
-            .args(args)
-            .args(&store_args)
-            .arg("--json")
-            .output()?;
-        if !output.status.success() {
-            bail!(
-                "sightline {args:?} failed: {}",
-                String::from_utf8_lossy(&output.stderr)
-            );
-        }
-        Ok(serde_json::from_slice(&output.stdout)?)
-    };
+    let command = |args: &[&str]| crate::cli_json(&sightline, &store_args, args);
     // Unique per run, so that ids from earlier runs on the same database do not count.
     let run = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)?

@@ -11,7 +11,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -166,6 +166,22 @@ pub(crate) fn start(mut command: Command) -> Result<Server> {
         .recv_timeout(Duration::from_secs(60))
         .context("the server did not start")?;
     Ok(Server { child, url })
+}
+
+/// Runs `sightline ARGS STORE_ARGS --json`, which must succeed; its output parsed.
+pub(crate) fn cli_json(sightline: &Path, store_args: &[String], args: &[&str]) -> Result<Value> {
+    let output = Command::new(sightline)
+        .args(args)
+        .args(store_args)
+        .arg("--json")
+        .output()?;
+    if !output.status.success() {
+        bail!(
+            "sightline {args:?} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    Ok(serde_json::from_slice(&output.stdout)?)
 }
 
 pub(crate) fn sibling(name: &str) -> Result<PathBuf> {

@@ -25,18 +25,8 @@ pub async fn run(people: usize, length: Duration, clients: usize) -> Result<()> 
     let data =
         std::env::temp_dir().join(format!("sightline-bench-profiles-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&data);
-    let store = ["--data".to_string(), data.display().to_string()];
-    let cli_json = |args: &[&str]| -> Result<Value> {
-        let output = Command::new(&sightline)
-            .args(args)
-            .args(&store)
-            .arg("--json")
-            .output()?;
-        if !output.status.success() {
-            bail!("{args:?}: {}", String::from_utf8_lossy(&output.stderr));
-        }
-        Ok(serde_json::from_slice(&output.stdout)?)
-    };
+    let store = vec!["--data".to_string(), data.display().to_string()];
+    let cli_json = |args: &[&str]| crate::cli_json(&sightline, &store, args);
     let key = cli_json(&["source", "add", "bench"])?["write_key"]
         .as_str()
         .context("key")?

@@ -79,16 +79,7 @@ impl DestinationSpec {
                 ))
             }
         }
-        if let Some(unknown) = self
-            .purposes
-            .iter()
-            .find(|p| !policy.purposes().contains(p))
-        {
-            return Err(format!(
-                "unknown purpose {unknown:?}: the purposes are {}",
-                policy.purposes().join(", ")
-            ));
-        }
+        policy.check_purposes(&self.purposes)?;
         if let Some(unknown) = self
             .event_types
             .iter()

@@ -286,6 +286,20 @@ impl Policy {
         self.always_granted.contains(purpose)
     }
 
+    /// An error naming the first of `purposes` this mapping does not define.
+    pub fn check_purposes<'a>(
+        &self,
+        purposes: impl IntoIterator<Item = &'a String>,
+    ) -> Result<(), String> {
+        match purposes.into_iter().find(|p| !self.purposes.contains(p)) {
+            Some(unknown) => Err(format!(
+                "unknown purpose {unknown:?}: the purposes are {}",
+                self.purposes.join(", ")
+            )),
+            None => Ok(()),
+        }
+    }
+
     /// The configured Sightline purposes, in file order.
     pub fn purposes(&self) -> &[String] {
         &self.purposes

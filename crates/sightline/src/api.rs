@@ -25,6 +25,14 @@ struct ApiState {
     tokens: Arc<TokenCache>,
 }
 
+impl ApiState {
+    /// The consent mapping the profiles are derived under.
+    fn policy(&self) -> sightline_consent::Policy {
+        let book = self.book.read().expect("book lock poisoned");
+        book.rules.policy.clone()
+    }
+}
+
 impl FromRef<ApiState> for Arc<dyn Store> {
     fn from_ref(state: &ApiState) -> Self {
         state.store.clone()
@@ -382,13 +390,7 @@ async fn record_consent(
         }
     };
     let now = time::now_ms();
-    let policy = state
-        .book
-        .read()
-        .expect("book lock poisoned")
-        .rules
-        .policy
-        .clone();
+    let policy = state.policy();
     let (message_id, event) = match crate::consent::to_event(request, &policy, now, || {
         secret::generate("consent-", 24)
     }) {
@@ -476,13 +478,7 @@ async fn add_destination(
             ))
         }
     };
-    let policy = state
-        .book
-        .read()
-        .expect("book lock poisoned")
-        .rules
-        .policy
-        .clone();
+    let policy = state.policy();
     let new = match spec.validate(&policy) {
         Ok(new) => new,
         Err(message) => return bad_request(message),

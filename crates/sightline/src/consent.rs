@@ -56,16 +56,7 @@ pub fn to_event(
                 request.identifier
             )
         })?;
-    if let Some(unknown) = request
-        .purposes
-        .keys()
-        .find(|p| !policy.purposes().contains(p))
-    {
-        return Err(format!(
-            "unknown purpose {unknown:?}: the purposes are {}",
-            policy.purposes().join(", ")
-        ));
-    }
+    policy.check_purposes(request.purposes.keys())?;
     if let Some(text) = &request.consent_string {
         sightline_consent::decode(text.trim())
             .map_err(|e| format!("consentString does not decode: {e}"))?;

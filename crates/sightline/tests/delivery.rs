@@ -7,7 +7,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use common::{backends, client, credentials, send_ok, sightline_json, Backend, Server};
+use common::{backends, client, credentials, get_json, send_ok, sightline_json, Backend, Server};
 use openssl::asn1::Asn1Time;
 use openssl::hash::MessageDigest;
 use openssl::pkey::{PKey, Private};
@@ -341,18 +341,12 @@ async fn delivers_signed_events_retrying_and_withholds_what_consent_denies() {
         assert!(received[3].body["seq"].as_i64().is_some(), "{name}");
 
         // The log, through the API: delivered after four attempts, suppressed with why.
-        let page: Value = client()
-            .get(format!(
-                "{}/api/v1/destinations/hook/deliveries?limit=10",
-                server.url
-            ))
-            .bearer_auth(&creds.token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let page: Value = get_json(
+            &server,
+            &creds.token,
+            "/api/v1/destinations/hook/deliveries?limit=10",
+        )
+        .await;
         let log = page["deliveries"].as_array().unwrap();
         let by_id = |id: &str| {
             log.iter()
@@ -701,15 +695,8 @@ async fn the_consent_ledger_decides_by_the_events_time() {
         assert_eq!(accepted, ["backdated", "granted"], "{name}");
 
         // The ledger, through the API and the command line.
-        let consent: Value = client()
-            .get(format!("{}/api/v1/profiles/user_id:u1/consent", server.url))
-            .bearer_auth(&creds.token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let consent: Value =
+            get_json(&server, &creds.token, "/api/v1/profiles/user_id:u1/consent").await;
         assert_eq!(
             consent["state"]["advertising"]["decision"], "denied",
             "{consent}"
@@ -724,18 +711,12 @@ async fn the_consent_ledger_decides_by_the_events_time() {
             history[0]["signals"]["context.consent.categoryPreferences"]["Advertising"],
             true
         );
-        let before: Value = client()
-            .get(format!(
-                "{}/api/v1/profiles/user_id:u1/consent?at=2026-03-01T10:59:59.000Z",
-                server.url
-            ))
-            .bearer_auth(&creds.token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let before: Value = get_json(
+            &server,
+            &creds.token,
+            "/api/v1/profiles/user_id:u1/consent?at=2026-03-01T10:59:59.000Z",
+        )
+        .await;
         assert_eq!(
             before["state"]["advertising"]["decision"], "granted",
             "{before}"
@@ -744,18 +725,12 @@ async fn the_consent_ledger_decides_by_the_events_time() {
         assert_eq!(shown["state"]["advertising"]["seq"], opt_out_seq, "{name}");
 
         // No event stated analytics: measurement keeps only identifier-free counts of them.
-        let measured: Value = client()
-            .get(format!(
-                "{}/api/v1/measurement/consent-denied?from=2026-03-01&to=2026-03-01",
-                server.url
-            ))
-            .bearer_auth(&creds.token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let measured: Value = get_json(
+            &server,
+            &creds.token,
+            "/api/v1/measurement/consent-denied?from=2026-03-01&to=2026-03-01",
+        )
+        .await;
         let clicks: Vec<&Value> = measured["counts"]
             .as_array()
             .unwrap()

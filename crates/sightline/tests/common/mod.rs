@@ -194,24 +194,30 @@ pub fn client() -> reqwest::Client {
         .unwrap()
 }
 
+/// `GET` an admin API path (`/api/v1/…`) with a token; the answer's JSON (null if none).
+pub async fn get_json(server: &Server, token: &str, path: &str) -> Value {
+    client()
+        .get(format!("{}{path}", server.url))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap_or(Value::Null)
+}
+
 /// Every event in the log, through the admin API, following `next_after`.
 pub async fn all_events(server: &Server, token: &str) -> Vec<Value> {
-    let client = client();
     let mut after = 0;
     let mut events = Vec::new();
     loop {
-        let page: Value = client
-            .get(format!(
-                "{}/api/v1/events?after={after}&limit=1000",
-                server.url
-            ))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let page = get_json(
+            server,
+            token,
+            &format!("/api/v1/events?after={after}&limit=1000"),
+        )
+        .await;
         let batch = page["events"].as_array().unwrap().clone();
         if batch.is_empty() {
             return events;
