@@ -166,6 +166,9 @@ pub struct Applied {
     pub merged: Vec<(ProfileId, ProfileId)>,
     /// The event as JSON, for whoever reads it next.
     pub body: Option<Value>,
+    /// Whether the consent in force at the event grants `analytics`: if not, measurement
+    /// only counts it, without identifiers ([`Profiles::denied_counts`]).
+    pub analytics: bool,
 }
 
 /// A profile as read: its identity and its facts.
@@ -337,7 +340,8 @@ impl Profiles {
                 self.changed.events.push((profile, event.seq));
             }
         }
-        if !self.analytics_granted(profile, event, &body) {
+        let analytics = self.analytics_granted(profile, event, &body);
+        if !analytics {
             let key = denied_key(event, &body);
             *self.denied.entry(key.clone()).or_default() += 1;
             if tracked {
@@ -348,6 +352,7 @@ impl Profiles {
             profile,
             merged: merges,
             body: Some(body),
+            analytics,
         }
     }
 

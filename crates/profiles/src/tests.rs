@@ -341,4 +341,17 @@ fn events_without_analytics_consent_are_counted_without_identifiers() {
         "b granted analytics; a and c did not"
     );
     assert!(p.denied_counts("2026-05-05", "2026-12-31").is_empty());
+
+    // A mapping that exempts analytics measures everything.
+    let exempt = Policy::from_toml(
+        "purposes = [\"necessary\", \"analytics\"]\nalways_granted = [\"necessary\", \"analytics\"]\n",
+    )
+    .unwrap();
+    let mut p = Profiles::with_policy(Rules::default(), exempt);
+    let applied = p.apply(&event(
+        1,
+        json!({"type":"track","event":"Viewed","userId":"a","timestamp":at}),
+    ));
+    assert!(applied.analytics);
+    assert!(p.denied_counts("0000-01-01", "9999-12-31").is_empty());
 }

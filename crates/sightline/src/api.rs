@@ -662,13 +662,7 @@ async fn attribution(
             .unwrap_or_default(),
     };
     let grouper = sightline_attribution::ChannelGrouper::default();
-    let rules = state
-        .book
-        .read()
-        .expect("book lock poisoned")
-        .rules
-        .rules
-        .clone();
+    let rules = state.book.read().expect("book lock poisoned").rules.clone();
     match crate::journeys::report(state.store.as_ref(), &question, &grouper, rules).await {
         Ok(report) => Json(report).into_response(),
         Err(e) => match e.downcast_ref::<sightline_store::StoreError>() {

@@ -4,12 +4,12 @@
 
 use crate::cli::StoreArgs;
 use crate::config::FileConfig;
+use crate::profiles::ProfileRules;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use serde_json::Value;
 use sightline_attribution::{ChannelGrouper, JourneyConfig, PathsOptions, ProfileEvent};
 use sightline_core::time;
-use sightline_identity::Rules;
 use sightline_profiles::Profiles;
 
 #[derive(Debug, Args)]
@@ -87,13 +87,7 @@ pub async fn run(args: LogAttributionArgs, file: &FileConfig) -> Result<()> {
         models: args.models.clone(),
     };
     let store = args.store.open(file).await?;
-    let report = report(
-        store.as_ref(),
-        &question,
-        &grouper,
-        file.profile_rules()?.rules,
-    )
-    .await?;
+    let report = report(store.as_ref(), &question, &grouper, file.profile_rules()?).await?;
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
     } else if args.csv {
@@ -109,7 +103,7 @@ pub async fn report(
     store: &dyn sightline_store::Store,
     question: &Question,
     grouper: &ChannelGrouper,
-    rules: Rules,
+    rules: ProfileRules,
 ) -> Result<Value> {
     let from = question
         .from
@@ -132,9 +126,11 @@ pub async fn report(
         }
     }
 
-    let mut profiles = Profiles::new(rules);
+    let mut profiles = Profiles::with_policy(rules.rules, rules.policy);
     let mut landed = Vec::new();
     let mut events = Vec::new();
+    // Events without analytics consent at their time are measured only as counts.
+    let mut without_consent: u64 = 0;
     loop {
         let page = store.read_events(profiles.last_seq(), 1000, None).await?;
         if page.is_empty() {
@@ -151,6 +147,10 @@ pub async fn report(
                 .and_then(time::parse_ms)
                 .unwrap_or(event.received_at);
             if from.is_some_and(|from| at < from) || to.is_some_and(|to| at >= to) {
+                continue;
+            }
+            if !applied.analytics {
+                without_consent += 1;
                 continue;
             }
             landed.push(profile);
@@ -173,6 +173,7 @@ pub async fn report(
     };
     let journeys = sightline_attribution::build_journeys(&journeys_input, &config, grouper);
     let mut report = sightline_attribution::journeys_report(&journeys, &PathsOptions::default())?;
+    report["events_without_analytics_consent"] = without_consent.into();
     if !question.models.is_empty() {
         if let Some(models) = report["models"].as_object_mut() {
             models.retain(|name, _| {

@@ -181,8 +181,11 @@ async fn attribution_over_the_log_joins_devices() {
         let creds = credentials(&backend, "web");
         let server = Server::start(&backend, &[]);
         let key = creds.write_key.as_str();
-        // A paid search click on the phone, an email click on the laptop, a purchase on the laptop.
+        // A paid search click on the phone, an email click on the laptop, a purchase on the
+        // laptop; on each device the banner's answer grants analytics on the first page.
+        let consented = json!({"consent":{"categoryPreferences":{"Analytics":true}}});
         send_ok(&server, key, "/v1/page", json!({"anonymousId":"phone","timestamp":"2026-03-01T10:00:00Z",
+            "context": consented,
             "properties":{"url":"https://shop.test/?utm_source=google&utm_medium=cpc&utm_campaign=spring"}})).await;
         send_ok(
             &server,
@@ -195,7 +198,7 @@ async fn attribution_over_the_log_joins_devices() {
             &server,
             key,
             "/v1/page",
-            json!({"anonymousId":"laptop","timestamp":"2026-03-02T09:00:00Z",
+            json!({"anonymousId":"laptop","timestamp":"2026-03-02T09:00:00Z","context": consented,
             "properties":{"url":"https://shop.test/sale?utm_source=newsletter&utm_medium=email"}}),
         )
         .await;
@@ -212,6 +215,23 @@ async fn attribution_over_the_log_joins_devices() {
             "/v1/track",
             json!({"userId":"42","event":"Order Completed","timestamp":"2026-03-02T09:05:00Z",
             "properties":{"revenue":100}}),
+        )
+        .await;
+        // Someone who never answered the banner: counted, not measured person by person.
+        send_ok(
+            &server,
+            key,
+            "/v1/page",
+            json!({"userId":"43","timestamp":"2026-03-02T10:00:00Z",
+            "properties":{"url":"https://shop.test/?utm_source=google&utm_medium=cpc"}}),
+        )
+        .await;
+        send_ok(
+            &server,
+            key,
+            "/v1/track",
+            json!({"userId":"43","event":"Order Completed",
+            "timestamp":"2026-03-02T10:05:00Z","properties":{"revenue":50}}),
         )
         .await;
         let api: Value = client()
@@ -232,6 +252,12 @@ async fn attribution_over_the_log_joins_devices() {
         assert!(
             api["models"].get("markov").is_none(),
             "only the models asked for"
+        );
+        assert_eq!(
+            api["events_without_analytics_consent"],
+            2,
+            "{}: user 43's page and purchase are only counted: {api}",
+            backend.name()
         );
         let missing = client()
             .get(format!("{}/api/v1/attribution", server.url))
