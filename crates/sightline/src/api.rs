@@ -23,6 +23,8 @@ struct ApiState {
     prometheus: PrometheusHandle,
     book: Arc<RwLock<Book>>,
     tokens: Arc<TokenCache>,
+    /// The server's deliverer: replays run on it, under its breakers and ledger.
+    deliverer: Arc<sightline_activate::Deliverer>,
 }
 
 impl ApiState {
@@ -79,6 +81,7 @@ pub fn router(
     store: Arc<dyn Store>,
     prometheus: PrometheusHandle,
     book: Arc<RwLock<Book>>,
+    deliverer: Arc<sightline_activate::Deliverer>,
 ) -> axum::Router {
     Router::new()
         .route("/api/v1/events", get(events))
@@ -94,6 +97,7 @@ pub fn router(
             get(destinations).post(add_destination),
         )
         .route("/api/v1/destinations/{name}/deliveries", get(deliveries))
+        .route("/api/v1/destinations/{name}/replay", post(replay))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(render_metrics))
@@ -112,6 +116,7 @@ pub fn router(
             store,
             prometheus,
             book,
+            deliverer,
         })
 }
 
@@ -493,6 +498,65 @@ async fn add_destination(
         Err(sightline_store::StoreError::Conflict(message)) => {
             error(StatusCode::CONFLICT, "conflict", message)
         }
+        Err(e) => store_error(e),
+    }
+}
+
+/// What `POST /api/v1/destinations/{name}/replay` sends again.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReplayRequest {
+    #[serde(default)]
+    dead: bool,
+    from_seq: Option<i64>,
+    to_seq: Option<i64>,
+}
+
+/// `POST /api/v1/destinations/{name}/replay` with `{"dead":true}` or
+/// `{"from_seq":N,"to_seq":M}`: sends those events again (bounded attempts each), records
+/// the new outcomes in place of the old and answers the tally.
+async fn replay(
+    caller: Caller,
+    State(state): State<ApiState>,
+    Path(name): Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    if let Err(denied) = caller.require(&[Role::Marketing]) {
+        return denied;
+    }
+    let request: ReplayRequest = match serde_json::from_slice(&body) {
+        Ok(request) => request,
+        Err(e) => {
+            return bad_request(format!(
+                "send {{\"dead\":true}} or {{\"from_seq\":N,\"to_seq\":M}}: {e}"
+            ))
+        }
+    };
+    let destination = match state.store.destination_by_name(&name).await {
+        Ok(Some(destination)) => destination,
+        Ok(None) => {
+            return error(
+                StatusCode::NOT_FOUND,
+                "unknown_destination",
+                format!("no destination named {name:?}"),
+            )
+        }
+        Err(e) => return store_error(e),
+    };
+    let tally = match (request.dead, request.from_seq) {
+        (true, None) => state.deliverer.replay_dead(&destination).await,
+        (false, Some(from)) => {
+            let to = request.to_seq.unwrap_or(i64::MAX);
+            state.deliverer.replay_range(&destination, from, to).await
+        }
+        _ => {
+            return bad_request(
+                "say what to replay: \"dead\": true, or \"from_seq\" (and \"to_seq\")".into(),
+            )
+        }
+    };
+    match tally {
+        Ok(tally) => Json(tally).into_response(),
         Err(e) => store_error(e),
     }
 }

@@ -82,14 +82,6 @@ pub async fn run(args: ServeArgs, file: &FileConfig) -> Result<()> {
         crate::sync::Syncer::new(store.clone(), book.clone(), policy.clone(), webhook.clone())
             .run(to_sync),
     );
-    let app = sightline_collect::router(collector)
-        .merge(crate::api::router(store.clone(), prometheus, book.clone()))
-        .layer(middleware::from_fn(time_request));
-
-    let listener = tokio::net::TcpListener::bind(&listen)
-        .await
-        .with_context(|| format!("cannot listen on {listen}: is another server using it?"))?;
-    eprintln!("sightline listening on http://{}", listener.local_addr()?);
     let deliverer = sightline_activate::Deliverer::new(
         store.clone(),
         policy.clone(),
@@ -97,6 +89,19 @@ pub async fn run(args: ServeArgs, file: &FileConfig) -> Result<()> {
         webhook,
         sightline_activate::Settings::default(),
     );
+    let app = sightline_collect::router(collector)
+        .merge(crate::api::router(
+            store.clone(),
+            prometheus,
+            book.clone(),
+            deliverer.clone(),
+        ))
+        .layer(middleware::from_fn(time_request));
+
+    let listener = tokio::net::TcpListener::bind(&listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}: is another server using it?"))?;
+    eprintln!("sightline listening on http://{}", listener.local_addr()?);
     tokio::spawn(deliverer.run());
     tokio::spawn(sightline_collect::prune_dedup_forever(
         store.clone(),

@@ -502,6 +502,32 @@ async fn refused_events_become_dead_letters_and_replay_once_fixed() {
             ["up-1", "up-2", "up-1", "up-2"],
             "{name}"
         );
+
+        // The same through the API, on the running server.
+        let replay = |path: &str, body: Value| {
+            client()
+                .post(format!("{}/api/v1/destinations/{path}/replay", server.url))
+                .bearer_auth(&creds.token)
+                .json(&body)
+                .send()
+        };
+        let answer = replay("crm", json!({"from_seq": 1})).await.unwrap();
+        assert_eq!(answer.status(), 200, "{name}");
+        let tally: Value = answer.json().await.unwrap();
+        assert_eq!(
+            tally,
+            json!({"delivered": 2, "suppressed": 0, "dead": 0}),
+            "{name}"
+        );
+        assert_eq!(receiver.accepted().len(), 6, "{name}");
+        assert_eq!(
+            replay("nope", json!({"dead": true}))
+                .await
+                .unwrap()
+                .status(),
+            404
+        );
+        assert_eq!(replay("crm", json!({})).await.unwrap().status(), 400);
     }
 }
 
