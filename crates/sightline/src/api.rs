@@ -670,6 +670,7 @@ async fn audience_part(
     caller: Caller,
     State(state): State<ApiState>,
     Path((name, part)): Path<(String, String)>,
+    Query(query): Query<HashMap<String, String>>,
 ) -> Response {
     if let Err(denied) = caller.require(&[Role::Marketing, Role::Security]) {
         return denied;
@@ -683,11 +684,29 @@ async fn audience_part(
         )
     };
     match part.as_str() {
-        "members" => match book.memberships.members(&name) {
-            Some(members) => Json(json!({"members": crate::profiles::member_list(&book, members)}))
-                .into_response(),
-            None => unknown(),
-        },
+        "members" => {
+            let Some(members) = book.memberships.members(&name) else {
+                return unknown();
+            };
+            let list = crate::profiles::member_list(&book, members);
+            match query.get("format").map(String::as_str) {
+                None | Some("json") => {
+                    Json(json!({"count": list.len(), "members": list})).into_response()
+                }
+                Some("ndjson") => {
+                    let lines: String = list.iter().map(|m| format!("{m}\n")).collect();
+                    ([(header::CONTENT_TYPE, "application/x-ndjson")], lines).into_response()
+                }
+                Some("csv") => (
+                    [(header::CONTENT_TYPE, "text/csv")],
+                    crate::profiles::members_csv(&list),
+                )
+                    .into_response(),
+                Some(other) => {
+                    bad_request(format!("format {other:?} is not one of json, ndjson, csv"))
+                }
+            }
+        }
         "history" => match book.memberships.history(&name) {
             Some(history) => Json(json!({"history": history.collect::<Vec<_>>()})).into_response(),
             None => unknown(),

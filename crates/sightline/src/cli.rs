@@ -98,8 +98,12 @@ enum AudienceCommand {
         name: String,
         #[command(flatten)]
         store: StoreArgs,
-        #[arg(long)]
+        /// One JSON array (the default prints one JSON object per line: NDJSON).
+        #[arg(long, conflicts_with = "csv")]
         json: bool,
+        /// CSV: profile,identifiers.
+        #[arg(long)]
+        csv: bool,
     },
 }
 
@@ -470,7 +474,12 @@ async fn audience(command: AudienceCommand, file: &FileConfig) -> Result<()> {
                 }
             }
         }
-        AudienceCommand::Members { name, store, json } => {
+        AudienceCommand::Members {
+            name,
+            store,
+            json,
+            csv,
+        } => {
             let store = store.open(file).await?;
             let book = crate::profiles::rebuild(store.as_ref(), file.profile_rules()?).await?;
             let members = book.memberships.members(&name).with_context(|| {
@@ -479,6 +488,8 @@ async fn audience(command: AudienceCommand, file: &FileConfig) -> Result<()> {
             let list = crate::profiles::member_list(&book, members);
             if json {
                 println!("{}", serde_json::to_string(&list)?);
+            } else if csv {
+                print!("{}", crate::profiles::members_csv(&list));
             } else {
                 for member in list {
                     println!("{member}");

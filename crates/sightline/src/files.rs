@@ -162,6 +162,15 @@ pub fn credit_table(report: &Value) -> String {
 }
 
 /// `channel,model,credit,value`: one row per channel and model shown.
+/// A CSV field: quoted (with quotes doubled) when it holds a comma, quote or line break.
+pub fn csv_field(text: &str) -> String {
+    if text.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text.to_owned()
+    }
+}
+
 pub fn credit_csv(report: &Value) -> String {
     let mut out = String::from("channel,model,credit,value\n");
     for model in MODELS {
@@ -174,11 +183,7 @@ pub fn credit_csv(report: &Value) -> String {
         let mut channels: Vec<&String> = credit.keys().collect();
         channels.sort();
         for channel in channels {
-            let quoted = if channel.contains([',', '"']) {
-                format!("\"{}\"", channel.replace('"', "\"\""))
-            } else {
-                channel.clone()
-            };
+            let quoted = csv_field(channel);
             let credit = credit[channel].as_f64().unwrap_or(0.0);
             let value = value
                 .and_then(|v| v.get(channel))
@@ -276,4 +281,17 @@ fn write_links(result: &LinkResult, args: &LinkArgs) -> Result<()> {
     std::io::Write::flush(&mut out)
         .with_context(|| format!("cannot write {}", args.out.display()))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod csv_tests {
+    use super::csv_field;
+
+    #[test]
+    fn fields_are_quoted_only_when_they_must_be() {
+        assert_eq!(csv_field("Paid Search"), "Paid Search");
+        assert_eq!(csv_field("a,b"), "\"a,b\"");
+        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(csv_field("two\nlines"), "\"two\nlines\"");
+    }
 }

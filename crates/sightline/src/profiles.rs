@@ -296,6 +296,31 @@ impl sightline_activate::ConsentLedger for BookLedger {
     }
 }
 
+/// Members as CSV: `profile,identifiers`, the identifiers as `type:value` joined by `;`.
+pub fn members_csv(members: &[serde_json::Value]) -> String {
+    let mut out = String::from("profile,identifiers\n");
+    for member in members {
+        let identifiers: Vec<String> = member["identifiers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|i| {
+                format!(
+                    "{}:{}",
+                    i["type"].as_str().unwrap_or_default(),
+                    i["value"].as_str().unwrap_or_default()
+                )
+            })
+            .collect();
+        out.push_str(&format!(
+            "{},{}\n",
+            member["id"],
+            crate::files::csv_field(&identifiers.join(";"))
+        ));
+    }
+    out
+}
+
 /// Members as the API and the command line show them: each profile with its identifiers.
 pub fn member_list(
     book: &Book,

@@ -476,6 +476,33 @@ async fn audiences_follow_events_and_time() {
         }
         assert_eq!(known.unwrap(), ["ann"]);
 
+        // Exports: a count with the JSON, NDJSON and CSV.
+        let members_in = |format: &'static str| {
+            let (url, token) = (server.url.clone(), creds.token.clone());
+            async move {
+                client()
+                    .get(format!(
+                        "{url}/api/v1/audiences/buyers/members?format={format}"
+                    ))
+                    .bearer_auth(token)
+                    .send()
+                    .await
+                    .unwrap()
+                    .text()
+                    .await
+                    .unwrap()
+            }
+        };
+        let counted: Value = serde_json::from_str(&members_in("json").await).unwrap();
+        assert_eq!(counted["count"], 1, "{counted}");
+        let ndjson = members_in("ndjson").await;
+        let line: Value = serde_json::from_str(ndjson.trim()).unwrap();
+        assert!(line["identifiers"].to_string().contains("ann"), "{ndjson}");
+        let csv = members_in("csv").await;
+        assert!(csv.starts_with("profile,identifiers\n"), "{csv}");
+        assert!(csv.contains("user_id:ann"), "{csv}");
+        assert_eq!(csv.lines().count(), 2, "{csv}");
+
         let mut args = vec!["audience", "members", "buyers", "--json"];
         args.extend(store_args.iter().map(String::as_str));
         let output = sightline(&args);
