@@ -63,6 +63,15 @@ pub struct AudienceDefinition {
     pub created_at: i64,
 }
 
+/// A stored computed trait definition (`sightline_audience::ComputedTrait` as JSON).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct TraitDefinition {
+    pub id: i64,
+    pub name: String,
+    pub definition: serde_json::Value,
+    pub created_at: i64,
+}
+
 /// An API token as the store knows it: never the secret itself, only its hash.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Token {

@@ -4,7 +4,9 @@
 use crate::{Applied, Profiles};
 use rustc_hash::FxHashMap;
 use serde_json::{Map, Value};
-use sightline_audience::{Audience, Cause, Event, EventType, MembershipChange, MembershipState};
+use sightline_audience::{
+    Audience, Cause, ComputedTrait, Event, EventType, MembershipChange, MembershipState, TraitState,
+};
 use sightline_core::{time, StoredEvent};
 use sightline_identity::ProfileId;
 use std::collections::{BTreeSet, VecDeque};
@@ -15,6 +17,9 @@ const HISTORY: usize = 100_000;
 pub struct Memberships {
     audiences: Vec<Audience>,
     states: FxHashMap<(usize, ProfileId), MembershipState>,
+    /// Computed traits, which audience rules can test (`computed NAME OP VALUE`).
+    traits: Vec<ComputedTrait>,
+    trait_states: FxHashMap<(usize, ProfileId), TraitState>,
     members: Vec<BTreeSet<ProfileId>>,
     history: Vec<VecDeque<MembershipChange>>,
     /// (when, audience, profile): when membership may change with no new event.
@@ -28,11 +33,13 @@ fn key(profile: ProfileId) -> String {
 }
 
 impl Memberships {
-    pub fn new(audiences: Vec<Audience>) -> Memberships {
+    pub fn new(audiences: Vec<Audience>, traits: Vec<ComputedTrait>) -> Memberships {
         let n = audiences.len();
         Memberships {
             audiences,
             states: FxHashMap::default(),
+            traits,
+            trait_states: FxHashMap::default(),
             members: vec![BTreeSet::new(); n],
             history: vec![VecDeque::new(); n],
             timers: BTreeSet::new(),
@@ -79,6 +86,32 @@ impl Memberships {
         }
     }
 
+    /// A profile's computed trait values at `now`, by name.
+    pub fn computed(&self, profile: ProfileId, now: i64) -> Map<String, Value> {
+        self.traits
+            .iter()
+            .enumerate()
+            .filter_map(|(i, t)| {
+                let state = self.trait_states.get(&(i, profile))?;
+                Some((t.name.clone(), t.value(state, now)?))
+            })
+            .collect()
+    }
+
+    /// What the audience rules see of a profile at `now`.
+    fn view(
+        &self,
+        profiles: &Profiles,
+        profile: ProfileId,
+        now: i64,
+    ) -> sightline_audience::Profile {
+        let mut view = audience_profile(profiles, profile);
+        view.computed = self.computed(profile, now);
+        view
+    }
+
+    /// Sets the timer for the next instant the membership can change with no new event:
+    /// when the rule's own windows say so, or when a windowed computed trait's value does.
     fn schedule(
         &mut self,
         audience: usize,
@@ -86,10 +119,18 @@ impl Memberships {
         view: &sightline_audience::Profile,
         now: i64,
     ) {
-        if let Some(state) = self.states.get(&(audience, profile)) {
-            if let Some(at) = self.audiences[audience].next_change_at(state, view, now) {
-                self.timers.insert((at.max(now + 1), audience, profile));
-            }
+        let Some(state) = self.states.get(&(audience, profile)) else {
+            return;
+        };
+        let by_rule = self.audiences[audience].next_change_at(state, view, now);
+        let by_traits = self
+            .traits
+            .iter()
+            .enumerate()
+            .filter_map(|(i, t)| t.next_change_at(self.trait_states.get(&(i, profile))?, now))
+            .min();
+        if let Some(at) = by_rule.into_iter().chain(by_traits).min() {
+            self.timers.insert((at.max(now + 1), audience, profile));
         }
     }
 
@@ -103,7 +144,16 @@ impl Memberships {
     ) {
         let cause = Cause::Event(event.seq);
         for &(from, into) in &applied.merged {
-            let view = audience_profile(profiles, into);
+            for (i, computed) in self.traits.iter().enumerate() {
+                if let Some(absorbed) = self.trait_states.remove(&(i, from)) {
+                    let state = self
+                        .trait_states
+                        .entry((i, into))
+                        .or_insert_with(|| computed.new_state());
+                    computed.merge(state, &absorbed);
+                }
+            }
+            let view = self.view(profiles, into, now);
             for audience in 0..self.audiences.len() {
                 let Some(absorbed) = self.states.remove(&(audience, from)) else {
                     continue;
@@ -129,7 +179,6 @@ impl Memberships {
         let (Some(profile), Some(body)) = (applied.profile, applied.body.as_ref()) else {
             return;
         };
-        let view = audience_profile(profiles, profile);
         let empty = Map::new();
         let Some(event_type) = body
             .get("type")
@@ -157,6 +206,21 @@ impl Memberships {
                 .unwrap_or(event.received_at),
             properties,
         };
+        for (i, computed) in self.traits.iter().enumerate() {
+            match self.trait_states.get_mut(&(i, profile)) {
+                Some(state) => {
+                    computed.apply(state, &seen, now);
+                }
+                None => {
+                    // Only profiles with a matching event hold a state.
+                    let mut state = computed.new_state();
+                    if computed.apply(&mut state, &seen, now) {
+                        self.trait_states.insert((i, profile), state);
+                    }
+                }
+            }
+        }
+        let view = self.view(profiles, profile, now);
         for audience in 0..self.audiences.len() {
             let state = self
                 .states
@@ -182,7 +246,7 @@ impl Memberships {
             let Some(live) = profiles.canonical(profile).filter(|&p| p == profile) else {
                 continue;
             };
-            let view = audience_profile(profiles, live);
+            let view = self.view(profiles, live, now);
             if let Some(state) = self.states.get_mut(&(audience, live)) {
                 let change =
                     self.audiences[audience].refresh(state, &key(live), &view, now, Cause::Timer);

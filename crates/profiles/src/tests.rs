@@ -281,7 +281,7 @@ fn consent_ledger_records_changes_with_evidence_and_follows_merges() {
 #[test]
 fn consent_conditions_read_the_consent_ledger() {
     let audience = sightline_audience::Audience::parse("ads-ok", "consent advertising").unwrap();
-    let mut memberships = Memberships::new(vec![audience]);
+    let mut memberships = Memberships::new(vec![audience], vec![]);
     let mut p = profiles();
     let mut apply = |p: &mut Profiles, seq: i64, body: Value| {
         let e = event(seq, body);

@@ -90,6 +90,7 @@ pub fn router(
         .route("/api/v1/profiles/{id}", get(profile))
         .route("/api/v1/profiles/{id}/{part}", get(profile_part))
         .route("/api/v1/audiences", get(audiences).post(add_audience))
+        .route("/api/v1/traits", get(traits).post(add_trait))
         .route("/api/v1/attribution", get(attribution))
         .route("/api/v1/audiences/{name}/{part}", get(audience_part))
         .route(
@@ -324,12 +325,29 @@ async fn profile_part(
                 json!({"state": ledger.state_at(at, i64::MAX), "history": ledger})
             })
         }
+        "computed" => {
+            let (id_type, value) = match identifier(&id) {
+                Ok(parts) => parts,
+                Err(response) => return response,
+            };
+            let book = state.book.read().expect("book lock poisoned");
+            match book.profiles.find(id_type, value) {
+                Some(view) => Ok(json!({
+                    "computed": book.memberships.computed(view.identity.id, time::now_ms())
+                })),
+                None => Err(error(
+                    StatusCode::NOT_FOUND,
+                    "unknown_profile",
+                    format!("no profile holds {id_type}:{value}"),
+                )),
+            }
+        }
         "events" => return profile_events(&state, &id, &query).await,
         _ => {
             return error(
                 StatusCode::NOT_FOUND,
                 "not_found",
-                "below a profile: traits, events, identifiers, merges or consent",
+                "below a profile: traits, computed, events, identifiers, merges or consent",
             )
         }
     };
@@ -631,6 +649,46 @@ struct NewAudience {
     rule: String,
     #[serde(default)]
     sync: Vec<String>,
+}
+
+/// `GET /api/v1/traits`: every computed trait definition.
+async fn traits(caller: Caller, State(state): State<ApiState>) -> Response {
+    if let Err(denied) = caller.require(&[Role::Marketing, Role::Security]) {
+        return denied;
+    }
+    match state.store.list_traits().await {
+        Ok(traits) => Json(json!({"traits": traits})).into_response(),
+        Err(e) => store_error(e),
+    }
+}
+
+/// `POST /api/v1/traits` with a computed trait's JSON definition.
+async fn add_trait(
+    caller: Caller,
+    State(state): State<ApiState>,
+    body: axum::body::Bytes,
+) -> Response {
+    if let Err(denied) = caller.require(&[Role::Marketing]) {
+        return denied;
+    }
+    let definition: sightline_audience::ComputedTrait = match serde_json::from_slice(&body) {
+        Ok(definition) => definition,
+        Err(e) => {
+            return bad_request(format!(
+                "send a computed trait, e.g. {{\"name\":\"orders\",\"aggregate\":{{\"kind\":\"count\"}}}}: {e}"
+            ))
+        }
+    };
+    match crate::cli::add_trait(state.store.as_ref(), &definition).await {
+        Ok(created) => (StatusCode::CREATED, Json(created)).into_response(),
+        Err(e) => match e.downcast::<sightline_store::StoreError>() {
+            Ok(sightline_store::StoreError::Conflict(message)) => {
+                error(StatusCode::CONFLICT, "conflict", message)
+            }
+            Ok(other) => store_error(other),
+            Err(e) => bad_request(format!("{e:#}")),
+        },
+    }
 }
 
 /// `POST /api/v1/audiences` `{"name":…,"rule":…}`: the rule in the text form.

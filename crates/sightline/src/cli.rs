@@ -55,6 +55,9 @@ enum Command {
     /// Measurement kept without identifiers.
     #[command(subcommand)]
     Measurement(MeasurementCommand),
+    /// Computed traits: per-profile aggregates of events, usable in audience rules.
+    #[command(subcommand)]
+    Trait(TraitCommand),
     /// Unified profiles, looked up by any identifier.
     #[command(subcommand)]
     Profile(crate::profile_commands::ProfileCommand),
@@ -104,6 +107,35 @@ enum AudienceCommand {
         /// CSV: profile,identifiers.
         #[arg(long)]
         csv: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum TraitCommand {
+    /// Define a computed trait from its JSON, e.g.
+    /// '{"name":"orders_30d","aggregate":{"kind":"count"},"within":"30d","event":{"name":"Order Completed"}}'.
+    Add {
+        definition: String,
+        #[command(flatten)]
+        store: StoreArgs,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Define every computed trait a TOML file lists as `[[trait]]` tables (the JSON's keys);
+    /// names already taken are left as they are.
+    Import {
+        file: PathBuf,
+        #[command(flatten)]
+        store: StoreArgs,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List computed traits.
+    List {
+        #[command(flatten)]
+        store: StoreArgs,
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -368,6 +400,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Audience(command) => audience(command, &file).await,
         Command::Profile(command) => crate::profile_commands::profile(command, &file).await,
         Command::Identity(command) => crate::profile_commands::identity(command, &file).await,
+        Command::Trait(command) => computed_traits(command, &file).await,
         Command::Measurement(MeasurementCommand::ConsentDenied {
             from,
             to,
@@ -426,6 +459,20 @@ pub async fn run(cli: Cli) -> Result<()> {
     }
 }
 
+/// Checks a computed trait definition and stores it.
+pub async fn add_trait(
+    store: &dyn Store,
+    definition: &sightline_audience::ComputedTrait,
+) -> Result<sightline_core::TraitDefinition> {
+    let name = &definition.name;
+    if name.trim().is_empty() || name.len() > 100 || name.contains('/') {
+        bail!("a computed trait's name must be 1 to 100 characters, without '/'");
+    }
+    Ok(store
+        .create_trait(name, &serde_json::to_string(definition)?)
+        .await?)
+}
+
 /// Validates an audience rule and stores it.
 pub async fn add_audience(
     store: &dyn Store,
@@ -444,6 +491,76 @@ pub async fn add_audience(
         }
     }
     Ok(store.create_audience(name, rule, sync).await?)
+}
+
+async fn computed_traits(command: TraitCommand, file: &FileConfig) -> Result<()> {
+    use sightline_audience::ComputedTrait;
+    match command {
+        TraitCommand::Add {
+            definition,
+            store,
+            json,
+        } => {
+            let definition: ComputedTrait = serde_json::from_str(&definition).context(
+                "the definition is not a computed trait (see crates/audience/README.md)",
+            )?;
+            let store = store.open(file).await?;
+            let created = add_trait(store.as_ref(), &definition).await?;
+            if json {
+                println!("{}", serde_json::to_string(&created)?);
+            } else {
+                println!("created computed trait {:?}", created.name);
+            }
+        }
+        TraitCommand::Import {
+            file: path,
+            store,
+            json,
+        } => {
+            #[derive(serde::Deserialize)]
+            #[serde(deny_unknown_fields)]
+            struct TraitsFile {
+                #[serde(rename = "trait")]
+                traits: Vec<ComputedTrait>,
+            }
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            let listed: TraitsFile = toml::from_str(&text).with_context(|| {
+                format!("{} is not a valid computed traits file", path.display())
+            })?;
+            let store = store.open(file).await?;
+            let mut report = Vec::new();
+            for definition in &listed.traits {
+                match add_trait(store.as_ref(), definition).await {
+                    Ok(created) => report.push(json!({"name": created.name, "id": created.id})),
+                    Err(e) => match e.downcast_ref::<sightline_store::StoreError>() {
+                        Some(sightline_store::StoreError::Conflict(_)) => report
+                            .push(json!({"name": definition.name, "skipped": "the name is taken"})),
+                        _ => return Err(e),
+                    },
+                }
+            }
+            if json {
+                println!("{}", serde_json::Value::Array(report));
+            } else {
+                for line in report {
+                    println!("{line}");
+                }
+            }
+        }
+        TraitCommand::List { store, json } => {
+            let store = store.open(file).await?;
+            let traits = store.list_traits().await?;
+            if json {
+                println!("{}", serde_json::to_string(&traits)?);
+            } else {
+                for t in traits {
+                    println!("{}\t{}", t.name, t.definition);
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 async fn audience(command: AudienceCommand, file: &FileConfig) -> Result<()> {

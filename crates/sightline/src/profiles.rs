@@ -4,9 +4,11 @@
 //! state: a rebuild from the log gives the same answer.
 
 use anyhow::Result;
-use sightline_audience::{Audience, MembershipChange};
+use sightline_audience::{Audience, ComputedTrait, MembershipChange};
 use sightline_consent::Policy;
-use sightline_core::{time, AudienceDefinition, ProfileSave, ProfilesState, StoredEvent};
+use sightline_core::{
+    time, AudienceDefinition, ProfileSave, ProfilesState, StoredEvent, TraitDefinition,
+};
 use sightline_identity::Rules;
 use sightline_profiles::{Memberships, Profiles};
 use sightline_store::{Store, StoreError};
@@ -21,7 +23,7 @@ pub struct Book {
     pub profiles: Profiles,
     pub memberships: Memberships,
     /// The definitions `memberships` was built from.
-    pub definitions: Vec<AudienceDefinition>,
+    definitions: Definitions,
     pub rules: ProfileRules,
     /// Where the stored profiles stand: the base of the next save.
     saved_seq: i64,
@@ -36,9 +38,37 @@ pub struct ProfileRules {
     pub fingerprint: String,
 }
 
+/// The stored audience and computed trait definitions.
+#[derive(PartialEq)]
+struct Definitions {
+    audiences: Vec<AudienceDefinition>,
+    traits: Vec<TraitDefinition>,
+}
+
+impl Definitions {
+    async fn load(store: &dyn Store) -> Result<Definitions> {
+        Ok(Definitions {
+            audiences: store.list_audiences().await?,
+            traits: store.list_traits().await?,
+        })
+    }
+}
+
 impl Book {
-    fn new(definitions: Vec<AudienceDefinition>, rules: ProfileRules) -> Book {
+    fn new(definitions: Definitions, rules: ProfileRules) -> Book {
+        let traits = definitions
+            .traits
+            .iter()
+            .filter_map(|d| match serde_json::from_value::<ComputedTrait>(d.definition.clone()) {
+                Ok(computed) => Some(computed),
+                Err(e) => {
+                    tracing::warn!(computed_trait = %d.name, error = %e, "skipping a computed trait whose definition no longer reads");
+                    None
+                }
+            })
+            .collect();
         let audiences = definitions
+            .audiences
             .iter()
             .filter_map(|d| match Audience::parse(d.name.clone(), &d.rule) {
                 Ok(audience) => Some(audience),
@@ -52,7 +82,7 @@ impl Book {
         profiles.track_changes_after(i64::MAX);
         Book {
             profiles,
-            memberships: Memberships::new(audiences),
+            memberships: Memberships::new(audiences, traits),
             definitions,
             rules,
             saved_seq: 0,
@@ -113,7 +143,7 @@ impl Book {
 /// Profiles and memberships rebuilt from the whole log (a new audience's backfill). The
 /// enter and exit records of the replay are history, not news: none is left to sync.
 pub async fn rebuild(store: &dyn Store, rules: ProfileRules) -> Result<Book> {
-    let mut book = Book::new(store.list_audiences().await?, rules);
+    let mut book = Book::new(Definitions::load(store).await?, rules);
     book.catch_up(store).await?;
     book.memberships.take_changes();
     Ok(book)
@@ -132,7 +162,7 @@ pub async fn rebuild_stored(store: &dyn Store, rules: ProfileRules) -> Result<Bo
 pub async fn open(store: &dyn Store, rules: ProfileRules) -> Result<Book> {
     let stored = store.profiles_state().await?;
     let log_end = store.last_seq().await?;
-    let mut book = Book::new(store.list_audiences().await?, rules);
+    let mut book = Book::new(Definitions::load(store).await?, rules);
     let on_top = stored
         .as_ref()
         .filter(|s| s.rules == book.rules.fingerprint && s.seq <= log_end);
@@ -249,7 +279,7 @@ pub async fn follow(
 }
 
 async fn reload_if_changed(store: &dyn Store, book: &RwLock<Book>) -> Result<()> {
-    let definitions = store.list_audiences().await?;
+    let definitions = Definitions::load(store).await?;
     if definitions == book.read().expect("book lock poisoned").definitions {
         return Ok(());
     }

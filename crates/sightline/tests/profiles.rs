@@ -692,3 +692,119 @@ async fn profiles_are_stored_and_a_rebuild_splits_an_over_merge() {
         drop(server);
     }
 }
+
+/// Computed traits defined through the API, the command line and a TOML file, kept as
+/// events arrive (backfilled over the log first) and usable in audience rules.
+#[tokio::test]
+async fn computed_traits_are_kept_live_and_feed_audiences() {
+    for backend in backends("computed").await {
+        let name = backend.name();
+        let creds = credentials(&backend, "web");
+        let key = creds.write_key.clone();
+        let server = Server::start(&backend, &[]);
+        // History before the definitions exist: the backfill takes it in.
+        let order = |user: &str, revenue: i64| json!({"userId": user, "event": "Order Completed", "properties": {"revenue": revenue}});
+        send_ok(&server, &key, "/v1/track", order("u1", 30)).await;
+
+        let post = |path: &'static str, body: Value| {
+            let (url, token) = (server.url.clone(), creds.token.clone());
+            async move {
+                client()
+                    .post(format!("{url}{path}"))
+                    .bearer_auth(token)
+                    .json(&body)
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+            }
+        };
+        let orders = json!({"name":"orders_30d","aggregate":{"kind":"count"},"within":"30d",
+                            "event":{"name":"Order Completed"}});
+        assert_eq!(
+            post("/api/v1/traits", orders.clone()).await,
+            StatusCode::CREATED,
+            "{name}"
+        );
+        assert_eq!(
+            post("/api/v1/traits", orders).await,
+            StatusCode::CONFLICT,
+            "{name}"
+        );
+        assert_eq!(
+            post(
+                "/api/v1/traits",
+                json!({"name":"x","aggregate":{"kind":"median"}})
+            )
+            .await,
+            StatusCode::BAD_REQUEST,
+            "{name}"
+        );
+        let store_args = backend.args();
+        let mut args = vec![
+            "trait",
+            "add",
+            r#"{"name":"ltv","aggregate":{"kind":"sum","property":"revenue"},"event":{"name":"Order Completed"}}"#,
+        ];
+        args.extend(store_args.iter().map(String::as_str));
+        let added = sightline(&args);
+        assert!(
+            added.status.success(),
+            "{}",
+            String::from_utf8_lossy(&added.stderr)
+        );
+        let dir = std::env::temp_dir().join(format!("sl-traits-{}-{name}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("traits.toml");
+        std::fs::write(
+            &file,
+            "[[trait]]\nname = \"last_order\"\nwithin = \"365d\"\n[trait.aggregate]\nkind = \"last_seen\"\n[trait.event]\nname = \"Order Completed\"\n",
+        )
+        .unwrap();
+        let mut args = vec!["trait", "import", file.to_str().unwrap()];
+        args.extend(store_args.iter().map(String::as_str));
+        assert!(sightline(&args).status.success(), "{name}");
+        assert_eq!(
+            post(
+                "/api/v1/audiences",
+                json!({"name":"repeat-buyers","rule":"computed orders_30d >= 2"})
+            )
+            .await,
+            StatusCode::CREATED
+        );
+
+        send_ok(&server, &key, "/v1/track", order("u1", 70)).await;
+        send_ok(&server, &key, "/v1/track", order("u2", 10)).await;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let computed = common::get_json(
+                &server,
+                &creds.token,
+                "/api/v1/profiles/user_id:u1/computed",
+            )
+            .await;
+            let members = common::get_json(
+                &server,
+                &creds.token,
+                "/api/v1/audiences/repeat-buyers/members",
+            )
+            .await;
+            let done = computed["computed"]["orders_30d"] == 2
+                && computed["computed"]["ltv"] == 100.0
+                && computed["computed"]["last_order"].is_number()
+                && members["count"] == 1;
+            if done {
+                assert!(members.to_string().contains("\"u1\""), "{name}: {members}");
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{name}: {computed} {members}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        let listed = common::sightline_json(&backend, &["trait", "list"]);
+        assert_eq!(listed.as_array().unwrap().len(), 3, "{name}: {listed}");
+        drop(server);
+    }
+}

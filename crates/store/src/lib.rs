@@ -11,6 +11,7 @@ use async_trait::async_trait;
 use sightline_core::{
     AudienceDefinition, Delivery, DeliveryStatus, DeniedCount, Destination, NewDestination,
     NewEvent, ProfileSave, ProfilesState, Role, Source, StoredEvent, StoredProfile, Token,
+    TraitDefinition,
 };
 use std::path::Path;
 use std::sync::Arc;
@@ -96,6 +97,9 @@ pub trait Store: Send + Sync + 'static {
         sync: &[String],
     ) -> Result<AudienceDefinition>;
     async fn list_audiences(&self) -> Result<Vec<AudienceDefinition>>;
+    /// Stores a computed trait definition (JSON); a taken name is a `Conflict`.
+    async fn create_trait(&self, name: &str, definition: &str) -> Result<TraitDefinition>;
+    async fn list_traits(&self) -> Result<Vec<TraitDefinition>>;
 
     async fn create_destination(&self, destination: NewDestination) -> Result<Destination>;
     async fn list_destinations(&self) -> Result<Vec<Destination>>;
@@ -176,6 +180,12 @@ mod columns {
 
     pub fn status(text: &str) -> DeliveryStatus {
         DeliveryStatus::parse(text).unwrap_or(DeliveryStatus::Dead)
+    }
+
+    pub fn trait_conflict(name: &str) -> crate::StoreError {
+        crate::StoreError::Conflict(format!(
+            "a computed trait named {name:?} already exists: pick another name"
+        ))
     }
 
     pub fn conflict(name: &str) -> crate::StoreError {

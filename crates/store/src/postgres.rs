@@ -10,7 +10,7 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use sightline_core::{
     AudienceDefinition, Delivery, DeliveryStatus, DeniedCount, Destination, EventType,
     NewDestination, NewEvent, ProfileSave, ProfilesState, Role, Source, StoredEvent, StoredProfile,
-    Token,
+    Token, TraitDefinition,
 };
 use std::collections::{HashMap, HashSet};
 use tokio::sync::mpsc;
@@ -130,6 +130,13 @@ const MIGRATIONS: &[&str] = &[
         event TEXT NOT NULL,
         count BIGINT NOT NULL,
         PRIMARY KEY (day, source_id, event)
+     );",
+    // 7: computed trait definitions.
+    "CREATE TABLE computed_traits (
+        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        definition TEXT NOT NULL,
+        created_at BIGINT NOT NULL
      );",
 ];
 
@@ -360,6 +367,15 @@ fn source_from_row(row: &Row) -> Source {
         id: row.get(0),
         name: row.get(1),
         created_at: row.get(2),
+    }
+}
+
+fn trait_from_row(row: &Row) -> TraitDefinition {
+    TraitDefinition {
+        id: row.get(0),
+        name: row.get(1),
+        definition: columns::parse_object(row.get(2)),
+        created_at: row.get(3),
     }
 }
 
@@ -614,6 +630,30 @@ impl Store for PostgresStore {
                 StoreError::Conflict(format!("an audience named {name:?} already exists"))
             })?;
         Ok(audience_from_row(&row))
+    }
+
+    async fn create_trait(&self, name: &str, definition: &str) -> Result<TraitDefinition> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "INSERT INTO computed_traits (name, definition, created_at) VALUES ($1, $2, $3)
+                 ON CONFLICT (name) DO NOTHING RETURNING id, name, definition, created_at",
+                &[&name, &definition, &sightline_core::time::now_ms()],
+            )
+            .await?
+            .ok_or_else(|| columns::trait_conflict(name))?;
+        Ok(trait_from_row(&row))
+    }
+
+    async fn list_traits(&self) -> Result<Vec<TraitDefinition>> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT id, name, definition, created_at FROM computed_traits ORDER BY id",
+                &[],
+            )
+            .await?;
+        Ok(rows.iter().map(trait_from_row).collect())
     }
 
     async fn list_audiences(&self) -> Result<Vec<AudienceDefinition>> {

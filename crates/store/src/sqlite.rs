@@ -15,7 +15,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use sightline_core::{
     AudienceDefinition, Delivery, DeliveryStatus, DeniedCount, Destination, EventType,
     NewDestination, NewEvent, ProfileSave, ProfilesState, Role, Source, StoredEvent, StoredProfile,
-    Token,
+    Token, TraitDefinition,
 };
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -128,6 +128,13 @@ const MIGRATIONS: &[&str] = &[
         count INTEGER NOT NULL,
         PRIMARY KEY (day, source_id, event)
      ) WITHOUT ROWID;",
+    // 7: computed trait definitions.
+    "CREATE TABLE computed_traits (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        name TEXT NOT NULL UNIQUE,
+        definition TEXT NOT NULL,
+        created_at INTEGER NOT NULL
+     );",
 ];
 
 pub struct SqliteStore {
@@ -310,6 +317,15 @@ fn commit_group(conn: &mut Connection, group: &[AppendRequest]) -> Result<Vec<Ve
     }
     tx.commit()?;
     Ok(results)
+}
+
+fn trait_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<TraitDefinition> {
+    Ok(TraitDefinition {
+        id: row.get(0)?,
+        name: row.get(1)?,
+        definition: columns::parse_object(&row.get::<_, String>(2)?),
+        created_at: row.get(3)?,
+    })
 }
 
 fn event_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredEvent> {
@@ -598,6 +614,32 @@ impl Store for SqliteStore {
             .ok_or_else(|| {
                 StoreError::Conflict(format!("an audience named {name:?} already exists"))
             })
+        })
+        .await
+    }
+
+    async fn create_trait(&self, name: &str, definition: &str) -> Result<TraitDefinition> {
+        let (name, definition) = (name.to_string(), definition.to_string());
+        self.with_conn(move |conn| {
+            conn.query_row(
+                "INSERT INTO computed_traits (name, definition, created_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (name) DO NOTHING RETURNING id, name, definition, created_at",
+                params![name, definition, sightline_core::time::now_ms()],
+                trait_from_row,
+            )
+            .optional()?
+            .ok_or_else(|| columns::trait_conflict(&name))
+        })
+        .await
+    }
+
+    async fn list_traits(&self) -> Result<Vec<TraitDefinition>> {
+        self.with_conn(|conn| {
+            let mut stmt = conn.prepare(
+                "SELECT id, name, definition, created_at FROM computed_traits ORDER BY id",
+            )?;
+            let rows = stmt.query_map([], trait_from_row)?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
         })
         .await
     }

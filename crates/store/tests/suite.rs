@@ -562,3 +562,16 @@ async fn stored_profiles_apply_saves_in_order_and_refuse_a_moved_base() {
         );
     }
 }
+
+#[tokio::test]
+async fn computed_trait_definitions() {
+    for (name, store) in backends("traits").await {
+        assert!(store.list_traits().await.unwrap().is_empty(), "{name}");
+        let definition = r#"{"name":"orders","aggregate":{"kind":"count"}}"#;
+        let created = store.create_trait("orders", definition).await.unwrap();
+        assert_eq!(created.definition["aggregate"]["kind"], "count", "{name}");
+        let err = store.create_trait("orders", definition).await.unwrap_err();
+        assert!(err.to_string().contains("already exists"), "{name}: {err}");
+        assert_eq!(store.list_traits().await.unwrap(), [created], "{name}");
+    }
+}
