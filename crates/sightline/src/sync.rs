@@ -27,9 +27,18 @@ const MAX_ATTEMPTS: u32 = 8;
 /// Members per snapshot request.
 const SNAPSHOT_CHUNK: usize = 1000;
 
+/// Whether a destination gets emails and phones only hashed: it asks for hashing in its
+/// transform (as an ad platform's connector does).
+fn hashed_only(destination: &Destination) -> bool {
+    destination.transform["hash"]
+        .as_array()
+        .is_some_and(|paths| !paths.is_empty())
+}
+
 /// A profile's identifiers as a sync message carries them: emails and phones also as the
-/// SHA-256 of their normalised value, the form ad platforms match on.
-fn identifiers(book: &Book, profile: &str) -> Value {
+/// SHA-256 of their normalised value, the form ad platforms match on — and only so when
+/// `hashed_only`.
+fn identifiers(book: &Book, profile: &str, hashed_only: bool) -> Value {
     let Some(identity) = profile
         .parse()
         .ok()
@@ -46,6 +55,9 @@ fn identifiers(book: &Book, profile: &str) -> Value {
             let mut entry = json!({"type": kind, "value": i.value});
             if kind == "email" || kind == "phone" {
                 entry["sha256"] = hex::encode(Sha256::digest(i.value.as_bytes())).into();
+                if let Some(entry) = entry.as_object_mut().filter(|_| hashed_only) {
+                    entry.remove("value");
+                }
             }
             entry
         })
@@ -117,17 +129,21 @@ impl Syncer {
 
     async fn snapshot(&self) {
         for (audience, destinations) in self.targets().await {
-            let members: Vec<Value> = {
-                let book = self.book.read().expect("book lock poisoned");
-                let Some(members) = book.memberships.members(&audience) else {
-                    continue;
-                };
-                members
-                    .iter()
-                    .map(|id| json!({"profile": id.0.to_string(), "identifiers": identifiers(&book, &id.0.to_string())}))
-                    .collect()
-            };
             for destination in &destinations {
+                let members: Vec<Value> = {
+                    let book = self.book.read().expect("book lock poisoned");
+                    let Some(members) = book.memberships.members(&audience) else {
+                        continue;
+                    };
+                    let hashed = hashed_only(destination);
+                    members
+                        .iter()
+                        .map(|id| {
+                            let profile = id.0.to_string();
+                            json!({"profile": profile, "identifiers": identifiers(&book, &profile, hashed)})
+                        })
+                        .collect()
+                };
                 for (part, chunk) in members.chunks(SNAPSHOT_CHUNK).enumerate() {
                     let body = json!({"audience": audience, "snapshot": true, "part": part, "members": chunk});
                     let key = format!("audience:{audience}:snapshot:{}:{part}", time::now_ms());
@@ -157,7 +173,7 @@ impl Syncer {
                     out.push(json!({
                         "action": if change.transition == Transition::Entered { "add" } else { "remove" },
                         "profile": change.profile,
-                        "identifiers": identifiers(&book, &change.profile),
+                        "identifiers": identifiers(&book, &change.profile, hashed_only(destination)),
                         "at": time::format_ms(change.at),
                         "caused_by": change.caused_by,
                     }));

@@ -70,6 +70,28 @@ async fn suppression_list_adds_and_removes_reach_the_ad_platform() {
                 "advertising",
             ],
         );
+        // A second ad platform asks for hashed identifiers only (its transform hashes).
+        let (hashed_url, hashed_got) = receiver().await;
+        let transform = std::env::temp_dir().join(format!(
+            "sl-sync-transform-{}-{}.toml",
+            std::process::id(),
+            backend.name()
+        ));
+        std::fs::write(&transform, "hash = [\"*.email\"]\n").unwrap();
+        sightline_json(
+            &backend,
+            &[
+                "destination",
+                "add",
+                "ads-hashed",
+                "--url",
+                &hashed_url,
+                "--purposes",
+                "advertising",
+                "--transform",
+                transform.to_str().unwrap(),
+            ],
+        );
         sightline_json(
             &backend,
             &[
@@ -80,6 +102,8 @@ async fn suppression_list_adds_and_removes_reach_the_ad_platform() {
                 r#"event "Order Completed" count >= 1 within 30d"#,
                 "--sync",
                 "ads",
+                "--sync",
+                "ads-hashed",
             ],
         );
         let server = Server::start(&backend, &[]);
@@ -142,6 +166,38 @@ async fn suppression_list_adds_and_removes_reach_the_ad_platform() {
             64,
             "hashed for ad-platform matching"
         );
+        assert_eq!(email["value"], "ann@example.com");
+        let mut hashed = None;
+        for _ in 0..500 {
+            hashed = hashed_got
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|b| b["audience"] == "recent-buyers" && b.get("changes").is_some())
+                .cloned();
+            if hashed.is_some() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        let hashed = hashed.expect("the hashed-only destination got the add");
+        let email = hashed["changes"][0]["identifiers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["type"] == "email")
+            .cloned()
+            .unwrap();
+        assert_eq!(
+            email["sha256"],
+            message["changes"][0]["identifiers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|i| i["type"] == "email")
+                .unwrap()["sha256"]
+        );
+        assert!(email.get("value").is_none(), "{}: {hashed}", backend.name());
         drop(server);
     }
 }
