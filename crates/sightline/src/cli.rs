@@ -108,6 +108,13 @@ enum AudienceCommand {
         #[arg(long)]
         csv: bool,
     },
+    /// Print an audience's enter and exit records, oldest first, one JSON object per line
+    /// (each with its time and the event or timer that caused it).
+    History {
+        name: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -611,6 +618,16 @@ async fn audience(command: AudienceCommand, file: &FileConfig) -> Result<()> {
                 for member in list {
                     println!("{member}");
                 }
+            }
+        }
+        AudienceCommand::History { name, store } => {
+            let store = store.open(file).await?;
+            let book = crate::profiles::rebuild(store.as_ref(), file.profile_rules()?).await?;
+            let history = book.memberships.history(&name).with_context(|| {
+                format!("no audience named {name:?}: `sightline audience list` shows them")
+            })?;
+            for change in history {
+                println!("{}", serde_json::to_string(change)?);
             }
         }
     }

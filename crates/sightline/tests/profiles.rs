@@ -517,6 +517,25 @@ async fn audiences_follow_events_and_time() {
             1,
             "the CLI rebuilds the same memberships: {listed}"
         );
+        let mut args = vec!["audience", "history", "buyers"];
+        args.extend(store_args.iter().map(String::as_str));
+        let output = sightline(&args);
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let records: Vec<Value> = String::from_utf8(output.stdout)
+            .unwrap()
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect();
+        assert!(
+            records
+                .iter()
+                .any(|r| r["transition"] == "entered" && r["caused_by"]["event"].is_number()),
+            "{records:?}"
+        );
     }
 }
 
