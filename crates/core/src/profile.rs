@@ -35,6 +35,9 @@ pub struct ProfileRows {
     pub events: Vec<(i64, i64)>,
     /// Counts of events without analytics consent, added to the stored ones.
     pub denied_counts: Vec<DeniedCount>,
+    /// Live audience enter and exit records `(audience, JSON)`, appended to the history
+    /// (which a rebuild leaves alone: it is what happened, not what is derived).
+    pub audience_changes: Vec<(String, String)>,
 }
 
 /// How many events of one name, from one source, on one day (UTC) were not covered by

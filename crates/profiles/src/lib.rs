@@ -463,6 +463,7 @@ impl Profiles {
                 .iter()
                 .map(|(key, &count)| denied_count(key, count))
                 .collect(),
+            audience_changes: Vec::new(),
         }
     }
 

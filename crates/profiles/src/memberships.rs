@@ -9,10 +9,10 @@ use sightline_audience::{
 };
 use sightline_core::{time, StoredEvent};
 use sightline_identity::ProfileId;
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::BTreeSet;
 
-/// How many enter/exit records are kept per audience (oldest dropped first).
-const HISTORY: usize = 100_000;
+/// How many enter/exit records wait to be taken (beyond that, the oldest are kept).
+const OUTBOX: usize = 100_000;
 
 pub struct Memberships {
     audiences: Vec<Audience>,
@@ -21,7 +21,6 @@ pub struct Memberships {
     traits: Vec<ComputedTrait>,
     trait_states: FxHashMap<(usize, ProfileId), TraitState>,
     members: Vec<BTreeSet<ProfileId>>,
-    history: Vec<VecDeque<MembershipChange>>,
     /// (when, audience, profile): when membership may change with no new event.
     timers: BTreeSet<(i64, usize, ProfileId)>,
     /// Changes not yet taken by [`Memberships::take_changes`] (bounded).
@@ -41,7 +40,6 @@ impl Memberships {
             traits,
             trait_states: FxHashMap::default(),
             members: vec![BTreeSet::new(); n],
-            history: vec![VecDeque::new(); n],
             timers: BTreeSet::new(),
             outbox: Vec::new(),
         }
@@ -65,23 +63,13 @@ impl Memberships {
         self.index(name).map(|i| &self.members[i])
     }
 
-    /// Enter and exit records of an audience, oldest first.
-    pub fn history(&self, name: &str) -> Option<impl Iterator<Item = &MembershipChange>> {
-        self.index(name).map(|i| self.history[i].iter())
-    }
-
     fn record(&mut self, audience: usize, profile: ProfileId, change: Option<MembershipChange>) {
         let Some(change) = change else { return };
         match change.transition {
             sightline_audience::Transition::Entered => self.members[audience].insert(profile),
             sightline_audience::Transition::Exited => self.members[audience].remove(&profile),
         };
-        let history = &mut self.history[audience];
-        if history.len() == HISTORY {
-            history.pop_front();
-        }
-        history.push_back(change.clone());
-        if self.outbox.len() < HISTORY {
+        if self.outbox.len() < OUTBOX {
             self.outbox.push(change);
         }
     }

@@ -733,7 +733,6 @@ async fn audience_part(
     if let Err(denied) = caller.require(&[Role::Marketing, Role::Security]) {
         return denied;
     }
-    let book = state.book.read().expect("book lock poisoned");
     let unknown = || {
         error(
             StatusCode::NOT_FOUND,
@@ -741,6 +740,31 @@ async fn audience_part(
             format!("no audience named {name:?} (a new one appears within a few seconds)"),
         )
     };
+    if part == "history" {
+        let known = {
+            let book = state.book.read().expect("book lock poisoned");
+            book.memberships.members(&name).is_some()
+        };
+        if !known {
+            return unknown();
+        }
+        let (after, limit) = match page_bounds(&query) {
+            Ok(bounds) => bounds,
+            Err(e) => return e,
+        };
+        return match state.store.audience_history(&name, after, limit).await {
+            Ok(rows) => {
+                let next_after = rows.last().map(|(id, _)| *id);
+                let history: Vec<serde_json::Value> = rows
+                    .iter()
+                    .filter_map(|(_, change)| serde_json::from_str(change).ok())
+                    .collect();
+                Json(json!({"history": history, "next_after": next_after})).into_response()
+            }
+            Err(e) => store_error(e),
+        };
+    }
+    let book = state.book.read().expect("book lock poisoned");
     match part.as_str() {
         "members" => {
             let Some(members) = book.memberships.members(&name) else {
@@ -765,10 +789,7 @@ async fn audience_part(
                 }
             }
         }
-        "history" => match book.memberships.history(&name) {
-            Some(history) => Json(json!({"history": history.collect::<Vec<_>>()})).into_response(),
-            None => unknown(),
-        },
+
         _ => error(
             StatusCode::NOT_FOUND,
             "not_found",

@@ -622,12 +622,19 @@ async fn audience(command: AudienceCommand, file: &FileConfig) -> Result<()> {
         }
         AudienceCommand::History { name, store } => {
             let store = store.open(file).await?;
-            let book = crate::profiles::rebuild(store.as_ref(), file.profile_rules()?).await?;
-            let history = book.memberships.history(&name).with_context(|| {
-                format!("no audience named {name:?}: `sightline audience list` shows them")
-            })?;
-            for change in history {
-                println!("{}", serde_json::to_string(change)?);
+            if !store.list_audiences().await?.iter().any(|a| a.name == name) {
+                bail!("no audience named {name:?}: `sightline audience list` shows them");
+            }
+            let mut after = 0;
+            loop {
+                let page = store.audience_history(&name, after, 1000).await?;
+                let Some(&(last, _)) = page.last() else {
+                    break;
+                };
+                for (_, change) in page {
+                    println!("{change}");
+                }
+                after = last;
             }
         }
     }

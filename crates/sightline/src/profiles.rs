@@ -260,8 +260,18 @@ pub async fn follow(
             book.memberships.fire_timers(&book.profiles, now);
             metrics::gauge!("sightline_profiles_applied_seq").set(book.profiles.last_seq() as f64);
             metrics::gauge!("sightline_profiles").set(book.profiles.profile_count() as f64);
-            let save = (book.profiles.last_seq() != book.saved_seq).then(|| book.changes());
-            (book.memberships.take_changes(), save)
+            let news = book.memberships.take_changes();
+            // Timers change memberships with no new event: their records are saved too.
+            let save =
+                (book.profiles.last_seq() != book.saved_seq || !news.is_empty()).then(|| {
+                    let mut save = book.changes();
+                    save.rows.audience_changes = news
+                        .iter()
+                        .filter_map(|c| Some((c.audience.clone(), serde_json::to_string(c).ok()?)))
+                        .collect();
+                    save
+                });
+            (news, save)
         };
         if let Some(save) = save {
             owed = pay(store.as_ref(), &book, Owed::Changes(save)).await.err();

@@ -100,6 +100,14 @@ pub trait Store: Send + Sync + 'static {
     /// Stores a computed trait definition (JSON); a taken name is a `Conflict`.
     async fn create_trait(&self, name: &str, definition: &str) -> Result<TraitDefinition>;
     async fn list_traits(&self) -> Result<Vec<TraitDefinition>>;
+    /// An audience's stored enter and exit records with `id > after`, oldest first, as
+    /// `(id, JSON)`.
+    async fn audience_history(
+        &self,
+        audience: &str,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<(i64, String)>>;
 
     async fn create_destination(&self, destination: NewDestination) -> Result<Destination>;
     async fn list_destinations(&self) -> Result<Vec<Destination>>;

@@ -138,6 +138,13 @@ const MIGRATIONS: &[&str] = &[
         definition TEXT NOT NULL,
         created_at BIGINT NOT NULL
      );",
+    // 8: the history of live audience enters and exits.
+    "CREATE TABLE audience_changes (
+        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        audience TEXT NOT NULL,
+        change TEXT NOT NULL
+     );
+     CREATE INDEX audience_changes_by_audience ON audience_changes (audience, id);",
 ];
 
 pub struct PostgresStore {
@@ -645,6 +652,23 @@ impl Store for PostgresStore {
         Ok(trait_from_row(&row))
     }
 
+    async fn audience_history(
+        &self,
+        audience: &str,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<(i64, String)>> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT id, change FROM audience_changes WHERE audience = $1 AND id > $2
+                 ORDER BY id LIMIT $3",
+                &[&audience, &after, &(limit as i64)],
+            )
+            .await?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
     async fn list_traits(&self) -> Result<Vec<TraitDefinition>> {
         let client = self.client().await?;
         let rows = client
@@ -875,6 +899,16 @@ impl Store for PostgresStore {
                 "INSERT INTO profile_events (profile_id, seq)
                  SELECT * FROM unnest($1::bigint[], $2::bigint[]) ON CONFLICT DO NOTHING",
                 &[&profiles, &seqs],
+            )
+            .await?;
+        }
+        for chunk in rows.audience_changes.chunks(SAVE_CHUNK) {
+            let audiences: Vec<&str> = chunk.iter().map(|(a, _)| a.as_str()).collect();
+            let changes: Vec<&str> = chunk.iter().map(|(_, c)| c.as_str()).collect();
+            tx.execute(
+                "INSERT INTO audience_changes (audience, change)
+                 SELECT * FROM unnest($1::text[], $2::text[])",
+                &[&audiences, &changes],
             )
             .await?;
         }

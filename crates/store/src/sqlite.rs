@@ -135,6 +135,13 @@ const MIGRATIONS: &[&str] = &[
         definition TEXT NOT NULL,
         created_at INTEGER NOT NULL
      );",
+    // 8: the history of live audience enters and exits.
+    "CREATE TABLE audience_changes (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        audience TEXT NOT NULL,
+        change TEXT NOT NULL
+     );
+     CREATE INDEX audience_changes_by_audience ON audience_changes (audience, id);",
 ];
 
 pub struct SqliteStore {
@@ -633,6 +640,26 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn audience_history(
+        &self,
+        audience: &str,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<(i64, String)>> {
+        let audience = audience.to_string();
+        self.with_conn(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT id, change FROM audience_changes WHERE audience = ?1 AND id > ?2
+                 ORDER BY id LIMIT ?3",
+            )?;
+            let rows = stmt.query_map(params![audience, after, limit as i64], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+        .await
+    }
+
     async fn list_traits(&self) -> Result<Vec<TraitDefinition>> {
         self.with_conn(|conn| {
             let mut stmt = conn.prepare(
@@ -904,6 +931,11 @@ fn save_profiles(conn: &mut Connection, save: ProfileSave) -> Result<()> {
         )?;
         for &(profile, seq) in &rows.events {
             event.execute([profile, seq])?;
+        }
+        let mut history =
+            tx.prepare_cached("INSERT INTO audience_changes (audience, change) VALUES (?1, ?2)")?;
+        for (audience, change) in &rows.audience_changes {
+            history.execute(params![audience, change])?;
         }
         let mut count = tx.prepare_cached(
             "INSERT INTO consent_denied_counts (day, source_id, event, count) VALUES (?1, ?2, ?3, ?4)

@@ -436,6 +436,7 @@ async fn stored_profiles_apply_saves_in_order_and_refuse_a_moved_base() {
                 ],
                 events: vec![(a, stored[0]), (a, stored[1]), (b, stored[2])],
                 denied_counts: vec![denied("2026-05-04", 3), denied("2026-05-05", 1)],
+                audience_changes: vec![("buyers".into(), r#"{"n":1}"#.into())],
             },
         };
         store.save_profiles(first).await.unwrap();
@@ -479,6 +480,10 @@ async fn stored_profiles_apply_saves_in_order_and_refuse_a_moved_base() {
                 identifiers: vec![],
                 events: vec![(a, stored[3])],
                 denied_counts: vec![denied("2026-05-04", 2)],
+                audience_changes: vec![
+                    ("buyers".into(), r#"{"n":2}"#.into()),
+                    ("other".into(), r#"{"n":3}"#.into()),
+                ],
             },
         };
         store.save_profiles(merge.clone()).await.unwrap();
@@ -502,6 +507,14 @@ async fn stored_profiles_apply_saves_in_order_and_refuse_a_moved_base() {
             .await
             .unwrap();
         assert_eq!(counts, [denied("2026-05-04", 5)], "{name}: saves add up");
+        let history = store.audience_history("buyers", 0, 10).await.unwrap();
+        let changes: Vec<&str> = history.iter().map(|(_, c)| c.as_str()).collect();
+        assert_eq!(changes, [r#"{"n":1}"#, r#"{"n":2}"#], "{name}");
+        let later = store
+            .audience_history("buyers", history[0].0, 10)
+            .await
+            .unwrap();
+        assert_eq!(later.len(), 1, "{name}: paged by id");
 
         // A save on a base that moved (here: replaying the same save) changes nothing.
         let err = store.save_profiles(merge).await.unwrap_err();
@@ -559,6 +572,11 @@ async fn stored_profiles_apply_saves_in_order_and_refuse_a_moved_base() {
                 .unwrap()
                 .is_empty(),
             "{name}: a rebuild replaces the counts"
+        );
+        assert_eq!(
+            store.audience_history("buyers", 0, 10).await.unwrap().len(),
+            2,
+            "{name}: a rebuild keeps the history of what happened"
         );
     }
 }
