@@ -254,6 +254,11 @@ fn identifier(id: &str) -> Result<(&str, &str), Response> {
         })
 }
 
+/// A request's JSON body, or a 400 that shows what to send (`hint`) and what was wrong.
+fn json_body<T: serde::de::DeserializeOwned>(body: &[u8], hint: &str) -> Result<T, Response> {
+    serde_json::from_slice(body).map_err(|e| bad_request(format!("{hint}: {e}")))
+}
+
 /// Runs `f` on the profile an identifier names, or answers 404.
 fn with_profile<T>(
     state: &ApiState,
@@ -404,13 +409,12 @@ async fn record_consent(
             ),
         );
     }
-    let request = match serde_json::from_slice(&body) {
-        Ok(request) => request,
-        Err(e) => {
-            return bad_request(format!(
-                "send {{\"identifier\":\"type:value\",\"purposes\":{{…}}}}: {e}"
-            ))
-        }
+    let request = match json_body(
+        &body,
+        "send {\"identifier\":\"type:value\",\"purposes\":{…}}",
+    ) {
+        Ok(parsed) => parsed,
+        Err(response) => return response,
     };
     let now = time::now_ms();
     let policy = state.policy();
@@ -493,13 +497,12 @@ async fn add_destination(
     if let Err(denied) = caller.require(&[Role::Marketing]) {
         return denied;
     }
-    let spec: sightline_activate::DestinationSpec = match serde_json::from_slice(&body) {
-        Ok(spec) => spec,
-        Err(e) => {
-            return bad_request(format!(
-                "send {{\"name\":…,\"url\":\"http://…\",\"purposes\":[…]}}: {e}"
-            ))
-        }
+    let spec: sightline_activate::DestinationSpec = match json_body(
+        &body,
+        "send {\"name\":…,\"url\":\"http://…\",\"purposes\":[…]}",
+    ) {
+        Ok(parsed) => parsed,
+        Err(response) => return response,
     };
     let policy = state.policy();
     let new = match spec.validate(&policy) {
@@ -542,13 +545,12 @@ async fn replay(
     if let Err(denied) = caller.require(&[Role::Marketing]) {
         return denied;
     }
-    let request: ReplayRequest = match serde_json::from_slice(&body) {
-        Ok(request) => request,
-        Err(e) => {
-            return bad_request(format!(
-                "send {{\"dead\":true}} or {{\"from_seq\":N,\"to_seq\":M}}: {e}"
-            ))
-        }
+    let request: ReplayRequest = match json_body(
+        &body,
+        "send {\"dead\":true} or {\"from_seq\":N,\"to_seq\":M}",
+    ) {
+        Ok(parsed) => parsed,
+        Err(response) => return response,
     };
     let destination = match state.store.destination_by_name(&name).await {
         Ok(Some(destination)) => destination,
@@ -671,13 +673,12 @@ async fn add_trait(
     if let Err(denied) = caller.require(&[Role::Marketing]) {
         return denied;
     }
-    let definition: sightline_audience::ComputedTrait = match serde_json::from_slice(&body) {
-        Ok(definition) => definition,
-        Err(e) => {
-            return bad_request(format!(
-                "send a computed trait, e.g. {{\"name\":\"orders\",\"aggregate\":{{\"kind\":\"count\"}}}}: {e}"
-            ))
-        }
+    let definition: sightline_audience::ComputedTrait = match json_body(
+        &body,
+        "send a computed trait, e.g. {\"name\":\"orders\",\"aggregate\":{\"kind\":\"count\"}}",
+    ) {
+        Ok(parsed) => parsed,
+        Err(response) => return response,
     };
     match crate::cli::add_trait(state.store.as_ref(), &definition).await {
         Ok(created) => (StatusCode::CREATED, Json(created)).into_response(),
@@ -700,9 +701,9 @@ async fn add_audience(
     if let Err(denied) = caller.require(&[Role::Marketing]) {
         return denied;
     }
-    let new: NewAudience = match serde_json::from_slice(&body) {
-        Ok(new) => new,
-        Err(e) => return bad_request(format!("send {{\"name\":…,\"rule\":…}}: {e}")),
+    let new: NewAudience = match json_body(&body, "send {\"name\":…,\"rule\":…}") {
+        Ok(parsed) => parsed,
+        Err(response) => return response,
     };
     match crate::cli::add_audience(state.store.as_ref(), &new.name, &new.rule, &new.sync).await {
         Ok(definition) => (StatusCode::CREATED, Json(definition)).into_response(),
