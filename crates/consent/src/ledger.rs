@@ -59,6 +59,21 @@ impl Ledger {
         self.0.is_empty()
     }
 
+    /// The decision in force for one purpose at the moment `(at, seq)`: [`Ledger::state_at`]
+    /// for one purpose, reading back from that moment only as far as the last statement of
+    /// it (usually the last entry), so it stays cheap as a ledger grows.
+    pub fn decision_at(&self, purpose: &str, at: i64, seq: i64) -> Option<InForce> {
+        let known = self.0.partition_point(|c| c.moment() <= (at, seq));
+        self.0[..known].iter().rev().find_map(|change| {
+            let decision = *change.decisions.get(purpose)?;
+            (decision != Decision::NotStated).then_some(InForce {
+                decision,
+                at: change.at,
+                seq: change.seq,
+            })
+        })
+    }
+
     /// Adds a change in its place by `(at, seq)`.
     pub fn record(&mut self, change: ConsentChange) {
         let place = self.0.partition_point(|c| c.moment() <= change.moment());

@@ -221,6 +221,7 @@ proptest! {
         }
         let state = ledger.state_at(at, seq);
         for purpose in ["analytics", "advertising"] {
+            prop_assert_eq!(ledger.decision_at(purpose, at, seq), state.get(purpose).copied());
             let expected = changes
                 .iter()
                 .filter(|c| (c.at, c.seq) <= (at, seq) && c.decisions.get(purpose).is_some_and(|&d| d != Decision::NotStated))

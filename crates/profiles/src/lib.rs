@@ -389,8 +389,7 @@ impl Profiles {
         let decision = match profile.and_then(|p| self.facts.get(&p)) {
             Some(facts) => facts
                 .consent
-                .state_at(event_time(event, body), event.seq)
-                .get(ANALYTICS)
+                .decision_at(ANALYTICS, event_time(event, body), event.seq)
                 .map(|s| s.decision),
             None => {
                 let signals = EventSignals::read(body);

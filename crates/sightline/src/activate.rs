@@ -121,12 +121,7 @@ pub async fn destination(command: DestinationCommand, file: &FileConfig) -> Resu
         } => {
             let transform = match transform {
                 None => Transform::default(),
-                Some(path) => {
-                    let text = std::fs::read_to_string(&path)
-                        .with_context(|| format!("cannot read {}", path.display()))?;
-                    toml::from_str(&text)
-                        .with_context(|| format!("{} is not a valid transform", path.display()))?
-                }
+                Some(path) => crate::cli::read_toml(&path, "transform")?,
             };
             let spec = DestinationSpec {
                 name,
@@ -167,10 +162,7 @@ pub async fn destination(command: DestinationCommand, file: &FileConfig) -> Resu
             struct DestinationsFile {
                 destination: Vec<DestinationSpec>,
             }
-            let text = std::fs::read_to_string(&path)
-                .with_context(|| format!("cannot read {}", path.display()))?;
-            let listed: DestinationsFile = toml::from_str(&text)
-                .with_context(|| format!("{} is not a valid destinations file", path.display()))?;
+            let listed: DestinationsFile = crate::cli::read_toml(&path, "destinations file")?;
             let policy = file.consent_policy()?;
             // Every entry is checked before any is stored: a file is taken whole or not at all.
             let checked = listed
@@ -186,14 +178,11 @@ pub async fn destination(command: DestinationCommand, file: &FileConfig) -> Resu
             let mut report = Vec::new();
             for new in checked {
                 let name = new.name.clone();
-                match store.create_destination(new).await {
-                    Ok(created) => report.push(json!({"name": created.name, "id": created.id,
-                        "signing_secret": created.signing_secret})),
-                    Err(sightline_store::StoreError::Conflict(_)) => {
-                        report.push(json!({"name": name, "skipped": "the name is taken"}))
-                    }
-                    Err(e) => return Err(e.into()),
-                }
+                let created = store.create_destination(new).await;
+                let created = created.map_err(anyhow::Error::from).map(
+                    |d| json!({"name": d.name, "id": d.id, "signing_secret": d.signing_secret}),
+                );
+                report.push(crate::cli::imported(&name, created)?);
             }
             if json {
                 println!("{}", Value::Array(report));

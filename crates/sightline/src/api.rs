@@ -186,6 +186,21 @@ fn store_error(e: sightline_store::StoreError) -> Response {
     )
 }
 
+/// 201 with what was created; 409 for a taken name, 503 when the store failed, else 400
+/// with what to fix.
+fn created(result: anyhow::Result<impl serde::Serialize>) -> Response {
+    match result {
+        Ok(created) => (StatusCode::CREATED, Json(created)).into_response(),
+        Err(e) => match e.downcast::<sightline_store::StoreError>() {
+            Ok(sightline_store::StoreError::Conflict(message)) => {
+                error(StatusCode::CONFLICT, "conflict", message)
+            }
+            Ok(other) => store_error(other),
+            Err(e) => bad_request(format!("{e:#}")),
+        },
+    }
+}
+
 const MAX_PAGE: usize = 1000;
 
 /// `after` (default 0) and `limit` (default 100, at most [`MAX_PAGE`]) of a paged read.
@@ -509,18 +524,12 @@ async fn add_destination(
         Ok(new) => new,
         Err(message) => return bad_request(message),
     };
-    match state.store.create_destination(new).await {
-        Ok(created) => (
-            StatusCode::CREATED,
-            Json(json!({"id": created.id, "name": created.name,
-                        "signing_secret": created.signing_secret})),
-        )
-            .into_response(),
-        Err(sightline_store::StoreError::Conflict(message)) => {
-            error(StatusCode::CONFLICT, "conflict", message)
-        }
-        Err(e) => store_error(e),
-    }
+    let stored = state.store.create_destination(new).await;
+    created(
+        stored
+            .map_err(anyhow::Error::from)
+            .map(|d| json!({"id": d.id, "name": d.name, "signing_secret": d.signing_secret})),
+    )
 }
 
 /// What `POST /api/v1/destinations/{name}/replay` sends again.
@@ -680,16 +689,7 @@ async fn add_trait(
         Ok(parsed) => parsed,
         Err(response) => return response,
     };
-    match crate::cli::add_trait(state.store.as_ref(), &definition).await {
-        Ok(created) => (StatusCode::CREATED, Json(created)).into_response(),
-        Err(e) => match e.downcast::<sightline_store::StoreError>() {
-            Ok(sightline_store::StoreError::Conflict(message)) => {
-                error(StatusCode::CONFLICT, "conflict", message)
-            }
-            Ok(other) => store_error(other),
-            Err(e) => bad_request(format!("{e:#}")),
-        },
-    }
+    created(crate::cli::add_trait(state.store.as_ref(), &definition).await)
 }
 
 /// `POST /api/v1/audiences` `{"name":…,"rule":…}`: the rule in the text form.
@@ -705,23 +705,7 @@ async fn add_audience(
         Ok(parsed) => parsed,
         Err(response) => return response,
     };
-    match crate::cli::add_audience(state.store.as_ref(), &new.name, &new.rule, &new.sync).await {
-        Ok(definition) => (StatusCode::CREATED, Json(definition)).into_response(),
-        Err(e) => match e.downcast_ref::<sightline_store::StoreError>() {
-            Some(sightline_store::StoreError::Conflict(message)) => {
-                error(StatusCode::CONFLICT, "conflict", message.clone())
-            }
-            Some(other) => {
-                tracing::error!(error = %other, "store error");
-                error(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "store_unavailable",
-                    "the store did not answer: retry",
-                )
-            }
-            None => bad_request(format!("{e:#}")),
-        },
-    }
+    created(crate::cli::add_audience(state.store.as_ref(), &new.name, &new.rule, &new.sync).await)
 }
 
 /// `GET /api/v1/audiences/{name}/members|history`

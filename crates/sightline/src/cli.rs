@@ -466,6 +466,24 @@ pub async fn run(cli: Cli) -> Result<()> {
     }
 }
 
+/// Reads a TOML file (of `[[table]]` lists) into `T`; the error names the file.
+pub fn read_toml<T: serde::de::DeserializeOwned>(path: &std::path::Path, what: &str) -> Result<T> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("{} is not a valid {what}", path.display()))
+}
+
+/// An import's line for one entry: what was created, or that its name was taken (the
+/// import goes on); any other failure stops it.
+pub fn imported(name: &str, created: Result<serde_json::Value>) -> Result<serde_json::Value> {
+    created.or_else(|e| match e.downcast_ref::<sightline_store::StoreError>() {
+        Some(sightline_store::StoreError::Conflict(_)) => {
+            Ok(json!({"name": name, "skipped": "the name is taken"}))
+        }
+        _ => Err(e),
+    })
+}
+
 /// Checks a computed trait definition and stores it.
 pub async fn add_trait(
     store: &dyn Store,
@@ -530,22 +548,14 @@ async fn computed_traits(command: TraitCommand, file: &FileConfig) -> Result<()>
                 #[serde(rename = "trait")]
                 traits: Vec<ComputedTrait>,
             }
-            let text = std::fs::read_to_string(&path)
-                .with_context(|| format!("cannot read {}", path.display()))?;
-            let listed: TraitsFile = toml::from_str(&text).with_context(|| {
-                format!("{} is not a valid computed traits file", path.display())
-            })?;
+            let listed: TraitsFile = read_toml(&path, "computed traits file")?;
             let store = store.open(file).await?;
             let mut report = Vec::new();
             for definition in &listed.traits {
-                match add_trait(store.as_ref(), definition).await {
-                    Ok(created) => report.push(json!({"name": created.name, "id": created.id})),
-                    Err(e) => match e.downcast_ref::<sightline_store::StoreError>() {
-                        Some(sightline_store::StoreError::Conflict(_)) => report
-                            .push(json!({"name": definition.name, "skipped": "the name is taken"})),
-                        _ => return Err(e),
-                    },
-                }
+                let created = add_trait(store.as_ref(), definition)
+                    .await
+                    .map(|t| json!({"name": t.name, "id": t.id}));
+                report.push(imported(&definition.name, created)?);
             }
             if json {
                 println!("{}", serde_json::Value::Array(report));
