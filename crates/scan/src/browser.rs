@@ -2,20 +2,23 @@
 //! a journey and records what the network did. IO only: classification and rules live
 //! elsewhere.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
 use chromiumoxide::browser::{Browser, BrowserConfig};
+use chromiumoxide::cdp::browser_protocol::network::EventRequestWillBeSentExtraInfo;
 use chromiumoxide::cdp::browser_protocol::network::{BlockPattern, SetBlockedUrLsParams};
 use chromiumoxide::cdp::browser_protocol::network::{CookieParam, ResourceType};
 use chromiumoxide::cdp::browser_protocol::network::{
     EventLoadingFailed, EventLoadingFinished, EventRequestWillBeSent, EventResponseReceived,
     EventResponseReceivedExtraInfo, GetCookiesParams, Headers, SetExtraHttpHeadersParams,
 };
-use chromiumoxide::cdp::browser_protocol::page::AddScriptToEvaluateOnNewDocumentParams;
+use chromiumoxide::cdp::browser_protocol::page::{
+    AddScriptToEvaluateOnNewDocumentParams, CaptureScreenshotFormat, CaptureScreenshotParams,
+};
 use chromiumoxide::cdp::js_protocol::debugger::{
     EnableParams as DebuggerEnableParams, EventScriptParsed,
 };
@@ -43,6 +46,8 @@ pub(crate) struct Settings {
     pub step_timeout: Duration,
     /// Block every request outside the step URL's site (to measure what the tags cost).
     pub block_third_parties: bool,
+    /// Capture a PNG of the viewport after each step.
+    pub screenshots: bool,
 }
 
 /// A cookie as read from the browser, before classification.
@@ -66,7 +71,7 @@ pub(crate) async fn run_scenario(journey: &Journey, scenario: Scenario, s: &Sett
     let recorder = Arc::new(Mutex::new(Recorder::default()));
     let mut steps: Vec<StepEvidence> = Vec::new();
     let mut cookies = Vec::new();
-    let result = drive(journey, scenario, s, &recorder, &mut steps, &mut cookies).await;
+    let result = drive(journey, &scenario, s, &recorder, &mut steps, &mut cookies).await;
     let (requests, scripts) = lock(&recorder).finish();
     for (step_index, rec) in requests {
         if let Some(step) = steps.get_mut(step_index) {
@@ -176,29 +181,13 @@ fn chromium_args(journey: &Journey) -> Vec<(String, Option<String>)> {
 
 async fn drive(
     journey: &Journey,
-    scenario: Scenario,
+    scenario: &Scenario,
     s: &Settings,
     recorder: &Arc<Mutex<Recorder>>,
     steps: &mut Vec<StepEvidence>,
     cookies: &mut Vec<Vec<RawCookie>>,
 ) -> Result<(), String> {
-    let choice = match scenario {
-        Scenario::AcceptAll => Some(
-            journey
-                .consent
-                .accept_all
-                .clone()
-                .ok_or("the journey has no [consent.accept-all] table")?,
-        ),
-        Scenario::RejectAll => Some(
-            journey
-                .consent
-                .reject_all
-                .clone()
-                .ok_or("the journey has no [consent.reject-all] table")?,
-        ),
-        Scenario::NoInteraction | Scenario::Gpc => None,
-    };
+    let choice = journey.consent_choice(scenario)?;
     let profile = tempfile::tempdir().map_err(|e| format!("cannot create a profile dir: {e}"))?;
     let mut builder = BrowserConfig::builder()
         .chrome_executable(&s.chromium)
@@ -265,7 +254,7 @@ struct Output<'a> {
 
 async fn drive_page(
     journey: &Journey,
-    scenario: Scenario,
+    scenario: &Scenario,
     s: &Settings,
     browser: &Browser,
     ses: &Session,
@@ -290,7 +279,7 @@ async fn drive_page(
     )
     .await?;
 
-    if scenario == Scenario::Gpc {
+    if *scenario == Scenario::Gpc {
         let headers = Headers::new(serde_json::json!({ "Sec-GPC": "1" }));
         ses.call(
             "cannot set Sec-GPC",
@@ -303,6 +292,14 @@ async fn drive_page(
                 "Object.defineProperty(Navigator.prototype, 'globalPrivacyControl', \
                  { get: () => true, configurable: true });",
             )),
+        )
+        .await?;
+    }
+    if let Some(tc) = choice.as_ref().and_then(|c| c.tcf.as_deref()) {
+        let script = crate::tcfapi::tcfapi_script(tc)?;
+        ses.call(
+            "cannot install __tcfapi",
+            page.execute(AddScriptToEvaluateOnNewDocumentParams::new(script)),
         )
         .await?;
     }
@@ -340,6 +337,10 @@ async fn drive_page(
                 result = Err(format!("step {:?}: {e}", step.name));
                 evidence.error = Some(e);
             }
+        }
+        if s.screenshots && !ses.is_lost() {
+            // Evidence of what the visitor saw; a failed capture leaves the step without one.
+            evidence.screenshot = screenshot(ses, &page).await.ok();
         }
         out.steps.push(evidence);
         // Cookies of every origin contacted so far, so third-party cookies are seen too.
@@ -381,6 +382,21 @@ async fn drive_page(
         l.abort();
     }
     result
+}
+
+/// A PNG of the viewport (CDP `Page.captureScreenshot`).
+async fn screenshot(ses: &Session, page: &Page) -> Result<Vec<u8>, String> {
+    let params = CaptureScreenshotParams {
+        format: Some(CaptureScreenshotFormat::Png),
+        ..Default::default()
+    };
+    let shot = ses
+        .call("cannot capture a screenshot", page.execute(params))
+        .await?;
+    let encoded: &str = shot.result.data.as_ref();
+    base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .map_err(|e| format!("screenshot is not base64: {e}"))
 }
 
 /// Blocks every URL but those of the site (registrable domain) of `url` and its subdomains.
@@ -608,6 +624,19 @@ async fn listen(
                 .push(cookies);
         }
     }));
+    let mut sent_extra = page
+        .event_listener::<EventRequestWillBeSentExtraInfo>()
+        .await?;
+    let r = recorder.clone();
+    tasks.push(tokio::spawn(async move {
+        while let Some(ev) = sent_extra.next().await {
+            lock(&r)
+                .wire_headers
+                .entry(ev.request_id.inner().clone())
+                .or_default()
+                .push(all_headers(ev.headers.inner()));
+        }
+    }));
     let mut finished = page.event_listener::<EventLoadingFinished>().await?;
     let r = recorder.clone();
     tasks.push(tokio::spawn(async move {
@@ -678,6 +707,16 @@ fn initiator_url(ev: &EventRequestWillBeSent) -> Option<String> {
     (!is_own_document && !ev.document_url.is_empty()).then(|| ev.document_url.clone())
 }
 
+/// Every header, names lowercased (CDP joins repeated headers with newlines).
+fn all_headers(headers: &serde_json::Value) -> BTreeMap<String, String> {
+    headers
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter_map(|(k, v)| Some((k.to_ascii_lowercase(), v.as_str()?.to_owned())))
+        .collect()
+}
+
 fn header(headers: &serde_json::Value, name: &str) -> Option<String> {
     headers
         .as_object()?
@@ -715,6 +754,8 @@ struct Recorder {
     status: HashMap<String, i64>,
     /// One entry per response of the id (redirect hops first), in order.
     set_cookies: HashMap<String, Vec<Vec<String>>>,
+    /// Request headers as sent on the wire, one entry per hop of the id, in order.
+    wire_headers: HashMap<String, Vec<BTreeMap<String, String>>>,
     bytes: HashMap<String, u64>,
     failed: HashMap<String, String>,
     /// Scripts run, with the step they ran in.
@@ -730,6 +771,7 @@ impl Default for Recorder {
             requests: Vec::new(),
             status: HashMap::new(),
             set_cookies: HashMap::new(),
+            wire_headers: HashMap::new(),
             bytes: HashMap::new(),
             failed: HashMap::new(),
             scripts: Vec::new(),
@@ -766,6 +808,7 @@ impl Recorder {
             initiator_url: initiator_url(ev),
             before_consent: self.before_consent,
             referer: header(ev.request.headers.inner(), "referer"),
+            headers: all_headers(ev.request.headers.inner()),
             post_body: post_body(ev),
             ..Default::default()
         };
@@ -818,6 +861,9 @@ impl Recorder {
             let hop = hop_of.entry(id.clone()).or_insert(0);
             if let Some(lines) = self.set_cookies.get(&id).and_then(|v| v.get(*hop)) {
                 rec.set_cookies = lines.clone();
+            }
+            if let Some(wire) = self.wire_headers.get(&id).and_then(|v| v.get(*hop)) {
+                rec.headers.extend(wire.clone());
             }
             *hop += 1;
             if last_of.get(&id) == Some(&n) {

@@ -30,6 +30,36 @@ pub enum Category {
 }
 
 impl Category {
+    /// The categories that need consent: the purposes a visitor grants or refuses.
+    pub const PURPOSES: [Category; 8] = [
+        Category::Analytics,
+        Category::Advertising,
+        Category::Social,
+        Category::SessionReplay,
+        Category::CustomerData,
+        Category::MarketingAutomation,
+        Category::AbTesting,
+        Category::Support,
+    ];
+
+    /// The name used in catalog files and reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Category::Analytics => "analytics",
+            Category::Advertising => "advertising",
+            Category::Social => "social",
+            Category::SessionReplay => "session_replay",
+            Category::CustomerData => "customer_data",
+            Category::MarketingAutomation => "marketing_automation",
+            Category::AbTesting => "ab_testing",
+            Category::Support => "support",
+            Category::TagManager => "tag_manager",
+            Category::Cmp => "cmp",
+            Category::Essential => "essential",
+            Category::Unknown => "unknown",
+        }
+    }
+
     /// Whether loading this vendor needs the visitor's consent. Tag managers and consent
     /// platforms load before consent by design (they are what asks for and applies it), and
     /// unknown third parties are not judged without evidence of what they are.
@@ -73,6 +103,8 @@ struct VendorEntry {
 #[derive(Debug, Clone, Default)]
 pub struct Catalog {
     by_suffix: HashMap<String, Vendor>,
+    /// Entries of an external tracker database; asked only when `by_suffix` has no match.
+    fallback: HashMap<String, Vendor>,
     /// Cookie-name prefixes, for the first-party cookies vendor scripts set.
     cookie_prefixes: Vec<(String, Vendor)>,
 }
@@ -130,20 +162,26 @@ impl Catalog {
         Ok(())
     }
 
+    /// Adds an external tracker database file (Ghostery's trackerdb.json or a Tracker Radar
+    /// domain_map.json, see [`crate::trackerdb`]) below the shipped and user entries.
+    pub fn with_tracker_db(mut self, path: &Path) -> Result<Catalog, ScanError> {
+        let err = |message: String| ScanError::TrackerDb {
+            path: path.display().to_string(),
+            message,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| err(format!("cannot read: {e}")))?;
+        for (host, vendor) in crate::trackerdb::parse(&text).map_err(err)? {
+            self.fallback.insert(host, vendor);
+        }
+        Ok(self)
+    }
+
     /// The vendor whose longest host suffix matches `host` (label-wise, so
-    /// `evilfacebook.net` does not match `facebook.net`).
+    /// `evilfacebook.net` does not match `facebook.net`); the shipped and user catalogs
+    /// first, then a tracker database.
     pub fn lookup(&self, host: &str) -> Option<&Vendor> {
         let host = host.trim_end_matches('.').to_ascii_lowercase();
-        let mut rest = host.as_str();
-        loop {
-            if let Some(v) = self.by_suffix.get(rest) {
-                return Some(v);
-            }
-            match rest.find('.') {
-                Some(i) => rest = &rest[i + 1..],
-                None => return None,
-            }
-        }
+        longest_suffix(&self.by_suffix, &host).or_else(|| longest_suffix(&self.fallback, &host))
     }
 
     /// The vendor whose longest cookie-name prefix matches `name` (`_ga_ABC` → Google
@@ -162,6 +200,19 @@ impl Catalog {
         names.sort_unstable();
         names.dedup();
         names.len()
+    }
+}
+
+fn longest_suffix<'a>(table: &'a HashMap<String, Vendor>, host: &str) -> Option<&'a Vendor> {
+    let mut rest = host;
+    loop {
+        if let Some(v) = table.get(rest) {
+            return Some(v);
+        }
+        match rest.find('.') {
+            Some(i) => rest = &rest[i + 1..],
+            None => return None,
+        }
     }
 }
 

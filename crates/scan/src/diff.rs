@@ -22,7 +22,7 @@ pub struct ReportDiff {
 /// A finding's identity across scans: evidence URLs may differ run to run (cache busters),
 /// the fact does not.
 fn key(f: &Finding) -> (FindingKind, Option<Scenario>, Option<String>, String) {
-    (f.kind, f.scenario, f.step.clone(), f.vendor.clone())
+    (f.kind, f.scenario.clone(), f.step.clone(), f.vendor.clone())
 }
 
 fn vendors(r: &Report) -> BTreeSet<String> {
@@ -121,12 +121,14 @@ mod tests {
             journey: "shop".into(),
             incomplete: false,
             duration_ms: 1,
+            screenshot_files: Vec::new(),
             scenarios: vec![ScenarioReport {
                 name: Scenario::AcceptAll,
                 incomplete: None,
                 steps: vec![StepReport {
                     name: "landing".into(),
                     url: "http://www.shop.test/".into(),
+                    screenshot: None,
                     request_count: 0,
                     third_party_count: 0,
                     bytes: 0,

@@ -1,23 +1,27 @@
 //! What a scan observed, as plain data: the browser driver fills it in, the finding rules and
 //! the report read it.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::Category;
 
-/// The consent scenarios a journey is scanned under.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
+/// The consent scenarios a journey is scanned under: the four built-in ones and the custom
+/// per-purpose choices a journey defines (`[consent.custom.NAME]`, named `custom:NAME`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(into = "String", try_from = "String")]
 pub enum Scenario {
     NoInteraction,
     AcceptAll,
     RejectAll,
     Gpc,
+    /// A per-purpose choice of the journey file, by its table name.
+    Custom(String),
 }
 
 impl Scenario {
+    /// The built-in scenarios, in the order a scan runs them.
     pub const ALL: [Scenario; 4] = [
         Scenario::NoInteraction,
         Scenario::AcceptAll,
@@ -25,24 +29,60 @@ impl Scenario {
         Scenario::Gpc,
     ];
 
-    pub fn name(self) -> &'static str {
+    pub fn name(&self) -> String {
         match self {
-            Scenario::NoInteraction => "no-interaction",
-            Scenario::AcceptAll => "accept-all",
-            Scenario::RejectAll => "reject-all",
-            Scenario::Gpc => "gpc",
+            Scenario::NoInteraction => "no-interaction".into(),
+            Scenario::AcceptAll => "accept-all".into(),
+            Scenario::RejectAll => "reject-all".into(),
+            Scenario::Gpc => "gpc".into(),
+            Scenario::Custom(name) => format!("custom:{name}"),
         }
     }
 
-    /// Parses a scenario name as given on the command line.
+    /// Parses a scenario name as given on the command line (`custom:NAME` for a custom one).
     pub fn parse(name: &str) -> Option<Scenario> {
+        if let Some(custom) = name.strip_prefix("custom:") {
+            return valid_custom_name(custom).then(|| Scenario::Custom(custom.to_owned()));
+        }
         Scenario::ALL.into_iter().find(|s| s.name() == name)
+    }
+
+    /// Whether the visitor makes a consent choice in this scenario (and so requests before
+    /// it are `before_consent`).
+    pub fn gives_consent_choice(&self) -> bool {
+        matches!(
+            self,
+            Scenario::AcceptAll | Scenario::RejectAll | Scenario::Custom(_)
+        )
+    }
+}
+
+/// Custom scenario names become directory names (screenshots) and command-line arguments:
+/// letters, digits, `-` and `_` only.
+pub fn valid_custom_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+impl From<Scenario> for String {
+    fn from(s: Scenario) -> String {
+        s.name()
+    }
+}
+
+impl TryFrom<String> for Scenario {
+    type Error = String;
+
+    fn try_from(name: String) -> Result<Scenario, String> {
+        Scenario::parse(&name).ok_or_else(|| format!("unknown scenario {name:?}"))
     }
 }
 
 impl std::fmt::Display for Scenario {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
+        f.write_str(&self.name())
     }
 }
 
@@ -81,6 +121,10 @@ pub struct RequestRecord {
     /// Request body, when the browser exposed it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub post_body: Option<String>,
+    /// Request headers as sent (names lowercased; CDP `requestWillBeSent` and the wire-level
+    /// `requestWillBeSentExtraInfo`, which adds `Cookie`); kept for third-party requests only.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
 }
 
 impl RequestRecord {
@@ -130,6 +174,10 @@ pub struct StepEvidence {
     /// External scripts the step ran (CDP `Debugger.scriptParsed`); input to duplicate_tag.
     #[serde(skip)]
     pub scripts_run: Vec<ScriptRun>,
+    /// PNG of the viewport once the step settled (CDP `Page.captureScreenshot`); the report
+    /// writes it beside report.json.
+    #[serde(skip)]
+    pub screenshot: Option<Vec<u8>>,
 }
 
 /// One run of an external script, in one JavaScript execution context (one document).
@@ -225,8 +273,17 @@ mod tests {
     #[test]
     fn scenario_names_round_trip() {
         for s in Scenario::ALL {
-            assert_eq!(Scenario::parse(s.name()), Some(s));
+            assert_eq!(Scenario::parse(&s.name()), Some(s));
         }
         assert_eq!(Scenario::parse("custom"), None);
+        assert_eq!(Scenario::parse("custom:"), None);
+        assert_eq!(Scenario::parse("custom:a/b"), None);
+        let custom = Scenario::parse("custom:analytics-only").unwrap();
+        assert_eq!(custom, Scenario::Custom("analytics-only".into()));
+        assert_eq!(custom.name(), "custom:analytics-only");
+        let json = serde_json::to_string(&custom).unwrap();
+        assert_eq!(json, "\"custom:analytics-only\"");
+        assert_eq!(serde_json::from_str::<Scenario>(&json).unwrap(), custom);
+        assert!(serde_json::from_str::<Scenario>("\"sometimes\"").is_err());
     }
 }

@@ -1,6 +1,6 @@
 //! The finding rules: pure functions from captured evidence to findings, one per kind.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -104,6 +104,8 @@ pub struct RuleInput {
     pub pii: PiiNeedles,
     /// First-party hosts whose CNAME chain ends at a vendor that needs consent.
     pub cloaked: HashMap<String, Cloaked>,
+    /// The purposes each custom scenario refuses, by its name (without `custom:`).
+    pub refusals: BTreeMap<String, Vec<Category>>,
 }
 
 /// A first-party host that is a vendor in disguise.
@@ -120,18 +122,19 @@ pub fn evaluate(scenarios: &[ScenarioEvidence], input: &RuleInput) -> Vec<Findin
     let mut out = Vec::new();
     for sc in scenarios {
         for step in &sc.steps {
-            consent_rules(sc.scenario, step, &mut out);
-            duplicate_tags(sc.scenario, step, &mut out);
-            pii_leaks(sc.scenario, step, &input.pii, &mut out);
-            fourth_parties(sc.scenario, step, &mut out);
-            cname_cloaking(sc.scenario, step, &input.cloaked, &mut out);
+            let scenario = &sc.scenario;
+            consent_rules(scenario, step, &input.refusals, &mut out);
+            duplicate_tags(scenario, step, &mut out);
+            pii_leaks(scenario, step, &input.pii, &mut out);
+            fourth_parties(scenario, step, &mut out);
+            cname_cloaking(scenario, step, &input.cloaked, &mut out);
         }
     }
     if let Some(inventory) = &input.inventory {
         inventory_rules(scenarios, inventory, &mut out);
     }
     let mut seen = HashSet::new();
-    out.retain(|f| seen.insert((f.kind, f.scenario, f.step.clone(), f.vendor.clone())));
+    out.retain(|f| seen.insert((f.kind, f.scenario.clone(), f.step.clone(), f.vendor.clone())));
     out
 }
 
@@ -147,7 +150,7 @@ fn needs_consent(r: &RequestRecord) -> bool {
 fn finding(
     kind: FindingKind,
     severity: Severity,
-    scenario: Scenario,
+    scenario: &Scenario,
     step: &StepEvidence,
     r: &RequestRecord,
     message: String,
@@ -161,7 +164,7 @@ fn finding(
     Finding {
         kind,
         severity,
-        scenario: Some(scenario),
+        scenario: Some(scenario.clone()),
         step: Some(step.name.clone()),
         vendor,
         message,
@@ -173,13 +176,47 @@ fn finding(
     }
 }
 
-/// pre_consent, after_reject, gpc_ignored and consent_not_propagated.
-fn consent_rules(scenario: Scenario, step: &StepEvidence, out: &mut Vec<Finding>) {
+/// What a scenario's consent choice refuses: nothing for no-interaction and gpc (no choice
+/// is made), every purpose for reject-all, the ungranted purposes of a custom choice.
+fn refused_purposes(
+    scenario: &Scenario,
+    refusals: &BTreeMap<String, Vec<Category>>,
+) -> Vec<Category> {
+    match scenario {
+        Scenario::RejectAll => Category::PURPOSES.to_vec(),
+        Scenario::Custom(name) => refusals.get(name).cloned().unwrap_or_default(),
+        Scenario::NoInteraction | Scenario::AcceptAll | Scenario::Gpc => Vec::new(),
+    }
+}
+
+/// The Consent Mode signals that may not say "granted" when these purposes are refused.
+fn refused_signals(refused: &[Category]) -> Vec<&'static str> {
+    let mut signals = Vec::new();
+    if refused.contains(&Category::Advertising) {
+        signals.extend(["ad_storage", "ad_user_data", "ad_personalization"]);
+    }
+    if refused.contains(&Category::Analytics) {
+        signals.push("analytics_storage");
+    }
+    signals
+}
+
+/// pre_consent, after_reject, gpc_ignored and consent_not_propagated. A custom choice's
+/// refused purposes are judged like reject-all's: their vendors firing after the choice are
+/// `after_reject`, named with the refused purpose.
+fn consent_rules(
+    scenario: &Scenario,
+    step: &StepEvidence,
+    refusals: &BTreeMap<String, Vec<Category>>,
+    out: &mut Vec<Finding>,
+) {
+    let refused = refused_purposes(scenario, refusals);
+    let signals = refused_signals(&refused);
     for r in &step.requests {
         let v = vendor_name(r);
         let pre_consent = match scenario {
             Scenario::NoInteraction => true,
-            Scenario::AcceptAll => r.before_consent,
+            Scenario::AcceptAll | Scenario::Custom(_) => r.before_consent,
             Scenario::RejectAll | Scenario::Gpc => false,
         };
         if pre_consent && needs_consent(r) {
@@ -192,17 +229,28 @@ fn consent_rules(scenario: Scenario, step: &StepEvidence, out: &mut Vec<Finding>
                 format!("{v} loads before the visitor gave consent"),
             ));
         }
-        if scenario == Scenario::RejectAll && !r.before_consent && needs_consent(r) {
+        let refused_category = r.category.filter(|c| refused.contains(c));
+        if let (Some(category), false, true) =
+            (refused_category, r.before_consent, needs_consent(r))
+        {
+            let message = match scenario {
+                Scenario::RejectAll => format!("{v} loads after the visitor rejected all"),
+                _ => format!(
+                    "{v} ({}) loads after the visitor refused {} ({scenario})",
+                    category.name(),
+                    category.name()
+                ),
+            };
             out.push(finding(
                 FindingKind::AfterReject,
                 Severity::High,
                 scenario,
                 step,
                 r,
-                format!("{v} loads after the visitor rejected all"),
+                message,
             ));
         }
-        if scenario == Scenario::Gpc
+        if *scenario == Scenario::Gpc
             && r.third_party
             && r.category.is_some_and(Category::is_sale_or_sharing)
         {
@@ -215,34 +263,108 @@ fn consent_rules(scenario: Scenario, step: &StepEvidence, out: &mut Vec<Finding>
                 format!("{v} (sale/sharing) loads although the browser sends Sec-GPC: 1"),
             ));
         }
-        if scenario == Scenario::RejectAll && !r.before_consent && r.third_party {
-            if let Some(gcs) = granted_gcs(&r.url) {
+        if !signals.is_empty() && !r.before_consent && r.third_party {
+            let said = consent_mode_of(&r.url);
+            let wrong: Vec<&str> = signals
+                .iter()
+                .copied()
+                .filter(|s| said.granted.contains(s))
+                .collect();
+            if !wrong.is_empty() {
+                let choice = match scenario {
+                    Scenario::RejectAll => "reject-all".to_owned(),
+                    _ => format!("{scenario} refused them"),
+                };
                 out.push(finding(
                     FindingKind::ConsentNotPropagated,
                     Severity::Medium,
                     scenario,
                     step,
                     r,
-                    format!("{v} request says gcs={gcs} (storage granted) after reject-all"),
+                    format!(
+                        "{v} request says {} (storage granted: {}) after {choice}",
+                        said.parameters.join(" "),
+                        wrong.join(", ")
+                    ),
                 ));
             }
         }
     }
 }
 
-/// The `gcs` parameter of a Google tag request when it says ad or analytics storage is
-/// granted (`G1xy`, x = ad_storage, y = analytics_storage, `1` = granted).
-pub fn granted_gcs(url: &str) -> Option<String> {
-    let u = url::Url::parse(url).ok()?;
-    let gcs = u.query_pairs().find(|(k, _)| k == "gcs")?.1.into_owned();
-    let flags = gcs.strip_prefix("G1")?;
-    (flags.len() == 2 && flags.contains('1')).then_some(gcs)
+/// What a Google tag request's `gcs` and `gcd` parameters say.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConsentModeSaid {
+    /// Consent Mode signals stated as granted (the state in force: `gcd`'s update, else its
+    /// default; `gcd` wins over `gcs` where both speak).
+    pub granted: Vec<&'static str>,
+    /// The parameters read, as `name=value`, for the evidence.
+    pub parameters: Vec<String>,
+}
+
+/// Reads `gcs` (`G1xy`, documented by Google) and `gcd` (four letters for ad_storage,
+/// analytics_storage, ad_user_data and ad_personalization; `gcs` lacks the last two) from a
+/// URL. The `gcd` letter table is reverse-engineered, not documented: it is the one in
+/// `sightline_consent::google` (from Markus Baersch's Consent Mode FAQ, "Consent Mode V2 For
+/// Google Tags", simoahava.com, 2024), checked here against the independent decoder of
+/// Analytics Debugger's "Google Consent Parser" (github.com/analytics-debugger/
+/// gtm-template-server-side-google-consent-parser, README "Bitwise Operations": a letter's
+/// base64url index v gives default = (v >> 2) & 3 and update = v & 3, with 1 not set,
+/// 2 denied, 3 granted) by the test `gcd_letters_match_the_bitwise_decoding`. A malformed or
+/// unknown parameter is ignored, never an error: the rule only reports what it can read.
+pub fn consent_mode_of(url: &str) -> ConsentModeSaid {
+    use sightline_consent::{Gcd, Gcs, Grant};
+    let mut said = ConsentModeSaid::default();
+    let Ok(u) = url::Url::parse(url) else {
+        return said;
+    };
+    let mut state: BTreeMap<&'static str, Grant> = BTreeMap::new();
+    let (mut gcs, mut gcd) = (None, None);
+    for (k, v) in u.query_pairs() {
+        match k.as_ref() {
+            "gcs" => gcs = Some(v.into_owned()),
+            "gcd" => gcd = Some(v.into_owned()),
+            _ => {}
+        }
+    }
+    if let Some(value) = gcs {
+        if let Ok(parsed) = Gcs::parse(&value) {
+            state.insert("ad_storage", parsed.ad_storage);
+            state.insert("analytics_storage", parsed.analytics_storage);
+            said.parameters.push(format!("gcs={value}"));
+        }
+    }
+    if let Some(value) = gcd {
+        if let Ok(parsed) = Gcd::parse(&value) {
+            for (name, signal) in [
+                ("ad_storage", parsed.ad_storage),
+                ("analytics_storage", parsed.analytics_storage),
+                ("ad_user_data", parsed.ad_user_data),
+                ("ad_personalization", parsed.ad_personalization),
+            ] {
+                if let Some(grant) = signal.effective() {
+                    state.insert(name, grant);
+                }
+            }
+            said.parameters.push(format!("gcd={value}"));
+        }
+    }
+    said.granted = [
+        "ad_storage",
+        "analytics_storage",
+        "ad_user_data",
+        "ad_personalization",
+    ]
+    .into_iter()
+    .filter(|s| state.get(s) == Some(&Grant::Granted))
+    .collect();
+    said
 }
 
 /// The same vendor script or container loaded more than once on a step: requested twice,
 /// or run twice in one document (a second identical `<script src>` is served from Blink's
 /// memory cache without a request, but still runs).
-fn duplicate_tags(scenario: Scenario, step: &StepEvidence, out: &mut Vec<Finding>) {
+fn duplicate_tags(scenario: &Scenario, step: &StepEvidence, out: &mut Vec<Finding>) {
     let vendor_script = |url: &str| {
         step.requests
             .iter()
@@ -293,22 +415,33 @@ fn tag_key(url: &str) -> String {
 }
 
 /// Personal data typed on the journey (or any email) sent to a third party.
-fn pii_leaks(scenario: Scenario, step: &StepEvidence, pii: &PiiNeedles, out: &mut Vec<Finding>) {
+fn pii_leaks(scenario: &Scenario, step: &StepEvidence, pii: &PiiNeedles, out: &mut Vec<Finding>) {
     for r in step.requests.iter().filter(|r| r.third_party) {
         let hit = pii
             .find(&decode_url(&r.url))
-            .map(|h| (h, "URL"))
+            .map(|h| (h, "URL".to_owned()))
             .or_else(|| {
                 let body = r.post_body.as_deref()?;
                 pii.find(body)
                     .or_else(|| pii.find(&decode_form(body)))
-                    .map(|h| (h, "body"))
+                    .map(|h| (h, "body".to_owned()))
             })
             .or_else(|| {
                 // A first-party URL holding personal data leaks through the Referer header.
                 let referer = r.referer.as_deref()?;
                 pii.find(&decode_url(referer))
-                    .map(|h| (h, "Referer header"))
+                    .map(|h| (h, "Referer header".to_owned()))
+            })
+            .or_else(|| {
+                // Any other header: custom ones a script sets, the Cookie the browser adds.
+                r.headers
+                    .iter()
+                    .filter(|(name, _)| name.as_str() != "referer")
+                    .find_map(|(name, value)| {
+                        pii.find(value)
+                            .or_else(|| pii.find(&decode_form(value)))
+                            .map(|h| (h, format!("header {name}")))
+                    })
             });
         if let Some(((kind, _), place)) = hit {
             out.push(finding(
@@ -328,7 +461,7 @@ fn pii_leaks(scenario: Scenario, step: &StepEvidence, pii: &PiiNeedles, out: &mu
 }
 
 /// A vendor's script that loads another vendor.
-fn fourth_parties(scenario: Scenario, step: &StepEvidence, out: &mut Vec<Finding>) {
+fn fourth_parties(scenario: &Scenario, step: &StepEvidence, out: &mut Vec<Finding>) {
     for r in step.requests.iter().filter(|r| r.third_party) {
         let (Some(vendor), Some(loader_url)) = (&r.vendor, r.initiator_chain.get(1)) else {
             continue;
@@ -365,7 +498,7 @@ fn fourth_parties(scenario: Scenario, step: &StepEvidence, out: &mut Vec<Finding
 
 /// First-party requests to a host that is a CNAME for a tracking vendor.
 fn cname_cloaking(
-    scenario: Scenario,
+    scenario: &Scenario,
     step: &StepEvidence,
     cloaked: &HashMap<String, Cloaked>,
     out: &mut Vec<Finding>,
@@ -406,7 +539,7 @@ fn inventory_rules(scenarios: &[ScenarioEvidence], inventory: &[String], out: &m
                     out.push(finding(
                         FindingKind::ShadowVendor,
                         Severity::Medium,
-                        sc.scenario,
+                        &sc.scenario,
                         step,
                         r,
                         format!("{v} is seen on the journey but not in its inventory"),
@@ -527,22 +660,227 @@ mod tests {
 
     #[test]
     fn gcs_values() {
+        let granted = |url: &str| consent_mode_of(url).granted;
         assert_eq!(
-            granted_gcs("https://g.test/c?gcs=G111").as_deref(),
-            Some("G111")
+            granted("https://g.test/c?gcs=G111"),
+            vec!["ad_storage", "analytics_storage"]
         );
         assert_eq!(
-            granted_gcs("https://g.test/c?gcs=G101").as_deref(),
-            Some("G101")
+            granted("https://g.test/c?gcs=G101"),
+            vec!["analytics_storage"]
         );
+        assert_eq!(granted("https://g.test/c?gcs=G110"), vec!["ad_storage"]);
+        assert!(granted("https://g.test/c?gcs=G100").is_empty());
+        assert!(granted("https://g.test/c?gcs=G1").is_empty());
+        assert!(granted("https://g.test/c").is_empty());
+        assert!(granted("not a url").is_empty());
         assert_eq!(
-            granted_gcs("https://g.test/c?gcs=G110").as_deref(),
-            Some("G110")
+            consent_mode_of("https://g.test/c?gcs=G100&x=1").parameters,
+            vec!["gcs=G100"]
         );
-        assert_eq!(granted_gcs("https://g.test/c?gcs=G100"), None);
-        assert_eq!(granted_gcs("https://g.test/c?gcs=G1"), None);
-        assert_eq!(granted_gcs("https://g.test/c"), None);
-        assert_eq!(granted_gcs("not a url"), None);
+    }
+
+    #[test]
+    fn gcd_covers_what_gcs_misses() {
+        // gcs says storage denied; gcd says ad_user_data and ad_personalization were
+        // updated to granted (r = default denied, update granted).
+        let said = consent_mode_of("https://g.test/c?gcs=G100&gcd=13p3p3r3r5l1");
+        assert_eq!(said.granted, vec!["ad_user_data", "ad_personalization"]);
+        assert_eq!(said.parameters, vec!["gcs=G100", "gcd=13p3p3r3r5l1"]);
+        // gcd wins over gcs where both speak: v = granted by default and update.
+        let said = consent_mode_of("https://g.test/c?gcs=G100&gcd=11v1q1p1p5");
+        assert_eq!(said.granted, vec!["ad_storage"]);
+        // An unreadable gcd is ignored, gcs still read.
+        let said = consent_mode_of("https://g.test/c?gcs=G101&gcd=11z1z1z1z5");
+        assert_eq!(said.granted, vec!["analytics_storage"]);
+        assert_eq!(said.parameters, vec!["gcs=G101"]);
+    }
+
+    /// The letter table of `sightline_consent` against the independent bitwise decoding of
+    /// Analytics Debugger's Google Consent Parser (see `consent_mode_of`): base64url index v,
+    /// default = (v >> 2) & 3, update = v & 3; 1 not set, 2 denied, 3 granted.
+    #[test]
+    fn gcd_letters_match_the_bitwise_decoding() {
+        use sightline_consent::{Gcd, Grant};
+        const BASE64URL: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        let state = |bits: usize| match bits {
+            2 => Some(Grant::Denied),
+            3 => Some(Grant::Granted),
+            _ => None,
+        };
+        for letter in ['l', 'p', 'q', 'r', 't', 'u', 'v', 'm', 'n'] {
+            let v = BASE64URL.find(letter).unwrap();
+            let gcd = Gcd::parse(&format!("11{letter}1{letter}1{letter}1{letter}5")).unwrap();
+            for signal in [
+                gcd.ad_storage,
+                gcd.analytics_storage,
+                gcd.ad_user_data,
+                gcd.ad_personalization,
+            ] {
+                assert_eq!(signal.default, state((v >> 2) & 3), "default of {letter}");
+                assert_eq!(signal.update, state(v & 3), "update of {letter}");
+            }
+        }
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        const LETTERS: [char; 9] = ['l', 'p', 'q', 'r', 't', 'u', 'v', 'm', 'n'];
+
+        proptest! {
+            /// Arbitrary URLs and parameter values never panic.
+            #[test]
+            fn consent_mode_of_never_panics(url in ".*", gcs in ".*", gcd in ".*") {
+                let _ = consent_mode_of(&url);
+                let q = url::form_urlencoded::Serializer::new(String::new())
+                    .append_pair("gcs", &gcs)
+                    .append_pair("gcd", &gcd)
+                    .finish();
+                let _ = consent_mode_of(&format!("https://g.test/c?{q}"));
+            }
+
+            /// A well-formed gcd is read signal by signal: granted exactly where the letter's
+            /// state in force is granted (update, else default).
+            #[test]
+            fn gcd_signals_are_read_in_order(
+                letters in proptest::array::uniform4(proptest::sample::select(LETTERS.to_vec())),
+                digits in proptest::array::uniform4(0u8..10),
+            ) {
+                let gcd: String = std::iter::once("1".to_owned())
+                    .chain(letters.iter().zip(digits).map(|(l, d)| format!("{d}{l}")))
+                    .chain(std::iter::once("5".to_owned()))
+                    .collect();
+                let said = consent_mode_of(&format!("https://g.test/c?gcd={gcd}"));
+                let in_force_granted = |l: char| matches!(l, 'r' | 't' | 'v' | 'n');
+                let names = ["ad_storage", "analytics_storage", "ad_user_data", "ad_personalization"];
+                let expected: Vec<&str> = names
+                    .iter()
+                    .zip(letters)
+                    .filter(|(_, l)| in_force_granted(*l))
+                    .map(|(n, _)| *n)
+                    .collect();
+                prop_assert_eq!(said.granted, expected);
+            }
+        }
+    }
+
+    fn custom_input(name: &str, refused: Vec<Category>) -> RuleInput {
+        RuleInput {
+            refusals: [(name.to_owned(), refused)].into_iter().collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_custom_choice_judges_its_refused_purposes_only() {
+        let scenario = Scenario::Custom("analytics-only".into());
+        let mut meta = vendor_req(
+            "https://www.facebook.com/tr?ev=PageView",
+            "Meta",
+            Category::Advertising,
+        );
+        meta.resource_type = "Image".into();
+        let mut before = meta.clone();
+        before.before_consent = true;
+        let refused: Vec<Category> = Category::PURPOSES
+            .into_iter()
+            .filter(|c| *c != Category::Analytics)
+            .collect();
+        let f = evaluate(
+            &[ScenarioEvidence {
+                scenario: scenario.clone(),
+                steps: vec![step(vec![before, ga(), meta])],
+                incomplete: None,
+            }],
+            &custom_input("analytics-only", refused),
+        );
+        // Before the choice: pre_consent. After it: Meta (advertising refused) is after_reject;
+        // Google Analytics (granted) is fine, though its gcs=G111 says ad_storage granted.
+        assert_eq!(
+            kinds(&f),
+            vec![
+                FindingKind::PreConsent,
+                FindingKind::ConsentNotPropagated,
+                FindingKind::AfterReject
+            ]
+        );
+        assert_eq!(f[0].vendor, "Meta");
+        assert!(
+            f[1].message.contains("ad_storage") && !f[1].message.contains("analytics_storage"),
+            "{}",
+            f[1].message
+        );
+        assert_eq!(f[2].vendor, "Meta");
+        assert_eq!(f[2].scenario, Some(scenario));
+        assert!(
+            f[2].message
+                .contains("refused advertising (custom:analytics-only)"),
+            "{}",
+            f[2].message
+        );
+    }
+
+    #[test]
+    fn gcd_granted_under_reject_all_is_not_propagated() {
+        let ads = vendor_req(
+            "https://www.googleadservices.com/pagead/conversion?gcs=G100&gcd=13p3p3r3r5",
+            "Google Ads",
+            Category::Advertising,
+        );
+        let f = run(Scenario::RejectAll, vec![ads]);
+        assert_eq!(
+            kinds(&f),
+            vec![FindingKind::AfterReject, FindingKind::ConsentNotPropagated]
+        );
+        assert!(
+            f[1].message.contains("ad_user_data, ad_personalization"),
+            "{}",
+            f[1].message
+        );
+        assert!(f[1].message.contains("gcd=13p3p3r3r5"), "{}", f[1].message);
+    }
+
+    #[test]
+    fn personal_data_in_any_header_and_its_md5() {
+        let mut r = vendor_req(
+            "https://api.vendor.test/collect",
+            "Segment",
+            Category::CustomerData,
+        );
+        r.headers
+            .insert("x-user-email".into(), "ann@example.com".into());
+        let input = RuleInput {
+            pii: PiiNeedles::from_values(&["ann@example.com"]),
+            ..Default::default()
+        };
+        let evidence = |r: RequestRecord| {
+            [ScenarioEvidence {
+                scenario: Scenario::AcceptAll,
+                steps: vec![step(vec![r])],
+                incomplete: None,
+            }]
+        };
+        let f = evaluate(&evidence(r.clone()), &input);
+        assert_eq!(kinds(&f), vec![FindingKind::PiiLeak]);
+        assert!(
+            f[0].message.contains("header x-user-email"),
+            "{}",
+            f[0].message
+        );
+        r.headers.clear();
+        r.headers.insert(
+            "cookie".into(),
+            "uid=257c57037d384ae37ea27a07e8a01665".into(),
+        );
+        let f = evaluate(&evidence(r), &input);
+        assert!(
+            f[0].message
+                .contains("the MD5 of an email address in the request header cookie"),
+            "{}",
+            f[0].message
+        );
     }
 
     #[test]

@@ -6,6 +6,8 @@ use std::path::Path;
 
 use serde::Deserialize;
 
+use crate::catalog::Category;
+use crate::evidence::{valid_custom_name, Scenario};
 use crate::ScanError;
 
 /// A parsed journey file (see README.md, "Journey file").
@@ -56,6 +58,47 @@ pub struct ConsentConfig {
     pub accept_all: Option<ConsentChoice>,
     #[serde(rename = "reject-all")]
     pub reject_all: Option<ConsentChoice>,
+    /// Per-purpose choices, `[consent.custom.NAME]`, run as scenario `custom:NAME`.
+    #[serde(default)]
+    pub custom: BTreeMap<String, CustomConsent>,
+}
+
+/// A per-purpose consent choice: how it is given, and which purposes it grants. Every
+/// purpose that needs consent and is not granted counts as refused.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CustomConsent {
+    #[serde(default)]
+    pub click: Vec<String>,
+    #[serde(default)]
+    pub cookies: Vec<String>,
+    #[serde(default)]
+    pub local_storage: BTreeMap<String, String>,
+    pub tcf: Option<String>,
+    /// Purposes granted, as catalog categories that need consent (`analytics`,
+    /// `advertising`, …).
+    #[serde(default)]
+    pub grant: Vec<Category>,
+}
+
+impl CustomConsent {
+    pub fn choice(&self) -> ConsentChoice {
+        ConsentChoice {
+            click: self.click.clone(),
+            cookies: self.cookies.clone(),
+            local_storage: self.local_storage.clone(),
+            tcf: self.tcf.clone(),
+        }
+    }
+
+    /// The purposes this choice refuses: every category that needs consent and is not
+    /// granted.
+    pub fn refused(&self) -> Vec<Category> {
+        Category::PURPOSES
+            .into_iter()
+            .filter(|c| !self.grant.contains(c))
+            .collect()
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -70,6 +113,9 @@ pub struct ConsentChoice {
     /// localStorage entries set on the first step's origin before its scripts run.
     #[serde(default)]
     pub local_storage: BTreeMap<String, String>,
+    /// A TCF v2 TC string the scanner's own `__tcfapi` answers with in every frame, from
+    /// before the first page script runs, the way a CMP with a stored choice would.
+    pub tcf: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -97,6 +143,29 @@ pub enum Action {
     Click { click: String },
     WaitFor { wait_for: String },
     WaitMs { wait_ms: u64 },
+}
+
+impl Inventory {
+    /// Reads an inventory file: `vendors = ["Google Analytics", …]`, the same shape as the
+    /// journey's `[inventory]` table (used until the governance registry holds it).
+    pub fn load(path: &Path) -> Result<Inventory, ScanError> {
+        let err = |message: String| ScanError::Inventory {
+            path: path.display().to_string(),
+            message,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| err(format!("cannot read: {e}")))?;
+        Inventory::parse(&text).map_err(err)
+    }
+
+    pub fn parse(text: &str) -> Result<Inventory, String> {
+        let inventory: Inventory = toml::from_str(text).map_err(|e| e.to_string())?;
+        if let Some(i) = inventory.vendors.iter().position(|v| v.trim().is_empty()) {
+            return Err(format!(
+                "key `vendors[{i}]`: a vendor name must not be empty"
+            ));
+        }
+        Ok(inventory)
+    }
 }
 
 impl Journey {
@@ -168,21 +237,91 @@ impl Journey {
                 Err(e) => return Err(format!("key `{key}.url`: {e}: {:?}", step.url)),
             }
         }
+        let mut choices: Vec<(String, ConsentChoice)> = Vec::new();
         for (name, choice) in [
             ("accept-all", &self.consent.accept_all),
             ("reject-all", &self.consent.reject_all),
         ] {
             if let Some(choice) = choice {
-                for (i, c) in choice.cookies.iter().enumerate() {
-                    if !c.contains('=') || c.starts_with('=') {
-                        return Err(format!(
-                            "key `consent.{name}.cookies[{i}]`: expected \"name=value\", got {c:?}"
-                        ));
-                    }
+                choices.push((name.to_owned(), choice.clone()));
+            }
+        }
+        for (name, custom) in &self.consent.custom {
+            if !valid_custom_name(name) {
+                return Err(format!(
+                    "key `consent.custom.{name}`: a custom scenario name has only letters, digits, - and _"
+                ));
+            }
+            for (i, c) in custom.grant.iter().enumerate() {
+                if !c.needs_consent() {
+                    return Err(format!(
+                        "key `consent.custom.{name}.grant[{i}]`: {:?} does not need consent; purposes are {}",
+                        c.name(),
+                        Category::PURPOSES.map(Category::name).join(", ")
+                    ));
                 }
+            }
+            choices.push((format!("custom.{name}"), custom.choice()));
+        }
+        for (name, choice) in choices {
+            for (i, c) in choice.cookies.iter().enumerate() {
+                if !c.contains('=') || c.starts_with('=') {
+                    return Err(format!(
+                        "key `consent.{name}.cookies[{i}]`: expected \"name=value\", got {c:?}"
+                    ));
+                }
+            }
+            if let Some(tc) = &choice.tcf {
+                sightline_consent::TcString::decode(tc).map_err(|e| {
+                    format!("key `consent.{name}.tcf`: not a TCF v2 TC string: {e}")
+                })?;
             }
         }
         Ok(())
+    }
+
+    /// The scenarios a scan runs when none are named: the four built-in ones, then each
+    /// custom choice in name order.
+    pub fn default_scenarios(&self) -> Vec<Scenario> {
+        let mut all = Scenario::ALL.to_vec();
+        all.extend(self.consent.custom.keys().cloned().map(Scenario::Custom));
+        all
+    }
+
+    /// How a scenario gives consent: `None` when it gives none (no-interaction, gpc); an
+    /// error naming the missing table when the journey does not say.
+    pub fn consent_choice(&self, scenario: &Scenario) -> Result<Option<ConsentChoice>, String> {
+        let missing = |table: String| format!("the journey has no [{table}] table");
+        match scenario {
+            Scenario::NoInteraction | Scenario::Gpc => Ok(None),
+            Scenario::AcceptAll => self
+                .consent
+                .accept_all
+                .clone()
+                .map(Some)
+                .ok_or_else(|| missing("consent.accept-all".into())),
+            Scenario::RejectAll => self
+                .consent
+                .reject_all
+                .clone()
+                .map(Some)
+                .ok_or_else(|| missing("consent.reject-all".into())),
+            Scenario::Custom(name) => self
+                .consent
+                .custom
+                .get(name)
+                .map(|c| Some(c.choice()))
+                .ok_or_else(|| missing(format!("consent.custom.{name}"))),
+        }
+    }
+
+    /// The refused purposes of each custom scenario, by scenario name.
+    pub fn custom_refusals(&self) -> BTreeMap<String, Vec<Category>> {
+        self.consent
+            .custom
+            .iter()
+            .map(|(name, c)| (name.clone(), c.refused()))
+            .collect()
     }
 
     /// The values typed into fields during the journey: what a PII leak would carry.
@@ -317,6 +456,125 @@ actions = [{ wait_for = "#banner" }]
                 "error for {text:?} should name {key:?}: {err}"
             );
         }
+    }
+
+    #[test]
+    fn custom_choices_and_tc_strings() {
+        let tc = sightline_consent::TcString {
+            consent_language: "EN".into(),
+            publisher_cc: "DE".into(),
+            purposes_consent: vec![1, 8],
+            ..Default::default()
+        }
+        .encode()
+        .unwrap();
+        let j = Journey::parse(&format!(
+            r##"
+name = "x"
+[consent.accept-all]
+tcf = "{tc}"
+[consent.custom.analytics-only]
+click = ["#cmp-customize", "#cmp-save"]
+grant = ["analytics"]
+[consent.custom.b]
+tcf = "{tc}"
+grant = ["analytics", "advertising"]
+[[steps]]
+name = "a"
+url = "https://a.test/"
+"##
+        ))
+        .unwrap();
+        assert_eq!(
+            j.consent.accept_all.as_ref().unwrap().tcf.as_deref(),
+            Some(tc.as_str())
+        );
+        let names: Vec<String> = j.default_scenarios().iter().map(Scenario::name).collect();
+        assert_eq!(
+            names,
+            [
+                "no-interaction",
+                "accept-all",
+                "reject-all",
+                "gpc",
+                "custom:analytics-only",
+                "custom:b"
+            ]
+        );
+        let custom = Scenario::Custom("analytics-only".into());
+        let choice = j.consent_choice(&custom).unwrap().unwrap();
+        assert_eq!(choice.click, vec!["#cmp-customize", "#cmp-save"]);
+        let refused = &j.custom_refusals()["analytics-only"];
+        assert!(
+            refused.contains(&Category::Advertising) && !refused.contains(&Category::Analytics)
+        );
+        assert_eq!(refused.len(), Category::PURPOSES.len() - 1);
+        assert!(!j.custom_refusals()["b"].contains(&Category::Advertising));
+        assert_eq!(j.consent_choice(&Scenario::Gpc).unwrap(), None);
+        let err = j.consent_choice(&Scenario::RejectAll).unwrap_err();
+        assert!(err.contains("[consent.reject-all]"), "{err}");
+        let err = j
+            .consent_choice(&Scenario::Custom("nope".into()))
+            .unwrap_err();
+        assert!(err.contains("[consent.custom.nope]"), "{err}");
+    }
+
+    #[test]
+    fn bad_custom_choices_name_the_key() {
+        let step = "[[steps]]\nname='a'\nurl='http://a.test/'";
+        let cases = [
+            (
+                format!("name='x'\n[consent.custom.a]\ngrant=['cmp']\n{step}"),
+                "consent.custom.a.grant[0]",
+            ),
+            (
+                format!("name='x'\n[consent.custom.a]\ngrant=['spying']\n{step}"),
+                "grant",
+            ),
+            (
+                format!("name='x'\n[consent.custom.'a b']\nclick=['#x']\n{step}"),
+                "consent.custom.a b",
+            ),
+            (
+                format!("name='x'\n[consent.custom.a]\ntcf='CPnotatcstring'\n{step}"),
+                "consent.custom.a.tcf",
+            ),
+            (
+                format!("name='x'\n[consent.reject-all]\ntcf='nope'\n{step}"),
+                "consent.reject-all.tcf",
+            ),
+            (
+                format!("name='x'\n[consent.custom.a]\ncookies=['x']\n{step}"),
+                "consent.custom.a.cookies[0]",
+            ),
+            (
+                format!("name='x'\n[consent.custom.a]\nrefuse=['analytics']\n{step}"),
+                "refuse",
+            ),
+        ];
+        for (text, key) in cases {
+            let err = Journey::parse(&text).unwrap_err();
+            assert!(
+                err.contains(key),
+                "error for {text:?} should name {key:?}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn inventory_files() {
+        let i = Inventory::parse("vendors = [\"Meta\", \"Hotjar\"]\n").unwrap();
+        assert_eq!(i.vendors, vec!["Meta", "Hotjar"]);
+        assert!(Inventory::parse("vendor = [\"Meta\"]")
+            .unwrap_err()
+            .contains("vendor"));
+        assert!(Inventory::parse("vendors = [\" \"]")
+            .unwrap_err()
+            .contains("vendors[0]"));
+        assert!(Inventory::parse("vendors = 3").is_err());
+        let dir = tempfile::tempdir().unwrap();
+        let err = Inventory::load(&dir.path().join("missing.toml")).unwrap_err();
+        assert!(err.to_string().contains("inventory file"), "{err}");
     }
 
     #[test]

@@ -14,6 +14,8 @@ pub mod findings;
 pub mod journey;
 pub mod pii;
 pub mod report;
+pub mod tcfapi;
+pub mod trackerdb;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -31,6 +33,7 @@ use browser::{Capture, Settings};
 use catalog::site_of;
 use evidence::{CookieRecord, ScenarioEvidence};
 use findings::{Cloaked, RuleInput};
+use futures_util::StreamExt;
 use pii::PiiNeedles;
 
 /// Where Debian's package puts Chromium.
@@ -42,6 +45,10 @@ pub enum ScanError {
     Journey { path: String, message: String },
     #[error("vendor catalog {path}: {message}")]
     Catalog { path: String, message: String },
+    #[error("tracker database {path}: {message}")]
+    TrackerDb { path: String, message: String },
+    #[error("inventory file {path}: {message}")]
+    Inventory { path: String, message: String },
     #[error(
         "Chromium not found at {path}: install Debian's chromium with scripts/install-chromium.sh \
          (or point SIGHTLINE_CHROMIUM at a Chromium binary)"
@@ -62,6 +69,16 @@ pub struct ScanOptions {
     pub chromium: PathBuf,
     /// A user vendor catalog that extends the shipped one.
     pub user_catalog: Option<PathBuf>,
+    /// An external tracker database (Ghostery's trackerdb.json or a Tracker Radar
+    /// domain_map.json), asked for hosts neither catalog knows.
+    pub tracker_db: Option<PathBuf>,
+    /// An inventory file (`vendors = [...]`) used instead of the journey's `[inventory]`.
+    pub inventory: Option<PathBuf>,
+    /// Capture a screenshot after each step (default on); written beside report.json.
+    pub screenshots: bool,
+    /// How many scenarios run at once, each in its own Chromium; 0 (the default) picks
+    /// from the machine's cores and free memory ([`auto_parallel`]).
+    pub parallel: usize,
     /// A step has settled once nothing is in flight and no request started or ended for
     /// this long (default 500 ms) …
     pub quiet: Duration,
@@ -82,6 +99,10 @@ impl Default for ScanOptions {
                 .map(PathBuf::from)
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_CHROMIUM)),
             user_catalog: None,
+            tracker_db: None,
+            inventory: None,
+            screenshots: true,
+            parallel: 0,
             quiet: Duration::from_millis(500),
             settle_cap: Duration::from_secs(10),
             step_timeout: Duration::from_secs(15),
@@ -94,8 +115,14 @@ impl Default for ScanOptions {
 /// does not load, a selector that never appears, a browser that dies) do not fail the scan:
 /// the report keeps what was captured and marks the scenario `incomplete` with the reason.
 pub async fn run_scan(journey_path: &Path, opts: &ScanOptions) -> Result<Report, ScanError> {
-    let journey = Journey::load(journey_path)?;
-    let catalog = Catalog::with_user_file(opts.user_catalog.as_deref())?;
+    let mut journey = Journey::load(journey_path)?;
+    if let Some(path) = &opts.inventory {
+        journey.inventory = Some(journey::Inventory::load(path)?);
+    }
+    let mut catalog = Catalog::with_user_file(opts.user_catalog.as_deref())?;
+    if let Some(path) = &opts.tracker_db {
+        catalog = catalog.with_tracker_db(path)?;
+    }
     scan_journey(&journey, &catalog, opts).await
 }
 
@@ -117,21 +144,38 @@ pub async fn scan_journey(
         settle_cap: opts.settle_cap,
         step_timeout: opts.step_timeout,
         block_third_parties: false,
+        screenshots: opts.screenshots,
     };
     let scenarios = if opts.scenarios.is_empty() {
-        Scenario::ALL.to_vec()
+        journey.default_scenarios()
     } else {
         opts.scenarios.clone()
     };
-    // One scenario at a time: each Chromium wants most of a small machine's cores.
-    let mut evidence = Vec::new();
-    for scenario in scenarios {
-        let capture = browser::run_scenario(journey, scenario, &settings).await;
-        evidence.push(classify(capture, catalog));
-    }
+    let parallel = match opts.parallel {
+        0 => auto_parallel(
+            std::thread::available_parallelism().map_or(1, usize::from),
+            mem_available(),
+        ),
+        n => n.min(MAX_PARALLEL),
+    };
+    // Each scenario has its own browser and profile, so they can overlap; `buffered` hands
+    // the results back in the order the scenarios were asked for.
+    let settings_ref = &settings;
+    let evidence: Vec<ScenarioEvidence> = futures_util::stream::iter(scenarios)
+        .map(|scenario| async move {
+            classify(
+                browser::run_scenario(journey, scenario, settings_ref).await,
+                catalog,
+            )
+        })
+        .buffered(parallel)
+        .collect()
+        .await;
+    let mut evidence = evidence;
     if opts.tag_cost {
         let blocked = Settings {
             block_third_parties: true,
+            screenshots: false,
             ..settings.clone()
         };
         let bare = browser::run_scenario(journey, Scenario::NoInteraction, &blocked).await;
@@ -145,10 +189,34 @@ pub async fn scan_journey(
         inventory: journey.inventory.as_ref().map(|i| i.vendors.clone()),
         pii: PiiNeedles::from_values(&journey.filled_values()),
         cloaked,
+        refusals: journey.custom_refusals(),
     };
     let found = findings::evaluate(&evidence, &input);
     let duration = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     Ok(Report::new(&journey.name, evidence, found, duration))
+}
+
+/// Upper bound on scenarios run at once, whatever is asked.
+pub const MAX_PARALLEL: usize = 8;
+
+/// Memory one headless Chromium scanning a page wants, with room to spare.
+const BROWSER_MEMORY: u64 = 512 * 1024 * 1024;
+
+/// How many scenarios to run at once: one per core, as many browsers as free memory holds
+/// (512 MiB each), at most 4 by default; at least 1.
+pub fn auto_parallel(cores: usize, mem_available: Option<u64>) -> usize {
+    let by_memory = mem_available.map_or(1, |m| {
+        usize::try_from(m / BROWSER_MEMORY).unwrap_or(usize::MAX)
+    });
+    cores.min(by_memory).clamp(1, 4)
+}
+
+/// `MemAvailable` of /proc/meminfo in bytes; `None` where there is no such file.
+fn mem_available() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
 }
 
 /// Copies the load times of the run with third parties blocked onto the no-interaction steps
@@ -223,6 +291,11 @@ fn classify(capture: Capture, catalog: &Catalog) -> ScenarioEvidence {
                 continue; // data:, blob: and the like never leave the browser
             }
             r.third_party = site_of(&host) != first_party;
+            if !r.third_party {
+                // Headers are evidence of what third parties receive; the report keeps
+                // first-party requests lean.
+                r.headers.clear();
+            }
             if let Some(v) = catalog.lookup(&host).filter(|_| r.third_party) {
                 r.vendor = Some(v.name.clone());
                 r.category = Some(v.category);
@@ -250,4 +323,20 @@ fn classify(capture: Capture, catalog: &Catalog) -> ScenarioEvidence {
     }
     evidence::link_initiator_chains(&mut evidence.steps);
     evidence
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parallelism_follows_cores_and_memory() {
+        const GIB: u64 = 1024 * 1024 * 1024;
+        assert_eq!(auto_parallel(2, Some(16 * GIB)), 2);
+        assert_eq!(auto_parallel(16, Some(16 * GIB)), 4);
+        assert_eq!(auto_parallel(8, Some(GIB)), 2);
+        assert_eq!(auto_parallel(8, Some(GIB / 4)), 1);
+        assert_eq!(auto_parallel(0, None), 1);
+        assert_eq!(auto_parallel(8, None), 1);
+    }
 }

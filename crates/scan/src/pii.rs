@@ -1,25 +1,56 @@
 //! Personal data in outgoing requests: the emails and phone numbers typed during the journey,
-//! their SHA-256 hex digests (what ad pixels send as "hashed" matching keys), and any
-//! email-looking text.
+//! their SHA-256, SHA-1 and MD5 hex digests (what ad pixels send as "hashed" matching keys,
+//! of the normalised value: a trimmed, lowercased email; a phone's digits with and without
+//! a leading `+`), and any email-looking text.
 
+use md5::Md5;
+use sha1::Sha1;
 use sha2::{Digest, Sha256};
+
+/// The personal datum a needle stands for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Datum {
+    Email,
+    Phone,
+}
+
+/// How it is written: as typed (normalised), or as the hex digest ad and analytics tags send
+/// as "hashed" matching keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Form {
+    Plain,
+    Sha256,
+    Sha1,
+    Md5,
+}
 
 /// What kind of personal data a needle is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PiiKind {
-    Email,
-    EmailSha256,
-    Phone,
-    PhoneSha256,
+pub struct PiiKind {
+    pub datum: Datum,
+    pub form: Form,
 }
 
 impl PiiKind {
-    pub fn describe(self) -> &'static str {
-        match self {
-            PiiKind::Email => "an email address",
-            PiiKind::EmailSha256 => "the SHA-256 of an email address",
-            PiiKind::Phone => "a phone number",
-            PiiKind::PhoneSha256 => "the SHA-256 of a phone number",
+    pub const EMAIL: PiiKind = PiiKind {
+        datum: Datum::Email,
+        form: Form::Plain,
+    };
+    pub const PHONE: PiiKind = PiiKind {
+        datum: Datum::Phone,
+        form: Form::Plain,
+    };
+
+    pub fn describe(self) -> String {
+        let datum = match self.datum {
+            Datum::Email => "an email address",
+            Datum::Phone => "a phone number",
+        };
+        match self.form {
+            Form::Plain => datum.to_owned(),
+            Form::Sha256 => format!("the SHA-256 of {datum}"),
+            Form::Sha1 => format!("the SHA-1 of {datum}"),
+            Form::Md5 => format!("the MD5 of {datum}"),
         }
     }
 }
@@ -30,11 +61,27 @@ pub struct PiiNeedles {
     needles: Vec<(String, PiiKind)>,
 }
 
-fn sha256_hex(s: &str) -> String {
-    Sha256::digest(s.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The lowercase hex digest of `s` in `form` (`Plain` gives `s` back).
+pub fn digest_hex(form: Form, s: &str) -> String {
+    match form {
+        Form::Plain => s.to_owned(),
+        Form::Sha256 => hex(&Sha256::digest(s.as_bytes())),
+        Form::Sha1 => hex(&Sha1::digest(s.as_bytes())),
+        Form::Md5 => hex(&Md5::digest(s.as_bytes())),
+    }
+}
+
+/// Adds the digests first: a hex digest must not be reported as the plain value it hides.
+fn push_forms(needles: &mut Vec<(String, PiiKind)>, datum: Datum, normalised: &[String]) {
+    for form in [Form::Sha256, Form::Sha1, Form::Md5] {
+        for n in normalised {
+            needles.push((digest_hex(form, n), PiiKind { datum, form }));
+        }
+    }
 }
 
 /// Whether `s` is shaped like an email address (local@domain.tld, no spaces).
@@ -77,13 +124,16 @@ impl PiiNeedles {
             let v = v.as_ref().trim();
             if looks_like_email(v) {
                 let email = v.to_ascii_lowercase();
-                needles.push((sha256_hex(&email), PiiKind::EmailSha256));
-                needles.push((email, PiiKind::Email));
+                push_forms(&mut needles, Datum::Email, std::slice::from_ref(&email));
+                needles.push((email, PiiKind::EMAIL));
             } else if let Some(digits) = phone_digits(v) {
-                // Pixels hash the E.164 form with or without the plus.
-                needles.push((sha256_hex(&digits), PiiKind::PhoneSha256));
-                needles.push((sha256_hex(&format!("+{digits}")), PiiKind::PhoneSha256));
-                needles.push((digits, PiiKind::Phone));
+                // Tags hash the E.164 form with or without the plus.
+                push_forms(
+                    &mut needles,
+                    Datum::Phone,
+                    &[digits.clone(), format!("+{digits}")],
+                );
+                needles.push((digits, PiiKind::PHONE));
             }
         }
         PiiNeedles { needles }
@@ -94,16 +144,16 @@ impl PiiNeedles {
     pub fn find(&self, text: &str) -> Option<(PiiKind, String)> {
         let lower = text.to_ascii_lowercase();
         for (needle, kind) in &self.needles {
-            let hit = match kind {
+            let hit = match (kind.datum, kind.form) {
                 // Digits must stand alone, not inside a longer number or id.
-                PiiKind::Phone => contains_standalone_phone(&lower, needle),
+                (Datum::Phone, Form::Plain) => contains_standalone_phone(&lower, needle),
                 _ => lower.contains(needle.as_str()),
             };
             if hit {
                 return Some((*kind, needle.clone()));
             }
         }
-        find_email(&lower).map(|e| (PiiKind::Email, e))
+        find_email(&lower).map(|e| (PiiKind::EMAIL, e))
     }
 }
 
@@ -159,14 +209,20 @@ mod tests {
     #[test]
     fn finds_emails_and_their_hashes() {
         let n = PiiNeedles::from_values(&["Ann@Example.com"]);
-        let hash = sha256_hex("ann@example.com");
+        let hash = digest_hex(Form::Sha256, "ann@example.com");
         assert_eq!(
             n.find(&decode_url("https://t.test/p?em=ann%40example.com")),
-            Some((PiiKind::Email, "ann@example.com".into()))
+            Some((PiiKind::EMAIL, "ann@example.com".into()))
         );
         assert_eq!(
             n.find(&format!("https://t.test/p?ud[em]={}", hash.to_uppercase())),
-            Some((PiiKind::EmailSha256, hash))
+            Some((
+                PiiKind {
+                    datum: Datum::Email,
+                    form: Form::Sha256
+                },
+                hash
+            ))
         );
         assert_eq!(n.find("https://t.test/p?id=42"), None);
     }
@@ -176,7 +232,7 @@ mod tests {
         let n = PiiNeedles::default();
         assert_eq!(
             n.find(r#"{"user":"bob.smith+x@mail.example.org"}"#),
-            Some((PiiKind::Email, "bob.smith+x@mail.example.org".into()))
+            Some((PiiKind::EMAIL, "bob.smith+x@mail.example.org".into()))
         );
         assert_eq!(n.find("https://a.test/@handle"), None);
     }
@@ -186,15 +242,30 @@ mod tests {
         let n = PiiNeedles::from_values(&["+44 20 7946 0958"]);
         assert_eq!(
             n.find(&decode_url("https://t.test/p?ph=%2B44%2020%207946%200958")),
-            Some((PiiKind::Phone, "442079460958".into()))
+            Some((PiiKind::PHONE, "442079460958".into()))
         );
         assert_eq!(
-            n.find(&format!("body ph={}", sha256_hex("442079460958"))),
-            Some((PiiKind::PhoneSha256, sha256_hex("442079460958")))
+            n.find(&format!(
+                "body ph={}",
+                digest_hex(Form::Sha256, "442079460958")
+            )),
+            Some((
+                PiiKind {
+                    datum: Datum::Phone,
+                    form: Form::Sha256
+                },
+                digest_hex(Form::Sha256, "442079460958")
+            ))
         );
         assert_eq!(
-            n.find(&format!("x={}", sha256_hex("+442079460958"))),
-            Some((PiiKind::PhoneSha256, sha256_hex("+442079460958")))
+            n.find(&format!("x={}", digest_hex(Form::Sha256, "+442079460958"))),
+            Some((
+                PiiKind {
+                    datum: Datum::Phone,
+                    form: Form::Sha256
+                },
+                digest_hex(Form::Sha256, "+442079460958")
+            ))
         );
         assert_eq!(n.find("https://t.test/p?id=94420794609581"), None);
     }
@@ -206,7 +277,7 @@ mod tests {
             n.find(&decode_form("ev=Lead&em=ann%40example.com"))
                 .unwrap()
                 .0,
-            PiiKind::Email
+            PiiKind::EMAIL
         );
     }
 
@@ -231,6 +302,117 @@ mod tests {
             let _ = n.find(t);
             let _ = decode_url(t);
             let _ = decode_form(t);
+        }
+    }
+
+    #[test]
+    fn md5_and_sha1_of_the_normalised_values() {
+        // Known answers (Python's hashlib) for the normalised email and phone forms.
+        let email = PiiNeedles::from_values(&[" Ann@Example.COM "]);
+        let md5 = PiiKind {
+            datum: Datum::Email,
+            form: Form::Md5,
+        };
+        let sha1 = PiiKind {
+            datum: Datum::Email,
+            form: Form::Sha1,
+        };
+        assert_eq!(
+            email.find("h=257C57037D384AE37EA27A07E8A01665").unwrap(),
+            (md5, "257c57037d384ae37ea27a07e8a01665".into())
+        );
+        assert_eq!(
+            email
+                .find("x-user: 85e20fa15f500fa17c1b6975c6647445094c26d9")
+                .unwrap(),
+            (sha1, "85e20fa15f500fa17c1b6975c6647445094c26d9".into())
+        );
+        assert_eq!(md5.describe(), "the MD5 of an email address");
+        let phone = PiiNeedles::from_values(&["+44 20 7946 0958"]);
+        assert_eq!(
+            phone.find("ph=6b5ec58013600595f95cabfc47ceebaa").unwrap().0,
+            PiiKind {
+                datum: Datum::Phone,
+                form: Form::Md5
+            }
+        );
+        assert_eq!(
+            phone
+                .find("ph=57d6c20bb17469875434a86984de3bdd51acba28")
+                .unwrap()
+                .0,
+            PiiKind {
+                datum: Datum::Phone,
+                form: Form::Sha1
+            }
+        );
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn email() -> impl Strategy<Value = String> {
+            (
+                "[A-Za-z0-9._%+-]{1,12}",
+                "[A-Za-z0-9-]{1,10}",
+                "[A-Za-z]{2,6}",
+            )
+                .prop_map(|(l, d, t)| format!("{l}@{d}.{t}"))
+        }
+
+        fn form() -> impl Strategy<Value = Form> {
+            prop_oneof![
+                Just(Form::Plain),
+                Just(Form::Sha256),
+                Just(Form::Sha1),
+                Just(Form::Md5)
+            ]
+        }
+
+        proptest! {
+            /// A typed email in any case, sent in any of its forms (hex digest in either
+            /// case) inside other text, is found as exactly that form.
+            #[test]
+            fn an_email_in_any_form_is_found(
+                typed in email(),
+                form in form(),
+                upper in any::<bool>(),
+                before in "[ =&:;/?]{0,8}",
+                after in "[ =&:;/?]{0,8}",
+            ) {
+                let needles = PiiNeedles::from_values(&[typed.as_str()]);
+                let mut sent = digest_hex(form, &typed.to_ascii_lowercase());
+                if upper { sent = sent.to_ascii_uppercase(); }
+                let (kind, value) = needles.find(&format!("{before}{sent}{after}")).unwrap();
+                prop_assert_eq!(kind, PiiKind { datum: Datum::Email, form });
+                prop_assert_eq!(value, digest_hex(form, &typed.to_ascii_lowercase()));
+            }
+
+            /// A typed phone's digest, with or without the leading plus, is found.
+            #[test]
+            fn a_phone_digest_is_found(
+                digits in "[0-9]{7,15}",
+                plus in any::<bool>(),
+                form in prop_oneof![Just(Form::Sha256), Just(Form::Sha1), Just(Form::Md5)],
+            ) {
+                let typed = format!("+{digits}");
+                let needles = PiiNeedles::from_values(&[typed.as_str()]);
+                let normalised = if plus { typed.clone() } else { digits.clone() };
+                let (kind, _) = needles
+                    .find(&format!("ph={}", digest_hex(form, &normalised)))
+                    .unwrap();
+                prop_assert_eq!(kind, PiiKind { datum: Datum::Phone, form });
+            }
+
+            /// Arbitrary values and text never panic.
+            #[test]
+            fn arbitrary_text_never_panics(values in proptest::collection::vec(".*", 0..4), text in ".*") {
+                let needles = PiiNeedles::from_values(&values);
+                let _ = needles.find(&text);
+                let _ = needles.find(&decode_url(&text));
+                let _ = needles.find(&decode_form(&text));
+            }
         }
     }
 }

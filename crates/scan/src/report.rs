@@ -23,6 +23,10 @@ pub struct Report {
     pub duration_ms: u64,
     pub scenarios: Vec<ScenarioReport>,
     pub findings: Vec<Finding>,
+    /// The screenshots' PNGs by their path relative to the report, written by
+    /// [`Report::write_json`]; not part of the JSON.
+    #[serde(skip)]
+    pub screenshot_files: Vec<(String, Vec<u8>)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -44,6 +48,10 @@ pub struct StepReport {
     pub timing: StepTiming,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// `screenshots/SCENARIO/NN-STEP.png`, relative to report.json; absent when none was
+    /// captured (screenshots off, or the browser was gone).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub screenshot: Option<String>,
     pub requests: Vec<RequestRecord>,
     pub cookies: Vec<CookieRecord>,
 }
@@ -55,6 +63,28 @@ pub struct VendorSummary {
     pub requests: usize,
 }
 
+/// Where a step's screenshot goes: one directory per scenario, files numbered by step so two
+/// step names that read alike on disk cannot collide.
+fn screenshot_path(scenario: &Scenario, index: usize, step: &str) -> String {
+    let safe = |s: &str| -> String {
+        s.chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                    c
+                } else {
+                    '-'
+                }
+            })
+            .collect()
+    };
+    format!(
+        "screenshots/{}/{:02}-{}.png",
+        safe(&scenario.name()),
+        index + 1,
+        safe(step)
+    )
+}
+
 impl Report {
     pub(crate) fn new(
         journey: &str,
@@ -62,15 +92,21 @@ impl Report {
         findings: Vec<Finding>,
         duration_ms: u64,
     ) -> Report {
+        let mut screenshot_files = Vec::new();
         let scenarios: Vec<ScenarioReport> = scenarios
             .into_iter()
             .map(|sc| ScenarioReport {
-                name: sc.scenario,
                 incomplete: sc.incomplete,
                 steps: sc
                     .steps
                     .into_iter()
-                    .map(|st| {
+                    .enumerate()
+                    .map(|(i, st)| {
+                        let screenshot = st.screenshot.map(|png| {
+                            let path = screenshot_path(&sc.scenario, i, &st.name);
+                            screenshot_files.push((path.clone(), png));
+                            path
+                        });
                         let mut vendors: BTreeMap<String, VendorSummary> = BTreeMap::new();
                         for r in st.requests.iter().filter(|r| r.third_party) {
                             let name = r.vendor.clone().unwrap_or_else(|| r.host());
@@ -92,11 +128,13 @@ impl Report {
                             url: st.url,
                             timing: st.timing,
                             error: st.error,
+                            screenshot,
                             requests: st.requests,
                             cookies: st.cookies,
                         }
                     })
                     .collect(),
+                name: sc.scenario,
             })
             .collect();
         Report {
@@ -106,16 +144,25 @@ impl Report {
             duration_ms,
             scenarios,
             findings,
+            screenshot_files,
         }
     }
 
-    /// Writes `DIR/report.json`, creating DIR; returns the file's path.
+    /// Writes `DIR/report.json` and the screenshots beside it (`DIR/screenshots/…`),
+    /// creating DIR; returns the report's path.
     pub fn write_json(&self, dir: &Path) -> Result<PathBuf, ScanError> {
         let io = |e: std::io::Error| ScanError::Output {
             path: dir.display().to_string(),
             message: e.to_string(),
         };
         std::fs::create_dir_all(dir).map_err(io)?;
+        for (relative, png) in &self.screenshot_files {
+            let file = dir.join(relative);
+            if let Some(parent) = file.parent() {
+                std::fs::create_dir_all(parent).map_err(io)?;
+            }
+            std::fs::write(&file, png).map_err(io)?;
+        }
         let path = dir.join("report.json");
         let json = serde_json::to_vec_pretty(self).map_err(|e| ScanError::Output {
             path: path.display().to_string(),
@@ -280,6 +327,49 @@ mod tests {
         assert!(v["findings"][0]["evidence"]["initiator_chain"].is_array());
         let back: Report = serde_json::from_str(&text).unwrap();
         assert_eq!(back, r);
+    }
+
+    #[test]
+    fn screenshots_are_written_beside_the_report() {
+        let step = |name: &str| StepEvidence {
+            name: name.into(),
+            url: "http://www.shop.test/".into(),
+            screenshot: Some(b"\x89PNG fake".to_vec()),
+            ..Default::default()
+        };
+        let r = Report::new(
+            "shop",
+            vec![ScenarioEvidence {
+                scenario: Scenario::Custom("ads_off".into()),
+                steps: vec![step("lead capture"), step("lead/capture")],
+                incomplete: None,
+            }],
+            Vec::new(),
+            1,
+        );
+        let paths: Vec<_> = r.scenarios[0]
+            .steps
+            .iter()
+            .map(|s| s.screenshot.clone().unwrap())
+            .collect();
+        assert_eq!(
+            paths,
+            [
+                "screenshots/custom-ads_off/01-lead-capture.png",
+                "screenshots/custom-ads_off/02-lead-capture.png"
+            ]
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let written = r.write_json(dir.path()).unwrap();
+        for p in &paths {
+            assert_eq!(std::fs::read(dir.path().join(p)).unwrap(), b"\x89PNG fake");
+        }
+        let back = Report::read_json(&written).unwrap();
+        assert_eq!(
+            back.scenarios[0].steps[1].screenshot.as_deref(),
+            Some(paths[1].as_str())
+        );
+        assert!(back.screenshot_files.is_empty());
     }
 
     #[test]

@@ -119,11 +119,13 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
     };
     let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
     let mut lines = head.lines();
-    let target = lines
+    let request_line = lines.next().unwrap_or_default().to_owned();
+    let method = request_line
+        .split(' ')
         .next()
-        .and_then(|l| l.split(' ').nth(1))
-        .unwrap_or("/")
+        .unwrap_or_default()
         .to_owned();
+    let target = request_line.split(' ').nth(1).unwrap_or("/").to_owned();
     let headers: HashMap<String, String> = lines
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
@@ -144,10 +146,22 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
         .map(|h| h.split(':').next().unwrap_or_default().to_owned())
         .unwrap_or_default();
     let path = target.split('?').next().unwrap_or("/").to_owned();
+    let origin = headers.get("origin").cloned().unwrap_or_else(|| "*".into());
     log.lock().unwrap().push(Seen {
         host: host.clone(),
         headers,
     });
+    if method == "OPTIONS" {
+        // CORS preflights pass, so scripts can send their custom headers (as vendor APIs allow).
+        let r = format!(
+            "HTTP/1.1 204 No Content\r\nAccess-Control-Allow-Origin: {origin}\r\n\
+             Access-Control-Allow-Methods: GET, POST\r\nAccess-Control-Allow-Headers: *\r\n\
+             Connection: close\r\n\r\n"
+        );
+        let _ = s.write_all(r.as_bytes()).await;
+        let _ = s.shutdown().await;
+        return;
+    }
     if path == "/hang.js" {
         // Never answer: holds the page's load event back.
         std::future::pending::<()>().await;
@@ -236,13 +250,34 @@ async fn start_dns() -> u16 {
     port
 }
 
-/// Writes a fixture journey with the servers' ports filled in.
+/// A TC string granting these purposes (and consent for vendor 755, Google).
+fn tc_string(purposes: &[u8]) -> String {
+    sightline_consent::TcString {
+        cmp_id: 300,
+        cmp_version: 1,
+        consent_language: "EN".into(),
+        vendor_list_version: 150,
+        policy_version: 5,
+        publisher_cc: "DE".into(),
+        purposes_consent: purposes.to_vec(),
+        vendor_consents: vec![755],
+        ..Default::default()
+    }
+    .encode()
+    .unwrap()
+}
+
+/// Writes a fixture journey with the servers' ports (and the tcf fixture's TC strings)
+/// filled in.
 fn journey(name: &str, port: u16, dns_port: u16, dir: &Path) -> PathBuf {
     let text = std::fs::read_to_string(fixtures().join(name)).unwrap();
     let path = dir.join(name);
     let text = text
         .replace("{PORT}", &port.to_string())
-        .replace("{DNS_PORT}", &dns_port.to_string());
+        .replace("{DNS_PORT}", &dns_port.to_string())
+        .replace("{TCF_ALL}", &tc_string(&[1, 2, 3, 4, 5, 6, 7, 8, 9, 10]))
+        .replace("{TCF_NONE}", &tc_string(&[]))
+        .replace("{TCF_MEASURE}", &tc_string(&[1, 7, 8, 9, 10]));
     std::fs::write(&path, text).unwrap();
     path
 }
@@ -289,7 +324,18 @@ async fn shop_journey_seeds_every_finding_kind_and_clean_journey_has_none() {
     .await;
     println!("{}", shop.summary());
     assert!(!shop.incomplete, "{}", shop.summary());
-    assert_eq!(shop.scenarios.len(), 4);
+    // The four built-in scenarios, then the journey's custom one.
+    let names: Vec<String> = shop.scenarios.iter().map(|s| s.name.name()).collect();
+    assert_eq!(
+        names,
+        [
+            "no-interaction",
+            "accept-all",
+            "reject-all",
+            "gpc",
+            "custom:analytics-only"
+        ]
+    );
 
     // Evidence: requests with vendors, initiator chains, Set-Cookie, cookies.
     let landing = &shop.scenarios[0].steps[0];
@@ -393,6 +439,40 @@ async fn shop_journey_seeds_every_finding_kind_and_clean_journey_has_none() {
         .any(|f| f.kind == FindingKind::AfterReject && f.step.as_deref() == Some("lead-capture")));
     assert!(rej.evidence.request.is_some());
 
+    // A custom per-purpose choice: advertising refused, so Meta firing after the click is
+    // after_reject naming the purpose; Google Analytics (granted) is not.
+    let analytics_only = Scenario::Custom("analytics-only".into());
+    let refused = find(
+        &shop,
+        FindingKind::AfterReject,
+        Some(analytics_only.clone()),
+        "Meta",
+    );
+    assert!(
+        refused.message.contains("refused advertising"),
+        "{}",
+        refused.message
+    );
+    assert!(!shop
+        .findings
+        .iter()
+        .any(|f| f.kind == FindingKind::AfterReject
+            && f.scenario == Some(analytics_only.clone())
+            && f.vendor == "Google Analytics"));
+    // Its gcs=G111 says ad_storage granted, which the choice refused.
+    let cnp_custom = find(
+        &shop,
+        FindingKind::ConsentNotPropagated,
+        Some(analytics_only.clone()),
+        "Google Analytics",
+    );
+    assert!(
+        cnp_custom.message.contains("ad_storage")
+            && !cnp_custom.message.contains("analytics_storage"),
+        "{}",
+        cnp_custom.message
+    );
+
     let gpc = find(&shop, FindingKind::GpcIgnored, Some(Scenario::Gpc), "Meta");
     assert!(gpc.message.contains("Sec-GPC"));
     let gpc_sent = server.seen.lock().unwrap().iter().any(|s| {
@@ -447,6 +527,18 @@ async fn shop_journey_seeds_every_finding_kind_and_clean_journey_has_none() {
     assert_eq!(pii.step.as_deref(), Some("lead-capture"));
     assert_eq!(pii.severity, Severity::Critical);
     assert!(pii.message.contains("body"), "{}", pii.message);
+    // An email in a custom request header of a third-party call.
+    let header_pii = find(
+        &shop,
+        FindingKind::PiiLeak,
+        Some(Scenario::AcceptAll),
+        "Segment",
+    );
+    assert!(
+        header_pii.message.contains("header x-user-email"),
+        "{}",
+        header_pii.message
+    );
 
     let fourth = find(
         &shop,
@@ -503,6 +595,33 @@ async fn shop_journey_seeds_every_finding_kind_and_clean_journey_has_none() {
         "every finding kind of PRODUCT.md: {kinds:?}"
     );
     assert!(shop.reaches(Severity::Critical));
+    // One screenshot per step and scenario, beside the report, named in it.
+    for (sc, sc_json) in shop
+        .scenarios
+        .iter()
+        .zip(json["scenarios"].as_array().unwrap())
+    {
+        for (i, (st, st_json)) in sc
+            .steps
+            .iter()
+            .zip(sc_json["steps"].as_array().unwrap())
+            .enumerate()
+        {
+            let rel = st.screenshot.as_deref().expect("a screenshot per step");
+            assert_eq!(st_json["screenshot"], rel);
+            assert!(
+                rel.starts_with("screenshots/") && rel.contains(&format!("/{:02}-", i + 1)),
+                "{rel}"
+            );
+            let png = std::fs::read(out.join(rel)).unwrap();
+            assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "{rel} is a PNG");
+            assert!(st.timing.load_ms > 0, "load timing kept: {st:#?}");
+        }
+    }
+    assert_eq!(
+        shop.scenarios[4].steps[0].screenshot.as_deref(),
+        Some("screenshots/custom-analytics-only/01-landing.png")
+    );
 
     let clean = scan(
         &journey("clean.toml", server.port, dns_port, dir.path()),
@@ -730,4 +849,96 @@ async fn tag_cost_reloads_the_journey_with_third_parties_blocked() {
         .count();
     assert!(recorded > 0);
     assert_eq!(served, recorded);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tc_strings_given_through_tcfapi_decide_what_loads() {
+    let server = start_server(None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = journey("tcf.toml", server.port, 1, dir.path());
+    let r = scan(&path, &options()).await;
+    println!("{}", r.summary());
+    assert!(!r.incomplete, "{}", r.summary());
+    let vendors = |scenario: &Scenario| -> Vec<String> {
+        let sc = r.scenarios.iter().find(|s| &s.name == scenario).unwrap();
+        sc.steps[0].vendors.iter().map(|v| v.name.clone()).collect()
+    };
+    // The tag manager reads the TC string through the scanner's __tcfapi: everything with
+    // all purposes, analytics only with the measurement purposes, nothing without consent.
+    assert_eq!(
+        vendors(&Scenario::AcceptAll),
+        ["Amplitude", "Meta", "Tealium"]
+    );
+    assert_eq!(
+        vendors(&Scenario::Custom("measurement".into())),
+        ["Amplitude", "Tealium"]
+    );
+    assert_eq!(vendors(&Scenario::RejectAll), ["Tealium"]);
+    // No __tcfapi without a configured choice: the container loads nothing.
+    assert_eq!(vendors(&Scenario::NoInteraction), ["Tealium"]);
+    assert_eq!(vendors(&Scenario::Gpc), ["Tealium"]);
+    // The site honours every choice: the only findings are the vendors its tag manager
+    // loads (fourth parties, low since a tag manager loading tags is its job).
+    assert!(
+        r.findings
+            .iter()
+            .all(|f| f.kind == FindingKind::FourthParty && f.severity == Severity::Low),
+        "{}",
+        r.summary()
+    );
+    assert_eq!(r.findings.len(), 3, "{}", r.summary());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scenarios_in_parallel_report_what_a_serial_run_reports() {
+    let server = start_server(None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = journey("tcf.toml", server.port, 1, dir.path());
+    let serial = scan(
+        &path,
+        &ScanOptions {
+            parallel: 1,
+            ..options()
+        },
+    )
+    .await;
+    let parallel = scan(
+        &path,
+        &ScanOptions {
+            parallel: 5,
+            ..options()
+        },
+    )
+    .await;
+    let shape = |r: &Report| -> Vec<(String, Vec<String>, usize)> {
+        r.scenarios
+            .iter()
+            .map(|s| {
+                (
+                    s.name.name(),
+                    s.steps[0].vendors.iter().map(|v| v.name.clone()).collect(),
+                    s.steps[0].request_count,
+                )
+            })
+            .collect()
+    };
+    assert_eq!(shape(&serial), shape(&parallel));
+    // Findings in the same order with the same evidence (cookie expiry times aside).
+    let facts = |r: &Report| -> Vec<_> {
+        r.findings
+            .iter()
+            .map(|f| {
+                (
+                    f.kind,
+                    f.scenario.clone(),
+                    f.vendor.clone(),
+                    f.message.clone(),
+                    f.evidence.initiator_chain.clone(),
+                    f.evidence.cookie.as_ref().map(|c| c.name.clone()),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(facts(&serial), facts(&parallel));
+    assert_eq!(serial.scenarios.len(), 5);
 }
