@@ -34,7 +34,8 @@ pub struct ScanArgs {
     /// Directory for report.json.
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
-    /// Scenarios to run: no-interaction, accept-all, reject-all, gpc [default: all].
+    /// Scenarios to run: no-interaction, accept-all, reject-all, gpc, or custom:NAME for a
+    /// journey's [consent.custom.NAME] [default: the four, then every custom one].
     #[arg(long = "scenario", value_name = "NAME")]
     scenarios: Vec<String>,
     /// Exit with 3 when a finding reaches this severity: low, medium, high or critical.
@@ -46,6 +47,20 @@ pub struct ScanArgs {
     /// Also load each no-interaction step with third parties blocked, to measure their cost.
     #[arg(long)]
     tag_cost: bool,
+    /// A tracker database extending the vendor lookup below the catalogs: Ghostery's
+    /// trackerdb.json or a DuckDuckGo Tracker Radar domain_map.json.
+    #[arg(long, value_name = "FILE")]
+    trackerdb: Option<PathBuf>,
+    /// An inventory file (TOML `vendors = [...]`) used instead of the journey's [inventory].
+    #[arg(long, value_name = "FILE")]
+    inventory: Option<PathBuf>,
+    /// Scenarios run at once, each in its own Chromium [default: from cores and free memory,
+    /// at most 4].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=8))]
+    parallel: Option<u16>,
+    /// Do not capture a screenshot per step.
+    #[arg(long)]
+    no_screenshots: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -73,7 +88,8 @@ pub async fn run(args: ScanArgs) -> Result<()> {
         .map(|name| {
             Scenario::parse(name).with_context(|| {
                 format!(
-                    "unknown scenario {name:?}: use no-interaction, accept-all, reject-all or gpc"
+                    "unknown scenario {name:?}: use no-interaction, accept-all, reject-all, gpc \
+                     or custom:NAME"
                 )
             })
         })
@@ -90,6 +106,10 @@ pub async fn run(args: ScanArgs) -> Result<()> {
     let options = ScanOptions {
         scenarios,
         user_catalog: args.catalog,
+        tracker_db: args.trackerdb,
+        inventory: args.inventory,
+        screenshots: !args.no_screenshots,
+        parallel: args.parallel.map_or(0, usize::from),
         tag_cost: args.tag_cost,
         ..ScanOptions::default()
     };

@@ -9,12 +9,22 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 
 async fn site() -> String {
-    let app = axum::Router::new().route(
-        "/",
-        axum::routing::get(|| async {
-            axum::response::Html("<html><body><h1>Shop</h1><a id=go href='/'>go</a></body></html>")
-        }),
-    );
+    let app = axum::Router::new()
+        .route(
+            "/",
+            axum::routing::get(|| async {
+                axum::response::Html("<html><body><h1>Shop</h1><a id=go href='/'>go</a></body></html>")
+            }),
+        )
+        .route(
+            "/pixel",
+            axum::routing::get(|| async {
+                // A tracker the shipped catalog does not know, on a host mapped to this server.
+                axum::response::Html(
+                    "<html><body><h1>Pixel</h1><img src='http://px.acme-tracker.test/p.gif'></body></html>",
+                )
+            }),
+        );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -108,4 +118,154 @@ async fn scan_writes_the_report_and_gates_on_severity() {
     let bad = sightline(&["scan", journey, "--out", out, "--scenario", "sometimes"]);
     assert_eq!(bad.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown scenario"));
+}
+
+/// `--trackerdb` (Ghostery's format, a hand-made file), `--inventory`, screenshots beside the
+/// report, `--parallel`, and `scan diff` over two report paths.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tracker_db_inventory_file_screenshots_and_diff() {
+    let dir = std::env::temp_dir().join(format!("sl-scan-cli-db-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = site().await;
+    let port: u16 = url
+        .trim_start_matches("http://127.0.0.1:")
+        .trim_end_matches('/')
+        .parse()
+        .unwrap();
+    let journey = dir.join("journey.toml");
+    std::fs::write(
+        &journey,
+        format!(
+            "name = \"pixel\"\n[browser]\nhost_resolver_rules = \"MAP px.acme-tracker.test 127.0.0.1:{port}\"\n\
+             [inventory]\nvendors = [\"Hotjar\"]\n[[steps]]\nname = \"landing\"\nurl = \"{url}pixel\"\n"
+        ),
+    )
+    .unwrap();
+    let db = dir.join("trackerdb.json");
+    std::fs::write(
+        &db,
+        r#"{"categories": {}, "organizations": {}, "patterns": {
+             "acme_ads": {"name": "Acme Ads", "category": "advertising", "organization": null,
+                          "domains": ["acme-tracker.test"], "filters": []}}}"#,
+    )
+    .unwrap();
+    let inventory = dir.join("inventory.toml");
+    std::fs::write(&inventory, "vendors = [\"Acme Ads\"]\n").unwrap();
+    let (journey, db, inventory) = (
+        journey.to_str().unwrap().to_owned(),
+        db.to_str().unwrap().to_owned(),
+        inventory.to_str().unwrap().to_owned(),
+    );
+    let run = |out: PathBuf, extra: Vec<String>| {
+        let journey = journey.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut args = vec![
+                "scan".to_owned(),
+                journey,
+                "--out".to_owned(),
+                out.to_str().unwrap().to_owned(),
+                "--scenario".to_owned(),
+                "no-interaction".to_owned(),
+            ];
+            args.extend(extra);
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            sightline(&args)
+        })
+    };
+
+    let plain_out = dir.join("plain");
+    let plain = run(plain_out.clone(), vec![]).await.unwrap();
+    assert!(
+        plain.status.success(),
+        "{}",
+        String::from_utf8_lossy(&plain.stderr)
+    );
+    let db_out = dir.join("db");
+    let with_db = run(
+        db_out.clone(),
+        vec![
+            "--trackerdb".into(),
+            db.clone(),
+            "--inventory".into(),
+            inventory,
+            "--parallel".into(),
+            "2".into(),
+        ],
+    )
+    .await
+    .unwrap();
+    assert!(
+        with_db.status.success(),
+        "{}",
+        String::from_utf8_lossy(&with_db.stderr)
+    );
+    let report: Value =
+        serde_json::from_slice(&std::fs::read(db_out.join("report.json")).unwrap()).unwrap();
+    let step = &report["scenarios"][0]["steps"][0];
+    assert!(
+        step["vendors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|v| v["name"] == "Acme Ads" && v["category"] == "advertising"),
+        "{step}"
+    );
+    let findings = report["findings"].as_array().unwrap();
+    // The tracker database names the vendor, so it is judged: it loads before consent.
+    assert!(
+        findings
+            .iter()
+            .any(|f| f["kind"] == "pre_consent" && f["vendor"] == "Acme Ads"),
+        "{findings:?}"
+    );
+    // The inventory file replaced the journey's: Acme Ads is declared, Hotjar is not listed.
+    assert!(!findings
+        .iter()
+        .any(|f| f["kind"] == "shadow_vendor" && f["vendor"] == "Acme Ads"));
+    assert!(!findings.iter().any(|f| f["kind"] == "zombie_tag"));
+    let shot = step["screenshot"].as_str().unwrap();
+    assert_eq!(shot, "screenshots/no-interaction/01-landing.png");
+    assert!(std::fs::read(db_out.join(shot))
+        .unwrap()
+        .starts_with(b"\x89PNG"));
+
+    // diff over the two report paths: the vendor the database named is new.
+    let diff = sightline(&[
+        "scan",
+        "diff",
+        plain_out.join("report.json").to_str().unwrap(),
+        db_out.join("report.json").to_str().unwrap(),
+    ]);
+    assert!(
+        diff.status.success(),
+        "{}",
+        String::from_utf8_lossy(&diff.stderr)
+    );
+    let text = String::from_utf8_lossy(&diff.stdout);
+    assert!(
+        text.contains("+ vendor") && text.contains("Acme Ads"),
+        "{text}"
+    );
+
+    // A malformed database is a clear error before any browser starts.
+    let bad = dir.join("bad.json");
+    std::fs::write(&bad, r#"{"patterns": {"x": {"category": "advertising"}}}"#).unwrap();
+    let failed = run(
+        dir.join("bad-out"),
+        vec!["--trackerdb".into(), bad.to_str().unwrap().to_owned()],
+    )
+    .await
+    .unwrap();
+    assert_eq!(failed.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&failed.stderr);
+    assert!(
+        err.contains("tracker database") && err.contains("patterns.x.name"),
+        "{err}"
+    );
+    let zero = run(dir.join("zero"), vec!["--parallel".into(), "0".into()])
+        .await
+        .unwrap();
+    assert_ne!(zero.status.code(), Some(0));
+    let _ = std::fs::remove_dir_all(&dir);
 }
