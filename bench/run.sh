@@ -4,12 +4,17 @@
 #   bench/run.sh delivery [--postgres URL] [--requests N] [--batch N]
 #   bench/run.sh profiles [--people N]
 #   bench/run.sh audience-sync [--load EVENTS_PER_S] [--samples N]
+#   bench/run.sh scan          (needs Debian's chromium: scripts/install-chromium.sh)
 #   bench/run.sh attribution | linkage-febrl | linkage-1m
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bench="${1:-}"
 shift || true
 case "$bench" in
+  scan)
+    bash scripts/install-chromium.sh >&2
+    cargo build --release --locked -p sightline -p sightline-bench
+    exec target/release/sightline-bench scan "$@" ;;
   ingest|delivery|profiles|audience-sync)
     cargo build --release --locked -p sightline -p sightline-bench
     exec target/release/sightline-bench "$bench" "$@" ;;
@@ -22,6 +27,6 @@ case "$bench" in
   linkage-1m)
     exec cargo run --release --locked -p sightline-linkage --example bench_dedupe_1m ;;
   *)
-    echo "usage: bench/run.sh ingest|delivery|profiles|audience-sync|attribution|linkage-febrl|linkage-1m [args]" >&2
+    echo "usage: bench/run.sh ingest|delivery|profiles|audience-sync|scan|attribution|linkage-febrl|linkage-1m [args]" >&2
     exit 2 ;;
 esac

@@ -1,11 +1,12 @@
 //! Sightline's benchmarks, each through the real binary and each printing one JSON line with
 //! a baseline measured in the same run. `ingest`: batched and single-event ingest against a
 //! no-op HTTP server that parses the same JSON and discards it. `delivery`: see delivery.rs.
-//! `profiles`: see profiles.rs. `audience-sync`: see audience.rs.
+//! `profiles`: see profiles.rs. `audience-sync`: see audience.rs. `scan`: see scan.rs.
 
 mod audience;
 mod delivery;
 mod profiles;
+mod scan;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
@@ -74,6 +75,8 @@ enum Bench {
         #[arg(long, default_value_t = 200)]
         samples: usize,
     },
+    /// A 10-step journey scanned under five consent scenarios, against bare Chromium loads.
+    Scan,
     /// The baseline: accepts the same requests, parses the JSON, discards it.
     NoopServer,
 }
@@ -87,6 +90,7 @@ fn main() -> Result<()> {
         .build()?;
     match cli.command {
         Bench::NoopServer => runtime.block_on(noop_server()),
+        Bench::Scan => runtime.block_on(scan::run()),
         Bench::AudienceSync { load, samples } => {
             runtime.block_on(audience::run(load, samples.max(1)))
         }

@@ -1,0 +1,292 @@
+//! `sightline-bench scan`: a 10-step fixture journey scanned by the real `sightline scan`
+//! under five consent scenarios (no-interaction, accept-all, reject-all, gpc and a custom
+//! per-purpose choice), against the same 10 pages loaded by a bare Chromium with no
+//! instrumentation (`chromium --headless --dump-dom URL`, one process per page, as a plain
+//! page load costs), in the same run. The site is served from memory by this process; every
+//! host name is mapped to it with `--host-resolver-rules`.
+
+use crate::{round3, sibling};
+use anyhow::{bail, Context, Result};
+use serde_json::{json, Value};
+use std::path::Path;
+use std::process::Command;
+use std::time::Instant;
+
+const STEPS: usize = 10;
+const SCENARIOS: [&str; 5] = [
+    "no-interaction",
+    "accept-all",
+    "reject-all",
+    "gpc",
+    "custom:analytics-only",
+];
+
+/// A first-party consent banner: each button stores the choice in a cookie; tags follow it.
+const CMP_JS: &str = r#"
+var choice = (document.cookie.match(/(?:^|; )consent=(\w+)/) || [])[1];
+function load(src) { var s = document.createElement('script'); s.src = src; document.head.appendChild(s); }
+function apply(c) {
+  if (c === 'all' || c === 'analytics') load('http://cdn.bench-analytics.test/a.js');
+  if (c === 'all') load('http://px.bench-ads.test/px.js');
+}
+apply(choice);
+document.addEventListener('click', function (e) {
+  var map = { 'cmp-accept': 'all', 'cmp-reject': 'none', 'cmp-analytics': 'analytics' };
+  var c = map[e.target.id];
+  if (!c) return;
+  document.cookie = 'consent=' + c + '; path=/; max-age=31536000';
+  document.getElementById('cmp-banner').remove();
+  apply(c);
+});
+"#;
+
+/// A tag manager that loads a chat widget whatever the consent (a fourth party).
+const TM_JS: &str =
+    "var s = document.createElement('script'); s.src = 'http://widget.bench-chat.test/w.js'; document.head.appendChild(s);";
+const ANALYTICS_JS: &str = "navigator.sendBeacon('http://collect.bench-analytics.test/c?en=page_view&dl=' + encodeURIComponent(location.href));";
+const ADS_JS: &str = "document.cookie = '_bpx=1; path=/; max-age=7776000'; new Image().src = 'http://px.bench-ads.test/tr?ev=PageView';";
+const CHAT_JS: &str =
+    "fetch('http://api.bench-chat.test/session', { method: 'POST', body: '{}' });";
+
+const CATALOG: &str = r#"
+[[vendor]]
+name = "Bench Tags"
+category = "tag_manager"
+hosts = ["bench-tm.test"]
+[[vendor]]
+name = "Bench Analytics"
+category = "analytics"
+hosts = ["bench-analytics.test"]
+[[vendor]]
+name = "Bench Ads"
+category = "advertising"
+hosts = ["bench-ads.test"]
+cookies = ["_bpx"]
+[[vendor]]
+name = "Bench Chat"
+category = "support"
+hosts = ["bench-chat.test"]
+"#;
+
+fn page(step: usize) -> String {
+    let form = if step == 5 {
+        "<form id=f><input id=email type=email><button id=go type=button>Sign up</button></form>"
+    } else {
+        ""
+    };
+    let next = if step < STEPS {
+        format!("<a href='/step-{}.html'>next</a>", step + 1)
+    } else {
+        String::new()
+    };
+    format!(
+        "<!doctype html><html><head><title>Step {step}</title>\
+         <script src='/cmp.js'></script>\
+         <script src='http://tags.bench-tm.test/tm.js?id=TM-1'></script>\
+         <link rel=stylesheet href='/site.css'></head><body>\
+         <div id=cmp-banner>Cookies? <button id=cmp-accept>Accept all</button>\
+         <button id=cmp-reject>Reject all</button> <button id=cmp-analytics>Analytics only</button></div>\
+         <h1>Step {step}</h1><p>{}</p><img src='/hero-{step}.gif' alt=''>{form}{next}</body></html>",
+        "Lorem ipsum dolor sit amet. ".repeat(40)
+    )
+}
+
+async fn serve_site() -> Result<u16> {
+    use axum::http::{header, HeaderMap, Uri};
+    use axum::response::IntoResponse;
+    async fn answer(headers: HeaderMap, uri: Uri) -> axum::response::Response {
+        let host = headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or_default()
+            .split(':')
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        let path = uri.path();
+        let js = |body: &'static str| {
+            ([(header::CONTENT_TYPE, "text/javascript")], body).into_response()
+        };
+        match (host.as_str(), path) {
+            ("www.bench.test", "/cmp.js") => js(CMP_JS),
+            ("www.bench.test", "/site.css") => {
+                ([(header::CONTENT_TYPE, "text/css")], "body { font: 16px sans-serif }").into_response()
+            }
+            ("www.bench.test", p) if p.starts_with("/step-") => {
+                let n: usize = p
+                    .trim_start_matches("/step-")
+                    .trim_end_matches(".html")
+                    .parse()
+                    .unwrap_or(1);
+                axum::response::Html(page(n)).into_response()
+            }
+            ("tags.bench-tm.test", "/tm.js") => js(TM_JS),
+            ("cdn.bench-analytics.test", "/a.js") => js(ANALYTICS_JS),
+            ("px.bench-ads.test", "/px.js") => js(ADS_JS),
+            ("widget.bench-chat.test", "/w.js") => js(CHAT_JS),
+            // Images and beacons: a 1x1 GIF.
+            _ => (
+                [(header::CONTENT_TYPE, "image/gif")],
+                &b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04\x01\x00\x00\x00\x00,\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;"[..],
+            )
+                .into_response(),
+        }
+    }
+    let app = axum::Router::new().fallback(answer);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let port = listener.local_addr()?.port();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Ok(port)
+}
+
+fn journey(port: u16) -> String {
+    let mut text = format!(
+        "name = \"bench\"\n[browser]\nhost_resolver_rules = \"MAP * 127.0.0.1:{port}\"\n\
+         [consent.accept-all]\nclick = [\"#cmp-accept\"]\n\
+         [consent.reject-all]\nclick = [\"#cmp-reject\"]\n\
+         [consent.custom.analytics-only]\nclick = [\"#cmp-analytics\"]\ngrant = [\"analytics\"]\n\
+         [inventory]\nvendors = [\"Bench Tags\", \"Bench Analytics\", \"Bench Ads\"]\n"
+    );
+    for step in 1..=STEPS {
+        text.push_str(&format!(
+            "[[steps]]\nname = \"step-{step}\"\nurl = \"http://www.bench.test/step-{step}.html\"\n"
+        ));
+        if step == 5 {
+            text.push_str(
+                "actions = [{ fill = \"#email\", value = \"ann@example.com\" }, { click = \"#go\" }]\n",
+            );
+        }
+    }
+    text
+}
+
+fn chromium() -> String {
+    std::env::var("SIGHTLINE_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into())
+}
+
+/// The same pages loaded by a bare Chromium: one `--dump-dom` process per page, no DevTools.
+fn bare_load(port: u16, profile: &Path) -> Result<f64> {
+    let started = Instant::now();
+    for step in 1..=STEPS {
+        let out = Command::new(chromium())
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--no-first-run",
+                "--disable-dev-shm-usage",
+                "--disable-background-networking",
+                "--disable-features=HttpsUpgrades,HttpsFirstBalancedModeAutoEnable",
+            ])
+            .arg(format!("--host-resolver-rules=MAP * 127.0.0.1:{port}"))
+            .arg(format!("--user-data-dir={}", profile.display()))
+            .arg("--dump-dom")
+            .arg(format!("http://www.bench.test/step-{step}.html"))
+            .output()
+            .context("cannot run chromium")?;
+        if !out.status.success() || !String::from_utf8_lossy(&out.stdout).contains("<h1>Step") {
+            bail!(
+                "bare chromium failed on step {step}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+    Ok(started.elapsed().as_secs_f64() * 1000.0)
+}
+
+/// One `sightline scan` of the journey; returns wall milliseconds and the report.
+fn scan(sightline: &Path, dir: &Path, parallel: Option<&str>) -> Result<(f64, Value)> {
+    let out = dir.join(format!("out-{}", parallel.unwrap_or("auto")));
+    let mut command = Command::new(sightline);
+    command
+        .arg("scan")
+        .arg(dir.join("journey.toml"))
+        .arg("--out")
+        .arg(&out)
+        .arg("--catalog")
+        .arg(dir.join("catalog.toml"));
+    for s in SCENARIOS {
+        command.args(["--scenario", s]);
+    }
+    if let Some(n) = parallel {
+        command.args(["--parallel", n]);
+    }
+    let started = Instant::now();
+    let output = command.output()?;
+    let wall = started.elapsed().as_secs_f64() * 1000.0;
+    if !output.status.success() {
+        bail!(
+            "sightline scan failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let report: Value = serde_json::from_slice(&std::fs::read(out.join("report.json"))?)?;
+    if report["incomplete"] != json!(false) {
+        bail!("the bench scan is incomplete: {}", report["scenarios"]);
+    }
+    Ok((wall, report))
+}
+
+pub async fn run() -> Result<()> {
+    let sightline = sibling("sightline")?;
+    let port = serve_site().await?;
+    let dir = tempfile_dir()?;
+    std::fs::write(dir.join("journey.toml"), journey(port))?;
+    std::fs::write(dir.join("catalog.toml"), CATALOG)?;
+
+    let (bare_ms, scan_auto, scan_serial) = tokio::task::spawn_blocking({
+        let (dir, sightline) = (dir.clone(), sightline.clone());
+        move || -> Result<_> {
+            // Warm the page cache of the browser binary once, outside the timings.
+            bare_load(port, &dir.join("warm"))?;
+            let bare = bare_load(port, &dir.join("bare"))?;
+            let auto = scan(&sightline, &dir, None)?;
+            let serial = scan(&sightline, &dir, Some("1"))?;
+            Ok((bare, auto, serial))
+        }
+    })
+    .await??;
+    let (scan_ms, report) = scan_auto;
+    let (serial_ms, _) = scan_serial;
+    let scenarios = report["scenarios"].as_array().map_or(0, Vec::len);
+    let steps: usize = report["scenarios"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|s| s["steps"].as_array().map_or(0, Vec::len))
+        .sum();
+    let findings = report["findings"].as_array().map_or(0, Vec::len);
+    let screenshots = report["scenarios"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|s| s["steps"].as_array().into_iter().flatten())
+        .filter(|s| s["screenshot"].is_string())
+        .count();
+    println!(
+        "{}",
+        json!({
+            "bench": "scan",
+            "steps": STEPS,
+            "scenarios": scenarios,
+            "steps_scanned": steps,
+            "findings": findings,
+            "screenshots": screenshots,
+            "scan_wall_ms": scan_ms.round(),
+            "scan_serial_wall_ms": serial_ms.round(),
+            "baseline": "bare chromium --headless --dump-dom, one process per page, no DevTools",
+            "baseline_10_steps_ms": bare_ms.round(),
+            "ratio_vs_bare_10_steps": round3(scan_ms / bare_ms),
+            "ratio_vs_bare_per_scenario": round3(scan_ms / (bare_ms * scenarios.max(1) as f64)),
+        })
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+fn tempfile_dir() -> Result<std::path::PathBuf> {
+    let dir = std::env::temp_dir().join(format!("sightline-bench-scan-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
