@@ -46,15 +46,6 @@ impl Scenario {
         }
         Scenario::ALL.into_iter().find(|s| s.name() == name)
     }
-
-    /// Whether the visitor makes a consent choice in this scenario (and so requests before
-    /// it are `before_consent`).
-    pub fn gives_consent_choice(&self) -> bool {
-        matches!(
-            self,
-            Scenario::AcceptAll | Scenario::RejectAll | Scenario::Custom(_)
-        )
-    }
 }
 
 /// Custom scenario names become directory names (screenshots) and command-line arguments:
