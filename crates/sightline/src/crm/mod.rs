@@ -183,7 +183,8 @@ pub struct ImportReport {
     pub already_logged: usize,
     pub bad_rows: Vec<BadRow>,
     pub warnings: Vec<Warning>,
-    /// Records that joined a profile that existed before the import, by an exact identifier.
+    /// Records on a profile that existed before the import after the deterministic pass
+    /// (joined by an exact identifier, or imported before).
     pub joined_existing: usize,
     pub passes: Vec<PassReport>,
     pub auto_links: Vec<LoggedLink>,
@@ -443,7 +444,7 @@ pub async fn import_command(command: ImportCommand, file: &FileConfig) -> Result
 
 fn report_text(r: &ImportReport) -> String {
     let mut out = format!(
-        "imported {} records from {} as source {:?} ({} logged now, {} already logged); {} bad rows; {} joined an existing profile by an exact identifier\n",
+        "imported {} records from {} as source {:?} ({} logged now, {} already logged); {} bad rows; {} on a profile that existed before the import\n",
         r.records, r.file, r.source, r.logged, r.already_logged, r.bad_rows.len(), r.joined_existing
     );
     for bad in &r.bad_rows {
