@@ -364,3 +364,177 @@ pub fn outcome(profiles: &Profiles, left: &Identifier, right: &Identifier, seq: 
         });
     Outcome::Refused(rule.unwrap_or_else(|| "not_linked".into()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crm::records;
+    use sightline_core::{EventType, StoredEvent};
+
+    const MAPPING: &str = r#"
+        id_column = "id"
+        [identifiers]
+        email = "email"
+        [traits]
+        first_name = "first_name"
+        last_name = "last_name"
+        dob = "birthday"
+        zip = "postcode"
+        [linkage]
+        threshold = 0.05
+        auto_link_threshold = 0.99
+    "#;
+
+    const GIVEN: [&str; 12] = [
+        "ann", "bob", "cara", "dev", "emil", "fay", "gus", "hana", "ivan", "jo", "kim", "lena",
+    ];
+    const SURNAMES: [&str; 10] = [
+        "smith", "jones", "ng", "patel", "okafor", "berg", "rossi", "kowalski", "dubois", "tanaka",
+    ];
+
+    fn person(n: usize) -> [String; 4] {
+        [
+            GIVEN[n % 12].to_owned(),
+            SURNAMES[(n / 12 + n) % 10].to_owned(),
+            format!(
+                "19{:02}-{:02}-{:02}",
+                40 + (n * 7) % 60,
+                1 + n % 12,
+                1 + (n * 11) % 28
+            ),
+            format!("{}", 100 + n % 9),
+        ]
+    }
+
+    /// Web profiles u0..u80 (u80 a twin of u79 under another user id), then the import's
+    /// records applied as the import logs them.
+    fn setup(csv: &str) -> (Profiles, records::Parsed, ImportMapping) {
+        let mapping = ImportMapping::from_toml_str(MAPPING).unwrap();
+        let rules = Rules::default();
+        let mut profiles = Profiles::new(rules.clone());
+        let mut seq = 0;
+        let mut apply = |profiles: &mut Profiles, body: Value| {
+            seq += 1;
+            profiles.apply(&StoredEvent {
+                seq,
+                source_id: 1,
+                message_id: format!("m{seq}"),
+                event_type: EventType::Identify,
+                received_at: seq,
+                body: body.to_string(),
+            });
+        };
+        for n in 0..81 {
+            let [g, s, d, z] = person(n.min(79));
+            apply(
+                &mut profiles,
+                serde_json::json!({"type": "identify", "userId": format!("u{n}"),
+                    "traits": {"email": format!("p{n}@x.io"), "first_name": g, "last_name": s,
+                               "birthday": d, "postcode": z}}),
+            );
+        }
+        let parsed = records::parse(csv.as_bytes(), &mapping, &rules).unwrap();
+        let origin = records::Origin {
+            file: "t.csv".into(),
+            source_id: 2,
+            source: "crm".into(),
+        };
+        for record in &parsed.records {
+            let event = records::record_event(record, &origin, 1);
+            apply(&mut profiles, serde_json::from_str(&event.body).unwrap());
+        }
+        (profiles, parsed, mapping)
+    }
+
+    #[test]
+    fn a_record_links_automatically_to_one_profile_and_its_twin_goes_to_review() {
+        let mut csv = String::from("id,first_name,last_name,email,dob,zip\n");
+        // Exact emails for 0..40 (joined by identity), misspelt copies of 40..79 without.
+        for n in 0..79 {
+            let [g, s, d, z] = person(n);
+            let (g, email) = if n < 40 {
+                (g, format!("p{n}@x.io"))
+            } else {
+                (format!("{g}h"), String::new())
+            };
+            csv.push_str(&format!("c{n},{g},{s},{email},{d},{z}\n"));
+        }
+        let [g, s, d, z] = person(79);
+        csv.push_str(&format!("c79,{g},{s},,{d},{z}\n"));
+        let (profiles, parsed, mapping) = setup(&csv);
+        let sides = sides(&parsed, &mapping, &profiles, &Rules::default(), 81);
+        assert_eq!(sides.joined_existing, 40);
+        let plan = plan(&sides, &mapping.linkage, "test");
+        assert!(
+            plan.passes.iter().all(|p| p.error.is_none()),
+            "{:?}",
+            plan.passes
+        );
+
+        // Profiles holding a record are not candidates: no link names u0..u39.
+        let joined: Vec<String> = (0..40).map(|n| format!("user_id:u{n}")).collect();
+        assert!(plan
+            .auto_links
+            .iter()
+            .chain(&plan.reviews)
+            .all(|l| !joined.contains(&l.right.to_string())));
+        // At most one automatic link per record to the profiles.
+        let mut seen = HashSet::new();
+        for link in plan.auto_links.iter().filter(|l| l.pass == "profiles") {
+            assert!(seen.insert(link.left.clone()), "{} linked twice", link.left);
+            assert!(link.match_probability >= 0.99);
+        }
+        // The misspelt copies link to their own profile.
+        let to = |left: &str| {
+            plan.auto_links
+                .iter()
+                .find(|l| l.left.to_string() == left)
+                .map(|l| l.right.to_string())
+        };
+        let correct = (40..79)
+            .filter(|n| to(&format!("crm_id:c{n}")) == Some(format!("user_id:u{n}")))
+            .count();
+        assert!(
+            correct >= 37,
+            "{correct} of 39 misspelt records linked to their profile"
+        );
+        // c79 matches u79 and its twin u80 equally: one is linked, the other is reviewed.
+        let c79 = Identifier::parse("crm_id:c79").unwrap();
+        let auto: Vec<&ProposedLink> = plan.auto_links.iter().filter(|l| l.left == c79).collect();
+        let reviewed: Vec<&ProposedLink> = plan.reviews.iter().filter(|l| l.left == c79).collect();
+        assert_eq!(auto.len(), 1, "{auto:?}");
+        assert_eq!(reviewed.len(), 1, "{reviewed:?}");
+        let twins = [auto[0].right.to_string(), reviewed[0].right.to_string()];
+        assert!(twins.contains(&"user_id:u79".into()) && twins.contains(&"user_id:u80".into()));
+        assert_eq!(reviewed[0].evidence["decision"], "review");
+        assert_eq!(auto[0].evidence["decision"], "auto_link");
+        assert!(auto[0].evidence["fields"].as_array().unwrap().len() >= 4);
+    }
+
+    #[test]
+    fn outcomes_read_merges_and_refusals_back() {
+        let (mut profiles, _, _) = setup("id,first_name,last_name,email,dob,zip\n");
+        let left = Identifier::parse("user_id:u1").unwrap();
+        let right = Identifier::parse("user_id:u2").unwrap();
+        let link = records::link_event(&left, &right, serde_json::json!({}), "l".into(), 2, 1);
+        profiles.apply(&StoredEvent {
+            seq: 500,
+            source_id: 2,
+            message_id: link.message_id,
+            event_type: EventType::Identify,
+            received_at: 1,
+            body: link.body,
+        });
+        assert_eq!(
+            outcome(&profiles, &left, &right, 500),
+            Outcome::Refused("conflicting_user_id".into())
+        );
+        let email = Identifier::parse("email:p1@x.io").unwrap();
+        assert_eq!(outcome(&profiles, &left, &email, 500), Outcome::Merged);
+        let unknown = Identifier::parse("crm_id:nobody").unwrap();
+        assert_eq!(
+            outcome(&profiles, &left, &unknown, 500),
+            Outcome::Refused("unknown_identifier".into())
+        );
+    }
+}
