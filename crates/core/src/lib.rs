@@ -4,6 +4,7 @@
 pub mod destination;
 pub mod event;
 pub mod profile;
+pub mod review;
 pub mod secret;
 pub mod time;
 
@@ -12,6 +13,7 @@ pub use event::{EventType, NewEvent, StoredEvent};
 pub use profile::{
     DeniedCount, IdentifierRow, ProfileRows, ProfileSave, ProfilesState, StoredProfile,
 };
+pub use review::{LinkReview, NewLinkReview, ReviewStatus};
 
 /// A tracking source: the write keys of one site or app map to it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]

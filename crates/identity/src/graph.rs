@@ -22,6 +22,10 @@ pub struct Record {
     pub seq: i64,
     #[serde(flatten)]
     pub change: Change,
+    /// The evidence of the probabilistic link that caused this change, when a record
+    /// linkage event did (see [`Resolution::by_record_linkage`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub linkage: Option<Value>,
 }
 
 /// A live profile: its identifiers (in the order linked), their count per type (what
@@ -117,6 +121,12 @@ impl Graph {
     /// resolution computed from a stale slice) are skipped rather than corrupting it.
     pub fn apply(&mut self, resolution: Resolution) {
         let seq = resolution.seq;
+        let linkage = resolution.linkage;
+        let record = |change: Change| Record {
+            seq,
+            change,
+            linkage: linkage.clone(),
+        };
         for change in resolution.changes {
             match &change {
                 Change::CreateProfile {
@@ -138,7 +148,7 @@ impl Graph {
                         history: Vec::new(),
                     };
                     created.add(identifier.clone());
-                    created.history.push(Record { seq, change });
+                    created.history.push(record(change));
                     self.profiles.insert(created.id, created);
                 }
                 Change::Attach {
@@ -152,22 +162,22 @@ impl Graph {
                     if let Entry::Vacant(slot) = self.identifiers.entry(Key::new(identifier)) {
                         slot.insert(owned_by(*profile));
                         target.add(identifier.clone());
-                        target.history.push(Record { seq, change });
+                        target.history.push(record(change));
                     }
                 }
                 Change::Merge { from, into, .. } => {
                     let (from, into) = (*from, *into);
-                    self.merge(from, into, Record { seq, change });
+                    self.merge(from, into, record(change));
                 }
                 Change::Refuse { profile, owner, .. } => {
                     let owner = owner.filter(|o| Some(*o) != *profile);
                     let profile = *profile;
-                    let record = Record { seq, change };
+                    let refusal = record(change);
                     if let Some(target) = owner.and_then(|o| self.profiles.get_mut(&o)) {
-                        target.history.push(record.clone());
+                        target.history.push(refusal.clone());
                     }
                     if let Some(target) = profile.and_then(|p| self.profiles.get_mut(&p)) {
-                        target.history.push(record);
+                        target.history.push(refusal);
                     }
                 }
                 Change::SeenWith {
@@ -186,7 +196,7 @@ impl Graph {
                         state.profile
                     });
                     if let Some(owner) = owner.and_then(|o| self.profiles.get_mut(&o)) {
-                        owner.history.push(Record { seq, change });
+                        owner.history.push(record(change));
                     }
                 }
             }

@@ -30,7 +30,7 @@ mod key;
 mod resolve;
 mod rules;
 
-pub use explain::{explain, sentence};
+pub use explain::{explain, linkage_evidence, sentence};
 pub use extract::{
     extract, extract_text, normalise, normalise_email, normalise_phone, Call, EventIdentifiers,
     RejectReason, Rejected,

@@ -28,6 +28,9 @@ pub enum Rule {
     SharedIdentifier,
     /// Both profiles hold a user_id; they are different people.
     ConflictingUserId,
+    /// A probabilistic record link (an identify event carrying `context.linkage`: an
+    /// automatic link above the upper threshold, or one a person accepted in review).
+    RecordLinkage,
 }
 
 impl Rule {
@@ -41,6 +44,7 @@ impl Rule {
             Rule::InvalidValue => "invalid_value",
             Rule::SharedIdentifier => "shared_identifier",
             Rule::ConflictingUserId => "conflicting_user_id",
+            Rule::RecordLinkage => "record_linkage",
         }
     }
 }
@@ -240,6 +244,28 @@ pub struct Resolution {
     /// The profile the event belongs to; `None` when it carries no usable identifier.
     pub profile: Option<ProfileId>,
     pub changes: Vec<Change>,
+    /// Evidence of a probabilistic link, copied into every history record of the event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub linkage: Option<serde_json::Value>,
+}
+
+impl Resolution {
+    /// Marks the resolution of a record linkage event: its links and merges are attributed
+    /// to [`Rule::RecordLinkage`] and every history record it makes (refusals included, so
+    /// a link that merge protection refused shows what was refused) carries `evidence`.
+    /// Merge protection itself is unchanged: `resolve` already decided what may join.
+    pub fn by_record_linkage(mut self, evidence: serde_json::Value) -> Resolution {
+        for change in &mut self.changes {
+            match change {
+                Change::CreateProfile { rule, .. }
+                | Change::Attach { rule, .. }
+                | Change::Merge { rule, .. } => *rule = Rule::RecordLinkage,
+                _ => {}
+            }
+        }
+        self.linkage = Some(evidence);
+        self
+    }
 }
 
 /// Why a profile with `other` counts may not join one with `counts`, if it may not.
@@ -406,6 +432,7 @@ pub fn resolve(
         seq,
         profile,
         changes,
+        linkage: None,
     }
 }
 

@@ -422,3 +422,90 @@ fn loosening_a_limit_without_rebuild_merges_once_with_a_clean_history() {
          together on the event at seq 5; 1 is older and keeps its id"
     );
 }
+
+/// Resolves and applies one event as a record linkage event, the way the profiles
+/// processor does for an identify carrying `context.linkage`.
+fn link(graph: &mut Graph, seq: i64, event: &Value, rules: &Rules) {
+    let ids = extract(event, rules);
+    let resolution = resolve(&ids, &graph.slice(&ids), rules, seq)
+        .by_record_linkage(event["context"]["linkage"].clone());
+    graph.apply(resolution);
+}
+
+#[test]
+fn a_record_link_merges_under_merge_protection_with_its_evidence_in_the_history() {
+    let mut config = Config::default();
+    config.limits.insert("crm_id".to_owned(), 1);
+    let rules = Rules::new(&config).unwrap();
+    let crm = |seq: i64, crm_id: &str| {
+        (
+            seq,
+            json!({"type": "identify", "context": {"externalIds": [{"type": "crm_id", "id": crm_id}]}}),
+        )
+    };
+    let mut graph = run(
+        &[
+            (
+                1,
+                json!({"type": "identify", "userId": "u1", "traits": {"email": "ann@x.io"}}),
+            ),
+            crm(2, "c1"),
+            crm(3, "c2"),
+        ],
+        &rules,
+    );
+    let evidence = json!({
+        "decision": "auto_link", "left_id": "crm_id:c1", "right_id": "email:ann@x.io",
+        "match_probability": 0.99, "match_weight": 6.6, "prior_weight": -3.0,
+        "fields": [{"column": "surname", "label": "jaro_winkler >= 0.92", "weight": 9.6,
+                    "cumulative_weight": 6.6, "left_value": "smyth", "right_value": "smith"}]
+    });
+    let linked = json!({"type": "identify", "context": {
+        "externalIds": [{"type": "crm_id", "id": "c1"}, {"type": "email", "id": "ann@x.io"}],
+        "linkage": evidence}});
+    link(&mut graph, 4, &linked, &rules);
+    assert_eq!(owner(&graph, "crm_id:c1"), 1);
+    let history = &graph.profile(ProfileId(1)).unwrap().history;
+    let merge = history.last().unwrap();
+    assert!(matches!(
+        merge.change,
+        Change::Merge {
+            from: ProfileId(2),
+            into: ProfileId(1),
+            rule: Rule::RecordLinkage,
+            ..
+        }
+    ));
+    assert_eq!(merge.linkage.as_ref(), Some(&evidence));
+    let text = graph.profile(ProfileId(1)).unwrap().explain().join("\n");
+    assert!(
+        text.contains("merged into profile 1 (email:ann@x.io) by record linkage at seq 4"),
+        "{text}"
+    );
+    assert!(text.contains("match probability 0.990000"), "{text}");
+    assert!(text.contains("surname"), "{text}");
+    assert!(text.contains("smyth vs smith"), "{text}");
+
+    // A second CRM record would give the profile two crm_ids: merge protection refuses it,
+    // and the refusal keeps the evidence of the link it refused.
+    let over = json!({"type": "identify", "context": {
+        "externalIds": [{"type": "crm_id", "id": "c2"}, {"type": "email", "id": "ann@x.io"}],
+        "linkage": {"decision": "accepted", "review": 7, "match_probability": 0.7}}});
+    link(&mut graph, 5, &over, &rules);
+    assert_eq!(owner(&graph, "crm_id:c2"), 3);
+    assert_eq!(refusals(&graph, 1), [Rule::LimitExceeded]);
+    let refused = graph
+        .profile(ProfileId(3))
+        .unwrap()
+        .history
+        .last()
+        .unwrap()
+        .clone();
+    assert_eq!(refused.linkage.as_ref().unwrap()["review"], 7);
+    let text = graph.profile(ProfileId(3)).unwrap().explain().join("\n");
+    assert!(text.contains("limit_exceeded"), "{text}");
+    assert!(
+        text.contains("accepted in clerical review (review 7)"),
+        "{text}"
+    );
+}

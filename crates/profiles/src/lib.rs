@@ -301,12 +301,15 @@ impl Profiles {
             return Applied::default();
         };
         let identifiers = extract(&body, &self.rules);
-        let resolution = resolve(
+        let mut resolution = resolve(
             &identifiers,
             &self.graph.slice(&identifiers),
             &self.rules,
             event.seq,
         );
+        if let Some(evidence) = linkage_evidence(&body) {
+            resolution = resolution.by_record_linkage(evidence.clone());
+        }
         let merges: Vec<(ProfileId, ProfileId)> = resolution
             .changes
             .iter()
@@ -354,6 +357,17 @@ impl Profiles {
             body: Some(body),
             analytics,
         }
+    }
+
+    /// Every live profile, in id order.
+    pub fn profiles(&self) -> impl Iterator<Item = ProfileView<'_>> {
+        self.graph
+            .profiles()
+            .into_iter()
+            .map(|identity| ProfileView {
+                identity,
+                facts: self.facts.get(&identity.id),
+            })
     }
 
     /// A profile's identity, by its (live) id.
@@ -513,6 +527,16 @@ impl Profiles {
             seen_with: serde_json::to_string(&state.seen_with).ok()?,
         })
     }
+}
+
+/// The evidence of a record linkage event: an identify call carrying a `context.linkage`
+/// object (a CRM import's automatic link, or a link accepted in clerical review). Its
+/// identifiers join under the usual merge protection; the evidence goes into the history.
+fn linkage_evidence(body: &Value) -> Option<&Value> {
+    (body.get("type").and_then(Value::as_str) == Some("identify"))
+        .then(|| body.pointer("/context/linkage"))
+        .flatten()
+        .filter(|evidence| evidence.is_object())
 }
 
 /// The identifier-free key an event without analytics consent is counted under.

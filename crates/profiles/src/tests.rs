@@ -86,6 +86,49 @@ fn merges_carry_facts_and_replays_are_ignored() {
     assert_eq!(p.last_seq(), 3);
 }
 
+#[test]
+fn record_linkage_events_merge_with_their_evidence_and_plain_identifies_do_not_carry_any() {
+    let mut p = profiles();
+    p.apply(&event(
+        1,
+        json!({"type":"identify","userId":"u1","traits":{"email":"ann@x.io","surname":"smith"}}),
+    ));
+    p.apply(&event(
+        2,
+        json!({"type":"identify","traits":{"surname":"smyth"},
+        "context":{"externalIds":[{"type":"crm_id","id":"C1"}]}}),
+    ));
+    let evidence = json!({"decision":"auto_link","match_probability":0.98,"fields":[]});
+    // A track call carrying `context.linkage` is not a link: only identify calls are.
+    p.apply(&event(
+        3,
+        json!({"type":"track","event":"x","context":{"linkage":evidence,
+        "externalIds":[{"type":"crm_id","id":"C9"},{"type":"email","id":"other@x.io"}]}}),
+    ));
+    p.apply(&event(
+        4,
+        json!({"type":"identify","context":{"linkage":evidence,
+        "externalIds":[{"type":"crm_id","id":"C1"},{"type":"email","id":"ann@x.io"}]}}),
+    ));
+    let view = p.find("crm_id", "C1").unwrap();
+    assert_eq!(view.identity.id, ProfileId(1));
+    let merge = view.identity.history.last().unwrap();
+    assert!(matches!(
+        merge.change,
+        Change::Merge {
+            rule: sightline_identity::Rule::RecordLinkage,
+            ..
+        }
+    ));
+    assert_eq!(merge.linkage.as_ref(), Some(&evidence));
+    assert!(view.identity.history[..view.identity.history.len() - 1]
+        .iter()
+        .all(|r| r.linkage.is_none()));
+    let other = p.find("crm_id", "C9").unwrap();
+    assert!(other.identity.history.iter().all(|r| r.linkage.is_none()));
+    assert_eq!(p.profiles().count(), p.profile_count());
+}
+
 proptest! {
     /// Every event with a usable identifier is on exactly one live profile's timeline.
     #[test]

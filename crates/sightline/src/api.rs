@@ -99,6 +99,16 @@ pub fn router(
         )
         .route("/api/v1/destinations/{name}/deliveries", get(deliveries))
         .route("/api/v1/destinations/{name}/replay", post(replay))
+        .route(
+            "/api/v1/imports/crm",
+            post(import_crm).layer(axum::extract::DefaultBodyLimit::max(MAX_IMPORT_BYTES)),
+        )
+        .route("/api/v1/link-reviews", get(link_reviews))
+        .route("/api/v1/link-reviews/{id}", get(link_review))
+        .route(
+            "/api/v1/link-reviews/{id}/{decision}",
+            post(decide_link_review),
+        )
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(render_metrics))
@@ -842,4 +852,167 @@ async fn render_metrics(State(state): State<ApiState>) -> Response {
         state.prometheus.render(),
     )
         .into_response()
+}
+
+// ---- Record linkage: CRM import and the clerical review queue (admin only) ----
+
+/// The largest import request: the CSV and the mapping in one JSON body.
+pub const MAX_IMPORT_BYTES: usize = 32 * 1024 * 1024;
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ImportRequest {
+    /// The CRM export as CSV text.
+    csv: String,
+    /// The mapping: the TOML file's text, or an object with its keys.
+    mapping: serde_json::Value,
+    /// A name for the import's records and review items (default `api`).
+    #[serde(default)]
+    file: Option<String>,
+}
+
+/// `POST /api/v1/imports/crm` with `{"csv": "...", "mapping": "<TOML>" | {...}}`: the same
+/// import as `sightline import crm`, answered with its report once the server's profiles
+/// have taken in the links.
+async fn import_crm(
+    caller: Caller,
+    State(state): State<ApiState>,
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
+) -> Response {
+    if let Err(denied) = caller.require(&[]) {
+        return denied;
+    }
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            return error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_large",
+                format!(
+                    "an import request may be at most {MAX_IMPORT_BYTES} bytes: split the file"
+                ),
+            )
+        }
+        Err(rejection) => return bad_request(rejection.body_text()),
+    };
+    let request: ImportRequest = match json_body(
+        &body,
+        "send {\"csv\": \"<CSV text>\", \"mapping\": \"<mapping TOML>\" or {...}}",
+    ) {
+        Ok(parsed) => parsed,
+        Err(response) => return response,
+    };
+    let mapping = match request.mapping {
+        serde_json::Value::String(text) => crate::crm::mapping::ImportMapping::from_toml_str(&text),
+        other => crate::crm::mapping::ImportMapping::from_json(other),
+    };
+    let mapping = match mapping {
+        Ok(mapping) => mapping,
+        Err(message) => return bad_request(message),
+    };
+    let file = request.file.unwrap_or_else(|| "api".into());
+    let profiles = crate::crm::ProfilesAt::Live(state.book.clone());
+    match crate::crm::import(
+        state.store.as_ref(),
+        request.csv.as_bytes(),
+        &file,
+        &mapping,
+        &profiles,
+    )
+    .await
+    {
+        Ok(report) => Json(report).into_response(),
+        Err(e) => match e.downcast::<sightline_store::StoreError>() {
+            Ok(store) => store_error(store),
+            Err(e) if e.is::<crate::crm::NotCaughtUp>() => error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not_caught_up",
+                format!("{e}"),
+            ),
+            Err(e) => bad_request(format!("{e:#}")),
+        },
+    }
+}
+
+/// `GET /api/v1/link-reviews?status=pending|accepted|rejected|all&after=ID&limit=N`
+async fn link_reviews(
+    caller: Caller,
+    State(store): State<Arc<dyn Store>>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    if let Err(denied) = caller.require(&[]) {
+        return denied;
+    }
+    let (after, limit) = match page_bounds(&query) {
+        Ok(bounds) => bounds,
+        Err(e) => return e,
+    };
+    let status = query.get("status").map_or("pending", String::as_str);
+    let status = match crate::crm::status_filter(status) {
+        Ok(status) => status,
+        Err(message) => return bad_request(message),
+    };
+    match store.link_reviews(status, after, limit).await {
+        Ok(items) => {
+            let next_after = items.last().map_or(after, |i| i.id);
+            Json(json!({"reviews": items, "next_after": next_after})).into_response()
+        }
+        Err(e) => store_error(e),
+    }
+}
+
+/// `GET /api/v1/link-reviews/{id}`: one item with its evidence (the waterfall).
+async fn link_review(
+    caller: Caller,
+    State(store): State<Arc<dyn Store>>,
+    Path(id): Path<i64>,
+) -> Response {
+    if let Err(denied) = caller.require(&[]) {
+        return denied;
+    }
+    match store.link_review(id).await {
+        Ok(Some(item)) => Json(json!({
+            "review": item,
+            "explanation": crate::crm::review_text(&item),
+        }))
+        .into_response(),
+        Ok(None) => error(
+            StatusCode::NOT_FOUND,
+            "unknown_review",
+            format!("no review item {id}"),
+        ),
+        Err(e) => store_error(e),
+    }
+}
+
+/// `POST /api/v1/link-reviews/{id}/accept|reject`
+async fn decide_link_review(
+    caller: Caller,
+    State(store): State<Arc<dyn Store>>,
+    Path((id, decision)): Path<(i64, String)>,
+) -> Response {
+    if let Err(denied) = caller.require(&[]) {
+        return denied;
+    }
+    let decided = match decision.as_str() {
+        "accept" => crate::crm::accept(store.as_ref(), id).await,
+        "reject" => crate::crm::reject(store.as_ref(), id).await,
+        _ => {
+            return error(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "below a review item: accept or reject",
+            )
+        }
+    };
+    match decided {
+        Ok(item) => Json(crate::crm::decided(&item)).into_response(),
+        Err(sightline_store::StoreError::NotFound(message)) => {
+            error(StatusCode::NOT_FOUND, "unknown_review", message)
+        }
+        Err(sightline_store::StoreError::Conflict(message)) => {
+            error(StatusCode::CONFLICT, "conflict", message)
+        }
+        Err(e) => store_error(e),
+    }
 }

@@ -68,9 +68,21 @@ enum Command {
     Scan(crate::scan::ScanArgs),
     /// Multi-touch attribution over the log's stitched journeys, or over imported paths.
     Attribution(crate::files::AttributionArgs),
-    /// Probabilistic record linkage of CSV files.
+    /// Probabilistic record linkage of CSV files, and its clerical review queue.
     #[command(subcommand)]
-    Link(crate::files::LinkCommand),
+    Link(LinkCommand),
+    /// Import records into profiles (CRM exports).
+    #[command(subcommand)]
+    Import(crate::crm::ImportCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum LinkCommand {
+    #[command(flatten)]
+    Files(crate::files::LinkCommand),
+    /// The clerical review queue: pairs an import scored between the two thresholds.
+    #[command(subcommand)]
+    Review(crate::crm::ReviewCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -435,7 +447,11 @@ pub async fn run(cli: Cli) -> Result<()> {
             Some(paths) => crate::files::attribution(paths),
             None => crate::journeys::run(args.log, &file).await,
         },
-        Command::Link(command) => crate::files::link(command),
+        Command::Link(LinkCommand::Files(command)) => crate::files::link(command),
+        Command::Link(LinkCommand::Review(command)) => {
+            crate::crm::review_command(command, &file).await
+        }
+        Command::Import(command) => crate::crm::import_command(command, &file).await,
         Command::Consent(ConsentCommand::Decode { string, json }) => {
             let decoded = sightline_consent::decode(string.trim())?;
             let text = if json {

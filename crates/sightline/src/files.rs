@@ -80,6 +80,10 @@ pub struct LinkArgs {
     /// Print the run's summary as JSON on stdout (the default is text on stderr).
     #[arg(long)]
     json: bool,
+    /// Show why each link scored what it did: per field its comparison level and weight
+    /// (a waterfall) on stdout, or as `explanations` in the --json summary.
+    #[arg(long)]
+    explain: bool,
 }
 
 pub fn attribution(command: AttributionCommand) -> Result<()> {
@@ -196,12 +200,13 @@ pub fn credit_csv(report: &Value) -> String {
 }
 
 pub fn link(command: LinkCommand) -> Result<()> {
-    let (result, args) = match command {
+    let (result, args, left, right) = match command {
         LinkCommand::Dedupe { file, options } => {
             let records = load(&file, &options.id_column)?;
             let opts = link_options(&options)?;
             report_plan(&sightline_linkage::plan_dedupe(&records, &opts)?);
-            (sightline_linkage::dedupe(&records, &opts)?, options)
+            let result = sightline_linkage::dedupe(&records, &opts)?;
+            (result, options, records, None)
         }
         LinkCommand::Pair {
             left,
@@ -214,13 +219,31 @@ pub fn link(command: LinkCommand) -> Result<()> {
             );
             let opts = link_options(&options)?;
             report_plan(&sightline_linkage::plan_pair(&a, &b, &opts)?);
-            (sightline_linkage::pair(&a, &b, &opts)?, options)
+            (sightline_linkage::pair(&a, &b, &opts)?, options, a, Some(b))
         }
     };
     write_links(&result, &args)?;
-    if args.json {
-        println!("{}", serde_json::to_string(&result.summary)?);
+    let right = right.as_ref().unwrap_or(&left);
+    let explanations: Vec<sightline_linkage::Explanation> = if args.explain {
+        result
+            .pairs
+            .iter()
+            .take_while(|p| p.match_probability >= args.threshold)
+            .map(|p| result.explain(&left, right, p))
+            .collect()
     } else {
+        Vec::new()
+    };
+    if args.json {
+        let mut summary = serde_json::to_value(&result.summary)?;
+        if args.explain {
+            summary["explanations"] = serde_json::to_value(&explanations)?;
+        }
+        println!("{summary}");
+    } else {
+        for explanation in &explanations {
+            println!("{explanation}");
+        }
         let s = &result.summary;
         eprintln!(
             "{} links at or above {} ({} automatic, {} for review) from {} compared pairs; EM ran {} iterations; {} rows skipped",

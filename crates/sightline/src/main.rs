@@ -9,6 +9,7 @@ mod api;
 mod cli;
 mod config;
 mod consent;
+mod crm;
 mod files;
 mod journeys;
 mod profile_commands;

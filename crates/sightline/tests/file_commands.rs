@@ -224,3 +224,62 @@ fn link_dedupe_and_pair_on_febrl() {
         "names the columns found"
     );
 }
+
+#[test]
+fn link_explain_shows_each_links_waterfall_in_text_and_json() {
+    let out = temp("explain.csv");
+    let dataset1 = febrl("dataset1.csv");
+    let base = [
+        "link",
+        "dedupe",
+        dataset1.to_str().unwrap(),
+        "--id-column",
+        "rec_id",
+        "--out",
+        out.to_str().unwrap(),
+        "--threshold",
+        "0.9",
+        "--explain",
+    ];
+    let json = sightline(&[&base[..], &["--json"]].concat());
+    assert!(
+        json.status.success(),
+        "{}",
+        String::from_utf8_lossy(&json.stderr)
+    );
+    let summary: Value = serde_json::from_slice(&json.stdout).unwrap();
+    let explanations = summary["explanations"].as_array().unwrap();
+    assert_eq!(
+        explanations.len() as u64,
+        summary["links"].as_u64().unwrap()
+    );
+    for explanation in explanations {
+        let fields = explanation["fields"].as_array().unwrap();
+        assert_eq!(fields.len(), 10, "{explanation}");
+        let last = fields.last().unwrap()["cumulative_weight"]
+            .as_f64()
+            .unwrap();
+        let weight = explanation["match_weight"].as_f64().unwrap();
+        assert!((last - weight).abs() < 1e-9, "{explanation}");
+        assert!(explanation["match_probability"].as_f64().unwrap() >= 0.9);
+        assert!(fields
+            .iter()
+            .all(|f| f["label"].is_string() && f["weight"].is_number()));
+    }
+    let text = sightline(&base);
+    assert!(text.status.success());
+    let text = String::from_utf8(text.stdout).unwrap();
+    let first = &explanations[0];
+    assert!(
+        text.contains(&format!(
+            "{} <-> {}",
+            first["left_id"].as_str().unwrap(),
+            first["right_id"].as_str().unwrap()
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains("surname") && text.contains("match probability"),
+        "{text}"
+    );
+}

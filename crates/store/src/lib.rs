@@ -13,6 +13,7 @@ use sightline_core::{
     NewEvent, ProfileSave, ProfilesState, Role, Source, StoredEvent, StoredProfile, Token,
     TraitDefinition,
 };
+use sightline_core::{LinkReview, NewLinkReview, ReviewStatus};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -145,6 +146,65 @@ pub trait Store: Send + Sync + 'static {
         before: i64,
         limit: usize,
     ) -> Result<Vec<StoredEvent>>;
+
+    // ---- Record linkage: the clerical review queue (migration 9, `link_reviews`) ----
+
+    /// Queues pairs for clerical review in one transaction. A pair already queued, in
+    /// either order and whatever its status, is not queued again (a rejected pair stays
+    /// rejected across imports). Returns, aligned with `reviews`, each new item's id or
+    /// `None` for a pair skipped.
+    async fn add_link_reviews(&self, reviews: Vec<NewLinkReview>) -> Result<Vec<Option<i64>>>;
+    /// Review items with `id > after`, oldest first; only those in `status` when given.
+    async fn link_reviews(
+        &self,
+        status: Option<ReviewStatus>,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<LinkReview>>;
+    async fn link_review(&self, id: i64) -> Result<Option<LinkReview>>;
+    /// Decides a pending item (accepted with the seq of the link event appended, or
+    /// rejected). `NotFound` for an unknown id, `Conflict` when it was already decided.
+    async fn decide_link_review(
+        &self,
+        id: i64,
+        status: ReviewStatus,
+        seq: Option<i64>,
+    ) -> Result<LinkReview>;
+}
+
+pub use reviews::review_undecidable;
+
+/// Review queue helpers both backends share.
+mod reviews {
+    use crate::StoreError;
+    use sightline_core::{LinkReview, ReviewStatus};
+
+    /// The unique key of an unordered pair.
+    pub fn pair_key(left: &str, right: &str) -> String {
+        let (a, b) = if left <= right {
+            (left, right)
+        } else {
+            (right, left)
+        };
+        format!("{a}\n{b}")
+    }
+
+    pub fn status(text: &str) -> ReviewStatus {
+        ReviewStatus::parse(text).unwrap_or(ReviewStatus::Pending)
+    }
+
+    /// Why an item cannot be decided: unknown, or decided already.
+    pub fn review_undecidable(id: i64, found: Option<&LinkReview>) -> StoreError {
+        match found {
+            None => StoreError::NotFound(format!(
+                "no review item {id}: `sightline link review list` shows them"
+            )),
+            Some(item) => StoreError::Conflict(format!(
+                "review item {id} was already {}",
+                item.status.as_str()
+            )),
+        }
+    }
 }
 
 /// The message of a save whose base is not the stored state.

@@ -12,6 +12,7 @@ use sightline_core::{
     NewDestination, NewEvent, ProfileSave, ProfilesState, Role, Source, StoredEvent, StoredProfile,
     Token, TraitDefinition,
 };
+use sightline_core::{LinkReview, NewLinkReview, ReviewStatus};
 use std::collections::{HashMap, HashSet};
 use tokio::sync::mpsc;
 use tokio_postgres::{Client, NoTls, Row};
@@ -145,6 +146,21 @@ const MIGRATIONS: &[&str] = &[
         change TEXT NOT NULL
      );
      CREATE INDEX audience_changes_by_audience ON audience_changes (audience, id);",
+    // 9: the clerical review queue of record linkage.
+    "CREATE TABLE link_reviews (
+        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        pair_key TEXT NOT NULL UNIQUE,
+        origin TEXT NOT NULL,
+        left_id TEXT NOT NULL,
+        right_id TEXT NOT NULL,
+        match_probability DOUBLE PRECISION NOT NULL,
+        evidence TEXT NOT NULL,
+        status TEXT NOT NULL DEFAULT 'pending',
+        created_at BIGINT NOT NULL,
+        decided_at BIGINT,
+        seq BIGINT
+     );
+     CREATE INDEX link_reviews_by_status ON link_reviews (status, id);",
 ];
 
 pub struct PostgresStore {
@@ -374,6 +390,24 @@ fn source_from_row(row: &Row) -> Source {
         id: row.get(0),
         name: row.get(1),
         created_at: row.get(2),
+    }
+}
+
+const REVIEW_COLUMNS: &str = "id, origin, left_id, right_id, match_probability, evidence, \
+     status, created_at, decided_at, seq";
+
+fn review_from_row(row: &Row) -> LinkReview {
+    LinkReview {
+        id: row.get(0),
+        origin: row.get(1),
+        left: row.get(2),
+        right: row.get(3),
+        match_probability: row.get(4),
+        evidence: columns::parse_object(row.get(5)),
+        status: crate::reviews::status(row.get(6)),
+        created_at: row.get(7),
+        decided_at: row.get(8),
+        seq: row.get(9),
     }
 }
 
@@ -987,6 +1021,97 @@ impl Store for PostgresStore {
             )
             .await?;
         Ok(rows.iter().map(event_from_row).collect())
+    }
+
+    // ---- Record linkage: the clerical review queue ----
+
+    async fn add_link_reviews(&self, reviews: Vec<NewLinkReview>) -> Result<Vec<Option<i64>>> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let insert = tx
+            .prepare(
+                "INSERT INTO link_reviews (pair_key, origin, left_id, right_id,
+                     match_probability, evidence, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)
+                 ON CONFLICT (pair_key) DO NOTHING RETURNING id",
+            )
+            .await?;
+        let now = sightline_core::time::now_ms();
+        let mut ids = Vec::with_capacity(reviews.len());
+        for r in &reviews {
+            let row = tx
+                .query_opt(
+                    &insert,
+                    &[
+                        &crate::reviews::pair_key(&r.left, &r.right),
+                        &r.origin,
+                        &r.left,
+                        &r.right,
+                        &r.match_probability,
+                        &r.evidence,
+                        &now,
+                    ],
+                )
+                .await?;
+            ids.push(row.map(|r| r.get(0)));
+        }
+        tx.commit().await?;
+        Ok(ids)
+    }
+
+    async fn link_reviews(
+        &self,
+        status: Option<ReviewStatus>,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<LinkReview>> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                &format!(
+                    "SELECT {REVIEW_COLUMNS} FROM link_reviews
+                     WHERE id > $1 AND ($2::TEXT IS NULL OR status = $2) ORDER BY id LIMIT $3"
+                ),
+                &[&after, &status.map(ReviewStatus::as_str), &(limit as i64)],
+            )
+            .await?;
+        Ok(rows.iter().map(review_from_row).collect())
+    }
+
+    async fn link_review(&self, id: i64) -> Result<Option<LinkReview>> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                &format!("SELECT {REVIEW_COLUMNS} FROM link_reviews WHERE id = $1"),
+                &[&id],
+            )
+            .await?;
+        Ok(row.as_ref().map(review_from_row))
+    }
+
+    async fn decide_link_review(
+        &self,
+        id: i64,
+        status: ReviewStatus,
+        seq: Option<i64>,
+    ) -> Result<LinkReview> {
+        let client = self.client().await?;
+        let decided = client
+            .query_opt(
+                &format!(
+                    "UPDATE link_reviews SET status = $2, decided_at = $3, seq = $4
+                     WHERE id = $1 AND status = 'pending' RETURNING {REVIEW_COLUMNS}"
+                ),
+                &[&id, &status.as_str(), &sightline_core::time::now_ms(), &seq],
+            )
+            .await?;
+        match decided {
+            Some(row) => Ok(review_from_row(&row)),
+            None => {
+                let found = self.link_review(id).await?;
+                Err(crate::reviews::review_undecidable(id, found.as_ref()))
+            }
+        }
     }
 }
 

@@ -17,6 +17,7 @@ use sightline_core::{
     NewDestination, NewEvent, ProfileSave, ProfilesState, Role, Source, StoredEvent, StoredProfile,
     Token, TraitDefinition,
 };
+use sightline_core::{LinkReview, NewLinkReview, ReviewStatus};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use tokio::sync::mpsc;
@@ -142,6 +143,21 @@ const MIGRATIONS: &[&str] = &[
         change TEXT NOT NULL
      );
      CREATE INDEX audience_changes_by_audience ON audience_changes (audience, id);",
+    // 9: the clerical review queue of record linkage.
+    "CREATE TABLE link_reviews (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        pair_key TEXT NOT NULL UNIQUE,
+        origin TEXT NOT NULL,
+        left_id TEXT NOT NULL,
+        right_id TEXT NOT NULL,
+        match_probability REAL NOT NULL,
+        evidence TEXT NOT NULL,
+        status TEXT NOT NULL DEFAULT 'pending',
+        created_at INTEGER NOT NULL,
+        decided_at INTEGER,
+        seq INTEGER
+     );
+     CREATE INDEX link_reviews_by_status ON link_reviews (status, id);",
 ];
 
 pub struct SqliteStore {
@@ -324,6 +340,24 @@ fn commit_group(conn: &mut Connection, group: &[AppendRequest]) -> Result<Vec<Ve
     }
     tx.commit()?;
     Ok(results)
+}
+
+const REVIEW_COLUMNS: &str = "id, origin, left_id, right_id, match_probability, evidence, \
+     status, created_at, decided_at, seq";
+
+fn review_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<LinkReview> {
+    Ok(LinkReview {
+        id: row.get(0)?,
+        origin: row.get(1)?,
+        left: row.get(2)?,
+        right: row.get(3)?,
+        match_probability: row.get(4)?,
+        evidence: columns::parse_object(&row.get::<_, String>(5)?),
+        status: crate::reviews::status(&row.get::<_, String>(6)?),
+        created_at: row.get(7)?,
+        decided_at: row.get(8)?,
+        seq: row.get(9)?,
+    })
 }
 
 fn trait_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<TraitDefinition> {
@@ -865,6 +899,114 @@ impl Store for SqliteStore {
             )?;
             let rows = stmt.query_map(params![profile, before, limit as i64], event_from_row)?;
             Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+        .await
+    }
+
+    // ---- Record linkage: the clerical review queue ----
+
+    async fn add_link_reviews(&self, reviews: Vec<NewLinkReview>) -> Result<Vec<Option<i64>>> {
+        self.with_conn(move |conn| {
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let mut ids = Vec::with_capacity(reviews.len());
+            {
+                let mut insert = tx.prepare_cached(
+                    "INSERT INTO link_reviews (pair_key, origin, left_id, right_id,
+                         match_probability, evidence, created_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                     ON CONFLICT (pair_key) DO NOTHING RETURNING id",
+                )?;
+                let now = sightline_core::time::now_ms();
+                for r in &reviews {
+                    let id: Option<i64> = insert
+                        .query_row(
+                            params![
+                                crate::reviews::pair_key(&r.left, &r.right),
+                                r.origin,
+                                r.left,
+                                r.right,
+                                r.match_probability,
+                                r.evidence,
+                                now
+                            ],
+                            |row| row.get(0),
+                        )
+                        .optional()?;
+                    ids.push(id);
+                }
+            }
+            tx.commit()?;
+            Ok(ids)
+        })
+        .await
+    }
+
+    async fn link_reviews(
+        &self,
+        status: Option<ReviewStatus>,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<LinkReview>> {
+        self.with_conn(move |conn| {
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {REVIEW_COLUMNS} FROM link_reviews
+                 WHERE id > ?1 AND (?2 IS NULL OR status = ?2) ORDER BY id LIMIT ?3"
+            ))?;
+            let rows = stmt.query_map(
+                params![after, status.map(ReviewStatus::as_str), limit as i64],
+                review_from_row,
+            )?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+        .await
+    }
+
+    async fn link_review(&self, id: i64) -> Result<Option<LinkReview>> {
+        self.with_conn(move |conn| {
+            Ok(conn
+                .query_row(
+                    &format!("SELECT {REVIEW_COLUMNS} FROM link_reviews WHERE id = ?1"),
+                    [id],
+                    review_from_row,
+                )
+                .optional()?)
+        })
+        .await
+    }
+
+    async fn decide_link_review(
+        &self,
+        id: i64,
+        status: ReviewStatus,
+        seq: Option<i64>,
+    ) -> Result<LinkReview> {
+        self.with_conn(move |conn| {
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let decided = tx
+                .query_row(
+                    &format!(
+                        "UPDATE link_reviews SET status = ?2, decided_at = ?3, seq = ?4
+                         WHERE id = ?1 AND status = 'pending' RETURNING {REVIEW_COLUMNS}"
+                    ),
+                    params![id, status.as_str(), sightline_core::time::now_ms(), seq],
+                    review_from_row,
+                )
+                .optional()?;
+            let decided = match decided {
+                Some(item) => item,
+                None => {
+                    let found = tx
+                        .query_row(
+                            &format!("SELECT {REVIEW_COLUMNS} FROM link_reviews WHERE id = ?1"),
+                            [id],
+                            review_from_row,
+                        )
+                        .optional()?;
+                    return Err(crate::reviews::review_undecidable(id, found.as_ref()));
+                }
+            };
+            tx.commit()?;
+            Ok(decided)
         })
         .await
     }

@@ -593,3 +593,124 @@ async fn computed_trait_definitions() {
         assert_eq!(store.list_traits().await.unwrap(), [created], "{name}");
     }
 }
+
+// ---- Record linkage: the clerical review queue ----
+
+fn review(left: &str, right: &str, probability: f64) -> sightline_core::NewLinkReview {
+    sightline_core::NewLinkReview {
+        origin: "crm import test.csv".into(),
+        left: left.into(),
+        right: right.into(),
+        match_probability: probability,
+        evidence: format!(r#"{{"left_id":"{left}","right_id":"{right}","fields":[]}}"#),
+    }
+}
+
+#[tokio::test]
+async fn link_review_queue() {
+    use sightline_core::ReviewStatus;
+    use sightline_store::StoreError;
+    for (name, store) in backends("reviews").await {
+        let ids = store
+            .add_link_reviews(vec![
+                review("crm_id:c1", "email:ann@x.io", 0.7),
+                review("crm_id:c2", "crm_id:c3", 0.6),
+            ])
+            .await
+            .unwrap();
+        assert!(ids.iter().all(Option::is_some), "{name}: {ids:?}");
+        let (first, second) = (ids[0].unwrap(), ids[1].unwrap());
+        assert!(second > first, "{name}");
+        // The same pair, in either order, is not queued twice; a new one is.
+        let again = store
+            .add_link_reviews(vec![
+                review("email:ann@x.io", "crm_id:c1", 0.9),
+                review("crm_id:c2", "crm_id:c3", 0.6),
+                review("crm_id:c4", "crm_id:c5", 0.55),
+            ])
+            .await
+            .unwrap();
+        assert_eq!(again[..2], [None, None], "{name}");
+        let third = again[2].expect("a new pair is queued");
+
+        let pending = store
+            .link_reviews(Some(ReviewStatus::Pending), 0, 10)
+            .await
+            .unwrap();
+        assert_eq!(
+            pending.iter().map(|r| r.id).collect::<Vec<_>>(),
+            [first, second, third],
+            "{name}"
+        );
+        let item = &pending[0];
+        assert_eq!(
+            (item.left.as_str(), item.right.as_str()),
+            ("crm_id:c1", "email:ann@x.io"),
+            "{name}"
+        );
+        assert_eq!(item.match_probability, 0.7, "{name}");
+        assert_eq!(item.evidence["right_id"], "email:ann@x.io", "{name}");
+        assert_eq!(
+            (item.status, item.seq, item.decided_at),
+            (ReviewStatus::Pending, None, None)
+        );
+        let page = store.link_reviews(None, first, 1).await.unwrap();
+        assert_eq!(
+            page.iter().map(|r| r.id).collect::<Vec<_>>(),
+            [second],
+            "{name}"
+        );
+
+        let accepted = store
+            .decide_link_review(first, ReviewStatus::Accepted, Some(42))
+            .await
+            .unwrap();
+        assert_eq!(
+            (accepted.status, accepted.seq),
+            (ReviewStatus::Accepted, Some(42)),
+            "{name}"
+        );
+        assert!(accepted.decided_at.is_some(), "{name}");
+        let rejected = store
+            .decide_link_review(second, ReviewStatus::Rejected, None)
+            .await
+            .unwrap();
+        assert_eq!(rejected.status, ReviewStatus::Rejected, "{name}");
+        // Decided once: a second decision is a conflict and changes nothing.
+        let twice = store
+            .decide_link_review(first, ReviewStatus::Rejected, None)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(twice, StoreError::Conflict(ref m) if m.contains("accepted")),
+            "{name}: {twice}"
+        );
+        let unknown = store
+            .decide_link_review(9999, ReviewStatus::Accepted, None)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(unknown, StoreError::NotFound(_)),
+            "{name}: {unknown}"
+        );
+        assert_eq!(
+            store.link_review(first).await.unwrap().unwrap().status,
+            ReviewStatus::Accepted,
+            "{name}"
+        );
+        assert!(store.link_review(9999).await.unwrap().is_none(), "{name}");
+        let by_status = |status| {
+            let store = store.clone();
+            async move { store.link_reviews(Some(status), 0, 10).await.unwrap().len() }
+        };
+        assert_eq!(by_status(ReviewStatus::Pending).await, 1, "{name}");
+        assert_eq!(by_status(ReviewStatus::Accepted).await, 1, "{name}");
+        assert_eq!(by_status(ReviewStatus::Rejected).await, 1, "{name}");
+        // A rejected pair stays rejected: importing it again does not queue it.
+        let requeued = store
+            .add_link_reviews(vec![review("crm_id:c3", "crm_id:c2", 0.8)])
+            .await
+            .unwrap();
+        assert_eq!(requeued, [None], "{name}");
+    }
+}

@@ -1,0 +1,565 @@
+//! `sightline import crm`, `POST /api/v1/imports/crm` and the clerical review queue
+//! (`sightline link review …`, `/api/v1/link-reviews`).
+//!
+//! The log stays the source of truth: every imported record is an `identify` event (its
+//! identifiers in `context.externalIds`, its traits in `traits`), so identity links exact
+//! emails, phones and external ids like any event's (the deterministic pass). Then the
+//! records are linked probabilistically to existing profiles and to each other; each
+//! automatic or accepted link is one more `identify` event joining the two identifiers,
+//! carrying its evidence in `context.linkage`. Identity applies it under merge protection
+//! and records the evidence in the merge history, so a rebuild from the log gives the same
+//! profiles. Pairs between the thresholds wait in `link_reviews` for a person.
+
+pub mod mapping;
+pub mod plan;
+pub mod records;
+
+use crate::cli::StoreArgs;
+use crate::config::FileConfig;
+use crate::profiles::{Book, ProfileRules};
+use anyhow::{bail, Context, Result};
+use clap::Subcommand;
+use mapping::ImportMapping;
+use plan::{Outcome, PassReport, ProposedLink};
+use records::{BadRow, Origin, Warning};
+use serde::Serialize;
+use serde_json::{json, Value};
+use sightline_core::{secret, time, LinkReview, NewEvent, NewLinkReview, ReviewStatus};
+use sightline_identity::Identifier;
+use sightline_profiles::Profiles;
+use sightline_store::{Appended, Store, StoreError};
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+/// An import's and a review's messageIds are remembered this long: importing the same row
+/// again within it stores nothing new.
+const DEDUP_MS: i64 = 24 * 3_600_000;
+/// Events appended per store call.
+const APPEND_CHUNK: usize = 1000;
+/// How long the server's import waits for its profiles to take in what it appended.
+const CATCH_UP: Duration = Duration::from_secs(60);
+
+#[derive(Debug, Subcommand)]
+pub enum ImportCommand {
+    /// Import a CRM export (CSV): each row becomes a profile update in the log, linked to
+    /// existing profiles by exact identifiers, then by probabilistic record linkage.
+    Crm {
+        file: PathBuf,
+        /// TOML file naming the id column, identifier and trait columns, and linkage
+        /// settings (see the README).
+        #[arg(long, value_name = "FILE")]
+        mapping: PathBuf,
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Print the report as one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReviewCommand {
+    /// List review items, oldest first (pending ones unless --status says otherwise).
+    List {
+        /// pending, accepted, rejected or all.
+        #[arg(long, default_value = "pending")]
+        status: String,
+        #[command(flatten)]
+        store: StoreArgs,
+        /// One JSON array (the default prints each item with its waterfall).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Accept a pair: a record linkage event joining them goes to the log.
+    Accept {
+        id: i64,
+        #[command(flatten)]
+        store: StoreArgs,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Reject a pair: they stay apart, and later imports do not queue them again.
+    Reject {
+        id: i64,
+        #[command(flatten)]
+        store: StoreArgs,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Where an import reads profiles from once its events are in the log.
+pub enum ProfilesAt {
+    /// Replays the log (the command line).
+    Replay(Box<ProfileRules>),
+    /// The server's book, once it has followed the log far enough.
+    Live(Arc<RwLock<Book>>),
+}
+
+impl ProfilesAt {
+    /// Runs `f` over profiles that have taken in the log through `seq`.
+    async fn read<T>(
+        &self,
+        store: &dyn Store,
+        seq: i64,
+        f: impl FnOnce(&Profiles, &ProfileRules) -> T,
+    ) -> Result<T> {
+        match self {
+            ProfilesAt::Replay(rules) => {
+                let book = crate::profiles::rebuild(store, (**rules).clone()).await?;
+                Ok(f(&book.profiles, &book.rules))
+            }
+            ProfilesAt::Live(book) => {
+                let started = Instant::now();
+                loop {
+                    {
+                        let book = book.read().expect("book lock poisoned");
+                        if book.profiles.last_seq() >= seq {
+                            return Ok(f(&book.profiles, &book.rules));
+                        }
+                    }
+                    if started.elapsed() > CATCH_UP {
+                        return Err(NotCaughtUp.into());
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+        }
+    }
+
+    fn rules(&self) -> ProfileRules {
+        match self {
+            ProfilesAt::Replay(rules) => (**rules).clone(),
+            ProfilesAt::Live(book) => book.read().expect("book lock poisoned").rules.clone(),
+        }
+    }
+}
+
+/// The server's profiles did not take in an import's events in time.
+#[derive(Debug)]
+pub struct NotCaughtUp;
+
+impl std::fmt::Display for NotCaughtUp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the profiles did not take in the imported events within {CATCH_UP:?}: \
+             the records are logged; import again to link them"
+        )
+    }
+}
+
+impl std::error::Error for NotCaughtUp {}
+
+/// One automatic link as the import logged it.
+#[derive(Debug, Serialize)]
+pub struct LoggedLink {
+    #[serde(flatten)]
+    pub link: ProposedLink,
+    /// The seq of the link event (`None` when the same link was logged within the dedup
+    /// window already).
+    pub seq: Option<i64>,
+    #[serde(flatten)]
+    pub outcome: Outcome,
+}
+
+#[derive(Debug, Serialize)]
+pub struct QueuedReview {
+    /// The review item's id, `None` when the pair was queued (or decided) before.
+    pub id: Option<i64>,
+    #[serde(flatten)]
+    pub link: ProposedLink,
+}
+
+/// What an import did.
+#[derive(Debug, Serialize)]
+pub struct ImportReport {
+    pub file: String,
+    pub source: String,
+    /// Good rows: logged now, or already logged by an earlier import of the same rows.
+    pub records: usize,
+    pub logged: usize,
+    pub already_logged: usize,
+    pub bad_rows: Vec<BadRow>,
+    pub warnings: Vec<Warning>,
+    /// Records on a profile that existed before the import after the deterministic pass
+    /// (joined by an exact identifier, or imported before).
+    pub joined_existing: usize,
+    pub passes: Vec<PassReport>,
+    pub auto_links: Vec<LoggedLink>,
+    pub reviews: Vec<QueuedReview>,
+    pub reviews_not_queued: usize,
+}
+
+/// Imports one CRM export: logs the records, links them, logs the automatic links and
+/// queues the reviews. Bad rows are reported, never fatal; a header lacking a mapped
+/// column is.
+pub async fn import(
+    store: &dyn Store,
+    csv: &[u8],
+    file: &str,
+    mapping: &ImportMapping,
+    profiles: &ProfilesAt,
+) -> Result<ImportReport> {
+    let rules = profiles.rules();
+    let parsed = records::parse(csv, mapping, &rules.rules).map_err(anyhow::Error::msg)?;
+    let source_id = import_source(store, &mapping.source).await?;
+    let origin = Origin {
+        file: file.to_owned(),
+        source_id,
+        source: mapping.source.clone(),
+    };
+    let existing_through = store.last_seq().await?;
+    let now = time::now_ms();
+    let events: Vec<NewEvent> = parsed
+        .records
+        .iter()
+        .map(|r| records::record_event(r, &origin, now))
+        .collect();
+    let appended = append(store, events, now).await?;
+    let logged = appended.iter().filter(|s| s.is_some()).count();
+
+    let log_end = store.last_seq().await?;
+    let sides = profiles
+        .read(store, log_end, |p, rules| {
+            plan::sides(&parsed, mapping, p, &rules.rules, existing_through)
+        })
+        .await?;
+    let joined_existing = sides.joined_existing;
+    let settings = mapping.linkage.clone();
+    let describe = origin.describe();
+    let plan = tokio::task::spawn_blocking(move || plan::plan(&sides, &settings, &describe))
+        .await
+        .context("the linkage run failed")?;
+
+    let now = time::now_ms();
+    let link_events = plan
+        .auto_links
+        .iter()
+        .map(|l| {
+            records::link_event(
+                &l.left,
+                &l.right,
+                l.evidence.clone(),
+                records::auto_link_message_id(&l.left, &l.right),
+                source_id,
+                now,
+            )
+        })
+        .collect();
+    let seqs = append(store, link_events, now).await?;
+    let queued = store
+        .add_link_reviews(
+            plan.reviews
+                .iter()
+                .map(|l| NewLinkReview {
+                    origin: origin.describe(),
+                    left: l.left.to_string(),
+                    right: l.right.to_string(),
+                    match_probability: l.match_probability,
+                    evidence: l.evidence.to_string(),
+                })
+                .collect(),
+        )
+        .await?;
+    let log_end = store.last_seq().await?;
+    let auto_links = profiles
+        .read(store, log_end, |p, _| {
+            plan.auto_links
+                .into_iter()
+                .zip(seqs)
+                .map(|(link, seq)| {
+                    let outcome = plan::outcome(p, &link.left, &link.right, seq.unwrap_or(0));
+                    LoggedLink { link, seq, outcome }
+                })
+                .collect()
+        })
+        .await?;
+    Ok(ImportReport {
+        file: file.to_owned(),
+        source: mapping.source.clone(),
+        records: parsed.records.len(),
+        logged,
+        already_logged: parsed.records.len() - logged,
+        bad_rows: parsed.bad_rows,
+        warnings: parsed.warnings,
+        joined_existing,
+        passes: plan.passes,
+        auto_links,
+        reviews: plan
+            .reviews
+            .into_iter()
+            .zip(queued)
+            .map(|(link, id)| QueuedReview { id, link })
+            .collect(),
+        reviews_not_queued: plan.reviews_not_queued,
+    })
+}
+
+/// The source an import logs under, created on first use. Its write key is never shown:
+/// nothing but imports writes as it.
+async fn import_source(store: &dyn Store, name: &str) -> Result<i64> {
+    if let Some(source) = store.source_by_name(name).await? {
+        return Ok(source.id);
+    }
+    let key = secret::generate("", crate::cli::WRITE_KEY_LEN);
+    match store.create_source(name, &secret::hash(&key)).await {
+        Ok(source) => Ok(source.id),
+        // Created meanwhile by a concurrent import.
+        Err(StoreError::Conflict(_)) => Ok(store
+            .source_by_name(name)
+            .await?
+            .with_context(|| format!("source {name:?} vanished"))?
+            .id),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Appends in chunks; per event its seq, or `None` for a duplicate within the window.
+async fn append(store: &dyn Store, events: Vec<NewEvent>, now: i64) -> Result<Vec<Option<i64>>> {
+    let mut seqs = Vec::with_capacity(events.len());
+    let mut events = events.into_iter().peekable();
+    while events.peek().is_some() {
+        let chunk: Vec<NewEvent> = events.by_ref().take(APPEND_CHUNK).collect();
+        for outcome in store.append(chunk, now - DEDUP_MS).await? {
+            seqs.push(match outcome {
+                Appended::Stored(seq) => Some(seq),
+                Appended::Duplicate => None,
+            });
+        }
+    }
+    Ok(seqs)
+}
+
+/// Accepts a pending review item: logs the record linkage event joining the pair (with the
+/// item's evidence, marked accepted) and records the decision with its seq.
+pub async fn accept(store: &dyn Store, id: i64) -> Result<LinkReview, StoreError> {
+    let item = pending(store, id).await?;
+    let (Some(left), Some(right)) = (
+        Identifier::parse(&item.left),
+        Identifier::parse(&item.right),
+    ) else {
+        return Err(StoreError::Conflict(format!(
+            "review item {id} does not name two identifiers"
+        )));
+    };
+    let mut evidence = item.evidence.clone();
+    if let Some(object) = evidence.as_object_mut() {
+        object.insert("decision".into(), "accepted".into());
+        object.insert("review".into(), id.into());
+    }
+    let now = time::now_ms();
+    let event = records::link_event(&left, &right, evidence, format!("link-review-{id}"), 0, now);
+    let seq = match store.append(vec![event], now - DEDUP_MS).await?.first() {
+        Some(Appended::Stored(seq)) => Some(*seq),
+        _ => None,
+    };
+    store
+        .decide_link_review(id, ReviewStatus::Accepted, seq)
+        .await
+}
+
+/// Rejects a pending review item: nothing is logged; the pair stays apart.
+pub async fn reject(store: &dyn Store, id: i64) -> Result<LinkReview, StoreError> {
+    store
+        .decide_link_review(id, ReviewStatus::Rejected, None)
+        .await
+}
+
+async fn pending(store: &dyn Store, id: i64) -> Result<LinkReview, StoreError> {
+    match store.link_review(id).await? {
+        Some(item) if item.status == ReviewStatus::Pending => Ok(item),
+        found => Err(sightline_store::review_undecidable(id, found.as_ref())),
+    }
+}
+
+/// `all` or one status.
+pub fn status_filter(text: &str) -> Result<Option<ReviewStatus>, String> {
+    match text {
+        "all" => Ok(None),
+        other => ReviewStatus::parse(other).map(Some).ok_or_else(|| {
+            format!("unknown review status {other:?}: use pending, accepted, rejected or all")
+        }),
+    }
+}
+
+/// A review item in words: the pair, its probability and the waterfall.
+pub fn review_text(item: &LinkReview) -> String {
+    format!(
+        "review {} [{}] {} <-> {}, match probability {:.6} ({}){}",
+        item.id,
+        item.status.as_str(),
+        item.left,
+        item.right,
+        item.match_probability,
+        item.origin,
+        sightline_identity::linkage_evidence(&item.evidence)
+    )
+}
+
+pub async fn import_command(command: ImportCommand, file: &FileConfig) -> Result<()> {
+    let ImportCommand::Crm {
+        file: path,
+        mapping,
+        store,
+        json,
+    } = command;
+    let text = std::fs::read_to_string(&mapping)
+        .with_context(|| format!("cannot read mapping {}", mapping.display()))?;
+    let mapping = ImportMapping::from_toml_str(&text)
+        .map_err(|e| anyhow::anyhow!("mapping {}: {e}", mapping.display()))?;
+    let csv = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    let store = store.open(file).await?;
+    let name = path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    let report = import(
+        store.as_ref(),
+        &csv,
+        &name,
+        &mapping,
+        &ProfilesAt::Replay(Box::new(file.profile_rules()?)),
+    )
+    .await?;
+    if json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        print!("{}", report_text(&report));
+    }
+    let failed: Vec<String> = report
+        .passes
+        .iter()
+        .filter_map(|p| Some(format!("{}: {}", p.pass, p.error.as_ref()?)))
+        .collect();
+    if !failed.is_empty() {
+        bail!(
+            "the records were imported, but linkage could not run ({}); fix the mapping and import again",
+            failed.join("; ")
+        );
+    }
+    Ok(())
+}
+
+fn report_text(r: &ImportReport) -> String {
+    let mut out = format!(
+        "imported {} records from {} as source {:?} ({} logged now, {} already logged); {} bad rows; {} on a profile that existed before the import\n",
+        r.records, r.file, r.source, r.logged, r.already_logged, r.bad_rows.len(), r.joined_existing
+    );
+    for bad in &r.bad_rows {
+        out.push_str(&format!("  bad row at line {}: {}\n", bad.line, bad.reason));
+    }
+    for warning in &r.warnings {
+        out.push_str(&format!(
+            "  line {} column {}: {}\n",
+            warning.line, warning.column, warning.reason
+        ));
+    }
+    for pass in &r.passes {
+        match (&pass.summary, &pass.error) {
+            (Some(s), _) => {
+                let rules: Vec<String> = s
+                    .blocking
+                    .iter()
+                    .map(|b| format!("{} {}", b.rule, b.comparisons))
+                    .collect();
+                out.push_str(&format!(
+                    "linkage {}: {} comparisons (blocking: {}); EM {} iterations; {} automatic, {} for review\n",
+                    pass.pass, s.compared_pairs, rules.join(", "), s.em.iterations, s.auto_links, s.review
+                ));
+            }
+            (None, Some(e)) => out.push_str(&format!("linkage {}: not run: {e}\n", pass.pass)),
+            (None, None) => {}
+        }
+    }
+    for link in &r.auto_links {
+        let outcome = match &link.outcome {
+            Outcome::Merged => "merged".to_owned(),
+            Outcome::Refused(rule) => format!("refused by merge protection ({rule})"),
+        };
+        out.push_str(&format!(
+            "auto link {} <-> {} ({:.6}): {outcome}\n",
+            link.link.left, link.link.right, link.link.match_probability
+        ));
+    }
+    for review in &r.reviews {
+        let id = review
+            .id
+            .map_or_else(|| "already queued".to_owned(), |id| format!("review {id}"));
+        out.push_str(&format!(
+            "for review: {} <-> {} ({:.6}): {id}\n",
+            review.link.left, review.link.right, review.link.match_probability
+        ));
+    }
+    if r.reviews_not_queued > 0 {
+        out.push_str(&format!(
+            "{} more pairs for review were not queued (at most {} per import)\n",
+            r.reviews_not_queued,
+            plan::MAX_REVIEWS_PER_IMPORT
+        ));
+    }
+    out
+}
+
+pub async fn review_command(command: ReviewCommand, file: &FileConfig) -> Result<()> {
+    match command {
+        ReviewCommand::List {
+            status,
+            store,
+            json,
+        } => {
+            let status = status_filter(&status).map_err(anyhow::Error::msg)?;
+            let store = store.open(file).await?;
+            let mut items = Vec::new();
+            let mut after = 0;
+            loop {
+                let page = store.link_reviews(status, after, 1000).await?;
+                let Some(last) = page.last() else { break };
+                after = last.id;
+                items.extend(page);
+            }
+            if json {
+                println!("{}", serde_json::to_string(&items)?);
+            } else {
+                for item in &items {
+                    println!("{}", review_text(item));
+                }
+            }
+        }
+        ReviewCommand::Accept { id, store, json } => {
+            let store = store.open(file).await?;
+            let item = accept(store.as_ref(), id).await?;
+            if json {
+                println!("{}", decided(&item));
+            } else {
+                println!(
+                    "accepted review {id}: {} and {} are linked by the event at seq {}",
+                    item.left,
+                    item.right,
+                    item.seq
+                        .map_or_else(|| "(logged before)".to_owned(), |s| s.to_string())
+                );
+            }
+        }
+        ReviewCommand::Reject { id, store, json } => {
+            let store = store.open(file).await?;
+            let item = reject(store.as_ref(), id).await?;
+            if json {
+                println!("{}", decided(&item));
+            } else {
+                println!(
+                    "rejected review {id}: {} and {} stay apart",
+                    item.left, item.right
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The item as the CLI and API show a decision.
+pub fn decided(item: &LinkReview) -> Value {
+    json!({"id": item.id, "status": item.status, "seq": item.seq,
+           "left": item.left, "right": item.right})
+}
