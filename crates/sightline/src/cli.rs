@@ -430,7 +430,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Command::Scan(args) => crate::scan::run(args).await,
+        Command::Scan(args) => crate::scan::run(args, &file).await,
         Command::Attribution(args) => match args.paths {
             Some(paths) => crate::files::attribution(paths),
             None => crate::journeys::run(args.log, &file).await,

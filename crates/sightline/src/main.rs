@@ -13,6 +13,7 @@ mod files;
 mod journeys;
 mod profile_commands;
 mod profiles;
+mod registry;
 mod scan;
 mod serve;
 mod sync;
