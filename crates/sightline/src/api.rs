@@ -1,5 +1,7 @@
 //! The admin API under `/api/v1` (Bearer tokens) and the operational endpoints.
 
+mod governance;
+
 use crate::profiles::Book;
 use axum::extract::{FromRef, FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
@@ -99,6 +101,7 @@ pub fn router(
         )
         .route("/api/v1/destinations/{name}/deliveries", get(deliveries))
         .route("/api/v1/destinations/{name}/replay", post(replay))
+        .merge(governance::routes())
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(render_metrics))

@@ -121,6 +121,11 @@ pub trait Governance: Send + Sync {
     /// Removes a record still at `version`. Tags are never removed (they are retired).
     async fn delete_record(&self, kind: RecordKind, id: i64, version: i64) -> Result<()>;
 
+    /// Names the person a token belongs to (the actor the registry records and compares
+    /// for self-approval); replaces an earlier name.
+    async fn set_token_name(&self, token_id: i64, name: &str) -> Result<()>;
+    async fn token_name(&self, token_id: i64) -> Result<Option<String>>;
+
     /// Writes a tag and appends its change-log entry in one transaction.
     async fn write_tag(&self, write: RecordWrite, entry: NewTagLogEntry) -> Result<StoredRecord>;
     /// Change-log entries with `id > after`, oldest first; only one tag's when given.

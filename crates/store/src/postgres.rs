@@ -147,7 +147,7 @@ const MIGRATIONS: &[&str] = &[
         change TEXT NOT NULL
      );
      CREATE INDEX audience_changes_by_audience ON audience_changes (audience, id);",
-    // 9: the governance registry (see govern.rs): stored scans, journeys, tags, the tag
+    // 9: the governance registry (see govern.rs): stored scans, token names, journeys, tags, the tag
     // change log (append-only: triggers refuse UPDATE, DELETE and TRUNCATE), backlog,
     // vendor risk.
     "CREATE TABLE scans (
@@ -158,6 +158,10 @@ const MIGRATIONS: &[&str] = &[
         report TEXT NOT NULL
      );
      CREATE INDEX scans_by_journey ON scans (journey, id);
+     CREATE TABLE token_names (
+        token_id BIGINT PRIMARY KEY REFERENCES tokens (id),
+        name TEXT NOT NULL
+     );
      CREATE TABLE gov_journeys (
         id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
         key TEXT NOT NULL UNIQUE,

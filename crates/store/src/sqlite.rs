@@ -144,7 +144,7 @@ const MIGRATIONS: &[&str] = &[
         change TEXT NOT NULL
      );
      CREATE INDEX audience_changes_by_audience ON audience_changes (audience, id);",
-    // 9: the governance registry (see govern.rs): stored scans, journeys, tags, the tag
+    // 9: the governance registry (see govern.rs): stored scans, token names, journeys, tags, the tag
     // change log (append-only: triggers refuse UPDATE and DELETE), backlog, vendor risk.
     "CREATE TABLE scans (
         id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -154,6 +154,10 @@ const MIGRATIONS: &[&str] = &[
         report TEXT NOT NULL
      );
      CREATE INDEX scans_by_journey ON scans (journey, id);
+     CREATE TABLE token_names (
+        token_id INTEGER PRIMARY KEY REFERENCES tokens (id),
+        name TEXT NOT NULL
+     );
      CREATE TABLE gov_journeys (
         id INTEGER PRIMARY KEY AUTOINCREMENT,
         key TEXT NOT NULL UNIQUE,

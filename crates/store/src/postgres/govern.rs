@@ -195,6 +195,29 @@ impl Governance for PostgresStore {
         Ok(())
     }
 
+    async fn set_token_name(&self, token_id: i64, name: &str) -> Result<()> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "INSERT INTO token_names (token_id, name) VALUES ($1, $2)
+                 ON CONFLICT (token_id) DO UPDATE SET name = EXCLUDED.name",
+                &[&token_id, &name],
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn token_name(&self, token_id: i64) -> Result<Option<String>> {
+        let client = self.client().await?;
+        Ok(client
+            .query_opt(
+                "SELECT name FROM token_names WHERE token_id = $1",
+                &[&token_id],
+            )
+            .await?
+            .map(|row| row.get(0)))
+    }
+
     async fn write_tag(&self, w: RecordWrite, entry: NewTagLogEntry) -> Result<StoredRecord> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;

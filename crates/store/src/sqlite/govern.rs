@@ -202,6 +202,32 @@ impl Governance for SqliteStore {
         .await
     }
 
+    async fn set_token_name(&self, token_id: i64, name: &str) -> Result<()> {
+        let name = name.to_string();
+        self.with_conn(move |conn| {
+            conn.execute(
+                "INSERT INTO token_names (token_id, name) VALUES (?1, ?2)
+                 ON CONFLICT (token_id) DO UPDATE SET name = excluded.name",
+                params![token_id, name],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn token_name(&self, token_id: i64) -> Result<Option<String>> {
+        self.with_conn(move |conn| {
+            Ok(conn
+                .query_row(
+                    "SELECT name FROM token_names WHERE token_id = ?1",
+                    [token_id],
+                    |r| r.get(0),
+                )
+                .optional()?)
+        })
+        .await
+    }
+
     async fn write_tag(&self, w: RecordWrite, entry: NewTagLogEntry) -> Result<StoredRecord> {
         self.with_conn(move |conn| {
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
