@@ -39,9 +39,34 @@ pub async fn store_scan(store: &dyn Store, report: &Report) -> Result<ScanRow> {
     let row = store
         .save_scan(&report.journey, &summary(report), &text)
         .await?;
-    apply_scan_to_backlog(store, &row, report).await?;
-    apply_scan_to_vendors(store, report).await?;
+    // Another writer may move a record between our read and write (a version conflict,
+    // nothing written): read again and retry, a bounded number of times.
+    for attempt in 1..=WRITE_ATTEMPTS {
+        let applied = match apply_scan_to_backlog(store, &row, report).await {
+            Ok(_) => apply_scan_to_vendors(store, report).await.map(|_| ()),
+            Err(e) => Err(e),
+        };
+        match applied {
+            Ok(()) => break,
+            Err(e) if attempt < WRITE_ATTEMPTS && is_conflict(&e) => continue,
+            Err(e) => {
+                return Err(e.context(format!(
+                    "scan {} is stored but the backlog was not brought forward: `sightline scan import` the report again",
+                    row.id
+                )))
+            }
+        }
+    }
     Ok(row)
+}
+
+const WRITE_ATTEMPTS: usize = 3;
+
+fn is_conflict(e: &anyhow::Error) -> bool {
+    matches!(
+        e.downcast_ref::<sightline_store::StoreError>(),
+        Some(sightline_store::StoreError::Conflict(_))
+    )
 }
 
 /// A stored scan's report, or a clear error naming the id.
