@@ -1,6 +1,6 @@
 //! The governance registry at the edges: stored scans (`sightline scan list|diff|import`),
 //! and the journeys, tags, backlog and vendor risk that the CLI (`registry_cli.rs`) and the
-//! API (`api/registry.rs`) share.
+//! API (`api/governance.rs`) share.
 
 use crate::config::FileConfig;
 use crate::scan::ScanCommand;
