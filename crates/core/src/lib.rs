@@ -23,7 +23,8 @@ pub struct Source {
     pub created_at: i64,
 }
 
-/// What an API token may do. `admin` may do everything; the governance roles come later.
+/// What an API token may do. `admin` may do everything except approve or reject tags
+/// (`security`, see crates/govern); `marketing` proposes tags.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {

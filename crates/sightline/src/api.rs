@@ -1,5 +1,7 @@
 //! The admin API under `/api/v1` (Bearer tokens) and the operational endpoints.
 
+mod governance;
+
 use crate::profiles::Book;
 use axum::extract::{FromRef, FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
@@ -109,6 +111,7 @@ pub fn router(
             "/api/v1/link-reviews/{id}/{decision}",
             post(decide_link_review),
         )
+        .merge(governance::routes())
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(render_metrics))

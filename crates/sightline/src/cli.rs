@@ -74,6 +74,18 @@ enum Command {
     /// Import records into profiles (CRM exports).
     #[command(subcommand)]
     Import(crate::crm::ImportCommand),
+    /// Governance: customer journeys and their steps (scanner journey files in and out).
+    #[command(subcommand)]
+    Journey(crate::registry_cli::JourneyCommand),
+    /// Governance: the tag inventory, its approval workflow and change log.
+    #[command(subcommand)]
+    Tags(crate::registry_cli::TagsCommand),
+    /// Governance: the findings backlog fed by stored scans.
+    #[command(subcommand)]
+    Backlog(crate::registry_cli::BacklogCommand),
+    /// Governance: vendor risk records and overdue reviews.
+    #[command(subcommand)]
+    Vendor(crate::registry_cli::VendorCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -294,6 +306,10 @@ enum TokenCommand {
         /// admin, marketing or security.
         #[arg(long)]
         role: String,
+        /// The person it is for: the governance registry records this name as the actor
+        /// and refuses approvals of one's own proposals across one's tokens.
+        #[arg(long)]
+        name: Option<String>,
         #[command(flatten)]
         store: StoreArgs,
         /// Print {"id","role","token"} as JSON.
@@ -398,12 +414,27 @@ pub async fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Command::Token(TokenCommand::Create { role, store, json }) => {
+        Command::Token(TokenCommand::Create {
+            role,
+            name,
+            store,
+            json,
+        }) => {
             let Some(role) = Role::parse(&role) else {
                 bail!("unknown role {role:?}: use admin, marketing or security");
             };
+            let name = name.map(|n| n.trim().to_string());
+            if name
+                .as_ref()
+                .is_some_and(|n| n.is_empty() || n.len() > 100 || n.starts_with("token:"))
+            {
+                bail!("--name must be 1 to 100 characters and not start with \"token:\"");
+            }
             let store = store.open(&file).await?;
             let (token, secret) = create_token(store.as_ref(), role).await?;
+            if let Some(name) = &name {
+                store.set_token_name(token.id, name).await?;
+            }
             if json {
                 println!(
                     "{}",
@@ -442,7 +473,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Command::Scan(args) => crate::scan::run(args).await,
+        Command::Scan(args) => crate::scan::run(args, &file).await,
         Command::Attribution(args) => match args.paths {
             Some(paths) => crate::files::attribution(paths),
             None => crate::journeys::run(args.log, &file).await,
@@ -452,6 +483,10 @@ pub async fn run(cli: Cli) -> Result<()> {
             crate::crm::review_command(command, &file).await
         }
         Command::Import(command) => crate::crm::import_command(command, &file).await,
+        Command::Journey(command) => crate::registry_cli::journey(command, &file).await,
+        Command::Tags(command) => crate::registry_cli::tags(command, &file).await,
+        Command::Backlog(command) => crate::registry_cli::backlog(command, &file).await,
+        Command::Vendor(command) => crate::registry_cli::vendor(command, &file).await,
         Command::Consent(ConsentCommand::Decode { string, json }) => {
             let decoded = sightline_consent::decode(string.trim())?;
             let text = if json {

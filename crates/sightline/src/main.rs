@@ -14,6 +14,8 @@ mod files;
 mod journeys;
 mod profile_commands;
 mod profiles;
+mod registry;
+mod registry_cli;
 mod scan;
 mod serve;
 mod sync;

@@ -1,6 +1,8 @@
 //! `sightline scan JOURNEY.toml --out DIR` and `sightline scan diff A B`: journey scans in
 //! headless Chromium, per consent scenario (see `crates/scan`).
 
+use crate::cli::StoreArgs;
+use crate::config::FileConfig;
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use sightline_scan::{run_scan, ScanOptions, Scenario, Severity};
@@ -30,6 +32,7 @@ pub struct ScanArgs {
     #[command(subcommand)]
     diff: Option<ScanCommand>,
     /// The journey file (TOML): steps, consent selectors, browser settings, inventory.
+    /// The report is also stored (see `sightline scan list`).
     journey: Option<PathBuf>,
     /// Directory for report.json.
     #[arg(long, value_name = "DIR")]
@@ -61,22 +64,41 @@ pub struct ScanArgs {
     /// Do not capture a screenshot per step.
     #[arg(long)]
     no_screenshots: bool,
+    #[command(flatten)]
+    store: StoreArgs,
 }
 
 #[derive(Debug, Subcommand)]
-enum ScanCommand {
-    /// New and removed vendors and findings between two reports.
-    Diff { old: PathBuf, new: PathBuf },
+pub enum ScanCommand {
+    /// New and removed vendors and findings between two reports, each a report.json path
+    /// or a stored scan's id.
+    Diff {
+        old: String,
+        new: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// List stored scans, oldest first.
+    List {
+        /// Only this journey's.
+        #[arg(long)]
+        journey: Option<String>,
+        #[command(flatten)]
+        store: StoreArgs,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Store a report.json written by an earlier `sightline scan` (e.g. one run in CI).
+    Import {
+        report: PathBuf,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
 }
 
-pub async fn run(args: ScanArgs) -> Result<()> {
-    if let Some(ScanCommand::Diff { old, new }) = args.diff {
-        let (old, new) = (
-            sightline_scan::Report::read_json(&old)?,
-            sightline_scan::Report::read_json(&new)?,
-        );
-        print!("{}", sightline_scan::diff(&old, &new).summary());
-        return Ok(());
+pub async fn run(args: ScanArgs, file: &FileConfig) -> Result<()> {
+    if let Some(command) = args.diff {
+        return crate::registry::scan_command(command, file).await;
     }
     let journey = args
         .journey
@@ -117,6 +139,10 @@ pub async fn run(args: ScanArgs) -> Result<()> {
     let written = report.write_json(&out)?;
     print!("{}", report.summary());
     println!("report: {}", written.display());
+    let stored = crate::registry::store_scan(args.store.open(file).await?.as_ref(), &report)
+        .await
+        .context("the report is written but could not be stored")?;
+    println!("scan: {}", stored.id);
     match fail_on {
         Some(threshold) if report.reaches(threshold) => Err(Exit {
             code: FINDINGS_EXIT,

@@ -52,16 +52,20 @@ async fn scan_writes_the_report_and_gates_on_severity() {
     let journey = journey(&dir, &url);
     let out = dir.join("out");
     let (journey, out) = (journey.to_str().unwrap(), out.to_str().unwrap());
+    // Scans are also stored: keep the store in the test's directory.
+    let data = dir.join("data").display().to_string();
 
     // The inventory lists a vendor the site never loads: a zombie tag.
     let run = tokio::task::spawn_blocking({
-        let (journey, out) = (journey.to_string(), out.to_string());
+        let (journey, out, data) = (journey.to_string(), out.to_string(), data.clone());
         move || {
             sightline(&[
                 "scan",
                 &journey,
                 "--out",
                 &out,
+                "--data",
+                &data,
                 "--scenario",
                 "no-interaction",
             ])
@@ -89,13 +93,15 @@ async fn scan_writes_the_report_and_gates_on_severity() {
     assert!(String::from_utf8_lossy(&run.stdout).contains("report:"));
 
     let gated = tokio::task::spawn_blocking({
-        let (journey, out) = (journey.to_string(), out.to_string());
+        let (journey, out, data) = (journey.to_string(), out.to_string(), data.clone());
         move || {
             sightline(&[
                 "scan",
                 &journey,
                 "--out",
                 &out,
+                "--data",
+                &data,
                 "--scenario",
                 "no-interaction",
                 "--fail-on",

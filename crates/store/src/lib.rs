@@ -3,6 +3,7 @@
 //! consume the log from a checkpoint. Appends are grouped: concurrent requests share one
 //! transaction (group commit), and each request's events are stored all or none.
 
+mod govern;
 mod group;
 mod postgres;
 mod sqlite;
@@ -17,6 +18,9 @@ use sightline_core::{LinkReview, NewLinkReview, ReviewStatus};
 use std::path::Path;
 use std::sync::Arc;
 
+pub use govern::{
+    Governance, NewTagLogEntry, RecordKind, RecordWrite, ScanRow, StoredRecord, TagLogRow,
+};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
@@ -53,8 +57,10 @@ pub enum Appended {
     Duplicate,
 }
 
+/// Every store is also the governance registry's ([`Governance`], kept in a trait of its
+/// own).
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: Governance + Send + Sync + 'static {
     /// Appends one request's events atomically and durably; returns once committed.
     /// An event whose (source, messageId) was stored at or after `dedup_since` (ms) is a
     /// duplicate; an older one starts a new window.

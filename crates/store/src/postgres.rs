@@ -17,6 +17,8 @@ use std::collections::{HashMap, HashSet};
 use tokio::sync::mpsc;
 use tokio_postgres::{Client, NoTls, Row};
 
+mod govern;
+
 /// Arbitrary, fixed: the advisory lock key that serialises appends to the log.
 const APPEND_LOCK: i64 = 7_461_001;
 const MIGRATION_LOCK: i64 = APPEND_LOCK + 1;
@@ -161,6 +163,68 @@ const MIGRATIONS: &[&str] = &[
         seq BIGINT
      );
      CREATE INDEX link_reviews_by_status ON link_reviews (status, id);",
+    // 10: the governance registry (see govern.rs): stored scans, token names, journeys, tags, the tag
+    // change log (append-only: triggers refuse UPDATE, DELETE and TRUNCATE), backlog,
+    // vendor risk.
+    "CREATE TABLE scans (
+        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        journey TEXT NOT NULL,
+        at BIGINT NOT NULL,
+        summary TEXT NOT NULL,
+        report TEXT NOT NULL
+     );
+     CREATE INDEX scans_by_journey ON scans (journey, id);
+     CREATE TABLE token_names (
+        token_id BIGINT PRIMARY KEY REFERENCES tokens (id),
+        name TEXT NOT NULL
+     );
+     CREATE TABLE gov_journeys (
+        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        key TEXT NOT NULL UNIQUE,
+        version BIGINT NOT NULL,
+        doc TEXT NOT NULL,
+        updated_at BIGINT NOT NULL
+     );
+     CREATE TABLE gov_tags (
+        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        key TEXT NOT NULL UNIQUE,
+        version BIGINT NOT NULL,
+        doc TEXT NOT NULL,
+        updated_at BIGINT NOT NULL
+     );
+     CREATE TABLE gov_backlog (
+        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        key TEXT NOT NULL UNIQUE,
+        version BIGINT NOT NULL,
+        doc TEXT NOT NULL,
+        updated_at BIGINT NOT NULL
+     );
+     CREATE TABLE gov_vendors (
+        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        key TEXT NOT NULL UNIQUE,
+        version BIGINT NOT NULL,
+        doc TEXT NOT NULL,
+        updated_at BIGINT NOT NULL
+     );
+     CREATE TABLE gov_tag_changes (
+        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        tag_id BIGINT NOT NULL REFERENCES gov_tags (id),
+        at BIGINT NOT NULL,
+        actor TEXT NOT NULL,
+        action TEXT NOT NULL,
+        entry TEXT NOT NULL
+     );
+     CREATE INDEX gov_tag_changes_by_tag ON gov_tag_changes (tag_id, id);
+     CREATE FUNCTION gov_refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            RAISE EXCEPTION '% on % refused: the tag change log is append-only and tags are retired, never deleted', TG_OP, TG_TABLE_NAME;
+        END $$;
+     CREATE TRIGGER gov_tag_changes_append_only BEFORE UPDATE OR DELETE ON gov_tag_changes
+        FOR EACH ROW EXECUTE FUNCTION gov_refuse_change();
+     CREATE TRIGGER gov_tag_changes_no_truncate BEFORE TRUNCATE ON gov_tag_changes
+        FOR EACH STATEMENT EXECUTE FUNCTION gov_refuse_change();
+     CREATE TRIGGER gov_tags_no_delete BEFORE DELETE ON gov_tags
+        FOR EACH ROW EXECUTE FUNCTION gov_refuse_change();",
 ];
 
 pub struct PostgresStore {

@@ -22,6 +22,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use tokio::sync::mpsc;
 
+mod govern;
+
 const MIGRATIONS: &[&str] = &[
     // 1: the event log, dedup, sources, keys, tokens, processor checkpoints.
     "CREATE TABLE events (
@@ -158,6 +160,63 @@ const MIGRATIONS: &[&str] = &[
         seq INTEGER
      );
      CREATE INDEX link_reviews_by_status ON link_reviews (status, id);",
+    // 10: the governance registry (see govern.rs): stored scans, token names, journeys, tags, the tag
+    // change log (append-only: triggers refuse UPDATE and DELETE), backlog, vendor risk.
+    "CREATE TABLE scans (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        journey TEXT NOT NULL,
+        at INTEGER NOT NULL,
+        summary TEXT NOT NULL,
+        report TEXT NOT NULL
+     );
+     CREATE INDEX scans_by_journey ON scans (journey, id);
+     CREATE TABLE token_names (
+        token_id INTEGER PRIMARY KEY REFERENCES tokens (id),
+        name TEXT NOT NULL
+     );
+     CREATE TABLE gov_journeys (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        key TEXT NOT NULL UNIQUE,
+        version INTEGER NOT NULL,
+        doc TEXT NOT NULL,
+        updated_at INTEGER NOT NULL
+     );
+     CREATE TABLE gov_tags (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        key TEXT NOT NULL UNIQUE,
+        version INTEGER NOT NULL,
+        doc TEXT NOT NULL,
+        updated_at INTEGER NOT NULL
+     );
+     CREATE TABLE gov_backlog (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        key TEXT NOT NULL UNIQUE,
+        version INTEGER NOT NULL,
+        doc TEXT NOT NULL,
+        updated_at INTEGER NOT NULL
+     );
+     CREATE TABLE gov_vendors (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        key TEXT NOT NULL UNIQUE,
+        version INTEGER NOT NULL,
+        doc TEXT NOT NULL,
+        updated_at INTEGER NOT NULL
+     );
+     CREATE TABLE gov_tag_changes (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        tag_id INTEGER NOT NULL REFERENCES gov_tags (id),
+        at INTEGER NOT NULL,
+        actor TEXT NOT NULL,
+        action TEXT NOT NULL,
+        entry TEXT NOT NULL
+     );
+     CREATE INDEX gov_tag_changes_by_tag ON gov_tag_changes (tag_id, id);
+     CREATE TRIGGER gov_tag_changes_no_update BEFORE UPDATE ON gov_tag_changes
+        BEGIN SELECT RAISE(ABORT, 'the tag change log is append-only: UPDATE refused'); END;
+     CREATE TRIGGER gov_tag_changes_no_delete BEFORE DELETE ON gov_tag_changes
+        BEGIN SELECT RAISE(ABORT, 'the tag change log is append-only: DELETE refused'); END;
+     CREATE TRIGGER gov_tags_no_delete BEFORE DELETE ON gov_tags
+        BEGIN SELECT RAISE(ABORT, 'tags are retired, never deleted: DELETE refused'); END;",
 ];
 
 pub struct SqliteStore {

@@ -714,3 +714,233 @@ async fn link_review_queue() {
         assert_eq!(requeued, [None], "{name}");
     }
 }
+
+// ---- The governance registry (`Governance`) ----
+
+use sightline_store::{Governance, NewTagLogEntry, RecordKind, RecordWrite};
+
+fn create(key: &str, doc: &str) -> RecordWrite {
+    RecordWrite {
+        key: key.into(),
+        version: None,
+        doc: doc.into(),
+    }
+}
+
+fn update(key: &str, version: i64, doc: &str) -> RecordWrite {
+    RecordWrite {
+        key: key.into(),
+        version: Some(version),
+        doc: doc.into(),
+    }
+}
+
+fn log_entry(action: &str) -> NewTagLogEntry {
+    NewTagLogEntry {
+        at: 1_000,
+        actor: "token:1".into(),
+        action: action.into(),
+        entry: format!(r#"{{"action":"{action}"}}"#),
+    }
+}
+
+#[tokio::test]
+async fn stored_scans_list_by_journey_and_read_back() {
+    for (name, store) in backends("scans").await {
+        let summary = serde_json::json!({"findings": 2});
+        let a = store
+            .save_scan("shop", &summary, r#"{"journey":"shop"}"#)
+            .await
+            .unwrap();
+        let b = store
+            .save_scan("blog", &summary, r#"{"journey":"blog"}"#)
+            .await
+            .unwrap();
+        assert!(b.id > a.id, "{name}");
+        assert_eq!(a.summary["findings"], 2, "{name}");
+        assert_eq!(
+            store.scans(None).await.unwrap(),
+            [a.clone(), b.clone()],
+            "{name}"
+        );
+        assert_eq!(
+            store.scans(Some("shop")).await.unwrap(),
+            std::slice::from_ref(&a),
+            "{name}"
+        );
+        assert_eq!(
+            store.scan_report(b.id).await.unwrap().as_deref(),
+            Some(r#"{"journey":"blog"}"#),
+            "{name}"
+        );
+        assert_eq!(store.scan_report(b.id + 10).await.unwrap(), None, "{name}");
+    }
+}
+
+#[tokio::test]
+async fn registry_records_are_versioned_and_written_all_or_nothing() {
+    for (name, store) in backends("records").await {
+        let kind = RecordKind::Journey;
+        let made = store
+            .write_records(
+                kind,
+                vec![create("shop", "{\"v\":1}"), create("blog", "{}")],
+            )
+            .await
+            .unwrap();
+        assert_eq!(made[0].version, 1, "{name}");
+        let taken = store
+            .write_records(kind, vec![create("new", "{}"), create("shop", "{}")])
+            .await
+            .unwrap_err();
+        assert!(
+            taken.to_string().contains("already exists"),
+            "{name}: {taken}"
+        );
+        assert!(
+            store.record(kind, "new").await.unwrap().is_none(),
+            "{name}: a failed write changes nothing"
+        );
+        let updated = store
+            .write_records(kind, vec![update("shop", 1, "{\"v\":2}")])
+            .await
+            .unwrap();
+        assert_eq!(
+            (updated[0].id, updated[0].version),
+            (made[0].id, 2),
+            "{name}"
+        );
+        let stale = store
+            .write_records(kind, vec![update("shop", 1, "{\"v\":3}")])
+            .await
+            .unwrap_err();
+        assert!(
+            stale.to_string().contains("changed since version 1"),
+            "{name}: {stale}"
+        );
+        let missing = store
+            .write_records(kind, vec![update("nope", 1, "{}")])
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(missing, sightline_store::StoreError::NotFound(_)),
+            "{name}"
+        );
+        assert_eq!(
+            store
+                .record_by_id(kind, made[0].id)
+                .await
+                .unwrap()
+                .unwrap()
+                .doc,
+            "{\"v\":2}",
+            "{name}"
+        );
+        // Kinds are separate tables: the same key may exist in each.
+        store
+            .write_records(RecordKind::Backlog, vec![create("shop", "{}")])
+            .await
+            .unwrap();
+        assert!(
+            store.delete_record(kind, made[1].id, 7).await.is_err(),
+            "{name}"
+        );
+        store.delete_record(kind, made[1].id, 1).await.unwrap();
+        let keys: Vec<_> = store
+            .records(kind)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.key)
+            .collect();
+        assert_eq!(keys, ["shop"], "{name}");
+    }
+}
+
+#[tokio::test]
+async fn tags_change_only_with_their_append_only_log() {
+    for (name, store) in backends("tags").await {
+        let tag = store
+            .write_tag(
+                create("meta|production", "{\"s\":\"proposed\"}"),
+                log_entry("propose"),
+            )
+            .await
+            .unwrap();
+        let approved = store
+            .write_tag(
+                update("meta|production", 1, "{\"s\":\"approved\"}"),
+                log_entry("approve"),
+            )
+            .await
+            .unwrap();
+        assert_eq!(approved.version, 2, "{name}");
+        // A stale write appends nothing to the log.
+        assert!(store
+            .write_tag(update("meta|production", 1, "{}"), log_entry("reject"))
+            .await
+            .is_err());
+        let other = store
+            .write_tag(create("hotjar|staging", "{}"), log_entry("propose"))
+            .await
+            .unwrap();
+        let log = store.tag_log(Some(tag.id), 0, 100).await.unwrap();
+        let actions: Vec<_> = log.iter().map(|e| e.action.as_str()).collect();
+        assert_eq!(actions, ["propose", "approve"], "{name}");
+        assert_eq!(log[0].actor, "token:1", "{name}");
+        let all = store.tag_log(None, log[0].id, 100).await.unwrap();
+        assert_eq!(all.len(), 2, "{name}");
+        assert_eq!(all[1].tag_id, other.id, "{name}");
+        // No path in the trait edits tags without the log or removes them.
+        assert!(store
+            .write_records(RecordKind::Tag, vec![update("meta|production", 2, "{}")])
+            .await
+            .is_err());
+        assert!(store
+            .delete_record(RecordKind::Tag, tag.id, 2)
+            .await
+            .is_err());
+    }
+}
+
+/// Even SQL written by hand cannot edit or remove the tag change log, nor remove a tag.
+#[tokio::test]
+async fn the_databases_refuse_edits_of_the_tag_log() {
+    let refused = [
+        "UPDATE gov_tag_changes SET actor = 'someone else'",
+        "DELETE FROM gov_tag_changes",
+        "DELETE FROM gov_tags",
+    ];
+    let dir = std::env::temp_dir().join(format!("sl-suite-{}-triggers", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let store = SqliteStore::open(&dir).await.unwrap();
+    store
+        .write_tag(create("meta|production", "{}"), log_entry("propose"))
+        .await
+        .unwrap();
+    let conn = rusqlite::Connection::open(dir.join("sightline.db")).unwrap();
+    for sql in refused {
+        let err = conn.execute(sql, []).unwrap_err();
+        assert!(err.to_string().contains("refused"), "sqlite {sql}: {err}");
+    }
+    assert_eq!(store.tag_log(None, 0, 10).await.unwrap().len(), 1);
+
+    let Some(url) = postgres_url("triggers").await else {
+        return;
+    };
+    let store = PostgresStore::connect(&url).await.unwrap();
+    store
+        .write_tag(create("meta|production", "{}"), log_entry("propose"))
+        .await
+        .unwrap();
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    for sql in refused.into_iter().chain(["TRUNCATE gov_tag_changes"]) {
+        let err = client.batch_execute(sql).await.unwrap_err();
+        let message = format!("{err:?}");
+        assert!(message.contains("refused"), "postgres {sql}: {message}");
+    }
+    assert_eq!(store.tag_log(None, 0, 10).await.unwrap().len(), 1);
+}
