@@ -9,6 +9,9 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use chromiumoxide::browser::{Browser, BrowserConfig};
+use chromiumoxide::cdp::browser_protocol::dom_storage::{
+    GetDomStorageItemsParams, SerializedStorageKey, StorageId,
+};
 use chromiumoxide::cdp::browser_protocol::network::EventRequestWillBeSentExtraInfo;
 use chromiumoxide::cdp::browser_protocol::network::{BlockPattern, SetBlockedUrLsParams};
 use chromiumoxide::cdp::browser_protocol::network::{CookieParam, ResourceType};
@@ -18,7 +21,9 @@ use chromiumoxide::cdp::browser_protocol::network::{
 };
 use chromiumoxide::cdp::browser_protocol::page::{
     AddScriptToEvaluateOnNewDocumentParams, CaptureScreenshotFormat, CaptureScreenshotParams,
+    GetFrameTreeParams,
 };
+use chromiumoxide::cdp::browser_protocol::storage::GetStorageKeyParams;
 use chromiumoxide::cdp::js_protocol::debugger::{
     EnableParams as DebuggerEnableParams, EventScriptParsed,
 };
@@ -29,7 +34,7 @@ use tokio::sync::watch;
 
 use crate::catalog::site_of;
 use crate::evidence::{
-    RequestRecord, Scenario, ScenarioEvidence, ScriptRun, StepEvidence, StepTiming,
+    RequestRecord, Scenario, ScenarioEvidence, ScriptRun, StepEvidence, StepTiming, StorageRecord,
 };
 use crate::journey::{Action, ConsentChoice, Journey};
 
@@ -342,6 +347,11 @@ async fn drive_page(
             // Evidence of what the visitor saw; a failed capture leaves the step without one.
             evidence.screenshot = screenshot(ses, &page).await.ok();
         }
+        if !ses.is_lost() {
+            // A frame that went away while being read leaves nothing to record; a lost
+            // browser is reported by the cookie read below.
+            evidence.local_storage = local_storage(ses, &page).await.unwrap_or_default();
+        }
         out.steps.push(evidence);
         // Cookies of every origin contacted so far, so third-party cookies are seen too.
         let urls = lock(recorder).origins();
@@ -382,6 +392,70 @@ async fn drive_page(
         l.abort();
     }
     result
+}
+
+/// The localStorage of every frame, the page's and its iframes', unclassified. Each frame is
+/// read under its storage key (CDP `Storage.getStorageKey`), since Chromium partitions an
+/// iframe's storage by the top-level site it is embedded in.
+async fn local_storage(ses: &Session, page: &Page) -> Result<Vec<StorageRecord>, String> {
+    const MAX_VALUE_CHARS: usize = 200;
+    let tree = ses
+        .call(
+            "cannot read the frame tree",
+            page.execute(GetFrameTreeParams::default()),
+        )
+        .await?;
+    let mut frames = vec![&tree.result.frame_tree];
+    let mut seen_keys = std::collections::HashSet::new();
+    let mut entries = Vec::new();
+    while let Some(node) = frames.pop() {
+        frames.extend(node.child_frames.iter().flatten());
+        let origin = &node.frame.security_origin;
+        if !origin.starts_with("http") {
+            continue; // about:blank and opaque origins keep nothing worth reporting
+        }
+        let key = GetStorageKeyParams {
+            frame_id: Some(node.frame.id.clone()),
+        };
+        // A frame that went away while being read has nothing left to record.
+        let Ok(key) = ses
+            .call("cannot read a storage key", page.execute(key))
+            .await
+        else {
+            continue;
+        };
+        let key = key.result.storage_key.inner().clone();
+        if !seen_keys.insert(key.clone()) {
+            continue;
+        }
+        let id = StorageId {
+            security_origin: None,
+            storage_key: Some(SerializedStorageKey::new(key)),
+            is_local_storage: true,
+        };
+        let Ok(items) = ses
+            .call(
+                "cannot read localStorage",
+                page.execute(GetDomStorageItemsParams::new(id)),
+            )
+            .await
+        else {
+            continue;
+        };
+        for item in &items.result.entries {
+            if let [key, value] = item.inner().as_slice() {
+                entries.push(StorageRecord {
+                    origin: origin.clone(),
+                    key: key.clone(),
+                    value: value.chars().take(MAX_VALUE_CHARS).collect(),
+                    third_party: false,
+                    vendor: None,
+                });
+            }
+        }
+    }
+    entries.sort_by(|a, b| (&a.origin, &a.key).cmp(&(&b.origin, &b.key)));
+    Ok(entries)
 }
 
 /// A PNG of the viewport (CDP `Page.captureScreenshot`).

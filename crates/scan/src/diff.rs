@@ -144,6 +144,7 @@ mod tests {
                     error: None,
                     requests: vec![],
                     cookies: vec![],
+                    local_storage: vec![],
                 }],
             }],
             findings: findings

@@ -139,6 +139,19 @@ pub struct CookieRecord {
     pub vendor: Option<String>,
 }
 
+/// A localStorage entry of a frame's origin after a step. localStorage never expires, so
+/// unlike a cookie it has no expiry: it stays until a script or the visitor removes it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StorageRecord {
+    /// The frame origin that holds it (the page's, or an iframe's).
+    pub origin: String,
+    pub key: String,
+    /// The value, cut to its first 200 characters.
+    pub value: String,
+    pub third_party: bool,
+    pub vendor: Option<String>,
+}
+
 /// Timings of one step in milliseconds.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct StepTiming {
@@ -158,6 +171,7 @@ pub struct StepEvidence {
     pub url: String,
     pub requests: Vec<RequestRecord>,
     pub cookies: Vec<CookieRecord>,
+    pub local_storage: Vec<StorageRecord>,
     pub timing: StepTiming,
     /// What stopped the step, when something did; later steps were then not run.
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -320,6 +320,20 @@ fn classify(capture: Capture, catalog: &Catalog) -> ScenarioEvidence {
                 }
             })
             .collect();
+        for entry in &mut step.local_storage {
+            let host = url::Url::parse(&entry.origin)
+                .ok()
+                .and_then(|u| u.host_str().map(str::to_owned))
+                .unwrap_or_default();
+            entry.third_party = site_of(&host) != first_party;
+            // Scripts of a vendor loaded by the page write into the page's own storage: the
+            // key names the vendor there, as a cookie name does.
+            entry.vendor = catalog
+                .lookup(&host)
+                .filter(|_| entry.third_party)
+                .or_else(|| catalog.lookup_cookie(&entry.key))
+                .map(|v| v.name.clone());
+        }
     }
     evidence::link_initiator_chains(&mut evidence.steps);
     evidence

@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::Category;
-use crate::evidence::{CookieRecord, RequestRecord, Scenario, ScenarioEvidence, StepTiming};
+use crate::evidence::{
+    CookieRecord, RequestRecord, Scenario, ScenarioEvidence, StepTiming, StorageRecord,
+};
 use crate::findings::{Finding, Severity};
 use crate::ScanError;
 
@@ -54,6 +56,9 @@ pub struct StepReport {
     pub screenshot: Option<String>,
     pub requests: Vec<RequestRecord>,
     pub cookies: Vec<CookieRecord>,
+    /// Reports written before localStorage was recorded have none.
+    #[serde(default)]
+    pub local_storage: Vec<StorageRecord>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -131,6 +136,7 @@ impl Report {
                             screenshot,
                             requests: st.requests,
                             cookies: st.cookies,
+                            local_storage: st.local_storage,
                         }
                     })
                     .collect(),

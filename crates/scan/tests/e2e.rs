@@ -578,6 +578,35 @@ async fn shop_journey_seeds_every_finding_kind_and_clean_journey_has_none() {
         .expect("the banner's consent cookie");
     assert!(!consent.third_party && consent.expires.is_some());
 
+    // localStorage after a step: the vendor key a script wrote into the page's own storage,
+    // and the storage of a cross-site iframe, each with its party and vendor.
+    let ttp = landing
+        .local_storage
+        .iter()
+        .find(|e| e.key == "_ttp_id")
+        .unwrap_or_else(|| {
+            panic!(
+                "TikTok's key in the site's storage: {:#?}",
+                landing.local_storage
+            )
+        });
+    assert_eq!(ttp.origin, "http://www.shop.test");
+    assert_eq!(
+        (ttp.third_party, ttp.vendor.as_deref()),
+        (false, Some("TikTok"))
+    );
+    assert_eq!(ttp.value, "fixture-visitor");
+    let player = signup
+        .local_storage
+        .iter()
+        .find(|e| e.key == "yt-player-quality")
+        .unwrap_or_else(|| panic!("the iframe's storage: {:#?}", signup.local_storage));
+    assert!(player.origin.ends_with("www.youtube.com"), "{player:?}");
+    assert_eq!(
+        (player.third_party, player.vendor.as_deref()),
+        (true, Some("YouTube"))
+    );
+
     // Output and exit semantics.
     let out = dir.path().join("out");
     let written = shop.write_json(&out).unwrap();
