@@ -777,9 +777,8 @@ const SCHEMA_FACET: &str =
     "https://openlineage.io/spec/facets/1-1-1/SchemaDatasetFacet.json#/$defs/SchemaDatasetFacet";
 const DOCUMENTATION_FACET: &str = "https://openlineage.io/spec/facets/1-0-1/DocumentationJobFacet.json#/$defs/DocumentationJobFacet";
 /// Sightline's own facet (edge purposes, owner, PII and evidence), described in
-/// crates/govern/README.md.
-const EVIDENCE_FACET: &str =
-    "https://github.com/sightline-cdp/sightline/blob/main/crates/govern/README.md#lineage-facet";
+/// crates/govern/README.md; named by a URN while no published schema URL exists for it.
+pub const EVIDENCE_FACET: &str = "urn:sightline:facet:SightlineLineageOutputDatasetFacet:1";
 
 /// What the OpenLineage export needs besides the graph.
 pub struct OpenLineageOptions<'a> {

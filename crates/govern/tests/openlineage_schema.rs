@@ -61,7 +61,7 @@ fn export() -> Vec<Value> {
         &graph(),
         &OpenLineageOptions {
             event_time: chrono::DateTime::from_timestamp(1_764_000_000, 0).unwrap(),
-            producer: "https://github.com/sightline-cdp/sightline",
+            producer: "urn:sightline:0.1.0",
             namespace: "sightline",
         },
         || {

@@ -26,7 +26,8 @@ pub const SAMPLE_PER_SOURCE: usize = 1_000;
 pub const DELIVERIES_COUNTED: usize = 100_000;
 /// The newest stored scans read.
 pub const SCANS_READ: usize = 20;
-const PRODUCER: &str = "https://github.com/sightline-cdp/sightline";
+/// The `producer` URI: this build of Sightline (a URN: the project has no published URL).
+const PRODUCER: &str = concat!("urn:sightline:", env!("CARGO_PKG_VERSION"));
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
