@@ -8,6 +8,7 @@
 
 pub mod backlog;
 pub mod journey;
+pub mod lineage;
 pub mod tag;
 pub mod vendor;
 

@@ -86,6 +86,8 @@ enum Command {
     /// Governance: vendor risk records and overdue reviews.
     #[command(subcommand)]
     Vendor(crate::registry_cli::VendorCommand),
+    /// Governance: data lineage from sources and scanned sites to destinations and vendors.
+    Lineage(crate::lineage::LineageArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -487,6 +489,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Tags(command) => crate::registry_cli::tags(command, &file).await,
         Command::Backlog(command) => crate::registry_cli::backlog(command, &file).await,
         Command::Vendor(command) => crate::registry_cli::vendor(command, &file).await,
+        Command::Lineage(args) => crate::lineage::run(args, &file).await,
         Command::Consent(ConsentCommand::Decode { string, json }) => {
             let decoded = sightline_consent::decode(string.trim())?;
             let text = if json {

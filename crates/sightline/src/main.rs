@@ -12,6 +12,7 @@ mod consent;
 mod crm;
 mod files;
 mod journeys;
+mod lineage;
 mod profile_commands;
 mod profiles;
 mod registry;

@@ -38,6 +38,25 @@ pub fn routes() -> Router<ApiState> {
         .route("/api/v1/backlog", get(backlog))
         .route("/api/v1/backlog/{id}", post(backlog_act))
         .route("/api/v1/vendors", get(vendors).post(put_vendor))
+        .route("/api/v1/lineage", get(lineage))
+}
+
+/// `?format=openlineage` (default; JSON lines), `dot` or `mermaid`.
+async fn lineage(
+    _caller: Caller,
+    State(state): State<ApiState>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    let format = match crate::lineage::Format::parse(
+        query.get("format").map_or("openlineage", String::as_str),
+    ) {
+        Ok(f) => f,
+        Err(e) => return bad_request(format!("{e:#}")),
+    };
+    match crate::lineage::render(state.store.as_ref(), format).await {
+        Ok(text) => ([(header::CONTENT_TYPE, format.content_type())], text).into_response(),
+        Err(e) => answer(Err(e), StatusCode::OK),
+    }
 }
 
 /// 400 for bad input, 403 for a role or self-approval refusal, 409 for an invalid
