@@ -5,10 +5,15 @@
 //! - [`tag`]: the tag inventory, its approval workflow and change-log entries.
 //! - [`backlog`]: scan findings as backlog items, their transitions across re-scans and by hand.
 //! - [`vendor`]: vendor risk records and overdue reviews.
+//! - [`lineage`]: the lineage graph from evidence, and its OpenLineage, DOT and Mermaid forms.
+//! - [`metrics`]: governance metrics per scan and per day.
+//! - [`report`]: the self-contained HTML report.
 
 pub mod backlog;
 pub mod journey;
 pub mod lineage;
+pub mod metrics;
+pub mod report;
 pub mod tag;
 pub mod vendor;
 
