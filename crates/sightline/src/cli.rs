@@ -88,6 +88,10 @@ enum Command {
     Vendor(crate::registry_cli::VendorCommand),
     /// Governance: data lineage from sources and scanned sites to destinations and vendors.
     Lineage(crate::lineage::LineageArgs),
+    /// Governance: metrics per scan and per day (tags, vendors, consent quality, …).
+    Metrics(crate::metrics::MetricsArgs),
+    /// Governance: the report for a CMO and a CISO, one self-contained HTML file.
+    Report(crate::report::ReportArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -490,6 +494,8 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Backlog(command) => crate::registry_cli::backlog(command, &file).await,
         Command::Vendor(command) => crate::registry_cli::vendor(command, &file).await,
         Command::Lineage(args) => crate::lineage::run(args, &file).await,
+        Command::Metrics(args) => crate::metrics::run(args, &file).await,
+        Command::Report(args) => crate::report::run(args, &file).await,
         Command::Consent(ConsentCommand::Decode { string, json }) => {
             let decoded = sightline_consent::decode(string.trim())?;
             let text = if json {

@@ -105,6 +105,34 @@ pub async fn report(
     grouper: &ChannelGrouper,
     rules: ProfileRules,
 ) -> Result<Value> {
+    let stitched = journeys(store, question, grouper, rules).await?;
+    let mut report =
+        sightline_attribution::journeys_report(&stitched.journeys, &PathsOptions::default())?;
+    report["events_without_analytics_consent"] = stitched.without_consent.into();
+    if !question.models.is_empty() {
+        if let Some(models) = report["models"].as_object_mut() {
+            models.retain(|name, _| {
+                let base = name.strip_suffix("_value").unwrap_or(name);
+                question.models.iter().any(|m| m == base)
+            });
+        }
+    }
+    Ok(report)
+}
+
+/// The log's journeys, stitched per unified profile, and how many events in the window
+/// were left out for lack of analytics consent.
+pub struct Stitched {
+    pub journeys: Vec<sightline_attribution::Journey>,
+    pub without_consent: u64,
+}
+
+pub async fn journeys(
+    store: &dyn sightline_store::Store,
+    question: &Question,
+    grouper: &ChannelGrouper,
+    rules: ProfileRules,
+) -> Result<Stitched> {
     let from = question
         .from
         .as_deref()
@@ -172,15 +200,8 @@ pub async fn report(
         ..JourneyConfig::new(question.conversion.clone())
     };
     let journeys = sightline_attribution::build_journeys(&journeys_input, &config, grouper);
-    let mut report = sightline_attribution::journeys_report(&journeys, &PathsOptions::default())?;
-    report["events_without_analytics_consent"] = without_consent.into();
-    if !question.models.is_empty() {
-        if let Some(models) = report["models"].as_object_mut() {
-            models.retain(|name, _| {
-                let base = name.strip_suffix("_value").unwrap_or(name);
-                question.models.iter().any(|m| m == base)
-            });
-        }
-    }
-    Ok(report)
+    Ok(Stitched {
+        journeys,
+        without_consent,
+    })
 }

@@ -33,7 +33,8 @@ fn summary(report: &Report) -> serde_json::Value {
 }
 
 /// Stores a scan report; returns its row (with the id later commands name it by).
-/// The backlog and the vendors' sub-processors are then brought forward with it.
+/// The backlog and the vendors' sub-processors are then brought forward with it, and its
+/// metrics recorded.
 pub async fn store_scan(store: &dyn Store, report: &Report) -> Result<ScanRow> {
     let text = serde_json::to_string(report)?;
     let row = store
@@ -46,12 +47,18 @@ pub async fn store_scan(store: &dyn Store, report: &Report) -> Result<ScanRow> {
             Ok(_) => apply_scan_to_vendors(store, report).await.map(|_| ()),
             Err(e) => Err(e),
         };
+        let applied = match applied {
+            Ok(()) => crate::metrics::record_scan(store, &row, report)
+                .await
+                .map(|_| ()),
+            Err(e) => Err(e),
+        };
         match applied {
             Ok(()) => break,
             Err(e) if attempt < WRITE_ATTEMPTS && is_conflict(&e) => continue,
             Err(e) => {
                 return Err(e.context(format!(
-                    "scan {} is stored but the backlog was not brought forward: `sightline scan import` the report again",
+                    "scan {} is stored but the backlog, vendors or metrics were not brought forward: `sightline scan import` the report again",
                     row.id
                 )))
             }

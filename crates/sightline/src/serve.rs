@@ -103,6 +103,10 @@ pub async fn run(args: ServeArgs, file: &FileConfig) -> Result<()> {
         .with_context(|| format!("cannot listen on {listen}: is another server using it?"))?;
     eprintln!("sightline listening on http://{}", listener.local_addr()?);
     tokio::spawn(deliverer.run());
+    tokio::spawn(crate::metrics::refresh_forever(
+        store.clone(),
+        Duration::from_secs(30),
+    ));
     tokio::spawn(sightline_collect::prune_dedup_forever(
         store.clone(),
         dedup_window,

@@ -1,5 +1,5 @@
 //! Storage of the governance registry (stored scans, journeys, tags and their change log,
-//! the findings backlog, vendor risk). A trait of its own, which [`crate::Store`] requires,
+//! the findings backlog, vendor risk, governance metrics). A trait of its own, which [`crate::Store`] requires,
 //! so that every store is also a registry and the two evolve apart.
 //!
 //! Registry records are JSON documents (`sightline-govern`'s types) in one table per kind,
@@ -19,6 +19,7 @@ pub enum RecordKind {
     Tag,
     Backlog,
     VendorRisk,
+    Metric,
 }
 
 impl RecordKind {
@@ -29,6 +30,7 @@ impl RecordKind {
             RecordKind::Tag => "gov_tags",
             RecordKind::Backlog => "gov_backlog",
             RecordKind::VendorRisk => "gov_vendors",
+            RecordKind::Metric => "gov_metrics",
         }
     }
 
@@ -38,6 +40,7 @@ impl RecordKind {
             RecordKind::Tag => "tag",
             RecordKind::Backlog => "backlog item",
             RecordKind::VendorRisk => "vendor risk record",
+            RecordKind::Metric => "metric record",
         }
     }
 }

@@ -225,6 +225,15 @@ const MIGRATIONS: &[&str] = &[
         FOR EACH STATEMENT EXECUTE FUNCTION gov_refuse_change();
      CREATE TRIGGER gov_tags_no_delete BEFORE DELETE ON gov_tags
         FOR EACH ROW EXECUTE FUNCTION gov_refuse_change();",
+    // Governance metrics: per scan (`scan:ID`) and the log's consent counts per day
+    // (`consent:DAY`) with the log position they are counted through (`consent-cursor`).
+    "CREATE TABLE gov_metrics (
+        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        key TEXT NOT NULL UNIQUE,
+        version BIGINT NOT NULL,
+        doc TEXT NOT NULL,
+        updated_at BIGINT NOT NULL
+     );",
 ];
 
 pub struct PostgresStore {

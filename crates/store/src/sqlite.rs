@@ -217,6 +217,15 @@ const MIGRATIONS: &[&str] = &[
         BEGIN SELECT RAISE(ABORT, 'the tag change log is append-only: DELETE refused'); END;
      CREATE TRIGGER gov_tags_no_delete BEFORE DELETE ON gov_tags
         BEGIN SELECT RAISE(ABORT, 'tags are retired, never deleted: DELETE refused'); END;",
+    // Governance metrics: per scan (`scan:ID`) and the log's consent counts per day
+    // (`consent:DAY`) with the log position they are counted through (`consent-cursor`).
+    "CREATE TABLE gov_metrics (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        key TEXT NOT NULL UNIQUE,
+        version INTEGER NOT NULL,
+        doc TEXT NOT NULL,
+        updated_at INTEGER NOT NULL
+     );",
 ];
 
 pub struct SqliteStore {

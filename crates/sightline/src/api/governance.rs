@@ -39,6 +39,8 @@ pub fn routes() -> Router<ApiState> {
         .route("/api/v1/backlog/{id}", post(backlog_act))
         .route("/api/v1/vendors", get(vendors).post(put_vendor))
         .route("/api/v1/lineage", get(lineage))
+        .route("/api/v1/governance/metrics", get(governance_metrics))
+        .route("/api/v1/report", get(report))
 }
 
 /// `?format=openlineage` (default; JSON lines), `dot` or `mermaid`.
@@ -55,6 +57,46 @@ async fn lineage(
     };
     match crate::lineage::render(state.store.as_ref(), format).await {
         Ok(text) => ([(header::CONTENT_TYPE, format.content_type())], text).into_response(),
+        Err(e) => answer(Err(e), StatusCode::OK),
+    }
+}
+
+/// `?conversion=EVENT[&value_property=P][&lookback=30d]` joins attribution variance.
+fn attribution(
+    state: &ApiState,
+    query: &HashMap<String, String>,
+) -> Option<crate::metrics::Attribution> {
+    let conversion = query.get("conversion").filter(|c| !c.is_empty())?;
+    Some(crate::metrics::Attribution {
+        question: crate::journeys::Question {
+            conversion: conversion.clone(),
+            value_property: query.get("value_property").cloned(),
+            lookback: query.get("lookback").cloned(),
+            ..Default::default()
+        },
+        grouper: sightline_attribution::ChannelGrouper::default(),
+        rules: state.book.read().expect("book lock poisoned").rules.clone(),
+    })
+}
+
+async fn governance_metrics(
+    _caller: Caller,
+    State(state): State<ApiState>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    let attribution = attribution(&state, &query);
+    let series = crate::metrics::series(state.store.as_ref(), attribution).await;
+    answer(series.map(|s| s.to_json()), StatusCode::OK)
+}
+
+async fn report(
+    _caller: Caller,
+    State(state): State<ApiState>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    let attribution = attribution(&state, &query);
+    match crate::report::render(state.store.as_ref(), attribution).await {
+        Ok(html) => ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response(),
         Err(e) => answer(Err(e), StatusCode::OK),
     }
 }

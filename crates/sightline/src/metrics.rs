@@ -1,0 +1,379 @@
+//! Governance metrics at the edges (`sightline metrics`, `GET /api/v1/governance/metrics`):
+//! a scan's metrics are recorded when it is stored; the log's consent counts are brought
+//! forward from a cursor by [`refresh`] (the server runs it every half minute, and every
+//! read runs it first); the day series joins them with `sightline_govern::metrics`.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use anyhow::{Context, Result};
+use serde_json::{json, Value};
+use sightline_attribution::{ChannelGrouper, PathsOptions};
+use sightline_govern::metrics::{
+    self, ConsentCounts, DayMetrics, ScanMetrics, ScanObservation,
+};
+use sightline_scan::{FindingKind, Report, Scenario};
+use sightline_store::{RecordKind, RecordWrite, ScanRow, Store, StoreError, StoredRecord};
+
+use crate::cli::StoreArgs;
+use crate::config::FileConfig;
+use crate::journeys::Question;
+
+const CURSOR: &str = "consent-cursor";
+const CONSENT_DAY: &str = "consent:";
+const SCAN: &str = "scan:";
+/// Events read per page, and counted per refresh at most (the next goes on from there).
+const PAGE: usize = 1_000;
+const COUNTED_PER_REFRESH: usize = 500_000;
+const WRITE_ATTEMPTS: usize = 3;
+
+/// What a stored scan's report shows, for its metrics.
+pub fn observe(row: &ScanRow, report: &Report) -> ScanObservation {
+    let mut scan = ScanObservation {
+        scan_id: row.id,
+        journey: report.journey.clone(),
+        at: row.at,
+        ..ScanObservation::default()
+    };
+    for scenario in &report.scenarios {
+        let scripts = scan
+            .scripts
+            .entry(scenario.name.name().to_string())
+            .or_default();
+        for step in &scenario.steps {
+            for r in step.requests.iter().filter(|r| r.third_party) {
+                scan.vendors
+                    .insert(r.vendor.clone().unwrap_or_else(|| r.host()));
+                if r.resource_type == "Script" {
+                    scripts.extend(script_key(&r.url));
+                }
+            }
+            if scenario.name == Scenario::NoInteraction {
+                if let Some(blocked) = step.timing.load_ms_third_parties_blocked {
+                    scan.load_times.push((step.timing.load_ms, blocked));
+                }
+            }
+        }
+    }
+    scan.before_consent = report
+        .findings
+        .iter()
+        .filter(|f| f.kind == FindingKind::PreConsent)
+        .map(|f| f.vendor.clone())
+        .collect();
+    scan
+}
+
+/// A script by scheme, host and path: the same tag with another cache-buster is one tag.
+fn script_key(url: &str) -> Option<String> {
+    let url = url::Url::parse(url).ok()?;
+    Some(format!("{}://{}{}", url.scheme(), url.host_str()?, url.path()))
+}
+
+fn parse<T: serde::de::DeserializeOwned>(record: &StoredRecord) -> Result<T> {
+    serde_json::from_str(&record.doc)
+        .with_context(|| format!("stored metric record {:?} is unreadable", record.key))
+}
+
+/// Records a stored scan's metrics against the inventory of this moment; a scan recorded
+/// before keeps its metrics.
+pub async fn record_scan(store: &dyn Store, row: &ScanRow, report: &Report) -> Result<ScanMetrics> {
+    let key = format!("{SCAN}{}", row.id);
+    if let Some(kept) = store.record(RecordKind::Metric, &key).await? {
+        return parse(&kept);
+    }
+    let documented: BTreeSet<String> = crate::registry::tags(store, None)
+        .await?
+        .into_iter()
+        .map(|t| t.value.spec.vendor.to_lowercase())
+        .collect();
+    let first = scan_metrics(store)
+        .await?
+        .into_iter()
+        .filter(|m| m.journey == report.journey && m.scan_id < row.id)
+        .min_by_key(|m| m.scan_id);
+    let computed = metrics::scan_metrics(&observe(row, report), &documented, first.as_ref());
+    let write = RecordWrite {
+        key: key.clone(),
+        version: None,
+        doc: serde_json::to_string(&computed)?,
+    };
+    match store.write_records(RecordKind::Metric, vec![write]).await {
+        Ok(_) => Ok(computed),
+        // Another process recorded it first: theirs is kept.
+        Err(StoreError::Conflict(_)) => match store.record(RecordKind::Metric, &key).await? {
+            Some(kept) => parse(&kept),
+            None => Ok(computed),
+        },
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn scan_metrics(store: &dyn Store) -> Result<Vec<ScanMetrics>> {
+    let mut out: Vec<ScanMetrics> = store
+        .records(RecordKind::Metric)
+        .await?
+        .iter()
+        .filter(|r| r.key.starts_with(SCAN))
+        .map(parse)
+        .collect::<Result<_>>()?;
+    out.sort_by_key(|m| (m.at, m.scan_id));
+    Ok(out)
+}
+
+/// Brings the metrics forward: scans stored without metrics (before metrics were kept)
+/// get theirs, and the log's consent counts are counted on from their cursor.
+pub async fn refresh(store: &dyn Store) -> Result<()> {
+    let recorded: BTreeSet<i64> = scan_metrics(store)
+        .await?
+        .iter()
+        .map(|m| m.scan_id)
+        .collect();
+    for row in store.scans(None).await? {
+        if !recorded.contains(&row.id) {
+            let report = crate::registry::stored_report(store, row.id).await?;
+            record_scan(store, &row, &report).await?;
+        }
+    }
+    // A version conflict means another process counted at the same time (nothing of ours
+    // was written): read again and count on from where it got.
+    for attempt in 1..=WRITE_ATTEMPTS {
+        match count_consent(store).await {
+            Err(e) if attempt < WRITE_ATTEMPTS && is_conflict(&e) => continue,
+            done => return done,
+        }
+    }
+    Ok(())
+}
+
+fn is_conflict(e: &anyhow::Error) -> bool {
+    matches!(e.downcast_ref::<StoreError>(), Some(StoreError::Conflict(_)))
+}
+
+/// One pass of the consent counts; the counts and the cursor are written in one
+/// transaction, so every event is counted exactly once.
+async fn count_consent(store: &dyn Store) -> Result<()> {
+    let records: BTreeMap<String, StoredRecord> = store
+        .records(RecordKind::Metric)
+        .await?
+        .into_iter()
+        .filter(|r| r.key == CURSOR || r.key.starts_with(CONSENT_DAY))
+        .map(|r| (r.key.clone(), r))
+        .collect();
+    let cursor = match records.get(CURSOR) {
+        Some(r) => parse::<Value>(r)?["seq"].as_i64().unwrap_or(0),
+        None => 0,
+    };
+    let sources: BTreeMap<i64, String> = store
+        .list_sources()
+        .await?
+        .into_iter()
+        .map(|s| (s.id, s.name))
+        .collect();
+
+    let mut counted: BTreeMap<String, BTreeMap<String, ConsentCounts>> = BTreeMap::new();
+    let (mut seq, mut read) = (cursor, 0);
+    while read < COUNTED_PER_REFRESH {
+        let page = store.read_events(seq, PAGE, None).await?;
+        let Some(last) = page.last() else { break };
+        seq = last.seq;
+        read += page.len();
+        for event in &page {
+            if !metrics::counts_for_consent(event.event_type, event.source_id) {
+                continue;
+            }
+            let Ok(body) = serde_json::from_str::<Value>(&event.body) else {
+                continue;
+            };
+            let at = body
+                .get("timestamp")
+                .and_then(Value::as_str)
+                .and_then(sightline_core::time::parse_ms)
+                .unwrap_or(event.received_at);
+            let signal = !sightline_consent::event::EventSignals::read(&body).is_empty();
+            let source = sources
+                .get(&event.source_id)
+                .cloned()
+                .unwrap_or_else(|| format!("source {}", event.source_id));
+            metrics::count_event(&mut counted, metrics::day_of(at), &source, signal);
+        }
+    }
+    if seq == cursor {
+        return Ok(());
+    }
+
+    let mut writes = vec![RecordWrite {
+        key: CURSOR.into(),
+        version: records.get(CURSOR).map(|r| r.version),
+        doc: json!({ "seq": seq }).to_string(),
+    }];
+    for (day, by_source) in counted {
+        let key = format!("{CONSENT_DAY}{day}");
+        let (version, mut kept) = match records.get(&key) {
+            Some(r) => (Some(r.version), parse::<BTreeMap<String, ConsentCounts>>(r)?),
+            None => (None, BTreeMap::new()),
+        };
+        for (source, c) in by_source {
+            let k = kept.entry(source).or_default();
+            k.events += c.events;
+            k.with_consent_signal += c.with_consent_signal;
+        }
+        writes.push(RecordWrite {
+            key,
+            version,
+            doc: serde_json::to_string(&kept)?,
+        });
+    }
+    store.write_records(RecordKind::Metric, writes).await?;
+    Ok(())
+}
+
+/// The consent counts kept, by day and source.
+async fn consent_counts(
+    store: &dyn Store,
+) -> Result<BTreeMap<String, BTreeMap<String, ConsentCounts>>> {
+    store
+        .records(RecordKind::Metric)
+        .await?
+        .iter()
+        .filter_map(|r| Some((r.key.strip_prefix(CONSENT_DAY)?.to_owned(), r)))
+        .map(|(day, r)| Ok((day, parse(r)?)))
+        .collect()
+}
+
+/// What to attribute when the series includes attribution variance.
+pub struct Attribution {
+    pub question: Question,
+    pub grouper: ChannelGrouper,
+    pub rules: crate::profiles::ProfileRules,
+}
+
+/// The models' variance per day, over the journeys that converted (or ended) that day.
+async fn attribution_by_day(store: &dyn Store, a: Attribution) -> Result<BTreeMap<String, f64>> {
+    let stitched = crate::journeys::journeys(store, &a.question, &a.grouper, a.rules).await?;
+    let mut by_day: BTreeMap<String, Vec<sightline_attribution::Journey>> = BTreeMap::new();
+    for journey in stitched.journeys {
+        let day = metrics::day_of(journey.converted_at_ms.unwrap_or(journey.ended_at_ms));
+        by_day.entry(day).or_default().push(journey);
+    }
+    let mut out = BTreeMap::new();
+    for (day, journeys) in by_day {
+        // A day without a touched conversion has no credit to vary.
+        let Ok(report) = sightline_attribution::journeys_report(&journeys, &PathsOptions::default())
+        else {
+            continue;
+        };
+        if let Some(v) = metrics::attribution_variance(&report["variance"]) {
+            out.insert(day, v);
+        }
+    }
+    Ok(out)
+}
+
+/// The series per scan and per day, brought forward first.
+pub struct Series {
+    pub scans: Vec<ScanMetrics>,
+    pub days: Vec<DayMetrics>,
+}
+
+pub async fn series(store: &dyn Store, attribution: Option<Attribution>) -> Result<Series> {
+    refresh(store).await?;
+    let scans = scan_metrics(store).await?;
+    let consent = consent_counts(store).await?;
+    let variance = match attribution {
+        Some(a) => attribution_by_day(store, a).await?,
+        None => BTreeMap::new(),
+    };
+    let days = metrics::day_series(&scans, &consent, &variance);
+    Ok(Series { scans, days })
+}
+
+impl Series {
+    pub fn to_json(&self) -> Value {
+        json!({ "scans": self.scans, "days": self.days })
+    }
+}
+
+/// Runs [`refresh`] every `every` for the server.
+pub async fn refresh_forever(store: std::sync::Arc<dyn Store>, every: std::time::Duration) {
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tick.tick().await;
+        if let Err(e) = refresh(store.as_ref()).await {
+            tracing::warn!(error = %format!("{e:#}"), "could not bring the governance metrics forward");
+        }
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub struct AttributionArgs {
+    /// Join attribution variance: the track event that counts as a conversion.
+    #[arg(long, value_name = "EVENT")]
+    conversion: Option<String>,
+    /// The conversion's property holding its value, e.g. revenue.
+    #[arg(long, value_name = "PROPERTY", requires = "conversion")]
+    value_property: Option<String>,
+    /// Only touches this recent count towards a conversion.
+    #[arg(long, value_name = "DURATION", default_value = "30d")]
+    lookback: String,
+}
+
+impl AttributionArgs {
+    pub fn attribution(&self, file: &FileConfig) -> Result<Option<Attribution>> {
+        let Some(conversion) = self.conversion.clone() else {
+            return Ok(None);
+        };
+        Ok(Some(Attribution {
+            question: Question {
+                conversion,
+                value_property: self.value_property.clone(),
+                lookback: Some(self.lookback.clone()),
+                ..Question::default()
+            },
+            grouper: ChannelGrouper::default(),
+            rules: file.profile_rules()?,
+        }))
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub struct MetricsArgs {
+    /// Print `{"scans":[…],"days":[…]}`.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    attribution: AttributionArgs,
+    #[command(flatten)]
+    store: StoreArgs,
+}
+
+pub async fn run(args: MetricsArgs, file: &FileConfig) -> Result<()> {
+    let attribution = args.attribution.attribution(file)?;
+    let store = args.store.open(file).await?;
+    let series = series(store.as_ref(), attribution).await?;
+    if args.json {
+        println!("{}", series.to_json());
+        return Ok(());
+    }
+    println!("day\tscans\ttags\tvendors\tundocumented\tbefore consent\tblocked scripts\tthird-party ms\tvendor reduction\tconsent quality\tattribution variance");
+    let count = |v: Option<usize>| v.map_or("-".into(), |v| v.to_string());
+    let share = |v: Option<f64>| v.map_or("-".into(), |v| format!("{:.1}%", v * 100.0));
+    for d in &series.days {
+        println!(
+            "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
+            d.day,
+            d.scans,
+            count(d.tag_count),
+            count(d.vendor_count),
+            count(d.undocumented_vendors),
+            count(d.tags_before_consent),
+            share(d.blocked_script_rate),
+            d.third_party_latency_ms
+                .map_or("-".into(), |v| format!("{v:.0}")),
+            d.vendor_reduction.map_or("-".into(), |v| v.to_string()),
+            share(d.consent_quality),
+            d.attribution_variance
+                .map_or("-".into(), |v| format!("{v:.3}")),
+        );
+    }
+    Ok(())
+}
