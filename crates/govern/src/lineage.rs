@@ -219,6 +219,20 @@ pub enum NodeKind {
 }
 
 impl NodeKind {
+    /// Its serde name.
+    pub fn name(self) -> &'static str {
+        match self {
+            NodeKind::Source => "source",
+            NodeKind::Site => "site",
+            NodeKind::Collection => "collection",
+            NodeKind::Identity => "identity",
+            NodeKind::ConsentGate => "consent_gate",
+            NodeKind::Transform => "transform",
+            NodeKind::Destination => "destination",
+            NodeKind::Vendor => "vendor",
+        }
+    }
+
     /// Sources and sites hold data in; destinations and vendors receive it; the rest process.
     pub fn is_dataset(self) -> bool {
         matches!(
@@ -645,7 +659,7 @@ fn dot_quote(text: &str) -> String {
 }
 
 /// A short summary of an edge for diagram labels.
-fn edge_label(edge: &Edge) -> String {
+pub(crate) fn edge_label(edge: &Edge) -> String {
     let mut parts = Vec::new();
     let n = edge.fields.len() + edge.fields_truncated;
     parts.push(format!("{n} field{}", if n == 1 { "" } else { "s" }));
