@@ -659,7 +659,7 @@ fn dot_quote(text: &str) -> String {
 }
 
 /// A short summary of an edge for diagram labels.
-pub(crate) fn edge_label(edge: &Edge) -> String {
+fn edge_label(edge: &Edge) -> String {
     let mut parts = Vec::new();
     let n = edge.fields.len() + edge.fields_truncated;
     parts.push(format!("{n} field{}", if n == 1 { "" } else { "s" }));

@@ -3,7 +3,7 @@
 //!
 //! [`render`] is pure: the same input gives the same bytes (no clock; overdue is judged
 //! against `today`). Every piece of data comes from scanned websites and users, so all text
-//! and attribute values are escaped with [`esc`], the document carries a Content Security
+//! and attribute values are escaped (`esc`), the document carries a Content Security
 //! Policy that forbids scripts and remote loads, and it has no script, no link and no
 //! remote URL in any `src` or `href` (only `#section` links). Charts and the lineage
 //! diagram are inline SVG.
@@ -13,13 +13,14 @@
 //! findings matrix `#findings-matrix` (rows `tr[data-owner]`, cells `td[data-severity]`)
 //! and `#findings-open`; `#inventory-table` with badges `.status-<name>`; `#vendors-table`;
 //! `svg#lineage-diagram` with one `g.node[data-kind]` per node and one `g.edge` per edge,
-//! then `#lineage-edges`; `svg.chart[data-metric]` per metric and `#scans-table`.
+//! then `#lineage-edges`; `svg.chart[data-metric]` per metric and `#scans-table`. A table
+//! with no rows is a `p.empty` note carrying the same id.
 
 use std::cmp::Reverse;
 use std::collections::BTreeMap;
 
 use crate::backlog::{BacklogItem, BacklogStatus, Severity};
-use crate::lineage::{EdgeEvidence, Graph, Node, NodeKind};
+use crate::lineage::{Edge, EdgeEvidence, Graph, Node, NodeKind};
 use crate::metrics::{DayMetrics, ScanMetrics};
 use crate::tag::{Tag, TagStatus};
 use crate::vendor::VendorRisk;
@@ -810,6 +811,32 @@ fn evidence_text(e: &EdgeEvidence) -> String {
     parts.join("; ")
 }
 
+/// An edge in one line, for its tooltip: the first fields, PII, purposes, owner, evidence.
+fn edge_summary(e: &Edge) -> String {
+    let names: Vec<&str> = e.fields.iter().take(8).map(|f| f.name.as_str()).collect();
+    let more = e.fields.len().saturating_sub(names.len()) + e.fields_truncated;
+    let mut parts = vec![if more > 0 {
+        format!("fields: {} and {more} more", names.join(", "))
+    } else {
+        format!("fields: {}", names.join(", "))
+    }];
+    let pii: Vec<&str> = e.pii().iter().map(|c| c.name()).collect();
+    if !pii.is_empty() {
+        parts.push(format!("PII: {}", pii.join(", ")));
+    }
+    if !e.purposes.is_empty() {
+        parts.push(format!("purposes: {}", e.purposes.join(", ")));
+    }
+    if let Some(owner) = &e.owner {
+        parts.push(format!("owner: {owner}"));
+    }
+    let evidence = evidence_text(&e.evidence);
+    if !evidence.is_empty() {
+        parts.push(evidence);
+    }
+    parts.join("; ")
+}
+
 fn lineage(graph: &Graph) -> String {
     if graph.nodes.is_empty() && graph.edges.is_empty() {
         return "<p class=\"empty\">No lineage evidence yet: store events, destinations or \
@@ -860,7 +887,7 @@ fn lineage(graph: &Graph) -> String {
             esc(&edge.to),
             esc(&label(&edge.from)),
             esc(&label(&edge.to)),
-            esc(&crate::lineage::edge_label(edge)),
+            esc(&edge_summary(edge)),
             x1 + bend,
             x2 - bend,
             if pii { "arrow-pii" } else { "arrow" },
@@ -969,11 +996,13 @@ fn chart(metric: &Metric, days: &[DayMetrics]) -> String {
         return svg;
     };
     let span = max - min;
+    // Points sit a little inside the axes so that the first marker does not hide the axis.
+    let (first_x, last_x) = (left + 8.0, right - 4.0);
     let x = |i: usize| {
         if values.len() < 2 {
             (left + right) / 2.0
         } else {
-            left + (right - left) * i as f64 / (values.len() - 1) as f64
+            first_x + (last_x - first_x) * i as f64 / (values.len() - 1) as f64
         }
     };
     let y = |v: f64| {

@@ -488,6 +488,10 @@ fn lineage_draws_every_node_and_edge() {
     let table = &table[..table.find("</table>").unwrap()];
     assert_eq!(table.matches("<tr>").count(), input.lineage.edges.len() + 1);
     assert!(table.contains("3 sampled events"));
+    assert!(html.contains(
+        "<title>web → collection: fields: traits.email; PII: email; purposes: analytics; \
+         owner: data team; 3 sampled events</title>"
+    ));
 
     // Columns in flow order: the source left of collection, left of the vendor.
     let x = |id: &str| -> f64 {
