@@ -30,6 +30,16 @@ pub enum Severity {
 }
 
 impl Severity {
+    /// Its serde name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Severity::Low => "low",
+            Severity::Medium => "medium",
+            Severity::High => "high",
+            Severity::Critical => "critical",
+        }
+    }
+
     pub fn parse(text: &str) -> Option<Severity> {
         match text {
             "low" => Some(Severity::Low),

@@ -219,6 +219,20 @@ pub enum NodeKind {
 }
 
 impl NodeKind {
+    /// Its serde name.
+    pub fn name(self) -> &'static str {
+        match self {
+            NodeKind::Source => "source",
+            NodeKind::Site => "site",
+            NodeKind::Collection => "collection",
+            NodeKind::Identity => "identity",
+            NodeKind::ConsentGate => "consent_gate",
+            NodeKind::Transform => "transform",
+            NodeKind::Destination => "destination",
+            NodeKind::Vendor => "vendor",
+        }
+    }
+
     /// Sources and sites hold data in; destinations and vendors receive it; the rest process.
     pub fn is_dataset(self) -> bool {
         matches!(

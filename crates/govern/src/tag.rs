@@ -27,6 +27,17 @@ pub enum Classification {
     Questionable,
 }
 
+impl Classification {
+    /// Its serde name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Classification::Essential => "essential",
+            Classification::Optional => "optional",
+            Classification::Questionable => "questionable",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Environment {

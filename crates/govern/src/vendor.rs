@@ -16,6 +16,18 @@ pub enum DpaStatus {
     NotNeeded,
 }
 
+impl DpaStatus {
+    /// Its serde name.
+    pub fn name(self) -> &'static str {
+        match self {
+            DpaStatus::Missing => "missing",
+            DpaStatus::Requested => "requested",
+            DpaStatus::Signed => "signed",
+            DpaStatus::NotNeeded => "not_needed",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RiskRating {
@@ -23,6 +35,18 @@ pub enum RiskRating {
     Medium,
     High,
     Critical,
+}
+
+impl RiskRating {
+    /// Its serde name.
+    pub fn name(self) -> &'static str {
+        match self {
+            RiskRating::Low => "low",
+            RiskRating::Medium => "medium",
+            RiskRating::High => "high",
+            RiskRating::Critical => "critical",
+        }
+    }
 }
 
 /// Days between reviews when none is given.
