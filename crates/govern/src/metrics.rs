@@ -164,7 +164,11 @@ pub fn scan_metrics(
 /// screen) and from a tracking source, not from the consent API (source 0), whose events
 /// state consent by construction.
 pub fn counts_for_consent(event_type: EventType, source_id: i64) -> bool {
-    source_id != 0 && matches!(event_type, EventType::Track | EventType::Page | EventType::Screen)
+    source_id != 0
+        && matches!(
+            event_type,
+            EventType::Track | EventType::Page | EventType::Screen
+        )
 }
 
 /// Counts one event (see [`counts_for_consent`]) into its UTC day and source.
@@ -197,11 +201,7 @@ pub fn day_series(
 ) -> Vec<DayMetrics> {
     let mut scans: Vec<&ScanMetrics> = scans.iter().collect();
     scans.sort_by_key(|s| (s.at, s.scan_id));
-    let days: BTreeSet<&String> = scans
-        .iter()
-        .map(|s| &s.day)
-        .chain(consent.keys())
-        .collect();
+    let days: BTreeSet<&String> = scans.iter().map(|s| &s.day).chain(consent.keys()).collect();
 
     // The latest scan of each journey so far, as the days go by.
     let mut latest: BTreeMap<&str, &ScanMetrics> = BTreeMap::new();
@@ -227,7 +227,10 @@ pub fn day_series(
         if first_vendor_count.is_none() {
             first_vendor_count = vendor_count;
         }
-        let counts = consent.get(day.as_str()).into_iter().flat_map(|d| d.values());
+        let counts = consent
+            .get(day.as_str())
+            .into_iter()
+            .flat_map(|d| d.values());
         let (events, with_consent_signal) = counts.fold((0, 0), |(e, w), c| {
             (e + c.events, w + c.with_consent_signal)
         });
@@ -240,9 +243,7 @@ pub fn day_series(
             undocumented_vendors: union(|s| &s.undocumented),
             tags_before_consent: union(|s| &s.before_consent),
             blocked_script_rate: mean(latest.values().filter_map(|s| s.blocked_script_rate)),
-            third_party_latency_ms: mean(
-                latest.values().filter_map(|s| s.third_party_latency_ms),
-            ),
+            third_party_latency_ms: mean(latest.values().filter_map(|s| s.third_party_latency_ms)),
             vendor_reduction: first_vendor_count
                 .zip(vendor_count)
                 .map(|(first, now)| first as i64 - now as i64),
@@ -288,7 +289,10 @@ mod tests {
             scripts: BTreeMap::from([
                 (
                     ACCEPT_ALL.to_string(),
-                    vendors.iter().map(|v| format!("https://{v}/tag.js")).collect(),
+                    vendors
+                        .iter()
+                        .map(|v| format!("https://{v}/tag.js"))
+                        .collect(),
                 ),
                 (REJECT_ALL.to_string(), set(&["https://cmp.example/cmp.js"])),
             ]),
@@ -306,7 +310,11 @@ mod tests {
         assert_eq!(m.vendor_count, 2);
         assert_eq!(m.undocumented, vec!["Hotjar".to_string()]);
         assert_eq!(m.tags_before_consent, 1);
-        assert_eq!(m.blocked_script_rate, Some(1.0), "refusing held back both tags");
+        assert_eq!(
+            m.blocked_script_rate,
+            Some(1.0),
+            "refusing held back both tags"
+        );
         assert_eq!(m.third_party_latency_ms, Some(250.0), "(500 + 0) / 2 steps");
         assert_eq!(m.vendor_reduction, 0);
 
@@ -351,9 +359,16 @@ mod tests {
         count_event(&mut consent, "2026-11-30".into(), "web", false);
         let attribution = BTreeMap::from([("2026-12-02".to_string(), 0.25)]);
 
-        let days = day_series(&[a2.clone(), b1.clone(), a1.clone()], &consent, &attribution);
+        let days = day_series(
+            &[a2.clone(), b1.clone(), a1.clone()],
+            &consent,
+            &attribution,
+        );
         let names: Vec<&str> = days.iter().map(|d| d.day.as_str()).collect();
-        assert_eq!(names, ["2026-11-30", "2026-12-01", "2026-12-02", "2026-12-03"]);
+        assert_eq!(
+            names,
+            ["2026-11-30", "2026-12-01", "2026-12-02", "2026-12-03"]
+        );
 
         let before = &days[0];
         assert_eq!((before.journeys, before.vendor_count), (0, None));
@@ -367,14 +382,22 @@ mod tests {
 
         let carried = &days[2];
         assert_eq!(carried.scans, 0);
-        assert_eq!(carried.vendor_count, Some(3), "both journeys as last scanned");
+        assert_eq!(
+            carried.vendor_count,
+            Some(3),
+            "both journeys as last scanned"
+        );
         assert_eq!(carried.events, 3);
         assert_eq!(carried.consent_quality, Some(2.0 / 3.0));
         assert_eq!(carried.attribution_variance, Some(0.25));
 
         let rescanned = &days[3];
         assert_eq!(rescanned.scans, 1);
-        assert_eq!(rescanned.vendor_count, Some(2), "a dropped X and Y, b still sends to Y and Z");
+        assert_eq!(
+            rescanned.vendor_count,
+            Some(2),
+            "a dropped X and Y, b still sends to Y and Z"
+        );
         assert_eq!(rescanned.vendor_reduction, Some(1));
     }
 

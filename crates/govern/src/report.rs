@@ -429,17 +429,17 @@ fn summary(input: &ReportInput) -> String {
         overdue > 0,
     ));
 
-    let latest = input.days.last();
     for m in METRICS.iter().filter(|m| m.name != "tag_count") {
-        let value = latest.and_then(|d| finite((m.value)(d)));
+        let latest = latest_measured(m, &input.days);
         // Attribution variance is only computed when asked for: no tile otherwise.
-        if m.name == "attribution_variance" && value.is_none() {
+        if m.name == "attribution_variance" && latest.is_none() {
             continue;
         }
         let hint = match latest {
-            Some(d) => format!("{} ({})", m.help, d.day),
+            Some((d, _)) => format!("{} ({})", m.help, d.day),
             None => m.help.to_owned(),
         };
+        let value = latest.map(|(_, v)| v);
         out.push_str(&tile(
             m.name,
             m.title,
@@ -532,6 +532,10 @@ fn findings(input: &ReportInput) -> String {
             let mut place = esc(&item.journey);
             if let Some(step) = &item.finding.step {
                 place.push_str(&format!(" › {}", esc(step)));
+            }
+            // One finding may be seen under several consent scenarios, each its own item.
+            if let Some(scenario) = &item.finding.scenario {
+                place.push_str(&format!("<br><small>{}</small>", esc(scenario)));
             }
             let mut deadline = opt(item.deadline.as_deref());
             if overdue {
@@ -1068,13 +1072,19 @@ fn chart(metric: &Metric, days: &[DayMetrics]) -> String {
     svg
 }
 
+/// A metric as of the latest day that measured it (a day without events has no consent
+/// quality, a day without conversions no attribution variance).
+fn latest_measured<'a>(m: &Metric, days: &'a [DayMetrics]) -> Option<(&'a DayMetrics, f64)> {
+    days.iter()
+        .rev()
+        .find_map(|d| Some((d, finite((m.value)(d))?)))
+}
+
 fn trends(input: &ReportInput) -> String {
     let mut out = String::from("<div class=\"charts\">\n");
-    let latest = input.days.last();
     for m in &METRICS {
-        let now = latest
-            .and_then(|d| finite((m.value)(d)))
-            .map_or_else(|| "—".to_owned(), |v| number(m.unit, v));
+        let now = latest_measured(m, &input.days)
+            .map_or_else(|| "—".to_owned(), |(_, v)| number(m.unit, v));
         out.push_str(&format!(
             "<figure><figcaption>{} <span>latest {now} · {}</span></figcaption>\n{}\n</figure>\n",
             m.title,

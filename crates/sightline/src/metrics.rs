@@ -8,9 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use anyhow::{Context, Result};
 use serde_json::{json, Value};
 use sightline_attribution::{ChannelGrouper, PathsOptions};
-use sightline_govern::metrics::{
-    self, ConsentCounts, DayMetrics, ScanMetrics, ScanObservation,
-};
+use sightline_govern::metrics::{self, ConsentCounts, DayMetrics, ScanMetrics, ScanObservation};
 use sightline_scan::{FindingKind, Report, Scenario};
 use sightline_store::{RecordKind, RecordWrite, ScanRow, Store, StoreError, StoredRecord};
 
@@ -66,7 +64,12 @@ pub fn observe(row: &ScanRow, report: &Report) -> ScanObservation {
 /// A script by scheme, host and path: the same tag with another cache-buster is one tag.
 fn script_key(url: &str) -> Option<String> {
     let url = url::Url::parse(url).ok()?;
-    Some(format!("{}://{}{}", url.scheme(), url.host_str()?, url.path()))
+    Some(format!(
+        "{}://{}{}",
+        url.scheme(),
+        url.host_str()?,
+        url.path()
+    ))
 }
 
 fn parse<T: serde::de::DeserializeOwned>(record: &StoredRecord) -> Result<T> {
@@ -146,7 +149,10 @@ pub async fn refresh(store: &dyn Store) -> Result<()> {
 }
 
 fn is_conflict(e: &anyhow::Error) -> bool {
-    matches!(e.downcast_ref::<StoreError>(), Some(StoreError::Conflict(_)))
+    matches!(
+        e.downcast_ref::<StoreError>(),
+        Some(StoreError::Conflict(_))
+    )
 }
 
 /// One pass of the consent counts; the counts and the cursor are written in one
@@ -209,7 +215,10 @@ async fn count_consent(store: &dyn Store) -> Result<()> {
     for (day, by_source) in counted {
         let key = format!("{CONSENT_DAY}{day}");
         let (version, mut kept) = match records.get(&key) {
-            Some(r) => (Some(r.version), parse::<BTreeMap<String, ConsentCounts>>(r)?),
+            Some(r) => (
+                Some(r.version),
+                parse::<BTreeMap<String, ConsentCounts>>(r)?,
+            ),
             None => (None, BTreeMap::new()),
         };
         for (source, c) in by_source {
@@ -258,7 +267,8 @@ async fn attribution_by_day(store: &dyn Store, a: Attribution) -> Result<BTreeMa
     let mut out = BTreeMap::new();
     for (day, journeys) in by_day {
         // A day without a touched conversion has no credit to vary.
-        let Ok(report) = sightline_attribution::journeys_report(&journeys, &PathsOptions::default())
+        let Ok(report) =
+            sightline_attribution::journeys_report(&journeys, &PathsOptions::default())
         else {
             continue;
         };

@@ -359,6 +359,33 @@ fn charts_break_at_gaps_and_show_a_single_day() {
 }
 
 #[test]
+fn summary_figures_are_those_of_the_latest_day_that_measured_them() {
+    let mut input = empty();
+    input.days = vec![
+        day_metrics("2026-12-01", Some(3), Some(0.5)),
+        day_metrics("2026-12-02", Some(4), None),
+    ];
+    let html = render(&input);
+    let tile = |metric: &str| {
+        let start = html
+            .find(&format!("data-metric=\"{metric}\""))
+            .unwrap_or_else(|| panic!("no tile {metric}"));
+        &html[start..start + html[start..].find("</div></div>").unwrap()]
+    };
+    assert!(
+        tile("vendor_count").contains(">4<"),
+        "{}",
+        tile("vendor_count")
+    );
+    let quality = tile("consent_quality");
+    assert!(
+        quality.contains(">50.0%<") && quality.contains("2026-12-01"),
+        "{quality}"
+    );
+    assert!(html.contains("latest 50.0%"), "the chart's caption too");
+}
+
+#[test]
 fn non_finite_numbers_are_not_printed() {
     let mut input = empty();
     let mut d = day_metrics("2026-12-01", Some(3), Some(f64::NAN));
