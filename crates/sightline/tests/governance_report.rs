@@ -455,3 +455,79 @@ fn check_rendered(name: &str, shown: &Value) {
         "{name}: nothing loaded from outside"
     );
 }
+
+/// Runs a command that must fail; returns its stderr.
+fn refused(backend: &Backend, args: &[&str]) -> String {
+    let mut all: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    all.extend(backend.args());
+    let all: Vec<&str> = all.iter().map(String::as_str).collect();
+    let output = sightline(&all);
+    assert!(!output.status.success(), "{args:?} should fail");
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_metrics_and_report_requests_are_clear_errors_that_change_nothing() {
+    for backend in backends("governance_bad_input").await {
+        let name = backend.name();
+        let creds = credentials(&backend, "web");
+        let server = Server::start(&backend, &[]);
+        send_ok(&server, &creds.write_key, "/v1/batch", events()).await;
+        let before = run(&backend, &["metrics", "--json"]);
+
+        let err = refused(
+            &backend,
+            &[
+                "metrics",
+                "--conversion",
+                "Order Completed",
+                "--lookback",
+                "soon",
+            ],
+        );
+        assert!(err.contains("lookback"), "{name}: {err}");
+        let err = refused(&backend, &["metrics", "--value-property", "revenue"]);
+        assert!(err.contains("--conversion"), "{name}: {err}");
+        let err = refused(
+            &backend,
+            &["report", "--out", "/nonexistent-dir/report.html"],
+        );
+        assert!(
+            err.contains("cannot write /nonexistent-dir/report.html"),
+            "{name}: {err}"
+        );
+        let err = refused(&backend, &["report"]);
+        assert!(err.contains("--out"), "{name}: {err}");
+
+        let answer = client()
+            .get(format!(
+                "{}/api/v1/governance/metrics?conversion=Order%20Completed&lookback=soon",
+                server.url
+            ))
+            .bearer_auth(&creds.token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 400, "{name}");
+        let body: Value = answer.json().await.unwrap();
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("lookback"),
+            "{name}: {body}"
+        );
+        let anonymous = client()
+            .get(format!("{}/api/v1/report", server.url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(anonymous.status(), 401, "{name}");
+
+        assert_eq!(
+            run(&backend, &["metrics", "--json"]),
+            before,
+            "{name}: nothing changed"
+        );
+    }
+}
