@@ -788,7 +788,7 @@ pub fn to_mermaid(graph: &Graph) -> String {
 pub const OPENLINEAGE_RUN_EVENT_SCHEMA: &str =
     "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent";
 const SCHEMA_FACET: &str =
-    "https://openlineage.io/spec/facets/1-1-1/SchemaDatasetFacet.json#/$defs/SchemaDatasetFacet";
+    "https://openlineage.io/spec/facets/1-2-0/SchemaDatasetFacet.json#/$defs/SchemaDatasetFacet";
 const DOCUMENTATION_FACET: &str = "https://openlineage.io/spec/facets/1-0-1/DocumentationJobFacet.json#/$defs/DocumentationJobFacet";
 /// Sightline's own facet (edge purposes, owner, PII and evidence), described in
 /// crates/govern/README.md; named by a URN while no published schema URL exists for it.

@@ -1,18 +1,35 @@
-//! The OpenLineage export validated against the published 2-0-2 core spec (vendored in
-//! tests/data, see its README), with format checks (uuid, date-time, uri) on.
+//! The OpenLineage export validated against the published 2-0-2 core spec and the dataset
+//! schema facet's spec (vendored in tests/data, see its README), with format checks (uuid,
+//! date-time, uri) on and no network: the facet's references to the core resolve to the
+//! vendored copy.
 
 use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
 use sightline_govern::lineage::*;
 
+const CORE: &str = include_str!("data/OpenLineage-2-0-2.json");
+const CORE_URI: &str = "https://openlineage.io/spec/2-0-2/OpenLineage.json";
+
 fn validator() -> jsonschema::Validator {
-    let schema: Value =
-        serde_json::from_str(include_str!("data/OpenLineage-2-0-2.json")).expect("schema JSON");
+    let schema: Value = serde_json::from_str(CORE).expect("schema JSON");
     jsonschema::options()
         .should_validate_formats(true)
         .build(&schema)
         .expect("the spec compiles")
+}
+
+/// Validates a dataset's `facets` object (`{"schema": {...}, ...}`).
+fn facet_validator() -> jsonschema::Validator {
+    let facet: Value = serde_json::from_str(include_str!("data/SchemaDatasetFacet-1-2-0.json"))
+        .expect("facet schema JSON");
+    let core = jsonschema::Resource::from_contents(serde_json::from_str(CORE).unwrap())
+        .expect("the core spec is a resource");
+    jsonschema::options()
+        .should_validate_formats(true)
+        .with_resource(CORE_URI, core)
+        .build(&facet)
+        .expect("the facet spec compiles")
 }
 
 fn graph() -> Graph {
@@ -72,14 +89,32 @@ fn export() -> Vec<Value> {
 }
 
 #[test]
-fn every_event_is_a_valid_run_event() {
+fn every_event_is_a_valid_run_event_with_valid_schema_facets() {
     let v = validator();
+    let facets_v = facet_validator();
     let events = export();
     assert_eq!(events.len(), 4);
     for event in &events {
         let errors: Vec<String> = v.iter_errors(event).map(|e| e.to_string()).collect();
         assert!(errors.is_empty(), "{errors:?}\n{event:#}");
         assert_eq!(event["schemaURL"], OPENLINEAGE_RUN_EVENT_SCHEMA);
+        let datasets = event["inputs"]
+            .as_array()
+            .into_iter()
+            .chain(event["outputs"].as_array())
+            .flatten();
+        for dataset in datasets {
+            let facets = &dataset["facets"];
+            let errors: Vec<String> = facets_v
+                .iter_errors(facets)
+                .map(|e| e.to_string())
+                .collect();
+            assert!(errors.is_empty(), "{errors:?}\n{facets:#}");
+            assert_eq!(
+                facets["schema"]["_schemaURL"],
+                "https://openlineage.io/spec/facets/1-2-0/SchemaDatasetFacet.json#/$defs/SchemaDatasetFacet"
+            );
+        }
         let fields = &event["outputs"][0]["facets"]["schema"]["fields"];
         assert!(
             fields.as_array().is_some_and(|f| !f.is_empty()),
@@ -112,4 +147,23 @@ fn the_schema_rejects_what_the_spec_forbids() {
         assert!(!v.is_valid(&event), "{what} should be refused");
     }
     assert!(v.is_valid(&good));
+
+    let facets_v = facet_validator();
+    let facets = &good["outputs"][0]["facets"];
+    assert!(facets_v.is_valid(facets));
+    let mut unnamed = facets.clone();
+    unnamed["schema"]["fields"][0]
+        .as_object_mut()
+        .unwrap()
+        .remove("name");
+    assert!(!facets_v.is_valid(&unnamed), "a field needs its name");
+    let mut unproduced = facets.clone();
+    unproduced["schema"]
+        .as_object_mut()
+        .unwrap()
+        .remove("_producer");
+    assert!(
+        !facets_v.is_valid(&unproduced),
+        "the core's facet rules apply through $ref"
+    );
 }
