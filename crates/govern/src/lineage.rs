@@ -274,6 +274,31 @@ pub struct EdgeEvidence {
 }
 
 impl EdgeEvidence {
+    /// The evidence in words: sampled events, delivery outcomes, scanned requests.
+    pub fn summary(&self) -> String {
+        let mut parts = Vec::new();
+        if self.events > 0 {
+            parts.push(format!("{} sampled events", self.events));
+        }
+        if !self.deliveries.is_empty() {
+            let counts: Vec<String> = self
+                .deliveries
+                .iter()
+                .map(|(s, n)| format!("{s} {n}"))
+                .collect();
+            parts.push(counts.join(", "));
+        }
+        if !self.scans.is_empty() {
+            let ids: Vec<String> = self.scans.iter().map(|i| format!("#{i}")).collect();
+            parts.push(format!(
+                "{} requests in scan {}",
+                self.requests,
+                ids.join(", ")
+            ));
+        }
+        parts.join("; ")
+    }
+
     fn widen(&mut self, at: i64) {
         self.from = Some(self.from.map_or(at, |f| f.min(at)));
         self.to = Some(self.to.map_or(at, |t| t.max(at)));
@@ -674,22 +699,9 @@ fn edge_label(edge: &Edge) -> String {
     if let Some(owner) = &edge.owner {
         parts.push(format!("owner: {owner}"));
     }
-    let e = &edge.evidence;
-    if !e.deliveries.is_empty() {
-        let counts: Vec<String> = e
-            .deliveries
-            .iter()
-            .map(|(s, n)| format!("{s} {n}"))
-            .collect();
-        parts.push(counts.join(", "));
-    }
-    if !e.scans.is_empty() {
-        let ids: Vec<String> = e.scans.iter().map(|i| format!("#{i}")).collect();
-        parts.push(format!(
-            "{} requests in scan {}",
-            e.requests,
-            ids.join(", ")
-        ));
+    let evidence = edge.evidence.summary();
+    if !evidence.is_empty() {
+        parts.push(evidence);
     }
     parts.join("; ")
 }

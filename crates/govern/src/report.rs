@@ -20,7 +20,7 @@ use std::cmp::Reverse;
 use std::collections::BTreeMap;
 
 use crate::backlog::{BacklogItem, BacklogStatus, Severity};
-use crate::lineage::{Edge, EdgeEvidence, Graph, Node, NodeKind};
+use crate::lineage::{Edge, Graph, Node, NodeKind};
 use crate::metrics::{DayMetrics, ScanMetrics};
 use crate::tag::{Tag, TagStatus};
 use crate::vendor::VendorRisk;
@@ -791,30 +791,6 @@ fn layout(graph: &Graph) -> Layout<'_> {
     }
 }
 
-fn evidence_text(e: &EdgeEvidence) -> String {
-    let mut parts = Vec::new();
-    if e.events > 0 {
-        parts.push(format!("{} sampled events", e.events));
-    }
-    if !e.deliveries.is_empty() {
-        let counts: Vec<String> = e
-            .deliveries
-            .iter()
-            .map(|(s, n)| format!("{s} {n}"))
-            .collect();
-        parts.push(format!("deliveries: {}", counts.join(", ")));
-    }
-    if !e.scans.is_empty() {
-        let ids: Vec<String> = e.scans.iter().map(|i| format!("#{i}")).collect();
-        parts.push(format!(
-            "{} requests in scans {}",
-            e.requests,
-            ids.join(", ")
-        ));
-    }
-    parts.join("; ")
-}
-
 /// An edge in one line, for its tooltip: the first fields, PII, purposes, owner, evidence.
 fn edge_summary(e: &Edge) -> String {
     let names: Vec<&str> = e.fields.iter().take(8).map(|f| f.name.as_str()).collect();
@@ -834,7 +810,7 @@ fn edge_summary(e: &Edge) -> String {
     if let Some(owner) = &e.owner {
         parts.push(format!("owner: {owner}"));
     }
-    let evidence = evidence_text(&e.evidence);
+    let evidence = e.evidence.summary();
     if !evidence.is_empty() {
         parts.push(evidence);
     }
@@ -937,7 +913,7 @@ fn lineage(graph: &Graph) -> String {
                     td(&list(e.pii().iter().map(|c| c.name()))),
                     td(&list(&e.purposes)),
                     td(&opt(e.owner.as_deref())),
-                    td(&esc(&evidence_text(&e.evidence))),
+                    td(&esc(&e.evidence.summary())),
                 ],
             )
         })

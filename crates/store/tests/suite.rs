@@ -10,18 +10,58 @@ use std::sync::Arc;
 
 const DAY: i64 = 86_400_000;
 
-async fn backends(test: &str) -> Vec<(&'static str, Arc<dyn Store>)> {
-    let dir = std::env::temp_dir().join(format!("sl-suite-{}-{test}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let mut stores: Vec<(&'static str, Arc<dyn Store>)> =
-        vec![("sqlite", Arc::new(SqliteStore::open(&dir).await.unwrap()))];
+/// The stores a test runs against; the SQLite directory is removed once the test's loop
+/// over them ends.
+struct Backends {
+    stores: Vec<(&'static str, Arc<dyn Store>)>,
+    dir: tempfile::TempDir,
+}
+
+impl IntoIterator for Backends {
+    type Item = (&'static str, Arc<dyn Store>);
+    type IntoIter = BackendsIter;
+
+    fn into_iter(self) -> BackendsIter {
+        BackendsIter {
+            stores: self.stores.into_iter(),
+            _dir: self.dir,
+        }
+    }
+}
+
+struct BackendsIter {
+    stores: std::vec::IntoIter<(&'static str, Arc<dyn Store>)>,
+    _dir: tempfile::TempDir,
+}
+
+impl Iterator for BackendsIter {
+    type Item = (&'static str, Arc<dyn Store>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.stores.next()
+    }
+}
+
+fn temp_dir(test: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("sl-suite-{test}-"))
+        .tempdir()
+        .expect("a temporary directory")
+}
+
+async fn backends(test: &str) -> Backends {
+    let dir = temp_dir(test);
+    let mut stores: Vec<(&'static str, Arc<dyn Store>)> = vec![(
+        "sqlite",
+        Arc::new(SqliteStore::open(dir.path()).await.unwrap()),
+    )];
     if let Some(url) = postgres_url(test).await {
         stores.push((
             "postgres",
             Arc::new(PostgresStore::connect(&url).await.unwrap()),
         ));
     }
-    stores
+    Backends { stores, dir }
 }
 
 /// A fresh schema for this test on the test database, as a URL whose connections use it.
@@ -339,13 +379,13 @@ async fn destinations_and_their_delivery_log() {
 
 #[tokio::test]
 async fn reopening_keeps_the_log_and_the_dedup_state() {
-    let dir = std::env::temp_dir().join(format!("sl-suite-{}-reopen", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let temp = temp_dir("reopen");
+    let dir = temp.path();
     {
-        let store = SqliteStore::open(&dir).await.unwrap();
+        let store = SqliteStore::open(dir).await.unwrap();
         store.append(vec![event(1, "kept", 5)], 0).await.unwrap();
     }
-    let store = SqliteStore::open(&dir).await.unwrap();
+    let store = SqliteStore::open(dir).await.unwrap();
     assert_eq!(store.read_events(0, 10, None).await.unwrap().len(), 1);
     let outcome = store.append(vec![event(1, "kept", 6)], 0).await.unwrap();
     assert_eq!(outcome, vec![Appended::Duplicate]);
@@ -911,9 +951,9 @@ async fn the_databases_refuse_edits_of_the_tag_log() {
         "DELETE FROM gov_tag_changes",
         "DELETE FROM gov_tags",
     ];
-    let dir = std::env::temp_dir().join(format!("sl-suite-{}-triggers", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let store = SqliteStore::open(&dir).await.unwrap();
+    let temp = temp_dir("triggers");
+    let dir = temp.path();
+    let store = SqliteStore::open(dir).await.unwrap();
     store
         .write_tag(create("meta|production", "{}"), log_entry("propose"))
         .await

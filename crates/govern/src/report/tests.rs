@@ -1,6 +1,6 @@
 use super::*;
 use crate::backlog::{Acceptance, FindingKey};
-use crate::lineage::{Edge, Field, PiiClass};
+use crate::lineage::{Edge, EdgeEvidence, Field, PiiClass};
 use crate::tag::{Classification, Environment, StepRef, TagSpec};
 use crate::vendor::{DpaStatus, RiskRating};
 use proptest::prelude::*;

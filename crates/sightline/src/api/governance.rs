@@ -4,7 +4,8 @@
 
 use super::{bad_request, error, json_body, ApiState, Caller};
 use crate::registry::{self, Held};
-use axum::extract::{Path, Query, State};
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -16,6 +17,24 @@ use sightline_govern::tag::{Environment, TagAction, TagSpec, TagStatus};
 use sightline_govern::vendor::VendorRisk;
 use sightline_govern::GovernError;
 use std::collections::HashMap;
+
+/// The caller as the registry's actor: its token's person (or `token:ID`) and role.
+struct Acting(sightline_govern::Actor);
+
+impl FromRequestParts<ApiState> for Acting {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &ApiState,
+    ) -> Result<Self, Self::Rejection> {
+        let Caller(token) = Caller::from_request_parts(parts, state).await?;
+        registry::actor_of(state.store.as_ref(), &token)
+            .await
+            .map(Acting)
+            .map_err(|e| answer(Err(e), StatusCode::OK))
+    }
+}
 
 /// A journey file sent to `POST /api/v1/journeys/import` may be at most this big.
 const MAX_JOURNEY_BYTES: usize = 256 * 1024;
@@ -157,7 +176,7 @@ async fn journey(
 }
 
 async fn add_journey(
-    caller: Caller,
+    Acting(actor): Acting,
     State(state): State<ApiState>,
     body: axum::body::Bytes,
 ) -> Response {
@@ -168,16 +187,12 @@ async fn add_journey(
         Ok(j) => j,
         Err(response) => return response,
     };
-    let actor = match registry::actor_of(state.store.as_ref(), &caller.0).await {
-        Ok(actor) => actor,
-        Err(e) => return answer(Err(e), StatusCode::OK),
-    };
     let put = registry::put_journey(state.store.as_ref(), &actor, journey, false).await;
     answer(put.map(|h| h.to_json()), StatusCode::CREATED)
 }
 
 async fn replace_journey(
-    caller: Caller,
+    Acting(actor): Acting,
     State(state): State<ApiState>,
     Path(name): Path<String>,
     body: axum::body::Bytes,
@@ -195,30 +210,22 @@ async fn replace_journey(
             journey.name
         ));
     }
-    let actor = match registry::actor_of(state.store.as_ref(), &caller.0).await {
-        Ok(actor) => actor,
-        Err(e) => return answer(Err(e), StatusCode::OK),
-    };
     let put = registry::put_journey(state.store.as_ref(), &actor, journey, true).await;
     answer(put.map(|h| h.to_json()), StatusCode::OK)
 }
 
 async fn delete_journey(
-    caller: Caller,
+    Acting(actor): Acting,
     State(state): State<ApiState>,
     Path(name): Path<String>,
 ) -> Response {
-    let actor = match registry::actor_of(state.store.as_ref(), &caller.0).await {
-        Ok(actor) => actor,
-        Err(e) => return answer(Err(e), StatusCode::OK),
-    };
     let deleted = registry::delete_journey(state.store.as_ref(), &actor, &name).await;
     answer(deleted.map(|()| json!({"deleted": name})), StatusCode::OK)
 }
 
 /// `POST /api/v1/journeys/import` with a scanner journey file (TOML) as the body.
 async fn import_journey(
-    caller: Caller,
+    Acting(actor): Acting,
     State(state): State<ApiState>,
     body: axum::body::Bytes,
 ) -> Response {
@@ -231,10 +238,6 @@ async fn import_journey(
     }
     let Ok(text) = std::str::from_utf8(&body) else {
         return bad_request("send the journey file as UTF-8 TOML".into());
-    };
-    let actor = match registry::actor_of(state.store.as_ref(), &caller.0).await {
-        Ok(actor) => actor,
-        Err(e) => return answer(Err(e), StatusCode::OK),
     };
     let imported = registry::import_journey(state.store.as_ref(), &actor, text).await;
     answer(imported.map(|h| h.to_json()), StatusCode::OK)
@@ -284,7 +287,7 @@ struct Proposal {
 }
 
 async fn propose(
-    caller: Caller,
+    Acting(actor): Acting,
     State(state): State<ApiState>,
     body: axum::body::Bytes,
 ) -> Response {
@@ -294,10 +297,6 @@ async fn propose(
     ) {
         Ok(p) => p,
         Err(response) => return response,
-    };
-    let actor = match registry::actor_of(state.store.as_ref(), &caller.0).await {
-        Ok(actor) => actor,
-        Err(e) => return answer(Err(e), StatusCode::OK),
     };
     let done = registry::tag_action(
         state.store.as_ref(),
@@ -319,7 +318,7 @@ struct Reason {
 
 /// `POST /api/v1/tags/{id}/approve|reject|retire` with `{"reason":…}`.
 async fn decide(
-    caller: Caller,
+    Acting(actor): Acting,
     State(state): State<ApiState>,
     Path((id, action)): Path<(i64, String)>,
     body: axum::body::Bytes,
@@ -343,10 +342,6 @@ async fn decide(
             Ok(r) => r,
             Err(response) => return response,
         }
-    };
-    let actor = match registry::actor_of(state.store.as_ref(), &caller.0).await {
-        Ok(actor) => actor,
-        Err(e) => return answer(Err(e), StatusCode::OK),
     };
     let done = registry::tag_action(
         state.store.as_ref(),
@@ -377,14 +372,14 @@ struct Adopt {
     environment: Environment,
 }
 
-async fn adopt(caller: Caller, State(state): State<ApiState>, body: axum::body::Bytes) -> Response {
+async fn adopt(
+    Acting(actor): Acting,
+    State(state): State<ApiState>,
+    body: axum::body::Bytes,
+) -> Response {
     let request: Adopt = match json_body(&body, "send {\"scan\":ID}") {
         Ok(r) => r,
         Err(response) => return response,
-    };
-    let actor = match registry::actor_of(state.store.as_ref(), &caller.0).await {
-        Ok(actor) => actor,
-        Err(e) => return answer(Err(e), StatusCode::OK),
     };
     let proposed = registry::adopt(
         state.store.as_ref(),
@@ -441,7 +436,7 @@ async fn backlog(
 
 /// `POST /api/v1/backlog/{id}` with `{"action":"assign"|"fix"|"accept_risk"|"reopen",…}`.
 async fn backlog_act(
-    caller: Caller,
+    Acting(actor): Acting,
     State(state): State<ApiState>,
     Path(id): Path<i64>,
     body: axum::body::Bytes,
@@ -452,10 +447,6 @@ async fn backlog_act(
     ) {
         Ok(a) => a,
         Err(response) => return response,
-    };
-    let actor = match registry::actor_of(state.store.as_ref(), &caller.0).await {
-        Ok(actor) => actor,
-        Err(e) => return answer(Err(e), StatusCode::OK),
     };
     let done = registry::backlog_act(state.store.as_ref(), &actor, id, action).await;
     answer(done.map(|h| registry::backlog_json(&h)), StatusCode::OK)
@@ -475,7 +466,7 @@ async fn vendors(
 }
 
 async fn put_vendor(
-    caller: Caller,
+    Acting(actor): Acting,
     State(state): State<ApiState>,
     body: axum::body::Bytes,
 ) -> Response {
@@ -485,10 +476,6 @@ async fn put_vendor(
     ) {
         Ok(r) => r,
         Err(response) => return response,
-    };
-    let actor = match registry::actor_of(state.store.as_ref(), &caller.0).await {
-        Ok(actor) => actor,
-        Err(e) => return answer(Err(e), StatusCode::OK),
     };
     let put = registry::put_vendor(state.store.as_ref(), &actor, risk).await;
     answer(put.map(|h| registry::vendor_json(&h)), StatusCode::OK)

@@ -5,17 +5,18 @@
 
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
+use std::sync::Arc;
 use std::time::Duration;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_sightline");
 
-/// Where a test's server keeps its data.
+/// Where a test's server keeps its data. The SQLite directory is removed when the last
+/// clone of its backend is dropped.
 #[derive(Clone, Debug)]
 pub enum Backend {
-    Sqlite(PathBuf),
+    Sqlite(Arc<tempfile::TempDir>),
     Postgres(String),
 }
 
@@ -29,7 +30,7 @@ impl Backend {
 
     pub fn args(&self) -> Vec<String> {
         match self {
-            Backend::Sqlite(dir) => vec!["--data".into(), dir.display().to_string()],
+            Backend::Sqlite(dir) => vec!["--data".into(), dir.path().display().to_string()],
             Backend::Postgres(url) => vec!["--database-url".into(), url.clone()],
         }
     }
@@ -38,9 +39,11 @@ impl Backend {
 /// SQLite in a fresh directory, and PostgreSQL in a fresh schema when
 /// `SIGHTLINE_TEST_DATABASE_URL` is set (required in CI).
 pub async fn backends(test: &str) -> Vec<Backend> {
-    let dir = std::env::temp_dir().join(format!("sl-e2e-{}-{test}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let mut all = vec![Backend::Sqlite(dir)];
+    let dir = tempfile::Builder::new()
+        .prefix(&format!("sl-e2e-{test}-"))
+        .tempdir()
+        .expect("a temporary data directory");
+    let mut all = vec![Backend::Sqlite(Arc::new(dir))];
     match std::env::var("SIGHTLINE_TEST_DATABASE_URL") {
         Ok(base) => {
             let schema = format!("e2e_{test}_{}", std::process::id());
