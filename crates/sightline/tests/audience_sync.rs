@@ -72,11 +72,8 @@ async fn suppression_list_adds_and_removes_reach_the_ad_platform() {
         );
         // A second ad platform asks for hashed identifiers only (its transform hashes).
         let (hashed_url, hashed_got) = receiver().await;
-        let transform = std::env::temp_dir().join(format!(
-            "sl-sync-transform-{}-{}.toml",
-            std::process::id(),
-            backend.name()
-        ));
+        let temp = common::temp_dir("sync-transform");
+        let transform = temp.path().join("sync-transform.toml");
         std::fs::write(&transform, "hash = [\"*.email\"]\n").unwrap();
         sightline_json(
             &backend,

@@ -1,6 +1,8 @@
 //! Settings precedence through the binary: flags, then SIGHTLINE_* variables, then the
 //! TOML file, then defaults.
 
+mod common;
+
 use std::path::Path;
 use std::process::Command;
 
@@ -29,9 +31,8 @@ fn add_source(name: &str, config: &Path, env_data: Option<&Path>, flag_data: Opt
 
 #[test]
 fn flags_beat_environment_beat_file() {
-    let root = std::env::temp_dir().join(format!("sl-config-e2e-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&root);
-    std::fs::create_dir_all(&root).unwrap();
+    let temp = common::temp_dir("config-e2e");
+    let root = temp.path();
     let (from_file, from_env, from_flag) = (root.join("file"), root.join("env"), root.join("flag"));
     let config = root.join("sightline.toml");
     std::fs::write(

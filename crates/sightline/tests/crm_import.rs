@@ -186,8 +186,8 @@ async fn crm_import_links_records_into_profiles_with_review_and_merge_protection
         .await;
         wait_for(&server, token, "user_id:u119", |p| p["id"].is_i64()).await;
 
-        let dir = std::env::temp_dir().join(format!("sl-crm-{}-{name}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let temp = common::temp_dir("crm");
+        let dir = temp.path();
         let (csv, mapping) = (dir.join("customers.csv"), dir.join("mapping.toml"));
         std::fs::write(&csv, crm_csv()).unwrap();
         std::fs::write(&mapping, MAPPING).unwrap();

@@ -812,8 +812,8 @@ async fn a_transform_renames_removes_and_hashes_before_sending() {
         let creds = credentials(&backend, "web");
         let receiver = Receiver::default();
         let url = receiver.start().await;
-        let dir = std::env::temp_dir().join(format!("sl-transform-{}-{name}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let temp = common::temp_dir("transform");
+        let dir = temp.path();
         let file = dir.join("transform.toml");
         std::fs::write(
             &file,
@@ -877,8 +877,8 @@ async fn a_consent_mapping_file_defines_the_purposes() {
     for backend in backends("mapping").await {
         let name = backend.name();
         let creds = credentials(&backend, "web");
-        let dir = std::env::temp_dir().join(format!("sl-mapping-{}-{name}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let temp = common::temp_dir("mapping");
+        let dir = temp.path();
         let mapping = dir.join("mapping.toml");
         std::fs::write(
             &mapping,
@@ -1002,13 +1002,12 @@ async fn a_consent_mapping_file_defines_the_purposes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delivers_over_https_to_a_receiver_the_ca_file_trusts() {
     for backend in backends("https").await {
-        let name = backend.name();
         let creds = credentials(&backend, "web");
         let identity = certificate_for_localhost();
         let receiver = Receiver::default();
         let url = receiver.start_tls(&identity).await;
-        let dir = std::env::temp_dir().join(format!("sl-https-{}-{name}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let temp = common::temp_dir("https");
+        let dir = temp.path();
         let ca = dir.join("ca.pem");
         std::fs::write(&ca, identity.1.to_pem().unwrap()).unwrap();
         let config = dir.join("sightline.toml");
@@ -1042,8 +1041,8 @@ async fn delivers_over_https_to_a_receiver_the_ca_file_trusts() {
 async fn destinations_import_from_a_toml_file() {
     for backend in backends("import").await {
         let name = backend.name();
-        let dir = std::env::temp_dir().join(format!("sl-import-{}-{name}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let temp = common::temp_dir("import");
+        let dir = temp.path();
         let file = dir.join("destinations.toml");
         std::fs::write(
             &file,

@@ -22,10 +22,6 @@ fn febrl(file: &str) -> PathBuf {
     }
 }
 
-fn temp(name: &str) -> PathBuf {
-    std::env::temp_dir().join(format!("sl-files-{}-{name}", std::process::id()))
-}
-
 #[test]
 fn consent_decode_prints_the_contract_and_refuses_garbage() {
     let vectors: Value =
@@ -69,7 +65,8 @@ fn consent_decode_prints_the_contract_and_refuses_garbage() {
 
 #[test]
 fn attribution_over_imported_paths() {
-    let csv = temp("paths.csv");
+    let temp = common::temp_dir("files");
+    let csv = temp.path().join("paths.csv");
     std::fs::write(
         &csv,
         "path,total_conversions,total_conversion_value,total_null\n\
@@ -156,7 +153,8 @@ fn score(links: &PathBuf, true_links: usize) -> (f64, f64, f64) {
 
 #[test]
 fn link_dedupe_and_pair_on_febrl() {
-    let out = temp("dedupe.csv");
+    let temp = common::temp_dir("files");
+    let out = temp.path().join("dedupe.csv");
     let dataset1 = febrl("dataset1.csv");
     let args = [
         "link",
@@ -182,7 +180,8 @@ fn link_dedupe_and_pair_on_febrl() {
         "dataset1 precision {precision} recall {recall} F1 {f1}"
     );
 
-    let out = temp("pair.csv");
+    let temp = common::temp_dir("files");
+    let out = temp.path().join("pair.csv");
     let (a, b) = (febrl("dataset4a.csv"), febrl("dataset4b.csv"));
     let output = sightline(&[
         "link",
@@ -227,7 +226,8 @@ fn link_dedupe_and_pair_on_febrl() {
 
 #[test]
 fn link_explain_shows_each_links_waterfall_in_text_and_json() {
-    let out = temp("explain.csv");
+    let temp = common::temp_dir("files");
+    let out = temp.path().join("explain.csv");
     let dataset1 = febrl("dataset1.csv");
     let base = [
         "link",

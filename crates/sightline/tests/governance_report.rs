@@ -161,10 +161,9 @@ async fn metrics_follow_scans_and_the_log_and_the_report_renders_in_chromium() {
     let port = site(analytics_on.clone()).await;
     for backend in backends("governance_report").await {
         let name = backend.name();
-        let dir = std::env::temp_dir().join(format!("sl-governance-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let (journey, catalog) = write_journey(&dir, port);
+        let temp = common::temp_dir("governance");
+        let dir = temp.path();
+        let (journey, catalog) = write_journey(dir, port);
         let creds = credentials(&backend, "web");
         let server = Server::start(&backend, &[]);
         send_ok(&server, &creds.write_key, "/v1/batch", events()).await;
@@ -294,7 +293,6 @@ async fn metrics_follow_scans_and_the_log_and_the_report_renders_in_chromium() {
         let rendered = render(&report, &dir.join("report.png")).await;
         check_rendered(name, &rendered);
         drop(server);
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }
 

@@ -94,8 +94,8 @@ async fn lineage_from_events_deliveries_and_a_scan() {
                 "analytics",
             ],
         );
-        let dir = std::env::temp_dir().join(format!("sl-lineage-{}-{name}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let temp = common::temp_dir("lineage");
+        let dir = temp.path();
         let report_file = dir.join("report.json");
         std::fs::write(&report_file, report().to_string()).unwrap();
         let mut import = vec![
@@ -261,6 +261,5 @@ async fn lineage_from_events_deliveries_and_a_scan() {
             .await
             .unwrap();
         assert_eq!(anonymous.status(), 401, "{name}");
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }

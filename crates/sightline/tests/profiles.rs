@@ -543,11 +543,8 @@ async fn audiences_follow_events_and_time() {
 async fn identity_rules_come_from_the_config_file() {
     for backend in backends("identity_config").await {
         let creds = credentials(&backend, "web");
-        let config = std::env::temp_dir().join(format!(
-            "sl-identity-{}-{}.toml",
-            std::process::id(),
-            backend.name()
-        ));
+        let temp = common::temp_dir("identity");
+        let config = temp.path().join("identity.toml");
         std::fs::write(&config, "[identity]\nblocked_values = [\"kiosk\"]\n").unwrap();
         let config = config.to_str().unwrap().to_string();
         let server = Server::start(&backend, &["--config", &config]);
@@ -670,11 +667,8 @@ async fn profiles_are_stored_and_a_rebuild_splits_an_over_merge() {
         drop(server);
 
         // The kiosk id was a placeholder: block it and rebuild.
-        let config = std::env::temp_dir().join(format!(
-            "sl-rebuild-{}-{}.toml",
-            std::process::id(),
-            backend.name()
-        ));
+        let temp = common::temp_dir("rebuild");
+        let config = temp.path().join("rebuild.toml");
         std::fs::write(&config, "[identity]\nblocked_values = [\"kiosk\"]\n").unwrap();
         let config = config.to_str().unwrap();
         let (summary, _) = cli(
@@ -772,8 +766,8 @@ async fn computed_traits_are_kept_live_and_feed_audiences() {
             "{}",
             String::from_utf8_lossy(&added.stderr)
         );
-        let dir = std::env::temp_dir().join(format!("sl-traits-{}-{name}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let temp = common::temp_dir("traits");
+        let dir = temp.path();
         let file = dir.join("traits.toml");
         std::fs::write(
             &file,

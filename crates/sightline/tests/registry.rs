@@ -133,20 +133,14 @@ async fn scan(backend: &Backend, journey: &Path, out: &Path) -> i64 {
     line.trim().parse().unwrap()
 }
 
-fn test_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("sl-registry-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scans_are_stored_listed_and_diffed_by_id() {
     let site = site().await;
     for backend in backends("stored_scans").await {
         let name = backend.name();
-        let dir = test_dir(&format!("stored-{name}"));
-        let journey = journey(&dir, &site, &["Google Tag Manager"]);
+        let temp = common::temp_dir(&format!("registry-stored-{name}"));
+        let dir = temp.path();
+        let journey = journey(dir, &site, &["Google Tag Manager"]);
         site.tags_on.store(true, Ordering::SeqCst);
         let first = scan(&backend, &journey, &dir.join("first")).await;
         site.tags_on.store(false, Ordering::SeqCst);
@@ -460,12 +454,13 @@ async fn journeys_backlog_adoption_and_vendor_risk_are_fed_by_scans() {
     site.tags_on.store(true, Ordering::SeqCst);
     for backend in backends("registry_flow").await {
         let name = backend.name();
-        let dir = test_dir(&format!("flow-{name}"));
+        let temp = common::temp_dir(&format!("registry-flow-{name}"));
+        let dir = temp.path();
         let mia = token(&backend, "marketing", Some("mia"));
         let sam = token(&backend, "security", Some("sam"));
 
         // Journeys: import the scanner file, export it again, and scan the export.
-        let zombie_journey = journey(&dir, &site, &["Hotjar", "Google Tag Manager"]);
+        let zombie_journey = journey(dir, &site, &["Hotjar", "Google Tag Manager"]);
         let imported = json_of(
             &backend,
             &[
@@ -644,7 +639,7 @@ async fn journeys_backlog_adoption_and_vendor_risk_are_fed_by_scans() {
         assert!(err.contains("security or admin"), "{name}: {err}");
 
         // A fixed inventory: the next scan no longer sees the zombie tag and verifies it.
-        let fixed_journey = journey(&dir, &site, &["Google Tag Manager"]);
+        let fixed_journey = journey(dir, &site, &["Google Tag Manager"]);
         json_of(
             &backend,
             &[

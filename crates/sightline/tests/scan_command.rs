@@ -45,11 +45,10 @@ fn journey(dir: &Path, url: &str) -> PathBuf {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scan_writes_the_report_and_gates_on_severity() {
-    let dir = std::env::temp_dir().join(format!("sl-scan-cli-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let temp = common::temp_dir("scan-cli");
+    let dir = temp.path();
     let url = site().await;
-    let journey = journey(&dir, &url);
+    let journey = journey(dir, &url);
     let out = dir.join("out");
     let (journey, out) = (journey.to_str().unwrap(), out.to_str().unwrap());
     // Scans are also stored: keep the store in the test's directory.
@@ -130,9 +129,8 @@ async fn scan_writes_the_report_and_gates_on_severity() {
 /// report, `--parallel`, and `scan diff` over two report paths.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tracker_db_inventory_file_screenshots_and_diff() {
-    let dir = std::env::temp_dir().join(format!("sl-scan-cli-db-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let temp = common::temp_dir("scan-cli-db");
+    let dir = temp.path();
     let url = site().await;
     let port: u16 = url
         .trim_start_matches("http://127.0.0.1:")
@@ -273,5 +271,4 @@ async fn tracker_db_inventory_file_screenshots_and_diff() {
         .await
         .unwrap();
     assert_ne!(zero.status.code(), Some(0));
-    let _ = std::fs::remove_dir_all(&dir);
 }

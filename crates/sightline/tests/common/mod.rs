@@ -36,14 +36,18 @@ impl Backend {
     }
 }
 
+/// A directory for one test's files, removed when dropped.
+pub fn temp_dir(name: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("sl-{name}-"))
+        .tempdir()
+        .expect("a temporary directory")
+}
+
 /// SQLite in a fresh directory, and PostgreSQL in a fresh schema when
 /// `SIGHTLINE_TEST_DATABASE_URL` is set (required in CI).
 pub async fn backends(test: &str) -> Vec<Backend> {
-    let dir = tempfile::Builder::new()
-        .prefix(&format!("sl-e2e-{test}-"))
-        .tempdir()
-        .expect("a temporary data directory");
-    let mut all = vec![Backend::Sqlite(Arc::new(dir))];
+    let mut all = vec![Backend::Sqlite(Arc::new(temp_dir(&format!("e2e-{test}"))))];
     match std::env::var("SIGHTLINE_TEST_DATABASE_URL") {
         Ok(base) => {
             let schema = format!("e2e_{test}_{}", std::process::id());
