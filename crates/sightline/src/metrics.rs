@@ -1,7 +1,8 @@
 //! Governance metrics at the edges (`sightline metrics`, `GET /api/v1/governance/metrics`):
 //! a scan's metrics are recorded when it is stored; the log's consent counts are brought
 //! forward from a cursor by [`refresh`] (the server runs it every half minute, and every
-//! read runs it first); the day series joins them with `sightline_govern::metrics`.
+//! read runs it first), which reads only the records it changes; the day series joins them
+//! with `sightline_govern::metrics`.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -17,6 +18,7 @@ use crate::config::FileConfig;
 use crate::journeys::Question;
 
 const CURSOR: &str = "consent-cursor";
+const SCAN_CURSOR: &str = "scan-cursor";
 const CONSENT_DAY: &str = "consent:";
 const SCAN: &str = "scan:";
 /// Events read per page, and counted per refresh at most (the next goes on from there).
@@ -89,11 +91,20 @@ pub async fn record_scan(store: &dyn Store, row: &ScanRow, report: &Report) -> R
         .into_iter()
         .map(|t| t.value.spec.vendor.to_lowercase())
         .collect();
-    let first = scan_metrics(store)
-        .await?
-        .into_iter()
-        .filter(|m| m.journey == report.journey && m.scan_id < row.id)
-        .min_by_key(|m| m.scan_id);
+    // The journey's first stored scan (scans are recorded in id order, so it has its
+    // metrics unless it is this one).
+    let first = match store.scans(Some(&report.journey)).await?.first() {
+        Some(first) if first.id < row.id => {
+            match store
+                .record(RecordKind::Metric, &format!("{SCAN}{}", first.id))
+                .await?
+            {
+                Some(kept) => Some(parse::<ScanMetrics>(&kept)?),
+                None => None,
+            }
+        }
+        _ => None,
+    };
     let computed = metrics::scan_metrics(&observe(row, report), &documented, first.as_ref());
     let write = RecordWrite {
         key: key.clone(),
@@ -126,17 +137,7 @@ async fn scan_metrics(store: &dyn Store) -> Result<Vec<ScanMetrics>> {
 /// Brings the metrics forward: scans stored without metrics (before metrics were kept)
 /// get theirs, and the log's consent counts are counted on from their cursor.
 pub async fn refresh(store: &dyn Store) -> Result<()> {
-    let recorded: BTreeSet<i64> = scan_metrics(store)
-        .await?
-        .iter()
-        .map(|m| m.scan_id)
-        .collect();
-    for row in store.scans(None).await? {
-        if !recorded.contains(&row.id) {
-            let report = crate::registry::stored_report(store, row.id).await?;
-            record_scan(store, &row, &report).await?;
-        }
-    }
+    record_unrecorded_scans(store).await?;
     // A version conflict means another process counted at the same time (nothing of ours
     // was written): read again and count on from where it got.
     for attempt in 1..=WRITE_ATTEMPTS {
@@ -146,6 +147,42 @@ pub async fn refresh(store: &dyn Store) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Scans after the scan cursor get their metrics if they have none (scans stored before
+/// metrics were kept); the cursor then moves past them, so each refresh reads only new rows.
+async fn record_unrecorded_scans(store: &dyn Store) -> Result<()> {
+    let cursor = store.record(RecordKind::Metric, SCAN_CURSOR).await?;
+    let after = match &cursor {
+        Some(r) => parse::<Value>(r)?["id"].as_i64().unwrap_or(0),
+        None => 0,
+    };
+    let rows: Vec<ScanRow> = store
+        .scans(None)
+        .await?
+        .into_iter()
+        .filter(|r| r.id > after)
+        .collect();
+    let Some(last) = rows.last().map(|r| r.id) else {
+        return Ok(());
+    };
+    for row in &rows {
+        let key = format!("{SCAN}{}", row.id);
+        if store.record(RecordKind::Metric, &key).await?.is_none() {
+            let report = crate::registry::stored_report(store, row.id).await?;
+            record_scan(store, row, &report).await?;
+        }
+    }
+    let write = RecordWrite {
+        key: SCAN_CURSOR.into(),
+        version: cursor.map(|r| r.version),
+        doc: json!({ "id": last }).to_string(),
+    };
+    match store.write_records(RecordKind::Metric, vec![write]).await {
+        // Another process moved it at the same time, over the same scans.
+        Ok(_) | Err(StoreError::Conflict(_)) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
 }
 
 fn is_conflict(e: &anyhow::Error) -> bool {
@@ -158,14 +195,8 @@ fn is_conflict(e: &anyhow::Error) -> bool {
 /// One pass of the consent counts; the counts and the cursor are written in one
 /// transaction, so every event is counted exactly once.
 async fn count_consent(store: &dyn Store) -> Result<()> {
-    let records: BTreeMap<String, StoredRecord> = store
-        .records(RecordKind::Metric)
-        .await?
-        .into_iter()
-        .filter(|r| r.key == CURSOR || r.key.starts_with(CONSENT_DAY))
-        .map(|r| (r.key.clone(), r))
-        .collect();
-    let cursor = match records.get(CURSOR) {
+    let kept_cursor = store.record(RecordKind::Metric, CURSOR).await?;
+    let cursor = match &kept_cursor {
         Some(r) => parse::<Value>(r)?["seq"].as_i64().unwrap_or(0),
         None => 0,
     };
@@ -209,15 +240,16 @@ async fn count_consent(store: &dyn Store) -> Result<()> {
 
     let mut writes = vec![RecordWrite {
         key: CURSOR.into(),
-        version: records.get(CURSOR).map(|r| r.version),
+        version: kept_cursor.map(|r| r.version),
         doc: json!({ "seq": seq }).to_string(),
     }];
+    // Only the days these events fell on are read and written.
     for (day, by_source) in counted {
         let key = format!("{CONSENT_DAY}{day}");
-        let (version, mut kept) = match records.get(&key) {
+        let (version, mut kept) = match store.record(RecordKind::Metric, &key).await? {
             Some(r) => (
                 Some(r.version),
-                parse::<BTreeMap<String, ConsentCounts>>(r)?,
+                parse::<BTreeMap<String, ConsentCounts>>(&r)?,
             ),
             None => (None, BTreeMap::new()),
         };
@@ -386,4 +418,54 @@ pub async fn run(args: MetricsArgs, file: &FileConfig) -> Result<()> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sightline_store::{Governance, SqliteStore};
+
+    /// A one-step report of a scan that saw one third-party script.
+    fn report() -> Report {
+        serde_json::from_value(json!({
+            "schema_version": 1, "journey": "shop", "incomplete": false, "duration_ms": 10,
+            "findings": [],
+            "scenarios": [{"name": "accept-all", "incomplete": null, "steps": [{
+                "name": "landing", "url": "http://www.shop.test/", "request_count": 1,
+                "third_party_count": 1, "bytes": 10, "vendors": [],
+                "timing": {"load_ms": 5, "total_ms": 6},
+                "requests": [{"url": "https://cdn.vendor.test/tag.js?v=2", "method": "GET",
+                    "resource_type": "Script", "status": 200, "initiator_type": "parser",
+                    "initiator_url": null, "initiator_chain": [], "third_party": true,
+                    "vendor": "Vendor", "category": "analytics", "bytes": 10,
+                    "before_consent": false}],
+                "cookies": []
+            }]}]
+        }))
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn scans_stored_without_metrics_get_them_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).await.unwrap();
+        let report = report();
+        // Stored the way scans were before metrics were kept: the report only.
+        let text = serde_json::to_string(&report).unwrap();
+        let old = store.save_scan("shop", &json!({}), &text).await.unwrap();
+        let newer = crate::registry::store_scan(&store, &report).await.unwrap();
+
+        refresh(&store).await.unwrap();
+        let kept = scan_metrics(&store).await.unwrap();
+        let ids: Vec<i64> = kept.iter().map(|m| m.scan_id).collect();
+        assert_eq!(ids, [old.id, newer.id]);
+        assert_eq!(kept[0].tags, ["https://cdn.vendor.test/tag.js"]);
+        assert_eq!(kept[0].undocumented, ["Vendor"]);
+
+        // A second refresh changes nothing; recording a scan again keeps its metrics.
+        let before = store.records(RecordKind::Metric).await.unwrap();
+        refresh(&store).await.unwrap();
+        record_scan(&store, &old, &report).await.unwrap();
+        assert_eq!(store.records(RecordKind::Metric).await.unwrap(), before);
+    }
 }

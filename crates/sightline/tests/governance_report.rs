@@ -9,7 +9,7 @@ mod common;
 use chromiumoxide::browser::{Browser, BrowserConfig};
 use chromiumoxide::handler::viewport::Viewport;
 use chromiumoxide::page::ScreenshotParams;
-use common::{backends, client, credentials, send_ok, sightline, Backend, Server};
+use common::{backends, credentials, get, get_json, send_ok, sightline, Backend, Server};
 use futures_util::StreamExt;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -114,12 +114,7 @@ async fn scan(backend: &Backend, journey: &Path, catalog: &Path, out: &Path) -> 
     })
     .await
     .unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix("scan: "))
-        .unwrap_or_else(|| panic!("no scan id in {text}"))
-        .trim()
-        .parse()
-        .unwrap()
+    common::scan_id(&text)
 }
 
 /// Two days of events: the first with one of its two counted events carrying a consent
@@ -248,26 +243,15 @@ async fn metrics_follow_scans_and_the_log_and_the_report_renders_in_chromium() {
         );
 
         // The API answers the same series.
-        let api: Value = client()
-            .get(format!(
-                "{}/api/v1/governance/metrics?conversion=Order%20Completed",
-                server.url
-            ))
-            .bearer_auth(&creds.token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let api = get_json(
+            &server,
+            &creds.token,
+            "/api/v1/governance/metrics?conversion=Order%20Completed",
+        )
+        .await;
         assert_eq!(api, cli, "{name}");
 
-        let response = client()
-            .get(format!("{}/api/v1/report", server.url))
-            .bearer_auth(&creds.token)
-            .send()
-            .await
-            .unwrap();
+        let response = get(&server, Some(&creds.token), "/api/v1/report").await;
         assert_eq!(response.status(), 200, "{name}");
         assert!(response.headers()["content-type"]
             .to_str()
@@ -497,15 +481,12 @@ async fn bad_metrics_and_report_requests_are_clear_errors_that_change_nothing() 
         let err = refused(&backend, &["report"]);
         assert!(err.contains("--out"), "{name}: {err}");
 
-        let answer = client()
-            .get(format!(
-                "{}/api/v1/governance/metrics?conversion=Order%20Completed&lookback=soon",
-                server.url
-            ))
-            .bearer_auth(&creds.token)
-            .send()
-            .await
-            .unwrap();
+        let answer = get(
+            &server,
+            Some(&creds.token),
+            "/api/v1/governance/metrics?conversion=Order%20Completed&lookback=soon",
+        )
+        .await;
         assert_eq!(answer.status(), 400, "{name}");
         let body: Value = answer.json().await.unwrap();
         assert!(
@@ -515,11 +496,7 @@ async fn bad_metrics_and_report_requests_are_clear_errors_that_change_nothing() 
                 .contains("lookback"),
             "{name}: {body}"
         );
-        let anonymous = client()
-            .get(format!("{}/api/v1/report", server.url))
-            .send()
-            .await
-            .unwrap();
+        let anonymous = get(&server, None, "/api/v1/report").await;
         assert_eq!(anonymous.status(), 401, "{name}");
 
         assert_eq!(

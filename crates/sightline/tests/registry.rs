@@ -125,12 +125,7 @@ async fn scan(backend: &Backend, journey: &Path, out: &Path) -> i64 {
     })
     .await
     .unwrap();
-    let text = stdout(&output);
-    let line = text
-        .lines()
-        .find_map(|l| l.strip_prefix("scan: "))
-        .unwrap_or_else(|| panic!("no scan id in {text}"));
-    line.trim().parse().unwrap()
+    common::scan_id(&stdout(&output))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -214,6 +214,27 @@ pub async fn get_json(server: &Server, token: &str, path: &str) -> Value {
         .unwrap_or(Value::Null)
 }
 
+/// `GET` an admin API path with a token (or none); the answer as it came.
+pub async fn get(server: &Server, token: Option<&str>, path: &str) -> reqwest::Response {
+    let request = client().get(format!("{}{path}", server.url));
+    match token {
+        Some(token) => request.bearer_auth(token),
+        None => request,
+    }
+    .send()
+    .await
+    .unwrap()
+}
+
+/// The id `sightline scan` and `scan import` print (`scan: ID`).
+pub fn scan_id(stdout: &str) -> i64 {
+    stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("scan: "))
+        .and_then(|id| id.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no scan id in {stdout}"))
+}
+
 /// Every event in the log, through the admin API, following `next_after`.
 pub async fn all_events(server: &Server, token: &str) -> Vec<Value> {
     let mut after = 0;
