@@ -81,7 +81,7 @@ fn parse<T: serde::de::DeserializeOwned>(record: &StoredRecord) -> Result<T> {
 
 /// Records a stored scan's metrics against the inventory of this moment; a scan recorded
 /// before keeps its metrics.
-pub async fn record_scan(store: &dyn Store, row: &ScanRow, report: &Report) -> Result<ScanMetrics> {
+async fn record_scan(store: &dyn Store, row: &ScanRow, report: &Report) -> Result<ScanMetrics> {
     let key = format!("{SCAN}{}", row.id);
     if let Some(kept) = store.record(RecordKind::Metric, &key).await? {
         return parse(&kept);
@@ -137,7 +137,7 @@ async fn scan_metrics(store: &dyn Store) -> Result<Vec<ScanMetrics>> {
 /// Brings the metrics forward: scans stored without metrics (before metrics were kept)
 /// get theirs, and the log's consent counts are counted on from their cursor.
 pub async fn refresh(store: &dyn Store) -> Result<()> {
-    record_unrecorded_scans(store).await?;
+    record_scans(store).await?;
     // A version conflict means another process counted at the same time (nothing of ours
     // was written): read again and count on from where it got.
     for attempt in 1..=WRITE_ATTEMPTS {
@@ -149,9 +149,11 @@ pub async fn refresh(store: &dyn Store) -> Result<()> {
     Ok(())
 }
 
-/// Scans after the scan cursor get their metrics if they have none (scans stored before
-/// metrics were kept); the cursor then moves past them, so each refresh reads only new rows.
-async fn record_unrecorded_scans(store: &dyn Store) -> Result<()> {
+/// Scans after the scan cursor get their metrics, oldest first, if they have none (a scan
+/// just stored, or scans stored before metrics were kept, so a journey's first scan is
+/// recorded before the scans measured against it); the cursor then moves past them, so
+/// each call reads only new rows.
+pub async fn record_scans(store: &dyn Store) -> Result<()> {
     let cursor = store.record(RecordKind::Metric, SCAN_CURSOR).await?;
     let after = match &cursor {
         Some(r) => parse::<Value>(r)?["id"].as_i64().unwrap_or(0),
@@ -453,14 +455,18 @@ mod tests {
         // Stored the way scans were before metrics were kept: the report only.
         let text = serde_json::to_string(&report).unwrap();
         let old = store.save_scan("shop", &json!({}), &text).await.unwrap();
-        let newer = crate::registry::store_scan(&store, &report).await.unwrap();
+        // The next scan, stored the way scans are now, no longer sees the vendor: it is
+        // measured against the old one, which gets its metrics first.
+        let mut cleaned = report.clone();
+        cleaned.scenarios[0].steps[0].requests.clear();
+        let newer = crate::registry::store_scan(&store, &cleaned).await.unwrap();
 
-        refresh(&store).await.unwrap();
         let kept = scan_metrics(&store).await.unwrap();
         let ids: Vec<i64> = kept.iter().map(|m| m.scan_id).collect();
         assert_eq!(ids, [old.id, newer.id]);
         assert_eq!(kept[0].tags, ["https://cdn.vendor.test/tag.js"]);
         assert_eq!(kept[0].undocumented, ["Vendor"]);
+        assert_eq!((kept[1].vendor_count, kept[1].vendor_reduction), (0, 1));
 
         // A second refresh changes nothing; recording a scan again keeps its metrics.
         let before = store.records(RecordKind::Metric).await.unwrap();

@@ -48,9 +48,7 @@ pub async fn store_scan(store: &dyn Store, report: &Report) -> Result<ScanRow> {
             Err(e) => Err(e),
         };
         let applied = match applied {
-            Ok(()) => crate::metrics::record_scan(store, &row, report)
-                .await
-                .map(|_| ()),
+            Ok(()) => crate::metrics::record_scans(store).await,
             Err(e) => Err(e),
         };
         match applied {
