@@ -14,7 +14,10 @@ use sightline_govern::backlog::{BacklogAction, BacklogStatus, Filter, Severity};
 use sightline_govern::journey::{Journey, Step};
 use sightline_govern::tag::{Classification, Environment, StepRef, TagAction, TagSpec, TagStatus};
 use sightline_govern::vendor::{DpaStatus, RiskRating, VendorRisk};
+use sightline_govern::Actor;
+use sightline_store::Store;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// The token a changing command acts as.
 #[derive(Debug, Args)]
@@ -27,6 +30,15 @@ pub struct ActAs {
         value_name = "TOKEN"
     )]
     token: String,
+}
+
+impl ActAs {
+    /// The store, and the actor this token is in it.
+    async fn open(&self, store: &StoreArgs, file: &FileConfig) -> Result<(Arc<dyn Store>, Actor)> {
+        let store = store.open(file).await?;
+        let actor = registry::actor_for_token(store.as_ref(), &self.token).await?;
+        Ok((store, actor))
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -372,8 +384,7 @@ pub async fn journey(command: JourneyCommand, file: &FileConfig) -> Result<()> {
                     })
                 })
                 .collect::<Result<Vec<_>>>()?;
-            let store = store.open(file).await?;
-            let actor = registry::actor_for_token(store.as_ref(), &act.token).await?;
+            let (store, actor) = act.open(&store, file).await?;
             let journey = Journey {
                 name,
                 steps,
@@ -390,8 +401,7 @@ pub async fn journey(command: JourneyCommand, file: &FileConfig) -> Result<()> {
         } => {
             let text = std::fs::read_to_string(&path)
                 .with_context(|| format!("cannot read {}", path.display()))?;
-            let store = store.open(file).await?;
-            let actor = registry::actor_for_token(store.as_ref(), &act.token).await?;
+            let (store, actor) = act.open(&store, file).await?;
             let held = registry::import_journey(store.as_ref(), &actor, &text)
                 .await
                 .with_context(|| format!("{} was not imported", path.display()))?;
@@ -427,8 +437,7 @@ pub async fn journey(command: JourneyCommand, file: &FileConfig) -> Result<()> {
             });
         }
         JourneyCommand::Delete { name, act, store } => {
-            let store = store.open(file).await?;
-            let actor = registry::actor_for_token(store.as_ref(), &act.token).await?;
+            let (store, actor) = act.open(&store, file).await?;
             registry::delete_journey(store.as_ref(), &actor, &name).await?;
             println!("deleted journey {name:?}");
         }
@@ -512,8 +521,7 @@ pub async fn tags(command: TagsCommand, file: &FileConfig) -> Result<()> {
             json,
         } => {
             let env = environment(env.as_deref())?;
-            let store = store.open(file).await?;
-            let actor = registry::actor_for_token(store.as_ref(), &act.token).await?;
+            let (store, actor) = act.open(&store, file).await?;
             let proposed = registry::adopt(store.as_ref(), &actor, scan, env).await?;
             print_list(proposed.iter().map(Held::to_json).collect(), json, |t| {
                 format!(
@@ -559,8 +567,7 @@ pub async fn tags(command: TagsCommand, file: &FileConfig) -> Result<()> {
             return Ok(());
         }
     };
-    let store = store.open(file).await?;
-    let actor = registry::actor_for_token(store.as_ref(), &act.token).await?;
+    let (store, actor) = act.open(&store, file).await?;
     let held = registry::tag_action(store.as_ref(), &actor, id, action, &reason).await?;
     if json {
         println!("{}", held.to_json());
@@ -668,8 +675,7 @@ pub async fn backlog(command: BacklogCommand, file: &FileConfig) -> Result<()> {
             json,
         } => (id, BacklogAction::Reopen { reason }, act, store, json),
     };
-    let store = store.open(file).await?;
-    let actor = registry::actor_for_token(store.as_ref(), &act.token).await?;
+    let (store, actor) = act.open(&store, file).await?;
     let held = registry::backlog_act(store.as_ref(), &actor, id, action).await?;
     if json {
         println!("{}", registry::backlog_json(&held));
@@ -711,8 +717,7 @@ pub async fn vendor(command: VendorCommand, file: &FileConfig) -> Result<()> {
                 rating: choice::<RiskRating>("rating", &rating, "low, medium, high or critical")?,
                 notes,
             };
-            let store = store.open(file).await?;
-            let actor = registry::actor_for_token(store.as_ref(), &act.token).await?;
+            let (store, actor) = act.open(&store, file).await?;
             let held = registry::put_vendor(store.as_ref(), &actor, risk).await?;
             if json {
                 println!("{}", registry::vendor_json(&held));
