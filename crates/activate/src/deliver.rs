@@ -17,7 +17,7 @@ use serde_json::Value;
 use sightline_consent::{ConsentState, Policy};
 use sightline_core::{time, Delivery, DeliveryStatus, Destination, StoredEvent};
 use sightline_store::{Store, StoreError};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 pub struct Settings {
     /// Events read from the log at a time: with 32 KB events, at most 8 MB per worker.
     pub page_size: usize,
-    /// How often an idle worker looks for new events.
+    /// How often an idle destination looks for new events.
     pub idle_poll: Duration,
     /// How often the server looks for destinations added while it runs.
     pub discover_every: Duration,
@@ -128,38 +128,15 @@ impl Deliverer {
         })
     }
 
-    /// Runs a worker for every destination, present and added later. Never returns.
-    pub async fn run(self: Arc<Self>) {
-        let mut running = HashSet::new();
-        let mut discover = tokio::time::interval(self.settings.discover_every);
-        loop {
-            discover.tick().await;
-            match self.store.list_destinations().await {
-                Ok(destinations) => {
-                    for destination in destinations {
-                        if running.insert(destination.id) {
-                            tokio::spawn(self.clone().run_destination(destination));
-                        }
-                    }
-                }
-                Err(e) => tracing::warn!(error = %e, "cannot list destinations"),
-            }
-        }
+    pub fn settings(&self) -> &Settings {
+        &self.settings
     }
 
-    async fn run_destination(self: Arc<Self>, destination: Destination) {
-        let processor = processor(&destination);
-        loop {
-            match self.catch_up(&destination, &processor).await {
-                Ok(true) => {}
-                Ok(false) => tokio::time::sleep(self.settings.idle_poll).await,
-                Err(e) => {
-                    tracing::warn!(destination = %destination.name, error = %e,
-                        "delivery paused: the store did not answer");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                }
-            }
-        }
+    /// Delivers the destination's next page of the log from its checkpoint; true when there
+    /// may be more right away. The server runs it for every destination under its
+    /// processor supervisor.
+    pub async fn deliver_next(&self, destination: &Destination) -> Result<bool, StoreError> {
+        self.catch_up(destination, &processor(destination)).await
     }
 
     /// Delivers the next page of the log; true when there may be more right away.

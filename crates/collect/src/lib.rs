@@ -343,17 +343,3 @@ fn decode_body(headers: &HeaderMap, raw: Bytes, limit: usize) -> Result<Bytes, R
         }
     }
 }
-
-/// Forgets dedup entries once they fall out of the window, every `every`.
-pub async fn prune_dedup_forever(store: Arc<dyn Store>, window: Duration, every: Duration) {
-    let mut tick = tokio::time::interval(every);
-    loop {
-        tick.tick().await;
-        let before = time::now_ms() - window.as_millis() as i64;
-        match store.prune_dedup(before).await {
-            Ok(n) if n > 0 => tracing::debug!(entries = n, "pruned dedup entries"),
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "could not prune dedup entries"),
-        }
-    }
-}

@@ -1,10 +1,14 @@
 //! Settings come from flags, then `SIGHTLINE_*` environment variables (clap reads both),
-//! then an optional TOML file, then defaults: in that order of precedence.
+//! then an optional TOML file, then defaults: in that order of precedence. Both the command
+//! line and `serve` read them here.
 
-use crate::profiles::ProfileRules;
 use anyhow::{Context, Result};
+use clap::Args;
 use serde::Deserialize;
+use sightline_service::profiles::ProfileRules;
+use sightline_store::Store;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 pub const DEFAULT_DATA_DIR: &str = "./sightline-data";
@@ -47,6 +51,39 @@ impl FileConfig {
                 path.display()
             )
         })
+    }
+}
+
+/// Where the store is: SQLite in the data directory unless a PostgreSQL URL is given.
+#[derive(Debug, Args)]
+pub struct StoreArgs {
+    /// Data directory for the embedded SQLite store [default: ./sightline-data].
+    #[arg(long, env = "SIGHTLINE_DATA", value_name = "DIR")]
+    data: Option<PathBuf>,
+    /// postgres://user@host:port/db selects PostgreSQL instead of SQLite.
+    #[arg(
+        long,
+        env = "SIGHTLINE_DATABASE_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    database_url: Option<String>,
+}
+
+impl StoreArgs {
+    pub async fn open(&self, file: &FileConfig) -> Result<Arc<dyn Store>> {
+        let data = self
+            .data
+            .clone()
+            .or_else(|| file.data.clone())
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+        let url = self
+            .database_url
+            .clone()
+            .or_else(|| file.database_url.clone());
+        sightline_store::open(&data, url.as_deref())
+            .await
+            .context("cannot open the store")
     }
 }
 
@@ -102,6 +139,13 @@ impl FileConfig {
             })
             .transpose()
     }
+}
+
+/// Reads a TOML file (of `[[table]]` lists) into `T`; the error names the file.
+pub fn read_toml<T: serde::de::DeserializeOwned>(path: &std::path::Path, what: &str) -> Result<T> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("{} is not a valid {what}", path.display()))
 }
 
 /// A duration as people write it: "24h", "30m", "7d", "1h 30m".

@@ -1,27 +1,14 @@
-//! `sightline`: the command line. Each subcommand lives in its own module; this file only
-//! reads arguments and dispatches.
+//! `sightline`: one binary over the services (`sightline_service`). `cli` is the command
+//! line, `http` the admin API, `serve` wires the server; this file only starts the runtime
+//! and reports how the command ended.
 
 // Handlers and their helpers return a ready `Response` as the error: boxing it buys nothing.
 #![allow(clippy::result_large_err)]
 
-mod activate;
-mod api;
 mod cli;
 mod config;
-mod consent;
-mod crm;
-mod files;
-mod journeys;
-mod lineage;
-mod metrics;
-mod profile_commands;
-mod profiles;
-mod registry;
-mod registry_cli;
-mod report;
-mod scan;
+mod http;
 mod serve;
-mod sync;
 
 use clap::Parser;
 use std::process::ExitCode;
@@ -40,7 +27,7 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(cli::run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => match e.downcast_ref::<scan::Exit>() {
+        Err(e) => match e.downcast_ref::<cli::scan::Exit>() {
             Some(exit) => {
                 eprintln!("{exit}");
                 ExitCode::from(exit.code)

@@ -1,20 +1,45 @@
 //! `sightline serve`: opens the store, creates the first source and token on an empty
 //! store, and serves the tracking API, the admin API and the operational endpoints, and
-//! delivers to destinations from the log, until SIGINT/SIGTERM; then it drains in-flight
-//! requests (deliveries resume from their checkpoints on the next start).
+//! runs the processors that follow the log (profiles, deliveries, audience sync, metrics,
+//! dedup pruning) under one supervisor, until SIGINT/SIGTERM; then it drains in-flight
+//! requests and lets each processor finish its step (they resume from their checkpoints on
+//! the next start).
 
-use crate::cli::{self, ServeArgs};
-use crate::config::{self, FileConfig};
+use crate::config::{self, FileConfig, StoreArgs};
 use anyhow::{Context, Result};
 use axum::extract::{MatchedPath, Request};
 use axum::middleware::{self, Next};
 use axum::response::Response;
+use clap::Args;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
 use sightline_collect::{Collector, Settings};
-use sightline_core::Role;
-use sightline_store::Store;
-use std::sync::{Arc, RwLock};
+use sightline_service::destinations::Deliveries;
+use sightline_service::events::DedupPruner;
+use sightline_service::governance::metrics::Refresher;
+use sightline_service::processors::Supervisor;
+use sightline_service::profiles::{self, BookLedger, Follower};
+use sightline_service::sources;
+use sightline_service::sync::Syncer;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// How long the processors get to finish the step they are in at shutdown.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Address to listen on [default: 127.0.0.1:8088]; port 0 picks a free port.
+    #[arg(long, env = "SIGHTLINE_LISTEN", value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// A (source, messageId) seen within this window is dropped as a duplicate [default: 24h].
+    #[arg(long, env = "SIGHTLINE_DEDUP_WINDOW", value_name = "DURATION")]
+    pub dedup_window: Option<String>,
+    /// Tracking requests handled at once; more get 429 with Retry-After [default: 256].
+    #[arg(long, env = "SIGHTLINE_MAX_IN_FLIGHT", value_name = "N")]
+    pub max_in_flight: Option<usize>,
+}
 
 pub async fn run(args: ServeArgs, file: &FileConfig) -> Result<()> {
     tracing_subscriber::fmt()
@@ -51,7 +76,13 @@ pub async fn run(args: ServeArgs, file: &FileConfig) -> Result<()> {
         .context("cannot install the metrics recorder")?;
 
     let store = args.store.open(file).await?;
-    bootstrap(store.as_ref()).await?;
+    if let Some(first) = sources::bootstrap(store.as_ref()).await? {
+        println!(
+            "First start on an empty store. These secrets are shown only this once:\n  \
+             source {:?} write key: {}\n  admin API token:      {}",
+            first.source.name, first.write_key, first.admin_token
+        );
+    }
     metrics::gauge!("sightline_log_last_seq").set(store.last_seq().await? as f64);
 
     let defaults = Settings::default();
@@ -69,28 +100,16 @@ pub async fn run(args: ServeArgs, file: &FileConfig) -> Result<()> {
     let rules = file.profile_rules()?;
     let policy = rules.policy.clone();
     let webhook = file.webhook()?;
-    let book = Arc::new(RwLock::new(
-        crate::profiles::open(store.as_ref(), rules).await?,
-    ));
-    let (changes, to_sync) = tokio::sync::mpsc::channel(10_000);
-    tokio::spawn(crate::profiles::follow(
-        store.clone(),
-        book.clone(),
-        changes,
-    ));
-    tokio::spawn(
-        crate::sync::Syncer::new(store.clone(), book.clone(), policy.clone(), webhook.clone())
-            .run(to_sync),
-    );
+    let book = profiles::Live::new(profiles::open(store.as_ref(), rules).await?);
     let deliverer = sightline_activate::Deliverer::new(
         store.clone(),
         policy.clone(),
-        Some(Arc::new(crate::profiles::BookLedger(book.clone()))),
-        webhook,
+        Some(Arc::new(BookLedger(book.clone()))),
+        webhook.clone(),
         sightline_activate::Settings::default(),
     );
     let app = sightline_collect::router(collector)
-        .merge(crate::api::router(
+        .merge(crate::http::router(
             store.clone(),
             prometheus,
             book.clone(),
@@ -102,37 +121,31 @@ pub async fn run(args: ServeArgs, file: &FileConfig) -> Result<()> {
         .await
         .with_context(|| format!("cannot listen on {listen}: is another server using it?"))?;
     eprintln!("sightline listening on http://{}", listener.local_addr()?);
-    tokio::spawn(deliverer.run());
-    tokio::spawn(crate::metrics::refresh_forever(
+    let processors = Supervisor::new();
+    processors.start(Arc::new(Follower::new(store.clone(), book.clone())));
+    processors.start(Arc::new(Syncer::new(
         store.clone(),
-        Duration::from_secs(30),
-    ));
-    tokio::spawn(sightline_collect::prune_dedup_forever(
+        book.clone(),
+        policy,
+        webhook.clone(),
+    )));
+    processors.start(Arc::new(Deliveries::new(
         store.clone(),
-        dedup_window,
-        Duration::from_secs(600),
-    ));
+        deliverer,
+        &processors,
+    )));
+    processors.start(Arc::new(Refresher(store.clone())));
+    processors.start(Arc::new(DedupPruner {
+        store: store.clone(),
+        window: dedup_window,
+    }));
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await
         .context("the server stopped with an error")?;
-    tracing::info!("stopped; in-flight requests were answered");
-    Ok(())
-}
-
-/// On a store with no sources and no tokens: the `default` source and an admin token,
-/// printed this once.
-async fn bootstrap(store: &dyn Store) -> Result<()> {
-    if !store.is_empty().await? {
-        return Ok(());
-    }
-    let (source, write_key) = cli::add_source(store, "default").await?;
-    let (_, token) = cli::create_token(store, Role::Admin).await?;
-    println!(
-        "First start on an empty store. These secrets are shown only this once:\n  \
-         source {:?} write key: {write_key}\n  admin API token:      {token}",
-        source.name
-    );
+    tracing::info!("in-flight requests were answered; stopping the processors");
+    processors.shutdown(SHUTDOWN_GRACE).await;
+    tracing::info!("stopped");
     Ok(())
 }
 

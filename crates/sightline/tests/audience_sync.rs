@@ -198,3 +198,128 @@ async fn suppression_list_adds_and_removes_reach_the_ad_platform() {
         drop(server);
     }
 }
+
+/// The user ids among one audience's sync messages: snapshot members and changes alike.
+fn users_sent(got: &Mutex<Vec<Value>>, audience: &str) -> Vec<String> {
+    got.lock()
+        .unwrap()
+        .iter()
+        .filter(|body| body["audience"] == audience)
+        .flat_map(|body| {
+            let mut entries = body["members"].as_array().cloned().unwrap_or_default();
+            entries.extend(body["changes"].as_array().cloned().unwrap_or_default());
+            entries
+        })
+        .filter_map(|entry| {
+            entry["identifiers"]
+                .as_array()?
+                .iter()
+                .find(|i| i["type"] == "user_id")
+                .map(|i| i["value"].as_str().unwrap().to_string())
+        })
+        .collect()
+}
+
+/// Waits (bounded) until `done` holds of what the receiver got.
+async fn until(got: &Mutex<Vec<Value>>, done: impl Fn(&[Value]) -> bool) {
+    for _ in 0..1500 {
+        if done(&got.lock().unwrap()) {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("the receiver never got it: {:?}", got.lock().unwrap());
+}
+
+/// A sync added to an audience that already has members sends them once as a snapshot —
+/// only those whose consent grants the destination's purposes, exactly as live adds — and
+/// a restart sends nobody again: the pair goes on from its checkpoint.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_sends_only_consenting_members_once_even_across_a_restart() {
+    for backend in backends("audience_sync_snapshot").await {
+        let (url, got) = receiver().await;
+        let creds = credentials(&backend, "web");
+        sightline_json(
+            &backend,
+            &[
+                "destination",
+                "add",
+                "ads",
+                "--url",
+                &url,
+                "--purposes",
+                "advertising",
+                "--types",
+                "identify",
+            ],
+        );
+        let server = Server::start(&backend, &[]);
+        let order = |user: &str, advertising: bool| {
+            json!({"userId": user, "event": "Order Completed",
+                   "context": {"consent": {"categoryPreferences": {"Advertising": advertising}}}})
+        };
+        for body in [order("ann", true), order("dan", false)] {
+            common::send_ok(&server, &creds.write_key, "/v1/track", body).await;
+        }
+        for _ in 0..1500 {
+            let dan =
+                common::get(&server, Some(&creds.token), "/api/v1/profiles/user_id:dan").await;
+            if dan.status() == 200 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        // The audience and its sync come after the purchases: both buyers are members.
+        let added = client()
+            .post(format!("{}/api/v1/audiences", server.url))
+            .bearer_auth(&creds.token)
+            .json(
+                &json!({"name": "buyers", "rule": r#"event "Order Completed" count >= 1"#,
+                          "sync": ["ads"]}),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(added.status(), 201, "{}", backend.name());
+        until(&got, |bodies| {
+            bodies
+                .iter()
+                .any(|b| b["audience"] == "buyers" && b["snapshot"] == true)
+        })
+        .await;
+        let members =
+            common::get_json(&server, &creds.token, "/api/v1/audiences/buyers/members").await;
+        assert_eq!(members["count"], 2, "{}: {members}", backend.name());
+        assert_eq!(
+            users_sent(&got, "buyers"),
+            ["ann"],
+            "{}: dan refused advertising",
+            backend.name()
+        );
+
+        // After a restart, a new buyer arrives as a change; nobody is sent again.
+        drop(server);
+        let server = Server::start(&backend, &[]);
+        common::send_ok(&server, &creds.write_key, "/v1/track", order("eve", true)).await;
+        until(&got, |bodies| {
+            bodies
+                .iter()
+                .any(|b| b["audience"] == "buyers" && b["changes"].is_array())
+        })
+        .await;
+        assert_eq!(
+            users_sent(&got, "buyers"),
+            ["ann", "eve"],
+            "{}",
+            backend.name()
+        );
+        let snapshots = got
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|b| b["audience"] == "buyers" && b["snapshot"] == true)
+            .count();
+        assert_eq!(snapshots, 1, "{}", backend.name());
+        drop(server);
+    }
+}

@@ -3,8 +3,9 @@
 //! every page; the command line rebuilds the same state from the log. Both are derived
 //! state: a rebuild from the log gives the same answer.
 
+use crate::processors::{Processor, Step, StepFuture};
 use anyhow::Result;
-use sightline_audience::{Audience, ComputedTrait, MembershipChange};
+use sightline_audience::{Audience, ComputedTrait};
 use sightline_consent::Policy;
 use sightline_core::{
     time, AudienceDefinition, ProfileSave, ProfilesState, StoredEvent, TraitDefinition,
@@ -12,9 +13,8 @@ use sightline_core::{
 use sightline_identity::Rules;
 use sightline_profiles::{Memberships, Profiles};
 use sightline_store::{Store, StoreError};
-use std::sync::{Arc, RwLock};
-use std::time::Duration;
-use tokio::sync::mpsc;
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::{Duration, Instant};
 
 const PAGE: usize = 1000;
 
@@ -27,6 +27,42 @@ pub struct Book {
     pub rules: ProfileRules,
     /// Where the stored profiles stand: the base of the next save.
     saved_seq: i64,
+}
+
+/// The server's book, kept current by the follower and read by every request. A panic
+/// while the lock is held (a bug) must not take every later request down with it: the
+/// lock is taken as it was left, and the log stays the truth a rebuild restores.
+#[derive(Clone)]
+pub struct Live(Arc<RwLock<Book>>);
+
+impl Live {
+    pub fn new(book: Book) -> Live {
+        Live(Arc::new(RwLock::new(book)))
+    }
+
+    pub fn read(&self) -> RwLockReadGuard<'_, Book> {
+        self.0.read().unwrap_or_else(|poisoned| {
+            tracing::error!("profiles: a reader or the follower panicked; reading on");
+            poisoned.into_inner()
+        })
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, Book> {
+        self.0.write().unwrap_or_else(|poisoned| {
+            tracing::error!("profiles: a reader or the follower panicked; writing on");
+            poisoned.into_inner()
+        })
+    }
+
+    /// The rules the profiles are derived under.
+    pub fn rules(&self) -> ProfileRules {
+        self.read().rules.clone()
+    }
+
+    /// The seq through which the profiles have taken in the log.
+    pub fn applied_seq(&self) -> i64 {
+        self.read().profiles.last_seq()
+    }
 }
 
 /// What profiles are derived under: the identity rules, the consent mapping (which decodes
@@ -195,20 +231,20 @@ enum Owed {
 }
 
 /// Makes the store hold what the book holds; on failure, says what is still owed.
-async fn pay(store: &dyn Store, book: &RwLock<Book>, owed: Owed) -> Result<(), Owed> {
+async fn pay(store: &dyn Store, book: &Live, owed: Owed) -> Result<(), Owed> {
     let save = match owed {
         Owed::Changes(save) => save,
-        Owed::Snapshot => book.read().expect("book lock poisoned").snapshot(),
+        Owed::Snapshot => book.read().snapshot(),
     };
     let (seq, replace) = (save.state.seq, save.replace);
     let retry = (!replace).then(|| save.clone());
     match store.save_profiles(save).await {
         Ok(()) => {
-            book.write().expect("book lock poisoned").saved_seq = seq;
+            book.write().saved_seq = seq;
             Ok(())
         }
         Err(e) => {
-            tracing::warn!(error = %e, "profiles: cannot store the profiles; retrying");
+            tracing::warn!(error = %e, "profiles: cannot store the profiles");
             Err(match (e, retry) {
                 (StoreError::Conflict(_), _) | (_, None) => Owed::Snapshot,
                 (_, Some(save)) => Owed::Changes(save),
@@ -217,41 +253,60 @@ async fn pay(store: &dyn Store, book: &RwLock<Book>, owed: Owed) -> Result<(), O
     }
 }
 
-/// Applies new log events as they are committed and fires membership timers, forever. A
-/// new audience definition rebuilds the book from the log, then swaps it in.
-pub async fn follow(
+/// The profiles processor: applies new log events as they are committed, fires membership
+/// timers, and saves what changed (with the audience enter and exit records, which audience
+/// sync reads) after every page. A new audience or trait definition rebuilds the book from
+/// the log, then swaps it in.
+pub struct Follower {
     store: Arc<dyn Store>,
-    book: Arc<RwLock<Book>>,
-    changes: mpsc::Sender<MembershipChange>,
-) {
-    let mut tick = tokio::time::interval(Duration::from_millis(50));
-    let mut ticks: u64 = 0;
-    let mut owed = None;
-    loop {
-        tick.tick().await;
-        ticks += 1;
-        // New events wait until the store holds what the book holds.
-        if let Some(debt) = owed.take() {
-            if let Err(debt) = pay(store.as_ref(), &book, debt).await {
-                owed = Some(debt);
-                continue;
+    book: Live,
+    /// A save that failed: new events wait until the store holds what the book holds.
+    owed: std::sync::Mutex<Option<Owed>>,
+    /// When the definitions were last compared with the stored ones.
+    checked: std::sync::Mutex<Instant>,
+}
+
+/// How often the follower compares the audience and trait definitions with the stored ones.
+const DEFINITIONS_EVERY: Duration = Duration::from_secs(1);
+
+impl Follower {
+    pub fn new(store: Arc<dyn Store>, book: Live) -> Follower {
+        Follower {
+            store,
+            book,
+            owed: std::sync::Mutex::new(None),
+            checked: std::sync::Mutex::new(Instant::now()),
+        }
+    }
+
+    async fn page(&self) -> Result<Step> {
+        let store = self.store.as_ref();
+        let debt = self
+            .owed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(debt) = debt {
+            if let Err(debt) = pay(store, &self.book, debt).await {
+                *self.owed.lock().unwrap_or_else(PoisonError::into_inner) = Some(debt);
+                anyhow::bail!("the profiles could not be stored");
             }
         }
-        if ticks.is_multiple_of(20) {
-            if let Err(e) = reload_if_changed(store.as_ref(), &book).await {
-                tracing::warn!(error = %e, "audiences: cannot reload definitions; retrying");
+        let due = {
+            let mut checked = self.checked.lock().unwrap_or_else(PoisonError::into_inner);
+            let due = checked.elapsed() >= DEFINITIONS_EVERY;
+            if due {
+                *checked = Instant::now();
             }
-        }
-        let after = book.read().expect("book lock poisoned").profiles.last_seq();
-        let page = match store.read_events(after, PAGE, None).await {
-            Ok(page) => page,
-            Err(e) => {
-                tracing::warn!(error = %e, "profiles: cannot read the log; retrying");
-                continue;
-            }
+            due
         };
-        let (news, save) = {
-            let mut guard = book.write().expect("book lock poisoned");
+        if due {
+            reload_if_changed(store, &self.book).await?;
+        }
+        let after = self.book.read().profiles.last_seq();
+        let page = store.read_events(after, PAGE, None).await?;
+        let save = {
+            let mut guard = self.book.write();
             let book = &mut *guard;
             let now = time::now_ms();
             for event in &page {
@@ -262,39 +317,50 @@ pub async fn follow(
             metrics::gauge!("sightline_profiles").set(book.profiles.profile_count() as f64);
             let news = book.memberships.take_changes();
             // Timers change memberships with no new event: their records are saved too.
-            let save =
-                (book.profiles.last_seq() != book.saved_seq || !news.is_empty()).then(|| {
-                    let mut save = book.changes();
-                    save.rows.audience_changes = news
-                        .iter()
-                        .filter_map(|c| Some((c.audience.clone(), serde_json::to_string(c).ok()?)))
-                        .collect();
-                    save
-                });
-            (news, save)
+            (book.profiles.last_seq() != book.saved_seq || !news.is_empty()).then(|| {
+                let mut save = book.changes();
+                save.rows.audience_changes = news
+                    .iter()
+                    .filter_map(|c| Some((c.audience.clone(), serde_json::to_string(c).ok()?)))
+                    .collect();
+                save
+            })
         };
         if let Some(save) = save {
-            owed = pay(store.as_ref(), &book, Owed::Changes(save)).await.err();
-        }
-        for change in news {
-            // The syncer keeps up or holds the follower back; nothing is dropped.
-            if changes.send(change).await.is_err() {
-                break;
+            if let Err(debt) = pay(store, &self.book, Owed::Changes(save)).await {
+                *self.owed.lock().unwrap_or_else(PoisonError::into_inner) = Some(debt);
+                anyhow::bail!("the profiles could not be stored");
             }
         }
-        if page.len() == PAGE {
-            tick.reset_immediately();
-        }
+        Ok(if page.len() == PAGE {
+            Step::More
+        } else {
+            Step::Idle
+        })
     }
 }
 
-async fn reload_if_changed(store: &dyn Store, book: &RwLock<Book>) -> Result<()> {
+impl Processor for Follower {
+    fn name(&self) -> String {
+        "profiles".into()
+    }
+
+    fn step(&self) -> StepFuture<'_> {
+        Box::pin(self.page())
+    }
+
+    fn idle(&self) -> Duration {
+        Duration::from_millis(50)
+    }
+}
+
+async fn reload_if_changed(store: &dyn Store, book: &Live) -> Result<()> {
     let definitions = Definitions::load(store).await?;
-    if definitions == book.read().expect("book lock poisoned").definitions {
+    if definitions == book.read().definitions {
         return Ok(());
     }
     let (rules, saved_seq) = {
-        let current = book.read().expect("book lock poisoned");
+        let current = book.read();
         (current.rules.clone(), current.saved_seq)
     };
     // The stored profiles follow the log, not the audiences: the fresh book saves on from
@@ -304,20 +370,16 @@ async fn reload_if_changed(store: &dyn Store, book: &RwLock<Book>) -> Result<()>
     fresh.saved_seq = saved_seq;
     fresh.catch_up(store).await?;
     fresh.memberships.take_changes();
-    *book.write().expect("book lock poisoned") = fresh;
+    *book.write() = fresh;
     Ok(())
 }
 
 /// Delivery reads the consent in force for an event's profile from the book.
-pub struct BookLedger(pub Arc<RwLock<Book>>);
+pub struct BookLedger(pub Live);
 
 impl sightline_activate::ConsentLedger for BookLedger {
     fn known_through(&self) -> i64 {
-        self.0
-            .read()
-            .expect("book lock poisoned")
-            .profiles
-            .last_seq()
+        self.0.read().profiles.last_seq()
     }
 
     fn consent_for(
@@ -325,7 +387,7 @@ impl sightline_activate::ConsentLedger for BookLedger {
         event: &StoredEvent,
         body: &serde_json::Value,
     ) -> Option<sightline_consent::ConsentState> {
-        let book = self.0.read().expect("book lock poisoned");
+        let book = self.0.read();
         let profile = book.profiles.profile_of_event(body)?;
         let facts = book.profiles.facts(profile)?;
         Some(
@@ -334,31 +396,6 @@ impl sightline_activate::ConsentLedger for BookLedger {
                 .state_at(sightline_profiles::event_time(event, body), event.seq),
         )
     }
-}
-
-/// Members as CSV: `profile,identifiers`, the identifiers as `type:value` joined by `;`.
-pub fn members_csv(members: &[serde_json::Value]) -> String {
-    let mut out = String::from("profile,identifiers\n");
-    for member in members {
-        let identifiers: Vec<String> = member["identifiers"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|i| {
-                format!(
-                    "{}:{}",
-                    i["type"].as_str().unwrap_or_default(),
-                    i["value"].as_str().unwrap_or_default()
-                )
-            })
-            .collect();
-        out.push_str(&format!(
-            "{},{}\n",
-            member["id"],
-            crate::files::csv_field(&identifiers.join(";"))
-        ));
-    }
-    out
 }
 
 /// Members as the API and the command line show them: each profile with its identifiers.

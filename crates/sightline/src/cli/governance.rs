@@ -1,12 +1,11 @@
-//! `sightline journey|tags|backlog|vendor`: the governance registry on the command line.
+//! `sightline journey|tags|backlog|vendor|lineage|metrics|report`: the governance half on
+//! the command line.
 //!
 //! Commands that change the registry act as the API token given with `--token` (or
 //! `SIGHTLINE_TOKEN`): its role is checked and its identity (`token:ID`) is what the change
 //! log and the backlog history record, exactly as through the API.
 
-use crate::cli::StoreArgs;
-use crate::config::FileConfig;
-use crate::registry::{self, Held};
+use crate::config::{FileConfig, StoreArgs};
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use serde_json::{json, Value};
@@ -15,6 +14,11 @@ use sightline_govern::journey::{Journey, Step};
 use sightline_govern::tag::{Classification, Environment, StepRef, TagAction, TagSpec, TagStatus};
 use sightline_govern::vendor::{DpaStatus, RiskRating, VendorRisk};
 use sightline_govern::Actor;
+use sightline_service::access::actor_for_token;
+use sightline_service::governance::lineage::Format;
+use sightline_service::governance::metrics::{self, Attribution};
+use sightline_service::governance::registry::{self, Held};
+use sightline_service::governance::{lineage, report};
 use sightline_store::Store;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -36,7 +40,7 @@ impl ActAs {
     /// The store, and the actor this token is in it.
     async fn open(&self, store: &StoreArgs, file: &FileConfig) -> Result<(Arc<dyn Store>, Actor)> {
         let store = store.open(file).await?;
-        let actor = registry::actor_for_token(store.as_ref(), &self.token).await?;
+        let actor = actor_for_token(store.as_ref(), &self.token).await?;
         Ok((store, actor))
     }
 }
@@ -755,6 +759,126 @@ pub async fn vendor(command: VendorCommand, file: &FileConfig) -> Result<()> {
             );
         }
     }
+    Ok(())
+}
+
+// -- Lineage, metrics, the report --
+
+#[derive(Debug, clap::Args)]
+pub struct LineageArgs {
+    /// openlineage (RunEvents as JSON lines), dot or mermaid.
+    #[arg(long, default_value = "openlineage", value_parser = |text: &str| Format::parse(text))]
+    format: Format,
+    /// Write to FILE instead of standard output.
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+    #[command(flatten)]
+    store: StoreArgs,
+}
+
+pub async fn lineage(args: LineageArgs, file: &FileConfig) -> Result<()> {
+    let store = args.store.open(file).await?;
+    let text = lineage::render(store.as_ref(), args.format).await?;
+    match args.out {
+        Some(path) => std::fs::write(&path, text)
+            .with_context(|| format!("cannot write {}", path.display()))?,
+        None => print!("{text}"),
+    }
+    Ok(())
+}
+
+#[derive(Debug, clap::Args)]
+pub struct AttributionArgs {
+    /// Join attribution variance: the track event that counts as a conversion.
+    #[arg(long, value_name = "EVENT")]
+    conversion: Option<String>,
+    /// The conversion's property holding its value, e.g. revenue.
+    #[arg(long, value_name = "PROPERTY", requires = "conversion")]
+    value_property: Option<String>,
+    /// Only touches this recent count towards a conversion.
+    #[arg(long, value_name = "DURATION", default_value = "30d")]
+    lookback: String,
+}
+
+impl AttributionArgs {
+    pub fn attribution(&self, file: &FileConfig) -> Result<Option<Attribution>> {
+        let Some(conversion) = self.conversion.clone() else {
+            return Ok(None);
+        };
+        Ok(Some(Attribution {
+            question: sightline_service::attribution::Question {
+                conversion,
+                value_property: self.value_property.clone(),
+                lookback: Some(self.lookback.clone()),
+                ..Default::default()
+            },
+            grouper: sightline_attribution::ChannelGrouper::default(),
+            rules: file.profile_rules()?,
+        }))
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub struct MetricsArgs {
+    /// Print `{"scans":[…],"days":[…]}`.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    attribution: AttributionArgs,
+    #[command(flatten)]
+    store: StoreArgs,
+}
+
+pub async fn metrics(args: MetricsArgs, file: &FileConfig) -> Result<()> {
+    let attribution = args.attribution.attribution(file)?;
+    let store = args.store.open(file).await?;
+    let series = metrics::series(store.as_ref(), attribution).await?;
+    if args.json {
+        println!("{}", series.to_json());
+        return Ok(());
+    }
+    println!("day\tscans\ttags\tvendors\tundocumented\tbefore consent\tblocked scripts\tthird-party ms\tvendor reduction\tconsent quality\tattribution variance");
+    let count = |v: Option<usize>| v.map_or("-".into(), |v| v.to_string());
+    let share = |v: Option<f64>| v.map_or("-".into(), |v| format!("{:.1}%", v * 100.0));
+    for d in &series.days {
+        println!(
+            "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
+            d.day,
+            d.scans,
+            count(d.tag_count),
+            count(d.vendor_count),
+            count(d.undocumented_vendors),
+            count(d.tags_before_consent),
+            share(d.blocked_script_rate),
+            d.third_party_latency_ms
+                .map_or("-".into(), |v| format!("{v:.0}")),
+            d.vendor_reduction.map_or("-".into(), |v| v.to_string()),
+            share(d.consent_quality),
+            d.attribution_variance
+                .map_or("-".into(), |v| format!("{v:.3}")),
+        );
+    }
+    Ok(())
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ReportArgs {
+    /// The HTML file to write.
+    #[arg(long, value_name = "FILE")]
+    out: PathBuf,
+    #[command(flatten)]
+    attribution: AttributionArgs,
+    #[command(flatten)]
+    store: StoreArgs,
+}
+
+pub async fn report(args: ReportArgs, file: &FileConfig) -> Result<()> {
+    let attribution = args.attribution.attribution(file)?;
+    let store = args.store.open(file).await?;
+    let html = report::render(store.as_ref(), attribution).await?;
+    std::fs::write(&args.out, html)
+        .with_context(|| format!("cannot write {}", args.out.display()))?;
+    eprintln!("report: {}", args.out.display());
     Ok(())
 }
 

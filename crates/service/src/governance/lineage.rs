@@ -3,9 +3,8 @@
 //! tag owners) and renders it with `sightline_govern::lineage`.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use serde_json::Value;
 use sightline_activate::Transform;
 use sightline_govern::lineage::{
@@ -14,9 +13,6 @@ use sightline_govern::lineage::{
 };
 use sightline_scan::{Category, Report};
 use sightline_store::Store;
-
-use crate::cli::StoreArgs;
-use crate::config::FileConfig;
 
 /// The newest log entries the source samples are taken from.
 pub const SAMPLE_WINDOW: i64 = 10_000;
@@ -29,7 +25,7 @@ pub const SCANS_READ: usize = 20;
 /// The `producer` URI: this build of Sightline (a URN: the project has no published URL).
 const PRODUCER: &str = concat!("urn:sightline:", env!("CARGO_PKG_VERSION"));
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
     Openlineage,
     Dot,
@@ -37,12 +33,14 @@ pub enum Format {
 }
 
 impl Format {
-    pub fn parse(text: &str) -> Result<Format> {
+    pub fn parse(text: &str) -> crate::Result<Format> {
         match text {
             "openlineage" => Ok(Format::Openlineage),
             "dot" => Ok(Format::Dot),
             "mermaid" => Ok(Format::Mermaid),
-            other => bail!("unknown lineage format {other:?}: use openlineage, dot or mermaid"),
+            other => Err(crate::Error::invalid(format!(
+                "unknown lineage format {other:?}: use openlineage, dot or mermaid"
+            ))),
         }
     }
 
@@ -55,31 +53,8 @@ impl Format {
     }
 }
 
-#[derive(Debug, clap::Args)]
-pub struct LineageArgs {
-    /// openlineage (RunEvents as JSON lines), dot or mermaid.
-    #[arg(long, value_enum, default_value = "openlineage")]
-    format: Format,
-    /// Write to FILE instead of standard output.
-    #[arg(long, value_name = "FILE")]
-    out: Option<PathBuf>,
-    #[command(flatten)]
-    store: StoreArgs,
-}
-
-pub async fn run(args: LineageArgs, file: &FileConfig) -> Result<()> {
-    let store = args.store.open(file).await?;
-    let text = render(store.as_ref(), args.format).await?;
-    match args.out {
-        Some(path) => std::fs::write(&path, text)
-            .with_context(|| format!("cannot write {}", path.display()))?,
-        None => print!("{text}"),
-    }
-    Ok(())
-}
-
 /// The lineage in `format`; OpenLineage as one RunEvent JSON object per line.
-pub async fn render(store: &dyn Store, format: Format) -> Result<String> {
+pub async fn render(store: &dyn Store, format: Format) -> crate::Result<String> {
     let graph = lineage::build(&gather(store).await?);
     Ok(match format {
         Format::Dot => lineage::to_dot(&graph),
@@ -187,7 +162,7 @@ pub async fn gather(store: &dyn Store) -> Result<Evidence> {
     scans.reverse();
 
     let mut owners = BTreeMap::new();
-    for tag in crate::registry::tags(store, None).await? {
+    for tag in super::registry::tags(store, None).await? {
         owners
             .entry(tag.value.spec.vendor.to_lowercase())
             .or_insert(tag.value.spec.owner.clone());

@@ -14,11 +14,10 @@ pub mod mapping;
 pub mod plan;
 pub mod records;
 
-use crate::cli::StoreArgs;
-use crate::config::FileConfig;
-use crate::profiles::{Book, ProfileRules};
-use anyhow::{bail, Context, Result};
-use clap::Subcommand;
+use crate::access::{require, Actor, ADMIN};
+use crate::profiles::{Live, ProfileRules};
+use crate::{Error, Result};
+use anyhow::Context;
 use mapping::ImportMapping;
 use plan::{Outcome, PassReport, ProposedLink};
 use records::{BadRow, Origin, Warning};
@@ -28,8 +27,6 @@ use sightline_core::{secret, time, LinkReview, NewEvent, NewLinkReview, ReviewSt
 use sightline_identity::Identifier;
 use sightline_profiles::Profiles;
 use sightline_store::{Appended, Store, StoreError};
-use std::path::PathBuf;
-use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 /// An import's and a review's messageIds are remembered this long: importing the same row
@@ -40,61 +37,12 @@ const APPEND_CHUNK: usize = 1000;
 /// How long the server's import waits for its profiles to take in what it appended.
 const CATCH_UP: Duration = Duration::from_secs(60);
 
-#[derive(Debug, Subcommand)]
-pub enum ImportCommand {
-    /// Import a CRM export (CSV): each row becomes a profile update in the log, linked to
-    /// existing profiles by exact identifiers, then by probabilistic record linkage.
-    Crm {
-        file: PathBuf,
-        /// TOML file naming the id column, identifier and trait columns, and linkage
-        /// settings (see the README).
-        #[arg(long, value_name = "FILE")]
-        mapping: PathBuf,
-        #[command(flatten)]
-        store: StoreArgs,
-        /// Print the report as one JSON object.
-        #[arg(long)]
-        json: bool,
-    },
-}
-
-#[derive(Debug, Subcommand)]
-pub enum ReviewCommand {
-    /// List review items, oldest first (pending ones unless --status says otherwise).
-    List {
-        /// pending, accepted, rejected or all.
-        #[arg(long, default_value = "pending")]
-        status: String,
-        #[command(flatten)]
-        store: StoreArgs,
-        /// One JSON array (the default prints each item with its waterfall).
-        #[arg(long)]
-        json: bool,
-    },
-    /// Accept a pair: a record linkage event joining them goes to the log.
-    Accept {
-        id: i64,
-        #[command(flatten)]
-        store: StoreArgs,
-        #[arg(long)]
-        json: bool,
-    },
-    /// Reject a pair: they stay apart, and later imports do not queue them again.
-    Reject {
-        id: i64,
-        #[command(flatten)]
-        store: StoreArgs,
-        #[arg(long)]
-        json: bool,
-    },
-}
-
 /// Where an import reads profiles from once its events are in the log.
 pub enum ProfilesAt {
     /// Replays the log (the command line).
     Replay(Box<ProfileRules>),
     /// The server's book, once it has followed the log far enough.
-    Live(Arc<RwLock<Book>>),
+    Live(Live),
 }
 
 impl ProfilesAt {
@@ -114,13 +62,16 @@ impl ProfilesAt {
                 let started = Instant::now();
                 loop {
                     {
-                        let book = book.read().expect("book lock poisoned");
+                        let book = book.read();
                         if book.profiles.last_seq() >= seq {
                             return Ok(f(&book.profiles, &book.rules));
                         }
                     }
                     if started.elapsed() > CATCH_UP {
-                        return Err(NotCaughtUp.into());
+                        return Err(Error::NotCaughtUp(format!(
+                            "the profiles did not take in the imported events within {CATCH_UP:?}: \
+                             the records are logged; import again to link them"
+                        )));
                     }
                     tokio::time::sleep(Duration::from_millis(20)).await;
                 }
@@ -131,26 +82,10 @@ impl ProfilesAt {
     fn rules(&self) -> ProfileRules {
         match self {
             ProfilesAt::Replay(rules) => (**rules).clone(),
-            ProfilesAt::Live(book) => book.read().expect("book lock poisoned").rules.clone(),
+            ProfilesAt::Live(book) => book.rules(),
         }
     }
 }
-
-/// The server's profiles did not take in an import's events in time.
-#[derive(Debug)]
-pub struct NotCaughtUp;
-
-impl std::fmt::Display for NotCaughtUp {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "the profiles did not take in the imported events within {CATCH_UP:?}: \
-             the records are logged; import again to link them"
-        )
-    }
-}
-
-impl std::error::Error for NotCaughtUp {}
 
 /// One automatic link as the import logged it.
 #[derive(Debug, Serialize)]
@@ -197,13 +132,15 @@ pub struct ImportReport {
 /// column is.
 pub async fn import(
     store: &dyn Store,
+    actor: &Actor,
     csv: &[u8],
     file: &str,
     mapping: &ImportMapping,
     profiles: &ProfilesAt,
 ) -> Result<ImportReport> {
+    require(actor, ADMIN, "importing records")?;
     let rules = profiles.rules();
-    let parsed = records::parse(csv, mapping, &rules.rules).map_err(anyhow::Error::msg)?;
+    let parsed = records::parse(csv, mapping, &rules.rules).map_err(Error::Invalid)?;
     let source_id = import_source(store, &mapping.source).await?;
     let origin = Origin {
         file: file.to_owned(),
@@ -303,14 +240,14 @@ async fn import_source(store: &dyn Store, name: &str) -> Result<i64> {
     if let Some(source) = store.source_by_name(name).await? {
         return Ok(source.id);
     }
-    let key = secret::generate("", crate::cli::WRITE_KEY_LEN);
+    let key = secret::generate("", crate::sources::WRITE_KEY_LEN);
     match store.create_source(name, &secret::hash(&key)).await {
         Ok(source) => Ok(source.id),
         // Created meanwhile by a concurrent import.
         Err(StoreError::Conflict(_)) => Ok(store
             .source_by_name(name)
             .await?
-            .with_context(|| format!("source {name:?} vanished"))?
+            .ok_or_else(|| StoreError::NotFound(format!("source {name:?} vanished")))?
             .id),
         Err(e) => Err(e.into()),
     }
@@ -334,13 +271,14 @@ async fn append(store: &dyn Store, events: Vec<NewEvent>, now: i64) -> Result<Ve
 
 /// Accepts a pending review item: logs the record linkage event joining the pair (with the
 /// item's evidence, marked accepted) and records the decision with its seq.
-pub async fn accept(store: &dyn Store, id: i64) -> Result<LinkReview, StoreError> {
+pub async fn accept(store: &dyn Store, actor: &Actor, id: i64) -> Result<LinkReview> {
+    require(actor, ADMIN, "deciding link reviews")?;
     let item = pending(store, id).await?;
     let (Some(left), Some(right)) = (
         Identifier::parse(&item.left),
         Identifier::parse(&item.right),
     ) else {
-        return Err(StoreError::Conflict(format!(
+        return Err(Error::Conflict(format!(
             "review item {id} does not name two identifiers"
         )));
     };
@@ -358,30 +296,67 @@ pub async fn accept(store: &dyn Store, id: i64) -> Result<LinkReview, StoreError
     store
         .decide_link_review(id, ReviewStatus::Accepted, seq)
         .await
+        .map_err(review_error)
+}
+
+/// A review item the store does not hold is an unknown review, not an unknown record.
+fn review_error(e: StoreError) -> Error {
+    match e {
+        StoreError::NotFound(message) => Error::not_found("review", message),
+        other => other.into(),
+    }
 }
 
 /// Rejects a pending review item: nothing is logged; the pair stays apart.
-pub async fn reject(store: &dyn Store, id: i64) -> Result<LinkReview, StoreError> {
+pub async fn reject(store: &dyn Store, actor: &Actor, id: i64) -> Result<LinkReview> {
+    require(actor, ADMIN, "deciding link reviews")?;
     store
         .decide_link_review(id, ReviewStatus::Rejected, None)
         .await
+        .map_err(review_error)
 }
 
-async fn pending(store: &dyn Store, id: i64) -> Result<LinkReview, StoreError> {
+async fn pending(store: &dyn Store, id: i64) -> Result<LinkReview> {
     match store.link_review(id).await? {
         Some(item) if item.status == ReviewStatus::Pending => Ok(item),
-        found => Err(sightline_store::review_undecidable(id, found.as_ref())),
+        found => Err(review_error(sightline_store::review_undecidable(
+            id,
+            found.as_ref(),
+        ))),
     }
 }
 
 /// `all` or one status.
-pub fn status_filter(text: &str) -> Result<Option<ReviewStatus>, String> {
+pub fn status_filter(text: &str) -> Result<Option<ReviewStatus>> {
     match text {
         "all" => Ok(None),
         other => ReviewStatus::parse(other).map(Some).ok_or_else(|| {
-            format!("unknown review status {other:?}: use pending, accepted, rejected or all")
+            Error::invalid(format!(
+                "unknown review status {other:?}: use pending, accepted, rejected or all"
+            ))
         }),
     }
+}
+
+/// Up to `limit` review items with `status` (all when `None`) after the id `after`.
+pub async fn reviews(
+    store: &dyn Store,
+    actor: &Actor,
+    status: Option<ReviewStatus>,
+    after: i64,
+    limit: usize,
+) -> Result<Vec<LinkReview>> {
+    require(actor, ADMIN, "reading link reviews")?;
+    Ok(store.link_reviews(status, after, limit).await?)
+}
+
+/// One review item, or an error naming its id.
+pub async fn review(store: &dyn Store, actor: &Actor, id: i64) -> Result<LinkReview> {
+    require(actor, ADMIN, "reading link reviews")?;
+    store
+        .link_review(id)
+        .await?
+        .ok_or_else(|| Error::not_found("review", format!("no review item {id}")))
 }
 
 /// A review item in words: the pair, its probability and the waterfall.
@@ -396,166 +371,6 @@ pub fn review_text(item: &LinkReview) -> String {
         item.origin,
         sightline_identity::linkage_evidence(&item.evidence)
     )
-}
-
-pub async fn import_command(command: ImportCommand, file: &FileConfig) -> Result<()> {
-    let ImportCommand::Crm {
-        file: path,
-        mapping,
-        store,
-        json,
-    } = command;
-    let text = std::fs::read_to_string(&mapping)
-        .with_context(|| format!("cannot read mapping {}", mapping.display()))?;
-    let mapping = ImportMapping::from_toml_str(&text)
-        .map_err(|e| anyhow::anyhow!("mapping {}: {e}", mapping.display()))?;
-    let csv = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
-    let store = store.open(file).await?;
-    let name = path.file_name().map_or_else(
-        || path.display().to_string(),
-        |n| n.to_string_lossy().into_owned(),
-    );
-    let report = import(
-        store.as_ref(),
-        &csv,
-        &name,
-        &mapping,
-        &ProfilesAt::Replay(Box::new(file.profile_rules()?)),
-    )
-    .await?;
-    if json {
-        println!("{}", serde_json::to_string(&report)?);
-    } else {
-        print!("{}", report_text(&report));
-    }
-    let failed: Vec<String> = report
-        .passes
-        .iter()
-        .filter_map(|p| Some(format!("{}: {}", p.pass, p.error.as_ref()?)))
-        .collect();
-    if !failed.is_empty() {
-        bail!(
-            "the records were imported, but linkage could not run ({}); fix the mapping and import again",
-            failed.join("; ")
-        );
-    }
-    Ok(())
-}
-
-fn report_text(r: &ImportReport) -> String {
-    let mut out = format!(
-        "imported {} records from {} as source {:?} ({} logged now, {} already logged); {} bad rows; {} on a profile that existed before the import\n",
-        r.records, r.file, r.source, r.logged, r.already_logged, r.bad_rows.len(), r.joined_existing
-    );
-    for bad in &r.bad_rows {
-        out.push_str(&format!("  bad row at line {}: {}\n", bad.line, bad.reason));
-    }
-    for warning in &r.warnings {
-        out.push_str(&format!(
-            "  line {} column {}: {}\n",
-            warning.line, warning.column, warning.reason
-        ));
-    }
-    for pass in &r.passes {
-        match (&pass.summary, &pass.error) {
-            (Some(s), _) => {
-                let rules: Vec<String> = s
-                    .blocking
-                    .iter()
-                    .map(|b| format!("{} {}", b.rule, b.comparisons))
-                    .collect();
-                out.push_str(&format!(
-                    "linkage {}: {} comparisons (blocking: {}); EM {} iterations; {} automatic, {} for review\n",
-                    pass.pass, s.compared_pairs, rules.join(", "), s.em.iterations, s.auto_links, s.review
-                ));
-            }
-            (None, Some(e)) => out.push_str(&format!("linkage {}: not run: {e}\n", pass.pass)),
-            (None, None) => {}
-        }
-    }
-    for link in &r.auto_links {
-        let outcome = match &link.outcome {
-            Outcome::Merged => "merged".to_owned(),
-            Outcome::Refused(rule) => format!("refused by merge protection ({rule})"),
-        };
-        out.push_str(&format!(
-            "auto link {} <-> {} ({:.6}): {outcome}\n",
-            link.link.left, link.link.right, link.link.match_probability
-        ));
-    }
-    for review in &r.reviews {
-        let id = review
-            .id
-            .map_or_else(|| "already queued".to_owned(), |id| format!("review {id}"));
-        out.push_str(&format!(
-            "for review: {} <-> {} ({:.6}): {id}\n",
-            review.link.left, review.link.right, review.link.match_probability
-        ));
-    }
-    if r.reviews_not_queued > 0 {
-        out.push_str(&format!(
-            "{} more pairs for review were not queued (at most {} per import)\n",
-            r.reviews_not_queued,
-            plan::MAX_REVIEWS_PER_IMPORT
-        ));
-    }
-    out
-}
-
-pub async fn review_command(command: ReviewCommand, file: &FileConfig) -> Result<()> {
-    match command {
-        ReviewCommand::List {
-            status,
-            store,
-            json,
-        } => {
-            let status = status_filter(&status).map_err(anyhow::Error::msg)?;
-            let store = store.open(file).await?;
-            let mut items = Vec::new();
-            let mut after = 0;
-            loop {
-                let page = store.link_reviews(status, after, 1000).await?;
-                let Some(last) = page.last() else { break };
-                after = last.id;
-                items.extend(page);
-            }
-            if json {
-                println!("{}", serde_json::to_string(&items)?);
-            } else {
-                for item in &items {
-                    println!("{}", review_text(item));
-                }
-            }
-        }
-        ReviewCommand::Accept { id, store, json } => {
-            let store = store.open(file).await?;
-            let item = accept(store.as_ref(), id).await?;
-            if json {
-                println!("{}", decided(&item));
-            } else {
-                println!(
-                    "accepted review {id}: {} and {} are linked by the event at seq {}",
-                    item.left,
-                    item.right,
-                    item.seq
-                        .map_or_else(|| "(logged before)".to_owned(), |s| s.to_string())
-                );
-            }
-        }
-        ReviewCommand::Reject { id, store, json } => {
-            let store = store.open(file).await?;
-            let item = reject(store.as_ref(), id).await?;
-            if json {
-                println!("{}", decided(&item));
-            } else {
-                println!(
-                    "rejected review {id}: {} and {} stay apart",
-                    item.left, item.right
-                );
-            }
-        }
-    }
-    Ok(())
 }
 
 /// The item as the CLI and API show a decision.

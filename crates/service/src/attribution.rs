@@ -1,57 +1,43 @@
-//! `sightline attribution --conversion …`: attribution over the log, with touches and
-//! conversions joined per unified profile, so a click on a phone and a purchase on a laptop
-//! count together.
+//! Attribution over the log, with touches and conversions joined per unified profile, so a
+//! click on a phone and a purchase on a laptop count together.
 
-use crate::cli::StoreArgs;
-use crate::config::FileConfig;
+use crate::access::{require, Actor, MARKETING};
 use crate::profiles::ProfileRules;
-use anyhow::{bail, Context, Result};
-use clap::Args;
+use crate::{Error, Result};
 use serde_json::Value;
 use sightline_attribution::{ChannelGrouper, JourneyConfig, PathsOptions, ProfileEvent};
 use sightline_core::time;
 use sightline_profiles::Profiles;
 
-#[derive(Debug, Args)]
-pub struct LogAttributionArgs {
-    /// The track event that counts as a conversion, e.g. "Order Completed".
-    #[arg(long, value_name = "EVENT")]
-    conversion: Option<String>,
-    /// The conversion's property holding its value, e.g. revenue.
-    #[arg(long, value_name = "PROPERTY")]
-    value_property: Option<String>,
-    /// Only events at or after this time (YYYY-MM-DD or RFC 3339).
-    #[arg(long, value_name = "TIME")]
-    from: Option<String>,
-    /// Only events before this time (YYYY-MM-DD or RFC 3339).
-    #[arg(long, value_name = "TIME")]
-    to: Option<String>,
-    /// Only touches this recent count towards a conversion.
-    #[arg(long, value_name = "DURATION", default_value = "30d")]
-    lookback: String,
-    /// Models to show (first_touch, last_touch, last_non_direct, linear, time_decay,
-    /// position_based, markov, shapley) [default: all].
-    #[arg(long = "model", value_name = "MODEL")]
-    models: Vec<String>,
-    /// Channel rules file (TOML) extending the GA4 default channel grouping.
-    #[arg(long, value_name = "FILE")]
-    channel_rules: Option<std::path::PathBuf>,
-    /// Print the full report as JSON.
-    #[arg(long, conflicts_with = "csv")]
-    json: bool,
-    /// Print channel,model,credit,value rows as CSV.
-    #[arg(long)]
-    csv: bool,
-    #[command(flatten)]
-    store: StoreArgs,
-}
+/// The models, in the order reports list them.
+pub const MODELS: [&str; 8] = [
+    "first_touch",
+    "last_touch",
+    "last_non_direct",
+    "linear",
+    "time_decay",
+    "position_based",
+    "markov",
+    "shapley",
+];
 
 fn instant(what: &str, text: &str) -> Result<i64> {
     time::parse_ms(text)
         .or_else(|| time::parse_ms(&format!("{text}T00:00:00")))
-        .with_context(|| {
-            format!("{what} {text:?} is not a date: write YYYY-MM-DD or an RFC 3339 time")
+        .ok_or_else(|| {
+            Error::invalid(format!(
+                "{what} {text:?} is not a date: write YYYY-MM-DD or an RFC 3339 time"
+            ))
         })
+}
+
+/// A duration as people write it: "24h", "30m", "7d", "1h 30m".
+pub fn duration(what: &str, text: &str) -> Result<std::time::Duration> {
+    humantime::parse_duration(text).map_err(|_| {
+        Error::invalid(format!(
+            "{what} {text:?} is not a duration: write e.g. 24h, 90m or 7d"
+        ))
+    })
 }
 
 /// What to attribute: the question the command line and the API both ask.
@@ -65,49 +51,19 @@ pub struct Question {
     pub models: Vec<String>,
 }
 
-pub async fn run(args: LogAttributionArgs, file: &FileConfig) -> Result<()> {
-    let Some(conversion) = args.conversion.clone() else {
-        bail!("say which event is a conversion: --conversion \"Order Completed\" (or use `attribution paths FILE.csv`)");
-    };
-    let grouper = match &args.channel_rules {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read {}", path.display()))?;
-            ChannelGrouper::from_toml(&text)
-                .with_context(|| format!("channel rules {} are not valid", path.display()))?
-        }
-        None => ChannelGrouper::default(),
-    };
-    let question = Question {
-        conversion,
-        value_property: args.value_property.clone(),
-        from: args.from.clone(),
-        to: args.to.clone(),
-        lookback: Some(args.lookback.clone()),
-        models: args.models.clone(),
-    };
-    let store = args.store.open(file).await?;
-    let report = report(store.as_ref(), &question, &grouper, file.profile_rules()?).await?;
-    if args.json {
-        println!("{}", serde_json::to_string(&report)?);
-    } else if args.csv {
-        print!("{}", crate::files::credit_csv(&report));
-    } else {
-        print!("{}", crate::files::credit_table(&report));
-    }
-    Ok(())
-}
-
 /// Every model's credit per channel (and per campaign) over the log's stitched journeys.
 pub async fn report(
     store: &dyn sightline_store::Store,
+    actor: &Actor,
     question: &Question,
     grouper: &ChannelGrouper,
     rules: ProfileRules,
 ) -> Result<Value> {
+    require(actor, MARKETING, "attribution")?;
     let stitched = journeys(store, question, grouper, rules).await?;
     let mut report =
-        sightline_attribution::journeys_report(&stitched.journeys, &PathsOptions::default())?;
+        sightline_attribution::journeys_report(&stitched.journeys, &PathsOptions::default())
+            .map_err(|e| Error::invalid(e.to_string()))?;
     report["events_without_analytics_consent"] = stitched.without_consent.into();
     if !question.models.is_empty() {
         if let Some(models) = report["models"].as_object_mut() {
@@ -143,14 +99,13 @@ pub async fn journeys(
         .as_deref()
         .map(|t| instant("to", t))
         .transpose()?;
-    let lookback =
-        crate::config::parse_duration("lookback", question.lookback.as_deref().unwrap_or("30d"))?;
+    let lookback = duration("lookback", question.lookback.as_deref().unwrap_or("30d"))?;
     for model in &question.models {
-        if !crate::files::MODELS.contains(&model.as_str()) {
-            bail!(
+        if !MODELS.contains(&model.as_str()) {
+            return Err(Error::invalid(format!(
                 "unknown model {model:?}: use one of {}",
-                crate::files::MODELS.join(", ")
-            );
+                MODELS.join(", ")
+            )));
         }
     }
 

@@ -1,162 +1,27 @@
-//! The governance registry at the edges: stored scans (`sightline scan list|diff|import`),
-//! and the journeys, tags, backlog and vendor risk that the CLI (`registry_cli.rs`) and the
-//! API (`api/governance.rs`) share.
+//! The governance registry: the journeys, tags, backlog and vendor risk that stored scans
+//! feed (`scans` stores them). Journeys are the marketing team's to change, vendor risk the security team's,
+//! tags follow the approval workflow of `sightline_govern::tag`.
 
-use crate::config::FileConfig;
-use crate::scan::ScanCommand;
-use anyhow::{bail, Context, Result};
+use crate::access::{require, Actor, MARKETING, SECURITY};
+use crate::{Error, Result};
 use serde_json::json;
 use sightline_scan::Report;
 use sightline_store::{ScanRow, Store};
 use std::collections::BTreeMap;
 
-/// What `scan list` shows of a report without reading it again.
-fn summary(report: &Report) -> serde_json::Value {
-    let mut by_severity: BTreeMap<&str, usize> = BTreeMap::new();
-    for f in &report.findings {
-        *by_severity.entry(f.severity.name()).or_default() += 1;
-    }
-    let vendors: std::collections::BTreeSet<&str> = report
-        .scenarios
-        .iter()
-        .flat_map(|s| &s.steps)
-        .flat_map(|s| &s.vendors)
-        .map(|v| v.name.as_str())
-        .collect();
-    json!({
-        "incomplete": report.incomplete,
-        "scenarios": report.scenarios.iter().map(|s| s.name.name()).collect::<Vec<_>>(),
-        "findings": report.findings.len(),
-        "findings_by_severity": by_severity,
-        "vendors": vendors.len(),
-    })
-}
-
-/// Stores a scan report; returns its row (with the id later commands name it by).
-/// The backlog and the vendors' sub-processors are then brought forward with it, and its
-/// metrics recorded.
-pub async fn store_scan(store: &dyn Store, report: &Report) -> Result<ScanRow> {
-    let text = serde_json::to_string(report)?;
-    let row = store
-        .save_scan(&report.journey, &summary(report), &text)
-        .await?;
-    // Another writer may move a record between our read and write (a version conflict,
-    // nothing written): read again and retry, a bounded number of times.
-    for attempt in 1..=WRITE_ATTEMPTS {
-        let applied = match apply_scan_to_backlog(store, &row, report).await {
-            Ok(_) => apply_scan_to_vendors(store, report).await.map(|_| ()),
-            Err(e) => Err(e),
-        };
-        let applied = match applied {
-            Ok(()) => crate::metrics::record_scans(store).await,
-            Err(e) => Err(e),
-        };
-        match applied {
-            Ok(()) => break,
-            Err(e) if attempt < WRITE_ATTEMPTS && is_conflict(&e) => continue,
-            Err(e) => {
-                return Err(e.context(format!(
-                    "scan {} is stored but the backlog, vendors or metrics were not brought forward: `sightline scan import` the report again",
-                    row.id
-                )))
-            }
-        }
-    }
-    Ok(row)
-}
-
-const WRITE_ATTEMPTS: usize = 3;
-
-fn is_conflict(e: &anyhow::Error) -> bool {
-    matches!(
-        e.downcast_ref::<sightline_store::StoreError>(),
-        Some(sightline_store::StoreError::Conflict(_))
-    )
-}
-
 /// A stored scan's report, or a clear error naming the id.
 pub async fn stored_report(store: &dyn Store, id: i64) -> Result<Report> {
-    let text = store
-        .scan_report(id)
-        .await?
-        .with_context(|| format!("no stored scan {id}: `sightline scan list` shows them"))?;
-    serde_json::from_str(&text).with_context(|| format!("stored scan {id} is not a scan report"))
-}
-
-/// A `scan diff` operand: a report file when one exists at that path, else a stored scan id.
-enum Operand {
-    File(std::path::PathBuf),
-    Stored(i64),
-}
-
-impl Operand {
-    fn parse(text: &str) -> Result<Operand> {
-        let path = std::path::Path::new(text);
-        if path.exists() {
-            return Ok(Operand::File(path.to_path_buf()));
-        }
-        match text.parse::<i64>() {
-            Ok(id) => Ok(Operand::Stored(id)),
-            Err(_) => bail!(
-                "{text:?} is neither a report file nor a stored scan id (`sightline scan list` shows them)"
-            ),
-        }
-    }
-}
-
-pub async fn scan_command(command: ScanCommand, file: &FileConfig) -> Result<()> {
-    match command {
-        ScanCommand::Diff { old, new, store } => {
-            // The store is opened only when an operand is a stored scan.
-            let opened = tokio::sync::OnceCell::new();
-            let mut reports = Vec::with_capacity(2);
-            for text in [&old, &new] {
-                reports.push(match Operand::parse(text)? {
-                    Operand::File(path) => Report::read_json(&path)?,
-                    Operand::Stored(id) => {
-                        let store = opened.get_or_try_init(|| store.open(file)).await?;
-                        stored_report(store.as_ref(), id).await?
-                    }
-                });
-            }
-            let (old, new) = (&reports[0], &reports[1]);
-            print!("{}", sightline_scan::diff(old, new).summary());
-        }
-        ScanCommand::List {
-            journey,
-            store,
-            json,
-        } => {
-            let store = store.open(file).await?;
-            let scans = store.scans(journey.as_deref()).await?;
-            if json {
-                println!("{}", serde_json::to_string(&scans)?);
-            } else {
-                for s in scans {
-                    println!(
-                        "{}\t{}\t{}\t{} finding(s)\t{} vendor(s){}",
-                        s.id,
-                        s.journey,
-                        sightline_core::time::format_ms(s.at),
-                        s.summary["findings"],
-                        s.summary["vendors"],
-                        if s.summary["incomplete"] == true {
-                            "\tincomplete"
-                        } else {
-                            ""
-                        }
-                    );
-                }
-            }
-        }
-        ScanCommand::Import { report, store } => {
-            let report = Report::read_json(&report)?;
-            let store = store.open(file).await?;
-            let stored = store_scan(store.as_ref(), &report).await?;
-            println!("scan: {}", stored.id);
-        }
-    }
-    Ok(())
+    let text = store.scan_report(id).await?.ok_or_else(|| {
+        Error::not_found(
+            "scan",
+            format!("no stored scan {id}: `sightline scan list` shows them"),
+        )
+    })?;
+    serde_json::from_str(&text).map_err(|e| {
+        Error::Internal(anyhow::anyhow!(
+            "stored scan {id} is not a scan report: {e}"
+        ))
+    })
 }
 
 // ---- The registry: journeys, tags, backlog, vendor risk (shared by the CLI and the API) ----
@@ -165,7 +30,7 @@ use sightline_govern::backlog::{self, BacklogAction, BacklogItem, Coverage, Filt
 use sightline_govern::journey::Journey;
 use sightline_govern::tag::{self, Environment, Tag, TagAction, TagSpec, TagStatus};
 use sightline_govern::vendor::VendorRisk;
-use sightline_govern::{Actor, GovernError, Role};
+use sightline_govern::GovernError;
 use sightline_store::{NewTagLogEntry, RecordKind, RecordWrite, StoredRecord};
 
 /// A stored record with its id and version, as the CLI and API show it.
@@ -189,8 +54,13 @@ impl<T: serde::Serialize> Held<T> {
 }
 
 fn held<T: serde::de::DeserializeOwned>(kind: RecordKind, r: StoredRecord) -> Result<Held<T>> {
-    let value = serde_json::from_str(&r.doc)
-        .with_context(|| format!("stored {} {} is unreadable", kind.noun(), r.id))?;
+    let value = serde_json::from_str(&r.doc).map_err(|e| {
+        Error::Internal(anyhow::anyhow!(
+            "stored {} {} is unreadable: {e}",
+            kind.noun(),
+            r.id
+        ))
+    })?;
     Ok(Held {
         id: r.id,
         version: r.version,
@@ -230,19 +100,6 @@ pub fn today() -> chrono::NaiveDate {
     chrono::Utc::now().date_naive()
 }
 
-/// Journeys are the marketing team's to change, vendor risk the security team's; `admin`
-/// may change both.
-fn allow(actor: &Actor, role: Role, what: &str) -> Result<()> {
-    if actor.role == role || actor.role == Role::Admin {
-        return Ok(());
-    }
-    Err(GovernError::Forbidden(format!(
-        "{} holds the {} role: {what} needs the {role} or admin role",
-        actor.name, actor.role
-    ))
-    .into())
-}
-
 // -- Journeys --
 
 /// Checks a journey as the registry and the scanner both read it.
@@ -262,7 +119,7 @@ pub async fn put_journey(
     journey: Journey,
     replace: bool,
 ) -> Result<Held<Journey>> {
-    allow(actor, Role::Marketing, "changing journeys")?;
+    require(actor, MARKETING, "changing journeys")?;
     let journey = checked_journey(journey)?;
     let version = match replace {
         true => store
@@ -299,7 +156,7 @@ pub async fn journeys(store: &dyn Store) -> Result<Vec<Held<Journey>>> {
 }
 
 pub async fn delete_journey(store: &dyn Store, actor: &Actor, name: &str) -> Result<()> {
-    allow(actor, Role::Marketing, "changing journeys")?;
+    require(actor, MARKETING, "changing journeys")?;
     let found = journey(store, name).await?;
     Ok(store
         .delete_record(RecordKind::Journey, found.id, found.version)
@@ -314,29 +171,6 @@ pub async fn import_journey(store: &dyn Store, actor: &Actor, text: &str) -> Res
 }
 
 // -- Tags --
-
-/// The actor a CLI command acts as: the identity and role of the API token it is given.
-pub async fn actor_for_token(store: &dyn Store, token: &str) -> Result<Actor> {
-    let token = store
-        .token_for_hash(&sightline_core::secret::hash(token.trim()))
-        .await?
-        .context("unknown API token: create one with `sightline token create --role ROLE`")?;
-    actor_of(store, &token).await
-}
-
-/// A token acts under the name of the person it was created for (`token create --name`),
-/// else as `token:ID`: the change log says who did what, and one person's marketing and
-/// security tokens count as the same person for self-approval.
-pub async fn actor_of(store: &dyn Store, token: &sightline_core::Token) -> Result<Actor> {
-    let name = store
-        .token_name(token.id)
-        .await?
-        .unwrap_or_else(|| format!("token:{}", token.id));
-    Ok(Actor {
-        name,
-        role: token.role,
-    })
-}
 
 /// Applies a workflow action to the tag `id` (or, for a proposal, the tag under the
 /// spec's vendor and environment) and stores it with its change-log entry.
@@ -354,7 +188,11 @@ pub async fn tag_action(
             Some(record) => Some(held(RecordKind::Tag, record)?),
             None => None,
         },
-        (_, None) => bail!("name the tag by its id: `sightline tags list` shows them"),
+        (_, None) => {
+            return Err(Error::invalid(
+                "name the tag by its id: `sightline tags list` shows them",
+            ))
+        }
     };
     let now = sightline_core::time::now_ms();
     let (next, entry) = tag::apply(
@@ -629,7 +467,7 @@ pub async fn put_vendor(
     actor: &Actor,
     risk: VendorRisk,
 ) -> Result<Held<VendorRisk>> {
-    allow(actor, Role::Security, "recording vendor risk")?;
+    require(actor, SECURITY, "recording vendor risk")?;
     let mut risk = risk.validated()?;
     let current = store.record(RecordKind::VendorRisk, &risk.vendor).await?;
     if let Some(current) = &current {

@@ -1,15 +1,16 @@
 //! `sightline destination …` and `sightline deliveries …`: destinations and their
 //! delivery log, on the store a running server delivers from.
 
-use crate::cli::StoreArgs;
-use crate::config::FileConfig;
-use anyhow::{anyhow, bail, Context, Result};
+use crate::config::{FileConfig, StoreArgs};
+use anyhow::Result;
 use clap::Subcommand;
 use serde_json::{json, Value};
 use sightline_activate::{Deliverer, DestinationSpec, Settings, Transform};
-use sightline_core::{time, Delivery, DeliveryStatus, Destination};
-use sightline_store::Store;
-use std::sync::{Arc, RwLock};
+use sightline_core::time;
+use sightline_service::access::operator;
+use sightline_service::destinations::{self, Replay};
+use sightline_service::profiles::{self, BookLedger, Live};
+use std::sync::Arc;
 
 #[derive(Debug, Subcommand)]
 pub enum DestinationCommand {
@@ -121,7 +122,7 @@ pub async fn destination(command: DestinationCommand, file: &FileConfig) -> Resu
         } => {
             let transform = match transform {
                 None => Transform::default(),
-                Some(path) => crate::cli::read_toml(&path, "transform")?,
+                Some(path) => crate::config::read_toml(&path, "transform")?,
             };
             let spec = DestinationSpec {
                 name,
@@ -133,11 +134,9 @@ pub async fn destination(command: DestinationCommand, file: &FileConfig) -> Resu
                 batch_size: batch,
                 transform,
             };
-            let new = spec
-                .validate(&file.consent_policy()?)
-                .map_err(|e| anyhow!(e))?;
+            let policy = file.consent_policy()?;
             let store = store.open(file).await?;
-            let created = store.create_destination(new).await?;
+            let created = destinations::add(store.as_ref(), &operator(), spec, &policy).await?;
             if json {
                 println!(
                     "{}",
@@ -150,7 +149,6 @@ pub async fn destination(command: DestinationCommand, file: &FileConfig) -> Resu
                     created.name, created.signing_secret
                 );
             }
-            Ok(())
         }
         DestinationCommand::Import {
             file: path,
@@ -162,28 +160,12 @@ pub async fn destination(command: DestinationCommand, file: &FileConfig) -> Resu
             struct DestinationsFile {
                 destination: Vec<DestinationSpec>,
             }
-            let listed: DestinationsFile = crate::cli::read_toml(&path, "destinations file")?;
+            let listed: DestinationsFile = crate::config::read_toml(&path, "destinations file")?;
             let policy = file.consent_policy()?;
-            // Every entry is checked before any is stored: a file is taken whole or not at all.
-            let checked = listed
-                .destination
-                .into_iter()
-                .map(|spec| {
-                    let name = spec.name.clone();
-                    spec.validate(&policy)
-                        .map_err(|e| anyhow!("destination {name:?}: {e}"))
-                })
-                .collect::<Result<Vec<_>>>()?;
             let store = store.open(file).await?;
-            let mut report = Vec::new();
-            for new in checked {
-                let name = new.name.clone();
-                let created = store.create_destination(new).await;
-                let created = created.map_err(anyhow::Error::from).map(
-                    |d| json!({"name": d.name, "id": d.id, "signing_secret": d.signing_secret}),
-                );
-                report.push(crate::cli::imported(&name, created)?);
-            }
+            let report =
+                destinations::import(store.as_ref(), &operator(), listed.destination, &policy)
+                    .await?;
             if json {
                 println!("{}", Value::Array(report));
             } else {
@@ -197,15 +179,14 @@ pub async fn destination(command: DestinationCommand, file: &FileConfig) -> Resu
                     }
                 }
             }
-            Ok(())
         }
         DestinationCommand::List { store, json } => {
             let store = store.open(file).await?;
-            let destinations = store.list_destinations().await?;
+            let listed = destinations::list(store.as_ref(), &operator()).await?;
             if json {
-                println!("{}", serde_json::to_string(&destinations)?);
+                println!("{}", serde_json::to_string(&listed)?);
             } else {
-                for d in destinations {
+                for d in listed {
                     println!(
                         "{}\t{}\t{}\t{}\tpurposes: {}",
                         d.id,
@@ -216,9 +197,9 @@ pub async fn destination(command: DestinationCommand, file: &FileConfig) -> Resu
                     );
                 }
             }
-            Ok(())
         }
     }
+    Ok(())
 }
 
 pub async fn deliveries(command: DeliveriesCommand, file: &FileConfig) -> Result<()> {
@@ -231,14 +212,22 @@ pub async fn deliveries(command: DeliveriesCommand, file: &FileConfig) -> Result
             store,
             json,
         } => {
-            let status = status.as_deref().map(parse_status).transpose()?;
+            let status = status
+                .as_deref()
+                .map(destinations::parse_status)
+                .transpose()?;
             let store = store.open(file).await?;
-            let destination = find(store.as_ref(), &destination).await?;
-            let page = store
-                .deliveries(destination.id, status, after, limit.clamp(1, MAX_PAGE))
-                .await?;
+            let page = destinations::deliveries(
+                store.as_ref(),
+                &operator(),
+                &destination,
+                status,
+                after,
+                limit,
+            )
+            .await?;
             if json {
-                println!("{}", page_json(&page, after));
+                println!("{}", destinations::page_json(&page, after));
             } else {
                 for d in &page {
                     println!(
@@ -252,7 +241,6 @@ pub async fn deliveries(command: DeliveriesCommand, file: &FileConfig) -> Result
                     );
                 }
             }
-            Ok(())
         }
         DeliveriesCommand::Replay {
             destination,
@@ -262,44 +250,41 @@ pub async fn deliveries(command: DeliveriesCommand, file: &FileConfig) -> Result
             store,
             json,
         } => {
+            let which = match (dead, from_seq) {
+                (true, _) => Replay::Dead,
+                (false, Some(from)) => Replay::Range {
+                    from,
+                    to: to_seq.unwrap_or(i64::MAX),
+                },
+                (false, None) => anyhow::bail!("say what to replay: --dead or --from-seq SEQ"),
+            };
             let store = store.open(file).await?;
-            let destination = find(store.as_ref(), &destination).await?;
             // The consent ledger at every event's time, as the server's would have it.
             let rules = file.profile_rules()?;
             let policy = rules.policy.clone();
-            let book = crate::profiles::rebuild(store.as_ref(), rules).await?;
-            let ledger = crate::profiles::BookLedger(Arc::new(RwLock::new(book)));
+            let book = profiles::rebuild(store.as_ref(), rules).await?;
             let deliverer = Deliverer::new(
-                store,
+                store.clone(),
                 policy,
-                Some(Arc::new(ledger)),
+                Some(Arc::new(BookLedger(Live::new(book)))),
                 file.webhook()?,
                 Settings::default(),
             );
-            let tally = match (dead, from_seq) {
-                (true, _) => deliverer.replay_dead(&destination).await?,
-                (false, Some(from)) => {
-                    deliverer
-                        .replay_range(&destination, from, to_seq.unwrap_or(i64::MAX))
-                        .await?
-                }
-                (false, None) => bail!("say what to replay: --dead or --from-seq SEQ"),
-            };
+            let tally =
+                destinations::replay(store.as_ref(), &operator(), &deliverer, &destination, which)
+                    .await?;
             if json {
                 println!("{}", serde_json::to_string(&tally)?);
             } else {
                 println!(
-                    "replayed to {:?}: {} delivered, {} suppressed, {} dead",
-                    destination.name, tally.delivered, tally.suppressed, tally.dead
+                    "replayed to {destination:?}: {} delivered, {} suppressed, {} dead",
+                    tally.delivered, tally.suppressed, tally.dead
                 );
             }
-            Ok(())
         }
     }
+    Ok(())
 }
-
-/// The most deliveries one page (API or command line) holds.
-pub const MAX_PAGE: usize = 1000;
 
 /// Comma lists as people type them: `a, b,,c` is `a`, `b`, `c`.
 fn tidy(items: Vec<String>) -> Vec<String> {
@@ -308,37 +293,4 @@ fn tidy(items: Vec<String>) -> Vec<String> {
         .map(|item| item.trim().to_string())
         .filter(|item| !item.is_empty())
         .collect()
-}
-
-pub fn parse_status(text: &str) -> Result<DeliveryStatus> {
-    DeliveryStatus::parse(text).with_context(|| {
-        format!("unknown delivery status {text:?}: use delivered, suppressed or dead")
-    })
-}
-
-async fn find(store: &dyn Store, name: &str) -> Result<Destination> {
-    store.destination_by_name(name).await?.with_context(|| {
-        format!("no destination named {name:?}: `sightline destination list` shows them")
-    })
-}
-
-/// `{"deliveries":[…],"next_after":SEQ}`, times in RFC 3339, as the API answers.
-pub fn page_json(page: &[Delivery], after: i64) -> Value {
-    let deliveries: Vec<Value> = page
-        .iter()
-        .map(|d| {
-            json!({
-                "seq": d.seq,
-                "message_id": d.message_id,
-                "status": d.status,
-                "attempts": d.attempts,
-                "response_code": d.response_code,
-                "latency_ms": d.latency_ms,
-                "reason": d.reason,
-                "at": time::format_ms(d.at),
-            })
-        })
-        .collect();
-    let next_after = page.last().map_or(after, |d| d.seq);
-    json!({"deliveries": deliveries, "next_after": next_after})
 }

@@ -1,11 +1,11 @@
 //! `sightline scan JOURNEY.toml --out DIR` and `sightline scan diff A B`: journey scans in
 //! headless Chromium, per consent scenario (see `crates/scan`).
 
-use crate::cli::StoreArgs;
-use crate::config::FileConfig;
+use crate::config::{FileConfig, StoreArgs};
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
-use sightline_scan::{run_scan, ScanOptions, Scenario, Severity};
+use sightline_scan::{run_scan, Report, ScanOptions, Scenario, Severity};
+use sightline_service::governance::{registry, scans};
 use std::path::PathBuf;
 
 /// Ends the command with this exit code after printing the message to stderr.
@@ -98,7 +98,7 @@ pub enum ScanCommand {
 
 pub async fn run(args: ScanArgs, file: &FileConfig) -> Result<()> {
     if let Some(command) = args.diff {
-        return crate::registry::scan_command(command, file).await;
+        return stored(command, file).await;
     }
     let journey = args
         .journey
@@ -139,7 +139,7 @@ pub async fn run(args: ScanArgs, file: &FileConfig) -> Result<()> {
     let written = report.write_json(&out)?;
     print!("{}", report.summary());
     println!("report: {}", written.display());
-    let stored = crate::registry::store_scan(args.store.open(file).await?.as_ref(), &report)
+    let stored = scans::store_scan(args.store.open(file).await?.as_ref(), &report)
         .await
         .context("the report is written but could not be stored")?;
     println!("scan: {}", stored.id);
@@ -154,4 +154,80 @@ pub async fn run(args: ScanArgs, file: &FileConfig) -> Result<()> {
         .into()),
         _ => Ok(()),
     }
+}
+
+/// A `scan diff` operand: a report file when one exists at that path, else a stored scan id.
+enum Operand {
+    File(std::path::PathBuf),
+    Stored(i64),
+}
+
+impl Operand {
+    fn parse(text: &str) -> Result<Operand> {
+        let path = std::path::Path::new(text);
+        if path.exists() {
+            return Ok(Operand::File(path.to_path_buf()));
+        }
+        match text.parse::<i64>() {
+            Ok(id) => Ok(Operand::Stored(id)),
+            Err(_) => anyhow::bail!(
+                "{text:?} is neither a report file nor a stored scan id (`sightline scan list` shows them)"
+            ),
+        }
+    }
+}
+
+async fn stored(command: ScanCommand, file: &FileConfig) -> Result<()> {
+    match command {
+        ScanCommand::Diff { old, new, store } => {
+            // The store is opened only when an operand is a stored scan.
+            let opened = tokio::sync::OnceCell::new();
+            let mut reports = Vec::with_capacity(2);
+            for text in [&old, &new] {
+                reports.push(match Operand::parse(text)? {
+                    Operand::File(path) => Report::read_json(&path)?,
+                    Operand::Stored(id) => {
+                        let store = opened.get_or_try_init(|| store.open(file)).await?;
+                        registry::stored_report(store.as_ref(), id).await?
+                    }
+                });
+            }
+            let (old, new) = (&reports[0], &reports[1]);
+            print!("{}", sightline_scan::diff(old, new).summary());
+        }
+        ScanCommand::List {
+            journey,
+            store,
+            json,
+        } => {
+            let store = store.open(file).await?;
+            let scans = store.scans(journey.as_deref()).await?;
+            if json {
+                println!("{}", serde_json::to_string(&scans)?);
+            } else {
+                for s in scans {
+                    println!(
+                        "{}\t{}\t{}\t{} finding(s)\t{} vendor(s){}",
+                        s.id,
+                        s.journey,
+                        sightline_core::time::format_ms(s.at),
+                        s.summary["findings"],
+                        s.summary["vendors"],
+                        if s.summary["incomplete"] == true {
+                            "\tincomplete"
+                        } else {
+                            ""
+                        }
+                    );
+                }
+            }
+        }
+        ScanCommand::Import { report, store } => {
+            let report = Report::read_json(&report)?;
+            let store = store.open(file).await?;
+            let stored = scans::store_scan(store.as_ref(), &report).await?;
+            println!("scan: {}", stored.id);
+        }
+    }
+    Ok(())
 }

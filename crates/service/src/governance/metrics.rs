@@ -13,9 +13,7 @@ use sightline_govern::metrics::{self, ConsentCounts, DayMetrics, ScanMetrics, Sc
 use sightline_scan::{FindingKind, Report, Scenario};
 use sightline_store::{RecordKind, RecordWrite, ScanRow, Store, StoreError, StoredRecord};
 
-use crate::cli::StoreArgs;
-use crate::config::FileConfig;
-use crate::journeys::Question;
+use crate::attribution::Question;
 
 const CURSOR: &str = "consent-cursor";
 const SCAN_CURSOR: &str = "scan-cursor";
@@ -86,7 +84,7 @@ async fn record_scan(store: &dyn Store, row: &ScanRow, report: &Report) -> Resul
     if let Some(kept) = store.record(RecordKind::Metric, &key).await? {
         return parse(&kept);
     }
-    let documented: BTreeSet<String> = crate::registry::tags(store, None)
+    let documented: BTreeSet<String> = super::registry::tags(store, None)
         .await?
         .into_iter()
         .map(|t| t.value.spec.vendor.to_lowercase())
@@ -171,7 +169,7 @@ pub async fn record_scans(store: &dyn Store) -> Result<()> {
     for row in &rows {
         let key = format!("{SCAN}{}", row.id);
         if store.record(RecordKind::Metric, &key).await?.is_none() {
-            let report = crate::registry::stored_report(store, row.id).await?;
+            let report = super::registry::stored_report(store, row.id).await?;
             record_scan(store, row, &report).await?;
         }
     }
@@ -292,7 +290,7 @@ pub struct Attribution {
 
 /// The models' variance per day, over the journeys that converted (or ended) that day.
 async fn attribution_by_day(store: &dyn Store, a: Attribution) -> Result<BTreeMap<String, f64>> {
-    let stitched = crate::journeys::journeys(store, &a.question, &a.grouper, a.rules).await?;
+    let stitched = crate::attribution::journeys(store, &a.question, &a.grouper, a.rules).await?;
     let mut by_day: BTreeMap<String, Vec<sightline_attribution::Journey>> = BTreeMap::new();
     for journey in stitched.journeys {
         let day = metrics::day_of(journey.converted_at_ms.unwrap_or(journey.ended_at_ms));
@@ -319,7 +317,7 @@ pub struct Series {
     pub days: Vec<DayMetrics>,
 }
 
-pub async fn series(store: &dyn Store, attribution: Option<Attribution>) -> Result<Series> {
+pub async fn series(store: &dyn Store, attribution: Option<Attribution>) -> crate::Result<Series> {
     refresh(store).await?;
     let scans = scan_metrics(store).await?;
     let consent = consent_counts(store).await?;
@@ -337,89 +335,24 @@ impl Series {
     }
 }
 
-/// Runs [`refresh`] every `every` for the server.
-pub async fn refresh_forever(store: std::sync::Arc<dyn Store>, every: std::time::Duration) {
-    let mut tick = tokio::time::interval(every);
-    loop {
-        tick.tick().await;
-        if let Err(e) = refresh(store.as_ref()).await {
-            tracing::warn!(error = %format!("{e:#}"), "could not bring the governance metrics forward");
-        }
-    }
-}
+/// Brings the metrics forward for the server, every half minute.
+pub struct Refresher(pub std::sync::Arc<dyn Store>);
 
-#[derive(Debug, clap::Args)]
-pub struct AttributionArgs {
-    /// Join attribution variance: the track event that counts as a conversion.
-    #[arg(long, value_name = "EVENT")]
-    conversion: Option<String>,
-    /// The conversion's property holding its value, e.g. revenue.
-    #[arg(long, value_name = "PROPERTY", requires = "conversion")]
-    value_property: Option<String>,
-    /// Only touches this recent count towards a conversion.
-    #[arg(long, value_name = "DURATION", default_value = "30d")]
-    lookback: String,
-}
-
-impl AttributionArgs {
-    pub fn attribution(&self, file: &FileConfig) -> Result<Option<Attribution>> {
-        let Some(conversion) = self.conversion.clone() else {
-            return Ok(None);
-        };
-        Ok(Some(Attribution {
-            question: Question {
-                conversion,
-                value_property: self.value_property.clone(),
-                lookback: Some(self.lookback.clone()),
-                ..Question::default()
-            },
-            grouper: ChannelGrouper::default(),
-            rules: file.profile_rules()?,
-        }))
+impl crate::processors::Processor for Refresher {
+    fn name(&self) -> String {
+        "governance-metrics".into()
     }
-}
 
-#[derive(Debug, clap::Args)]
-pub struct MetricsArgs {
-    /// Print `{"scans":[…],"days":[…]}`.
-    #[arg(long)]
-    json: bool,
-    #[command(flatten)]
-    attribution: AttributionArgs,
-    #[command(flatten)]
-    store: StoreArgs,
-}
+    fn step(&self) -> crate::processors::StepFuture<'_> {
+        Box::pin(async move {
+            refresh(self.0.as_ref()).await?;
+            Ok(crate::processors::Step::Idle)
+        })
+    }
 
-pub async fn run(args: MetricsArgs, file: &FileConfig) -> Result<()> {
-    let attribution = args.attribution.attribution(file)?;
-    let store = args.store.open(file).await?;
-    let series = series(store.as_ref(), attribution).await?;
-    if args.json {
-        println!("{}", series.to_json());
-        return Ok(());
+    fn idle(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(30)
     }
-    println!("day\tscans\ttags\tvendors\tundocumented\tbefore consent\tblocked scripts\tthird-party ms\tvendor reduction\tconsent quality\tattribution variance");
-    let count = |v: Option<usize>| v.map_or("-".into(), |v| v.to_string());
-    let share = |v: Option<f64>| v.map_or("-".into(), |v| format!("{:.1}%", v * 100.0));
-    for d in &series.days {
-        println!(
-            "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
-            d.day,
-            d.scans,
-            count(d.tag_count),
-            count(d.vendor_count),
-            count(d.undocumented_vendors),
-            count(d.tags_before_consent),
-            share(d.blocked_script_rate),
-            d.third_party_latency_ms
-                .map_or("-".into(), |v| format!("{v:.0}")),
-            d.vendor_reduction.map_or("-".into(), |v| v.to_string()),
-            share(d.consent_quality),
-            d.attribution_variance
-                .map_or("-".into(), |v| format!("{v:.3}")),
-        );
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -459,7 +392,9 @@ mod tests {
         // measured against the old one, which gets its metrics first.
         let mut cleaned = report.clone();
         cleaned.scenarios[0].steps[0].requests.clear();
-        let newer = crate::registry::store_scan(&store, &cleaned).await.unwrap();
+        let newer = crate::governance::scans::store_scan(&store, &cleaned)
+            .await
+            .unwrap();
 
         let kept = scan_metrics(&store).await.unwrap();
         let ids: Vec<i64> = kept.iter().map(|m| m.scan_id).collect();

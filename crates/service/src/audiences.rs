@@ -1,0 +1,164 @@
+//! Audiences and computed traits: their definitions, members and history.
+
+use crate::access::{require, Actor, MARKETING, READERS};
+use crate::profiles::{member_list, Book};
+use crate::{imported, Error, Result};
+use serde_json::{json, Value};
+use sightline_audience::ComputedTrait;
+use sightline_core::{AudienceDefinition, TraitDefinition};
+use sightline_store::Store;
+
+/// A name a person reads in lists, URLs and webhook bodies: 1 to 100 characters, without
+/// '/' or control characters (which would break a path, a header or a log line).
+fn check_name(name: &str, what: &str) -> Result<()> {
+    if name.trim().is_empty()
+        || name.len() > 100
+        || name.contains('/')
+        || name.chars().any(char::is_control)
+    {
+        return Err(Error::invalid(format!(
+            "{what} name must be 1 to 100 characters, without '/' or control characters"
+        )));
+    }
+    Ok(())
+}
+
+/// Validates an audience rule and stores it, synced to the destinations named.
+pub async fn add_audience(
+    store: &dyn Store,
+    actor: &Actor,
+    name: &str,
+    rule: &str,
+    sync: &[String],
+) -> Result<AudienceDefinition> {
+    require(actor, MARKETING, "adding audiences")?;
+    check_name(name, "an audience")?;
+    sightline_audience::Audience::parse(name, rule)
+        .map_err(|e| Error::invalid(format!("invalid rule: {e}")))?;
+    for destination in sync {
+        if store.destination_by_name(destination).await?.is_none() {
+            return Err(Error::invalid(format!(
+                "no destination named {destination:?} to sync to: `sightline destination list` shows them"
+            )));
+        }
+    }
+    Ok(store.create_audience(name, rule, sync).await?)
+}
+
+pub async fn list_audiences(store: &dyn Store, actor: &Actor) -> Result<Vec<AudienceDefinition>> {
+    require(actor, READERS, "reading audiences")?;
+    Ok(store.list_audiences().await?)
+}
+
+/// Every audience with its member count (`null` for one the profiles have not picked up).
+pub async fn audiences_with_counts(
+    store: &dyn Store,
+    actor: &Actor,
+    book: &crate::profiles::Live,
+) -> Result<Vec<Value>> {
+    let definitions = list_audiences(store, actor).await?;
+    let book = book.read();
+    Ok(definitions
+        .iter()
+        .map(|d| {
+            let members = book.memberships.members(&d.name).map(|m| m.len());
+            json!({"name": d.name, "rule": d.rule, "members": members})
+        })
+        .collect())
+}
+
+fn unknown_audience(name: &str) -> Error {
+    Error::not_found(
+        "audience",
+        format!("no audience named {name:?}: `sightline audience list` shows them (a new one appears within a few seconds)"),
+    )
+}
+
+/// An audience's members, each profile with its identifiers.
+pub fn members(actor: &Actor, book: &Book, name: &str) -> Result<Vec<Value>> {
+    require(actor, READERS, "reading audience members")?;
+    let members = book
+        .memberships
+        .members(name)
+        .ok_or_else(|| unknown_audience(name))?;
+    Ok(member_list(book, members))
+}
+
+/// Members as CSV: `profile,identifiers`, the identifiers as `type:value` joined by `;`.
+pub fn members_csv(members: &[Value]) -> String {
+    let mut out = String::from("profile,identifiers\n");
+    for member in members {
+        let identifiers: Vec<String> = member["identifiers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|i| {
+                format!(
+                    "{}:{}",
+                    i["type"].as_str().unwrap_or_default(),
+                    i["value"].as_str().unwrap_or_default()
+                )
+            })
+            .collect();
+        out.push_str(&format!(
+            "{},{}\n",
+            member["id"],
+            crate::export::csv_field(&identifiers.join(";"))
+        ));
+    }
+    out
+}
+
+/// Up to `limit` enter and exit records of an audience after the record id `after`,
+/// oldest first, each with its id.
+pub async fn history(
+    store: &dyn Store,
+    actor: &Actor,
+    name: &str,
+    after: i64,
+    limit: usize,
+) -> Result<Vec<(i64, Value)>> {
+    require(actor, READERS, "reading audience history")?;
+    if !store.list_audiences().await?.iter().any(|a| a.name == name) {
+        return Err(unknown_audience(name));
+    }
+    let rows = store.audience_history(name, after, limit).await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(id, change)| Some((id, serde_json::from_str(&change).ok()?)))
+        .collect())
+}
+
+/// Checks a computed trait definition and stores it.
+pub async fn add_trait(
+    store: &dyn Store,
+    actor: &Actor,
+    definition: &ComputedTrait,
+) -> Result<TraitDefinition> {
+    require(actor, MARKETING, "adding computed traits")?;
+    check_name(&definition.name, "a computed trait's")?;
+    Ok(store
+        .create_trait(&definition.name, &serde_json::to_string(definition)?)
+        .await?)
+}
+
+pub async fn list_traits(store: &dyn Store, actor: &Actor) -> Result<Vec<TraitDefinition>> {
+    require(actor, READERS, "reading computed traits")?;
+    Ok(store.list_traits().await?)
+}
+
+/// Stores every computed trait listed; names already taken are left as they are.
+pub async fn import_traits(
+    store: &dyn Store,
+    actor: &Actor,
+    listed: &[ComputedTrait],
+) -> Result<Vec<Value>> {
+    let mut report = Vec::new();
+    for definition in listed {
+        let created = add_trait(store, actor, definition)
+            .await
+            .map(|t| json!({"name": t.name, "id": t.id}));
+        report.push(imported(&definition.name, created)?);
+    }
+    Ok(report)
+}

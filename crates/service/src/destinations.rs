@@ -1,0 +1,261 @@
+//! Destinations and their delivery log: adding (one or a file's worth), listing, the
+//! outcomes page, and replay.
+
+use crate::access::{require, Actor, MARKETING, READERS};
+use crate::processors::{Processor, Step, StepFuture, Supervisor};
+use crate::{imported, Error, Result};
+use serde_json::{json, Value};
+use sightline_activate::{Deliverer, DestinationSpec, Tally};
+use sightline_consent::Policy;
+use sightline_core::{time, Delivery, DeliveryStatus, Destination};
+use sightline_store::Store;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+/// The most deliveries one page holds.
+pub const MAX_PAGE: usize = 1000;
+
+/// Adds a destination; the answer holds its signing secret (the only time it is seen).
+pub async fn add(
+    store: &dyn Store,
+    actor: &Actor,
+    spec: DestinationSpec,
+    policy: &Policy,
+) -> Result<Destination> {
+    require(actor, MARKETING, "adding destinations")?;
+    let new = spec.validate(policy).map_err(Error::Invalid)?;
+    Ok(store.create_destination(new).await?)
+}
+
+/// Adds every destination listed. Every entry is checked before any is stored: a file is
+/// taken whole or not at all; names already taken are left as they are.
+pub async fn import(
+    store: &dyn Store,
+    actor: &Actor,
+    specs: Vec<DestinationSpec>,
+    policy: &Policy,
+) -> Result<Vec<Value>> {
+    require(actor, MARKETING, "adding destinations")?;
+    let checked = specs
+        .into_iter()
+        .map(|spec| {
+            let name = spec.name.clone();
+            spec.validate(policy)
+                .map_err(|e| Error::invalid(format!("destination {name:?}: {e}")))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let mut report = Vec::new();
+    for new in checked {
+        let name = new.name.clone();
+        let created = store
+            .create_destination(new)
+            .await
+            .map_err(Error::from)
+            .map(|d| json!({"name": d.name, "id": d.id, "signing_secret": d.signing_secret}));
+        report.push(imported(&name, created)?);
+    }
+    Ok(report)
+}
+
+/// Every destination, without its signing secret and with any credentials in its URL
+/// masked (a listing is read by more people than the one who added it).
+pub async fn list(store: &dyn Store, actor: &Actor) -> Result<Vec<Destination>> {
+    require(actor, READERS, "reading destinations")?;
+    let mut destinations = store.list_destinations().await?;
+    for d in &mut destinations {
+        d.url = masked_url(&d.url);
+    }
+    Ok(destinations)
+}
+
+/// `https://user:secret@host/…` → `https://***:***@host/…`; other URLs as they are.
+pub fn masked_url(text: &str) -> String {
+    match url::Url::parse(text) {
+        Ok(mut parsed) if !parsed.username().is_empty() || parsed.password().is_some() => {
+            let _ = parsed.set_username("***");
+            if parsed.password().is_some() {
+                let _ = parsed.set_password(Some("***"));
+            }
+            parsed.to_string()
+        }
+        _ => text.to_owned(),
+    }
+}
+
+/// A destination by name, or an error that says where to look.
+pub async fn named(store: &dyn Store, name: &str) -> Result<Destination> {
+    store.destination_by_name(name).await?.ok_or_else(|| {
+        Error::not_found(
+            "destination",
+            format!("no destination named {name:?}: `sightline destination list` shows them"),
+        )
+    })
+}
+
+pub fn parse_status(text: &str) -> Result<DeliveryStatus> {
+    DeliveryStatus::parse(text).ok_or_else(|| {
+        Error::invalid(format!(
+            "unknown delivery status {text:?}: use delivered, suppressed or dead"
+        ))
+    })
+}
+
+/// A destination's delivery outcomes after `after`, oldest first.
+pub async fn deliveries(
+    store: &dyn Store,
+    actor: &Actor,
+    name: &str,
+    status: Option<DeliveryStatus>,
+    after: i64,
+    limit: usize,
+) -> Result<Vec<Delivery>> {
+    require(actor, READERS, "reading the delivery log")?;
+    let destination = named(store, name).await?;
+    Ok(store
+        .deliveries(destination.id, status, after, limit.clamp(1, MAX_PAGE))
+        .await?)
+}
+
+/// `{"deliveries":[…],"next_after":SEQ}`, times in RFC 3339.
+pub fn page_json(page: &[Delivery], after: i64) -> Value {
+    let deliveries: Vec<Value> = page
+        .iter()
+        .map(|d| {
+            json!({
+                "seq": d.seq,
+                "message_id": d.message_id,
+                "status": d.status,
+                "attempts": d.attempts,
+                "response_code": d.response_code,
+                "latency_ms": d.latency_ms,
+                "reason": d.reason,
+                "at": time::format_ms(d.at),
+            })
+        })
+        .collect();
+    let next_after = page.last().map_or(after, |d| d.seq);
+    json!({"deliveries": deliveries, "next_after": next_after})
+}
+
+/// What to send again.
+pub enum Replay {
+    /// Every dead letter of the destination.
+    Dead,
+    /// The log from `from` through `to` (seqs).
+    Range { from: i64, to: i64 },
+}
+
+/// Sends events again through `deliverer` (bounded attempts each), records the new
+/// outcomes in place of the old, and answers the tally.
+pub async fn replay(
+    store: &dyn Store,
+    actor: &Actor,
+    deliverer: &Deliverer,
+    name: &str,
+    which: Replay,
+) -> Result<Tally> {
+    require(actor, MARKETING, "replaying deliveries")?;
+    let destination = named(store, name).await?;
+    Ok(match which {
+        Replay::Dead => deliverer.replay_dead(&destination).await?,
+        Replay::Range { from, to } => deliverer.replay_range(&destination, from, to).await?,
+    })
+}
+
+/// Delivery to one destination as a processor: its next page of the log from its
+/// checkpoint, each time.
+struct DeliveryTo {
+    deliverer: Arc<Deliverer>,
+    destination: Destination,
+}
+
+impl Processor for DeliveryTo {
+    fn name(&self) -> String {
+        format!("delivery:{}", self.destination.name)
+    }
+
+    fn step(&self) -> StepFuture<'_> {
+        Box::pin(async move {
+            Ok(
+                match self.deliverer.deliver_next(&self.destination).await? {
+                    true => Step::More,
+                    false => Step::Idle,
+                },
+            )
+        })
+    }
+
+    fn idle(&self) -> Duration {
+        self.deliverer.settings().idle_poll
+    }
+}
+
+/// Starts a delivery processor for every destination, present and added while the server
+/// runs.
+pub struct Deliveries {
+    store: Arc<dyn Store>,
+    deliverer: Arc<Deliverer>,
+    supervisor: Weak<Supervisor>,
+}
+
+impl Deliveries {
+    pub fn new(
+        store: Arc<dyn Store>,
+        deliverer: Arc<Deliverer>,
+        supervisor: &Arc<Supervisor>,
+    ) -> Deliveries {
+        Deliveries {
+            store,
+            deliverer,
+            supervisor: Arc::downgrade(supervisor),
+        }
+    }
+}
+
+impl Processor for Deliveries {
+    fn name(&self) -> String {
+        "destinations".into()
+    }
+
+    fn step(&self) -> StepFuture<'_> {
+        Box::pin(async move {
+            let Some(supervisor) = self.supervisor.upgrade() else {
+                return Ok(Step::Idle);
+            };
+            for destination in self.store.list_destinations().await? {
+                // Started once per name; a running one is left as it is.
+                supervisor.start(Arc::new(DeliveryTo {
+                    deliverer: self.deliverer.clone(),
+                    destination,
+                }));
+            }
+            Ok(Step::Idle)
+        })
+    }
+
+    fn idle(&self) -> Duration {
+        self.deliverer.settings().discover_every
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::masked_url;
+
+    #[test]
+    fn credentials_in_urls_are_masked() {
+        assert_eq!(
+            masked_url("https://bob:hunter2@hooks.example/x?y=1"),
+            "https://***:***@hooks.example/x?y=1"
+        );
+        assert_eq!(
+            masked_url("https://token@hooks.example/"),
+            "https://***@hooks.example/"
+        );
+        assert_eq!(
+            masked_url("http://hooks.example/a"),
+            "http://hooks.example/a"
+        );
+        assert_eq!(masked_url("not a url"), "not a url");
+    }
+}

@@ -1,0 +1,27 @@
+//! Sightline's application services: every operation the product offers, each taking
+//! plain inputs and the acting identity and returning plain results or a typed [`Error`],
+//! and the processors that keep derived state current from the log. The command line, the
+//! HTTP API and the console are thin adapters over this crate; nothing here knows of them.
+//!
+//! The modules follow the data flow: sources and keys (`sources`) → the log (`events`) →
+//! profiles (`profiles`, `lookup`) → audiences and traits (`audiences`, `sync`) →
+//! destinations (`destinations`), with `crm` feeding the log, `attribution` reading it, and
+//! the governance half (`governance`) beside it. Role checks live in `access`.
+
+pub mod access;
+pub mod attribution;
+pub mod audiences;
+pub mod consent;
+pub mod crm;
+pub mod destinations;
+mod error;
+pub mod events;
+pub mod export;
+pub mod governance;
+pub mod lookup;
+pub mod processors;
+pub mod profiles;
+pub mod sources;
+pub mod sync;
+
+pub use error::{imported, Error, Result};

@@ -1,0 +1,168 @@
+//! Profiles looked up by any identifier, and what is shown of them: the profile, its
+//! traits, identifiers, merge history and its explanation, consent, events, computed traits.
+//! The server answers from its live profiles; the command line from the stored ones when
+//! they are current with the log, else from a replay of the log, so the answer is always
+//! the log's.
+
+use crate::access::{require, Actor, READERS};
+use crate::profiles::{self, Live, ProfileRules};
+use crate::{Error, Result};
+use serde_json::{json, Value};
+use sightline_core::{time, StoredEvent};
+use sightline_identity::{normalise, IdType};
+use sightline_profiles::ProfileDoc;
+use sightline_store::Store;
+
+/// `type:value`, e.g. `email:ann@example.com`.
+pub fn identifier(id: &str) -> Result<(&str, &str)> {
+    id.split_once(':')
+        .filter(|(t, v)| !t.is_empty() && !v.is_empty())
+        .ok_or_else(|| {
+            Error::invalid(format!(
+                "{id:?} is not an identifier: write type:value, e.g. user_id:42 or email:ann@example.com"
+            ))
+        })
+}
+
+fn unknown(id_type: &str, value: &str) -> Error {
+    Error::not_found("profile", format!("no profile holds {id_type}:{value}"))
+}
+
+/// A profile, and where its events are listed.
+pub struct Found {
+    pub doc: ProfileDoc,
+    pub timeline: Timeline,
+}
+
+pub enum Timeline {
+    /// In the store, under this profile id.
+    Stored(i64),
+    /// Sequence numbers, ascending (from live or replayed profiles).
+    Seqs(Vec<i64>),
+}
+
+/// The profile holding `type:value` in a book (live or replayed), copied out of it.
+fn found_in(book: &profiles::Book, id_type: &str, value: &str) -> Result<Found> {
+    let view = book
+        .profiles
+        .find(id_type, value)
+        .ok_or_else(|| unknown(id_type, value))?;
+    Ok(Found {
+        doc: ProfileDoc {
+            identity: view.identity.clone(),
+            facts: view.facts.cloned().unwrap_or_default(),
+        },
+        timeline: Timeline::Seqs(view.facts.map(|f| f.events.clone()).unwrap_or_default()),
+    })
+}
+
+/// The profile holding `id` in the server's live profiles.
+pub fn find_live(actor: &Actor, live: &Live, id: &str) -> Result<Found> {
+    require(actor, READERS, "reading profiles")?;
+    let (id_type, value) = identifier(id)?;
+    let book = live.read();
+    found_in(&book, id_type, value)
+}
+
+/// Whether the stored profiles were derived under `rules` through the end of the log.
+pub async fn stored_current(store: &dyn Store, rules: &ProfileRules) -> Result<bool> {
+    Ok(match store.profiles_state().await? {
+        Some(state) => state.rules == rules.fingerprint && state.seq >= store.last_seq().await?,
+        None => false,
+    })
+}
+
+/// The profile holding `id` as stored, when the stored profiles are current (see
+/// [`stored_current`]); else from a replay of the log.
+pub async fn find_stored(
+    store: &dyn Store,
+    actor: &Actor,
+    rules: ProfileRules,
+    id: &str,
+) -> Result<Found> {
+    require(actor, READERS, "reading profiles")?;
+    let (id_type, value) = identifier(id)?;
+    if stored_current(store, &rules).await? {
+        let id_type = IdType::parse(id_type);
+        let value = normalise(&id_type, value, rules.rules.default_region())
+            .ok_or_else(|| unknown(id_type.as_str(), value))?;
+        let stored = store
+            .stored_profile(id_type.as_str(), &value)
+            .await?
+            .ok_or_else(|| unknown(id_type.as_str(), &value))?;
+        let doc = ProfileDoc::parse(&stored.doc).map_err(|e| {
+            Error::Internal(anyhow::anyhow!(
+                "stored profile {} cannot be read: {e}",
+                stored.id
+            ))
+        })?;
+        return Ok(Found {
+            doc,
+            timeline: Timeline::Stored(stored.id),
+        });
+    }
+    let book = profiles::rebuild(store, rules).await?;
+    found_in(&book, id_type, value)
+}
+
+impl Found {
+    pub fn to_json(&self) -> Value {
+        self.doc.view().to_json()
+    }
+
+    pub fn traits(&self) -> Value {
+        json!({"traits": self.doc.facts.traits})
+    }
+
+    pub fn identifiers(&self) -> Value {
+        json!({"identifiers": self.doc.identity.identifiers})
+    }
+
+    pub fn merges(&self) -> Value {
+        json!({"merges": self.doc.identity.history, "explanation": self.doc.identity.explain()})
+    }
+
+    /// The consent in force at `at` (ms; `None` for now) and the whole ledger.
+    pub fn consent(&self, at: Option<i64>) -> Value {
+        let ledger = &self.doc.facts.consent;
+        json!({"state": ledger.state_at(at.unwrap_or(i64::MAX), i64::MAX), "history": ledger})
+    }
+}
+
+/// An ISO 8601 time as ms, or an error naming `what`.
+pub fn instant(what: &str, text: &str) -> Result<i64> {
+    time::parse_ms(text)
+        .ok_or_else(|| Error::invalid(format!("{what} {text:?} is not an ISO 8601 time")))
+}
+
+/// Up to `limit` of the profile's events below `before` (a seq), newest first.
+pub async fn events(
+    store: &dyn Store,
+    found: &Found,
+    before: i64,
+    limit: usize,
+) -> Result<Vec<StoredEvent>> {
+    match &found.timeline {
+        Timeline::Stored(id) => Ok(store.stored_profile_events(*id, before, limit).await?),
+        Timeline::Seqs(seqs) => {
+            let end = seqs.partition_point(|&seq| seq < before);
+            let mut events = Vec::new();
+            for &seq in seqs[end.saturating_sub(limit)..end].iter().rev() {
+                events.extend(crate::events::event_at(store, seq).await?);
+            }
+            Ok(events)
+        }
+    }
+}
+
+/// The computed traits of the live profile holding `id`, as of now.
+pub fn computed(actor: &Actor, live: &Live, id: &str) -> Result<Value> {
+    require(actor, READERS, "reading profiles")?;
+    let (id_type, value) = identifier(id)?;
+    let book = live.read();
+    let view = book
+        .profiles
+        .find(id_type, value)
+        .ok_or_else(|| unknown(id_type, value))?;
+    Ok(json!({"computed": book.memberships.computed(view.identity.id, time::now_ms())}))
+}

@@ -1,0 +1,363 @@
+//! Audience sync: sends each audience's adds and removes to the destinations it is synced
+//! to, as signed webhook requests, from the enter and exit records the profiles processor
+//! stores (`audience_changes`), each (destination, audience) pair from its own checkpoint
+//! `sync:<destination id>:<audience>`. So a receiver that was down, or a Sightline that
+//! restarted, misses nothing, and a slow receiver holds back only its own pairs — never the
+//! profiles or the deliveries. A pair seen for the first time is sent the audience's
+//! current members once (a snapshot) and then every change after it. An add, in a
+//! snapshot or as a change, goes out only when the consent in force grants the
+//! destination's purposes (for a change: the ledger at the change's moment and the signals
+//! on the event that caused it; for a snapshot: the ledger now); removes always go out
+//! (they only ever reduce what a destination holds).
+
+use crate::processors::{Processor, Step, StepFuture};
+use crate::profiles::{Book, Live};
+use anyhow::Result;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use sightline_activate::backoff::{jitter, Backoff};
+use sightline_activate::gate::consent_gate;
+use sightline_activate::webhook::{Answer, Webhook};
+use sightline_audience::{Cause, MembershipChange, Transition};
+use sightline_consent::Policy;
+use sightline_core::{time, Destination};
+use sightline_identity::ProfileId;
+use sightline_store::Store;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Attempts per request before the pair waits for the next pass (its checkpoint holds).
+const MAX_ATTEMPTS: u32 = 3;
+/// Members per snapshot request, and changes per change request.
+const CHUNK: usize = 1000;
+/// The longest wait between attempts within one pass.
+const MAX_WAIT: Duration = Duration::from_secs(5);
+/// The checkpoint of a pair whose snapshot is sent but whose audience had no record yet.
+const SNAPSHOT_SENT: i64 = -1;
+
+/// Whether a destination gets emails and phones only hashed: it asks for hashing in its
+/// transform (as an ad platform's connector does).
+fn hashed_only(destination: &Destination) -> bool {
+    destination.transform["hash"]
+        .as_array()
+        .is_some_and(|paths| !paths.is_empty())
+}
+
+/// A profile's identifiers as a sync message carries them: emails and phones also as the
+/// SHA-256 of their normalised value, the form ad platforms match on — and only so when
+/// `hashed_only`.
+fn identifiers(book: &Book, profile: &str, hashed_only: bool) -> Value {
+    let Some(identity) = profile
+        .parse()
+        .ok()
+        .and_then(|id| book.profiles.canonical(ProfileId(id)))
+        .and_then(|id| book.profiles.identity(id))
+    else {
+        return json!([]);
+    };
+    identity
+        .identifiers
+        .iter()
+        .map(|i| {
+            let kind = i.id_type.as_str();
+            let mut entry = json!({"type": kind, "value": i.value});
+            if kind == "email" || kind == "phone" {
+                entry["sha256"] = hex::encode(Sha256::digest(i.value.as_bytes())).into();
+                if let Some(entry) = entry.as_object_mut().filter(|_| hashed_only) {
+                    entry.remove("value");
+                }
+            }
+            entry
+        })
+        .collect()
+}
+
+pub struct Syncer {
+    store: Arc<dyn Store>,
+    book: Live,
+    webhook: Webhook,
+    policy: Policy,
+}
+
+impl Processor for Syncer {
+    fn name(&self) -> String {
+        "audience-sync".into()
+    }
+
+    fn step(&self) -> StepFuture<'_> {
+        Box::pin(self.pass())
+    }
+
+    fn idle(&self) -> Duration {
+        Duration::from_millis(200)
+    }
+}
+
+/// How a request ended.
+enum Sent {
+    /// Accepted, or refused for good (counted and logged): the checkpoint moves on.
+    Done,
+    /// Still failing after the attempts: the checkpoint holds; the next pass tries again.
+    Later,
+}
+
+impl Syncer {
+    pub fn new(store: Arc<dyn Store>, book: Live, policy: Policy, webhook: Webhook) -> Syncer {
+        Syncer {
+            store,
+            book,
+            webhook,
+            policy,
+        }
+    }
+
+    /// The synced destinations of every audience, by audience name.
+    async fn targets(&self) -> Result<BTreeMap<String, Vec<Destination>>> {
+        let mut targets = BTreeMap::new();
+        for definition in self.store.list_audiences().await? {
+            if definition.sync.is_empty() {
+                continue;
+            }
+            let mut destinations = Vec::new();
+            for name in &definition.sync {
+                match self.store.destination_by_name(name).await? {
+                    Some(destination) => destinations.push(destination),
+                    None => {
+                        tracing::warn!(audience = %definition.name, destination = %name, "sync destination not found")
+                    }
+                }
+            }
+            targets.insert(definition.name, destinations);
+        }
+        Ok(targets)
+    }
+
+    /// One pass over every (destination, audience) pair: a page of changes each.
+    async fn pass(&self) -> Result<Step> {
+        let mut more = false;
+        for (audience, destinations) in self.targets().await? {
+            // An audience the profiles have not picked up yet has nothing to send.
+            if self.book.read().memberships.members(&audience).is_none() {
+                continue;
+            }
+            for destination in &destinations {
+                more |= self.sync_pair(&audience, destination).await?;
+            }
+        }
+        Ok(if more { Step::More } else { Step::Idle })
+    }
+
+    /// Sends the pair's snapshot (first time) or its next page of changes; true when more
+    /// changes may be waiting.
+    async fn sync_pair(&self, audience: &str, destination: &Destination) -> Result<bool> {
+        let checkpoint = format!("sync:{}:{audience}", destination.id);
+        let position = self.store.checkpoint(&checkpoint).await?;
+        if position == 0 {
+            // The last record before the snapshot is read first: a change stored after it
+            // is sent as a change (at worst once more than needed), never lost.
+            let last = self.last_change(audience).await?;
+            if let Sent::Done = self.snapshot(audience, destination).await {
+                let done = if last == 0 { SNAPSHOT_SENT } else { last };
+                self.store.set_checkpoint(&checkpoint, done).await?;
+            }
+            return Ok(false);
+        }
+        let page = self
+            .store
+            .audience_history(audience, position, CHUNK)
+            .await?;
+        let Some(&(last, _)) = page.last() else {
+            return Ok(false);
+        };
+        let changes: Vec<MembershipChange> = page
+            .iter()
+            .filter_map(|(_, change)| serde_json::from_str(change).ok())
+            .collect();
+        let mut out = Vec::new();
+        for change in &changes {
+            if change.transition == Transition::Entered
+                && !self.consented(destination, change).await?
+            {
+                continue;
+            }
+            let book = self.book.read();
+            out.push(json!({
+                "action": if change.transition == Transition::Entered { "add" } else { "remove" },
+                "profile": change.profile,
+                "identifiers": identifiers(&book, &change.profile, hashed_only(destination)),
+                "at": time::format_ms(change.at),
+                "caused_by": change.caused_by,
+            }));
+        }
+        if !out.is_empty() {
+            let key = format!("audience:{audience}:changes:{}-{last}", page[0].0);
+            let body = json!({"audience": audience, "changes": out});
+            if let Sent::Later = self.post(destination, &key, body).await {
+                return Ok(false);
+            }
+        }
+        self.store.set_checkpoint(&checkpoint, last).await?;
+        Ok(page.len() == CHUNK)
+    }
+
+    /// The id of the audience's last enter or exit record (0 when it has none).
+    async fn last_change(&self, audience: &str) -> Result<i64> {
+        let mut last = 0;
+        loop {
+            let page = self.store.audience_history(audience, last, CHUNK).await?;
+            match page.last() {
+                Some(&(id, _)) => last = id,
+                None => return Ok(last),
+            }
+            if page.len() < CHUNK {
+                return Ok(last);
+            }
+        }
+    }
+
+    /// The audience's current members whose consent now grants the destination's purposes.
+    async fn snapshot(&self, audience: &str, destination: &Destination) -> Sent {
+        let members: Vec<Value> = {
+            let book = self.book.read();
+            let Some(members) = book.memberships.members(audience) else {
+                return Sent::Later;
+            };
+            let hashed = hashed_only(destination);
+            let now = time::now_ms();
+            members
+                .iter()
+                .filter(|id| self.consented_now(&book, destination, **id, now))
+                .map(|id| {
+                    let profile = id.0.to_string();
+                    json!({"profile": profile, "identifiers": identifiers(&book, &profile, hashed)})
+                })
+                .collect()
+        };
+        let at = time::now_ms();
+        for (part, chunk) in members.chunks(CHUNK).enumerate() {
+            let body =
+                json!({"audience": audience, "snapshot": true, "part": part, "members": chunk});
+            let key = format!("audience:{audience}:snapshot:{at}:{part}");
+            if let Sent::Later = self.post(destination, &key, body).await {
+                return Sent::Later;
+            }
+        }
+        Sent::Done
+    }
+
+    /// Whether the consent in force now for a member grants the destination's purposes.
+    fn consented_now(
+        &self,
+        book: &Book,
+        destination: &Destination,
+        id: ProfileId,
+        now: i64,
+    ) -> bool {
+        if destination.purposes.is_empty() {
+            return true;
+        }
+        let in_force = book
+            .profiles
+            .canonical(id)
+            .and_then(|p| book.profiles.facts(p))
+            .map(|facts| facts.consent.state_at(now, i64::MAX));
+        match consent_gate(
+            &self.policy,
+            &destination.purposes,
+            &Value::Null,
+            in_force.as_ref(),
+        ) {
+            None => true,
+            Some(suppression) => {
+                tracing::info!(destination = %destination.name, profile = id.0, reason = %suppression, "audience member withheld from a snapshot by consent");
+                false
+            }
+        }
+    }
+
+    /// Whether the consent in force for the profile when it entered (its consent ledger,
+    /// and the signals on the event that made it enter) grants the destination's purposes.
+    async fn consented(
+        &self,
+        destination: &Destination,
+        change: &MembershipChange,
+    ) -> Result<bool> {
+        if destination.purposes.is_empty() {
+            return Ok(true);
+        }
+        // The moment of the change: with the causing event's seq, so that consent given on
+        // the same instant but later in the log does not count.
+        let (body, seq) = match change.caused_by {
+            Cause::Event(seq) => {
+                let body = crate::events::event_at(self.store.as_ref(), seq)
+                    .await?
+                    .and_then(|e| serde_json::from_str::<Value>(&e.body).ok())
+                    .unwrap_or_default();
+                (body, seq)
+            }
+            _ => (Value::Null, i64::MAX),
+        };
+        let in_force = {
+            let book = self.book.read();
+            change
+                .profile
+                .parse()
+                .ok()
+                .and_then(|id| book.profiles.canonical(ProfileId(id)))
+                .and_then(|p| book.profiles.facts(p))
+                .map(|facts| facts.consent.state_at(change.at, seq))
+        };
+        Ok(
+            match consent_gate(
+                &self.policy,
+                &destination.purposes,
+                &body,
+                in_force.as_ref(),
+            ) {
+                None => true,
+                Some(suppression) => {
+                    tracing::info!(audience = %change.audience, destination = %destination.name, reason = %suppression, "audience add withheld by consent");
+                    false
+                }
+            },
+        )
+    }
+
+    async fn post(&self, destination: &Destination, key: &str, body: Value) -> Sent {
+        let body = body.to_string();
+        let backoff = Backoff::default();
+        for attempt in 0..MAX_ATTEMPTS {
+            match self
+                .webhook
+                .post(
+                    &destination.url,
+                    &destination.signing_secret,
+                    key,
+                    body.clone(),
+                )
+                .await
+            {
+                Answer::Accepted { .. } => {
+                    metrics::counter!("sightline_audience_sync_sent_total", "destination" => destination.name.clone()).increment(1);
+                    return Sent::Done;
+                }
+                Answer::Refused { reason, .. } => {
+                    tracing::error!(destination = %destination.name, %reason, "audience sync refused for good");
+                    metrics::counter!("sightline_audience_sync_failed_total", "destination" => destination.name.clone()).increment(1);
+                    return Sent::Done;
+                }
+                Answer::Retry { wait, reason, .. } => {
+                    tracing::warn!(destination = %destination.name, %reason, attempt, "audience sync failed; retrying");
+                    if attempt + 1 < MAX_ATTEMPTS {
+                        // A long Retry-After is honoured by the next pass, not here.
+                        let wait = wait.unwrap_or_else(|| backoff.delay(attempt, jitter()));
+                        tokio::time::sleep(wait.min(MAX_WAIT)).await;
+                    }
+                }
+            }
+        }
+        metrics::counter!("sightline_audience_sync_retries_total", "destination" => destination.name.clone()).increment(1);
+        Sent::Later
+    }
+}

@@ -1,0 +1,100 @@
+//! `/api/v1/destinations`, their delivery log and replay.
+
+use super::{bad_request, created, json_body, ok, page_bounds, Acting, Answer, ApiState};
+use axum::extract::{Path, Query, State};
+use axum::routing::{get, post};
+use axum::Router;
+use serde_json::json;
+use sightline_service::destinations::{self, Replay};
+use std::collections::HashMap;
+
+pub(super) fn routes() -> Router<ApiState> {
+    Router::new()
+        .route("/api/v1/destinations", get(list).post(add))
+        .route("/api/v1/destinations/{name}/deliveries", get(deliveries))
+        .route("/api/v1/destinations/{name}/replay", post(replay))
+}
+
+/// `GET /api/v1/destinations`: every destination, without its signing secret.
+async fn list(Acting(actor): Acting, State(state): State<ApiState>) -> Answer {
+    let listed = destinations::list(state.store.as_ref(), &actor).await?;
+    ok(json!({ "destinations": listed }))
+}
+
+/// `POST /api/v1/destinations`: adds a destination and answers its signing secret, shown
+/// this once.
+async fn add(
+    Acting(actor): Acting,
+    State(state): State<ApiState>,
+    body: axum::body::Bytes,
+) -> Answer {
+    let spec: sightline_activate::DestinationSpec = json_body(
+        &body,
+        "send {\"name\":…,\"url\":\"http://…\",\"purposes\":[…]}",
+    )?;
+    let policy = state.book.rules().policy;
+    let d = destinations::add(state.store.as_ref(), &actor, spec, &policy).await?;
+    created(json!({"id": d.id, "name": d.name, "signing_secret": d.signing_secret}))
+}
+
+/// What `POST /api/v1/destinations/{name}/replay` sends again.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReplayRequest {
+    #[serde(default)]
+    dead: bool,
+    from_seq: Option<i64>,
+    to_seq: Option<i64>,
+}
+
+/// `POST /api/v1/destinations/{name}/replay` with `{"dead":true}` or
+/// `{"from_seq":N,"to_seq":M}`: sends those events again (bounded attempts each), records
+/// the new outcomes in place of the old and answers the tally.
+async fn replay(
+    Acting(actor): Acting,
+    State(state): State<ApiState>,
+    Path(name): Path<String>,
+    body: axum::body::Bytes,
+) -> Answer {
+    let request: ReplayRequest = json_body(
+        &body,
+        "send {\"dead\":true} or {\"from_seq\":N,\"to_seq\":M}",
+    )?;
+    let which = match (request.dead, request.from_seq) {
+        (true, None) => Replay::Dead,
+        (false, Some(from)) => Replay::Range {
+            from,
+            to: request.to_seq.unwrap_or(i64::MAX),
+        },
+        _ => {
+            return Err(bad_request(
+                "say what to replay: \"dead\": true, or \"from_seq\" (and \"to_seq\")",
+            ))
+        }
+    };
+    let tally =
+        destinations::replay(state.store.as_ref(), &actor, &state.deliverer, &name, which).await?;
+    ok(tally)
+}
+
+/// `GET /api/v1/destinations/{name}/deliveries?status=&after=SEQ&limit=N`: the delivery
+/// log, oldest first.
+async fn deliveries(
+    Acting(actor): Acting,
+    State(state): State<ApiState>,
+    Path(name): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Answer {
+    let (after, limit) = page_bounds(&query)?;
+    let status = match query.get("status").filter(|s| !s.is_empty()) {
+        None => None,
+        Some(text) => Some(destinations::parse_status(text).map_err(|_| {
+            bad_request(format!(
+                "`status` must be delivered, suppressed or dead, not {text:?}"
+            ))
+        })?),
+    };
+    let page =
+        destinations::deliveries(state.store.as_ref(), &actor, &name, status, after, limit).await?;
+    ok(destinations::page_json(&page, after))
+}

@@ -1,0 +1,383 @@
+//! The governance half under `/api/v1`: scans, journeys, tags, backlog, vendors, lineage,
+//! metrics and the report. Reads are open to every role; what a change needs is checked
+//! by the registry's services.
+
+use super::{bad_request, created, json_body, ok, Acting, Answer, ApiState};
+use axum::extract::{Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::Router;
+use serde_json::{json, Value};
+use sightline_collect::error;
+use sightline_govern::backlog::{BacklogAction, BacklogStatus, Filter, Severity};
+use sightline_govern::journey::Journey;
+use sightline_govern::tag::{Environment, TagAction, TagSpec, TagStatus};
+use sightline_govern::vendor::VendorRisk;
+use sightline_service::governance::metrics::{self, Attribution};
+use sightline_service::governance::registry::{self, Held};
+use sightline_service::governance::{lineage, report};
+use sightline_service::Error;
+use std::collections::HashMap;
+
+/// A journey file sent to `POST /api/v1/journeys/import` may be at most this big.
+const MAX_JOURNEY_BYTES: usize = 256 * 1024;
+
+pub(super) fn routes() -> Router<ApiState> {
+    Router::new()
+        .route("/api/v1/scans", get(scans))
+        .route("/api/v1/journeys", get(journeys).post(add_journey))
+        .route("/api/v1/journeys/import", post(import_journey))
+        .route(
+            "/api/v1/journeys/{name}",
+            get(journey).put(replace_journey).delete(delete_journey),
+        )
+        .route("/api/v1/journeys/{name}/export", get(export_journey))
+        .route("/api/v1/tags", get(tags).post(propose))
+        .route("/api/v1/tags/log", get(whole_log))
+        .route("/api/v1/tags/adopt", post(adopt))
+        .route("/api/v1/tags/{id}/log", get(tag_log))
+        .route("/api/v1/tags/{id}/{action}", post(decide))
+        .route("/api/v1/backlog", get(backlog))
+        .route("/api/v1/backlog/{id}", post(backlog_act))
+        .route("/api/v1/vendors", get(vendors).post(put_vendor))
+        .route("/api/v1/lineage", get(lineage))
+        .route("/api/v1/governance/metrics", get(governance_metrics))
+        .route("/api/v1/report", get(report))
+}
+
+/// `?format=openlineage` (default; JSON lines), `dot` or `mermaid`.
+async fn lineage(
+    _: Acting,
+    State(state): State<ApiState>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Answer {
+    let format = lineage::Format::parse(query.get("format").map_or("openlineage", String::as_str))?;
+    let text = lineage::render(state.store.as_ref(), format).await?;
+    Ok(([(header::CONTENT_TYPE, format.content_type())], text).into_response())
+}
+
+/// `?conversion=EVENT[&value_property=P][&lookback=30d]` joins attribution variance.
+fn attribution(state: &ApiState, query: &HashMap<String, String>) -> Option<Attribution> {
+    let conversion = query.get("conversion").filter(|c| !c.is_empty())?;
+    Some(Attribution {
+        question: sightline_service::attribution::Question {
+            conversion: conversion.clone(),
+            value_property: query.get("value_property").cloned(),
+            lookback: query.get("lookback").cloned(),
+            ..Default::default()
+        },
+        grouper: sightline_attribution::ChannelGrouper::default(),
+        rules: state.book.rules(),
+    })
+}
+
+async fn governance_metrics(
+    _: Acting,
+    State(state): State<ApiState>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Answer {
+    let attribution = attribution(&state, &query);
+    ok(metrics::series(state.store.as_ref(), attribution)
+        .await?
+        .to_json())
+}
+
+async fn report(
+    _: Acting,
+    State(state): State<ApiState>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Answer {
+    let attribution = attribution(&state, &query);
+    let html = report::render(state.store.as_ref(), attribution).await?;
+    Ok(([(header::CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response())
+}
+
+fn list<T: serde::Serialize>(key: &str, items: Vec<Held<T>>) -> Value {
+    json!({ key: items.iter().map(Held::to_json).collect::<Vec<_>>() })
+}
+
+/// A query parameter read with `parse`, or a 400 naming the values it takes.
+fn choice<T>(
+    query: &HashMap<String, String>,
+    name: &str,
+    parse: impl Fn(&str) -> Option<T>,
+    values: &str,
+) -> Result<Option<T>, super::Failure> {
+    match query.get(name) {
+        None => Ok(None),
+        Some(text) => parse(text)
+            .map(Some)
+            .ok_or_else(|| bad_request(format!("`{name}` must be {values}, not {text:?}"))),
+    }
+}
+
+const JOURNEY_HINT: &str = "send {\"name\":…,\"steps\":[{\"name\":…,\"url\":…}]}";
+
+async fn scans(_: Acting, State(state): State<ApiState>) -> Answer {
+    let listed = state.store.scans(None).await.map_err(Error::from)?;
+    ok(json!({ "scans": listed }))
+}
+
+async fn journeys(_: Acting, State(state): State<ApiState>) -> Answer {
+    ok(list(
+        "journeys",
+        registry::journeys(state.store.as_ref()).await?,
+    ))
+}
+
+async fn journey(_: Acting, State(state): State<ApiState>, Path(name): Path<String>) -> Answer {
+    ok(registry::journey(state.store.as_ref(), &name)
+        .await?
+        .to_json())
+}
+
+async fn add_journey(
+    Acting(actor): Acting,
+    State(state): State<ApiState>,
+    body: axum::body::Bytes,
+) -> Answer {
+    let journey: Journey = json_body(&body, JOURNEY_HINT)?;
+    let put = registry::put_journey(state.store.as_ref(), &actor, journey, false).await?;
+    created(put.to_json())
+}
+
+async fn replace_journey(
+    Acting(actor): Acting,
+    State(state): State<ApiState>,
+    Path(name): Path<String>,
+    body: axum::body::Bytes,
+) -> Answer {
+    let journey: Journey = json_body(&body, JOURNEY_HINT)?;
+    if journey.name.trim() != name {
+        return Err(bad_request(format!(
+            "the body names journey {:?}, the path {name:?}",
+            journey.name
+        )));
+    }
+    let put = registry::put_journey(state.store.as_ref(), &actor, journey, true).await?;
+    ok(put.to_json())
+}
+
+async fn delete_journey(
+    Acting(actor): Acting,
+    State(state): State<ApiState>,
+    Path(name): Path<String>,
+) -> Answer {
+    registry::delete_journey(state.store.as_ref(), &actor, &name).await?;
+    ok(json!({ "deleted": name }))
+}
+
+/// `POST /api/v1/journeys/import` with a scanner journey file (TOML) as the body.
+async fn import_journey(
+    Acting(actor): Acting,
+    State(state): State<ApiState>,
+    body: axum::body::Bytes,
+) -> Answer {
+    if body.len() > MAX_JOURNEY_BYTES {
+        return Ok(error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            format!("a journey file may be at most {MAX_JOURNEY_BYTES} bytes"),
+        ));
+    }
+    let text = std::str::from_utf8(&body)
+        .map_err(|_| bad_request("send the journey file as UTF-8 TOML"))?;
+    ok(registry::import_journey(state.store.as_ref(), &actor, text)
+        .await?
+        .to_json())
+}
+
+async fn export_journey(
+    _: Acting,
+    State(state): State<ApiState>,
+    Path(name): Path<String>,
+) -> Answer {
+    let held = registry::journey(state.store.as_ref(), &name).await?;
+    let text = held.value.to_scanner_toml().map_err(Error::from)?;
+    Ok(([(header::CONTENT_TYPE, "application/toml")], text).into_response())
+}
+
+async fn tags(
+    _: Acting,
+    State(state): State<ApiState>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Answer {
+    let status = choice(
+        &query,
+        "status",
+        TagStatus::parse,
+        "proposed, approved, rejected or retired",
+    )?;
+    ok(list(
+        "tags",
+        registry::tags(state.store.as_ref(), status).await?,
+    ))
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Proposal {
+    tag: TagSpec,
+    #[serde(default)]
+    reason: String,
+}
+
+async fn propose(
+    Acting(actor): Acting,
+    State(state): State<ApiState>,
+    body: axum::body::Bytes,
+) -> Answer {
+    let proposal: Proposal = json_body(
+        &body,
+        "send {\"tag\":{\"vendor\":…,\"purpose\":…,\"owner\":…,\"classification\":…},\"reason\":…}",
+    )?;
+    let done = registry::tag_action(
+        state.store.as_ref(),
+        &actor,
+        None,
+        TagAction::Propose(proposal.tag),
+        &proposal.reason,
+    )
+    .await?;
+    created(done.to_json())
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct Reason {
+    #[serde(default)]
+    reason: String,
+}
+
+/// `POST /api/v1/tags/{id}/approve|reject|retire` with `{"reason":…}`.
+async fn decide(
+    Acting(actor): Acting,
+    State(state): State<ApiState>,
+    Path((id, action)): Path<(i64, String)>,
+    body: axum::body::Bytes,
+) -> Answer {
+    let action = match action.as_str() {
+        "approve" => TagAction::Approve,
+        "reject" => TagAction::Reject,
+        "retire" => TagAction::Retire,
+        _ => {
+            return Ok(error(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "below a tag: approve, reject, retire or log",
+            ))
+        }
+    };
+    let reason: Reason = if body.is_empty() {
+        Reason::default()
+    } else {
+        json_body(&body, "send {\"reason\":…}")?
+    };
+    let done = registry::tag_action(
+        state.store.as_ref(),
+        &actor,
+        Some(id),
+        action,
+        &reason.reason,
+    )
+    .await?;
+    ok(done.to_json())
+}
+
+async fn whole_log(_: Acting, State(state): State<ApiState>) -> Answer {
+    ok(json!({ "log": registry::tag_log(state.store.as_ref(), None).await? }))
+}
+
+async fn tag_log(_: Acting, State(state): State<ApiState>, Path(id): Path<i64>) -> Answer {
+    ok(json!({ "log": registry::tag_log(state.store.as_ref(), Some(id)).await? }))
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Adopt {
+    scan: i64,
+    #[serde(default)]
+    environment: Environment,
+}
+
+async fn adopt(
+    Acting(actor): Acting,
+    State(state): State<ApiState>,
+    body: axum::body::Bytes,
+) -> Answer {
+    let request: Adopt = json_body(&body, "send {\"scan\":ID}")?;
+    let proposed = registry::adopt(
+        state.store.as_ref(),
+        &actor,
+        request.scan,
+        request.environment,
+    )
+    .await?;
+    ok(list("proposed", proposed))
+}
+
+/// `GET /api/v1/backlog?journey=&owner=&severity=&status=&overdue=true`
+async fn backlog(
+    _: Acting,
+    State(state): State<ApiState>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Answer {
+    let filter = Filter {
+        journey: query.get("journey").cloned(),
+        owner: query.get("owner").cloned(),
+        severity: choice(
+            &query,
+            "severity",
+            Severity::parse,
+            "low, medium, high or critical",
+        )?,
+        status: choice(
+            &query,
+            "status",
+            BacklogStatus::parse,
+            "open, accepted_risk, fixed or verified",
+        )?,
+        overdue: query.get("overdue").is_some_and(|v| v == "true"),
+    };
+    let items = registry::backlog_items(state.store.as_ref(), &filter).await?;
+    ok(json!({"items": items.iter().map(registry::backlog_json).collect::<Vec<_>>()}))
+}
+
+/// `POST /api/v1/backlog/{id}` with `{"action":"assign"|"fix"|"accept_risk"|"reopen",…}`.
+async fn backlog_act(
+    Acting(actor): Acting,
+    State(state): State<ApiState>,
+    Path(id): Path<i64>,
+    body: axum::body::Bytes,
+) -> Answer {
+    let action: BacklogAction = json_body(
+        &body,
+        "send {\"action\":\"assign\",\"owner\":…} or fix, accept_risk (reason, expires), reopen (reason)",
+    )?;
+    let done = registry::backlog_act(state.store.as_ref(), &actor, id, action).await?;
+    ok(registry::backlog_json(&done))
+}
+
+async fn vendors(
+    _: Acting,
+    State(state): State<ApiState>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Answer {
+    let overdue = query.get("overdue").is_some_and(|v| v == "true");
+    let listed = registry::vendors(state.store.as_ref(), overdue).await?;
+    ok(json!({"vendors": listed.iter().map(registry::vendor_json).collect::<Vec<_>>()}))
+}
+
+async fn put_vendor(
+    Acting(actor): Acting,
+    State(state): State<ApiState>,
+    body: axum::body::Bytes,
+) -> Answer {
+    let risk: VendorRisk = json_body(
+        &body,
+        "send {\"vendor\":…,\"rating\":\"low|medium|high|critical\",…}",
+    )?;
+    let put = registry::put_vendor(state.store.as_ref(), &actor, risk).await?;
+    ok(registry::vendor_json(&put))
+}

@@ -1,0 +1,251 @@
+//! The admin API under `/api/v1` (Bearer tokens) and the operational endpoints. Each
+//! handler extracts its inputs and the acting identity ([`Acting`]), calls one service
+//! operation, and answers; a service error becomes a status code in one place
+//! ([`Failure`]).
+
+mod audiences;
+mod crm;
+mod destinations;
+mod events;
+mod governance;
+mod profiles;
+
+use axum::extract::{FromRef, FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use metrics_exporter_prometheus::PrometheusHandle;
+use sightline_collect::error;
+use sightline_core::secret;
+use sightline_service::access::{actor_of, Actor};
+use sightline_service::profiles::Live;
+use sightline_service::Error;
+use sightline_store::Store;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+#[derive(Clone)]
+struct ApiState {
+    store: Arc<dyn Store>,
+    prometheus: PrometheusHandle,
+    book: Live,
+    tokens: Arc<TokenCache>,
+    /// The server's deliverer: replays run on it, under its breakers and ledger.
+    deliverer: Arc<sightline_activate::Deliverer>,
+}
+
+impl FromRef<ApiState> for Arc<dyn Store> {
+    fn from_ref(state: &ApiState) -> Self {
+        state.store.clone()
+    }
+}
+
+pub fn router(
+    store: Arc<dyn Store>,
+    prometheus: PrometheusHandle,
+    book: Live,
+    deliverer: Arc<sightline_activate::Deliverer>,
+) -> axum::Router {
+    Router::new()
+        .merge(events::routes())
+        .merge(profiles::routes())
+        .merge(audiences::routes())
+        .merge(destinations::routes())
+        .merge(crm::routes())
+        .merge(governance::routes())
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(render_metrics))
+        .fallback(|| async {
+            error(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "no such endpoint: see the README for the API",
+            )
+        })
+        .with_state(ApiState {
+            tokens: Arc::new(TokenCache {
+                store: store.clone(),
+                known: Mutex::new(HashMap::new()),
+            }),
+            store,
+            prometheus,
+            book,
+            deliverer,
+        })
+}
+
+/// How long a token found in the store is trusted before the store is asked again.
+const TOKEN_TTL: Duration = Duration::from_secs(10);
+const TOKEN_CACHE_MAX: usize = 10_000;
+
+/// The actors of tokens by hash, kept briefly so that a busy API client costs no store
+/// round trip per request. Only tokens found are kept: an unknown one is asked of the
+/// store every time.
+struct TokenCache {
+    store: Arc<dyn Store>,
+    known: Mutex<HashMap<String, (Actor, Instant)>>,
+}
+
+impl TokenCache {
+    fn known(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Actor, Instant)>> {
+        // The map holds only copies of stored tokens: a panic elsewhere cannot leave it
+        // inconsistent, so a poisoned lock is used as it is.
+        self.known
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    async fn actor(&self, hash: String) -> Result<Option<Actor>, Error> {
+        if let Some((actor, at)) = self.known().get(&hash) {
+            if at.elapsed() < TOKEN_TTL {
+                return Ok(Some(actor.clone()));
+            }
+        }
+        let Some(token) = self.store.token_for_hash(&hash).await? else {
+            return Ok(None);
+        };
+        let actor = actor_of(self.store.as_ref(), &token).await?;
+        let mut known = self.known();
+        if known.len() >= TOKEN_CACHE_MAX {
+            known.clear();
+        }
+        known.insert(hash, (actor.clone(), Instant::now()));
+        Ok(Some(actor))
+    }
+}
+
+/// The caller: the person and role of a valid `Authorization: Bearer` token. Every
+/// `/api/v1` handler takes it; what the role allows is the service's to decide.
+struct Acting(Actor);
+
+impl FromRequestParts<ApiState> for Acting {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &ApiState,
+    ) -> Result<Self, Self::Rejection> {
+        let unauthorized = |message: &str| error(StatusCode::UNAUTHORIZED, "unauthorized", message);
+        let presented = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .ok_or_else(|| {
+                unauthorized("send an API token as `Authorization: Bearer <token>` (`sightline token create --role admin`)")
+            })?;
+        // Looked up by hash: the secret itself is never compared, so timing reveals
+        // nothing about it.
+        match state.tokens.actor(secret::hash(presented.trim())).await {
+            Ok(Some(actor)) => Ok(Acting(actor)),
+            Ok(None) => Err(unauthorized("unknown API token")),
+            Err(e) => Err(Failure(e).into_response()),
+        }
+    }
+}
+
+/// A service error as an HTTP answer: the one place statuses are chosen.
+struct Failure(Error);
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Failure {
+        Failure(e)
+    }
+}
+
+impl IntoResponse for Failure {
+    fn into_response(self) -> Response {
+        match self.0 {
+            Error::Invalid(m) => error(StatusCode::BAD_REQUEST, "bad_request", m),
+            Error::Forbidden(m) => error(StatusCode::FORBIDDEN, "forbidden", m),
+            Error::NotFound {
+                what: "record",
+                message,
+            } => error(StatusCode::NOT_FOUND, "not_found", message),
+            Error::NotFound { what, message } => {
+                error(StatusCode::NOT_FOUND, &format!("unknown_{what}"), message)
+            }
+            Error::Conflict(m) => error(StatusCode::CONFLICT, "conflict", m),
+            Error::Transition(m) => error(StatusCode::CONFLICT, "invalid_transition", m),
+            Error::NotCaughtUp(m) => error(StatusCode::SERVICE_UNAVAILABLE, "not_caught_up", m),
+            Error::Unavailable(e) => {
+                tracing::error!(error = %e, "store error");
+                error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "store_unavailable",
+                    "the store did not answer: retry",
+                )
+            }
+            Error::Internal(e) => {
+                tracing::error!(error = %format!("{e:#}"), "internal error");
+                error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "the request failed on our side; the error is logged",
+                )
+            }
+        }
+    }
+}
+
+/// What a handler answers.
+type Answer = Result<Response, Failure>;
+
+fn bad_request(message: impl Into<String>) -> Failure {
+    Failure(Error::invalid(message))
+}
+
+/// 200 with a JSON body.
+fn ok(body: impl serde::Serialize) -> Answer {
+    Ok(Json(body).into_response())
+}
+
+/// 201 with what was created.
+fn created(body: impl serde::Serialize) -> Answer {
+    Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+/// `after` (default 0) and `limit` (default 100, at most `MAX_PAGE`) of a paged read.
+fn page_bounds(query: &HashMap<String, String>) -> Result<(i64, usize), Failure> {
+    let number = |name: &str, default: i64| -> Result<i64, Failure> {
+        match query.get(name) {
+            None => Ok(default),
+            Some(text) => text.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
+                bad_request(format!(
+                    "`{name}` must be a non-negative integer, not {text:?}"
+                ))
+            }),
+        }
+    };
+    Ok((
+        number("after", 0)?,
+        (number("limit", 100)? as usize).clamp(1, sightline_service::events::MAX_PAGE),
+    ))
+}
+
+/// A request's JSON body, or a 400 that shows what to send (`hint`) and what was wrong.
+fn json_body<T: serde::de::DeserializeOwned>(body: &[u8], hint: &str) -> Result<T, Failure> {
+    serde_json::from_slice(body).map_err(|e| bad_request(format!("{hint}: {e}")))
+}
+
+async fn readyz(State(store): State<Arc<dyn Store>>) -> Response {
+    match store.ping().await {
+        Ok(()) => (StatusCode::OK, "ready\n").into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness check failed");
+            (StatusCode::SERVICE_UNAVAILABLE, "store unavailable\n").into_response()
+        }
+    }
+}
+
+async fn render_metrics(State(state): State<ApiState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.prometheus.render(),
+    )
+        .into_response()
+}
