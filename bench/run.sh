@@ -3,6 +3,7 @@
 #   bench/run.sh ingest [--postgres URL] [--seconds N]
 #   bench/run.sh delivery [--postgres URL] [--requests N] [--batch N]
 #   bench/run.sh profiles [--people N]
+#   bench/run.sh log-size [--postgres URL] [--events N] [--users N]
 #   bench/run.sh audience-sync [--load EVENTS_PER_S] [--samples N]
 #   bench/run.sh scan          (needs Debian's chromium: scripts/install-chromium.sh)
 #   bench/run.sh attribution | linkage-febrl | linkage-1m
@@ -15,7 +16,7 @@ case "$bench" in
     bash scripts/install-chromium.sh >&2
     cargo build --release --locked -p sightline -p sightline-bench
     exec target/release/sightline-bench scan "$@" ;;
-  ingest|delivery|profiles|audience-sync)
+  ingest|delivery|profiles|audience-sync|log-size)
     cargo build --release --locked -p sightline -p sightline-bench
     exec target/release/sightline-bench "$bench" "$@" ;;
   attribution)
@@ -27,6 +28,6 @@ case "$bench" in
   linkage-1m)
     exec cargo run --release --locked -p sightline-linkage --example bench_dedupe_1m ;;
   *)
-    echo "usage: bench/run.sh ingest|delivery|profiles|audience-sync|scan|attribution|linkage-febrl|linkage-1m [args]" >&2
+    echo "usage: bench/run.sh ingest|delivery|profiles|audience-sync|log-size|scan|attribution|linkage-febrl|linkage-1m [args]" >&2
     exit 2 ;;
 esac

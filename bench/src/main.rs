@@ -1,12 +1,14 @@
 //! Sightline's benchmarks, each through the real binary and each printing one JSON line with
 //! a baseline measured in the same run. `ingest`: batched and single-event ingest against a
 //! no-op HTTP server that parses the same JSON and discards it. `delivery`: see delivery.rs.
-//! `profiles`: see profiles.rs. `audience-sync`: see audience.rs. `scan`: see scan.rs.
+//! `profiles`: see profiles.rs. `log-size`: see log_size.rs. `audience-sync`: see audience.rs. `scan`: see scan.rs.
 
 mod audience;
 mod delivery;
+mod log_size;
 mod profiles;
 mod scan;
+mod segment;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
@@ -75,6 +77,32 @@ enum Bench {
         #[arg(long, default_value_t = 200)]
         samples: usize,
     },
+    /// Bytes on disk per stored event, everything included, against the JSON sent.
+    LogSize {
+        /// Measure on PostgreSQL: a new database is created beside the one this URL names
+        /// (and dropped afterwards).
+        #[arg(long, value_name = "URL")]
+        postgres: Option<String>,
+        /// Events sent (mixed track/page/identify, ~550 bytes each).
+        #[arg(long, default_value_t = 100_000)]
+        events: usize,
+        /// Distinct people the events are spread over.
+        #[arg(long, default_value_t = 10_000)]
+        users: u64,
+    },
+    /// Trains the log's zstd dictionary (crates/store/src/log/segment-v1.dict) on events of
+    /// segment.rs's TRAINING site and prints how it compresses the SHOP site's events.
+    TrainDict {
+        /// Where to write the dictionary.
+        #[arg(long)]
+        out: PathBuf,
+        /// Training events.
+        #[arg(long, default_value_t = 20_000)]
+        samples: usize,
+        /// Largest dictionary size in bytes.
+        #[arg(long, default_value_t = 16_384)]
+        size: usize,
+    },
     /// A 10-step journey scanned under five consent scenarios, against bare Chromium loads.
     Scan,
     /// The baseline: accepts the same requests, parses the JSON, discards it.
@@ -91,6 +119,12 @@ fn main() -> Result<()> {
     match cli.command {
         Bench::NoopServer => runtime.block_on(noop_server()),
         Bench::Scan => runtime.block_on(scan::run()),
+        Bench::TrainDict { out, samples, size } => segment::train_dictionary(&out, samples, size),
+        Bench::LogSize {
+            postgres,
+            events,
+            users,
+        } => runtime.block_on(log_size::run(postgres, events.max(1), users.max(1))),
         Bench::AudienceSync { load, samples } => {
             runtime.block_on(audience::run(load, samples.max(1)))
         }

@@ -1,12 +1,15 @@
 //! Group commit, shared by both backends: one writer takes every append request that is
 //! waiting, commits them in one transaction and answers each once the commit is durable.
 
+use crate::log::Stored;
 use crate::{Appended, Result, GROUP_COMMIT_MAX_EVENTS};
 use sightline_core::NewEvent;
 use tokio::sync::{mpsc, oneshot};
 
 pub(crate) struct AppendRequest {
     pub events: Vec<NewEvent>,
+    /// Each event's dedup key and stored body, made by the caller (log.rs).
+    pub stored: Vec<Stored>,
     pub dedup_since: i64,
     pub reply: oneshot::Sender<Result<Vec<Appended>>>,
 }
@@ -65,10 +68,14 @@ pub(crate) async fn submit(
     if events.is_empty() {
         return Ok(Vec::new());
     }
+    // Hashing and compressing happen here, on the caller's task, so that appends made
+    // concurrently do that work in parallel and the one writer only inserts.
+    let stored = events.iter().map(Stored::of).collect();
     let (reply, outcome) = oneshot::channel();
     writer
         .send(AppendRequest {
             events,
+            stored,
             dedup_since,
             reply,
         })

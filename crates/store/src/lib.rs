@@ -5,6 +5,7 @@
 
 mod govern;
 mod group;
+mod log;
 mod postgres;
 mod sqlite;
 
@@ -44,6 +45,8 @@ pub enum StoreError {
     Worker(String),
     #[error("cannot open the store: {0}")]
     Open(String),
+    #[error("a stored event cannot be read: {0}")]
+    Corrupt(String),
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

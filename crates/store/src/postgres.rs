@@ -4,6 +4,7 @@
 //! and a reader that has seen `seq = n` can never later see a smaller one appear.
 
 use crate::group::{self, AppendRequest};
+use crate::log;
 use crate::{columns, profiles_moved, Appended, Result, Store, StoreError, WRITE_QUEUE_REQUESTS};
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
@@ -234,6 +235,27 @@ const MIGRATIONS: &[&str] = &[
         doc TEXT NOT NULL,
         updated_at BIGINT NOT NULL
      );",
+    // 12: the compact log (see log.rs). New events keep `body` NULL and store `payload`
+    // (a tagged zstd frame with the shipped dictionary, TOAST does not compress values this
+    // small) and `id_at` (where the quoted messageId was cut out); rows from before keep
+    // their TEXT body, read as is. Dedup: one 16-byte digest of (source, messageId) instead
+    // of the text, the existing claims converted in place (SHA-256 over the source id's 8
+    // big-endian bytes and the id's UTF-8, as log::dedup_key computes it).
+    "ALTER TABLE events ALTER COLUMN body DROP NOT NULL,
+        ADD COLUMN id_at INTEGER,
+        ADD COLUMN payload BYTEA;
+     CREATE TABLE dedup_v12 (
+        key BYTEA PRIMARY KEY,
+        seen_at BIGINT NOT NULL
+     );
+     INSERT INTO dedup_v12 (key, seen_at)
+        SELECT substring(sha256(int8send(source_id) || convert_to(message_id, 'UTF8')) FROM 1 FOR 16),
+            max(seen_at)
+        FROM dedup GROUP BY 1;
+     DROP TABLE dedup;
+     ALTER TABLE dedup_v12 RENAME TO dedup;
+     ALTER INDEX dedup_v12_pkey RENAME TO dedup_pkey;
+     CREATE INDEX dedup_by_age ON dedup (seen_at);",
 ];
 
 pub struct PostgresStore {
@@ -245,7 +267,9 @@ fn pool_error(e: impl std::fmt::Display) -> StoreError {
     StoreError::Pool(e.to_string())
 }
 
-async fn migrate(client: &mut Client) -> Result<()> {
+/// Applies the migrations past the stored version, up to `through` (all of them in use;
+/// fewer only to make stores of earlier versions in tests).
+async fn migrate(client: &mut Client, through: usize) -> Result<()> {
     let tx = client.transaction().await?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
         .await?;
@@ -260,7 +284,12 @@ async fn migrate(client: &mut Client) -> Result<()> {
         )
         .await?
         .get(0);
-    for (index, sql) in MIGRATIONS.iter().enumerate().skip(applied as usize) {
+    for (index, sql) in MIGRATIONS
+        .iter()
+        .enumerate()
+        .take(through)
+        .skip(applied as usize)
+    {
         tx.batch_execute(sql).await?;
         tx.execute(
             "INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)",
@@ -300,7 +329,7 @@ impl PostgresStore {
         };
         let (mut migrator, connection) = config.connect(NoTls).await.map_err(cannot_connect)?;
         tokio::spawn(connection);
-        migrate(&mut migrator).await?;
+        migrate(&mut migrator, MIGRATIONS.len()).await?;
         drop(migrator);
         let log_writer = Writer::open(config).await?;
         let (writer, queue) = mpsc::channel(WRITE_QUEUE_REQUESTS);
@@ -308,27 +337,37 @@ impl PostgresStore {
         Ok(PostgresStore { pool, writer })
     }
 
+    /// Applies migrations 1..=version to the database at `url` and nothing more: for tests
+    /// that check how later versions open earlier stores.
+    #[doc(hidden)]
+    pub async fn create_at_version(url: &str, version: usize) -> Result<()> {
+        let (mut client, connection) = tokio_postgres::connect(url, NoTls).await?;
+        tokio::spawn(connection);
+        migrate(&mut client, version).await
+    }
+
     async fn client(&self) -> Result<deadpool_postgres::Object> {
         self.pool.get().await.map_err(pool_error)
     }
 }
 
-/// The one statement that appends a group: claims each (source, messageId) in `dedup`
+/// The one statement that appends a group: claims each (source, messageId)'s digest in `dedup`
 /// (renewing claims older than the window) and inserts the claimed events in arrival
 /// order, returning their sequence numbers. One round trip for the whole group.
 const APPEND: &str = "
     WITH input AS (
-        SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::text[])
-            WITH ORDINALITY AS u (s, m, y, r, b, n)
+        SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::int4[],
+                             $6::bytea[], $7::bytea[])
+            WITH ORDINALITY AS u (s, m, y, r, a, p, k, n)
     ), claimed AS (
-        INSERT INTO dedup (source_id, message_id, seen_at)
-        SELECT s, m, r FROM input
-        ON CONFLICT (source_id, message_id) DO UPDATE SET seen_at = EXCLUDED.seen_at
-        WHERE dedup.seen_at < $6
-        RETURNING source_id, message_id
+        INSERT INTO dedup (key, seen_at)
+        SELECT k, r FROM input
+        ON CONFLICT (key) DO UPDATE SET seen_at = EXCLUDED.seen_at
+        WHERE dedup.seen_at < $8
+        RETURNING key
     )
-    INSERT INTO events (source_id, message_id, type, received_at, body)
-    SELECT s, m, y, r, b FROM input JOIN claimed ON source_id = s AND message_id = m
+    INSERT INTO events (source_id, message_id, type, received_at, id_at, payload)
+    SELECT s, m, y, r, a, p FROM input JOIN claimed ON key = k
     ORDER BY n
     RETURNING seq, source_id, message_id";
 
@@ -379,11 +418,11 @@ async fn commit_group(writer: &mut Writer, group: &[AppendRequest]) -> Result<Ve
     // Within the group, a repeated (source, messageId) is a duplicate of its first
     // occurrence; the database decides only for the first occurrences.
     let mut seen = HashSet::new();
-    let fresh: Vec<&NewEvent> = group
+    let (fresh, stored): (Vec<&NewEvent>, Vec<&log::Stored>) = group
         .iter()
-        .flat_map(|request| &request.events)
-        .filter(|e| seen.insert((e.source_id, e.message_id.as_str())))
-        .collect();
+        .flat_map(|request| request.events.iter().zip(&request.stored))
+        .filter(|(e, _)| seen.insert((e.source_id, e.message_id.as_str())))
+        .unzip();
     // Every request carries the same configured window; the oldest bound is the safe one.
     let since = group.iter().map(|r| r.dedup_since).min().unwrap_or(0);
     let columns = (
@@ -397,8 +436,10 @@ async fn commit_group(writer: &mut Writer, group: &[AppendRequest]) -> Result<Ve
             .map(|e| e.event_type.as_str())
             .collect::<Vec<_>>(),
         fresh.iter().map(|e| e.received_at).collect::<Vec<_>>(),
-        fresh.iter().map(|e| e.body.as_str()).collect::<Vec<_>>(),
     );
+    let id_at: Vec<Option<i32>> = stored.iter().map(|s| s.body.id_at).collect();
+    let payloads: Vec<&[u8]> = stored.iter().map(|s| s.body.payload.as_slice()).collect();
+    let keys: Vec<&[u8]> = stored.iter().map(|s| &s.key[..]).collect();
 
     // BEGIN and the lock in one round trip, the append in one, COMMIT in one.
     let client = &writer.client;
@@ -411,7 +452,7 @@ async fn commit_group(writer: &mut Writer, group: &[AppendRequest]) -> Result<Ve
         .query(
             &writer.append,
             &[
-                &columns.0, &columns.1, &columns.2, &columns.3, &columns.4, &since,
+                &columns.0, &columns.1, &columns.2, &columns.3, &id_at, &payloads, &keys, &since,
             ],
         )
         .await;
@@ -447,15 +488,31 @@ async fn commit_group(writer: &mut Writer, group: &[AppendRequest]) -> Result<Ve
         .collect())
 }
 
-fn event_from_row(row: &Row) -> StoredEvent {
-    StoredEvent {
-        seq: row.get(0),
+/// The columns `event_from_row` reads, from the events table aliased `e`.
+const EVENT_COLUMNS: &str =
+    "e.seq, e.source_id, e.message_id, e.type, e.received_at, e.id_at, e.payload, e.body";
+
+/// An event row in either form: migration 12's (`payload`, see log.rs) or, for rows stored
+/// before it, the plain TEXT body as sent.
+fn event_from_row(row: &Row) -> Result<StoredEvent> {
+    let seq: i64 = row.get(0);
+    let message_id: String = row.get(2);
+    let body = match row.get::<_, Option<&[u8]>>(6) {
+        Some(payload) => {
+            let id_at: Option<i32> = row.get(5);
+            log::decode(&message_id, id_at.map(i64::from), payload)
+                .map_err(|e| StoreError::Corrupt(format!("event {seq}: {e}")))?
+        }
+        None => row.get(7),
+    };
+    Ok(StoredEvent {
+        seq,
         source_id: row.get(1),
-        message_id: row.get(2),
+        message_id,
         event_type: EventType::parse(row.get(3)).unwrap_or(EventType::Track),
         received_at: row.get(4),
-        body: row.get(5),
-    }
+        body,
+    })
 }
 
 fn source_from_row(row: &Row) -> Source {
@@ -558,14 +615,32 @@ impl Store for PostgresStore {
         source_id: Option<i64>,
     ) -> Result<Vec<StoredEvent>> {
         let client = self.client().await?;
-        let rows = client
-            .query(
-                "SELECT seq, source_id, message_id, type, received_at, body FROM events
-                 WHERE seq > $1 AND ($2::bigint IS NULL OR source_id = $2) ORDER BY seq LIMIT $3",
-                &[&after, &source_id, &(limit as i64)],
-            )
-            .await?;
-        Ok(rows.iter().map(event_from_row).collect())
+        // Two statements, so that a source's read can walk `events_by_source`.
+        let rows = match source_id {
+            None => {
+                client
+                    .query(
+                        &format!(
+                            "SELECT {EVENT_COLUMNS} FROM events e WHERE e.seq > $1
+                             ORDER BY e.seq LIMIT $2"
+                        ),
+                        &[&after, &(limit as i64)],
+                    )
+                    .await?
+            }
+            Some(source) => {
+                client
+                    .query(
+                        &format!(
+                            "SELECT {EVENT_COLUMNS} FROM events e
+                             WHERE e.source_id = $1 AND e.seq > $2 ORDER BY e.seq LIMIT $3"
+                        ),
+                        &[&source, &after, &(limit as i64)],
+                    )
+                    .await?
+            }
+        };
+        rows.iter().map(event_from_row).collect()
     }
 
     async fn last_seq(&self) -> Result<i64> {
@@ -1087,13 +1162,15 @@ impl Store for PostgresStore {
         let client = self.client().await?;
         let rows = client
             .query(
-                "SELECT e.seq, e.source_id, e.message_id, e.type, e.received_at, e.body
-                 FROM profile_events p JOIN events e ON e.seq = p.seq
-                 WHERE p.profile_id = $1 AND p.seq < $2 ORDER BY p.seq DESC LIMIT $3",
+                &format!(
+                    "SELECT {EVENT_COLUMNS}
+                     FROM profile_events p JOIN events e ON e.seq = p.seq
+                     WHERE p.profile_id = $1 AND p.seq < $2 ORDER BY p.seq DESC LIMIT $3"
+                ),
                 &[&profile, &before, &(limit as i64)],
             )
             .await?;
-        Ok(rows.iter().map(event_from_row).collect())
+        rows.iter().map(event_from_row).collect()
     }
 
     // ---- Record linkage: the clerical review queue ----

@@ -9,6 +9,7 @@
 //! by that checkpoint, so the fsync still covers every answered commit.
 
 use crate::group::{self, AppendRequest};
+use crate::log;
 use crate::{columns, profiles_moved, Appended, Result, Store, StoreError, WRITE_QUEUE_REQUESTS};
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension};
@@ -226,7 +227,66 @@ const MIGRATIONS: &[&str] = &[
         doc TEXT NOT NULL,
         updated_at INTEGER NOT NULL
      );",
+    // 12: the compact log (see log.rs). Events: the type as a small integer, `id_at` (where
+    // the quoted messageId was cut out of the body) and the body as a tagged BLOB (a zstd
+    // frame with the shipped dictionary); rows from before keep their TEXT body, read as
+    // is. The table is rebuilt to change column types; its AUTOINCREMENT position is kept.
+    // Dedup: one 16-byte digest of (source, messageId) instead of the text (the claims of
+    // the old table are converted by `convert_dedup` in the same transaction).
+    "CREATE TABLE events_v12 (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        source_id INTEGER NOT NULL,
+        type INTEGER NOT NULL,
+        received_at INTEGER NOT NULL,
+        message_id TEXT NOT NULL,
+        id_at INTEGER,
+        body BLOB NOT NULL
+     );
+     INSERT INTO events_v12 (seq, source_id, type, received_at, message_id, id_at, body)
+        SELECT seq, source_id,
+            CASE type WHEN 'track' THEN 0 WHEN 'identify' THEN 1 WHEN 'page' THEN 2
+                WHEN 'screen' THEN 3 WHEN 'group' THEN 4 WHEN 'alias' THEN 5 ELSE 0 END,
+            received_at, message_id, NULL, body
+        FROM events ORDER BY seq;
+     DELETE FROM sqlite_sequence WHERE name = 'events_v12';
+     INSERT INTO sqlite_sequence (name, seq)
+        SELECT 'events_v12', seq FROM sqlite_sequence WHERE name = 'events';
+     DROP TABLE events;
+     ALTER TABLE events_v12 RENAME TO events;
+     CREATE INDEX events_by_source ON events (source_id, seq);
+     DROP INDEX dedup_by_age;
+     ALTER TABLE dedup RENAME TO dedup_v1;
+     CREATE TABLE dedup (
+        key BLOB PRIMARY KEY,
+        seen_at INTEGER NOT NULL
+     ) WITHOUT ROWID;
+     CREATE INDEX dedup_by_age ON dedup (seen_at);",
 ];
+
+/// The migration whose dedup claims `convert_dedup` rewrites.
+const COMPACT_LOG: usize = 12;
+
+/// Migration 12's second half: each claim of the old dedup table under its digest key.
+fn convert_dedup(tx: &rusqlite::Transaction<'_>) -> Result<()> {
+    {
+        let mut old = tx.prepare("SELECT source_id, message_id, seen_at FROM dedup_v1")?;
+        let mut claim = tx.prepare(
+            "INSERT INTO dedup (key, seen_at) VALUES (?1, ?2)
+             ON CONFLICT (key) DO UPDATE SET seen_at = max(seen_at, excluded.seen_at)",
+        )?;
+        let mut rows = old.query([])?;
+        while let Some(row) = rows.next()? {
+            let (source_id, message_id, seen_at): (i64, String, i64) =
+                (row.get(0)?, row.get(1)?, row.get(2)?);
+            claim.execute(params![
+                &log::dedup_key(source_id, &message_id)[..],
+                seen_at
+            ])?;
+        }
+    }
+    tx.execute_batch("DROP TABLE dedup_v1")?;
+    Ok(())
+}
 
 pub struct SqliteStore {
     path: PathBuf,
@@ -246,11 +306,21 @@ fn connect(path: &Path) -> Result<Connection> {
     Ok(conn)
 }
 
-fn migrate(conn: &mut Connection) -> Result<()> {
+/// Applies the migrations past the stored version, up to `through` (all of them in use;
+/// fewer only to make stores of earlier versions in tests).
+fn migrate(conn: &mut Connection, through: usize) -> Result<()> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let applied: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-    for (index, sql) in MIGRATIONS.iter().enumerate().skip(applied as usize) {
+    for (index, sql) in MIGRATIONS
+        .iter()
+        .enumerate()
+        .take(through)
+        .skip(applied as usize)
+    {
         tx.execute_batch(sql)?;
+        if index + 1 == COMPACT_LOG {
+            convert_dedup(&tx)?;
+        }
         tx.execute_batch(&format!("PRAGMA user_version = {}", index + 1))?;
     }
     tx.commit()?;
@@ -271,7 +341,7 @@ impl SqliteStore {
         let (writer, queue) = mpsc::channel(WRITE_QUEUE_REQUESTS);
         let mut conn = tokio::task::spawn_blocking(move || -> Result<Connection> {
             let mut conn = connect(&writer_path)?;
-            migrate(&mut conn)?;
+            migrate(&mut conn, MIGRATIONS.len())?;
             Ok(conn)
         })
         .await
@@ -292,6 +362,15 @@ impl SqliteStore {
             readers: Mutex::new(Vec::new()),
             writer,
         })
+    }
+
+    /// Creates `DIR/sightline.db` at schema version `version` (migrations 1..=version) and
+    /// nothing more: for tests that check how later versions open earlier stores.
+    #[doc(hidden)]
+    pub fn create_at_version(data_dir: &Path, version: usize) -> Result<()> {
+        std::fs::create_dir_all(data_dir).map_err(|e| StoreError::Open(e.to_string()))?;
+        let mut conn = connect(&data_dir.join("sightline.db"))?;
+        migrate(&mut conn, version)
     }
 
     /// Runs `f` on a pooled connection off the async runtime.
@@ -373,30 +452,28 @@ fn commit_group(conn: &mut Connection, group: &[AppendRequest]) -> Result<Vec<Ve
     {
         // Inserted, or re-inserted once the earlier entry fell out of the window.
         let mut claim = tx.prepare_cached(
-            "INSERT INTO dedup (source_id, message_id, seen_at) VALUES (?1, ?2, ?3)
-             ON CONFLICT (source_id, message_id) DO UPDATE SET seen_at = excluded.seen_at
-             WHERE dedup.seen_at < ?4",
+            "INSERT INTO dedup (key, seen_at) VALUES (?1, ?2)
+             ON CONFLICT (key) DO UPDATE SET seen_at = excluded.seen_at
+             WHERE dedup.seen_at < ?3",
         )?;
         let mut insert = tx.prepare_cached(
-            "INSERT INTO events (source_id, message_id, type, received_at, body)
-             VALUES (?1, ?2, ?3, ?4, ?5)",
+            "INSERT INTO events (source_id, type, received_at, message_id, id_at, body)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         )?;
         for request in group {
             let mut outcome = Vec::with_capacity(request.events.len());
-            for e in &request.events {
-                let fresh = claim.execute(params![
-                    e.source_id,
-                    e.message_id,
-                    e.received_at,
-                    request.dedup_since
-                ])? == 1;
+            for (e, stored) in request.events.iter().zip(&request.stored) {
+                let fresh =
+                    claim.execute(params![&stored.key[..], e.received_at, request.dedup_since])?
+                        == 1;
                 if fresh {
                     insert.execute(params![
                         e.source_id,
-                        e.message_id,
-                        e.event_type.as_str(),
+                        log::type_code(e.event_type),
                         e.received_at,
-                        e.body
+                        e.message_id,
+                        stored.body.id_at,
+                        stored.body.payload
                     ])?;
                     outcome.push(Appended::Stored(tx.last_insert_rowid()));
                 } else {
@@ -437,15 +514,37 @@ fn trait_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<TraitDefinition> 
     })
 }
 
+/// The columns `event_from_row` reads, from the events table aliased `e`.
+const EVENT_COLUMNS: &str =
+    "e.seq, e.source_id, e.message_id, e.type, e.received_at, e.id_at, e.body";
+
+/// An event row in either form: migration 12's (integer type, BLOB payload, see log.rs) or,
+/// for rows stored before it, the plain TEXT body as sent.
 fn event_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredEvent> {
-    let kind: String = row.get(3)?;
+    use rusqlite::types::ValueRef;
+    let seq: i64 = row.get(0)?;
+    let message_id: String = row.get(2)?;
+    let event_type = match row.get_ref(3)? {
+        ValueRef::Integer(code) => log::type_from_code(code),
+        other => EventType::parse(other.as_str().unwrap_or_default()).unwrap_or(EventType::Track),
+    };
+    let body = match row.get_ref(6)? {
+        ValueRef::Blob(payload) => log::decode(&message_id, row.get(5)?, payload).map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(
+                6,
+                rusqlite::types::Type::Blob,
+                format!("event {seq}: {e}").into(),
+            )
+        })?,
+        _ => row.get(6)?,
+    };
     Ok(StoredEvent {
-        seq: row.get(0)?,
+        seq,
         source_id: row.get(1)?,
-        message_id: row.get(2)?,
-        event_type: EventType::parse(&kind).unwrap_or(EventType::Track),
+        message_id,
+        event_type,
         received_at: row.get(4)?,
-        body: row.get(5)?,
+        body,
     })
 }
 
@@ -521,12 +620,26 @@ impl Store for SqliteStore {
         source_id: Option<i64>,
     ) -> Result<Vec<StoredEvent>> {
         self.with_conn(move |conn| {
-            let mut stmt = conn.prepare_cached(
-                "SELECT seq, source_id, message_id, type, received_at, body FROM events
-                 WHERE seq > ?1 AND (?2 IS NULL OR source_id = ?2) ORDER BY seq LIMIT ?3",
-            )?;
-            let rows = stmt.query_map(params![after, source_id, limit as i64], event_from_row)?;
-            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+            // Two statements, so that a source's read walks `events_by_source`.
+            let rows = match source_id {
+                None => {
+                    let mut stmt = conn.prepare_cached(&format!(
+                        "SELECT {EVENT_COLUMNS} FROM events e WHERE e.seq > ?1 ORDER BY e.seq LIMIT ?2"
+                    ))?;
+                    let rows = stmt.query_map(params![after, limit as i64], event_from_row)?;
+                    rows.collect::<rusqlite::Result<Vec<_>>>()?
+                }
+                Some(source) => {
+                    let mut stmt = conn.prepare_cached(&format!(
+                        "SELECT {EVENT_COLUMNS} FROM events e INDEXED BY events_by_source
+                         WHERE e.source_id = ?1 AND e.seq > ?2 ORDER BY e.seq LIMIT ?3"
+                    ))?;
+                    let rows =
+                        stmt.query_map(params![source, after, limit as i64], event_from_row)?;
+                    rows.collect::<rusqlite::Result<Vec<_>>>()?
+                }
+            };
+            Ok(rows)
         })
         .await
     }
@@ -960,11 +1073,11 @@ impl Store for SqliteStore {
         limit: usize,
     ) -> Result<Vec<StoredEvent>> {
         self.with_conn(move |conn| {
-            let mut stmt = conn.prepare_cached(
-                "SELECT e.seq, e.source_id, e.message_id, e.type, e.received_at, e.body
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {EVENT_COLUMNS}
                  FROM profile_events p JOIN events e ON e.seq = p.seq
-                 WHERE p.profile_id = ?1 AND p.seq < ?2 ORDER BY p.seq DESC LIMIT ?3",
-            )?;
+                 WHERE p.profile_id = ?1 AND p.seq < ?2 ORDER BY p.seq DESC LIMIT ?3"
+            ))?;
             let rows = stmt.query_map(params![profile, before, limit as i64], event_from_row)?;
             Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
         })
