@@ -45,7 +45,9 @@ pub enum StoreError {
     Worker(String),
     #[error("cannot open the store: {0}")]
     Open(String),
-    #[error("a stored event cannot be read: {0}")]
+    /// A stored row Sightline cannot read as it was written (an unreadable event, a role or
+    /// status it does not know): refused, never read as some default.
+    #[error("a stored row cannot be read: {0}")]
     Corrupt(String),
 }
 
@@ -198,8 +200,8 @@ mod reviews {
         format!("{a}\n{b}")
     }
 
-    pub fn status(text: &str) -> ReviewStatus {
-        ReviewStatus::parse(text).unwrap_or(ReviewStatus::Pending)
+    pub fn status(text: &str) -> Result<ReviewStatus, StoreError> {
+        crate::columns::known("review status", text, ReviewStatus::parse(text))
     }
 
     /// Why an item cannot be decided: unknown, or decided already.
@@ -251,12 +253,26 @@ mod columns {
             .unwrap_or_else(|| serde_json::json!({}))
     }
 
-    pub fn kind(text: &str) -> DestinationKind {
-        DestinationKind::parse(text).unwrap_or(DestinationKind::Webhook)
+    /// A value of a closed set, or `Corrupt` naming what and the text: an unknown role must
+    /// not read as `marketing`, nor an unknown status as `dead`.
+    pub fn known<T>(what: &str, text: &str, parsed: Option<T>) -> Result<T, crate::StoreError> {
+        parsed.ok_or_else(|| {
+            crate::StoreError::Corrupt(format!(
+                "stored {what} {text:?} is not one this version knows"
+            ))
+        })
     }
 
-    pub fn status(text: &str) -> DeliveryStatus {
-        DeliveryStatus::parse(text).unwrap_or(DeliveryStatus::Dead)
+    pub fn kind(text: &str) -> Result<DestinationKind, crate::StoreError> {
+        known("destination type", text, DestinationKind::parse(text))
+    }
+
+    pub fn status(text: &str) -> Result<DeliveryStatus, crate::StoreError> {
+        known("delivery status", text, DeliveryStatus::parse(text))
+    }
+
+    pub fn role(text: &str) -> Result<sightline_core::Role, crate::StoreError> {
+        known("token role", text, sightline_core::Role::parse(text))
     }
 
     pub fn trait_conflict(name: &str) -> crate::StoreError {

@@ -509,7 +509,7 @@ fn event_from_row(row: &Row) -> Result<StoredEvent> {
         seq,
         source_id: row.get(1),
         message_id,
-        event_type: EventType::parse(row.get(3)).unwrap_or(EventType::Track),
+        event_type: columns::known("event type", row.get(3), EventType::parse(row.get(3)))?,
         received_at: row.get(4),
         body,
     })
@@ -526,19 +526,19 @@ fn source_from_row(row: &Row) -> Source {
 const REVIEW_COLUMNS: &str = "id, origin, left_id, right_id, match_probability, evidence, \
      status, created_at, decided_at, seq";
 
-fn review_from_row(row: &Row) -> LinkReview {
-    LinkReview {
+fn review_from_row(row: &Row) -> Result<LinkReview> {
+    Ok(LinkReview {
         id: row.get(0),
         origin: row.get(1),
         left: row.get(2),
         right: row.get(3),
         match_probability: row.get(4),
         evidence: columns::parse_object(row.get(5)),
-        status: crate::reviews::status(row.get(6)),
+        status: crate::reviews::status(row.get(6))?,
         created_at: row.get(7),
         decided_at: row.get(8),
         seq: row.get(9),
-    }
+    })
 }
 
 fn trait_from_row(row: &Row) -> TraitDefinition {
@@ -560,21 +560,21 @@ fn audience_from_row(row: &Row) -> AudienceDefinition {
     }
 }
 
-fn token_from_row(row: &Row) -> Token {
-    Token {
+fn token_from_row(row: &Row) -> Result<Token> {
+    Ok(Token {
         id: row.get(0),
-        role: Role::parse(row.get(1)).unwrap_or(Role::Marketing),
-    }
+        role: columns::role(row.get(1))?,
+    })
 }
 
 const DESTINATION_COLUMNS: &str = "id, name, kind, url, purposes, event_types, event_names, \
      batch_size, signing_secret, created_at, transform";
 
-fn destination_from_row(row: &Row) -> Destination {
-    Destination {
+fn destination_from_row(row: &Row) -> Result<Destination> {
+    Ok(Destination {
         id: row.get(0),
         name: row.get(1),
-        kind: columns::kind(row.get(2)),
+        kind: columns::kind(row.get(2))?,
         url: row.get(3),
         purposes: columns::parse_list(row.get(4)),
         event_types: columns::parse_list(row.get(5)),
@@ -583,15 +583,15 @@ fn destination_from_row(row: &Row) -> Destination {
         signing_secret: row.get(8),
         created_at: row.get(9),
         transform: columns::parse_object(row.get(10)),
-    }
+    })
 }
 
-fn delivery_from_row(row: &Row) -> Delivery {
-    Delivery {
+fn delivery_from_row(row: &Row) -> Result<Delivery> {
+    Ok(Delivery {
         destination_id: row.get(0),
         seq: row.get(1),
         message_id: row.get(2),
-        status: columns::status(row.get(3)),
+        status: columns::status(row.get(3))?,
         attempts: row.get::<_, i32>(4).try_into().unwrap_or(0),
         response_code: row
             .get::<_, Option<i32>>(5)
@@ -599,7 +599,7 @@ fn delivery_from_row(row: &Row) -> Delivery {
         latency_ms: row.get(6),
         reason: row.get(7),
         at: row.get(8),
-    }
+    })
 }
 
 #[async_trait]
@@ -759,7 +759,7 @@ impl Store for PostgresStore {
                 &[&token_hash, &role.as_str(), &sightline_core::time::now_ms()],
             )
             .await?;
-        Ok(token_from_row(&row))
+        token_from_row(&row)
     }
 
     async fn token_for_hash(&self, token_hash: &str) -> Result<Option<Token>> {
@@ -770,7 +770,7 @@ impl Store for PostgresStore {
                 &[&token_hash],
             )
             .await?;
-        Ok(row.as_ref().map(token_from_row))
+        row.as_ref().map(token_from_row).transpose()
     }
 
     async fn checkpoint(&self, processor: &str) -> Result<i64> {
@@ -899,7 +899,7 @@ impl Store for PostgresStore {
             )
             .await?
             .ok_or_else(|| columns::conflict(&new.name))?;
-        Ok(destination_from_row(&row))
+        destination_from_row(&row)
     }
 
     async fn list_destinations(&self) -> Result<Vec<Destination>> {
@@ -910,7 +910,7 @@ impl Store for PostgresStore {
                 &[],
             )
             .await?;
-        Ok(rows.iter().map(destination_from_row).collect())
+        rows.iter().map(destination_from_row).collect()
     }
 
     async fn destination_by_name(&self, name: &str) -> Result<Option<Destination>> {
@@ -921,7 +921,7 @@ impl Store for PostgresStore {
                 &[&name],
             )
             .await?;
-        Ok(row.as_ref().map(destination_from_row))
+        row.as_ref().map(destination_from_row).transpose()
     }
 
     async fn record_deliveries(
@@ -1006,7 +1006,7 @@ impl Store for PostgresStore {
                 ],
             )
             .await?;
-        Ok(rows.iter().map(delivery_from_row).collect())
+        rows.iter().map(delivery_from_row).collect()
     }
 
     async fn profiles_state(&self) -> Result<Option<ProfilesState>> {
@@ -1225,7 +1225,7 @@ impl Store for PostgresStore {
                 &[&after, &status.map(ReviewStatus::as_str), &(limit as i64)],
             )
             .await?;
-        Ok(rows.iter().map(review_from_row).collect())
+        rows.iter().map(review_from_row).collect()
     }
 
     async fn link_review(&self, id: i64) -> Result<Option<LinkReview>> {
@@ -1236,7 +1236,7 @@ impl Store for PostgresStore {
                 &[&id],
             )
             .await?;
-        Ok(row.as_ref().map(review_from_row))
+        row.as_ref().map(review_from_row).transpose()
     }
 
     async fn decide_link_review(
@@ -1256,7 +1256,7 @@ impl Store for PostgresStore {
             )
             .await?;
         match decided {
-            Some(row) => Ok(review_from_row(&row)),
+            Some(row) => review_from_row(&row),
             None => {
                 let found = self.link_review(id).await?;
                 Err(crate::reviews::review_undecidable(id, found.as_ref()))

@@ -490,6 +490,15 @@ fn commit_group(conn: &mut Connection, group: &[AppendRequest]) -> Result<Vec<Ve
 const REVIEW_COLUMNS: &str = "id, origin, left_id, right_id, match_probability, evidence, \
      status, created_at, decided_at, seq";
 
+/// A column value the row cannot be read with, as rusqlite's error for that column.
+fn undecodable(column: usize, e: StoreError) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(
+        column,
+        rusqlite::types::Type::Text,
+        e.to_string().into(),
+    )
+}
+
 fn review_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<LinkReview> {
     Ok(LinkReview {
         id: row.get(0)?,
@@ -498,7 +507,7 @@ fn review_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<LinkReview> {
         right: row.get(3)?,
         match_probability: row.get(4)?,
         evidence: columns::parse_object(&row.get::<_, String>(5)?),
-        status: crate::reviews::status(&row.get::<_, String>(6)?),
+        status: crate::reviews::status(&row.get::<_, String>(6)?).map_err(|e| undecodable(6, e))?,
         created_at: row.get(7)?,
         decided_at: row.get(8)?,
         seq: row.get(9)?,
@@ -526,7 +535,11 @@ fn event_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredEvent> {
     let message_id: String = row.get(2)?;
     let event_type = match row.get_ref(3)? {
         ValueRef::Integer(code) => log::type_from_code(code),
-        other => EventType::parse(other.as_str().unwrap_or_default()).unwrap_or(EventType::Track),
+        other => {
+            let text = other.as_str().unwrap_or_default();
+            columns::known("event type", text, EventType::parse(text))
+                .map_err(|e| undecodable(3, e))?
+        }
     };
     let body = match row.get_ref(6)? {
         ValueRef::Blob(payload) => log::decode(&message_id, row.get(5)?, payload).map_err(|e| {
@@ -570,7 +583,7 @@ fn token_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Token> {
     let role: String = row.get(1)?;
     Ok(Token {
         id: row.get(0)?,
-        role: Role::parse(&role).unwrap_or(Role::Marketing),
+        role: columns::role(&role).map_err(|e| undecodable(1, e))?,
     })
 }
 
@@ -581,7 +594,7 @@ fn destination_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Destination
     Ok(Destination {
         id: row.get(0)?,
         name: row.get(1)?,
-        kind: columns::kind(&row.get::<_, String>(2)?),
+        kind: columns::kind(&row.get::<_, String>(2)?).map_err(|e| undecodable(2, e))?,
         url: row.get(3)?,
         purposes: columns::parse_list(&row.get::<_, String>(4)?),
         event_types: columns::parse_list(&row.get::<_, String>(5)?),
@@ -598,7 +611,7 @@ fn delivery_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Delivery> {
         destination_id: row.get(0)?,
         seq: row.get(1)?,
         message_id: row.get(2)?,
-        status: columns::status(&row.get::<_, String>(3)?),
+        status: columns::status(&row.get::<_, String>(3)?).map_err(|e| undecodable(3, e))?,
         attempts: row.get(4)?,
         response_code: row.get(5)?,
         latency_ms: row.get(6)?,

@@ -985,6 +985,60 @@ async fn the_databases_refuse_edits_of_the_tag_log() {
     assert_eq!(store.tag_log(None, 0, 10).await.unwrap().len(), 1);
 }
 
+/// A role, status or type this version does not know (a newer version's, or a hand edit) is
+/// refused as corrupt, never read as some default: an unknown role must not act as
+/// `marketing`, an unknown delivery status must not read as `dead`.
+#[tokio::test]
+async fn unknown_stored_roles_and_statuses_are_refused() {
+    let edits = [
+        "UPDATE tokens SET role = 'superuser'",
+        "UPDATE destinations SET kind = 'carrier_pigeon'",
+    ];
+    let temp = temp_dir("undecodable");
+    let store = SqliteStore::open(temp.path()).await.unwrap();
+    let token = store.create_token(Role::Security, "h1").await.unwrap();
+    assert_eq!(token.role, Role::Security);
+    store.create_destination(hook("hooks")).await.unwrap();
+    let conn = rusqlite::Connection::open(temp.path().join("sightline.db")).unwrap();
+    for sql in edits {
+        conn.execute(sql, []).unwrap();
+    }
+    let refused = store.token_for_hash("h1").await.unwrap_err();
+    assert!(
+        refused.to_string().contains("superuser"),
+        "sqlite: {refused}"
+    );
+    let refused = store.list_destinations().await.unwrap_err();
+    assert!(
+        refused.to_string().contains("carrier_pigeon"),
+        "sqlite: {refused}"
+    );
+
+    let Some(url) = postgres_url("undecodable").await else {
+        return;
+    };
+    let store = PostgresStore::connect(&url).await.unwrap();
+    store.create_token(Role::Security, "h1").await.unwrap();
+    store.create_destination(hook("hooks")).await.unwrap();
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    for sql in edits {
+        client.batch_execute(sql).await.unwrap();
+    }
+    let refused = store.token_for_hash("h1").await.unwrap_err();
+    assert!(
+        refused.to_string().contains("superuser"),
+        "postgres: {refused}"
+    );
+    let refused = store.list_destinations().await.unwrap_err();
+    assert!(
+        refused.to_string().contains("carrier_pigeon"),
+        "postgres: {refused}"
+    );
+}
+
 // ---- The compact log (migration 12): exact bodies, and stores from before it ----
 
 /// Old-format events (as migrations 1–11 stored them): (source, messageId, type, at, body).
