@@ -112,8 +112,7 @@ pub async fn run(args: ServeArgs, file: &FileConfig) -> Result<()> {
         dedup_window,
         Duration::from_secs(600),
     ));
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
+    sightline_collect::serve(listener, app, shutdown_signal())
         .await
         .context("the server stopped with an error")?;
     tracing::info!("stopped; in-flight requests were answered");
