@@ -201,6 +201,8 @@ fn scan(sightline: &Path, dir: &Path, parallel: Option<&str>) -> Result<(f64, Va
     command
         .arg("scan")
         .arg(dir.join("journey.toml"))
+        // The fixture site listens on 127.0.0.1.
+        .arg("--allow-private-network")
         .arg("--out")
         .arg(&out)
         .arg("--catalog")

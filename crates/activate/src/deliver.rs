@@ -365,11 +365,14 @@ impl Deliverer {
                     return finished(DeliveryStatus::Delivered, Some(code), None);
                 }
                 Answer::Refused { code, reason } => {
-                    // The receiver answered: a refusal is about the request, not its health.
-                    self.breaker_outcome(destination, true);
+                    // The receiver answered (or the request could not even be built): a
+                    // refusal is about the request, not the receiver's health.
+                    if code.is_some() {
+                        self.breaker_outcome(destination, true);
+                    }
                     failed(&label);
                     dead(&label, batch.len());
-                    return finished(DeliveryStatus::Dead, Some(code), Some(reason));
+                    return finished(DeliveryStatus::Dead, code, Some(reason));
                 }
                 Answer::Retry { code, wait, reason } => {
                     self.breaker_outcome(destination, false);

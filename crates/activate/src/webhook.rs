@@ -20,8 +20,10 @@ pub enum Answer {
         wait: Option<Duration>,
         reason: String,
     },
-    /// Any other status: the receiver refuses this request; it becomes a dead letter.
-    Refused { code: u16, reason: String },
+    /// Any other status: the receiver refuses this request; it becomes a dead letter. Also
+    /// a request that cannot be built at all (`code` None: e.g. a messageId that is not a
+    /// valid header value): sending it again would fail the same way.
+    Refused { code: Option<u16>, reason: String },
 }
 
 /// The HTTP(S) client of every webhook request; cheap to clone.
@@ -60,15 +62,27 @@ impl Webhook {
     ) -> Answer {
         let now_ms = sightline_core::time::now_ms();
         let signature = signature::sign(secret, now_ms.div_euclid(1000), body.as_bytes());
-        let sent = self
+        let request = self
             .http
             .post(url)
             .header(header::CONTENT_TYPE, "application/json")
             .header(SIGNATURE_HEADER, signature)
             .header(IDEMPOTENCY_HEADER, idempotency_key)
             .body(body)
-            .send()
-            .await;
+            .build();
+        let request = match request {
+            Ok(request) => request,
+            Err(e) => {
+                return Answer::Refused {
+                    code: None,
+                    reason: format!(
+                        "the request cannot be built, so it was not sent: {}",
+                        e.without_url()
+                    ),
+                }
+            }
+        };
+        let sent = self.http.execute(request).await;
         let mut response = match sent {
             Ok(response) => response,
             Err(e) => {
@@ -115,7 +129,7 @@ impl Webhook {
             }
         } else {
             Answer::Refused {
-                code: status.as_u16(),
+                code: Some(status.as_u16()),
                 reason,
             }
         }

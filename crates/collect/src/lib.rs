@@ -8,6 +8,7 @@
 mod auth;
 pub mod normalize;
 mod raw;
+mod serve;
 
 use axum::body::{Body, Bytes};
 use axum::extract::State;
@@ -25,6 +26,7 @@ use std::time::Duration;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 pub use auth::KeyCache;
+pub use serve::{serve, serve_with, HEADER_READ_TIMEOUT};
 
 /// The collector's settings.
 #[derive(Debug, Clone, Copy)]
@@ -32,9 +34,12 @@ pub struct Settings {
     pub limits: Limits,
     /// A (source, messageId) seen within this window is a duplicate.
     pub dedup_window: Duration,
-    /// Tracking requests handled at once; more are answered 429 with `Retry-After`, which
-    /// SDKs honour. Bounds memory: each may hold a body of up to 1 MB.
+    /// Authenticated tracking requests handled at once; more are answered 429 with
+    /// `Retry-After`, which SDKs honour. Bounds memory: each may hold a body of up to 1 MB.
+    /// A request with an unknown key never takes one.
     pub max_in_flight: usize,
+    /// A request body must arrive whole within this long (else 408).
+    pub body_timeout: Duration,
 }
 
 impl Default for Settings {
@@ -43,6 +48,7 @@ impl Default for Settings {
             limits: Limits::default(),
             dedup_window: Duration::from_secs(24 * 3600),
             max_in_flight: 256,
+            body_timeout: Duration::from_secs(20),
         }
     }
 }
@@ -120,41 +126,9 @@ async fn collect(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let Ok(_permit) = collector.in_flight.clone().try_acquire_owned() else {
-        rejected("overloaded", 1);
-        let mut response = error(
-            StatusCode::TOO_MANY_REQUESTS,
-            "overloaded",
-            "too many requests in flight: retry after the number of seconds in Retry-After",
-        );
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-        return response;
-    };
-    let limits = collector.settings.limits;
-    // Compressed bodies may be a little larger than what they inflate to; the inflated
-    // size is held to the limit below.
-    let raw = match axum::body::to_bytes(body, limits.max_request_bytes * 2).await {
-        Ok(raw) => raw,
-        Err(_) => {
-            rejected("request_too_large", 1);
-            return error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "request_too_large",
-                format!(
-                    "the request is over the {}-byte (500 KB) request limit: send fewer events per batch",
-                    limits.max_request_bytes
-                ),
-            );
-        }
-    };
-    let body = match decode_body(&headers, raw, limits.max_request_bytes) {
-        Ok(body) => body,
-        Err(response) => return response,
-    };
-
-    // A Basic header is checked before the body is read; a key in the body after.
+    // A key in the Basic header is checked before anything else: an unknown one is
+    // answered without reading the body and without an in-flight slot, so clients that
+    // hold connections open with no valid key cannot crowd out the SDKs.
     let header_key = match auth::basic_write_key(&headers) {
         Ok(key) => key,
         Err(message) => {
@@ -162,16 +136,31 @@ async fn collect(
             return error(StatusCode::UNAUTHORIZED, "unauthorized", message);
         }
     };
-    let now = time::now_ms();
     let mut source = None;
     if let Some(key) = &header_key {
-        match collector.keys.source_for(key, now).await {
+        match collector.keys.source_for(key, time::now_ms()).await {
             Ok(Some(found)) => source = Some(found),
             Ok(None) => return unauthorized(),
             Err(response) => return response,
         }
     }
+    // Authenticated by the header: the slot is taken before the body is read. A key only
+    // in the body (`writeKey`) needs the body first; that read is bounded in size and time
+    // and holds no slot.
+    let mut permit = None;
+    if source.is_some() {
+        match take_slot(&collector) {
+            Ok(taken) => permit = Some(taken),
+            Err(response) => return response,
+        }
+    }
+    let limits = collector.settings.limits;
+    let body = match read_body(&collector.settings, &headers, body).await {
+        Ok(body) => body,
+        Err(response) => return response,
+    };
 
+    let now = time::now_ms();
     let received = Received {
         at: now,
         gpc: headers
@@ -194,6 +183,13 @@ async fn collect(
                 Err(response) => return response,
             },
             None => return unauthorized(),
+        },
+    };
+    let _permit = match permit {
+        Some(permit) => permit,
+        None => match take_slot(&collector) {
+            Ok(taken) => taken,
+            Err(response) => return response,
         },
     };
 
@@ -255,6 +251,68 @@ async fn collect(
         answer["rejected"] = problem_list(&problems);
     }
     (StatusCode::OK, Json(answer)).into_response()
+}
+
+/// One of the `max_in_flight` slots, or the 429 that says to come back.
+fn take_slot(collector: &Collector) -> Result<tokio::sync::OwnedSemaphorePermit, Response> {
+    collector
+        .in_flight
+        .clone()
+        .try_acquire_owned()
+        .map_err(|_| {
+            rejected("overloaded", 1);
+            let mut response = error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "overloaded",
+                "too many requests in flight: retry after the number of seconds in Retry-After",
+            );
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            response
+        })
+}
+
+/// The request body, inflated: at most the request limit (twice that on the wire, as a
+/// compressed body may be a little larger than what it inflates to; the inflated size is
+/// held to the limit) and within `body_timeout`.
+async fn read_body(
+    settings: &Settings,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Bytes, Response> {
+    let limits = settings.limits;
+    let read = tokio::time::timeout(
+        settings.body_timeout,
+        axum::body::to_bytes(body, limits.max_request_bytes * 2),
+    )
+    .await;
+    let raw = match read {
+        Ok(Ok(raw)) => raw,
+        Ok(Err(_)) => {
+            rejected("request_too_large", 1);
+            return Err(error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "request_too_large",
+                format!(
+                    "the request is over the {}-byte (500 KB) request limit: send fewer events per batch",
+                    limits.max_request_bytes
+                ),
+            ));
+        }
+        Err(_) => {
+            rejected("body_timeout", 1);
+            return Err(error(
+                StatusCode::REQUEST_TIMEOUT,
+                "body_timeout",
+                format!(
+                    "the request body did not arrive within {} s: send the whole body at once",
+                    settings.body_timeout.as_secs_f64()
+                ),
+            ));
+        }
+    };
+    decode_body(headers, raw, limits.max_request_bytes)
 }
 
 fn unauthorized() -> Response {

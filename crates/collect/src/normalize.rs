@@ -130,6 +130,8 @@ pub enum EventError {
     },
     #[error("`{field}` is not an ISO 8601 date-time: {value:?}")]
     BadTimestamp { field: &'static str, value: String },
+    #[error("`messageId` holds a control character (U+{code:04X}): send printable characters only, e.g. a UUID")]
+    BadMessageId { code: u32 },
 }
 
 impl EventError {
@@ -142,6 +144,7 @@ impl EventError {
             EventError::MissingIdentity => "missing_identity",
             EventError::WrongType { .. } => "wrong_type",
             EventError::BadTimestamp { .. } => "bad_timestamp",
+            EventError::BadMessageId { .. } => "bad_message_id",
         }
     }
 }
@@ -302,7 +305,11 @@ fn object_field<'a>(object: &RawObject<'a>, key: &str) -> Option<RawObject<'a>> 
 }
 
 fn check_message_id(event: &RawObject, index: usize, limits: &Limits) -> Result<(), RequestError> {
-    if let Some(id) = event.get("messageId").and_then(Field::string) {
+    let id = event.get("messageId").and_then(|field| match field.kind() {
+        Kind::Number => Some(field.json().to_string()),
+        _ => field.string(),
+    });
+    if let Some(id) = id {
         let chars = id.chars().count();
         if chars >= limits.max_message_id_chars {
             return Err(RequestError::MessageIdTooLong {
@@ -357,6 +364,14 @@ fn prepare<'a>(
         },
         None => None,
     };
+    if let Some(c) = message_id
+        .as_deref()
+        .and_then(|id| id.chars().find(|c| c.is_control()))
+    {
+        // It becomes an HTTP header (`Idempotency-Key`) on the way out, where a control
+        // character cannot go.
+        return Err(EventError::BadMessageId { code: c as u32 });
+    }
     let message_id = match message_id {
         Some(id) => id,
         None => {
@@ -366,6 +381,7 @@ fn prepare<'a>(
         }
     };
 
+    strip_linkage(&mut event);
     correct_clock(&mut event, shared.sent_at.as_ref(), received.at)?;
     event.set(
         "receivedAt",
@@ -403,6 +419,22 @@ fn merge_under<'a>(event: &mut RawObject<'a>, field: &'static str, batch_level: 
         }
         Some(_) => {}
         None => event.set(field, Field::Written(batch_level.to_json())),
+    }
+}
+
+/// `context.linkage` is record-linkage evidence that identity reads in merge explanations:
+/// only Sightline's own CRM import (which appends to the log directly) writes it, so a
+/// client's is dropped. Runs after the batch's context is merged in.
+fn strip_linkage(event: &mut RawObject) {
+    let Some(context) = event.get("context").filter(|c| c.kind() == Kind::Object) else {
+        return;
+    };
+    let Ok(mut context) = serde_json::from_str::<RawObject>(context.json()) else {
+        return;
+    };
+    if context.remove("linkage").is_some() {
+        let json = context.to_json();
+        event.set("context", Field::Written(json));
     }
 }
 
@@ -468,9 +500,16 @@ fn timestamp_of(field: Option<&Field>, name: &'static str) -> Result<Option<i64>
         })
 }
 
+/// How far past `receivedAt` a corrected `timestamp` may lie before it is taken for a
+/// wrong clock and set to `receivedAt`.
+pub const FUTURE_TOLERANCE_MS: i64 = 60_000;
+
 /// Segment's clock-skew correction: a device whose clock is off by d sends both its
 /// `timestamp` and `sentAt` off by d, so `timestamp = receivedAt − (sentAt − timestamp)`
-/// removes d. The device's own reading is kept as `originalTimestamp`.
+/// removes d. The device's own reading is kept as `originalTimestamp`. An event cannot
+/// have happened after it was received: a corrected time more than
+/// [`FUTURE_TOLERANCE_MS`] past `receivedAt` becomes `receivedAt` (else a far-future time
+/// would win every "latest wins" trait for good).
 fn correct_clock<'a>(
     event: &mut RawObject<'a>,
     batch_sent_at: Option<&Field<'a>>,
@@ -489,9 +528,14 @@ fn correct_clock<'a>(
     };
     timestamp_of(event.get("originalTimestamp"), "originalTimestamp")?;
     let corrected = match (client_time, sent_at) {
-        (Some(t), Some(sent)) => received_at - (sent - t),
+        (Some(t), Some(sent)) => received_at.saturating_sub(sent.saturating_sub(t)),
         (Some(t), None) => t,
         (None, _) => received_at,
+    };
+    let corrected = if corrected > received_at.saturating_add(FUTURE_TOLERANCE_MS) {
+        received_at
+    } else {
+        corrected
     };
     if client_time.is_some() && !event.contains("originalTimestamp") {
         if let Some(original) = event.get("timestamp").cloned() {

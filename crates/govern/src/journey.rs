@@ -62,12 +62,42 @@ impl Journey {
                 }
             }
         }
+        for (i, step) in self.steps.iter().enumerate() {
+            for (j, action) in step.actions.iter().enumerate() {
+                if let Some(wait) = action.get("wait_ms") {
+                    let checked = match wait.as_integer() {
+                        Some(ms) if ms >= 0 => sightline_scan::journey::check_wait_ms(ms as u64),
+                        _ => Err("wait_ms must be a whole number of milliseconds".into()),
+                    };
+                    checked.map_err(|e| {
+                        GovernError::Invalid(format!("steps[{i}].actions[{j}]: {e}"))
+                    })?;
+                }
+            }
+        }
         for key in self.settings.keys() {
             if !SETTINGS.contains(&key.as_str()) {
                 return Err(GovernError::Invalid(format!(
                     "settings: unknown table {key:?} (a journey file has {})",
                     SETTINGS.join(", ")
                 )));
+            }
+        }
+        if let Some(args) = self
+            .settings
+            .get("browser")
+            .and_then(|browser| browser.get("args"))
+        {
+            let args = args.as_array().ok_or_else(|| {
+                GovernError::Invalid("settings.browser.args: must be a list of flags".into())
+            })?;
+            for (i, arg) in args.iter().enumerate() {
+                let arg = arg.as_str().ok_or_else(|| {
+                    GovernError::Invalid(format!("settings.browser.args[{i}]: must be a string"))
+                })?;
+                sightline_scan::journey::check_browser_arg(arg).map_err(|e| {
+                    GovernError::Invalid(format!("settings.browser.args[{i}]: {e}"))
+                })?;
             }
         }
         Ok(self)
@@ -116,6 +146,36 @@ const SETTINGS: [&str; 4] = ["browser", "consent", "dns", "inventory"];
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn chromium_flags_and_long_waits_are_refused() {
+        let err = Journey::from_scanner_toml(
+            "name = \"j\"\n[browser]\nargs = [\"--renderer-cmd-prefix=sh -c id\"]\n\
+             [[steps]]\nname = \"s\"\nurl = \"http://example.com/\"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("settings.browser.args[0]"), "{err}");
+        assert!(err.contains("--renderer-cmd-prefix"), "{err}");
+        assert!(err.contains("--window-size"), "{err}");
+
+        let err = Journey::from_scanner_toml(
+            "name = \"j\"\n[[steps]]\nname = \"s\"\nurl = \"http://example.com/\"\n\
+             actions = [{ wait_ms = 3600000 }]\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("steps[0].actions[0]"), "{err}");
+        assert!(err.contains("60000"), "{err}");
+
+        // A loopback URL may be stored: scanning it needs the scanner's opt-in.
+        Journey::from_scanner_toml(
+            "name = \"j\"\n[browser]\nargs = [\"--ignore-certificate-errors\"]\n\
+             [[steps]]\nname = \"s\"\nurl = \"http://127.0.0.1:9/\"\n\
+             actions = [{ wait_ms = 500 }]\n",
+        )
+        .unwrap();
+    }
 
     const FILE: &str = r##"
 name = "shop"

@@ -149,8 +149,10 @@ enum CallError {
     Lost,
 }
 
-/// Chromium flags as (name, value) pairs; chromiumoxide adds the leading dashes.
-fn chromium_args(journey: &Journey) -> Vec<(String, Option<String>)> {
+/// Chromium flags as (name, value) pairs; chromiumoxide adds the leading dashes. The
+/// journey's own flags are checked against the allowed list again here, at launch, however
+/// the journey was made.
+fn chromium_args(journey: &Journey) -> Result<Vec<(String, Option<String>)>, String> {
     let mut flags: Vec<String> = [
         "--headless",
         "--disable-gpu",
@@ -171,8 +173,7 @@ fn chromium_args(journey: &Journey) -> Vec<(String, Option<String>)> {
     if let Some(rules) = &journey.browser.host_resolver_rules {
         flags.push(format!("--host-resolver-rules={rules}"));
     }
-    flags.extend(journey.browser.args.iter().cloned());
-    flags
+    let mut args: Vec<(String, Option<String>)> = flags
         .iter()
         .map(|f| {
             let f = f.trim().trim_start_matches("--");
@@ -181,7 +182,12 @@ fn chromium_args(journey: &Journey) -> Vec<(String, Option<String>)> {
                 None => (f.to_owned(), None),
             }
         })
-        .collect()
+        .collect();
+    for arg in &journey.browser.args {
+        let (name, value) = crate::journey::check_browser_arg(arg)?;
+        args.push((name.to_owned(), value.map(str::to_owned)));
+    }
+    Ok(args)
 }
 
 async fn drive(
@@ -199,7 +205,7 @@ async fn drive(
         .disable_default_args()
         .no_sandbox()
         .user_data_dir(profile.path());
-    for (name, value) in chromium_args(journey) {
+    for (name, value) in chromium_args(journey)? {
         builder = match value {
             Some(v) => builder.arg((name.as_str(), v.as_str())),
             None => builder.arg(name),
@@ -574,7 +580,10 @@ async fn run_step(
                 fill(ses, page, sel, value).await?;
             }
             Action::WaitFor { wait_for: sel } => wait_for(ses, page, sel).await?,
-            Action::WaitMs { wait_ms } => tokio::time::sleep(Duration::from_millis(*wait_ms)).await,
+            Action::WaitMs { wait_ms } => {
+                let wait = (*wait_ms).min(crate::journey::MAX_WAIT_MS);
+                tokio::time::sleep(Duration::from_millis(wait)).await
+            }
         }
     }
     settle(recorder, s).await;

@@ -168,7 +168,143 @@ impl Inventory {
     }
 }
 
+/// The Chromium flags a journey may add in `[browser].args`: each changes only how pages
+/// look or are identified. Anything else is refused: the scanner runs Chromium without its
+/// sandbox, and flags such as `--renderer-cmd-prefix` or `--utility-cmd-prefix` run a
+/// command, `--proxy-server` sends every request through a host of the journey's choosing,
+/// `--remote-debugging-*` or `--user-data-dir` reach outside the scan. A stored journey is
+/// written by whoever holds a marketing token, and run by whoever scans.
+/// `ignore-certificate-errors` lets fixture sites use self-signed certificates; the scan's
+/// browser holds no credentials, so it only weakens what the scan's own evidence is worth.
+pub const ALLOWED_BROWSER_FLAGS: [&str; 8] = [
+    "window-size",
+    "lang",
+    "accept-lang",
+    "user-agent",
+    "force-device-scale-factor",
+    "hide-scrollbars",
+    "mute-audio",
+    "ignore-certificate-errors",
+];
+
+/// The longest `{ wait_ms = N }` of one action: a minute.
+pub const MAX_WAIT_MS: u64 = 60_000;
+
+/// One `[browser].args` entry, `--name` or `--name=value`, as (name, value), when it is an
+/// allowed flag; the error names the flag and the allowed ones.
+pub fn check_browser_arg(arg: &str) -> Result<(&str, Option<&str>), String> {
+    let flag = arg.trim();
+    let flag = flag.strip_prefix("--").unwrap_or(flag);
+    let (name, value) = match flag.split_once('=') {
+        Some((name, value)) => (name, Some(value)),
+        None => (flag, None),
+    };
+    let allowed = ALLOWED_BROWSER_FLAGS.contains(&name);
+    if !allowed {
+        return Err(format!(
+            "Chromium flag {arg:?} is not allowed; a journey may set only --{}",
+            ALLOWED_BROWSER_FLAGS.join(", --")
+        ));
+    }
+    if value.is_some_and(|v| v.chars().any(char::is_control)) {
+        return Err(format!(
+            "Chromium flag --{name}: the value must not hold control characters"
+        ));
+    }
+    Ok((name, value))
+}
+
+/// Every `[browser].args` entry is an allowed flag; the error names the key.
+pub fn check_browser_args(args: &[String]) -> Result<(), String> {
+    for (i, arg) in args.iter().enumerate() {
+        check_browser_arg(arg).map_err(|e| format!("key `browser.args[{i}]`: {e}"))?;
+    }
+    Ok(())
+}
+
+/// A `wait_ms` is at most [`MAX_WAIT_MS`].
+pub fn check_wait_ms(wait_ms: u64) -> Result<(), String> {
+    if wait_ms > MAX_WAIT_MS {
+        return Err(format!(
+            "wait_ms = {wait_ms} is over the limit of {MAX_WAIT_MS} (60 s): wait for a selector instead"
+        ));
+    }
+    Ok(())
+}
+
+/// Whether a scan may load `url`: http(s) only, and, unless `allow_private_network`, not
+/// `localhost` nor a loopback, private, link-local, shared or unspecified IP literal. (A
+/// public name that resolves to a private address is not caught here.)
+pub fn check_scan_url(url: &str, allow_private_network: bool) -> Result<(), String> {
+    let parsed = url::Url::parse(url).map_err(|e| format!("{url:?} is not a URL: {e}"))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(format!("{url:?}: only http and https URLs are scanned"));
+    }
+    if allow_private_network {
+        return Ok(());
+    }
+    let private = match parsed.host() {
+        None => true,
+        Some(url::Host::Domain(name)) => {
+            let name = name.trim_end_matches('.').to_ascii_lowercase();
+            name == "localhost" || name.ends_with(".localhost")
+        }
+        Some(url::Host::Ipv4(ip)) => private_v4(ip),
+        Some(url::Host::Ipv6(ip)) => match ip.to_ipv4_mapped() {
+            Some(v4) => private_v4(v4),
+            None => {
+                let first = ip.segments()[0];
+                ip.is_loopback()
+                    || ip.is_unspecified()
+                    || (first & 0xfe00) == 0xfc00 // unique local fc00::/7
+                    || (first & 0xffc0) == 0xfe80 // link-local fe80::/10
+            }
+        },
+    };
+    if private {
+        return Err(format!(
+            "{url:?} is on this machine or a private network: scan it with --allow-private-network \
+             (ScanOptions::allow_private_network) if that is meant"
+        ));
+    }
+    Ok(())
+}
+
+fn private_v4(ip: std::net::Ipv4Addr) -> bool {
+    let [a, b, ..] = ip.octets();
+    ip.is_loopback()
+        || ip.is_private()
+        || ip.is_link_local()
+        || ip.is_unspecified()
+        || ip.is_broadcast()
+        || (a == 100 && (64..128).contains(&b)) // shared address space 100.64.0.0/10
+}
+
 impl Journey {
+    /// What a scan checks before it starts a browser: the flags and waits (as parsing
+    /// does, for journeys built in code), every step URL ([`check_scan_url`]), and
+    /// `host_resolver_rules`, which can point any name at any address and so needs
+    /// `allow_private_network`.
+    pub fn check_scannable(&self, allow_private_network: bool) -> Result<(), String> {
+        check_browser_args(&self.browser.args)?;
+        if self.browser.host_resolver_rules.is_some() && !allow_private_network {
+            return Err("key `browser.host_resolver_rules` maps host names onto any address: \
+                 scan with --allow-private-network (ScanOptions::allow_private_network) if that is meant"
+                .into());
+        }
+        for (i, step) in self.steps.iter().enumerate() {
+            check_scan_url(&step.url, allow_private_network)
+                .map_err(|e| format!("key `steps[{i}].url`: {e}"))?;
+            for (j, action) in step.actions.iter().enumerate() {
+                if let Action::WaitMs { wait_ms } = action {
+                    check_wait_ms(*wait_ms)
+                        .map_err(|e| format!("key `steps[{i}].actions[{j}]`: {e}"))?;
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Reads and validates a journey file.
     pub fn load(path: &Path) -> Result<Journey, ScanError> {
         let text = std::fs::read_to_string(path).map_err(|e| ScanError::Journey {
@@ -214,6 +350,7 @@ impl Journey {
                 ));
             }
         }
+        check_browser_args(&self.browser.args)?;
         let mut seen = std::collections::HashSet::new();
         for (i, step) in self.steps.iter().enumerate() {
             let key = format!("steps[{i}]");
@@ -235,6 +372,12 @@ impl Journey {
                     ))
                 }
                 Err(e) => return Err(format!("key `{key}.url`: {e}: {:?}", step.url)),
+            }
+            for (j, action) in step.actions.iter().enumerate() {
+                if let Action::WaitMs { wait_ms } = action {
+                    check_wait_ms(*wait_ms)
+                        .map_err(|e| format!("key `{key}.actions[{j}]`: {e}"))?;
+                }
             }
         }
         let mut choices: Vec<(String, ConsentChoice)> = Vec::new();
@@ -581,5 +724,108 @@ url = "https://a.test/"
     fn filled_values_are_collected() {
         let j = Journey::parse(ISSUE_EXAMPLE).unwrap();
         assert_eq!(j.filled_values(), vec!["ann@example.com"]);
+    }
+}
+
+#[cfg(test)]
+mod safety_tests {
+    use super::*;
+
+    fn journey(browser: &str, url: &str, actions: &str) -> String {
+        format!(
+            "name = \"j\"\n[browser]\n{browser}\n[[steps]]\nname = \"s\"\nurl = \"{url}\"\nactions = [{actions}]\n"
+        )
+    }
+
+    #[test]
+    fn only_vetted_chromium_flags_are_accepted() {
+        for bad in [
+            "--renderer-cmd-prefix=sh -c 'touch /tmp/x'",
+            "--utility-cmd-prefix=/bin/sh",
+            "--proxy-server=10.0.0.1:3128",
+            "--remote-debugging-port=9222",
+            "-renderer-cmd-prefix=x",
+            "renderer-cmd-prefix=x",
+            "--WINDOW-SIZE=1,1",
+            "--window-size =1,1",
+        ] {
+            let text = journey(&format!("args = [{bad:?}]"), "http://example.com/", "");
+            let err = Journey::parse(&text).unwrap_err();
+            assert!(err.contains("browser.args[0]"), "{bad}: {err}");
+            assert!(err.contains("not allowed"), "{bad}: {err}");
+            assert!(
+                err.contains("--window-size"),
+                "names the allowed flags: {err}"
+            );
+        }
+        let text = journey(
+            r#"args = ["--ignore-certificate-errors", "--window-size=1280,800", "--lang=de", "--user-agent=Mozilla/5.0 (X11) Test"]"#,
+            "http://example.com/",
+            "",
+        );
+        Journey::parse(&text).unwrap();
+        assert!(check_browser_arg("--user-agent=a\nb").is_err());
+    }
+
+    #[test]
+    fn wait_ms_is_bounded() {
+        let text = journey("", "http://example.com/", "{ wait_ms = 60001 }");
+        let err = Journey::parse(&text).unwrap_err();
+        assert!(err.contains("steps[0].actions[0]"), "{err}");
+        assert!(err.contains("60000"), "{err}");
+        Journey::parse(&journey("", "http://example.com/", "{ wait_ms = 60000 }")).unwrap();
+    }
+
+    #[test]
+    fn private_and_loopback_urls_need_the_opt_in() {
+        for url in [
+            "http://127.0.0.1:8080/",
+            "http://localhost/",
+            "http://LOCALHOST./",
+            "http://app.localhost/",
+            "http://10.1.2.3/",
+            "http://172.16.0.1/",
+            "http://192.168.1.1/",
+            "http://169.254.169.254/latest/meta-data/",
+            "http://0.0.0.0/",
+            "http://100.64.0.1/",
+            "http://2130706433/",
+            "http://0x7f.1/",
+            "http://[::1]/",
+            "http://[fd00::1]/",
+            "http://[fe80::1]/",
+            "http://[::ffff:127.0.0.1]/",
+        ] {
+            let err = check_scan_url(url, false).unwrap_err();
+            assert!(err.contains("--allow-private-network"), "{url}: {err}");
+            check_scan_url(url, true).unwrap();
+        }
+        for url in [
+            "https://example.com/",
+            "http://8.8.8.8/",
+            "http://[2001:db8::1]/",
+        ] {
+            check_scan_url(url, false).unwrap();
+        }
+        assert!(check_scan_url("file:///etc/passwd", true).is_err());
+        assert!(check_scan_url("javascript:alert(1)", true).is_err());
+    }
+
+    #[test]
+    fn a_journey_with_a_loopback_url_parses_but_is_not_scannable_without_the_opt_in() {
+        let j = Journey::parse(&journey("", "http://127.0.0.1:9/", "")).unwrap();
+        let err = j.check_scannable(false).unwrap_err();
+        assert!(err.contains("steps[0].url"), "{err}");
+        j.check_scannable(true).unwrap();
+
+        let j = Journey::parse(&journey(
+            "host_resolver_rules = \"MAP * 10.0.0.1\"",
+            "http://example.com/",
+            "",
+        ))
+        .unwrap();
+        let err = j.check_scannable(false).unwrap_err();
+        assert!(err.contains("host_resolver_rules"), "{err}");
+        j.check_scannable(true).unwrap();
     }
 }

@@ -58,6 +58,8 @@ pub enum ScanError {
     Output { path: String, message: String },
     #[error("cannot read the report {path}: {message}")]
     Input { path: String, message: String },
+    #[error("journey {journey} cannot be scanned: {message}")]
+    NotScannable { journey: String, message: String },
 }
 
 /// How to run a scan.
@@ -89,6 +91,10 @@ pub struct ScanOptions {
     /// Also load the journey once more with every third-party request blocked and report
     /// each no-interaction step's load time without them (default off: it costs a run).
     pub tag_cost: bool,
+    /// Let steps load `localhost` and loopback, private and link-local IP literals, and let
+    /// the journey's `host_resolver_rules` apply (default off: a stored journey could
+    /// otherwise point the scanner at the scanning machine or its network).
+    pub allow_private_network: bool,
 }
 
 impl Default for ScanOptions {
@@ -107,6 +113,7 @@ impl Default for ScanOptions {
             settle_cap: Duration::from_secs(10),
             step_timeout: Duration::from_secs(15),
             tag_cost: false,
+            allow_private_network: false,
         }
     }
 }
@@ -132,6 +139,12 @@ pub async fn scan_journey(
     catalog: &Catalog,
     opts: &ScanOptions,
 ) -> Result<Report, ScanError> {
+    journey
+        .check_scannable(opts.allow_private_network)
+        .map_err(|message| ScanError::NotScannable {
+            journey: journey.name.clone(),
+            message,
+        })?;
     if !opts.chromium.is_file() {
         return Err(ScanError::ChromiumMissing {
             path: opts.chromium.display().to_string(),

@@ -286,6 +286,8 @@ fn options() -> ScanOptions {
     ScanOptions {
         quiet: Duration::from_millis(400),
         step_timeout: Duration::from_secs(20),
+        // The fixture sites listen on 127.0.0.1.
+        allow_private_network: true,
         ..ScanOptions::default()
     }
 }
@@ -728,6 +730,7 @@ url = "http://www.down.test/"
 async fn missing_chromium_and_bad_journeys_are_clear_errors() {
     let opts = ScanOptions {
         chromium: PathBuf::from("/nonexistent/chromium"),
+        allow_private_network: true,
         ..ScanOptions::default()
     };
     let dir = tempfile::tempdir().unwrap();

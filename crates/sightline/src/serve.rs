@@ -139,8 +139,7 @@ pub async fn run(args: ServeArgs, file: &FileConfig) -> Result<()> {
         store: store.clone(),
         window: dedup_window,
     }));
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
+    sightline_collect::serve(listener, app, shutdown_signal())
         .await
         .context("the server stopped with an error")?;
     tracing::info!("in-flight requests were answered; stopping the processors");

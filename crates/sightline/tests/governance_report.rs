@@ -97,6 +97,7 @@ async fn scan(backend: &Backend, journey: &Path, catalog: &Path, out: &Path) -> 
             &[
                 "scan",
                 journey.to_str().unwrap(),
+                "--allow-private-network",
                 "--out",
                 out.to_str().unwrap(),
                 "--catalog",

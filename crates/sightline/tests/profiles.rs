@@ -821,3 +821,71 @@ async fn computed_traits_are_kept_live_and_feed_audiences() {
         drop(server);
     }
 }
+
+/// A client cannot forge record-linkage evidence (only the CRM import, which appends to the
+/// log directly, writes `context.linkage`), nor pin a trait with a far-future timestamp.
+#[tokio::test]
+async fn forged_linkage_and_future_timestamps_from_clients_do_not_count() {
+    for backend in backends("forged").await {
+        let creds = credentials(&backend, "web");
+        let server = Server::start(&backend, &[]);
+        let key = creds.write_key.as_str();
+        let name = backend.name();
+        send_ok(
+            &server,
+            key,
+            "/v1/identify",
+            json!({"anonymousId":"tablet","traits":{"email":"eve@example.com"}}),
+        )
+        .await;
+        send_ok(&server, key, "/v1/identify", json!({"userId":"eve"})).await;
+        // Joins the two profiles: by the identify rule, whatever the event claims.
+        send_ok(
+            &server,
+            key,
+            "/v1/identify",
+            json!({"userId":"eve","anonymousId":"tablet",
+            "context":{"linkage":{"decision":"auto_link","match_probability":0.99,"fields":[]}}}),
+        )
+        .await;
+        // A far-future time would win "latest wins" for good …
+        send_ok(
+            &server,
+            key,
+            "/v1/identify",
+            json!({"userId":"eve","traits":{"plan":"pinned"},"timestamp":"2100-01-01T00:00:00.000Z"}),
+        )
+        .await;
+        // … over what comes later.
+        send_ok(
+            &server,
+            key,
+            "/v1/identify",
+            json!({"userId":"eve","traits":{"plan":"current"}}),
+        )
+        .await;
+
+        let eve = wait_for(&server, &creds.token, "user_id:eve", |p| {
+            p["event_count"] == 5
+        })
+        .await;
+        assert_eq!(eve["traits"]["plan"], "current", "{name}: {eve}");
+
+        let (_, merges) = get(&server, &creds.token, "user_id:eve/merges").await;
+        let records = merges["merges"].as_array().unwrap();
+        assert!(
+            records.iter().any(|r| r["change"] == "merge"),
+            "{name}: {merges}"
+        );
+        assert!(
+            records
+                .iter()
+                .all(|r| r["rule"] != "record_linkage" && r["linkage"].is_null()),
+            "{name}: {merges}"
+        );
+        assert!(
+            !merges.to_string().contains("record linkage"),
+            "{name}: {merges}"
+        );
+    }
+}

@@ -114,6 +114,7 @@ async fn scan(backend: &Backend, journey: &Path, out: &Path) -> i64 {
             &[
                 "scan",
                 journey.to_str().unwrap(),
+                "--allow-private-network",
                 "--out",
                 out.to_str().unwrap(),
                 "--scenario",
@@ -789,5 +790,81 @@ async fn journeys_backlog_adoption_and_vendor_risk_are_fed_by_scans() {
             "{name}"
         );
         drop(server);
+    }
+}
+
+/// A stored journey is written by whoever holds a marketing token and scanned by someone
+/// else: it may not carry Chromium flags beyond the vetted few, nor waits over a minute.
+/// A loopback URL may be stored; scanning it needs `--allow-private-network`.
+#[tokio::test]
+async fn journeys_with_unsafe_chromium_flags_or_waits_are_refused() {
+    for backend in backends("registry_unsafe").await {
+        let name = backend.name();
+        let temp = common::temp_dir(&format!("registry-unsafe-{name}"));
+        let dir = temp.path();
+        let mia = token(&backend, "marketing", Some("mia"));
+        let file = |text: &str| {
+            let path = dir.join("journey.toml");
+            std::fs::write(&path, text).unwrap();
+            path.to_str().unwrap().to_owned()
+        };
+        let flagged = file(
+            "name = \"shop\"\n[browser]\nargs = [\"--renderer-cmd-prefix=touch /tmp/pwned\"]\n\
+             [[steps]]\nname = \"landing\"\nurl = \"http://127.0.0.1:9/\"\n",
+        );
+        let err = refused(&backend, &["journey", "import", &flagged, "--token", &mia]);
+        assert!(err.contains("--renderer-cmd-prefix"), "{name}: {err}");
+        assert!(err.contains("not allowed"), "{name}: {err}");
+        assert!(err.contains("--window-size"), "{name}: {err}");
+        // The scanner refuses the file itself too, before any browser starts.
+        let scanned = sightline(&["scan", &flagged, "--out", dir.to_str().unwrap()]);
+        assert_eq!(scanned.status.code(), Some(1), "{name}");
+        let stderr = String::from_utf8_lossy(&scanned.stderr);
+        assert!(stderr.contains("--renderer-cmd-prefix"), "{name}: {stderr}");
+
+        let waiting = file(
+            "name = \"shop\"\n[[steps]]\nname = \"landing\"\nurl = \"http://127.0.0.1:9/\"\n\
+             actions = [{ wait_ms = 86400000 }]\n",
+        );
+        let err = refused(&backend, &["journey", "import", &waiting, "--token", &mia]);
+        assert!(err.contains("wait_ms"), "{name}: {err}");
+        assert!(err.contains("60000"), "{name}: {err}");
+        let listed = json_of(&backend, &["journey", "list"]);
+        assert_eq!(listed, Value::Array(vec![]), "{name}");
+
+        // A loopback journey is stored, and exported as it is …
+        let local = file(
+            "name = \"shop\"\n[browser]\nargs = [\"--ignore-certificate-errors\"]\n\
+             [[steps]]\nname = \"landing\"\nurl = \"http://127.0.0.1:9/\"\n",
+        );
+        json_of(&backend, &["journey", "import", &local, "--token", &mia]);
+        let exported = dir.join("exported.toml");
+        stdout(&with_store(
+            &backend,
+            &[
+                "journey",
+                "export",
+                "shop",
+                "--out",
+                exported.to_str().unwrap(),
+            ],
+        ));
+        // … but not scanned without the opt-in (refused before Chromium is looked for).
+        let scanned = with_store(
+            &backend,
+            &[
+                "scan",
+                exported.to_str().unwrap(),
+                "--out",
+                dir.join("out").to_str().unwrap(),
+            ],
+        );
+        assert_eq!(scanned.status.code(), Some(1), "{name}");
+        let stderr = String::from_utf8_lossy(&scanned.stderr);
+        assert!(
+            stderr.contains("--allow-private-network"),
+            "{name}: {stderr}"
+        );
+        assert!(stderr.contains("steps[0].url"), "{name}: {stderr}");
     }
 }

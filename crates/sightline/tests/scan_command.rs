@@ -61,6 +61,7 @@ async fn scan_writes_the_report_and_gates_on_severity() {
             sightline(&[
                 "scan",
                 &journey,
+                "--allow-private-network",
                 "--out",
                 &out,
                 "--data",
@@ -97,6 +98,7 @@ async fn scan_writes_the_report_and_gates_on_severity() {
             sightline(&[
                 "scan",
                 &journey,
+                "--allow-private-network",
                 "--out",
                 &out,
                 "--data",
@@ -167,6 +169,7 @@ async fn tracker_db_inventory_file_screenshots_and_diff() {
             let mut args = vec![
                 "scan".to_owned(),
                 journey,
+                "--allow-private-network".to_owned(),
                 "--out".to_owned(),
                 out.to_str().unwrap().to_owned(),
                 "--scenario".to_owned(),

@@ -682,3 +682,109 @@ async fn overload_is_answered_429_with_retry_after() {
         "the slot is freed when the client goes away"
     );
 }
+
+#[tokio::test]
+async fn a_message_id_with_a_control_character_is_refused_like_other_invalid_events() {
+    for backend in backends("poison_id").await {
+        let creds = credentials(&backend, "web");
+        let server = Server::start(&backend, &[]);
+        let name = backend.name();
+        let body = json!({"batch":[
+            {"type":"track","userId":"u","event":"good","messageId":"m-good"},
+            {"type":"track","userId":"u","event":"poison","messageId":"m-\u{1}-bad"},
+        ]});
+        let (status, answer) = post(&server, "/v1/batch", &creds.write_key, &body).await;
+        assert_eq!(status, StatusCode::OK, "{name}: {answer}");
+        assert_eq!(answer["accepted"], 1, "{name}: {answer}");
+        assert_eq!(answer["rejected"][0]["index"], 1, "{name}: {answer}");
+        assert_eq!(
+            answer["rejected"][0]["code"], "bad_message_id",
+            "{name}: {answer}"
+        );
+        assert!(
+            answer["rejected"][0]["message"]
+                .as_str()
+                .unwrap()
+                .contains("control character"),
+            "{name}: {answer}"
+        );
+
+        let single = json!({"userId":"u","event":"poison","messageId":"line\nbreak"});
+        let (status, answer) = post(&server, "/v1/track", &creds.write_key, &single).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{name}: {answer}");
+        assert_eq!(
+            answer["error"]["code"], "bad_message_id",
+            "{name}: {answer}"
+        );
+
+        let stored = all_events(&server, &creds.token).await;
+        assert_eq!(stored.len(), 1, "{name}: {stored:?}");
+        assert_eq!(stored[0]["messageId"], "m-good", "{name}: {stored:?}");
+    }
+}
+
+/// Opens a connection, sends `head`, and reads the first answer's head when `answered`
+/// (a `100 Continue` once the server starts reading the body, or a final answer).
+async fn open_slow(address: &str, head: &str, answered: bool) -> (tokio::net::TcpStream, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut got = Vec::new();
+    if answered {
+        let mut byte = [0u8; 1];
+        while !got.ends_with(b"\r\n\r\n") {
+            let n = stream.read(&mut byte).await.unwrap();
+            assert_eq!(n, 1, "the server closed the connection: {got:?}");
+            got.push(byte[0]);
+        }
+    }
+    (stream, String::from_utf8_lossy(&got).into_owned())
+}
+
+#[tokio::test]
+async fn slow_clients_without_a_valid_key_do_not_crowd_out_the_sdks() {
+    let backend = backends("slow_clients").await.remove(0);
+    let creds = credentials(&backend, "web");
+    let server = Server::start(&backend, &["--max-in-flight", "2"]);
+    let address = server.url.trim_start_matches("http://").to_string();
+    let mut held = Vec::new();
+    // Headers that never end: such a request never reaches the collector (and the server
+    // closes the connection after its header read timeout).
+    for _ in 0..4 {
+        let head = format!("POST /v1/track HTTP/1.1\r\nhost: {address}\r\ncontent-");
+        held.push(open_slow(&address, &head, false).await.0);
+    }
+    // No key in the header (it could be in the body), and a body that never finishes: its
+    // body is read, without a slot. `Expect: 100-continue` makes the server say when it
+    // starts reading the body.
+    for _ in 0..4 {
+        let head = format!(
+            "POST /v1/batch HTTP/1.1\r\nhost: {address}\r\ncontent-type: application/json\r\n\
+             expect: 100-continue\r\ncontent-length: 1000\r\n\r\n"
+        );
+        let (mut stream, answer) = open_slow(&address, &head, true).await;
+        assert!(answer.starts_with("HTTP/1.1 100"), "{answer}");
+        tokio::io::AsyncWriteExt::write_all(&mut stream, b"{\"writeKey\":\"")
+            .await
+            .unwrap();
+        held.push(stream);
+    }
+    // An unknown key in the header: answered at once, body unread, no slot.
+    for _ in 0..4 {
+        let head = format!(
+            "POST /v1/track HTTP/1.1\r\nhost: {address}\r\nauthorization: {}\r\n\
+             expect: 100-continue\r\ncontent-length: 1000\r\n\r\n",
+            basic("not-a-key")
+        );
+        let (stream, answer) = open_slow(&address, &head, true).await;
+        assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+        held.push(stream);
+    }
+    // Twelve connections are held open, with two slots: an SDK's request still gets in.
+    let event = json!({"userId":"u","event":"e"});
+    for _ in 0..3 {
+        let (status, answer) = post(&server, "/v1/track", &creds.write_key, &event).await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+    }
+    drop(held);
+}

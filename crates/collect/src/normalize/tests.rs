@@ -304,3 +304,136 @@ fn values_are_stored_byte_for_byte() {
         r#"{"userId":"u","event":"e","properties":{"total":1.10,"big":123456789012345678901234567890,"nested":{"z":1,"a":[true, null]}},"context":{"traits":{"name":"\u00e9"}},"type":"track""#
     ), "{stored}");
 }
+
+#[test]
+fn a_message_id_with_a_control_character_is_refused_on_its_own() {
+    let parsed = run(
+        Call::Batch,
+        &json!({"batch":[
+            {"type":"track","userId":"u","event":"e","messageId":"m-\u{0}-1"},
+            {"type":"track","userId":"u","event":"e","messageId":"line\nbreak"},
+            {"type":"track","userId":"u","event":"e","messageId":"del\u{7f}"},
+            {"type":"track","userId":"u","event":"e","messageId":"ok-1"},
+            {"type":"track","userId":"u","event":"e","messageId":"caf\u{e9}-2"}]}),
+    )
+    .unwrap();
+    let codes: Vec<_> = parsed
+        .events
+        .iter()
+        .map(|e| e.as_ref().map(|_| "ok").unwrap_or_else(|e| e.code()))
+        .collect();
+    assert_eq!(
+        codes,
+        [
+            "bad_message_id",
+            "bad_message_id",
+            "bad_message_id",
+            "ok",
+            "ok"
+        ]
+    );
+    let message = parsed.events[1].as_ref().unwrap_err().to_string();
+    assert!(message.contains("control character"), "{message}");
+    assert!(message.contains("U+000A"), "{message}");
+
+    let err = single(
+        EventType::Track,
+        json!({"userId":"u","event":"e","messageId":"a\tb"}),
+    )
+    .unwrap_err();
+    assert_eq!(err.code(), "bad_message_id");
+}
+
+#[test]
+fn a_long_numeric_message_id_is_refused_like_a_long_string() {
+    let body = format!(
+        r#"{{"batch":[{{"type":"track","userId":"u","event":"e","messageId":{}}}]}}"#,
+        "9".repeat(150)
+    );
+    let err = parse(
+        Call::Batch,
+        body.as_bytes(),
+        received(),
+        &Limits::default(),
+        &mut ids(),
+    )
+    .unwrap_err();
+    assert_eq!(err.code(), "message_id_too_long");
+}
+
+#[test]
+fn context_linkage_from_a_client_is_dropped() {
+    let event = single(
+        EventType::Identify,
+        json!({"userId":"u","context":{"ip":"1","linkage":{"probability":0.99}}}),
+    )
+    .unwrap();
+    assert_eq!(event["context"], json!({"ip":"1"}));
+
+    // Also when it comes in with the batch's context.
+    let parsed = run(
+        Call::Batch,
+        &json!({"context":{"linkage":{"probability":0.99}},
+                "batch":[{"type":"identify","userId":"u","context":{"ip":"2"}},
+                         {"type":"identify","userId":"v"}]}),
+    )
+    .unwrap();
+    for (outcome, context) in parsed.events.iter().zip([json!({"ip":"2"}), json!({})]) {
+        let event: Value = serde_json::from_str(&outcome.as_ref().unwrap().body).unwrap();
+        assert_eq!(event["context"], context);
+    }
+}
+
+#[test]
+fn a_far_future_timestamp_becomes_received_at() {
+    // Without sentAt: a year ahead.
+    let event = single(
+        EventType::Track,
+        json!({"userId":"u","event":"e","timestamp":"2026-11-24T16:00:00.000Z"}),
+    )
+    .unwrap();
+    assert_eq!(event["timestamp"], "2025-11-24T16:00:00.000Z");
+    assert_eq!(event["originalTimestamp"], "2026-11-24T16:00:00.000Z");
+    // With sentAt: the event claims to come a day after it was sent.
+    let event = single(
+        EventType::Track,
+        json!({"userId":"u","event":"e","timestamp":"2025-11-25T16:00:00.000Z","sentAt":"2025-11-24T16:00:00.000Z"}),
+    )
+    .unwrap();
+    assert_eq!(event["timestamp"], "2025-11-24T16:00:00.000Z");
+    // Within the tolerance it stays.
+    let event = single(
+        EventType::Track,
+        json!({"userId":"u","event":"e","timestamp":"2025-11-24T16:00:30.000Z"}),
+    )
+    .unwrap();
+    assert_eq!(event["timestamp"], "2025-11-24T16:00:30.000Z");
+}
+
+proptest! {
+    #[test]
+    fn no_stored_timestamp_lies_past_received_at_and_the_device_reading_is_kept(
+        // From ten years before to ten years after receipt, in ms.
+        timestamp in -315_360_000_000i64..315_360_000_000,
+        sent in proptest::option::of(-315_360_000_000i64..315_360_000_000),
+    ) {
+        let mut body = json!({"userId":"u","event":"e",
+            "timestamp": sightline_core::time::format_ms(NOW + timestamp)});
+        if let Some(sent) = sent {
+            body["sentAt"] = json!(sightline_core::time::format_ms(NOW + sent));
+        }
+        let event = single(EventType::Track, body.clone()).unwrap();
+        let stored = parse_ms(event["timestamp"].as_str().unwrap()).unwrap();
+        prop_assert!(stored <= NOW + FUTURE_TOLERANCE_MS, "{} stored as {}", body, stored);
+        let corrected = match sent {
+            Some(sent) => NOW - (sent - timestamp),
+            None => NOW + timestamp,
+        };
+        if corrected <= NOW + FUTURE_TOLERANCE_MS {
+            prop_assert_eq!(stored, corrected);
+        } else {
+            prop_assert_eq!(stored, NOW);
+        }
+        prop_assert_eq!(&event["originalTimestamp"], &body["timestamp"]);
+    }
+}

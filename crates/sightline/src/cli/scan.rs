@@ -64,6 +64,10 @@ pub struct ScanArgs {
     /// Do not capture a screenshot per step.
     #[arg(long)]
     no_screenshots: bool,
+    /// Let steps load localhost and private, loopback or link-local IP addresses, and let
+    /// the journey's host_resolver_rules apply (off by default).
+    #[arg(long)]
+    allow_private_network: bool,
     #[command(flatten)]
     store: StoreArgs,
 }
@@ -133,6 +137,7 @@ pub async fn run(args: ScanArgs, file: &FileConfig) -> Result<()> {
         screenshots: !args.no_screenshots,
         parallel: args.parallel.map_or(0, usize::from),
         tag_cost: args.tag_cost,
+        allow_private_network: args.allow_private_network,
         ..ScanOptions::default()
     };
     let report = run_scan(&journey, &options).await?;
