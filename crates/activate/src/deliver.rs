@@ -245,7 +245,13 @@ impl Deliverer {
                         body,
                     });
                     if batch.len() == batch_size {
-                        outcomes.extend(self.send(destination, &batch, max_attempts).await);
+                        let Some(sent) = self
+                            .send(destination, &batch, max_attempts, checkpoint)
+                            .await?
+                        else {
+                            return Ok(tally);
+                        };
+                        outcomes.extend(sent);
                         batch.clear();
                         if last_commit.elapsed() >= COMMIT_EVERY {
                             tally.count(&outcomes);
@@ -258,7 +264,13 @@ impl Deliverer {
             }
         }
         if !batch.is_empty() {
-            outcomes.extend(self.send(destination, &batch, max_attempts).await);
+            let Some(sent) = self
+                .send(destination, &batch, max_attempts, checkpoint)
+                .await?
+            else {
+                return Ok(tally);
+            };
+            outcomes.extend(sent);
         }
         tally.count(&outcomes);
         if let Some(last) = events.last() {
@@ -310,18 +322,34 @@ impl Deliverer {
         }
     }
 
+    /// Whether the live checkpoint was moved past `seq` by someone else (`destination
+    /// skip-to`) while a batch was being retried.
+    async fn skipped_past(&self, checkpoint: Option<&str>, seq: i64) -> Result<bool, StoreError> {
+        match checkpoint {
+            Some(processor) => Ok(self.store.checkpoint(processor).await? >= seq),
+            None => Ok(false),
+        }
+    }
+
     /// Sends one batch until the receiver accepts or refuses it (or, with `max_attempts`,
-    /// until the attempts run out), and returns its outcomes.
+    /// until the attempts run out), and returns its outcomes; `None` when, between two
+    /// attempts, the live checkpoint was moved past the batch (the page is abandoned).
     async fn send(
         &self,
         destination: &Destination,
         batch: &[Outgoing],
         max_attempts: Option<u32>,
-    ) -> Vec<Delivery> {
+        checkpoint: Option<&str>,
+    ) -> Result<Option<Vec<Delivery>>, StoreError> {
         let label = destination.name.clone();
         let (body, idempotency_key) = request_body(destination, batch);
+        let last_seq = batch.last().map_or(0, |b| b.seq);
         let mut attempts = 0u32;
         loop {
+            if attempts > 0 && self.skipped_past(checkpoint, last_seq).await? {
+                tracing::info!(destination = %label, seq = last_seq, "the checkpoint was moved past the batch being retried: abandoning the page");
+                return Ok(None);
+            }
             if let Some(wait) = self.breaker_wait(destination) {
                 tokio::time::sleep(wait).await;
                 continue;
@@ -362,7 +390,7 @@ impl Deliverer {
                     self.breaker_outcome(destination, true);
                     metrics::counter!("sightline_delivery_delivered_total", "destination" => label)
                         .increment(batch.len() as u64);
-                    return finished(DeliveryStatus::Delivered, Some(code), None);
+                    return Ok(Some(finished(DeliveryStatus::Delivered, Some(code), None)));
                 }
                 Answer::Refused { code, reason } => {
                     // The receiver answered (or the request could not even be built): a
@@ -372,7 +400,7 @@ impl Deliverer {
                     }
                     failed(&label);
                     dead(&label, batch.len());
-                    return finished(DeliveryStatus::Dead, code, Some(reason));
+                    return Ok(Some(finished(DeliveryStatus::Dead, code, Some(reason))));
                 }
                 Answer::Retry { code, wait, reason } => {
                     self.breaker_outcome(destination, false);
@@ -380,7 +408,7 @@ impl Deliverer {
                     if max_attempts.is_some_and(|max| attempts >= max) {
                         dead(&label, batch.len());
                         let reason = format!("gave up after {attempts} attempts: {reason}");
-                        return finished(DeliveryStatus::Dead, code, Some(reason));
+                        return Ok(Some(finished(DeliveryStatus::Dead, code, Some(reason))));
                     }
                     let wait = wait.unwrap_or_else(|| {
                         self.settings.backoff.delay(attempts - 1, backoff::jitter())

@@ -154,6 +154,7 @@ mod tests {
             transform: json!({}),
             signing_secret: "s".into(),
             created_at: 0,
+            disabled: false,
         }
     }
 

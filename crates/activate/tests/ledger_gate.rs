@@ -52,6 +52,7 @@ fn destination(purposes: &[&str]) -> Destination {
         transform: json!({}),
         signing_secret: "s".into(),
         created_at: 0,
+        disabled: false,
     }
 }
 

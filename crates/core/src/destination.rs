@@ -43,6 +43,8 @@ pub struct Destination {
     #[serde(skip)]
     pub signing_secret: String,
     pub created_at: i64,
+    /// Delivery to it is paused (`destination disable`); its checkpoint holds.
+    pub disabled: bool,
 }
 
 impl std::fmt::Debug for Destination {

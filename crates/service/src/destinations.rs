@@ -137,6 +137,68 @@ pub fn page_json(page: &[Delivery], after: i64) -> Value {
     json!({"deliveries": deliveries, "next_after": next_after})
 }
 
+/// Pauses (`disabled` true) or resumes delivery to a destination; its checkpoint holds, so
+/// a resumed destination goes on from where it stopped.
+pub async fn set_disabled(
+    store: &dyn Store,
+    actor: &Actor,
+    name: &str,
+    disabled: bool,
+) -> Result<Destination> {
+    require(actor, MARKETING, "pausing and resuming destinations")?;
+    let mut destination = named(store, name).await?;
+    store
+        .set_destination_disabled(destination.id, disabled)
+        .await?;
+    destination.disabled = disabled;
+    destination.url = masked_url(&destination.url);
+    Ok(destination)
+}
+
+/// Removes a destination, its delivery log and its checkpoints. Audiences synced to it
+/// keep its name and send to it again if one is added under that name.
+pub async fn delete(store: &dyn Store, actor: &Actor, name: &str) -> Result<()> {
+    require(actor, MARKETING, "deleting destinations")?;
+    let destination = named(store, name).await?;
+    Ok(store.delete_destination(destination.id).await?)
+}
+
+/// Where a destination's delivery checkpoint was and is after [`skip_to`].
+#[derive(Debug, serde::Serialize)]
+pub struct Skipped {
+    pub destination: String,
+    pub from_seq: i64,
+    pub to_seq: i64,
+}
+
+/// Moves a paused destination's delivery checkpoint to `seq`: the events up to it are
+/// never sent (the way past an event a destination can never take; `deliveries replay
+/// --from-seq` sends a range again). Only a paused destination, so that no delivery in
+/// flight moves the checkpoint back.
+pub async fn skip_to(store: &dyn Store, actor: &Actor, name: &str, seq: i64) -> Result<Skipped> {
+    require(actor, MARKETING, "moving a destination's checkpoint")?;
+    let destination = named(store, name).await?;
+    if !destination.disabled {
+        return Err(Error::Conflict(format!(
+            "destination {name:?} is delivering: disable it first (`sightline destination disable {name}`), then skip, then enable it"
+        )));
+    }
+    let last = store.last_seq().await?;
+    if !(0..=last).contains(&seq) {
+        return Err(Error::invalid(format!(
+            "the log runs from seq 0 to {last}: skip to a seq in that range"
+        )));
+    }
+    let checkpoint = sightline_activate::deliver::processor(&destination);
+    let from_seq = store.checkpoint(&checkpoint).await?;
+    store.set_checkpoint(&checkpoint, seq).await?;
+    Ok(Skipped {
+        destination: destination.name,
+        from_seq,
+        to_seq: seq,
+    })
+}
+
 /// What to send again.
 pub enum Replay {
     /// Every dead letter of the destination.
@@ -163,25 +225,51 @@ pub async fn replay(
 }
 
 /// Delivery to one destination as a processor: its next page of the log from its
-/// checkpoint, each time.
+/// checkpoint, each time. The destination is read again at every step, so one disabled or
+/// deleted stops being sent to at the next step (and one re-created under the name is
+/// sent to from its own checkpoint).
 struct DeliveryTo {
+    store: Arc<dyn Store>,
     deliverer: Arc<Deliverer>,
-    destination: Destination,
+    name: String,
+}
+
+impl DeliveryTo {
+    /// Returns once the destination is disabled, deleted or replaced.
+    async fn paused(&self, id: i64) {
+        loop {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            match self.store.destination_by_name(&self.name).await {
+                Ok(Some(d)) if d.id == id && !d.disabled => {}
+                Ok(_) => return,
+                Err(e) => {
+                    tracing::warn!(destination = %self.name, error = %e, "cannot read the destination")
+                }
+            }
+        }
+    }
 }
 
 impl Processor for DeliveryTo {
     fn name(&self) -> String {
-        format!("delivery:{}", self.destination.name)
+        format!("delivery:{}", self.name)
     }
 
     fn step(&self) -> StepFuture<'_> {
         Box::pin(async move {
-            Ok(
-                match self.deliverer.deliver_next(&self.destination).await? {
+            let destination = self.store.destination_by_name(&self.name).await?;
+            let Some(destination) = destination.filter(|d| !d.disabled) else {
+                return Ok(Step::Idle);
+            };
+            // A page retries a failing event in place; disabling (or deleting) the
+            // destination ends it, the uncommitted outcomes to be sent again later.
+            tokio::select! {
+                more = self.deliverer.deliver_next(&destination) => Ok(match more? {
                     true => Step::More,
                     false => Step::Idle,
-                },
-            )
+                }),
+                () = self.paused(destination.id) => Ok(Step::Idle),
+            }
         })
     }
 
@@ -225,8 +313,9 @@ impl Processor for Deliveries {
             for destination in self.store.list_destinations().await? {
                 // Started once per name; a running one is left as it is.
                 supervisor.start(Arc::new(DeliveryTo {
+                    store: self.store.clone(),
                     deliverer: self.deliverer.clone(),
-                    destination,
+                    name: destination.name,
                 }));
             }
             Ok(Step::Idle)

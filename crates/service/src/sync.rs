@@ -18,6 +18,7 @@ use sha2::{Digest, Sha256};
 use sightline_activate::backoff::{jitter, Backoff};
 use sightline_activate::gate::consent_gate;
 use sightline_activate::webhook::{Answer, Webhook};
+use sightline_activate::Transform;
 use sightline_audience::{Cause, MembershipChange, Transition};
 use sightline_consent::Policy;
 use sightline_core::{time, Destination};
@@ -36,18 +37,56 @@ const MAX_WAIT: Duration = Duration::from_secs(5);
 /// The checkpoint of a pair whose snapshot is sent but whose audience had no record yet.
 const SNAPSHOT_SENT: i64 = -1;
 
-/// Whether a destination gets emails and phones only hashed: it asks for hashing in its
-/// transform (as an ad platform's connector does).
-fn hashed_only(destination: &Destination) -> bool {
-    destination.transform["hash"]
-        .as_array()
-        .is_some_and(|paths| !paths.is_empty())
+/// What a destination's transform lets out of a profile's identifiers in sync messages.
+struct Shown {
+    /// Emails and phones only as their SHA-256: the transform hashes anything (as an ad
+    /// platform's connector asks).
+    hashed_only: bool,
+    /// `None` when the stored transform no longer reads: then nothing is shown, as the
+    /// deliverer sends nothing rather than what it was meant to remove.
+    transform: Option<Transform>,
 }
 
-/// A profile's identifiers as a sync message carries them: emails and phones also as the
-/// SHA-256 of their normalised value, the form ad platforms match on — and only so when
-/// `hashed_only`.
-fn identifiers(book: &Book, profile: &str, hashed_only: bool) -> Value {
+impl Shown {
+    fn of(destination: &Destination) -> Shown {
+        let transform = serde_json::from_value::<Transform>(destination.transform.clone()).ok();
+        Shown {
+            hashed_only: transform.as_ref().is_none_or(|t| !t.hash.is_empty()),
+            transform,
+        }
+    }
+
+    /// Whether an identifier of `id_type` may go out: read as the field that carries it in
+    /// an event (`userId`, `anonymousId`, or a key of the traits objects — `email`, `phone`,
+    /// a custom type), judged by the transform's `deny` and `allow` as events are. A key
+    /// denied in any traits object is withheld; with an `allow` list, a key must be allowed
+    /// in one.
+    fn allows(&self, id_type: &str) -> bool {
+        let Some(transform) = &self.transform else {
+            return false;
+        };
+        let top = match id_type {
+            "user_id" => Some("userId"),
+            "anonymous_id" => Some("anonymousId"),
+            _ => None,
+        };
+        if let Some(field) = top {
+            return !transform.deny.iter().any(|p| p == field);
+        }
+        let names = |path: &String| {
+            ["*.", "traits.", "context.traits.", "properties."]
+                .iter()
+                .any(|prefix| path.strip_prefix(prefix) == Some(id_type))
+        };
+        !transform.deny.iter().any(names)
+            && (transform.allow.is_empty() || transform.allow.iter().any(names))
+    }
+}
+
+/// A profile's identifiers as a sync message carries them: those the destination's
+/// transform lets out, emails and phones also as the SHA-256 of their normalised value (the
+/// form ad platforms match on) and only so when the transform hashes.
+fn identifiers(book: &Book, profile: &str, shown: &Shown) -> Value {
     let Some(identity) = profile
         .parse()
         .ok()
@@ -59,12 +98,13 @@ fn identifiers(book: &Book, profile: &str, hashed_only: bool) -> Value {
     identity
         .identifiers
         .iter()
+        .filter(|i| shown.allows(i.id_type.as_str()))
         .map(|i| {
             let kind = i.id_type.as_str();
             let mut entry = json!({"type": kind, "value": i.value});
             if kind == "email" || kind == "phone" {
                 entry["sha256"] = hex::encode(Sha256::digest(i.value.as_bytes())).into();
-                if let Some(entry) = entry.as_object_mut().filter(|_| hashed_only) {
+                if let Some(entry) = entry.as_object_mut().filter(|_| shown.hashed_only) {
                     entry.remove("value");
                 }
             }
@@ -174,6 +214,7 @@ impl Syncer {
             .iter()
             .filter_map(|(_, change)| serde_json::from_str(change).ok())
             .collect();
+        let shown = Shown::of(destination);
         let mut out = Vec::new();
         for change in &changes {
             if change.transition == Transition::Entered
@@ -185,7 +226,7 @@ impl Syncer {
             out.push(json!({
                 "action": if change.transition == Transition::Entered { "add" } else { "remove" },
                 "profile": change.profile,
-                "identifiers": identifiers(&book, &change.profile, hashed_only(destination)),
+                "identifiers": identifiers(&book, &change.profile, &shown),
                 "at": time::format_ms(change.at),
                 "caused_by": change.caused_by,
             }));
@@ -223,14 +264,14 @@ impl Syncer {
             let Some(members) = book.memberships.members(audience) else {
                 return Sent::Later;
             };
-            let hashed = hashed_only(destination);
+            let shown = Shown::of(destination);
             let now = time::now_ms();
             members
                 .iter()
                 .filter(|id| self.consented_now(&book, destination, **id, now))
                 .map(|id| {
                     let profile = id.0.to_string();
-                    json!({"profile": profile, "identifiers": identifiers(&book, &profile, hashed)})
+                    json!({"profile": profile, "identifiers": identifiers(&book, &profile, &shown)})
                 })
                 .collect()
         };
@@ -359,5 +400,59 @@ impl Syncer {
         }
         metrics::counter!("sightline_audience_sync_retries_total", "destination" => destination.name.clone()).increment(1);
         Sent::Later
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Shown;
+    use serde_json::json;
+    use sightline_core::{Destination, DestinationKind};
+
+    fn shown(transform: serde_json::Value) -> Shown {
+        Shown::of(&Destination {
+            id: 1,
+            name: "ads".into(),
+            kind: DestinationKind::Webhook,
+            url: "http://127.0.0.1:9/".into(),
+            purposes: vec![],
+            event_types: vec![],
+            event_names: vec![],
+            batch_size: 1,
+            transform,
+            signing_secret: "s".into(),
+            created_at: 0,
+            disabled: false,
+        })
+    }
+
+    #[test]
+    fn a_transform_s_deny_and_allow_lists_judge_identifiers_as_they_judge_fields() {
+        let open = shown(json!({}));
+        assert!(["user_id", "anonymous_id", "email", "phone", "crm_id"]
+            .iter()
+            .all(|t| open.allows(t)));
+        assert!(!open.hashed_only);
+
+        let denied = shown(json!({"deny": ["*.phone", "context.traits.crm_id", "anonymousId"]}));
+        assert!(!denied.allows("phone"));
+        assert!(!denied.allows("crm_id"));
+        assert!(!denied.allows("anonymous_id"));
+        assert!(denied.allows("email") && denied.allows("user_id"));
+
+        let allowed = shown(json!({"allow": ["traits.email"], "hash": ["*.email"]}));
+        assert!(allowed.allows("email"));
+        assert!(!allowed.allows("phone"), "not in the allow list");
+        assert!(
+            allowed.allows("user_id"),
+            "allow does not govern top-level fields"
+        );
+        assert!(allowed.hashed_only);
+
+        let unreadable = shown(json!({"deny": "not a list"}));
+        assert!(
+            !unreadable.allows("user_id"),
+            "an unreadable transform shows nothing"
+        );
     }
 }

@@ -1104,3 +1104,92 @@ hash = ["*.email"]
         assert!(!listed.contains("\"ok\""), "{name}: {listed}");
     }
 }
+
+/// An event a destination refuses with a retryable answer for ever pins its checkpoint.
+/// Disabling ends the stuck page, `skip-to` moves the checkpoint past the event (only while
+/// disabled), enabling resumes after it; `DELETE` removes the destination. Through the API
+/// and the command line, on both backends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stuck_destination_is_disabled_skipped_past_and_enabled() {
+    for backend in backends("skip_to").await {
+        let name = backend.name();
+        let creds = credentials(&backend, "web");
+        let receiver = Receiver::default();
+        let url = receiver.start().await;
+        receiver.otherwise(reply(503));
+        add_destination(&backend, "stuck", &url, &[]);
+        let server = Server::start(&backend, &[]);
+        send_ok(
+            &server,
+            &creds.write_key,
+            "/v1/track",
+            json!({"userId":"u1","event":"Poison","messageId":"poison-1"}),
+        )
+        .await;
+        wait_for("the poison event to be retried", || {
+            receiver
+                .received()
+                .iter()
+                .filter(|r| r.message_ids() == ["poison-1"])
+                .count()
+                >= 2
+        })
+        .await;
+        let poison_seq = common::all_events(&server, &creds.token).await[0]["seq"]
+            .as_i64()
+            .unwrap();
+        let post = |path: String, body: Value| {
+            let request = client()
+                .post(format!("{}{path}", server.url))
+                .bearer_auth(&creds.token)
+                .json(&body);
+            async move { request.send().await.unwrap() }
+        };
+        let skip = json!({ "seq": poison_seq });
+        let refused = post("/api/v1/destinations/stuck/skip-to".into(), skip.clone()).await;
+        assert_eq!(refused.status(), 409, "{name}: only a disabled destination");
+        let disabled = post("/api/v1/destinations/stuck/disable".into(), json!({})).await;
+        assert_eq!(disabled.status(), 200, "{name}");
+        let disabled: Value = disabled.json().await.unwrap();
+        assert_eq!(disabled["disabled"], true, "{name}");
+        let skipped = sightline_json(
+            &backend,
+            &[
+                "destination",
+                "skip-to",
+                "stuck",
+                "--seq",
+                &poison_seq.to_string(),
+            ],
+        );
+        assert_eq!(skipped["to_seq"], poison_seq, "{name}");
+        assert!(skipped["from_seq"].as_i64().unwrap() < poison_seq, "{name}");
+
+        receiver.otherwise(reply(200));
+        send_ok(
+            &server,
+            &creds.write_key,
+            "/v1/track",
+            json!({"userId":"u1","event":"Fine","messageId":"fine-1"}),
+        )
+        .await;
+        let enabled = post("/api/v1/destinations/stuck/enable".into(), json!({})).await;
+        assert_eq!(enabled.status(), 200, "{name}");
+        wait_for("the next event", || {
+            receiver.accepted().contains(&"fine-1".to_string())
+        })
+        .await;
+        assert_eq!(receiver.accepted(), ["fine-1"], "{name}: poison-1 skipped");
+
+        let deleted = client()
+            .delete(format!("{}/api/v1/destinations/stuck", server.url))
+            .bearer_auth(&creds.token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(deleted.status(), 200, "{name}");
+        let listed = common::get_json(&server, &creds.token, "/api/v1/destinations").await;
+        assert_eq!(listed["destinations"], json!([]), "{name}");
+        drop(server);
+    }
+}

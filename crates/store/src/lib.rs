@@ -124,9 +124,15 @@ pub trait Store: Governance + Send + Sync + 'static {
     async fn create_destination(&self, destination: NewDestination) -> Result<Destination>;
     async fn list_destinations(&self) -> Result<Vec<Destination>>;
     async fn destination_by_name(&self, name: &str) -> Result<Option<Destination>>;
+    /// Pauses (true) or resumes delivery to a destination.
+    async fn set_destination_disabled(&self, id: i64, disabled: bool) -> Result<()>;
+    /// Removes a destination with its delivery log and its delivery and sync checkpoints,
+    /// in one transaction.
+    async fn delete_destination(&self, id: i64) -> Result<()>;
     /// Records outcomes (at most one per (destination, seq) in a call), each replacing any
     /// earlier one for its (destination, seq), and in the same transaction moves
-    /// `checkpoint` (processor, seq) when one is given.
+    /// `checkpoint` (processor, seq) forward when one is given (never back: one moved past
+    /// it meanwhile stays).
     async fn record_deliveries(
         &self,
         deliveries: Vec<Delivery>,

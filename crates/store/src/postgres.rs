@@ -256,6 +256,8 @@ const MIGRATIONS: &[&str] = &[
      ALTER TABLE dedup_v12 RENAME TO dedup;
      ALTER INDEX dedup_v12_pkey RENAME TO dedup_pkey;
      CREATE INDEX dedup_by_age ON dedup (seen_at);",
+    // 13: a destination can be paused.
+    "ALTER TABLE destinations ADD COLUMN disabled BOOLEAN NOT NULL DEFAULT false;",
 ];
 
 pub struct PostgresStore {
@@ -568,7 +570,7 @@ fn token_from_row(row: &Row) -> Result<Token> {
 }
 
 const DESTINATION_COLUMNS: &str = "id, name, kind, url, purposes, event_types, event_names, \
-     batch_size, signing_secret, created_at, transform";
+     batch_size, signing_secret, created_at, transform, disabled";
 
 fn destination_from_row(row: &Row) -> Result<Destination> {
     Ok(Destination {
@@ -583,6 +585,7 @@ fn destination_from_row(row: &Row) -> Result<Destination> {
         signing_secret: row.get(8),
         created_at: row.get(9),
         transform: columns::parse_object(row.get(10)),
+        disabled: row.get(11),
     })
 }
 
@@ -902,6 +905,33 @@ impl Store for PostgresStore {
         destination_from_row(&row)
     }
 
+    async fn set_destination_disabled(&self, id: i64, disabled: bool) -> Result<()> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "UPDATE destinations SET disabled = $2 WHERE id = $1",
+                &[&id, &disabled],
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn delete_destination(&self, id: i64) -> Result<()> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        tx.execute("DELETE FROM deliveries WHERE destination_id = $1", &[&id])
+            .await?;
+        tx.execute(
+            "DELETE FROM checkpoints WHERE processor = $1 OR processor LIKE $2",
+            &[&format!("delivery:{id}"), &format!("sync:{id}:%")],
+        )
+        .await?;
+        tx.execute("DELETE FROM destinations WHERE id = $1", &[&id])
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     async fn list_destinations(&self) -> Result<Vec<Destination>> {
         let client = self.client().await?;
         let rows = client
@@ -973,9 +1003,11 @@ impl Store for PostgresStore {
         )
         .await?;
         if let Some((processor, seq)) = checkpoint {
+            // Never back: a checkpoint moved past this page meanwhile (`destination
+            // skip-to`) stays where it was moved.
             tx.execute(
                 "INSERT INTO checkpoints (processor, seq) VALUES ($1, $2)
-                 ON CONFLICT (processor) DO UPDATE SET seq = EXCLUDED.seq",
+                 ON CONFLICT (processor) DO UPDATE SET seq = GREATEST(checkpoints.seq, EXCLUDED.seq)",
                 &[&processor, &seq],
             )
             .await?;

@@ -261,6 +261,8 @@ const MIGRATIONS: &[&str] = &[
         seen_at INTEGER NOT NULL
      ) WITHOUT ROWID;
      CREATE INDEX dedup_by_age ON dedup (seen_at);",
+    // 13: a destination can be paused.
+    "ALTER TABLE destinations ADD COLUMN disabled INTEGER NOT NULL DEFAULT 0;",
 ];
 
 /// The migration whose dedup claims `convert_dedup` rewrites.
@@ -588,7 +590,7 @@ fn token_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Token> {
 }
 
 const DESTINATION_COLUMNS: &str = "id, name, kind, url, purposes, event_types, event_names, \
-     batch_size, signing_secret, created_at, transform";
+     batch_size, signing_secret, created_at, transform, disabled";
 
 fn destination_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Destination> {
     Ok(Destination {
@@ -603,6 +605,7 @@ fn destination_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Destination
         signing_secret: row.get(8)?,
         created_at: row.get(9)?,
         transform: columns::parse_object(&row.get::<_, String>(10)?),
+        disabled: row.get(11)?,
     })
 }
 
@@ -939,6 +942,32 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn set_destination_disabled(&self, id: i64, disabled: bool) -> Result<()> {
+        self.with_conn(move |conn| {
+            conn.execute(
+                "UPDATE destinations SET disabled = ?2 WHERE id = ?1",
+                params![id, disabled],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn delete_destination(&self, id: i64) -> Result<()> {
+        self.with_conn(move |conn| {
+            let tx = conn.transaction()?;
+            tx.execute("DELETE FROM deliveries WHERE destination_id = ?1", [id])?;
+            tx.execute(
+                "DELETE FROM checkpoints WHERE processor = ?1 OR processor LIKE ?2",
+                params![format!("delivery:{id}"), format!("sync:{id}:%")],
+            )?;
+            tx.execute("DELETE FROM destinations WHERE id = ?1", [id])?;
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
     async fn list_destinations(&self) -> Result<Vec<Destination>> {
         self.with_conn(|conn| {
             let mut stmt = conn.prepare(&format!(
@@ -992,9 +1021,11 @@ impl Store for SqliteStore {
                 }
             }
             if let Some((processor, seq)) = checkpoint {
+                // Never back: a checkpoint moved past this page meanwhile (`destination
+                // skip-to`) stays where it was moved.
                 tx.execute(
                     "INSERT INTO checkpoints (processor, seq) VALUES (?1, ?2)
-                     ON CONFLICT (processor) DO UPDATE SET seq = excluded.seq",
+                     ON CONFLICT (processor) DO UPDATE SET seq = max(seq, excluded.seq)",
                     params![processor, seq],
                 )?;
             }

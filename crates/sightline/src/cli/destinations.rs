@@ -56,10 +56,40 @@ pub enum DestinationCommand {
         #[arg(long)]
         json: bool,
     },
-    /// List destinations (never their secrets).
+    /// List destinations (never their secrets; credentials in URLs masked).
     List {
         #[command(flatten)]
         store: StoreArgs,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Pause delivery to a destination; its checkpoint holds.
+    Disable {
+        name: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Resume delivery to a destination from where it stopped.
+    Enable {
+        name: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Remove a destination with its delivery log and checkpoints.
+    Delete {
+        name: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Move a disabled destination's checkpoint: events up to SEQ are never sent (the way
+    /// past an event it can never take).
+    SkipTo {
+        name: String,
+        #[arg(long, value_name = "SEQ")]
+        seq: i64,
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Print {"destination","from_seq","to_seq"} as JSON.
         #[arg(long)]
         json: bool,
     },
@@ -188,14 +218,47 @@ pub async fn destination(command: DestinationCommand, file: &FileConfig) -> Resu
             } else {
                 for d in listed {
                     println!(
-                        "{}\t{}\t{}\t{}\tpurposes: {}",
+                        "{}\t{}\t{}\t{}\tpurposes: {}{}",
                         d.id,
                         d.name,
                         d.kind.as_str(),
                         d.url,
-                        d.purposes.join(",")
+                        d.purposes.join(","),
+                        if d.disabled { "\tdisabled" } else { "" }
                     );
                 }
+            }
+        }
+        DestinationCommand::Disable { name, store } => {
+            let store = store.open(file).await?;
+            destinations::set_disabled(store.as_ref(), &operator(), &name, true).await?;
+            println!("disabled destination {name:?}");
+        }
+        DestinationCommand::Enable { name, store } => {
+            let store = store.open(file).await?;
+            destinations::set_disabled(store.as_ref(), &operator(), &name, false).await?;
+            println!("enabled destination {name:?}");
+        }
+        DestinationCommand::Delete { name, store } => {
+            let store = store.open(file).await?;
+            destinations::delete(store.as_ref(), &operator(), &name).await?;
+            println!("deleted destination {name:?} with its delivery log");
+        }
+        DestinationCommand::SkipTo {
+            name,
+            seq,
+            store,
+            json,
+        } => {
+            let store = store.open(file).await?;
+            let skipped = destinations::skip_to(store.as_ref(), &operator(), &name, seq).await?;
+            if json {
+                println!("{}", serde_json::to_string(&skipped)?);
+            } else {
+                println!(
+                    "destination {name:?} now goes on after seq {} (was {})",
+                    skipped.to_seq, skipped.from_seq
+                );
             }
         }
     }

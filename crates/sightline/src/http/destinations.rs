@@ -2,7 +2,7 @@
 
 use super::{bad_request, created, json_body, ok, page_bounds, Acting, Answer, ApiState};
 use axum::extract::{Path, Query, State};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::Router;
 use serde_json::json;
 use sightline_service::destinations::{self, Replay};
@@ -12,7 +12,11 @@ pub(super) fn routes() -> Router<ApiState> {
     Router::new()
         .route("/api/v1/destinations", get(list).post(add))
         .route("/api/v1/destinations/{name}/deliveries", get(deliveries))
+        .route("/api/v1/destinations/{name}", delete(remove))
         .route("/api/v1/destinations/{name}/replay", post(replay))
+        .route("/api/v1/destinations/{name}/disable", post(disable))
+        .route("/api/v1/destinations/{name}/enable", post(enable))
+        .route("/api/v1/destinations/{name}/skip-to", post(skip_to))
 }
 
 /// `GET /api/v1/destinations`: every destination, without its signing secret.
@@ -97,4 +101,50 @@ async fn deliveries(
     let page =
         destinations::deliveries(state.store.as_ref(), &actor, &name, status, after, limit).await?;
     ok(destinations::page_json(&page, after))
+}
+
+/// `POST /api/v1/destinations/{name}/disable`: pauses delivery; its checkpoint holds.
+async fn disable(
+    Acting(actor): Acting,
+    State(state): State<ApiState>,
+    Path(name): Path<String>,
+) -> Answer {
+    ok(destinations::set_disabled(state.store.as_ref(), &actor, &name, true).await?)
+}
+
+/// `POST /api/v1/destinations/{name}/enable`: resumes delivery from where it stopped.
+async fn enable(
+    Acting(actor): Acting,
+    State(state): State<ApiState>,
+    Path(name): Path<String>,
+) -> Answer {
+    ok(destinations::set_disabled(state.store.as_ref(), &actor, &name, false).await?)
+}
+
+/// `DELETE /api/v1/destinations/{name}`: removes it with its delivery log and checkpoints.
+async fn remove(
+    Acting(actor): Acting,
+    State(state): State<ApiState>,
+    Path(name): Path<String>,
+) -> Answer {
+    destinations::delete(state.store.as_ref(), &actor, &name).await?;
+    ok(json!({ "deleted": name }))
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SkipTo {
+    seq: i64,
+}
+
+/// `POST /api/v1/destinations/{name}/skip-to` with `{"seq":N}`: a disabled destination's
+/// checkpoint moves to N; the events up to it are never sent.
+async fn skip_to(
+    Acting(actor): Acting,
+    State(state): State<ApiState>,
+    Path(name): Path<String>,
+    body: axum::body::Bytes,
+) -> Answer {
+    let request: SkipTo = json_body(&body, "send {\"seq\":N}")?;
+    ok(destinations::skip_to(state.store.as_ref(), &actor, &name, request.seq).await?)
 }
