@@ -147,14 +147,11 @@ async fn attribute(
             .map(|m| m.split(',').map(|s| s.trim().to_string()).collect())
             .unwrap_or_default(),
     };
-    let grouper = sightline_attribution::ChannelGrouper::default();
-    let report = attribution::report(
-        state.store.as_ref(),
-        &actor,
-        &question,
-        &grouper,
-        state.book.rules(),
-    )
+    let rules = state.book.rules();
+    let report = super::off_workers(async move {
+        let grouper = sightline_attribution::ChannelGrouper::default();
+        attribution::report(state.store.as_ref(), &actor, &question, &grouper, rules).await
+    })
     .await?;
     ok(report)
 }

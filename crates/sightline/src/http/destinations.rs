@@ -76,8 +76,10 @@ async fn replay(
             ))
         }
     };
-    let tally =
-        destinations::replay(state.store.as_ref(), &actor, &state.deliverer, &name, which).await?;
+    let tally = super::off_workers(async move {
+        destinations::replay(state.store.as_ref(), &actor, &state.deliverer, &name, which).await
+    })
+    .await?;
     ok(tally)
 }
 

@@ -78,9 +78,10 @@ async fn governance_metrics(
     Query(query): Query<HashMap<String, String>>,
 ) -> Answer {
     let attribution = attribution(&state, &query);
-    ok(metrics::series(state.store.as_ref(), attribution)
-        .await?
-        .to_json())
+    let series =
+        super::off_workers(async move { metrics::series(state.store.as_ref(), attribution).await })
+            .await?;
+    ok(series.to_json())
 }
 
 async fn report(
@@ -89,7 +90,9 @@ async fn report(
     Query(query): Query<HashMap<String, String>>,
 ) -> Answer {
     let attribution = attribution(&state, &query);
-    let html = report::render(state.store.as_ref(), attribution).await?;
+    let html =
+        super::off_workers(async move { report::render(state.store.as_ref(), attribution).await })
+            .await?;
     Ok(([(header::CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response())
 }
 

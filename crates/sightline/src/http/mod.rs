@@ -209,6 +209,19 @@ fn created(body: impl serde::Serialize) -> Answer {
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
+/// Runs a heavy request (attribution, the report, a replay) on the blocking pool, so that
+/// its CPU work does not hold one of the few async workers collection needs; its store
+/// calls still run on the runtime (`Handle::block_on`).
+async fn off_workers<T: Send + 'static>(
+    work: impl std::future::Future<Output = Result<T, Error>> + Send + 'static,
+) -> Result<T, Failure> {
+    let runtime = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || runtime.block_on(work))
+        .await
+        .map_err(|e| Failure(Error::Internal(e.into())))?
+        .map_err(Failure)
+}
+
 /// `after` (default 0) and `limit` (default 100, at most `MAX_PAGE`) of a paged read.
 fn page_bounds(query: &HashMap<String, String>) -> Result<(i64, usize), Failure> {
     let number = |name: &str, default: i64| -> Result<i64, Failure> {
