@@ -162,3 +162,26 @@ pub async fn import_traits(
     }
     Ok(report)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::check_name;
+
+    #[test]
+    fn names_with_control_characters_or_slashes_are_refused() {
+        assert!(check_name("recent-buyers", "an audience").is_ok());
+        assert!(check_name("Käufer 30 Tage", "an audience").is_ok());
+        for bad in [
+            "",
+            "  ",
+            "a/b",
+            "line\nbreak",
+            "nul\u{0}",
+            "bell\u{7}",
+            &"x".repeat(101),
+        ] {
+            let refused = check_name(bad, "an audience").unwrap_err().to_string();
+            assert!(refused.contains("control characters"), "{bad:?}: {refused}");
+        }
+    }
+}
