@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 use sightline_core::{time, StoredEvent};
 use sightline_identity::{normalise, IdType};
 use sightline_profiles::ProfileDoc;
+pub use sightline_profiles::ProfileView;
 use sightline_store::Store;
 
 /// `type:value`, e.g. `email:ann@example.com`.
@@ -41,7 +42,7 @@ pub enum Timeline {
     Seqs(Vec<i64>),
 }
 
-/// The profile holding `type:value` in a book (live or replayed), copied out of it.
+/// The profile holding `type:value` in a replayed book, copied out of it.
 fn found_in(book: &profiles::Book, id_type: &str, value: &str) -> Result<Found> {
     let view = book
         .profiles
@@ -56,12 +57,22 @@ fn found_in(book: &profiles::Book, id_type: &str, value: &str) -> Result<Found> 
     })
 }
 
-/// The profile holding `id` in the server's live profiles.
-pub fn find_live(actor: &Actor, live: &Live, id: &str) -> Result<Found> {
+/// Runs `f` on the live profile holding `id`, under the profiles' read lock, so a request
+/// copies out only what it shows rather than the whole profile.
+pub fn with_live<T>(
+    actor: &Actor,
+    live: &Live,
+    id: &str,
+    f: impl FnOnce(&profiles::Book, ProfileView<'_>) -> T,
+) -> Result<T> {
     require(actor, READERS, "reading profiles")?;
     let (id_type, value) = identifier(id)?;
     let book = live.read();
-    found_in(&book, id_type, value)
+    let view = book
+        .profiles
+        .find(id_type, value)
+        .ok_or_else(|| unknown(id_type, value))?;
+    Ok(f(&book, view))
 }
 
 /// Whether the stored profiles were derived under `rules` through the end of the log.
@@ -106,27 +117,43 @@ pub async fn find_stored(
 }
 
 impl Found {
-    pub fn to_json(&self) -> Value {
-        self.doc.view().to_json()
+    pub fn view(&self) -> ProfileView<'_> {
+        self.doc.view()
     }
+}
 
-    pub fn traits(&self) -> Value {
-        json!({"traits": self.doc.facts.traits})
-    }
+/// The profile as the API shows it.
+pub fn profile_json(view: ProfileView<'_>) -> Value {
+    view.to_json()
+}
 
-    pub fn identifiers(&self) -> Value {
-        json!({"identifiers": self.doc.identity.identifiers})
+pub fn traits_json(view: ProfileView<'_>) -> Value {
+    match view.facts {
+        Some(facts) => json!({ "traits": facts.traits }),
+        None => json!({ "traits": {} }),
     }
+}
 
-    pub fn merges(&self) -> Value {
-        json!({"merges": self.doc.identity.history, "explanation": self.doc.identity.explain()})
-    }
+pub fn identifiers_json(view: ProfileView<'_>) -> Value {
+    json!({ "identifiers": view.identity.identifiers })
+}
 
-    /// The consent in force at `at` (ms; `None` for now) and the whole ledger.
-    pub fn consent(&self, at: Option<i64>) -> Value {
-        let ledger = &self.doc.facts.consent;
-        json!({"state": ledger.state_at(at.unwrap_or(i64::MAX), i64::MAX), "history": ledger})
-    }
+pub fn merges_json(view: ProfileView<'_>) -> Value {
+    json!({"merges": view.identity.history, "explanation": view.identity.explain()})
+}
+
+/// The consent in force at `at` (ms; `None` for now) and the whole ledger.
+pub fn consent_json(view: ProfileView<'_>, at: Option<i64>) -> Value {
+    let none = sightline_consent::Ledger::default();
+    let ledger = view.facts.map_or(&none, |f| &f.consent);
+    json!({"state": ledger.state_at(at.unwrap_or(i64::MAX), i64::MAX), "history": ledger})
+}
+
+/// The seqs of up to `limit` of the profile's events below `before`, oldest first.
+pub fn event_page(view: ProfileView<'_>, before: i64, limit: usize) -> Vec<i64> {
+    let all = view.facts.map(|f| f.events.as_slice()).unwrap_or_default();
+    let end = all.partition_point(|&seq| seq < before);
+    all[end.saturating_sub(limit)..end].to_vec()
 }
 
 /// An ISO 8601 time as ms, or an error naming `what`.
@@ -138,11 +165,11 @@ pub fn instant(what: &str, text: &str) -> Result<i64> {
 /// Up to `limit` of the profile's events below `before` (a seq), newest first.
 pub async fn events(
     store: &dyn Store,
-    found: &Found,
+    timeline: &Timeline,
     before: i64,
     limit: usize,
 ) -> Result<Vec<StoredEvent>> {
-    match &found.timeline {
+    match timeline {
         Timeline::Stored(id) => Ok(store.stored_profile_events(*id, before, limit).await?),
         Timeline::Seqs(seqs) => {
             let end = seqs.partition_point(|&seq| seq < before);
@@ -155,14 +182,7 @@ pub async fn events(
     }
 }
 
-/// The computed traits of the live profile holding `id`, as of now.
-pub fn computed(actor: &Actor, live: &Live, id: &str) -> Result<Value> {
-    require(actor, READERS, "reading profiles")?;
-    let (id_type, value) = identifier(id)?;
-    let book = live.read();
-    let view = book
-        .profiles
-        .find(id_type, value)
-        .ok_or_else(|| unknown(id_type, value))?;
-    Ok(json!({"computed": book.memberships.computed(view.identity.id, time::now_ms())}))
+/// The computed traits of a live profile, as of now.
+pub fn computed_json(book: &profiles::Book, view: ProfileView<'_>) -> Value {
+    json!({"computed": book.memberships.computed(view.identity.id, time::now_ms())})
 }

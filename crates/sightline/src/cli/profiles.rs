@@ -115,7 +115,10 @@ pub async fn profile(command: ProfileCommand, file: &FileConfig) -> Result<()> {
     let found = lookup::find_stored(store.as_ref(), &operator(), rules, identifier).await?;
     match command {
         ProfileCommand::Show { .. } => {
-            println!("{}", serde_json::to_string_pretty(&found.to_json())?)
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&lookup::profile_json(found.view()))?
+            )
         }
         ProfileCommand::Explain { json: true, .. } => {
             println!("{}", serde_json::to_string(&found.doc.identity.history)?)
@@ -134,7 +137,7 @@ pub async fn profile(command: ProfileCommand, file: &FileConfig) -> Result<()> {
         }
         ProfileCommand::Consent { at, json, .. } => {
             let at = at.map(|text| lookup::instant("--at", &text)).transpose()?;
-            let shown = found.consent(at);
+            let shown = lookup::consent_json(found.view(), at);
             let text = if json {
                 serde_json::to_string(&shown)?
             } else {
@@ -144,7 +147,7 @@ pub async fn profile(command: ProfileCommand, file: &FileConfig) -> Result<()> {
         }
         ProfileCommand::Events { limit, before, .. } => {
             let before = before.unwrap_or(i64::MAX);
-            for event in lookup::events(store.as_ref(), &found, before, limit).await? {
+            for event in lookup::events(store.as_ref(), &found.timeline, before, limit).await? {
                 println!("{}", event.to_json());
             }
         }

@@ -5,9 +5,10 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::Router;
-use serde_json::json;
+use serde_json::{json, Value};
 use sightline_collect::error;
 use sightline_service::lookup;
+use sightline_service::lookup::ProfileView;
 use std::collections::HashMap;
 
 pub(super) fn routes() -> Router<ApiState> {
@@ -22,7 +23,9 @@ async fn profile(
     State(state): State<ApiState>,
     Path(id): Path<String>,
 ) -> Answer {
-    ok(lookup::find_live(&actor, &state.book, &id)?.to_json())
+    ok(lookup::with_live(&actor, &state.book, &id, |_, view| {
+        lookup::profile_json(view)
+    })?)
 }
 
 /// `GET /api/v1/profiles/{type}:{value}/traits|computed|events|identifiers|merges|consent`
@@ -32,11 +35,13 @@ async fn profile_part(
     Path((id, part)): Path<(String, String)>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Answer {
-    let found = || lookup::find_live(&actor, &state.book, &id);
+    let show = |f: fn(ProfileView<'_>) -> Value| {
+        lookup::with_live(&actor, &state.book, &id, |_, view| f(view))
+    };
     match part.as_str() {
-        "traits" => ok(found()?.traits()),
-        "identifiers" => ok(found()?.identifiers()),
-        "merges" => ok(found()?.merges()),
+        "traits" => ok(show(lookup::traits_json)?),
+        "identifiers" => ok(show(lookup::identifiers_json)?),
+        "merges" => ok(show(lookup::merges_json)?),
         "consent" => {
             let at = match query.get("at") {
                 None => None,
@@ -45,10 +50,17 @@ async fn profile_part(
                         .ok_or_else(|| bad_request("`at` must be an ISO 8601 time"))?,
                 ),
             };
-            ok(found()?.consent(at))
+            ok(lookup::with_live(&actor, &state.book, &id, |_, view| {
+                lookup::consent_json(view, at)
+            })?)
         }
-        "computed" => ok(lookup::computed(&actor, &state.book, &id)?),
-        "events" => events(&state, found()?, &query).await,
+        "computed" => ok(lookup::with_live(
+            &actor,
+            &state.book,
+            &id,
+            lookup::computed_json,
+        )?),
+        "events" => events(&state, &actor, &id, &query).await,
         _ => Ok(error(
             StatusCode::NOT_FOUND,
             "not_found",
@@ -58,7 +70,12 @@ async fn profile_part(
 }
 
 /// A profile's events, newest first, `limit` at a time before `before` (a sequence number).
-async fn events(state: &ApiState, found: lookup::Found, query: &HashMap<String, String>) -> Answer {
+async fn events(
+    state: &ApiState,
+    actor: &sightline_service::access::Actor,
+    id: &str,
+    query: &HashMap<String, String>,
+) -> Answer {
     let number = |name: &str| query.get(name).map(|v| v.parse::<i64>());
     let limit = match number("limit") {
         None => 50,
@@ -70,7 +87,16 @@ async fn events(state: &ApiState, found: lookup::Found, query: &HashMap<String, 
         Some(Ok(n)) => n,
         Some(Err(_)) => return Err(bad_request("`before` must be a sequence number")),
     };
-    let events = lookup::events(state.store.as_ref(), &found, before, limit).await?;
+    let page = lookup::with_live(actor, &state.book, id, |_, view| {
+        lookup::event_page(view, before, limit)
+    })?;
+    let events = lookup::events(
+        state.store.as_ref(),
+        &lookup::Timeline::Seqs(page),
+        before,
+        limit,
+    )
+    .await?;
     let next_before = events.last().map(|e| e.seq);
     let events: Vec<_> = events.iter().map(|e| e.to_json()).collect();
     ok(json!({"events": events, "next_before": next_before}))
