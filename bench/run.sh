@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs one benchmark; each prints one JSON line with its figures and a same-run baseline.
-#   bench/run.sh ingest [--postgres URL] [--seconds N]
+#   bench/run.sh ingest [--postgres URL] [--seconds N] [--connections N]   (needs wrk: installs it)
 #   bench/run.sh delivery [--postgres URL] [--requests N] [--batch N]
 #   bench/run.sh profiles [--people N]
 #   bench/run.sh log-size [--postgres URL] [--events N] [--users N]
@@ -16,7 +16,11 @@ case "$bench" in
     bash scripts/install-chromium.sh >&2
     cargo build --release --locked -p sightline -p sightline-bench
     exec target/release/sightline-bench scan "$@" ;;
-  ingest|delivery|profiles|audience-sync|log-size)
+  ingest)
+    command -v wrk >/dev/null || apt-get install -y wrk >&2
+    cargo build --release --locked -p sightline -p sightline-bench
+    exec target/release/sightline-bench "$bench" "$@" ;;
+  delivery|profiles|audience-sync|log-size)
     cargo build --release --locked -p sightline -p sightline-bench
     exec target/release/sightline-bench "$bench" "$@" ;;
   attribution)

@@ -1,10 +1,10 @@
 //! Sightline's benchmarks, each through the real binary and each printing one JSON line with
-//! a baseline measured in the same run. `ingest`: batched and single-event ingest against a
-//! no-op HTTP server that parses the same JSON and discards it. `delivery`: see delivery.rs.
+//! a baseline measured in the same run. `ingest`: see ingest.rs. `delivery`: see delivery.rs.
 //! `profiles`: see profiles.rs. `log-size`: see log_size.rs. `audience-sync`: see audience.rs. `scan`: see scan.rs.
 
 mod audience;
 mod delivery;
+mod ingest;
 mod log_size;
 mod profiles;
 mod scan;
@@ -16,9 +16,7 @@ use serde_json::{json, Value};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 #[derive(Parser)]
 #[command(about = "Sightline benchmarks")]
@@ -29,20 +27,18 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Bench {
-    /// Ingest throughput and latency, as a ratio against a no-op HTTP server.
+    /// Ingest throughput and latency under wrk, everything configured, as a ratio against
+    /// a no-op HTTP server.
     Ingest {
         /// Measure on PostgreSQL at this URL instead of SQLite.
         #[arg(long, value_name = "URL")]
         postgres: Option<String>,
         /// Seconds each phase is measured.
-        #[arg(long, default_value_t = 5)]
+        #[arg(long, default_value_t = 10)]
         seconds: u64,
-        /// Concurrent clients sending batches.
-        #[arg(long, default_value_t = 8)]
-        batch_clients: usize,
-        /// Concurrent clients sending single events.
+        /// wrk's connections.
         #[arg(long, default_value_t = 32)]
-        single_clients: usize,
+        connections: usize,
     },
     /// Webhook delivery from the log, as a ratio against a plain HTTP client.
     Delivery {
@@ -141,13 +137,11 @@ fn main() -> Result<()> {
         Bench::Ingest {
             postgres,
             seconds,
-            batch_clients,
-            single_clients,
-        } => runtime.block_on(ingest(
+            connections,
+        } => runtime.block_on(ingest::run(
             postgres,
             Duration::from_secs(seconds),
-            batch_clients,
-            single_clients,
+            connections.max(1),
         )),
     }
 }
@@ -239,7 +233,6 @@ pub(crate) fn sibling(name: &str) -> Result<PathBuf> {
 /// Bodies with unique messageIds, made cheaply: the template is split around the ids.
 struct Bodies {
     pieces: Vec<String>,
-    event_bytes: usize,
 }
 
 impl Bodies {
@@ -260,7 +253,6 @@ impl Bodies {
             .to_string()
         };
         let one = event("@@ID@@");
-        let event_bytes = event("bench-0000000000000-00").len();
         let (before, after) = one.split_once("@@ID@@").expect("placeholder");
         let mut pieces = Vec::new();
         if events == 1 {
@@ -273,10 +265,7 @@ impl Bodies {
             }
             pieces.push(format!("{after}]}}"));
         }
-        Bodies {
-            pieces,
-            event_bytes,
-        }
+        Bodies { pieces }
     }
 
     fn render(&self, request: u64) -> Vec<u8> {
@@ -291,166 +280,6 @@ impl Bodies {
         }
         body
     }
-}
-
-struct Run {
-    events_per_s: f64,
-    requests_per_s: f64,
-    p99_ms: f64,
-}
-
-/// `clients` connections post for `length`; returns throughput and p99 latency.
-async fn load(
-    url: &str,
-    path: &str,
-    key: &str,
-    events: usize,
-    clients: usize,
-    length: Duration,
-) -> Result<Run> {
-    let bodies = Arc::new(Bodies::new(events));
-    let stop = Arc::new(AtomicBool::new(false));
-    let started = Instant::now();
-    let tasks: Vec<_> = (0..clients)
-        .map(|c| {
-            let (bodies, stop) = (bodies.clone(), stop.clone());
-            let endpoint = format!("{url}{path}");
-            let auth = key.to_string();
-            tokio::spawn(async move {
-                let http = reqwest::Client::new();
-                let mut latencies = Vec::new();
-                let mut request = (c as u64) << 40;
-                while !stop.load(Ordering::Relaxed) {
-                    request += 1;
-                    let body = bodies.render(request);
-                    let sent = Instant::now();
-                    let response = http
-                        .post(&endpoint)
-                        .basic_auth(&auth, Some(""))
-                        .body(body)
-                        .send()
-                        .await?;
-                    if !response.status().is_success() {
-                        bail!("{endpoint} answered {}", response.status());
-                    }
-                    response.bytes().await?;
-                    latencies.push(sent.elapsed());
-                }
-                anyhow::Ok(latencies)
-            })
-        })
-        .collect();
-    tokio::time::sleep(length).await;
-    stop.store(true, Ordering::Relaxed);
-    let mut latencies = Vec::new();
-    for task in tasks {
-        latencies.extend(task.await??);
-    }
-    let elapsed = started.elapsed().as_secs_f64();
-    latencies.sort_unstable();
-    let p99 = latencies
-        .get(latencies.len() * 99 / 100)
-        .copied()
-        .unwrap_or_default();
-    Ok(Run {
-        events_per_s: (latencies.len() * events) as f64 / elapsed,
-        requests_per_s: latencies.len() as f64 / elapsed,
-        p99_ms: p99.as_secs_f64() * 1e3,
-    })
-}
-
-async fn ingest(
-    postgres: Option<String>,
-    length: Duration,
-    batch_clients: usize,
-    single_clients: usize,
-) -> Result<()> {
-    let sightline = sibling("sightline")?;
-    let data = std::env::temp_dir().join(format!("sightline-bench-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&data);
-    let store_args: Vec<String> = match &postgres {
-        Some(url) => vec!["--database-url".into(), url.clone()],
-        None => vec!["--data".into(), data.display().to_string()],
-    };
-    let source = format!(
-        "bench-{}-{}",
-        std::process::id(),
-        Instant::now().elapsed().as_nanos()
-    );
-    let added = Command::new(&sightline)
-        .args(["source", "add", &source, "--json"])
-        .args(&store_args)
-        .output()?;
-    if !added.status.success() {
-        bail!(
-            "source add failed: {}",
-            String::from_utf8_lossy(&added.stderr)
-        );
-    }
-    let key = serde_json::from_slice::<Value>(&added.stdout)?["write_key"]
-        .as_str()
-        .context("write_key")?
-        .to_string();
-
-    let warmup = Duration::from_millis(500);
-    let measure = |server: Server| {
-        let key = key.clone();
-        async move {
-            load(
-                &server.url,
-                "/v1/batch",
-                &key,
-                EVENTS_PER_BATCH,
-                batch_clients,
-                warmup,
-            )
-            .await?;
-            let batched = load(
-                &server.url,
-                "/v1/batch",
-                &key,
-                EVENTS_PER_BATCH,
-                batch_clients,
-                length,
-            )
-            .await?;
-            let single = load(&server.url, "/v1/track", &key, 1, single_clients, length).await?;
-            drop(server);
-            anyhow::Ok((batched, single))
-        }
-    };
-    let mut noop = Command::new(std::env::current_exe()?);
-    noop.arg("noop-server");
-    let (base_batched, base_single) = measure(start(noop)?).await?;
-
-    let mut serve = Command::new(&sightline);
-    serve
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .args(&store_args);
-    let (batched, single) = measure(start(serve)?).await?;
-    let _ = std::fs::remove_dir_all(&data);
-
-    let event_bytes = Bodies::new(1).event_bytes;
-    println!(
-        "{}",
-        json!({
-            "bench": "ingest",
-            "backend": if postgres.is_some() { "postgres" } else { "sqlite" },
-            "event_bytes": event_bytes,
-            "events_per_batch": EVENTS_PER_BATCH,
-            "events_per_s": batched.events_per_s.round(),
-            "baseline": "noop-http",
-            "baseline_events_per_s": base_batched.events_per_s.round(),
-            "ratio": round3(batched.events_per_s / base_batched.events_per_s),
-            "batch_p99_ms": round3(batched.p99_ms),
-            "single_requests_per_s": single.requests_per_s.round(),
-            "baseline_single_requests_per_s": base_single.requests_per_s.round(),
-            "single_ratio": round3(single.requests_per_s / base_single.requests_per_s),
-            "p99_ms": round3(single.p99_ms),
-            "baseline_p99_ms": round3(base_single.p99_ms),
-        })
-    );
-    Ok(())
 }
 
 pub(crate) fn round3(x: f64) -> f64 {

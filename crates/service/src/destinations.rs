@@ -2,7 +2,7 @@
 //! outcomes page, and replay.
 
 use crate::access::{require, Actor, MARKETING, READERS};
-use crate::processors::{Processor, Step, StepFuture, Supervisor};
+use crate::processors::{PositionFuture, Processor, Step, StepFuture, Supervisor};
 use crate::{imported, Error, Result};
 use serde_json::{json, Value};
 use sightline_activate::{Deliverer, DestinationSpec, Tally};
@@ -257,10 +257,13 @@ impl Processor for DeliveryTo {
 
     fn step(&self) -> StepFuture<'_> {
         Box::pin(async move {
-            let destination = self.store.destination_by_name(&self.name).await?;
-            let Some(destination) = destination.filter(|d| !d.disabled) else {
-                return Ok(Step::Idle);
+            let Some(destination) = self.store.destination_by_name(&self.name).await? else {
+                // Deleted: the discovery starts one again if the name comes back.
+                return Ok(Step::Finished);
             };
+            if destination.disabled {
+                return Ok(Step::Idle);
+            }
             // A page retries a failing event in place; disabling (or deleting) the
             // destination ends it, the uncommitted outcomes to be sent again later.
             tokio::select! {
@@ -275,6 +278,19 @@ impl Processor for DeliveryTo {
 
     fn idle(&self) -> Duration {
         self.deliverer.settings().idle_poll
+    }
+
+    fn applied_through(&self) -> PositionFuture<'_> {
+        Box::pin(async move {
+            Ok(match self.store.destination_by_name(&self.name).await? {
+                Some(destination) => Some(
+                    self.store
+                        .checkpoint(&sightline_activate::deliver::processor(&destination))
+                        .await?,
+                ),
+                None => None,
+            })
+        })
     }
 }
 

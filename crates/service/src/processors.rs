@@ -6,13 +6,18 @@
 //! panics (the next step resumes from the checkpoint), and until shutdown, when each
 //! finishes the step it is in. Each processor's health is in /metrics:
 //! `sightline_processor_up{processor}` (0 while backing off after a failure) and
-//! `sightline_processor_failures_total{processor}`.
+//! `sightline_processor_failures_total{processor}`; a processor that follows the log also
+//! says how far it has applied it, and [`progress`] turns that into its lag (events and
+//! seconds), shown in /metrics and `GET /readyz?verbose`.
 
 use futures_util::FutureExt;
-use std::collections::HashSet;
+use sightline_core::time;
+use sightline_store::Store;
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::sync::watch;
@@ -25,9 +30,14 @@ pub enum Step {
     More,
     /// Caught up: wait the processor's idle time before the next step.
     Idle,
+    /// Nothing left to do, ever (its destination was deleted): it stops, and one of its
+    /// name may be started again.
+    Finished,
 }
 
 pub type StepFuture<'a> = Pin<Box<dyn Future<Output = anyhow::Result<Step>> + Send + 'a>>;
+pub type PositionFuture<'a> =
+    Pin<Box<dyn Future<Output = anyhow::Result<Option<i64>>> + Send + 'a>>;
 
 pub trait Processor: Send + Sync + 'static {
     /// Its name in logs and metrics, e.g. `profiles` or `delivery:crm`; unique while it runs.
@@ -36,6 +46,10 @@ pub trait Processor: Send + Sync + 'static {
     fn step(&self) -> StepFuture<'_>;
     /// How long to wait after a step that found nothing to do.
     fn idle(&self) -> Duration;
+    /// For a processor that follows the log: the seq through which it has applied it.
+    fn applied_through(&self) -> PositionFuture<'_> {
+        Box::pin(async { Ok(None) })
+    }
 }
 
 /// The first wait after a failed step; it doubles with each failure in a row, up to
@@ -49,17 +63,29 @@ pub fn backoff(failures: u32) -> Duration {
     doubled.min(MAX_BACKOFF)
 }
 
+/// A running processor, as the supervisor knows it.
+#[derive(Clone)]
+struct Running {
+    processor: Arc<dyn Processor>,
+    /// False while it backs off after a failed step.
+    up: Arc<AtomicBool>,
+}
+
+type Registry = Arc<Mutex<BTreeMap<String, Running>>>;
+
 /// Owns every running processor.
 pub struct Supervisor {
     stop: watch::Sender<bool>,
-    running: Mutex<(JoinSet<()>, HashSet<String>)>,
+    tasks: Mutex<JoinSet<()>>,
+    running: Registry,
 }
 
 impl Default for Supervisor {
     fn default() -> Supervisor {
         Supervisor {
             stop: watch::channel(false).0,
-            running: Mutex::new((JoinSet::new(), HashSet::new())),
+            tasks: Mutex::new(JoinSet::new()),
+            running: Registry::default(),
         }
     }
 }
@@ -73,22 +99,40 @@ impl Supervisor {
     /// already runs or shutdown has begun.
     pub fn start(&self, processor: Arc<dyn Processor>) -> bool {
         let name = processor.name();
+        let mut tasks = self.tasks.lock().unwrap_or_else(PoisonError::into_inner);
         let mut running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
-        if *self.stop.borrow() || !running.1.insert(name.clone()) {
+        if *self.stop.borrow() || running.contains_key(&name) {
             return false;
         }
-        running.0.spawn(run(processor, name, self.stop.subscribe()));
+        let entry = Running {
+            processor,
+            up: Arc::new(AtomicBool::new(true)),
+        };
+        running.insert(name.clone(), entry.clone());
+        tasks.spawn(run(
+            entry,
+            name,
+            self.stop.subscribe(),
+            self.running.clone(),
+        ));
         true
+    }
+
+    /// The running processors by name, each with whether it is up.
+    fn running(&self) -> Vec<(String, Running)> {
+        let running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
+        running
+            .iter()
+            .map(|(name, entry)| (name.clone(), entry.clone()))
+            .collect()
     }
 
     /// Asks every processor to stop after its current step and waits up to `grace` for
     /// them; those still running then are cancelled (their checkpoints hold).
     pub async fn shutdown(&self, grace: Duration) {
         self.stop.send_replace(true);
-        let mut tasks = {
-            let mut running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
-            std::mem::take(&mut running.0)
-        };
+        let mut tasks =
+            std::mem::take(&mut *self.tasks.lock().unwrap_or_else(PoisonError::into_inner));
         let drained =
             tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} }).await;
         if drained.is_err() {
@@ -98,18 +142,23 @@ impl Supervisor {
     }
 }
 
-async fn run(processor: Arc<dyn Processor>, name: String, mut stop: watch::Receiver<bool>) {
-    let up = metrics::gauge!("sightline_processor_up", "processor" => name.clone());
+async fn run(entry: Running, name: String, mut stop: watch::Receiver<bool>, registry: Registry) {
+    let Running { processor, up } = entry;
+    let up_gauge = metrics::gauge!("sightline_processor_up", "processor" => name.clone());
     let failed =
         metrics::counter!("sightline_processor_failures_total", "processor" => name.clone());
-    up.set(1.0);
+    let set_up = |value: bool| {
+        up.store(value, Ordering::Relaxed);
+        up_gauge.set(if value { 1.0 } else { 0.0 });
+    };
+    set_up(true);
     let mut failures = 0u32;
     while !*stop.borrow() {
         let outcome = AssertUnwindSafe(processor.step()).catch_unwind().await;
         let wait = match outcome {
             Ok(Ok(step)) => {
                 failures = 0;
-                up.set(1.0);
+                set_up(true);
                 match step {
                     Step::More => {
                         // Others (and the requests) get their turn between pages.
@@ -117,13 +166,17 @@ async fn run(processor: Arc<dyn Processor>, name: String, mut stop: watch::Recei
                         continue;
                     }
                     Step::Idle => processor.idle(),
+                    Step::Finished => {
+                        tracing::info!(processor = %name, "finished");
+                        break;
+                    }
                 }
             }
             Ok(Err(e)) => {
                 failures += 1;
                 tracing::warn!(processor = %name, error = %format!("{e:#}"), failures, "a processor step failed; retrying from its checkpoint");
                 failed.increment(1);
-                up.set(0.0);
+                set_up(false);
                 backoff(failures)
             }
             Err(panic) => {
@@ -135,7 +188,7 @@ async fn run(processor: Arc<dyn Processor>, name: String, mut stop: watch::Recei
                     .unwrap_or_default();
                 tracing::error!(processor = %name, panic = %message, failures, "a processor step panicked; restarting it from its checkpoint");
                 failed.increment(1);
-                up.set(0.0);
+                set_up(false);
                 backoff(failures)
             }
         };
@@ -144,7 +197,67 @@ async fn run(processor: Arc<dyn Processor>, name: String, mut stop: watch::Recei
             _ = stop.changed() => {}
         }
     }
+    registry
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .remove(&name);
     tracing::debug!(processor = %name, "stopped");
+}
+
+/// How far one running processor is.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Progress {
+    pub processor: String,
+    /// False while it backs off after a failed step.
+    pub up: bool,
+    /// For a processor that follows the log: how far behind its end it is.
+    pub behind: Option<Behind>,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Behind {
+    /// The log's last seq minus the last one applied: the events still to apply (an upper
+    /// bound, as duplicates leave gaps in the seqs).
+    pub events: i64,
+    /// How long ago the oldest event still to apply was received; 0 when caught up.
+    pub seconds: f64,
+}
+
+/// Every running processor's progress, read now; also set as the gauges
+/// `sightline_processor_lag_events{processor}` and `sightline_processor_lag_seconds{processor}`.
+pub async fn progress(store: &dyn Store, supervisor: &Supervisor) -> anyhow::Result<Vec<Progress>> {
+    let log_end = store.last_seq().await?;
+    let now = time::now_ms();
+    let mut all = Vec::new();
+    for (name, entry) in supervisor.running() {
+        let behind = match entry.processor.applied_through().await? {
+            None => None,
+            Some(applied) if applied >= log_end => Some(Behind {
+                events: 0,
+                seconds: 0.0,
+            }),
+            Some(applied) => {
+                let oldest = store.read_events(applied, 1, None).await?;
+                let received = oldest.first().map_or(now, |e| e.received_at);
+                Some(Behind {
+                    events: log_end - applied,
+                    seconds: (now - received).max(0) as f64 / 1000.0,
+                })
+            }
+        };
+        if let Some(behind) = &behind {
+            metrics::gauge!("sightline_processor_lag_events", "processor" => name.clone())
+                .set(behind.events as f64);
+            metrics::gauge!("sightline_processor_lag_seconds", "processor" => name.clone())
+                .set(behind.seconds);
+        }
+        all.push(Progress {
+            processor: name,
+            up: entry.up.load(Ordering::Relaxed),
+            behind,
+        });
+    }
+    Ok(all)
 }
 
 #[cfg(test)]
@@ -210,5 +323,102 @@ mod tests {
             !supervisor.start(flaky.clone()),
             "nothing starts after shutdown"
         );
+    }
+
+    /// Has applied the log through `through`; finishes at its first step when `finish`.
+    struct Follows {
+        through: i64,
+        finish: bool,
+        stepped: tokio::sync::Notify,
+    }
+
+    impl Processor for Follows {
+        fn name(&self) -> String {
+            format!("follows-{}", self.through)
+        }
+
+        fn step(&self) -> StepFuture<'_> {
+            Box::pin(async move {
+                self.stepped.notify_one();
+                Ok(if self.finish {
+                    Step::Finished
+                } else {
+                    Step::Idle
+                })
+            })
+        }
+
+        fn idle(&self) -> Duration {
+            Duration::from_secs(3600)
+        }
+
+        fn applied_through(&self) -> PositionFuture<'_> {
+            Box::pin(async move { Ok(Some(self.through)) })
+        }
+    }
+
+    #[tokio::test]
+    async fn progress_says_how_far_behind_the_log_each_processor_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = sightline_store::SqliteStore::open(dir.path())
+            .await
+            .unwrap();
+        let received = time::now_ms() - 5_000;
+        let events = (0..5)
+            .map(|i| sightline_core::NewEvent {
+                source_id: 1,
+                message_id: format!("m{i}"),
+                event_type: sightline_core::EventType::Track,
+                received_at: received + i,
+                body: format!(r#"{{"type":"track","event":"E","messageId":"m{i}"}}"#),
+            })
+            .collect();
+        store.append(events, 0).await.unwrap();
+        let supervisor = Supervisor::new();
+        let behind = |through| {
+            Arc::new(Follows {
+                through,
+                finish: false,
+                stepped: tokio::sync::Notify::new(),
+            })
+        };
+        assert!(supervisor.start(behind(2)));
+        assert!(supervisor.start(behind(5)));
+        let all = progress(&store, &supervisor).await.unwrap();
+        assert_eq!(all.len(), 2);
+        let lagging = all[0].behind.clone().unwrap();
+        assert_eq!(
+            (all[0].processor.as_str(), lagging.events),
+            ("follows-2", 3)
+        );
+        // The oldest event still to apply (seq 3) was received 5 s ago, give or take.
+        assert!(lagging.seconds >= 4.9, "{lagging:?}");
+        assert_eq!(
+            all[1].behind,
+            Some(Behind {
+                events: 0,
+                seconds: 0.0
+            })
+        );
+        assert!(all.iter().all(|p| p.up));
+        supervisor.shutdown(Duration::from_secs(60)).await;
+    }
+
+    #[tokio::test]
+    async fn a_finished_processor_leaves_and_may_start_again() {
+        let supervisor = Supervisor::new();
+        let finishing = Arc::new(Follows {
+            through: 0,
+            finish: true,
+            stepped: tokio::sync::Notify::new(),
+        });
+        assert!(supervisor.start(finishing.clone()));
+        finishing.stepped.notified().await;
+        // It leaves the registry right after its step; start again until it is let in.
+        while !supervisor.start(finishing.clone()) {
+            tokio::task::yield_now().await;
+        }
+        finishing.stepped.notified().await;
+        supervisor.shutdown(Duration::from_secs(60)).await;
     }
 }

@@ -3,7 +3,7 @@
 //! every page; the command line rebuilds the same state from the log. Both are derived
 //! state: a rebuild from the log gives the same answer.
 
-use crate::processors::{Processor, Step, StepFuture};
+use crate::processors::{PositionFuture, Processor, Step, StepFuture};
 use anyhow::Result;
 use sightline_audience::{Audience, ComputedTrait};
 use sightline_consent::Policy;
@@ -351,6 +351,10 @@ impl Processor for Follower {
 
     fn idle(&self) -> Duration {
         Duration::from_millis(50)
+    }
+
+    fn applied_through(&self) -> PositionFuture<'_> {
+        Box::pin(async { Ok(Some(self.book.applied_seq())) })
     }
 }
 

@@ -108,12 +108,14 @@ pub async fn run(args: ServeArgs, file: &FileConfig) -> Result<()> {
         webhook.clone(),
         sightline_activate::Settings::default(),
     );
+    let processors = Supervisor::new();
     let app = sightline_collect::router(collector)
         .merge(crate::http::router(
             store.clone(),
             prometheus,
             book.clone(),
             deliverer.clone(),
+            processors.clone(),
         ))
         .layer(middleware::from_fn(time_request));
 
@@ -121,7 +123,6 @@ pub async fn run(args: ServeArgs, file: &FileConfig) -> Result<()> {
         .await
         .with_context(|| format!("cannot listen on {listen}: is another server using it?"))?;
     eprintln!("sightline listening on http://{}", listener.local_addr()?);
-    let processors = Supervisor::new();
     processors.start(Arc::new(Follower::new(store.clone(), book.clone())));
     processors.start(Arc::new(Syncer::new(
         store.clone(),

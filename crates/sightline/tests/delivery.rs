@@ -1180,6 +1180,30 @@ async fn a_stuck_destination_is_disabled_skipped_past_and_enabled() {
         })
         .await;
         assert_eq!(receiver.accepted(), ["fine-1"], "{name}: poison-1 skipped");
+        // Its progress is in /readyz?verbose and /metrics; once its checkpoint is
+        // committed, it is behind by nothing.
+        let verbose = || async {
+            common::get(&server, None, "/readyz?verbose")
+                .await
+                .text()
+                .await
+                .unwrap()
+        };
+        let caught_up = "[+]processor delivery:stuck up: 0 events, 0.0 s behind";
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while !verbose().await.contains(caught_up) {
+            assert!(Instant::now() < deadline, "{name}: {}", verbose().await);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let metrics = common::get(&server, None, "/metrics")
+            .await
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            metrics.contains("sightline_processor_lag_events{processor=\"delivery:stuck\"} 0"),
+            "{name}: {metrics}"
+        );
 
         let deleted = client()
             .delete(format!("{}/api/v1/destinations/stuck", server.url))
@@ -1190,6 +1214,15 @@ async fn a_stuck_destination_is_disabled_skipped_past_and_enabled() {
         assert_eq!(deleted.status(), 200, "{name}");
         let listed = common::get_json(&server, &creds.token, "/api/v1/destinations").await;
         assert_eq!(listed["destinations"], json!([]), "{name}");
+        // A deleted destination's delivery stops instead of idling for ever.
+        while verbose().await.contains("delivery:stuck") {
+            assert!(Instant::now() < deadline, "{name}: {}", verbose().await);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(
+            verbose().await.contains("[+]processor profiles up"),
+            "{name}"
+        );
         drop(server);
     }
 }

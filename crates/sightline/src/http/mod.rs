@@ -10,7 +10,7 @@ mod events;
 mod governance;
 mod profiles;
 
-use axum::extract::{FromRef, FromRequestParts, State};
+use axum::extract::{FromRef, FromRequestParts, Query, State};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -20,6 +20,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use sightline_collect::error;
 use sightline_core::secret;
 use sightline_service::access::{actor_of, Actor};
+use sightline_service::processors::{self, Supervisor};
 use sightline_service::profiles::Live;
 use sightline_service::Error;
 use sightline_store::Store;
@@ -35,6 +36,8 @@ struct ApiState {
     tokens: Arc<TokenCache>,
     /// The server's deliverer: replays run on it, under its breakers and ledger.
     deliverer: Arc<sightline_activate::Deliverer>,
+    /// The processors: their progress is in /metrics and `/readyz?verbose`.
+    processors: Arc<Supervisor>,
 }
 
 impl FromRef<ApiState> for Arc<dyn Store> {
@@ -48,6 +51,7 @@ pub fn router(
     prometheus: PrometheusHandle,
     book: Live,
     deliverer: Arc<sightline_activate::Deliverer>,
+    processors: Arc<Supervisor>,
 ) -> axum::Router {
     Router::new()
         .merge(events::routes())
@@ -75,6 +79,7 @@ pub fn router(
             prometheus,
             book,
             deliverer,
+            processors,
         })
 }
 
@@ -245,17 +250,46 @@ fn json_body<T: serde::de::DeserializeOwned>(body: &[u8], hint: &str) -> Result<
     serde_json::from_slice(body).map_err(|e| bad_request(format!("{hint}: {e}")))
 }
 
-async fn readyz(State(store): State<Arc<dyn Store>>) -> Response {
-    match store.ping().await {
-        Ok(()) => (StatusCode::OK, "ready\n").into_response(),
-        Err(e) => {
-            tracing::warn!(error = %e, "readiness check failed");
-            (StatusCode::SERVICE_UNAVAILABLE, "store unavailable\n").into_response()
-        }
+/// Ready when the store answers. `?verbose` adds a line per check and per processor, with
+/// how far behind the log each is (informational: a destination that is down must not take
+/// collection out of a load balancer).
+async fn readyz(
+    State(state): State<ApiState>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    if let Err(e) = state.store.ping().await {
+        tracing::warn!(error = %e, "readiness check failed");
+        return (StatusCode::SERVICE_UNAVAILABLE, "store unavailable\n").into_response();
     }
+    if !query.contains_key("verbose") {
+        return (StatusCode::OK, "ready\n").into_response();
+    }
+    let mut text = String::from("[+]store ok\n");
+    match processors::progress(state.store.as_ref(), &state.processors).await {
+        Ok(all) => {
+            for p in all {
+                let mark = if p.up { '+' } else { '!' };
+                let state = if p.up { "up" } else { "retrying" };
+                let behind = p.behind.map_or(String::new(), |b| {
+                    format!(": {} events, {:.1} s behind", b.events, b.seconds)
+                });
+                text.push_str(&format!(
+                    "[{mark}]processor {} {state}{behind}\n",
+                    p.processor
+                ));
+            }
+        }
+        Err(e) => text.push_str(&format!("[!]processors: progress unknown ({e})\n")),
+    }
+    text.push_str("ready\n");
+    (StatusCode::OK, text).into_response()
 }
 
 async fn render_metrics(State(state): State<ApiState>) -> Response {
+    // The lag gauges are read when asked for, not kept current by every step.
+    if let Err(e) = processors::progress(state.store.as_ref(), &state.processors).await {
+        tracing::warn!(error = %e, "cannot read the processors' progress");
+    }
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.prometheus.render(),
