@@ -1,5 +1,6 @@
-//! Group commit, shared by both backends: one writer takes every append request that is
+//! Group commit, shared by both backends: a writer takes every append request that is
 //! waiting, commits them in one transaction and answers each once the commit is durable.
+//! SQLite has one writer; PostgreSQL runs several on one queue (postgres.rs).
 
 use crate::log::Stored;
 use crate::{Appended, Result, GROUP_COMMIT_MAX_EVENTS};
@@ -69,7 +70,7 @@ pub(crate) async fn submit(
         return Ok(Vec::new());
     }
     // Hashing and compressing happen here, on the caller's task, so that appends made
-    // concurrently do that work in parallel and the one writer only inserts.
+    // concurrently do that work in parallel and the writers only insert.
     let stored = events.iter().map(Stored::of).collect();
     let (reply, outcome) = oneshot::channel();
     writer

@@ -1,7 +1,26 @@
-//! PostgreSQL backend: a connection pool for reads and administration, one writer
-//! connection with group commit for the log. Appends take a transaction-scoped advisory
-//! lock, so that even several servers on one database commit sequence numbers in order
-//! and a reader that has seen `seq = n` can never later see a smaller one appear.
+//! PostgreSQL backend: a connection pool for reads and administration, [`WRITERS`] writer
+//! connections with group commit for the log, which commit in parallel (as do several
+//! servers on one database).
+//!
+//! The log's promise to readers: one that has seen `seq = n` never later sees a smaller seq
+//! commit. Appends keep it without being serialised:
+//!
+//! 1. *Reservation* (a tiny transaction of its own, under the exclusive advisory lock
+//!    [`APPEND_LOCK`]): a group takes its seqs from the `events` identity sequence and records
+//!    the smallest in `log_appends` with its backend's pid and start time, then commits.
+//! 2. *Append* (no lock): the group's transaction deletes its reservation row and inserts the
+//!    events at the reserved seqs (a reserved seq whose event turns out a duplicate is a
+//!    gap, as is every seq of a group that fails); other groups append at the same time.
+//! 3. *Reads* of the log by seq (`read_events`, `last_seq`) take the lock shared, so that every
+//!    reservation whose seqs were taken before is committed and none is taken meanwhile, then
+//!    fix the bound below the smallest reservation of a live backend (the `pg_stat_activity`
+//!    check, [`LIVE`]) and read, in a later statement, only `seq` below it. A backend found
+//!    gone has ended its transaction before the read's snapshot was taken: its events are all
+//!    visible or will never be. Reservations of dead backends (a crash between reservation and
+//!    commit) are thus skipped by readers, and deleted when a writer connects.
+//! 4. An append is answered once no live reservation below its own remains (it waits on their
+//!    transactions' row locks), so that a caller that reads after its append returns sees its
+//!    events, as with a serialised log.
 
 use crate::group::{self, AppendRequest};
 use crate::log;
@@ -15,12 +34,16 @@ use sightline_core::{
 };
 use sightline_core::{LinkReview, NewLinkReview, ReviewStatus};
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
+use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, NoTls, Row};
 
 mod govern;
 
-/// Arbitrary, fixed: the advisory lock key that serialises appends to the log.
+/// Arbitrary, fixed: the advisory lock key that orders reservations of seqs (exclusive, held
+/// only while one is taken) against reads of the log (shared). See the module comment.
 const APPEND_LOCK: i64 = 7_461_001;
 const MIGRATION_LOCK: i64 = APPEND_LOCK + 1;
 /// Serialises profile saves, so that a save's check of the stored state holds until commit.
@@ -258,7 +281,47 @@ const MIGRATIONS: &[&str] = &[
      CREATE INDEX dedup_by_age ON dedup (seen_at);",
     // 13: a destination can be paused.
     "ALTER TABLE destinations ADD COLUMN disabled BOOLEAN NOT NULL DEFAULT false;",
+    // 14: appends in flight (see the module comment): the first seq each has reserved, and
+    // the backend that will commit it (a pid alone can be reused; with its start time it
+    // names one backend). Readers stay below the smallest of a live backend.
+    "CREATE TABLE log_appends (
+        first_seq BIGINT PRIMARY KEY,
+        pid INT NOT NULL,
+        backend_start TIMESTAMPTZ NOT NULL
+     );",
 ];
+
+/// Appending connections per store, fed from one queue. More than one so that a group's
+/// round trips overlap the next group's (appends no longer wait for each other); few,
+/// because every one is a backend held open for the store's lifetime and group commit
+/// already batches whatever waits.
+const WRITERS: usize = 2;
+
+/// True when the reservation `a` belongs to a backend that is still running: the same pid
+/// and start time in `pg_stat_activity`. A role that may not see another role's sessions
+/// there reads their `backend_start` as NULL; such a pid counts as alive (a reservation is
+/// held, never skipped, when in doubt).
+const LIVE: &str = "EXISTS (SELECT 1 FROM pg_stat_activity s WHERE s.pid = a.pid
+    AND (s.backend_start = a.backend_start OR s.backend_start IS NULL))";
+
+/// Opens a read of the log by seq: the lock shared (every reservation made before is
+/// committed, none is made until the read commits), then the bound, kept in a
+/// transaction-local setting for the next statement ([`BELOW`]). Two statements, so that
+/// the liveness seen here comes before the next statement's snapshot: a reservation's
+/// backend found gone ended its transaction before that snapshot, its events are in it or
+/// never will be.
+fn read_begin() -> String {
+    format!(
+        "BEGIN;
+         SELECT pg_advisory_xact_lock_shared({APPEND_LOCK});
+         SELECT set_config('sightline.read_below', COALESCE(
+             (SELECT min(a.first_seq) FROM log_appends a WHERE {LIVE}),
+             9223372036854775807)::text, true);"
+    )
+}
+
+/// The bound [`read_begin`] fixed: reads of the log keep `seq` below it.
+const BELOW: &str = "current_setting('sightline.read_below')::bigint";
 
 pub struct PostgresStore {
     pool: Pool,
@@ -333,9 +396,12 @@ impl PostgresStore {
         tokio::spawn(connection);
         migrate(&mut migrator, MIGRATIONS.len()).await?;
         drop(migrator);
-        let log_writer = Writer::open(config).await?;
         let (writer, queue) = mpsc::channel(WRITE_QUEUE_REQUESTS);
-        tokio::spawn(write_loop(log_writer, queue));
+        let queue = Arc::new(tokio::sync::Mutex::new(queue));
+        for _ in 0..WRITERS {
+            let log_writer = Writer::open(config.clone()).await?;
+            tokio::spawn(write_loop(log_writer, queue.clone()));
+        }
         Ok(PostgresStore { pool, writer })
     }
 
@@ -351,11 +417,34 @@ impl PostgresStore {
     async fn client(&self) -> Result<deadpool_postgres::Object> {
         self.pool.get().await.map_err(pool_error)
     }
+
+    /// One read of the log by seq: `sql` keeps `seq` below [`BELOW`], in the transaction
+    /// [`read_begin`] opens. BEGIN, the lock, the bound, the read and COMMIT go out
+    /// pipelined: one round trip (after the statement's first preparation on a connection).
+    async fn read_log(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>> {
+        let client = self.client().await?;
+        let statement = client.prepare_cached(sql).await?;
+        let begin = read_begin();
+        // Every future sends its messages when first polled, and `biased` polls them first
+        // in the order written. An error aborts the transaction, and the COMMIT ends it.
+        let (begun, rows, committed) = tokio::join!(
+            biased;
+            client.batch_execute(&begin),
+            client.query(&statement, params),
+            client.batch_execute("COMMIT"),
+        );
+        begun?;
+        let rows = rows?;
+        committed?;
+        Ok(rows)
+    }
 }
 
 /// The one statement that appends a group: claims each (source, messageId)'s digest in `dedup`
 /// (renewing claims older than the window) and inserts the claimed events in arrival
-/// order, returning their sequence numbers. One round trip for the whole group.
+/// order at the group's reserved seqs (`$9` the first, an event's place in the group giving
+/// its own), returning their sequence numbers. Claims are taken in key order, so that two
+/// groups claiming the same keys wait for each other in one order and never deadlock.
 const APPEND: &str = "
     WITH input AS (
         SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::int4[],
@@ -363,21 +452,66 @@ const APPEND: &str = "
             WITH ORDINALITY AS u (s, m, y, r, a, p, k, n)
     ), claimed AS (
         INSERT INTO dedup (key, seen_at)
-        SELECT k, r FROM input
+        SELECT k, r FROM input ORDER BY k
         ON CONFLICT (key) DO UPDATE SET seen_at = EXCLUDED.seen_at
         WHERE dedup.seen_at < $8
         RETURNING key
     )
-    INSERT INTO events (source_id, message_id, type, received_at, id_at, payload)
-    SELECT s, m, y, r, a, p FROM input JOIN claimed ON key = k
+    INSERT INTO events (seq, source_id, message_id, type, received_at, id_at, payload)
+    OVERRIDING SYSTEM VALUE
+    SELECT $9::bigint + n - 1, s, m, y, r, a, p FROM input JOIN claimed ON key = k
     ORDER BY n
     RETURNING seq, source_id, message_id";
 
-/// The writer's connection, reopened when it drops (a PostgreSQL restart, a network cut).
+/// Reserves `$1` consecutive seqs (run under the exclusive [`APPEND_LOCK`], so that no
+/// other reservation takes one between) and records the first with this backend's identity.
+const RESERVE: &str = "
+    WITH r AS (
+        SELECT setval(q.s, nextval(q.s) + $1::bigint - 1) - $1::bigint + 1 AS first
+        FROM (SELECT pg_get_serial_sequence('events', 'seq')::regclass AS s) q
+    )
+    INSERT INTO log_appends (first_seq, pid, backend_start)
+    SELECT r.first, a.pid, a.backend_start FROM r, pg_stat_activity a
+    WHERE a.pid = pg_backend_pid()
+    RETURNING first_seq";
+
+/// Ends this backend's reservation (a connection has one at a time; a row of an earlier
+/// backend with the same pid is a dead one, safe to remove too).
+const UNRESERVE: &str = "DELETE FROM log_appends WHERE pid = pg_backend_pid()";
+
+/// The live reservations below `$1` that are still in flight: locking a row waits for the
+/// transaction that is deleting it (the append in flight) and skips it once that commits.
+fn in_flight_below() -> String {
+    format!("SELECT a.first_seq FROM log_appends a WHERE a.first_seq < $1 AND {LIVE} FOR KEY SHARE OF a")
+}
+
+/// Reservations whose backend is gone: its transaction aborted, its events never commit.
+fn dead_reservations() -> String {
+    format!("DELETE FROM log_appends a WHERE NOT {LIVE}")
+}
+
+/// How long an append's answer waits for the appends in flight below it (see
+/// [`Writer::wait_below`]) before it is given anyway: they are in flight for a round trip
+/// or two; only a backend cut off from its client holds one for longer.
+const WAIT_BELOW: Duration = Duration::from_secs(10);
+
+/// Opens the transaction of a look at the appends in flight below one ([`in_flight_below`]):
+/// it waits for them at most [`WAIT_BELOW`].
+fn wait_begin() -> String {
+    format!("BEGIN; SET LOCAL lock_timeout = {}", WAIT_BELOW.as_millis())
+}
+
+/// A writer's connection, reopened when it drops (a PostgreSQL restart, a network cut).
 struct Writer {
     config: tokio_postgres::Config,
     client: Client,
     append: tokio_postgres::Statement,
+    reserve: tokio_postgres::Statement,
+    unreserve: tokio_postgres::Statement,
+    below: tokio_postgres::Statement,
+    /// A reservation could not be removed after a failed append: the connection is dropped
+    /// (its backend ends, so readers skip the row) and a new one opened.
+    broken: bool,
 }
 
 impl Writer {
@@ -388,26 +522,107 @@ impl Writer {
                 tracing::error!(error = %e, "PostgreSQL writer connection closed");
             }
         });
-        let append = client.prepare(APPEND).await?;
+        let dead = client.execute(&dead_reservations(), &[]).await?;
+        if dead > 0 {
+            tracing::warn!(
+                reservations = dead,
+                "removed the log reservations of appends whose connection ended before they committed"
+            );
+        }
         Ok(Writer {
+            append: client.prepare(APPEND).await?,
+            reserve: client.prepare(RESERVE).await?,
+            unreserve: client.prepare(UNRESERVE).await?,
+            below: client.prepare(&in_flight_below()).await?,
             config,
             client,
-            append,
+            broken: false,
         })
     }
 
     async fn reopen_if_closed(&mut self) -> Result<()> {
-        if self.client.is_closed() {
-            tracing::warn!("reconnecting the PostgreSQL log writer");
+        if self.broken || self.client.is_closed() {
+            tracing::warn!("reconnecting a PostgreSQL log writer");
             *self = Writer::open(self.config.clone()).await?;
         }
         Ok(())
     }
+
+    /// After a failed append: ends any transaction and removes this backend's reservation
+    /// (best effort; when that fails, the connection is replaced, which ends the backend).
+    async fn abandon(&mut self) {
+        let removed = match self.client.batch_execute("ROLLBACK").await {
+            Ok(()) => self.client.execute(&self.unreserve, &[]).await.map(drop),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = removed {
+            tracing::warn!(error = %e, "cannot remove a failed append's reservation: reconnecting");
+            self.broken = true;
+        }
+    }
+
+    /// Waits until no live reservation below `first` is in flight, so that the append is
+    /// answered once readers see its events. `check` is the first look (made with the
+    /// commit). A row found without waiting is one whose append has not started its
+    /// transaction yet (a moment), or failed and is being removed: looked at again shortly.
+    async fn wait_below(&self, first: i64, mut check: Result<Vec<Row>, tokio_postgres::Error>) {
+        let started = Instant::now();
+        let mut pause = Duration::from_millis(1);
+        loop {
+            match check {
+                Ok(rows) if rows.is_empty() => return,
+                Ok(_) if started.elapsed() < WAIT_BELOW => {}
+                Ok(rows) => {
+                    tracing::warn!(
+                        first_seq = first,
+                        below = rows.len(),
+                        "appends below this one are still in flight: answering it anyway"
+                    );
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot wait for the appends below this one: answering it anyway");
+                    return;
+                }
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(50));
+            check = self.look_below(first).await;
+        }
+    }
+
+    /// One look at the reservations in flight below `first`, waiting at most [`WAIT_BELOW`]
+    /// for their transactions. The statements go out pipelined (one round trip).
+    async fn look_below(&self, first: i64) -> Result<Vec<Row>, tokio_postgres::Error> {
+        let client = &self.client;
+        let begin = wait_begin();
+        let params: [&(dyn ToSql + Sync); 1] = [&first];
+        let (begun, rows, committed) = tokio::join!(
+            biased;
+            client.batch_execute(&begin),
+            client.query(&self.below, &params),
+            client.batch_execute("COMMIT"),
+        );
+        begun?;
+        let rows = rows?;
+        committed?;
+        Ok(rows)
+    }
 }
 
-async fn write_loop(mut writer: Writer, mut queue: mpsc::Receiver<AppendRequest>) {
-    while let Some(first) = queue.recv().await {
-        let group = group::take_group(first, &mut queue);
+async fn write_loop(
+    mut writer: Writer,
+    queue: Arc<tokio::sync::Mutex<mpsc::Receiver<AppendRequest>>>,
+) {
+    loop {
+        // One writer at a time takes a group; it commits while another takes the next.
+        let group = {
+            let mut queue = queue.lock().await;
+            match queue.recv().await {
+                Some(first) => group::take_group(first, &mut queue),
+                None => return,
+            }
+        };
         let outcome = match writer.reopen_if_closed().await {
             Ok(()) => commit_group(&mut writer, &group).await,
             Err(e) => Err(e),
@@ -442,30 +657,67 @@ async fn commit_group(writer: &mut Writer, group: &[AppendRequest]) -> Result<Ve
     let id_at: Vec<Option<i32>> = stored.iter().map(|s| s.body.id_at).collect();
     let payloads: Vec<&[u8]> = stored.iter().map(|s| s.body.payload.as_slice()).collect();
     let keys: Vec<&[u8]> = stored.iter().map(|s| &s.key[..]).collect();
+    let count = fresh.len() as i64;
 
-    // BEGIN and the lock in one round trip, the append in one, COMMIT in one.
+    // Each pipeline below is one round trip: every future sends its messages when first
+    // polled, and `biased` polls them first in the order written.
+    //
+    // 1. The reservation, committed under the exclusive lock (held for this statement
+    //    only); then the append's transaction starts by deleting the reservation row, so
+    //    that its commit ends the reservation and anyone waiting for it waits on that row.
     let client = &writer.client;
-    client
-        .batch_execute(&format!(
-            "BEGIN; SELECT pg_advisory_xact_lock({APPEND_LOCK})"
-        ))
-        .await?;
-    let appended = client
-        .query(
-            &writer.append,
-            &[
-                &columns.0, &columns.1, &columns.2, &columns.3, &id_at, &payloads, &keys, &since,
-            ],
-        )
-        .await;
-    let rows = match appended {
-        Ok(rows) => rows,
-        Err(e) => {
-            let _ = client.batch_execute("ROLLBACK").await;
+    let lock = format!("BEGIN; SELECT pg_advisory_xact_lock({APPEND_LOCK})");
+    let reserve_params: [&(dyn ToSql + Sync); 1] = [&count];
+    let (locked, reserved, begun, taken) = tokio::join!(
+        biased;
+        client.batch_execute(&lock),
+        client.query_one(&writer.reserve, &reserve_params),
+        client.batch_execute("COMMIT; BEGIN"),
+        client.execute(&writer.unreserve, &[]),
+    );
+    let first: i64 = match (locked, reserved, begun, taken) {
+        (Ok(()), Ok(row), Ok(()), Ok(_)) => row.get(0),
+        (locked, reserved, begun, taken) => {
+            let error = (locked.err())
+                .or(reserved.err())
+                .or(begun.err())
+                .or(taken.err());
+            writer.abandon().await;
+            return Err(error.map_or_else(
+                || StoreError::Commit("the reservation failed".into()),
+                StoreError::from,
+            ));
+        }
+    };
+
+    // 2. The events at their seqs and COMMIT (no lock: other groups commit meanwhile);
+    //    then, with the commit, the first look at the appends in flight below this one.
+    let wait_begin = wait_begin();
+    let append_params: [&(dyn ToSql + Sync); 9] = [
+        &columns.0, &columns.1, &columns.2, &columns.3, &id_at, &payloads, &keys, &since, &first,
+    ];
+    let below_params: [&(dyn ToSql + Sync); 1] = [&first];
+    let (appended, committed, wait_begun, below, wait_committed) = tokio::join!(
+        biased;
+        client.query(&writer.append, &append_params),
+        client.batch_execute("COMMIT"),
+        client.batch_execute(&wait_begin),
+        client.query(&writer.below, &below_params),
+        client.batch_execute("COMMIT"),
+    );
+    let rows = match (appended, committed) {
+        (Ok(rows), Ok(())) => rows,
+        (Err(e), _) | (_, Err(e)) => {
+            writer.abandon().await;
             return Err(e.into());
         }
     };
-    client.batch_execute("COMMIT").await?;
+    let below = match (wait_begun, below, wait_committed) {
+        (Ok(()), Ok(rows), Ok(())) => Ok(rows),
+        (Err(e), ..) | (_, Err(e), _) | (.., Err(e)) => Err(e),
+    };
+    writer.wait_below(first, below).await;
+
     let seqs: HashMap<(i64, String), i64> = rows
         .into_iter()
         .map(|row| ((row.get(1), row.get(2)), row.get(0)))
@@ -617,41 +869,41 @@ impl Store for PostgresStore {
         limit: usize,
         source_id: Option<i64>,
     ) -> Result<Vec<StoredEvent>> {
-        let client = self.client().await?;
         // Two statements, so that a source's read can walk `events_by_source`.
         let rows = match source_id {
             None => {
-                client
-                    .query(
-                        &format!(
-                            "SELECT {EVENT_COLUMNS} FROM events e WHERE e.seq > $1
-                             ORDER BY e.seq LIMIT $2"
-                        ),
-                        &[&after, &(limit as i64)],
-                    )
-                    .await?
+                self.read_log(
+                    &format!(
+                        "SELECT {EVENT_COLUMNS} FROM events e WHERE e.seq > $1 AND e.seq < {BELOW}
+                         ORDER BY e.seq LIMIT $2"
+                    ),
+                    &[&after, &(limit as i64)],
+                )
+                .await?
             }
             Some(source) => {
-                client
-                    .query(
-                        &format!(
-                            "SELECT {EVENT_COLUMNS} FROM events e
-                             WHERE e.source_id = $1 AND e.seq > $2 ORDER BY e.seq LIMIT $3"
-                        ),
-                        &[&source, &after, &(limit as i64)],
-                    )
-                    .await?
+                self.read_log(
+                    &format!(
+                        "SELECT {EVENT_COLUMNS} FROM events e
+                         WHERE e.source_id = $1 AND e.seq > $2 AND e.seq < {BELOW}
+                         ORDER BY e.seq LIMIT $3"
+                    ),
+                    &[&source, &after, &(limit as i64)],
+                )
+                .await?
             }
         };
         rows.iter().map(event_from_row).collect()
     }
 
     async fn last_seq(&self) -> Result<i64> {
-        let client = self.client().await?;
-        Ok(client
-            .query_one("SELECT COALESCE(MAX(seq), 0) FROM events", &[])
-            .await?
-            .get(0))
+        let rows = self
+            .read_log(
+                &format!("SELECT COALESCE(MAX(seq), 0) FROM events WHERE seq < {BELOW}"),
+                &[],
+            )
+            .await?;
+        Ok(rows.first().map_or(0, |row| row.get(0)))
     }
 
     async fn ping(&self) -> Result<()> {
