@@ -42,6 +42,15 @@ impl Iterator for BackendsIter {
     }
 }
 
+/// Fails a test whose wait on the database has lasted two minutes (a wait that would
+/// otherwise hang).
+fn in_time(since: std::time::Instant, what: &str) {
+    assert!(
+        since.elapsed() < std::time::Duration::from_secs(120),
+        "timed out waiting for {what}"
+    );
+}
+
 fn temp_dir(test: &str) -> tempfile::TempDir {
     tempfile::Builder::new()
         .prefix(&format!("sl-suite-{test}-"))
@@ -236,7 +245,9 @@ async fn appends_in_parallel_while_a_reader_follows(
         tokio::spawn(async move {
             let mut read: Vec<(i64, String)> = Vec::new();
             let mut last = 0;
+            let since = std::time::Instant::now();
             loop {
+                in_time(since, "the follower to read every append");
                 // Taken before the read: once every append has returned, a read started
                 // after sees all of them.
                 let done = finished.load(Ordering::Acquire);
@@ -444,6 +455,7 @@ async fn an_append_in_flight_holds_readers_below_it() {
     let append = append_and_read(event(2, "after", 2));
     // It commits without waiting for the one in flight.
     let observer = raw(&url).await;
+    let since = std::time::Instant::now();
     while observer
         .query_one("SELECT count(*) FROM events", &[])
         .await
@@ -451,6 +463,7 @@ async fn an_append_in_flight_holds_readers_below_it() {
         .get::<_, i64>(0)
         < 2
     {
+        in_time(since, "the database");
         tokio::task::yield_now().await;
     }
     assert_eq!(
@@ -475,6 +488,7 @@ async fn an_append_in_flight_holds_readers_below_it() {
     // too, until it is removed.
     let held = reserve(&other).await;
     let append = append_and_read(event(1, "later", 3));
+    let since = std::time::Instant::now();
     while observer
         .query_one("SELECT count(*) FROM events", &[])
         .await
@@ -482,6 +496,7 @@ async fn an_append_in_flight_holds_readers_below_it() {
         .get::<_, i64>(0)
         < 3
     {
+        in_time(since, "the database");
         tokio::task::yield_now().await;
     }
     assert_eq!(store.last_seq().await.unwrap(), after);
@@ -520,6 +535,7 @@ async fn a_dead_backends_reservation_is_skipped_and_removed() {
         .execute("SELECT pg_terminate_backend($1)", &[&pid])
         .await
         .unwrap();
+    let since = std::time::Instant::now();
     while admin
         .query_one(
             "SELECT count(*) FROM pg_stat_activity WHERE pid = $1",
@@ -530,6 +546,7 @@ async fn a_dead_backends_reservation_is_skipped_and_removed() {
         .get::<_, i64>(0)
         > 0
     {
+        in_time(since, "the database");
         tokio::task::yield_now().await;
     }
 
