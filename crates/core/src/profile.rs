@@ -20,13 +20,17 @@ pub struct ProfilesState {
     pub seq: i64,
     /// A fingerprint of the identity rules the profiles were resolved with.
     pub rules: String,
+    /// A fingerprint of the audience and computed trait definitions the stored membership
+    /// and trait states were kept under (empty in stores from before they were stored).
+    pub definitions: String,
 }
 
 /// Changed rows, applied in this order: retirements, then upserts, then new timeline rows.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ProfileRows {
     /// `(retired, survivor)` in the order the merges happened: the retired profile's row is
-    /// deleted, its identifiers and events move to the survivor.
+    /// deleted, its identifiers and events move to the survivor, and where it went is kept
+    /// (a snapshot lists every merge so far).
     pub retired: Vec<(i64, i64)>,
     /// Live profiles created or changed: id and JSON document.
     pub profiles: Vec<(i64, String)>,
@@ -38,6 +42,9 @@ pub struct ProfileRows {
     /// Live audience enter and exit records `(audience, JSON)`, appended to the history
     /// (which a rebuild leaves alone: it is what happened, not what is derived).
     pub audience_changes: Vec<(String, String)>,
+    /// Profiles' audience membership and computed trait states `(profile, JSON)`, replacing
+    /// what was stored for them (a retired profile's go with it).
+    pub states: Vec<(i64, String)>,
 }
 
 /// How many events of one name, from one source, on one day (UTC) were not covered by

@@ -65,6 +65,28 @@ impl Graph {
         Graph::default()
     }
 
+    /// A graph as it was stored: its live profiles, who owns each identifier, and where
+    /// retired profile ids went (`(retired, survivor)`).
+    pub fn restore(
+        profiles: impl IntoIterator<Item = Profile>,
+        identifiers: impl IntoIterator<Item = (Identifier, IdentifierState)>,
+        merged: impl IntoIterator<Item = (ProfileId, ProfileId)>,
+    ) -> Graph {
+        Graph {
+            identifiers: identifiers
+                .into_iter()
+                .map(|(identifier, state)| (Key::new(&identifier), state))
+                .collect(),
+            profiles: profiles.into_iter().map(|p| (p.id, p)).collect(),
+            merged_into: merged.into_iter().collect(),
+        }
+    }
+
+    /// Where retired profile ids went: `(retired, survivor)`, in no particular order.
+    pub fn merges(&self) -> impl Iterator<Item = (ProfileId, ProfileId)> + '_ {
+        self.merged_into.iter().map(|(&from, &into)| (from, into))
+    }
+
     /// Replays events in log order into an empty graph.
     pub fn rebuild<'a>(events: impl IntoIterator<Item = (i64, &'a Value)>, rules: &Rules) -> Graph {
         let mut graph = Graph::new();

@@ -278,6 +278,71 @@ impl Profiles {
         }
     }
 
+    /// Profiles as a snapshot ([`Profiles::snapshot`]) stored them, having applied the log
+    /// through `last_seq`: the same state as the replay that made them, without replaying.
+    /// Changes made from here on are kept for [`Profiles::take_changes`].
+    pub fn restore(
+        rules: Rules,
+        policy: Policy,
+        rows: &ProfileRows,
+        last_seq: i64,
+    ) -> Result<Profiles, String> {
+        let mut facts: FxHashMap<ProfileId, Facts> = FxHashMap::default();
+        let mut identities = Vec::with_capacity(rows.profiles.len());
+        for (id, doc) in &rows.profiles {
+            let doc = ProfileDoc::parse(doc).map_err(|e| format!("profile {id}: {e}"))?;
+            if doc.identity.id.0 != *id {
+                return Err(format!(
+                    "profile {id}: its document is of {}",
+                    doc.identity.id.0
+                ));
+            }
+            facts.insert(doc.identity.id, doc.facts);
+            identities.push(doc.identity);
+        }
+        for &(profile, seq) in &rows.events {
+            facts
+                .entry(ProfileId(profile))
+                .or_default()
+                .events
+                .push(seq);
+        }
+        for f in facts.values_mut() {
+            f.events.sort_unstable();
+        }
+        let mut identifiers = Vec::with_capacity(rows.identifiers.len());
+        for row in &rows.identifiers {
+            let seen_with: Vec<ProfileId> = serde_json::from_str(&row.seen_with)
+                .map_err(|e| format!("identifier {}:{}: {e}", row.id_type, row.value))?;
+            identifiers.push((
+                Identifier::new(IdType::parse(&row.id_type), row.value.clone()),
+                sightline_identity::IdentifierState {
+                    profile: ProfileId(row.profile),
+                    shared: row.shared,
+                    seen_with,
+                },
+            ));
+        }
+        let merged = rows
+            .retired
+            .iter()
+            .map(|&(from, into)| (ProfileId(from), ProfileId(into)));
+        Ok(Profiles {
+            graph: Graph::restore(identities, identifiers, merged),
+            rules,
+            policy,
+            facts,
+            last_seq,
+            changed: Changed::default(),
+            track_after: last_seq,
+            denied: rows
+                .denied_counts
+                .iter()
+                .map(|d| ((d.day.clone(), d.source_id, d.event.clone()), d.count))
+                .collect(),
+        })
+    }
+
     /// Keeps only the changes made by events after `seq` (`i64::MAX`: none), e.g. when
     /// replaying a log whose prefix is already stored.
     pub fn track_changes_after(&mut self, seq: i64) {
@@ -477,6 +542,7 @@ impl Profiles {
                 .map(|(key, &count)| denied_count(key, count))
                 .collect(),
             audience_changes: Vec::new(),
+            states: Vec::new(),
         }
     }
 
@@ -502,6 +568,12 @@ impl Profiles {
             .iter()
             .map(|(key, &count)| denied_count(key, count))
             .collect();
+        rows.retired = self
+            .graph
+            .merges()
+            .map(|(from, into)| (from.0, into.0))
+            .collect();
+        rows.retired.sort_unstable();
         // In key order, so a store's index is written front to back rather than split at
         // random: several times faster on a million profiles.
         rows.identifiers

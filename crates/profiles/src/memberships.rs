@@ -2,14 +2,15 @@
 //! bridge between unified profiles and `sightline-audience`'s incremental evaluation.
 
 use crate::{Applied, Profiles};
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sightline_audience::{
     Audience, Cause, ComputedTrait, Event, EventType, MembershipChange, MembershipState, TraitState,
 };
 use sightline_core::{time, StoredEvent};
 use sightline_identity::ProfileId;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// How many enter/exit records wait to be taken (beyond that, the oldest are kept).
 const OUTBOX: usize = 100_000;
@@ -25,6 +26,17 @@ pub struct Memberships {
     timers: BTreeSet<(i64, usize, ProfileId)>,
     /// Changes not yet taken by [`Memberships::take_changes`] (bounded).
     outbox: Vec<MembershipChange>,
+    /// Profiles whose states changed since [`Memberships::take_state_rows`].
+    touched: FxHashSet<ProfileId>,
+}
+
+/// A profile's membership and computed trait states as stored, by audience and trait name.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct StoredStates {
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    audiences: BTreeMap<String, MembershipState>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    traits: BTreeMap<String, TraitState>,
 }
 
 fn key(profile: ProfileId) -> String {
@@ -42,7 +54,93 @@ impl Memberships {
             members: vec![BTreeSet::new(); n],
             timers: BTreeSet::new(),
             outbox: Vec::new(),
+            touched: FxHashSet::default(),
         }
+    }
+
+    /// Memberships as [`Memberships::state_rows`] stored them, over `profiles` restored to
+    /// the same log position: members, and the timers as of `now`, follow from the states.
+    pub fn restore(
+        audiences: Vec<Audience>,
+        traits: Vec<ComputedTrait>,
+        profiles: &Profiles,
+        rows: &[(i64, String)],
+        now: i64,
+    ) -> Result<Memberships, String> {
+        let mut memberships = Memberships::new(audiences, traits);
+        for (id, text) in rows {
+            let profile = ProfileId(*id);
+            let stored: StoredStates =
+                serde_json::from_str(text).map_err(|e| format!("profile {id}'s states: {e}"))?;
+            for (name, state) in stored.traits {
+                if let Some(i) = memberships.traits.iter().position(|t| t.name == name) {
+                    memberships.trait_states.insert((i, profile), state);
+                }
+            }
+            for (name, state) in stored.audiences {
+                if let Some(i) = memberships.index(&name) {
+                    if state.is_member() {
+                        memberships.members[i].insert(profile);
+                    }
+                    memberships.states.insert((i, profile), state);
+                }
+            }
+        }
+        let pairs: Vec<(usize, ProfileId)> = memberships.states.keys().copied().collect();
+        for (audience, profile) in pairs {
+            let view = memberships.view(profiles, profile, now);
+            memberships.schedule(audience, profile, &view, now);
+        }
+        Ok(memberships)
+    }
+
+    /// The stored form of the states of the profiles changed since the last call.
+    pub fn take_state_rows(&mut self) -> Vec<(i64, String)> {
+        let mut touched: Vec<ProfileId> = std::mem::take(&mut self.touched).into_iter().collect();
+        touched.sort_unstable();
+        touched
+            .into_iter()
+            .filter_map(|p| self.state_row(p))
+            .collect()
+    }
+
+    /// Forgets which profiles' states changed (a snapshot stores them all).
+    pub fn forget_state_changes(&mut self) {
+        self.touched.clear();
+    }
+
+    /// The stored form of every profile's states, in profile order.
+    pub fn state_rows(&self) -> Vec<(i64, String)> {
+        let profiles: BTreeSet<ProfileId> = self
+            .states
+            .keys()
+            .chain(self.trait_states.keys())
+            .map(|&(_, p)| p)
+            .collect();
+        profiles
+            .into_iter()
+            .filter_map(|p| self.state_row(p))
+            .collect()
+    }
+
+    fn state_row(&self, profile: ProfileId) -> Option<(i64, String)> {
+        let mut stored = StoredStates::default();
+        for (i, audience) in self.audiences.iter().enumerate() {
+            if let Some(state) = self.states.get(&(i, profile)) {
+                stored
+                    .audiences
+                    .insert(audience.name().to_owned(), state.clone());
+            }
+        }
+        for (i, computed) in self.traits.iter().enumerate() {
+            if let Some(state) = self.trait_states.get(&(i, profile)) {
+                stored.traits.insert(computed.name.clone(), state.clone());
+            }
+        }
+        if stored.audiences.is_empty() && stored.traits.is_empty() {
+            return None;
+        }
+        Some((profile.0, serde_json::to_string(&stored).ok()?))
     }
 
     /// The enter and exit records since the last call, oldest first (for syncing them out).
@@ -132,6 +230,7 @@ impl Memberships {
     ) {
         let cause = Cause::Event(event.seq);
         for &(from, into) in &applied.merged {
+            self.touched.insert(into);
             for (i, computed) in self.traits.iter().enumerate() {
                 if let Some(absorbed) = self.trait_states.remove(&(i, from)) {
                     let state = self
@@ -208,6 +307,7 @@ impl Memberships {
                 }
             }
         }
+        self.touched.insert(profile);
         let view = self.view(profiles, profile, now);
         for audience in 0..self.audiences.len() {
             let state = self
@@ -236,6 +336,7 @@ impl Memberships {
             };
             let view = self.view(profiles, live, now);
             if let Some(state) = self.states.get_mut(&(audience, live)) {
+                self.touched.insert(live);
                 let change =
                     self.audiences[audience].refresh(state, &key(live), &view, now, Cause::Timer);
                 self.record(audience, live, change);

@@ -8,7 +8,7 @@ use anyhow::Result;
 use sightline_audience::{Audience, ComputedTrait};
 use sightline_consent::Policy;
 use sightline_core::{
-    time, AudienceDefinition, ProfileSave, ProfilesState, StoredEvent, TraitDefinition,
+    time, AudienceDefinition, ProfileRows, ProfileSave, ProfilesState, StoredEvent, TraitDefinition,
 };
 use sightline_identity::Rules;
 use sightline_profiles::{Memberships, Profiles};
@@ -88,23 +88,22 @@ impl Definitions {
             traits: store.list_traits().await?,
         })
     }
-}
 
-impl Book {
-    fn new(definitions: Definitions, rules: ProfileRules) -> Book {
-        let traits = definitions
-            .traits
-            .iter()
-            .filter_map(|d| match serde_json::from_value::<ComputedTrait>(d.definition.clone()) {
-                Ok(computed) => Some(computed),
-                Err(e) => {
-                    tracing::warn!(computed_trait = %d.name, error = %e, "skipping a computed trait whose definition no longer reads");
-                    None
-                }
-            })
-            .collect();
-        let audiences = definitions
-            .audiences
+    /// What the stored membership and trait states were kept under: the rules and the
+    /// names they are stored by (which destinations an audience syncs to is not part of it).
+    fn fingerprint(&self) -> String {
+        let mut text = String::new();
+        for a in &self.audiences {
+            text.push_str(&format!("audience\0{}\0{}\n", a.name, a.rule));
+        }
+        for t in &self.traits {
+            text.push_str(&format!("trait\0{}\0{}\n", t.name, t.definition));
+        }
+        sightline_core::secret::hash(&text)[..16].to_owned()
+    }
+
+    fn audiences(&self) -> Vec<Audience> {
+        self.audiences
             .iter()
             .filter_map(|d| match Audience::parse(d.name.clone(), &d.rule) {
                 Ok(audience) => Some(audience),
@@ -113,42 +112,95 @@ impl Book {
                     None
                 }
             })
-            .collect();
+            .collect()
+    }
+
+    fn traits(&self) -> Vec<ComputedTrait> {
+        self.traits
+            .iter()
+            .filter_map(|d| match serde_json::from_value::<ComputedTrait>(d.definition.clone()) {
+                Ok(computed) => Some(computed),
+                Err(e) => {
+                    tracing::warn!(computed_trait = %d.name, error = %e, "skipping a computed trait whose definition no longer reads");
+                    None
+                }
+            })
+            .collect()
+    }
+}
+
+impl Book {
+    fn new(definitions: Definitions, rules: ProfileRules) -> Book {
         let mut profiles = Profiles::with_policy(rules.rules.clone(), rules.policy.clone());
         profiles.track_changes_after(i64::MAX);
         Book {
             profiles,
-            memberships: Memberships::new(audiences, traits),
+            memberships: Memberships::new(definitions.audiences(), definitions.traits()),
             definitions,
             rules,
             saved_seq: 0,
         }
     }
 
+    /// The book a save left in the store, without replaying the log: `rows` as stored at
+    /// `state`, which was kept under these rules and definitions.
+    fn restore(
+        definitions: Definitions,
+        rules: ProfileRules,
+        state: &ProfilesState,
+        rows: &ProfileRows,
+        now: i64,
+    ) -> Result<Book> {
+        let corrupt = |e: String| StoreError::Corrupt(format!("stored profiles: {e}"));
+        let profiles =
+            Profiles::restore(rules.rules.clone(), rules.policy.clone(), rows, state.seq)
+                .map_err(corrupt)?;
+        let memberships = Memberships::restore(
+            definitions.audiences(),
+            definitions.traits(),
+            &profiles,
+            &rows.states,
+            now,
+        )
+        .map_err(corrupt)?;
+        Ok(Book {
+            profiles,
+            memberships,
+            definitions,
+            rules,
+            saved_seq: state.seq,
+        })
+    }
+
     fn state(&self) -> ProfilesState {
         ProfilesState {
             seq: self.profiles.last_seq(),
             rules: self.rules.fingerprint.clone(),
+            definitions: self.definitions.fingerprint(),
         }
     }
 
     /// The changes since the last save, on top of it.
     fn changes(&mut self) -> ProfileSave {
+        let mut rows = self.profiles.take_changes();
+        rows.states = self.memberships.take_state_rows();
         ProfileSave {
             replace: false,
             base_seq: self.saved_seq,
             state: self.state(),
-            rows: self.profiles.take_changes(),
+            rows,
         }
     }
 
     /// Everything, replacing whatever is stored.
     fn snapshot(&self) -> ProfileSave {
+        let mut rows = self.profiles.snapshot();
+        rows.states = self.memberships.state_rows();
         ProfileSave {
             replace: true,
             base_seq: 0,
             state: self.state(),
-            rows: self.profiles.snapshot(),
+            rows,
         }
     }
 
@@ -182,6 +234,7 @@ pub async fn rebuild(store: &dyn Store, rules: ProfileRules) -> Result<Book> {
     let mut book = Book::new(Definitions::load(store).await?, rules);
     book.catch_up(store).await?;
     book.memberships.take_changes();
+    book.memberships.forget_state_changes();
     Ok(book)
 }
 
@@ -192,40 +245,59 @@ pub async fn rebuild_stored(store: &dyn Store, rules: ProfileRules) -> Result<Bo
     Ok(book)
 }
 
-/// The server's book at start: rebuilt from the log, with the stored profiles brought up to
-/// it — only the events past the stored position when those were resolved under the same
-/// rules, else everything anew.
+/// The server's book at start: the stored one brought up to the log's end, when it was
+/// kept under the same identity rules and definitions (no replay but of the events past
+/// it); else rebuilt from the whole log and stored in place of what was.
 pub async fn open(store: &dyn Store, rules: ProfileRules) -> Result<Book> {
-    let stored = store.profiles_state().await?;
+    let definitions = Definitions::load(store).await?;
+    let kept_under = |state: &ProfilesState| {
+        state.rules == rules.fingerprint && state.definitions == definitions.fingerprint()
+    };
     let log_end = store.last_seq().await?;
-    let mut book = Book::new(Definitions::load(store).await?, rules);
-    let on_top = stored
-        .as_ref()
-        .filter(|s| s.rules == book.rules.fingerprint && s.seq <= log_end);
-    if let Some(state) = on_top {
-        book.profiles.track_changes_after(state.seq);
-        book.saved_seq = state.seq;
-    }
-    book.catch_up(store).await?;
-    book.memberships.take_changes();
-    let save = match on_top {
-        Some(_) => book.changes(),
+    let resumable = match store.profiles_state().await? {
+        Some(state) if kept_under(&state) && state.seq <= log_end => store
+            .load_profiles()
+            .await?
+            // Read again with the rows: another process may have saved in between.
+            .filter(|(state, _)| kept_under(state)),
+        _ => None,
+    };
+    let replay_from = resumable.as_ref().map_or(0, |(state, _)| state.seq);
+    metrics::gauge!("sightline_profiles_start_replay_from_seq").set(replay_from as f64);
+    let mut book = match resumable {
+        Some((state, rows)) => {
+            let started = Instant::now();
+            let book = Book::restore(definitions, rules, &state, &rows, time::now_ms())?;
+            tracing::info!(
+                profiles = book.profiles.profile_count(),
+                seq = state.seq,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "profiles: resumed from the store"
+            );
+            book
+        }
         None => {
             tracing::info!(
-                "profiles: storing a rebuild (first start, or the identity rules changed)"
+                "profiles: rebuilding from the log (first start, or the identity rules or audience definitions changed)"
             );
-            book.snapshot()
+            let mut book = rebuild(store, rules).await?;
+            store.save_profiles(book.snapshot()).await?;
+            book.saved_seq = book.profiles.last_seq();
+            book.profiles.track_changes_after(book.saved_seq);
+            book
         }
     };
+    book.catch_up(store).await?;
+    book.memberships.take_changes();
+    let save = book.changes();
     book.saved_seq = save.state.seq;
     store.save_profiles(save).await?;
-    book.profiles.track_changes_after(book.saved_seq);
     Ok(book)
 }
 
 /// A save the follower owes the store.
 enum Owed {
-    Changes(ProfileSave),
+    Changes(Box<ProfileSave>),
     /// Another process rewrote the stored profiles: store this server's state whole.
     Snapshot,
 }
@@ -233,7 +305,7 @@ enum Owed {
 /// Makes the store hold what the book holds; on failure, says what is still owed.
 async fn pay(store: &dyn Store, book: &Live, owed: Owed) -> Result<(), Owed> {
     let save = match owed {
-        Owed::Changes(save) => save,
+        Owed::Changes(save) => *save,
         Owed::Snapshot => book.read().snapshot(),
     };
     let (seq, replace) = (save.state.seq, save.replace);
@@ -247,7 +319,7 @@ async fn pay(store: &dyn Store, book: &Live, owed: Owed) -> Result<(), Owed> {
             tracing::warn!(error = %e, "profiles: cannot store the profiles");
             Err(match (e, retry) {
                 (StoreError::Conflict(_), _) | (_, None) => Owed::Snapshot,
-                (_, Some(save)) => Owed::Changes(save),
+                (_, Some(save)) => Owed::Changes(Box::new(save)),
             })
         }
     }
@@ -327,7 +399,7 @@ impl Follower {
             })
         };
         if let Some(save) = save {
-            if let Err(debt) = pay(store, &self.book, Owed::Changes(save)).await {
+            if let Err(debt) = pay(store, &self.book, Owed::Changes(Box::new(save))).await {
                 *self.owed.lock().unwrap_or_else(PoisonError::into_inner) = Some(debt);
                 anyhow::bail!("the profiles could not be stored");
             }

@@ -889,3 +889,123 @@ async fn forged_linkage_and_future_timestamps_from_clients_do_not_count() {
         );
     }
 }
+
+/// A restart resumes the profiles, memberships and computed traits from the store instead of
+/// replaying the log, and goes on from there as if it had never stopped: merges with
+/// identifiers stored before the restart, windows counted across it.
+#[tokio::test]
+async fn a_restart_resumes_profiles_from_the_store() {
+    for backend in backends("resume").await {
+        let name = backend.name();
+        let creds = credentials(&backend, "web");
+        cli(
+            &backend,
+            &[
+                "audience",
+                "add",
+                "keen",
+                "--rule",
+                r#"event "Viewed" count >= 3 within 30d"#,
+            ],
+        );
+        cli(
+            &backend,
+            &[
+                "trait",
+                "add",
+                r#"{"name":"views","aggregate":{"kind":"count"},"event":{"name":"Viewed"}}"#,
+            ],
+        );
+        let key = creds.write_key.as_str();
+        let server = Server::start(&backend, &[]);
+        for body in [
+            json!({"anonymousId":"a1","event":"Viewed"}),
+            json!({"anonymousId":"a1","event":"Viewed"}),
+            json!({"anonymousId":"a2","event":"Viewed"}),
+        ] {
+            send_ok(&server, key, "/v1/track", body).await;
+        }
+        send_ok(
+            &server,
+            key,
+            "/v1/identify",
+            json!({"anonymousId":"a1","userId":"u1","traits":{"email":"ann@example.com"}}),
+        )
+        .await;
+        let before = wait_for(&server, &creds.token, "email:ann@example.com", |p| {
+            p["event_count"] == 3
+        })
+        .await;
+        let last_seq = common::all_events(&server, &creds.token).await.len() as f64;
+        // Stopped once the stored profiles hold everything (the profile CLI reads them).
+        stored_identifiers(&backend, &["profile", "show", "email:ann@example.com"]);
+        assert!(server.terminate().success(), "{name}");
+
+        let server = Server::start(&backend, &[]);
+        let metrics = common::get(&server, None, "/metrics")
+            .await
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            metrics.contains(&format!(
+                "sightline_profiles_start_replay_from_seq {last_seq}"
+            )),
+            "{name}: resumed at the stored position, not replayed from 0: {metrics}"
+        );
+        let (status, after) = get(&server, &creds.token, "email:ann@example.com").await;
+        assert_eq!((status, &after), (StatusCode::OK, &before), "{name}");
+        // a2 joins u1 across the restart: its view and a1's make three, and the audience
+        // and the computed trait see all of them.
+        send_ok(
+            &server,
+            key,
+            "/v1/identify",
+            json!({"anonymousId":"a2","userId":"u1"}),
+        )
+        .await;
+        let merged = wait_for(&server, &creds.token, "user_id:u1", |p| {
+            p["event_count"] == 5
+        })
+        .await;
+        assert_eq!(merged["traits"]["email"], "ann@example.com", "{name}");
+        send_ok(
+            &server,
+            key,
+            "/v1/track",
+            json!({"userId":"u1","event":"Viewed"}),
+        )
+        .await;
+        let keen = loop_until(|| async {
+            let members =
+                common::get_json(&server, &creds.token, "/api/v1/audiences/keen/members").await;
+            let ids = members["members"].to_string();
+            ids.contains("\"u1\"").then_some(ids)
+        })
+        .await;
+        assert!(keen.contains("\"a2\""), "{name}: {keen}");
+        let computed = common::get_json(
+            &server,
+            &creds.token,
+            "/api/v1/profiles/user_id:u1/computed",
+        )
+        .await;
+        assert_eq!(computed["computed"]["views"], 4, "{name}: {computed}");
+        drop(server);
+    }
+}
+
+/// Polls `check` (bounded) until it gives a value.
+async fn loop_until<T, F, Fut>(check: F) -> T
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    for _ in 0..500 {
+        if let Some(value) = check().await {
+            return value;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("the condition was never met");
+}

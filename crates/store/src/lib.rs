@@ -12,8 +12,8 @@ mod sqlite;
 use async_trait::async_trait;
 use sightline_core::{
     AudienceDefinition, Delivery, DeliveryStatus, DeniedCount, Destination, NewDestination,
-    NewEvent, ProfileSave, ProfilesState, Role, Source, StoredEvent, StoredProfile, Token,
-    TraitDefinition,
+    NewEvent, ProfileRows, ProfileSave, ProfilesState, Role, Source, StoredEvent, StoredProfile,
+    Token, TraitDefinition,
 };
 use sightline_core::{LinkReview, NewLinkReview, ReviewStatus};
 use std::path::Path;
@@ -152,6 +152,9 @@ pub trait Store: Governance + Send + Sync + 'static {
     /// Applies one save atomically. A save on top of a state other than its `base_seq`
     /// (or its rules) is a `Conflict` and changes nothing.
     async fn save_profiles(&self, save: ProfileSave) -> Result<()>;
+    /// Every stored profile row and the state they stand at, read consistently (`None` on a
+    /// store that has never saved profiles): what a start restores instead of replaying.
+    async fn load_profiles(&self) -> Result<Option<(ProfilesState, ProfileRows)>>;
     /// Counts of events without analytics consent on days `from..=to` (`YYYY-MM-DD`).
     async fn consent_denied_counts(&self, from: &str, to: &str) -> Result<Vec<DeniedCount>>;
     /// The stored profile holding an identifier (type and normalised value).

@@ -32,7 +32,7 @@ use sightline_core::{
     NewDestination, NewEvent, ProfileSave, ProfilesState, Role, Source, StoredEvent, StoredProfile,
     Token, TraitDefinition,
 };
-use sightline_core::{LinkReview, NewLinkReview, ReviewStatus};
+use sightline_core::{IdentifierRow, LinkReview, NewLinkReview, ProfileRows, ReviewStatus};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -289,6 +289,18 @@ const MIGRATIONS: &[&str] = &[
         pid INT NOT NULL,
         backend_start TIMESTAMPTZ NOT NULL
      );",
+    // 15: the rest of the profiles processor's state, so that a start resumes from the store
+    // instead of replaying the log: audience membership and computed trait states per
+    // profile, where retired profile ids went, and the definitions the states follow.
+    "CREATE TABLE profile_states (
+        profile_id BIGINT PRIMARY KEY,
+        state TEXT NOT NULL
+     );
+     CREATE TABLE profile_merges (
+        retired BIGINT PRIMARY KEY,
+        survivor BIGINT NOT NULL
+     );
+     ALTER TABLE profiles_state ADD COLUMN definitions TEXT NOT NULL DEFAULT '';",
 ];
 
 /// Appending connections per store, fed from one queue. More than one so that a group's
@@ -1309,7 +1321,7 @@ impl Store for PostgresStore {
         if save.replace {
             tx.batch_execute(
                 "TRUNCATE profiles; TRUNCATE profile_identifiers; TRUNCATE profile_events;
-                 TRUNCATE consent_denied_counts;",
+                 TRUNCATE consent_denied_counts; TRUNCATE profile_states; TRUNCATE profile_merges;",
             )
             .await?;
         }
@@ -1327,6 +1339,17 @@ impl Store for PostgresStore {
             .await?;
             tx.execute("DELETE FROM profiles WHERE id = $1", &[&retired])
                 .await?;
+            tx.execute(
+                "DELETE FROM profile_states WHERE profile_id = $1",
+                &[&retired],
+            )
+            .await?;
+            tx.execute(
+                "INSERT INTO profile_merges (retired, survivor) VALUES ($1, $2)
+                 ON CONFLICT (retired) DO UPDATE SET survivor = EXCLUDED.survivor",
+                &[&retired, &survivor],
+            )
+            .await?;
         }
         for chunk in rows.profiles.chunks(SAVE_CHUNK) {
             let ids: Vec<i64> = chunk.iter().map(|(id, _)| *id).collect();
@@ -1392,14 +1415,104 @@ impl Store for PostgresStore {
             )
             .await?;
         }
+        for chunk in rows.states.chunks(SAVE_CHUNK) {
+            let ids: Vec<i64> = chunk.iter().map(|(id, _)| *id).collect();
+            let states: Vec<&str> = chunk.iter().map(|(_, state)| state.as_str()).collect();
+            tx.execute(
+                "INSERT INTO profile_states (profile_id, state)
+                 SELECT * FROM unnest($1::bigint[], $2::text[])
+                 ON CONFLICT (profile_id) DO UPDATE SET state = EXCLUDED.state",
+                &[&ids, &states],
+            )
+            .await?;
+        }
         tx.execute(
-            "INSERT INTO profiles_state (id, seq, rules) VALUES (1, $1, $2)
-             ON CONFLICT (id) DO UPDATE SET seq = EXCLUDED.seq, rules = EXCLUDED.rules",
-            &[&save.state.seq, &save.state.rules],
+            "INSERT INTO profiles_state (id, seq, rules, definitions) VALUES (1, $1, $2, $3)
+             ON CONFLICT (id) DO UPDATE SET seq = EXCLUDED.seq, rules = EXCLUDED.rules,
+                 definitions = EXCLUDED.definitions",
+            &[&save.state.seq, &save.state.rules, &save.state.definitions],
         )
         .await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    async fn load_profiles(&self) -> Result<Option<(ProfilesState, ProfileRows)>> {
+        let mut client = self.client().await?;
+        let tx = client
+            .build_transaction()
+            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .await?;
+        let Some(state) = profiles_state(&tx).await? else {
+            return Ok(None);
+        };
+        let pairs = |rows: Vec<Row>| -> Vec<(i64, i64)> {
+            rows.iter().map(|r| (r.get(0), r.get(1))).collect()
+        };
+        let texts = |rows: Vec<Row>| -> Vec<(i64, String)> {
+            rows.iter().map(|r| (r.get(0), r.get(1))).collect()
+        };
+        let rows = ProfileRows {
+            retired: pairs(
+                tx.query(
+                    "SELECT retired, survivor FROM profile_merges ORDER BY retired",
+                    &[],
+                )
+                .await?,
+            ),
+            events: pairs(
+                tx.query(
+                    "SELECT profile_id, seq FROM profile_events ORDER BY profile_id, seq",
+                    &[],
+                )
+                .await?,
+            ),
+            profiles: texts(
+                tx.query("SELECT id, doc FROM profiles ORDER BY id", &[])
+                    .await?,
+            ),
+            states: texts(
+                tx.query(
+                    "SELECT profile_id, state FROM profile_states ORDER BY profile_id",
+                    &[],
+                )
+                .await?,
+            ),
+            identifiers: tx
+                .query(
+                    "SELECT id_type, value, profile_id, shared, seen_with FROM profile_identifiers",
+                    &[],
+                )
+                .await?
+                .iter()
+                .map(|r| IdentifierRow {
+                    id_type: r.get(0),
+                    value: r.get(1),
+                    profile: r.get(2),
+                    shared: r.get(3),
+                    seen_with: r.get(4),
+                })
+                .collect(),
+            denied_counts: tx
+                .query(
+                    "SELECT day, source_id, event, count FROM consent_denied_counts",
+                    &[],
+                )
+                .await?
+                .iter()
+                .map(|r| DeniedCount {
+                    day: r.get(0),
+                    source_id: r.get(1),
+                    event: r.get(2),
+                    count: r.get(3),
+                })
+                .collect(),
+            audience_changes: Vec::new(),
+        };
+        tx.commit().await?;
+        Ok(Some((state, rows)))
     }
 
     async fn consent_denied_counts(&self, from: &str, to: &str) -> Result<Vec<DeniedCount>> {
@@ -1553,10 +1666,11 @@ async fn profiles_state(
     client: &impl deadpool_postgres::GenericClient,
 ) -> Result<Option<ProfilesState>, tokio_postgres::Error> {
     let row = client
-        .query_opt("SELECT seq, rules FROM profiles_state", &[])
+        .query_opt("SELECT seq, rules, definitions FROM profiles_state", &[])
         .await?;
     Ok(row.map(|r| ProfilesState {
         seq: r.get(0),
         rules: r.get(1),
+        definitions: r.get(2),
     }))
 }

@@ -18,7 +18,7 @@ use sightline_core::{
     NewDestination, NewEvent, ProfileSave, ProfilesState, Role, Source, StoredEvent, StoredProfile,
     Token, TraitDefinition,
 };
-use sightline_core::{LinkReview, NewLinkReview, ReviewStatus};
+use sightline_core::{IdentifierRow, LinkReview, NewLinkReview, ProfileRows, ReviewStatus};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use tokio::sync::mpsc;
@@ -263,6 +263,18 @@ const MIGRATIONS: &[&str] = &[
      CREATE INDEX dedup_by_age ON dedup (seen_at);",
     // 13: a destination can be paused.
     "ALTER TABLE destinations ADD COLUMN disabled INTEGER NOT NULL DEFAULT 0;",
+    // 14: the rest of the profiles processor's state, so that a start resumes from the store
+    // instead of replaying the log: audience membership and computed trait states per
+    // profile, where retired profile ids went, and the definitions the states follow.
+    "CREATE TABLE profile_states (
+        profile_id INTEGER PRIMARY KEY,
+        state TEXT NOT NULL
+     );
+     CREATE TABLE profile_merges (
+        retired INTEGER PRIMARY KEY,
+        survivor INTEGER NOT NULL
+     );
+     ALTER TABLE profiles_state ADD COLUMN definitions TEXT NOT NULL DEFAULT '';",
 ];
 
 /// The migration whose dedup claims `convert_dedup` rewrites.
@@ -1071,6 +1083,10 @@ impl Store for SqliteStore {
         self.with_conn(move |conn| save_profiles(conn, save)).await
     }
 
+    async fn load_profiles(&self) -> Result<Option<(ProfilesState, ProfileRows)>> {
+        self.with_conn(load_profiles).await
+    }
+
     async fn consent_denied_counts(&self, from: &str, to: &str) -> Result<Vec<DeniedCount>> {
         let (from, to) = (from.to_string(), to.to_string());
         self.with_conn(move |conn| {
@@ -1238,13 +1254,70 @@ impl Store for SqliteStore {
 }
 
 fn profiles_state(conn: &Connection) -> rusqlite::Result<Option<ProfilesState>> {
-    conn.query_row("SELECT seq, rules FROM profiles_state", [], |r| {
-        Ok(ProfilesState {
-            seq: r.get(0)?,
-            rules: r.get(1)?,
-        })
-    })
+    conn.query_row(
+        "SELECT seq, rules, definitions FROM profiles_state",
+        [],
+        |r| {
+            Ok(ProfilesState {
+                seq: r.get(0)?,
+                rules: r.get(1)?,
+                definitions: r.get(2)?,
+            })
+        },
+    )
     .optional()
+}
+
+/// Every stored profile row, read in one transaction with the state they stand at.
+fn load_profiles(conn: &mut Connection) -> Result<Option<(ProfilesState, ProfileRows)>> {
+    let tx = conn.transaction()?;
+    let Some(state) = profiles_state(&tx)? else {
+        return Ok(None);
+    };
+    let mut rows = ProfileRows::default();
+    {
+        let pairs = |sql: &str| -> rusqlite::Result<Vec<(i64, i64)>> {
+            let mut stmt = tx.prepare(sql)?;
+            let read = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            read.collect()
+        };
+        rows.retired = pairs("SELECT retired, survivor FROM profile_merges ORDER BY retired")?;
+        rows.events = pairs("SELECT profile_id, seq FROM profile_events ORDER BY profile_id, seq")?;
+        let texts = |sql: &str| -> rusqlite::Result<Vec<(i64, String)>> {
+            let mut stmt = tx.prepare(sql)?;
+            let read = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            read.collect()
+        };
+        rows.profiles = texts("SELECT id, doc FROM profiles ORDER BY id")?;
+        rows.states = texts("SELECT profile_id, state FROM profile_states ORDER BY profile_id")?;
+        let mut stmt = tx.prepare(
+            "SELECT id_type, value, profile_id, shared, seen_with FROM profile_identifiers",
+        )?;
+        rows.identifiers = stmt
+            .query_map([], |r| {
+                Ok(IdentifierRow {
+                    id_type: r.get(0)?,
+                    value: r.get(1)?,
+                    profile: r.get(2)?,
+                    shared: r.get(3)?,
+                    seen_with: r.get(4)?,
+                })
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        let mut stmt =
+            tx.prepare("SELECT day, source_id, event, count FROM consent_denied_counts")?;
+        rows.denied_counts = stmt
+            .query_map([], |r| {
+                Ok(DeniedCount {
+                    day: r.get(0)?,
+                    source_id: r.get(1)?,
+                    event: r.get(2)?,
+                    count: r.get(3)?,
+                })
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+    }
+    Ok(Some((state, rows)))
 }
 
 fn save_profiles(conn: &mut Connection, save: ProfileSave) -> Result<()> {
@@ -1255,7 +1328,8 @@ fn save_profiles(conn: &mut Connection, save: ProfileSave) -> Result<()> {
     if save.replace {
         tx.execute_batch(
             "DELETE FROM profiles; DELETE FROM profile_identifiers; DELETE FROM profile_events;
-             DELETE FROM consent_denied_counts;",
+             DELETE FROM consent_denied_counts; DELETE FROM profile_states;
+             DELETE FROM profile_merges;",
         )?;
     }
     let rows = &save.rows;
@@ -1266,10 +1340,17 @@ fn save_profiles(conn: &mut Connection, save: ProfileSave) -> Result<()> {
         let mut move_events =
             tx.prepare_cached("UPDATE profile_events SET profile_id = ?2 WHERE profile_id = ?1")?;
         let mut retire = tx.prepare_cached("DELETE FROM profiles WHERE id = ?1")?;
+        let mut retire_states =
+            tx.prepare_cached("DELETE FROM profile_states WHERE profile_id = ?1")?;
+        let mut merged = tx.prepare_cached(
+            "INSERT OR REPLACE INTO profile_merges (retired, survivor) VALUES (?1, ?2)",
+        )?;
         for &(retired, survivor) in &rows.retired {
             move_identifiers.execute([retired, survivor])?;
             move_events.execute([retired, survivor])?;
             retire.execute([retired])?;
+            retire_states.execute([retired])?;
+            merged.execute([retired, survivor])?;
         }
         let mut profile = tx.prepare_cached(
             "INSERT INTO profiles (id, doc) VALUES (?1, ?2)
@@ -1311,11 +1392,19 @@ fn save_profiles(conn: &mut Connection, save: ProfileSave) -> Result<()> {
         for c in &rows.denied_counts {
             count.execute(params![c.day, c.source_id, c.event, c.count])?;
         }
+        let mut state = tx.prepare_cached(
+            "INSERT INTO profile_states (profile_id, state) VALUES (?1, ?2)
+             ON CONFLICT (profile_id) DO UPDATE SET state = excluded.state",
+        )?;
+        for (profile, text) in &rows.states {
+            state.execute(params![profile, text])?;
+        }
     }
     tx.execute(
-        "INSERT INTO profiles_state (id, seq, rules) VALUES (1, ?1, ?2)
-         ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, rules = excluded.rules",
-        params![save.state.seq, save.state.rules],
+        "INSERT INTO profiles_state (id, seq, rules, definitions) VALUES (1, ?1, ?2, ?3)
+         ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, rules = excluded.rules,
+             definitions = excluded.definitions",
+        params![save.state.seq, save.state.rules, save.state.definitions],
     )?;
     tx.commit()?;
     Ok(())

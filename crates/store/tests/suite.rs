@@ -788,6 +788,7 @@ fn state(seq: i64) -> ProfilesState {
     ProfilesState {
         seq,
         rules: "r1".into(),
+        definitions: "d1".into(),
     }
 }
 
@@ -822,8 +823,10 @@ async fn stored_profiles_apply_saves_in_order_and_refuse_a_moved_base() {
                 events: vec![(a, stored[0]), (a, stored[1]), (b, stored[2])],
                 denied_counts: vec![denied("2026-05-04", 3), denied("2026-05-05", 1)],
                 audience_changes: vec![("buyers".into(), r#"{"n":1}"#.into())],
+                states: vec![(a, r#"{"s":"a"}"#.into()), (b, r#"{"s":"b"}"#.into())],
             },
         };
+        assert_eq!(store.load_profiles().await.unwrap(), None, "{name}");
         store.save_profiles(first).await.unwrap();
         assert_eq!(
             store.profiles_state().await.unwrap(),
@@ -869,9 +872,48 @@ async fn stored_profiles_apply_saves_in_order_and_refuse_a_moved_base() {
                     ("buyers".into(), r#"{"n":2}"#.into()),
                     ("other".into(), r#"{"n":3}"#.into()),
                 ],
+                states: vec![(a, r#"{"s":"a+b"}"#.into())],
             },
         };
         store.save_profiles(merge.clone()).await.unwrap();
+        // Everything a start restores, as the saves left it.
+        let (loaded_state, loaded) = store.load_profiles().await.unwrap().unwrap();
+        assert_eq!(loaded_state, state(stored[3]), "{name}");
+        assert_eq!(
+            loaded.profiles,
+            [(a, r#"{"n":"a+b"}"#.to_string())],
+            "{name}"
+        );
+        assert_eq!(loaded.states, [(a, r#"{"s":"a+b"}"#.to_string())], "{name}");
+        assert_eq!(loaded.retired, [(b, a)], "{name}: where b went is kept");
+        let mut owners: Vec<(String, i64)> = loaded
+            .identifiers
+            .iter()
+            .map(|i| (i.value.clone(), i.profile))
+            .collect();
+        owners.sort();
+        assert_eq!(
+            owners,
+            [("ann@x.com".into(), a), ("d1".into(), a)],
+            "{name}"
+        );
+        assert_eq!(
+            loaded.events,
+            [
+                (a, stored[0]),
+                (a, stored[1]),
+                (a, stored[2]),
+                (a, stored[3])
+            ],
+            "{name}"
+        );
+        let mut counts = loaded.denied_counts.clone();
+        counts.sort();
+        assert_eq!(
+            counts,
+            [denied("2026-05-04", 5), denied("2026-05-05", 1)],
+            "{name}"
+        );
         let found = store
             .stored_profile("anonymous_id", "d1")
             .await
@@ -909,6 +951,7 @@ async fn stored_profiles_apply_saves_in_order_and_refuse_a_moved_base() {
             state: ProfilesState {
                 seq: stored[3],
                 rules: "r2".into(),
+                definitions: "d1".into(),
             },
             ..ProfileSave::default()
         };
@@ -921,6 +964,7 @@ async fn stored_profiles_apply_saves_in_order_and_refuse_a_moved_base() {
             state: ProfilesState {
                 seq: stored[3],
                 rules: "r2".into(),
+                definitions: "d2".into(),
             },
             rows: ProfileRows {
                 profiles: vec![(b, r#"{"n":"b"}"#.into())],
@@ -962,6 +1006,11 @@ async fn stored_profiles_apply_saves_in_order_and_refuse_a_moved_base() {
             store.audience_history("buyers", 0, 10).await.unwrap().len(),
             2,
             "{name}: a rebuild keeps the history of what happened"
+        );
+        let (_, loaded) = store.load_profiles().await.unwrap().unwrap();
+        assert!(
+            loaded.states.is_empty() && loaded.retired.is_empty(),
+            "{name}: a rebuild replaces the states and the merges"
         );
     }
 }
