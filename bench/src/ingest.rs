@@ -291,37 +291,31 @@ pub async fn run(postgres: Option<String>, length: Duration, connections: usize)
     )?;
 
     let warmup = Duration::from_secs(1);
-    let measure = |server: &Server| -> Result<(Run, Run)> {
-        wrk(
-            &server.url,
-            &key,
-            EVENTS_PER_BATCH,
-            connections,
-            warmup,
-            &data,
-        )?;
-        let batched = wrk(
-            &server.url,
-            &key,
-            EVENTS_PER_BATCH,
-            connections,
-            length,
-            &data,
-        )?;
-        let single = wrk(&server.url, &key, 1, connections, length, &data)?;
-        Ok((batched, single))
+    let load = |url: &str, events: usize, length: Duration| {
+        wrk(url, &key, events, connections, length, &data)
     };
     let mut noop = Command::new(std::env::current_exe()?);
     noop.arg("noop-server");
-    let (base_batched, base_single) = measure(&start(noop)?)?;
+    let (base_batched, base_single) = {
+        let noop = start(noop)?;
+        load(&noop.url, EVENTS_PER_BATCH, warmup)?;
+        let batched = load(&noop.url, EVENTS_PER_BATCH, length)?;
+        (batched, load(&noop.url, 1, length)?)
+    };
 
     let mut serve = Command::new(&sightline);
     serve
         .args(["serve", "--listen", "127.0.0.1:0"])
         .args(&store_args);
     let server = start(serve)?;
-    let (batched, single) = measure(&server)?;
+    load(&server.url, EVENTS_PER_BATCH, warmup)?;
+    caught_up(&server).await?;
+    let batched = load(&server.url, EVENTS_PER_BATCH, length)?;
     let (profiles_caught_up_s, all_caught_up_s) = caught_up(&server).await?;
+    // Single events once everything has caught up, so that the backlog of the batched
+    // phase does not weigh on them.
+    let single = load(&server.url, 1, length)?;
+    caught_up(&server).await?;
     drop(server);
     let _ = std::fs::remove_dir_all(&data);
 
