@@ -13,6 +13,10 @@ mod serve;
 use clap::Parser;
 use std::process::ExitCode;
 
+/// See the workspace Cargo.toml for why.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
