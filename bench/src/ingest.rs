@@ -180,31 +180,40 @@ async fn receiver() -> Result<(String, Arc<AtomicU64>)> {
     Ok((url, count))
 }
 
-/// The processors' lag in events, read from /metrics: the largest, and the profiles'.
-async fn lag(http: &reqwest::Client, server: &Server) -> Result<(f64, f64)> {
+/// Each log-following processor's lag, read from /metrics: events and seconds behind.
+pub(crate) async fn lags(
+    http: &reqwest::Client,
+    server: &Server,
+) -> Result<std::collections::BTreeMap<String, (f64, f64)>> {
     let text = http
         .get(format!("{}/metrics", server.url))
         .send()
         .await?
         .text()
         .await?;
-    let mut largest: f64 = 0.0;
-    let mut profiles = f64::NAN;
+    let mut lags = std::collections::BTreeMap::new();
     for line in text.lines() {
-        let Some(rest) = line.strip_prefix("sightline_processor_lag_events{") else {
+        let (metric, seconds) = match line.split_once('{') {
+            Some(("sightline_processor_lag_events", rest)) => (rest, false),
+            Some(("sightline_processor_lag_seconds", rest)) => (rest, true),
+            _ => continue,
+        };
+        let Some((labels, value)) = metric.rsplit_once(' ') else {
             continue;
         };
-        let value: f64 = rest
-            .rsplit(' ')
-            .next()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(f64::NAN);
-        largest = largest.max(value);
-        if rest.starts_with("processor=\"profiles\"") {
-            profiles = value;
+        let processor = labels
+            .trim_start_matches("processor=\"")
+            .trim_end_matches("\"}")
+            .to_string();
+        let value: f64 = value.parse().unwrap_or(f64::NAN);
+        let entry: &mut (f64, f64) = lags.entry(processor).or_default();
+        if seconds {
+            entry.1 = value;
+        } else {
+            entry.0 = value;
         }
     }
-    Ok((largest, profiles))
+    Ok(lags)
 }
 
 /// Waits until the profiles, then every processor, have applied the whole log; returns
@@ -214,7 +223,9 @@ async fn caught_up(server: &Server) -> Result<(f64, f64)> {
     let started = Instant::now();
     let mut profiles_at = None;
     loop {
-        let (largest, profiles) = lag(&http, server).await?;
+        let lags = lags(&http, server).await?;
+        let largest = lags.values().map(|l| l.0).fold(0.0, f64::max);
+        let profiles = lags.get("profiles").map_or(f64::NAN, |l| l.0);
         if profiles == 0.0 && profiles_at.is_none() {
             profiles_at = Some(started.elapsed().as_secs_f64());
         }
@@ -230,69 +241,104 @@ async fn caught_up(server: &Server) -> Result<(f64, f64)> {
     }
 }
 
-pub async fn run(postgres: Option<String>, length: Duration, connections: usize) -> Result<()> {
-    let sightline = sibling("sightline")?;
-    let data = std::env::temp_dir().join(format!("sightline-bench-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&data);
-    std::fs::create_dir_all(&data)?;
-    let store_args: Vec<String> = match &postgres {
-        Some(url) => vec!["--database-url".into(), url.clone()],
-        None => vec!["--data".into(), data.join("store").display().to_string()],
-    };
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)?
-        .subsec_nanos();
-    let unique = format!("{}-{nanos}", std::process::id());
-    let key = cli_json(
-        &sightline,
-        &store_args,
-        &["source", "add", &format!("bench-{unique}")],
-    )?["write_key"]
-        .as_str()
-        .context("write_key")?
+/// A store configured as users run it, and the write key of its source.
+pub(crate) struct Setup {
+    pub sightline: std::path::PathBuf,
+    pub data: std::path::PathBuf,
+    pub store_args: Vec<String>,
+    pub key: String,
+    /// Requests the webhook destination's receiver got.
+    pub received: Arc<AtomicU64>,
+}
+
+impl Setup {
+    /// A source, two audiences, a computed trait and a webhook destination (to a local
+    /// receiver) on a new SQLite store, or on the PostgreSQL database at `postgres`.
+    pub async fn new(postgres: Option<&str>) -> Result<Setup> {
+        let sightline = sibling("sightline")?;
+        let data = std::env::temp_dir().join(format!("sightline-bench-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&data);
+        std::fs::create_dir_all(&data)?;
+        let store_args: Vec<String> = match postgres {
+            Some(url) => vec!["--database-url".into(), url.to_string()],
+            None => vec!["--data".into(), data.join("store").display().to_string()],
+        };
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .subsec_nanos();
+        let unique = format!("{}-{nanos}", std::process::id());
+        let key = cli_json(
+            &sightline,
+            &store_args,
+            &["source", "add", &format!("bench-{unique}")],
+        )?["write_key"]
+            .as_str()
+            .context("write_key")?
+            .to_string();
+        let (hook, received) = receiver().await?;
+        for (name, rule) in [
+            ("buyers", "event \"Order Completed\" count >= 1 within 30d"),
+            ("browsers", "event \"Product Added\" count >= 3 within 7d"),
+        ] {
+            let name = format!("{name}-{unique}");
+            cli_json(
+                &sightline,
+                &store_args,
+                &["audience", "add", &name, "--rule", rule],
+            )?;
+        }
+        let ltv = json!({"name": format!("ltv_{}", unique.replace('-', "_")),
+            "aggregate": {"kind": "sum", "property": "revenue"},
+            "event": {"name": "Order Completed"}})
         .to_string();
-    // As users run it: two audiences, a computed trait, a webhook destination.
-    let (hook, received) = receiver().await?;
-    for (name, rule) in [
-        ("buyers", "event \"Order Completed\" count >= 1 within 30d"),
-        ("browsers", "event \"Product Added\" count >= 3 within 7d"),
-    ] {
+        cli_json(&sightline, &store_args, &["trait", "add", &ltv])?;
+        let sink = format!("sink-{unique}");
         cli_json(
             &sightline,
             &store_args,
             &[
-                "audience",
+                "destination",
                 "add",
-                &format!("{name}-{unique}"),
-                "--rule",
-                rule,
+                &sink,
+                "--type",
+                "webhook",
+                "--url",
+                &hook,
+                "--batch",
+                "100",
             ],
         )?;
+        Ok(Setup {
+            sightline,
+            data,
+            store_args,
+            key,
+            received,
+        })
     }
-    let ltv = json!({"name": format!("ltv_{}", unique.replace('-', "_")),
-        "aggregate": {"kind": "sum", "property": "revenue"},
-        "event": {"name": "Order Completed"}})
-    .to_string();
-    cli_json(&sightline, &store_args, &["trait", "add", &ltv])?;
-    cli_json(
-        &sightline,
-        &store_args,
-        &[
-            "destination",
-            "add",
-            &format!("sink-{unique}"),
-            "--type",
-            "webhook",
-            "--url",
-            &hook,
-            "--batch",
-            "100",
-        ],
-    )?;
 
+    /// `sightline serve` on this store.
+    pub fn serve(&self) -> Result<Server> {
+        let mut serve = Command::new(&self.sightline);
+        serve
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(&self.store_args);
+        start(serve)
+    }
+}
+
+impl Drop for Setup {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.data);
+    }
+}
+
+pub async fn run(postgres: Option<String>, length: Duration, connections: usize) -> Result<()> {
+    let setup = Setup::new(postgres.as_deref()).await?;
+    let (key, data) = (&setup.key, &setup.data);
     let warmup = Duration::from_secs(1);
     let load = |url: &str, events: usize, length: Duration| {
-        wrk(url, &key, events, connections, length, &data)
+        wrk(url, key, events, connections, length, data)
     };
     let mut noop = Command::new(std::env::current_exe()?);
     noop.arg("noop-server");
@@ -303,11 +349,7 @@ pub async fn run(postgres: Option<String>, length: Duration, connections: usize)
         (batched, load(&noop.url, 1, length)?)
     };
 
-    let mut serve = Command::new(&sightline);
-    serve
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .args(&store_args);
-    let server = start(serve)?;
+    let server = setup.serve()?;
     load(&server.url, EVENTS_PER_BATCH, warmup)?;
     caught_up(&server).await?;
     let batched = load(&server.url, EVENTS_PER_BATCH, length)?;
@@ -317,7 +359,6 @@ pub async fn run(postgres: Option<String>, length: Duration, connections: usize)
     let single = load(&server.url, 1, length)?;
     caught_up(&server).await?;
     drop(server);
-    let _ = std::fs::remove_dir_all(&data);
 
     println!(
         "{}",
@@ -341,7 +382,7 @@ pub async fn run(postgres: Option<String>, length: Duration, connections: usize)
             "baseline_p99_ms": round3(base_single.p99_ms),
             "profiles_caught_up_s": round3(profiles_caught_up_s),
             "all_processors_caught_up_s": round3(all_caught_up_s),
-            "webhook_requests": received.load(Ordering::Relaxed),
+            "webhook_requests": setup.received.load(Ordering::Relaxed),
         })
     );
     Ok(())

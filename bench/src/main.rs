@@ -1,5 +1,6 @@
 //! Sightline's benchmarks, each through the real binary and each printing one JSON line with
-//! a baseline measured in the same run. `ingest`: see ingest.rs. `delivery`: see delivery.rs.
+//! a baseline measured in the same run. `ingest`: see ingest.rs. `sustained`: see
+//! sustained.rs. `delivery`: see delivery.rs.
 //! `profiles`: see profiles.rs. `log-size`: see log_size.rs. `audience-sync`: see audience.rs. `scan`: see scan.rs.
 
 mod audience;
@@ -9,6 +10,7 @@ mod log_size;
 mod profiles;
 mod scan;
 mod segment;
+mod sustained;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
@@ -39,6 +41,19 @@ enum Bench {
         /// wrk's connections.
         #[arg(long, default_value_t = 32)]
         connections: usize,
+    },
+    /// A steady load for a while, everything configured: each processor's lag in seconds
+    /// (percentiles of samples every 100 ms) against the requests' acknowledgement latency.
+    Sustained {
+        /// Measure on PostgreSQL at this URL instead of SQLite.
+        #[arg(long, value_name = "URL")]
+        postgres: Option<String>,
+        /// Events per second, in batches of 100.
+        #[arg(long, default_value_t = 20_000)]
+        rate: u64,
+        /// Seconds the load lasts.
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
     },
     /// Webhook delivery from the log, as a ratio against a plain HTTP client.
     Delivery {
@@ -134,6 +149,15 @@ fn main() -> Result<()> {
             seconds,
             clients,
         } => runtime.block_on(profiles::run(people, Duration::from_secs(seconds), clients)),
+        Bench::Sustained {
+            postgres,
+            rate,
+            seconds,
+        } => runtime.block_on(sustained::run(
+            postgres,
+            rate.max(100),
+            Duration::from_secs(seconds.max(1)),
+        )),
         Bench::Ingest {
             postgres,
             seconds,

@@ -20,7 +20,8 @@ use sightline_core::{
 };
 use sightline_core::{IdentifierRow, LinkReview, NewLinkReview, ProfileRows, ReviewStatus};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 
 mod govern;
@@ -306,7 +307,15 @@ pub struct SqliteStore {
     path: PathBuf,
     readers: Mutex<Vec<Connection>>,
     writer: mpsc::Sender<AppendRequest>,
+    /// Processors waiting to write (profiles, deliveries, checkpoints): the log writer lets
+    /// them have the lock between its groups, so that a steady ingest does not hold their
+    /// state back for ever.
+    writers_waiting: Arc<AtomicUsize>,
 }
+
+/// How long the log writer waits, at most, between two groups for processors that want
+/// the write lock.
+const YIELD_TO_WRITERS: std::time::Duration = std::time::Duration::from_millis(5);
 
 /// Page cache per connection, in KiB: the writer's holds the hot pages of the log's and
 /// the dedup table's indexes (a dedup key lands on a random page), a reader's the pages of
@@ -320,10 +329,24 @@ const READER_CACHE_KIB: i64 = 16_384;
 /// automatic checkpoint ran inside the log writer's commits and took a sixth of its time.
 const CHECKPOINT_WAL_BYTES: u64 = 16 << 20;
 
+/// While another connection holds the write lock, look again soon: the log writer holds it
+/// for most of the time under load, letting go only between groups (and waiting for those
+/// who announced themselves, see [`SqliteStore::with_writing`]). SQLite's own busy timeout
+/// sleeps up to 100 ms between tries and so missed those moments. About 10 s in all.
+fn retry_soon(attempts: i32) -> bool {
+    let (quick, slow) = (200, 5_000);
+    if attempts < quick {
+        std::thread::sleep(std::time::Duration::from_micros(200));
+    } else {
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    attempts < quick + slow
+}
+
 fn connect(path: &Path) -> Result<Connection> {
-    let conn = Connection::open(path)?;
+    let mut conn = Connection::open(path)?;
     // Other processes (the CLI beside a running server) may hold the write lock briefly.
-    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    conn.busy_handler(Some(retry_soon))?;
     conn.execute_batch(&format!(
         "PRAGMA journal_mode = WAL;
          PRAGMA synchronous = FULL;
@@ -383,9 +406,11 @@ impl SqliteStore {
         checkpoints.execute_batch("PRAGMA wal_autocheckpoint = 0")?;
         let (synced, to_sync) = std::sync::mpsc::sync_channel(SYNC_QUEUE_GROUPS);
         let (nudge, nudged) = std::sync::mpsc::sync_channel(1);
+        let writers_waiting = Arc::new(AtomicUsize::new(0));
+        let waiting = writers_waiting.clone();
         std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || write_loop(&mut conn, queue, synced))
+            .spawn(move || write_loop(&mut conn, queue, synced, &waiting))
             .map_err(|e| StoreError::Open(e.to_string()))?;
         let synced_wal = wal.clone();
         std::thread::Builder::new()
@@ -400,6 +425,7 @@ impl SqliteStore {
             path,
             readers: Mutex::new(Vec::new()),
             writer,
+            writers_waiting,
         })
     }
 
@@ -413,6 +439,24 @@ impl SqliteStore {
     }
 
     /// Runs `f` on a pooled connection off the async runtime.
+    /// [`SqliteStore::with_conn`] for a processor's write: announced to the log writer,
+    /// which then leaves the lock free for it between two groups.
+    async fn with_writing<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+    {
+        struct Announced(Arc<AtomicUsize>);
+        impl Drop for Announced {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::AcqRel);
+            }
+        }
+        self.writers_waiting.fetch_add(1, Ordering::AcqRel);
+        let _announced = Announced(self.writers_waiting.clone());
+        self.with_conn(f).await
+    }
+
     async fn with_conn<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
@@ -452,8 +496,13 @@ fn write_loop(
     conn: &mut Connection,
     mut queue: mpsc::Receiver<AppendRequest>,
     synced: std::sync::mpsc::SyncSender<Committed>,
+    writers_waiting: &AtomicUsize,
 ) {
     while let Some(first) = queue.blocking_recv() {
+        let since = std::time::Instant::now();
+        while writers_waiting.load(Ordering::Acquire) > 0 && since.elapsed() < YIELD_TO_WRITERS {
+            std::thread::sleep(std::time::Duration::from_micros(100));
+        }
         let group = group::take_group(first, &mut queue);
         match commit_group(conn, &group) {
             Ok(outcome) => {
@@ -898,7 +947,7 @@ impl Store for SqliteStore {
 
     async fn set_checkpoint(&self, processor: &str, seq: i64) -> Result<()> {
         let processor = processor.to_string();
-        self.with_conn(move |conn| {
+        self.with_writing(move |conn| {
             conn.execute(
                 "INSERT INTO checkpoints (processor, seq) VALUES (?1, ?2)
                  ON CONFLICT (processor) DO UPDATE SET seq = excluded.seq",
@@ -1073,7 +1122,7 @@ impl Store for SqliteStore {
         deliveries: Vec<Delivery>,
         checkpoint: Option<(String, i64)>,
     ) -> Result<()> {
-        self.with_conn(move |conn| {
+        self.with_writing(move |conn| {
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             {
                 let mut record = tx.prepare_cached(
@@ -1143,7 +1192,8 @@ impl Store for SqliteStore {
     }
 
     async fn save_profiles(&self, save: ProfileSave) -> Result<()> {
-        self.with_conn(move |conn| save_profiles(conn, save)).await
+        self.with_writing(move |conn| save_profiles(conn, save))
+            .await
     }
 
     async fn load_profiles(&self) -> Result<Option<(ProfilesState, ProfileRows)>> {
