@@ -1,5 +1,6 @@
 //! `kill -9` under load: every acknowledged event is in the log exactly once after a
-//! restart, and every request is stored whole or not at all.
+//! restart, every request is stored whole or not at all, and the profiles resumed from the
+//! store count exactly the log's events.
 
 mod common;
 
@@ -102,6 +103,40 @@ async fn acknowledged_events_survive_kill_9_exactly_once() {
         }
         let seqs: Vec<i64> = events.iter().map(|e| e["seq"].as_i64().unwrap()).collect();
         assert!(seqs.windows(2).all(|w| w[0] < w[1]));
+
+        // The profiles resumed from whatever the killed server had saved, then applied the
+        // rest: each user's profile counts exactly the user's events in the log.
+        let mut per_user: HashMap<String, usize> = HashMap::new();
+        for event in &events {
+            *per_user
+                .entry(event["userId"].as_str().unwrap().to_string())
+                .or_default() += 1;
+        }
+        for (user, expected) in &per_user {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+            loop {
+                let profile = common::get(
+                    &server,
+                    Some(&creds.token),
+                    &format!("/api/v1/profiles/user_id:{user}"),
+                )
+                .await;
+                let count = match profile.status().as_u16() {
+                    200 => profile.json::<Value>().await.unwrap()["event_count"].as_u64(),
+                    _ => None,
+                };
+                if count == Some(*expected as u64) {
+                    break;
+                }
+                assert!(
+                    std::time::Instant::now() < deadline
+                        && count.is_none_or(|n| n < *expected as u64),
+                    "{}: {user}'s profile counts {count:?} events, the log holds {expected}",
+                    backend.name()
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        }
         eprintln!(
             "{}: {} acknowledged, {} stored after kill -9",
             backend.name(),
