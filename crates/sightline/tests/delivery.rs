@@ -1195,11 +1195,7 @@ async fn a_stuck_destination_is_disabled_skipped_past_and_enabled() {
             assert!(Instant::now() < deadline, "{name}: {}", verbose().await);
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        let metrics = common::get(&server, None, "/metrics")
-            .await
-            .text()
-            .await
-            .unwrap();
+        let metrics = common::metrics(&server).await;
         assert!(
             metrics.contains("sightline_processor_lag_events{processor=\"delivery:stuck\"} 0"),
             "{name}: {metrics}"

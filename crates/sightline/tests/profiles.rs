@@ -942,11 +942,7 @@ async fn a_restart_resumes_profiles_from_the_store() {
         assert!(server.terminate().success(), "{name}");
 
         let server = Server::start(&backend, &[]);
-        let metrics = common::get(&server, None, "/metrics")
-            .await
-            .text()
-            .await
-            .unwrap();
+        let metrics = common::metrics(&server).await;
         assert!(
             metrics.contains(&format!(
                 "sightline_profiles_start_replay_from_seq {last_seq}"

@@ -226,6 +226,11 @@ pub async fn get(server: &Server, token: Option<&str>, path: &str) -> reqwest::R
     .unwrap()
 }
 
+/// `GET /metrics`, as text.
+pub async fn metrics(server: &Server) -> String {
+    get(server, None, "/metrics").await.text().await.unwrap()
+}
+
 /// The id `sightline scan` and `scan import` print (`scan: ID`).
 pub fn scan_id(stdout: &str) -> i64 {
     stdout
