@@ -4,10 +4,16 @@
 //!
 //! Data flows `journey → browser (capture) → classify → findings → report`; only `browser`
 //! does IO beyond reading the journey and catalog files.
+//!
+//! The Chromium driver is behind the `browser` feature (on by default). Without it every
+//! type and the journey, catalog, findings, report and diff code stay; only running a scan
+//! is refused ([`ScanError::NoBrowser`]).
 
+#[cfg(feature = "browser")]
 mod browser;
 pub mod catalog;
 pub mod diff;
+#[cfg(feature = "browser")]
 mod dns;
 pub mod evidence;
 pub mod findings;
@@ -17,10 +23,8 @@ pub mod report;
 pub mod tcfapi;
 pub mod trackerdb;
 
-use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 pub use catalog::{Catalog, Category};
 pub use diff::{diff, ReportDiff};
@@ -29,12 +33,18 @@ pub use findings::{Finding, FindingKind, Severity};
 pub use journey::Journey;
 pub use report::Report;
 
-use browser::{Capture, Settings};
-use catalog::site_of;
-use evidence::{CookieRecord, ScenarioEvidence};
-use findings::{Cloaked, RuleInput};
-use futures_util::StreamExt;
-use pii::PiiNeedles;
+#[cfg(feature = "browser")]
+use {
+    browser::{Capture, Settings},
+    catalog::site_of,
+    evidence::{CookieRecord, ScenarioEvidence},
+    findings::{Cloaked, RuleInput},
+    futures_util::StreamExt,
+    pii::PiiNeedles,
+    std::collections::HashMap,
+    std::net::SocketAddr,
+    std::time::Instant,
+};
 
 /// Where Debian's package puts Chromium.
 pub const DEFAULT_CHROMIUM: &str = "/usr/bin/chromium";
@@ -60,6 +70,13 @@ pub enum ScanError {
     Input { path: String, message: String },
     #[error("journey {journey} cannot be scanned: {message}")]
     NotScannable { journey: String, message: String },
+    /// A build without the `browser` feature: no Chromium driver to scan with.
+    #[error(
+        "this build of Sightline cannot run scans: a scan needs the `browser` feature (on by \
+         default), which drives headless Chromium; rebuild with it (without \
+         --no-default-features, or with --features browser)"
+    )]
+    NoBrowser,
 }
 
 /// How to run a scan.
@@ -121,7 +138,12 @@ impl Default for ScanOptions {
 /// Scans a journey file under the chosen consent scenarios. Scenario failures (a page that
 /// does not load, a selector that never appears, a browser that dies) do not fail the scan:
 /// the report keeps what was captured and marks the scenario `incomplete` with the reason.
+/// A build without the `browser` feature returns [`ScanError::NoBrowser`] before reading
+/// anything.
 pub async fn run_scan(journey_path: &Path, opts: &ScanOptions) -> Result<Report, ScanError> {
+    if !cfg!(feature = "browser") {
+        return Err(ScanError::NoBrowser);
+    }
     let mut journey = Journey::load(journey_path)?;
     if let Some(path) = &opts.inventory {
         journey.inventory = Some(journey::Inventory::load(path)?);
@@ -133,7 +155,19 @@ pub async fn run_scan(journey_path: &Path, opts: &ScanOptions) -> Result<Report,
     scan_journey(&journey, &catalog, opts).await
 }
 
+/// [`run_scan`] for a journey and catalog already loaded: [`ScanError::NoBrowser`] in a
+/// build without the `browser` feature.
+#[cfg(not(feature = "browser"))]
+pub async fn scan_journey(
+    _journey: &Journey,
+    _catalog: &Catalog,
+    _opts: &ScanOptions,
+) -> Result<Report, ScanError> {
+    Err(ScanError::NoBrowser)
+}
+
 /// [`run_scan`] for a journey and catalog already loaded.
+#[cfg(feature = "browser")]
 pub async fn scan_journey(
     journey: &Journey,
     catalog: &Catalog,
@@ -225,6 +259,7 @@ pub fn auto_parallel(cores: usize, mem_available: Option<u64>) -> usize {
 }
 
 /// `MemAvailable` of /proc/meminfo in bytes; `None` where there is no such file.
+#[cfg(feature = "browser")]
 fn mem_available() -> Option<u64> {
     let text = std::fs::read_to_string("/proc/meminfo").ok()?;
     let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
@@ -234,6 +269,7 @@ fn mem_available() -> Option<u64> {
 
 /// Copies the load times of the run with third parties blocked onto the no-interaction steps
 /// that loaded fine in both.
+#[cfg(feature = "browser")]
 fn add_blocked_load_times(evidence: &mut [ScenarioEvidence], bare: &ScenarioEvidence) {
     let Some(sc) = evidence
         .iter_mut()
@@ -251,6 +287,7 @@ fn add_blocked_load_times(evidence: &mut [ScenarioEvidence], bare: &ScenarioEvid
 /// Looks up the CNAME chain of every first-party host the scenarios contacted and keeps those
 /// that end at a vendor needing consent. A host whose look-up fails is left out: the check
 /// only ever adds findings it can prove.
+#[cfg(feature = "browser")]
 async fn find_cloaked(
     server: SocketAddr,
     evidence: &[ScenarioEvidence],
@@ -288,6 +325,7 @@ async fn find_cloaked(
 }
 
 /// Marks first/third parties and vendors on requests and cookies, and links initiator chains.
+#[cfg(feature = "browser")]
 fn classify(capture: Capture, catalog: &Catalog) -> ScenarioEvidence {
     let Capture {
         mut evidence,
@@ -365,5 +403,29 @@ mod tests {
         assert_eq!(auto_parallel(8, Some(GIB / 4)), 1);
         assert_eq!(auto_parallel(0, None), 1);
         assert_eq!(auto_parallel(8, None), 1);
+    }
+
+    /// Only in a build without the `browser` feature (`--no-default-features`).
+    #[cfg(not(feature = "browser"))]
+    #[tokio::test]
+    async fn a_scan_without_the_browser_feature_says_how_to_get_it() {
+        let err = run_scan(Path::new("journey.toml"), &ScanOptions::default())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, ScanError::NoBrowser), "{err:?}");
+        assert!(err.to_string().contains("`browser` feature"), "{err}");
+        let journey = Journey::parse(
+            r#"
+name = "shop"
+[[steps]]
+name = "landing"
+url = "https://shop.example/"
+"#,
+        )
+        .unwrap();
+        let err = scan_journey(&journey, &Catalog::builtin(), &ScanOptions::default())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, ScanError::NoBrowser), "{err:?}");
     }
 }

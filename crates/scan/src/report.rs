@@ -70,6 +70,7 @@ pub struct VendorSummary {
 
 /// Where a step's screenshot goes: one directory per scenario, files numbered by step so two
 /// step names that read alike on disk cannot collide.
+#[cfg_attr(not(feature = "browser"), allow(dead_code))] // only scans make reports
 fn screenshot_path(scenario: &Scenario, index: usize, step: &str) -> String {
     let safe = |s: &str| -> String {
         s.chars()
@@ -91,6 +92,7 @@ fn screenshot_path(scenario: &Scenario, index: usize, step: &str) -> String {
 }
 
 impl Report {
+    #[cfg_attr(not(feature = "browser"), allow(dead_code))] // only scans make reports
     pub(crate) fn new(
         journey: &str,
         scenarios: Vec<ScenarioEvidence>,

@@ -1,7 +1,8 @@
 //! End to end: real Chromium scans the fixture sites in tests/fixtures/site, served by a
 //! local server that answers both http and https (vendor hosts are HSTS-preloaded, so
 //! Chromium upgrades them to https) on one port; `--host-resolver-rules` maps every host
-//! name onto it.
+//! name onto it. Only with the `browser` feature (on by default).
+#![cfg(feature = "browser")]
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

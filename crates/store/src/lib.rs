@@ -2,10 +2,14 @@
 //! event gets a sequence number that only grows, in commit order, so that processors can
 //! consume the log from a checkpoint. Appends are grouped: concurrent requests share one
 //! transaction (group commit), and each request's events are stored all or none.
+//!
+//! The PostgreSQL backend is behind the `postgres` feature (on by default); without it
+//! the store is SQLite only.
 
 mod govern;
 mod group;
 mod log;
+#[cfg(feature = "postgres")]
 mod postgres;
 mod sqlite;
 
@@ -22,6 +26,7 @@ use std::sync::Arc;
 pub use govern::{
     Governance, NewTagLogEntry, RecordKind, RecordWrite, ScanRow, StoredRecord, TagLogRow,
 };
+#[cfg(feature = "postgres")]
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
@@ -29,6 +34,7 @@ pub use sqlite::SqliteStore;
 pub enum StoreError {
     #[error("SQLite: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    #[cfg(feature = "postgres")]
     #[error("PostgreSQL: {0}")]
     Postgres(#[from] tokio_postgres::Error),
     #[error("PostgreSQL connection pool: {0}")]
@@ -299,17 +305,29 @@ mod columns {
 
 /// Opens the store a command line or config names: PostgreSQL when a `postgres://` URL
 /// is given, else SQLite in `data_dir`. Migrations are applied before it returns.
+/// A build without the `postgres` feature refuses a PostgreSQL URL with a
+/// [`StoreError::Open`] that says so.
 pub async fn open(data_dir: &Path, database_url: Option<&str>) -> Result<Arc<dyn Store>> {
     match database_url {
-        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-            Ok(Arc::new(PostgresStore::connect(url).await?))
-        }
+        #[cfg(feature = "postgres")]
+        Some(url) if is_postgres_url(url) => Ok(Arc::new(PostgresStore::connect(url).await?)),
+        #[cfg(not(feature = "postgres"))]
+        Some(url) if is_postgres_url(url) => Err(StoreError::Open(format!(
+            "{:?} names a PostgreSQL database, but this build of Sightline has no PostgreSQL \
+             support: rebuild it with the `postgres` feature (on by default), or omit \
+             --database-url to use SQLite in the data directory",
+            redact_url(url)
+        ))),
         Some(url) => Err(StoreError::Open(format!(
             "unsupported database URL {:?}: use postgres://user@host:port/db, or omit it for SQLite in the data directory",
             redact_url(url)
         ))),
         None => Ok(Arc::new(SqliteStore::open(data_dir).await?)),
     }
+}
+
+fn is_postgres_url(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
 }
 
 /// A URL fit for logs: any password replaced by `***`.
@@ -348,5 +366,24 @@ mod tests {
         );
         assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
         assert_eq!(redact_url("mysql://h"), "mysql://h");
+    }
+
+    /// Only in a build without the `postgres` feature (`--no-default-features`).
+    #[cfg(not(feature = "postgres"))]
+    #[tokio::test]
+    async fn a_postgres_url_without_the_feature_says_how_to_get_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = match super::open(dir.path(), Some("postgres://u:secret@h:5432/db")).await {
+            Err(err) => err,
+            Ok(_) => panic!("a build without the postgres feature opened a PostgreSQL URL"),
+        };
+        assert!(matches!(err, super::StoreError::Open(_)), "{err:?}");
+        let message = err.to_string();
+        assert!(message.contains("no PostgreSQL support"), "{message}");
+        assert!(message.contains("`postgres` feature"), "{message}");
+        assert!(message.contains("omit --database-url"), "{message}");
+        assert!(!message.contains("secret"), "{message}");
+        // SQLite still opens.
+        super::open(dir.path(), None).await.unwrap();
     }
 }

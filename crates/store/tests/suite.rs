@@ -1,11 +1,14 @@
 //! One suite, both backends. PostgreSQL runs against `SIGHTLINE_TEST_DATABASE_URL`, each
 //! test in a schema of its own; in CI (CI=true) a missing URL is a failure, not a skip.
+//! Without the `postgres` feature (`--no-default-features`) only SQLite runs.
 
 use sightline_core::{
     Delivery, DeliveryStatus, DeniedCount, DestinationKind, EventType, IdentifierRow,
     NewDestination, NewEvent, ProfileRows, ProfileSave, ProfilesState, Role,
 };
-use sightline_store::{Appended, PostgresStore, SqliteStore, Store};
+#[cfg(feature = "postgres")]
+use sightline_store::PostgresStore;
+use sightline_store::{Appended, SqliteStore, Store};
 use std::sync::Arc;
 
 const DAY: i64 = 86_400_000;
@@ -60,10 +63,12 @@ fn temp_dir(test: &str) -> tempfile::TempDir {
 
 async fn backends(test: &str) -> Backends {
     let dir = temp_dir(test);
+    #[cfg_attr(not(feature = "postgres"), allow(unused_mut))]
     let mut stores: Vec<(&'static str, Arc<dyn Store>)> = vec![(
         "sqlite",
         Arc::new(SqliteStore::open(dir.path()).await.unwrap()),
     )];
+    #[cfg(feature = "postgres")]
     if let Some(url) = postgres_url(test).await {
         stores.push((
             "postgres",
@@ -74,6 +79,7 @@ async fn backends(test: &str) -> Backends {
 }
 
 /// A fresh schema for this test on the test database, as a URL whose connections use it.
+#[cfg(feature = "postgres")]
 async fn postgres_url(test: &str) -> Option<String> {
     let Ok(base) = std::env::var("SIGHTLINE_TEST_DATABASE_URL") else {
         assert!(
@@ -338,22 +344,26 @@ async fn appends_commit_in_parallel_and_a_reader_never_goes_back() {
     let temp = temp_dir("parallel");
     let sqlite: Arc<dyn Store> = Arc::new(SqliteStore::open(temp.path()).await.unwrap());
     appends_in_parallel_while_a_reader_follows("sqlite", vec![sqlite.clone()], sqlite).await;
-    let Some(url) = postgres_url("parallel").await else {
-        return;
-    };
-    let mut stores: Vec<Arc<dyn Store>> = Vec::new();
-    for _ in 0..3 {
-        stores.push(Arc::new(PostgresStore::connect(&url).await.unwrap()));
+    #[cfg(feature = "postgres")]
+    {
+        let Some(url) = postgres_url("parallel").await else {
+            return;
+        };
+        let mut stores: Vec<Arc<dyn Store>> = Vec::new();
+        for _ in 0..3 {
+            stores.push(Arc::new(PostgresStore::connect(&url).await.unwrap()));
+        }
+        let reader = stores.pop().unwrap();
+        appends_in_parallel_while_a_reader_follows("postgres", stores, reader).await;
+        let client = raw(&url).await;
+        assert_eq!(in_flight(&client).await, 0, "no reservation is left");
     }
-    let reader = stores.pop().unwrap();
-    appends_in_parallel_while_a_reader_follows("postgres", stores, reader).await;
-    let client = raw(&url).await;
-    assert_eq!(in_flight(&client).await, 0, "no reservation is left");
 }
 
 /// Two stores (two processes) append the same messageIds at once, in opposite orders:
 /// each is stored by exactly one of them, and neither fails (the claims are taken in key
 /// order, so two groups never deadlock over them; groups this big overlap in time).
+#[cfg(feature = "postgres")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_groups_with_the_same_message_ids_store_each_once() {
     let Some(url) = postgres_url("samegroup").await else {
@@ -382,6 +392,7 @@ async fn concurrent_groups_with_the_same_message_ids_store_each_once() {
 }
 
 /// A raw connection to a test's schema.
+#[cfg(feature = "postgres")]
 async fn raw(url: &str) -> tokio_postgres::Client {
     let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
         .await
@@ -390,6 +401,7 @@ async fn raw(url: &str) -> tokio_postgres::Client {
     client
 }
 
+#[cfg(feature = "postgres")]
 async fn in_flight(client: &tokio_postgres::Client) -> i64 {
     client
         .query_one("SELECT count(*) FROM log_appends", &[])
@@ -400,6 +412,7 @@ async fn in_flight(client: &tokio_postgres::Client) -> i64 {
 
 /// Reserves one seq for `client`'s backend as a writer does (7461001 is postgres.rs's
 /// `APPEND_LOCK`); returns it.
+#[cfg(feature = "postgres")]
 async fn reserve(client: &tokio_postgres::Client) -> i64 {
     client
         .batch_execute("BEGIN; SELECT pg_advisory_xact_lock(7461001)")
@@ -419,6 +432,7 @@ async fn reserve(client: &tokio_postgres::Client) -> i64 {
     first
 }
 
+#[cfg(feature = "postgres")]
 fn message_ids(events: &[sightline_core::StoredEvent]) -> Vec<&str> {
     events.iter().map(|e| e.message_id.as_str()).collect()
 }
@@ -426,6 +440,7 @@ fn message_ids(events: &[sightline_core::StoredEvent]) -> Vec<&str> {
 /// An append in flight on a live backend holds readers below its reservation (its later
 /// neighbours, committed meanwhile, are not read yet) until it commits; appends do not
 /// wait for it to commit theirs, only to answer.
+#[cfg(feature = "postgres")]
 #[tokio::test]
 async fn an_append_in_flight_holds_readers_below_it() {
     let Some(url) = postgres_url("inflight").await else {
@@ -515,6 +530,7 @@ async fn an_append_in_flight_holds_readers_below_it() {
 
 /// A reservation left by a backend that ended before committing (a crash between the
 /// reservation and the commit) does not hold readers, and a writer that opens removes it.
+#[cfg(feature = "postgres")]
 #[tokio::test]
 async fn a_dead_backends_reservation_is_skipped_and_removed() {
     let Some(url) = postgres_url("deadres").await else {
@@ -1359,24 +1375,27 @@ async fn the_databases_refuse_edits_of_the_tag_log() {
     }
     assert_eq!(store.tag_log(None, 0, 10).await.unwrap().len(), 1);
 
-    let Some(url) = postgres_url("triggers").await else {
-        return;
-    };
-    let store = PostgresStore::connect(&url).await.unwrap();
-    store
-        .write_tag(create("meta|production", "{}"), log_entry("propose"))
-        .await
-        .unwrap();
-    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(connection);
-    for sql in refused.into_iter().chain(["TRUNCATE gov_tag_changes"]) {
-        let err = client.batch_execute(sql).await.unwrap_err();
-        let message = format!("{err:?}");
-        assert!(message.contains("refused"), "postgres {sql}: {message}");
+    #[cfg(feature = "postgres")]
+    {
+        let Some(url) = postgres_url("triggers").await else {
+            return;
+        };
+        let store = PostgresStore::connect(&url).await.unwrap();
+        store
+            .write_tag(create("meta|production", "{}"), log_entry("propose"))
+            .await
+            .unwrap();
+        let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        for sql in refused.into_iter().chain(["TRUNCATE gov_tag_changes"]) {
+            let err = client.batch_execute(sql).await.unwrap_err();
+            let message = format!("{err:?}");
+            assert!(message.contains("refused"), "postgres {sql}: {message}");
+        }
+        assert_eq!(store.tag_log(None, 0, 10).await.unwrap().len(), 1);
     }
-    assert_eq!(store.tag_log(None, 0, 10).await.unwrap().len(), 1);
 }
 
 /// A role, status or type this version does not know (a newer version's, or a hand edit) is
@@ -1408,29 +1427,32 @@ async fn unknown_stored_roles_and_statuses_are_refused() {
         "sqlite: {refused}"
     );
 
-    let Some(url) = postgres_url("undecodable").await else {
-        return;
-    };
-    let store = PostgresStore::connect(&url).await.unwrap();
-    store.create_token(Role::Security, "h1").await.unwrap();
-    store.create_destination(hook("hooks")).await.unwrap();
-    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(connection);
-    for sql in edits {
-        client.batch_execute(sql).await.unwrap();
+    #[cfg(feature = "postgres")]
+    {
+        let Some(url) = postgres_url("undecodable").await else {
+            return;
+        };
+        let store = PostgresStore::connect(&url).await.unwrap();
+        store.create_token(Role::Security, "h1").await.unwrap();
+        store.create_destination(hook("hooks")).await.unwrap();
+        let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        for sql in edits {
+            client.batch_execute(sql).await.unwrap();
+        }
+        let refused = store.token_for_hash("h1").await.unwrap_err();
+        assert!(
+            refused.to_string().contains("superuser"),
+            "postgres: {refused}"
+        );
+        let refused = store.list_destinations().await.unwrap_err();
+        assert!(
+            refused.to_string().contains("carrier_pigeon"),
+            "postgres: {refused}"
+        );
     }
-    let refused = store.token_for_hash("h1").await.unwrap_err();
-    assert!(
-        refused.to_string().contains("superuser"),
-        "postgres: {refused}"
-    );
-    let refused = store.list_destinations().await.unwrap_err();
-    assert!(
-        refused.to_string().contains("carrier_pigeon"),
-        "postgres: {refused}"
-    );
 }
 
 // ---- The compact log (migration 12): exact bodies, and stores from before it ----
@@ -1491,10 +1513,12 @@ async fn a_store_from_before_the_compact_log_opens_and_reads_the_same_events() {
         )
         .unwrap();
     }
+    #[cfg_attr(not(feature = "postgres"), allow(unused_mut))]
     let mut stores: Vec<(&str, Arc<dyn Store>)> = vec![(
         "sqlite",
         Arc::new(SqliteStore::open(temp.path()).await.unwrap()),
     )];
+    #[cfg(feature = "postgres")]
     if let Some(url) = postgres_url("migrate12").await {
         PostgresStore::create_at_version(&url, 11).await.unwrap();
         let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
