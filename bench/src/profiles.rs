@@ -72,7 +72,10 @@ pub async fn run(people: usize, length: Duration, clients: usize) -> Result<()> 
     // Stopped once the profiles have applied (and stored) the whole log.
     loop {
         let lags = crate::ingest::lags(&http, &server).await?;
-        if lags.get("profiles").is_some_and(|(events, _)| *events == 0.0) {
+        if lags
+            .get("profiles")
+            .is_some_and(|(events, _)| *events == 0.0)
+        {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
