@@ -262,6 +262,7 @@ pub async fn open(store: &dyn Store, rules: ProfileRules) -> Result<Book> {
             .filter(|(state, _)| kept_under(state)),
         _ => None,
     };
+    let resumed = resumable.is_some();
     let replay_from = resumable.as_ref().map_or(0, |(state, _)| state.seq);
     metrics::gauge!("sightline_profiles_start_replay_from_seq").set(replay_from as f64);
     let mut book = match resumable {
@@ -288,11 +289,24 @@ pub async fn open(store: &dyn Store, rules: ProfileRules) -> Result<Book> {
         }
     };
     book.catch_up(store).await?;
-    book.memberships.take_changes();
-    let save = book.changes();
+    // Past a resumed position, the events were never applied by a follower that saved
+    // their enter and exit records (a crash came first): those records are news, stored
+    // now with the state they lead to. A rebuild's are history, as before.
+    let news = book.memberships.take_changes();
+    let mut save = book.changes();
+    if resumed {
+        save.rows.audience_changes = news_rows(&news);
+    }
     book.saved_seq = save.state.seq;
     store.save_profiles(save).await?;
     Ok(book)
+}
+
+/// Enter and exit records as the store keeps them: `(audience, JSON)`.
+fn news_rows(news: &[sightline_audience::MembershipChange]) -> Vec<(String, String)> {
+    news.iter()
+        .filter_map(|c| Some((c.audience.clone(), serde_json::to_string(c).ok()?)))
+        .collect()
 }
 
 /// A save the follower owes the store.
@@ -391,10 +405,7 @@ impl Follower {
             // Timers change memberships with no new event: their records are saved too.
             (book.profiles.last_seq() != book.saved_seq || !news.is_empty()).then(|| {
                 let mut save = book.changes();
-                save.rows.audience_changes = news
-                    .iter()
-                    .filter_map(|c| Some((c.audience.clone(), serde_json::to_string(c).ok()?)))
-                    .collect();
+                save.rows.audience_changes = news_rows(&news);
                 save
             })
         };
@@ -484,4 +495,60 @@ pub fn member_list(
         .filter_map(|&id| book.profiles.identity(id))
         .map(|profile| serde_json::json!({"id": profile.id, "identifiers": profile.identifiers}))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sightline_core::{EventType, NewEvent};
+
+    fn viewed(anonymous_id: &str) -> NewEvent {
+        NewEvent {
+            source_id: 1,
+            message_id: format!("m-{anonymous_id}"),
+            event_type: EventType::Track,
+            received_at: time::now_ms(),
+            body: format!(r#"{{"type":"track","event":"Viewed","anonymousId":"{anonymous_id}"}}"#),
+        }
+    }
+
+    fn rules() -> ProfileRules {
+        ProfileRules {
+            rules: Rules::default(),
+            policy: Policy::default(),
+            fingerprint: "test".into(),
+        }
+    }
+
+    /// Events logged after the last save of a server that then died were never taken in
+    /// by a follower: the start that resumes applies them and stores their audience news
+    /// (so audience sync sends them); a rebuild's news stay history.
+    #[tokio::test]
+    async fn a_resumed_start_stores_the_news_of_the_events_past_the_save() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = sightline_store::SqliteStore::open(dir.path())
+            .await
+            .unwrap();
+        store
+            .create_audience("keen", r#"event "Viewed" count >= 1 within 30d"#, &[])
+            .await
+            .unwrap();
+        store.append(vec![viewed("a1")], 0).await.unwrap();
+        open(&store, rules()).await.unwrap();
+        assert!(
+            store
+                .audience_history("keen", 0, 10)
+                .await
+                .unwrap()
+                .is_empty(),
+            "a rebuild's enter records are history"
+        );
+        // Acknowledged, then the server died before its follower saved.
+        store.append(vec![viewed("a2")], 0).await.unwrap();
+        let book = open(&store, rules()).await.unwrap();
+        let history = store.audience_history("keen", 0, 10).await.unwrap();
+        assert_eq!(history.len(), 1, "{history:?}");
+        assert!(history[0].1.contains("entered"), "{history:?}");
+        assert_eq!(book.memberships.members("keen").unwrap().len(), 2);
+    }
 }
