@@ -391,6 +391,23 @@ async fn concurrent_groups_with_the_same_message_ids_store_each_once() {
     );
 }
 
+/// Waits until `count` events are committed, as a raw connection sees them (beneath the
+/// store's read bound).
+#[cfg(feature = "postgres")]
+async fn committed_events(observer: &tokio_postgres::Client, count: i64) {
+    let since = std::time::Instant::now();
+    while observer
+        .query_one("SELECT count(*) FROM events", &[])
+        .await
+        .unwrap()
+        .get::<_, i64>(0)
+        < count
+    {
+        in_time(since, "the database");
+        tokio::task::yield_now().await;
+    }
+}
+
 /// A raw connection to a test's schema.
 #[cfg(feature = "postgres")]
 async fn raw(url: &str) -> tokio_postgres::Client {
@@ -470,17 +487,7 @@ async fn an_append_in_flight_holds_readers_below_it() {
     let append = append_and_read(event(2, "after", 2));
     // It commits without waiting for the one in flight.
     let observer = raw(&url).await;
-    let since = std::time::Instant::now();
-    while observer
-        .query_one("SELECT count(*) FROM events", &[])
-        .await
-        .unwrap()
-        .get::<_, i64>(0)
-        < 2
-    {
-        in_time(since, "the database");
-        tokio::task::yield_now().await;
-    }
+    committed_events(&observer, 2).await;
     assert_eq!(
         message_ids(&store.read_events(0, 10, None).await.unwrap()),
         ["before"]
@@ -503,17 +510,7 @@ async fn an_append_in_flight_holds_readers_below_it() {
     // too, until it is removed.
     let held = reserve(&other).await;
     let append = append_and_read(event(1, "later", 3));
-    let since = std::time::Instant::now();
-    while observer
-        .query_one("SELECT count(*) FROM events", &[])
-        .await
-        .unwrap()
-        .get::<_, i64>(0)
-        < 3
-    {
-        in_time(since, "the database");
-        tokio::task::yield_now().await;
-    }
+    committed_events(&observer, 3).await;
     assert_eq!(store.last_seq().await.unwrap(), after);
     other
         .execute("DELETE FROM log_appends WHERE first_seq = $1", &[&held])
