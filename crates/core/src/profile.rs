@@ -45,6 +45,12 @@ pub struct ProfileRows {
     /// Profiles' audience membership and computed trait states `(profile, JSON)`, replacing
     /// what was stored for them (a retired profile's go with it).
     pub states: Vec<(i64, String)>,
+    /// Audience memberships `(audience, profile, member)`: a member is stored, a non-member
+    /// removed. Read by the member lists without the processor's memory.
+    pub members: Vec<(String, i64, bool)>,
+    /// When a membership may next change with no new event `(audience, profile, due_at)`;
+    /// `None` removes the timer (a retired profile's go with it).
+    pub timers: Vec<(String, i64, Option<i64>)>,
 }
 
 /// How many events of one name, from one source, on one day (UTC) were not covered by
@@ -70,9 +76,11 @@ pub struct IdentifierRow {
     pub seen_with: String,
 }
 
-/// A stored profile: its id and the JSON document the processor wrote.
+/// A stored profile: its id, the JSON document the processor wrote, and its audience
+/// membership and computed trait states (`None` when it has none).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredProfile {
     pub id: i64,
     pub doc: String,
+    pub states: Option<String>,
 }

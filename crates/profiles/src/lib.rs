@@ -541,8 +541,7 @@ impl Profiles {
                 .iter()
                 .map(|(key, &count)| denied_count(key, count))
                 .collect(),
-            audience_changes: Vec::new(),
-            states: Vec::new(),
+            ..ProfileRows::default()
         }
     }
 
@@ -676,7 +675,7 @@ impl Changed {
 }
 
 mod memberships;
-pub use memberships::Memberships;
+pub use memberships::{stored_computed, Memberships};
 
 #[cfg(test)]
 mod tests;

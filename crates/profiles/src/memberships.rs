@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 use sightline_audience::{
     Audience, Cause, ComputedTrait, Event, EventType, MembershipChange, MembershipState, TraitState,
 };
-use sightline_core::{time, StoredEvent};
+use sightline_core::{time, ProfileRows, StoredEvent};
 use sightline_identity::ProfileId;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -26,8 +26,12 @@ pub struct Memberships {
     timers: BTreeSet<(i64, usize, ProfileId)>,
     /// Changes not yet taken by [`Memberships::take_changes`] (bounded).
     outbox: Vec<MembershipChange>,
-    /// Profiles whose states changed since [`Memberships::take_state_rows`].
+    /// Profiles whose states changed since [`Memberships::take_rows`].
     touched: FxHashSet<ProfileId>,
+    /// Memberships that flipped since [`Memberships::take_rows`], to their latest value.
+    flipped: FxHashMap<(usize, ProfileId), bool>,
+    /// Timers set or cleared since [`Memberships::take_rows`], to their latest due time.
+    rescheduled: FxHashMap<(usize, ProfileId), Option<i64>>,
 }
 
 /// A profile's membership and computed trait states as stored, by audience and trait name.
@@ -37,6 +41,20 @@ struct StoredStates {
     audiences: BTreeMap<String, MembershipState>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     traits: BTreeMap<String, TraitState>,
+}
+
+/// The values at `now`, by name, of the computed traits in a profile's stored states (as
+/// [`Memberships::take_rows`] writes them).
+pub fn stored_computed(
+    traits: &[ComputedTrait],
+    states: &str,
+    now: i64,
+) -> Result<Map<String, Value>, serde_json::Error> {
+    let stored: StoredStates = serde_json::from_str(states)?;
+    Ok(traits
+        .iter()
+        .filter_map(|t| Some((t.name.clone(), t.value(stored.traits.get(&t.name)?, now)?)))
+        .collect())
 }
 
 fn key(profile: ProfileId) -> String {
@@ -55,6 +73,8 @@ impl Memberships {
             timers: BTreeSet::new(),
             outbox: Vec::new(),
             touched: FxHashSet::default(),
+            flipped: FxHashMap::default(),
+            rescheduled: FxHashMap::default(),
         }
     }
 
@@ -91,36 +111,72 @@ impl Memberships {
             let view = memberships.view(profiles, profile, now);
             memberships.schedule(audience, profile, &view, now);
         }
+        // The stored timers are these already.
+        memberships.rescheduled.clear();
         Ok(memberships)
     }
 
-    /// The stored form of the states of the profiles changed since the last call.
-    pub fn take_state_rows(&mut self) -> Vec<(i64, String)> {
+    /// Adds to `rows` what changed since the last call: the states of the profiles touched,
+    /// the memberships that flipped and the timers set or cleared.
+    pub fn take_rows(&mut self, rows: &mut ProfileRows) {
         let mut touched: Vec<ProfileId> = std::mem::take(&mut self.touched).into_iter().collect();
         touched.sort_unstable();
-        touched
+        rows.states = touched
             .into_iter()
             .filter_map(|p| self.state_row(p))
-            .collect()
+            .collect();
+        let mut flipped: Vec<_> = std::mem::take(&mut self.flipped).into_iter().collect();
+        flipped.sort_unstable();
+        rows.members = flipped
+            .into_iter()
+            .map(|((audience, profile), member)| (self.name_of(audience), profile.0, member))
+            .collect();
+        let mut rescheduled: Vec<_> = std::mem::take(&mut self.rescheduled).into_iter().collect();
+        rescheduled.sort_unstable();
+        rows.timers = rescheduled
+            .into_iter()
+            .map(|((audience, profile), due)| (self.name_of(audience), profile.0, due))
+            .collect();
     }
 
-    /// Forgets which profiles' states changed (a snapshot stores them all).
-    pub fn forget_state_changes(&mut self) {
+    /// Forgets what changed (a snapshot stores everything).
+    pub fn forget_changes(&mut self) {
         self.touched.clear();
+        self.flipped.clear();
+        self.rescheduled.clear();
     }
 
-    /// The stored form of every profile's states, in profile order.
-    pub fn state_rows(&self) -> Vec<(i64, String)> {
+    /// Adds to `rows` every profile's states (in profile order), every membership and the
+    /// earliest timer of each membership that has one.
+    pub fn all_rows(&self, rows: &mut ProfileRows) {
         let profiles: BTreeSet<ProfileId> = self
             .states
             .keys()
             .chain(self.trait_states.keys())
             .map(|&(_, p)| p)
             .collect();
-        profiles
+        rows.states = profiles
             .into_iter()
             .filter_map(|p| self.state_row(p))
-            .collect()
+            .collect();
+        rows.members = self
+            .members
+            .iter()
+            .enumerate()
+            .flat_map(|(i, members)| members.iter().map(move |p| (self.name_of(i), p.0, true)))
+            .collect();
+        let mut earliest: BTreeMap<(usize, ProfileId), i64> = BTreeMap::new();
+        for &(at, audience, profile) in &self.timers {
+            earliest.entry((audience, profile)).or_insert(at);
+        }
+        rows.timers = earliest
+            .into_iter()
+            .map(|((audience, profile), at)| (self.name_of(audience), profile.0, Some(at)))
+            .collect();
+    }
+
+    fn name_of(&self, audience: usize) -> String {
+        self.audiences[audience].name().to_owned()
     }
 
     fn state_row(&self, profile: ProfileId) -> Option<(i64, String)> {
@@ -163,10 +219,13 @@ impl Memberships {
 
     fn record(&mut self, audience: usize, profile: ProfileId, change: Option<MembershipChange>) {
         let Some(change) = change else { return };
-        match change.transition {
-            sightline_audience::Transition::Entered => self.members[audience].insert(profile),
-            sightline_audience::Transition::Exited => self.members[audience].remove(&profile),
-        };
+        let member = change.transition == sightline_audience::Transition::Entered;
+        if member {
+            self.members[audience].insert(profile);
+        } else {
+            self.members[audience].remove(&profile);
+        }
+        self.flipped.insert((audience, profile), member);
         if self.outbox.len() < OUTBOX {
             self.outbox.push(change);
         }
@@ -206,6 +265,7 @@ impl Memberships {
         now: i64,
     ) {
         let Some(state) = self.states.get(&(audience, profile)) else {
+            self.rescheduled.insert((audience, profile), None);
             return;
         };
         let by_rule = self.audiences[audience].next_change_at(state, view, now);
@@ -215,9 +275,15 @@ impl Memberships {
             .enumerate()
             .filter_map(|(i, t)| t.next_change_at(self.trait_states.get(&(i, profile))?, now))
             .min();
-        if let Some(at) = by_rule.into_iter().chain(by_traits).min() {
-            self.timers.insert((at.max(now + 1), audience, profile));
+        let due = by_rule
+            .into_iter()
+            .chain(by_traits)
+            .min()
+            .map(|at| at.max(now + 1));
+        if let Some(at) = due {
+            self.timers.insert((at, audience, profile));
         }
+        self.rescheduled.insert((audience, profile), due);
     }
 
     /// Updates every audience for an event that `profiles` just applied.
@@ -245,6 +311,7 @@ impl Memberships {
                 let Some(absorbed) = self.states.remove(&(audience, from)) else {
                     continue;
                 };
+                self.rescheduled.insert((audience, from), None);
                 let exit = self.audiences[audience].remove(&absorbed, &key(from), now, cause);
                 self.record(audience, from, exit);
                 let into_state = self

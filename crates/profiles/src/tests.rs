@@ -2,6 +2,7 @@ use super::*;
 use proptest::prelude::*;
 use serde_json::json;
 use sightline_core::EventType;
+use std::collections::BTreeSet;
 
 fn event(seq: i64, body: Value) -> StoredEvent {
     StoredEvent {
@@ -436,7 +437,7 @@ proptest! {
         let (mut first, mut first_m) = (profiles(), memberships());
         feed(&mut first, &mut first_m, &events[..cut], now);
         let mut stored = first.snapshot();
-        stored.states = first_m.state_rows();
+        first_m.all_rows(&mut stored);
         let mut restored =
             Profiles::restore(Rules::default(), Policy::default(), &stored, first.last_seq()).unwrap();
         let mut restored_m =
@@ -451,7 +452,12 @@ proptest! {
 
         prop_assert_eq!(restored.last_seq(), whole.last_seq());
         prop_assert_eq!(restored.snapshot(), whole.snapshot());
-        prop_assert_eq!(restored_m.state_rows(), whole_m.state_rows());
+        let rows = |m: &Memberships| {
+            let mut rows = ProfileRows::default();
+            m.all_rows(&mut rows);
+            (rows.states, rows.members)
+        };
+        prop_assert_eq!(rows(&restored_m), rows(&whole_m));
         prop_assert_eq!(restored_m.members("repeat"), whole_m.members("repeat"));
         // A book that never stopped may still hold timers set before later events moved
         // them, so one pass of timers may take profiles in another order; each profile's
@@ -464,6 +470,73 @@ proptest! {
         for view in whole.profiles() {
             let id = view.identity.id;
             prop_assert_eq!(restored_m.computed(id, later), whole_m.computed(id, later));
+        }
+    }
+
+    /// What a store keeps of the memberships, saved after any events, follows them: the
+    /// members of each audience, timers only of live profiles, and the computed values
+    /// read back from the stored states.
+    #[test]
+    fn saved_membership_rows_follow_the_memberships(
+        ops in proptest::collection::vec((0u8..4, 0u8..6, 0u8..6), 1..80),
+        saves in proptest::collection::vec(any::<bool>(), 80),
+    ) {
+        let events: Vec<StoredEvent> = ops.iter().enumerate().map(|(i, op)| population_event(i as i64 + 1, *op)).collect();
+        let now = time::parse_ms("2026-01-02T00:00:00.000Z").unwrap();
+        let (mut p, mut m) = (profiles(), Memberships::new(vec![buyers()], vec![counted()]));
+        let mut store = SavedRows::default();
+        for (event, save) in events.iter().zip(saves) {
+            feed(&mut p, &mut m, std::slice::from_ref(event), now);
+            if save {
+                store.save(&mut p, &mut m);
+            }
+        }
+        let later = now + 40 * 86_400_000;
+        m.fire_timers(&p, later);
+        store.save(&mut p, &mut m);
+
+        let members: BTreeSet<(String, i64)> = m.members("repeat").unwrap().iter().map(|id| ("repeat".to_string(), id.0)).collect();
+        prop_assert_eq!(&store.members, &members);
+        for (_, profile) in store.timers.keys() {
+            prop_assert_eq!(p.canonical(ProfileId(*profile)), Some(ProfileId(*profile)), "a timer of a retired profile");
+        }
+        for view in p.profiles() {
+            let id = view.identity.id;
+            let stored = store.states.get(&id.0).map(|s| stored_computed(&[counted()], s, later).unwrap()).unwrap_or_default();
+            prop_assert_eq!(stored, m.computed(id, later));
+        }
+    }
+}
+
+/// The membership rows a store holds after applying saves as both backends do.
+#[derive(Default)]
+struct SavedRows {
+    members: BTreeSet<(String, i64)>,
+    timers: BTreeMap<(String, i64), i64>,
+    states: BTreeMap<i64, String>,
+}
+
+impl SavedRows {
+    fn save(&mut self, p: &mut Profiles, m: &mut Memberships) {
+        let mut rows = p.take_changes();
+        m.take_rows(&mut rows);
+        for (retired, _) in &rows.retired {
+            self.timers.retain(|(_, profile), _| profile != retired);
+            self.states.remove(retired);
+        }
+        self.states.extend(rows.states);
+        for (audience, profile, member) in rows.members {
+            if member {
+                self.members.insert((audience, profile));
+            } else {
+                self.members.remove(&(audience, profile));
+            }
+        }
+        for (audience, profile, due) in rows.timers {
+            match due {
+                Some(due) => self.timers.insert((audience, profile), due),
+                None => self.timers.remove(&(audience, profile)),
+            };
         }
     }
 }

@@ -1,7 +1,8 @@
 //! Audiences and computed traits: their definitions, members and history.
 
 use crate::access::{require, Actor, MARKETING, READERS};
-use crate::profiles::{member_list, Book};
+use crate::lookup::stored_doc;
+use crate::profiles::{member_json, Book, Live};
 use crate::{imported, Error, Result};
 use serde_json::{json, Value};
 use sightline_audience::ComputedTrait;
@@ -54,14 +55,17 @@ pub async fn list_audiences(store: &dyn Store, actor: &Actor) -> Result<Vec<Audi
 pub async fn audiences_with_counts(
     store: &dyn Store,
     actor: &Actor,
-    book: &crate::profiles::Live,
+    book: &Live,
 ) -> Result<Vec<Value>> {
     let definitions = list_audiences(store, actor).await?;
-    let book = book.read();
+    let sizes: std::collections::HashMap<String, i64> =
+        store.audience_sizes().await?.into_iter().collect();
     Ok(definitions
         .iter()
         .map(|d| {
-            let members = book.memberships.members(&d.name).map(|m| m.len());
+            let members = book
+                .has_audience(&d.name)
+                .then(|| sizes.get(&d.name).copied().unwrap_or(0));
             json!({"name": d.name, "rule": d.rule, "members": members})
         })
         .collect())
@@ -74,14 +78,47 @@ fn unknown_audience(name: &str) -> Error {
     )
 }
 
-/// An audience's members, each profile with its identifiers.
-pub fn members(actor: &Actor, book: &Book, name: &str) -> Result<Vec<Value>> {
+/// Members read from the store per request.
+const MEMBER_PAGE: usize = 1000;
+
+/// An audience's members, each profile with its identifiers, as the server's profiles
+/// stored them.
+pub async fn members(
+    store: &dyn Store,
+    actor: &Actor,
+    book: &Live,
+    name: &str,
+) -> Result<Vec<Value>> {
+    require(actor, READERS, "reading audience members")?;
+    if !book.has_audience(name) {
+        return Err(unknown_audience(name));
+    }
+    let mut list = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = store.audience_members(name, after, MEMBER_PAGE).await?;
+        for stored in &page {
+            list.push(member_json(&stored_doc(stored)?.identity));
+        }
+        match page.last() {
+            Some(last) if page.len() == MEMBER_PAGE => after = last.id,
+            _ => return Ok(list),
+        }
+    }
+}
+
+/// An audience's members in profiles replayed from the log (the command line).
+pub fn replayed_members(actor: &Actor, book: &Book, name: &str) -> Result<Vec<Value>> {
     require(actor, READERS, "reading audience members")?;
     let members = book
         .memberships
         .members(name)
         .ok_or_else(|| unknown_audience(name))?;
-    Ok(member_list(book, members))
+    Ok(members
+        .iter()
+        .filter_map(|&id| book.profiles.identity(id))
+        .map(member_json)
+        .collect())
 }
 
 /// Members as CSV: `profile,identifiers`, the identifiers as `type:value` joined by `;`.

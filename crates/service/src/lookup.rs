@@ -1,14 +1,15 @@
 //! Profiles looked up by any identifier, and what is shown of them: the profile, its
 //! traits, identifiers, merge history and its explanation, consent, events, computed traits.
-//! The server answers from its live profiles; the command line from the stored ones when
-//! they are current with the log, else from a replay of the log, so the answer is always
-//! the log's.
+//! The server answers from the stored profiles its follower keeps current; the command line
+//! from the stored ones when they are current with the log, else from a replay of the log,
+//! so the answer is always the log's.
 
 use crate::access::{require, Actor, READERS};
-use crate::profiles::{self, Live, ProfileRules};
+use crate::profiles::{self, ProfileRules};
 use crate::{Error, Result};
 use serde_json::{json, Value};
-use sightline_core::{time, StoredEvent};
+use sightline_audience::ComputedTrait;
+use sightline_core::{time, StoredEvent, StoredProfile};
 use sightline_identity::{normalise, IdType};
 use sightline_profiles::ProfileDoc;
 pub use sightline_profiles::ProfileView;
@@ -33,6 +34,9 @@ fn unknown(id_type: &str, value: &str) -> Error {
 pub struct Found {
     pub doc: ProfileDoc,
     pub timeline: Timeline,
+    /// Its stored audience membership and computed trait states (`None` when it has none
+    /// or was replayed).
+    pub states: Option<String>,
 }
 
 pub enum Timeline {
@@ -54,25 +58,42 @@ fn found_in(book: &profiles::Book, id_type: &str, value: &str) -> Result<Found> 
             facts: view.facts.cloned().unwrap_or_default(),
         },
         timeline: Timeline::Seqs(view.facts.map(|f| f.events.clone()).unwrap_or_default()),
+        states: None,
     })
 }
 
-/// Runs `f` on the live profile holding `id`, under the profiles' read lock, so a request
-/// copies out only what it shows rather than the whole profile.
-pub fn with_live<T>(
+/// A stored profile's document, read.
+pub fn stored_doc(stored: &StoredProfile) -> Result<ProfileDoc> {
+    ProfileDoc::parse(&stored.doc).map_err(|e| {
+        Error::Internal(anyhow::anyhow!(
+            "stored profile {} cannot be read: {e}",
+            stored.id
+        ))
+    })
+}
+
+/// The stored profile holding `id` (`type:value`), found after the same normalisation as
+/// at collection. The server's answer: its follower keeps the stored profiles current.
+pub async fn find(
+    store: &dyn Store,
     actor: &Actor,
-    live: &Live,
+    rules: &ProfileRules,
     id: &str,
-    f: impl FnOnce(&profiles::Book, ProfileView<'_>) -> T,
-) -> Result<T> {
+) -> Result<Found> {
     require(actor, READERS, "reading profiles")?;
     let (id_type, value) = identifier(id)?;
-    let book = live.read();
-    let view = book
-        .profiles
-        .find(id_type, value)
-        .ok_or_else(|| unknown(id_type, value))?;
-    Ok(f(&book, view))
+    let id_type = IdType::parse(id_type);
+    let value = normalise(&id_type, value, rules.rules.default_region())
+        .ok_or_else(|| unknown(id_type.as_str(), value))?;
+    let stored = store
+        .stored_profile(id_type.as_str(), &value)
+        .await?
+        .ok_or_else(|| unknown(id_type.as_str(), &value))?;
+    Ok(Found {
+        doc: stored_doc(&stored)?,
+        timeline: Timeline::Stored(stored.id),
+        states: stored.states,
+    })
 }
 
 /// Whether the stored profiles were derived under `rules` through the end of the log.
@@ -91,27 +112,11 @@ pub async fn find_stored(
     rules: ProfileRules,
     id: &str,
 ) -> Result<Found> {
+    if stored_current(store, &rules).await? {
+        return find(store, actor, &rules, id).await;
+    }
     require(actor, READERS, "reading profiles")?;
     let (id_type, value) = identifier(id)?;
-    if stored_current(store, &rules).await? {
-        let id_type = IdType::parse(id_type);
-        let value = normalise(&id_type, value, rules.rules.default_region())
-            .ok_or_else(|| unknown(id_type.as_str(), value))?;
-        let stored = store
-            .stored_profile(id_type.as_str(), &value)
-            .await?
-            .ok_or_else(|| unknown(id_type.as_str(), &value))?;
-        let doc = ProfileDoc::parse(&stored.doc).map_err(|e| {
-            Error::Internal(anyhow::anyhow!(
-                "stored profile {} cannot be read: {e}",
-                stored.id
-            ))
-        })?;
-        return Ok(Found {
-            doc,
-            timeline: Timeline::Stored(stored.id),
-        });
-    }
     let book = profiles::rebuild(store, rules).await?;
     found_in(&book, id_type, value)
 }
@@ -149,13 +154,6 @@ pub fn consent_json(view: ProfileView<'_>, at: Option<i64>) -> Value {
     json!({"state": ledger.state_at(at.unwrap_or(i64::MAX), i64::MAX), "history": ledger})
 }
 
-/// The seqs of up to `limit` of the profile's events below `before`, oldest first.
-pub fn event_page(view: ProfileView<'_>, before: i64, limit: usize) -> Vec<i64> {
-    let all = view.facts.map(|f| f.events.as_slice()).unwrap_or_default();
-    let end = all.partition_point(|&seq| seq < before);
-    all[end.saturating_sub(limit)..end].to_vec()
-}
-
 /// An ISO 8601 time as ms, or an error naming `what`.
 pub fn instant(what: &str, text: &str) -> Result<i64> {
     time::parse_ms(text)
@@ -182,7 +180,23 @@ pub async fn events(
     }
 }
 
-/// The computed traits of a live profile, as of now.
-pub fn computed_json(book: &profiles::Book, view: ProfileView<'_>) -> Value {
-    json!({"computed": book.memberships.computed(view.identity.id, time::now_ms())})
+/// The computed traits of a stored profile, as of now.
+pub async fn computed_json(store: &dyn Store, found: &Found) -> Result<Value> {
+    let Some(states) = &found.states else {
+        return Ok(json!({"computed": {}}));
+    };
+    let traits: Vec<ComputedTrait> = store
+        .list_traits()
+        .await?
+        .into_iter()
+        .filter_map(|t| serde_json::from_value(t.definition).ok())
+        .collect();
+    let computed =
+        sightline_profiles::stored_computed(&traits, states, time::now_ms()).map_err(|e| {
+            Error::Internal(anyhow::anyhow!(
+                "stored states of profile {} cannot be read: {e}",
+                found.doc.identity.id.0
+            ))
+        })?;
+    Ok(json!({ "computed": computed }))
 }

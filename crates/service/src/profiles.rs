@@ -59,6 +59,12 @@ impl Live {
         self.read().rules.clone()
     }
 
+    /// Whether the profiles keep the memberships of an audience (a new one is picked up
+    /// within a second or so).
+    pub fn has_audience(&self, name: &str) -> bool {
+        self.read().memberships.members(name).is_some()
+    }
+
     /// The seq through which the profiles have taken in the log.
     pub fn applied_seq(&self) -> i64 {
         self.read().profiles.last_seq()
@@ -183,7 +189,7 @@ impl Book {
     /// The changes since the last save, on top of it.
     fn changes(&mut self) -> ProfileSave {
         let mut rows = self.profiles.take_changes();
-        rows.states = self.memberships.take_state_rows();
+        self.memberships.take_rows(&mut rows);
         ProfileSave {
             replace: false,
             base_seq: self.saved_seq,
@@ -195,7 +201,7 @@ impl Book {
     /// Everything, replacing whatever is stored.
     fn snapshot(&self) -> ProfileSave {
         let mut rows = self.profiles.snapshot();
-        rows.states = self.memberships.state_rows();
+        self.memberships.all_rows(&mut rows);
         ProfileSave {
             replace: true,
             base_seq: 0,
@@ -234,7 +240,7 @@ pub async fn rebuild(store: &dyn Store, rules: ProfileRules) -> Result<Book> {
     let mut book = Book::new(Definitions::load(store).await?, rules);
     book.catch_up(store).await?;
     book.memberships.take_changes();
-    book.memberships.forget_state_changes();
+    book.memberships.forget_changes();
     Ok(book)
 }
 
@@ -386,8 +392,12 @@ impl Follower {
             }
             due
         };
-        if due {
-            reload_if_changed(store, &self.book).await?;
+        if due && reload_if_changed(store, &self.book).await? {
+            // Stored memberships of audiences that are gone go with a whole save.
+            if let Err(debt) = pay(store, &self.book, Owed::Snapshot).await {
+                *self.owed.lock().unwrap_or_else(PoisonError::into_inner) = Some(debt);
+                anyhow::bail!("the profiles could not be stored");
+            }
         }
         let after = self.book.read().profiles.last_seq();
         let page = store.read_events(after, PAGE, None).await?;
@@ -441,10 +451,11 @@ impl Processor for Follower {
     }
 }
 
-async fn reload_if_changed(store: &dyn Store, book: &Live) -> Result<()> {
+/// Rebuilds the book when the audience or trait definitions changed; says whether it did.
+async fn reload_if_changed(store: &dyn Store, book: &Live) -> Result<bool> {
     let definitions = Definitions::load(store).await?;
     if definitions == book.read().definitions {
-        return Ok(());
+        return Ok(false);
     }
     let (rules, saved_seq) = {
         let current = book.read();
@@ -457,8 +468,9 @@ async fn reload_if_changed(store: &dyn Store, book: &Live) -> Result<()> {
     fresh.saved_seq = saved_seq;
     fresh.catch_up(store).await?;
     fresh.memberships.take_changes();
+    fresh.memberships.forget_changes();
     *book.write() = fresh;
-    Ok(())
+    Ok(true)
 }
 
 /// Delivery reads the consent in force for an event's profile from the book.
@@ -485,16 +497,9 @@ impl sightline_activate::ConsentLedger for BookLedger {
     }
 }
 
-/// Members as the API and the command line show them: each profile with its identifiers.
-pub fn member_list(
-    book: &Book,
-    members: &std::collections::BTreeSet<sightline_identity::ProfileId>,
-) -> Vec<serde_json::Value> {
-    members
-        .iter()
-        .filter_map(|&id| book.profiles.identity(id))
-        .map(|profile| serde_json::json!({"id": profile.id, "identifiers": profile.identifiers}))
-        .collect()
+/// A member as the API and the command line show it: the profile with its identifiers.
+pub fn member_json(identity: &sightline_identity::Profile) -> serde_json::Value {
+    serde_json::json!({"id": identity.id, "identifiers": identity.identifiers})
 }
 
 #[cfg(test)]

@@ -10,8 +10,9 @@
 //! on the event that caused it; for a snapshot: the ledger now); removes always go out
 //! (they only ever reduce what a destination holds).
 
+use crate::lookup::stored_doc;
 use crate::processors::{Processor, Step, StepFuture};
-use crate::profiles::{Book, Live};
+use crate::profiles::Live;
 use anyhow::Result;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -22,7 +23,8 @@ use sightline_activate::Transform;
 use sightline_audience::{Cause, MembershipChange, Transition};
 use sightline_consent::Policy;
 use sightline_core::{time, Destination};
-use sightline_identity::ProfileId;
+use sightline_identity::Profile;
+use sightline_profiles::ProfileDoc;
 use sightline_store::Store;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -86,15 +88,7 @@ impl Shown {
 /// A profile's identifiers as a sync message carries them: those the destination's
 /// transform lets out, emails and phones also as the SHA-256 of their normalised value (the
 /// form ad platforms match on) and only so when the transform hashes.
-fn identifiers(book: &Book, profile: &str, shown: &Shown) -> Value {
-    let Some(identity) = profile
-        .parse()
-        .ok()
-        .and_then(|id| book.profiles.canonical(ProfileId(id)))
-        .and_then(|id| book.profiles.identity(id))
-    else {
-        return json!([]);
-    };
+fn identifiers(identity: &Profile, shown: &Shown) -> Value {
     identity
         .identifiers
         .iter()
@@ -178,7 +172,7 @@ impl Syncer {
         let mut more = false;
         for (audience, destinations) in self.targets().await? {
             // An audience the profiles have not picked up yet has nothing to send.
-            if self.book.read().memberships.members(&audience).is_none() {
+            if !self.book.has_audience(&audience) {
                 continue;
             }
             for destination in &destinations {
@@ -197,7 +191,7 @@ impl Syncer {
             // The last record before the snapshot is read first: a change stored after it
             // is sent as a change (at worst once more than needed), never lost.
             let last = self.last_change(audience).await?;
-            if let Sent::Done = self.snapshot(audience, destination).await {
+            if let Sent::Done = self.snapshot(audience, destination).await? {
                 let done = if last == 0 { SNAPSHOT_SENT } else { last };
                 self.store.set_checkpoint(&checkpoint, done).await?;
             }
@@ -217,16 +211,25 @@ impl Syncer {
         let shown = Shown::of(destination);
         let mut out = Vec::new();
         for change in &changes {
+            let doc = match change.profile.parse() {
+                Ok(id) => match self.store.stored_profile_by_id(id).await? {
+                    Some(stored) => Some(stored_doc(&stored)?),
+                    None => None,
+                },
+                Err(_) => None,
+            };
             if change.transition == Transition::Entered
-                && !self.consented(destination, change).await?
+                && !self.consented(destination, change, doc.as_ref()).await?
             {
                 continue;
             }
-            let book = self.book.read();
+            let shown_identifiers = doc
+                .as_ref()
+                .map_or(json!([]), |d| identifiers(&d.identity, &shown));
             out.push(json!({
                 "action": if change.transition == Transition::Entered { "add" } else { "remove" },
                 "profile": change.profile,
-                "identifiers": identifiers(&book, &change.profile, &shown),
+                "identifiers": shown_identifiers,
                 "at": time::format_ms(change.at),
                 "caused_by": change.caused_by,
             }));
@@ -257,61 +260,54 @@ impl Syncer {
         }
     }
 
-    /// The audience's current members whose consent now grants the destination's purposes.
-    async fn snapshot(&self, audience: &str, destination: &Destination) -> Sent {
-        let members: Vec<Value> = {
-            let book = self.book.read();
-            let Some(members) = book.memberships.members(audience) else {
-                return Sent::Later;
-            };
-            let shown = Shown::of(destination);
-            let now = time::now_ms();
-            members
-                .iter()
-                .filter(|id| self.consented_now(&book, destination, **id, now))
-                .map(|id| {
-                    let profile = id.0.to_string();
-                    json!({"profile": profile, "identifiers": identifiers(&book, &profile, &shown)})
-                })
-                .collect()
-        };
+    /// The audience's current members whose consent now grants the destination's purposes,
+    /// read from the stored profiles a page at a time.
+    async fn snapshot(&self, audience: &str, destination: &Destination) -> Result<Sent> {
+        let shown = Shown::of(destination);
         let at = time::now_ms();
-        for (part, chunk) in members.chunks(CHUNK).enumerate() {
-            let body =
-                json!({"audience": audience, "snapshot": true, "part": part, "members": chunk});
-            let key = format!("audience:{audience}:snapshot:{at}:{part}");
-            if let Sent::Later = self.post(destination, &key, body).await {
-                return Sent::Later;
+        let (mut after, mut part) = (0, 0);
+        loop {
+            let page = self.store.audience_members(audience, after, CHUNK).await?;
+            let mut members = Vec::with_capacity(page.len());
+            for stored in &page {
+                let doc = stored_doc(stored)?;
+                if self.consented_now(destination, &doc, at) {
+                    let profile = stored.id.to_string();
+                    members.push(
+                        json!({"profile": profile, "identifiers": identifiers(&doc.identity, &shown)}),
+                    );
+                }
+            }
+            if !members.is_empty() {
+                let body = json!({"audience": audience, "snapshot": true, "part": part, "members": members});
+                let key = format!("audience:{audience}:snapshot:{at}:{part}");
+                if let Sent::Later = self.post(destination, &key, body).await {
+                    return Ok(Sent::Later);
+                }
+                part += 1;
+            }
+            match page.last() {
+                Some(last) if page.len() == CHUNK => after = last.id,
+                _ => return Ok(Sent::Done),
             }
         }
-        Sent::Done
     }
 
     /// Whether the consent in force now for a member grants the destination's purposes.
-    fn consented_now(
-        &self,
-        book: &Book,
-        destination: &Destination,
-        id: ProfileId,
-        now: i64,
-    ) -> bool {
+    fn consented_now(&self, destination: &Destination, member: &ProfileDoc, now: i64) -> bool {
         if destination.purposes.is_empty() {
             return true;
         }
-        let in_force = book
-            .profiles
-            .canonical(id)
-            .and_then(|p| book.profiles.facts(p))
-            .map(|facts| facts.consent.state_at(now, i64::MAX));
+        let in_force = member.facts.consent.state_at(now, i64::MAX);
         match consent_gate(
             &self.policy,
             &destination.purposes,
             &Value::Null,
-            in_force.as_ref(),
+            Some(&in_force),
         ) {
             None => true,
             Some(suppression) => {
-                tracing::info!(destination = %destination.name, profile = id.0, reason = %suppression, "audience member withheld from a snapshot by consent");
+                tracing::info!(destination = %destination.name, profile = member.identity.id.0, reason = %suppression, "audience member withheld from a snapshot by consent");
                 false
             }
         }
@@ -323,6 +319,7 @@ impl Syncer {
         &self,
         destination: &Destination,
         change: &MembershipChange,
+        member: Option<&ProfileDoc>,
     ) -> Result<bool> {
         if destination.purposes.is_empty() {
             return Ok(true);
@@ -339,16 +336,7 @@ impl Syncer {
             }
             _ => (Value::Null, i64::MAX),
         };
-        let in_force = {
-            let book = self.book.read();
-            change
-                .profile
-                .parse()
-                .ok()
-                .and_then(|id| book.profiles.canonical(ProfileId(id)))
-                .and_then(|p| book.profiles.facts(p))
-                .map(|facts| facts.consent.state_at(change.at, seq))
-        };
+        let in_force = member.map(|doc| doc.facts.consent.state_at(change.at, seq));
         Ok(
             match consent_gate(
                 &self.policy,

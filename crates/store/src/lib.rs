@@ -165,6 +165,21 @@ pub trait Store: Governance + Send + Sync + 'static {
     async fn consent_denied_counts(&self, from: &str, to: &str) -> Result<Vec<DeniedCount>>;
     /// The stored profile holding an identifier (type and normalised value).
     async fn stored_profile(&self, id_type: &str, value: &str) -> Result<Option<StoredProfile>>;
+    /// The stored profile a profile id now belongs to (itself, or the survivor of the
+    /// merges that retired it).
+    async fn stored_profile_by_id(&self, id: i64) -> Result<Option<StoredProfile>>;
+    /// Up to `limit` members of an audience with a profile id above `after`, in id order.
+    async fn audience_members(
+        &self,
+        audience: &str,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<StoredProfile>>;
+    /// How many members each audience with any has, by name.
+    async fn audience_sizes(&self) -> Result<Vec<(String, i64)>>;
+    /// Up to `limit` membership timers due at or before `through`, earliest first:
+    /// `(audience, profile, due_at)`.
+    async fn due_timers(&self, through: i64, limit: usize) -> Result<Vec<(String, i64, i64)>>;
     /// A stored profile's events with `seq < before`, newest first.
     async fn stored_profile_events(
         &self,
@@ -234,6 +249,9 @@ mod reviews {
 }
 
 /// The message of a save whose base is not the stored state.
+/// How many merges a walk from a retired profile id to its survivor follows at most.
+const MAX_MERGE_CHAIN: usize = 1_000;
+
 fn profiles_moved(stored: Option<&ProfilesState>, save: &ProfileSave) -> Option<StoreError> {
     let matches = match stored {
         None => save.base_seq == 0,

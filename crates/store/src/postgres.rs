@@ -24,7 +24,10 @@
 
 use crate::group::{self, AppendRequest};
 use crate::log;
-use crate::{columns, profiles_moved, Appended, Result, Store, StoreError, WRITE_QUEUE_REQUESTS};
+use crate::{
+    columns, profiles_moved, Appended, Result, Store, StoreError, MAX_MERGE_CHAIN,
+    WRITE_QUEUE_REQUESTS,
+};
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use sightline_core::{
@@ -308,6 +311,22 @@ const MIGRATIONS: &[&str] = &[
     // stop growing with each rewrite.
     "ALTER TABLE profiles SET (fillfactor = 50, toast_tuple_target = 128);
      ALTER TABLE profile_states SET (fillfactor = 50, toast_tuple_target = 128);",
+    // 17: audience members and membership timers as rows, read without the processor's
+    // memory. Clearing the definitions' fingerprint makes the next start rebuild the
+    // profiles once, which fills both.
+    "CREATE TABLE audience_members (
+        audience TEXT NOT NULL,
+        profile_id BIGINT NOT NULL,
+        PRIMARY KEY (audience, profile_id)
+     );
+     CREATE TABLE profile_timers (
+        profile_id BIGINT NOT NULL,
+        audience TEXT NOT NULL,
+        due_at BIGINT NOT NULL,
+        PRIMARY KEY (profile_id, audience)
+     );
+     CREATE INDEX profile_timers_by_due ON profile_timers (due_at);
+     UPDATE profiles_state SET definitions = '';",
 ];
 
 /// Appending connections per store, fed from one queue. More than one so that a group's
@@ -1328,7 +1347,8 @@ impl Store for PostgresStore {
         if save.replace {
             tx.batch_execute(
                 "TRUNCATE profiles; TRUNCATE profile_identifiers; TRUNCATE profile_events;
-                 TRUNCATE consent_denied_counts; TRUNCATE profile_states; TRUNCATE profile_merges;",
+                 TRUNCATE consent_denied_counts; TRUNCATE profile_states; TRUNCATE profile_merges;
+                 TRUNCATE audience_members; TRUNCATE profile_timers;",
             )
             .await?;
         }
@@ -1348,6 +1368,11 @@ impl Store for PostgresStore {
                 .await?;
             tx.execute(
                 "DELETE FROM profile_states WHERE profile_id = $1",
+                &[&retired],
+            )
+            .await?;
+            tx.execute(
+                "DELETE FROM profile_timers WHERE profile_id = $1",
                 &[&retired],
             )
             .await?;
@@ -1430,6 +1455,46 @@ impl Store for PostgresStore {
                  SELECT * FROM unnest($1::bigint[], $2::text[])
                  ON CONFLICT (profile_id) DO UPDATE SET state = EXCLUDED.state",
                 &[&ids, &states],
+            )
+            .await?;
+        }
+        for chunk in rows.members.chunks(SAVE_CHUNK) {
+            let (entered, exited): (Vec<_>, Vec<_>) = chunk.iter().partition(|(_, _, m)| *m);
+            for (sql, rows) in [
+                (
+                    "INSERT INTO audience_members (audience, profile_id)
+                     SELECT * FROM unnest($1::text[], $2::bigint[]) ON CONFLICT DO NOTHING",
+                    entered,
+                ),
+                (
+                    "DELETE FROM audience_members m USING unnest($1::text[], $2::bigint[]) AS x(a, p)
+                     WHERE m.audience = x.a AND m.profile_id = x.p",
+                    exited,
+                ),
+            ] {
+                let audiences: Vec<&str> = rows.iter().map(|(a, _, _)| a.as_str()).collect();
+                let profiles: Vec<i64> = rows.iter().map(|(_, p, _)| *p).collect();
+                tx.execute(sql, &[&audiences, &profiles]).await?;
+            }
+        }
+        for chunk in rows.timers.chunks(SAVE_CHUNK) {
+            let (set, cleared): (Vec<_>, Vec<_>) = chunk.iter().partition(|(_, _, d)| d.is_some());
+            let audiences: Vec<&str> = set.iter().map(|(a, _, _)| a.as_str()).collect();
+            let profiles: Vec<i64> = set.iter().map(|(_, p, _)| *p).collect();
+            let due: Vec<i64> = set.iter().filter_map(|(_, _, d)| *d).collect();
+            tx.execute(
+                "INSERT INTO profile_timers (profile_id, audience, due_at)
+                 SELECT p, a, d FROM unnest($1::text[], $2::bigint[], $3::bigint[]) AS x(a, p, d)
+                 ON CONFLICT (profile_id, audience) DO UPDATE SET due_at = EXCLUDED.due_at",
+                &[&audiences, &profiles, &due],
+            )
+            .await?;
+            let audiences: Vec<&str> = cleared.iter().map(|(a, _, _)| a.as_str()).collect();
+            let profiles: Vec<i64> = cleared.iter().map(|(_, p, _)| *p).collect();
+            tx.execute(
+                "DELETE FROM profile_timers t USING unnest($1::text[], $2::bigint[]) AS x(a, p)
+                 WHERE t.audience = x.a AND t.profile_id = x.p",
+                &[&audiences, &profiles],
             )
             .await?;
         }
@@ -1516,7 +1581,7 @@ impl Store for PostgresStore {
                     count: r.get(3),
                 })
                 .collect(),
-            audience_changes: Vec::new(),
+            ..ProfileRows::default()
         };
         tx.commit().await?;
         Ok(Some((state, rows)))
@@ -1546,15 +1611,88 @@ impl Store for PostgresStore {
         let client = self.client().await?;
         let row = client
             .query_opt(
-                "SELECT p.id, p.doc FROM profile_identifiers i JOIN profiles p ON p.id = i.profile_id
+                "SELECT p.id, p.doc, s.state FROM profile_identifiers i
+                 JOIN profiles p ON p.id = i.profile_id
+                 LEFT JOIN profile_states s ON s.profile_id = p.id
                  WHERE i.id_type = $1 AND i.value = $2",
                 &[&id_type, &value],
             )
             .await?;
-        Ok(row.map(|r| StoredProfile {
-            id: r.get(0),
-            doc: r.get(1),
-        }))
+        Ok(row.as_ref().map(stored_profile_from_row))
+    }
+
+    async fn stored_profile_by_id(&self, id: i64) -> Result<Option<StoredProfile>> {
+        let client = self.client().await?;
+        let mut id = id;
+        // Bounded, so that even a hand-made cycle of merges cannot hang the walk.
+        for _ in 0..MAX_MERGE_CHAIN {
+            let found = client
+                .query_opt(
+                    "SELECT p.id, p.doc, s.state FROM profiles p
+                     LEFT JOIN profile_states s ON s.profile_id = p.id WHERE p.id = $1",
+                    &[&id],
+                )
+                .await?;
+            if let Some(row) = found {
+                return Ok(Some(stored_profile_from_row(&row)));
+            }
+            match client
+                .query_opt(
+                    "SELECT survivor FROM profile_merges WHERE retired = $1",
+                    &[&id],
+                )
+                .await?
+            {
+                Some(row) => id = row.get(0),
+                None => return Ok(None),
+            }
+        }
+        Ok(None)
+    }
+
+    async fn audience_members(
+        &self,
+        audience: &str,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<StoredProfile>> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT p.id, p.doc, s.state FROM audience_members m
+                 JOIN profiles p ON p.id = m.profile_id
+                 LEFT JOIN profile_states s ON s.profile_id = p.id
+                 WHERE m.audience = $1 AND m.profile_id > $2 ORDER BY m.profile_id LIMIT $3",
+                &[&audience, &after, &(limit as i64)],
+            )
+            .await?;
+        Ok(rows.iter().map(stored_profile_from_row).collect())
+    }
+
+    async fn audience_sizes(&self) -> Result<Vec<(String, i64)>> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT audience, count(*) FROM audience_members GROUP BY audience ORDER BY audience",
+                &[],
+            )
+            .await?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    async fn due_timers(&self, through: i64, limit: usize) -> Result<Vec<(String, i64, i64)>> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT audience, profile_id, due_at FROM profile_timers
+                 WHERE due_at <= $1 ORDER BY due_at, profile_id, audience LIMIT $2",
+                &[&through, &(limit as i64)],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect())
     }
 
     async fn stored_profile_events(
@@ -1666,6 +1804,14 @@ impl Store for PostgresStore {
                 Err(crate::reviews::review_undecidable(id, found.as_ref()))
             }
         }
+    }
+}
+
+fn stored_profile_from_row(r: &Row) -> StoredProfile {
+    StoredProfile {
+        id: r.get(0),
+        doc: r.get(1),
+        states: r.get(2),
     }
 }
 

@@ -10,7 +10,10 @@
 
 use crate::group::{self, AppendRequest};
 use crate::log;
-use crate::{columns, profiles_moved, Appended, Result, Store, StoreError, WRITE_QUEUE_REQUESTS};
+use crate::{
+    columns, profiles_moved, Appended, Result, Store, StoreError, MAX_MERGE_CHAIN,
+    WRITE_QUEUE_REQUESTS,
+};
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension};
 use sightline_core::{
@@ -276,6 +279,22 @@ const MIGRATIONS: &[&str] = &[
         survivor INTEGER NOT NULL
      );
      ALTER TABLE profiles_state ADD COLUMN definitions TEXT NOT NULL DEFAULT '';",
+    // 15: audience members and membership timers as rows, read without the processor's
+    // memory. Clearing the definitions' fingerprint makes the next start rebuild the
+    // profiles once, which fills both.
+    "CREATE TABLE audience_members (
+        audience TEXT NOT NULL,
+        profile_id INTEGER NOT NULL,
+        PRIMARY KEY (audience, profile_id)
+     ) WITHOUT ROWID;
+     CREATE TABLE profile_timers (
+        profile_id INTEGER NOT NULL,
+        audience TEXT NOT NULL,
+        due_at INTEGER NOT NULL,
+        PRIMARY KEY (profile_id, audience)
+     ) WITHOUT ROWID;
+     CREATE INDEX profile_timers_by_due ON profile_timers (due_at);
+     UPDATE profiles_state SET definitions = '';",
 ];
 
 /// The migration whose dedup claims `convert_dedup` rewrites.
@@ -1224,17 +1243,89 @@ impl Store for SqliteStore {
         let (id_type, value) = (id_type.to_string(), value.to_string());
         self.with_conn(move |conn| {
             let mut stmt = conn.prepare_cached(
-                "SELECT p.id, p.doc FROM profile_identifiers i JOIN profiles p ON p.id = i.profile_id
+                "SELECT p.id, p.doc, s.state FROM profile_identifiers i
+                 JOIN profiles p ON p.id = i.profile_id
+                 LEFT JOIN profile_states s ON s.profile_id = p.id
                  WHERE i.id_type = ?1 AND i.value = ?2",
             )?;
             Ok(stmt
-                .query_row(params![id_type, value], |r| {
-                    Ok(StoredProfile {
-                        id: r.get(0)?,
-                        doc: r.get(1)?,
-                    })
-                })
+                .query_row(params![id_type, value], stored_profile_from_row)
                 .optional()?)
+        })
+        .await
+    }
+
+    async fn stored_profile_by_id(&self, id: i64) -> Result<Option<StoredProfile>> {
+        self.with_conn(move |conn| {
+            let mut profile = conn.prepare_cached(
+                "SELECT p.id, p.doc, s.state FROM profiles p
+                 LEFT JOIN profile_states s ON s.profile_id = p.id WHERE p.id = ?1",
+            )?;
+            let mut survivor =
+                conn.prepare_cached("SELECT survivor FROM profile_merges WHERE retired = ?1")?;
+            let mut id = id;
+            // Bounded, so that even a hand-made cycle of merges cannot hang the walk.
+            for _ in 0..MAX_MERGE_CHAIN {
+                if let Some(found) = profile
+                    .query_row([id], stored_profile_from_row)
+                    .optional()?
+                {
+                    return Ok(Some(found));
+                }
+                match survivor.query_row([id], |r| r.get(0)).optional()? {
+                    Some(next) => id = next,
+                    None => return Ok(None),
+                }
+            }
+            Ok(None)
+        })
+        .await
+    }
+
+    async fn audience_members(
+        &self,
+        audience: &str,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<StoredProfile>> {
+        let audience = audience.to_string();
+        self.with_conn(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT p.id, p.doc, s.state FROM audience_members m
+                 JOIN profiles p ON p.id = m.profile_id
+                 LEFT JOIN profile_states s ON s.profile_id = p.id
+                 WHERE m.audience = ?1 AND m.profile_id > ?2 ORDER BY m.profile_id LIMIT ?3",
+            )?;
+            let rows = stmt.query_map(
+                params![audience, after, limit as i64],
+                stored_profile_from_row,
+            )?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+        .await
+    }
+
+    async fn audience_sizes(&self) -> Result<Vec<(String, i64)>> {
+        self.with_conn(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT audience, count(*) FROM audience_members GROUP BY audience ORDER BY audience",
+            )?;
+            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+        .await
+    }
+
+    async fn due_timers(&self, through: i64, limit: usize) -> Result<Vec<(String, i64, i64)>> {
+        self.with_conn(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT audience, profile_id, due_at FROM profile_timers
+                 WHERE due_at <= ?1 ORDER BY due_at, profile_id, audience LIMIT ?2",
+            )?;
+            let rows = stmt.query_map(params![through, limit as i64], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
         })
         .await
     }
@@ -1366,6 +1457,14 @@ impl Store for SqliteStore {
     }
 }
 
+fn stored_profile_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredProfile> {
+    Ok(StoredProfile {
+        id: r.get(0)?,
+        doc: r.get(1)?,
+        states: r.get(2)?,
+    })
+}
+
 fn profiles_state(conn: &Connection) -> rusqlite::Result<Option<ProfilesState>> {
     conn.query_row(
         "SELECT seq, rules, definitions FROM profiles_state",
@@ -1442,7 +1541,8 @@ fn save_profiles(conn: &mut Connection, save: ProfileSave) -> Result<()> {
         tx.execute_batch(
             "DELETE FROM profiles; DELETE FROM profile_identifiers; DELETE FROM profile_events;
              DELETE FROM consent_denied_counts; DELETE FROM profile_states;
-             DELETE FROM profile_merges;",
+             DELETE FROM profile_merges; DELETE FROM audience_members;
+             DELETE FROM profile_timers;",
         )?;
     }
     let rows = &save.rows;
@@ -1455,6 +1555,8 @@ fn save_profiles(conn: &mut Connection, save: ProfileSave) -> Result<()> {
         let mut retire = tx.prepare_cached("DELETE FROM profiles WHERE id = ?1")?;
         let mut retire_states =
             tx.prepare_cached("DELETE FROM profile_states WHERE profile_id = ?1")?;
+        let mut retire_timers =
+            tx.prepare_cached("DELETE FROM profile_timers WHERE profile_id = ?1")?;
         let mut merged = tx.prepare_cached(
             "INSERT OR REPLACE INTO profile_merges (retired, survivor) VALUES (?1, ?2)",
         )?;
@@ -1463,6 +1565,7 @@ fn save_profiles(conn: &mut Connection, save: ProfileSave) -> Result<()> {
             move_events.execute([retired, survivor])?;
             retire.execute([retired])?;
             retire_states.execute([retired])?;
+            retire_timers.execute([retired])?;
             merged.execute([retired, survivor])?;
         }
         let mut profile = tx.prepare_cached(
@@ -1511,6 +1614,27 @@ fn save_profiles(conn: &mut Connection, save: ProfileSave) -> Result<()> {
         )?;
         for (profile, text) in &rows.states {
             state.execute(params![profile, text])?;
+        }
+        let mut enter = tx.prepare_cached(
+            "INSERT OR IGNORE INTO audience_members (audience, profile_id) VALUES (?1, ?2)",
+        )?;
+        let mut exit = tx.prepare_cached(
+            "DELETE FROM audience_members WHERE audience = ?1 AND profile_id = ?2",
+        )?;
+        for (audience, profile, member) in &rows.members {
+            if *member { &mut enter } else { &mut exit }.execute(params![audience, profile])?;
+        }
+        let mut set_timer = tx.prepare_cached(
+            "INSERT INTO profile_timers (profile_id, audience, due_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT (profile_id, audience) DO UPDATE SET due_at = excluded.due_at",
+        )?;
+        let mut clear_timer = tx
+            .prepare_cached("DELETE FROM profile_timers WHERE profile_id = ?1 AND audience = ?2")?;
+        for (audience, profile, due) in &rows.timers {
+            match due {
+                Some(due) => set_timer.execute(params![profile, audience, due])?,
+                None => clear_timer.execute(params![profile, audience])?,
+            };
         }
     }
     tx.execute(

@@ -4,7 +4,7 @@
 
 use sightline_core::{
     Delivery, DeliveryStatus, DeniedCount, DestinationKind, EventType, IdentifierRow,
-    NewDestination, NewEvent, ProfileRows, ProfileSave, ProfilesState, Role,
+    NewDestination, NewEvent, ProfileRows, ProfileSave, ProfilesState, Role, StoredProfile,
 };
 #[cfg(feature = "postgres")]
 use sightline_store::PostgresStore;
@@ -837,6 +837,12 @@ async fn stored_profiles_apply_saves_in_order_and_refuse_a_moved_base() {
                 denied_counts: vec![denied("2026-05-04", 3), denied("2026-05-05", 1)],
                 audience_changes: vec![("buyers".into(), r#"{"n":1}"#.into())],
                 states: vec![(a, r#"{"s":"a"}"#.into()), (b, r#"{"s":"b"}"#.into())],
+                members: vec![("buyers".into(), a, true), ("buyers".into(), b, true)],
+                timers: vec![
+                    ("buyers".into(), a, Some(50)),
+                    ("buyers".into(), b, Some(40)),
+                    ("keen".into(), a, Some(90)),
+                ],
             },
         };
         assert_eq!(store.load_profiles().await.unwrap(), None, "{name}");
@@ -851,14 +857,29 @@ async fn stored_profiles_apply_saves_in_order_and_refuse_a_moved_base() {
             .unwrap()
             .unwrap();
         assert_eq!(
-            (found.id, found.doc.as_str()),
-            (b, r#"{"n":"b"}"#),
+            (found.id, found.doc.as_str(), found.states.as_deref()),
+            (b, r#"{"n":"b"}"#, Some(r#"{"s":"b"}"#)),
             "{name}"
         );
         assert_eq!(
             event_seqs(store.as_ref(), a).await,
             [stored[1], stored[0]],
             "{name}"
+        );
+        let ids = |profiles: Vec<StoredProfile>| profiles.iter().map(|p| p.id).collect::<Vec<_>>();
+        let members = store.audience_members("buyers", 0, 10).await.unwrap();
+        assert_eq!(ids(members), [a, b], "{name}");
+        let after_a = store.audience_members("buyers", a, 10).await.unwrap();
+        assert_eq!(ids(after_a), [b], "{name}: paged by profile id");
+        assert_eq!(
+            store.audience_sizes().await.unwrap(),
+            [("buyers".to_string(), 2)],
+            "{name}"
+        );
+        assert_eq!(
+            store.due_timers(50, 10).await.unwrap(),
+            [("buyers".to_string(), b, 40), ("buyers".to_string(), a, 50)],
+            "{name}: earliest first, none later than asked"
         );
         assert_eq!(
             store
@@ -886,6 +907,8 @@ async fn stored_profiles_apply_saves_in_order_and_refuse_a_moved_base() {
                     ("other".into(), r#"{"n":3}"#.into()),
                 ],
                 states: vec![(a, r#"{"s":"a+b"}"#.into())],
+                members: vec![("buyers".into(), b, false), ("keen".into(), a, true)],
+                timers: vec![("buyers".into(), a, None)],
             },
         };
         store.save_profiles(merge.clone()).await.unwrap();
@@ -942,6 +965,26 @@ async fn stored_profiles_apply_saves_in_order_and_refuse_a_moved_base() {
             [stored[3], stored[2], stored[1], stored[0]]
         );
         assert!(event_seqs(store.as_ref(), b).await.is_empty(), "{name}");
+        let retired = store.stored_profile_by_id(b).await.unwrap().unwrap();
+        assert_eq!(
+            (retired.id, retired.states.as_deref()),
+            (a, Some(r#"{"s":"a+b"}"#)),
+            "{name}: a retired id finds its survivor"
+        );
+        assert_eq!(
+            store.stored_profile_by_id(stored[3] + 99).await.unwrap(),
+            None
+        );
+        assert_eq!(
+            store.audience_sizes().await.unwrap(),
+            [("buyers".to_string(), 1), ("keen".to_string(), 1)],
+            "{name}"
+        );
+        assert_eq!(
+            store.due_timers(i64::MAX, 10).await.unwrap(),
+            [("keen".to_string(), a, 90)],
+            "{name}: a cleared timer and a retired profile's are gone"
+        );
         let counts = store
             .consent_denied_counts("2026-05-04", "2026-05-04")
             .await
@@ -1002,6 +1045,8 @@ async fn stored_profiles_apply_saves_in_order_and_refuse_a_moved_base() {
             b
         );
         assert!(event_seqs(store.as_ref(), a).await.is_empty(), "{name}");
+        assert!(store.audience_sizes().await.unwrap().is_empty(), "{name}");
+        assert!(store.due_timers(i64::MAX, 10).await.unwrap().is_empty());
         assert_eq!(
             store.profiles_state().await.unwrap().unwrap().rules,
             "r2",

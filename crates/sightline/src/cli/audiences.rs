@@ -176,7 +176,7 @@ pub async fn audience(command: AudienceCommand, file: &FileConfig) -> Result<()>
         } => {
             let store = store.open(file).await?;
             let book = profiles::rebuild(store.as_ref(), file.profile_rules()?).await?;
-            let list = audiences::members(&operator(), &book, &name)?;
+            let list = audiences::replayed_members(&operator(), &book, &name)?;
             if json {
                 println!("{}", serde_json::to_string(&list)?);
             } else if csv {

@@ -77,11 +77,9 @@ async fn audience_part(
                     "format {format:?} is not one of json, ndjson, csv"
                 )));
             }
-            // A large audience takes a while to list and serialise: off the async workers,
-            // under the profiles' read lock only while its members are copied out.
-            let book = state.book.clone();
+            let list = audiences::members(state.store.as_ref(), &actor, &state.book, &name).await?;
+            // A large audience takes a while to serialise: off the async workers.
             tokio::task::spawn_blocking(move || {
-                let list = audiences::members(&actor, &book.read(), &name)?;
                 Ok(match format.as_str() {
                     "ndjson" => {
                         let lines: String = list.iter().map(|m| format!("{m}\n")).collect();

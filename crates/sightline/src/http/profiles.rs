@@ -1,14 +1,14 @@
 //! `/api/v1/profiles/{type}:{value}` and what is below a profile.
 
-use super::{bad_request, ok, Acting, Answer, ApiState};
+use super::{bad_request, ok, Acting, Answer, ApiState, Failure};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::Router;
-use serde_json::{json, Value};
+use serde_json::json;
 use sightline_collect::error;
+use sightline_service::access::Actor;
 use sightline_service::lookup;
-use sightline_service::lookup::ProfileView;
 use std::collections::HashMap;
 
 pub(super) fn routes() -> Router<ApiState> {
@@ -23,9 +23,12 @@ async fn profile(
     State(state): State<ApiState>,
     Path(id): Path<String>,
 ) -> Answer {
-    ok(lookup::with_live(&actor, &state.book, &id, |_, view| {
-        lookup::profile_json(view)
-    })?)
+    let found = find(&state, &actor, &id).await?;
+    ok(lookup::profile_json(found.view()))
+}
+
+async fn find(state: &ApiState, actor: &Actor, id: &str) -> Result<lookup::Found, Failure> {
+    Ok(lookup::find(state.store.as_ref(), actor, &state.book.rules(), id).await?)
 }
 
 /// `GET /api/v1/profiles/{type}:{value}/traits|computed|events|identifiers|merges|consent`
@@ -35,44 +38,38 @@ async fn profile_part(
     Path((id, part)): Path<(String, String)>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Answer {
-    let show = |f: fn(ProfileView<'_>) -> Value| {
-        lookup::with_live(&actor, &state.book, &id, |_, view| f(view))
-    };
-    match part.as_str() {
-        "traits" => ok(show(lookup::traits_json)?),
-        "identifiers" => ok(show(lookup::identifiers_json)?),
-        "merges" => ok(show(lookup::merges_json)?),
-        "consent" => {
-            let at = match query.get("at") {
-                None => None,
-                Some(text) => Some(
-                    sightline_core::time::parse_ms(text)
-                        .ok_or_else(|| bad_request("`at` must be an ISO 8601 time"))?,
-                ),
-            };
-            ok(lookup::with_live(&actor, &state.book, &id, |_, view| {
-                lookup::consent_json(view, at)
-            })?)
-        }
-        "computed" => ok(lookup::with_live(
-            &actor,
-            &state.book,
-            &id,
-            lookup::computed_json,
-        )?),
-        "events" => events(&state, &actor, &id, &query).await,
-        _ => Ok(error(
+    if part == "events" {
+        return events(&state, &actor, &id, &query).await;
+    }
+    if !["traits", "computed", "identifiers", "merges", "consent"].contains(&part.as_str()) {
+        return Ok(error(
             StatusCode::NOT_FOUND,
             "not_found",
             "below a profile: traits, computed, events, identifiers, merges or consent",
-        )),
+        ));
     }
+    let at = match query.get("at").filter(|_| part == "consent") {
+        None => None,
+        Some(text) => Some(
+            sightline_core::time::parse_ms(text)
+                .ok_or_else(|| bad_request("`at` must be an ISO 8601 time"))?,
+        ),
+    };
+    let found = find(&state, &actor, &id).await?;
+    let view = found.view();
+    ok(match part.as_str() {
+        "traits" => lookup::traits_json(view),
+        "identifiers" => lookup::identifiers_json(view),
+        "merges" => lookup::merges_json(view),
+        "consent" => lookup::consent_json(view, at),
+        _ => lookup::computed_json(state.store.as_ref(), &found).await?,
+    })
 }
 
 /// A profile's events, newest first, `limit` at a time before `before` (a sequence number).
 async fn events(
     state: &ApiState,
-    actor: &sightline_service::access::Actor,
+    actor: &Actor,
     id: &str,
     query: &HashMap<String, String>,
 ) -> Answer {
@@ -87,16 +84,8 @@ async fn events(
         Some(Ok(n)) => n,
         Some(Err(_)) => return Err(bad_request("`before` must be a sequence number")),
     };
-    let page = lookup::with_live(actor, &state.book, id, |_, view| {
-        lookup::event_page(view, before, limit)
-    })?;
-    let events = lookup::events(
-        state.store.as_ref(),
-        &lookup::Timeline::Seqs(page),
-        before,
-        limit,
-    )
-    .await?;
+    let found = find(state, actor, id).await?;
+    let events = lookup::events(state.store.as_ref(), &found.timeline, before, limit).await?;
     let next_before = events.last().map(|e| e.seq);
     let events: Vec<_> = events.iter().map(|e| e.to_json()).collect();
     ok(json!({"events": events, "next_before": next_before}))
