@@ -12,9 +12,6 @@ use sightline_core::{time, ProfileRows, StoredEvent};
 use sightline_identity::ProfileId;
 use std::collections::{BTreeMap, BTreeSet};
 
-/// How many enter/exit records wait to be taken (beyond that, the oldest are kept).
-const OUTBOX: usize = 100_000;
-
 pub struct Memberships {
     audiences: Vec<Audience>,
     states: FxHashMap<(usize, ProfileId), MembershipState>,
@@ -24,8 +21,11 @@ pub struct Memberships {
     members: Vec<BTreeSet<ProfileId>>,
     /// (when, audience, profile): when membership may change with no new event.
     timers: BTreeSet<(i64, usize, ProfileId)>,
-    /// Changes not yet taken by [`Memberships::take_changes`] (bounded).
+    /// Changes not yet taken by [`Memberships::take_changes`].
     outbox: Vec<MembershipChange>,
+    /// Whether enter and exit records are kept for the outbox: not while replaying the
+    /// log, whose records are history (and would grow without bound).
+    news: bool,
     /// Profiles whose states changed since [`Memberships::take_rows`].
     touched: FxHashSet<ProfileId>,
     /// Memberships that flipped since [`Memberships::take_rows`], to their latest value.
@@ -72,6 +72,7 @@ impl Memberships {
             members: vec![BTreeSet::new(); n],
             timers: BTreeSet::new(),
             outbox: Vec::new(),
+            news: true,
             touched: FxHashSet::default(),
             flipped: FxHashMap::default(),
             rescheduled: FxHashMap::default(),
@@ -139,6 +140,11 @@ impl Memberships {
             .collect();
     }
 
+    /// Whether anything changed since [`Memberships::take_rows`].
+    pub fn changed(&self) -> bool {
+        !(self.touched.is_empty() && self.flipped.is_empty() && self.rescheduled.is_empty())
+    }
+
     /// Forgets what changed (a snapshot stores everything).
     pub fn forget_changes(&mut self) {
         self.touched.clear();
@@ -199,6 +205,12 @@ impl Memberships {
         Some((profile.0, serde_json::to_string(&stored).ok()?))
     }
 
+    /// Whether enter and exit records are kept for [`Memberships::take_changes`] from here on
+    /// (on by default).
+    pub fn keep_news(&mut self, keep: bool) {
+        self.news = keep;
+    }
+
     /// The enter and exit records since the last call, oldest first (for syncing them out).
     pub fn take_changes(&mut self) -> Vec<MembershipChange> {
         std::mem::take(&mut self.outbox)
@@ -226,7 +238,7 @@ impl Memberships {
             self.members[audience].remove(&profile);
         }
         self.flipped.insert((audience, profile), member);
-        if self.outbox.len() < OUTBOX {
+        if self.news {
             self.outbox.push(change);
         }
     }
@@ -391,12 +403,19 @@ impl Memberships {
         }
     }
 
-    /// Re-evaluates every membership whose timer is due at `now`.
-    pub fn fire_timers(&mut self, profiles: &Profiles, now: i64) {
+    /// Re-evaluates up to `max` memberships whose timer is due at `now`, earliest first;
+    /// says whether more are due (so that one window closing on a million members becomes
+    /// pages of news rather than one).
+    pub fn fire_timers(&mut self, profiles: &Profiles, now: i64, max: usize) -> bool {
+        let mut fired = 0;
         while let Some(&(at, audience, profile)) = self.timers.first() {
             if at > now {
-                return;
+                return false;
             }
+            if fired == max {
+                return true;
+            }
+            fired += 1;
             self.timers.pop_first();
             let Some(live) = profiles.canonical(profile).filter(|&p| p == profile) else {
                 continue;
@@ -410,6 +429,7 @@ impl Memberships {
                 self.schedule(audience, live, &view, now);
             }
         }
+        false
     }
 }
 

@@ -17,6 +17,9 @@ use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
 const PAGE: usize = 1000;
+/// Membership timers the follower fires per page at most: the news of a window closing on
+/// many members are saved (and synced) a page at a time.
+const TIMERS_PER_PAGE: usize = 10_000;
 
 /// Profiles and the memberships of the stored audiences.
 pub struct Book {
@@ -136,12 +139,16 @@ impl Definitions {
 }
 
 impl Book {
+    /// An empty book, to replay the log into: its enter and exit records are history, not
+    /// kept until [`Memberships::keep_news`] turns them on.
     fn new(definitions: Definitions, rules: ProfileRules) -> Book {
         let mut profiles = Profiles::with_policy(rules.rules.clone(), rules.policy.clone());
         profiles.track_changes_after(i64::MAX);
+        let mut memberships = Memberships::new(definitions.audiences(), definitions.traits());
+        memberships.keep_news(false);
         Book {
             profiles,
-            memberships: Memberships::new(definitions.audiences(), definitions.traits()),
+            memberships,
             definitions,
             rules,
             saved_seq: 0,
@@ -227,7 +234,8 @@ impl Book {
                 self.apply(event, now);
             }
             if page.len() < PAGE {
-                self.memberships.fire_timers(&self.profiles, now);
+                self.memberships
+                    .fire_timers(&self.profiles, now, usize::MAX);
                 return Ok(());
             }
         }
@@ -239,8 +247,8 @@ impl Book {
 pub async fn rebuild(store: &dyn Store, rules: ProfileRules) -> Result<Book> {
     let mut book = Book::new(Definitions::load(store).await?, rules);
     book.catch_up(store).await?;
-    book.memberships.take_changes();
     book.memberships.forget_changes();
+    book.memberships.keep_news(true);
     Ok(book)
 }
 
@@ -401,23 +409,27 @@ impl Follower {
         }
         let after = self.book.read().profiles.last_seq();
         let page = store.read_events(after, PAGE, None).await?;
-        let save = {
+        let (save, timers_due) = {
             let mut guard = self.book.write();
             let book = &mut *guard;
             let now = time::now_ms();
             for event in &page {
                 book.apply(event, now);
             }
-            book.memberships.fire_timers(&book.profiles, now);
+            let timers_due = book
+                .memberships
+                .fire_timers(&book.profiles, now, TIMERS_PER_PAGE);
             metrics::gauge!("sightline_profiles_applied_seq").set(book.profiles.last_seq() as f64);
             metrics::gauge!("sightline_profiles").set(book.profiles.profile_count() as f64);
             let news = book.memberships.take_changes();
             // Timers change memberships with no new event: their records are saved too.
-            (book.profiles.last_seq() != book.saved_seq || !news.is_empty()).then(|| {
-                let mut save = book.changes();
-                save.rows.audience_changes = news_rows(&news);
-                save
-            })
+            let save =
+                (book.profiles.last_seq() != book.saved_seq || !news.is_empty()).then(|| {
+                    let mut save = book.changes();
+                    save.rows.audience_changes = news_rows(&news);
+                    save
+                });
+            (save, timers_due)
         };
         if let Some(save) = save {
             if let Err(debt) = pay(store, &self.book, Owed::Changes(Box::new(save))).await {
@@ -425,7 +437,7 @@ impl Follower {
                 anyhow::bail!("the profiles could not be stored");
             }
         }
-        Ok(if page.len() == PAGE {
+        Ok(if page.len() == PAGE || timers_due {
             Step::More
         } else {
             Step::Idle
@@ -467,8 +479,8 @@ async fn reload_if_changed(store: &dyn Store, book: &Live) -> Result<bool> {
     fresh.profiles.track_changes_after(saved_seq);
     fresh.saved_seq = saved_seq;
     fresh.catch_up(store).await?;
-    fresh.memberships.take_changes();
     fresh.memberships.forget_changes();
+    fresh.memberships.keep_news(true);
     *book.write() = fresh;
     Ok(true)
 }
