@@ -2,7 +2,6 @@
 //! kept beside it.
 
 use crate::access::{require, Actor, MARKETING, READERS};
-use crate::profiles::Live;
 use crate::sources::source_named;
 use crate::{Error, Result};
 use serde_json::{json, Value};
@@ -59,22 +58,17 @@ pub fn check_day(text: &str) -> Result<()> {
 }
 
 /// Counts of the events analytics consent did not cover, per day, source and event name:
-/// all that is kept of them for measurement. From the server's live profiles when given,
-/// else from the stored ones.
+/// all that is kept of them for measurement, as the profiles stored them.
 pub async fn consent_denied(
     store: &dyn Store,
     actor: &Actor,
     from: &str,
     to: &str,
-    live: Option<&Live>,
 ) -> Result<Vec<DeniedCount>> {
     require(actor, READERS, "reading measurement")?;
     check_day(from)?;
     check_day(to)?;
-    Ok(match live {
-        Some(live) => live.read().profiles.denied_counts(from, to),
-        None => store.consent_denied_counts(from, to).await?,
-    })
+    Ok(store.consent_denied_counts(from, to).await?)
 }
 
 /// Days a consent request's `messageId` is remembered, as for tracking calls by default.

@@ -247,8 +247,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             json,
         }) => {
             let store = store.open(&file).await?;
-            let counts =
-                events::consent_denied(store.as_ref(), &operator(), &from, &to, None).await?;
+            let counts = events::consent_denied(store.as_ref(), &operator(), &from, &to).await?;
             if json {
                 println!("{}", json!({"counts": counts}));
             } else {

@@ -49,8 +49,7 @@ async fn consent_denied(
 ) -> Answer {
     let from = query.get("from").map_or("0000-01-01", String::as_str);
     let to = query.get("to").map_or("9999-12-31", String::as_str);
-    let counts =
-        events::consent_denied(state.store.as_ref(), &actor, from, to, Some(&state.book)).await?;
+    let counts = events::consent_denied(state.store.as_ref(), &actor, from, to).await?;
     ok(json!({ "counts": counts }))
 }
 
