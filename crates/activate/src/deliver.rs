@@ -91,12 +91,17 @@ struct Outgoing {
 
 /// The consent ledger as delivery reads it, kept by whatever follows the log into
 /// profiles.
+#[async_trait::async_trait]
 pub trait ConsentLedger: Send + Sync + 'static {
     /// The last log position the ledger has taken in: later events wait for it, so that an
     /// event is never judged on a ledger that has not seen the consent before it.
     fn known_through(&self) -> i64;
     /// The consent in force at the event's time for the profile it is on, if any.
-    fn consent_for(&self, event: &StoredEvent, body: &Value) -> Option<ConsentState>;
+    async fn consent_for(
+        &self,
+        event: &StoredEvent,
+        body: &Value,
+    ) -> Result<Option<ConsentState>, StoreError>;
 }
 
 pub struct Deliverer {
@@ -200,10 +205,10 @@ impl Deliverer {
                 ));
                 continue;
             };
-            let in_force = self
-                .ledger
-                .as_ref()
-                .and_then(|ledger| ledger.consent_for(event, &body));
+            let in_force = match &self.ledger {
+                Some(ledger) => ledger.consent_for(event, &body).await?,
+                None => None,
+            };
             match gate::route(
                 &self.policy,
                 destination,

@@ -9,7 +9,7 @@ use sightline_activate::gate::{route, Route};
 use sightline_consent::Policy;
 use sightline_core::{Destination, DestinationKind, EventType, StoredEvent};
 use sightline_identity::Rules;
-use sightline_profiles::{event_time, Profiles};
+use sightline_profiles::{event_time, EventProfile, Profiles};
 use std::collections::BTreeMap;
 
 const PURPOSES: [&str; 2] = ["analytics", "advertising"];
@@ -96,8 +96,11 @@ proptest! {
             profiles.apply(&event);
             let at = event_time(&event, &body);
             history.push((at, seq, g));
-            let in_force = profiles
-                .profile_of_event(&body)
+            let held = match profiles.locate_event(&body) {
+                EventProfile::Held(profile) => Some(profile),
+                _ => None,
+            };
+            let in_force = held
                 .and_then(|p| profiles.facts(p))
                 .map(|facts| facts.consent.state_at(at, seq));
             prop_assert!(in_force.is_some(), "every event is on a profile");

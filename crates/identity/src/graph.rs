@@ -82,6 +82,50 @@ impl Graph {
         }
     }
 
+    /// Adds profiles read from the store, with the state of each identifier they hold, to a
+    /// graph that holds part of the whole (a working set). A profile the graph holds
+    /// already is left as it is: the graph's copy is the newer.
+    pub fn load(
+        &mut self,
+        profiles: impl IntoIterator<Item = Profile>,
+        identifiers: impl IntoIterator<Item = (Identifier, IdentifierState)>,
+    ) {
+        let mut added = rustc_hash::FxHashSet::default();
+        for profile in profiles {
+            if let Entry::Vacant(slot) = self.profiles.entry(profile.id) {
+                added.insert(profile.id);
+                slot.insert(profile);
+            }
+        }
+        for (identifier, state) in identifiers {
+            if added.contains(&state.profile) {
+                self.identifiers
+                    .entry(Key::new(&identifier))
+                    .or_insert(state);
+            }
+        }
+    }
+
+    /// Whether the graph holds the identifier (in a working set: whether its owner is loaded).
+    pub fn holds(&self, identifier: &Identifier) -> bool {
+        self.state(identifier).is_some()
+    }
+
+    /// Drops a live profile and its identifiers from a working set (stored, so they can be
+    /// loaded again).
+    pub fn evict(&mut self, id: ProfileId) {
+        if let Some(profile) = self.profiles.remove(&id) {
+            for identifier in &profile.identifiers {
+                encoded(identifier, |key| self.identifiers.remove(key));
+            }
+        }
+    }
+
+    /// Forgets where retired profile ids went (in a working set, once stored).
+    pub fn forget_merges(&mut self) {
+        self.merged_into.clear();
+    }
+
     /// Where retired profile ids went: `(retired, survivor)`, in no particular order.
     pub fn merges(&self) -> impl Iterator<Item = (ProfileId, ProfileId)> + '_ {
         self.merged_into.iter().map(|(&from, &into)| (from, into))

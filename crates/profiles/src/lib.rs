@@ -59,12 +59,14 @@ fn source_name(source_id: i64) -> String {
 }
 
 impl Facts {
-    fn record(&mut self, event: &StoredEvent, body: &Value, policy: &Policy) {
+    fn record(&mut self, event: &StoredEvent, body: &Value, policy: &Policy, timeline: bool) {
         let at = event_time(event, body);
         self.first_seen = Some(self.first_seen.map_or(at, |t| t.min(at)));
         self.last_seen = Some(self.last_seen.map_or(at, |t| t.max(at)));
         self.event_count += 1;
-        self.events.push(event.seq);
+        if timeline {
+            self.events.push(event.seq);
+        }
         // identify's traits, and context.traits which RudderStack SDKs send on every call.
         let traits = [body.get("traits"), body.pointer("/context/traits")];
         for map in traits.into_iter().flatten().filter_map(Value::as_object) {
@@ -171,6 +173,17 @@ pub struct Applied {
     pub analytics: bool,
 }
 
+/// Where an event's profile is ([`Profiles::locate_event`]).
+#[derive(Debug, PartialEq)]
+pub enum EventProfile {
+    Held(ProfileId),
+    /// Not all of the event's identifiers are held: the stored holder of the first of
+    /// these (highest priority first) that any profile holds.
+    Stored(Vec<Identifier>),
+    /// No profile holds any of its identifiers.
+    None,
+}
+
 /// A profile as read: its identity and its facts.
 #[derive(Debug, Clone, Copy)]
 pub struct ProfileView<'a> {
@@ -255,6 +268,13 @@ pub struct Profiles {
     track_after: i64,
     /// Events not covered by analytics consent, counted without identifiers.
     denied: BTreeMap<DeniedKey, i64>,
+    /// Whether this holds part of the profiles, loaded from the store as events need them
+    /// ([`Profiles::working_set`]): then timelines are not kept in memory (they are rows)
+    /// and the least recently used profiles can be evicted once stored.
+    partial: bool,
+    /// When each profile was last loaded or had an event, by [`Profiles::apply`] count.
+    used: FxHashMap<ProfileId, u64>,
+    clock: u64,
 }
 
 impl Profiles {
@@ -275,7 +295,117 @@ impl Profiles {
             changed: Changed::default(),
             track_after: 0,
             denied: BTreeMap::new(),
+            partial: false,
+            used: FxHashMap::default(),
+            clock: 0,
         }
+    }
+
+    /// Profiles that hold only a working set, as the store left them at `last_seq`, with
+    /// the stored counts of events without analytics consent (`rows.denied_counts`; other
+    /// rows are loaded as events need them by [`Profiles::load`]). Changes made from here
+    /// on are kept for [`Profiles::take_changes`].
+    pub fn working_set(
+        rules: Rules,
+        policy: Policy,
+        denied: &[DeniedCount],
+        last_seq: i64,
+    ) -> Profiles {
+        let mut profiles = Profiles::with_policy(rules, policy);
+        profiles.partial = true;
+        profiles.last_seq = last_seq;
+        profiles.track_after = last_seq;
+        profiles.denied = denied
+            .iter()
+            .map(|d| ((d.day.clone(), d.source_id, d.event.clone()), d.count))
+            .collect();
+        profiles
+    }
+
+    /// Makes these profiles a working set from here on (after a replay that held them all).
+    pub fn make_partial(&mut self) {
+        self.partial = true;
+        for facts in self.facts.values_mut() {
+            facts.events = Vec::new();
+        }
+    }
+
+    /// The identifiers the events carry that no profile held here holds, each once: in a
+    /// working set, those to look up in the store before applying the events.
+    pub fn unknown_identifiers<'a>(
+        &self,
+        bodies: impl IntoIterator<Item = &'a Value>,
+    ) -> Vec<Identifier> {
+        let mut unknown = FxHashSet::default();
+        for body in bodies {
+            for identifier in extract(body, &self.rules).identifiers {
+                if !self.graph.holds(&identifier) {
+                    unknown.insert(identifier);
+                }
+            }
+        }
+        let mut unknown: Vec<Identifier> = unknown.into_iter().collect();
+        unknown.sort_unstable();
+        unknown
+    }
+
+    /// Whether these profiles hold only a working set.
+    pub fn is_partial(&self) -> bool {
+        self.partial
+    }
+
+    /// Whether a live profile is held here.
+    pub fn holds(&self, profile: ProfileId) -> bool {
+        self.graph.profile(profile).is_some_and(|p| p.id == profile)
+    }
+
+    /// Adds stored profiles (documents and identifier rows, as [`Profiles::take_changes`]
+    /// wrote them) to a working set; returns the ids of those added (a profile held already
+    /// is newer here and stays).
+    pub fn load(&mut self, rows: &ProfileRows) -> Result<Vec<ProfileId>, String> {
+        let (identities, facts) = parse_docs(rows)?;
+        let mut added = Vec::new();
+        let mut fresh = Vec::new();
+        for (identity, facts) in identities.into_iter().zip(facts) {
+            if !self.holds(identity.id) {
+                added.push(identity.id);
+                self.used.insert(identity.id, self.clock);
+                self.facts.insert(identity.id, facts);
+                fresh.push(identity);
+            }
+        }
+        self.graph.load(fresh, parse_identifiers(rows)?);
+        Ok(added)
+    }
+
+    /// Once a working set holds more than `capacity` profiles, evicts the least recently
+    /// used down to nine tenths of it (so that eviction runs now and then, not on every
+    /// page), all but those with changes not yet taken; returns their ids. Call it after the
+    /// changes were stored: what is evicted is read back from the store when needed.
+    pub fn evict_to(&mut self, capacity: usize) -> Vec<ProfileId> {
+        self.graph.forget_merges();
+        let count = self.graph.profile_count();
+        if !self.partial || count <= capacity {
+            return Vec::new();
+        }
+        let mut by_use: Vec<(u64, ProfileId)> = self
+            .used
+            .iter()
+            .map(|(&id, &at)| (at, id))
+            .filter(|(_, id)| !self.changed.profiles.contains(id))
+            .collect();
+        let excess = (count - capacity + capacity / 10).min(by_use.len());
+        if excess < by_use.len() {
+            by_use.select_nth_unstable(excess);
+        }
+        by_use.truncate(excess);
+        let evicted: Vec<ProfileId> = by_use.into_iter().map(|(_, id)| id).collect();
+        for id in &evicted {
+            self.graph.evict(*id);
+            self.facts.remove(id);
+            self.used.remove(id);
+        }
+        evicted
     }
 
     /// Profiles as a snapshot ([`Profiles::snapshot`]) stored them, having applied the log
@@ -287,19 +417,12 @@ impl Profiles {
         rows: &ProfileRows,
         last_seq: i64,
     ) -> Result<Profiles, String> {
-        let mut facts: FxHashMap<ProfileId, Facts> = FxHashMap::default();
-        let mut identities = Vec::with_capacity(rows.profiles.len());
-        for (id, doc) in &rows.profiles {
-            let doc = ProfileDoc::parse(doc).map_err(|e| format!("profile {id}: {e}"))?;
-            if doc.identity.id.0 != *id {
-                return Err(format!(
-                    "profile {id}: its document is of {}",
-                    doc.identity.id.0
-                ));
-            }
-            facts.insert(doc.identity.id, doc.facts);
-            identities.push(doc.identity);
-        }
+        let (identities, parsed) = parse_docs(rows)?;
+        let mut facts: FxHashMap<ProfileId, Facts> = identities
+            .iter()
+            .map(|identity| identity.id)
+            .zip(parsed)
+            .collect();
         for &(profile, seq) in &rows.events {
             facts
                 .entry(ProfileId(profile))
@@ -310,19 +433,7 @@ impl Profiles {
         for f in facts.values_mut() {
             f.events.sort_unstable();
         }
-        let mut identifiers = Vec::with_capacity(rows.identifiers.len());
-        for row in &rows.identifiers {
-            let seen_with: Vec<ProfileId> = serde_json::from_str(&row.seen_with)
-                .map_err(|e| format!("identifier {}:{}: {e}", row.id_type, row.value))?;
-            identifiers.push((
-                Identifier::new(IdType::parse(&row.id_type), row.value.clone()),
-                sightline_identity::IdentifierState {
-                    profile: ProfileId(row.profile),
-                    shared: row.shared,
-                    seen_with,
-                },
-            ));
-        }
+        let identifiers = parse_identifiers(rows)?;
         let merged = rows
             .retired
             .iter()
@@ -340,6 +451,9 @@ impl Profiles {
                 .iter()
                 .map(|d| ((d.day.clone(), d.source_id, d.event.clone()), d.count))
                 .collect(),
+            partial: false,
+            used: FxHashMap::default(),
+            clock: 0,
         })
     }
 
@@ -358,11 +472,16 @@ impl Profiles {
     /// Events at or before the last applied position are skipped, so replaying a page after
     /// a restart or a retry changes nothing.
     pub fn apply(&mut self, event: &StoredEvent) -> Applied {
+        self.apply_parsed(event, serde_json::from_str(&event.body).ok())
+    }
+
+    /// [`Profiles::apply`] with the event's body parsed already (`None`: not JSON).
+    pub fn apply_parsed(&mut self, event: &StoredEvent, body: Option<Value>) -> Applied {
         if event.seq <= self.last_seq {
             return Applied::default();
         }
         self.last_seq = event.seq;
-        let Ok(body) = serde_json::from_str::<Value>(&event.body) else {
+        let Some(body) = body else {
             return Applied::default();
         };
         let identifiers = extract(&body, &self.rules);
@@ -390,6 +509,7 @@ impl Profiles {
         }
         self.graph.apply(resolution);
         for &(from, into) in &merges {
+            self.used.remove(&from);
             if let Some(absorbed) = self.facts.remove(&from) {
                 self.facts.entry(into).or_default().absorb(absorbed);
             }
@@ -398,11 +518,15 @@ impl Profiles {
             }
         }
         let profile = profile.and_then(|p| self.graph.canonical(p));
+        self.clock += 1;
         if let Some(profile) = profile {
-            self.facts
-                .entry(profile)
-                .or_default()
-                .record(event, &body, &self.policy);
+            self.used.insert(profile, self.clock);
+            self.facts.entry(profile).or_default().record(
+                event,
+                &body,
+                &self.policy,
+                !self.partial,
+            );
             if tracked {
                 self.changed.profiles.insert(profile);
                 self.changed.events.push((profile, event.seq));
@@ -489,14 +613,20 @@ impl Profiles {
             .collect()
     }
 
-    /// The live profile an event is on: the holder of its highest-priority identifier.
-    pub fn profile_of_event(&self, body: &Value) -> Option<ProfileId> {
-        extract(body, &self.rules)
-            .identifiers
+    /// Where the live profile an event is on (the holder of its highest-priority
+    /// identifier) is: here, in the store (a working set that does not hold all of the
+    /// event's identifiers), or nowhere.
+    pub fn locate_event(&self, body: &Value) -> EventProfile {
+        let mut identifiers = extract(body, &self.rules).identifiers;
+        identifiers.sort_by_key(|i| self.rules.rank(&i.id_type));
+        if self.partial && identifiers.iter().any(|i| !self.graph.holds(i)) {
+            return EventProfile::Stored(identifiers);
+        }
+        identifiers
             .iter()
-            .filter_map(|i| Some((self.rules.rank(&i.id_type), self.graph.identifier(i)?)))
-            .min_by_key(|(rank, _)| *rank)
-            .and_then(|(_, state)| self.graph.canonical(state.profile))
+            .find_map(|i| self.graph.identifier(i))
+            .and_then(|state| self.graph.canonical(state.profile))
+            .map_or(EventProfile::None, EventProfile::Held)
     }
 
     pub fn profile_count(&self) -> usize {
@@ -598,6 +728,45 @@ impl Profiles {
             seen_with: serde_json::to_string(&state.seen_with).ok()?,
         })
     }
+}
+
+/// Stored profile documents, read: identities and facts, aligned.
+fn parse_docs(rows: &ProfileRows) -> Result<(Vec<Profile>, Vec<Facts>), String> {
+    let mut identities = Vec::with_capacity(rows.profiles.len());
+    let mut facts = Vec::with_capacity(rows.profiles.len());
+    for (id, doc) in &rows.profiles {
+        let doc = ProfileDoc::parse(doc).map_err(|e| format!("profile {id}: {e}"))?;
+        if doc.identity.id.0 != *id {
+            return Err(format!(
+                "profile {id}: its document is of {}",
+                doc.identity.id.0
+            ));
+        }
+        identities.push(doc.identity);
+        facts.push(doc.facts);
+    }
+    Ok((identities, facts))
+}
+
+/// Stored identifier rows, read.
+fn parse_identifiers(
+    rows: &ProfileRows,
+) -> Result<Vec<(Identifier, sightline_identity::IdentifierState)>, String> {
+    rows.identifiers
+        .iter()
+        .map(|row| {
+            let seen_with: Vec<ProfileId> = serde_json::from_str(&row.seen_with)
+                .map_err(|e| format!("identifier {}:{}: {e}", row.id_type, row.value))?;
+            Ok((
+                Identifier::new(IdType::parse(&row.id_type), row.value.clone()),
+                sightline_identity::IdentifierState {
+                    profile: ProfileId(row.profile),
+                    shared: row.shared,
+                    seen_with,
+                },
+            ))
+        })
+        .collect()
 }
 
 /// The evidence of a record linkage event: an identify call carrying a `context.linkage`

@@ -79,7 +79,7 @@ impl Memberships {
         }
     }
 
-    /// Memberships as [`Memberships::state_rows`] stored them, over `profiles` restored to
+    /// Memberships as [`Memberships::all_rows`] stored them, over `profiles` restored to
     /// the same log position: members, and the timers as of `now`, follow from the states.
     pub fn restore(
         audiences: Vec<Audience>,
@@ -89,32 +89,80 @@ impl Memberships {
         now: i64,
     ) -> Result<Memberships, String> {
         let mut memberships = Memberships::new(audiences, traits);
+        memberships.load(profiles, rows, now)?;
+        // The stored timers are these already.
+        memberships.rescheduled.clear();
+        Ok(memberships)
+    }
+
+    /// Adds the stored states of profiles just loaded into `profiles` (a working set), and
+    /// sets their timers as of `now` (stored again with the next changes, so that a stored
+    /// timer that was due and loaded its profile moves on).
+    pub fn load(
+        &mut self,
+        profiles: &Profiles,
+        rows: &[(i64, String)],
+        now: i64,
+    ) -> Result<(), String> {
+        let mut loaded = Vec::new();
         for (id, text) in rows {
             let profile = ProfileId(*id);
             let stored: StoredStates =
                 serde_json::from_str(text).map_err(|e| format!("profile {id}'s states: {e}"))?;
             for (name, state) in stored.traits {
-                if let Some(i) = memberships.traits.iter().position(|t| t.name == name) {
-                    memberships.trait_states.insert((i, profile), state);
+                if let Some(i) = self.traits.iter().position(|t| t.name == name) {
+                    self.trait_states.insert((i, profile), state);
                 }
             }
             for (name, state) in stored.audiences {
-                if let Some(i) = memberships.index(&name) {
+                if let Some(i) = self.index(&name) {
                     if state.is_member() {
-                        memberships.members[i].insert(profile);
+                        self.members[i].insert(profile);
                     }
-                    memberships.states.insert((i, profile), state);
+                    self.states.insert((i, profile), state);
+                    loaded.push((i, profile));
                 }
             }
         }
-        let pairs: Vec<(usize, ProfileId)> = memberships.states.keys().copied().collect();
-        for (audience, profile) in pairs {
-            let view = memberships.view(profiles, profile, now);
-            memberships.schedule(audience, profile, &view, now);
+        for (audience, profile) in loaded {
+            let view = self.view(profiles, profile, now);
+            self.schedule(audience, profile, &view, now);
         }
-        // The stored timers are these already.
-        memberships.rescheduled.clear();
-        Ok(memberships)
+        Ok(())
+    }
+
+    /// Sets stored timers `(audience, profile, due_at)` of held profiles as they were
+    /// stored, so that those due fire on the next [`Memberships::fire_timers`].
+    pub fn add_timers(&mut self, timers: &[(String, i64, i64)]) {
+        for (name, profile, due) in timers {
+            let profile = ProfileId(*profile);
+            if let Some(i) = self.index(name) {
+                if self.states.contains_key(&(i, profile)) {
+                    self.timers.insert((*due, i, profile));
+                }
+            }
+        }
+    }
+
+    /// Drops evicted profiles' states, memberships and timers (all stored).
+    pub fn evict(&mut self, evicted: &[ProfileId]) {
+        if evicted.is_empty() {
+            return;
+        }
+        let gone: FxHashSet<ProfileId> = evicted.iter().copied().collect();
+        for (i, members) in self.members.iter_mut().enumerate() {
+            for profile in evicted {
+                self.states.remove(&(i, *profile));
+                members.remove(profile);
+            }
+        }
+        for i in 0..self.traits.len() {
+            for profile in evicted {
+                self.trait_states.remove(&(i, *profile));
+            }
+        }
+        self.timers
+            .retain(|(_, _, profile)| !gone.contains(profile));
     }
 
     /// Adds to `rows` what changed since the last call: the states of the profiles touched,

@@ -319,7 +319,7 @@ fn consent_ledger_records_changes_with_evidence_and_follows_merges() {
     );
 
     let page = json!({"type":"page","anonymousId":"a1"});
-    assert_eq!(p.profile_of_event(&page), Some(view.identity.id));
+    assert_eq!(p.locate_event(&page), EventProfile::Held(view.identity.id));
 }
 
 #[test]
@@ -522,6 +522,10 @@ impl SavedRows {
     fn save(&mut self, p: &mut Profiles, m: &mut Memberships) {
         let mut rows = p.take_changes();
         m.take_rows(&mut rows);
+        self.apply(rows);
+    }
+
+    fn apply(&mut self, rows: ProfileRows) {
         for (retired, _) in &rows.retired {
             self.timers.retain(|(_, profile), _| profile != retired);
             self.states.remove(retired);
@@ -540,5 +544,119 @@ impl SavedRows {
                 None => self.timers.remove(&(audience, profile)),
             };
         }
+    }
+}
+
+/// A store as both backends keep the profiles' rows, to load working sets from.
+#[derive(Default)]
+struct Stored {
+    tables: Tables,
+    memberships: SavedRows,
+}
+
+impl Stored {
+    fn save(&mut self, p: &mut Profiles, m: &mut Memberships) {
+        let mut rows = p.take_changes();
+        m.take_rows(&mut rows);
+        self.memberships.apply(rows.clone());
+        self.tables.apply(rows);
+    }
+
+    /// Loads into a working set the stored profiles holding any of `identifiers`, or with
+    /// an id in `ids`, as the server's follower does before applying a page.
+    fn load(
+        &self,
+        p: &mut Profiles,
+        m: &mut Memberships,
+        identifiers: &[Identifier],
+        ids: &[i64],
+        now: i64,
+    ) {
+        let mut wanted: BTreeSet<i64> = ids.iter().copied().collect();
+        for i in identifiers {
+            let key = (i.id_type.as_str().to_owned(), i.value.clone());
+            if let Some((owner, _, _)) = self.tables.identifiers.get(&key) {
+                wanted.insert(*owner);
+            }
+        }
+        let mut rows = ProfileRows::default();
+        for id in wanted {
+            let Some(doc) = self.tables.profiles.get(&id) else {
+                continue;
+            };
+            rows.profiles.push((id, doc.clone()));
+            for ((id_type, value), (owner, shared, seen_with)) in &self.tables.identifiers {
+                if *owner == id {
+                    rows.identifiers.push(IdentifierRow {
+                        id_type: id_type.clone(),
+                        value: value.clone(),
+                        profile: id,
+                        shared: *shared,
+                        seen_with: seen_with.clone(),
+                    });
+                }
+            }
+            rows.states
+                .extend(self.memberships.states.get(&id).map(|s| (id, s.clone())));
+        }
+        let added = p.load(&rows).unwrap();
+        rows.states
+            .retain(|(id, _)| added.contains(&ProfileId(*id)));
+        m.load(p, &rows.states, now).unwrap();
+    }
+}
+
+proptest! {
+    /// A working set that holds a few profiles at a time, loading what each page needs from
+    /// what it stored and evicting the rest, stores what the whole book would: the same
+    /// documents, identifiers, timelines, states and members, timers firing included.
+    #[test]
+    fn a_working_set_stores_what_the_whole_book_holds(
+        ops in proptest::collection::vec((0u8..4, 0u8..6, 0u8..6), 1..80),
+        pages in proptest::collection::vec(1usize..6, 1..30),
+        capacity in 1usize..4,
+    ) {
+        let events: Vec<StoredEvent> = ops.iter().enumerate().map(|(i, op)| population_event(i as i64 + 1, *op)).collect();
+        let now = time::parse_ms("2026-01-02T00:00:00.000Z").unwrap();
+        let later = now + 40 * 86_400_000;
+        let memberships = || Memberships::new(vec![buyers()], vec![counted()]);
+        let (mut whole, mut whole_m) = (profiles(), memberships());
+        feed(&mut whole, &mut whole_m, &events, now);
+        whole_m.fire_timers(&whole, later + 1, usize::MAX);
+
+        let mut stored = Stored::default();
+        let mut p = Profiles::working_set(Rules::default(), Policy::default(), &[], 0);
+        let mut m = memberships();
+        let mut at = 0;
+        for size in pages.iter().cycle() {
+            if at >= events.len() {
+                break;
+            }
+            let page = &events[at..(at + size).min(events.len())];
+            at += page.len();
+            let bodies: Vec<Value> = page.iter().map(|e| serde_json::from_str(&e.body).unwrap()).collect();
+            let unknown = p.unknown_identifiers(&bodies);
+            stored.load(&mut p, &mut m, &unknown, &[], now);
+            feed(&mut p, &mut m, page, now);
+            stored.save(&mut p, &mut m);
+            let evicted = p.evict_to(capacity);
+            m.evict(&evicted);
+            prop_assert!(p.profile_count() <= capacity.max(page.len()) + 1);
+        }
+        // The timers due by then, read from the store, load their profiles.
+        let due: Vec<i64> = stored.memberships.timers.iter().filter(|(_, &d)| d <= later).map(|((_, id), _)| *id).collect();
+        stored.load(&mut p, &mut m, &[], &due, later);
+        m.fire_timers(&p, later + 1, usize::MAX);
+        stored.save(&mut p, &mut m);
+
+        let snapshot = whole.snapshot();
+        prop_assert_eq!(&stored.tables.profiles, &snapshot.profiles.iter().cloned().collect::<BTreeMap<_, _>>());
+        let identifiers: BTreeMap<_, _> = snapshot.identifiers.iter().map(|r| ((r.id_type.clone(), r.value.clone()), (r.profile, r.shared, r.seen_with.clone()))).collect();
+        prop_assert_eq!(&stored.tables.identifiers, &identifiers);
+        prop_assert_eq!(&stored.tables.events, &snapshot.events.iter().copied().collect::<BTreeSet<_>>());
+        let mut all = ProfileRows::default();
+        whole_m.all_rows(&mut all);
+        prop_assert_eq!(&stored.memberships.states, &all.states.into_iter().collect::<BTreeMap<_, _>>());
+        prop_assert_eq!(&stored.memberships.members, &all.members.into_iter().map(|(a, p, _)| (a, p)).collect::<BTreeSet<_>>());
     }
 }

@@ -1,17 +1,20 @@
 //! Keeps unified profiles and audience memberships current from the log: the server follows
-//! the log into one in-memory [`Book`] and saves the profiles it changes to the store after
-//! every page; the command line rebuilds the same state from the log. Both are derived
-//! state: a rebuild from the log gives the same answer.
+//! the log with a [`Book`] that holds a working set of the profiles (those the events
+//! need, loaded from the store, the least recently used evicted once stored) and saves the
+//! profiles it changes to the store after every page; the command line rebuilds the whole
+//! state from the log in memory. Both are derived state: a rebuild from the log gives the
+//! same answer.
 
 use crate::processors::{PositionFuture, Processor, Step, StepFuture};
 use anyhow::Result;
+use serde_json::Value;
 use sightline_audience::{Audience, ComputedTrait};
 use sightline_consent::Policy;
 use sightline_core::{
     time, AudienceDefinition, ProfileRows, ProfileSave, ProfilesState, StoredEvent, TraitDefinition,
 };
-use sightline_identity::Rules;
-use sightline_profiles::{Memberships, Profiles};
+use sightline_identity::{Identifier, ProfileId, Rules};
+use sightline_profiles::{EventProfile, Memberships, ProfileDoc, Profiles};
 use sightline_store::{Store, StoreError};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
@@ -20,6 +23,8 @@ const PAGE: usize = 1000;
 /// Membership timers the follower fires per page at most: the news of a window closing on
 /// many members are saved (and synced) a page at a time.
 const TIMERS_PER_PAGE: usize = 10_000;
+/// Profiles the server's book holds in memory by default (`profile_cache`).
+pub const DEFAULT_CACHE: usize = 100_000;
 
 /// Profiles and the memberships of the stored audiences.
 pub struct Book {
@@ -155,30 +160,26 @@ impl Book {
         }
     }
 
-    /// The book a save left in the store, without replaying the log: `rows` as stored at
-    /// `state`, which was kept under these rules and definitions.
-    fn restore(
+    /// The book a save left in the store at `state`, kept under these rules and
+    /// definitions, as an empty working set: the profiles are loaded as events need them.
+    async fn resume(
+        store: &dyn Store,
         definitions: Definitions,
         rules: ProfileRules,
         state: &ProfilesState,
-        rows: &ProfileRows,
-        now: i64,
     ) -> Result<Book> {
-        let corrupt = |e: String| StoreError::Corrupt(format!("stored profiles: {e}"));
-        let profiles =
-            Profiles::restore(rules.rules.clone(), rules.policy.clone(), rows, state.seq)
-                .map_err(corrupt)?;
-        let memberships = Memberships::restore(
-            definitions.audiences(),
-            definitions.traits(),
-            &profiles,
-            &rows.states,
-            now,
-        )
-        .map_err(corrupt)?;
+        let denied = store
+            .consent_denied_counts("0000-01-01", "9999-12-31")
+            .await?;
+        let profiles = Profiles::working_set(
+            rules.rules.clone(),
+            rules.policy.clone(),
+            &denied,
+            state.seq,
+        );
         Ok(Book {
             profiles,
-            memberships,
+            memberships: Memberships::new(definitions.audiences(), definitions.traits()),
             definitions,
             rules,
             saved_seq: state.seq,
@@ -217,29 +218,129 @@ impl Book {
         }
     }
 
-    fn apply(&mut self, event: &StoredEvent, now: i64) {
-        let applied = self.profiles.apply(event);
+    /// Takes in a page read by [`read_page`]: loads what it needs into a working set,
+    /// applies its events and fires the timers due; says whether more timers are due.
+    fn take_in(&mut self, page: Page, now: i64) -> Result<bool> {
+        let corrupt = |e: String| StoreError::Corrupt(format!("stored profiles: {e}"));
+        let added = self.profiles.load(&page.rows).map_err(corrupt)?;
+        let states: Vec<(i64, String)> = page
+            .rows
+            .states
+            .into_iter()
+            .filter(|(id, _)| added.contains(&ProfileId(*id)))
+            .collect();
         self.memberships
-            .on_event(&self.profiles, &applied, event, now);
+            .load(&self.profiles, &states, now)
+            .map_err(corrupt)?;
+        self.memberships.add_timers(&page.due);
+        for (event, body) in page.events.iter().zip(page.bodies) {
+            let applied = self.profiles.apply_parsed(event, body);
+            self.memberships
+                .on_event(&self.profiles, &applied, event, now);
+        }
+        let more = self
+            .memberships
+            .fire_timers(&self.profiles, now, TIMERS_PER_PAGE);
+        Ok(more || page.due.len() == TIMERS_PER_PAGE)
+    }
+
+    /// Evicts the least recently used profiles beyond `capacity` (after a save).
+    fn evict(&mut self, capacity: usize) {
+        let evicted = self.profiles.evict_to(capacity);
+        self.memberships.evict(&evicted);
     }
 
     /// Reads the log from where this book stands to its end.
     async fn catch_up(&mut self, store: &dyn Store) -> Result<()> {
         loop {
-            let page = store
-                .read_events(self.profiles.last_seq(), PAGE, None)
-                .await?;
             let now = time::now_ms();
-            for event in &page {
-                self.apply(event, now);
-            }
-            if page.len() < PAGE {
-                self.memberships
-                    .fire_timers(&self.profiles, now, usize::MAX);
+            let page = read_page(store, self.profiles.last_seq(), now, &self.profiles).await?;
+            let full = page.events.len() == PAGE;
+            let more = self.take_in(page, now)?;
+            if !full && !more {
                 return Ok(());
             }
         }
     }
+}
+
+/// A page of the log with its bodies parsed once and, for a working set, what it needs
+/// from the store: the stored profiles holding identifiers the book does not hold, and
+/// those whose stored timers are due.
+struct Page {
+    events: Vec<StoredEvent>,
+    bodies: Vec<Option<Value>>,
+    due: Vec<(String, i64, i64)>,
+    rows: ProfileRows,
+}
+
+/// What a book can say about itself before a page is read, without holding its lock
+/// across the store's answers.
+trait Holds {
+    fn partial(&self) -> bool;
+    fn unknown(&self, bodies: &[Option<Value>]) -> Vec<Identifier>;
+    fn holds(&self, profile: ProfileId) -> bool;
+}
+
+impl Holds for Profiles {
+    fn partial(&self) -> bool {
+        self.is_partial()
+    }
+
+    fn unknown(&self, bodies: &[Option<Value>]) -> Vec<Identifier> {
+        self.unknown_identifiers(bodies.iter().flatten())
+    }
+
+    fn holds(&self, profile: ProfileId) -> bool {
+        Profiles::holds(self, profile)
+    }
+}
+
+impl Holds for Live {
+    fn partial(&self) -> bool {
+        self.read().profiles.is_partial()
+    }
+
+    fn unknown(&self, bodies: &[Option<Value>]) -> Vec<Identifier> {
+        self.read().profiles.unknown(bodies)
+    }
+
+    fn holds(&self, profile: ProfileId) -> bool {
+        self.read().profiles.holds(profile)
+    }
+}
+
+async fn read_page(store: &dyn Store, after: i64, now: i64, book: &impl Holds) -> Result<Page> {
+    let events = store.read_events(after, PAGE, None).await?;
+    let bodies = events
+        .iter()
+        .map(|e| serde_json::from_str(&e.body).ok())
+        .collect();
+    let mut page = Page {
+        events,
+        bodies,
+        due: Vec::new(),
+        rows: ProfileRows::default(),
+    };
+    if !book.partial() {
+        return Ok(page);
+    }
+    let identifiers: Vec<(String, String)> = book
+        .unknown(&page.bodies)
+        .into_iter()
+        .map(|i| (i.id_type.as_str().to_owned(), i.value))
+        .collect();
+    page.due = store.due_timers(now, TIMERS_PER_PAGE).await?;
+    let ids: Vec<i64> = page
+        .due
+        .iter()
+        .map(|(_, profile, _)| *profile)
+        .filter(|&p| !book.holds(ProfileId(p)))
+        .collect();
+    if !identifiers.is_empty() || !ids.is_empty() {
+        page.rows = store.working_set(identifiers, ids).await?;
+    }
+    Ok(page)
 }
 
 /// Profiles and memberships rebuilt from the whole log (a new audience's backfill). The
@@ -260,36 +361,26 @@ pub async fn rebuild_stored(store: &dyn Store, rules: ProfileRules) -> Result<Bo
 }
 
 /// The server's book at start: the stored one brought up to the log's end, when it was
-/// kept under the same identity rules and definitions (no replay but of the events past
-/// it); else rebuilt from the whole log and stored in place of what was.
+/// kept under the same identity rules and definitions (a working set that loads profiles
+/// as events need them: no replay but of the events past it); else rebuilt from the whole
+/// log, stored in place of what was, and made a working set.
 pub async fn open(store: &dyn Store, rules: ProfileRules) -> Result<Book> {
     let definitions = Definitions::load(store).await?;
     let kept_under = |state: &ProfilesState| {
         state.rules == rules.fingerprint && state.definitions == definitions.fingerprint()
     };
     let log_end = store.last_seq().await?;
-    let resumable = match store.profiles_state().await? {
-        Some(state) if kept_under(&state) && state.seq <= log_end => store
-            .load_profiles()
-            .await?
-            // Read again with the rows: another process may have saved in between.
-            .filter(|(state, _)| kept_under(state)),
-        _ => None,
-    };
+    let resumable = store
+        .profiles_state()
+        .await?
+        .filter(|state| kept_under(state) && state.seq <= log_end);
     let resumed = resumable.is_some();
-    let replay_from = resumable.as_ref().map_or(0, |(state, _)| state.seq);
+    let replay_from = resumable.as_ref().map_or(0, |state| state.seq);
     metrics::gauge!("sightline_profiles_start_replay_from_seq").set(replay_from as f64);
     let mut book = match resumable {
-        Some((state, rows)) => {
-            let started = Instant::now();
-            let book = Book::restore(definitions, rules, &state, &rows, time::now_ms())?;
-            tracing::info!(
-                profiles = book.profiles.profile_count(),
-                seq = state.seq,
-                elapsed_ms = started.elapsed().as_millis() as u64,
-                "profiles: resumed from the store"
-            );
-            book
+        Some(state) => {
+            tracing::info!(seq = state.seq, "profiles: resuming from the store");
+            Book::resume(store, definitions, rules, &state).await?
         }
         None => {
             tracing::info!(
@@ -299,6 +390,7 @@ pub async fn open(store: &dyn Store, rules: ProfileRules) -> Result<Book> {
             store.save_profiles(book.snapshot()).await?;
             book.saved_seq = book.profiles.last_seq();
             book.profiles.track_changes_after(book.saved_seq);
+            book.profiles.make_partial();
             book
         }
     };
@@ -326,28 +418,24 @@ fn news_rows(news: &[sightline_audience::MembershipChange]) -> Vec<(String, Stri
 /// A save the follower owes the store.
 enum Owed {
     Changes(Box<ProfileSave>),
-    /// Another process rewrote the stored profiles: store this server's state whole.
-    Snapshot,
+    /// Another process saved profiles in between: this server's working set may be stale,
+    /// so it starts again from what is stored (both follow the same log).
+    Reopen,
 }
 
 /// Makes the store hold what the book holds; on failure, says what is still owed.
-async fn pay(store: &dyn Store, book: &Live, owed: Owed) -> Result<(), Owed> {
-    let save = match owed {
-        Owed::Changes(save) => *save,
-        Owed::Snapshot => book.read().snapshot(),
-    };
-    let (seq, replace) = (save.state.seq, save.replace);
-    let retry = (!replace).then(|| save.clone());
-    match store.save_profiles(save).await {
+async fn pay(store: &dyn Store, book: &Live, save: ProfileSave) -> Result<(), Owed> {
+    let seq = save.state.seq;
+    match store.save_profiles(save.clone()).await {
         Ok(()) => {
             book.write().saved_seq = seq;
             Ok(())
         }
         Err(e) => {
             tracing::warn!(error = %e, "profiles: cannot store the profiles");
-            Err(match (e, retry) {
-                (StoreError::Conflict(_), _) | (_, None) => Owed::Snapshot,
-                (_, Some(save)) => Owed::Changes(Box::new(save)),
+            Err(match e {
+                StoreError::Conflict(_) => Owed::Reopen,
+                _ => Owed::Changes(Box::new(save)),
             })
         }
     }
@@ -355,11 +443,14 @@ async fn pay(store: &dyn Store, book: &Live, owed: Owed) -> Result<(), Owed> {
 
 /// The profiles processor: applies new log events as they are committed, fires membership
 /// timers, and saves what changed (with the audience enter and exit records, which audience
-/// sync reads) after every page. A new audience or trait definition rebuilds the book from
-/// the log, then swaps it in.
+/// sync reads) after every page, then evicts the least recently used profiles beyond its
+/// cache. A new audience or trait definition rebuilds the book from the log, then swaps it
+/// in.
 pub struct Follower {
     store: Arc<dyn Store>,
     book: Live,
+    /// Profiles held in memory at most (beyond those a page needs).
+    capacity: usize,
     /// A save that failed: new events wait until the store holds what the book holds.
     owed: std::sync::Mutex<Option<Owed>>,
     /// When the definitions were last compared with the stored ones.
@@ -370,13 +461,33 @@ pub struct Follower {
 const DEFINITIONS_EVERY: Duration = Duration::from_secs(1);
 
 impl Follower {
-    pub fn new(store: Arc<dyn Store>, book: Live) -> Follower {
+    pub fn new(store: Arc<dyn Store>, book: Live, capacity: usize) -> Follower {
         Follower {
             store,
             book,
+            capacity,
             owed: std::sync::Mutex::new(None),
             checked: std::sync::Mutex::new(Instant::now()),
         }
+    }
+
+    /// Settles a debt; an error while it stands.
+    async fn settle(&self, debt: Owed) -> Result<()> {
+        let store = self.store.as_ref();
+        let outcome = match debt {
+            Owed::Changes(save) => pay(store, &self.book, *save).await,
+            Owed::Reopen => {
+                let rules = self.book.rules();
+                let fresh = open(store, rules).await?;
+                *self.book.write() = fresh;
+                Ok(())
+            }
+        };
+        if let Err(debt) = outcome {
+            *self.owed.lock().unwrap_or_else(PoisonError::into_inner) = Some(debt);
+            anyhow::bail!("the profiles could not be stored");
+        }
+        Ok(())
     }
 
     async fn page(&self) -> Result<Step> {
@@ -387,10 +498,7 @@ impl Follower {
             .unwrap_or_else(PoisonError::into_inner)
             .take();
         if let Some(debt) = debt {
-            if let Err(debt) = pay(store, &self.book, debt).await {
-                *self.owed.lock().unwrap_or_else(PoisonError::into_inner) = Some(debt);
-                anyhow::bail!("the profiles could not be stored");
-            }
+            self.settle(debt).await?;
         }
         let due = {
             let mut checked = self.checked.lock().unwrap_or_else(PoisonError::into_inner);
@@ -400,48 +508,37 @@ impl Follower {
             }
             due
         };
-        if due && reload_if_changed(store, &self.book).await? {
-            // Stored memberships of audiences that are gone go with a whole save.
-            if let Err(debt) = pay(store, &self.book, Owed::Snapshot).await {
-                *self.owed.lock().unwrap_or_else(PoisonError::into_inner) = Some(debt);
-                anyhow::bail!("the profiles could not be stored");
-            }
+        if due {
+            reload_if_changed(store, &self.book).await?;
         }
         let after = self.book.read().profiles.last_seq();
-        let page = store.read_events(after, PAGE, None).await?;
-        let (save, timers_due) = {
+        let now = time::now_ms();
+        let page = read_page(store, after, now, &self.book).await?;
+        let full = page.events.len() == PAGE;
+        let (save, more) = {
             let mut guard = self.book.write();
             let book = &mut *guard;
-            let now = time::now_ms();
-            for event in &page {
-                book.apply(event, now);
-            }
-            let timers_due = book
-                .memberships
-                .fire_timers(&book.profiles, now, TIMERS_PER_PAGE);
+            let more = book.take_in(page, now)?;
             metrics::gauge!("sightline_profiles_applied_seq").set(book.profiles.last_seq() as f64);
-            metrics::gauge!("sightline_profiles").set(book.profiles.profile_count() as f64);
+            metrics::gauge!("sightline_profiles_held").set(book.profiles.profile_count() as f64);
             let news = book.memberships.take_changes();
-            // Timers change memberships with no new event: their records are saved too.
-            let save =
-                (book.profiles.last_seq() != book.saved_seq || !news.is_empty()).then(|| {
-                    let mut save = book.changes();
-                    save.rows.audience_changes = news_rows(&news);
-                    save
-                });
-            (save, timers_due)
+            // Timers change memberships with no new event: their records and states are
+            // saved too.
+            let changed = book.profiles.last_seq() != book.saved_seq
+                || book.memberships.changed()
+                || !news.is_empty();
+            let save = changed.then(|| {
+                let mut save = book.changes();
+                save.rows.audience_changes = news_rows(&news);
+                save
+            });
+            (save, more)
         };
         if let Some(save) = save {
-            if let Err(debt) = pay(store, &self.book, Owed::Changes(Box::new(save))).await {
-                *self.owed.lock().unwrap_or_else(PoisonError::into_inner) = Some(debt);
-                anyhow::bail!("the profiles could not be stored");
-            }
+            self.settle(Owed::Changes(Box::new(save))).await?;
         }
-        Ok(if page.len() == PAGE || timers_due {
-            Step::More
-        } else {
-            Step::Idle
-        })
+        self.book.write().evict(self.capacity);
+        Ok(if full || more { Step::More } else { Step::Idle })
     }
 }
 
@@ -463,49 +560,80 @@ impl Processor for Follower {
     }
 }
 
-/// Rebuilds the book when the audience or trait definitions changed; says whether it did.
-async fn reload_if_changed(store: &dyn Store, book: &Live) -> Result<bool> {
+/// Rebuilds the book from the log when the audience or trait definitions changed, stores
+/// it whole (so no member of an audience that is gone stays behind) and swaps it in as a
+/// working set.
+async fn reload_if_changed(store: &dyn Store, book: &Live) -> Result<()> {
     let definitions = Definitions::load(store).await?;
     if definitions == book.read().definitions {
-        return Ok(false);
+        return Ok(());
     }
-    let (rules, saved_seq) = {
-        let current = book.read();
-        (current.rules.clone(), current.saved_seq)
-    };
-    // The stored profiles follow the log, not the audiences: the fresh book saves on from
-    // where the stored ones stand.
+    let rules = book.rules();
     let mut fresh = Book::new(definitions, rules);
-    fresh.profiles.track_changes_after(saved_seq);
-    fresh.saved_seq = saved_seq;
     fresh.catch_up(store).await?;
     fresh.memberships.forget_changes();
     fresh.memberships.keep_news(true);
+    store.save_profiles(fresh.snapshot()).await?;
+    fresh.saved_seq = fresh.profiles.last_seq();
+    fresh.profiles.track_changes_after(fresh.saved_seq);
+    fresh.profiles.make_partial();
     *book.write() = fresh;
-    Ok(true)
+    Ok(())
 }
 
-/// Delivery reads the consent in force for an event's profile from the book.
-pub struct BookLedger(pub Live);
+/// Delivery reads the consent in force for an event's profile from the server's book when
+/// it holds the profile, else from the stored profiles; an event waits until the stored
+/// profiles have taken it in.
+pub struct Ledger {
+    pub book: Live,
+    pub store: Arc<dyn Store>,
+}
 
-impl sightline_activate::ConsentLedger for BookLedger {
+#[async_trait::async_trait]
+impl sightline_activate::ConsentLedger for Ledger {
     fn known_through(&self) -> i64 {
-        self.0.read().profiles.last_seq()
+        let book = self.book.read();
+        // A working set answers from the store for what it does not hold: only what is
+        // stored is known. A book that holds every profile knows what it applied.
+        if book.profiles.is_partial() {
+            book.saved_seq
+        } else {
+            book.profiles.last_seq()
+        }
     }
 
-    fn consent_for(
+    async fn consent_for(
         &self,
         event: &StoredEvent,
-        body: &serde_json::Value,
-    ) -> Option<sightline_consent::ConsentState> {
-        let book = self.0.read();
-        let profile = book.profiles.profile_of_event(body)?;
-        let facts = book.profiles.facts(profile)?;
-        Some(
-            facts
-                .consent
-                .state_at(sightline_profiles::event_time(event, body), event.seq),
-        )
+        body: &Value,
+    ) -> Result<Option<sightline_consent::ConsentState>, StoreError> {
+        let at = sightline_profiles::event_time(event, body);
+        let identifiers = {
+            let book = self.book.read();
+            match book.profiles.locate_event(body) {
+                EventProfile::Held(profile) => {
+                    return Ok(book
+                        .profiles
+                        .facts(profile)
+                        .map(|facts| facts.consent.state_at(at, event.seq)));
+                }
+                EventProfile::None => return Ok(None),
+                EventProfile::Stored(identifiers) => identifiers,
+            }
+        };
+        for identifier in identifiers {
+            let stored = self
+                .store
+                .stored_profile(identifier.id_type.as_str(), &identifier.value)
+                .await?;
+            if let Some(stored) = stored {
+                let doc = ProfileDoc::parse(&stored.doc).map_err(|e| {
+                    StoreError::Corrupt(format!("stored profile {}: {e}", stored.id))
+                })?;
+                return Ok(Some(doc.facts.consent.state_at(at, event.seq)));
+            }
+        }
+        Ok(None)
     }
 }
 
@@ -562,10 +690,110 @@ mod tests {
         );
         // Acknowledged, then the server died before its follower saved.
         store.append(vec![viewed("a2")], 0).await.unwrap();
-        let book = open(&store, rules()).await.unwrap();
+        open(&store, rules()).await.unwrap();
         let history = store.audience_history("keen", 0, 10).await.unwrap();
         assert_eq!(history.len(), 1, "{history:?}");
         assert!(history[0].1.contains("entered"), "{history:?}");
-        assert_eq!(book.memberships.members("keen").unwrap().len(), 2);
+        assert_eq!(
+            store.audience_sizes().await.unwrap(),
+            [("keen".to_string(), 2)]
+        );
+    }
+
+    /// An event of a small population where ids often meet: identifies link anonymous ids
+    /// to users, aliases and emails merge profiles, consent comes and goes.
+    fn mixed(n: u64) -> NewEvent {
+        let pick = |salt: u64, m: u64| {
+            let mut x = n.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ salt;
+            x ^= x >> 33;
+            x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
+            (x ^ (x >> 33)) % m
+        };
+        let (a, u) = (pick(1, 40), pick(2, 15));
+        let body = match pick(3, 5) {
+            0 => serde_json::json!({"type":"track","event":"Viewed","anonymousId":format!("a{a}")}),
+            1 => {
+                serde_json::json!({"type":"identify","anonymousId":format!("a{a}"),"userId":format!("u{u}"),"traits":{"plan":format!("p{n}")}})
+            }
+            2 => {
+                serde_json::json!({"type":"alias","previousId":format!("a{a}"),"userId":format!("u{u}")})
+            }
+            3 => {
+                serde_json::json!({"type":"identify","userId":format!("u{u}"),"traits":{"email":format!("e{a}@x.test")}})
+            }
+            _ => serde_json::json!({"type":"track","event":"Viewed","anonymousId":format!("a{a}"),
+                "context":{"consent":{"purposes":{"analytics": n.is_multiple_of(2)}}}}),
+        };
+        NewEvent {
+            source_id: 1,
+            message_id: format!("m{n}"),
+            event_type: EventType::Track,
+            received_at: time::now_ms(),
+            body: body.to_string(),
+        }
+    }
+
+    /// The server's follower holding two profiles at a time, loading the rest from the
+    /// store as pages need them, stores what a rebuild of the whole log stores.
+    #[tokio::test]
+    async fn a_follower_with_a_small_cache_stores_what_a_rebuild_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(
+            sightline_store::SqliteStore::open(dir.path())
+                .await
+                .unwrap(),
+        );
+        store
+            .create_audience("keen", r#"event "Viewed" count >= 2 within 30d"#, &[])
+            .await
+            .unwrap();
+        store.append((0..50).map(mixed).collect(), 0).await.unwrap();
+        let live = Live::new(open(store.as_ref(), rules()).await.unwrap());
+        let follower = Follower::new(store.clone(), live.clone(), 2);
+        for batch in 1..8u64 {
+            store
+                .append((batch * 50..batch * 50 + 50).map(mixed).collect(), 0)
+                .await
+                .unwrap();
+            while let Step::More = follower.page().await.unwrap() {}
+            assert!(live.read().profiles.profile_count() <= 2 + PAGE);
+        }
+        follower.page().await.unwrap();
+        let (state, stored) = store.load_profiles().await.unwrap().unwrap();
+        assert_eq!(state.seq, store.last_seq().await.unwrap());
+        let rebuilt = rebuild(store.as_ref(), rules())
+            .await
+            .unwrap()
+            .snapshot()
+            .rows;
+        let sorted = |mut rows: ProfileRows| {
+            rows.identifiers
+                .sort_by(|a, b| (&a.id_type, &a.value).cmp(&(&b.id_type, &b.value)));
+            rows.events.sort_unstable();
+            rows.retired.sort_unstable();
+            rows.denied_counts.sort();
+            rows
+        };
+        let (stored, rebuilt) = (sorted(stored), sorted(rebuilt));
+        assert!(
+            rebuilt.retired.len() > 3,
+            "merges happen: {:?}",
+            rebuilt.retired
+        );
+        assert_eq!(stored.profiles, rebuilt.profiles);
+        assert_eq!(stored.identifiers, rebuilt.identifiers);
+        assert_eq!(stored.events, rebuilt.events);
+        assert_eq!(stored.states, rebuilt.states);
+        assert_eq!(stored.denied_counts, rebuilt.denied_counts);
+        assert_eq!(stored.retired, rebuilt.retired);
+        let members = rebuilt
+            .states
+            .iter()
+            .filter(|(_, s)| s.contains("\"member\":true"))
+            .count();
+        assert_eq!(
+            store.audience_sizes().await.unwrap(),
+            [("keen".to_string(), members as i64)]
+        );
     }
 }

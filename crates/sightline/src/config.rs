@@ -27,6 +27,8 @@ pub struct FileConfig {
     pub key_grace: Option<String>,
     /// Tracking requests handled at once.
     pub max_in_flight: Option<usize>,
+    /// Profiles the profiles processor holds in memory.
+    pub profile_cache: Option<usize>,
     /// Identity resolution rules: limits, priority, blocked values, default phone region
     /// (see crates/identity/README.md).
     pub identity: Option<sightline_identity::Config>,
@@ -47,7 +49,7 @@ impl FileConfig {
             .with_context(|| format!("cannot read config file {}", path.display()))?;
         toml::from_str(&text).with_context(|| {
             format!(
-                "config file {} is not valid: keys are data, database_url, listen, dedup_window, key_grace, max_in_flight, consent_mapping, webhook_ca_file and [identity]",
+                "config file {} is not valid: keys are data, database_url, listen, dedup_window, key_grace, max_in_flight, profile_cache, consent_mapping, webhook_ca_file and [identity]",
                 path.display()
             )
         })

@@ -17,7 +17,7 @@ use sightline_service::destinations::Deliveries;
 use sightline_service::events::DedupPruner;
 use sightline_service::governance::metrics::Refresher;
 use sightline_service::processors::Supervisor;
-use sightline_service::profiles::{self, BookLedger, Follower};
+use sightline_service::profiles::{self, Follower, Ledger};
 use sightline_service::sources;
 use sightline_service::sync::Syncer;
 use std::sync::Arc;
@@ -39,6 +39,10 @@ pub struct ServeArgs {
     /// Tracking requests handled at once; more get 429 with Retry-After [default: 256].
     #[arg(long, env = "SIGHTLINE_MAX_IN_FLIGHT", value_name = "N")]
     pub max_in_flight: Option<usize>,
+    /// Profiles the profiles processor holds in memory; the rest are read from the store
+    /// as events need them [default: 100000].
+    #[arg(long, env = "SIGHTLINE_PROFILE_CACHE", value_name = "N")]
+    pub profile_cache: Option<usize>,
 }
 
 pub async fn run(args: ServeArgs, file: &FileConfig) -> Result<()> {
@@ -104,7 +108,10 @@ pub async fn run(args: ServeArgs, file: &FileConfig) -> Result<()> {
     let deliverer = sightline_activate::Deliverer::new(
         store.clone(),
         policy.clone(),
-        Some(Arc::new(BookLedger(book.clone()))),
+        Some(Arc::new(Ledger {
+            book: book.clone(),
+            store: store.clone(),
+        })),
         webhook.clone(),
         sightline_activate::Settings::default(),
     );
@@ -123,7 +130,16 @@ pub async fn run(args: ServeArgs, file: &FileConfig) -> Result<()> {
         .await
         .with_context(|| format!("cannot listen on {listen}: is another server using it?"))?;
     eprintln!("sightline listening on http://{}", listener.local_addr()?);
-    processors.start(Arc::new(Follower::new(store.clone(), book.clone())));
+    let profile_cache = args
+        .profile_cache
+        .or(file.profile_cache)
+        .unwrap_or(profiles::DEFAULT_CACHE)
+        .max(1);
+    processors.start(Arc::new(Follower::new(
+        store.clone(),
+        book.clone(),
+        profile_cache,
+    )));
     processors.start(Arc::new(Syncer::new(
         store.clone(),
         book.clone(),

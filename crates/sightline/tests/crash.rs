@@ -1,6 +1,7 @@
 //! `kill -9` under load: every acknowledged event is in the log exactly once after a
 //! restart, every request is stored whole or not at all, and the profiles resumed from the
-//! store count exactly the log's events.
+//! store count exactly the log's events. The servers hold a few profiles in memory, so
+//! profiles are evicted and loaded back from the store all along.
 
 mod common;
 
@@ -14,12 +15,14 @@ const CLIENTS: usize = 8;
 const BATCH: usize = 50;
 /// Kill once this many events were acknowledged, while the clients keep sending.
 const KILL_AFTER: usize = 3_000;
+/// Fewer profiles in memory than users sending.
+const CACHE: [&str; 2] = ["--profile-cache", "3"];
 
 #[tokio::test]
 async fn acknowledged_events_survive_kill_9_exactly_once() {
     for backend in backends("crash").await {
         let creds = credentials(&backend, "web");
-        let mut server = Server::start(&backend, &[]);
+        let mut server = Server::start(&backend, &CACHE);
         let url = server.url.clone();
         let acked = Arc::new(Mutex::new(Vec::<String>::new()));
         let acked_count = Arc::new(AtomicUsize::new(0));
@@ -73,7 +76,7 @@ async fn acknowledged_events_survive_kill_9_exactly_once() {
             client.await.unwrap();
         }
 
-        let server = Server::start(&backend, &[]);
+        let server = Server::start(&backend, &CACHE);
         let events = all_events(&server, &creds.token).await;
         let mut stored: HashMap<String, usize> = HashMap::new();
         for event in &events {

@@ -177,6 +177,14 @@ pub trait Store: Governance + Send + Sync + 'static {
     ) -> Result<Vec<StoredProfile>>;
     /// How many members each audience with any has, by name.
     async fn audience_sizes(&self) -> Result<Vec<(String, i64)>>;
+    /// The stored rows of the live profiles holding any of `identifiers` (`(type, value)`)
+    /// or with an id in `ids`: documents, every identifier each holds, and states, read
+    /// consistently: what the profiles processor loads into its working set.
+    async fn working_set(
+        &self,
+        identifiers: Vec<(String, String)>,
+        ids: Vec<i64>,
+    ) -> Result<ProfileRows>;
     /// Up to `limit` membership timers due at or before `through`, earliest first:
     /// `(audience, profile, due_at)`.
     async fn due_timers(&self, through: i64, limit: usize) -> Result<Vec<(String, i64, i64)>>;

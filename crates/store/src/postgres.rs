@@ -1680,6 +1680,66 @@ impl Store for PostgresStore {
         Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
     }
 
+    async fn working_set(
+        &self,
+        identifiers: Vec<(String, String)>,
+        ids: Vec<i64>,
+    ) -> Result<ProfileRows> {
+        let mut client = self.client().await?;
+        let tx = client
+            .build_transaction()
+            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .await?;
+        let types: Vec<&str> = identifiers.iter().map(|(t, _)| t.as_str()).collect();
+        let values: Vec<&str> = identifiers.iter().map(|(_, v)| v.as_str()).collect();
+        let wanted: Vec<i64> = tx
+            .query(
+                "SELECT DISTINCT i.profile_id FROM profile_identifiers i
+                 JOIN unnest($1::text[], $2::text[]) AS x(t, v) ON i.id_type = x.t AND i.value = x.v
+                 UNION SELECT unnest($3::bigint[]) ORDER BY 1",
+                &[&types, &values, &ids],
+            )
+            .await?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        let mut rows = ProfileRows::default();
+        for r in tx
+            .query(
+                "SELECT p.id, p.doc, s.state FROM profiles p
+                 LEFT JOIN profile_states s ON s.profile_id = p.id
+                 WHERE p.id = ANY($1) ORDER BY p.id",
+                &[&wanted],
+            )
+            .await?
+        {
+            let profile = stored_profile_from_row(&r);
+            rows.states
+                .extend(profile.states.map(|state| (profile.id, state)));
+            rows.profiles.push((profile.id, profile.doc));
+        }
+        rows.identifiers = tx
+            .query(
+                "SELECT id_type, value, profile_id, shared, seen_with FROM profile_identifiers
+                 WHERE profile_id = ANY($1)",
+                &[&wanted],
+            )
+            .await?
+            .iter()
+            .map(|r| IdentifierRow {
+                id_type: r.get(0),
+                value: r.get(1),
+                profile: r.get(2),
+                shared: r.get(3),
+                seen_with: r.get(4),
+            })
+            .collect();
+        tx.commit().await?;
+        Ok(rows)
+    }
+
     async fn due_timers(&self, through: i64, limit: usize) -> Result<Vec<(String, i64, i64)>> {
         let client = self.client().await?;
         let rows = client

@@ -1316,6 +1316,15 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn working_set(
+        &self,
+        identifiers: Vec<(String, String)>,
+        ids: Vec<i64>,
+    ) -> Result<ProfileRows> {
+        self.with_conn(move |conn| Ok(working_set(conn, &identifiers, ids)?))
+            .await
+    }
+
     async fn due_timers(&self, through: i64, limit: usize) -> Result<Vec<(String, i64, i64)>> {
         self.with_conn(move |conn| {
             let mut stmt = conn.prepare_cached(
@@ -1455,6 +1464,63 @@ impl Store for SqliteStore {
         })
         .await
     }
+}
+
+fn working_set(
+    conn: &mut Connection,
+    identifiers: &[(String, String)],
+    ids: Vec<i64>,
+) -> rusqlite::Result<ProfileRows> {
+    let tx = conn.transaction()?;
+    let mut wanted: std::collections::BTreeSet<i64> = ids.into_iter().collect();
+    let mut rows = ProfileRows::default();
+    {
+        let mut owner = tx.prepare_cached(
+            "SELECT profile_id FROM profile_identifiers WHERE id_type = ?1 AND value = ?2",
+        )?;
+        for (id_type, value) in identifiers {
+            if let Some(profile) = owner
+                .query_row(params![id_type, value], |r| r.get(0))
+                .optional()?
+            {
+                wanted.insert(profile);
+            }
+        }
+        let mut profile = tx.prepare_cached(
+            "SELECT p.doc, s.state FROM profiles p
+             LEFT JOIN profile_states s ON s.profile_id = p.id WHERE p.id = ?1",
+        )?;
+        let mut held = tx.prepare_cached(
+            "SELECT id_type, value, shared, seen_with FROM profile_identifiers
+             WHERE profile_id = ?1",
+        )?;
+        for id in wanted {
+            let Some((doc, state)) = profile
+                .query_row([id], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?))
+                })
+                .optional()?
+            else {
+                continue;
+            };
+            rows.profiles.push((id, doc));
+            rows.states.extend(state.map(|state| (id, state)));
+            let held = held.query_map([id], |r| {
+                Ok(IdentifierRow {
+                    id_type: r.get(0)?,
+                    value: r.get(1)?,
+                    profile: id,
+                    shared: r.get(2)?,
+                    seen_with: r.get(3)?,
+                })
+            })?;
+            for row in held {
+                rows.identifiers.push(row?);
+            }
+        }
+    }
+    tx.commit()?;
+    Ok(rows)
 }
 
 fn stored_profile_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredProfile> {

@@ -965,6 +965,33 @@ async fn stored_profiles_apply_saves_in_order_and_refuse_a_moved_base() {
             [stored[3], stored[2], stored[1], stored[0]]
         );
         assert!(event_seqs(store.as_ref(), b).await.is_empty(), "{name}");
+        let loaded = store
+            .working_set(
+                vec![
+                    ("anonymous_id".into(), "d1".into()),
+                    ("email".into(), "nobody@x.com".into()),
+                ],
+                vec![b, stored[3] + 99],
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            loaded.profiles,
+            [(a, r#"{"n":"a+b"}"#.to_string())],
+            "{name}: the holder of d1, once; a retired id and an unknown one load nothing"
+        );
+        let mut held: Vec<&str> = loaded
+            .identifiers
+            .iter()
+            .map(|i| i.value.as_str())
+            .collect();
+        held.sort();
+        assert_eq!(
+            held,
+            ["ann@x.com", "d1"],
+            "{name}: every identifier it holds"
+        );
+        assert_eq!(loaded.states, [(a, r#"{"s":"a+b"}"#.to_string())], "{name}");
         let retired = store.stored_profile_by_id(b).await.unwrap().unwrap();
         assert_eq!(
             (retired.id, retired.states.as_deref()),

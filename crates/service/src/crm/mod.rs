@@ -23,7 +23,9 @@ use plan::{Outcome, PassReport, ProposedLink};
 use records::{BadRow, Origin, Warning};
 use serde::Serialize;
 use serde_json::{json, Value};
-use sightline_core::{secret, time, LinkReview, NewEvent, NewLinkReview, ReviewStatus};
+use sightline_core::{
+    secret, time, LinkReview, NewEvent, NewLinkReview, ProfilesState, ReviewStatus,
+};
 use sightline_identity::Identifier;
 use sightline_profiles::Profiles;
 use sightline_store::{Appended, Store, StoreError};
@@ -60,11 +62,28 @@ impl ProfilesAt {
             }
             ProfilesAt::Live(book) => {
                 let started = Instant::now();
+                let rules = book.rules();
                 loop {
-                    {
-                        let book = book.read();
-                        if book.profiles.last_seq() >= seq {
-                            return Ok(f(&book.profiles, &book.rules));
+                    // The server's book holds a working set: the stored profiles are whole.
+                    let caught_up = |state: &ProfilesState| {
+                        state.seq >= seq && state.rules == rules.fingerprint
+                    };
+                    let stored = match store.profiles_state().await? {
+                        Some(state) if caught_up(&state) => store.load_profiles().await?,
+                        _ => None,
+                    };
+                    if let Some((state, rows)) = stored {
+                        if caught_up(&state) {
+                            let profiles = Profiles::restore(
+                                rules.rules.clone(),
+                                rules.policy.clone(),
+                                &rows,
+                                state.seq,
+                            )
+                            .map_err(|e| {
+                                Error::Internal(anyhow::anyhow!("stored profiles: {e}"))
+                            })?;
+                            return Ok(f(&profiles, &rules));
                         }
                     }
                     if started.elapsed() > CATCH_UP {

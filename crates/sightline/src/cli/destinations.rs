@@ -9,7 +9,7 @@ use sightline_activate::{Deliverer, DestinationSpec, Settings, Transform};
 use sightline_core::time;
 use sightline_service::access::operator;
 use sightline_service::destinations::{self, Replay};
-use sightline_service::profiles::{self, BookLedger, Live};
+use sightline_service::profiles::{self, Ledger, Live};
 use std::sync::Arc;
 
 #[derive(Debug, Subcommand)]
@@ -329,7 +329,10 @@ pub async fn deliveries(command: DeliveriesCommand, file: &FileConfig) -> Result
             let deliverer = Deliverer::new(
                 store.clone(),
                 policy,
-                Some(Arc::new(BookLedger(Live::new(book)))),
+                Some(Arc::new(Ledger {
+                    book: Live::new(book),
+                    store: store.clone(),
+                })),
                 file.webhook()?,
                 Settings::default(),
             );
