@@ -28,12 +28,17 @@ fn fixtures() -> PathBuf {
 #[derive(Debug, Clone)]
 struct Seen {
     host: String,
+    /// The path, without the query.
+    path: String,
     headers: HashMap<String, String>,
 }
 
 struct FixtureServer {
     port: u16,
     seen: Arc<Mutex<Vec<Seen>>>,
+    /// The server name (SNI) of every TLS handshake, also of connections that never sent a
+    /// request (a preconnect).
+    tls_names: Arc<Mutex<Vec<String>>>,
 }
 
 /// A throwaway self-signed certificate, made per run so no private key lives in the repo
@@ -68,11 +73,14 @@ async fn start_server(crash_pid_file: Option<PathBuf>) -> FixtureServer {
     tls.set_certificate(&cert).unwrap();
     let tls = Arc::new(tls.build());
     let seen = Arc::new(Mutex::new(Vec::new()));
+    let tls_names = Arc::new(Mutex::new(Vec::new()));
     let log = seen.clone();
+    let names = tls_names.clone();
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
             let tls = tls.clone();
             let log = log.clone();
+            let names = names.clone();
             let crash = crash_pid_file.clone();
             tokio::spawn(async move {
                 let mut first = [0u8; 1];
@@ -87,7 +95,13 @@ async fn start_server(crash_pid_file: Option<PathBuf>) -> FixtureServer {
                     let Ok(mut s) = tokio_openssl::SslStream::new(ssl, stream) else {
                         return;
                     };
-                    if Pin::new(&mut s).accept().await.is_ok() {
+                    let accepted = Pin::new(&mut s).accept().await.is_ok();
+                    let name = s.ssl().servername(openssl::ssl::NameType::HOST_NAME);
+                    names
+                        .lock()
+                        .unwrap()
+                        .push(name.unwrap_or_default().to_owned());
+                    if accepted {
                         serve(s, &log, crash.as_deref()).await;
                     }
                 } else {
@@ -96,7 +110,11 @@ async fn start_server(crash_pid_file: Option<PathBuf>) -> FixtureServer {
             });
         }
     });
-    FixtureServer { port, seen }
+    FixtureServer {
+        port,
+        seen,
+        tls_names,
+    }
 }
 
 async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
@@ -150,6 +168,7 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
     let origin = headers.get("origin").cloned().unwrap_or_else(|| "*".into());
     log.lock().unwrap().push(Seen {
         host: host.clone(),
+        path: path.clone(),
         headers,
     });
     if method == "OPTIONS" {
@@ -840,6 +859,78 @@ async fn a_page_whose_load_event_never_fires_is_still_scanned() {
         .find(|q| q.url.ends_with("/hang.js"))
         .expect("the hanging script is recorded");
     assert_eq!(hang.status, None);
+}
+
+/// Issue 24: the scanning browser makes no request of its own. Every host name maps to the
+/// fixture server, so whatever the browser sends, to any host, arrives there: the server
+/// must see exactly the requests the page causes (no start page, no Google service, no
+/// component update, no favicon the page did not ask for), and the scan must have recorded
+/// each of them. TLS handshakes count too, so a preconnect that sends no request is caught.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_browser_sends_nothing_the_pages_did_not_cause() {
+    let server = start_server(None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("quiet.toml");
+    std::fs::write(
+        &path,
+        format!(
+            r##"
+name = "quiet"
+[browser]
+host_resolver_rules = "MAP * 127.0.0.1:{port}"
+args = ["--ignore-certificate-errors"]
+[[steps]]
+name = "signup"
+url = "http://www.clean.test/quiet.html"
+actions = [ {{ fill = "#email", value = "ann@example.com" }}, {{ fill = "#street", value = "1 Main St" }} ]
+"##,
+            port = server.port
+        ),
+    )
+    .unwrap();
+    let opts = ScanOptions {
+        scenarios: vec![Scenario::NoInteraction],
+        ..options()
+    };
+    let r = scan(&path, &opts).await;
+    assert!(!r.incomplete, "{}", r.summary());
+    let expected = [
+        ("www.clean.test", "/quiet.html"),
+        ("www.clean.test", "/quiet.js"),
+        ("www.google-analytics.com", "/g/collect"),
+    ];
+    let mut recorded: Vec<(String, String)> = r.scenarios[0]
+        .steps
+        .iter()
+        .flat_map(|s| &s.requests)
+        .map(|q| {
+            let u = url::Url::parse(&q.url).unwrap();
+            (u.host_str().unwrap().to_owned(), u.path().to_owned())
+        })
+        .collect();
+    recorded.sort();
+    let mut served: Vec<(String, String)> = server
+        .seen
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|s| (s.host.clone(), s.path.clone()))
+        .collect();
+    served.sort();
+    let expected: Vec<(String, String)> = expected
+        .iter()
+        .map(|(h, p)| (h.to_string(), p.to_string()))
+        .collect();
+    assert_eq!(recorded, expected, "what the scan recorded");
+    assert_eq!(
+        served, expected,
+        "every request that left the browser; anything beyond the page's own is the \
+         browser's traffic"
+    );
+    let mut names = server.tls_names.lock().unwrap().clone();
+    names.sort();
+    names.dedup();
+    assert_eq!(names, ["www.google-analytics.com"], "TLS server names");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
