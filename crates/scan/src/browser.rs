@@ -34,7 +34,8 @@ use tokio::sync::watch;
 
 use crate::catalog::site_of;
 use crate::evidence::{
-    RequestRecord, Scenario, ScenarioEvidence, ScriptRun, StepEvidence, StepTiming, StorageRecord,
+    PendingRequest, RequestRecord, Scenario, ScenarioEvidence, ScriptRun, StepEvidence, StepTiming,
+    StorageRecord,
 };
 use crate::journey::{Action, ConsentChoice, Journey};
 
@@ -469,13 +470,26 @@ async fn drive_page(
             },
             ..Default::default()
         };
+        let mut load_fired = true;
         match outcome {
-            Ok(load) => evidence.timing.load_ms = millis(load),
+            Ok(load) => {
+                evidence.timing.load_ms = millis(load.took);
+                load_fired = load.fired;
+            }
             Err(e) => {
                 result = Err(format!("step {:?}: {e}", step.name));
                 evidence.error = Some(e);
             }
         }
+        // What the step is scanned without: requests still waiting for (the rest of) an
+        // answer after the load timeout and settling.
+        evidence.pending = {
+            let mut rec = lock(recorder);
+            let pending = rec.pending();
+            // Reported here; later steps neither wait for them nor report them again.
+            rec.abandon_in_flight();
+            pending
+        };
         if s.screenshots && !ses.is_lost() {
             // Evidence of what the visitor saw; a failed capture leaves the step without one.
             evidence.screenshot = screenshot(ses, &page).await.ok();
@@ -515,6 +529,25 @@ async fn drive_page(
                 if result.is_ok() {
                     result = Err(format!("step {:?}: {e}", step.name));
                 }
+            }
+        }
+        if !load_fired && result.is_ok() && !ses.is_lost() {
+            // Leave the unfinished page for about:blank (no request; it commits and fires
+            // `load`), as a visitor who gives up would, and wait until it has. chromiumoxide
+            // sends a navigation only once the previous one reached its load event, or after
+            // 30 s; an aborted load (Page.stopLoading) fires none, so without this the next
+            // step would not load. What the page sends as it goes (unload beacons) belongs to
+            // this step.
+            let left = ses
+                .call(
+                    "cannot leave the unfinished page",
+                    page.evaluate("location.replace('about:blank')"),
+                )
+                .await;
+            if left.is_ok() {
+                let _ = ses
+                    .call("leaving the unfinished page", page.wait_for_navigation())
+                    .await;
             }
         }
         if result.is_err() {
@@ -658,8 +691,17 @@ async fn preset_consent(
     Ok(())
 }
 
+/// How a step's page load went.
+struct Load {
+    /// Navigation start to the load event, or to the step timeout when it never came.
+    took: Duration,
+    /// Whether the load event came (a subresource that never answers, or a document that
+    /// never ends, holds it back).
+    fired: bool,
+}
+
 /// Loads a step's URL, clicks the consent selectors (first step only), runs its actions and
-/// lets each part settle. Returns the time to the load event.
+/// lets each part settle.
 async fn run_step(
     ses: &Session,
     page: &Page,
@@ -668,13 +710,13 @@ async fn run_step(
     url: &str,
     actions: &[Action],
     consent_clicks: &[String],
-) -> Result<Duration, String> {
+) -> Result<Load, String> {
     let started = Instant::now();
-    match ses.try_call(page.goto(url)).await {
-        Ok(_) => {}
+    let fired = match ses.try_call(page.goto(url)).await {
+        Ok(_) => true,
         // A subresource that never answers holds the load event back; once the document
         // itself arrived the page is there to scan, and settling bounds the rest.
-        Err(CallError::Timeout) if lock(recorder).document_answered() => {}
+        Err(CallError::Timeout) if lock(recorder).document_answered() => false,
         Err(CallError::Timeout) => {
             return Err(format!("loading {url} took longer than {:?}", ses.timeout))
         }
@@ -684,8 +726,11 @@ async fn run_step(
                 "loading {url}: the browser died (DevTools connection lost)"
             ))
         }
-    }
-    let load = started.elapsed();
+    };
+    let load = Load {
+        took: started.elapsed(),
+        fired,
+    };
     settle(recorder, s).await;
     for (n, selector) in consent_clicks.iter().enumerate() {
         wait_for(ses, page, selector).await?;
@@ -968,6 +1013,9 @@ struct Recorder {
     wire_headers: HashMap<String, Vec<BTreeMap<String, String>>>,
     bytes: HashMap<String, u64>,
     failed: HashMap<String, String>,
+    /// Requests still in flight when their step ended: reported as that step's pending ones,
+    /// then no longer waited for.
+    abandoned: std::collections::HashSet<String>,
     /// Scripts run, with the step they ran in.
     scripts: Vec<(usize, ScriptRun)>,
 }
@@ -984,6 +1032,7 @@ impl Default for Recorder {
             wire_headers: HashMap::new(),
             bytes: HashMap::new(),
             failed: HashMap::new(),
+            abandoned: Default::default(),
             scripts: Vec::new(),
         }
     }
@@ -1033,14 +1082,52 @@ impl Recorder {
         })
     }
 
-    /// Requests started that have neither finished nor failed yet.
+    /// Whether a request started and has neither finished, nor failed, nor been given up.
+    fn is_in_flight(&self, id: &str) -> bool {
+        !self.bytes.contains_key(id)
+            && !self.failed.contains_key(id)
+            && !self.abandoned.contains(id)
+    }
+
+    /// Requests in flight.
     fn in_flight(&self) -> usize {
         self.requests
             .iter()
-            .filter(|(_, id, _)| !self.bytes.contains_key(id) && !self.failed.contains_key(id))
+            .filter(|(_, id, _)| self.is_in_flight(id))
             .map(|(_, id, _)| id)
             .collect::<std::collections::HashSet<_>>()
             .len()
+    }
+
+    /// Gives up on every request in flight (at the end of a step).
+    fn abandon_in_flight(&mut self) {
+        let ids: Vec<String> = self
+            .requests
+            .iter()
+            .filter(|(_, id, _)| self.is_in_flight(id))
+            .map(|(_, id, _)| id.clone())
+            .collect();
+        self.abandoned.extend(ids);
+    }
+
+    /// Requests in flight now, each by its latest hop, in the order they started.
+    fn pending(&self) -> Vec<PendingRequest> {
+        let mut seen = std::collections::HashSet::new();
+        let mut out: Vec<PendingRequest> = self
+            .requests
+            .iter()
+            .rev()
+            .filter(|(_, id, _)| self.is_in_flight(id))
+            .filter(|(_, id, _)| seen.insert(id))
+            .map(|(_, id, r)| PendingRequest {
+                url: r.url.clone(),
+                resource_type: r.resource_type.clone(),
+                status: self.status.get(id).copied(),
+                ..Default::default()
+            })
+            .collect();
+        out.reverse();
+        out
     }
 
     /// Origins of every URL requested so far, for reading their cookies.
@@ -1145,5 +1232,36 @@ mod tests {
         .unwrap();
         assert_eq!(prefs["session"]["startup_urls"][0], "about:blank");
         assert_eq!(prefs["safebrowsing"]["enabled"], false);
+    }
+
+    #[test]
+    fn pending_requests_are_those_neither_finished_nor_failed() {
+        let mut rec = Recorder::default();
+        let req = |url: &str| RequestRecord {
+            url: url.into(),
+            resource_type: "Script".into(),
+            ..Default::default()
+        };
+        rec.requests.push((0, "1".into(), req("http://a.test/")));
+        rec.requests
+            .push((0, "2".into(), req("http://a.test/hang.js")));
+        rec.requests
+            .push((0, "3".into(), req("http://a.test/gone.js")));
+        // A redirect: the pending hop is the latest.
+        rec.requests.push((0, "4".into(), req("http://t.test/r")));
+        rec.requests
+            .push((0, "4".into(), req("https://t.test/slow")));
+        rec.bytes.insert("1".into(), 10);
+        rec.failed.insert("3".into(), "net::ERR_ABORTED".into());
+        rec.status.insert("4".into(), 200);
+        let pending = rec.pending();
+        let urls: Vec<_> = pending.iter().map(|p| p.url.as_str()).collect();
+        assert_eq!(urls, ["http://a.test/hang.js", "https://t.test/slow"]);
+        assert_eq!(pending[1].status, Some(200));
+        assert_eq!(pending[0].status, None);
+        // Given up at the end of the step: the next step neither waits for nor reports them.
+        rec.abandon_in_flight();
+        assert!(rec.pending().is_empty());
+        assert_eq!(rec.in_flight(), 0);
     }
 }

@@ -186,6 +186,18 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
         // Never answer: holds the page's load event back.
         std::future::pending::<()>().await;
     }
+    if path == "/endless.html" {
+        // The headers and the start of the page, then nothing: the document never finishes.
+        let _ = s
+            .write_all(
+                b"HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\n\r\n\
+                  <!doctype html><title>Endless</title><link rel=\"icon\" href=\"data:,\">\
+                  <h1>Endless</h1>",
+            )
+            .await;
+        let _ = s.flush().await;
+        std::future::pending::<()>().await;
+    }
     if let (Some(pid_file), "/crash-browser") = (crash_pid_file, path.as_str()) {
         let pid = std::fs::read_to_string(pid_file).unwrap();
         let killed = std::process::Command::new("kill")
@@ -830,6 +842,8 @@ url = "http://www.clean.test/crash-browser"
     assert!(sc.steps[1].error.is_some());
 }
 
+/// Issue 24: pages that never finish are scanned with what arrived, and the report says
+/// which requests were still pending.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_page_whose_load_event_never_fires_is_still_scanned() {
     let server = start_server(None).await;
@@ -839,7 +853,9 @@ async fn a_page_whose_load_event_never_fires_is_still_scanned() {
         &path,
         format!(
             "name = \"slow\"\n[browser]\nhost_resolver_rules = \"MAP * 127.0.0.1:{}\"\n\
-             [[steps]]\nname = \"slow\"\nurl = \"http://www.clean.test/slow.html\"\n",
+             args = [\"--ignore-certificate-errors\"]\n\
+             [[steps]]\nname = \"slow\"\nurl = \"http://www.clean.test/slow.html\"\n\
+             [[steps]]\nname = \"endless\"\nurl = \"http://www.clean.test/endless.html\"\n",
             server.port
         ),
     )
@@ -851,14 +867,54 @@ async fn a_page_whose_load_event_never_fires_is_still_scanned() {
         ..options()
     };
     let r = scan(&path, &opts).await;
+    println!("{}", r.summary());
     assert!(!r.incomplete, "{}", r.summary());
+    // A subresource that never answers: the page is scanned, the request recorded without
+    // a status, and named as pending (with its vendor when it is a third party's).
     let step = &r.scenarios[0].steps[0];
+    assert!(step.error.is_none(), "{step:#?}");
     let hang = step
         .requests
         .iter()
         .find(|q| q.url.ends_with("/hang.js"))
         .expect("the hanging script is recorded");
     assert_eq!(hang.status, None);
+    let pending: Vec<(&str, Option<&str>, bool)> = step
+        .pending
+        .iter()
+        .map(|p| (p.url.as_str(), p.vendor.as_deref(), p.third_party))
+        .collect();
+    assert_eq!(
+        pending,
+        [
+            ("http://www.clean.test/hang.js", None, false),
+            ("https://connect.facebook.net/hang.js", Some("Meta"), true),
+        ],
+        "{step:#?}"
+    );
+    assert!(step.vendors.iter().any(|v| v.name == "Meta"));
+    // A document that never finishes: what arrived is scanned (a screenshot, cookies), and
+    // the document itself is pending, its status known.
+    let endless = &r.scenarios[0].steps[1];
+    assert!(endless.error.is_none(), "{endless:#?}");
+    assert!(endless.screenshot.is_some());
+    assert_eq!(endless.pending.len(), 1, "{endless:#?}");
+    assert_eq!(endless.pending[0].url, "http://www.clean.test/endless.html");
+    assert_eq!(endless.pending[0].resource_type, "Document");
+    assert_eq!(endless.pending[0].status, Some(200));
+    // The report says so, and keeps it.
+    let summary = r.summary();
+    assert!(
+        summary.contains("still pending: https://connect.facebook.net/hang.js (Meta)"),
+        "{summary}"
+    );
+    let written = r.write_json(&dir.path().join("out")).unwrap();
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(written).unwrap()).unwrap();
+    assert_eq!(
+        json["scenarios"][0]["steps"][0]["pending"][1]["vendor"],
+        "Meta"
+    );
 }
 
 /// Issue 24: the scanning browser makes no request of its own. Every host name maps to the
