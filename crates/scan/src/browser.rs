@@ -3,7 +3,7 @@
 //! elsewhere.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -34,7 +34,8 @@ use tokio::sync::watch;
 
 use crate::catalog::site_of;
 use crate::evidence::{
-    RequestRecord, Scenario, ScenarioEvidence, ScriptRun, StepEvidence, StepTiming, StorageRecord,
+    PendingRequest, RequestRecord, Scenario, ScenarioEvidence, ScriptRun, StepEvidence, StepTiming,
+    StorageRecord,
 };
 use crate::journey::{Action, ConsentChoice, Journey};
 
@@ -149,27 +150,153 @@ enum CallError {
     Lost,
 }
 
+/// The switches every scan's Chromium starts with, before the journey's own. They do two
+/// jobs. They load pages the way the scan needs to see them (headless, http kept on http,
+/// cross-site iframes in the page's process so their requests reach the page's Network
+/// events). And they keep the browser quiet: nothing may leave it that the journey's pages
+/// did not cause, because a privacy scanner must not tell third parties which pages it
+/// visits, and the scanned site must see the visit and nothing else (issue 24). The quiet
+/// switches follow the lists tools that automate Chromium keep (chrome-launcher's `flags.ts`
+/// and "Chrome flags for tools", puppeteer's defaults) plus what Debian's Chromium 156 still
+/// did with those alone; `tests/e2e.rs`
+/// (`the_browser_sends_nothing_the_pages_did_not_cause`) fails on any request the pages did
+/// not cause.
+const BROWSER_FLAGS: &[&str] = &[
+    "--headless",
+    "--disable-gpu",
+    "--disable-quic",
+    "--disable-dev-shm-usage",
+    "--disable-site-isolation-trials",
+    // No first-run wizard, welcome page, default-browser prompt, search engine choice or
+    // default apps.
+    "--no-first-run",
+    "--no-default-browser-check",
+    "--disable-search-engine-choice-screen",
+    "--disable-default-apps",
+    // Background services: the variations seed, extension and Safe Browsing list updates,
+    // GCM, the upgrade detector, …
+    "--disable-background-networking",
+    // The default components (CRLSet, Widevine, …) are not registered for updates …
+    "--disable-component-update",
+    // … but a feature may still register one and ask for it on demand (Chromium 156 asks
+    // update.googleapis.com for the on-device model manifest at every start). The update
+    // server is moved to port 9 (discard), which Chromium refuses to connect to
+    // (ERR_UNSAFE_PORT): nothing is sent.
+    "--component-updater=url-source=http://127.0.0.1:9/",
+    // No browser sign-in (no account-consistency headers added to Google requests), and the
+    // account check Chromium makes at every start (POST accounts.google.com/ListAccounts,
+    // which no switch or preference turns off) goes to the same refused port.
+    "--allow-browser-signin=false",
+    "--gaia-url=http://127.0.0.1:9/",
+    "--disable-sync",
+    "--disable-extensions",
+    "--disable-component-extensions-with-background-pages",
+    "--disable-client-side-phishing-detection",
+    // Domain Reliability: reports about Google sites uploaded to Google.
+    "--disable-domain-reliability",
+    // No field-trial testing config: the browser behaves the same in every scan.
+    "--disable-field-trial-config",
+    // Metrics are recorded (nothing reads them) but never reported; no crash uploads.
+    "--metrics-recording-only",
+    "--disable-breakpad",
+    // No desktop keyring over D-Bus for a throwaway profile.
+    "--password-store=basic",
+];
+
+/// Features switched off (one `--disable-features`, since Chromium keeps only the last).
+const DISABLED_FEATURES: &[&str] = &[
+    // Keep http URLs on http instead of trying https first …
+    "HttpsUpgrades",
+    "HttpsFirstBalancedModeAutoEnable",
+    // … and cross-site iframes in the page's process, so their requests are seen.
+    "IsolateOrigins",
+    "site-per-process",
+    // Quiet: Google Translate, optimization hints, Cast discovery, autofill's form
+    // queries (content-autofill.googleapis.com), certificate-transparency list updates,
+    // the new-tab feed, and the network time queries (clients2.google.com/time).
+    "Translate",
+    "OptimizationHints",
+    "MediaRouter",
+    "DialMediaRouteProvider",
+    "AutofillServerCommunication",
+    "CertificateTransparencyComponentUpdater",
+    "InterestFeedContentSuggestions",
+    "NetworkTimeServiceQuerying",
+];
+
+/// The preferences of each scan's fresh profile, written before Chromium first starts on it
+/// so that neither Chromium's defaults nor a distribution's initial preferences (Debian's
+/// `/etc/chromium/master_preferences`) apply: the browser starts on `about:blank` (no start
+/// or new-tab page: Debian's Chromium otherwise opens start.duckduckgo.com), and the
+/// per-profile services that call Google are off. `alternate_error_pages` also gates the
+/// captive-portal probes made after a certificate error.
+fn profile_preferences() -> serde_json::Value {
+    serde_json::json!({
+        "session": { "restore_on_startup": 4, "startup_urls": ["about:blank"] },
+        "homepage": "about:blank",
+        "homepage_is_newtabpage": false,
+        "browser": { "check_default_browser": false, "has_seen_welcome_page": true },
+        "alternate_error_pages": { "enabled": false },
+        "autofill": { "profile_enabled": false, "credit_card_enabled": false },
+        "credentials_enable_service": false,
+        "net": { "network_prediction_options": 2 },
+        "safebrowsing": { "enabled": false, "scout_reporting_enabled": false },
+        "search": { "suggest_enabled": false },
+        "signin": { "allowed": false },
+        "spellcheck": { "use_spelling_service": false },
+        "translate": { "enabled": false },
+    })
+}
+
+/// Writes [`profile_preferences`] into a new profile directory.
+fn write_profile(dir: &Path) -> std::io::Result<()> {
+    let default = dir.join("Default");
+    std::fs::create_dir_all(&default)?;
+    std::fs::write(
+        default.join("Preferences"),
+        profile_preferences().to_string(),
+    )
+}
+
+/// Where Debian's package puts the browser itself.
+const DEBIAN_BROWSER: &str = "/usr/lib/chromium/chromium";
+
+/// The program to start for the configured Chromium. Debian's `/usr/bin/chromium` is a
+/// shell script that sources `/etc/chromium.d/*` before running the browser: those files add
+/// flags of their own (`--enable-remote-extensions`, which keeps the script from adding
+/// `--disable-background-networking`, and `--load-extension`) and export Google API keys,
+/// and an administrator may add more. A scan starts the browser itself instead, so that
+/// only [`BROWSER_FLAGS`] and the journey's flags apply. Any other binary or wrapper is run
+/// as configured (its flags come before ours, and Chromium keeps the last of a repeated
+/// switch).
+fn launch_binary(configured: &Path) -> PathBuf {
+    launch_binary_with(configured, Path::new(DEBIAN_BROWSER))
+}
+
+fn launch_binary_with(configured: &Path, debian_browser: &Path) -> PathBuf {
+    use std::io::Read;
+    let mut head = Vec::new();
+    let read = std::fs::File::open(configured)
+        .and_then(|f| f.take(64 * 1024).read_to_end(&mut head))
+        .is_ok();
+    let is_debian_wrapper =
+        read && head.starts_with(b"#!") && head.windows(16).any(|w| w == b"/etc/chromium.d/");
+    if is_debian_wrapper && debian_browser.is_file() {
+        debian_browser.to_path_buf()
+    } else {
+        configured.to_path_buf()
+    }
+}
+
 /// Chromium flags as (name, value) pairs; chromiumoxide adds the leading dashes. The
 /// journey's own flags are checked against the allowed list again here, at launch, however
 /// the journey was made.
 fn chromium_args(journey: &Journey) -> Result<Vec<(String, Option<String>)>, String> {
-    let mut flags: Vec<String> = [
-        "--headless",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        "--disable-quic",
-        "--disable-dev-shm-usage",
-        // Keep http URLs on http instead of trying https first, and keep cross-site iframes
-        // in the page's process so their requests reach the page's Network events.
-        "--disable-features=HttpsUpgrades,HttpsFirstBalancedModeAutoEnable,IsolateOrigins,site-per-process",
-        "--disable-site-isolation-trials",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    let mut flags: Vec<String> = BROWSER_FLAGS.iter().map(|s| s.to_string()).collect();
+    flags.push(format!(
+        "--disable-features={}",
+        DISABLED_FEATURES.join(",")
+    ));
     if let Some(rules) = &journey.browser.host_resolver_rules {
         flags.push(format!("--host-resolver-rules={rules}"));
     }
@@ -200,8 +327,9 @@ async fn drive(
 ) -> Result<(), String> {
     let choice = journey.consent_choice(scenario)?;
     let profile = tempfile::tempdir().map_err(|e| format!("cannot create a profile dir: {e}"))?;
+    write_profile(profile.path()).map_err(|e| format!("cannot write the profile: {e}"))?;
     let mut builder = BrowserConfig::builder()
-        .chrome_executable(&s.chromium)
+        .chrome_executable(launch_binary(&s.chromium))
         .disable_default_args()
         .no_sandbox()
         .user_data_dir(profile.path());
@@ -342,13 +470,26 @@ async fn drive_page(
             },
             ..Default::default()
         };
+        let mut load_fired = true;
         match outcome {
-            Ok(load) => evidence.timing.load_ms = millis(load),
+            Ok(load) => {
+                evidence.timing.load_ms = millis(load.took);
+                load_fired = load.fired;
+            }
             Err(e) => {
                 result = Err(format!("step {:?}: {e}", step.name));
                 evidence.error = Some(e);
             }
         }
+        // What the step is scanned without: requests still waiting for (the rest of) an
+        // answer after the load timeout and settling.
+        evidence.pending = {
+            let mut rec = lock(recorder);
+            let pending = rec.pending();
+            // Reported here; later steps neither wait for them nor report them again.
+            rec.abandon_in_flight();
+            pending
+        };
         if s.screenshots && !ses.is_lost() {
             // Evidence of what the visitor saw; a failed capture leaves the step without one.
             evidence.screenshot = screenshot(ses, &page).await.ok();
@@ -388,6 +529,25 @@ async fn drive_page(
                 if result.is_ok() {
                     result = Err(format!("step {:?}: {e}", step.name));
                 }
+            }
+        }
+        if !load_fired && result.is_ok() && !ses.is_lost() {
+            // Leave the unfinished page for about:blank (no request; it commits and fires
+            // `load`), as a visitor who gives up would, and wait until it has. chromiumoxide
+            // sends a navigation only once the previous one reached its load event, or after
+            // 30 s; an aborted load (Page.stopLoading) fires none, so without this the next
+            // step would not load. What the page sends as it goes (unload beacons) belongs to
+            // this step.
+            let left = ses
+                .call(
+                    "cannot leave the unfinished page",
+                    page.evaluate("location.replace('about:blank')"),
+                )
+                .await;
+            if left.is_ok() {
+                let _ = ses
+                    .call("leaving the unfinished page", page.wait_for_navigation())
+                    .await;
             }
         }
         if result.is_err() {
@@ -531,8 +691,17 @@ async fn preset_consent(
     Ok(())
 }
 
+/// How a step's page load went.
+struct Load {
+    /// Navigation start to the load event, or to the step timeout when it never came.
+    took: Duration,
+    /// Whether the load event came (a subresource that never answers, or a document that
+    /// never ends, holds it back).
+    fired: bool,
+}
+
 /// Loads a step's URL, clicks the consent selectors (first step only), runs its actions and
-/// lets each part settle. Returns the time to the load event.
+/// lets each part settle.
 async fn run_step(
     ses: &Session,
     page: &Page,
@@ -541,13 +710,13 @@ async fn run_step(
     url: &str,
     actions: &[Action],
     consent_clicks: &[String],
-) -> Result<Duration, String> {
+) -> Result<Load, String> {
     let started = Instant::now();
-    match ses.try_call(page.goto(url)).await {
-        Ok(_) => {}
+    let fired = match ses.try_call(page.goto(url)).await {
+        Ok(_) => true,
         // A subresource that never answers holds the load event back; once the document
         // itself arrived the page is there to scan, and settling bounds the rest.
-        Err(CallError::Timeout) if lock(recorder).document_answered() => {}
+        Err(CallError::Timeout) if lock(recorder).document_answered() => false,
         Err(CallError::Timeout) => {
             return Err(format!("loading {url} took longer than {:?}", ses.timeout))
         }
@@ -557,8 +726,11 @@ async fn run_step(
                 "loading {url}: the browser died (DevTools connection lost)"
             ))
         }
-    }
-    let load = started.elapsed();
+    };
+    let load = Load {
+        took: started.elapsed(),
+        fired,
+    };
     settle(recorder, s).await;
     for (n, selector) in consent_clicks.iter().enumerate() {
         wait_for(ses, page, selector).await?;
@@ -841,6 +1013,9 @@ struct Recorder {
     wire_headers: HashMap<String, Vec<BTreeMap<String, String>>>,
     bytes: HashMap<String, u64>,
     failed: HashMap<String, String>,
+    /// Requests still in flight when their step ended: reported as that step's pending ones,
+    /// then no longer waited for.
+    abandoned: std::collections::HashSet<String>,
     /// Scripts run, with the step they ran in.
     scripts: Vec<(usize, ScriptRun)>,
 }
@@ -857,6 +1032,7 @@ impl Default for Recorder {
             wire_headers: HashMap::new(),
             bytes: HashMap::new(),
             failed: HashMap::new(),
+            abandoned: Default::default(),
             scripts: Vec::new(),
         }
     }
@@ -906,14 +1082,52 @@ impl Recorder {
         })
     }
 
-    /// Requests started that have neither finished nor failed yet.
+    /// Whether a request started and has neither finished, nor failed, nor been given up.
+    fn is_in_flight(&self, id: &str) -> bool {
+        !self.bytes.contains_key(id)
+            && !self.failed.contains_key(id)
+            && !self.abandoned.contains(id)
+    }
+
+    /// Requests in flight.
     fn in_flight(&self) -> usize {
         self.requests
             .iter()
-            .filter(|(_, id, _)| !self.bytes.contains_key(id) && !self.failed.contains_key(id))
+            .filter(|(_, id, _)| self.is_in_flight(id))
             .map(|(_, id, _)| id)
             .collect::<std::collections::HashSet<_>>()
             .len()
+    }
+
+    /// Gives up on every request in flight (at the end of a step).
+    fn abandon_in_flight(&mut self) {
+        let ids: Vec<String> = self
+            .requests
+            .iter()
+            .filter(|(_, id, _)| self.is_in_flight(id))
+            .map(|(_, id, _)| id.clone())
+            .collect();
+        self.abandoned.extend(ids);
+    }
+
+    /// Requests in flight now, each by its latest hop, in the order they started.
+    fn pending(&self) -> Vec<PendingRequest> {
+        let mut seen = std::collections::HashSet::new();
+        let mut out: Vec<PendingRequest> = self
+            .requests
+            .iter()
+            .rev()
+            .filter(|(_, id, _)| self.is_in_flight(id))
+            .filter(|(_, id, _)| seen.insert(id))
+            .map(|(_, id, r)| PendingRequest {
+                url: r.url.clone(),
+                resource_type: r.resource_type.clone(),
+                status: self.status.get(id).copied(),
+                ..Default::default()
+            })
+            .collect();
+        out.reverse();
+        out
     }
 
     /// Origins of every URL requested so far, for reading their cookies.
@@ -959,5 +1173,95 @@ impl Recorder {
             out.push((step, rec));
         }
         (out, std::mem::take(&mut self.scripts))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debians_wrapper_is_skipped_for_the_browser_itself() {
+        let dir = tempfile::tempdir().unwrap();
+        let browser = dir.path().join("chromium-bin");
+        std::fs::write(&browser, b"\x7fELF").unwrap();
+        let wrapper = dir.path().join("chromium");
+        std::fs::write(
+            &wrapper,
+            "#!/bin/sh\nfor file in /etc/chromium.d/*; do . $file; done\nexec chromium \"$@\"\n",
+        )
+        .unwrap();
+        assert_eq!(launch_binary_with(&wrapper, &browser), browser);
+        // Another wrapper, a binary, a missing file, or no browser where Debian puts it:
+        // run what was configured.
+        let other = dir.path().join("other");
+        std::fs::write(&other, "#!/bin/sh\nexec /usr/bin/chromium \"$@\"\n").unwrap();
+        assert_eq!(launch_binary_with(&other, &browser), other);
+        assert_eq!(launch_binary_with(&browser, &browser), browser);
+        let missing = dir.path().join("missing");
+        assert_eq!(launch_binary_with(&missing, &browser), missing);
+        assert_eq!(launch_binary_with(&wrapper, &missing), wrapper);
+    }
+
+    #[test]
+    fn one_disable_features_switch_and_a_profile_that_starts_blank() {
+        let journey = Journey::parse(
+            "name = \"j\"\n[browser]\nargs = [\"--lang=de\"]\n\
+             [[steps]]\nname = \"a\"\nurl = \"https://shop.example/\"\n",
+        )
+        .unwrap();
+        let args = chromium_args(&journey).unwrap();
+        let features: Vec<_> = args
+            .iter()
+            .filter(|(k, _)| k == "disable-features")
+            .collect();
+        assert_eq!(features.len(), 1, "{args:?}");
+        let value = features[0].1.as_deref().unwrap();
+        assert!(value.contains("NetworkTimeServiceQuerying") && value.contains("HttpsUpgrades"));
+        assert!(args.contains(&(
+            "component-updater".into(),
+            Some("url-source=http://127.0.0.1:9/".into())
+        )));
+        assert!(args.contains(&("lang".into(), Some("de".into()))));
+
+        let dir = tempfile::tempdir().unwrap();
+        write_profile(dir.path()).unwrap();
+        let prefs: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(dir.path().join("Default/Preferences")).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(prefs["session"]["startup_urls"][0], "about:blank");
+        assert_eq!(prefs["safebrowsing"]["enabled"], false);
+    }
+
+    #[test]
+    fn pending_requests_are_those_neither_finished_nor_failed() {
+        let mut rec = Recorder::default();
+        let req = |url: &str| RequestRecord {
+            url: url.into(),
+            resource_type: "Script".into(),
+            ..Default::default()
+        };
+        rec.requests.push((0, "1".into(), req("http://a.test/")));
+        rec.requests
+            .push((0, "2".into(), req("http://a.test/hang.js")));
+        rec.requests
+            .push((0, "3".into(), req("http://a.test/gone.js")));
+        // A redirect: the pending hop is the latest.
+        rec.requests.push((0, "4".into(), req("http://t.test/r")));
+        rec.requests
+            .push((0, "4".into(), req("https://t.test/slow")));
+        rec.bytes.insert("1".into(), 10);
+        rec.failed.insert("3".into(), "net::ERR_ABORTED".into());
+        rec.status.insert("4".into(), 200);
+        let pending = rec.pending();
+        let urls: Vec<_> = pending.iter().map(|p| p.url.as_str()).collect();
+        assert_eq!(urls, ["http://a.test/hang.js", "https://t.test/slow"]);
+        assert_eq!(pending[1].status, Some(200));
+        assert_eq!(pending[0].status, None);
+        // Given up at the end of the step: the next step neither waits for nor reports them.
+        rec.abandon_in_flight();
+        assert!(rec.pending().is_empty());
+        assert_eq!(rec.in_flight(), 0);
     }
 }

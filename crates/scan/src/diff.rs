@@ -142,6 +142,7 @@ mod tests {
                         .collect(),
                     timing: StepTiming::default(),
                     error: None,
+                    pending: Vec::new(),
                     requests: vec![],
                     cookies: vec![],
                     local_storage: vec![],

@@ -127,6 +127,22 @@ impl RequestRecord {
     }
 }
 
+/// A request still in flight when its step ended: its response, or the rest of it, had not
+/// come by the time the step settled (or gave up settling, at `settle_cap`, or its page load
+/// at the step timeout). The step is scanned with what arrived; this says what did not.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PendingRequest {
+    pub url: String,
+    /// CDP resource type, as on [`RequestRecord`].
+    pub resource_type: String,
+    /// The response status when the headers came but the body did not finish.
+    pub status: Option<i64>,
+    pub third_party: bool,
+    /// Catalog vendor of a third-party host, when known.
+    pub vendor: Option<String>,
+}
+
 /// A cookie in the browser after a step.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CookieRecord {
@@ -176,6 +192,9 @@ pub struct StepEvidence {
     /// What stopped the step, when something did; later steps were then not run.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Requests still in flight when the step ended, in the order they started.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pending: Vec<PendingRequest>,
     /// External scripts the step ran (CDP `Debugger.scriptParsed`); input to duplicate_tag.
     #[serde(skip)]
     pub scripts_run: Vec<ScriptRun>,

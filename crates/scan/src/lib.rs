@@ -352,6 +352,20 @@ fn classify(capture: Capture, catalog: &Catalog) -> ScenarioEvidence {
                 r.category = Some(v.category);
             }
         }
+        for p in &mut step.pending {
+            let host = url::Url::parse(&p.url)
+                .ok()
+                .and_then(|u| u.host_str().map(str::to_owned))
+                .unwrap_or_default();
+            if host.is_empty() {
+                continue;
+            }
+            p.third_party = site_of(&host) != first_party;
+            p.vendor = catalog
+                .lookup(&host)
+                .filter(|_| p.third_party)
+                .map(|v| v.name.clone());
+        }
         step.cookies = raw_cookies
             .into_iter()
             .map(|c| {

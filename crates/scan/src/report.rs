@@ -8,7 +8,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::catalog::Category;
 use crate::evidence::{
-    CookieRecord, RequestRecord, Scenario, ScenarioEvidence, StepTiming, StorageRecord,
+    CookieRecord, PendingRequest, RequestRecord, Scenario, ScenarioEvidence, StepTiming,
+    StorageRecord,
 };
 use crate::findings::{Finding, Severity};
 use crate::ScanError;
@@ -50,6 +51,11 @@ pub struct StepReport {
     pub timing: StepTiming,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Requests still in flight when the step ended (a subresource that never answered, a
+    /// page whose load event never fired): the step was scanned without them. Absent when
+    /// none, and in reports written before it was recorded.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pending: Vec<PendingRequest>,
     /// `screenshots/SCENARIO/NN-STEP.png`, relative to report.json; absent when none was
     /// captured (screenshots off, or the browser was gone).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -135,6 +141,7 @@ impl Report {
                             url: st.url,
                             timing: st.timing,
                             error: st.error,
+                            pending: st.pending,
                             screenshot,
                             requests: st.requests,
                             cookies: st.cookies,
@@ -212,6 +219,13 @@ impl Report {
                     st.timing.load_ms,
                     if vendors.is_empty() { "none".to_owned() } else { vendors.join(", ") }
                 );
+                for p in &st.pending {
+                    let vendor = match &p.vendor {
+                        Some(v) => format!(" ({v})"),
+                        None => String::new(),
+                    };
+                    let _ = writeln!(out, "      still pending: {}{vendor}", p.url);
+                }
             }
         }
         let mut counts: BTreeMap<Severity, usize> = BTreeMap::new();
@@ -378,6 +392,37 @@ mod tests {
             Some(paths[1].as_str())
         );
         assert!(back.screenshot_files.is_empty());
+    }
+
+    #[test]
+    fn pending_requests_are_reported_and_old_reports_still_read() {
+        let mut r = report();
+        let text = serde_json::to_string(&r).unwrap();
+        assert!(!text.contains("pending"), "absent when none: {text}");
+        r.scenarios[0].steps[0].pending = vec![PendingRequest {
+            url: "https://connect.facebook.net/hang.js".into(),
+            resource_type: "Script".into(),
+            third_party: true,
+            vendor: Some("Meta".into()),
+            ..Default::default()
+        }];
+        let text = serde_json::to_string(&r).unwrap();
+        let back: Report = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, r);
+        assert!(
+            r.summary()
+                .contains("still pending: https://connect.facebook.net/hang.js (Meta)"),
+            "{}",
+            r.summary()
+        );
+        // A stored report written before `pending` existed reads with none.
+        let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        v["scenarios"][0]["steps"][0]
+            .as_object_mut()
+            .unwrap()
+            .remove("pending");
+        let old: Report = serde_json::from_value(v).unwrap();
+        assert!(old.scenarios[0].steps[0].pending.is_empty());
     }
 
     #[test]

@@ -28,12 +28,17 @@ fn fixtures() -> PathBuf {
 #[derive(Debug, Clone)]
 struct Seen {
     host: String,
+    /// The path, without the query.
+    path: String,
     headers: HashMap<String, String>,
 }
 
 struct FixtureServer {
     port: u16,
     seen: Arc<Mutex<Vec<Seen>>>,
+    /// The server name (SNI) of every TLS handshake, also of connections that never sent a
+    /// request (a preconnect).
+    tls_names: Arc<Mutex<Vec<String>>>,
 }
 
 /// A throwaway self-signed certificate, made per run so no private key lives in the repo
@@ -68,11 +73,14 @@ async fn start_server(crash_pid_file: Option<PathBuf>) -> FixtureServer {
     tls.set_certificate(&cert).unwrap();
     let tls = Arc::new(tls.build());
     let seen = Arc::new(Mutex::new(Vec::new()));
+    let tls_names = Arc::new(Mutex::new(Vec::new()));
     let log = seen.clone();
+    let names = tls_names.clone();
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
             let tls = tls.clone();
             let log = log.clone();
+            let names = names.clone();
             let crash = crash_pid_file.clone();
             tokio::spawn(async move {
                 let mut first = [0u8; 1];
@@ -87,7 +95,13 @@ async fn start_server(crash_pid_file: Option<PathBuf>) -> FixtureServer {
                     let Ok(mut s) = tokio_openssl::SslStream::new(ssl, stream) else {
                         return;
                     };
-                    if Pin::new(&mut s).accept().await.is_ok() {
+                    let accepted = Pin::new(&mut s).accept().await.is_ok();
+                    let name = s.ssl().servername(openssl::ssl::NameType::HOST_NAME);
+                    names
+                        .lock()
+                        .unwrap()
+                        .push(name.unwrap_or_default().to_owned());
+                    if accepted {
                         serve(s, &log, crash.as_deref()).await;
                     }
                 } else {
@@ -96,7 +110,11 @@ async fn start_server(crash_pid_file: Option<PathBuf>) -> FixtureServer {
             });
         }
     });
-    FixtureServer { port, seen }
+    FixtureServer {
+        port,
+        seen,
+        tls_names,
+    }
 }
 
 async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
@@ -150,6 +168,7 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
     let origin = headers.get("origin").cloned().unwrap_or_else(|| "*".into());
     log.lock().unwrap().push(Seen {
         host: host.clone(),
+        path: path.clone(),
         headers,
     });
     if method == "OPTIONS" {
@@ -165,6 +184,18 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
     }
     if path == "/hang.js" {
         // Never answer: holds the page's load event back.
+        std::future::pending::<()>().await;
+    }
+    if path == "/endless.html" {
+        // The headers and the start of the page, then nothing: the document never finishes.
+        let _ = s
+            .write_all(
+                b"HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\n\r\n\
+                  <!doctype html><title>Endless</title><link rel=\"icon\" href=\"data:,\">\
+                  <h1>Endless</h1>",
+            )
+            .await;
+        let _ = s.flush().await;
         std::future::pending::<()>().await;
     }
     if let (Some(pid_file), "/crash-browser") = (crash_pid_file, path.as_str()) {
@@ -811,6 +842,8 @@ url = "http://www.clean.test/crash-browser"
     assert!(sc.steps[1].error.is_some());
 }
 
+/// Issue 24: pages that never finish are scanned with what arrived, and the report says
+/// which requests were still pending.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_page_whose_load_event_never_fires_is_still_scanned() {
     let server = start_server(None).await;
@@ -820,7 +853,9 @@ async fn a_page_whose_load_event_never_fires_is_still_scanned() {
         &path,
         format!(
             "name = \"slow\"\n[browser]\nhost_resolver_rules = \"MAP * 127.0.0.1:{}\"\n\
-             [[steps]]\nname = \"slow\"\nurl = \"http://www.clean.test/slow.html\"\n",
+             args = [\"--ignore-certificate-errors\"]\n\
+             [[steps]]\nname = \"slow\"\nurl = \"http://www.clean.test/slow.html\"\n\
+             [[steps]]\nname = \"endless\"\nurl = \"http://www.clean.test/endless.html\"\n",
             server.port
         ),
     )
@@ -832,14 +867,133 @@ async fn a_page_whose_load_event_never_fires_is_still_scanned() {
         ..options()
     };
     let r = scan(&path, &opts).await;
+    println!("{}", r.summary());
     assert!(!r.incomplete, "{}", r.summary());
+    // A subresource that never answers: the page is scanned, the request recorded without
+    // a status, and named as pending (with its vendor when it is a third party's).
     let step = &r.scenarios[0].steps[0];
+    assert!(step.error.is_none(), "{step:#?}");
     let hang = step
         .requests
         .iter()
         .find(|q| q.url.ends_with("/hang.js"))
         .expect("the hanging script is recorded");
     assert_eq!(hang.status, None);
+    // Two async scripts: either may start first.
+    let mut pending: Vec<(&str, Option<&str>, bool)> = step
+        .pending
+        .iter()
+        .map(|p| (p.url.as_str(), p.vendor.as_deref(), p.third_party))
+        .collect();
+    pending.sort();
+    assert_eq!(
+        pending,
+        [
+            ("http://www.clean.test/hang.js", None, false),
+            ("https://connect.facebook.net/hang.js", Some("Meta"), true),
+        ],
+        "{step:#?}"
+    );
+    assert!(step.vendors.iter().any(|v| v.name == "Meta"));
+    // A document that never finishes: what arrived is scanned (a screenshot, cookies), and
+    // the document itself is pending, its status known.
+    let endless = &r.scenarios[0].steps[1];
+    assert!(endless.error.is_none(), "{endless:#?}");
+    assert!(endless.screenshot.is_some());
+    assert_eq!(endless.pending.len(), 1, "{endless:#?}");
+    assert_eq!(endless.pending[0].url, "http://www.clean.test/endless.html");
+    assert_eq!(endless.pending[0].resource_type, "Document");
+    assert_eq!(endless.pending[0].status, Some(200));
+    // The report says so, and keeps it.
+    let summary = r.summary();
+    assert!(
+        summary.contains("still pending: https://connect.facebook.net/hang.js (Meta)"),
+        "{summary}"
+    );
+    let written = r.write_json(&dir.path().join("out")).unwrap();
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(written).unwrap()).unwrap();
+    let reported = json["scenarios"][0]["steps"][0]["pending"]
+        .as_array()
+        .unwrap();
+    assert!(
+        reported
+            .iter()
+            .any(|p| p["url"] == "https://connect.facebook.net/hang.js" && p["vendor"] == "Meta"),
+        "{reported:?}"
+    );
+}
+
+/// Issue 24: the scanning browser makes no request of its own. Every host name maps to the
+/// fixture server, so whatever the browser sends, to any host, arrives there: the server
+/// must see exactly the requests the page causes (no start page, no Google service, no
+/// component update, no favicon the page did not ask for), and the scan must have recorded
+/// each of them. TLS handshakes count too, so a preconnect that sends no request is caught.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_browser_sends_nothing_the_pages_did_not_cause() {
+    let server = start_server(None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("quiet.toml");
+    std::fs::write(
+        &path,
+        format!(
+            r##"
+name = "quiet"
+[browser]
+host_resolver_rules = "MAP * 127.0.0.1:{port}"
+args = ["--ignore-certificate-errors"]
+[[steps]]
+name = "signup"
+url = "http://www.clean.test/quiet.html"
+actions = [ {{ fill = "#email", value = "ann@example.com" }}, {{ fill = "#street", value = "1 Main St" }} ]
+"##,
+            port = server.port
+        ),
+    )
+    .unwrap();
+    let opts = ScanOptions {
+        scenarios: vec![Scenario::NoInteraction],
+        ..options()
+    };
+    let r = scan(&path, &opts).await;
+    assert!(!r.incomplete, "{}", r.summary());
+    let expected = [
+        ("www.clean.test", "/quiet.html"),
+        ("www.clean.test", "/quiet.js"),
+        ("www.google-analytics.com", "/g/collect"),
+    ];
+    let mut recorded: Vec<(String, String)> = r.scenarios[0]
+        .steps
+        .iter()
+        .flat_map(|s| &s.requests)
+        .map(|q| {
+            let u = url::Url::parse(&q.url).unwrap();
+            (u.host_str().unwrap().to_owned(), u.path().to_owned())
+        })
+        .collect();
+    recorded.sort();
+    let mut served: Vec<(String, String)> = server
+        .seen
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|s| (s.host.clone(), s.path.clone()))
+        .collect();
+    served.sort();
+    let expected: Vec<(String, String)> = expected
+        .iter()
+        .map(|(h, p)| (h.to_string(), p.to_string()))
+        .collect();
+    assert_eq!(recorded, expected, "what the scan recorded");
+    assert_eq!(
+        served, expected,
+        "every request that left the browser; anything beyond the page's own is the \
+         browser's traffic"
+    );
+    let mut names = server.tls_names.lock().unwrap().clone();
+    names.sort();
+    names.dedup();
+    assert_eq!(names, ["www.google-analytics.com"], "TLS server names");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
