@@ -192,6 +192,20 @@ pub(crate) struct Server {
     url: String,
 }
 
+impl Server {
+    /// The server's resident memory now, in MiB (Linux's `VmRSS`).
+    pub(crate) fn rss_mib(&self) -> Result<f64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;
+        let kib: f64 = status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmRSS:"))
+            .and_then(|rest| rest.split_whitespace().next())
+            .context("no VmRSS in the server's status")?
+            .parse()?;
+        Ok(kib / 1024.0)
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();

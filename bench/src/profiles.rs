@@ -1,6 +1,7 @@
 //! `sightline-bench profiles`: the identity and profile path at scale. Loads N people (an
 //! identify with user id, anonymous id and email each) through the tracking API, then
-//! measures (1) how fast a restarted server resumes the stored profiles, (2) profile
+//! measures (1) how fast a restarted server resumes the stored profiles and its resident
+//! memory then and after the lookups, (2) profile
 //! lookups by email over HTTP against a bare keyed read of the same store over the same
 //! HTTP stack (`/api/v1/events?after=K&limit=1`), in the same run, and (3) `sightline
 //! identity rebuild`: the log resolved and every profile stored, end to end.
@@ -86,6 +87,7 @@ pub async fn run(people: usize, length: Duration, clients: usize) -> Result<()> 
     let restarted = Instant::now();
     let server = start(serve())?;
     let start_s = restarted.elapsed().as_secs_f64();
+    let rss_after_start = server.rss_mib()?;
 
     let lookup = |path: Arc<dyn Fn(usize) -> String + Send + Sync>| {
         let (url, token) = (server.url.clone(), token.clone());
@@ -137,6 +139,7 @@ pub async fn run(people: usize, length: Duration, clients: usize) -> Result<()> 
     }))
     .await?;
     let baseline = lookup(Arc::new(|i| format!("/api/v1/events?after={i}&limit=1"))).await?;
+    let rss_after_lookups = server.rss_mib()?;
     drop(server);
 
     // End to end, log to stored profiles: resolve the whole log and store every profile,
@@ -152,6 +155,8 @@ pub async fn run(people: usize, length: Duration, clients: usize) -> Result<()> 
             "profiles": people,
             "load_events_per_s": (people as f64 / load_s).round(),
             "start_s": round3(start_s),
+            "rss_after_start_mib": rss_after_start.round(),
+            "rss_after_lookups_mib": rss_after_lookups.round(),
             "rebuild_stored_s": round3(stored_s),
             "rebuild_stored_events_per_s": (people as f64 / stored_s).round(),
             "lookups_per_s": profiles.per_s.round(),

@@ -353,18 +353,84 @@ pub async fn rebuild(store: &dyn Store, rules: ProfileRules) -> Result<Book> {
     Ok(book)
 }
 
-/// Rebuilds profiles from the whole log and stores them in place of what was stored.
-pub async fn rebuild_stored(store: &dyn Store, rules: ProfileRules) -> Result<Book> {
-    let book = rebuild(store, rules).await?;
-    store.save_profiles(book.snapshot()).await?;
-    Ok(book)
+/// How far a rebuild into the store has come.
+#[derive(Debug, Clone, Copy)]
+pub struct Rebuilding {
+    /// The log position applied and stored.
+    pub seq: i64,
+    /// The log's end when the rebuild started.
+    pub end: i64,
+    /// Live profiles stored so far.
+    pub profiles: i64,
+}
+
+/// Rebuilds the stored profiles from the whole log holding at most `capacity` profiles in
+/// memory, so that memory stays bounded whatever the history's length: the stored ones
+/// are replaced with nothing at position 0 (under these rules and definitions), then the
+/// log is followed from its start as the server's follower does, each page stored and the
+/// least recently used profiles evicted. A crash part way leaves a stored position under
+/// the new rules from which the next start goes on. `progress` hears after every page.
+pub async fn rebuild_into_store(
+    store: &dyn Store,
+    rules: ProfileRules,
+    capacity: usize,
+    mut progress: impl FnMut(Rebuilding),
+) -> Result<Book> {
+    let definitions = Definitions::load(store).await?;
+    let state = ProfilesState {
+        seq: 0,
+        rules: rules.fingerprint.clone(),
+        definitions: definitions.fingerprint(),
+    };
+    store
+        .save_profiles(ProfileSave {
+            replace: true,
+            base_seq: 0,
+            state: state.clone(),
+            rows: ProfileRows::default(),
+        })
+        .await?;
+    let mut book = Book::resume(store, definitions, rules, &state).await?;
+    // The records of a replay are history, not news.
+    book.memberships.keep_news(false);
+    let end = store.last_seq().await?;
+    let mut live = 0;
+    loop {
+        let now = time::now_ms();
+        let first = book.profiles.last_seq();
+        let page = read_page(store, first, now, &book.profiles).await?;
+        let full = page.events.len() == PAGE;
+        let more = book.take_in(page, now)?;
+        let save = book.changes();
+        // A profile's id is the seq of the event that created it.
+        live += save
+            .rows
+            .profiles
+            .iter()
+            .filter(|(id, _)| *id > first)
+            .count() as i64
+            - save.rows.retired.len() as i64;
+        book.saved_seq = save.state.seq;
+        store.save_profiles(save).await?;
+        book.evict(capacity);
+        progress(Rebuilding {
+            seq: book.saved_seq,
+            end,
+            profiles: live,
+        });
+        if !full && !more {
+            book.memberships.keep_news(true);
+            return Ok(book);
+        }
+    }
 }
 
 /// The server's book at start: the stored one brought up to the log's end, when it was
 /// kept under the same identity rules and definitions (a working set that loads profiles
 /// as events need them: no replay but of the events past it); else rebuilt from the whole
-/// log, stored in place of what was, and made a working set.
-pub async fn open(store: &dyn Store, rules: ProfileRules) -> Result<Book> {
+/// log into the store holding at most `capacity` profiles, its progress in the log and in
+/// /metrics.
+pub async fn open(store: &dyn Store, rules: ProfileRules, capacity: usize) -> Result<Book> {
     let definitions = Definitions::load(store).await?;
     let kept_under = |state: &ProfilesState| {
         state.rules == rules.fingerprint && state.definitions == definitions.fingerprint()
@@ -386,12 +452,22 @@ pub async fn open(store: &dyn Store, rules: ProfileRules) -> Result<Book> {
             tracing::info!(
                 "profiles: rebuilding from the log (first start, or the identity rules or audience definitions changed)"
             );
-            let mut book = rebuild(store, rules).await?;
-            store.save_profiles(book.snapshot()).await?;
-            book.saved_seq = book.profiles.last_seq();
-            book.profiles.track_changes_after(book.saved_seq);
-            book.profiles.make_partial();
-            book
+            let mut said = Instant::now();
+            rebuild_into_store(store, rules, capacity, |at| {
+                metrics::gauge!("sightline_profiles_rebuild_seq").set(at.seq as f64);
+                metrics::gauge!("sightline_profiles_rebuild_end_seq").set(at.end as f64);
+                if said.elapsed() >= Duration::from_secs(5) {
+                    said = Instant::now();
+                    tracing::info!(
+                        seq = at.seq,
+                        end = at.end,
+                        profiles = at.profiles,
+                        "profiles: rebuilding, {}% of the log",
+                        at.seq * 100 / at.end.max(1)
+                    );
+                }
+            })
+            .await?
         }
     };
     book.catch_up(store).await?;
@@ -478,7 +554,7 @@ impl Follower {
             Owed::Changes(save) => pay(store, &self.book, *save).await,
             Owed::Reopen => {
                 let rules = self.book.rules();
-                let fresh = open(store, rules).await?;
+                let fresh = open(store, rules, self.capacity).await?;
                 *self.book.write() = fresh;
                 Ok(())
             }
@@ -679,7 +755,7 @@ mod tests {
             .await
             .unwrap();
         store.append(vec![viewed("a1")], 0).await.unwrap();
-        open(&store, rules()).await.unwrap();
+        open(&store, rules(), DEFAULT_CACHE).await.unwrap();
         assert!(
             store
                 .audience_history("keen", 0, 10)
@@ -690,7 +766,7 @@ mod tests {
         );
         // Acknowledged, then the server died before its follower saved.
         store.append(vec![viewed("a2")], 0).await.unwrap();
-        open(&store, rules()).await.unwrap();
+        open(&store, rules(), DEFAULT_CACHE).await.unwrap();
         let history = store.audience_history("keen", 0, 10).await.unwrap();
         assert_eq!(history.len(), 1, "{history:?}");
         assert!(history[0].1.contains("entered"), "{history:?}");
@@ -748,7 +824,7 @@ mod tests {
             .await
             .unwrap();
         store.append((0..50).map(mixed).collect(), 0).await.unwrap();
-        let live = Live::new(open(store.as_ref(), rules()).await.unwrap());
+        let live = Live::new(open(store.as_ref(), rules(), 2).await.unwrap());
         let follower = Follower::new(store.clone(), live.clone(), 2);
         for batch in 1..8u64 {
             store
@@ -759,13 +835,14 @@ mod tests {
             assert!(live.read().profiles.profile_count() <= 2 + PAGE);
         }
         follower.page().await.unwrap();
+        assert_stored_as_rebuilt(store.as_ref()).await;
+    }
+
+    /// What is stored is what a rebuild of the whole log in memory holds, at the log's end.
+    async fn assert_stored_as_rebuilt(store: &dyn Store) {
         let (state, stored) = store.load_profiles().await.unwrap().unwrap();
         assert_eq!(state.seq, store.last_seq().await.unwrap());
-        let rebuilt = rebuild(store.as_ref(), rules())
-            .await
-            .unwrap()
-            .snapshot()
-            .rows;
+        let rebuilt = rebuild(store, rules()).await.unwrap().snapshot().rows;
         let sorted = |mut rows: ProfileRows| {
             rows.identifiers
                 .sort_by(|a, b| (&a.id_type, &a.value).cmp(&(&b.id_type, &b.value)));
@@ -795,5 +872,42 @@ mod tests {
             store.audience_sizes().await.unwrap(),
             [("keen".to_string(), members as i64)]
         );
+    }
+
+    /// A rebuild into the store stopped part way (as by `kill -9` between two pages) leaves
+    /// a stored position under the new rules; the next start goes on from it and stores
+    /// what a whole rebuild does.
+    #[tokio::test]
+    async fn a_rebuild_stopped_part_way_goes_on_at_the_next_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(
+            sightline_store::SqliteStore::open(dir.path())
+                .await
+                .unwrap(),
+        );
+        store
+            .create_audience("keen", r#"event "Viewed" count >= 2 within 30d"#, &[])
+            .await
+            .unwrap();
+        store
+            .append((0..2_500).map(mixed).collect(), 0)
+            .await
+            .unwrap();
+        let stopped = tokio::spawn({
+            let store = store.clone();
+            async move {
+                rebuild_into_store(store.as_ref(), rules(), 3, |at| {
+                    assert!(at.seq < 2 * PAGE as i64, "stopped after two pages");
+                })
+                .await
+            }
+        })
+        .await;
+        assert!(stopped.is_err(), "the rebuild was stopped");
+        let state = store.profiles_state().await.unwrap().unwrap();
+        assert_eq!(state.seq, 2 * PAGE as i64, "two pages stored");
+        assert_eq!(state.rules, rules().fingerprint);
+        open(store.as_ref(), rules(), 3).await.unwrap();
+        assert_stored_as_rebuilt(store.as_ref()).await;
     }
 }

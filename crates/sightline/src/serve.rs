@@ -104,7 +104,12 @@ pub async fn run(args: ServeArgs, file: &FileConfig) -> Result<()> {
     let rules = file.profile_rules()?;
     let policy = rules.policy.clone();
     let webhook = file.webhook()?;
-    let book = profiles::Live::new(profiles::open(store.as_ref(), rules).await?);
+    let profile_cache = args
+        .profile_cache
+        .or(file.profile_cache)
+        .unwrap_or(profiles::DEFAULT_CACHE)
+        .max(1);
+    let book = profiles::Live::new(profiles::open(store.as_ref(), rules, profile_cache).await?);
     let deliverer = sightline_activate::Deliverer::new(
         store.clone(),
         policy.clone(),
@@ -130,11 +135,6 @@ pub async fn run(args: ServeArgs, file: &FileConfig) -> Result<()> {
         .await
         .with_context(|| format!("cannot listen on {listen}: is another server using it?"))?;
     eprintln!("sightline listening on http://{}", listener.local_addr()?);
-    let profile_cache = args
-        .profile_cache
-        .or(file.profile_cache)
-        .unwrap_or(profiles::DEFAULT_CACHE)
-        .max(1);
     processors.start(Arc::new(Follower::new(
         store.clone(),
         book.clone(),

@@ -69,11 +69,19 @@ pub async fn identity(command: IdentityCommand, file: &FileConfig) -> Result<()>
     let IdentityCommand::Rebuild { store, json } = command;
     let store = store.open(file).await?;
     let started = Instant::now();
-    let book = profiles::rebuild_stored(store.as_ref(), file.profile_rules()?).await?;
+    let capacity = file.profile_cache.unwrap_or(profiles::DEFAULT_CACHE).max(1);
+    let mut bar = Progress::new();
+    let mut done = None;
+    profiles::rebuild_into_store(store.as_ref(), file.profile_rules()?, capacity, |at| {
+        bar.show(at);
+        done = Some(at);
+    })
+    .await?;
+    bar.finish();
     let seconds = started.elapsed().as_secs_f64();
-    let events = book.profiles.last_seq();
+    let (events, stored) = done.map_or((0, 0), |at| (at.seq, at.profiles));
     let summary = json!({
-        "profiles": book.profiles.profile_count(),
+        "profiles": stored,
         "seq": events,
         "seconds": (seconds * 1000.0).round() / 1000.0,
     });
@@ -81,14 +89,50 @@ pub async fn identity(command: IdentityCommand, file: &FileConfig) -> Result<()>
         println!("{summary}");
     } else {
         println!(
-            "stored {} profiles rebuilt from the log up to seq {events} in {seconds:.2} s",
-            book.profiles.profile_count()
+            "stored {stored} profiles rebuilt from the log up to seq {events} in {seconds:.2} s"
         );
     }
-    // Freeing millions of small allocations one by one takes seconds; the process is
-    // about to exit, which frees them at once.
-    std::mem::forget(book);
     Ok(())
+}
+
+/// A progress bar on standard error, when it is a terminal, redrawn at most five times a
+/// second.
+struct Progress {
+    shown: Option<Instant>,
+    terminal: bool,
+}
+
+impl Progress {
+    fn new() -> Progress {
+        Progress {
+            shown: None,
+            terminal: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+        }
+    }
+
+    fn show(&mut self, at: profiles::Rebuilding) {
+        if !self.terminal || self.shown.is_some_and(|t| t.elapsed().as_millis() < 200) {
+            return;
+        }
+        self.shown = Some(Instant::now());
+        let share = at.seq as f64 / at.end.max(1) as f64;
+        let filled = (share * 30.0).round() as usize;
+        eprint!(
+            "\rrebuilding profiles [{}{}] {:>3.0}%  seq {} of {}, {} profiles",
+            "#".repeat(filled.min(30)),
+            " ".repeat(30 - filled.min(30)),
+            share * 100.0,
+            at.seq,
+            at.end,
+            at.profiles
+        );
+    }
+
+    fn finish(&self) {
+        if self.terminal && self.shown.is_some() {
+            eprintln!();
+        }
+    }
 }
 
 pub async fn profile(command: ProfileCommand, file: &FileConfig) -> Result<()> {
