@@ -10,7 +10,7 @@ use crate::{Error, Result};
 use serde_json::{json, Value};
 use sightline_audience::ComputedTrait;
 use sightline_core::{time, StoredEvent, StoredProfile};
-use sightline_identity::{normalise, IdType};
+use sightline_identity::{normalise, IdType, Region};
 use sightline_profiles::ProfileDoc;
 pub use sightline_profiles::ProfileView;
 use sightline_store::Store;
@@ -73,18 +73,14 @@ pub fn stored_doc(stored: &StoredProfile) -> Result<ProfileDoc> {
 }
 
 /// The stored profile holding `id` (`type:value`), found after the same normalisation as
-/// at collection. The server's answer: its follower keeps the stored profiles current.
-pub async fn find(
-    store: &dyn Store,
-    actor: &Actor,
-    rules: &ProfileRules,
-    id: &str,
-) -> Result<Found> {
+/// at collection (phone numbers without a country code read in `region`). The server's
+/// answer: its follower keeps the stored profiles current.
+pub async fn find(store: &dyn Store, actor: &Actor, region: Region, id: &str) -> Result<Found> {
     require(actor, READERS, "reading profiles")?;
     let (id_type, value) = identifier(id)?;
     let id_type = IdType::parse(id_type);
-    let value = normalise(&id_type, value, rules.rules.default_region())
-        .ok_or_else(|| unknown(id_type.as_str(), value))?;
+    let value =
+        normalise(&id_type, value, region).ok_or_else(|| unknown(id_type.as_str(), value))?;
     let stored = store
         .stored_profile(id_type.as_str(), &value)
         .await?
@@ -113,7 +109,7 @@ pub async fn find_stored(
     id: &str,
 ) -> Result<Found> {
     if stored_current(store, &rules).await? {
-        return find(store, actor, &rules, id).await;
+        return find(store, actor, rules.rules.default_region(), id).await;
     }
     require(actor, READERS, "reading profiles")?;
     let (id_type, value) = identifier(id)?;

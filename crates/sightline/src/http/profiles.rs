@@ -28,7 +28,8 @@ async fn profile(
 }
 
 async fn find(state: &ApiState, actor: &Actor, id: &str) -> Result<lookup::Found, Failure> {
-    Ok(lookup::find(state.store.as_ref(), actor, &state.book.rules(), id).await?)
+    let region = state.book.read().rules.rules.default_region();
+    Ok(lookup::find(state.store.as_ref(), actor, region, id).await?)
 }
 
 /// `GET /api/v1/profiles/{type}:{value}/traits|computed|events|identifiers|merges|consent`
