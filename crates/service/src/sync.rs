@@ -201,13 +201,20 @@ impl Syncer {
             .store
             .audience_history(audience, position, CHUNK)
             .await?;
-        let Some(&(last, _)) = page.last() else {
-            return Ok(false);
-        };
         let changes: Vec<MembershipChange> = page
             .iter()
             .filter_map(|(_, change)| serde_json::from_str(change).ok())
             .collect();
+        // How long the oldest change not yet sent has waited (0 when none waits).
+        let waited = changes
+            .first()
+            .map_or(0, |c| (time::now_ms() - c.at).max(0));
+        metrics::gauge!("sightline_audience_sync_lag_seconds",
+            "destination" => destination.name.clone(), "audience" => audience.to_owned())
+        .set(waited as f64 / 1000.0);
+        let Some(&(last, _)) = page.last() else {
+            return Ok(false);
+        };
         let shown = Shown::of(destination);
         let mut out = Vec::new();
         for change in &changes {

@@ -195,6 +195,24 @@ async fn suppression_list_adds_and_removes_reach_the_ad_platform() {
                 .unwrap()["sha256"]
         );
         assert!(email.get("value").is_none(), "{}: {hashed}", backend.name());
+        // Once everything is sent, each pair's lag reads 0 in /metrics.
+        let caught_up = |text: &str| {
+            text.lines().any(|line| {
+                line.starts_with("sightline_audience_sync_lag_seconds{")
+                    && line.contains(r#"destination="ads""#)
+                    && line.contains(r#"audience="recent-buyers""#)
+                    && line.ends_with(" 0")
+            })
+        };
+        let mut text = String::new();
+        for _ in 0..500 {
+            text = common::metrics(&server).await;
+            if caught_up(&text) {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        assert!(caught_up(&text), "{}: {text}", backend.name());
         drop(server);
     }
 }
