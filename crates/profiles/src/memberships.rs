@@ -79,22 +79,6 @@ impl Memberships {
         }
     }
 
-    /// Memberships as [`Memberships::all_rows`] stored them, over `profiles` restored to
-    /// the same log position: members, and the timers as of `now`, follow from the states.
-    pub fn restore(
-        audiences: Vec<Audience>,
-        traits: Vec<ComputedTrait>,
-        profiles: &Profiles,
-        rows: &[(i64, String)],
-        now: i64,
-    ) -> Result<Memberships, String> {
-        let mut memberships = Memberships::new(audiences, traits);
-        memberships.load(profiles, rows, now)?;
-        // The stored timers are these already.
-        memberships.rescheduled.clear();
-        Ok(memberships)
-    }
-
     /// Adds the stored states of profiles just loaded into `profiles` (a working set), and
     /// sets their timers as of `now` (stored again with the next changes, so that a stored
     /// timer that was due and loaded its profile moves on).

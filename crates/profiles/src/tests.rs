@@ -440,8 +440,8 @@ proptest! {
         first_m.all_rows(&mut stored);
         let mut restored =
             Profiles::restore(Rules::default(), Policy::default(), &stored, first.last_seq()).unwrap();
-        let mut restored_m =
-            Memberships::restore(vec![buyers()], vec![counted()], &restored, &stored.states, now).unwrap();
+        let mut restored_m = memberships();
+        restored_m.load(&restored, &stored.states, now).unwrap();
         prop_assert_eq!(restored.take_changes(), ProfileRows::default(), "nothing owed after a restore");
 
         feed(&mut whole, &mut whole_m, &events[cut..], now);
