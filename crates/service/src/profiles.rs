@@ -809,10 +809,8 @@ mod tests {
         }
     }
 
-    /// The server's follower holding two profiles at a time, loading the rest from the
-    /// store as pages need them, stores what a rebuild of the whole log stores.
-    #[tokio::test]
-    async fn a_follower_with_a_small_cache_stores_what_a_rebuild_does() {
+    /// A new SQLite store with the audience `keen` (two views within 30 days).
+    async fn keen_store() -> (tempfile::TempDir, Arc<dyn Store>) {
         let dir = tempfile::tempdir().unwrap();
         let store: Arc<dyn Store> = Arc::new(
             sightline_store::SqliteStore::open(dir.path())
@@ -823,6 +821,14 @@ mod tests {
             .create_audience("keen", r#"event "Viewed" count >= 2 within 30d"#, &[])
             .await
             .unwrap();
+        (dir, store)
+    }
+
+    /// The server's follower holding two profiles at a time, loading the rest from the
+    /// store as pages need them, stores what a rebuild of the whole log stores.
+    #[tokio::test]
+    async fn a_follower_with_a_small_cache_stores_what_a_rebuild_does() {
+        let (_dir, store) = keen_store().await;
         store.append((0..50).map(mixed).collect(), 0).await.unwrap();
         let live = Live::new(open(store.as_ref(), rules(), 2).await.unwrap());
         let follower = Follower::new(store.clone(), live.clone(), 2);
@@ -879,16 +885,7 @@ mod tests {
     /// what a whole rebuild does.
     #[tokio::test]
     async fn a_rebuild_stopped_part_way_goes_on_at_the_next_start() {
-        let dir = tempfile::tempdir().unwrap();
-        let store: Arc<dyn Store> = Arc::new(
-            sightline_store::SqliteStore::open(dir.path())
-                .await
-                .unwrap(),
-        );
-        store
-            .create_audience("keen", r#"event "Viewed" count >= 2 within 30d"#, &[])
-            .await
-            .unwrap();
+        let (_dir, store) = keen_store().await;
         store
             .append((0..2_500).map(mixed).collect(), 0)
             .await

@@ -1559,13 +1559,7 @@ impl Store for PostgresStore {
                 )
                 .await?
                 .iter()
-                .map(|r| IdentifierRow {
-                    id_type: r.get(0),
-                    value: r.get(1),
-                    profile: r.get(2),
-                    shared: r.get(3),
-                    seen_with: r.get(4),
-                })
+                .map(identifier_from_row)
                 .collect(),
             denied_counts: tx
                 .query(
@@ -1728,13 +1722,7 @@ impl Store for PostgresStore {
             )
             .await?
             .iter()
-            .map(|r| IdentifierRow {
-                id_type: r.get(0),
-                value: r.get(1),
-                profile: r.get(2),
-                shared: r.get(3),
-                seen_with: r.get(4),
-            })
+            .map(identifier_from_row)
             .collect();
         tx.commit().await?;
         Ok(rows)
@@ -1864,6 +1852,17 @@ impl Store for PostgresStore {
                 Err(crate::reviews::review_undecidable(id, found.as_ref()))
             }
         }
+    }
+}
+
+/// `id_type, value, profile_id, shared, seen_with`.
+fn identifier_from_row(r: &Row) -> IdentifierRow {
+    IdentifierRow {
+        id_type: r.get(0),
+        value: r.get(1),
+        profile: r.get(2),
+        shared: r.get(3),
+        seen_with: r.get(4),
     }
 }
 
