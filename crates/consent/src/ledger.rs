@@ -74,6 +74,17 @@ impl Ledger {
         })
     }
 
+    /// A ledger of these changes, put in `(at, seq)` order.
+    pub fn from_changes(mut changes: Vec<ConsentChange>) -> Ledger {
+        changes.sort_by_key(ConsentChange::moment);
+        Ledger(changes)
+    }
+
+    /// The change made by the event at `seq`, if any.
+    pub fn change_of(&self, seq: i64) -> Option<&ConsentChange> {
+        self.0.iter().rev().find(|c| c.seq == seq)
+    }
+
     /// Adds a change in its place by `(at, seq)`.
     pub fn record(&mut self, change: ConsentChange) {
         let place = self.0.partition_point(|c| c.moment() <= change.moment());

@@ -51,6 +51,9 @@ pub struct ProfileRows {
     /// When a membership may next change with no new event `(audience, profile, due_at)`;
     /// `None` removes the timer (a retired profile's go with it).
     pub timers: Vec<(String, i64, Option<i64>)>,
+    /// Consent ledger entries `(profile, seq, JSON)`, one per event that stated consent:
+    /// appended (a retired profile's move to the survivor), never rewritten.
+    pub consent: Vec<(i64, i64, String)>,
 }
 
 /// How many events of one name, from one source, on one day (UTC) were not covered by
@@ -76,11 +79,13 @@ pub struct IdentifierRow {
     pub seen_with: String,
 }
 
-/// A stored profile: its id, the JSON document the processor wrote, and its audience
-/// membership and computed trait states (`None` when it has none).
+/// A stored profile: its id, the JSON document the processor wrote, its audience
+/// membership and computed trait states (`None` when it has none), and its consent ledger
+/// entries (JSON, in seq order; the document does not hold them).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredProfile {
     pub id: i64,
     pub doc: String,
     pub states: Option<String>,
+    pub consent: Vec<String>,
 }

@@ -9,7 +9,7 @@ use rustc_hash::{FxHashMap, FxHashSet};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sightline_consent::{ConsentChange, Decision, EventSignals, Ledger, Policy};
-use sightline_core::{time, DeniedCount, IdentifierRow, ProfileRows, StoredEvent};
+use sightline_core::{time, DeniedCount, IdentifierRow, ProfileRows, StoredEvent, StoredProfile};
 use sightline_identity::{
     extract, normalise, resolve, Change, Graph, IdType, Identifier, Profile, ProfileId, Rules,
 };
@@ -33,7 +33,9 @@ pub struct Facts {
     pub last_seen: Option<i64>,
     pub event_count: u64,
     /// Every change of the profile's consent (its anonymous ids' included), with evidence.
-    #[serde(default, skip_serializing_if = "Ledger::is_empty")]
+    /// Stored as rows of their own (a site may state consent on every call), so not in a
+    /// profile's document.
+    #[serde(skip)]
     pub consent: Ledger,
     /// Sequence numbers of the profile's events, ascending. Stored as rows of their own, so
     /// not in a profile's document.
@@ -233,6 +235,18 @@ impl ProfileDoc {
         serde_json::from_str(doc)
     }
 
+    /// A stored profile: its document and its consent ledger entries.
+    pub fn read(stored: &StoredProfile) -> Result<ProfileDoc, serde_json::Error> {
+        let mut doc = ProfileDoc::parse(&stored.doc)?;
+        let changes = stored
+            .consent
+            .iter()
+            .map(|change| serde_json::from_str(change))
+            .collect::<Result<Vec<ConsentChange>, _>>()?;
+        doc.facts.consent = Ledger::from_changes(changes);
+        Ok(doc)
+    }
+
     pub fn view(&self) -> ProfileView<'_> {
         ProfileView {
             identity: &self.identity,
@@ -248,6 +262,8 @@ struct Changed {
     identifiers: FxHashSet<Identifier>,
     retired: Vec<(ProfileId, ProfileId)>,
     events: Vec<(ProfileId, i64)>,
+    /// `(profile, seq)` of new consent ledger entries.
+    consent: Vec<(ProfileId, i64)>,
     denied: BTreeMap<DeniedKey, i64>,
 }
 
@@ -521,15 +537,14 @@ impl Profiles {
         self.clock += 1;
         if let Some(profile) = profile {
             self.used.insert(profile, self.clock);
-            self.facts.entry(profile).or_default().record(
-                event,
-                &body,
-                &self.policy,
-                !self.partial,
-            );
+            let facts = self.facts.entry(profile).or_default();
+            facts.record(event, &body, &self.policy, !self.partial);
             if tracked {
                 self.changed.profiles.insert(profile);
                 self.changed.events.push((profile, event.seq));
+                if facts.consent.change_of(event.seq).is_some() {
+                    self.changed.consent.push((profile, event.seq));
+                }
             }
         }
         let analytics = self.analytics_granted(profile, event, &body);
@@ -671,6 +686,11 @@ impl Profiles {
                 .iter()
                 .map(|(key, &count)| denied_count(key, count))
                 .collect(),
+            consent: changed
+                .consent
+                .into_iter()
+                .filter_map(|(p, seq)| self.consent_row(self.graph.canonical(p)?, seq))
+                .collect(),
             ..ProfileRows::default()
         }
     }
@@ -690,6 +710,13 @@ impl Profiles {
             if let Some(facts) = self.facts.get(&profile.id) {
                 rows.events
                     .extend(facts.events.iter().map(|&seq| (profile.id.0, seq)));
+                rows.consent.extend(
+                    facts
+                        .consent
+                        .changes()
+                        .iter()
+                        .filter_map(|c| self.consent_row(profile.id, c.seq)),
+                );
             }
         }
         rows.denied_counts = self
@@ -708,6 +735,11 @@ impl Profiles {
         rows.identifiers
             .sort_unstable_by(|a, b| (&a.id_type, &a.value).cmp(&(&b.id_type, &b.value)));
         rows
+    }
+
+    fn consent_row(&self, profile: ProfileId, seq: i64) -> Option<(i64, i64, String)> {
+        let change = self.facts.get(&profile)?.consent.change_of(seq)?;
+        Some((profile.0, seq, serde_json::to_string(change).ok()?))
     }
 
     fn doc_row(&self, id: ProfileId) -> Option<(i64, String)> {
@@ -730,8 +762,15 @@ impl Profiles {
     }
 }
 
-/// Stored profile documents, read: identities and facts, aligned.
+/// Stored profile documents with their consent ledger rows, read: identities and facts,
+/// aligned.
 fn parse_docs(rows: &ProfileRows) -> Result<(Vec<Profile>, Vec<Facts>), String> {
+    let mut ledgers: FxHashMap<i64, Vec<ConsentChange>> = FxHashMap::default();
+    for (profile, seq, change) in &rows.consent {
+        let change: ConsentChange = serde_json::from_str(change)
+            .map_err(|e| format!("profile {profile}'s consent at seq {seq}: {e}"))?;
+        ledgers.entry(*profile).or_default().push(change);
+    }
     let mut identities = Vec::with_capacity(rows.profiles.len());
     let mut facts = Vec::with_capacity(rows.profiles.len());
     for (id, doc) in &rows.profiles {
@@ -742,8 +781,10 @@ fn parse_docs(rows: &ProfileRows) -> Result<(Vec<Profile>, Vec<Facts>), String> 
                 doc.identity.id.0
             ));
         }
+        let mut doc_facts = doc.facts;
+        doc_facts.consent = Ledger::from_changes(ledgers.remove(id).unwrap_or_default());
         identities.push(doc.identity);
-        facts.push(doc.facts);
+        facts.push(doc_facts);
     }
     Ok((identities, facts))
 }

@@ -160,6 +160,8 @@ proptest! {
 #[derive(Debug, Default, PartialEq)]
 struct Tables {
     profiles: BTreeMap<i64, String>,
+    /// `(profile, seq)` → entry.
+    consent: BTreeMap<(i64, i64), String>,
     identifiers: BTreeMap<(String, String), (i64, bool, String)>,
     events: std::collections::BTreeSet<(i64, i64)>,
     denied: BTreeMap<(String, i64, String), i64>,
@@ -184,6 +186,19 @@ impl Tables {
                 self.events.remove(&(retired, seq));
                 self.events.insert((survivor, seq));
             }
+            let moved: Vec<(i64, i64)> = self
+                .consent
+                .keys()
+                .filter(|(p, _)| *p == retired)
+                .copied()
+                .collect();
+            for (_, seq) in moved {
+                let change = self.consent.remove(&(retired, seq)).unwrap();
+                self.consent.insert((survivor, seq), change);
+            }
+        }
+        for (profile, seq, change) in rows.consent {
+            self.consent.entry((profile, seq)).or_insert(change);
         }
         self.profiles.extend(rows.profiles);
         for row in rows.identifiers {
@@ -205,6 +220,10 @@ impl Tables {
 fn population_event(seq: i64, (kind, a, b): (u8, u8, u8)) -> StoredEvent {
     let at = format!("2026-01-01T00:00:{:02}.000Z", (seq * 7) % 60);
     let body = match kind {
+        0 if b % 2 == 0 => {
+            json!({"type":"track","anonymousId":format!("a{a}"),"event":"e","timestamp":at,
+            "context":{"consent":{"purposes":{"analytics": b % 4 == 0}}}})
+        }
         0 => json!({"type":"track","anonymousId":format!("a{a}"),"event":"e","timestamp":at}),
         1 => {
             json!({"type":"identify","anonymousId":format!("a{a}"),"userId":format!("u{b}"),"traits":{"plan":format!("p{seq}")},"timestamp":at})
@@ -654,6 +673,7 @@ proptest! {
         let identifiers: BTreeMap<_, _> = snapshot.identifiers.iter().map(|r| ((r.id_type.clone(), r.value.clone()), (r.profile, r.shared, r.seen_with.clone()))).collect();
         prop_assert_eq!(&stored.tables.identifiers, &identifiers);
         prop_assert_eq!(&stored.tables.events, &snapshot.events.iter().copied().collect::<BTreeSet<_>>());
+        prop_assert_eq!(&stored.tables.consent, &snapshot.consent.iter().map(|(p, seq, c)| ((*p, *seq), c.clone())).collect::<BTreeMap<_, _>>());
         let mut all = ProfileRows::default();
         whole_m.all_rows(&mut all);
         prop_assert_eq!(&stored.memberships.states, &all.states.into_iter().collect::<BTreeMap<_, _>>());

@@ -62,9 +62,9 @@ fn found_in(book: &profiles::Book, id_type: &str, value: &str) -> Result<Found> 
     })
 }
 
-/// A stored profile's document, read.
+/// A stored profile's document with its consent ledger, read.
 pub fn stored_doc(stored: &StoredProfile) -> Result<ProfileDoc> {
-    ProfileDoc::parse(&stored.doc).map_err(|e| {
+    ProfileDoc::read(stored).map_err(|e| {
         Error::Internal(anyhow::anyhow!(
             "stored profile {} cannot be read: {e}",
             stored.id

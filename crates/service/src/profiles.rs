@@ -703,7 +703,7 @@ impl sightline_activate::ConsentLedger for Ledger {
                 .stored_profile(identifier.id_type.as_str(), &identifier.value)
                 .await?;
             if let Some(stored) = stored {
-                let doc = ProfileDoc::parse(&stored.doc).map_err(|e| {
+                let doc = ProfileDoc::read(&stored).map_err(|e| {
                     StoreError::Corrupt(format!("stored profile {}: {e}", stored.id))
                 })?;
                 return Ok(Some(doc.facts.consent.state_at(at, event.seq)));

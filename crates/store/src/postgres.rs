@@ -327,6 +327,15 @@ const MIGRATIONS: &[&str] = &[
      );
      CREATE INDEX profile_timers_by_due ON profile_timers (due_at);
      UPDATE profiles_state SET definitions = '';",
+    // 18: consent ledger entries as rows of their own, out of the profile documents (a site
+    // may state consent on every call). The next start rebuilds the profiles once to fill it.
+    "CREATE TABLE consent_changes (
+        profile_id BIGINT NOT NULL,
+        seq BIGINT NOT NULL,
+        change TEXT NOT NULL,
+        PRIMARY KEY (profile_id, seq)
+     );
+     UPDATE profiles_state SET definitions = '';",
 ];
 
 /// Appending connections per store, fed from one queue. More than one so that a group's
@@ -1348,7 +1357,7 @@ impl Store for PostgresStore {
             tx.batch_execute(
                 "TRUNCATE profiles; TRUNCATE profile_identifiers; TRUNCATE profile_events;
                  TRUNCATE consent_denied_counts; TRUNCATE profile_states; TRUNCATE profile_merges;
-                 TRUNCATE audience_members; TRUNCATE profile_timers;",
+                 TRUNCATE audience_members; TRUNCATE profile_timers; TRUNCATE consent_changes;",
             )
             .await?;
         }
@@ -1374,6 +1383,11 @@ impl Store for PostgresStore {
             tx.execute(
                 "DELETE FROM profile_timers WHERE profile_id = $1",
                 &[&retired],
+            )
+            .await?;
+            tx.execute(
+                "UPDATE consent_changes SET profile_id = $2 WHERE profile_id = $1",
+                &[&retired, &survivor],
             )
             .await?;
             tx.execute(
@@ -1477,6 +1491,18 @@ impl Store for PostgresStore {
                 tx.execute(sql, &[&audiences, &profiles]).await?;
             }
         }
+        for chunk in rows.consent.chunks(SAVE_CHUNK) {
+            let profiles: Vec<i64> = chunk.iter().map(|(p, _, _)| *p).collect();
+            let seqs: Vec<i64> = chunk.iter().map(|(_, seq, _)| *seq).collect();
+            let changes: Vec<&str> = chunk.iter().map(|(_, _, c)| c.as_str()).collect();
+            tx.execute(
+                "INSERT INTO consent_changes (profile_id, seq, change)
+                 SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[])
+                 ON CONFLICT DO NOTHING",
+                &[&profiles, &seqs, &changes],
+            )
+            .await?;
+        }
         for chunk in rows.timers.chunks(SAVE_CHUNK) {
             let (set, cleared): (Vec<_>, Vec<_>) = chunk.iter().partition(|(_, _, d)| d.is_some());
             let audiences: Vec<&str> = set.iter().map(|(a, _, _)| a.as_str()).collect();
@@ -1575,6 +1601,12 @@ impl Store for PostgresStore {
                     count: r.get(3),
                 })
                 .collect(),
+            consent: tx
+                .query("SELECT profile_id, seq, change FROM consent_changes", &[])
+                .await?
+                .iter()
+                .map(|r| (r.get(0), r.get(1), r.get(2)))
+                .collect(),
             ..ProfileRows::default()
         };
         tx.commit().await?;
@@ -1612,7 +1644,12 @@ impl Store for PostgresStore {
                 &[&id_type, &value],
             )
             .await?;
-        Ok(row.as_ref().map(stored_profile_from_row))
+        let found: Vec<StoredProfile> = row
+            .as_ref()
+            .map(stored_profile_from_row)
+            .into_iter()
+            .collect();
+        Ok(with_ledgers(&client, found).await?.pop())
     }
 
     async fn stored_profile_by_id(&self, id: i64) -> Result<Option<StoredProfile>> {
@@ -1628,7 +1665,8 @@ impl Store for PostgresStore {
                 )
                 .await?;
             if let Some(row) = found {
-                return Ok(Some(stored_profile_from_row(&row)));
+                let found = vec![stored_profile_from_row(&row)];
+                return Ok(with_ledgers(&client, found).await?.pop());
             }
             match client
                 .query_opt(
@@ -1660,7 +1698,7 @@ impl Store for PostgresStore {
                 &[&audience, &after, &(limit as i64)],
             )
             .await?;
-        Ok(rows.iter().map(stored_profile_from_row).collect())
+        with_ledgers(&client, rows.iter().map(stored_profile_from_row).collect()).await
     }
 
     async fn audience_sizes(&self) -> Result<Vec<(String, i64)>> {
@@ -1724,6 +1762,7 @@ impl Store for PostgresStore {
             .iter()
             .map(identifier_from_row)
             .collect();
+        rows.consent = ledgers_of(&tx, &wanted).await?;
         tx.commit().await?;
         Ok(rows)
     }
@@ -1871,7 +1910,39 @@ fn stored_profile_from_row(r: &Row) -> StoredProfile {
         id: r.get(0),
         doc: r.get(1),
         states: r.get(2),
+        consent: Vec::new(),
     }
+}
+
+/// The consent ledger entries `(profile, seq, JSON)` of these profiles, in seq order.
+async fn ledgers_of(
+    client: &impl deadpool_postgres::GenericClient,
+    profiles: &[i64],
+) -> Result<Vec<(i64, i64, String)>> {
+    Ok(client
+        .query(
+            "SELECT profile_id, seq, change FROM consent_changes
+             WHERE profile_id = ANY($1) ORDER BY profile_id, seq",
+            &[&profiles],
+        )
+        .await?
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect())
+}
+
+/// Stored profiles read by `stored_profile_from_row`, with their consent ledgers.
+async fn with_ledgers(
+    client: &impl deadpool_postgres::GenericClient,
+    mut profiles: Vec<StoredProfile>,
+) -> Result<Vec<StoredProfile>> {
+    let ids: Vec<i64> = profiles.iter().map(|p| p.id).collect();
+    for (profile, _, change) in ledgers_of(client, &ids).await? {
+        if let Some(p) = profiles.iter_mut().find(|p| p.id == profile) {
+            p.consent.push(change);
+        }
+    }
+    Ok(profiles)
 }
 
 async fn profiles_state(

@@ -295,6 +295,15 @@ const MIGRATIONS: &[&str] = &[
      ) WITHOUT ROWID;
      CREATE INDEX profile_timers_by_due ON profile_timers (due_at);
      UPDATE profiles_state SET definitions = '';",
+    // 16: consent ledger entries as rows of their own, out of the profile documents (a site
+    // may state consent on every call). The next start rebuilds the profiles once to fill it.
+    "CREATE TABLE consent_changes (
+        profile_id INTEGER NOT NULL,
+        seq INTEGER NOT NULL,
+        change TEXT NOT NULL,
+        PRIMARY KEY (profile_id, seq)
+     ) WITHOUT ROWID;
+     UPDATE profiles_state SET definitions = '';",
 ];
 
 /// The migration whose dedup claims `convert_dedup` rewrites.
@@ -1248,9 +1257,10 @@ impl Store for SqliteStore {
                  LEFT JOIN profile_states s ON s.profile_id = p.id
                  WHERE i.id_type = ?1 AND i.value = ?2",
             )?;
-            Ok(stmt
+            let found = stmt
                 .query_row(params![id_type, value], stored_profile_from_row)
-                .optional()?)
+                .optional()?;
+            Ok(found.map(|p| with_ledger(conn, p)).transpose()?)
         })
         .await
     }
@@ -1270,7 +1280,7 @@ impl Store for SqliteStore {
                     .query_row([id], stored_profile_from_row)
                     .optional()?
                 {
-                    return Ok(Some(found));
+                    return Ok(Some(with_ledger(conn, found)?));
                 }
                 match survivor.query_row([id], |r| r.get(0)).optional()? {
                     Some(next) => id = next,
@@ -1300,7 +1310,11 @@ impl Store for SqliteStore {
                 params![audience, after, limit as i64],
                 stored_profile_from_row,
             )?;
-            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+            let members = rows.collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(members
+                .into_iter()
+                .map(|p| with_ledger(conn, p))
+                .collect::<rusqlite::Result<Vec<_>>>()?)
         })
         .await
     }
@@ -1517,10 +1531,31 @@ fn working_set(
             for row in held {
                 rows.identifiers.push(row?);
             }
+            for change in ledger_of(&tx, id)? {
+                rows.consent.push((id, change.0, change.1));
+            }
         }
     }
     tx.commit()?;
     Ok(rows)
+}
+
+/// A profile's consent ledger entries `(seq, JSON)`, in seq order.
+fn ledger_of(conn: &Connection, profile: i64) -> rusqlite::Result<Vec<(i64, String)>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT seq, change FROM consent_changes WHERE profile_id = ?1 ORDER BY seq",
+    )?;
+    let rows = stmt.query_map([profile], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    rows.collect()
+}
+
+/// A stored profile read by `stored_profile_from_row`, with its consent ledger.
+fn with_ledger(conn: &Connection, mut profile: StoredProfile) -> rusqlite::Result<StoredProfile> {
+    profile.consent = ledger_of(conn, profile.id)?
+        .into_iter()
+        .map(|(_, change)| change)
+        .collect();
+    Ok(profile)
 }
 
 fn stored_profile_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredProfile> {
@@ -1528,6 +1563,7 @@ fn stored_profile_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredProf
         id: r.get(0)?,
         doc: r.get(1)?,
         states: r.get(2)?,
+        consent: Vec::new(),
     })
 }
 
@@ -1568,6 +1604,10 @@ fn load_profiles(conn: &mut Connection) -> Result<Option<(ProfilesState, Profile
         };
         rows.profiles = texts("SELECT id, doc FROM profiles ORDER BY id")?;
         rows.states = texts("SELECT profile_id, state FROM profile_states ORDER BY profile_id")?;
+        let mut stmt = tx.prepare("SELECT profile_id, seq, change FROM consent_changes")?;
+        rows.consent = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect::<rusqlite::Result<_>>()?;
         let mut stmt = tx.prepare(
             "SELECT id_type, value, profile_id, shared, seen_with FROM profile_identifiers",
         )?;
@@ -1608,7 +1648,7 @@ fn save_profiles(conn: &mut Connection, save: ProfileSave) -> Result<()> {
             "DELETE FROM profiles; DELETE FROM profile_identifiers; DELETE FROM profile_events;
              DELETE FROM consent_denied_counts; DELETE FROM profile_states;
              DELETE FROM profile_merges; DELETE FROM audience_members;
-             DELETE FROM profile_timers;",
+             DELETE FROM profile_timers; DELETE FROM consent_changes;",
         )?;
     }
     let rows = &save.rows;
@@ -1623,6 +1663,8 @@ fn save_profiles(conn: &mut Connection, save: ProfileSave) -> Result<()> {
             tx.prepare_cached("DELETE FROM profile_states WHERE profile_id = ?1")?;
         let mut retire_timers =
             tx.prepare_cached("DELETE FROM profile_timers WHERE profile_id = ?1")?;
+        let mut move_consent =
+            tx.prepare_cached("UPDATE consent_changes SET profile_id = ?2 WHERE profile_id = ?1")?;
         let mut merged = tx.prepare_cached(
             "INSERT OR REPLACE INTO profile_merges (retired, survivor) VALUES (?1, ?2)",
         )?;
@@ -1632,6 +1674,7 @@ fn save_profiles(conn: &mut Connection, save: ProfileSave) -> Result<()> {
             retire.execute([retired])?;
             retire_states.execute([retired])?;
             retire_timers.execute([retired])?;
+            move_consent.execute([retired, survivor])?;
             merged.execute([retired, survivor])?;
         }
         let mut profile = tx.prepare_cached(
@@ -1701,6 +1744,12 @@ fn save_profiles(conn: &mut Connection, save: ProfileSave) -> Result<()> {
                 Some(due) => set_timer.execute(params![profile, audience, due])?,
                 None => clear_timer.execute(params![profile, audience])?,
             };
+        }
+        let mut consent = tx.prepare_cached(
+            "INSERT OR IGNORE INTO consent_changes (profile_id, seq, change) VALUES (?1, ?2, ?3)",
+        )?;
+        for (profile, seq, change) in &rows.consent {
+            consent.execute(params![profile, seq, change])?;
         }
     }
     tx.execute(

@@ -843,6 +843,11 @@ async fn stored_profiles_apply_saves_in_order_and_refuse_a_moved_base() {
                     ("buyers".into(), b, Some(40)),
                     ("keen".into(), a, Some(90)),
                 ],
+                consent: vec![
+                    (a, stored[1], r#"{"c":"a1"}"#.into()),
+                    (a, stored[0], r#"{"c":"a0"}"#.into()),
+                    (b, stored[2], r#"{"c":"b2"}"#.into()),
+                ],
             },
         };
         assert_eq!(store.load_profiles().await.unwrap(), None, "{name}");
@@ -860,6 +865,16 @@ async fn stored_profiles_apply_saves_in_order_and_refuse_a_moved_base() {
             (found.id, found.doc.as_str(), found.states.as_deref()),
             (b, r#"{"n":"b"}"#, Some(r#"{"s":"b"}"#)),
             "{name}"
+        );
+        let ann = store
+            .stored_profile("email", "ann@x.com")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            ann.consent,
+            [r#"{"c":"a0"}"#, r#"{"c":"a1"}"#],
+            "{name}: by seq"
         );
         assert_eq!(
             event_seqs(store.as_ref(), a).await,
@@ -909,6 +924,7 @@ async fn stored_profiles_apply_saves_in_order_and_refuse_a_moved_base() {
                 states: vec![(a, r#"{"s":"a+b"}"#.into())],
                 members: vec![("buyers".into(), b, false), ("keen".into(), a, true)],
                 timers: vec![("buyers".into(), a, None)],
+                consent: vec![(a, stored[3], r#"{"c":"a3"}"#.into())],
             },
         };
         store.save_profiles(merge.clone()).await.unwrap();
@@ -992,11 +1008,20 @@ async fn stored_profiles_apply_saves_in_order_and_refuse_a_moved_base() {
             "{name}: every identifier it holds"
         );
         assert_eq!(loaded.states, [(a, r#"{"s":"a+b"}"#.to_string())], "{name}");
+        let ledger: Vec<i64> = loaded.consent.iter().map(|(_, seq, _)| *seq).collect();
+        assert_eq!(ledger, stored, "{name}: b's consent went with it to a");
+        assert!(loaded.consent.iter().all(|(p, _, _)| *p == a), "{name}");
         let retired = store.stored_profile_by_id(b).await.unwrap().unwrap();
         assert_eq!(
-            (retired.id, retired.states.as_deref()),
-            (a, Some(r#"{"s":"a+b"}"#)),
+            (retired.id, retired.states.as_deref(), retired.consent.len()),
+            (a, Some(r#"{"s":"a+b"}"#), 4),
             "{name}: a retired id finds its survivor"
+        );
+        let members = store.audience_members("keen", 0, 10).await.unwrap();
+        assert_eq!(
+            members[0].consent.len(),
+            4,
+            "{name}: members come with their ledgers"
         );
         assert_eq!(
             store.stored_profile_by_id(stored[3] + 99).await.unwrap(),
