@@ -35,6 +35,9 @@ pub struct Book {
     pub rules: ProfileRules,
     /// Where the stored profiles stand: the base of the next save.
     saved_seq: i64,
+    /// Events up to this seq are a replay of the log (a rebuild): their audience enter and
+    /// exit records are history, not news to sync.
+    replaying_until: i64,
 }
 
 /// The server's book, kept current by the follower and read by every request. A panic
@@ -65,6 +68,11 @@ impl Live {
     /// The rules the profiles are derived under.
     pub fn rules(&self) -> ProfileRules {
         self.read().rules.clone()
+    }
+
+    /// While a rebuild replays the log: how far it has come and where it ends.
+    pub fn rebuilding(&self) -> Option<(i64, i64)> {
+        self.read().rebuilding()
     }
 
     /// Whether the profiles keep the memberships of an audience (a new one is picked up
@@ -144,20 +152,33 @@ impl Definitions {
 }
 
 impl Book {
-    /// An empty book, to replay the log into: its enter and exit records are history, not
-    /// kept until [`Memberships::keep_news`] turns them on.
+    /// An empty book holding every profile, to replay the log into: its enter and exit
+    /// records are history, until the replay is over ([`Book::replayed`]).
     fn new(definitions: Definitions, rules: ProfileRules) -> Book {
         let mut profiles = Profiles::with_policy(rules.rules.clone(), rules.policy.clone());
         profiles.track_changes_after(i64::MAX);
-        let mut memberships = Memberships::new(definitions.audiences(), definitions.traits());
-        memberships.keep_news(false);
         Book {
             profiles,
-            memberships,
+            memberships: Memberships::new(definitions.audiences(), definitions.traits()),
             definitions,
             rules,
             saved_seq: 0,
+            replaying_until: i64::MAX,
         }
+    }
+
+    /// Ends a replay: the records of events after those applied are news.
+    fn replayed(&mut self) {
+        self.memberships.take_changes();
+        self.memberships.forget_changes();
+        self.replaying_until = self.profiles.last_seq();
+    }
+
+    /// While a rebuild replays the log: how far it has come and where it ends.
+    pub fn rebuilding(&self) -> Option<(i64, i64)> {
+        let applied = self.profiles.last_seq();
+        (self.replaying_until != i64::MAX && applied < self.replaying_until)
+            .then_some((applied, self.replaying_until))
     }
 
     /// The book a save left in the store at `state`, kept under these rules and
@@ -183,6 +204,8 @@ impl Book {
             definitions,
             rules,
             saved_seq: state.seq,
+            // A rebuild stopped part way goes on as one.
+            replaying_until: store.checkpoint(REBUILD_UNTIL).await?,
         })
     }
 
@@ -234,6 +257,7 @@ impl Book {
             .map_err(corrupt)?;
         self.memberships.add_timers(&page.due);
         for (event, body) in page.events.iter().zip(page.bodies) {
+            self.memberships.keep_news(event.seq > self.replaying_until);
             let applied = self.profiles.apply_parsed(event, body);
             self.memberships
                 .on_event(&self.profiles, &applied, event, now);
@@ -348,8 +372,7 @@ async fn read_page(store: &dyn Store, after: i64, now: i64, book: &impl Holds) -
 pub async fn rebuild(store: &dyn Store, rules: ProfileRules) -> Result<Book> {
     let mut book = Book::new(Definitions::load(store).await?, rules);
     book.catch_up(store).await?;
-    book.memberships.forget_changes();
-    book.memberships.keep_news(true);
+    book.replayed();
     Ok(book)
 }
 
@@ -364,24 +387,26 @@ pub struct Rebuilding {
     pub profiles: i64,
 }
 
-/// Rebuilds the stored profiles from the whole log holding at most `capacity` profiles in
-/// memory, so that memory stays bounded whatever the history's length: the stored ones
-/// are replaced with nothing at position 0 (under these rules and definitions), then the
-/// log is followed from its start as the server's follower does, each page stored and the
-/// least recently used profiles evicted. A crash part way leaves a stored position under
-/// the new rules from which the next start goes on. `progress` hears after every page.
-pub async fn rebuild_into_store(
+/// The checkpoint that keeps the log position a rebuild replays up to, so that a rebuild
+/// stopped part way (`kill -9`) goes on as one.
+const REBUILD_UNTIL: &str = "profiles:rebuild-until";
+
+/// Starts a rebuild of the stored profiles: they are replaced with nothing at position 0
+/// under these rules and definitions, and the returned book (a working set) replays the log
+/// up to its present end as the server's follower does, each page stored as it goes.
+async fn start_rebuild(
     store: &dyn Store,
+    definitions: Definitions,
     rules: ProfileRules,
-    capacity: usize,
-    mut progress: impl FnMut(Rebuilding),
 ) -> Result<Book> {
-    let definitions = Definitions::load(store).await?;
     let state = ProfilesState {
         seq: 0,
         rules: rules.fingerprint.clone(),
         definitions: definitions.fingerprint(),
     };
+    store
+        .set_checkpoint(REBUILD_UNTIL, store.last_seq().await?)
+        .await?;
     store
         .save_profiles(ProfileSave {
             replace: true,
@@ -390,10 +415,21 @@ pub async fn rebuild_into_store(
             rows: ProfileRows::default(),
         })
         .await?;
-    let mut book = Book::resume(store, definitions, rules, &state).await?;
-    // The records of a replay are history, not news.
-    book.memberships.keep_news(false);
-    let end = store.last_seq().await?;
+    Book::resume(store, definitions, rules, &state).await
+}
+
+/// Rebuilds the stored profiles from the whole log holding at most `capacity` profiles in
+/// memory, so that memory stays bounded whatever the history's length (`sightline identity
+/// rebuild`). A rebuild stopped part way leaves a stored position under the new rules from
+/// which the next start goes on. `progress` hears after every page.
+pub async fn rebuild_into_store(
+    store: &dyn Store,
+    rules: ProfileRules,
+    capacity: usize,
+    mut progress: impl FnMut(Rebuilding),
+) -> Result<Book> {
+    let mut book = start_rebuild(store, Definitions::load(store).await?, rules).await?;
+    let end = book.replaying_until;
     let mut live = 0;
     loop {
         let now = time::now_ms();
@@ -401,7 +437,8 @@ pub async fn rebuild_into_store(
         let page = read_page(store, first, now, &book.profiles).await?;
         let full = page.events.len() == PAGE;
         let more = book.take_in(page, now)?;
-        let save = book.changes();
+        let mut save = book.changes();
+        save.rows.audience_changes = news_rows(&book.memberships.take_changes());
         // A profile's id is the seq of the event that created it.
         live += save
             .rows
@@ -419,18 +456,17 @@ pub async fn rebuild_into_store(
             profiles: live,
         });
         if !full && !more {
-            book.memberships.keep_news(true);
             return Ok(book);
         }
     }
 }
 
-/// The server's book at start: the stored one brought up to the log's end, when it was
-/// kept under the same identity rules and definitions (a working set that loads profiles
-/// as events need them: no replay but of the events past it); else rebuilt from the whole
-/// log into the store holding at most `capacity` profiles, its progress in the log and in
-/// /metrics.
-pub async fn open(store: &dyn Store, rules: ProfileRules, capacity: usize) -> Result<Book> {
+/// The server's book at start, which takes no longer however long the history: the stored
+/// profiles as a working set at their stored position, when they were kept under the same
+/// identity rules and definitions (the follower applies the events past it); else a
+/// rebuild started (the stored profiles replaced with nothing), which the follower carries
+/// out as it follows the log, its progress in the log, /metrics and `/readyz?verbose`.
+pub async fn open(store: &dyn Store, rules: ProfileRules) -> Result<Book> {
     let definitions = Definitions::load(store).await?;
     let kept_under = |state: &ProfilesState| {
         state.rules == rules.fingerprint && state.definitions == definitions.fingerprint()
@@ -440,48 +476,21 @@ pub async fn open(store: &dyn Store, rules: ProfileRules, capacity: usize) -> Re
         .profiles_state()
         .await?
         .filter(|state| kept_under(state) && state.seq <= log_end);
-    let resumed = resumable.is_some();
     let replay_from = resumable.as_ref().map_or(0, |state| state.seq);
     metrics::gauge!("sightline_profiles_start_replay_from_seq").set(replay_from as f64);
-    let mut book = match resumable {
+    match resumable {
         Some(state) => {
             tracing::info!(seq = state.seq, "profiles: resuming from the store");
-            Book::resume(store, definitions, rules, &state).await?
+            Book::resume(store, definitions, rules, &state).await
         }
         None => {
             tracing::info!(
+                end = log_end,
                 "profiles: rebuilding from the log (first start, or the identity rules or audience definitions changed)"
             );
-            let mut said = Instant::now();
-            rebuild_into_store(store, rules, capacity, |at| {
-                metrics::gauge!("sightline_profiles_rebuild_seq").set(at.seq as f64);
-                metrics::gauge!("sightline_profiles_rebuild_end_seq").set(at.end as f64);
-                if said.elapsed() >= Duration::from_secs(5) {
-                    said = Instant::now();
-                    tracing::info!(
-                        seq = at.seq,
-                        end = at.end,
-                        profiles = at.profiles,
-                        "profiles: rebuilding, {}% of the log",
-                        at.seq * 100 / at.end.max(1)
-                    );
-                }
-            })
-            .await?
+            start_rebuild(store, definitions, rules).await
         }
-    };
-    book.catch_up(store).await?;
-    // Past a resumed position, the events were never applied by a follower that saved
-    // their enter and exit records (a crash came first): those records are news, stored
-    // now with the state they lead to. A rebuild's are history, as before.
-    let news = book.memberships.take_changes();
-    let mut save = book.changes();
-    if resumed {
-        save.rows.audience_changes = news_rows(&news);
     }
-    book.saved_seq = save.state.seq;
-    store.save_profiles(save).await?;
-    Ok(book)
 }
 
 /// Enter and exit records as the store keeps them: `(audience, JSON)`.
@@ -531,6 +540,8 @@ pub struct Follower {
     owed: std::sync::Mutex<Option<Owed>>,
     /// When the definitions were last compared with the stored ones.
     checked: std::sync::Mutex<Instant>,
+    /// When a rebuild's progress was last logged.
+    said: std::sync::Mutex<Instant>,
 }
 
 /// How often the follower compares the audience and trait definitions with the stored ones.
@@ -544,6 +555,7 @@ impl Follower {
             capacity,
             owed: std::sync::Mutex::new(None),
             checked: std::sync::Mutex::new(Instant::now()),
+            said: std::sync::Mutex::new(Instant::now()),
         }
     }
 
@@ -554,7 +566,7 @@ impl Follower {
             Owed::Changes(save) => pay(store, &self.book, *save).await,
             Owed::Reopen => {
                 let rules = self.book.rules();
-                let fresh = open(store, rules, self.capacity).await?;
+                let fresh = open(store, rules).await?;
                 *self.book.write() = fresh;
                 Ok(())
             }
@@ -597,6 +609,20 @@ impl Follower {
             let more = book.take_in(page, now)?;
             metrics::gauge!("sightline_profiles_applied_seq").set(book.profiles.last_seq() as f64);
             metrics::gauge!("sightline_profiles_held").set(book.profiles.profile_count() as f64);
+            if let Some((seq, end)) = book.rebuilding() {
+                metrics::gauge!("sightline_profiles_rebuild_seq").set(seq as f64);
+                metrics::gauge!("sightline_profiles_rebuild_end_seq").set(end as f64);
+                let mut said = self.said.lock().unwrap_or_else(PoisonError::into_inner);
+                if said.elapsed() >= Duration::from_secs(5) {
+                    *said = Instant::now();
+                    tracing::info!(
+                        seq,
+                        end,
+                        "profiles: rebuilding, {}% of the log",
+                        seq * 100 / end.max(1)
+                    );
+                }
+            }
             let news = book.memberships.take_changes();
             // Timers change memberships with no new event: their records and states are
             // saved too.
@@ -647,8 +673,7 @@ async fn reload_if_changed(store: &dyn Store, book: &Live) -> Result<()> {
     let rules = book.rules();
     let mut fresh = Book::new(definitions, rules);
     fresh.catch_up(store).await?;
-    fresh.memberships.forget_changes();
-    fresh.memberships.keep_news(true);
+    fresh.replayed();
     store.save_profiles(fresh.snapshot()).await?;
     fresh.saved_seq = fresh.profiles.last_seq();
     fresh.profiles.track_changes_after(fresh.saved_seq);
@@ -747,15 +772,17 @@ mod tests {
     #[tokio::test]
     async fn a_resumed_start_stores_the_news_of_the_events_past_the_save() {
         let dir = tempfile::tempdir().unwrap();
-        let store = sightline_store::SqliteStore::open(dir.path())
-            .await
-            .unwrap();
+        let store: Arc<dyn Store> = Arc::new(
+            sightline_store::SqliteStore::open(dir.path())
+                .await
+                .unwrap(),
+        );
         store
             .create_audience("keen", r#"event "Viewed" count >= 1 within 30d"#, &[])
             .await
             .unwrap();
         store.append(vec![viewed("a1")], 0).await.unwrap();
-        open(&store, rules(), DEFAULT_CACHE).await.unwrap();
+        follow(store.clone()).await;
         assert!(
             store
                 .audience_history("keen", 0, 10)
@@ -766,7 +793,7 @@ mod tests {
         );
         // Acknowledged, then the server died before its follower saved.
         store.append(vec![viewed("a2")], 0).await.unwrap();
-        open(&store, rules(), DEFAULT_CACHE).await.unwrap();
+        follow(store.clone()).await;
         let history = store.audience_history("keen", 0, 10).await.unwrap();
         assert_eq!(history.len(), 1, "{history:?}");
         assert!(history[0].1.contains("entered"), "{history:?}");
@@ -809,6 +836,14 @@ mod tests {
         }
     }
 
+    /// Starts as the server does and follows the log to its end with a cache of three.
+    async fn follow(store: Arc<dyn Store>) {
+        let live = Live::new(open(store.as_ref(), rules()).await.unwrap());
+        let follower = Follower::new(store, live, 3);
+        while let Step::More = follower.page().await.unwrap() {}
+        follower.page().await.unwrap();
+    }
+
     /// A new SQLite store with the audience `keen` (two views within 30 days).
     async fn keen_store() -> (tempfile::TempDir, Arc<dyn Store>) {
         let dir = tempfile::tempdir().unwrap();
@@ -830,7 +865,7 @@ mod tests {
     async fn a_follower_with_a_small_cache_stores_what_a_rebuild_does() {
         let (_dir, store) = keen_store().await;
         store.append((0..50).map(mixed).collect(), 0).await.unwrap();
-        let live = Live::new(open(store.as_ref(), rules(), 2).await.unwrap());
+        let live = Live::new(open(store.as_ref(), rules()).await.unwrap());
         let follower = Follower::new(store.clone(), live.clone(), 2);
         for batch in 1..8u64 {
             store
@@ -904,7 +939,7 @@ mod tests {
         let state = store.profiles_state().await.unwrap().unwrap();
         assert_eq!(state.seq, 2 * PAGE as i64, "two pages stored");
         assert_eq!(state.rules, rules().fingerprint);
-        open(store.as_ref(), rules(), 3).await.unwrap();
+        follow(store.clone()).await;
         assert_stored_as_rebuilt(store.as_ref()).await;
     }
 }

@@ -109,7 +109,7 @@ pub async fn run(args: ServeArgs, file: &FileConfig) -> Result<()> {
         .or(file.profile_cache)
         .unwrap_or(profiles::DEFAULT_CACHE)
         .max(1);
-    let book = profiles::Live::new(profiles::open(store.as_ref(), rules, profile_cache).await?);
+    let book = profiles::Live::new(profiles::open(store.as_ref(), rules).await?);
     let deliverer = sightline_activate::Deliverer::new(
         store.clone(),
         policy.clone(),

@@ -265,6 +265,12 @@ async fn readyz(
         return (StatusCode::OK, "ready\n").into_response();
     }
     let mut text = String::from("[+]store ok\n");
+    if let Some((seq, end)) = state.book.rebuilding() {
+        text.push_str(&format!(
+            "[~]profiles rebuilding from the log: {}% (seq {seq} of {end})\n",
+            seq * 100 / end.max(1)
+        ));
+    }
     match processors::progress(state.store.as_ref(), &state.processors).await {
         Ok(all) => {
             for p in all {
