@@ -771,16 +771,7 @@ mod tests {
     /// (so audience sync sends them); a rebuild's news stay history.
     #[tokio::test]
     async fn a_resumed_start_stores_the_news_of_the_events_past_the_save() {
-        let dir = tempfile::tempdir().unwrap();
-        let store: Arc<dyn Store> = Arc::new(
-            sightline_store::SqliteStore::open(dir.path())
-                .await
-                .unwrap(),
-        );
-        store
-            .create_audience("keen", r#"event "Viewed" count >= 1 within 30d"#, &[])
-            .await
-            .unwrap();
+        let (_dir, store) = keen_store(r#"event "Viewed" count >= 1 within 30d"#).await;
         store.append(vec![viewed("a1")], 0).await.unwrap();
         follow(store.clone()).await;
         assert!(
@@ -844,18 +835,17 @@ mod tests {
         follower.page().await.unwrap();
     }
 
-    /// A new SQLite store with the audience `keen` (two views within 30 days).
-    async fn keen_store() -> (tempfile::TempDir, Arc<dyn Store>) {
+    const TWO_VIEWS: &str = r#"event "Viewed" count >= 2 within 30d"#;
+
+    /// A new SQLite store with the audience `keen` under `rule`.
+    async fn keen_store(rule: &str) -> (tempfile::TempDir, Arc<dyn Store>) {
         let dir = tempfile::tempdir().unwrap();
         let store: Arc<dyn Store> = Arc::new(
             sightline_store::SqliteStore::open(dir.path())
                 .await
                 .unwrap(),
         );
-        store
-            .create_audience("keen", r#"event "Viewed" count >= 2 within 30d"#, &[])
-            .await
-            .unwrap();
+        store.create_audience("keen", rule, &[]).await.unwrap();
         (dir, store)
     }
 
@@ -863,7 +853,7 @@ mod tests {
     /// store as pages need them, stores what a rebuild of the whole log stores.
     #[tokio::test]
     async fn a_follower_with_a_small_cache_stores_what_a_rebuild_does() {
-        let (_dir, store) = keen_store().await;
+        let (_dir, store) = keen_store(TWO_VIEWS).await;
         store.append((0..50).map(mixed).collect(), 0).await.unwrap();
         let live = Live::new(open(store.as_ref(), rules()).await.unwrap());
         let follower = Follower::new(store.clone(), live.clone(), 2);
@@ -920,7 +910,7 @@ mod tests {
     /// what a whole rebuild does.
     #[tokio::test]
     async fn a_rebuild_stopped_part_way_goes_on_at_the_next_start() {
-        let (_dir, store) = keen_store().await;
+        let (_dir, store) = keen_store(TWO_VIEWS).await;
         store
             .append((0..2_500).map(mixed).collect(), 0)
             .await
