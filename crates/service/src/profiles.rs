@@ -501,6 +501,7 @@ pub fn member_list(
 mod tests {
     use super::*;
     use sightline_core::{EventType, NewEvent};
+    use sightline_store::{Definitions, EventLog};
 
     fn viewed(anonymous_id: &str) -> NewEvent {
         NewEvent {
