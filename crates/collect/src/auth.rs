@@ -5,7 +5,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::Response;
 use base64::Engine;
 use sightline_core::{secret, Source};
-use sightline_store::Store;
+use sightline_store::Access;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -41,12 +41,12 @@ pub fn basic_write_key(headers: &HeaderMap) -> Result<Option<String>, &'static s
 }
 
 pub struct KeyCache {
-    store: Arc<dyn Store>,
+    store: Arc<dyn Access>,
     known: Mutex<HashMap<String, (Source, Instant)>>,
 }
 
 impl KeyCache {
-    pub fn new(store: Arc<dyn Store>) -> KeyCache {
+    pub fn new(store: Arc<dyn Access>) -> KeyCache {
         KeyCache {
             store,
             known: Mutex::new(HashMap::new()),

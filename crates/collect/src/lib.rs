@@ -19,7 +19,7 @@ use axum::{Json, Router};
 use normalize::{Call, EventError, Limits, Received, RequestError};
 use serde_json::{json, Value};
 use sightline_core::{time, EventType, NewEvent};
-use sightline_store::{Appended, Store};
+use sightline_store::{Appended, EventLog, Store};
 use std::io::Read;
 use std::sync::Arc;
 use std::time::Duration;
@@ -54,7 +54,7 @@ impl Default for Settings {
 }
 
 pub struct Collector {
-    store: Arc<dyn Store>,
+    store: Arc<dyn EventLog>,
     settings: Settings,
     keys: KeyCache,
     in_flight: Arc<tokio::sync::Semaphore>,

@@ -18,6 +18,7 @@ pub enum Severity {
 }
 
 impl Severity {
+    /// As typed on the command line (`scan --fail-on`): any case.
     pub fn parse(s: &str) -> Option<Severity> {
         match s.to_ascii_lowercase().as_str() {
             "low" => Some(Severity::Low),
@@ -28,6 +29,7 @@ impl Severity {
         }
     }
 
+    /// Its serde name (`low`, `medium`, `high`, `critical`).
     pub fn name(self) -> &'static str {
         match self {
             Severity::Low => "low",
@@ -35,6 +37,18 @@ impl Severity {
             Severity::High => "high",
             Severity::Critical => "critical",
         }
+    }
+
+    /// Exactly its serde name, as the governance registry's filters take it.
+    pub fn from_name(text: &str) -> Option<Severity> {
+        [
+            Severity::Low,
+            Severity::Medium,
+            Severity::High,
+            Severity::Critical,
+        ]
+        .into_iter()
+        .find(|s| s.name() == text)
     }
 }
 
@@ -1106,5 +1120,19 @@ mod tests {
         assert!(Severity::Critical > Severity::High && Severity::High > Severity::Medium);
         assert_eq!(Severity::parse("HIGH"), Some(Severity::High));
         assert_eq!(Severity::parse("urgent"), None);
+        assert_eq!(Severity::from_name("high"), Some(Severity::High));
+        assert_eq!(Severity::from_name("HIGH"), None);
+        for s in [
+            Severity::Low,
+            Severity::Medium,
+            Severity::High,
+            Severity::Critical,
+        ] {
+            assert_eq!(
+                serde_json::to_string(&s).unwrap(),
+                format!("\"{}\"", s.name())
+            );
+            assert_eq!(Severity::from_name(s.name()), Some(s));
+        }
     }
 }

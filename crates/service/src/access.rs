@@ -5,7 +5,7 @@
 use crate::{Error, Result};
 pub use sightline_core::Role;
 pub use sightline_govern::Actor;
-use sightline_store::Store;
+use sightline_store::{Governance, Store};
 
 /// The person at the command line without a token: whoever holds the store holds
 /// everything, so they act with the admin role.
@@ -42,7 +42,7 @@ pub fn require(actor: &Actor, roles: &[Role], what: &str) -> Result<()> {
 /// The actor an API token is: the person it was created for (`token create --name`), else
 /// `token:ID`, with its role. The change log says who did what, and one person's tokens
 /// count as the same person for self-approval.
-pub async fn actor_of(store: &dyn Store, token: &sightline_core::Token) -> Result<Actor> {
+pub async fn actor_of(store: &dyn Governance, token: &sightline_core::Token) -> Result<Actor> {
     let name = store
         .token_name(token.id)
         .await?

@@ -53,7 +53,7 @@ pub struct Question {
 
 /// Every model's credit per channel (and per campaign) over the log's stitched journeys.
 pub async fn report(
-    store: &dyn sightline_store::Store,
+    store: &dyn sightline_store::EventLog,
     actor: &Actor,
     question: &Question,
     grouper: &ChannelGrouper,
@@ -84,7 +84,7 @@ pub struct Stitched {
 }
 
 pub async fn journeys(
-    store: &dyn sightline_store::Store,
+    store: &dyn sightline_store::EventLog,
     question: &Question,
     grouper: &ChannelGrouper,
     rules: ProfileRules,

@@ -7,7 +7,7 @@ use crate::{imported, Error, Result};
 use serde_json::{json, Value};
 use sightline_audience::ComputedTrait;
 use sightline_core::{AudienceDefinition, TraitDefinition};
-use sightline_store::Store;
+use sightline_store::{Definitions, ProfileStore, Store};
 
 /// A name a person reads in lists, URLs and webhook bodies: 1 to 100 characters, without
 /// '/' or control characters (which would break a path, a header or a log line).
@@ -46,7 +46,10 @@ pub async fn add_audience(
     Ok(store.create_audience(name, rule, sync).await?)
 }
 
-pub async fn list_audiences(store: &dyn Store, actor: &Actor) -> Result<Vec<AudienceDefinition>> {
+pub async fn list_audiences(
+    store: &dyn Definitions,
+    actor: &Actor,
+) -> Result<Vec<AudienceDefinition>> {
     require(actor, READERS, "reading audiences")?;
     Ok(store.list_audiences().await?)
 }
@@ -84,7 +87,7 @@ const MEMBER_PAGE: usize = 1000;
 /// An audience's members, each profile with its identifiers, as the server's profiles
 /// stored them.
 pub async fn members(
-    store: &dyn Store,
+    store: &dyn ProfileStore,
     actor: &Actor,
     book: &Live,
     name: &str,
@@ -149,7 +152,7 @@ pub fn members_csv(members: &[Value]) -> String {
 /// Up to `limit` enter and exit records of an audience after the record id `after`,
 /// oldest first, each with its id.
 pub async fn history(
-    store: &dyn Store,
+    store: &dyn Definitions,
     actor: &Actor,
     name: &str,
     after: i64,
@@ -168,7 +171,7 @@ pub async fn history(
 
 /// Checks a computed trait definition and stores it.
 pub async fn add_trait(
-    store: &dyn Store,
+    store: &dyn Definitions,
     actor: &Actor,
     definition: &ComputedTrait,
 ) -> Result<TraitDefinition> {
@@ -179,14 +182,14 @@ pub async fn add_trait(
         .await?)
 }
 
-pub async fn list_traits(store: &dyn Store, actor: &Actor) -> Result<Vec<TraitDefinition>> {
+pub async fn list_traits(store: &dyn Definitions, actor: &Actor) -> Result<Vec<TraitDefinition>> {
     require(actor, READERS, "reading computed traits")?;
     Ok(store.list_traits().await?)
 }
 
 /// Stores every computed trait listed; names already taken are left as they are.
 pub async fn import_traits(
-    store: &dyn Store,
+    store: &dyn Definitions,
     actor: &Actor,
     listed: &[ComputedTrait],
 ) -> Result<Vec<Value>> {

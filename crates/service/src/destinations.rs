@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use sightline_activate::{Deliverer, DestinationSpec, Tally};
 use sightline_consent::Policy;
 use sightline_core::{time, Delivery, DeliveryStatus, Destination};
-use sightline_store::Store;
+use sightline_store::{Destinations, Store};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -17,7 +17,7 @@ pub const MAX_PAGE: usize = 1000;
 
 /// Adds a destination; the answer holds its signing secret (the only time it is seen).
 pub async fn add(
-    store: &dyn Store,
+    store: &dyn Destinations,
     actor: &Actor,
     spec: DestinationSpec,
     policy: &Policy,
@@ -30,7 +30,7 @@ pub async fn add(
 /// Adds every destination listed. Every entry is checked before any is stored: a file is
 /// taken whole or not at all; names already taken are left as they are.
 pub async fn import(
-    store: &dyn Store,
+    store: &dyn Destinations,
     actor: &Actor,
     specs: Vec<DestinationSpec>,
     policy: &Policy,
@@ -59,7 +59,7 @@ pub async fn import(
 
 /// Every destination, without its signing secret and with any credentials in its URL
 /// masked (a listing is read by more people than the one who added it).
-pub async fn list(store: &dyn Store, actor: &Actor) -> Result<Vec<Destination>> {
+pub async fn list(store: &dyn Destinations, actor: &Actor) -> Result<Vec<Destination>> {
     require(actor, READERS, "reading destinations")?;
     let mut destinations = store.list_destinations().await?;
     for d in &mut destinations {
@@ -83,7 +83,7 @@ pub fn masked_url(text: &str) -> String {
 }
 
 /// A destination by name, or an error that says where to look.
-pub async fn named(store: &dyn Store, name: &str) -> Result<Destination> {
+pub async fn named(store: &dyn Destinations, name: &str) -> Result<Destination> {
     store.destination_by_name(name).await?.ok_or_else(|| {
         Error::not_found(
             "destination",
@@ -102,7 +102,7 @@ pub fn parse_status(text: &str) -> Result<DeliveryStatus> {
 
 /// A destination's delivery outcomes after `after`, oldest first.
 pub async fn deliveries(
-    store: &dyn Store,
+    store: &dyn Destinations,
     actor: &Actor,
     name: &str,
     status: Option<DeliveryStatus>,
@@ -140,7 +140,7 @@ pub fn page_json(page: &[Delivery], after: i64) -> Value {
 /// Pauses (`disabled` true) or resumes delivery to a destination; its checkpoint holds, so
 /// a resumed destination goes on from where it stopped.
 pub async fn set_disabled(
-    store: &dyn Store,
+    store: &dyn Destinations,
     actor: &Actor,
     name: &str,
     disabled: bool,
@@ -157,7 +157,7 @@ pub async fn set_disabled(
 
 /// Removes a destination, its delivery log and its checkpoints. Audiences synced to it
 /// keep its name and send to it again if one is added under that name.
-pub async fn delete(store: &dyn Store, actor: &Actor, name: &str) -> Result<()> {
+pub async fn delete(store: &dyn Destinations, actor: &Actor, name: &str) -> Result<()> {
     require(actor, MARKETING, "deleting destinations")?;
     let destination = named(store, name).await?;
     Ok(store.delete_destination(destination.id).await?)
@@ -210,7 +210,7 @@ pub enum Replay {
 /// Sends events again through `deliverer` (bounded attempts each), records the new
 /// outcomes in place of the old, and answers the tally.
 pub async fn replay(
-    store: &dyn Store,
+    store: &dyn Destinations,
     actor: &Actor,
     deliverer: &Deliverer,
     name: &str,

@@ -6,7 +6,7 @@ use crate::sources::source_named;
 use crate::{Error, Result};
 use serde_json::{json, Value};
 use sightline_core::{secret, time, DeniedCount, EventType, NewEvent, StoredEvent};
-use sightline_store::{Appended, Store};
+use sightline_store::{Appended, EventLog, ProfileStore, Store};
 
 /// The most entries one page of a list holds.
 pub const MAX_PAGE: usize = 1000;
@@ -30,7 +30,7 @@ pub async fn page(
 }
 
 /// The event at `seq`, if the log holds it.
-pub async fn event_at(store: &dyn Store, seq: i64) -> Result<Option<StoredEvent>> {
+pub async fn event_at(store: &dyn EventLog, seq: i64) -> Result<Option<StoredEvent>> {
     let found = store.read_events(seq - 1, 1, None).await?;
     Ok(found.into_iter().find(|e| e.seq == seq))
 }
@@ -60,7 +60,7 @@ pub fn check_day(text: &str) -> Result<()> {
 /// Counts of the events analytics consent did not cover, per day, source and event name:
 /// all that is kept of them for measurement, as the profiles stored them.
 pub async fn consent_denied(
-    store: &dyn Store,
+    store: &dyn ProfileStore,
     actor: &Actor,
     from: &str,
     to: &str,
@@ -96,7 +96,7 @@ impl Recorded {
 /// Records consent for an identifier as an event in the log (source 0, `api`); the
 /// profile's consent ledger takes it in from there.
 pub async fn record_consent(
-    store: &dyn Store,
+    store: &dyn EventLog,
     actor: &Actor,
     request: crate::consent::ConsentRequest,
     policy: &sightline_consent::Policy,
@@ -125,7 +125,7 @@ pub async fn record_consent(
 
 /// Forgets dedup entries once they fall out of the window, every ten minutes.
 pub struct DedupPruner {
-    pub store: std::sync::Arc<dyn Store>,
+    pub store: std::sync::Arc<dyn EventLog>,
     pub window: std::time::Duration,
 }
 

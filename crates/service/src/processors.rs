@@ -12,7 +12,7 @@
 
 use futures_util::FutureExt;
 use sightline_core::time;
-use sightline_store::Store;
+use sightline_store::EventLog;
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
@@ -225,7 +225,10 @@ pub struct Behind {
 
 /// Every running processor's progress, read now; also set as the gauges
 /// `sightline_processor_lag_events{processor}` and `sightline_processor_lag_seconds{processor}`.
-pub async fn progress(store: &dyn Store, supervisor: &Supervisor) -> anyhow::Result<Vec<Progress>> {
+pub async fn progress(
+    store: &dyn EventLog,
+    supervisor: &Supervisor,
+) -> anyhow::Result<Vec<Progress>> {
     let log_end = store.last_seq().await?;
     let now = time::now_ms();
     let mut all = Vec::new();

@@ -4,14 +4,14 @@
 use crate::access::{require, Actor, ADMIN};
 use crate::{Error, Result};
 use sightline_core::{secret, time, Role, Source, Token};
-use sightline_store::Store;
+use sightline_store::{Access, Store};
 
 pub const WRITE_KEY_LEN: usize = 32;
 pub const TOKEN_PREFIX: &str = "slt_";
 pub const TOKEN_LEN: usize = 40;
 
 /// Creates a source; returns it with its write key (the only time the key is seen).
-pub async fn add_source(store: &dyn Store, actor: &Actor, name: &str) -> Result<(Source, String)> {
+pub async fn add_source(store: &dyn Access, actor: &Actor, name: &str) -> Result<(Source, String)> {
     require(actor, ADMIN, "adding sources")?;
     if name.trim().is_empty() || name.len() > 100 {
         return Err(Error::invalid("a source name must be 1 to 100 characters"));
@@ -21,13 +21,13 @@ pub async fn add_source(store: &dyn Store, actor: &Actor, name: &str) -> Result<
     Ok((source, key))
 }
 
-pub async fn list_sources(store: &dyn Store, actor: &Actor) -> Result<Vec<Source>> {
+pub async fn list_sources(store: &dyn Access, actor: &Actor) -> Result<Vec<Source>> {
     require(actor, ADMIN, "listing sources")?;
     Ok(store.list_sources().await?)
 }
 
 /// A source by name, or an error that says where to look.
-pub async fn source_named(store: &dyn Store, name: &str) -> Result<Source> {
+pub async fn source_named(store: &dyn Access, name: &str) -> Result<Source> {
     store.source_by_name(name).await?.ok_or_else(|| {
         Error::not_found(
             "source",
@@ -46,7 +46,7 @@ pub struct RotatedKey {
 
 /// Issues a new write key; the old ones keep working for `grace`.
 pub async fn rotate_key(
-    store: &dyn Store,
+    store: &dyn Access,
     actor: &Actor,
     name: &str,
     grace: std::time::Duration,

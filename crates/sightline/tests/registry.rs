@@ -1,5 +1,9 @@
 //! The governance registry through the binary, on SQLite and PostgreSQL: stored scans
 //! (`scan`, `scan list`, `scan diff` by id, `scan import`).
+//!
+//! The tests that scan need Chromium, so run only with the `browser` feature; without it
+//! their helpers are unused.
+#![cfg_attr(not(feature = "browser"), allow(dead_code, unused_imports))]
 
 mod common;
 
@@ -129,6 +133,7 @@ async fn scan(backend: &Backend, journey: &Path, out: &Path) -> i64 {
     common::scan_id(&stdout(&output))
 }
 
+#[cfg(feature = "browser")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scans_are_stored_listed_and_diffed_by_id() {
     let site = site().await;
@@ -444,6 +449,7 @@ fn item<'a>(items: &'a Value, kind: &str, vendor: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no {kind} item for {vendor} in {items}"))
 }
 
+#[cfg(feature = "browser")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn journeys_backlog_adoption_and_vendor_risk_are_fed_by_scans() {
     let site = site().await;
@@ -796,6 +802,7 @@ async fn journeys_backlog_adoption_and_vendor_risk_are_fed_by_scans() {
 /// A stored journey is written by whoever holds a marketing token and scanned by someone
 /// else: it may not carry Chromium flags beyond the vetted few, nor waits over a minute.
 /// A loopback URL may be stored; scanning it needs `--allow-private-network`.
+#[cfg(feature = "browser")]
 #[tokio::test]
 async fn journeys_with_unsafe_chromium_flags_or_waits_are_refused() {
     for backend in backends("registry_unsafe").await {

@@ -1,7 +1,10 @@
-//! One storage trait, two real backends. The event log is append-only: every accepted
-//! event gets a sequence number that only grows, in commit order, so that processors can
-//! consume the log from a checkpoint. Appends are grouped: concurrent requests share one
-//! transaction (group commit), and each request's events are stored all or none.
+//! Storage by role, two real backends: a trait per concern ([`EventLog`], [`Access`],
+//! [`Checkpoints`], [`Definitions`], [`Destinations`], [`ProfileStore`], [`LinkReviews`],
+//! [`Governance`]) and [`Store`], every role at once. The event log is append-only: every
+//! accepted event gets a sequence number that only grows, in commit order, so that
+//! processors can consume the log from a checkpoint. Appends are grouped: concurrent
+//! requests share one transaction (group commit), and each request's events are stored all
+//! or none.
 //!
 //! The PostgreSQL backend is behind the `postgres` feature (on by default); without it
 //! the store is SQLite only.
@@ -59,7 +62,7 @@ pub enum StoreError {
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
-/// What became of one event handed to [`Store::append`].
+/// What became of one event handed to [`EventLog::append`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Appended {
     /// Stored at this sequence number.
@@ -68,10 +71,10 @@ pub enum Appended {
     Duplicate,
 }
 
-/// Every store is also the governance registry's ([`Governance`], kept in a trait of its
-/// own).
+/// The event log: appends (grouped, deduplicated) and reads by seq. What collection and
+/// every processor that follows the log need.
 #[async_trait]
-pub trait Store: Governance + Send + Sync + 'static {
+pub trait EventLog: Send + Sync {
     /// Appends one request's events atomically and durably; returns once committed.
     /// An event whose (source, messageId) was stored at or after `dedup_since` (ms) is a
     /// duplicate; an older one starts a new window.
@@ -89,7 +92,12 @@ pub trait Store: Governance + Send + Sync + 'static {
     async fn ping(&self) -> Result<()>;
     /// Forgets dedup entries older than `before` (ms); returns how many.
     async fn prune_dedup(&self, before: i64) -> Result<u64>;
+}
 
+/// Who may write to the log and who may act: sources with their write keys, and API
+/// tokens with their roles.
+#[async_trait]
+pub trait Access: Send + Sync {
     /// True when the store has neither sources nor tokens: a first start.
     async fn is_empty(&self) -> Result<bool>;
     async fn create_source(&self, name: &str, key_hash: &str) -> Result<Source>;
@@ -101,11 +109,21 @@ pub trait Store: Governance + Send + Sync + 'static {
     async fn rotate_key(&self, source_id: i64, key_hash: &str, old_valid_until: i64) -> Result<()>;
     async fn create_token(&self, role: Role, token_hash: &str) -> Result<Token>;
     async fn token_for_hash(&self, token_hash: &str) -> Result<Option<Token>>;
+}
 
+/// Processors' positions in the log, by processor name (the interface that maps onto a
+/// JetStream durable consumer).
+#[async_trait]
+pub trait Checkpoints: Send + Sync {
     /// A processor's position in the log (0 when it never committed one).
     async fn checkpoint(&self, processor: &str) -> Result<i64>;
     async fn set_checkpoint(&self, processor: &str, seq: i64) -> Result<()>;
+}
 
+/// Audience and computed trait definitions, and the audiences' stored enter and exit
+/// history.
+#[async_trait]
+pub trait Definitions: Send + Sync {
     /// A [`StoreError::Conflict`] when the name is taken.
     /// Stores an audience definition; a taken name is a `Conflict`.
     async fn create_audience(
@@ -126,7 +144,12 @@ pub trait Store: Governance + Send + Sync + 'static {
         after: i64,
         limit: usize,
     ) -> Result<Vec<(i64, String)>>;
+}
 
+/// Destinations and their delivery log (the latest outcome per event), committed with a
+/// delivery processor's checkpoint.
+#[async_trait]
+pub trait Destinations: Send + Sync {
     async fn create_destination(&self, destination: NewDestination) -> Result<Destination>;
     async fn list_destinations(&self) -> Result<Vec<Destination>>;
     async fn destination_by_name(&self, name: &str) -> Result<Option<Destination>>;
@@ -152,7 +175,12 @@ pub trait Store: Governance + Send + Sync + 'static {
         after: i64,
         limit: usize,
     ) -> Result<Vec<Delivery>>;
+}
 
+/// The profiles processor's stored state: profiles, identifiers, timelines, audience and
+/// trait states, merges, consent counts, saved a page at a time with its position.
+#[async_trait]
+pub trait ProfileStore: Send + Sync {
     /// Where the stored profiles stand; `None` before the first save.
     async fn profiles_state(&self) -> Result<Option<ProfilesState>>;
     /// Applies one save atomically. A save on top of a state other than its `base_seq`
@@ -195,9 +223,11 @@ pub trait Store: Governance + Send + Sync + 'static {
         before: i64,
         limit: usize,
     ) -> Result<Vec<StoredEvent>>;
+}
 
-    // ---- Record linkage: the clerical review queue (migration 9, `link_reviews`) ----
-
+/// Record linkage: the clerical review queue (migration 9, `link_reviews`).
+#[async_trait]
+pub trait LinkReviews: Send + Sync {
     /// Queues pairs for clerical review in one transaction. A pair already queued, in
     /// either order and whatever its status, is not queued again (a rejected pair stays
     /// rejected across imports). Returns, aligned with `reviews`, each new item's id or
@@ -219,6 +249,40 @@ pub trait Store: Governance + Send + Sync + 'static {
         status: ReviewStatus,
         seq: Option<i64>,
     ) -> Result<LinkReview>;
+}
+
+/// Every role at once: what a backend is, and what a consumer takes when it truly needs
+/// everything (the server's wiring, the command line). A consumer that needs one or two
+/// roles takes those (`&dyn EventLog`, `Arc<dyn Destinations>`); a `&dyn Store` coerces to
+/// any of them. Implemented for every type that implements all the roles.
+pub trait Store:
+    EventLog
+    + Access
+    + Checkpoints
+    + Definitions
+    + Destinations
+    + ProfileStore
+    + LinkReviews
+    + Governance
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<T> Store for T where
+    T: EventLog
+        + Access
+        + Checkpoints
+        + Definitions
+        + Destinations
+        + ProfileStore
+        + LinkReviews
+        + Governance
+        + Send
+        + Sync
+        + 'static
+{
 }
 
 pub use reviews::review_undecidable;

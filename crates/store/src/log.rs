@@ -181,11 +181,12 @@ pub(crate) fn type_code(kind: sightline_core::EventType) -> i64 {
         .unwrap_or(0) as i64
 }
 
-pub(crate) fn type_from_code(code: i64) -> sightline_core::EventType {
+/// The event type a `type` code stands for; `None` for a code this version does not know
+/// (read as corrupt, never as some default type).
+pub(crate) fn type_from_code(code: i64) -> Option<sightline_core::EventType> {
     usize::try_from(code)
         .ok()
         .and_then(|i| sightline_core::EventType::ALL.get(i).copied())
-        .unwrap_or(sightline_core::EventType::Track)
 }
 
 #[cfg(test)]
@@ -218,7 +219,7 @@ mod tests {
     #[test]
     fn type_codes_round_trip() {
         for kind in sightline_core::EventType::ALL {
-            assert_eq!(type_from_code(type_code(kind)), kind);
+            assert_eq!(type_from_code(type_code(kind)), Some(kind));
         }
     }
 

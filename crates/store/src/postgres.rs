@@ -25,8 +25,8 @@
 use crate::group::{self, AppendRequest};
 use crate::log;
 use crate::{
-    columns, profiles_moved, Appended, Result, Store, StoreError, MAX_MERGE_CHAIN,
-    WRITE_QUEUE_REQUESTS,
+    columns, profiles_moved, Access, Appended, Checkpoints, Definitions, Destinations, EventLog,
+    LinkReviews, ProfileStore, Result, StoreError, MAX_MERGE_CHAIN, WRITE_QUEUE_REQUESTS,
 };
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
@@ -905,7 +905,7 @@ fn delivery_from_row(row: &Row) -> Result<Delivery> {
 }
 
 #[async_trait]
-impl Store for PostgresStore {
+impl EventLog for PostgresStore {
     async fn append(&self, events: Vec<NewEvent>, dedup_since: i64) -> Result<Vec<Appended>> {
         group::submit(&self.writer, events, dedup_since).await
     }
@@ -964,7 +964,10 @@ impl Store for PostgresStore {
             .execute("DELETE FROM dedup WHERE seen_at < $1", &[&before])
             .await?)
     }
+}
 
+#[async_trait]
+impl Access for PostgresStore {
     async fn is_empty(&self) -> Result<bool> {
         let client = self.client().await?;
         Ok(client
@@ -1074,7 +1077,10 @@ impl Store for PostgresStore {
             .await?;
         row.as_ref().map(token_from_row).transpose()
     }
+}
 
+#[async_trait]
+impl Checkpoints for PostgresStore {
     async fn checkpoint(&self, processor: &str) -> Result<i64> {
         let client = self.client().await?;
         let row = client
@@ -1097,7 +1103,10 @@ impl Store for PostgresStore {
             .await?;
         Ok(())
     }
+}
 
+#[async_trait]
+impl Definitions for PostgresStore {
     async fn create_audience(
         &self,
         name: &str,
@@ -1174,7 +1183,10 @@ impl Store for PostgresStore {
             .await?;
         Ok(rows.iter().map(audience_from_row).collect())
     }
+}
 
+#[async_trait]
+impl Destinations for PostgresStore {
     async fn create_destination(&self, new: NewDestination) -> Result<Destination> {
         let client = self.client().await?;
         let batch_size = i32::try_from(new.batch_size).unwrap_or(i32::MAX);
@@ -1339,7 +1351,10 @@ impl Store for PostgresStore {
             .await?;
         rows.iter().map(delivery_from_row).collect()
     }
+}
 
+#[async_trait]
+impl ProfileStore for PostgresStore {
     async fn profiles_state(&self) -> Result<Option<ProfilesState>> {
         let client = self.client().await?;
         Ok(profiles_state(&client).await?)
@@ -1801,7 +1816,10 @@ impl Store for PostgresStore {
             .await?;
         rows.iter().map(event_from_row).collect()
     }
+}
 
+#[async_trait]
+impl LinkReviews for PostgresStore {
     // ---- Record linkage: the clerical review queue ----
 
     async fn add_link_reviews(&self, reviews: Vec<NewLinkReview>) -> Result<Vec<Option<i64>>> {

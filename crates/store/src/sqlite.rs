@@ -11,8 +11,8 @@
 use crate::group::{self, AppendRequest};
 use crate::log;
 use crate::{
-    columns, profiles_moved, Appended, Result, Store, StoreError, MAX_MERGE_CHAIN,
-    WRITE_QUEUE_REQUESTS,
+    columns, profiles_moved, Access, Appended, Checkpoints, Definitions, Destinations, EventLog,
+    LinkReviews, ProfileStore, Result, StoreError, MAX_MERGE_CHAIN, WRITE_QUEUE_REQUESTS,
 };
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension};
@@ -688,7 +688,10 @@ fn event_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredEvent> {
     let seq: i64 = row.get(0)?;
     let message_id: String = row.get(2)?;
     let event_type = match row.get_ref(3)? {
-        ValueRef::Integer(code) => log::type_from_code(code),
+        ValueRef::Integer(code) => {
+            columns::known("event type", &code.to_string(), log::type_from_code(code))
+                .map_err(|e| undecodable(3, e))?
+        }
         other => {
             let text = other.as_str().unwrap_or_default();
             columns::known("event type", text, EventType::parse(text))
@@ -776,7 +779,7 @@ fn delivery_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Delivery> {
 }
 
 #[async_trait]
-impl Store for SqliteStore {
+impl EventLog for SqliteStore {
     async fn append(&self, events: Vec<NewEvent>, dedup_since: i64) -> Result<Vec<Appended>> {
         group::submit(&self.writer, events, dedup_since).await
     }
@@ -830,7 +833,10 @@ impl Store for SqliteStore {
         })
         .await
     }
+}
 
+#[async_trait]
+impl Access for SqliteStore {
     async fn is_empty(&self) -> Result<bool> {
         self.with_conn(|conn| {
             Ok(conn.query_row(
@@ -957,7 +963,10 @@ impl Store for SqliteStore {
         })
         .await
     }
+}
 
+#[async_trait]
+impl Checkpoints for SqliteStore {
     async fn checkpoint(&self, processor: &str) -> Result<i64> {
         let processor = processor.to_string();
         self.with_conn(move |conn| {
@@ -985,7 +994,10 @@ impl Store for SqliteStore {
         })
         .await
     }
+}
 
+#[async_trait]
+impl Definitions for SqliteStore {
     async fn create_audience(
         &self,
         name: &str,
@@ -1063,7 +1075,10 @@ impl Store for SqliteStore {
         })
         .await
     }
+}
 
+#[async_trait]
+impl Destinations for SqliteStore {
     async fn create_destination(&self, new: NewDestination) -> Result<Destination> {
         self.with_conn(move |conn| {
             let sql = format!(
@@ -1214,7 +1229,10 @@ impl Store for SqliteStore {
         })
         .await
     }
+}
 
+#[async_trait]
+impl ProfileStore for SqliteStore {
     async fn profiles_state(&self) -> Result<Option<ProfilesState>> {
         self.with_conn(|conn| Ok(profiles_state(conn)?)).await
     }
@@ -1370,7 +1388,10 @@ impl Store for SqliteStore {
         })
         .await
     }
+}
 
+#[async_trait]
+impl LinkReviews for SqliteStore {
     // ---- Record linkage: the clerical review queue ----
 
     async fn add_link_reviews(&self, reviews: Vec<NewLinkReview>) -> Result<Vec<Option<i64>>> {

@@ -8,7 +8,7 @@ use sightline_core::{
 };
 #[cfg(feature = "postgres")]
 use sightline_store::PostgresStore;
-use sightline_store::{Appended, SqliteStore, Store};
+use sightline_store::{Appended, EventLog, SqliteStore, Store};
 use std::sync::Arc;
 
 const DAY: i64 = 86_400_000;
@@ -1494,32 +1494,26 @@ async fn the_databases_refuse_edits_of_the_tag_log() {
 
 /// A role, status or type this version does not know (a newer version's, or a hand edit) is
 /// refused as corrupt, never read as some default: an unknown role must not act as
-/// `marketing`, an unknown delivery status must not read as `dead`.
+/// `marketing`, an unknown delivery status must not read as `dead`, an unknown event type
+/// must not read as `track`.
 #[tokio::test]
 async fn unknown_stored_roles_and_statuses_are_refused() {
     let edits = [
         "UPDATE tokens SET role = 'superuser'",
         "UPDATE destinations SET kind = 'carrier_pigeon'",
+        "UPDATE deliveries SET status = 'misplaced'",
+        "UPDATE link_reviews SET status = 'maybe'",
     ];
     let temp = temp_dir("undecodable");
     let store = SqliteStore::open(temp.path()).await.unwrap();
-    let token = store.create_token(Role::Security, "h1").await.unwrap();
-    assert_eq!(token.role, Role::Security);
-    store.create_destination(hook("hooks")).await.unwrap();
+    let destination = store_one_of_each(&store).await;
     let conn = rusqlite::Connection::open(temp.path().join("sightline.db")).unwrap();
     for sql in edits {
         conn.execute(sql, []).unwrap();
     }
-    let refused = store.token_for_hash("h1").await.unwrap_err();
-    assert!(
-        refused.to_string().contains("superuser"),
-        "sqlite: {refused}"
-    );
-    let refused = store.list_destinations().await.unwrap_err();
-    assert!(
-        refused.to_string().contains("carrier_pigeon"),
-        "sqlite: {refused}"
-    );
+    // SQLite keeps the type as the index of `EventType::ALL` (migration 12).
+    conn.execute("UPDATE events SET type = 99", []).unwrap();
+    assert_each_is_refused("sqlite", &store, destination, "99").await;
 
     #[cfg(feature = "postgres")]
     {
@@ -1527,8 +1521,7 @@ async fn unknown_stored_roles_and_statuses_are_refused() {
             return;
         };
         let store = PostgresStore::connect(&url).await.unwrap();
-        store.create_token(Role::Security, "h1").await.unwrap();
-        store.create_destination(hook("hooks")).await.unwrap();
+        let destination = store_one_of_each(&store).await;
         let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
             .await
             .unwrap();
@@ -1536,17 +1529,61 @@ async fn unknown_stored_roles_and_statuses_are_refused() {
         for sql in edits {
             client.batch_execute(sql).await.unwrap();
         }
-        let refused = store.token_for_hash("h1").await.unwrap_err();
-        assert!(
-            refused.to_string().contains("superuser"),
-            "postgres: {refused}"
-        );
-        let refused = store.list_destinations().await.unwrap_err();
-        assert!(
-            refused.to_string().contains("carrier_pigeon"),
-            "postgres: {refused}"
-        );
+        client
+            .batch_execute("UPDATE events SET type = 'teleport'")
+            .await
+            .unwrap();
+        assert_each_is_refused("postgres", &store, destination, "teleport").await;
     }
+}
+
+/// A token, a destination with a delivery, a review item and an event; the destination's id.
+async fn store_one_of_each(store: &dyn Store) -> i64 {
+    let token = store.create_token(Role::Security, "h1").await.unwrap();
+    assert_eq!(token.role, Role::Security);
+    let destination = store.create_destination(hook("hooks")).await.unwrap().id;
+    let seq = seqs(&store.append(vec![event(1, "m1", 1)], 0).await.unwrap())[0];
+    store
+        .record_deliveries(
+            vec![delivery(destination, seq, DeliveryStatus::Delivered)],
+            None,
+        )
+        .await
+        .unwrap();
+    store
+        .add_link_reviews(vec![review("crm_id:1", "email:a@example.com", 0.9)])
+        .await
+        .unwrap();
+    destination
+}
+
+async fn assert_each_is_refused(name: &str, store: &dyn Store, destination: i64, kind: &str) {
+    let refused = store.token_for_hash("h1").await.unwrap_err();
+    assert!(
+        refused.to_string().contains("superuser"),
+        "{name}: {refused}"
+    );
+    let refused = store.list_destinations().await.unwrap_err();
+    assert!(
+        refused.to_string().contains("carrier_pigeon"),
+        "{name}: {refused}"
+    );
+    let refused = store
+        .deliveries(destination, None, 0, 10)
+        .await
+        .unwrap_err();
+    assert!(
+        refused.to_string().contains("misplaced"),
+        "{name}: {refused}"
+    );
+    let refused = store.link_reviews(None, 0, 10).await.unwrap_err();
+    assert!(refused.to_string().contains("maybe"), "{name}: {refused}");
+    let refused = store.read_events(0, 10, None).await.unwrap_err();
+    let message = refused.to_string();
+    assert!(
+        message.contains("event type") && message.contains(kind),
+        "{name}: {refused}"
+    );
 }
 
 // ---- The compact log (migration 12): exact bodies, and stores from before it ----

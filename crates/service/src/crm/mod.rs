@@ -28,7 +28,7 @@ use sightline_core::{
 };
 use sightline_identity::Identifier;
 use sightline_profiles::Profiles;
-use sightline_store::{Appended, Store, StoreError};
+use sightline_store::{Access, Appended, EventLog, LinkReviews, Store, StoreError};
 use std::time::{Duration, Instant};
 
 /// An import's and a review's messageIds are remembered this long: importing the same row
@@ -255,7 +255,7 @@ pub async fn import(
 
 /// The source an import logs under, created on first use. Its write key is never shown:
 /// nothing but imports writes as it.
-async fn import_source(store: &dyn Store, name: &str) -> Result<i64> {
+async fn import_source(store: &dyn Access, name: &str) -> Result<i64> {
     if let Some(source) = store.source_by_name(name).await? {
         return Ok(source.id);
     }
@@ -273,7 +273,7 @@ async fn import_source(store: &dyn Store, name: &str) -> Result<i64> {
 }
 
 /// Appends in chunks; per event its seq, or `None` for a duplicate within the window.
-async fn append(store: &dyn Store, events: Vec<NewEvent>, now: i64) -> Result<Vec<Option<i64>>> {
+async fn append(store: &dyn EventLog, events: Vec<NewEvent>, now: i64) -> Result<Vec<Option<i64>>> {
     let mut seqs = Vec::with_capacity(events.len());
     let mut events = events.into_iter().peekable();
     while events.peek().is_some() {
@@ -327,7 +327,7 @@ fn review_error(e: StoreError) -> Error {
 }
 
 /// Rejects a pending review item: nothing is logged; the pair stays apart.
-pub async fn reject(store: &dyn Store, actor: &Actor, id: i64) -> Result<LinkReview> {
+pub async fn reject(store: &dyn LinkReviews, actor: &Actor, id: i64) -> Result<LinkReview> {
     require(actor, ADMIN, "deciding link reviews")?;
     store
         .decide_link_review(id, ReviewStatus::Rejected, None)
@@ -335,7 +335,7 @@ pub async fn reject(store: &dyn Store, actor: &Actor, id: i64) -> Result<LinkRev
         .map_err(review_error)
 }
 
-async fn pending(store: &dyn Store, id: i64) -> Result<LinkReview> {
+async fn pending(store: &dyn LinkReviews, id: i64) -> Result<LinkReview> {
     match store.link_review(id).await? {
         Some(item) if item.status == ReviewStatus::Pending => Ok(item),
         found => Err(review_error(sightline_store::review_undecidable(
@@ -359,7 +359,7 @@ pub fn status_filter(text: &str) -> Result<Option<ReviewStatus>> {
 
 /// Up to `limit` review items with `status` (all when `None`) after the id `after`.
 pub async fn reviews(
-    store: &dyn Store,
+    store: &dyn LinkReviews,
     actor: &Actor,
     status: Option<ReviewStatus>,
     after: i64,
@@ -370,7 +370,7 @@ pub async fn reviews(
 }
 
 /// One review item, or an error naming its id.
-pub async fn review(store: &dyn Store, actor: &Actor, id: i64) -> Result<LinkReview> {
+pub async fn review(store: &dyn LinkReviews, actor: &Actor, id: i64) -> Result<LinkReview> {
     require(actor, ADMIN, "reading link reviews")?;
     store
         .link_review(id)

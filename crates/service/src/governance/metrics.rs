@@ -11,7 +11,9 @@ use serde_json::{json, Value};
 use sightline_attribution::{ChannelGrouper, PathsOptions};
 use sightline_govern::metrics::{self, ConsentCounts, DayMetrics, ScanMetrics, ScanObservation};
 use sightline_scan::{FindingKind, Report, Scenario};
-use sightline_store::{RecordKind, RecordWrite, ScanRow, Store, StoreError, StoredRecord};
+use sightline_store::{
+    EventLog, Governance, RecordKind, RecordWrite, ScanRow, Store, StoreError, StoredRecord,
+};
 
 use crate::attribution::Question;
 
@@ -79,7 +81,11 @@ fn parse<T: serde::de::DeserializeOwned>(record: &StoredRecord) -> Result<T> {
 
 /// Records a stored scan's metrics against the inventory of this moment; a scan recorded
 /// before keeps its metrics.
-async fn record_scan(store: &dyn Store, row: &ScanRow, report: &Report) -> Result<ScanMetrics> {
+async fn record_scan(
+    store: &dyn Governance,
+    row: &ScanRow,
+    report: &Report,
+) -> Result<ScanMetrics> {
     let key = format!("{SCAN}{}", row.id);
     if let Some(kept) = store.record(RecordKind::Metric, &key).await? {
         return parse(&kept);
@@ -120,7 +126,7 @@ async fn record_scan(store: &dyn Store, row: &ScanRow, report: &Report) -> Resul
     }
 }
 
-async fn scan_metrics(store: &dyn Store) -> Result<Vec<ScanMetrics>> {
+async fn scan_metrics(store: &dyn Governance) -> Result<Vec<ScanMetrics>> {
     let mut out: Vec<ScanMetrics> = store
         .records(RecordKind::Metric)
         .await?
@@ -151,7 +157,7 @@ pub async fn refresh(store: &dyn Store) -> Result<()> {
 /// just stored, or scans stored before metrics were kept, so a journey's first scan is
 /// recorded before the scans measured against it); the cursor then moves past them, so
 /// each call reads only new rows.
-pub async fn record_scans(store: &dyn Store) -> Result<()> {
+pub async fn record_scans(store: &dyn Governance) -> Result<()> {
     let cursor = store.record(RecordKind::Metric, SCAN_CURSOR).await?;
     let after = match &cursor {
         Some(r) => parse::<Value>(r)?["id"].as_i64().unwrap_or(0),
@@ -270,7 +276,7 @@ async fn count_consent(store: &dyn Store) -> Result<()> {
 
 /// The consent counts kept, by day and source.
 async fn consent_counts(
-    store: &dyn Store,
+    store: &dyn Governance,
 ) -> Result<BTreeMap<String, BTreeMap<String, ConsentCounts>>> {
     store
         .records(RecordKind::Metric)
@@ -289,7 +295,7 @@ pub struct Attribution {
 }
 
 /// The models' variance per day, over the journeys that converted (or ended) that day.
-async fn attribution_by_day(store: &dyn Store, a: Attribution) -> Result<BTreeMap<String, f64>> {
+async fn attribution_by_day(store: &dyn EventLog, a: Attribution) -> Result<BTreeMap<String, f64>> {
     let stitched = crate::attribution::journeys(store, &a.question, &a.grouper, a.rules).await?;
     let mut by_day: BTreeMap<String, Vec<sightline_attribution::Journey>> = BTreeMap::new();
     for journey in stitched.journeys {

@@ -6,11 +6,11 @@ use crate::access::{require, Actor, MARKETING, SECURITY};
 use crate::{Error, Result};
 use serde_json::json;
 use sightline_scan::Report;
-use sightline_store::{ScanRow, Store};
+use sightline_store::{Governance, ScanRow};
 use std::collections::BTreeMap;
 
 /// A stored scan's report, or a clear error naming the id.
-pub async fn stored_report(store: &dyn Store, id: i64) -> Result<Report> {
+pub async fn stored_report(store: &dyn Governance, id: i64) -> Result<Report> {
     let text = store.scan_report(id).await?.ok_or_else(|| {
         Error::not_found(
             "scan",
@@ -69,7 +69,7 @@ fn held<T: serde::de::DeserializeOwned>(kind: RecordKind, r: StoredRecord) -> Re
 }
 
 async fn all<T: serde::de::DeserializeOwned>(
-    store: &dyn Store,
+    store: &dyn Governance,
     kind: RecordKind,
 ) -> Result<Vec<Held<T>>> {
     store
@@ -81,7 +81,7 @@ async fn all<T: serde::de::DeserializeOwned>(
 }
 
 async fn by_id<T: serde::de::DeserializeOwned>(
-    store: &dyn Store,
+    store: &dyn Governance,
     kind: RecordKind,
     id: i64,
 ) -> Result<Held<T>> {
@@ -114,7 +114,7 @@ fn checked_journey(journey: Journey) -> Result<Journey> {
 /// Creates a journey (`replace` false: a taken name is a conflict) or replaces the one of
 /// that name (`replace` true: created when absent).
 pub async fn put_journey(
-    store: &dyn Store,
+    store: &dyn Governance,
     actor: &Actor,
     journey: Journey,
     replace: bool,
@@ -139,7 +139,7 @@ pub async fn put_journey(
     held(RecordKind::Journey, written.remove(0))
 }
 
-pub async fn journey(store: &dyn Store, name: &str) -> Result<Held<Journey>> {
+pub async fn journey(store: &dyn Governance, name: &str) -> Result<Held<Journey>> {
     let record = store
         .record(RecordKind::Journey, name)
         .await?
@@ -151,11 +151,11 @@ pub async fn journey(store: &dyn Store, name: &str) -> Result<Held<Journey>> {
     held(RecordKind::Journey, record)
 }
 
-pub async fn journeys(store: &dyn Store) -> Result<Vec<Held<Journey>>> {
+pub async fn journeys(store: &dyn Governance) -> Result<Vec<Held<Journey>>> {
     all(store, RecordKind::Journey).await
 }
 
-pub async fn delete_journey(store: &dyn Store, actor: &Actor, name: &str) -> Result<()> {
+pub async fn delete_journey(store: &dyn Governance, actor: &Actor, name: &str) -> Result<()> {
     require(actor, MARKETING, "changing journeys")?;
     let found = journey(store, name).await?;
     Ok(store
@@ -164,7 +164,11 @@ pub async fn delete_journey(store: &dyn Store, actor: &Actor, name: &str) -> Res
 }
 
 /// Imports a scanner journey file's text (replacing a journey of that name).
-pub async fn import_journey(store: &dyn Store, actor: &Actor, text: &str) -> Result<Held<Journey>> {
+pub async fn import_journey(
+    store: &dyn Governance,
+    actor: &Actor,
+    text: &str,
+) -> Result<Held<Journey>> {
     sightline_scan::Journey::parse(text)
         .map_err(|e| GovernError::Invalid(format!("not a journey file the scanner runs: {e}")))?;
     put_journey(store, actor, Journey::from_scanner_toml(text)?, true).await
@@ -175,7 +179,7 @@ pub async fn import_journey(store: &dyn Store, actor: &Actor, text: &str) -> Res
 /// Applies a workflow action to the tag `id` (or, for a proposal, the tag under the
 /// spec's vendor and environment) and stores it with its change-log entry.
 pub async fn tag_action(
-    store: &dyn Store,
+    store: &dyn Governance,
     actor: &Actor,
     id: Option<i64>,
     action: TagAction,
@@ -216,14 +220,17 @@ pub async fn tag_action(
     held(RecordKind::Tag, store.write_tag(write, entry).await?)
 }
 
-pub async fn tags(store: &dyn Store, status: Option<TagStatus>) -> Result<Vec<Held<Tag>>> {
+pub async fn tags(store: &dyn Governance, status: Option<TagStatus>) -> Result<Vec<Held<Tag>>> {
     let mut tags: Vec<Held<Tag>> = all(store, RecordKind::Tag).await?;
     tags.retain(|t| status.is_none_or(|s| t.value.status == s));
     Ok(tags)
 }
 
 /// The change log (one tag's, or all), oldest first, each entry with its id and tag id.
-pub async fn tag_log(store: &dyn Store, tag_id: Option<i64>) -> Result<Vec<serde_json::Value>> {
+pub async fn tag_log(
+    store: &dyn Governance,
+    tag_id: Option<i64>,
+) -> Result<Vec<serde_json::Value>> {
     if let Some(id) = tag_id {
         by_id::<Tag>(store, RecordKind::Tag, id).await?;
     }
@@ -263,7 +270,7 @@ fn seen_vendors(report: &Report) -> Vec<(String, String, String)> {
 /// Proposes a tag for every vendor the stored scan saw that the inventory lacks
 /// (classified questionable, its purpose and owner still to be documented).
 pub async fn adopt(
-    store: &dyn Store,
+    store: &dyn Governance,
     actor: &Actor,
     scan: i64,
     environment: Environment,
@@ -318,7 +325,7 @@ fn observed(report: &Report) -> (Vec<Observed>, Coverage) {
                 step: f.step.clone(),
                 vendor: f.vendor.clone(),
             },
-            severity: backlog::Severity::parse(f.severity.name()).unwrap_or(backlog::Severity::Low),
+            severity: f.severity,
             message: f.message.clone(),
             evidence: f.evidence.request.clone(),
         })
@@ -346,7 +353,7 @@ fn observed(report: &Report) -> (Vec<Observed>, Coverage) {
 /// Brings the journey's backlog forward with a stored scan; returns how many items it
 /// created or changed.
 pub async fn apply_scan_to_backlog(
-    store: &dyn Store,
+    store: &dyn Governance,
     scan: &ScanRow,
     report: &Report,
 ) -> Result<usize> {
@@ -388,7 +395,7 @@ pub async fn apply_scan_to_backlog(
 
 /// Adds the fourth parties a report saw to the risk records of the vendors that loaded
 /// them (the vendor of the script in the fourth party's initiator chain).
-pub async fn apply_scan_to_vendors(store: &dyn Store, report: &Report) -> Result<usize> {
+pub async fn apply_scan_to_vendors(store: &dyn Governance, report: &Report) -> Result<usize> {
     let mut loaded: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let requests: Vec<_> = report
         .scenarios
@@ -429,7 +436,10 @@ pub async fn apply_scan_to_vendors(store: &dyn Store, report: &Report) -> Result
     Ok(n)
 }
 
-pub async fn backlog_items(store: &dyn Store, filter: &Filter) -> Result<Vec<Held<BacklogItem>>> {
+pub async fn backlog_items(
+    store: &dyn Governance,
+    filter: &Filter,
+) -> Result<Vec<Held<BacklogItem>>> {
     let today = today();
     let mut items: Vec<Held<BacklogItem>> = all(store, RecordKind::Backlog).await?;
     items.retain(|h| filter.matches(&h.value, today));
@@ -437,7 +447,7 @@ pub async fn backlog_items(store: &dyn Store, filter: &Filter) -> Result<Vec<Hel
 }
 
 pub async fn backlog_act(
-    store: &dyn Store,
+    store: &dyn Governance,
     actor: &Actor,
     id: i64,
     action: BacklogAction,
@@ -463,7 +473,7 @@ pub async fn backlog_act(
 
 /// Creates or replaces a vendor's risk record; sub-processors seen by scans are kept.
 pub async fn put_vendor(
-    store: &dyn Store,
+    store: &dyn Governance,
     actor: &Actor,
     risk: VendorRisk,
 ) -> Result<Held<VendorRisk>> {
@@ -485,7 +495,7 @@ pub async fn put_vendor(
     held(RecordKind::VendorRisk, written.remove(0))
 }
 
-pub async fn vendors(store: &dyn Store, overdue_only: bool) -> Result<Vec<Held<VendorRisk>>> {
+pub async fn vendors(store: &dyn Governance, overdue_only: bool) -> Result<Vec<Held<VendorRisk>>> {
     let today = today();
     let mut all: Vec<Held<VendorRisk>> = all(store, RecordKind::VendorRisk).await?;
     all.retain(|h| !overdue_only || h.value.is_overdue(today));

@@ -5,7 +5,7 @@ use super::{metrics, registry};
 use crate::{Error, Result};
 use serde_json::json;
 use sightline_scan::Report;
-use sightline_store::{ScanRow, Store};
+use sightline_store::{Governance, ScanRow};
 use std::collections::BTreeMap;
 
 /// What `scan list` shows of a report without reading it again.
@@ -33,7 +33,7 @@ fn summary(report: &Report) -> serde_json::Value {
 /// Stores a scan report; returns its row (with the id later commands name it by).
 /// The backlog and the vendors' sub-processors are then brought forward with it, and its
 /// metrics recorded.
-pub async fn store_scan(store: &dyn Store, report: &Report) -> Result<ScanRow> {
+pub async fn store_scan(store: &dyn Governance, report: &Report) -> Result<ScanRow> {
     let text = serde_json::to_string(report)?;
     let row = store
         .save_scan(&report.journey, &summary(report), &text)

@@ -597,7 +597,7 @@ pub async fn backlog(command: BacklogCommand, file: &FileConfig) -> Result<()> {
                 owner,
                 severity: severity
                     .map(|s| {
-                        Severity::parse(&s).with_context(|| {
+                        Severity::from_name(&s).with_context(|| {
                             format!("--severity {s:?}: use low, medium, high or critical")
                         })
                     })

@@ -332,7 +332,7 @@ async fn backlog(
         severity: choice(
             &query,
             "severity",
-            Severity::parse,
+            Severity::from_name,
             "low, medium, high or critical",
         )?,
         status: choice(

@@ -45,9 +45,17 @@ pub fn temp_dir(name: &str) -> tempfile::TempDir {
 }
 
 /// SQLite in a fresh directory, and PostgreSQL in a fresh schema when
-/// `SIGHTLINE_TEST_DATABASE_URL` is set (required in CI).
+/// `SIGHTLINE_TEST_DATABASE_URL` is set (required in CI) and the binary is built with its
+/// `postgres` feature.
 pub async fn backends(test: &str) -> Vec<Backend> {
     let mut all = vec![Backend::Sqlite(Arc::new(temp_dir(&format!("e2e-{test}"))))];
+    all.extend(postgres(test).await);
+    all
+}
+
+/// A fresh schema at `SIGHTLINE_TEST_DATABASE_URL`, when set.
+#[cfg(feature = "postgres")]
+async fn postgres(test: &str) -> Option<Backend> {
     match std::env::var("SIGHTLINE_TEST_DATABASE_URL") {
         Ok(base) => {
             let schema = format!("e2e_{test}_{}", std::process::id());
@@ -62,9 +70,9 @@ pub async fn backends(test: &str) -> Vec<Backend> {
                 .await
                 .expect("create a test schema");
             let separator = if base.contains('?') { '&' } else { '?' };
-            all.push(Backend::Postgres(format!(
+            Some(Backend::Postgres(format!(
                 "{base}{separator}options=-csearch_path%3D{schema}"
-            )));
+            )))
         }
         Err(_) => {
             assert!(
@@ -72,9 +80,16 @@ pub async fn backends(test: &str) -> Vec<Backend> {
                 "SIGHTLINE_TEST_DATABASE_URL must be set in CI: PostgreSQL tests may not be skipped"
             );
             eprintln!("SIGHTLINE_TEST_DATABASE_URL is not set: skipping PostgreSQL for {test}");
+            None
         }
     }
-    all
+}
+
+/// A binary built without the `postgres` feature refuses PostgreSQL URLs: SQLite only.
+#[cfg(not(feature = "postgres"))]
+async fn postgres(test: &str) -> Option<Backend> {
+    eprintln!("built without the `postgres` feature: skipping PostgreSQL for {test}");
+    None
 }
 
 /// Runs a `sightline` command to completion.
