@@ -78,6 +78,9 @@ enum Bench {
         /// Concurrent lookup clients.
         #[arg(long, default_value_t = 16)]
         clients: usize,
+        /// Lookups per second of the paced phase.
+        #[arg(long, default_value_t = 2_000)]
+        rate: u64,
     },
     /// Event-to-receiver latency of audience adds under background load.
     AudienceSync {
@@ -148,7 +151,13 @@ fn main() -> Result<()> {
             people,
             seconds,
             clients,
-        } => runtime.block_on(profiles::run(people, Duration::from_secs(seconds), clients)),
+            rate,
+        } => runtime.block_on(profiles::run(
+            people,
+            Duration::from_secs(seconds),
+            clients,
+            rate,
+        )),
         Bench::Sustained {
             postgres,
             rate,

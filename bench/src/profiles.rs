@@ -3,7 +3,9 @@
 //! measures (1) how fast a restarted server resumes the stored profiles and its resident
 //! memory then and after the lookups, (2) profile
 //! lookups by email over HTTP against a bare keyed read of the same store over the same
-//! HTTP stack (`/api/v1/events?after=K&limit=1`), in the same run, and (3) `sightline
+//! HTTP stack (`/api/v1/events?after=K&limit=1`), in the same run (closed loop: as many
+//! as the clients get answered), and lookups at a fixed rate (the latency a caller sees
+//! at that load), and (3) `sightline
 //! identity rebuild`: the log resolved and every profile stored, end to end.
 
 use crate::{round3, sibling, start};
@@ -21,7 +23,54 @@ struct Lookups {
     p99_ms: f64,
 }
 
-pub async fn run(people: usize, length: Duration, clients: usize) -> Result<()> {
+/// Latencies of lookups sent at a fixed rate (an open loop: a slow answer does not hold
+/// back the next request, and each latency counts from when its request was due).
+struct Paced {
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
+async fn paced_lookups(
+    url: &str,
+    token: &str,
+    people: usize,
+    rate: u64,
+    length: Duration,
+) -> Result<Paced> {
+    let http = reqwest::Client::new();
+    let mut ticks = tokio::time::interval(Duration::from_secs_f64(1.0 / rate.max(1) as f64));
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let started = Instant::now();
+    let mut sends = Vec::new();
+    let mut i: usize = 1;
+    while started.elapsed() < length {
+        let due = ticks.tick().await;
+        i = (i * 48271 + 11) % people.max(1);
+        let request = http
+            .get(format!("{url}/api/v1/profiles/email:p{i}@example.com"))
+            .bearer_auth(token);
+        sends.push(tokio::spawn(async move {
+            let response = request.send().await?;
+            if !response.status().is_success() {
+                bail!("lookup answered {}", response.status());
+            }
+            response.bytes().await?;
+            anyhow::Ok(due.elapsed())
+        }));
+    }
+    let mut all = Vec::with_capacity(sends.len());
+    for send in sends {
+        all.push(send.await??);
+    }
+    all.sort_unstable();
+    let at = |q: usize| all.get(all.len() * q / 100).copied().unwrap_or_default();
+    Ok(Paced {
+        p50_ms: at(50).as_secs_f64() * 1e3,
+        p99_ms: at(99).as_secs_f64() * 1e3,
+    })
+}
+
+pub async fn run(people: usize, length: Duration, clients: usize, rate: u64) -> Result<()> {
     let sightline = sibling("sightline")?;
     let data =
         std::env::temp_dir().join(format!("sightline-bench-profiles-{}", std::process::id()));
@@ -139,6 +188,7 @@ pub async fn run(people: usize, length: Duration, clients: usize) -> Result<()> 
     }))
     .await?;
     let baseline = lookup(Arc::new(|i| format!("/api/v1/events?after={i}&limit=1"))).await?;
+    let paced = paced_lookups(&server.url, &token, people, rate, length).await?;
     let rss_after_lookups = server.rss_mib()?;
     drop(server);
 
@@ -165,6 +215,9 @@ pub async fn run(people: usize, length: Duration, clients: usize) -> Result<()> 
             "baseline_lookups_per_s": baseline.per_s.round(),
             "baseline_p99_ms": round3(baseline.p99_ms),
             "ratio": round3(profiles.per_s / baseline.per_s),
+            "paced_lookups_per_s": rate,
+            "paced_p50_ms": round3(paced.p50_ms),
+            "paced_p99_ms": round3(paced.p99_ms),
         })
     );
     Ok(())

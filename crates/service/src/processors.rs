@@ -73,26 +73,109 @@ struct Running {
 
 type Registry = Arc<Mutex<BTreeMap<String, Running>>>;
 
+/// How much nicer than the server's the processors' threads are (see [`runtime`]).
+const PROCESSOR_NICE: i32 = 10;
+
+/// A runtime for the processors whose threads yield the CPU to the requests': they run
+/// [`PROCESSOR_NICE`] nicer (on Linux, where niceness is per thread), so that when the CPU
+/// is saturated the kernel runs the threads that answer and commit tracking requests first
+/// and the processors catch up with what is left, and when it is not, the processors use
+/// all of it. Its blocking threads (a processor's store calls) run at that priority too.
+pub fn runtime() -> std::io::Result<Background> {
+    let nicer = niceness().map(|server| (server + PROCESSOR_NICE).min(MAX_NICE));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .thread_name("processor")
+        .on_thread_start(move || {
+            if let Some(nice) = nicer {
+                set_niceness(nice)
+            }
+        })
+        .enable_all()
+        .build()?;
+    Ok(Background(Some(runtime)))
+}
+
+/// The processors' runtime (see [`runtime`]). Dropped, it stops without waiting for its
+/// tasks (the supervisor's shutdown has let them finish their steps), as a runtime may not
+/// be dropped inside another's tasks otherwise.
+pub struct Background(Option<tokio::runtime::Runtime>);
+
+impl Background {
+    pub fn handle(&self) -> tokio::runtime::Handle {
+        self.0
+            .as_ref()
+            .expect("present until dropped")
+            .handle()
+            .clone()
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+/// The largest niceness (the lowest priority) Linux has.
+const MAX_NICE: i32 = 19;
+
+/// The calling thread's niceness, where threads have their own (Linux).
+fn niceness() -> Option<i32> {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: nice(0) changes nothing; on Linux it returns the calling thread's
+        // niceness (-1 is also an error's answer, but a server is not run at -1 in practice,
+        // and mistaking it for one only makes the processors as nice as the rest).
+        Some(unsafe { libc::nice(0) })
+    }
+    #[cfg(not(target_os = "linux"))]
+    None
+}
+
+/// Makes the calling thread `nice` (when that is nicer than it is: a thread may not raise
+/// its own priority), e.g. a blocking thread started by a processor's thread is already.
+fn set_niceness(nice: i32) {
+    #[cfg(target_os = "linux")]
+    {
+        let by = nice - niceness().unwrap_or(nice);
+        // SAFETY: nice only reads its integer argument; on Linux it changes the calling
+        // thread's niceness by that much.
+        if by > 0 && unsafe { libc::nice(by) } == -1 {
+            tracing::warn!(
+                error = %std::io::Error::last_os_error(),
+                "processors: cannot lower their threads' priority; they compete with requests"
+            );
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = nice;
+}
+
 /// Owns every running processor.
 pub struct Supervisor {
     stop: watch::Sender<bool>,
     tasks: Mutex<JoinSet<()>>,
     running: Registry,
-}
-
-impl Default for Supervisor {
-    fn default() -> Supervisor {
-        Supervisor {
-            stop: watch::channel(false).0,
-            tasks: Mutex::new(JoinSet::new()),
-            running: Registry::default(),
-        }
-    }
+    /// Where the processors run.
+    runtime: tokio::runtime::Handle,
 }
 
 impl Supervisor {
+    /// A supervisor running its processors on the current runtime.
     pub fn new() -> Arc<Supervisor> {
-        Arc::new(Supervisor::default())
+        Supervisor::on(tokio::runtime::Handle::current())
+    }
+
+    /// A supervisor running its processors on `runtime` (the server's: see [`runtime`]).
+    pub fn on(runtime: tokio::runtime::Handle) -> Arc<Supervisor> {
+        Arc::new(Supervisor {
+            stop: watch::channel(false).0,
+            tasks: Mutex::new(JoinSet::new()),
+            running: Registry::default(),
+            runtime,
+        })
     }
 
     /// Runs `processor` until shutdown; false (and nothing started) when one of that name
@@ -109,12 +192,10 @@ impl Supervisor {
             up: Arc::new(AtomicBool::new(true)),
         };
         running.insert(name.clone(), entry.clone());
-        tasks.spawn(run(
-            entry,
-            name,
-            self.stop.subscribe(),
-            self.running.clone(),
-        ));
+        tasks.spawn_on(
+            run(entry, name, self.stop.subscribe(), self.running.clone()),
+            &self.runtime,
+        );
         true
     }
 
@@ -306,6 +387,30 @@ mod tests {
         fn idle(&self) -> Duration {
             Duration::from_secs(3600)
         }
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn the_processors_runtime_runs_nicer_than_the_server() {
+        let server = niceness().unwrap();
+        let runtime = runtime().unwrap();
+        let (worker, blocking, nested) = runtime.0.as_ref().unwrap().block_on(async {
+            let worker = tokio::spawn(async { niceness() }).await.unwrap();
+            let blocking = tokio::task::spawn_blocking(niceness).await.unwrap();
+            // A blocking thread started from a worker (already nicer) is no nicer still.
+            let nested = tokio::spawn(async { tokio::task::spawn_blocking(niceness).await })
+                .await
+                .unwrap()
+                .unwrap();
+            (worker, blocking, nested)
+        });
+        let expected = Some((server + PROCESSOR_NICE).min(MAX_NICE));
+        assert_eq!((worker, blocking, nested), (expected, expected, expected));
+        assert_eq!(
+            niceness(),
+            Some(server),
+            "the caller's thread is left as it was"
+        );
     }
 
     #[tokio::test]

@@ -16,6 +16,7 @@ use sightline_core::{
 use sightline_identity::{Identifier, ProfileId, Rules};
 use sightline_profiles::{EventProfile, Memberships, ProfileDoc, Profiles};
 use sightline_store::{Store, StoreError};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
@@ -42,32 +43,73 @@ pub struct Book {
 
 /// The server's book, kept current by the follower and read by every request. A panic
 /// while the lock is held (a bug) must not take every later request down with it: the
-/// lock is taken as it was left, and the log stays the truth a rebuild restores.
+/// lock is taken as it was left, and the log stays the truth a rebuild restores. What
+/// requests ask for often (the rules, how far the book has applied the log) is kept beside
+/// the lock, so that they never wait for the follower applying a page.
 #[derive(Clone)]
-pub struct Live(Arc<RwLock<Book>>);
+pub struct Live {
+    book: Arc<RwLock<Book>>,
+    rules: Arc<ProfileRules>,
+    /// The book's last applied seq, set whenever the follower lets go of the book.
+    applied: Arc<AtomicI64>,
+}
+
+/// The book, written; its applied seq is published when the writer lets go.
+struct Writing<'a> {
+    book: RwLockWriteGuard<'a, Book>,
+    applied: &'a AtomicI64,
+}
+
+impl std::ops::Deref for Writing<'_> {
+    type Target = Book;
+    fn deref(&self) -> &Book {
+        &self.book
+    }
+}
+
+impl std::ops::DerefMut for Writing<'_> {
+    fn deref_mut(&mut self) -> &mut Book {
+        &mut self.book
+    }
+}
+
+impl Drop for Writing<'_> {
+    fn drop(&mut self) {
+        self.applied
+            .store(self.book.profiles.last_seq(), Ordering::Release);
+    }
+}
 
 impl Live {
     pub fn new(book: Book) -> Live {
-        Live(Arc::new(RwLock::new(book)))
+        Live {
+            rules: Arc::new(book.rules.clone()),
+            applied: Arc::new(AtomicI64::new(book.profiles.last_seq())),
+            book: Arc::new(RwLock::new(book)),
+        }
     }
 
     pub fn read(&self) -> RwLockReadGuard<'_, Book> {
-        self.0.read().unwrap_or_else(|poisoned| {
+        self.book.read().unwrap_or_else(|poisoned| {
             tracing::error!("profiles: a reader or the follower panicked; reading on");
             poisoned.into_inner()
         })
     }
 
-    fn write(&self) -> RwLockWriteGuard<'_, Book> {
-        self.0.write().unwrap_or_else(|poisoned| {
+    fn write(&self) -> Writing<'_> {
+        let book = self.book.write().unwrap_or_else(|poisoned| {
             tracing::error!("profiles: a reader or the follower panicked; writing on");
             poisoned.into_inner()
-        })
+        });
+        Writing {
+            book,
+            applied: &self.applied,
+        }
     }
 
-    /// The rules the profiles are derived under.
-    pub fn rules(&self) -> ProfileRules {
-        self.read().rules.clone()
+    /// The rules the profiles are derived under (fixed while the server runs).
+    pub fn rules(&self) -> &ProfileRules {
+        &self.rules
     }
 
     /// While a rebuild replays the log: how far it has come and where it ends.
@@ -83,7 +125,7 @@ impl Live {
 
     /// The seq through which the profiles have taken in the log.
     pub fn applied_seq(&self) -> i64 {
-        self.read().profiles.last_seq()
+        self.applied.load(Ordering::Acquire)
     }
 }
 
@@ -566,7 +608,7 @@ impl Follower {
             Owed::Changes(save) => pay(store, &self.book, *save).await,
             Owed::Reopen => {
                 let rules = self.book.rules();
-                let fresh = open(store, rules).await?;
+                let fresh = open(store, rules.clone()).await?;
                 *self.book.write() = fresh;
                 Ok(())
             }
@@ -671,7 +713,7 @@ async fn reload_if_changed(store: &dyn Store, book: &Live) -> Result<()> {
         return Ok(());
     }
     let rules = book.rules();
-    let mut fresh = Book::new(definitions, rules);
+    let mut fresh = Book::new(definitions, rules.clone());
     fresh.catch_up(store).await?;
     fresh.replayed();
     store.save_profiles(fresh.snapshot()).await?;

@@ -16,7 +16,7 @@ use sightline_collect::{Collector, Settings};
 use sightline_service::destinations::Deliveries;
 use sightline_service::events::DedupPruner;
 use sightline_service::governance::metrics::Refresher;
-use sightline_service::processors::Supervisor;
+use sightline_service::processors::{self, Supervisor};
 use sightline_service::profiles::{self, Follower, Ledger};
 use sightline_service::sources;
 use sightline_service::sync::Syncer;
@@ -120,7 +120,9 @@ pub async fn run(args: ServeArgs, file: &FileConfig) -> Result<()> {
         webhook.clone(),
         sightline_activate::Settings::default(),
     );
-    let processors = Supervisor::new();
+    // The processors run on a runtime of their own, at a lower priority than the requests'.
+    let background = processors::runtime().context("cannot start the processors' runtime")?;
+    let processors = Supervisor::on(background.handle());
     let app = sightline_collect::router(collector)
         .merge(crate::http::router(
             store.clone(),
@@ -161,6 +163,7 @@ pub async fn run(args: ServeArgs, file: &FileConfig) -> Result<()> {
         .context("the server stopped with an error")?;
     tracing::info!("in-flight requests were answered; stopping the processors");
     processors.shutdown(SHUTDOWN_GRACE).await;
+    drop(background);
     tracing::info!("stopped");
     Ok(())
 }

@@ -83,7 +83,7 @@ impl ProfilesAt {
                             .map_err(|e| {
                                 Error::Internal(anyhow::anyhow!("stored profiles: {e}"))
                             })?;
-                            return Ok(f(&profiles, &rules));
+                            return Ok(f(&profiles, rules));
                         }
                     }
                     if started.elapsed() > CATCH_UP {
@@ -101,7 +101,7 @@ impl ProfilesAt {
     fn rules(&self) -> ProfileRules {
         match self {
             ProfilesAt::Replay(rules) => (**rules).clone(),
-            ProfilesAt::Live(book) => book.rules(),
+            ProfilesAt::Live(book) => book.rules().clone(),
         }
     }
 }

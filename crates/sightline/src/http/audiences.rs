@@ -145,7 +145,7 @@ async fn attribute(
             .map(|m| m.split(',').map(|s| s.trim().to_string()).collect())
             .unwrap_or_default(),
     };
-    let rules = state.book.rules();
+    let rules = state.book.rules().clone();
     let report = super::off_workers(async move {
         let grouper = sightline_attribution::ChannelGrouper::default();
         attribution::report(state.store.as_ref(), &actor, &question, &grouper, rules).await

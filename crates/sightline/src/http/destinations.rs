@@ -36,7 +36,7 @@ async fn add(
         &body,
         "send {\"name\":…,\"url\":\"http://…\",\"purposes\":[…]}",
     )?;
-    let policy = state.book.rules().policy;
+    let policy = state.book.rules().policy.clone();
     let d = destinations::add(state.store.as_ref(), &actor, spec, &policy).await?;
     created(json!({"id": d.id, "name": d.name, "signing_secret": d.signing_secret}))
 }

@@ -71,7 +71,7 @@ async fn record_consent(
         &body,
         "send {\"identifier\":\"type:value\",\"purposes\":{…}}",
     )?;
-    let policy = state.book.rules().policy;
+    let policy = state.book.rules().policy.clone();
     let recorded = events::record_consent(state.store.as_ref(), &actor, request, &policy)
         .await
         .map_err(Failure)?;

@@ -68,7 +68,7 @@ fn attribution(state: &ApiState, query: &HashMap<String, String>) -> Option<Attr
             ..Default::default()
         },
         grouper: sightline_attribution::ChannelGrouper::default(),
-        rules: state.book.rules(),
+        rules: state.book.rules().clone(),
     })
 }
 

@@ -28,7 +28,7 @@ async fn profile(
 }
 
 async fn find(state: &ApiState, actor: &Actor, id: &str) -> Result<lookup::Found, Failure> {
-    let region = state.book.read().rules.rules.default_region();
+    let region = state.book.rules().rules.default_region();
     Ok(lookup::find(state.store.as_ref(), actor, region, id).await?)
 }
 
