@@ -170,9 +170,11 @@ impl Settings {
                     Some((_, recommended)) => (*recommended).to_owned(),
                     None => match snake_case(segment_name) {
                         Some(name) => name,
-                        None => return Mapped::Refuse(format!(
+                        None => {
+                            return Mapped::Refuse(format!(
                             "event {segment_name:?} has no letter to start a GA4 event name with"
-                        )),
+                        ))
+                        }
                     },
                 };
                 (name, commerce_params(event))
