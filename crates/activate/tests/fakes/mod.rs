@@ -195,7 +195,7 @@ fn ga4_problems(raw: &Bytes, query: &HashMap<String, String>, body: &Value) -> V
         problem("client_id (required for web streams) is not a string".into());
     }
     if let Some(user_id) = body.get("user_id") {
-        if !user_id.as_str().is_some_and(|u| u.chars().count() <= 256) {
+        if user_id.as_str().is_none_or(|u| u.chars().count() > 256) {
             problem("user_id is not a string of at most 256 characters".into());
         }
     }
@@ -226,7 +226,7 @@ fn ga4_problems(raw: &Bytes, query: &HashMap<String, String>, body: &Value) -> V
             problem(format!("event name {name:?} is not one GA4 takes"));
         }
         if let Some(micros) = event.get("timestamp_micros") {
-            if !micros.as_i64().is_some_and(|m| m > 1_000_000_000_000_000) {
+            if micros.as_i64().is_none_or(|m| m <= 1_000_000_000_000_000) {
                 problem(format!("timestamp_micros {micros} is not in microseconds"));
             }
         }

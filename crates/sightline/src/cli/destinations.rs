@@ -4,7 +4,7 @@
 use crate::config::{FileConfig, StoreArgs};
 use anyhow::Result;
 use clap::Subcommand;
-use serde_json::{json, Value};
+use serde_json::Value;
 use sightline_activate::{Deliverer, DestinationSpec, Settings, Transform};
 use sightline_core::time;
 use sightline_service::access::operator;
