@@ -3,6 +3,7 @@
 #   bench/run.sh ingest [--postgres URL] [--seconds N] [--connections N]   (needs wrk: installs it)
 #   bench/run.sh sustained [--postgres URL] [--rate EVENTS_PER_S] [--seconds N]
 #   bench/run.sh delivery [--postgres URL] [--requests N] [--batch N]
+#   bench/run.sh vendors [--events N]       (GA4 and Meta fakes against the plain webhook)
 #   bench/run.sh profiles [--people N] [--clients N] [--rate LOOKUPS_PER_S]
 #   bench/run.sh log-size [--postgres URL] [--events N] [--users N]
 #   bench/run.sh audience-sync [--load EVENTS_PER_S] [--samples N]
@@ -21,7 +22,7 @@ case "$bench" in
     command -v wrk >/dev/null || apt-get install -y wrk >&2
     cargo build --release --locked -p sightline -p sightline-bench
     exec target/release/sightline-bench "$bench" "$@" ;;
-  sustained|delivery|profiles|audience-sync|log-size)
+  sustained|delivery|profiles|audience-sync|log-size|vendors)
     cargo build --release --locked -p sightline -p sightline-bench
     exec target/release/sightline-bench "$bench" "$@" ;;
   attribution)
@@ -33,6 +34,6 @@ case "$bench" in
   linkage-1m)
     exec cargo run --release --locked -p sightline-linkage --example bench_dedupe_1m ;;
   *)
-    echo "usage: bench/run.sh ingest|sustained|delivery|profiles|audience-sync|log-size|scan|attribution|linkage-febrl|linkage-1m [args]" >&2
+    echo "usage: bench/run.sh ingest|sustained|delivery|vendors|profiles|audience-sync|log-size|scan|attribution|linkage-febrl|linkage-1m [args]" >&2
     exit 2 ;;
 esac

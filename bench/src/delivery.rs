@@ -203,6 +203,7 @@ fn gate_ns_per_event(bodies: &[Bytes]) -> f64 {
         event_names: vec![],
         batch_size: 1,
         transform: json!({}),
+        settings: json!({}),
         signing_secret: String::new(),
         created_at: 0,
         disabled: false,

@@ -11,6 +11,7 @@ mod profiles;
 mod scan;
 mod segment;
 mod sustained;
+mod vendors;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
@@ -66,6 +67,12 @@ enum Bench {
         /// Events per webhook request.
         #[arg(long, default_value_t = 100)]
         batch: u32,
+    },
+    /// Events per second delivered to the GA4 and Meta fakes against the plain webhook.
+    Vendors {
+        /// Events in the log, delivered to each destination in turn.
+        #[arg(long, default_value_t = 20_000)]
+        events: usize,
     },
     /// Profile rebuild and lookups at scale, against a keyed read of the same store.
     Profiles {
@@ -132,6 +139,7 @@ fn main() -> Result<()> {
         .build()?;
     match cli.command {
         Bench::NoopServer => runtime.block_on(noop_server()),
+        Bench::Vendors { events } => runtime.block_on(vendors::run(events.max(1))),
         Bench::Scan => runtime.block_on(scan::run()),
         Bench::TrainDict { out, samples, size } => segment::train_dictionary(&out, samples, size),
         Bench::LogSize {

@@ -12,6 +12,7 @@ use crate::backoff::{self, Backoff};
 use crate::breaker::{Breaker, BreakerConfig, Permit};
 use crate::gate::{self, Route};
 use crate::transform::Transform;
+use crate::vendor::{self, Mapped, Vendor};
 use crate::webhook::{Answer, Webhook};
 use serde_json::Value;
 use sightline_consent::{ConsentState, Policy};
@@ -82,11 +83,52 @@ pub fn processor(destination: &Destination) -> String {
     format!("delivery:{}", destination.id)
 }
 
-/// An event on its way out.
+/// An event on its way out: for a webhook the event as transformed, for a vendor type
+/// the item it was mapped to and the envelope it shares with the rest of its request.
 struct Outgoing {
     seq: i64,
     message_id: String,
     body: Value,
+    envelope: Value,
+    /// The item's size in JSON, for a vendor's limit on a request body.
+    bytes: usize,
+}
+
+/// The batch being filled, and where its events go.
+struct Batch<'a> {
+    destination: &'a Destination,
+    vendor: Option<&'a Vendor>,
+    events: Vec<Outgoing>,
+    bytes: usize,
+}
+
+impl Batch<'_> {
+    /// Whether `next` must go in a request of its own, after this batch is sent: its
+    /// envelope differs, or it would take the body past the vendor's limit.
+    fn cannot_take(&self, next: &Outgoing) -> bool {
+        let Some(first) = self.events.first() else {
+            return false;
+        };
+        first.envelope != next.envelope
+            || self
+                .vendor
+                .and_then(Vendor::max_body_bytes)
+                .is_some_and(|max| self.bytes + next.bytes + 1 > max)
+    }
+
+    fn push(&mut self, event: Outgoing) {
+        self.bytes += event.bytes + 1;
+        self.events.push(event);
+    }
+
+    fn full(&self) -> bool {
+        self.events.len() >= self.destination.batch_size.max(1) as usize
+    }
+
+    fn take(&mut self) -> Vec<Outgoing> {
+        self.bytes = 0;
+        std::mem::take(&mut self.events)
+    }
 }
 
 /// The consent ledger as delivery reads it, kept by whatever follows the log into
@@ -185,13 +227,19 @@ impl Deliverer {
     ) -> Result<Tally, StoreError> {
         let mut tally = Tally::default();
         let mut outcomes = Vec::new();
-        let mut batch = Vec::new();
-        let batch_size = destination.batch_size.max(1) as usize;
         let mut last_commit = Instant::now();
         // Validated when the destination was added. Should it not read, send nothing:
         // sending untransformed could leak what it was meant to hash or remove.
         let transform = serde_json::from_value::<Transform>(destination.transform.clone())
             .map_err(|e| format!("the destination's transform cannot be read: {e}"));
+        let vendor = Vendor::of(destination.kind, &destination.settings);
+        let mut batch = Batch {
+            destination,
+            vendor: vendor.as_ref().ok().and_then(Option::as_ref),
+            events: Vec::new(),
+            bytes: 0,
+        };
+        let now_ms = time::now_ms();
         for event in events {
             let Ok(body) = serde_json::from_str::<Value>(&event.body) else {
                 // The collector only stores JSON; a body that no longer parses is kept
@@ -208,6 +256,15 @@ impl Deliverer {
             let in_force = match &self.ledger {
                 Some(ledger) => ledger.consent_for(event, &body).await?,
                 None => None,
+            };
+            let dead = |reason: String| {
+                outcome(
+                    destination,
+                    event.seq,
+                    &event.message_id,
+                    DeliveryStatus::Dead,
+                    Some(reason),
+                )
             };
             match gate::route(
                 &self.policy,
@@ -230,34 +287,79 @@ impl Deliverer {
                     ));
                 }
                 Route::Deliver => {
+                    // Read before the transform, which may remove the signals.
+                    let consent = match &vendor {
+                        Ok(Some(_)) => gate::decisions(&self.policy, &body, in_force.as_ref()),
+                        _ => Default::default(),
+                    };
                     let mut body = body;
                     match &transform {
                         Ok(transform) => transform.apply(&mut body),
                         Err(reason) => {
-                            outcomes.push(outcome(
-                                destination,
-                                event.seq,
-                                &event.message_id,
-                                DeliveryStatus::Dead,
-                                Some(reason.clone()),
-                            ));
+                            outcomes.push(dead(reason.clone()));
                             continue;
                         }
                     }
-                    batch.push(Outgoing {
-                        seq: event.seq,
-                        message_id: event.message_id.clone(),
-                        body,
-                    });
-                    if batch.len() == batch_size {
-                        let Some(sent) = self
-                            .send(destination, &batch, max_attempts, checkpoint)
-                            .await?
+                    let next = match &vendor {
+                        Err(reason) => {
+                            outcomes.push(dead(reason.clone()));
+                            continue;
+                        }
+                        Ok(None) => Outgoing {
+                            seq: event.seq,
+                            message_id: event.message_id.clone(),
+                            body,
+                            envelope: Value::Null,
+                            bytes: 0,
+                        },
+                        Ok(Some(vendor)) => match vendor.map(&vendor::Input {
+                            event_type: event.event_type,
+                            event: &body,
+                            message_id: &event.message_id,
+                            consent: &consent,
+                            now_ms,
+                        }) {
+                            Mapped::Skip => continue,
+                            Mapped::Refuse(reason) => {
+                                dead_letters(&destination.name, 1);
+                                outcomes.push(dead(reason));
+                                continue;
+                            }
+                            Mapped::Item { envelope, item } => {
+                                let bytes = item.to_string().len();
+                                if vendor.max_body_bytes().is_some_and(|max| bytes >= max) {
+                                    dead_letters(&destination.name, 1);
+                                    outcomes.push(dead(format!(
+                                        "the event is larger than the {} bytes {} takes in a request",
+                                        vendor.max_body_bytes().unwrap_or_default(),
+                                        destination.kind.as_str()
+                                    )));
+                                    continue;
+                                }
+                                Outgoing {
+                                    seq: event.seq,
+                                    message_id: event.message_id.clone(),
+                                    body: item,
+                                    envelope,
+                                    bytes,
+                                }
+                            }
+                        },
+                    };
+                    if batch.cannot_take(&next) {
+                        let Some(sent) = self.send(&mut batch, max_attempts, checkpoint).await?
                         else {
                             return Ok(tally);
                         };
                         outcomes.extend(sent);
-                        batch.clear();
+                    }
+                    batch.push(next);
+                    if batch.full() {
+                        let Some(sent) = self.send(&mut batch, max_attempts, checkpoint).await?
+                        else {
+                            return Ok(tally);
+                        };
+                        outcomes.extend(sent);
                         if last_commit.elapsed() >= COMMIT_EVERY {
                             tally.count(&outcomes);
                             self.record(std::mem::take(&mut outcomes), checkpoint, event.seq)
@@ -268,11 +370,8 @@ impl Deliverer {
                 }
             }
         }
-        if !batch.is_empty() {
-            let Some(sent) = self
-                .send(destination, &batch, max_attempts, checkpoint)
-                .await?
-            else {
+        if !batch.events.is_empty() {
+            let Some(sent) = self.send(&mut batch, max_attempts, checkpoint).await? else {
                 return Ok(tally);
             };
             outcomes.extend(sent);
@@ -341,13 +440,26 @@ impl Deliverer {
     /// attempts, the live checkpoint was moved past the batch (the page is abandoned).
     async fn send(
         &self,
-        destination: &Destination,
-        batch: &[Outgoing],
+        batch: &mut Batch<'_>,
         max_attempts: Option<u32>,
         checkpoint: Option<&str>,
     ) -> Result<Option<Vec<Delivery>>, StoreError> {
+        let destination = batch.destination;
+        let vendor = batch.vendor;
+        let batch = batch.take();
         let label = destination.name.clone();
-        let (body, idempotency_key) = request_body(destination, batch);
+        let request = match vendor {
+            None => Request::Webhook(request_body(destination, &batch)),
+            Some(vendor) => Request::Vendor(
+                vendor,
+                vendor.request(
+                    &destination.url,
+                    &destination.signing_secret,
+                    &batch[0].envelope,
+                    batch.iter().map(|event| event.body.clone()).collect(),
+                ),
+            ),
+        };
         let last_seq = batch.last().map_or(0, |b| b.seq);
         let mut attempts = 0u32;
         loop {
@@ -363,15 +475,21 @@ impl Deliverer {
             metrics::counter!("sightline_delivery_attempts_total", "destination" => label.clone())
                 .increment(1);
             let started = Instant::now();
-            let answer = self
-                .webhook
-                .post(
-                    &destination.url,
-                    &destination.signing_secret,
-                    &idempotency_key,
-                    body.clone(),
-                )
-                .await;
+            let answer = match &request {
+                Request::Vendor(vendor, request) => {
+                    self.webhook.send_vendor(vendor, request.clone()).await
+                }
+                Request::Webhook((body, idempotency_key)) => {
+                    self.webhook
+                        .post(
+                            &destination.url,
+                            &destination.signing_secret,
+                            idempotency_key,
+                            body.clone(),
+                        )
+                        .await
+                }
+            };
             let latency_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
             let finished = |status, code, reason: Option<String>| {
                 batch
@@ -404,14 +522,14 @@ impl Deliverer {
                         self.breaker_outcome(destination, true);
                     }
                     failed(&label);
-                    dead(&label, batch.len());
+                    dead_letters(&label, batch.len());
                     return Ok(Some(finished(DeliveryStatus::Dead, code, Some(reason))));
                 }
                 Answer::Retry { code, wait, reason } => {
                     self.breaker_outcome(destination, false);
                     failed(&label);
                     if max_attempts.is_some_and(|max| attempts >= max) {
-                        dead(&label, batch.len());
+                        dead_letters(&label, batch.len());
                         let reason = format!("gave up after {attempts} attempts: {reason}");
                         return Ok(Some(finished(DeliveryStatus::Dead, code, Some(reason))));
                     }
@@ -510,7 +628,7 @@ fn failed(destination: &str) {
         .increment(1);
 }
 
-fn dead(destination: &str, events: usize) {
+fn dead_letters(destination: &str, events: usize) {
     metrics::counter!("sightline_delivery_dead_total", "destination" => destination.to_string())
         .increment(events as u64);
 }
@@ -533,6 +651,13 @@ fn outcome(
         reason,
         at: time::now_ms(),
     }
+}
+
+/// One batch's request, built once and sent again as is on each attempt.
+enum Request<'a> {
+    /// The JSON body and its idempotency key, signed at each attempt.
+    Webhook((String, String)),
+    Vendor(&'a Vendor, vendor::Request),
 }
 
 /// The JSON body (one event as the events API shows it, or an array of them for a

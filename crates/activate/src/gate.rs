@@ -10,6 +10,7 @@
 use serde_json::Value;
 use sightline_consent::{ConsentState, Decision, EventSignals, Policy};
 use sightline_core::{Destination, EventType};
+use std::collections::BTreeMap;
 
 /// What a destination does with one event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,15 +87,7 @@ pub fn consent_gate(
     let all: Vec<_> = named.iter().map(|(_, signal)| *signal).collect();
     let carried = policy.decide(&all);
     let in_force = |purpose: &str| ledger.and_then(|state| state.get(purpose));
-    let decision = |purpose: &str| {
-        let own = carried.get(purpose).copied().unwrap_or(Decision::NotStated);
-        let kept = in_force(purpose).map_or(Decision::NotStated, |s| s.decision);
-        match (own, kept) {
-            (Decision::Denied, _) | (_, Decision::Denied) => Decision::Denied,
-            (Decision::Granted, _) | (_, Decision::Granted) => Decision::Granted,
-            _ => Decision::NotStated,
-        }
-    };
+    let decision = |purpose: &str| combined(&carried, ledger, purpose);
     let purpose = required.iter().find(|p| decision(p) != Decision::Granted)?;
     let mut decided_by: Vec<String> = named
         .iter()
@@ -113,6 +106,43 @@ pub fn consent_gate(
         decision: decision(purpose),
         decided_by,
     })
+}
+
+/// What the event's own signals and the ledger's entry together say of `purpose`: a
+/// denial from either wins, then a grant.
+fn combined(
+    carried: &BTreeMap<String, Decision>,
+    ledger: Option<&ConsentState>,
+    purpose: &str,
+) -> Decision {
+    let own = carried.get(purpose).copied().unwrap_or(Decision::NotStated);
+    let kept = ledger
+        .and_then(|state| state.get(purpose))
+        .map_or(Decision::NotStated, |s| s.decision);
+    match (own, kept) {
+        (Decision::Denied, _) | (_, Decision::Denied) => Decision::Denied,
+        (Decision::Granted, _) | (_, Decision::Granted) => Decision::Granted,
+        _ => Decision::NotStated,
+    }
+}
+
+/// The decision on every purpose of `policy` for this event, as the gate makes it: what a
+/// vendor type reads to fill the vendor's own consent fields (Google's `ad_user_data`,
+/// Meta's Limited Data Use) for an event the gate let through.
+pub fn decisions(
+    policy: &Policy,
+    event: &Value,
+    ledger: Option<&ConsentState>,
+) -> BTreeMap<String, Decision> {
+    let signals = EventSignals::read(event);
+    let named = signals.named();
+    let all: Vec<_> = named.iter().map(|(_, signal)| *signal).collect();
+    let carried = policy.decide(&all);
+    policy
+        .purposes()
+        .iter()
+        .map(|purpose| (purpose.clone(), combined(&carried, ledger, purpose)))
+        .collect()
 }
 
 /// The filter, then the consent gate.
@@ -152,6 +182,7 @@ mod tests {
             event_names: names.iter().map(|p| p.to_string()).collect(),
             batch_size: 1,
             transform: json!({}),
+            settings: json!({}),
             signing_secret: "s".into(),
             created_at: 0,
             disabled: false,

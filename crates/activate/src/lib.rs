@@ -1,20 +1,27 @@
 //! Activation: consent-gated destinations fed from the event log.
 //!
 //! - [`gate`] (pure): a destination's event filter and the consent gate.
+//! - [`vendor`] (pure): the destination types beside the webhook (GA4, Meta), each event
+//!   mapped to the vendor's documented request, personal data hashed by its rules, and
+//!   its answers classified by its error semantics.
+//! - [`answer`] (pure): what an HTTP answer means for a delivery.
 //! - [`signature`] (pure): the webhook's HMAC-SHA256 signature header.
 //! - [`backoff`] (pure): retry delays and `Retry-After`.
 //! - [`breaker`] (pure): the circuit breaker of one destination.
 //! - [`transform`] (pure): what a destination does to an event before sending it.
-//! - [`webhook`] (IO): one signed request and its classified answer.
+//! - [`webhook`] (IO): one signed webhook request, or one vendor request, and its
+//!   classified answer.
 //! - [`deliver`] (IO): a worker per destination reading the log from its checkpoint,
 //!   retries, dead letters and replay.
 
+pub mod answer;
 pub mod backoff;
 pub mod breaker;
 pub mod deliver;
 pub mod gate;
 pub mod signature;
 pub mod transform;
+pub mod vendor;
 pub mod webhook;
 
 pub use breaker::{Breaker, BreakerConfig, Permit};
@@ -23,6 +30,7 @@ pub use transform::{HashFormat, Transform};
 
 use sightline_consent::Policy;
 use sightline_core::{secret, DestinationKind, EventType, NewDestination};
+use vendor::Vendor;
 
 /// Signing secrets are this many random alphanumerics after `whsec_`.
 const SIGNING_SECRET_LEN: usize = 40;
@@ -31,46 +39,104 @@ pub const MAX_BATCH: u32 = 1000;
 
 /// A destination as asked for on the command line, the API (JSON) or a TOML file, before
 /// validation. In JSON and TOML the keys are the command line's options: `name`, `type`
-/// (default `webhook`), `url`, `purposes`, `events`, `types`, `batch` (default 1) and
-/// `transform`.
+/// (default `webhook`), `url`, `purposes`, `events`, `types`, `batch`, `transform`, and
+/// for a vendor type `settings` (a table) and its credential as `credential` or as the
+/// name of the environment variable holding it, `credential_env`.
 #[derive(Debug, Clone, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DestinationSpec {
     pub name: String,
     #[serde(rename = "type", default = "webhook")]
     pub kind: String,
-    pub url: String,
+    /// Where requests go: required for a webhook; a vendor's documented endpoint when
+    /// absent (set it to go through a proxy, or to a test server).
+    #[serde(default)]
+    pub url: Option<String>,
+    /// Empty: a vendor type's default purposes (a webhook's: none).
     #[serde(default)]
     pub purposes: Vec<String>,
     #[serde(rename = "types", default)]
     pub event_types: Vec<String>,
     #[serde(rename = "events", default)]
     pub event_names: Vec<String>,
-    #[serde(rename = "batch", default = "one")]
-    pub batch_size: u32,
+    /// Events per request: 1 for a webhook, the vendor's most for a vendor type.
+    #[serde(rename = "batch", default)]
+    pub batch_size: Option<u32>,
     #[serde(default)]
     pub transform: Transform,
+    /// A vendor type's settings (GA4: `measurement_id`; Meta: `pixel_id`, …).
+    #[serde(default)]
+    pub settings: serde_json::Map<String, serde_json::Value>,
+    /// A vendor type's credential (GA4's API secret, Meta's access token).
+    #[serde(default)]
+    pub credential: Option<Credential>,
+    /// The environment variable holding the credential, read by the command line
+    /// ([`DestinationSpec::read_credential_env`]) and never by the server: the API must
+    /// not be a way to read the server's environment.
+    #[serde(default)]
+    pub credential_env: Option<String>,
+}
+
+/// A vendor's credential, never shown back: kept out of `Debug`.
+#[derive(Clone, serde::Deserialize)]
+#[serde(transparent)]
+pub struct Credential(pub String);
+
+impl std::fmt::Debug for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Credential(***)")
+    }
 }
 
 fn webhook() -> String {
     "webhook".into()
 }
 
-fn one() -> u32 {
-    1
-}
-
 impl DestinationSpec {
-    /// Checks every field against `policy`'s purposes and gives the destination a new
-    /// signing secret. The error says what to fix.
+    /// Takes the credential from the environment variable `credential_env` names, read by
+    /// `lookup`.
+    pub fn read_credential_env(
+        &mut self,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<(), String> {
+        if let Some(variable) = self.credential_env.take() {
+            if self.credential.is_some() {
+                return Err(format!(
+                    "destination {:?} has both credential and credential_env: keep one",
+                    self.name
+                ));
+            }
+            let value = lookup(&variable)
+                .filter(|v| !v.trim().is_empty())
+                .ok_or_else(|| {
+                    format!("the environment variable {variable} (credential_env) is not set")
+                })?;
+            self.credential = Some(Credential(value));
+        }
+        Ok(())
+    }
+
+    /// Checks every field against `policy`'s purposes; a webhook gets a new signing secret,
+    /// a vendor type keeps its credential in the same place. The error says what to fix.
     pub fn validate(self, policy: &Policy) -> Result<NewDestination, String> {
         if self.name.trim().is_empty() || self.name.len() > 100 {
             return Err("a destination name must be 1 to 100 characters".into());
         }
-        let kind = DestinationKind::parse(&self.kind)
-            .ok_or_else(|| format!("unknown destination type {:?}: use webhook", self.kind))?;
-        let url = reqwest::Url::parse(&self.url)
-            .map_err(|e| format!("--url {:?} is not a URL: {e}", self.url))?;
+        let kind = DestinationKind::parse(&self.kind).ok_or_else(|| {
+            let known: Vec<_> = DestinationKind::ALL.iter().map(|k| k.as_str()).collect();
+            format!(
+                "unknown destination type {:?}: use {}",
+                self.kind,
+                known.join(", ")
+            )
+        })?;
+        let url = match (&self.url, Vendor::default_endpoint(kind)) {
+            (Some(url), _) => url.clone(),
+            (None, Some(endpoint)) => endpoint.to_owned(),
+            (None, None) => return Err("a webhook needs --url: where events are POSTed".into()),
+        };
+        let url =
+            reqwest::Url::parse(&url).map_err(|e| format!("--url {url:?} is not a URL: {e}"))?;
         match url.scheme() {
             "http" | "https" => {}
             other => {
@@ -79,7 +145,15 @@ impl DestinationSpec {
                 ))
             }
         }
-        policy.check_purposes(&self.purposes)?;
+        let purposes = if self.purposes.is_empty() {
+            Vendor::default_purposes(kind)
+                .iter()
+                .map(|p| (*p).to_owned())
+                .collect()
+        } else {
+            self.purposes
+        };
+        policy.check_purposes(&purposes)?;
         if let Some(unknown) = self
             .event_types
             .iter()
@@ -89,25 +163,69 @@ impl DestinationSpec {
                 "unknown event type {unknown:?}: use track, identify, page, screen, group or alias"
             ));
         }
-        if !(1..=MAX_BATCH).contains(&self.batch_size) {
-            return Err(format!("--batch must be 1 to {MAX_BATCH}"));
+        let most = Vendor::max_batch(kind).unwrap_or(MAX_BATCH);
+        let batch_size = self.batch_size.unwrap_or(match kind {
+            DestinationKind::Webhook => 1,
+            _ => most,
+        });
+        if !(1..=most).contains(&batch_size) {
+            return Err(format!(
+                "--batch must be 1 to {most} for a {} destination",
+                kind.as_str()
+            ));
         }
         self.transform
             .validate()
             .map_err(|e| format!("the transform is not valid: {e}"))?;
         let transform = serde_json::to_value(&self.transform)
             .map_err(|e| format!("the transform cannot be stored: {e}"))?;
+        if self.credential_env.is_some() {
+            return Err(
+                "credential_env is read by the command line only: send the credential itself"
+                    .into(),
+            );
+        }
+        let settings = Vendor::check(kind, &self.settings)?;
+        let signing_secret = match (kind, self.credential) {
+            (DestinationKind::Webhook, None) => secret::generate("whsec_", SIGNING_SECRET_LEN),
+            (DestinationKind::Webhook, Some(_)) => {
+                return Err(
+                    "a webhook takes no credential: Sightline makes its signing secret".into(),
+                )
+            }
+            (_, Some(Credential(credential))) if !credential.trim().is_empty() => {
+                credential.trim().to_owned()
+            }
+            (_, _) => {
+                return Err(format!(
+                    "a {} destination needs its credential ({}): give the name of the \
+                     environment variable holding it with --credential-env",
+                    kind.as_str(),
+                    credential_name(kind)
+                ))
+            }
+        };
         Ok(NewDestination {
             name: self.name,
             kind,
             url: url.into(),
-            purposes: self.purposes,
+            purposes,
             event_types: self.event_types,
             event_names: self.event_names,
-            batch_size: self.batch_size,
+            batch_size,
             transform,
-            signing_secret: secret::generate("whsec_", SIGNING_SECRET_LEN),
+            settings,
+            signing_secret,
         })
+    }
+}
+
+/// What a vendor type's credential is called in the vendor's own console.
+pub fn credential_name(kind: DestinationKind) -> &'static str {
+    match kind {
+        DestinationKind::Webhook => "none: Sightline makes the signing secret",
+        DestinationKind::Ga4 => "the Measurement Protocol API secret",
+        DestinationKind::Meta => "a Conversions API access token",
     }
 }
 
@@ -119,12 +237,15 @@ mod tests {
         DestinationSpec {
             name: "crm".into(),
             kind: "webhook".into(),
-            url: "http://127.0.0.1:9000/hook".into(),
+            url: Some("http://127.0.0.1:9000/hook".into()),
             purposes: vec!["analytics".into()],
             event_types: vec!["track".into()],
             event_names: vec![],
-            batch_size: 1,
+            batch_size: None,
             transform: Transform::default(),
+            settings: serde_json::Map::new(),
+            credential: None,
+            credential_env: None,
         }
     }
 
@@ -139,18 +260,88 @@ mod tests {
     }
 
     #[test]
+    fn a_vendor_type_has_its_endpoint_purposes_batch_and_credential() {
+        let mut ga4 = spec();
+        ga4.kind = "ga4".into();
+        ga4.url = None;
+        ga4.purposes = vec![];
+        ga4.settings.insert("measurement_id".into(), "G-ABC".into());
+        ga4.credential = Some(Credential(" api-secret ".into()));
+        let new = ga4.clone().validate(&Policy::default()).unwrap();
+        assert_eq!(new.url, vendor::ga4::ENDPOINT);
+        assert_eq!(new.purposes, ["analytics"]);
+        assert_eq!(new.batch_size, vendor::ga4::MAX_EVENTS);
+        assert_eq!(new.signing_secret, "api-secret");
+        assert_eq!(new.settings, serde_json::json!({"measurement_id": "G-ABC"}));
+        assert!(!format!("{ga4:?}").contains("api-secret"));
+        ga4.purposes = vec!["analytics".into(), "advertising".into()];
+        ga4.batch_size = Some(26);
+        let err = ga4.clone().validate(&Policy::default()).unwrap_err();
+        assert!(err.contains("1 to 25"), "{err}");
+        ga4.batch_size = Some(10);
+        let new = ga4.validate(&Policy::default()).unwrap();
+        assert_eq!(new.purposes, ["analytics", "advertising"]);
+
+        let mut meta = spec();
+        meta.kind = "meta".into();
+        meta.url = None;
+        meta.purposes = vec![];
+        meta.settings.insert("pixel_id".into(), "123".into());
+        meta.credential = Some(Credential("EAAtoken".into()));
+        let new = meta.validate(&Policy::default()).unwrap();
+        assert_eq!(new.purposes, ["advertising"]);
+        assert_eq!(new.batch_size, 1000);
+        assert_eq!(
+            new.settings,
+            serde_json::json!({"pixel_id": "123", "api_version": "v25.0", "action_source": "website"})
+        );
+    }
+
+    #[test]
+    fn the_command_line_reads_a_credential_from_the_environment() {
+        let mut from_env = spec();
+        from_env.credential_env = Some("GA4_SECRET".into());
+        let lookup = |name: &str| (name == "GA4_SECRET").then(|| "s3cret".to_owned());
+        from_env.read_credential_env(lookup).unwrap();
+        assert!(matches!(&from_env.credential, Some(Credential(c)) if c == "s3cret"));
+        assert_eq!(from_env.credential_env, None);
+        let mut unset = spec();
+        unset.credential_env = Some("NOT_SET".into());
+        let err = unset.read_credential_env(lookup).unwrap_err();
+        assert!(err.contains("NOT_SET"), "{err}");
+    }
+
+    #[test]
     fn bad_specs_say_what_to_fix() {
         let policy = Policy::default();
         /// A way to spoil a spec, and a word the error must contain.
         type Case = (fn(&mut DestinationSpec), &'static str);
-        let cases: [Case; 7] = [
+        let cases: [Case; 13] = [
+            (
+                |s| s.credential_env = Some("HOME".into()),
+                "command line only",
+            ),
             (|s| s.name = " ".into(), "name"),
-            (|s| s.kind = "kafka".into(), "webhook"),
-            (|s| s.url = "not a url".into(), "not a URL"),
-            (|s| s.url = "ftp://x/".into(), "http://"),
+            (|s| s.kind = "kafka".into(), "webhook, ga4, meta"),
+            (|s| s.url = Some("not a url".into()), "not a URL"),
+            (|s| s.url = Some("ftp://x/".into()), "http://"),
+            (|s| s.url = None, "needs --url"),
             (|s| s.purposes = vec!["ads".into()], "advertising"),
             (|s| s.event_types = vec!["click".into()], "track"),
-            (|s| s.batch_size = 0, "--batch"),
+            (|s| s.batch_size = Some(0), "--batch"),
+            (|s| s.batch_size = Some(1001), "1 to 1000"),
+            (
+                |s| s.credential = Some(Credential("x".into())),
+                "no credential",
+            ),
+            (|s| s.kind = "ga4".into(), "measurement_id"),
+            (
+                |s| {
+                    s.kind = "ga4".into();
+                    s.settings.insert("measurement_id".into(), "G-1".into());
+                },
+                "--credential-env",
+            ),
         ];
         for (break_it, hint) in cases {
             let mut bad = spec();

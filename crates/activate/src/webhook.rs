@@ -1,30 +1,16 @@
 //! One signed webhook request, and what its answer means for the delivery. IO.
 
+pub use crate::answer::Answer;
+use crate::answer::{self, Reply};
 use crate::backoff;
 use crate::signature::{self, IDEMPOTENCY_HEADER, SIGNATURE_HEADER};
-use reqwest::{header, StatusCode};
+use crate::vendor::{Request, Vendor};
+use reqwest::header;
 use std::time::Duration;
 
-/// How much of a refusing receiver's body the dead letter keeps.
-const SNIPPET_BYTES: usize = 512;
-
-/// The receiver's answer, classified.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Answer {
-    /// A 2xx status.
-    Accepted { code: u16 },
-    /// 5xx, 408, 429, a timeout or a connection error: worth trying again, after `wait`
-    /// when the receiver said so with `Retry-After`.
-    Retry {
-        code: Option<u16>,
-        wait: Option<Duration>,
-        reason: String,
-    },
-    /// Any other status: the receiver refuses this request; it becomes a dead letter. Also
-    /// a request that cannot be built at all (`code` None: e.g. a messageId that is not a
-    /// valid header value): sending it again would fail the same way.
-    Refused { code: Option<u16>, reason: String },
-}
+/// How much of a vendor's answer is read: enough for its error object (whose code says
+/// whether to retry), and a bound on what a misbehaving endpoint can make us hold.
+const VENDOR_BODY_BYTES: usize = 64 * 1024;
 
 /// The HTTP(S) client of every webhook request; cheap to clone.
 #[derive(Clone)]
@@ -82,56 +68,71 @@ impl Webhook {
                 }
             }
         };
-        let sent = self.http.execute(request).await;
-        let mut response = match sent {
-            Ok(response) => response,
+        match self.execute(request, answer::SNIPPET_BYTES).await {
+            Ok(reply) => answer::by_status(&reply),
+            Err(retry) => retry,
+        }
+    }
+
+    /// Sends a vendor's request (its credential in the URL or a header, never logged) and
+    /// classifies the answer by the vendor's own error semantics.
+    pub async fn send_vendor(&self, vendor: &Vendor, request: Request) -> Answer {
+        let mut builder = self
+            .http
+            .post(&request.url)
+            .header(header::CONTENT_TYPE, "application/json");
+        for (name, value) in &request.headers {
+            builder = builder.header(*name, value);
+        }
+        let request = match builder.body(request.body).build() {
+            Ok(request) => request,
             Err(e) => {
-                return Answer::Retry {
+                return Answer::Refused {
                     code: None,
-                    wait: None,
-                    // Without the URL: it may carry a credential of the receiver's.
-                    reason: e.without_url().to_string(),
-                };
+                    reason: format!(
+                        "the request cannot be built, so it was not sent: {}",
+                        e.without_url()
+                    ),
+                }
             }
         };
-        let status = response.status();
-        if status.is_success() {
-            return Answer::Accepted {
-                code: status.as_u16(),
-            };
+        match self.execute(request, VENDOR_BODY_BYTES).await {
+            Ok(reply) => vendor.classify(&reply),
+            Err(retry) => retry,
         }
-        let wait = response
+    }
+
+    /// Sends `request` and reads at most `keep` bytes of the answer's body; a request that
+    /// got no answer is worth retrying.
+    async fn execute(&self, request: reqwest::Request, keep: usize) -> Result<Reply, Answer> {
+        let now_ms = sightline_core::time::now_ms();
+        let mut response = self
+            .http
+            .execute(request)
+            .await
+            .map_err(|e| Answer::Retry {
+                code: None,
+                wait: None,
+                // Without the URL: it may carry a credential.
+                reason: e.without_url().to_string(),
+            })?;
+        let retry_after = response
             .headers()
             .get(header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| backoff::retry_after(v, now_ms));
-        let mut snippet = Vec::new();
-        while snippet.len() < SNIPPET_BYTES {
+        let mut body = Vec::new();
+        while body.len() < keep {
             match response.chunk().await {
-                Ok(Some(chunk)) => snippet.extend_from_slice(&chunk),
+                Ok(Some(chunk)) => body.extend_from_slice(&chunk),
                 _ => break,
             }
         }
-        snippet.truncate(SNIPPET_BYTES);
-        let reason = format!(
-            "HTTP {}: {}",
-            status.as_u16(),
-            String::from_utf8_lossy(&snippet).trim()
-        );
-        let retryable = status.is_server_error()
-            || status == StatusCode::TOO_MANY_REQUESTS
-            || status == StatusCode::REQUEST_TIMEOUT;
-        if retryable {
-            Answer::Retry {
-                code: Some(status.as_u16()),
-                wait,
-                reason,
-            }
-        } else {
-            Answer::Refused {
-                code: Some(status.as_u16()),
-                reason,
-            }
-        }
+        body.truncate(keep);
+        Ok(Reply {
+            status: response.status().as_u16(),
+            retry_after,
+            body,
+        })
     }
 }

@@ -50,6 +50,7 @@ fn destination(purposes: &[&str]) -> Destination {
         event_names: vec![],
         batch_size: 1,
         transform: json!({}),
+        settings: json!({}),
         signing_secret: "s".into(),
         created_at: 0,
         disabled: false,

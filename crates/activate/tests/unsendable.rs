@@ -80,6 +80,7 @@ async fn an_unsendable_message_id_is_dead_lettered_and_the_checkpoint_moves_on()
             event_names: vec![],
             batch_size: 1,
             transform: serde_json::json!({}),
+            settings: serde_json::json!({}),
             signing_secret: "whsec_test".into(),
         })
         .await

@@ -3,23 +3,35 @@
 
 use serde::Serialize;
 
-/// Where a destination's events go. Only webhooks exist today; ad-platform connectors
-/// build on them.
+/// Where a destination's events go: a signed webhook carrying Segment events as stored, or
+/// a vendor's API, each event mapped to the request that vendor documents.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum DestinationKind {
     Webhook,
+    /// Google Analytics 4, Measurement Protocol.
+    Ga4,
+    /// Meta (Facebook, Instagram) Conversions API.
+    Meta,
 }
 
 impl DestinationKind {
+    pub const ALL: [DestinationKind; 3] = [
+        DestinationKind::Webhook,
+        DestinationKind::Ga4,
+        DestinationKind::Meta,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             DestinationKind::Webhook => "webhook",
+            DestinationKind::Ga4 => "ga4",
+            DestinationKind::Meta => "meta",
         }
     }
 
     pub fn parse(s: &str) -> Option<DestinationKind> {
-        (s == "webhook").then_some(DestinationKind::Webhook)
+        DestinationKind::ALL.into_iter().find(|k| k.as_str() == s)
     }
 }
 
@@ -39,7 +51,12 @@ pub struct Destination {
     /// What is done to each event before it is sent (`sightline_activate::Transform` as
     /// JSON: allow, deny, hash, rename); `{}` sends events as stored.
     pub transform: serde_json::Value,
-    /// Key of the HMAC signature. Kept as is (HMAC needs it), never shown after creation.
+    /// A vendor type's settings that are not secret (`{"measurement_id":"G-…"}` for GA4);
+    /// `{}` for a webhook.
+    pub settings: serde_json::Value,
+    /// A webhook's HMAC signing key, or a vendor type's credential (GA4's API secret,
+    /// Meta's access token). Kept as is (both are needed as they are), never listed, never
+    /// logged.
     #[serde(skip)]
     pub signing_secret: String,
     pub created_at: i64,
@@ -58,6 +75,7 @@ impl std::fmt::Debug for Destination {
             .field("event_types", &self.event_types)
             .field("event_names", &self.event_names)
             .field("batch_size", &self.batch_size)
+            .field("settings", &self.settings)
             .field("signing_secret", &"***")
             .finish()
     }
@@ -123,6 +141,7 @@ pub struct NewDestination {
     pub event_names: Vec<String>,
     pub batch_size: u32,
     pub transform: serde_json::Value,
+    pub settings: serde_json::Value,
     pub signing_secret: String,
 }
 
@@ -136,6 +155,7 @@ impl std::fmt::Debug for NewDestination {
             .field("event_types", &self.event_types)
             .field("event_names", &self.event_names)
             .field("batch_size", &self.batch_size)
+            .field("settings", &self.settings)
             .field("signing_secret", &"***")
             .finish()
     }

@@ -369,6 +369,45 @@ pub fn event_fields(event: &Value) -> BTreeMap<String, BTreeSet<PiiClass>> {
     out
 }
 
+/// The field paths of a vendor's request body (a vendor destination's `sent`), from its
+/// root, an array's items under the array's own path (`data.user_data.em`), each with the
+/// PII classes found.
+pub fn request_body_fields(body: &Value) -> BTreeMap<String, BTreeSet<PiiClass>> {
+    fn visit(
+        path: &str,
+        value: &Value,
+        depth: usize,
+        out: &mut BTreeMap<String, BTreeSet<PiiClass>>,
+    ) {
+        match value {
+            Value::Object(map) if depth <= MAX_DEPTH + 2 => {
+                for (key, item) in map {
+                    let path = if path.is_empty() {
+                        key.clone()
+                    } else {
+                        format!("{path}.{key}")
+                    };
+                    visit(&path, item, depth + 1, out);
+                }
+            }
+            Value::Array(items) if depth <= MAX_DEPTH + 2 => {
+                for item in items {
+                    visit(path, item, depth + 1, out);
+                }
+            }
+            Value::Object(_) | Value::Array(_) => {}
+            other if !path.is_empty() => {
+                let classes = classify(path, other.as_str());
+                out.entry(path.to_owned()).or_default().extend(classes);
+            }
+            _ => {}
+        }
+    }
+    let mut out = BTreeMap::new();
+    visit("", body, 0, &mut out);
+    out
+}
+
 fn walk(path: &str, value: &Value, depth: usize, out: &mut BTreeMap<String, BTreeSet<PiiClass>>) {
     match value {
         Value::Object(map) if depth < MAX_DEPTH => {
@@ -606,7 +645,11 @@ pub fn build(evidence: &Evidence) -> Graph {
         let mut flow = Flow::default();
         for events in dest.sent.values() {
             for event in events {
-                flow.add_fields(event_fields(event));
+                flow.add_fields(if dest.kind == "webhook" {
+                    event_fields(event)
+                } else {
+                    request_body_fields(event)
+                });
                 flow.evidence.events += 1;
             }
         }
@@ -968,3 +1011,26 @@ pub fn to_openlineage(
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod vendor_body_tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_vendor_request_lists_its_fields_through_arrays() {
+        let body = json!({"data": [{"event_name": "Purchase",
+            "user_data": {"em": ["ab12"], "client_ip_address": "203.0.113.9"},
+            "custom_data": {"value": 3}}]});
+        let fields: Vec<_> = request_body_fields(&body).into_keys().collect();
+        assert_eq!(
+            fields,
+            [
+                "data.custom_data.value",
+                "data.event_name",
+                "data.user_data.client_ip_address",
+                "data.user_data.em"
+            ]
+        );
+    }
+}

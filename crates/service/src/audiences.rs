@@ -37,10 +37,19 @@ pub async fn add_audience(
     sightline_audience::Audience::parse(name, rule)
         .map_err(|e| Error::invalid(format!("invalid rule: {e}")))?;
     for destination in sync {
-        if store.destination_by_name(destination).await?.is_none() {
-            return Err(Error::invalid(format!(
-                "no destination named {destination:?} to sync to: `sightline destination list` shows them"
-            )));
+        match store.destination_by_name(destination).await? {
+            None => {
+                return Err(Error::invalid(format!(
+                    "no destination named {destination:?} to sync to: `sightline destination list` shows them"
+                )))
+            }
+            Some(d) if d.kind != sightline_core::DestinationKind::Webhook => {
+                return Err(Error::invalid(format!(
+                    "destination {destination:?} is a {} destination: audiences sync to webhooks only for now",
+                    d.kind.as_str()
+                )))
+            }
+            Some(_) => {}
         }
     }
     Ok(store.create_audience(name, rule, sync).await?)

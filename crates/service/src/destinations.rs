@@ -7,7 +7,7 @@ use crate::{imported, Error, Result};
 use serde_json::{json, Value};
 use sightline_activate::{Deliverer, DestinationSpec, Tally};
 use sightline_consent::Policy;
-use sightline_core::{time, Delivery, DeliveryStatus, Destination};
+use sightline_core::{time, Delivery, DeliveryStatus, Destination, DestinationKind};
 use sightline_store::{Destinations, Store};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -51,10 +51,44 @@ pub async fn import(
             .create_destination(new)
             .await
             .map_err(Error::from)
-            .map(|d| json!({"name": d.name, "id": d.id, "signing_secret": d.signing_secret}));
+            .map(|d| created_json(&d));
         report.push(imported(&name, created)?);
     }
     Ok(report)
+}
+
+/// What creating a destination answers: `{"id","name"}`, and a webhook's new signing
+/// secret, shown this once. A vendor type's credential is never shown back.
+pub fn created_json(destination: &Destination) -> Value {
+    let mut answer = json!({"id": destination.id, "name": destination.name});
+    if destination.kind == DestinationKind::Webhook {
+        answer["signing_secret"] = destination.signing_secret.clone().into();
+    }
+    answer
+}
+
+/// Replaces a vendor destination's credential. The delivery held by a refused one picks
+/// the new one up at once (its worker starts its page again).
+pub async fn set_credential(
+    store: &dyn Destinations,
+    actor: &Actor,
+    name: &str,
+    credential: &str,
+) -> Result<()> {
+    require(actor, MARKETING, "replacing a destination's credential")?;
+    let destination = named(store, name).await?;
+    if destination.kind == DestinationKind::Webhook {
+        return Err(Error::invalid(format!(
+            "destination {name:?} is a webhook: its signing secret is Sightline's own, not a credential"
+        )));
+    }
+    let credential = credential.trim();
+    if credential.is_empty() {
+        return Err(Error::invalid("the credential is empty"));
+    }
+    Ok(store
+        .set_destination_secret(destination.id, credential)
+        .await?)
 }
 
 /// Every destination, without its signing secret and with any credentials in its URL
@@ -235,12 +269,13 @@ struct DeliveryTo {
 }
 
 impl DeliveryTo {
-    /// Returns once the destination is disabled, deleted or replaced.
-    async fn paused(&self, id: i64) {
+    /// Returns once the destination is disabled, deleted, replaced or given a new
+    /// credential (a page held by a refused one starts again with the new one).
+    async fn paused(&self, id: i64, credential: &str) {
         loop {
             tokio::time::sleep(Duration::from_secs(1)).await;
             match self.store.destination_by_name(&self.name).await {
-                Ok(Some(d)) if d.id == id && !d.disabled => {}
+                Ok(Some(d)) if d.id == id && !d.disabled && d.signing_secret == credential => {}
                 Ok(_) => return,
                 Err(e) => {
                     tracing::warn!(destination = %self.name, error = %e, "cannot read the destination")
@@ -271,7 +306,7 @@ impl Processor for DeliveryTo {
                     true => Step::More,
                     false => Step::Idle,
                 }),
-                () = self.paused(destination.id) => Ok(Step::Idle),
+                () = self.paused(destination.id, &destination.signing_secret) => Ok(Step::Idle),
             }
         })
     }

@@ -22,7 +22,7 @@ use sightline_activate::webhook::{Answer, Webhook};
 use sightline_activate::Transform;
 use sightline_audience::{Cause, MembershipChange, Transition};
 use sightline_consent::Policy;
-use sightline_core::{time, Destination};
+use sightline_core::{time, Destination, DestinationKind};
 use sightline_identity::Profile;
 use sightline_profiles::ProfileDoc;
 use sightline_store::Store;
@@ -156,6 +156,12 @@ impl Syncer {
             let mut destinations = Vec::new();
             for name in &definition.sync {
                 match self.store.destination_by_name(name).await? {
+                    // A vendor type's API takes its own events, not sync messages; such a
+                    // destination can only come here by a name reused after the audience
+                    // was added.
+                    Some(destination) if destination.kind != DestinationKind::Webhook => {
+                        tracing::warn!(audience = %definition.name, destination = %name, "sync destination is not a webhook: not synced")
+                    }
                     Some(destination) => destinations.push(destination),
                     None => {
                         tracing::warn!(audience = %definition.name, destination = %name, "sync destination not found")
@@ -415,6 +421,7 @@ mod tests {
             event_names: vec![],
             batch_size: 1,
             transform,
+            settings: serde_json::json!({}),
             signing_secret: "s".into(),
             created_at: 0,
             disabled: false,

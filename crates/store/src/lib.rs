@@ -155,6 +155,8 @@ pub trait Destinations: Send + Sync {
     async fn destination_by_name(&self, name: &str) -> Result<Option<Destination>>;
     /// Pauses (true) or resumes delivery to a destination.
     async fn set_destination_disabled(&self, id: i64, disabled: bool) -> Result<()>;
+    /// Replaces a destination's secret (a vendor type's credential).
+    async fn set_destination_secret(&self, id: i64, secret: &str) -> Result<()>;
     /// Removes a destination with its delivery log and its delivery and sync checkpoints,
     /// in one transaction.
     async fn delete_destination(&self, id: i64) -> Result<()>;

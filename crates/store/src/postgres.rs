@@ -336,6 +336,9 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (profile_id, seq)
      );
      UPDATE profiles_state SET definitions = '';",
+    // 19: a vendor destination's settings that are not secret (its credential is kept where a
+    // webhook keeps its signing secret).
+    "ALTER TABLE destinations ADD COLUMN settings TEXT NOT NULL DEFAULT '{}';",
 ];
 
 /// Appending connections per store, fed from one queue. More than one so that a group's
@@ -869,7 +872,7 @@ fn token_from_row(row: &Row) -> Result<Token> {
 }
 
 const DESTINATION_COLUMNS: &str = "id, name, kind, url, purposes, event_types, event_names, \
-     batch_size, signing_secret, created_at, transform, disabled";
+     batch_size, signing_secret, created_at, transform, disabled, settings";
 
 fn destination_from_row(row: &Row) -> Result<Destination> {
     Ok(Destination {
@@ -885,6 +888,7 @@ fn destination_from_row(row: &Row) -> Result<Destination> {
         created_at: row.get(9),
         transform: columns::parse_object(row.get(10)),
         disabled: row.get(11),
+        settings: columns::parse_object(row.get(12)),
     })
 }
 
@@ -1194,8 +1198,8 @@ impl Destinations for PostgresStore {
             .query_opt(
                 &format!(
                     "INSERT INTO destinations (name, kind, url, purposes, event_types, event_names,
-                         batch_size, signing_secret, created_at, transform)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                         batch_size, signing_secret, created_at, transform, settings)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
                      ON CONFLICT (name) DO NOTHING RETURNING {DESTINATION_COLUMNS}"
                 ),
                 &[
@@ -1209,6 +1213,7 @@ impl Destinations for PostgresStore {
                     &new.signing_secret,
                     &sightline_core::time::now_ms(),
                     &new.transform.to_string(),
+                    &new.settings.to_string(),
                 ],
             )
             .await?
@@ -1222,6 +1227,17 @@ impl Destinations for PostgresStore {
             .execute(
                 "UPDATE destinations SET disabled = $2 WHERE id = $1",
                 &[&id, &disabled],
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn set_destination_secret(&self, id: i64, secret: &str) -> Result<()> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "UPDATE destinations SET signing_secret = $2 WHERE id = $1",
+                &[&id, &secret],
             )
             .await?;
         Ok(())

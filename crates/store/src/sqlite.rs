@@ -304,6 +304,9 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (profile_id, seq)
      ) WITHOUT ROWID;
      UPDATE profiles_state SET definitions = '';",
+    // 17: a vendor destination's settings that are not secret (its credential is kept where a
+    // webhook keeps its signing secret).
+    "ALTER TABLE destinations ADD COLUMN settings TEXT NOT NULL DEFAULT '{}';",
 ];
 
 /// The migration whose dedup claims `convert_dedup` rewrites.
@@ -745,7 +748,7 @@ fn token_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Token> {
 }
 
 const DESTINATION_COLUMNS: &str = "id, name, kind, url, purposes, event_types, event_names, \
-     batch_size, signing_secret, created_at, transform, disabled";
+     batch_size, signing_secret, created_at, transform, disabled, settings";
 
 fn destination_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Destination> {
     Ok(Destination {
@@ -761,6 +764,7 @@ fn destination_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Destination
         created_at: row.get(9)?,
         transform: columns::parse_object(&row.get::<_, String>(10)?),
         disabled: row.get(11)?,
+        settings: columns::parse_object(&row.get::<_, String>(12)?),
     })
 }
 
@@ -1083,8 +1087,8 @@ impl Destinations for SqliteStore {
         self.with_conn(move |conn| {
             let sql = format!(
                 "INSERT INTO destinations (name, kind, url, purposes, event_types, event_names,
-                     batch_size, signing_secret, created_at, transform)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                     batch_size, signing_secret, created_at, transform, settings)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
                  ON CONFLICT (name) DO NOTHING RETURNING {DESTINATION_COLUMNS}"
             );
             conn.query_row(
@@ -1099,7 +1103,8 @@ impl Destinations for SqliteStore {
                     new.batch_size,
                     new.signing_secret,
                     sightline_core::time::now_ms(),
-                    new.transform.to_string()
+                    new.transform.to_string(),
+                    new.settings.to_string()
                 ],
                 destination_from_row,
             )
@@ -1114,6 +1119,18 @@ impl Destinations for SqliteStore {
             conn.execute(
                 "UPDATE destinations SET disabled = ?2 WHERE id = ?1",
                 params![id, disabled],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn set_destination_secret(&self, id: i64, secret: &str) -> Result<()> {
+        let secret = secret.to_owned();
+        self.with_conn(move |conn| {
+            conn.execute(
+                "UPDATE destinations SET signing_secret = ?2 WHERE id = ?1",
+                params![id, secret],
             )?;
             Ok(())
         })

@@ -644,6 +644,7 @@ fn hook(name: &str) -> NewDestination {
         event_names: vec!["Order Completed".into(), "a, b".into()],
         batch_size: 10,
         transform: serde_json::json!({"deny": ["context.ip"]}),
+        settings: serde_json::json!({}),
         signing_secret: "s3cret".into(),
     }
 }
@@ -685,6 +686,30 @@ async fn destinations_and_their_delivery_log() {
             "{name}"
         );
         assert_eq!(store.destination_by_name("nope").await.unwrap(), None);
+
+        let ga4 = store
+            .create_destination(NewDestination {
+                kind: DestinationKind::Ga4,
+                settings: serde_json::json!({"measurement_id": "G-1"}),
+                signing_secret: "api-secret".into(),
+                ..hook("analytics")
+            })
+            .await
+            .unwrap();
+        assert_eq!(ga4.kind, DestinationKind::Ga4, "{name}");
+        assert_eq!(ga4.settings["measurement_id"], "G-1", "{name}");
+        store
+            .set_destination_secret(ga4.id, "rotated")
+            .await
+            .unwrap();
+        let rotated = store
+            .destination_by_name("analytics")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(rotated.signing_secret, "rotated", "{name}");
+        assert_eq!(rotated.settings, ga4.settings, "{name}");
+        store.delete_destination(ga4.id).await.unwrap();
 
         let processor = format!("delivery:{}", created.id);
         store

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use anyhow::{Context, Result};
 use serde_json::Value;
+use sightline_activate::vendor::{Mapped, Vendor};
 use sightline_activate::Transform;
 use sightline_govern::lineage::{
     self, DestinationEvidence, Evidence, OpenLineageOptions, SampledEvent, ScanEvidence,
@@ -112,15 +113,41 @@ pub async fn gather(store: &dyn Store) -> Result<Evidence> {
         let transform: Option<Transform> = serde_json::from_value(dest.transform.clone())
             .ok()
             .filter(|t| *t != Transform::default());
+        // Unreadable settings send nothing (`deliver.rs`), so they show nothing either.
+        let vendor = Vendor::of(dest.kind, &dest.settings);
         let mut sent: BTreeMap<String, Vec<Value>> = BTreeMap::new();
         for (source, events) in &typed {
             for (event_type, body) in events {
-                if !sightline_activate::gate::wants(&dest, *event_type, body) {
+                if vendor.is_err() || !sightline_activate::gate::wants(&dest, *event_type, body) {
                     continue;
                 }
                 let mut body = body.clone();
                 if let Some(t) = &transform {
                     t.apply(&mut body);
+                }
+                if let Ok(Some(vendor)) = &vendor {
+                    // A vendor receives its own request, not the event: its fields are the
+                    // lineage's (sent as one event's request would be, at the event's time).
+                    let at = body
+                        .get("timestamp")
+                        .and_then(Value::as_str)
+                        .and_then(sightline_core::time::parse_ms)
+                        .unwrap_or_else(sightline_core::time::now_ms);
+                    let input = sightline_activate::vendor::Input {
+                        event_type: *event_type,
+                        event: &body,
+                        message_id: "",
+                        consent: &BTreeMap::new(),
+                        now_ms: at,
+                    };
+                    let Mapped::Item { envelope, item } = vendor.map(&input) else {
+                        continue;
+                    };
+                    let request = vendor.request(&dest.url, "", &envelope, vec![item]);
+                    match serde_json::from_str(&request.body) {
+                        Ok(request) => body = request,
+                        Err(_) => continue,
+                    }
                 }
                 sent.entry(source.clone()).or_default().push(body);
             }

@@ -4,7 +4,7 @@
 use crate::config::{FileConfig, StoreArgs};
 use anyhow::Result;
 use clap::Subcommand;
-use serde_json::{json, Value};
+use serde_json::Value;
 use sightline_activate::{Deliverer, DestinationSpec, Settings, Transform};
 use sightline_core::time;
 use sightline_service::access::operator;
@@ -14,16 +14,20 @@ use std::sync::Arc;
 
 #[derive(Debug, Subcommand)]
 pub enum DestinationCommand {
-    /// Add a consent-gated destination and print its signing secret (shown this once).
+    /// Add a consent-gated destination: a webhook (its signing secret printed this once),
+    /// or a vendor's API (ga4, meta) with its settings and credential.
     Add {
         name: String,
-        /// The destination type: webhook.
+        /// The destination type: webhook, ga4 (Google Analytics 4 Measurement Protocol) or
+        /// meta (Meta Conversions API).
         #[arg(long = "type", value_name = "TYPE", default_value = "webhook")]
         kind: String,
-        /// Where events are POSTed (http://…).
+        /// Where events are POSTed (http://…): required for a webhook; for a vendor type
+        /// its documented endpoint unless given (a proxy, a test server).
         #[arg(long)]
-        url: String,
-        /// Purposes an event's consent must grant, all of them (e.g. analytics,advertising).
+        url: Option<String>,
+        /// Purposes an event's consent must grant, all of them (e.g. analytics,advertising)
+        /// [default: none for a webhook, analytics for ga4, advertising for meta].
         #[arg(long, value_delimiter = ',', value_name = "P1,P2")]
         purposes: Vec<String>,
         /// Only these event names (a track call's `event`, a page or screen call's `name`).
@@ -32,18 +36,38 @@ pub enum DestinationCommand {
         /// Only these call types (track, identify, page, screen, group, alias).
         #[arg(long, value_delimiter = ',', value_name = "T1,T2")]
         types: Vec<String>,
-        /// Events per request: 1 sends a JSON object, more send a JSON array.
-        #[arg(long, default_value_t = 1, value_name = "N")]
-        batch: u32,
+        /// Events per request: for a webhook 1 sends a JSON object, more a JSON array
+        /// [default: 1 for a webhook, the vendor's most (ga4 25, meta 1000) otherwise].
+        #[arg(long, value_name = "N")]
+        batch: Option<u32>,
         /// A TOML file of what to do to each event before sending it: `allow`, `deny`,
         /// `hash` (SHA-256 of normalised emails and phones), `rename`, `hash_format`.
         #[arg(long, value_name = "FILE")]
         transform: Option<std::path::PathBuf>,
+        /// A vendor type's setting, repeated: ga4 measurement_id=G-…; meta pixel_id=…,
+        /// action_source=website, test_event_code=…, api_version=v25.0.
+        #[arg(long = "setting", value_name = "KEY=VALUE")]
+        settings: Vec<String>,
+        /// The environment variable holding a vendor type's credential (ga4: the
+        /// Measurement Protocol API secret; meta: a Conversions API access token), so that
+        /// it is never on the command line.
+        #[arg(long, value_name = "VAR")]
+        credential_env: Option<String>,
         #[command(flatten)]
         store: StoreArgs,
-        /// Print {"id","name","signing_secret"} as JSON.
+        /// Print {"id","name"} (and a webhook's "signing_secret") as JSON.
         #[arg(long)]
         json: bool,
+    },
+    /// Replace a vendor destination's credential (a rotated token): delivery held by a
+    /// refused credential goes on with the new one.
+    SetCredential {
+        name: String,
+        /// The environment variable holding the new credential.
+        #[arg(long, value_name = "VAR")]
+        credential_env: String,
+        #[command(flatten)]
+        store: StoreArgs,
     },
     /// Add every destination a TOML file lists as `[[destination]]` tables (keys as the
     /// options of `add`, and a `[destination.transform]` table); names already taken are
@@ -147,6 +171,8 @@ pub async fn destination(command: DestinationCommand, file: &FileConfig) -> Resu
             types,
             batch,
             transform,
+            settings,
+            credential_env,
             store,
             json,
         } => {
@@ -154,7 +180,7 @@ pub async fn destination(command: DestinationCommand, file: &FileConfig) -> Resu
                 None => Transform::default(),
                 Some(path) => crate::config::read_toml(&path, "transform")?,
             };
-            let spec = DestinationSpec {
+            let mut spec = DestinationSpec {
                 name,
                 kind,
                 url,
@@ -163,22 +189,46 @@ pub async fn destination(command: DestinationCommand, file: &FileConfig) -> Resu
                 event_names: tidy(events),
                 batch_size: batch,
                 transform,
+                settings: parse_settings(&settings)?,
+                credential: None,
+                credential_env,
             };
+            spec.read_credential_env(|name| std::env::var(name).ok())
+                .map_err(anyhow::Error::msg)?;
             let policy = file.consent_policy()?;
             let store = store.open(file).await?;
             let created = destinations::add(store.as_ref(), &operator(), spec, &policy).await?;
+            let answer = destinations::created_json(&created);
             if json {
-                println!(
-                    "{}",
-                    json!({"id": created.id, "name": created.name,
-                           "signing_secret": created.signing_secret})
-                );
+                println!("{answer}");
             } else {
-                println!(
-                    "created destination {:?}; its signing secret (shown once): {}",
-                    created.name, created.signing_secret
-                );
+                match answer["signing_secret"].as_str() {
+                    Some(secret) => println!(
+                        "created destination {:?}; its signing secret (shown once): {secret}",
+                        created.name
+                    ),
+                    None => println!(
+                        "created {} destination {:?}",
+                        created.kind.as_str(),
+                        created.name
+                    ),
+                }
             }
+        }
+        DestinationCommand::SetCredential {
+            name,
+            credential_env,
+            store,
+        } => {
+            let credential = std::env::var(&credential_env)
+                .ok()
+                .filter(|v| !v.trim().is_empty())
+                .ok_or_else(|| {
+                    anyhow::anyhow!("the environment variable {credential_env} is not set")
+                })?;
+            let store = store.open(file).await?;
+            destinations::set_credential(store.as_ref(), &operator(), &name, &credential).await?;
+            println!("replaced the credential of destination {name:?}");
         }
         DestinationCommand::Import {
             file: path,
@@ -190,7 +240,12 @@ pub async fn destination(command: DestinationCommand, file: &FileConfig) -> Resu
             struct DestinationsFile {
                 destination: Vec<DestinationSpec>,
             }
-            let listed: DestinationsFile = crate::config::read_toml(&path, "destinations file")?;
+            let mut listed: DestinationsFile =
+                crate::config::read_toml(&path, "destinations file")?;
+            for spec in &mut listed.destination {
+                spec.read_credential_env(|name| std::env::var(name).ok())
+                    .map_err(anyhow::Error::msg)?;
+            }
             let policy = file.consent_policy()?;
             let store = store.open(file).await?;
             let report =
@@ -205,7 +260,10 @@ pub async fn destination(command: DestinationCommand, file: &FileConfig) -> Resu
                             "created destination {}; its signing secret (shown once): {secret}",
                             line["name"]
                         ),
-                        None => println!("skipped {}: the name is taken", line["name"]),
+                        None if line.get("skipped").is_some() => {
+                            println!("skipped {}: the name is taken", line["name"])
+                        }
+                        None => println!("created destination {}", line["name"]),
                     }
                 }
             }
@@ -350,6 +408,20 @@ pub async fn deliveries(command: DeliveriesCommand, file: &FileConfig) -> Result
         }
     }
     Ok(())
+}
+
+/// `--setting KEY=VALUE` options as a settings table (values are text).
+fn parse_settings(items: &[String]) -> Result<serde_json::Map<String, Value>> {
+    items
+        .iter()
+        .map(|item| match item.split_once('=') {
+            Some((key, value)) if !key.trim().is_empty() => Ok((
+                key.trim().to_owned(),
+                Value::String(value.trim().to_owned()),
+            )),
+            _ => anyhow::bail!("--setting {item:?} is not KEY=VALUE, e.g. measurement_id=G-XXXX"),
+        })
+        .collect()
 }
 
 /// Comma lists as people type them: `a, b,,c` is `a`, `b`, `c`.

@@ -17,6 +17,10 @@ pub(super) fn routes() -> Router<ApiState> {
         .route("/api/v1/destinations/{name}/disable", post(disable))
         .route("/api/v1/destinations/{name}/enable", post(enable))
         .route("/api/v1/destinations/{name}/skip-to", post(skip_to))
+        .route(
+            "/api/v1/destinations/{name}/credential",
+            post(set_credential),
+        )
 }
 
 /// `GET /api/v1/destinations`: every destination, without its signing secret.
@@ -25,8 +29,8 @@ async fn list(Acting(actor): Acting, State(state): State<ApiState>) -> Answer {
     ok(json!({ "destinations": listed }))
 }
 
-/// `POST /api/v1/destinations`: adds a destination and answers its signing secret, shown
-/// this once.
+/// `POST /api/v1/destinations`: adds a destination and answers `{"id","name"}`, with a
+/// webhook's signing secret, shown this once (a vendor type's credential never is).
 async fn add(
     Acting(actor): Acting,
     State(state): State<ApiState>,
@@ -34,11 +38,31 @@ async fn add(
 ) -> Answer {
     let spec: sightline_activate::DestinationSpec = json_body(
         &body,
-        "send {\"name\":…,\"url\":\"http://…\",\"purposes\":[…]}",
+        "send {\"name\":…,\"url\":\"http://…\",\"purposes\":[…]}, or for a vendor \
+         {\"name\":…,\"type\":\"ga4\",\"settings\":{…},\"credential\":\"…\"}",
     )?;
     let policy = state.book.rules().policy.clone();
     let d = destinations::add(state.store.as_ref(), &actor, spec, &policy).await?;
-    created(json!({"id": d.id, "name": d.name, "signing_secret": d.signing_secret}))
+    created(destinations::created_json(&d))
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewCredential {
+    credential: String,
+}
+
+/// `POST /api/v1/destinations/{name}/credential` with `{"credential":"…"}`: replaces a
+/// vendor destination's credential.
+async fn set_credential(
+    Acting(actor): Acting,
+    State(state): State<ApiState>,
+    Path(name): Path<String>,
+    body: axum::body::Bytes,
+) -> Answer {
+    let request: NewCredential = json_body(&body, "send {\"credential\":\"…\"}")?;
+    destinations::set_credential(state.store.as_ref(), &actor, &name, &request.credential).await?;
+    ok(json!({ "destination": name, "credential": "replaced" }))
 }
 
 /// What `POST /api/v1/destinations/{name}/replay` sends again.

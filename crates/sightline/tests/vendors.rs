@@ -1,0 +1,220 @@
+//! Vendor destinations end to end: the real binary on both backends, a GA4 destination
+//! added on the command line (its API secret read from the environment), a Meta one added
+//! through the API, both delivering to local fakes of the vendors' APIs that check each
+//! request against the documented schema; consent suppression, a credential that is never
+//! shown back, and a rotated credential through `destination set-credential`.
+
+mod common;
+
+#[path = "../../activate/tests/fakes/mod.rs"]
+mod fakes;
+
+use common::{backends, client, credentials, send_ok, sightline_json, Backend, Server, BIN};
+use fakes::{Fake, Kind};
+use serde_json::{json, Value};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// Polls `condition` every 50 ms until it holds; fails after 120 s.
+async fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Runs `sightline ARGS --json` with `env` set; the output, whether it succeeded or not.
+fn sightline_with_env(
+    backend: &Backend,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> std::process::Output {
+    let mut all: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    all.extend(backend.args());
+    Command::new(BIN)
+        .args(&all)
+        .envs(env.iter().copied())
+        .output()
+        .expect("run sightline")
+}
+
+fn deliveries(backend: &Backend, destination: &str) -> Vec<Value> {
+    sightline_json(
+        backend,
+        &[
+            "deliveries",
+            "list",
+            "--destination",
+            destination,
+            "--limit",
+            "100",
+        ],
+    )["deliveries"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+fn context(purposes: Value) -> Value {
+    json!({"page": {"url": "https://shop.example/thanks"}, "userAgent": "Mozilla/5.0",
+           "traits": {"email": "ann@example.com"}, "consent": {"purposes": purposes}})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ga4_and_meta_receive_mapped_consented_events_from_the_binary() {
+    for backend in backends("vendors").await {
+        let name = backend.name();
+        let creds = credentials(&backend, "web");
+        let ga4 = Fake::start(Kind::Ga4, "mp-secret").await;
+        let meta = Fake::start(Kind::Meta, "EAA-new").await;
+
+        // GA4 on the command line: the secret comes from the environment only.
+        let missing = sightline_with_env(
+            &backend,
+            &[
+                "destination",
+                "add",
+                "analytics",
+                "--type",
+                "ga4",
+                "--url",
+                &ga4.url,
+                "--setting",
+                "measurement_id=G-TEST123",
+                "--credential-env",
+                "SL_TEST_UNSET_VAR",
+            ],
+            &[],
+        );
+        assert!(!missing.status.success(), "{name}");
+        assert!(String::from_utf8_lossy(&missing.stderr).contains("SL_TEST_UNSET_VAR"));
+        let added = sightline_with_env(
+            &backend,
+            &[
+                "destination",
+                "add",
+                "analytics",
+                "--type",
+                "ga4",
+                "--url",
+                &ga4.url,
+                "--setting",
+                "measurement_id=G-TEST123",
+                "--credential-env",
+                "GA4_SECRET",
+                "--json",
+            ],
+            &[("GA4_SECRET", "mp-secret")],
+        );
+        assert!(
+            added.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&added.stderr)
+        );
+        let added: Value = serde_json::from_slice(&added.stdout).unwrap();
+        assert_eq!(added["name"], "analytics");
+        assert!(added.get("signing_secret").is_none(), "{name}: {added}");
+
+        let server = Server::start(&backend, &[]);
+        // Meta through the API, with a token that will be rotated.
+        let created: Value = client()
+            .post(format!("{}/api/v1/destinations", server.url))
+            .bearer_auth(&creds.token)
+            .json(&json!({"name": "meta", "type": "meta", "url": meta.url,
+                          "settings": {"pixel_id": "1234567890"}, "credential": "EAA-old"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(created["name"], "meta", "{name}: {created}");
+        assert!(
+            !created.to_string().contains("EAA-old"),
+            "{name}: {created}"
+        );
+        let listed = sightline_json(&backend, &["destination", "list"]).to_string();
+        assert!(
+            !listed.contains("mp-secret") && !listed.contains("EAA-old"),
+            "{name}: {listed}"
+        );
+        assert!(
+            listed.contains("\"purposes\":[\"analytics\"]"),
+            "{name}: {listed}"
+        );
+        assert!(
+            listed.contains("\"purposes\":[\"advertising\"]"),
+            "{name}: {listed}"
+        );
+
+        send_ok(&server, &creds.write_key, "/v1/batch", json!({"batch": [
+            {"type": "track", "anonymousId": "a1", "userId": "u1", "event": "Order Completed", "messageId": "both",
+             "properties": {"order_id": "o1", "revenue": 30, "currency": "EUR"},
+             "context": context(json!({"analytics": true, "advertising": true}))},
+            {"type": "page", "anonymousId": "a1", "name": "Thanks", "messageId": "analytics-only",
+             "context": context(json!({"analytics": true, "advertising": false}))},
+            {"type": "identify", "anonymousId": "a1", "userId": "u1", "messageId": "identify",
+             "traits": {"plan": "pro"}, "context": context(json!({"analytics": true, "advertising": true}))},
+        ]}))
+        .await;
+
+        wait_for("GA4 to accept two events", || {
+            ga4.accepted_events().len() == 2
+        })
+        .await;
+        let ga4_names: Vec<_> = ga4
+            .accepted_events()
+            .iter()
+            .map(|e| e["name"].clone())
+            .collect();
+        assert_eq!(ga4_names, [json!("purchase"), json!("page_view")], "{name}");
+        assert_eq!(ga4.seen()[0].query["api_secret"], "mp-secret");
+        assert_eq!(ga4.problems(), Vec::<String>::new(), "{name}");
+
+        // Meta refuses the old token: delivery holds, nothing becomes a dead letter.
+        wait_for("Meta to refuse the old token", || !meta.seen().is_empty()).await;
+        assert!(deliveries(&backend, "meta").is_empty(), "{name}");
+        let rotated = sightline_with_env(
+            &backend,
+            &[
+                "destination",
+                "set-credential",
+                "meta",
+                "--credential-env",
+                "META_TOKEN",
+            ],
+            &[("META_TOKEN", "EAA-new")],
+        );
+        assert!(
+            rotated.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&rotated.stderr)
+        );
+        wait_for("Meta to accept the purchase", || {
+            meta.accepted_events().len() == 1
+        })
+        .await;
+        let purchase = &meta.accepted_events()[0];
+        assert_eq!(purchase["event_name"], "Purchase");
+        assert_eq!(purchase["event_id"], "both");
+        assert_eq!(
+            purchase["user_data"]["em"][0],
+            json!(sightline_activate::vendor::sha256_hex("ann@example.com"))
+        );
+        assert_eq!(meta.problems(), Vec::<String>::new(), "{name}");
+
+        wait_for("every outcome to be logged", || {
+            deliveries(&backend, "meta").len() == 2 && deliveries(&backend, "analytics").len() == 2
+        })
+        .await;
+        let meta_log = deliveries(&backend, "meta");
+        assert_eq!(meta_log[0]["status"], "delivered", "{name}");
+        assert_eq!(meta_log[1]["message_id"], "analytics-only");
+        assert_eq!(
+            meta_log[1]["status"], "suppressed",
+            "{name}: advertising was refused"
+        );
+        server.terminate();
+    }
+}
