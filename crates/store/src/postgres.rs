@@ -44,6 +44,7 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, NoTls, Row};
 
 mod govern;
+mod plans;
 
 /// Arbitrary, fixed: the advisory lock key that orders reservations of seqs (exclusive, held
 /// only while one is taken) against reads of the log (shared). See the module comment.
@@ -336,6 +337,8 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (profile_id, seq)
      );
      UPDATE profiles_state SET definitions = '';",
+    // 19: tracking plans, their assignment to sources and the violations found (plans.sql).
+    plans::MIGRATION,
 ];
 
 /// Appending connections per store, fed from one queue. More than one so that a group's

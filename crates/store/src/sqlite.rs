@@ -28,6 +28,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 
 mod govern;
+mod plans;
 
 const MIGRATIONS: &[&str] = &[
     // 1: the event log, dedup, sources, keys, tokens, processor checkpoints.
@@ -304,6 +305,8 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (profile_id, seq)
      ) WITHOUT ROWID;
      UPDATE profiles_state SET definitions = '';",
+    // 17: tracking plans, their assignment to sources and the violations found (plans.sql).
+    plans::MIGRATION,
 ];
 
 /// The migration whose dedup claims `convert_dedup` rewrites.
