@@ -52,7 +52,7 @@ pub struct TraitsRule {
     pub traits: Value,
 }
 
-pub fn any_object() -> Value {
+pub(crate) fn any_object() -> Value {
     serde_json::json!({"type": "object"})
 }
 
@@ -154,10 +154,6 @@ impl ViolationKind {
         }
     }
 
-    pub fn parse(text: &str) -> Option<ViolationKind> {
-        ViolationKind::ALL.into_iter().find(|k| k.as_str() == text)
-    }
-
     /// The modes that make sense for this kind: nothing can be omitted from an unplanned
     /// event or for a missing property, and only an unplanned event may be let through
     /// unrecorded (a schema that forbids something means it).
@@ -189,10 +185,6 @@ pub struct Fixes {
 }
 
 impl Fixes {
-    pub fn is_empty(&self) -> bool {
-        self.rename_events.is_empty() && self.rename_properties.is_empty() && !self.coerce_numbers
-    }
-
     /// Reads fixes from JSON; unknown keys are refused with their position.
     pub fn parse(text: &str) -> Result<Fixes, crate::PlanError> {
         serde_json::from_str(text).map_err(|e| crate::PlanError::Syntax(e.to_string()))

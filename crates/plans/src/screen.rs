@@ -63,10 +63,6 @@ impl Enforcer {
         }
     }
 
-    pub fn plan(&self) -> &Plan {
-        &self.plan
-    }
-
     /// Judges an event (its Segment JSON) of the given type. An event whose body is not a
     /// JSON object is kept untouched: collection has validated its shape already.
     pub fn screen(&self, event_type: EventType, body: &str) -> Screened {

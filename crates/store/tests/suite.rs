@@ -1866,11 +1866,7 @@ async fn tracking_plans_are_versioned_and_assigned_to_sources() {
             "{name}"
         );
         assert!(store.plan("other", None).await.unwrap().is_none(), "{name}");
-        assert_eq!(
-            store.list_plans().await.unwrap(),
-            [newest.clone()],
-            "{name}"
-        );
+        assert_eq!(store.list_plans().await.unwrap(), [newest], "{name}");
 
         // Two sources share the plan; each has its own fixes.
         let before = store.plans_revision().await.unwrap();
