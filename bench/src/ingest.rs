@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 const PEOPLE: u64 = 100_000;
 
 /// Events per batch request.
-const EVENTS_PER_BATCH: usize = 100;
+pub(crate) const EVENTS_PER_BATCH: usize = 100;
 
 /// How long the processors may take to catch up after the load before the run fails.
 const CATCH_UP_LIMIT: Duration = Duration::from_secs(600);
@@ -79,16 +79,16 @@ end
 "#;
 
 /// One wrk run's figures.
-struct Run {
-    events_per_s: f64,
-    requests_per_s: f64,
-    p99_ms: f64,
-    refused: u64,
+pub(crate) struct Run {
+    pub events_per_s: f64,
+    pub requests_per_s: f64,
+    pub p99_ms: f64,
+    pub refused: u64,
 }
 
 /// Loads `url` with wrk for `length`: `EVENTS_PER_BATCH` events per request to `/v1/batch`,
 /// or one per request to `/v1/track`.
-fn wrk(
+pub(crate) fn wrk(
     url: &str,
     key: &str,
     events: usize,

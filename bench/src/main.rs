@@ -1,12 +1,13 @@
 //! Sightline's benchmarks, each through the real binary and each printing one JSON line with
 //! a baseline measured in the same run. `ingest`: see ingest.rs. `sustained`: see
 //! sustained.rs. `delivery`: see delivery.rs.
-//! `profiles`: see profiles.rs. `log-size`: see log_size.rs. `audience-sync`: see audience.rs. `scan`: see scan.rs.
+//! `profiles`: see profiles.rs. `log-size`: see log_size.rs. `audience-sync`: see audience.rs. `scan`: see scan.rs. `plans`: see plans.rs.
 
 mod audience;
 mod delivery;
 mod ingest;
 mod log_size;
+mod plans;
 mod profiles;
 mod scan;
 mod segment;
@@ -37,6 +38,19 @@ enum Bench {
         #[arg(long, value_name = "URL")]
         postgres: Option<String>,
         /// Seconds each phase is measured.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// wrk's connections.
+        #[arg(long, default_value_t = 32)]
+        connections: usize,
+    },
+    /// Batched ingest with a tracking plan of 50 events x 10 properties enforced, against
+    /// the same server's source without a plan.
+    Plans {
+        /// Measure on PostgreSQL at this URL instead of SQLite.
+        #[arg(long, value_name = "URL")]
+        postgres: Option<String>,
+        /// Seconds each of the four phases is measured.
         #[arg(long, default_value_t = 10)]
         seconds: u64,
         /// wrk's connections.
@@ -174,6 +188,15 @@ fn main() -> Result<()> {
             postgres,
             rate.max(100),
             Duration::from_secs(seconds.max(1)),
+        )),
+        Bench::Plans {
+            postgres,
+            seconds,
+            connections,
+        } => runtime.block_on(plans::run(
+            postgres,
+            Duration::from_secs(seconds.max(1)),
+            connections.max(1),
         )),
         Bench::Ingest {
             postgres,

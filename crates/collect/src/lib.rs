@@ -7,6 +7,7 @@
 
 mod auth;
 pub mod normalize;
+mod plans;
 mod raw;
 mod serve;
 
@@ -19,6 +20,7 @@ use axum::{Json, Router};
 use normalize::{Call, EventError, Limits, Received, RequestError};
 use serde_json::{json, Value};
 use sightline_core::{time, EventType, NewEvent};
+use sightline_plans::Registry;
 use sightline_store::{Appended, EventLog, Store};
 use std::io::Read;
 use std::sync::Arc;
@@ -58,15 +60,28 @@ pub struct Collector {
     settings: Settings,
     keys: KeyCache,
     in_flight: Arc<tokio::sync::Semaphore>,
+    /// The tracking plans in force, by source (kept current by the server).
+    plans: Arc<Registry>,
 }
 
 impl Collector {
+    /// A collector that holds no source to a tracking plan.
     pub fn new(store: Arc<dyn Store>, settings: Settings) -> Arc<Collector> {
+        Collector::with_plans(store, settings, Arc::default())
+    }
+
+    /// A collector that judges each source's events by the plans `plans` holds.
+    pub fn with_plans(
+        store: Arc<dyn Store>,
+        settings: Settings,
+        plans: Arc<Registry>,
+    ) -> Arc<Collector> {
         Arc::new(Collector {
             keys: KeyCache::new(store.clone()),
             in_flight: Arc::new(tokio::sync::Semaphore::new(settings.max_in_flight.max(1))),
             store,
             settings,
+            plans,
         })
     }
 }
@@ -195,28 +210,42 @@ async fn collect(
 
     let mut events = Vec::with_capacity(parsed.events.len());
     let mut problems = Vec::new();
+    let enforcer = collector.plans.enforcer(source.id);
+    let mut screening = plans::Screening::default();
     for (index, outcome) in parsed.events.into_iter().enumerate() {
         match outcome {
-            Ok(p) => events.push(NewEvent {
-                source_id: source.id,
-                message_id: p.message_id,
-                event_type: p.event_type,
-                received_at: now,
-                body: p.body,
-            }),
+            Ok(mut p) => {
+                if let Some(enforcer) = &enforcer {
+                    if !screening.admit(enforcer, &collector.plans, &source, index, &mut p, now) {
+                        continue;
+                    }
+                }
+                events.push(NewEvent {
+                    source_id: source.id,
+                    message_id: p.message_id,
+                    event_type: p.event_type,
+                    received_at: now,
+                    body: p.body,
+                })
+            }
             Err(e) => problems.push((index, e)),
         }
     }
     for (_, e) in &problems {
         rejected(e.code(), 1);
     }
-    if events.is_empty() {
+    if events.is_empty() && !screening.dropped_any() {
         return refuse_events(call, &problems);
     }
 
     let accepted_count = events.len();
     let dedup_since = now - collector.settings.dedup_window.as_millis() as i64;
-    let outcome = match collector.store.append(events, dedup_since).await {
+    let appended = match events.is_empty() {
+        // Every valid event was dropped by the plan: nothing to append, still a 200.
+        true => Ok(Vec::new()),
+        false => collector.store.append(events, dedup_since).await,
+    };
+    let outcome = match appended {
         Ok(outcome) => outcome,
         Err(e) => {
             tracing::error!(error = %e, "append failed; the client is told to retry");
@@ -250,6 +279,7 @@ async fn collect(
     if !problems.is_empty() {
         answer["rejected"] = problem_list(&problems);
     }
+    screening.report(&source.name, &mut answer);
     (StatusCode::OK, Json(answer)).into_response()
 }
 

@@ -19,6 +19,7 @@ pub mod events;
 pub mod export;
 pub mod governance;
 pub mod lookup;
+pub mod plans;
 pub mod processors;
 pub mod profiles;
 pub mod sources;

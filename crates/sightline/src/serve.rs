@@ -16,6 +16,7 @@ use sightline_collect::{Collector, Settings};
 use sightline_service::destinations::Deliveries;
 use sightline_service::events::DedupPruner;
 use sightline_service::governance::metrics::Refresher;
+use sightline_service::plans::PlanKeeper;
 use sightline_service::processors::{self, Supervisor};
 use sightline_service::profiles::{self, Follower, Ledger};
 use sightline_service::sources;
@@ -89,8 +90,14 @@ pub async fn run(args: ServeArgs, file: &FileConfig) -> Result<()> {
     }
     metrics::gauge!("sightline_log_last_seq").set(store.last_seq().await? as f64);
 
+    // The plans are in force before the first request: a source held to one never has an
+    // event collected without it.
+    let plans = Arc::new(sightline_plans::Registry::default());
+    let plan_keeper = Arc::new(PlanKeeper::new(store.clone(), plans.clone()));
+    plan_keeper.reload().await?;
+
     let defaults = Settings::default();
-    let collector = Collector::new(
+    let collector = Collector::with_plans(
         store.clone(),
         Settings {
             dedup_window,
@@ -100,6 +107,7 @@ pub async fn run(args: ServeArgs, file: &FileConfig) -> Result<()> {
                 .unwrap_or(defaults.max_in_flight),
             ..defaults
         },
+        plans,
     );
     let rules = file.profile_rules()?;
     let policy = rules.policy.clone();
@@ -130,6 +138,7 @@ pub async fn run(args: ServeArgs, file: &FileConfig) -> Result<()> {
             book.clone(),
             deliverer.clone(),
             processors.clone(),
+            plan_keeper.clone(),
         ))
         .layer(middleware::from_fn(time_request));
 
@@ -154,6 +163,7 @@ pub async fn run(args: ServeArgs, file: &FileConfig) -> Result<()> {
         &processors,
     )));
     processors.start(Arc::new(Refresher(store.clone())));
+    processors.start(plan_keeper.clone());
     processors.start(Arc::new(DedupPruner {
         store: store.clone(),
         window: dedup_window,
@@ -163,6 +173,9 @@ pub async fn run(args: ServeArgs, file: &FileConfig) -> Result<()> {
         .context("the server stopped with an error")?;
     tracing::info!("in-flight requests were answered; stopping the processors");
     processors.shutdown(SHUTDOWN_GRACE).await;
+    if let Err(e) = plan_keeper.store_violations().await {
+        tracing::error!(error = %e, "the last violations counted could not be stored");
+    }
     drop(background);
     tracing::info!("stopped");
     Ok(())

@@ -1,6 +1,6 @@
 //! Storage by role, two real backends: a trait per concern ([`EventLog`], [`Access`],
 //! [`Checkpoints`], [`Definitions`], [`Destinations`], [`ProfileStore`], [`LinkReviews`],
-//! [`Governance`]) and [`Store`], every role at once. The event log is append-only: every
+//! [`Governance`], [`TrackingPlans`]) and [`Store`], every role at once. The event log is append-only: every
 //! accepted event gets a sequence number that only grows, in commit order, so that
 //! processors can consume the log from a checkpoint. Appends are grouped: concurrent
 //! requests share one transaction (group commit), and each request's events are stored all
@@ -12,6 +12,7 @@
 mod govern;
 mod group;
 mod log;
+mod plans;
 #[cfg(feature = "postgres")]
 mod postgres;
 mod sqlite;
@@ -28,6 +29,10 @@ use std::sync::Arc;
 
 pub use govern::{
     Governance, NewTagLogEntry, RecordKind, RecordWrite, ScanRow, StoredRecord, TagLogRow,
+};
+pub use plans::{
+    PlanAssignment, SourceViolations, StoredPlan, TrackingPlans, ViolationCount, ViolationDelta,
+    ViolationSample,
 };
 #[cfg(feature = "postgres")]
 pub use postgres::PostgresStore;
@@ -266,6 +271,7 @@ pub trait Store:
     + ProfileStore
     + LinkReviews
     + Governance
+    + TrackingPlans
     + Send
     + Sync
     + 'static
@@ -281,6 +287,7 @@ impl<T> Store for T where
         + ProfileStore
         + LinkReviews
         + Governance
+        + TrackingPlans
         + Send
         + Sync
         + 'static

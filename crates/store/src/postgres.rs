@@ -44,6 +44,7 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, NoTls, Row};
 
 mod govern;
+mod plans;
 
 /// Arbitrary, fixed: the advisory lock key that orders reservations of seqs (exclusive, held
 /// only while one is taken) against reads of the log (shared). See the module comment.
@@ -339,6 +340,8 @@ const MIGRATIONS: &[&str] = &[
     // 19: a vendor destination's settings that are not secret (its credential is kept where a
     // webhook keeps its signing secret).
     "ALTER TABLE destinations ADD COLUMN settings TEXT NOT NULL DEFAULT '{}';",
+    // 20: tracking plans, their assignment to sources and the violations found (plans.sql).
+    plans::MIGRATION,
 ];
 
 /// Appending connections per store, fed from one queue. More than one so that a group's

@@ -28,6 +28,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 
 mod govern;
+mod plans;
 
 const MIGRATIONS: &[&str] = &[
     // 1: the event log, dedup, sources, keys, tokens, processor checkpoints.
@@ -307,6 +308,8 @@ const MIGRATIONS: &[&str] = &[
     // 17: a vendor destination's settings that are not secret (its credential is kept where a
     // webhook keeps its signing secret).
     "ALTER TABLE destinations ADD COLUMN settings TEXT NOT NULL DEFAULT '{}';",
+    // 18: tracking plans, their assignment to sources and the violations found (plans.sql).
+    plans::MIGRATION,
 ];
 
 /// The migration whose dedup claims `convert_dedup` rewrites.

@@ -1860,3 +1860,147 @@ fn any_body_round_trips_byte_for_byte() {
     drop(stores);
     drop(backends);
 }
+
+// ---- Tracking plans (`TrackingPlans`) ----
+
+use sightline_store::ViolationDelta;
+
+#[tokio::test]
+async fn tracking_plans_are_versioned_and_assigned_to_sources() {
+    for (name, store) in backends("plans").await {
+        let web = store.create_source("web", "hash-web").await.unwrap();
+        let app = store.create_source("app", "hash-app").await.unwrap();
+        let start = store.plans_revision().await.unwrap();
+        assert!(store.list_plans().await.unwrap().is_empty(), "{name}");
+
+        let first = store.put_plan("shop", r#"{"track":{}}"#).await.unwrap();
+        assert_eq!(first.version, 1, "{name}");
+        let second = store
+            .put_plan("shop", r#"{"track":{"A":{}}}"#)
+            .await
+            .unwrap();
+        assert_eq!((second.id, second.version), (first.id, 2), "{name}");
+        assert!(store.plans_revision().await.unwrap() > start, "{name}");
+
+        let newest = store.plan("shop", None).await.unwrap().unwrap();
+        assert_eq!(newest.document, r#"{"track":{"A":{}}}"#, "{name}");
+        let old = store.plan("shop", Some(1)).await.unwrap().unwrap();
+        assert_eq!(old.document, r#"{"track":{}}"#, "{name}");
+        assert!(
+            store.plan("shop", Some(3)).await.unwrap().is_none(),
+            "{name}"
+        );
+        assert!(store.plan("other", None).await.unwrap().is_none(), "{name}");
+        assert_eq!(store.list_plans().await.unwrap(), [newest], "{name}");
+
+        // Two sources share the plan; each has its own fixes.
+        let before = store.plans_revision().await.unwrap();
+        store
+            .assign_plan(web.id, Some(first.id), r#"{"coerce_numbers":true}"#)
+            .await
+            .unwrap();
+        store
+            .assign_plan(app.id, Some(first.id), "{}")
+            .await
+            .unwrap();
+        assert!(store.plans_revision().await.unwrap() > before, "{name}");
+        let assigned = store.plan_assignments().await.unwrap();
+        let summary: Vec<(&str, i64, &str)> = assigned
+            .iter()
+            .map(|a| (a.source.as_str(), a.plan.version, a.fixes.as_str()))
+            .collect();
+        assert_eq!(
+            summary,
+            [("app", 2, "{}"), ("web", 2, r#"{"coerce_numbers":true}"#)],
+            "{name}: an assignment follows the plan's newest version"
+        );
+
+        let err = store
+            .assign_plan(web.id, Some(first.id + 100), "{}")
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, sightline_store::StoreError::NotFound(_)),
+            "{name}: {err}"
+        );
+        store.assign_plan(app.id, None, "{}").await.unwrap();
+        let assigned = store.plan_assignments().await.unwrap();
+        assert_eq!(assigned.len(), 1, "{name}");
+        assert_eq!(assigned[0].source, "web", "{name}");
+    }
+}
+
+fn delta(source_id: i64, event: &str, day: &str, count: i64, samples: &[&str]) -> ViolationDelta {
+    ViolationDelta {
+        source_id,
+        event: event.into(),
+        kind: "invalid_value".into(),
+        day: day.into(),
+        count,
+        samples: samples.iter().map(|s| s.to_string()).collect(),
+    }
+}
+
+#[tokio::test]
+async fn violations_add_up_per_day_and_keep_the_newest_samples() {
+    for (name, store) in backends("violations").await {
+        let source = store.create_source("web", "hash-web").await.unwrap();
+        let first = [
+            delta(
+                source.id,
+                "Order Completed",
+                "2026-12-01",
+                3,
+                &["{\"n\":1}", "{\"n\":2}"],
+            ),
+            delta(
+                source.id,
+                "Order Completed",
+                "2026-12-02",
+                1,
+                &["{\"n\":3}"],
+            ),
+            delta(
+                source.id + 1,
+                "Order Completed",
+                "2026-12-02",
+                9,
+                &["{\"other\":1}"],
+            ),
+        ];
+        store.record_violations(&first, 3).await.unwrap();
+        store
+            .record_violations(
+                &[delta(
+                    source.id,
+                    "Order Completed",
+                    "2026-12-02",
+                    4,
+                    &["{\"n\":4}", "{\"n\":5}"],
+                )],
+                3,
+            )
+            .await
+            .unwrap();
+        store.record_violations(&[], 3).await.unwrap();
+
+        let found = store.violations(source.id, "2026-12-01").await.unwrap();
+        let counts: Vec<(&str, i64)> = found
+            .counts
+            .iter()
+            .map(|c| (c.day.as_str(), c.count))
+            .collect();
+        assert_eq!(counts, [("2026-12-02", 5), ("2026-12-01", 3)], "{name}");
+        let samples: Vec<&str> = found.samples.iter().map(|s| s.sample.as_str()).collect();
+        assert_eq!(
+            samples,
+            ["{\"n\":5}", "{\"n\":4}", "{\"n\":3}"],
+            "{name}: newest first, 3 kept"
+        );
+
+        let recent = store.violations(source.id, "2026-12-02").await.unwrap();
+        assert_eq!(recent.counts.len(), 1, "{name}");
+        let none = store.violations(source.id + 2, "2026-01-01").await.unwrap();
+        assert!(none.counts.is_empty() && none.samples.is_empty(), "{name}");
+    }
+}

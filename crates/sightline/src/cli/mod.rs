@@ -8,6 +8,7 @@ mod crm;
 mod destinations;
 mod governance;
 mod link;
+mod plans;
 mod profiles;
 pub mod scan;
 
@@ -64,6 +65,9 @@ enum Command {
     /// Audiences: rules over profiles and their events, evaluated as events arrive.
     #[command(subcommand)]
     Audience(audiences::AudienceCommand),
+    /// Tracking plans: schemas per source enforced at collection, their violations.
+    #[command(subcommand)]
+    Plan(plans::PlanCommand),
     /// Measurement kept without identifiers.
     #[command(subcommand)]
     Measurement(MeasurementCommand),
@@ -237,6 +241,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Destination(command) => destinations::destination(command, &file).await,
         Command::Deliveries(command) => destinations::deliveries(command, &file).await,
         Command::Audience(command) => audiences::audience(command, &file).await,
+        Command::Plan(command) => plans::plan(command, &file).await,
         Command::Profile(command) => profiles::profile(command, &file).await,
         Command::Identity(command) => profiles::identity(command, &file).await,
         Command::Trait(command) => audiences::computed_traits(command, &file).await,

@@ -8,6 +8,7 @@ mod crm;
 mod destinations;
 mod events;
 mod governance;
+mod plans;
 mod profiles;
 
 use axum::extract::{FromRef, FromRequestParts, Query, State};
@@ -20,6 +21,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use sightline_collect::error;
 use sightline_core::secret;
 use sightline_service::access::{actor_of, Actor};
+use sightline_service::plans::PlanKeeper;
 use sightline_service::processors::{self, Supervisor};
 use sightline_service::profiles::Live;
 use sightline_service::Error;
@@ -38,6 +40,9 @@ struct ApiState {
     deliverer: Arc<sightline_activate::Deliverer>,
     /// The processors: their progress is in /metrics and `/readyz?verbose`.
     processors: Arc<Supervisor>,
+    /// Keeps the tracking plans in force: a change made through the API reloads them at
+    /// once, not at its next step.
+    plans: Arc<PlanKeeper>,
 }
 
 impl FromRef<ApiState> for Arc<dyn Store> {
@@ -52,6 +57,7 @@ pub fn router(
     book: Live,
     deliverer: Arc<sightline_activate::Deliverer>,
     processors: Arc<Supervisor>,
+    plans: Arc<PlanKeeper>,
 ) -> axum::Router {
     Router::new()
         .merge(events::routes())
@@ -60,6 +66,7 @@ pub fn router(
         .merge(destinations::routes())
         .merge(crm::routes())
         .merge(governance::routes())
+        .merge(plans::routes())
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(render_metrics))
@@ -80,6 +87,7 @@ pub fn router(
             book,
             deliverer,
             processors,
+            plans,
         })
 }
 

@@ -1,0 +1,376 @@
+//! Judging one event against a source's plan: fixes first (renames, numeric strings), then
+//! the rule of its kind, then the plan's mode for each violation found.
+
+use crate::compile::{escape, Numeric, Plan, Rule};
+use crate::document::{Fixes, Mode, ViolationKind};
+use jsonschema::error::ValidationErrorKind;
+use serde::Serialize;
+use serde_json::{Map, Value};
+use sightline_core::EventType;
+use std::sync::Arc;
+
+/// A source's plan with the source's fixes: what collection asks about each event.
+#[derive(Debug)]
+pub struct Enforcer {
+    pub plan_name: String,
+    pub plan_version: i64,
+    plan: Arc<Plan>,
+    fixes: Fixes,
+}
+
+/// One broken rule, as reported to the client, recorded and marked in the event.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Violation {
+    pub kind: ViolationKind,
+    /// The JSON pointer of the offending value in the event (`/properties/price`).
+    pub path: String,
+    /// What is wrong, without the value itself (it may be personal data).
+    pub message: String,
+    /// What was done about it.
+    pub action: Mode,
+    /// The offending value, when there is one (a missing property has none): kept only in
+    /// masked form (see [`crate::mask`]).
+    #[serde(skip)]
+    pub value: Option<Value>,
+}
+
+/// The outcome for one event.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Verdict {
+    /// Stored as it came.
+    Keep,
+    /// Stored as this body (fixed, omitted from, or marked).
+    Rewrite(String),
+    /// Not stored.
+    Drop,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Screened {
+    pub verdict: Verdict,
+    /// The event's name for the record: the `track` event name, else the call type.
+    pub event: String,
+    pub violations: Vec<Violation>,
+}
+
+impl Enforcer {
+    pub fn new(plan_name: String, plan_version: i64, plan: Arc<Plan>, fixes: Fixes) -> Enforcer {
+        Enforcer {
+            plan_name,
+            plan_version,
+            plan,
+            fixes,
+        }
+    }
+
+    /// Judges an event (its Segment JSON) of the given type. An event whose body is not a
+    /// JSON object is kept untouched: collection has validated its shape already.
+    pub fn screen(&self, event_type: EventType, body: &str) -> Screened {
+        let subject_key = match event_type {
+            EventType::Track | EventType::Page | EventType::Screen => "properties",
+            EventType::Identify | EventType::Group => "traits",
+            EventType::Alias => return keep(event_type.as_str().to_string()),
+        };
+        let Ok(Value::Object(mut event)) = serde_json::from_str::<Value>(body) else {
+            return keep(event_type.as_str().to_string());
+        };
+        let mut changed = false;
+
+        let name = match event_type {
+            EventType::Track => {
+                let sent = event.get("event").and_then(Value::as_str).unwrap_or("");
+                match self.fixes.rename_events.get(sent) {
+                    Some(renamed) => {
+                        let renamed = renamed.clone();
+                        event.insert("event".into(), Value::String(renamed.clone()));
+                        changed = true;
+                        renamed
+                    }
+                    None => sent.to_string(),
+                }
+            }
+            other => other.as_str().to_string(),
+        };
+        let rule = match event_type {
+            EventType::Track => self.plan.track.get(&name),
+            EventType::Identify => self.plan.identify.as_ref(),
+            EventType::Group => self.plan.group.as_ref(),
+            EventType::Page => self.plan.page.as_ref(),
+            EventType::Screen => self.plan.screen.as_ref(),
+            EventType::Alias => None,
+        };
+
+        if let Some(Value::Object(subject)) = event.get_mut(subject_key) {
+            changed |= rename_keys(subject, &self.fixes);
+            if let (true, Some(rule)) = (self.fixes.coerce_numbers, rule) {
+                changed |= coerce_numbers(subject, rule);
+            }
+        }
+
+        let mut violations = Vec::new();
+        let mut omit = Vec::new();
+        match rule {
+            None if event_type == EventType::Track => {
+                let mode = self.plan.document.enforcement.unplanned_event;
+                if mode != Mode::Allow {
+                    violations.push(Violation {
+                        kind: ViolationKind::UnplannedEvent,
+                        path: "/event".into(),
+                        message: "no rule in the plan for this event name".into(),
+                        action: mode,
+                        value: None,
+                    });
+                }
+            }
+            None => {}
+            Some(rule) => {
+                let empty = Value::Object(Map::new());
+                let subject = event.get(subject_key).unwrap_or(&empty);
+                if !rule.validator.is_valid(subject) {
+                    for error in rule.validator.iter_errors(subject) {
+                        self.judge(&error, subject_key, subject, &mut violations, &mut omit);
+                    }
+                }
+            }
+        }
+
+        if violations.is_empty() {
+            return match changed {
+                true => rewrite(name, &event, violations),
+                false => keep(name),
+            };
+        }
+        if violations.iter().any(|v| v.action == Mode::Drop) {
+            for v in &mut violations {
+                v.action = Mode::Drop;
+            }
+            return Screened {
+                verdict: Verdict::Drop,
+                event: name,
+                violations,
+            };
+        }
+        if let Some(Value::Object(subject)) = event.get_mut(subject_key) {
+            for key in &omit {
+                subject.shift_remove(key);
+            }
+        }
+        mark(&mut event, &self.plan_name, self.plan_version, &violations);
+        rewrite(name, &event, violations)
+    }
+
+    /// One validation error as a violation with its action; an omission is only possible
+    /// for a top-level property (else the event is flagged instead).
+    fn judge(
+        &self,
+        error: &jsonschema::ValidationError<'_>,
+        subject_key: &str,
+        subject: &Value,
+        violations: &mut Vec<Violation>,
+        omit: &mut Vec<String>,
+    ) {
+        let enforcement = &self.plan.document.enforcement;
+        let pointer = error.instance_path.as_str();
+        let top_key = top_level_key(pointer);
+        match &error.kind {
+            ValidationErrorKind::AdditionalProperties { unexpected }
+            | ValidationErrorKind::UnevaluatedProperties { unexpected } => {
+                let mode = enforcement.unplanned_property;
+                for key in unexpected {
+                    let path = format!("/{subject_key}{pointer}/{}", escape(key));
+                    let value = subject
+                        .pointer(&format!("{pointer}/{}", escape(key)))
+                        .cloned();
+                    // Only a key of the properties or traits themselves can be omitted.
+                    let action = match (mode, pointer.is_empty()) {
+                        (Mode::Omit, true) => {
+                            omit.push(key.clone());
+                            Mode::Omit
+                        }
+                        (Mode::Omit, false) => Mode::Flag,
+                        (other, _) => other,
+                    };
+                    violations.push(Violation {
+                        kind: ViolationKind::UnplannedProperty,
+                        path,
+                        message: "not in the plan".into(),
+                        action,
+                        value,
+                    });
+                }
+            }
+            ValidationErrorKind::Required { property } => {
+                let missing = property.as_str().unwrap_or_default();
+                violations.push(Violation {
+                    kind: ViolationKind::MissingRequired,
+                    path: format!("/{subject_key}{pointer}/{}", escape(missing)),
+                    message: "required but missing".into(),
+                    action: enforcement.missing_required,
+                    value: None,
+                });
+            }
+            kind => {
+                let action = match (enforcement.invalid_value, top_key) {
+                    (Mode::Omit, Some(key)) => {
+                        if !omit.contains(&key) {
+                            omit.push(key);
+                        }
+                        Mode::Omit
+                    }
+                    (Mode::Omit, None) => Mode::Flag,
+                    (other, _) => other,
+                };
+                violations.push(Violation {
+                    kind: ViolationKind::InvalidValue,
+                    path: format!("/{subject_key}{pointer}"),
+                    message: describe(kind, error.schema_path.as_str()),
+                    action,
+                    value: Some(error.instance.clone().into_owned()),
+                });
+            }
+        }
+    }
+}
+
+fn keep(event: String) -> Screened {
+    Screened {
+        verdict: Verdict::Keep,
+        event,
+        violations: Vec::new(),
+    }
+}
+
+fn rewrite(event: String, body: &Map<String, Value>, violations: Vec<Violation>) -> Screened {
+    let verdict = match serde_json::to_string(body) {
+        Ok(text) => Verdict::Rewrite(text),
+        // A map of JSON values always serialises; were it ever not to, the event is kept
+        // as sent rather than lost.
+        Err(_) => Verdict::Keep,
+    };
+    Screened {
+        verdict,
+        event,
+        violations,
+    }
+}
+
+/// The first segment of a JSON pointer, unescaped: the property or trait it is under.
+fn top_level_key(pointer: &str) -> Option<String> {
+    let rest = pointer.strip_prefix('/')?;
+    let segment = rest.split('/').next()?;
+    Some(segment.replace("~1", "/").replace("~0", "~"))
+}
+
+fn rename_keys(subject: &mut Map<String, Value>, fixes: &Fixes) -> bool {
+    let mut changed = false;
+    for (old, new) in &fixes.rename_properties {
+        if subject.contains_key(new) {
+            continue;
+        }
+        if let Some(value) = subject.shift_remove(old) {
+            subject.insert(new.clone(), value);
+            changed = true;
+        }
+    }
+    changed
+}
+
+fn coerce_numbers(subject: &mut Map<String, Value>, rule: &Rule) -> bool {
+    let mut changed = false;
+    for (key, numeric) in &rule.numeric {
+        let Some(Value::String(text)) = subject.get(key) else {
+            continue;
+        };
+        if let Some(number) = parse_number(text.trim(), *numeric) {
+            subject.insert(key.clone(), Value::Number(number));
+            changed = true;
+        }
+    }
+    changed
+}
+
+/// A numeric string as a JSON number: an integer for `integer`, any finite number for
+/// `number`; anything else (empty, `NaN`, `1e999`, `12 apples`) stays a string and fails
+/// validation as sent.
+fn parse_number(text: &str, numeric: Numeric) -> Option<serde_json::Number> {
+    if let Ok(integer) = text.parse::<i64>() {
+        return Some(integer.into());
+    }
+    match numeric {
+        Numeric::Integer => None,
+        Numeric::Number => text
+            .parse::<f64>()
+            .ok()
+            .filter(|f| f.is_finite())
+            .and_then(serde_json::Number::from_f64),
+    }
+}
+
+/// The violations in the event itself, as Segment Protocols marks them, so that everything
+/// downstream (destinations, exports) can tell a flagged event apart.
+fn mark(event: &mut Map<String, Value>, plan: &str, version: i64, violations: &[Violation]) {
+    let marks: Vec<Value> = violations
+        .iter()
+        .map(|v| {
+            serde_json::json!({
+                "type": v.kind.as_str(),
+                "path": v.path,
+                "message": v.message,
+                "action": v.action.as_str(),
+            })
+        })
+        .collect();
+    let context = event
+        .entry("context")
+        .or_insert_with(|| Value::Object(Map::new()));
+    if !context.is_object() {
+        *context = Value::Object(Map::new());
+    }
+    if let Value::Object(context) = context {
+        context.insert(
+            "protocols".into(),
+            serde_json::json!({"plan": plan, "version": version, "violations": marks}),
+        );
+    }
+}
+
+/// A validation error in words, without the offending value.
+fn describe(kind: &ValidationErrorKind, schema_path: &str) -> String {
+    use ValidationErrorKind as K;
+    match kind {
+        K::Type { kind } => format!("not of type {}", type_names(kind)),
+        K::Enum { options } => format!("not one of {options}"),
+        K::Constant { expected_value } => format!("not {expected_value}"),
+        K::Minimum { limit } => format!("less than the minimum {limit}"),
+        K::Maximum { limit } => format!("more than the maximum {limit}"),
+        K::ExclusiveMinimum { limit } => format!("not more than {limit}"),
+        K::ExclusiveMaximum { limit } => format!("not less than {limit}"),
+        K::MinLength { limit } => format!("shorter than {limit} characters"),
+        K::MaxLength { limit } => format!("longer than {limit} characters"),
+        K::MinItems { limit } => format!("fewer than {limit} items"),
+        K::MaxItems { limit } => format!("more than {limit} items"),
+        K::Pattern { pattern } => format!("does not match the pattern {pattern:?}"),
+        K::Format { format } => format!("not a valid {format}"),
+        K::MultipleOf { multiple_of } => format!("not a multiple of {multiple_of}"),
+        K::UniqueItems => "has duplicate items".into(),
+        _ => {
+            let keyword = schema_path.rsplit('/').next().unwrap_or_default();
+            format!("does not satisfy `{keyword}`")
+        }
+    }
+}
+
+fn type_names(kind: &jsonschema::error::TypeKind) -> String {
+    use jsonschema::error::TypeKind;
+    match kind {
+        TypeKind::Single(t) => t.to_string(),
+        TypeKind::Multiple(types) => types
+            .into_iter()
+            .map(|t| t.to_string())
+            .collect::<Vec<_>>()
+            .join(" or "),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,240 @@
+use super::*;
+use crate::Plan;
+use proptest::prelude::*;
+use serde_json::json;
+
+fn plan(enforcement: Value) -> Arc<Plan> {
+    let document = json!({
+        "enforcement": enforcement,
+        "track": {
+            "Order Completed": {"properties": {
+                "type": "object",
+                "properties": {
+                    "order_id": {"type": "string"},
+                    "total": {"type": "number", "minimum": 0},
+                    "quantity": {"type": "integer"},
+                    "currency": {"enum": ["EUR", "USD"]}
+                },
+                "required": ["order_id"],
+                "additionalProperties": false
+            }}
+        },
+        "identify": {"traits": {"type": "object", "properties": {"age": {"type": "integer"}}}}
+    });
+    Arc::new(Plan::parse(&document.to_string()).unwrap())
+}
+
+fn enforcer(enforcement: Value, fixes: Fixes) -> Enforcer {
+    Enforcer::new("web".into(), 3, plan(enforcement), fixes)
+}
+
+fn order(properties: Value) -> String {
+    json!({"type": "track", "event": "Order Completed", "messageId": "m1", "properties": properties})
+        .to_string()
+}
+
+fn body(screened: &Screened) -> Value {
+    match &screened.verdict {
+        Verdict::Rewrite(text) => serde_json::from_str(text).unwrap(),
+        other => panic!("not rewritten: {other:?}"),
+    }
+}
+
+#[test]
+fn a_valid_event_is_kept_untouched() {
+    let e = enforcer(json!({}), Fixes::default());
+    let screened = e.screen(
+        EventType::Track,
+        &order(json!({"order_id": "o1", "total": 3.5})),
+    );
+    assert_eq!(screened.verdict, Verdict::Keep);
+    assert!(screened.violations.is_empty());
+    assert_eq!(screened.event, "Order Completed");
+}
+
+#[test]
+fn flag_keeps_the_event_and_marks_each_violation_with_its_path() {
+    let e = enforcer(json!({}), Fixes::default());
+    let screened = e.screen(
+        EventType::Track,
+        &order(json!({"total": "12", "coupon": "X", "currency": "GBP"})),
+    );
+    let mut found: Vec<(ViolationKind, &str)> = screened
+        .violations
+        .iter()
+        .map(|v| (v.kind, v.path.as_str()))
+        .collect();
+    found.sort();
+    assert_eq!(
+        found,
+        vec![
+            (ViolationKind::UnplannedProperty, "/properties/coupon"),
+            (ViolationKind::InvalidValue, "/properties/currency"),
+            (ViolationKind::InvalidValue, "/properties/total"),
+            (ViolationKind::MissingRequired, "/properties/order_id"),
+        ]
+    );
+    assert!(screened.violations.iter().all(|v| v.action == Mode::Flag));
+    let stored = body(&screened);
+    assert_eq!(stored["properties"]["total"], "12", "flag changes no value");
+    let marks = &stored["context"]["protocols"];
+    assert_eq!(marks["plan"], "web");
+    assert_eq!(marks["version"], 3);
+    assert_eq!(marks["violations"].as_array().unwrap().len(), 4);
+    for violation in &screened.violations {
+        assert!(!violation.message.contains("GBP"), "{}", violation.message);
+    }
+}
+
+#[test]
+fn drop_drops_the_whole_event_when_any_violation_says_so() {
+    let e = enforcer(json!({"invalid_value": "drop"}), Fixes::default());
+    let screened = e.screen(
+        EventType::Track,
+        &order(json!({"order_id": "o", "total": -1})),
+    );
+    assert_eq!(screened.verdict, Verdict::Drop);
+    assert_eq!(screened.violations.len(), 1);
+    assert_eq!(screened.violations[0].action, Mode::Drop);
+    // Another kind, still flagged, leaves a valid-valued event in.
+    let screened = e.screen(
+        EventType::Track,
+        &order(json!({"order_id": "o", "extra": 1})),
+    );
+    assert!(matches!(screened.verdict, Verdict::Rewrite(_)));
+}
+
+#[test]
+fn omit_removes_only_the_offending_properties() {
+    let e = enforcer(
+        json!({"invalid_value": "omit", "unplanned_property": "omit"}),
+        Fixes::default(),
+    );
+    let screened = e.screen(
+        EventType::Track,
+        &order(json!({"order_id": "o", "total": "lots", "coupon": "X", "quantity": 2})),
+    );
+    let stored = body(&screened);
+    assert_eq!(
+        stored["properties"],
+        json!({"order_id": "o", "quantity": 2})
+    );
+    assert!(screened.violations.iter().all(|v| v.action == Mode::Omit));
+    assert_eq!(
+        stored["context"]["protocols"]["violations"][0]["action"],
+        "omit"
+    );
+}
+
+#[test]
+fn omit_cannot_fix_a_missing_property_so_that_is_flagged() {
+    let e = enforcer(json!({"invalid_value": "omit"}), Fixes::default());
+    let screened = e.screen(EventType::Track, &order(json!({"total": 1})));
+    assert_eq!(screened.violations.len(), 1);
+    assert_eq!(screened.violations[0].kind, ViolationKind::MissingRequired);
+    assert_eq!(screened.violations[0].action, Mode::Flag);
+}
+
+#[test]
+fn unplanned_events_follow_their_mode() {
+    let unplanned = json!({"type": "track", "event": "Clicked", "properties": {}}).to_string();
+    let allow = enforcer(json!({"unplanned_event": "allow"}), Fixes::default());
+    assert_eq!(
+        allow.screen(EventType::Track, &unplanned).verdict,
+        Verdict::Keep
+    );
+    let flag = enforcer(json!({}), Fixes::default());
+    let screened = flag.screen(EventType::Track, &unplanned);
+    assert_eq!(screened.violations[0].kind, ViolationKind::UnplannedEvent);
+    assert_eq!(screened.violations[0].path, "/event");
+    assert!(matches!(screened.verdict, Verdict::Rewrite(_)));
+    let drop = enforcer(json!({"unplanned_event": "drop"}), Fixes::default());
+    assert_eq!(
+        drop.screen(EventType::Track, &unplanned).verdict,
+        Verdict::Drop
+    );
+}
+
+#[test]
+fn calls_without_a_rule_pass_and_traits_are_judged() {
+    let e = enforcer(json!({"unplanned_event": "drop"}), Fixes::default());
+    let page = json!({"type": "page", "properties": {"anything": 1}}).to_string();
+    assert_eq!(e.screen(EventType::Page, &page).verdict, Verdict::Keep);
+    let identify = json!({"type": "identify", "traits": {"age": "forty"}}).to_string();
+    let screened = e.screen(EventType::Identify, &identify);
+    assert_eq!(screened.event, "identify");
+    assert_eq!(screened.violations[0].path, "/traits/age");
+    let alias = json!({"type": "alias", "previousId": "a"}).to_string();
+    assert_eq!(e.screen(EventType::Alias, &alias).verdict, Verdict::Keep);
+}
+
+#[test]
+fn renames_and_numeric_strings_are_fixed_before_validation() {
+    let fixes = Fixes {
+        rename_events: [("order_completed".to_string(), "Order Completed".to_string())].into(),
+        rename_properties: [("orderId".to_string(), "order_id".to_string())].into(),
+        coerce_numbers: true,
+    };
+    let e = enforcer(json!({"invalid_value": "drop"}), fixes);
+    let sent = json!({"type": "track", "event": "order_completed",
+        "properties": {"orderId": "o9", "total": " 12.50 ", "quantity": "3"}});
+    let screened = e.screen(EventType::Track, &sent.to_string());
+    assert!(screened.violations.is_empty(), "{:?}", screened.violations);
+    let stored = body(&screened);
+    assert_eq!(stored["event"], "Order Completed");
+    assert_eq!(
+        stored["properties"],
+        json!({"total": 12.5, "quantity": 3, "order_id": "o9"})
+    );
+    assert!(
+        stored.get("context").is_none(),
+        "a fixed, valid event carries no marks"
+    );
+    // A string that is not a number for its type stays as sent, and fails.
+    let sent = json!({"type": "track", "event": "Order Completed",
+        "properties": {"order_id": "o", "quantity": "2.5"}});
+    let screened = e.screen(EventType::Track, &sent.to_string());
+    assert_eq!(screened.verdict, Verdict::Drop);
+}
+
+#[test]
+fn a_rename_never_overwrites_a_value_sent_under_the_new_name() {
+    let fixes = Fixes {
+        rename_properties: [("orderId".to_string(), "order_id".to_string())].into(),
+        ..Fixes::default()
+    };
+    let e = enforcer(json!({"unplanned_property": "omit"}), fixes);
+    let screened = e.screen(
+        EventType::Track,
+        &order(json!({"orderId": "old", "order_id": "new"})),
+    );
+    let stored = body(&screened);
+    assert_eq!(stored["properties"], json!({"order_id": "new"}));
+}
+
+proptest! {
+    /// Whatever the properties, screening never panics, a kept event is the one sent, and
+    /// a rewritten one is JSON that still holds the messageId.
+    #[test]
+    fn screening_any_properties_is_total(
+        key in "[a-z_]{1,8}",
+        number in proptest::num::f64::ANY,
+        text in ".{0,12}",
+        mode in prop_oneof![Just("flag"), Just("omit"), Just("drop")],
+    ) {
+        let e = enforcer(
+            json!({"invalid_value": mode, "unplanned_property": mode}),
+            Fixes { coerce_numbers: true, ..Fixes::default() },
+        );
+        let mut properties = json!({"order_id": text.clone(), "total": text});
+        properties[key] = serde_json::Number::from_f64(number).map_or(Value::Null, Value::Number);
+        let sent = order(properties);
+        match e.screen(EventType::Track, &sent).verdict {
+            Verdict::Keep | Verdict::Drop => {}
+            Verdict::Rewrite(body) => {
+                let stored: Value = serde_json::from_str(&body).unwrap();
+                prop_assert_eq!(&stored["messageId"], "m1");
+            }
+        }
+    }
+}

@@ -1,0 +1,161 @@
+//! `/api/v1/tracking-plans` and a source's plan and violations.
+
+use super::{bad_request, created, json_body, ok, Acting, Answer, ApiState};
+use axum::extract::{Path, Query, State};
+use axum::routing::{get, put};
+use axum::Router;
+use serde_json::{json, Value};
+use sightline_core::time;
+use sightline_service::plans::{self, ImportFormat};
+use std::collections::HashMap;
+
+pub(super) fn routes() -> Router<ApiState> {
+    Router::new()
+        .route("/api/v1/tracking-plans", get(list).post(add))
+        .route("/api/v1/tracking-plans/import", axum::routing::post(import))
+        .route("/api/v1/tracking-plans/{name}", get(show).put(update))
+        .route("/api/v1/sources/{name}/tracking-plan", put(assign))
+        .route("/api/v1/sources/{name}/violations", get(violations))
+}
+
+/// Puts a change in force in this server now (others pick it up within a second); the
+/// change is stored either way, so a failed reload is only logged.
+async fn reload(state: &ApiState) {
+    if let Err(e) = state.plans.reload().await {
+        tracing::warn!(error = %e, "tracking plans not reloaded after a change; the next step will");
+    }
+}
+
+/// `GET /api/v1/tracking-plans`
+async fn list(Acting(actor): Acting, State(state): State<ApiState>) -> Answer {
+    let list = plans::list_plans(state.store.as_ref(), &actor).await?;
+    ok(json!({ "tracking_plans": list }))
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewPlan {
+    name: String,
+    plan: Value,
+}
+
+/// `POST /api/v1/tracking-plans` `{"name":…,"plan":{…}}`: a new plan, or the next version.
+async fn add(
+    Acting(actor): Acting,
+    State(state): State<ApiState>,
+    body: axum::body::Bytes,
+) -> Answer {
+    let new: NewPlan = json_body(&body, "send {\"name\":…,\"plan\":{…}}")?;
+    let stored = plans::put_plan(
+        state.store.as_ref(),
+        &actor,
+        &new.name,
+        &new.plan.to_string(),
+    )
+    .await?;
+    reload(&state).await;
+    created(json!({"name": stored.name, "version": stored.version}))
+}
+
+/// `PUT /api/v1/tracking-plans/{name}` with the plan document: its next version.
+async fn update(
+    Acting(actor): Acting,
+    State(state): State<ApiState>,
+    Path(name): Path<String>,
+    body: axum::body::Bytes,
+) -> Answer {
+    let document = std::str::from_utf8(&body).map_err(|_| bad_request("the body is not UTF-8"))?;
+    let stored = plans::put_plan(state.store.as_ref(), &actor, &name, document).await?;
+    reload(&state).await;
+    ok(json!({"name": stored.name, "version": stored.version}))
+}
+
+/// `POST /api/v1/tracking-plans/import?format=segment|iglu[&name=…][&event=…]` with the
+/// file as the body.
+async fn import(
+    Acting(actor): Acting,
+    State(state): State<ApiState>,
+    Query(query): Query<HashMap<String, String>>,
+    body: axum::body::Bytes,
+) -> Answer {
+    let text = std::str::from_utf8(&body).map_err(|_| bad_request("the body is not UTF-8"))?;
+    let format = match query.get("format").map_or("segment", String::as_str) {
+        "segment" => ImportFormat::Segment,
+        "iglu" => ImportFormat::Iglu {
+            event: query.get("event").map(String::as_str),
+        },
+        other => {
+            return Err(bad_request(format!(
+                "format {other:?} is not one of segment, iglu"
+            )))
+        }
+    };
+    let name = query.get("name").map(String::as_str);
+    let stored = plans::import_plan(state.store.as_ref(), &actor, name, format, text).await?;
+    reload(&state).await;
+    created(json!({"name": stored.name, "version": stored.version}))
+}
+
+/// `GET /api/v1/tracking-plans/{name}[?version=N][&format=segment]`
+async fn show(
+    Acting(actor): Acting,
+    State(state): State<ApiState>,
+    Path(name): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Answer {
+    if query.get("format").map(String::as_str) == Some("segment") {
+        return ok(plans::export_segment(state.store.as_ref(), &actor, &name).await?);
+    }
+    let version = match query.get("version") {
+        Some(text) => Some(
+            text.parse::<i64>()
+                .map_err(|_| bad_request(format!("version {text:?} is not a number")))?,
+        ),
+        None => None,
+    };
+    ok(plans::show_plan(state.store.as_ref(), &actor, &name, version).await?)
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Assignment {
+    /// The plan's name; `null` releases the source.
+    plan: Option<String>,
+    #[serde(default)]
+    fixes: Option<Value>,
+}
+
+/// `PUT /api/v1/sources/{name}/tracking-plan` `{"plan":…|null,"fixes":{…}}`
+async fn assign(
+    Acting(actor): Acting,
+    State(state): State<ApiState>,
+    Path(source): Path<String>,
+    body: axum::body::Bytes,
+) -> Answer {
+    let assignment: Assignment = json_body(&body, "send {\"plan\":…|null,\"fixes\":{…}}")?;
+    let fixes = assignment.fixes.unwrap_or_else(|| json!({})).to_string();
+    plans::assign_plan(
+        state.store.as_ref(),
+        &actor,
+        &source,
+        assignment.plan.as_deref(),
+        &fixes,
+    )
+    .await?;
+    reload(&state).await;
+    ok(json!({"source": source, "plan": assignment.plan}))
+}
+
+/// `GET /api/v1/sources/{name}/violations[?since=YYYY-MM-DD]` (default: the last 7 days)
+async fn violations(
+    Acting(actor): Acting,
+    State(state): State<ApiState>,
+    Path(source): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Answer {
+    let since = query
+        .get("since")
+        .cloned()
+        .unwrap_or_else(|| time::format_ms(time::now_ms() - 7 * 86_400_000)[..10].to_string());
+    ok(plans::violations(state.store.as_ref(), &actor, &source, &since).await?)
+}
