@@ -81,7 +81,7 @@ pub async fn run(postgres: Option<String>, events: usize, users: u64) -> Result<
     loop {
         let (last, profiles) = match &database {
             Some(db) => db.positions().await?,
-            None => sqlite_positions(&data.join("sightline.db"))?,
+            None => sqlite_positions(&data)?,
         };
         if last > 0 && profiles >= last {
             break;
@@ -101,11 +101,11 @@ pub async fn run(postgres: Option<String>, events: usize, users: u64) -> Result<
 
     let (total, tables) = match &database {
         Some(db) => db.sizes().await?,
-        None => sqlite_sizes(&data.join("sightline.db"))?,
+        None => sqlite_sizes(&data)?,
     };
     let stored = match &database {
         Some(db) => db.positions().await?.0,
-        None => sqlite_positions(&data.join("sightline.db"))?.0,
+        None => sqlite_positions(&data)?.0,
     };
     if let Some(db) = database {
         db.drop().await?;
@@ -158,6 +158,7 @@ pub async fn run(postgres: Option<String>, events: usize, users: u64) -> Result<
 const LOG_OBJECTS: &[&str] = &[
     "events",
     "events_by_source",
+    "events_by_arrival",
     "events_pkey",
     "dedup",
     "dedup_by_age",
@@ -184,12 +185,18 @@ const DERIVED_OBJECTS: &[&str] = &[
 ];
 
 /// (the log's last seq, the seq the stored profiles stand at).
-fn sqlite_positions(db: &std::path::Path) -> Result<(i64, i64)> {
-    let conn =
-        rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
-    conn.busy_timeout(Duration::from_secs(10))?;
-    let last: i64 = conn.query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |r| r.get(0))?;
-    let profiles: i64 = conn
+fn sqlite_positions(dir: &std::path::Path) -> Result<(i64, i64)> {
+    let open = |file: &str| -> Result<rusqlite::Connection> {
+        let conn = rusqlite::Connection::open_with_flags(
+            dir.join(file),
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )?;
+        conn.busy_timeout(Duration::from_secs(10))?;
+        Ok(conn)
+    };
+    let last: i64 =
+        open("log.db")?.query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |r| r.get(0))?;
+    let profiles: i64 = open("sightline.db")?
         .query_row(
             "SELECT COALESCE(MAX(seq), 0) FROM profiles_state",
             [],
@@ -199,20 +206,26 @@ fn sqlite_positions(db: &std::path::Path) -> Result<(i64, i64)> {
     Ok((last, profiles))
 }
 
-/// The database file plus its WAL after a truncating checkpoint, and bytes per object.
-fn sqlite_sizes(db: &std::path::Path) -> Result<(u64, Vec<(String, u64)>)> {
-    let conn = rusqlite::Connection::open(db)?;
-    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
-    let mut stmt = conn.prepare("SELECT name, SUM(pgsize) FROM dbstat GROUP BY name")?;
-    let tables = stmt
-        .query_map([], |r| {
+/// The store's database files (`sightline.db` and the log's `log.db`) plus their WALs
+/// after a truncating checkpoint, and bytes per object.
+fn sqlite_sizes(dir: &std::path::Path) -> Result<(u64, Vec<(String, u64)>)> {
+    let (mut total, mut tables) = (0, Vec::new());
+    for file in ["sightline.db", "log.db"] {
+        let db = dir.join(file);
+        let conn = rusqlite::Connection::open(&db)?;
+        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        let mut stmt = conn.prepare("SELECT name, SUM(pgsize) FROM dbstat GROUP BY name")?;
+        let objects = stmt.query_map([], |r| {
             Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
-        })?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    drop(stmt);
-    drop(conn);
-    let size = |path: std::path::PathBuf| std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
-    let total = size(db.to_path_buf()) + size(db.with_extension("db-wal"));
+        })?;
+        for object in objects {
+            tables.push(object?);
+        }
+        drop(stmt);
+        drop(conn);
+        let size = |path: std::path::PathBuf| std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+        total += size(db.clone()) + size(db.with_extension("db-wal"));
+    }
     Ok((total, tables))
 }
 

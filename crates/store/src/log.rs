@@ -21,7 +21,8 @@
 //!   A false duplicate would drop an event, so the digest is long enough that none happens
 //!   in practice (about 2^-128 per pair of ids; a million billion ids in one window give a
 //!   chance below 10^-8) and cryptographic, so that no client can craft an id that collides
-//!   with another's.
+//!   with another's. PostgreSQL claims all 16 bytes in its `dedup` table; SQLite keeps the
+//!   first 8 with each event and confirms a match against the row (sqlite/dedup.rs).
 //!
 //! Rows written before migration 12 keep their plain text body and are read as they are.
 

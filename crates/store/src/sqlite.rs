@@ -1,4 +1,12 @@
-//! SQLite backend: WAL, one writer thread with group commit, a small pool of readers.
+//! SQLite backend: WAL, the event log in a database file of its own (`log.db`) with one
+//! writer thread and group commit, everything else in `sightline.db`, small pools of
+//! connections to each.
+//!
+//! Why two files: SQLite has one write lock per file. With the log beside the derived state,
+//! every processor's write (a page of profiles, a delivery checkpoint) held the log writer
+//! back, and their pages crowded its cache and its fsyncs. Apart, ingest never waits for a
+//! processor. Nothing commits to both files at once: the log is appended alone, and the
+//! processors read it and write their state with its position to `sightline.db`.
 //!
 //! A commit is acknowledged only once it survives power loss, not only a crash: the WAL is
 //! fsynced after it. The fsync is pipelined: the writer commits with `synchronous=NORMAL`
@@ -23,10 +31,10 @@ use sightline_core::{
 };
 use sightline_core::{IdentifierRow, LinkReview, NewLinkReview, ProfileRows, ReviewStatus};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 
+mod dedup;
 mod govern;
 mod plans;
 
@@ -310,10 +318,100 @@ const MIGRATIONS: &[&str] = &[
     "ALTER TABLE destinations ADD COLUMN settings TEXT NOT NULL DEFAULT '{}';",
     // 18: tracking plans, their assignment to sources and the violations found (plans.sql).
     plans::MIGRATION,
+    // 19: the event log moved to `log.db` (`move_log` copies the rows there and commits
+    // them first), and dedup with it (sqlite/dedup.rs): the digests live in the log's rows,
+    // not in a table keyed by them, which wrote one random page per event.
+    "DROP TABLE events;
+     DROP TABLE dedup;",
+];
+
+/// The schema of `log.db`, its own `user_version` counting these.
+const LOG_MIGRATIONS: &[&str] = &[
+    // 1: the events (migration 12's layout, see log.rs) and each one's dedup digest, in
+    // arrival order for loading the dedup window (sqlite/dedup.rs).
+    "CREATE TABLE events (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        source_id INTEGER NOT NULL,
+        type INTEGER NOT NULL,
+        received_at INTEGER NOT NULL,
+        message_id TEXT NOT NULL,
+        id_at INTEGER,
+        body BLOB NOT NULL,
+        dedup_digest INTEGER NOT NULL
+     );
+     CREATE INDEX events_by_source ON events (source_id, seq);
+     CREATE INDEX events_by_arrival ON events (received_at, dedup_digest);",
 ];
 
 /// The migration whose dedup claims `convert_dedup` rewrites.
 const COMPACT_LOG: usize = 12;
+/// The migration before which `move_log` copies the events to `log.db`.
+const LOG_MOVED: usize = 19;
+
+/// Copies the events of `sightline.db` into `log.db` (whose schema is made), with their
+/// dedup digests and the `AUTOINCREMENT` position, and commits them there before migration
+/// 19 drops them from `sightline.db`: a crash in between leaves both copies, and the next
+/// start copies again over what this one left in `log.db`.
+fn move_log(conn: &mut Connection, log_path: &Path) -> Result<()> {
+    conn.execute(
+        "ATTACH DATABASE ?1 AS log",
+        [log_path.display().to_string()],
+    )?;
+    let moved = (|| -> Result<()> {
+        // Deferred: the first write takes `log.db`'s lock only.
+        let tx = conn.transaction()?;
+        tx.execute_batch(
+            "DELETE FROM log.events;
+             DELETE FROM log.sqlite_sequence WHERE name = 'events';
+             INSERT INTO log.sqlite_sequence (name, seq)
+                SELECT 'events', seq FROM main.sqlite_sequence WHERE name = 'events';",
+        )?;
+        {
+            let mut rows = tx.prepare(
+                "SELECT seq, source_id, type, received_at, message_id, id_at, body
+                 FROM main.events ORDER BY seq",
+            )?;
+            let mut copy = tx.prepare(
+                "INSERT INTO log.events
+                    (seq, source_id, type, received_at, message_id, id_at, body, dedup_digest)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )?;
+            let mut rows = rows.query([])?;
+            while let Some(row) = rows.next()? {
+                let (source_id, message_id): (i64, String) = (row.get(1)?, row.get(4)?);
+                let digest = dedup::digest(&log::dedup_key(source_id, &message_id));
+                // As stored: a row from before migration 12 keeps its TEXT body.
+                let value = |i| row.get::<_, rusqlite::types::Value>(i);
+                copy.execute(params![
+                    value(0)?,
+                    source_id,
+                    value(2)?,
+                    value(3)?,
+                    message_id,
+                    value(5)?,
+                    value(6)?,
+                    digest
+                ])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    })();
+    conn.execute("DETACH DATABASE log", [])?;
+    moved
+}
+
+/// Applies `log.db`'s migrations past its stored version.
+fn migrate_log(conn: &mut Connection) -> Result<()> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let applied: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    for (index, sql) in LOG_MIGRATIONS.iter().enumerate().skip(applied as usize) {
+        tx.execute_batch(sql)?;
+        tx.execute_batch(&format!("PRAGMA user_version = {}", index + 1))?;
+    }
+    tx.commit()?;
+    Ok(())
+}
 
 /// Migration 12's second half: each claim of the old dedup table under its digest key.
 fn convert_dedup(tx: &rusqlite::Transaction<'_>) -> Result<()> {
@@ -338,22 +436,120 @@ fn convert_dedup(tx: &rusqlite::Transaction<'_>) -> Result<()> {
 }
 
 pub struct SqliteStore {
-    path: PathBuf,
-    readers: Mutex<Vec<Connection>>,
+    /// `sightline.db`: everything but the log.
+    state: Pool,
+    /// `log.db`, for reading the log.
+    log: Pool,
     writer: mpsc::Sender<AppendRequest>,
-    /// Processors waiting to write (profiles, deliveries, checkpoints): the log writer lets
-    /// them have the lock between its groups, so that a steady ingest does not hold their
-    /// state back for ever.
-    writers_waiting: Arc<AtomicUsize>,
+    /// The log writer's dedup index (sqlite/dedup.rs); pruned from outside by
+    /// `prune_dedup`.
+    recent: Arc<Mutex<dedup::RecentIds>>,
+    durable: Arc<Durable>,
 }
 
-/// How long the log writer waits, at most, between two groups for processors that want
-/// the write lock.
-const YIELD_TO_WRITERS: std::time::Duration = std::time::Duration::from_millis(5);
+/// How far the log is known to survive power loss; reads of the log stop there. The files
+/// are fsynced apart: a processor that read a row not yet synced could commit its position
+/// past it to `sightline.db`, and after a power loss the events appended again at those seqs
+/// would be skipped.
+struct Durable {
+    through: std::sync::atomic::AtomicI64,
+    wal: PathBuf,
+}
 
-/// Page cache per connection, in KiB: the writer's holds the hot pages of the log's and
-/// the dedup table's indexes (a dedup key lands on a random page), a reader's the pages of
-/// the profiles and deliveries its processor writes. SQLite's default (2 MiB) made most
+impl Durable {
+    /// After an fsync that covered every row up to `seq`.
+    fn advance(&self, seq: i64) {
+        self.through
+            .fetch_max(seq, std::sync::atomic::Ordering::AcqRel);
+    }
+
+    /// The last seq a read of `limit` rows past `after` may return. The syncer advances
+    /// it as it answers appends; a reader whose page reaches past it while the log holds
+    /// more (rows not synced yet, or appended by another process) syncs the WAL itself:
+    /// every row committed before that fsync is then on disk (a checkpoint that restarted
+    /// the WAL in between synced the rows it copied).
+    fn bound(&self, conn: &Connection, after: i64, limit: usize) -> Result<i64> {
+        let known = self.through.load(std::sync::atomic::Ordering::Acquire);
+        if known >= after.saturating_add(limit as i64) {
+            return Ok(known);
+        }
+        let last: i64 = conn
+            .prepare_cached("SELECT COALESCE(MAX(seq), 0) FROM events")?
+            .query_row([], |r| r.get(0))?;
+        if last > known {
+            sync_wal(&self.wal).map_err(|e| {
+                StoreError::Commit(format!(
+                    "cannot fsync the write-ahead log {}: {e}",
+                    self.wal.display()
+                ))
+            })?;
+            self.advance(last);
+        }
+        Ok(last)
+    }
+}
+
+/// fsyncs a write-ahead log; returns its length. A missing WAL (never written) holds
+/// nothing to sync.
+fn sync_wal(wal: &Path) -> std::io::Result<u64> {
+    match std::fs::File::open(wal) {
+        Ok(file) => {
+            file.sync_data()?;
+            Ok(file.metadata()?.len())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
+        Err(e) => Err(e),
+    }
+}
+
+/// Connections to one database file, opened as needed and kept for reuse.
+struct Pool {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+}
+
+impl Pool {
+    fn new(path: PathBuf) -> Pool {
+        Pool {
+            path,
+            idle: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Runs `f` on one of the connections, off the async runtime.
+    async fn run<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+    {
+        let pooled = self.idle.lock().expect("connection pool poisoned").pop();
+        let path = self.path.clone();
+        let (conn, result) = tokio::task::spawn_blocking(move || {
+            let mut conn = match pooled {
+                Some(conn) => conn,
+                None => match connect(&path) {
+                    Ok(conn) => conn,
+                    Err(e) => return (None, Err(e)),
+                },
+            };
+            let result = f(&mut conn);
+            (Some(conn), result)
+        })
+        .await
+        .map_err(|e| StoreError::Worker(e.to_string()))?;
+        if let Some(conn) = conn {
+            self.idle
+                .lock()
+                .expect("connection pool poisoned")
+                .push(conn);
+        }
+        result
+    }
+}
+
+/// Page cache per connection, in KiB: the writer's holds the hot pages of the log and of
+/// the rows a dedup hit confirms, a reader's the pages of the profiles and deliveries its
+/// processor writes. SQLite's default (2 MiB) made most
 /// B-tree steps a `pread` and spilled dirty pages mid-transaction.
 const WRITER_CACHE_KIB: i64 = 65_536;
 const READER_CACHE_KIB: i64 = 16_384;
@@ -363,10 +559,11 @@ const READER_CACHE_KIB: i64 = 16_384;
 /// automatic checkpoint ran inside the log writer's commits and took a sixth of its time.
 const CHECKPOINT_WAL_BYTES: u64 = 16 << 20;
 
-/// While another connection holds the write lock, look again soon: the log writer holds it
-/// for most of the time under load, letting go only between groups (and waiting for those
-/// who announced themselves, see [`SqliteStore::with_writing`]). SQLite's own busy timeout
-/// sleeps up to 100 ms between tries and so missed those moments. About 10 s in all.
+/// While another connection holds the write lock, look again soon: the log writer holds
+/// `log.db`'s for most of the time under load, letting go only between groups (the command
+/// line appending beside a server waits for those moments), and processors take turns on
+/// `sightline.db`'s. SQLite's own busy timeout sleeps up to 100 ms between tries and so
+/// missed those moments. About 10 s in all.
 fn retry_soon(attempts: i32) -> bool {
     let (quick, slow) = (200, 5_000);
     if attempts < quick {
@@ -390,9 +587,24 @@ fn connect(path: &Path) -> Result<Connection> {
     Ok(conn)
 }
 
-/// Applies the migrations past the stored version, up to `through` (all of them in use;
-/// fewer only to make stores of earlier versions in tests).
-fn migrate(conn: &mut Connection, through: usize) -> Result<()> {
+/// Applies the migrations of `sightline.db` past its stored version, up to `through` (all
+/// of them in use; fewer only to make stores of earlier versions in tests). Those before
+/// [`LOG_MOVED`] and those from it on commit apart, with the move of the log in between.
+fn migrate(conn: &mut Connection, log_path: &Path, through: usize) -> Result<()> {
+    let applied = |conn: &Connection| -> Result<usize> {
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        Ok(version as usize)
+    };
+    migrate_span(conn, through.min(LOG_MOVED - 1))?;
+    if applied(conn)? == LOG_MOVED - 1 && through >= LOG_MOVED {
+        migrate_log(&mut connect(log_path)?)?;
+        move_log(conn, log_path)?;
+    }
+    migrate_span(conn, through)
+}
+
+/// One transaction of [`migrate`]: the migrations past the stored version up to `through`.
+fn migrate_span(conn: &mut Connection, through: usize) -> Result<()> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let applied: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     for (index, sql) in MIGRATIONS
@@ -412,7 +624,8 @@ fn migrate(conn: &mut Connection, through: usize) -> Result<()> {
 }
 
 impl SqliteStore {
-    /// Opens (creating if needed) `DIR/sightline.db` and applies migrations.
+    /// Opens (creating if needed) `DIR/sightline.db` and `DIR/log.db` and applies
+    /// migrations.
     pub async fn open(data_dir: &Path) -> Result<SqliteStore> {
         std::fs::create_dir_all(data_dir).map_err(|e| {
             StoreError::Open(format!(
@@ -421,11 +634,13 @@ impl SqliteStore {
             ))
         })?;
         let path = data_dir.join("sightline.db");
-        let writer_path = path.clone();
+        let log_path = data_dir.join("log.db");
         let (writer, queue) = mpsc::channel(WRITE_QUEUE_REQUESTS);
+        let (state_path, writer_path) = (path.clone(), log_path.clone());
         let mut conn = tokio::task::spawn_blocking(move || -> Result<Connection> {
             let mut conn = connect(&writer_path)?;
-            migrate(&mut conn, MIGRATIONS.len())?;
+            migrate_log(&mut conn)?;
+            migrate(&mut connect(&state_path)?, &writer_path, MIGRATIONS.len())?;
             Ok(conn)
         })
         .await
@@ -435,31 +650,43 @@ impl SqliteStore {
              PRAGMA cache_size = -{WRITER_CACHE_KIB};
              PRAGMA wal_autocheckpoint = 0;"
         ))?;
-        let wal = PathBuf::from(format!("{}-wal", path.display()));
-        let checkpoints = connect(&path)?;
+        let wal = PathBuf::from(format!("{}-wal", log_path.display()));
+        // What a crashed process left in the WAL is made durable before anyone reads it.
+        sync_wal(&wal)
+            .map_err(|e| StoreError::Open(format!("cannot fsync {}: {e}", wal.display())))?;
+        let durable = Arc::new(Durable {
+            through: std::sync::atomic::AtomicI64::new(conn.query_row(
+                "SELECT COALESCE(MAX(seq), 0) FROM events",
+                [],
+                |r| r.get(0),
+            )?),
+            wal: wal.clone(),
+        });
+        let checkpoints = connect(&log_path)?;
         checkpoints.execute_batch("PRAGMA wal_autocheckpoint = 0")?;
         let (synced, to_sync) = std::sync::mpsc::sync_channel(SYNC_QUEUE_GROUPS);
         let (nudge, nudged) = std::sync::mpsc::sync_channel(1);
-        let writers_waiting = Arc::new(AtomicUsize::new(0));
-        let waiting = writers_waiting.clone();
+        let recent = Arc::new(Mutex::new(dedup::RecentIds::default()));
+        let writer_recent = recent.clone();
         std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || write_loop(&mut conn, queue, synced, &waiting))
+            .spawn(move || write_loop(&mut conn, queue, synced, &writer_recent))
             .map_err(|e| StoreError::Open(e.to_string()))?;
-        let synced_wal = wal.clone();
+        let syncer_durable = durable.clone();
         std::thread::Builder::new()
             .name("sqlite-syncer".into())
-            .spawn(move || sync_loop(&synced_wal, to_sync, nudge))
+            .spawn(move || sync_loop(&syncer_durable, to_sync, nudge))
             .map_err(|e| StoreError::Open(e.to_string()))?;
         std::thread::Builder::new()
             .name("sqlite-checkpointer".into())
             .spawn(move || checkpoint_loop(&checkpoints, &wal, nudged))
             .map_err(|e| StoreError::Open(e.to_string()))?;
         Ok(SqliteStore {
-            path,
-            readers: Mutex::new(Vec::new()),
+            state: Pool::new(path),
+            log: Pool::new(log_path),
             writer,
-            writers_waiting,
+            recent,
+            durable,
         })
     }
 
@@ -469,55 +696,16 @@ impl SqliteStore {
     pub fn create_at_version(data_dir: &Path, version: usize) -> Result<()> {
         std::fs::create_dir_all(data_dir).map_err(|e| StoreError::Open(e.to_string()))?;
         let mut conn = connect(&data_dir.join("sightline.db"))?;
-        migrate(&mut conn, version)
+        migrate(&mut conn, &data_dir.join("log.db"), version)
     }
 
-    /// Runs `f` on a pooled connection off the async runtime.
-    /// [`SqliteStore::with_conn`] for a processor's write: announced to the log writer,
-    /// which then leaves the lock free for it between two groups.
-    async fn with_writing<T, F>(&self, f: F) -> Result<T>
-    where
-        T: Send + 'static,
-        F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
-    {
-        struct Announced(Arc<AtomicUsize>);
-        impl Drop for Announced {
-            fn drop(&mut self) {
-                self.0.fetch_sub(1, Ordering::AcqRel);
-            }
-        }
-        self.writers_waiting.fetch_add(1, Ordering::AcqRel);
-        let _announced = Announced(self.writers_waiting.clone());
-        self.with_conn(f).await
-    }
-
+    /// Runs `f` on a connection to `sightline.db`, off the async runtime.
     async fn with_conn<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
     {
-        let pooled = self.readers.lock().expect("reader pool poisoned").pop();
-        let path = self.path.clone();
-        let (conn, result) = tokio::task::spawn_blocking(move || {
-            let mut conn = match pooled {
-                Some(conn) => conn,
-                None => match connect(&path) {
-                    Ok(conn) => conn,
-                    Err(e) => return (None, Err(e)),
-                },
-            };
-            let result = f(&mut conn);
-            (Some(conn), result)
-        })
-        .await
-        .map_err(|e| StoreError::Worker(e.to_string()))?;
-        if let Some(conn) = conn {
-            self.readers
-                .lock()
-                .expect("reader pool poisoned")
-                .push(conn);
-        }
-        result
+        self.state.run(f).await
     }
 }
 
@@ -530,15 +718,18 @@ fn write_loop(
     conn: &mut Connection,
     mut queue: mpsc::Receiver<AppendRequest>,
     synced: std::sync::mpsc::SyncSender<Committed>,
-    writers_waiting: &AtomicUsize,
+    recent: &Mutex<dedup::RecentIds>,
 ) {
     while let Some(first) = queue.blocking_recv() {
-        let since = std::time::Instant::now();
-        while writers_waiting.load(Ordering::Acquire) > 0 && since.elapsed() < YIELD_TO_WRITERS {
-            std::thread::sleep(std::time::Duration::from_micros(100));
-        }
         let group = group::take_group(first, &mut queue);
-        match commit_group(conn, &group) {
+        let mut recent = recent.lock().expect("dedup index poisoned");
+        let committed = commit_group(conn, &group, &mut recent);
+        if committed.is_err() {
+            // It may hold seqs the rollback took back.
+            recent.forget();
+        }
+        drop(recent);
+        match committed {
             Ok(outcome) => {
                 if let Err(std::sync::mpsc::SendError((group, _))) = synced.send((group, outcome)) {
                     group::answer(group, Err(StoreError::Closed));
@@ -552,23 +743,31 @@ fn write_loop(
 /// Makes committed groups durable, one fsync for all that are waiting, then answers them;
 /// nudges the checkpointer when the write-ahead log has grown past its bound.
 fn sync_loop(
-    wal: &Path,
+    durable: &Durable,
     committed: std::sync::mpsc::Receiver<Committed>,
     checkpoint: std::sync::mpsc::SyncSender<()>,
 ) {
+    let wal = &durable.wal;
     while let Ok(first) = committed.recv() {
         let mut groups = vec![first];
         groups.extend(committed.try_iter());
-        let synced = std::fs::File::open(wal).and_then(|file| {
-            file.sync_data()?;
-            file.metadata()
-        });
-        if synced
-            .as_ref()
-            .is_ok_and(|wal| wal.len() > CHECKPOINT_WAL_BYTES)
-        {
+        let synced = sync_wal(wal);
+        if synced.as_ref().is_ok_and(|&len| len > CHECKPOINT_WAL_BYTES) {
             // Full: one is pending already, which will see this growth too.
             let _ = checkpoint.try_send(());
+        }
+        if synced.is_ok() {
+            let last = groups
+                .iter()
+                .flat_map(|(_, outcome)| outcome.iter().flatten())
+                .filter_map(|appended| match appended {
+                    Appended::Stored(seq) => Some(*seq),
+                    Appended::Duplicate => None,
+                })
+                .max();
+            if let Some(last) = last {
+                durable.advance(last);
+            }
         }
         for (group, outcome) in groups {
             let outcome = match &synced {
@@ -584,8 +783,8 @@ fn sync_loop(
 }
 
 /// Copies the write-ahead log back into the database when nudged, and at least every
-/// second when it has grown past its bound (commits by processors, which do not pass the
-/// syncer, grow it too). A passive checkpoint never blocks a writer or a reader; the log
+/// second when it has grown past its bound (appends by another process, which do not pass
+/// this syncer, grow it too). A passive checkpoint never blocks a writer or a reader; the log
 /// starts over from its beginning once a checkpoint has copied all of it.
 fn checkpoint_loop(conn: &Connection, wal: &Path, nudged: std::sync::mpsc::Receiver<()>) {
     use std::sync::mpsc::RecvTimeoutError;
@@ -606,39 +805,40 @@ fn checkpoint_loop(conn: &Connection, wal: &Path, nudged: std::sync::mpsc::Recei
     }
 }
 
-fn commit_group(conn: &mut Connection, group: &[AppendRequest]) -> Result<Vec<Vec<Appended>>> {
+fn commit_group(
+    conn: &mut Connection,
+    group: &[AppendRequest],
+    recent: &mut dedup::RecentIds,
+) -> Result<Vec<Vec<Appended>>> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let widest = group.iter().map(|r| r.dedup_since).min().unwrap_or(0);
+    recent.prepare(&tx, widest)?;
     let mut results = Vec::with_capacity(group.len());
     {
-        // Inserted, or re-inserted once the earlier entry fell out of the window.
-        let mut claim = tx.prepare_cached(
-            "INSERT INTO dedup (key, seen_at) VALUES (?1, ?2)
-             ON CONFLICT (key) DO UPDATE SET seen_at = excluded.seen_at
-             WHERE dedup.seen_at < ?3",
-        )?;
         let mut insert = tx.prepare_cached(
-            "INSERT INTO events (source_id, type, received_at, message_id, id_at, body)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            "INSERT INTO events (source_id, type, received_at, message_id, id_at, body, dedup_digest)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         )?;
         for request in group {
             let mut outcome = Vec::with_capacity(request.events.len());
             for (e, stored) in request.events.iter().zip(&request.stored) {
-                let fresh =
-                    claim.execute(params![&stored.key[..], e.received_at, request.dedup_since])?
-                        == 1;
-                if fresh {
-                    insert.execute(params![
-                        e.source_id,
-                        log::type_code(e.event_type),
-                        e.received_at,
-                        e.message_id,
-                        stored.body.id_at,
-                        stored.body.payload
-                    ])?;
-                    outcome.push(Appended::Stored(tx.last_insert_rowid()));
-                } else {
+                let digest = dedup::digest(&stored.key);
+                if recent.holds(&tx, digest, e.source_id, &e.message_id, request.dedup_since)? {
                     outcome.push(Appended::Duplicate);
+                    continue;
                 }
+                insert.execute(params![
+                    e.source_id,
+                    log::type_code(e.event_type),
+                    e.received_at,
+                    e.message_id,
+                    stored.body.id_at,
+                    stored.body.payload,
+                    digest
+                ])?;
+                let seq = tx.last_insert_rowid();
+                recent.record(digest, seq);
+                outcome.push(Appended::Stored(seq));
             }
             results.push(outcome);
         }
@@ -797,36 +997,45 @@ impl EventLog for SqliteStore {
         limit: usize,
         source_id: Option<i64>,
     ) -> Result<Vec<StoredEvent>> {
-        self.with_conn(move |conn| {
-            // Two statements, so that a source's read walks `events_by_source`.
-            let rows = match source_id {
-                None => {
-                    let mut stmt = conn.prepare_cached(&format!(
-                        "SELECT {EVENT_COLUMNS} FROM events e WHERE e.seq > ?1 ORDER BY e.seq LIMIT ?2"
-                    ))?;
-                    let rows = stmt.query_map(params![after, limit as i64], event_from_row)?;
-                    rows.collect::<rusqlite::Result<Vec<_>>>()?
-                }
-                Some(source) => {
-                    let mut stmt = conn.prepare_cached(&format!(
-                        "SELECT {EVENT_COLUMNS} FROM events e INDEXED BY events_by_source
-                         WHERE e.source_id = ?1 AND e.seq > ?2 ORDER BY e.seq LIMIT ?3"
-                    ))?;
-                    let rows =
-                        stmt.query_map(params![source, after, limit as i64], event_from_row)?;
-                    rows.collect::<rusqlite::Result<Vec<_>>>()?
-                }
-            };
-            Ok(rows)
-        })
-        .await
+        let durable = self.durable.clone();
+        self.log
+            .run(move |conn| {
+                let through = durable.bound(conn, after, limit)?;
+                // Two statements, so that a source's read walks `events_by_source`.
+                let rows = match source_id {
+                    None => {
+                        let mut stmt = conn.prepare_cached(&format!(
+                            "SELECT {EVENT_COLUMNS} FROM events e WHERE e.seq > ?1 AND e.seq <= ?2
+                         ORDER BY e.seq LIMIT ?3"
+                        ))?;
+                        let rows =
+                            stmt.query_map(params![after, through, limit as i64], event_from_row)?;
+                        rows.collect::<rusqlite::Result<Vec<_>>>()?
+                    }
+                    Some(source) => {
+                        let mut stmt = conn.prepare_cached(&format!(
+                            "SELECT {EVENT_COLUMNS} FROM events e INDEXED BY events_by_source
+                         WHERE e.source_id = ?1 AND e.seq > ?2 AND e.seq <= ?3
+                         ORDER BY e.seq LIMIT ?4"
+                        ))?;
+                        let rows = stmt.query_map(
+                            params![source, after, through, limit as i64],
+                            event_from_row,
+                        )?;
+                        rows.collect::<rusqlite::Result<Vec<_>>>()?
+                    }
+                };
+                Ok(rows)
+            })
+            .await
     }
 
     async fn last_seq(&self) -> Result<i64> {
-        self.with_conn(|conn| {
-            Ok(conn.query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |r| r.get(0))?)
-        })
-        .await
+        self.log
+            .run(|conn| {
+                Ok(conn.query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |r| r.get(0))?)
+            })
+            .await
     }
 
     async fn ping(&self) -> Result<()> {
@@ -835,10 +1044,15 @@ impl EventLog for SqliteStore {
     }
 
     async fn prune_dedup(&self, before: i64) -> Result<u64> {
-        self.with_conn(move |conn| {
-            Ok(conn.execute("DELETE FROM dedup WHERE seen_at < ?1", [before])? as u64)
-        })
-        .await
+        let recent = self.recent.clone();
+        self.log
+            .run(move |conn| {
+                // Found before taking the lock, which the log writer holds for every group.
+                let first_kept = dedup::first_kept(conn, before)?;
+                let mut recent = recent.lock().expect("dedup index poisoned");
+                Ok(recent.prune(first_kept, before))
+            })
+            .await
     }
 }
 
@@ -991,7 +1205,7 @@ impl Checkpoints for SqliteStore {
 
     async fn set_checkpoint(&self, processor: &str, seq: i64) -> Result<()> {
         let processor = processor.to_string();
-        self.with_writing(move |conn| {
+        self.with_conn(move |conn| {
             conn.execute(
                 "INSERT INTO checkpoints (processor, seq) VALUES (?1, ?2)
                  ON CONFLICT (processor) DO UPDATE SET seq = excluded.seq",
@@ -1185,7 +1399,7 @@ impl Destinations for SqliteStore {
         deliveries: Vec<Delivery>,
         checkpoint: Option<(String, i64)>,
     ) -> Result<()> {
-        self.with_writing(move |conn| {
+        self.with_conn(move |conn| {
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             {
                 let mut record = tx.prepare_cached(
@@ -1258,8 +1472,7 @@ impl ProfileStore for SqliteStore {
     }
 
     async fn save_profiles(&self, save: ProfileSave) -> Result<()> {
-        self.with_writing(move |conn| save_profiles(conn, save))
-            .await
+        self.with_conn(move |conn| save_profiles(conn, save)).await
     }
 
     async fn load_profiles(&self) -> Result<Option<(ProfilesState, ProfileRows)>> {
@@ -1397,16 +1610,31 @@ impl ProfileStore for SqliteStore {
         before: i64,
         limit: usize,
     ) -> Result<Vec<StoredEvent>> {
-        self.with_conn(move |conn| {
-            let mut stmt = conn.prepare_cached(&format!(
-                "SELECT {EVENT_COLUMNS}
-                 FROM profile_events p JOIN events e ON e.seq = p.seq
-                 WHERE p.profile_id = ?1 AND p.seq < ?2 ORDER BY p.seq DESC LIMIT ?3"
-            ))?;
-            let rows = stmt.query_map(params![profile, before, limit as i64], event_from_row)?;
-            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
-        })
-        .await
+        let seqs: Vec<i64> = self
+            .with_conn(move |conn| {
+                let mut stmt = conn.prepare_cached(
+                    "SELECT seq FROM profile_events
+                     WHERE profile_id = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT ?3",
+                )?;
+                let rows = stmt.query_map(params![profile, before, limit as i64], |r| r.get(0))?;
+                Ok(rows.collect::<rusqlite::Result<_>>()?)
+            })
+            .await?;
+        self.log
+            .run(move |conn| {
+                let mut stmt = conn.prepare_cached(&format!(
+                    "SELECT {EVENT_COLUMNS} FROM events e WHERE e.seq = ?1"
+                ))?;
+                let mut events = Vec::with_capacity(seqs.len());
+                for seq in seqs {
+                    // A seq the log no longer holds (erased) is skipped.
+                    if let Some(event) = stmt.query_row([seq], event_from_row).optional()? {
+                        events.push(event);
+                    }
+                }
+                Ok(events)
+            })
+            .await
     }
 }
 
@@ -1806,7 +2034,8 @@ fn save_profiles(conn: &mut Connection, save: ProfileSave) -> Result<()> {
 impl std::fmt::Debug for SqliteStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SqliteStore")
-            .field("path", &self.path)
+            .field("state", &self.state.path)
+            .field("log", &self.log.path)
             .finish()
     }
 }
@@ -1821,8 +2050,8 @@ mod tests {
     async fn the_checkpointer_copies_a_grown_log_into_the_database() {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(dir.path()).await.unwrap();
-        let wal = dir.path().join("sightline.db-wal");
-        let db = dir.path().join("sightline.db");
+        let wal = dir.path().join("log.db-wal");
+        let db = dir.path().join("log.db");
         let size = |path: &Path| std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
         let before = size(&db);
         // Incompressible bodies, so that the log grows past the bound in a few groups.

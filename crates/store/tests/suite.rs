@@ -774,6 +774,26 @@ async fn reopening_keeps_the_log_and_the_dedup_state() {
     assert_eq!(outcome, vec![Appended::Duplicate]);
 }
 
+/// The command line appends (CRM imports) beside a running server, each with a store of
+/// its own on the same file: each sees the other's events as duplicates.
+#[tokio::test]
+async fn two_processes_appending_to_one_log_dedup_each_others_events() {
+    let temp = temp_dir("two-writers");
+    let server = SqliteStore::open(temp.path()).await.unwrap();
+    let command = SqliteStore::open(temp.path()).await.unwrap();
+    let first = server.append(vec![event(1, "s", 5)], 0).await.unwrap();
+    assert!(matches!(first[0], Appended::Stored(_)));
+    let imported = command
+        .append(vec![event(1, "s", 6), event(1, "c", 6)], 0)
+        .await
+        .unwrap();
+    assert_eq!(imported[0], Appended::Duplicate);
+    assert!(matches!(imported[1], Appended::Stored(_)));
+    let again = server.append(vec![event(1, "c", 7)], 0).await.unwrap();
+    assert_eq!(again, vec![Appended::Duplicate]);
+    assert_eq!(server.read_events(0, 10, None).await.unwrap().len(), 2);
+}
+
 #[tokio::test]
 async fn audience_definitions() {
     for (name, store) in backends("audiences").await {
@@ -1536,8 +1556,11 @@ async fn unknown_stored_roles_and_statuses_are_refused() {
     for sql in edits {
         conn.execute(sql, []).unwrap();
     }
-    // SQLite keeps the type as the index of `EventType::ALL` (migration 12).
-    conn.execute("UPDATE events SET type = 99", []).unwrap();
+    // SQLite keeps the type as the index of `EventType::ALL` (migration 12), in `log.db`.
+    rusqlite::Connection::open(temp.path().join("log.db"))
+        .unwrap()
+        .execute("UPDATE events SET type = 99", [])
+        .unwrap();
     assert_each_is_refused("sqlite", &store, destination, "99").await;
 
     #[cfg(feature = "postgres")]
@@ -1613,7 +1636,8 @@ async fn assert_each_is_refused(name: &str, store: &dyn Store, destination: i64,
 
 // ---- The compact log (migration 12): exact bodies, and stores from before it ----
 
-/// Old-format events (as migrations 1–11 stored them): (source, messageId, type, at, body).
+/// Old-format events (as migrations 1–11 stored them): (source, messageId, type, ms after
+/// the test's `old_arrival`, body).
 const OLD_EVENTS: &[(i64, &str, &str, i64, &str)] = &[
     (
         1,
@@ -1644,6 +1668,8 @@ const OLD_EVENTS: &[(i64, &str, &str, i64, &str)] = &[
 #[tokio::test]
 async fn a_store_from_before_the_compact_log_opens_and_reads_the_same_events() {
     let now = sightline_core::time::now_ms();
+    // Received within the dedup window, stored by the old format.
+    let old_arrival = now - DAY / 2;
     let temp = temp_dir("migrate12");
     SqliteStore::create_at_version(temp.path(), 11).unwrap();
     {
@@ -1652,7 +1678,7 @@ async fn a_store_from_before_the_compact_log_opens_and_reads_the_same_events() {
             conn.execute(
                 "INSERT INTO events (source_id, message_id, type, received_at, body)
                  VALUES (?1, ?2, ?3, ?4, ?5)",
-                rusqlite::params![source, id, kind, at, body],
+                rusqlite::params![source, id, kind, old_arrival + at, body],
             )
             .unwrap();
             conn.execute(
@@ -1686,7 +1712,7 @@ async fn a_store_from_before_the_compact_log_opens_and_reads_the_same_events() {
                 .execute(
                     "INSERT INTO events (source_id, message_id, type, received_at, body)
                      VALUES ($1, $2, $3, $4, $5)",
-                    &[&source, &id, &kind, &at, &body],
+                    &[&source, &id, &kind, &(old_arrival + at), &body],
                 )
                 .await
                 .unwrap();
@@ -1724,7 +1750,7 @@ async fn a_store_from_before_the_compact_log_opens_and_reads_the_same_events() {
                     e.received_at,
                     e.body.as_str()
                 ),
-                (source, id, kind, at, body),
+                (source, id, kind, old_arrival + at, body),
                 "{name}"
             );
         }

@@ -31,7 +31,7 @@ fn bump_revision(conn: &Connection) -> rusqlite::Result<()> {
 impl TrackingPlans for SqliteStore {
     async fn put_plan(&self, name: &str, document: &str) -> Result<StoredPlan> {
         let (name, document) = (name.to_string(), document.to_string());
-        self.with_writing(move |conn| {
+        self.with_conn(move |conn| {
             let now = sightline_core::time::now_ms();
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             let plan = tx.query_row(
@@ -85,7 +85,7 @@ impl TrackingPlans for SqliteStore {
 
     async fn assign_plan(&self, source_id: i64, plan_id: Option<i64>, fixes: &str) -> Result<()> {
         let fixes = fixes.to_string();
-        self.with_writing(move |conn| {
+        self.with_conn(move |conn| {
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             match plan_id {
                 Some(plan_id) => {
@@ -165,7 +165,7 @@ impl TrackingPlans for SqliteStore {
             return Ok(());
         }
         let deltas = deltas.to_vec();
-        self.with_writing(move |conn| {
+        self.with_conn(move |conn| {
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             {
                 let mut count = tx.prepare_cached(

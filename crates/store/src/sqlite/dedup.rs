@@ -1,0 +1,249 @@
+//! The SQLite log writer's dedup index (migration 19): which (source, messageId) pairs the
+//! log holds within the window, as a map from the first 8 bytes of each event's dedup key
+//! ([`crate::log::dedup_key`]) to its seq, kept in memory by the writer.
+//!
+//! Why not a table keyed by the digest, as before: a random key lands on a random B-tree
+//! page, so every event dirtied a page of its own, 4 KiB written to the WAL, fsynced before
+//! the answer and copied again by the checkpoint, for a ~550-byte event. That volume made
+//! the fsync, and so every append, several times slower.
+//!
+//! Now each event row keeps its digest (`dedup_digest`) and `events_by_arrival
+//! (received_at, dedup_digest)` is appended in arrival order, so the index costs a few
+//! sequential bytes per event. The map is derived state, rebuilt from that index:
+//! - on the first append (for its window), not at open, so that commands that never
+//!   append do not pay for it;
+//! - for rows another process appended (the command line imports CRM rows beside a
+//!   running server): every group first reads the log's last seq and loads what is past
+//!   the seq it last saw, inside its write transaction, so nothing slips between;
+//! - from scratch after a failed commit, whose seqs the map may hold.
+//!
+//! A digest hit is confirmed against the row it names (same source, same messageId, and
+//! received within the window), so the decision stays exact. Two ids with the same digest
+//! (about one in 2^64 per pair) keep one entry; the other could then be stored twice, never
+//! dropped.
+
+use crate::Result;
+use rusqlite::{params, Connection, OptionalExtension};
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+/// The 8 bytes of a dedup key the SQLite log stores and the writer indexes.
+pub(super) fn digest(key: &[u8; 16]) -> i64 {
+    let mut first = [0; 8];
+    first.copy_from_slice(&key[..8]);
+    i64::from_be_bytes(first)
+}
+
+/// A digest is already uniformly distributed (SHA-256): it is its own hash.
+#[derive(Default)]
+struct DigestHasher(u64);
+
+impl Hasher for DigestHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(byte);
+        }
+    }
+
+    fn write_i64(&mut self, n: i64) {
+        self.0 = n as u64;
+    }
+}
+
+#[derive(Default)]
+pub(super) struct RecentIds {
+    seqs: HashMap<i64, i64, BuildHasherDefault<DigestHasher>>,
+    /// The arrival time (ms) from which the map holds every row; `None` before the first
+    /// load.
+    loaded_since: Option<i64>,
+    /// The last seq of the log the map has seen.
+    seen_through: i64,
+}
+
+impl RecentIds {
+    /// Brings the map up to date inside a group's write transaction, for a window that
+    /// starts at `since` (ms).
+    pub fn prepare(&mut self, conn: &Connection, since: i64) -> Result<()> {
+        let last: i64 = conn
+            .prepare_cached("SELECT COALESCE(MAX(seq), 0) FROM events")?
+            .query_row([], |r| r.get(0))?;
+        match self.loaded_since {
+            None => {
+                self.load(
+                    conn,
+                    "SELECT dedup_digest, seq FROM events INDEXED BY events_by_arrival
+                     WHERE received_at >= ?1",
+                    since,
+                )?;
+                self.loaded_since = Some(since);
+            }
+            Some(loaded) => {
+                if since < loaded {
+                    self.load(
+                        conn,
+                        &format!(
+                            "SELECT dedup_digest, seq FROM events INDEXED BY events_by_arrival
+                             WHERE received_at >= ?1 AND received_at < {loaded}"
+                        ),
+                        since,
+                    )?;
+                    self.loaded_since = Some(since);
+                }
+                if last > self.seen_through {
+                    self.load(
+                        conn,
+                        "SELECT dedup_digest, seq FROM events WHERE seq > ?1",
+                        self.seen_through,
+                    )?;
+                }
+            }
+        }
+        self.seen_through = last;
+        Ok(())
+    }
+
+    fn load(&mut self, conn: &Connection, sql: &str, from: i64) -> Result<()> {
+        let mut stmt = conn.prepare(sql)?;
+        let mut rows = stmt.query([from])?;
+        while let Some(row) = rows.next()? {
+            let (Some(digest), seq): (Option<i64>, i64) = (row.get(0)?, row.get(1)?) else {
+                continue;
+            };
+            self.record(digest, seq);
+        }
+        Ok(())
+    }
+
+    /// Whether the log holds this (source, messageId), received at or after `since`.
+    pub fn holds(
+        &self,
+        conn: &Connection,
+        digest: i64,
+        source_id: i64,
+        message_id: &str,
+        since: i64,
+    ) -> Result<bool> {
+        let Some(&seq) = self.seqs.get(&digest) else {
+            return Ok(false);
+        };
+        let row: Option<(i64, String, i64)> = conn
+            .prepare_cached("SELECT source_id, message_id, received_at FROM events WHERE seq = ?1")?
+            .query_row([seq], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .optional()?;
+        Ok(
+            matches!(row, Some((source, id, at)) if source == source_id && id == message_id && at >= since),
+        )
+    }
+
+    /// Notes a stored row; a later seq of the same digest replaces an earlier one.
+    pub fn record(&mut self, digest: i64, seq: i64) {
+        let entry = self.seqs.entry(digest).or_insert(seq);
+        *entry = (*entry).max(seq);
+        self.seen_through = self.seen_through.max(seq);
+    }
+
+    /// Drops everything: the next group rebuilds the map from the log.
+    pub fn forget(&mut self) {
+        *self = RecentIds::default();
+    }
+
+    /// Drops the entries of rows before `first_kept` (see [`first_kept`]); returns how many.
+    /// A window reaching back before `before` later loads them again.
+    pub fn prune(&mut self, first_kept: i64, before: i64) -> u64 {
+        let held = self.seqs.len();
+        self.seqs.retain(|_, seq| *seq >= first_kept);
+        if let Some(loaded) = self.loaded_since {
+            self.loaded_since = Some(loaded.max(before));
+        }
+        (held - self.seqs.len()) as u64
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.seqs.len()
+    }
+}
+
+/// The first seq received at or after `before` (ms), as a reader sees the log: rows it
+/// cannot see yet are newer than any it can, so everything past its last seq is kept too.
+pub(super) fn first_kept(conn: &Connection, before: i64) -> Result<i64> {
+    let (first, last): (Option<i64>, i64) = conn.query_row(
+        "SELECT (SELECT seq FROM events INDEXED BY events_by_arrival
+                 WHERE received_at >= ?1 ORDER BY received_at LIMIT 1),
+                COALESCE((SELECT MAX(seq) FROM events), 0)",
+        params![before],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    Ok(first.unwrap_or(last + 1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn log() -> Connection {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(
+            "CREATE TABLE events (seq INTEGER PRIMARY KEY, source_id INTEGER, message_id TEXT,
+                received_at INTEGER, dedup_digest INTEGER);
+             CREATE INDEX events_by_arrival ON events (received_at, dedup_digest);",
+        )
+        .unwrap();
+        conn
+    }
+
+    fn append(conn: &Connection, source: i64, id: &str, at: i64) -> (i64, i64) {
+        let digest = digest(&crate::log::dedup_key(source, id));
+        conn.execute(
+            "INSERT INTO events (source_id, message_id, received_at, dedup_digest)
+             VALUES (?1, ?2, ?3, ?4)",
+            params![source, id, at, digest],
+        )
+        .unwrap();
+        (digest, conn.last_insert_rowid())
+    }
+
+    #[test]
+    fn loads_the_window_then_follows_other_writers() {
+        let conn = log();
+        let (old, _) = append(&conn, 1, "old", 10);
+        let (kept, _) = append(&conn, 1, "kept", 100);
+        let mut recent = RecentIds::default();
+        recent.prepare(&conn, 50).unwrap();
+        assert!(!recent.holds(&conn, old, 1, "old", 50).unwrap());
+        assert!(recent.holds(&conn, kept, 1, "kept", 50).unwrap());
+        assert!(
+            !recent.holds(&conn, kept, 2, "kept", 50).unwrap(),
+            "same digest, other source"
+        );
+        // Another process appends: the next group sees it.
+        let (theirs, _) = append(&conn, 1, "theirs", 110);
+        recent.prepare(&conn, 50).unwrap();
+        assert!(recent.holds(&conn, theirs, 1, "theirs", 50).unwrap());
+        // A wider window loads what the first load left out.
+        recent.prepare(&conn, 0).unwrap();
+        assert!(recent.holds(&conn, old, 1, "old", 0).unwrap());
+        assert_eq!(recent.len(), 3);
+    }
+
+    #[test]
+    fn prunes_by_arrival_and_keeps_what_it_cannot_see() {
+        let conn = log();
+        append(&conn, 1, "a", 10);
+        append(&conn, 1, "b", 20);
+        let mut recent = RecentIds::default();
+        recent.prepare(&conn, 0).unwrap();
+        recent.record(12345, 99); // committed after the reader's snapshot
+        let mut prune = |before| recent.prune(first_kept(&conn, before).unwrap(), before);
+        assert_eq!(prune(15), 1);
+        assert_eq!(prune(1_000), 1);
+        assert_eq!(recent.len(), 1, "the unseen row stays");
+        // The pruned range is loaded again if a window asks for it.
+        recent.prepare(&conn, 0).unwrap();
+        assert_eq!(recent.len(), 3);
+    }
+}
