@@ -27,6 +27,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 
+mod audit;
 mod govern;
 mod plans;
 
@@ -310,6 +311,8 @@ const MIGRATIONS: &[&str] = &[
     "ALTER TABLE destinations ADD COLUMN settings TEXT NOT NULL DEFAULT '{}';",
     // 18: tracking plans, their assignment to sources and the violations found (plans.sql).
     plans::MIGRATION,
+    // 19: the audit log, a hash chain (audit.sql).
+    audit::MIGRATION,
 ];
 
 /// The migration whose dedup claims `convert_dedup` rewrites.
