@@ -70,7 +70,12 @@ fn matrix() -> Vec<(&'static str, &'static str, Body, Vec<&'static str>)> {
             ),
             vec![M],
         ),
-        ("GET", "/api/v1/attribution", None, vec![M, AN]),
+        (
+            "GET",
+            "/api/v1/attribution?conversion=Order%20Completed",
+            None,
+            vec![M, AN],
+        ),
         // Destinations.
         ("GET", "/api/v1/destinations", None, readers()),
         (
@@ -181,7 +186,7 @@ fn matrix() -> Vec<(&'static str, &'static str, Body, Vec<&'static str>)> {
         (
             "POST",
             "/api/v1/vendors",
-            Json(json!({"vendor": "Hotjar"})),
+            Json(json!({"vendor": "Hotjar", "rating": "low"})),
             vec![S],
         ),
         ("GET", "/api/v1/lineage", None, readers()),
