@@ -114,10 +114,9 @@ impl std::fmt::Display for Broken {
 /// the newest entries is seen only against a head recorded elsewhere (`audit verify`
 /// prints it).
 pub fn verify<'a>(entries: impl IntoIterator<Item = &'a AuditEntry>) -> Result<u64, Broken> {
-    let mut expected_id = 1;
     let mut prev = GENESIS.to_string();
     let mut count = 0;
-    for entry in entries {
+    for (expected_id, entry) in (1..).zip(entries) {
         if entry.id != expected_id {
             return Err(Broken {
                 id: entry.id,
@@ -137,7 +136,6 @@ pub fn verify<'a>(entries: impl IntoIterator<Item = &'a AuditEntry>) -> Result<u
             });
         }
         prev = entry.hash.clone();
-        expected_id += 1;
         count += 1;
     }
     Ok(count)
