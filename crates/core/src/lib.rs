@@ -31,16 +31,29 @@ pub enum Role {
     Admin,
     Marketing,
     Security,
+    /// Reads everything the others may read (events, profiles, audiences, reports, lineage);
+    /// changes nothing.
+    Analyst,
+    /// Reads profiles and the audit log (and, later, access and erasure requests).
+    Privacy,
 }
 
 impl Role {
-    pub const ALL: [Role; 3] = [Role::Admin, Role::Marketing, Role::Security];
+    pub const ALL: [Role; 5] = [
+        Role::Admin,
+        Role::Marketing,
+        Role::Security,
+        Role::Analyst,
+        Role::Privacy,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Role::Admin => "admin",
             Role::Marketing => "marketing",
             Role::Security => "security",
+            Role::Analyst => "analyst",
+            Role::Privacy => "privacy",
         }
     }
 

@@ -490,6 +490,7 @@ mod tests {
     const SEC: fn() -> Actor = || Actor {
         name: "sam".into(),
         role: Role::Security,
+        token: None,
     };
 
     #[test]
@@ -573,6 +574,7 @@ mod tests {
         let marketer = Actor {
             name: "ann".into(),
             role: Role::Marketing,
+            token: None,
         };
         assert!(matches!(
             act(&items[0], accept.clone(), &marketer, day("2026-12-01"), 1).unwrap_err(),

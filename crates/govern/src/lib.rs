@@ -40,6 +40,9 @@ pub type Result<T> = std::result::Result<T, GovernError>;
 pub struct Actor {
     pub name: String,
     pub role: Role,
+    /// The API token acting, `None` for the operator at the command line (the audit log
+    /// records `token:ID` or `cli`).
+    pub token: Option<i64>,
 }
 
 /// Parses a `YYYY-MM-DD` day; the error names the field.

@@ -365,6 +365,7 @@ mod tests {
         Actor {
             name: name.into(),
             role,
+            token: None,
         }
     }
 

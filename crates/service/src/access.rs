@@ -8,18 +8,31 @@ pub use sightline_govern::Actor;
 use sightline_store::{Governance, Store};
 
 /// The person at the command line without a token: whoever holds the store holds
-/// everything, so they act with the admin role.
+/// everything, so they act with the admin role (as `cli` in the audit log).
 pub fn operator() -> Actor {
     Actor {
-        name: "operator".into(),
+        name: "cli".into(),
         role: Role::Admin,
+        token: None,
     }
 }
 
-/// Both teams may read it.
-pub const READERS: &[Role] = &[Role::Marketing, Role::Security];
+/// Both teams and the analysts may read it.
+pub const READERS: &[Role] = &[Role::Marketing, Role::Security, Role::Analyst];
+/// Profiles: every reader and the privacy team.
+pub const PROFILE_READERS: &[Role] = &[
+    Role::Marketing,
+    Role::Security,
+    Role::Analyst,
+    Role::Privacy,
+];
+/// The audit log: the security and privacy teams.
+pub const AUDITORS: &[Role] = &[Role::Security, Role::Privacy];
 /// The marketing team's (and admin's) to change.
 pub const MARKETING: &[Role] = &[Role::Marketing];
+/// Either team's (and admin's) to change; the governance workflow decides which action
+/// is whose.
+pub const TEAMS: &[Role] = &[Role::Marketing, Role::Security];
 /// The security team's (and admin's) to change.
 pub const SECURITY: &[Role] = &[Role::Security];
 /// Admin only.
@@ -50,6 +63,7 @@ pub async fn actor_of(store: &dyn Governance, token: &sightline_core::Token) -> 
     Ok(Actor {
         name,
         role: token.role,
+        token: Some(token.id),
     })
 }
 
@@ -74,6 +88,7 @@ mod tests {
         Actor {
             name: "ann".into(),
             role,
+            token: Some(1),
         }
     }
 

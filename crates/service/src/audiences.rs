@@ -52,7 +52,10 @@ pub async fn add_audience(
             Some(_) => {}
         }
     }
-    Ok(store.create_audience(name, rule, sync).await?)
+    let created = store.create_audience(name, rule, sync).await?;
+    let after = crate::audit::snapshot(&created);
+    crate::audit::record(store, actor, "audience.create", name, None, after).await?;
+    Ok(created)
 }
 
 pub async fn list_audiences(
@@ -180,15 +183,18 @@ pub async fn history(
 
 /// Checks a computed trait definition and stores it.
 pub async fn add_trait(
-    store: &dyn Definitions,
+    store: &dyn Store,
     actor: &Actor,
     definition: &ComputedTrait,
 ) -> Result<TraitDefinition> {
     require(actor, MARKETING, "adding computed traits")?;
     check_name(&definition.name, "a computed trait's")?;
-    Ok(store
+    let created = store
         .create_trait(&definition.name, &serde_json::to_string(definition)?)
-        .await?)
+        .await?;
+    let after = crate::audit::snapshot(definition);
+    crate::audit::record(store, actor, "trait.create", &definition.name, None, after).await?;
+    Ok(created)
 }
 
 pub async fn list_traits(store: &dyn Definitions, actor: &Actor) -> Result<Vec<TraitDefinition>> {
@@ -198,7 +204,7 @@ pub async fn list_traits(store: &dyn Definitions, actor: &Actor) -> Result<Vec<T
 
 /// Stores every computed trait listed; names already taken are left as they are.
 pub async fn import_traits(
-    store: &dyn Definitions,
+    store: &dyn Store,
     actor: &Actor,
     listed: &[ComputedTrait],
 ) -> Result<Vec<Value>> {

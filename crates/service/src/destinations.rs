@@ -2,6 +2,7 @@
 //! outcomes page, and replay.
 
 use crate::access::{require, Actor, MARKETING, READERS};
+use crate::audit::record;
 use crate::processors::{PositionFuture, Processor, Step, StepFuture, Supervisor};
 use crate::{imported, Error, Result};
 use serde_json::{json, Value};
@@ -17,20 +18,39 @@ pub const MAX_PAGE: usize = 1000;
 
 /// Adds a destination; the answer holds its signing secret (the only time it is seen).
 pub async fn add(
-    store: &dyn Destinations,
+    store: &dyn Store,
     actor: &Actor,
     spec: DestinationSpec,
     policy: &Policy,
 ) -> Result<Destination> {
     require(actor, MARKETING, "adding destinations")?;
     let new = spec.validate(policy).map_err(Error::Invalid)?;
-    Ok(store.create_destination(new).await?)
+    let created = store.create_destination(new).await?;
+    let after = audit_view(&created);
+    record(
+        store,
+        actor,
+        "destination.create",
+        &created.name,
+        None,
+        after,
+    )
+    .await?;
+    Ok(created)
+}
+
+/// A destination as the audit log keeps it: no signing secret or credential (never
+/// serialised), its URL's credentials masked.
+fn audit_view(destination: &Destination) -> Option<Value> {
+    let mut value = crate::audit::snapshot(destination)?;
+    value["url"] = masked_url(&destination.url).into();
+    Some(value)
 }
 
 /// Adds every destination listed. Every entry is checked before any is stored: a file is
 /// taken whole or not at all; names already taken are left as they are.
 pub async fn import(
-    store: &dyn Destinations,
+    store: &dyn Store,
     actor: &Actor,
     specs: Vec<DestinationSpec>,
     policy: &Policy,
@@ -47,12 +67,19 @@ pub async fn import(
     let mut report = Vec::new();
     for new in checked {
         let name = new.name.clone();
-        let created = store
-            .create_destination(new)
-            .await
-            .map_err(Error::from)
-            .map(|d| created_json(&d));
-        report.push(imported(&name, created)?);
+        let created = store.create_destination(new).await.map_err(Error::from);
+        if let Ok(d) = &created {
+            record(
+                store,
+                actor,
+                "destination.create",
+                &d.name,
+                None,
+                audit_view(d),
+            )
+            .await?;
+        }
+        report.push(imported(&name, created.map(|d| created_json(&d)))?);
     }
     Ok(report)
 }
@@ -70,7 +97,7 @@ pub fn created_json(destination: &Destination) -> Value {
 /// Replaces a vendor destination's credential. The delivery held by a refused one picks
 /// the new one up at once (its worker starts its page again).
 pub async fn set_credential(
-    store: &dyn Destinations,
+    store: &dyn Store,
     actor: &Actor,
     name: &str,
     credential: &str,
@@ -86,9 +113,19 @@ pub async fn set_credential(
     if credential.is_empty() {
         return Err(Error::invalid("the credential is empty"));
     }
-    Ok(store
+    store
         .set_destination_secret(destination.id, credential)
-        .await?)
+        .await?;
+    let redacted = Some(json!({"credential": crate::audit::REDACTED}));
+    record(
+        store,
+        actor,
+        "destination.set_credential",
+        name,
+        redacted.clone(),
+        redacted,
+    )
+    .await
 }
 
 /// Every destination, without its signing secret and with any credentials in its URL
@@ -174,7 +211,7 @@ pub fn page_json(page: &[Delivery], after: i64) -> Value {
 /// Pauses (`disabled` true) or resumes delivery to a destination; its checkpoint holds, so
 /// a resumed destination goes on from where it stopped.
 pub async fn set_disabled(
-    store: &dyn Destinations,
+    store: &dyn Store,
     actor: &Actor,
     name: &str,
     disabled: bool,
@@ -184,17 +221,27 @@ pub async fn set_disabled(
     store
         .set_destination_disabled(destination.id, disabled)
         .await?;
+    let before = audit_view(&destination);
     destination.disabled = disabled;
     destination.url = masked_url(&destination.url);
+    let action = if disabled {
+        "destination.disable"
+    } else {
+        "destination.enable"
+    };
+    let after = audit_view(&destination);
+    record(store, actor, action, name, before, after).await?;
     Ok(destination)
 }
 
 /// Removes a destination, its delivery log and its checkpoints. Audiences synced to it
 /// keep its name and send to it again if one is added under that name.
-pub async fn delete(store: &dyn Destinations, actor: &Actor, name: &str) -> Result<()> {
+pub async fn delete(store: &dyn Store, actor: &Actor, name: &str) -> Result<()> {
     require(actor, MARKETING, "deleting destinations")?;
     let destination = named(store, name).await?;
-    Ok(store.delete_destination(destination.id).await?)
+    store.delete_destination(destination.id).await?;
+    let before = audit_view(&destination);
+    record(store, actor, "destination.delete", name, before, None).await
 }
 
 /// Where a destination's delivery checkpoint was and is after [`skip_to`].
@@ -226,6 +273,15 @@ pub async fn skip_to(store: &dyn Store, actor: &Actor, name: &str, seq: i64) -> 
     let checkpoint = sightline_activate::deliver::processor(&destination);
     let from_seq = store.checkpoint(&checkpoint).await?;
     store.set_checkpoint(&checkpoint, seq).await?;
+    record(
+        store,
+        actor,
+        "destination.skip",
+        name,
+        Some(json!({"seq": from_seq})),
+        Some(json!({"seq": seq})),
+    )
+    .await?;
     Ok(Skipped {
         destination: destination.name,
         from_seq,
@@ -244,7 +300,7 @@ pub enum Replay {
 /// Sends events again through `deliverer` (bounded attempts each), records the new
 /// outcomes in place of the old, and answers the tally.
 pub async fn replay(
-    store: &dyn Destinations,
+    store: &dyn Store,
     actor: &Actor,
     deliverer: &Deliverer,
     name: &str,
@@ -252,10 +308,18 @@ pub async fn replay(
 ) -> Result<Tally> {
     require(actor, MARKETING, "replaying deliveries")?;
     let destination = named(store, name).await?;
-    Ok(match which {
-        Replay::Dead => deliverer.replay_dead(&destination).await?,
-        Replay::Range { from, to } => deliverer.replay_range(&destination, from, to).await?,
-    })
+    let (tally, what) = match which {
+        Replay::Dead => (
+            deliverer.replay_dead(&destination).await?,
+            json!({"dead": true}),
+        ),
+        Replay::Range { from, to } => (
+            deliverer.replay_range(&destination, from, to).await?,
+            json!({"from_seq": from, "to_seq": to}),
+        ),
+    };
+    record(store, actor, "destination.replay", name, None, Some(what)).await?;
+    Ok(tally)
 }
 
 /// Delivery to one destination as a processor: its next page of the log from its

@@ -96,7 +96,7 @@ impl Recorded {
 /// Records consent for an identifier as an event in the log (source 0, `api`); the
 /// profile's consent ledger takes it in from there.
 pub async fn record_consent(
-    store: &dyn EventLog,
+    store: &dyn sightline_store::Store,
     actor: &Actor,
     request: crate::consent::ConsentRequest,
     policy: &sightline_consent::Policy,
@@ -114,6 +114,15 @@ pub async fn record_consent(
         body: event.to_string(),
     };
     let outcome = store.append(vec![new], now - CONSENT_DEDUP_MS).await?;
+    crate::audit::record(
+        store,
+        actor,
+        "consent.record",
+        &message_id,
+        None,
+        serde_json::from_str(&event.to_string()).ok(),
+    )
+    .await?;
     Ok(match outcome.first() {
         Some(Appended::Stored(seq)) => Recorded::Stored {
             seq: *seq,

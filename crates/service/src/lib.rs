@@ -6,11 +6,13 @@
 //! The modules follow the data flow: sources and keys (`sources`) → the log (`events`) →
 //! profiles (`profiles`, `lookup`) → audiences and traits (`audiences`, `sync`) →
 //! destinations (`destinations`), with `crm` feeding the log, `attribution` reading it, and
-//! the governance half (`governance`) beside it. Role checks live in `access`.
+//! the governance half (`governance`) beside it. Role checks live in `access`,
+//! the audit log's recording in `audit`.
 
 pub mod access;
 pub mod attribution;
 pub mod audiences;
+pub mod audit;
 pub mod consent;
 pub mod crm;
 pub mod destinations;

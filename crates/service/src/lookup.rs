@@ -4,7 +4,7 @@
 //! from the stored ones when they are current with the log, else from a replay of the log,
 //! so the answer is always the log's.
 
-use crate::access::{require, Actor, READERS};
+use crate::access::{require, Actor, PROFILE_READERS};
 use crate::profiles::{self, ProfileRules};
 use crate::{Error, Result};
 use serde_json::{json, Value};
@@ -76,11 +76,12 @@ pub fn stored_doc(stored: &StoredProfile) -> Result<ProfileDoc> {
 /// at collection (phone numbers without a country code read in `region`). The server's
 /// answer: its follower keeps the stored profiles current.
 pub async fn find(store: &dyn Store, actor: &Actor, region: Region, id: &str) -> Result<Found> {
-    require(actor, READERS, "reading profiles")?;
+    require(actor, PROFILE_READERS, "reading profiles")?;
     let (id_type, value) = identifier(id)?;
     let id_type = IdType::parse(id_type);
     let value =
         normalise(&id_type, value, region).ok_or_else(|| unknown(id_type.as_str(), value))?;
+    read_audit(store, actor, &format!("{}:{value}", id_type.as_str())).await?;
     let stored = store
         .stored_profile(id_type.as_str(), &value)
         .await?
@@ -90,6 +91,12 @@ pub async fn find(store: &dyn Store, actor: &Actor, region: Region, id: &str) ->
         timeline: Timeline::Stored(stored.id),
         states: stored.states,
     })
+}
+
+/// Records who looked up whom (a `read` entry: `profile.read` on the identifier), whether
+/// or not anyone holds it.
+async fn read_audit(store: &dyn Store, actor: &Actor, identifier: &str) -> Result<()> {
+    crate::audit::record(store, actor, "profile.read", identifier, None, None).await
 }
 
 /// Whether the stored profiles were derived under `rules` through the end of the log.
@@ -111,8 +118,9 @@ pub async fn find_stored(
     if stored_current(store, &rules).await? {
         return find(store, actor, rules.rules.default_region(), id).await;
     }
-    require(actor, READERS, "reading profiles")?;
+    require(actor, PROFILE_READERS, "reading profiles")?;
     let (id_type, value) = identifier(id)?;
+    read_audit(store, actor, &format!("{id_type}:{value}")).await?;
     let book = profiles::rebuild(store, rules).await?;
     found_in(&book, id_type, value)
 }

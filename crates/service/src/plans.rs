@@ -54,7 +54,7 @@ pub fn plan_json(plan: &StoredPlan, sources: &[String]) -> Value {
 /// Stores a plan document (JSON): version 1 under a new name, the next version under a
 /// known one. A document that does not compile is refused, with where it is wrong.
 pub async fn put_plan(
-    store: &dyn TrackingPlans,
+    store: &dyn Store,
     actor: &Actor,
     name: &str,
     document: &str,
@@ -62,16 +62,29 @@ pub async fn put_plan(
     require(actor, ADMIN, "changing tracking plans")?;
     check_plan_name(name)?;
     let plan = Plan::parse(document).map_err(refused)?;
-    store_document(store, name, &plan.document).await
+    store_document(store, actor, name, &plan.document).await
 }
 
+/// Stores the plan's next version and records it in the audit log.
 async fn store_document(
-    store: &dyn TrackingPlans,
+    store: &dyn Store,
+    actor: &Actor,
     name: &str,
     document: &PlanDocument,
 ) -> Result<StoredPlan> {
     let text = serde_json::to_string(document)?;
-    Ok(store.put_plan(name, &text).await?)
+    let before = store.plan(name, None).await?.map(|p| plan_audit(&p));
+    let stored = store.put_plan(name, &text).await?;
+    let after = Some(plan_audit(&stored));
+    crate::audit::record(store, actor, "plan.put", name, before, after).await?;
+    Ok(stored)
+}
+
+fn plan_audit(plan: &StoredPlan) -> Value {
+    serde_json::json!({
+        "version": plan.version,
+        "plan": serde_json::from_str::<Value>(&plan.document).unwrap_or(Value::Null),
+    })
 }
 
 /// What an import reads.
@@ -86,7 +99,7 @@ pub enum ImportFormat<'a> {
 /// Imports a plan from another product's format under `name` (for Segment, the file's own
 /// name when `name` is `None`).
 pub async fn import_plan(
-    store: &dyn TrackingPlans,
+    store: &dyn Store,
     actor: &Actor,
     name: Option<&str>,
     format: ImportFormat<'_>,
@@ -119,7 +132,7 @@ pub async fn import_plan(
     };
     check_plan_name(&name)?;
     let compiled = Plan::compile(document).map_err(refused)?;
-    store_document(store, &name, &compiled.document).await
+    store_document(store, actor, &name, &compiled.document).await
 }
 
 /// Every plan at its newest version, each with the sources held to it.
@@ -204,10 +217,13 @@ pub async fn assign_plan(
         ),
         None => None,
     };
-    store
-        .assign_plan(source.id, plan_id, &serde_json::to_string(&fixes)?)
-        .await?;
-    Ok(())
+    let fixes = serde_json::to_string(&fixes)?;
+    store.assign_plan(source.id, plan_id, &fixes).await?;
+    let after = serde_json::json!({
+        "plan": plan,
+        "fixes": serde_json::from_str::<Value>(&fixes).unwrap_or(Value::Null),
+    });
+    crate::audit::record(store, actor, "plan.assign", &source.name, None, Some(after)).await
 }
 
 /// A source's violations since `since_day` (`YYYY-MM-DD`): counts per day, event and

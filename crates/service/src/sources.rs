@@ -2,7 +2,9 @@
 //! once by the caller and stored only as hashes.
 
 use crate::access::{require, Actor, ADMIN};
+use crate::audit::{record, snapshot};
 use crate::{Error, Result};
+use serde_json::json;
 use sightline_core::{secret, time, Role, Source, Token};
 use sightline_store::{Access, Store};
 
@@ -11,13 +13,14 @@ pub const TOKEN_PREFIX: &str = "slt_";
 pub const TOKEN_LEN: usize = 40;
 
 /// Creates a source; returns it with its write key (the only time the key is seen).
-pub async fn add_source(store: &dyn Access, actor: &Actor, name: &str) -> Result<(Source, String)> {
+pub async fn add_source(store: &dyn Store, actor: &Actor, name: &str) -> Result<(Source, String)> {
     require(actor, ADMIN, "adding sources")?;
     if name.trim().is_empty() || name.len() > 100 {
         return Err(Error::invalid("a source name must be 1 to 100 characters"));
     }
     let key = secret::generate("", WRITE_KEY_LEN);
     let source = store.create_source(name, &secret::hash(&key)).await?;
+    record(store, actor, "source.create", name, None, snapshot(&source)).await?;
     Ok((source, key))
 }
 
@@ -46,7 +49,7 @@ pub struct RotatedKey {
 
 /// Issues a new write key; the old ones keep working for `grace`.
 pub async fn rotate_key(
-    store: &dyn Access,
+    store: &dyn Store,
     actor: &Actor,
     name: &str,
     grace: std::time::Duration,
@@ -58,6 +61,8 @@ pub async fn rotate_key(
     store
         .rotate_key(source.id, &secret::hash(&write_key), until)
         .await?;
+    let after = Some(json!({"write_key": "new", "old_keys_valid_until": until}));
+    record(store, actor, "source.rotate_key", name, None, after).await?;
     Ok(RotatedKey {
         source,
         write_key,
@@ -85,6 +90,9 @@ pub async fn create_token(
     if let Some(name) = name {
         store.set_token_name(token.id, name).await?;
     }
+    let after = Some(json!({"id": token.id, "role": role.as_str(), "name": name}));
+    let target = format!("token:{}", token.id);
+    record(store, actor, "token.create", &target, None, after).await?;
     Ok((token, secret))
 }
 

@@ -1,6 +1,6 @@
 //! Storage by role, two real backends: a trait per concern ([`EventLog`], [`Access`],
 //! [`Checkpoints`], [`Definitions`], [`Destinations`], [`ProfileStore`], [`LinkReviews`],
-//! [`Governance`], [`TrackingPlans`]) and [`Store`], every role at once. The event log is append-only: every
+//! [`Governance`], [`TrackingPlans`], [`AuditLog`]) and [`Store`], every role at once. The event log is append-only: every
 //! accepted event gets a sequence number that only grows, in commit order, so that
 //! processors can consume the log from a checkpoint. Appends are grouped: concurrent
 //! requests share one transaction (group commit), and each request's events are stored all
@@ -9,6 +9,7 @@
 //! The PostgreSQL backend is behind the `postgres` feature (on by default); without it
 //! the store is SQLite only.
 
+mod audit;
 mod govern;
 mod group;
 mod log;
@@ -27,6 +28,10 @@ use sightline_core::{LinkReview, NewLinkReview, ReviewStatus};
 use std::path::Path;
 use std::sync::Arc;
 
+pub use audit::{
+    canonical_bytes, seal, verify as verify_audit_chain, AuditEntry, AuditLog,
+    Broken as BrokenChain, NewAuditEntry, GENESIS as AUDIT_GENESIS,
+};
 pub use govern::{
     Governance, NewTagLogEntry, RecordKind, RecordWrite, ScanRow, StoredRecord, TagLogRow,
 };
@@ -272,6 +277,7 @@ pub trait Store:
     + LinkReviews
     + Governance
     + TrackingPlans
+    + AuditLog
     + Send
     + Sync
     + 'static
@@ -288,6 +294,7 @@ impl<T> Store for T where
         + LinkReviews
         + Governance
         + TrackingPlans
+        + AuditLog
         + Send
         + Sync
         + 'static

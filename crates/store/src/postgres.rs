@@ -43,6 +43,7 @@ use tokio::sync::mpsc;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, NoTls, Row};
 
+mod audit;
 mod govern;
 mod plans;
 
@@ -342,6 +343,8 @@ const MIGRATIONS: &[&str] = &[
     "ALTER TABLE destinations ADD COLUMN settings TEXT NOT NULL DEFAULT '{}';",
     // 20: tracking plans, their assignment to sources and the violations found (plans.sql).
     plans::MIGRATION,
+    // 21: the audit log, a hash chain (audit.sql).
+    audit::MIGRATION,
 ];
 
 /// Appending connections per store, fed from one queue. More than one so that a group's

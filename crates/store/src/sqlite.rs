@@ -34,6 +34,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 
+mod audit;
 mod dedup;
 mod govern;
 mod plans;
@@ -323,6 +324,8 @@ const MIGRATIONS: &[&str] = &[
     // not in a table keyed by them, which wrote one random page per event.
     "DROP TABLE events;
      DROP TABLE dedup;",
+    // 20: the audit log, a hash chain (audit.sql).
+    audit::MIGRATION,
 ];
 
 /// The schema of `log.db`, its own `user_version` counting these.

@@ -2030,3 +2030,45 @@ async fn violations_add_up_per_day_and_keep_the_newest_samples() {
         assert!(none.counts.is_empty() && none.samples.is_empty(), "{name}");
     }
 }
+
+fn audit_entry(n: usize) -> sightline_store::NewAuditEntry {
+    sightline_store::NewAuditEntry {
+        actor: format!("token:{n}"),
+        role: "admin".into(),
+        at: 1_700_000_000_000 + n as i64,
+        action: "source.create".into(),
+        target: format!("s{n}"),
+        before: "null".into(),
+        after: format!(r#"{{"name":"s{n}"}}"#),
+    }
+}
+
+#[tokio::test]
+async fn concurrent_audit_appends_keep_one_linear_chain() {
+    for (name, store) in backends("audit").await {
+        assert!(
+            store.audit_entries(0, 10).await.unwrap().is_empty(),
+            "{name}"
+        );
+        let appends = (0..24).map(|n| {
+            let store = store.clone();
+            tokio::spawn(async move { store.append_audit(audit_entry(n)).await.unwrap() })
+        });
+        let mut ids = Vec::new();
+        for append in appends {
+            ids.push(append.await.unwrap().id);
+        }
+        ids.sort();
+        assert_eq!(ids, (1..=24).collect::<Vec<i64>>(), "{name}");
+        let all = store.audit_entries(0, 100).await.unwrap();
+        assert_eq!(all.len(), 24, "{name}");
+        assert_eq!(sightline_store::verify_audit_chain(&all), Ok(24), "{name}");
+        let page = store.audit_entries(10, 5).await.unwrap();
+        assert_eq!(
+            page.iter().map(|e| e.id).collect::<Vec<_>>(),
+            vec![11, 12, 13, 14, 15],
+            "{name}"
+        );
+        assert_eq!(page[0].prev_hash, all[9].hash, "{name}");
+    }
+}

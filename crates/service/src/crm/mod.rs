@@ -232,6 +232,13 @@ pub async fn import(
                 .collect()
         })
         .await?;
+    let summary = serde_json::json!({
+        "source": mapping.source,
+        "records": parsed.records.len(),
+        "logged": logged,
+        "bad_rows": parsed.bad_rows.len(),
+    });
+    crate::audit::record(store, actor, "crm.import", file, None, Some(summary)).await?;
     Ok(ImportReport {
         file: file.to_owned(),
         source: mapping.source.clone(),
@@ -312,10 +319,20 @@ pub async fn accept(store: &dyn Store, actor: &Actor, id: i64) -> Result<LinkRev
         Some(Appended::Stored(seq)) => Some(*seq),
         _ => None,
     };
-    store
+    let decided = store
         .decide_link_review(id, ReviewStatus::Accepted, seq)
         .await
-        .map_err(review_error)
+        .map_err(review_error)?;
+    audit_decision(store, actor, &decided).await?;
+    Ok(decided)
+}
+
+/// Records a review decision (the pair's identifiers are the target).
+async fn audit_decision(store: &dyn Store, actor: &Actor, item: &LinkReview) -> Result<()> {
+    let after =
+        serde_json::json!({"status": item.status.as_str(), "left": item.left, "right": item.right});
+    let target = format!("review:{}", item.id);
+    crate::audit::record(store, actor, "review.decide", &target, None, Some(after)).await
 }
 
 /// A review item the store does not hold is an unknown review, not an unknown record.
@@ -327,12 +344,14 @@ fn review_error(e: StoreError) -> Error {
 }
 
 /// Rejects a pending review item: nothing is logged; the pair stays apart.
-pub async fn reject(store: &dyn LinkReviews, actor: &Actor, id: i64) -> Result<LinkReview> {
+pub async fn reject(store: &dyn Store, actor: &Actor, id: i64) -> Result<LinkReview> {
     require(actor, ADMIN, "deciding link reviews")?;
-    store
+    let decided = store
         .decide_link_review(id, ReviewStatus::Rejected, None)
         .await
-        .map_err(review_error)
+        .map_err(review_error)?;
+    audit_decision(store, actor, &decided).await?;
+    Ok(decided)
 }
 
 async fn pending(store: &dyn LinkReviews, id: i64) -> Result<LinkReview> {

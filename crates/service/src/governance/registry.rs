@@ -2,11 +2,11 @@
 //! feed (`scans` stores them). Journeys are the marketing team's to change, vendor risk the security team's,
 //! tags follow the approval workflow of `sightline_govern::tag`.
 
-use crate::access::{require, Actor, MARKETING, SECURITY};
+use crate::access::{require, Actor, MARKETING, SECURITY, TEAMS};
 use crate::{Error, Result};
 use serde_json::json;
 use sightline_scan::Report;
-use sightline_store::{Governance, ScanRow};
+use sightline_store::{Governance, ScanRow, Store};
 use std::collections::BTreeMap;
 
 /// A stored scan's report, or a clear error naming the id.
@@ -114,7 +114,7 @@ fn checked_journey(journey: Journey) -> Result<Journey> {
 /// Creates a journey (`replace` false: a taken name is a conflict) or replaces the one of
 /// that name (`replace` true: created when absent).
 pub async fn put_journey(
-    store: &dyn Governance,
+    store: &dyn Store,
     actor: &Actor,
     journey: Journey,
     replace: bool,
@@ -136,7 +136,14 @@ pub async fn put_journey(
     let mut written = store
         .write_records(RecordKind::Journey, vec![write])
         .await?;
-    held(RecordKind::Journey, written.remove(0))
+    let put: Held<Journey> = held(RecordKind::Journey, written.remove(0))?;
+    let action = if replace {
+        "journey.replace"
+    } else {
+        "journey.create"
+    };
+    audit(store, actor, action, &put.value.name, Some(put.to_json())).await?;
+    Ok(put)
 }
 
 pub async fn journey(store: &dyn Governance, name: &str) -> Result<Held<Journey>> {
@@ -155,20 +162,30 @@ pub async fn journeys(store: &dyn Governance) -> Result<Vec<Held<Journey>>> {
     all(store, RecordKind::Journey).await
 }
 
-pub async fn delete_journey(store: &dyn Governance, actor: &Actor, name: &str) -> Result<()> {
+pub async fn delete_journey(store: &dyn Store, actor: &Actor, name: &str) -> Result<()> {
     require(actor, MARKETING, "changing journeys")?;
     let found = journey(store, name).await?;
-    Ok(store
+    store
         .delete_record(RecordKind::Journey, found.id, found.version)
-        .await?)
+        .await?;
+    let before = Some(found.to_json());
+    crate::audit::record(store, actor, "journey.delete", name, before, None).await
+}
+
+/// Records a registry change with the record as written.
+async fn audit(
+    store: &dyn Store,
+    actor: &Actor,
+    action: &str,
+    target: &str,
+    after: Option<serde_json::Value>,
+) -> Result<()> {
+    crate::audit::record(store, actor, action, target, None, after).await
 }
 
 /// Imports a scanner journey file's text (replacing a journey of that name).
-pub async fn import_journey(
-    store: &dyn Governance,
-    actor: &Actor,
-    text: &str,
-) -> Result<Held<Journey>> {
+pub async fn import_journey(store: &dyn Store, actor: &Actor, text: &str) -> Result<Held<Journey>> {
+    require(actor, MARKETING, "changing journeys")?;
     sightline_scan::Journey::parse(text)
         .map_err(|e| GovernError::Invalid(format!("not a journey file the scanner runs: {e}")))?;
     put_journey(store, actor, Journey::from_scanner_toml(text)?, true).await
@@ -179,12 +196,13 @@ pub async fn import_journey(
 /// Applies a workflow action to the tag `id` (or, for a proposal, the tag under the
 /// spec's vendor and environment) and stores it with its change-log entry.
 pub async fn tag_action(
-    store: &dyn Governance,
+    store: &dyn Store,
     actor: &Actor,
     id: Option<i64>,
     action: TagAction,
     reason: &str,
 ) -> Result<Held<Tag>> {
+    require(actor, TEAMS, "changing tags")?;
     let current: Option<Held<Tag>> = match (&action, id) {
         (_, Some(id)) => Some(by_id(store, RecordKind::Tag, id).await?),
         (TagAction::Propose(spec), None) => match store.record(RecordKind::Tag, &spec.key()).await?
@@ -199,6 +217,7 @@ pub async fn tag_action(
         }
     };
     let now = sightline_core::time::now_ms();
+    let action_name = format!("tag.{}", action.name());
     let (next, entry) = tag::apply(
         current.as_ref().map(|h| &h.value),
         action,
@@ -217,7 +236,12 @@ pub async fn tag_action(
         action: entry.action.clone(),
         entry: doc(&entry)?,
     };
-    held(RecordKind::Tag, store.write_tag(write, entry).await?)
+    let written: Held<Tag> = held(RecordKind::Tag, store.write_tag(write, entry).await?)?;
+    let before = current.as_ref().map(|h| h.to_json());
+    let target = format!("tag:{}", written.id);
+    let after = Some(written.to_json());
+    crate::audit::record(store, actor, &action_name, &target, before, after).await?;
+    Ok(written)
 }
 
 pub async fn tags(store: &dyn Governance, status: Option<TagStatus>) -> Result<Vec<Held<Tag>>> {
@@ -270,11 +294,12 @@ fn seen_vendors(report: &Report) -> Vec<(String, String, String)> {
 /// Proposes a tag for every vendor the stored scan saw that the inventory lacks
 /// (classified questionable, its purpose and owner still to be documented).
 pub async fn adopt(
-    store: &dyn Governance,
+    store: &dyn Store,
     actor: &Actor,
     scan: i64,
     environment: Environment,
 ) -> Result<Vec<Held<Tag>>> {
+    require(actor, MARKETING, "proposing tags")?;
     let report = stored_report(store, scan).await?;
     let seen = seen_vendors(&report);
     let inventory: Vec<Tag> = tags(store, None)
@@ -447,11 +472,12 @@ pub async fn backlog_items(
 }
 
 pub async fn backlog_act(
-    store: &dyn Governance,
+    store: &dyn Store,
     actor: &Actor,
     id: i64,
     action: BacklogAction,
 ) -> Result<Held<BacklogItem>> {
+    require(actor, TEAMS, "acting on the backlog")?;
     let item: Held<BacklogItem> = by_id(store, RecordKind::Backlog, id).await?;
     let next = backlog::act(
         &item.value,
@@ -468,12 +494,16 @@ pub async fn backlog_act(
     let mut written = store
         .write_records(RecordKind::Backlog, vec![write])
         .await?;
-    held(RecordKind::Backlog, written.remove(0))
+    let done: Held<BacklogItem> = held(RecordKind::Backlog, written.remove(0))?;
+    let target = format!("backlog:{}", done.id);
+    let (before, after) = (Some(item.to_json()), Some(done.to_json()));
+    crate::audit::record(store, actor, "backlog.act", &target, before, after).await?;
+    Ok(done)
 }
 
 /// Creates or replaces a vendor's risk record; sub-processors seen by scans are kept.
 pub async fn put_vendor(
-    store: &dyn Governance,
+    store: &dyn Store,
     actor: &Actor,
     risk: VendorRisk,
 ) -> Result<Held<VendorRisk>> {
@@ -492,7 +522,10 @@ pub async fn put_vendor(
     let mut written = store
         .write_records(RecordKind::VendorRisk, vec![write])
         .await?;
-    held(RecordKind::VendorRisk, written.remove(0))
+    let put: Held<VendorRisk> = held(RecordKind::VendorRisk, written.remove(0))?;
+    let vendor = put.value.vendor.clone();
+    audit(store, actor, "vendor.put", &vendor, Some(put.to_json())).await?;
+    Ok(put)
 }
 
 pub async fn vendors(store: &dyn Governance, overdue_only: bool) -> Result<Vec<Held<VendorRisk>>> {

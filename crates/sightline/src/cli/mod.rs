@@ -108,6 +108,30 @@ enum Command {
     Metrics(governance::MetricsArgs),
     /// Governance: the report for a CMO and a CISO, one self-contained HTML file.
     Report(governance::ReportArgs),
+    /// The audit log of every change (and profile lookup): list it, verify its hash chain.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Print entries, oldest first, after id AFTER (JSON lines with --json).
+    List {
+        #[arg(long, default_value_t = 0)]
+        after: i64,
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+        #[command(flatten)]
+        store: StoreArgs,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check the hash chain: exits non-zero naming the first bad entry when one was
+    /// edited, removed, inserted or moved; else prints the count and the newest hash.
+    Verify {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -175,7 +199,7 @@ enum SourceCommand {
 enum TokenCommand {
     /// Create an API token and print it (shown this once).
     Create {
-        /// admin, marketing or security.
+        /// admin, marketing, security, analyst or privacy.
         #[arg(long)]
         role: String,
         /// The person it is for: the governance registry records this name as the actor
@@ -223,7 +247,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             json,
         }) => {
             let Some(role) = Role::parse(&role) else {
-                bail!("unknown role {role:?}: use admin, marketing or security");
+                bail!("unknown role {role:?}: use admin, marketing, security, analyst or privacy");
             };
             let store = store.open(&file).await?;
             let (token, secret) =
@@ -276,6 +300,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Lineage(args) => governance::lineage(args, &file).await,
         Command::Metrics(args) => governance::metrics(args, &file).await,
         Command::Report(args) => governance::report(args, &file).await,
+        Command::Audit(command) => audit(command, &file).await,
         Command::Consent(ConsentCommand::Decode { string, json }) => {
             let decoded = sightline_consent::decode(string.trim())?;
             let text = if json {
@@ -302,6 +327,49 @@ pub async fn run(cli: Cli) -> Result<()> {
                 !no_follow,
             )
             .await
+        }
+    }
+}
+
+async fn audit(command: AuditCommand, file: &FileConfig) -> Result<()> {
+    match command {
+        AuditCommand::List {
+            after,
+            limit,
+            store,
+            json,
+        } => {
+            let store = store.open(file).await?;
+            let entries =
+                sightline_service::audit::list(store.as_ref(), &operator(), after, limit).await?;
+            for e in entries {
+                if json {
+                    println!("{}", serde_json::to_string(&e)?);
+                } else {
+                    println!(
+                        "{}\t{}\t{}\t{}\t{}\t{}",
+                        e.id,
+                        time::format_ms(e.at),
+                        e.actor,
+                        e.role,
+                        e.action,
+                        e.target
+                    );
+                }
+            }
+            Ok(())
+        }
+        AuditCommand::Verify { store } => {
+            let store = store.open(file).await?;
+            match sightline_service::audit::verify(store.as_ref(), &operator()).await? {
+                sightline_service::audit::Verified::Intact { entries, head } => {
+                    println!("audit log intact: {entries} entries, head {head}");
+                    Ok(())
+                }
+                sightline_service::audit::Verified::Broken(broken) => {
+                    bail!("audit log broken at {broken}")
+                }
+            }
         }
     }
 }

@@ -1,8 +1,8 @@
 //! The governance half under `/api/v1`: scans, journeys, tags, backlog, vendors, lineage,
-//! metrics and the report. Reads are open to every role; what a change needs is checked
-//! by the registry's services.
+//! metrics and the report. Reads are open to every role but `privacy` ([`Reader`]); what a
+//! change needs is checked by the registry's services.
 
-use super::{bad_request, created, json_body, ok, Acting, Answer, ApiState};
+use super::{bad_request, created, json_body, ok, Acting, Answer, ApiState, Reader};
 use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
@@ -48,7 +48,7 @@ pub(super) fn routes() -> Router<ApiState> {
 
 /// `?format=openlineage` (default; JSON lines), `dot` or `mermaid`.
 async fn lineage(
-    _: Acting,
+    _: Reader,
     State(state): State<ApiState>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Answer {
@@ -73,7 +73,7 @@ fn attribution(state: &ApiState, query: &HashMap<String, String>) -> Option<Attr
 }
 
 async fn governance_metrics(
-    _: Acting,
+    _: Reader,
     State(state): State<ApiState>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Answer {
@@ -85,7 +85,7 @@ async fn governance_metrics(
 }
 
 async fn report(
-    _: Acting,
+    _: Reader,
     State(state): State<ApiState>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Answer {
@@ -117,19 +117,19 @@ fn choice<T>(
 
 const JOURNEY_HINT: &str = "send {\"name\":…,\"steps\":[{\"name\":…,\"url\":…}]}";
 
-async fn scans(_: Acting, State(state): State<ApiState>) -> Answer {
+async fn scans(_: Reader, State(state): State<ApiState>) -> Answer {
     let listed = state.store.scans(None).await.map_err(Error::from)?;
     ok(json!({ "scans": listed }))
 }
 
-async fn journeys(_: Acting, State(state): State<ApiState>) -> Answer {
+async fn journeys(_: Reader, State(state): State<ApiState>) -> Answer {
     ok(list(
         "journeys",
         registry::journeys(state.store.as_ref()).await?,
     ))
 }
 
-async fn journey(_: Acting, State(state): State<ApiState>, Path(name): Path<String>) -> Answer {
+async fn journey(_: Reader, State(state): State<ApiState>, Path(name): Path<String>) -> Answer {
     ok(registry::journey(state.store.as_ref(), &name)
         .await?
         .to_json())
@@ -192,7 +192,7 @@ async fn import_journey(
 }
 
 async fn export_journey(
-    _: Acting,
+    _: Reader,
     State(state): State<ApiState>,
     Path(name): Path<String>,
 ) -> Answer {
@@ -202,7 +202,7 @@ async fn export_journey(
 }
 
 async fn tags(
-    _: Acting,
+    _: Reader,
     State(state): State<ApiState>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Answer {
@@ -288,11 +288,11 @@ async fn decide(
     ok(done.to_json())
 }
 
-async fn whole_log(_: Acting, State(state): State<ApiState>) -> Answer {
+async fn whole_log(_: Reader, State(state): State<ApiState>) -> Answer {
     ok(json!({ "log": registry::tag_log(state.store.as_ref(), None).await? }))
 }
 
-async fn tag_log(_: Acting, State(state): State<ApiState>, Path(id): Path<i64>) -> Answer {
+async fn tag_log(_: Reader, State(state): State<ApiState>, Path(id): Path<i64>) -> Answer {
     ok(json!({ "log": registry::tag_log(state.store.as_ref(), Some(id)).await? }))
 }
 
@@ -322,7 +322,7 @@ async fn adopt(
 
 /// `GET /api/v1/backlog?journey=&owner=&severity=&status=&overdue=true`
 async fn backlog(
-    _: Acting,
+    _: Reader,
     State(state): State<ApiState>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Answer {
@@ -363,7 +363,7 @@ async fn backlog_act(
 }
 
 async fn vendors(
-    _: Acting,
+    _: Reader,
     State(state): State<ApiState>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Answer {

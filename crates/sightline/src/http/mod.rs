@@ -4,6 +4,7 @@
 //! ([`Failure`]).
 
 mod audiences;
+mod audit;
 mod crm;
 mod destinations;
 mod events;
@@ -67,6 +68,7 @@ pub fn router(
         .merge(crm::routes())
         .merge(governance::routes())
         .merge(plans::routes())
+        .merge(audit::routes())
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(render_metrics))
@@ -158,6 +160,28 @@ impl FromRequestParts<ApiState> for Acting {
             Ok(None) => Err(unauthorized("unknown API token")),
             Err(e) => Err(Failure(e).into_response()),
         }
+    }
+}
+
+/// A caller whose role may read what every team reads (the governance records, lineage,
+/// the report): every role but `privacy`.
+struct Reader(#[allow(dead_code)] Actor);
+
+impl FromRequestParts<ApiState> for Reader {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &ApiState,
+    ) -> Result<Self, Self::Rejection> {
+        let Acting(actor) = Acting::from_request_parts(parts, state).await?;
+        sightline_service::access::require(
+            &actor,
+            sightline_service::access::READERS,
+            "reading governance records",
+        )
+        .map_err(|e| Failure(e).into_response())?;
+        Ok(Reader(actor))
     }
 }
 

@@ -1,0 +1,74 @@
+//! The audit log on SQLite (see `crate::audit`).
+
+use super::SqliteStore;
+use crate::audit::{seal, AuditEntry, AuditLog, NewAuditEntry};
+use crate::Result;
+use async_trait::async_trait;
+use rusqlite::{params, OptionalExtension};
+
+/// The migration that creates the table (its place in `MIGRATIONS` is in `sqlite.rs`).
+pub(super) const MIGRATION: &str = include_str!("audit.sql");
+
+const COLUMNS: &str = "id, actor, role, at, action, target, before, after, prev_hash, hash";
+
+fn entry_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<AuditEntry> {
+    Ok(AuditEntry {
+        id: row.get(0)?,
+        actor: row.get(1)?,
+        role: row.get(2)?,
+        at: row.get(3)?,
+        action: row.get(4)?,
+        target: row.get(5)?,
+        before: row.get(6)?,
+        after: row.get(7)?,
+        prev_hash: row.get(8)?,
+        hash: row.get(9)?,
+    })
+}
+
+#[async_trait]
+impl AuditLog for SqliteStore {
+    async fn append_audit(&self, entry: NewAuditEntry) -> Result<AuditEntry> {
+        self.with_writing(move |conn| {
+            // Immediate: the write lock is taken before the last hash is read.
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let last: Option<(i64, String)> = tx
+                .query_row(
+                    "SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1",
+                    [],
+                    |row| Ok((row.get(0)?, row.get(1)?)),
+                )
+                .optional()?;
+            let sealed = seal(last.as_ref().map(|(id, h)| (*id, h.as_str())), entry);
+            tx.execute(
+                &format!("INSERT INTO audit_log ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"),
+                params![
+                    sealed.id,
+                    sealed.actor,
+                    sealed.role,
+                    sealed.at,
+                    sealed.action,
+                    sealed.target,
+                    sealed.before,
+                    sealed.after,
+                    sealed.prev_hash,
+                    sealed.hash
+                ],
+            )?;
+            tx.commit()?;
+            Ok(sealed)
+        })
+        .await
+    }
+
+    async fn audit_entries(&self, after: i64, limit: usize) -> Result<Vec<AuditEntry>> {
+        self.with_conn(move |conn| {
+            let mut stmt = conn.prepare(&format!(
+                "SELECT {COLUMNS} FROM audit_log WHERE id > ?1 ORDER BY id LIMIT ?2"
+            ))?;
+            let rows = stmt.query_map(params![after, limit as i64], entry_from_row)?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+        .await
+    }
+}
