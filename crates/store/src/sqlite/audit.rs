@@ -29,7 +29,7 @@ fn entry_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<AuditEntry> {
 #[async_trait]
 impl AuditLog for SqliteStore {
     async fn append_audit(&self, entry: NewAuditEntry) -> Result<AuditEntry> {
-        self.with_writing(move |conn| {
+        self.with_conn(move |conn| {
             // Immediate: the write lock is taken before the last hash is read.
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             let last: Option<(i64, String)> = tx
