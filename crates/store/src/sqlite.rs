@@ -476,9 +476,7 @@ impl Durable {
         if known >= after.saturating_add(limit as i64) {
             return Ok(known);
         }
-        let last: i64 = conn
-            .prepare_cached("SELECT COALESCE(MAX(seq), 0) FROM events")?
-            .query_row([], |r| r.get(0))?;
+        let last = last_seq(conn)?;
         if last > known {
             sync_wal(&self.wal).map_err(|e| {
                 StoreError::Commit(format!(
@@ -490,6 +488,13 @@ impl Durable {
         }
         Ok(last)
     }
+}
+
+/// The log's last seq (0 when empty), as `conn` sees it.
+fn last_seq(conn: &Connection) -> Result<i64> {
+    Ok(conn
+        .prepare_cached("SELECT COALESCE(MAX(seq), 0) FROM events")?
+        .query_row([], |r| r.get(0))?)
 }
 
 /// fsyncs a write-ahead log; returns its length. A missing WAL (never written) holds
@@ -658,11 +663,7 @@ impl SqliteStore {
         sync_wal(&wal)
             .map_err(|e| StoreError::Open(format!("cannot fsync {}: {e}", wal.display())))?;
         let durable = Arc::new(Durable {
-            through: std::sync::atomic::AtomicI64::new(conn.query_row(
-                "SELECT COALESCE(MAX(seq), 0) FROM events",
-                [],
-                |r| r.get(0),
-            )?),
+            through: std::sync::atomic::AtomicI64::new(last_seq(&conn)?),
             wal: wal.clone(),
         });
         let checkpoints = connect(&log_path)?;
@@ -1034,11 +1035,7 @@ impl EventLog for SqliteStore {
     }
 
     async fn last_seq(&self) -> Result<i64> {
-        self.log
-            .run(|conn| {
-                Ok(conn.query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |r| r.get(0))?)
-            })
-            .await
+        self.log.run(|conn| last_seq(conn)).await
     }
 
     async fn ping(&self) -> Result<()> {

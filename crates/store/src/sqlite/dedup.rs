@@ -68,9 +68,7 @@ impl RecentIds {
     /// Brings the map up to date inside a group's write transaction, for a window that
     /// starts at `since` (ms).
     pub fn prepare(&mut self, conn: &Connection, since: i64) -> Result<()> {
-        let last: i64 = conn
-            .prepare_cached("SELECT COALESCE(MAX(seq), 0) FROM events")?
-            .query_row([], |r| r.get(0))?;
+        let last = super::last_seq(conn)?;
         match self.loaded_since {
             None => {
                 self.load(
