@@ -14,6 +14,7 @@ use crate::gate::{self, Route};
 use crate::transform::Transform;
 use crate::vendor::{self, Mapped, Vendor};
 use crate::webhook::{Answer, Webhook};
+use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::Value;
 use sightline_consent::{ConsentState, Policy};
 use sightline_core::{time, Delivery, DeliveryStatus, Destination, StoredEvent};
@@ -664,25 +665,79 @@ enum Request<'a> {
 /// batching destination) and its idempotency key: the event's messageId, or
 /// `<destination id>:<first seq>-<last seq>` for a batch.
 fn request_body(destination: &Destination, batch: &[Outgoing]) -> (String, String) {
-    let with_seq = |event: &Outgoing| {
-        let mut body = event.body.clone();
-        if let Value::Object(map) = &mut body {
-            map.insert("seq".into(), event.seq.into());
-        }
-        body
-    };
     match batch {
         [only] if destination.batch_size <= 1 => {
-            (with_seq(only).to_string(), only.message_id.clone())
+            (json_text(&WithSeq::of(only)), only.message_id.clone())
         }
         _ => {
             let first = batch.first().map_or(0, |e| e.seq);
             let last = batch.last().map_or(0, |e| e.seq);
-            let array = Value::Array(batch.iter().map(with_seq).collect());
+            let array: Vec<WithSeq> = batch.iter().map(WithSeq::of).collect();
             (
-                array.to_string(),
+                json_text(&array),
                 format!("{}:{first}-{last}", destination.id),
             )
         }
+    }
+}
+
+/// An event's JSON with its log position as `seq` (in place of a `seq` it carried, else
+/// last), written without copying the event: a batch of them is most of delivery's work.
+struct WithSeq<'a>(&'a Value, i64);
+
+impl WithSeq<'_> {
+    fn of(event: &Outgoing) -> WithSeq<'_> {
+        WithSeq(&event.body, event.seq)
+    }
+}
+
+impl Serialize for WithSeq<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let Value::Object(map) = self.0 else {
+            return self.0.serialize(serializer);
+        };
+        let carried = map.contains_key("seq");
+        let mut out = serializer.serialize_map(Some(map.len() + usize::from(!carried)))?;
+        for (key, value) in map {
+            if key == "seq" {
+                out.serialize_entry(key, &self.1)?;
+            } else {
+                out.serialize_entry(key, value)?;
+            }
+        }
+        if !carried {
+            out.serialize_entry("seq", &self.1)?;
+        }
+        out.end()
+    }
+}
+
+/// JSON text of values that always serialize (JSON values, whose keys are strings).
+fn json_text(value: &impl Serialize) -> String {
+    serde_json::to_string(value).expect("a JSON value always serializes")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_log_position_goes_last_or_in_place_of_a_carried_seq_and_nothing_else_moves() {
+        let plain = json!({"type": "track", "event": "A", "properties": {"seq": 1}});
+        assert_eq!(
+            json_text(&WithSeq(&plain, 42)),
+            r#"{"type":"track","event":"A","properties":{"seq":1},"seq":42}"#
+        );
+        let carried = json!({"seq": "mine", "type": "track"});
+        assert_eq!(
+            json_text(&WithSeq(&carried, 7)),
+            r#"{"seq":7,"type":"track"}"#
+        );
+        let batch = [WithSeq(&plain, 1), WithSeq(&json!([1]), 2)];
+        assert_eq!(
+            json_text(&batch.as_slice()),
+            r#"[{"type":"track","event":"A","properties":{"seq":1},"seq":1},[1]]"#
+        );
     }
 }

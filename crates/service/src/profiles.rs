@@ -376,15 +376,41 @@ impl Holds for Live {
     }
 }
 
-async fn read_page(store: &dyn Store, after: i64, now: i64, book: &impl Holds) -> Result<Page> {
+/// A page of the log after `after`, its bodies parsed, before the store was asked what
+/// the page needs.
+struct Fetched {
+    after: i64,
+    events: Vec<StoredEvent>,
+    bodies: Vec<Option<Value>>,
+}
+
+async fn fetch(store: &dyn Store, after: i64) -> Result<Fetched> {
     let events = store.read_events(after, PAGE, None).await?;
     let bodies = events
         .iter()
         .map(|e| serde_json::from_str(&e.body).ok())
         .collect();
-    let mut page = Page {
+    Ok(Fetched {
+        after,
         events,
         bodies,
+    })
+}
+
+async fn read_page(store: &dyn Store, after: i64, now: i64, book: &impl Holds) -> Result<Page> {
+    complete(store, fetch(store, after).await?, now, book).await
+}
+
+/// A fetched page with what a working set needs from the store for it.
+async fn complete(
+    store: &dyn Store,
+    fetched: Fetched,
+    now: i64,
+    book: &impl Holds,
+) -> Result<Page> {
+    let mut page = Page {
+        events: fetched.events,
+        bodies: fetched.bodies,
         due: Vec::new(),
         rows: ProfileRows::default(),
     };
@@ -584,6 +610,8 @@ pub struct Follower {
     checked: std::sync::Mutex<Instant>,
     /// When a rebuild's progress was last logged.
     said: std::sync::Mutex<Instant>,
+    /// The next page, read and parsed while the book applies this one (when behind).
+    ahead: std::sync::Mutex<Option<tokio::task::JoinHandle<Result<Fetched>>>>,
 }
 
 /// How often the follower compares the audience and trait definitions with the stored ones.
@@ -598,7 +626,32 @@ impl Follower {
             owed: std::sync::Mutex::new(None),
             checked: std::sync::Mutex::new(Instant::now()),
             said: std::sync::Mutex::new(Instant::now()),
+            ahead: std::sync::Mutex::new(None),
         }
+    }
+
+    /// The page after `after`: the one read ahead if it starts there, else read now.
+    /// While behind, the page after it is read and parsed meanwhile, on another thread.
+    async fn fetch(&self, after: i64) -> Result<Fetched> {
+        let ahead = self
+            .ahead
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        let fetched = match ahead {
+            Some(ahead) => match ahead.await {
+                Ok(Ok(fetched)) if fetched.after == after => fetched,
+                // Read for a book since replaced, or failed: read again.
+                _ => fetch(self.store.as_ref(), after).await?,
+            },
+            None => fetch(self.store.as_ref(), after).await?,
+        };
+        if let (PAGE, Some(last)) = (fetched.events.len(), fetched.events.last()) {
+            let (store, next) = (Arc::clone(&self.store), last.seq);
+            let ahead = tokio::spawn(async move { fetch(store.as_ref(), next).await });
+            *self.ahead.lock().unwrap_or_else(PoisonError::into_inner) = Some(ahead);
+        }
+        Ok(fetched)
     }
 
     /// Settles a debt; an error while it stands.
@@ -643,7 +696,7 @@ impl Follower {
         }
         let after = self.book.read().profiles.last_seq();
         let now = time::now_ms();
-        let page = read_page(store, after, now, &self.book).await?;
+        let page = complete(store, self.fetch(after).await?, now, &self.book).await?;
         let full = page.events.len() == PAGE;
         let (save, more) = {
             let mut guard = self.book.write();

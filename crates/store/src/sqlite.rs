@@ -582,10 +582,16 @@ fn retry_soon(attempts: i32) -> bool {
     attempts < quick + slow
 }
 
+/// Prepared statements each connection keeps: more than any one connection uses.
+const STATEMENTS_CACHED: usize = 256;
+
 fn connect(path: &Path) -> Result<Connection> {
     let mut conn = Connection::open(path)?;
     // Other processes (the CLI beside a running server) may hold the write lock briefly.
     conn.busy_handler(Some(retry_soon))?;
+    // rusqlite keeps 16 by default; a profiles save alone prepares more than that, and a
+    // statement evicted is parsed and planned again on its next use.
+    conn.set_prepared_statement_cache_capacity(STATEMENTS_CACHED);
     conn.execute_batch(&format!(
         "PRAGMA journal_mode = WAL;
          PRAGMA synchronous = FULL;
