@@ -11,15 +11,18 @@
 //! - [`Vendor::request`]: a batch of items as one request. Items carry an envelope (GA4's
 //!   request-level `client_id`, `user_id` and `consent`): only items with equal envelopes
 //!   share a request, at most [`Vendor::max_batch`] of them and [`Vendor::max_body_bytes`].
-//! - [`Vendor::classify`]: what the vendor's answer means (accepted, retry, refused), by
-//!   its own error semantics on top of the HTTP status.
+//! - [`Vendor::classify`]: what the vendor's answer means (accepted, retry, refused, or
+//!   for a vendor that answers per item some items refused), by its own error semantics
+//!   on top of the HTTP status.
 //!
 //! Personal data is normalised and hashed (SHA-256, lowercase hex) by each vendor's
 //! documented rules before it leaves; a value that already is 64 hex digits is taken as
 //! hashed by the sender and kept.
 
 pub mod ga4;
+pub mod linkedin;
 pub mod meta;
+pub mod tiktok;
 
 use crate::answer::{Answer, Reply};
 use serde_json::{Map, Value};
@@ -33,6 +36,8 @@ use std::collections::BTreeMap;
 pub enum Vendor {
     Ga4(ga4::Settings),
     Meta(meta::Settings),
+    Tiktok(tiktok::Settings),
+    Linkedin(linkedin::Settings),
 }
 
 /// One event as a vendor type sees it, after the destination's transform.
@@ -89,6 +94,12 @@ impl Vendor {
             DestinationKind::Meta => Some(Vendor::Meta(
                 serde_json::from_value(settings.clone()).map_err(read)?,
             )),
+            DestinationKind::Tiktok => Some(Vendor::Tiktok(
+                serde_json::from_value(settings.clone()).map_err(read)?,
+            )),
+            DestinationKind::Linkedin => Some(Vendor::Linkedin(
+                serde_json::from_value(settings.clone()).map_err(read)?,
+            )),
         })
     }
 
@@ -103,6 +114,8 @@ impl Vendor {
         match &vendor {
             Vendor::Ga4(s) => s.check()?,
             Vendor::Meta(s) => s.check()?,
+            Vendor::Tiktok(s) => s.check()?,
+            Vendor::Linkedin(s) => s.check()?,
         }
         Ok(vendor.settings())
     }
@@ -112,6 +125,8 @@ impl Vendor {
         let stored = match self {
             Vendor::Ga4(s) => serde_json::to_value(s),
             Vendor::Meta(s) => serde_json::to_value(s),
+            Vendor::Tiktok(s) => serde_json::to_value(s),
+            Vendor::Linkedin(s) => serde_json::to_value(s),
         };
         stored.unwrap_or_else(|_| Value::Object(Map::new()))
     }
@@ -122,6 +137,8 @@ impl Vendor {
             DestinationKind::Webhook => None,
             DestinationKind::Ga4 => Some(ga4::ENDPOINT),
             DestinationKind::Meta => Some(meta::ENDPOINT),
+            DestinationKind::Tiktok => Some(tiktok::ENDPOINT),
+            DestinationKind::Linkedin => Some(linkedin::ENDPOINT),
         }
     }
 
@@ -131,7 +148,9 @@ impl Vendor {
         match kind {
             DestinationKind::Webhook => &[],
             DestinationKind::Ga4 => &["analytics"],
-            DestinationKind::Meta => &["advertising"],
+            DestinationKind::Meta | DestinationKind::Tiktok | DestinationKind::Linkedin => {
+                &["advertising"]
+            }
         }
     }
 
@@ -141,6 +160,8 @@ impl Vendor {
             DestinationKind::Webhook => None,
             DestinationKind::Ga4 => Some(ga4::MAX_EVENTS),
             DestinationKind::Meta => Some(meta::MAX_EVENTS),
+            DestinationKind::Tiktok => Some(tiktok::MAX_EVENTS),
+            DestinationKind::Linkedin => Some(linkedin::MAX_EVENTS),
         }
     }
 
@@ -148,7 +169,7 @@ impl Vendor {
     pub fn max_body_bytes(&self) -> Option<usize> {
         match self {
             Vendor::Ga4(_) => Some(ga4::MAX_BODY_BYTES),
-            Vendor::Meta(_) => None,
+            Vendor::Meta(_) | Vendor::Tiktok(_) | Vendor::Linkedin(_) => None,
         }
     }
 
@@ -156,6 +177,8 @@ impl Vendor {
         match self {
             Vendor::Ga4(s) => s.map(input),
             Vendor::Meta(s) => s.map(input),
+            Vendor::Tiktok(s) => s.map(input),
+            Vendor::Linkedin(s) => s.map(input),
         }
     }
 
@@ -171,6 +194,8 @@ impl Vendor {
         match self {
             Vendor::Ga4(s) => s.request(endpoint, credential, envelope, items),
             Vendor::Meta(s) => s.request(endpoint, credential, items),
+            Vendor::Tiktok(s) => s.request(endpoint, credential, items),
+            Vendor::Linkedin(s) => s.request(endpoint, credential, items),
         }
     }
 
@@ -178,6 +203,8 @@ impl Vendor {
         match self {
             Vendor::Ga4(_) => ga4::classify(reply),
             Vendor::Meta(_) => meta::classify(reply),
+            Vendor::Tiktok(_) => tiktok::classify(reply),
+            Vendor::Linkedin(_) => linkedin::classify(reply),
         }
     }
 }
@@ -256,6 +283,16 @@ fn names_contact(key: &str) -> bool {
 
 fn granted(consent: &BTreeMap<String, Decision>, purpose: &str) -> bool {
     consent.get(purpose) == Some(&Decision::Granted)
+}
+
+/// The value of `name` in `url`'s query, if it has one and it is not empty.
+fn query_value(url: &str, name: &str) -> Option<String> {
+    let url = reqwest::Url::parse(url).ok()?;
+    let value = url
+        .query_pairs()
+        .find(|(key, _)| key == name)
+        .map(|(_, value)| value.into_owned())?;
+    (!value.is_empty()).then_some(value)
 }
 
 /// Appends `query` (already encoded) to `endpoint`, after any query it has.
