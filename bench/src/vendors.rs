@@ -1,6 +1,7 @@
 //! `sightline-bench vendors`: events delivered per second from the log by the real
 //! delivery worker to local fakes of GA4's Measurement Protocol, Meta's Conversions API,
-//! TikTok's Events API and LinkedIn's Conversions API (the tests' fakes, which check every
+//! TikTok's Events API, LinkedIn's Conversions API and the Google Ads API's click
+//! conversion upload (the tests' fakes, which check every
 //! request against the vendor's schema), against the
 //! plain signed webhook to a receiver that parses each body, in the same run, on the same
 //! store and events. What differs is the vendor's work: mapping, hashing, its batching.
@@ -121,6 +122,7 @@ async fn measure(dir: &std::path::Path, count: usize) -> Result<()> {
     let meta = Fake::start(Kind::Meta, "EAA-token").await;
     let tiktok = Fake::start(Kind::Tiktok, "tt-token").await;
     let linkedin = Fake::start(Kind::Linkedin, "li-token").await;
+    let google_ads = Fake::start(Kind::GoogleAds, "dev-token:ya29.bench").await;
     let add =
         |name: &str, kind, url: String, batch_size, settings: Value, secret: &str| NewDestination {
             name: name.into(),
@@ -184,6 +186,16 @@ async fn measure(dir: &std::path::Path, count: usize) -> Result<()> {
             "li-token",
         ))
         .await?;
+    store
+        .create_destination(add(
+            "google_ads",
+            DestinationKind::GoogleAds,
+            google_ads.url.clone(),
+            1000,
+            json!({"customer_id": "1234567890", "conversion_action_id": "987654", "api_version": "v22"}),
+            "dev-token:ya29.bench",
+        ))
+        .await?;
     let deliverer = Deliverer::new(
         store.clone(),
         Policy::default(),
@@ -196,11 +208,13 @@ async fn measure(dir: &std::path::Path, count: usize) -> Result<()> {
     let meta_s = deliver_all(&store, &deliverer, "meta").await?;
     let tiktok_s = deliver_all(&store, &deliverer, "tiktok").await?;
     let linkedin_s = deliver_all(&store, &deliverer, "linkedin").await?;
+    let google_ads_s = deliver_all(&store, &deliverer, "google_ads").await?;
     for (fake, name) in [
         (&ga4, "ga4"),
         (&meta, "meta"),
         (&tiktok, "tiktok"),
         (&linkedin, "linkedin"),
+        (&google_ads, "google_ads"),
     ] {
         let problems = fake.problems();
         if !problems.is_empty() {
@@ -210,19 +224,21 @@ async fn measure(dir: &std::path::Path, count: usize) -> Result<()> {
             );
         }
     }
-    // TikTok and LinkedIn take conversions only: the page calls are skipped.
+    // TikTok, LinkedIn and Google Ads take conversions only: the page calls are skipped.
     let tracks = (0..count).filter(|i| i % 3 != 0).count();
     if ga4.accepted_events().len() != count
         || meta.accepted_events().len() != count
         || tiktok.accepted_events().len() != tracks
         || linkedin.accepted_events().len() != tracks
+        || google_ads.accepted_events().len() != tracks
     {
         bail!(
-            "not every event arrived: ga4 {}, meta {} of {count}; tiktok {}, linkedin {} of {tracks}",
+            "not every event arrived: ga4 {}, meta {} of {count}; tiktok {}, linkedin {}, google_ads {} of {tracks}",
             ga4.accepted_events().len(),
             meta.accepted_events().len(),
             tiktok.accepted_events().len(),
-            linkedin.accepted_events().len()
+            linkedin.accepted_events().len(),
+            google_ads.accepted_events().len()
         );
     }
     let rate = |seconds: f64| round3(count as f64 / seconds.max(1e-9));
@@ -241,11 +257,14 @@ async fn measure(dir: &std::path::Path, count: usize) -> Result<()> {
             "tiktok_ratio": round3(webhook_s / tiktok_s.max(1e-9)),
             "linkedin_events_per_s": rate(linkedin_s),
             "linkedin_ratio": round3(webhook_s / linkedin_s.max(1e-9)),
+            "google_ads_events_per_s": rate(google_ads_s),
+            "google_ads_ratio": round3(webhook_s / google_ads_s.max(1e-9)),
             "webhook_requests": hook_requests.load(Ordering::Relaxed),
             "ga4_requests": ga4.seen().len(),
             "meta_requests": meta.seen().len(),
             "tiktok_requests": tiktok.seen().len(),
             "linkedin_requests": linkedin.seen().len(),
+            "google_ads_requests": google_ads.seen().len(),
         })
     );
     Ok(())

@@ -2,7 +2,7 @@
 //!
 //! - [`gate`] (pure): a destination's event filter and the consent gate.
 //! - [`vendor`] (pure): the destination types beside the webhook (GA4, Meta, TikTok,
-//!   LinkedIn), each event
+//!   LinkedIn, Google Ads), each event
 //!   mapped to the vendor's documented request, personal data hashed by its rules, and
 //!   its answers classified by its error semantics.
 //! - [`answer`] (pure): what an HTTP answer means for a delivery.
@@ -197,6 +197,7 @@ impl DestinationSpec {
                 )
             }
             (_, Some(Credential(credential))) if !credential.trim().is_empty() => {
+                Vendor::check_credential(kind, credential.trim())?;
                 credential.trim().to_owned()
             }
             (_, _) => {
@@ -231,6 +232,9 @@ pub fn credential_name(kind: DestinationKind) -> &'static str {
         DestinationKind::Meta => "a Conversions API access token",
         DestinationKind::Tiktok => "an Events API access token",
         DestinationKind::Linkedin => "an OAuth access token with the rw_conversions scope",
+        DestinationKind::GoogleAds => {
+            "DEVELOPER_TOKEN:ACCESS_TOKEN (the developer token, an OAuth access token)"
+        }
     }
 }
 
@@ -334,6 +338,28 @@ mod tests {
         linkedin.credential = None;
         let err = linkedin.validate(&Policy::default()).unwrap_err();
         assert!(err.contains("rw_conversions"), "{err}");
+
+        let mut google = spec();
+        google.kind = "google_ads".into();
+        google.url = None;
+        google.purposes = vec![];
+        google
+            .settings
+            .insert("customer_id".into(), "1234567890".into());
+        google
+            .settings
+            .insert("conversion_action_id".into(), "987654".into());
+        google.credential = Some(Credential("ya29-without-developer-token".into()));
+        let err = google.clone().validate(&Policy::default()).unwrap_err();
+        assert!(err.contains("DEVELOPER_TOKEN:ACCESS_TOKEN"), "{err}");
+        assert!(!err.contains("ya29"), "{err}");
+        google.credential = Some(Credential("dev:ya29".into()));
+        let new = google.validate(&Policy::default()).unwrap();
+        // A URL without a path gets its `/`; the request trims it.
+        assert_eq!(new.url, format!("{}/", vendor::google_ads::ENDPOINT));
+        assert_eq!(new.purposes, ["advertising"]);
+        assert_eq!(new.batch_size, 1000);
+        assert_eq!(new.settings["api_version"], "v22");
     }
 
     #[test]

@@ -841,3 +841,170 @@ async fn linkedin_holds_on_a_refused_token_then_retries_throttling_and_dead_lett
     assert_eq!(fake.accepted_events().len(), 2);
     assert_eq!(fake.problems(), Vec::<String>::new());
 }
+
+fn google_ads_settings() -> Value {
+    json!({"customer_id": "1234567890", "conversion_action_id": "987654", "api_version": "v22"})
+}
+
+#[tokio::test]
+async fn google_ads_gets_click_and_lead_conversions_and_a_refused_one_is_a_dead_letter_alone() {
+    let rig = rig().await;
+    let fake = Fake::start(Kind::GoogleAds, "dev-token:ya29.good").await;
+    rig.destination(
+        DestinationKind::GoogleAds,
+        &fake,
+        google_ads_settings(),
+        "dev-token:ya29.good",
+        &["advertising"],
+        1000,
+    )
+    .await;
+    // Google takes the batch but refuses its first conversion (partial failure).
+    fake.script([Scripted::PartlyRefused]);
+    rig.append(vec![
+        (EventType::Track, web(json!({"event": "Lead", "messageId": "expired-click",
+            "context": {"gclid": "Cj0-old", "consent": {"purposes": {"advertising": true}}}}))),
+        (EventType::Track, web(json!({"event": "Order Completed", "messageId": "order-1",
+            "properties": {"order_id": "o1", "revenue": 42.5, "currency": "eur"},
+            "context": {"page": {"url": "https://shop.example/?gclid=Cj0KCQ"}, "consent": {"purposes": {"advertising": true},
+                        "googleConsentMode": {"ad_user_data": "granted"}},
+                        "traits": {"email": " Jane.Doe@Gmail.com "}}}))),
+        // Enhanced conversions for leads: no click id, the hashed email and phone.
+        (EventType::Track, web(json!({"event": "Lead", "messageId": "lead-1"}))),
+        (EventType::Page, web(json!({"name": "Product"}))),
+        (EventType::Identify, web(json!({"userId": "u1"}))),
+        (EventType::Screen, web(json!({"name": "Home"}))),
+        (EventType::Group, web(json!({"groupId": "g"}))),
+        (EventType::Alias, web(json!({"userId": "u1", "previousId": "a1"}))),
+        // Nothing to match the conversion with.
+        (EventType::Track, json!({"anonymousId": "a5", "event": "Lead", "messageId": "nobody",
+            "context": {"consent": {"purposes": {"advertising": true}}}})),
+        // Advertising refused: never sent.
+        (EventType::Track, json!({"anonymousId": "a9", "event": "Lead", "messageId": "refused",
+            "context": {"gclid": "g", "consent": {"purposes": {"advertising": false}}}})),
+    ])
+    .await;
+    let deliveries = rig.deliver_all("google_ads").await;
+    assert_eq!(
+        statuses(&deliveries),
+        [
+            ("expired-click".into(), DeliveryStatus::Dead),
+            ("order-1".into(), DeliveryStatus::Delivered),
+            ("lead-1".into(), DeliveryStatus::Delivered),
+            ("nobody".into(), DeliveryStatus::Dead),
+            ("refused".into(), DeliveryStatus::Suppressed),
+        ],
+        "page, identify, screen, group and alias are skipped (not logged)"
+    );
+    assert!(deliveries[0].reason.as_deref().unwrap().contains("too old"));
+    assert!(deliveries[3]
+        .reason
+        .as_deref()
+        .unwrap()
+        .contains("click id"));
+    assert_eq!(fake.problems(), Vec::<String>::new());
+    let seen = fake.seen();
+    assert_eq!(seen.len(), 1, "one batch: {seen:?}");
+    assert_eq!(
+        seen[0].path,
+        "/v22/customers/1234567890:uploadClickConversions"
+    );
+    assert_eq!(seen[0].headers["authorization"], "Bearer ya29.good");
+    assert_eq!(seen[0].headers["developer-token"], "dev-token");
+    let order = &seen[0].body["conversions"][1];
+    assert_eq!(order["gclid"], "Cj0KCQ");
+    assert_eq!(order["orderId"], "o1");
+    assert_eq!(order["currencyCode"], "EUR");
+    assert_eq!(order["consent"]["adUserData"], "GRANTED");
+    let hash = |s: &str| sightline_activate::vendor::sha256_hex(s).unwrap();
+    assert_eq!(
+        order["userIdentifiers"][0]["hashedEmail"],
+        hash("janedoe@gmail.com"),
+        "Gmail's dots removed, as Google normalises"
+    );
+    let lead = &seen[0].body["conversions"][2];
+    assert!(lead.get("gclid").is_none());
+    assert_eq!(
+        lead["userIdentifiers"][0]["hashedEmail"],
+        hash("ann@example.com")
+    );
+    assert_eq!(
+        lead["userIdentifiers"][1]["hashedPhoneNumber"],
+        hash("+12345678901")
+    );
+    assert_eq!(fake.accepted_events().len(), 2);
+}
+
+#[tokio::test]
+async fn google_ads_holds_on_an_expired_token_then_waits_out_its_quota_delay_and_dead_letters_an_invalid_batch(
+) {
+    let rig = rig().await;
+    let fake = Fake::start(Kind::GoogleAds, "dev-token:ya29.fresh").await;
+    rig.destination(
+        DestinationKind::GoogleAds,
+        &fake,
+        google_ads_settings(),
+        "dev-token:ya29.expired",
+        &[],
+        1,
+    )
+    .await;
+    rig.append(vec![
+        (
+            EventType::Track,
+            web(json!({"event": "First", "context": {"gclid": "g1"}})),
+        ),
+        (
+            EventType::Track,
+            web(json!({"event": "Second", "context": {"gclid": "g2"}})),
+        ),
+    ])
+    .await;
+    step_until_seen(&rig, "google_ads", &fake, 3).await;
+    let destination = rig
+        .store
+        .destination_by_name("google_ads")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        rig.store
+            .deliveries(destination.id, None, 0, 10)
+            .await
+            .unwrap(),
+        vec![],
+        "an expired token must not turn events into dead letters"
+    );
+    rig.store
+        .set_destination_secret(destination.id, "dev-token:ya29.fresh")
+        .await
+        .unwrap();
+    fake.script([
+        Scripted::RateLimited,
+        Scripted::Unavailable,
+        Scripted::AsChecked,
+        Scripted::Invalid,
+    ]);
+    let deliveries = rig.deliver_all("google_ads").await;
+    assert_eq!(
+        statuses(&deliveries),
+        [
+            ("m0".into(), DeliveryStatus::Delivered),
+            ("m1".into(), DeliveryStatus::Dead)
+        ]
+    );
+    assert_eq!(deliveries[0].attempts, 3, "429, then 503, then taken");
+    let reason = deliveries[1].reason.clone().unwrap();
+    assert!(reason.contains("INVALID_ARGUMENT"), "{reason}");
+    assert!(!reason.contains("ya29"), "the token is never in a reason");
+    let destination = rig
+        .store
+        .destination_by_name("google_ads")
+        .await
+        .unwrap()
+        .unwrap();
+    let tally = rig.deliverer.replay_dead(&destination).await.unwrap();
+    assert_eq!((tally.delivered, tally.dead), (1, 0));
+    assert_eq!(fake.accepted_events().len(), 2);
+    assert_eq!(fake.problems(), Vec::<String>::new());
+}

@@ -17,15 +17,18 @@ pub enum DestinationKind {
     Tiktok,
     /// LinkedIn Conversions API.
     Linkedin,
+    /// Google Ads API, click conversion upload (enhanced conversions for leads).
+    GoogleAds,
 }
 
 impl DestinationKind {
-    pub const ALL: [DestinationKind; 5] = [
+    pub const ALL: [DestinationKind; 6] = [
         DestinationKind::Webhook,
         DestinationKind::Ga4,
         DestinationKind::Meta,
         DestinationKind::Tiktok,
         DestinationKind::Linkedin,
+        DestinationKind::GoogleAds,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -35,6 +38,7 @@ impl DestinationKind {
             DestinationKind::Meta => "meta",
             DestinationKind::Tiktok => "tiktok",
             DestinationKind::Linkedin => "linkedin",
+            DestinationKind::GoogleAds => "google_ads",
         }
     }
 

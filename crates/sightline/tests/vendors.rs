@@ -3,8 +3,9 @@
 //! through the API, both delivering to local fakes of the vendors' APIs that check each
 //! request against the documented schema; consent suppression, a credential that is never
 //! shown back, and a rotated credential through `destination set-credential`. Then a
-//! TikTok destination from a destinations file and a LinkedIn one through the API, both
-//! delivering, and each in the lineage graph with the fields of the request it receives.
+//! TikTok destination from a destinations file, a LinkedIn one through the API and a
+//! Google Ads one on the command line (a malformed credential refused), all delivering,
+//! and each in the lineage graph with the fields of the request it receives.
 
 mod common;
 
@@ -222,12 +223,13 @@ async fn ga4_and_meta_receive_mapped_consented_events_from_the_binary() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tiktok_and_linkedin_receive_mapped_consented_events_and_show_in_lineage() {
+async fn tiktok_linkedin_and_google_ads_receive_mapped_consented_events_and_show_in_lineage() {
     for backend in backends("vendors-tt-li").await {
         let name = backend.name();
         let creds = credentials(&backend, "web");
         let tiktok = Fake::start(Kind::Tiktok, "tt-token").await;
         let linkedin = Fake::start(Kind::Linkedin, "li-token").await;
+        let google = Fake::start(Kind::GoogleAds, "dev-token:ya29.good").await;
 
         // TikTok from a destinations file, its token from the environment.
         let dir = common::temp_dir("vendors-tt-li");
@@ -252,6 +254,44 @@ async fn tiktok_and_linkedin_receive_mapped_consented_events_and_show_in_lineage
             String::from_utf8_lossy(&imported.stderr)
         );
 
+        // Google Ads on the command line: its credential is DEVELOPER_TOKEN:ACCESS_TOKEN.
+        let google_args = [
+            "destination",
+            "add",
+            "google_ads",
+            "--type",
+            "google_ads",
+            "--url",
+            &google.url,
+            "--setting",
+            "customer_id=1234567890",
+            "--setting",
+            "conversion_action_id=987654",
+            "--credential-env",
+            "GOOGLE_ADS_CREDENTIAL",
+        ];
+        let malformed = sightline_with_env(
+            &backend,
+            &google_args,
+            &[("GOOGLE_ADS_CREDENTIAL", "ya29.only")],
+        );
+        assert!(!malformed.status.success(), "{name}");
+        let stderr = String::from_utf8_lossy(&malformed.stderr);
+        assert!(
+            stderr.contains("DEVELOPER_TOKEN:ACCESS_TOKEN") && !stderr.contains("ya29"),
+            "{name}: {stderr}"
+        );
+        let added = sightline_with_env(
+            &backend,
+            &google_args,
+            &[("GOOGLE_ADS_CREDENTIAL", "dev-token:ya29.good")],
+        );
+        assert!(
+            added.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&added.stderr)
+        );
+
         let server = Server::start(&backend, &[]);
         // LinkedIn through the API: one conversion rule, the events that count as it.
         let created: Value = client()
@@ -271,7 +311,9 @@ async fn tiktok_and_linkedin_receive_mapped_consented_events_and_show_in_lineage
         assert_eq!(created["name"], "linkedin", "{name}: {created}");
         let listed = sightline_json(&backend, &["destination", "list"]).to_string();
         assert!(
-            !listed.contains("tt-token") && !listed.contains("li-token"),
+            !listed.contains("tt-token")
+                && !listed.contains("li-token")
+                && !listed.contains("ya29"),
             "{name}: {listed}"
         );
 
@@ -287,12 +329,14 @@ async fn tiktok_and_linkedin_receive_mapped_consented_events_and_show_in_lineage
         .await;
 
         wait_for(
-            "both vendors to take the purchase and log both outcomes",
+            "every vendor to take the purchase and log both outcomes",
             || {
                 tiktok.accepted_events().len() == 1
                     && linkedin.accepted_events().len() == 1
                     && deliveries(&backend, "tiktok").len() == 2
                     && deliveries(&backend, "linkedin").len() == 2
+                    && google.accepted_events().len() == 1
+                    && deliveries(&backend, "google_ads").len() == 2
             },
         )
         .await;
@@ -307,7 +351,14 @@ async fn tiktok_and_linkedin_receive_mapped_consented_events_and_show_in_lineage
         assert_eq!(conversion["user"]["userIds"][0]["idValue"], email);
         assert_eq!(tiktok.problems(), Vec::<String>::new(), "{name}");
         assert_eq!(linkedin.problems(), Vec::<String>::new(), "{name}");
-        for destination in ["tiktok", "linkedin"] {
+        let lead = &google.accepted_events()[0];
+        assert_eq!(
+            lead["userIdentifiers"][0]["hashedEmail"], email,
+            "{name}: an enhanced conversion for leads"
+        );
+        assert_eq!(google.seen()[0].headers["developer-token"], "dev-token");
+        assert_eq!(google.problems(), Vec::<String>::new(), "{name}");
+        for destination in ["tiktok", "linkedin", "google_ads"] {
             let log = deliveries(&backend, destination);
             assert_eq!(log[0]["status"], "delivered", "{name}: {destination}");
             assert_eq!(log[1]["message_id"], "denied");
@@ -336,6 +387,11 @@ async fn tiktok_and_linkedin_receive_mapped_consented_events_and_show_in_lineage
         assert!(
             linkedin_job.contains("\"elements.user.userIds.idValue\""),
             "{name}: {linkedin_job}"
+        );
+        let google_job = job("destination:google_ads");
+        assert!(
+            google_job.contains("\"conversions.userIdentifiers.hashedEmail\""),
+            "{name}: {google_job}"
         );
         server.terminate();
     }

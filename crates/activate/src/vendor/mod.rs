@@ -20,6 +20,7 @@
 //! hashed by the sender and kept.
 
 pub mod ga4;
+pub mod google_ads;
 pub mod linkedin;
 pub mod meta;
 pub mod tiktok;
@@ -38,6 +39,7 @@ pub enum Vendor {
     Meta(meta::Settings),
     Tiktok(tiktok::Settings),
     Linkedin(linkedin::Settings),
+    GoogleAds(google_ads::Settings),
 }
 
 /// One event as a vendor type sees it, after the destination's transform.
@@ -100,6 +102,9 @@ impl Vendor {
             DestinationKind::Linkedin => Some(Vendor::Linkedin(
                 serde_json::from_value(settings.clone()).map_err(read)?,
             )),
+            DestinationKind::GoogleAds => Some(Vendor::GoogleAds(
+                serde_json::from_value(settings.clone()).map_err(read)?,
+            )),
         })
     }
 
@@ -116,8 +121,18 @@ impl Vendor {
             Vendor::Meta(s) => s.check()?,
             Vendor::Tiktok(s) => s.check()?,
             Vendor::Linkedin(s) => s.check()?,
+            Vendor::GoogleAds(s) => s.check()?,
         }
         Ok(vendor.settings())
+    }
+
+    /// Checks a vendor type's credential as given (a destination added, a credential
+    /// replaced); the error says what to fix and never repeats the credential.
+    pub fn check_credential(kind: DestinationKind, credential: &str) -> Result<(), String> {
+        match kind {
+            DestinationKind::GoogleAds => google_ads::check_credential(credential),
+            _ => Ok(()),
+        }
     }
 
     /// The settings as stored, defaults filled in.
@@ -127,6 +142,7 @@ impl Vendor {
             Vendor::Meta(s) => serde_json::to_value(s),
             Vendor::Tiktok(s) => serde_json::to_value(s),
             Vendor::Linkedin(s) => serde_json::to_value(s),
+            Vendor::GoogleAds(s) => serde_json::to_value(s),
         };
         stored.unwrap_or_else(|_| Value::Object(Map::new()))
     }
@@ -139,6 +155,7 @@ impl Vendor {
             DestinationKind::Meta => Some(meta::ENDPOINT),
             DestinationKind::Tiktok => Some(tiktok::ENDPOINT),
             DestinationKind::Linkedin => Some(linkedin::ENDPOINT),
+            DestinationKind::GoogleAds => Some(google_ads::ENDPOINT),
         }
     }
 
@@ -148,9 +165,10 @@ impl Vendor {
         match kind {
             DestinationKind::Webhook => &[],
             DestinationKind::Ga4 => &["analytics"],
-            DestinationKind::Meta | DestinationKind::Tiktok | DestinationKind::Linkedin => {
-                &["advertising"]
-            }
+            DestinationKind::Meta
+            | DestinationKind::Tiktok
+            | DestinationKind::Linkedin
+            | DestinationKind::GoogleAds => &["advertising"],
         }
     }
 
@@ -162,6 +180,7 @@ impl Vendor {
             DestinationKind::Meta => Some(meta::MAX_EVENTS),
             DestinationKind::Tiktok => Some(tiktok::MAX_EVENTS),
             DestinationKind::Linkedin => Some(linkedin::MAX_EVENTS),
+            DestinationKind::GoogleAds => Some(google_ads::MAX_EVENTS),
         }
     }
 
@@ -169,7 +188,9 @@ impl Vendor {
     pub fn max_body_bytes(&self) -> Option<usize> {
         match self {
             Vendor::Ga4(_) => Some(ga4::MAX_BODY_BYTES),
-            Vendor::Meta(_) | Vendor::Tiktok(_) | Vendor::Linkedin(_) => None,
+            Vendor::Meta(_) | Vendor::Tiktok(_) | Vendor::Linkedin(_) | Vendor::GoogleAds(_) => {
+                None
+            }
         }
     }
 
@@ -179,6 +200,7 @@ impl Vendor {
             Vendor::Meta(s) => s.map(input),
             Vendor::Tiktok(s) => s.map(input),
             Vendor::Linkedin(s) => s.map(input),
+            Vendor::GoogleAds(s) => s.map(input),
         }
     }
 
@@ -196,6 +218,7 @@ impl Vendor {
             Vendor::Meta(s) => s.request(endpoint, credential, items),
             Vendor::Tiktok(s) => s.request(endpoint, credential, items),
             Vendor::Linkedin(s) => s.request(endpoint, credential, items),
+            Vendor::GoogleAds(s) => s.request(endpoint, credential, items),
         }
     }
 
@@ -205,6 +228,7 @@ impl Vendor {
             Vendor::Meta(_) => meta::classify(reply),
             Vendor::Tiktok(_) => tiktok::classify(reply),
             Vendor::Linkedin(_) => linkedin::classify(reply),
+            Vendor::GoogleAds(_) => google_ads::classify(reply),
         }
     }
 }

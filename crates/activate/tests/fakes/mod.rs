@@ -31,7 +31,8 @@ pub enum Scripted {
     /// The request refused as invalid (400; Meta: code 100, "Invalid parameter"; TikTok:
     /// code 40002).
     Invalid,
-    /// LinkedIn: the request taken but its first element refused (a per-element 400);
+    /// LinkedIn, Google Ads: the request taken but its first item refused (LinkedIn: a
+    /// per-element 400; Google Ads: a `partialFailureError` naming `conversions[0]`);
     /// vendors without partial failure refuse the whole request as `Invalid`.
     PartlyRefused,
 }
@@ -63,6 +64,7 @@ pub enum Kind {
     Meta,
     Tiktok,
     Linkedin,
+    GoogleAds,
 }
 
 /// A fake vendor API on a free local port.
@@ -85,6 +87,7 @@ impl Fake {
             Kind::Meta => format!("http://{address}"),
             Kind::Tiktok => format!("http://{address}/open_api/v1.3/event/track/"),
             Kind::Linkedin => format!("http://{address}/rest/conversionEvents"),
+            Kind::GoogleAds => format!("http://{address}"),
         };
         let fake = Fake {
             kind,
@@ -101,6 +104,10 @@ impl Fake {
                     .route("/open_api/v1.3/event/track/", axum::routing::post(tiktok)),
                 Kind::Linkedin => axum::Router::new()
                     .route("/rest/conversionEvents", axum::routing::post(linkedin)),
+                Kind::GoogleAds => axum::Router::new().route(
+                    "/{version}/customers/{call}",
+                    axum::routing::post(google_ads),
+                ),
             }
             .with_state(fake.clone());
         tokio::spawn(async move { axum::serve(listener, app).await });
@@ -125,6 +132,7 @@ impl Fake {
             Kind::Ga4 => "events",
             Kind::Meta | Kind::Tiktok => "data",
             Kind::Linkedin => "elements",
+            Kind::GoogleAds => "conversions",
         };
         self.seen()
             .into_iter()
@@ -182,6 +190,8 @@ fn kept_headers(headers: &HeaderMap) -> HashMap<String, String> {
         "linkedin-version",
         "x-restli-protocol-version",
         "x-restli-method",
+        "developer-token",
+        "login-customer-id",
         "content-type",
     ]
     .into_iter()
@@ -835,6 +845,262 @@ async fn linkedin(State(fake): State<Fake>, headers: HeaderMap, raw: Bytes) -> R
                 refused,
                 axum::Json(json!({"elements": answers})).into_response(),
             )
+        }
+    };
+    fake.set_last_status(status);
+    fake.set_last_refused(refused);
+    response
+}
+
+// ---- Google Ads API: uploadClickConversions ---------------------------------------------
+
+fn google_error(status: u16, name: &str, message: &str, extra: Value) -> Response {
+    let mut error = json!({"code": status, "message": message, "status": name,
+        "details": [{"@type": "type.googleapis.com/google.ads.googleads.v22.errors.GoogleAdsFailure",
+                     "errors": [{"errorCode": {}, "message": message}], "requestId": "fake"}]});
+    if let Value::Object(extra) = extra {
+        if let Some(first) = error["details"][0]["errors"][0].as_object_mut() {
+            first.extend(extra);
+        }
+    }
+    (
+        StatusCode::from_u16(status).unwrap(),
+        axum::Json(json!({"error": error})),
+    )
+        .into_response()
+}
+
+fn is_conversion_time(value: &Value) -> bool {
+    // yyyy-mm-dd hh:mm:ss+|-hh:mm
+    value.as_str().is_some_and(|s| {
+        let b = s.as_bytes();
+        s.len() == 25
+            && [4, 7].iter().all(|&i| b[i] == b'-')
+            && b[10] == b' '
+            && [13, 16, 22].iter().all(|&i| b[i] == b':')
+            && (b[19] == b'+' || b[19] == b'-')
+            && s.char_indices()
+                .filter(|(i, _)| ![4, 7, 10, 13, 16, 19, 22].contains(i))
+                .all(|(_, c)| c.is_ascii_digit())
+    })
+}
+
+/// One conversion's departures from `ClickConversion`.
+fn google_conversion_problems(conversion: &Value, customer: &str) -> Vec<String> {
+    let mut problems = Vec::new();
+    for key in conversion.as_object().into_iter().flat_map(|o| o.keys()) {
+        if ![
+            "conversionAction",
+            "conversionDateTime",
+            "gclid",
+            "gbraid",
+            "wbraid",
+            "conversionValue",
+            "currencyCode",
+            "orderId",
+            "userIdentifiers",
+            "consent",
+            "externalAttributionData",
+            "customVariables",
+            "cartData",
+            "conversionEnvironment",
+        ]
+        .contains(&key.as_str())
+        {
+            problems.push(format!("unknown field {key}"));
+        }
+    }
+    let action = conversion["conversionAction"].as_str().unwrap_or("");
+    let prefix = format!("customers/{customer}/conversionActions/");
+    if action
+        .strip_prefix(&prefix)
+        .is_none_or(|id| id.is_empty() || !id.bytes().all(|b| b.is_ascii_digit()))
+    {
+        problems.push(format!(
+            "conversionAction {action:?} is not one of customer {customer}"
+        ));
+    }
+    if !is_conversion_time(&conversion["conversionDateTime"]) {
+        problems.push(format!(
+            "conversionDateTime {} is not yyyy-mm-dd hh:mm:ss+hh:mm",
+            conversion["conversionDateTime"]
+        ));
+    }
+    let clicks = ["gclid", "gbraid", "wbraid"]
+        .iter()
+        .filter(|k| conversion.get(**k).is_some())
+        .count();
+    let identifiers = conversion["userIdentifiers"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    if clicks > 1 {
+        problems.push("more than one of gclid, gbraid, wbraid".into());
+    }
+    if clicks == 0 && identifiers.is_empty() {
+        problems.push("neither a click id nor user identifiers".into());
+    }
+    if identifiers.len() > 5 {
+        problems.push(format!("{} user identifiers, over 5", identifiers.len()));
+    }
+    for identifier in &identifiers {
+        let hash = identifier
+            .get("hashedEmail")
+            .or_else(|| identifier.get("hashedPhoneNumber"));
+        if !hash.is_some_and(is_sha256_hex) {
+            problems.push(format!(
+                "user identifier {identifier} is not a SHA-256 hex email or phone"
+            ));
+        }
+    }
+    if conversion
+        .get("conversionValue")
+        .is_some_and(|v| !v.is_number())
+    {
+        problems.push("conversionValue is not a number".into());
+    }
+    if let Some(currency) = conversion.get("currencyCode") {
+        if currency
+            .as_str()
+            .is_none_or(|c| c.len() != 3 || !c.bytes().all(|b| b.is_ascii_uppercase()))
+        {
+            problems.push(format!("currencyCode {currency} is not ISO 4217"));
+        }
+    }
+    if let Some(consent) = conversion.get("consent") {
+        if !["GRANTED", "DENIED"].contains(&consent["adUserData"].as_str().unwrap_or("")) {
+            problems.push(format!("consent {consent} is not GRANTED or DENIED"));
+        }
+    }
+    problems
+}
+
+async fn google_ads(
+    State(fake): State<Fake>,
+    Path((version, call)): Path<(String, String)>,
+    headers: HeaderMap,
+    raw: Bytes,
+) -> Response {
+    let body: Value = serde_json::from_slice(&raw).unwrap_or(Value::Null);
+    let kept = kept_headers(&headers);
+    let mut problems = Vec::new();
+    let customer = call.strip_suffix(":uploadClickConversions").unwrap_or("");
+    if !version.starts_with('v')
+        || customer.is_empty()
+        || !customer.bytes().all(|b| b.is_ascii_digit())
+    {
+        problems.push(format!("path /{version}/customers/{call}"));
+    }
+    if body["partialFailure"] != true {
+        problems.push("partialFailure is not true (uploadClickConversions requires it)".into());
+    }
+    let conversions = body["conversions"].as_array().cloned().unwrap_or_default();
+    if conversions.is_empty() || conversions.len() > 2000 {
+        problems.push(format!(
+            "{} conversions: 1 to 2000 allowed",
+            conversions.len()
+        ));
+    }
+    let per_conversion: Vec<Vec<String>> = conversions
+        .iter()
+        .map(|c| google_conversion_problems(c, customer))
+        .collect();
+    let request_invalid = !problems.is_empty();
+    problems.extend(per_conversion.iter().flatten().cloned());
+    let (developer, access) = fake.credential.split_once(':').unwrap_or(("", ""));
+    let authorized = kept.get("authorization") == Some(&format!("Bearer {access}"))
+        && kept.get("developer-token").map(String::as_str) == Some(developer);
+    let mut seen = seen(format!("/{version}/customers/{call}"), HashMap::new(), &raw);
+    seen.headers = kept;
+    let scripted = fake.answer(seen, problems);
+    let (status, refused, response) = match scripted {
+        Some(Scripted::RateLimited) => (
+            429,
+            vec![],
+            google_error(
+                429,
+                "RESOURCE_EXHAUSTED",
+                "Too many requests. Retry in 1 seconds.",
+                json!({"details": {"quotaErrorDetails": {"rateScope": "DEVELOPER", "rateName": "RequestsPerDeveloperPerDay", "retryDelay": "1s"}}}),
+            ),
+        ),
+        Some(Scripted::Unavailable) => (
+            503,
+            vec![],
+            google_error(
+                503,
+                "UNAVAILABLE",
+                "The service is currently unavailable.",
+                json!({}),
+            ),
+        ),
+        Some(Scripted::BadCredential) => (
+            401,
+            vec![],
+            google_error(
+                401,
+                "UNAUTHENTICATED",
+                "Request had invalid authentication credentials.",
+                json!({}),
+            ),
+        ),
+        Some(Scripted::Invalid) => (
+            400,
+            vec![],
+            google_error(
+                400,
+                "INVALID_ARGUMENT",
+                "Request contains an invalid argument.",
+                json!({}),
+            ),
+        ),
+        _ if !authorized => (
+            401,
+            vec![],
+            google_error(
+                401,
+                "UNAUTHENTICATED",
+                "Request had invalid authentication credentials.",
+                json!({}),
+            ),
+        ),
+        _ if request_invalid => (
+            400,
+            vec![],
+            google_error(
+                400,
+                "INVALID_ARGUMENT",
+                "Request contains an invalid argument.",
+                json!({}),
+            ),
+        ),
+        scripted => {
+            // With partialFailure, each conversion is taken or refused on its own.
+            let mut errors = Vec::new();
+            let mut refused = Vec::new();
+            for (i, problems) in per_conversion.iter().enumerate() {
+                let message = if i == 0 && scripted == Some(Scripted::PartlyRefused) {
+                    Some("The click associated with the given identifier is too old.".to_owned())
+                } else {
+                    problems.first().cloned()
+                };
+                if let Some(message) = message {
+                    refused.push(i);
+                    errors.push(json!({"errorCode": {"conversionUploadError": "INVALID_CONVERSION"}, "message": message,
+                        "location": {"fieldPathElements": [{"fieldName": "conversions", "index": i}]}}));
+                }
+            }
+            let results: Vec<Value> = conversions
+                .iter()
+                .enumerate()
+                .map(|(i, c)| if refused.contains(&i) { json!({}) } else { json!({"conversionAction": c["conversionAction"], "conversionDateTime": c["conversionDateTime"]}) })
+                .collect();
+            let mut answer = json!({"results": results});
+            if !errors.is_empty() {
+                answer["partialFailureError"] = json!({"code": 3, "message": "Multiple errors in ‘details’. First error: conversion refused.",
+                    "details": [{"@type": "type.googleapis.com/google.ads.googleads.v22.errors.GoogleAdsFailure", "errors": errors}]});
+            }
+            (200, refused, axum::Json(answer).into_response())
         }
     };
     fake.set_last_status(status);
