@@ -224,7 +224,7 @@ async fn ga4_and_meta_receive_mapped_consented_events_from_the_binary() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tiktok_linkedin_and_google_ads_receive_mapped_consented_events_and_show_in_lineage() {
-    for backend in backends("vendors-tt-li").await {
+    for backend in backends("vendors_ads").await {
         let name = backend.name();
         let creds = credentials(&backend, "web");
         let tiktok = Fake::start(Kind::Tiktok, "tt-token").await;
@@ -232,7 +232,7 @@ async fn tiktok_linkedin_and_google_ads_receive_mapped_consented_events_and_show
         let google = Fake::start(Kind::GoogleAds, "dev-token:ya29.good").await;
 
         // TikTok from a destinations file, its token from the environment.
-        let dir = common::temp_dir("vendors-tt-li");
+        let dir = common::temp_dir("vendors_ads");
         let file = dir.path().join("destinations.toml");
         std::fs::write(
             &file,
@@ -387,6 +387,24 @@ async fn tiktok_linkedin_and_google_ads_receive_mapped_consented_events_and_show
         assert!(
             linkedin_job.contains("\"elements.user.userIds.idValue\""),
             "{name}: {linkedin_job}"
+        );
+        // A replaced credential is checked as an added one is, and never echoed.
+        let malformed = sightline_with_env(
+            &backend,
+            &[
+                "destination",
+                "set-credential",
+                "google_ads",
+                "--credential-env",
+                "GOOGLE_ADS_CREDENTIAL",
+            ],
+            &[("GOOGLE_ADS_CREDENTIAL", "ya29.rotated-only")],
+        );
+        assert!(!malformed.status.success(), "{name}");
+        let stderr = String::from_utf8_lossy(&malformed.stderr);
+        assert!(
+            stderr.contains("DEVELOPER_TOKEN:ACCESS_TOKEN") && !stderr.contains("ya29"),
+            "{name}: {stderr}"
         );
         let google_job = job("destination:google_ads");
         assert!(

@@ -1,7 +1,8 @@
 //! Local fakes of the vendors' APIs for tests (and the bench): each checks every request
 //! against the vendor's documented request schema, records what it received and any
 //! departure from the schema, and answers as the vendor documents — success, a refused
-//! request, a rate limit with its retry hint, a refused credential — in the order a test
+//! request, some items refused (where the vendor answers per item), a rate limit with its
+//! retry hint, a refused credential — in the order a test
 //! scripts, then success. Shared by `#[path]` so that every test speaks to the same fake.
 
 #![allow(dead_code)] // each test binary uses a different part of the fakes
