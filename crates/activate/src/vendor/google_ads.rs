@@ -177,8 +177,10 @@ impl Settings {
             .find_map(|key| number_at(event, &format!("/properties/{key}")))
         {
             item.insert("conversionValue".into(), value.into());
-            if let Some(currency) = text_at(event, &["/properties/currency"]) {
-                item.insert("currencyCode".into(), currency.to_ascii_uppercase().into());
+            if let Some(currency) =
+                text_at(event, &["/properties/currency"]).and_then(|c| super::currency_code(&c))
+            {
+                item.insert("currencyCode".into(), currency.into());
             }
         }
         if let Some(order) = text_at(event, &["/properties/order_id"]) {

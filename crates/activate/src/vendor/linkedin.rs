@@ -246,9 +246,8 @@ fn conversion_value(event: &Value) -> Option<Value> {
     let amount = ["revenue", "total", "value"]
         .iter()
         .find_map(|key| number_at(event, &format!("/properties/{key}")))?;
-    let currency = text_at(event, &["/properties/currency"])?.to_ascii_uppercase();
-    (currency.len() == 3 && currency.bytes().all(|b| b.is_ascii_uppercase()))
-        .then(|| json!({"currencyCode": currency, "amount": amount.to_string()}))
+    let currency = super::currency_code(&text_at(event, &["/properties/currency"])?)?;
+    Some(json!({"currencyCode": currency, "amount": amount.to_string()}))
 }
 
 #[cfg(test)]

@@ -298,6 +298,12 @@ fn event_name(event: &Value) -> Option<&str> {
         .filter(|name| !name.is_empty())
 }
 
+/// An ISO 4217 currency code (`eur` → `EUR`), or `None` for anything that cannot be one.
+fn currency_code(value: &str) -> Option<String> {
+    let code = value.trim().to_ascii_uppercase();
+    (code.len() == 3 && code.bytes().all(|b| b.is_ascii_uppercase())).then_some(code)
+}
+
 /// Whether a property is personal data a key names (an email or a phone): never passed on
 /// as a plain parameter, only hashed where the vendor has a field for it.
 fn names_contact(key: &str) -> bool {

@@ -266,7 +266,11 @@ fn properties(event: &Value) -> Map<String, Value> {
     ] {
         if let Some(value) = text_at(event, &[&format!("/properties/{segment}")]) {
             let value = match tiktok {
-                "currency" => value.to_ascii_uppercase(),
+                // An ISO 4217 code or nothing: TikTok refuses the whole request otherwise.
+                "currency" => match super::currency_code(&value) {
+                    Some(code) => code,
+                    None => continue,
+                },
                 _ => value,
             };
             data.insert(tiktok.into(), value.into());
@@ -457,6 +461,15 @@ mod tests {
         );
         assert!(
             matches!(search, Mapped::Item { ref item, .. } if item["event"] == "Search" && item["properties"]["query"] == "shoes")
+        );
+        let euro = mapped(
+            EventType::Track,
+            web_event(json!({"event": "X", "properties": {"revenue": 3, "currency": "euro"}})),
+            Decision::Granted,
+        );
+        assert!(
+            matches!(euro, Mapped::Item { ref item, .. } if item["properties"].get("currency").is_none()),
+            "not an ISO 4217 code: not sent"
         );
         for skipped in [
             EventType::Page,
