@@ -1,6 +1,8 @@
 //! `sightline-bench vendors`: events delivered per second from the log by the real
-//! delivery worker to local fakes of GA4's Measurement Protocol and Meta's Conversions API
-//! (the tests' fakes, which check every request against the vendor's schema), against the
+//! delivery worker to local fakes of GA4's Measurement Protocol, Meta's Conversions API,
+//! TikTok's Events API, LinkedIn's Conversions API and the Google Ads API's click
+//! conversion upload (the tests' fakes, which check every
+//! request against the vendor's schema), against the
 //! plain signed webhook to a receiver that parses each body, in the same run, on the same
 //! store and events. What differs is the vendor's work: mapping, hashing, its batching.
 
@@ -118,6 +120,9 @@ async fn measure(dir: &std::path::Path, count: usize) -> Result<()> {
     let (hook_url, hook_requests) = webhook_receiver().await?;
     let ga4 = Fake::start(Kind::Ga4, "mp-secret").await;
     let meta = Fake::start(Kind::Meta, "EAA-token").await;
+    let tiktok = Fake::start(Kind::Tiktok, "tt-token").await;
+    let linkedin = Fake::start(Kind::Linkedin, "li-token").await;
+    let google_ads = Fake::start(Kind::GoogleAds, "dev-token:ya29.bench").await;
     let add =
         |name: &str, kind, url: String, batch_size, settings: Value, secret: &str| NewDestination {
             name: name.into(),
@@ -161,6 +166,36 @@ async fn measure(dir: &std::path::Path, count: usize) -> Result<()> {
             "EAA-token",
         ))
         .await?;
+    store
+        .create_destination(add(
+            "tiktok",
+            DestinationKind::Tiktok,
+            tiktok.url.clone(),
+            1000,
+            json!({"pixel_code": "C4BENCH"}),
+            "tt-token",
+        ))
+        .await?;
+    store
+        .create_destination(add(
+            "linkedin",
+            DestinationKind::Linkedin,
+            linkedin.url.clone(),
+            1000,
+            json!({"conversion_id": "104012", "api_version": "202611"}),
+            "li-token",
+        ))
+        .await?;
+    store
+        .create_destination(add(
+            "google_ads",
+            DestinationKind::GoogleAds,
+            google_ads.url.clone(),
+            1000,
+            json!({"customer_id": "1234567890", "conversion_action_id": "987654", "api_version": "v22"}),
+            "dev-token:ya29.bench",
+        ))
+        .await?;
     let deliverer = Deliverer::new(
         store.clone(),
         Policy::default(),
@@ -171,7 +206,16 @@ async fn measure(dir: &std::path::Path, count: usize) -> Result<()> {
     let webhook_s = deliver_all(&store, &deliverer, "webhook").await?;
     let ga4_s = deliver_all(&store, &deliverer, "ga4").await?;
     let meta_s = deliver_all(&store, &deliverer, "meta").await?;
-    for (fake, name) in [(&ga4, "ga4"), (&meta, "meta")] {
+    let tiktok_s = deliver_all(&store, &deliverer, "tiktok").await?;
+    let linkedin_s = deliver_all(&store, &deliverer, "linkedin").await?;
+    let google_ads_s = deliver_all(&store, &deliverer, "google_ads").await?;
+    for (fake, name) in [
+        (&ga4, "ga4"),
+        (&meta, "meta"),
+        (&tiktok, "tiktok"),
+        (&linkedin, "linkedin"),
+        (&google_ads, "google_ads"),
+    ] {
         let problems = fake.problems();
         if !problems.is_empty() {
             bail!(
@@ -180,11 +224,21 @@ async fn measure(dir: &std::path::Path, count: usize) -> Result<()> {
             );
         }
     }
-    if ga4.accepted_events().len() != count || meta.accepted_events().len() != count {
+    // TikTok, LinkedIn and Google Ads take conversions only: the page calls are skipped.
+    let tracks = (0..count).filter(|i| i % 3 != 0).count();
+    if ga4.accepted_events().len() != count
+        || meta.accepted_events().len() != count
+        || tiktok.accepted_events().len() != tracks
+        || linkedin.accepted_events().len() != tracks
+        || google_ads.accepted_events().len() != tracks
+    {
         bail!(
-            "not every event arrived: ga4 {}, meta {} of {count}",
+            "not every event arrived: ga4 {}, meta {} of {count}; tiktok {}, linkedin {}, google_ads {} of {tracks}",
             ga4.accepted_events().len(),
-            meta.accepted_events().len()
+            meta.accepted_events().len(),
+            tiktok.accepted_events().len(),
+            linkedin.accepted_events().len(),
+            google_ads.accepted_events().len()
         );
     }
     let rate = |seconds: f64| round3(count as f64 / seconds.max(1e-9));
@@ -199,9 +253,18 @@ async fn measure(dir: &std::path::Path, count: usize) -> Result<()> {
             "ga4_ratio": round3(webhook_s / ga4_s.max(1e-9)),
             "meta_events_per_s": rate(meta_s),
             "meta_ratio": round3(webhook_s / meta_s.max(1e-9)),
+            "tiktok_events_per_s": rate(tiktok_s),
+            "tiktok_ratio": round3(webhook_s / tiktok_s.max(1e-9)),
+            "linkedin_events_per_s": rate(linkedin_s),
+            "linkedin_ratio": round3(webhook_s / linkedin_s.max(1e-9)),
+            "google_ads_events_per_s": rate(google_ads_s),
+            "google_ads_ratio": round3(webhook_s / google_ads_s.max(1e-9)),
             "webhook_requests": hook_requests.load(Ordering::Relaxed),
             "ga4_requests": ga4.seen().len(),
             "meta_requests": meta.seen().len(),
+            "tiktok_requests": tiktok.seen().len(),
+            "linkedin_requests": linkedin.seen().len(),
+            "google_ads_requests": google_ads.seen().len(),
         })
     );
     Ok(())

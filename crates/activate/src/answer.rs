@@ -20,6 +20,14 @@ pub enum Answer {
     /// a request that cannot be built at all (`code` None: e.g. a messageId that is not a
     /// valid header value): sending it again would fail the same way.
     Refused { code: Option<u16>, reason: String },
+    /// A 2xx status for the request, but the vendor refused some of its items (a vendor
+    /// that answers per item, such as LinkedIn's batch create): `refused` holds each
+    /// refused item's index in the request and the vendor's reason, and those become dead
+    /// letters; the other items were taken.
+    Partial {
+        code: u16,
+        refused: Vec<(usize, String)>,
+    },
 }
 
 /// How much of a refusing receiver's body a dead letter's reason keeps.

@@ -516,6 +516,30 @@ impl Deliverer {
                         .increment(batch.len() as u64);
                     return Ok(Some(finished(DeliveryStatus::Delivered, Some(code), None)));
                 }
+                Answer::Partial { code, refused } => {
+                    self.breaker_outcome(destination, true);
+                    let mut outcomes =
+                        finished(DeliveryStatus::Delivered, Some(code), None::<String>);
+                    let mut dead = 0;
+                    for (index, reason) in refused {
+                        // An index the request did not have is the vendor's mistake: the
+                        // items it names are the only ones refused.
+                        if let Some(outcome) = outcomes.get_mut(index) {
+                            if outcome.status == DeliveryStatus::Delivered {
+                                dead += 1;
+                            }
+                            outcome.status = DeliveryStatus::Dead;
+                            outcome.reason = Some(reason);
+                        }
+                    }
+                    if dead > 0 {
+                        failed(&label);
+                        dead_letters(&label, dead);
+                    }
+                    metrics::counter!("sightline_delivery_delivered_total", "destination" => label)
+                        .increment((batch.len() - dead) as u64);
+                    return Ok(Some(outcomes));
+                }
                 Answer::Refused { code, reason } => {
                     // The receiver answered (or the request could not even be built): a
                     // refusal is about the request, not the receiver's health.

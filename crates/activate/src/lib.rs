@@ -1,7 +1,8 @@
 //! Activation: consent-gated destinations fed from the event log.
 //!
 //! - [`gate`] (pure): a destination's event filter and the consent gate.
-//! - [`vendor`] (pure): the destination types beside the webhook (GA4, Meta), each event
+//! - [`vendor`] (pure): the destination types beside the webhook (GA4, Meta, TikTok,
+//!   LinkedIn, Google Ads), each event
 //!   mapped to the vendor's documented request, personal data hashed by its rules, and
 //!   its answers classified by its error semantics.
 //! - [`answer`] (pure): what an HTTP answer means for a delivery.
@@ -64,10 +65,12 @@ pub struct DestinationSpec {
     pub batch_size: Option<u32>,
     #[serde(default)]
     pub transform: Transform,
-    /// A vendor type's settings (GA4: `measurement_id`; Meta: `pixel_id`, …).
+    /// A vendor type's settings (GA4: `measurement_id`; Meta: `pixel_id`, …; TikTok:
+    /// `pixel_code`, …; LinkedIn: `conversion_id`, …).
     #[serde(default)]
     pub settings: serde_json::Map<String, serde_json::Value>,
-    /// A vendor type's credential (GA4's API secret, Meta's access token).
+    /// A vendor type's credential (GA4's API secret, Meta's, TikTok's or LinkedIn's access
+    /// token).
     #[serde(default)]
     pub credential: Option<Credential>,
     /// The environment variable holding the credential, read by the command line
@@ -194,6 +197,7 @@ impl DestinationSpec {
                 )
             }
             (_, Some(Credential(credential))) if !credential.trim().is_empty() => {
+                Vendor::check_credential(kind, credential.trim())?;
                 credential.trim().to_owned()
             }
             (_, _) => {
@@ -226,6 +230,11 @@ pub fn credential_name(kind: DestinationKind) -> &'static str {
         DestinationKind::Webhook => "none: Sightline makes the signing secret",
         DestinationKind::Ga4 => "the Measurement Protocol API secret",
         DestinationKind::Meta => "a Conversions API access token",
+        DestinationKind::Tiktok => "an Events API access token",
+        DestinationKind::Linkedin => "an OAuth access token with the rw_conversions scope",
+        DestinationKind::GoogleAds => {
+            "DEVELOPER_TOKEN:ACCESS_TOKEN (the developer token, an OAuth access token)"
+        }
     }
 }
 
@@ -295,6 +304,62 @@ mod tests {
             new.settings,
             serde_json::json!({"pixel_id": "123", "api_version": "v25.0", "action_source": "website"})
         );
+
+        let mut tiktok = spec();
+        tiktok.kind = "tiktok".into();
+        tiktok.url = None;
+        tiktok.purposes = vec![];
+        tiktok
+            .settings
+            .insert("pixel_code".into(), "C4ABCDEF".into());
+        tiktok.credential = Some(Credential("tt-token".into()));
+        let new = tiktok.validate(&Policy::default()).unwrap();
+        assert_eq!(new.url, vendor::tiktok::ENDPOINT);
+        assert_eq!(new.purposes, ["advertising"]);
+        assert_eq!(new.batch_size, 1000);
+        assert_eq!(new.settings, serde_json::json!({"pixel_code": "C4ABCDEF"}));
+
+        let mut linkedin = spec();
+        linkedin.kind = "linkedin".into();
+        linkedin.url = None;
+        linkedin.purposes = vec![];
+        linkedin
+            .settings
+            .insert("conversion_id".into(), "104012".into());
+        linkedin.credential = Some(Credential("li-token".into()));
+        let new = linkedin.clone().validate(&Policy::default()).unwrap();
+        assert_eq!(new.url, vendor::linkedin::ENDPOINT);
+        assert_eq!(new.purposes, ["advertising"]);
+        assert_eq!(new.batch_size, 1000);
+        assert_eq!(
+            new.settings,
+            serde_json::json!({"conversion_id": "104012", "api_version": "202611"})
+        );
+        linkedin.credential = None;
+        let err = linkedin.validate(&Policy::default()).unwrap_err();
+        assert!(err.contains("rw_conversions"), "{err}");
+
+        let mut google = spec();
+        google.kind = "google_ads".into();
+        google.url = None;
+        google.purposes = vec![];
+        google
+            .settings
+            .insert("customer_id".into(), "1234567890".into());
+        google
+            .settings
+            .insert("conversion_action_id".into(), "987654".into());
+        google.credential = Some(Credential("ya29-without-developer-token".into()));
+        let err = google.clone().validate(&Policy::default()).unwrap_err();
+        assert!(err.contains("DEVELOPER_TOKEN:ACCESS_TOKEN"), "{err}");
+        assert!(!err.contains("ya29"), "{err}");
+        google.credential = Some(Credential("dev:ya29".into()));
+        let new = google.validate(&Policy::default()).unwrap();
+        // A URL without a path gets its `/`; the request trims it.
+        assert_eq!(new.url, format!("{}/", vendor::google_ads::ENDPOINT));
+        assert_eq!(new.purposes, ["advertising"]);
+        assert_eq!(new.batch_size, 1000);
+        assert_eq!(new.settings["api_version"], "v22");
     }
 
     #[test]
@@ -322,7 +387,10 @@ mod tests {
                 "command line only",
             ),
             (|s| s.name = " ".into(), "name"),
-            (|s| s.kind = "kafka".into(), "webhook, ga4, meta"),
+            (
+                |s| s.kind = "kafka".into(),
+                "webhook, ga4, meta, tiktok, linkedin",
+            ),
             (|s| s.url = Some("not a url".into()), "not a URL"),
             (|s| s.url = Some("ftp://x/".into()), "http://"),
             (|s| s.url = None, "needs --url"),

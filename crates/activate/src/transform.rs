@@ -452,6 +452,12 @@ fn hashed(s: &str, kind: Kind, format: HashFormat) -> Value {
     }
 }
 
+/// An email (or with `phone`, a phone) as Google hashes it, for the Google Ads type.
+pub(crate) fn normalise_google(s: &str, phone: bool) -> String {
+    let kind = if phone { Kind::Phone } else { Kind::Email };
+    normalise(s, kind, HashFormat::Google)
+}
+
 /// `s` as the platform hashes it: see "Hash normalisation" in the [module](self) docs.
 fn normalise(s: &str, kind: Kind, format: HashFormat) -> String {
     match kind {

@@ -13,13 +13,22 @@ pub enum DestinationKind {
     Ga4,
     /// Meta (Facebook, Instagram) Conversions API.
     Meta,
+    /// TikTok Events API 2.0 (web events).
+    Tiktok,
+    /// LinkedIn Conversions API.
+    Linkedin,
+    /// Google Ads API, click conversion upload (enhanced conversions for leads).
+    GoogleAds,
 }
 
 impl DestinationKind {
-    pub const ALL: [DestinationKind; 3] = [
+    pub const ALL: [DestinationKind; 6] = [
         DestinationKind::Webhook,
         DestinationKind::Ga4,
         DestinationKind::Meta,
+        DestinationKind::Tiktok,
+        DestinationKind::Linkedin,
+        DestinationKind::GoogleAds,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -27,6 +36,9 @@ impl DestinationKind {
             DestinationKind::Webhook => "webhook",
             DestinationKind::Ga4 => "ga4",
             DestinationKind::Meta => "meta",
+            DestinationKind::Tiktok => "tiktok",
+            DestinationKind::Linkedin => "linkedin",
+            DestinationKind::GoogleAds => "google_ads",
         }
     }
 
@@ -55,7 +67,7 @@ pub struct Destination {
     /// `{}` for a webhook.
     pub settings: serde_json::Value,
     /// A webhook's HMAC signing key, or a vendor type's credential (GA4's API secret,
-    /// Meta's access token). Kept as is (both are needed as they are), never listed, never
+    /// Meta's, TikTok's or LinkedIn's access token). Kept as is (both are needed as they are), never listed, never
     /// logged.
     #[serde(skip)]
     pub signing_secret: String,

@@ -113,6 +113,8 @@ pub async fn set_credential(
     if credential.is_empty() {
         return Err(Error::invalid("the credential is empty"));
     }
+    sightline_activate::vendor::Vendor::check_credential(destination.kind, credential)
+        .map_err(Error::invalid)?;
     store
         .set_destination_secret(destination.id, credential)
         .await?;

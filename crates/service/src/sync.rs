@@ -380,7 +380,8 @@ impl Syncer {
                 )
                 .await
             {
-                Answer::Accepted { .. } => {
+                // A webhook's answer is never partial: it is one request, one body.
+                Answer::Accepted { .. } | Answer::Partial { .. } => {
                     metrics::counter!("sightline_audience_sync_sent_total", "destination" => destination.name.clone()).increment(1);
                     return Sent::Done;
                 }

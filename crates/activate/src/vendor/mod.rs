@@ -11,15 +11,19 @@
 //! - [`Vendor::request`]: a batch of items as one request. Items carry an envelope (GA4's
 //!   request-level `client_id`, `user_id` and `consent`): only items with equal envelopes
 //!   share a request, at most [`Vendor::max_batch`] of them and [`Vendor::max_body_bytes`].
-//! - [`Vendor::classify`]: what the vendor's answer means (accepted, retry, refused), by
-//!   its own error semantics on top of the HTTP status.
+//! - [`Vendor::classify`]: what the vendor's answer means (accepted, retry, refused, or
+//!   for a vendor that answers per item some items refused), by its own error semantics
+//!   on top of the HTTP status.
 //!
 //! Personal data is normalised and hashed (SHA-256, lowercase hex) by each vendor's
 //! documented rules before it leaves; a value that already is 64 hex digits is taken as
 //! hashed by the sender and kept.
 
 pub mod ga4;
+pub mod google_ads;
+pub mod linkedin;
 pub mod meta;
+pub mod tiktok;
 
 use crate::answer::{Answer, Reply};
 use serde_json::{Map, Value};
@@ -33,6 +37,9 @@ use std::collections::BTreeMap;
 pub enum Vendor {
     Ga4(ga4::Settings),
     Meta(meta::Settings),
+    Tiktok(tiktok::Settings),
+    Linkedin(linkedin::Settings),
+    GoogleAds(google_ads::Settings),
 }
 
 /// One event as a vendor type sees it, after the destination's transform.
@@ -89,6 +96,15 @@ impl Vendor {
             DestinationKind::Meta => Some(Vendor::Meta(
                 serde_json::from_value(settings.clone()).map_err(read)?,
             )),
+            DestinationKind::Tiktok => Some(Vendor::Tiktok(
+                serde_json::from_value(settings.clone()).map_err(read)?,
+            )),
+            DestinationKind::Linkedin => Some(Vendor::Linkedin(
+                serde_json::from_value(settings.clone()).map_err(read)?,
+            )),
+            DestinationKind::GoogleAds => Some(Vendor::GoogleAds(
+                serde_json::from_value(settings.clone()).map_err(read)?,
+            )),
         })
     }
 
@@ -103,8 +119,20 @@ impl Vendor {
         match &vendor {
             Vendor::Ga4(s) => s.check()?,
             Vendor::Meta(s) => s.check()?,
+            Vendor::Tiktok(s) => s.check()?,
+            Vendor::Linkedin(s) => s.check()?,
+            Vendor::GoogleAds(s) => s.check()?,
         }
         Ok(vendor.settings())
+    }
+
+    /// Checks a vendor type's credential as given (a destination added, a credential
+    /// replaced); the error says what to fix and never repeats the credential.
+    pub fn check_credential(kind: DestinationKind, credential: &str) -> Result<(), String> {
+        match kind {
+            DestinationKind::GoogleAds => google_ads::check_credential(credential),
+            _ => Ok(()),
+        }
     }
 
     /// The settings as stored, defaults filled in.
@@ -112,6 +140,9 @@ impl Vendor {
         let stored = match self {
             Vendor::Ga4(s) => serde_json::to_value(s),
             Vendor::Meta(s) => serde_json::to_value(s),
+            Vendor::Tiktok(s) => serde_json::to_value(s),
+            Vendor::Linkedin(s) => serde_json::to_value(s),
+            Vendor::GoogleAds(s) => serde_json::to_value(s),
         };
         stored.unwrap_or_else(|_| Value::Object(Map::new()))
     }
@@ -122,6 +153,9 @@ impl Vendor {
             DestinationKind::Webhook => None,
             DestinationKind::Ga4 => Some(ga4::ENDPOINT),
             DestinationKind::Meta => Some(meta::ENDPOINT),
+            DestinationKind::Tiktok => Some(tiktok::ENDPOINT),
+            DestinationKind::Linkedin => Some(linkedin::ENDPOINT),
+            DestinationKind::GoogleAds => Some(google_ads::ENDPOINT),
         }
     }
 
@@ -131,7 +165,10 @@ impl Vendor {
         match kind {
             DestinationKind::Webhook => &[],
             DestinationKind::Ga4 => &["analytics"],
-            DestinationKind::Meta => &["advertising"],
+            DestinationKind::Meta
+            | DestinationKind::Tiktok
+            | DestinationKind::Linkedin
+            | DestinationKind::GoogleAds => &["advertising"],
         }
     }
 
@@ -141,6 +178,9 @@ impl Vendor {
             DestinationKind::Webhook => None,
             DestinationKind::Ga4 => Some(ga4::MAX_EVENTS),
             DestinationKind::Meta => Some(meta::MAX_EVENTS),
+            DestinationKind::Tiktok => Some(tiktok::MAX_EVENTS),
+            DestinationKind::Linkedin => Some(linkedin::MAX_EVENTS),
+            DestinationKind::GoogleAds => Some(google_ads::MAX_EVENTS),
         }
     }
 
@@ -148,7 +188,9 @@ impl Vendor {
     pub fn max_body_bytes(&self) -> Option<usize> {
         match self {
             Vendor::Ga4(_) => Some(ga4::MAX_BODY_BYTES),
-            Vendor::Meta(_) => None,
+            Vendor::Meta(_) | Vendor::Tiktok(_) | Vendor::Linkedin(_) | Vendor::GoogleAds(_) => {
+                None
+            }
         }
     }
 
@@ -156,6 +198,9 @@ impl Vendor {
         match self {
             Vendor::Ga4(s) => s.map(input),
             Vendor::Meta(s) => s.map(input),
+            Vendor::Tiktok(s) => s.map(input),
+            Vendor::Linkedin(s) => s.map(input),
+            Vendor::GoogleAds(s) => s.map(input),
         }
     }
 
@@ -171,6 +216,9 @@ impl Vendor {
         match self {
             Vendor::Ga4(s) => s.request(endpoint, credential, envelope, items),
             Vendor::Meta(s) => s.request(endpoint, credential, items),
+            Vendor::Tiktok(s) => s.request(endpoint, credential, items),
+            Vendor::Linkedin(s) => s.request(endpoint, credential, items),
+            Vendor::GoogleAds(s) => s.request(endpoint, credential, items),
         }
     }
 
@@ -178,6 +226,9 @@ impl Vendor {
         match self {
             Vendor::Ga4(_) => ga4::classify(reply),
             Vendor::Meta(_) => meta::classify(reply),
+            Vendor::Tiktok(_) => tiktok::classify(reply),
+            Vendor::Linkedin(_) => linkedin::classify(reply),
+            Vendor::GoogleAds(_) => google_ads::classify(reply),
         }
     }
 }
@@ -247,6 +298,12 @@ fn event_name(event: &Value) -> Option<&str> {
         .filter(|name| !name.is_empty())
 }
 
+/// An ISO 4217 currency code (`eur` → `EUR`), or `None` for anything that cannot be one.
+fn currency_code(value: &str) -> Option<String> {
+    let code = value.trim().to_ascii_uppercase();
+    (code.len() == 3 && code.bytes().all(|b| b.is_ascii_uppercase())).then_some(code)
+}
+
 /// Whether a property is personal data a key names (an email or a phone): never passed on
 /// as a plain parameter, only hashed where the vendor has a field for it.
 fn names_contact(key: &str) -> bool {
@@ -256,6 +313,16 @@ fn names_contact(key: &str) -> bool {
 
 fn granted(consent: &BTreeMap<String, Decision>, purpose: &str) -> bool {
     consent.get(purpose) == Some(&Decision::Granted)
+}
+
+/// The value of `name` in `url`'s query, if it has one and it is not empty.
+fn query_value(url: &str, name: &str) -> Option<String> {
+    let url = reqwest::Url::parse(url).ok()?;
+    let value = url
+        .query_pairs()
+        .find(|(key, _)| key == name)
+        .map(|(_, value)| value.into_owned())?;
+    (!value.is_empty()).then_some(value)
 }
 
 /// Appends `query` (already encoded) to `endpoint`, after any query it has.

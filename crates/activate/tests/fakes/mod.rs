@@ -1,14 +1,15 @@
 //! Local fakes of the vendors' APIs for tests (and the bench): each checks every request
 //! against the vendor's documented request schema, records what it received and any
 //! departure from the schema, and answers as the vendor documents — success, a refused
-//! request, a rate limit with its retry hint, a refused credential — in the order a test
+//! request, some items refused (where the vendor answers per item), a rate limit with its
+//! retry hint, a refused credential — in the order a test
 //! scripts, then success. Shared by `#[path]` so that every test speaks to the same fake.
 
 #![allow(dead_code)] // each test binary uses a different part of the fakes
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 use std::collections::{HashMap, VecDeque};
@@ -20,14 +21,21 @@ pub enum Scripted {
     /// The answer the fake's own checks give (success for a valid request).
     AsChecked,
     /// A rate limit, with the vendor's retry hint (GA4: 429 and `Retry-After: 1`; Meta:
-    /// Graph error code 17, "User request limit reached").
+    /// Graph error code 17, "User request limit reached"; TikTok: code 40100; LinkedIn:
+    /// 429).
     RateLimited,
-    /// A server error (503).
+    /// A server error (503; TikTok: code 50000).
     Unavailable,
-    /// The credential refused (GA4: 403; Meta: 400 with `OAuthException` code 190).
+    /// The credential refused (GA4: 403; Meta: 400 with `OAuthException` code 190;
+    /// TikTok: code 40105; LinkedIn: 401 `REVOKED_ACCESS_TOKEN`).
     BadCredential,
-    /// The request refused as invalid (400; Meta: code 100, "Invalid parameter").
+    /// The request refused as invalid (400; Meta: code 100, "Invalid parameter"; TikTok:
+    /// code 40002).
     Invalid,
+    /// LinkedIn, Google Ads: the request taken but its first item refused (LinkedIn: a
+    /// per-element 400; Google Ads: a `partialFailureError` naming `conversions[0]`);
+    /// vendors without partial failure refuse the whole request as `Invalid`.
+    PartlyRefused,
 }
 
 /// One request as the fake saw it.
@@ -35,8 +43,12 @@ pub enum Scripted {
 pub struct Seen {
     pub path: String,
     pub query: HashMap<String, String>,
+    /// The headers that carry a credential or a protocol version, lowercased names.
+    pub headers: HashMap<String, String>,
     pub body: Value,
     pub status: u16,
+    /// The items the vendor refused in an accepted request (LinkedIn), by index.
+    pub refused: Vec<usize>,
 }
 
 #[derive(Default)]
@@ -51,6 +63,9 @@ struct FakeState {
 pub enum Kind {
     Ga4,
     Meta,
+    Tiktok,
+    Linkedin,
+    GoogleAds,
 }
 
 /// A fake vendor API on a free local port.
@@ -71,6 +86,9 @@ impl Fake {
         let url = match kind {
             Kind::Ga4 => format!("http://{address}/mp/collect"),
             Kind::Meta => format!("http://{address}"),
+            Kind::Tiktok => format!("http://{address}/open_api/v1.3/event/track/"),
+            Kind::Linkedin => format!("http://{address}/rest/conversionEvents"),
+            Kind::GoogleAds => format!("http://{address}"),
         };
         let fake = Fake {
             kind,
@@ -78,13 +96,21 @@ impl Fake {
             state: Arc::default(),
             url,
         };
-        let app = match kind {
-            Kind::Ga4 => axum::Router::new().route("/mp/collect", axum::routing::post(ga4)),
-            Kind::Meta => {
-                axum::Router::new().route("/{version}/{pixel}/events", axum::routing::post(meta))
+        let app =
+            match kind {
+                Kind::Ga4 => axum::Router::new().route("/mp/collect", axum::routing::post(ga4)),
+                Kind::Meta => axum::Router::new()
+                    .route("/{version}/{pixel}/events", axum::routing::post(meta)),
+                Kind::Tiktok => axum::Router::new()
+                    .route("/open_api/v1.3/event/track/", axum::routing::post(tiktok)),
+                Kind::Linkedin => axum::Router::new()
+                    .route("/rest/conversionEvents", axum::routing::post(linkedin)),
+                Kind::GoogleAds => axum::Router::new().route(
+                    "/{version}/customers/{call}",
+                    axum::routing::post(google_ads),
+                ),
             }
-        }
-        .with_state(fake.clone());
+            .with_state(fake.clone());
         tokio::spawn(async move { axum::serve(listener, app).await });
         fake
     }
@@ -105,12 +131,21 @@ impl Fake {
     pub fn accepted_events(&self) -> Vec<Value> {
         let key = match self.kind {
             Kind::Ga4 => "events",
-            Kind::Meta => "data",
+            Kind::Meta | Kind::Tiktok => "data",
+            Kind::Linkedin => "elements",
+            Kind::GoogleAds => "conversions",
         };
         self.seen()
             .into_iter()
             .filter(|s| (200..300).contains(&s.status))
-            .flat_map(|s| s.body[key].as_array().cloned().unwrap_or_default())
+            .flat_map(|s| {
+                let items = s.body[key].as_array().cloned().unwrap_or_default();
+                items
+                    .into_iter()
+                    .enumerate()
+                    .filter(move |(i, _)| !s.refused.contains(i))
+                    .map(|(_, item)| item)
+            })
             .collect()
     }
 
@@ -129,15 +164,50 @@ impl Fake {
             last.status = status;
         }
     }
+
+    fn set_last_refused(&self, refused: Vec<usize>) {
+        if let Some(last) = self.state.lock().unwrap().seen.last_mut() {
+            last.refused = refused;
+        }
+    }
 }
 
 fn seen(path: String, query: HashMap<String, String>, raw: &Bytes) -> Seen {
     Seen {
         path,
         query,
+        headers: HashMap::new(),
         body: serde_json::from_slice(raw).unwrap_or(Value::Null),
         status: 0,
+        refused: Vec::new(),
     }
+}
+
+/// The headers a vendor reads, by lowercase name.
+fn kept_headers(headers: &HeaderMap) -> HashMap<String, String> {
+    [
+        "access-token",
+        "authorization",
+        "linkedin-version",
+        "x-restli-protocol-version",
+        "x-restli-method",
+        "developer-token",
+        "login-customer-id",
+        "content-type",
+    ]
+    .into_iter()
+    .filter_map(|name| {
+        let value = headers.get(name)?.to_str().ok()?;
+        Some((name.to_owned(), value.to_owned()))
+    })
+    .collect()
+}
+
+fn now_s() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
 }
 
 // ---- GA4 Measurement Protocol ----------------------------------------------------------
@@ -269,7 +339,7 @@ async fn ga4(
         Some(Scripted::RateLimited) => (429, Some("1")),
         Some(Scripted::Unavailable) => (503, None),
         Some(Scripted::BadCredential) => (403, None),
-        Some(Scripted::Invalid) => (400, None),
+        Some(Scripted::Invalid | Scripted::PartlyRefused) => (400, None),
         // The Measurement Protocol answers 2xx to anything it receives (its validation
         // server alone reports errors; a wrong secret is simply not recorded): tests read
         // the problems and the query instead.
@@ -418,7 +488,8 @@ async fn meta(
             400,
             graph_error(400, 190, "OAuthException", "Error validating access token"),
         ),
-        Some(Scripted::Invalid) => (
+        // Meta has no partial failure: a batch is taken or refused whole.
+        Some(Scripted::Invalid | Scripted::PartlyRefused) => (
             400,
             graph_error(400, 100, "OAuthException", "(#100) Invalid parameter"),
         ),
@@ -440,5 +511,600 @@ async fn meta(
         ),
     };
     fake.set_last_status(status);
+    response
+}
+
+// ---- TikTok Events API 2.0 -------------------------------------------------------------
+
+/// Whether a hashed field is SHA-256 hex, as a string or an array of them (both are
+/// documented).
+fn hashed(value: &Value) -> bool {
+    is_sha256_hex(value)
+        || value
+            .as_array()
+            .is_some_and(|v| v.iter().all(is_sha256_hex))
+}
+
+/// The Events API 2.0 parameters (web): what makes TikTok refuse a whole request.
+fn tiktok_problems(body: &Value, now_s: i64) -> Vec<String> {
+    let mut problems = Vec::new();
+    let Some(object) = body.as_object() else {
+        return vec!["body is not a JSON object".into()];
+    };
+    for key in object.keys() {
+        if !["event_source", "event_source_id", "test_event_code", "data"].contains(&key.as_str()) {
+            problems.push(format!("unknown top-level field {key}"));
+        }
+    }
+    if body["event_source"] != "web" {
+        problems.push(format!("event_source {} is not web", body["event_source"]));
+    }
+    if body["event_source_id"]
+        .as_str()
+        .is_none_or(|id| id.is_empty() || !id.bytes().all(|b| b.is_ascii_alphanumeric()))
+    {
+        problems.push("event_source_id (the pixel code) missing".into());
+    }
+    let data = body["data"].as_array().cloned().unwrap_or_default();
+    if data.is_empty() || data.len() > 1000 {
+        problems.push(format!("{} events in data: 1 to 1000 allowed", data.len()));
+    }
+    for event in &data {
+        let name = event["event"].as_str().unwrap_or("");
+        if name.is_empty() {
+            problems.push("an event without event".into());
+        }
+        for key in event.as_object().into_iter().flat_map(|o| o.keys()) {
+            if ![
+                "event",
+                "event_time",
+                "event_id",
+                "user",
+                "page",
+                "properties",
+                "limited_data_use",
+            ]
+            .contains(&key.as_str())
+            {
+                problems.push(format!("{name}: unknown field {key}"));
+            }
+        }
+        match event["event_time"].as_i64() {
+            Some(t) if now_s - t <= 7 * 24 * 3600 && t <= now_s + 600 => {}
+            other => problems.push(format!(
+                "{name}: event_time {other:?} is not Unix seconds in the last 7 days"
+            )),
+        }
+        if !event["event_id"].is_string() {
+            problems.push(format!("{name}: no event_id to deduplicate with the pixel"));
+        }
+        let user = &event["user"];
+        if !user.is_object() {
+            problems.push(format!("{name}: no user"));
+        }
+        for key in ["email", "phone", "external_id"] {
+            if let Some(value) = user.get(key) {
+                if !hashed(value) {
+                    problems.push(format!("{name}: user.{key} is not SHA-256 hex: {value}"));
+                }
+            }
+        }
+        for key in ["ttclid", "ttp", "ip", "user_agent", "locale"] {
+            if user.get(key).is_some_and(|v| !v.is_string()) {
+                problems.push(format!("{name}: user.{key} is not a string"));
+            }
+        }
+        if let Some(page) = event.get("page") {
+            if !page["url"].is_string() {
+                problems.push(format!("{name}: page without url"));
+            }
+        }
+        let properties = &event["properties"];
+        if let Some(value) = properties.get("value") {
+            if !value.is_number() {
+                problems.push(format!("{name}: properties.value {value} is not a number"));
+            }
+        }
+        if let Some(currency) = properties.get("currency") {
+            if currency
+                .as_str()
+                .is_none_or(|c| c.len() != 3 || !c.bytes().all(|b| b.is_ascii_uppercase()))
+            {
+                problems.push(format!("{name}: currency {currency} is not ISO 4217"));
+            }
+        }
+        for content in properties["contents"].as_array().into_iter().flatten() {
+            if !content["content_id"].is_string() {
+                problems.push(format!("{name}: a content without content_id"));
+            }
+        }
+        if event
+            .get("limited_data_use")
+            .is_some_and(|v| !v.is_boolean())
+        {
+            problems.push(format!("{name}: limited_data_use is not a boolean"));
+        }
+    }
+    problems
+}
+
+fn tiktok_answer(code: i64, message: &str) -> Response {
+    // TikTok's Business API answers HTTP 200 and puts the outcome in `code`.
+    axum::Json(
+        json!({"code": code, "message": message, "request_id": "2025120412000000", "data": {}}),
+    )
+    .into_response()
+}
+
+async fn tiktok(State(fake): State<Fake>, headers: HeaderMap, raw: Bytes) -> Response {
+    let body: Value = serde_json::from_slice(&raw).unwrap_or(Value::Null);
+    let problems = tiktok_problems(&body, now_s());
+    let kept = kept_headers(&headers);
+    let token = kept.get("access-token").cloned();
+    let invalid = !problems.is_empty();
+    let mut seen = seen("/open_api/v1.3/event/track/".into(), HashMap::new(), &raw);
+    seen.headers = kept;
+    let scripted = fake.answer(seen, problems);
+    let response = match scripted {
+        Some(Scripted::RateLimited) => {
+            tiktok_answer(40100, "Too many requests. Please retry in some time.")
+        }
+        Some(Scripted::Unavailable) => tiktok_answer(50000, "System error"),
+        Some(Scripted::BadCredential) => {
+            tiktok_answer(40105, "The access token is invalid or has been revoked.")
+        }
+        Some(Scripted::Invalid | Scripted::PartlyRefused) => {
+            tiktok_answer(40002, "Invalid parameters")
+        }
+        Some(Scripted::AsChecked) | None if token.is_none() => {
+            tiktok_answer(40104, "Access token is null.")
+        }
+        Some(Scripted::AsChecked) | None if token.as_deref() != Some(fake.credential.as_str()) => {
+            tiktok_answer(40105, "The access token is invalid or has been revoked.")
+        }
+        // One invalid event fails the whole request.
+        Some(Scripted::AsChecked) | None if invalid => tiktok_answer(40002, "Invalid parameters"),
+        Some(Scripted::AsChecked) | None => tiktok_answer(0, "OK"),
+    };
+    let ok = matches!(scripted, Some(Scripted::AsChecked) | None)
+        && !invalid
+        && token.as_deref() == Some(fake.credential.as_str());
+    // The HTTP status is 200 either way; `seen.status` says whether TikTok took it.
+    fake.set_last_status(if ok { 200 } else { 400 });
+    response
+}
+
+// ---- LinkedIn Conversions API ----------------------------------------------------------
+
+const LINKEDIN_ID_TYPES: [&str; 4] = [
+    "SHA256_EMAIL",
+    "LINKEDIN_FIRST_PARTY_ADS_TRACKING_UUID",
+    "ACXIOM_ID",
+    "ORACLE_MOAT_ID",
+];
+
+/// The request's protocol headers, as LinkedIn's versioned API requires them.
+fn linkedin_header_problems(headers: &HashMap<String, String>) -> Vec<String> {
+    let mut problems = Vec::new();
+    if !headers
+        .get("linkedin-version")
+        .is_some_and(|v| v.len() == 6 && v.bytes().all(|b| b.is_ascii_digit()))
+    {
+        problems.push("LinkedIn-Version is not YYYYMM".into());
+    }
+    if headers.get("x-restli-protocol-version").map(String::as_str) != Some("2.0.0") {
+        problems.push("X-Restli-Protocol-Version is not 2.0.0".into());
+    }
+    if headers.get("x-restli-method").map(String::as_str) != Some("BATCH_CREATE") {
+        problems.push("X-RestLi-Method is not BATCH_CREATE for a batch".into());
+    }
+    problems
+}
+
+/// One element's departures from the conversion event schema.
+fn linkedin_element_problems(element: &Value, now_ms: i64) -> Vec<String> {
+    let mut problems = Vec::new();
+    let id = element["eventId"].as_str().unwrap_or("?").to_owned();
+    let conversion = element["conversion"].as_str().unwrap_or("");
+    let rule = conversion.strip_prefix("urn:lla:llaPartnerConversion:");
+    if rule.is_none_or(|r| r.is_empty() || !r.bytes().all(|b| b.is_ascii_digit())) {
+        problems.push(format!(
+            "{id}: conversion {conversion:?} is not a conversion rule URN"
+        ));
+    }
+    match element["conversionHappenedAt"].as_i64() {
+        Some(t) if now_ms - t <= 90 * 24 * 3600 * 1000 && t <= now_ms + 600_000 => {}
+        other => problems.push(format!(
+            "{id}: conversionHappenedAt {other:?} is not ms in the last 90 days"
+        )),
+    }
+    if let Some(value) = element.get("conversionValue") {
+        let currency_ok = value["currencyCode"]
+            .as_str()
+            .is_some_and(|c| c.len() == 3 && c.bytes().all(|b| b.is_ascii_uppercase()));
+        let amount_ok = value["amount"]
+            .as_str()
+            .is_some_and(|a| a.parse::<f64>().is_ok());
+        if !currency_ok || !amount_ok {
+            problems.push(format!(
+                "{id}: conversionValue {value} is not a currency and an amount string"
+            ));
+        }
+    }
+    let ids = element["user"]["userIds"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    if ids.is_empty() {
+        problems.push(format!("{id}: user.userIds is empty"));
+    }
+    for user_id in &ids {
+        let kind = user_id["idType"].as_str().unwrap_or("");
+        if !LINKEDIN_ID_TYPES.contains(&kind) || !user_id["idValue"].is_string() {
+            problems.push(format!("{id}: user id {user_id}"));
+        }
+        if kind == "SHA256_EMAIL" && !is_sha256_hex(&user_id["idValue"]) {
+            problems.push(format!("{id}: SHA256_EMAIL is not SHA-256 hex"));
+        }
+    }
+    if let Some(info) = element["user"].get("userInfo") {
+        if !info["firstName"].is_string() || !info["lastName"].is_string() {
+            problems.push(format!("{id}: userInfo needs firstName and lastName"));
+        }
+    }
+    problems
+}
+
+fn linkedin_error(status: u16, service_code: i64, code: &str, message: &str) -> Response {
+    let body = json!({"status": status, "serviceErrorCode": service_code, "code": code, "message": message});
+    (StatusCode::from_u16(status).unwrap(), axum::Json(body)).into_response()
+}
+
+async fn linkedin(State(fake): State<Fake>, headers: HeaderMap, raw: Bytes) -> Response {
+    let body: Value = serde_json::from_slice(&raw).unwrap_or(Value::Null);
+    let kept = kept_headers(&headers);
+    let mut problems = linkedin_header_problems(&kept);
+    let elements = body["elements"].as_array().cloned().unwrap_or_default();
+    if elements.is_empty() || elements.len() > 5000 {
+        problems.push(format!("{} elements: 1 to 5000 allowed", elements.len()));
+    }
+    let now_ms = now_s() * 1000;
+    let per_element: Vec<Vec<String>> = elements
+        .iter()
+        .map(|e| linkedin_element_problems(e, now_ms))
+        .collect();
+    let request_invalid = !problems.is_empty();
+    problems.extend(per_element.iter().flatten().cloned());
+    let authorized = kept.get("authorization") == Some(&format!("Bearer {}", fake.credential));
+    let mut seen = seen("/rest/conversionEvents".into(), HashMap::new(), &raw);
+    seen.headers = kept;
+    let scripted = fake.answer(seen, problems);
+    let (status, refused, response) = match scripted {
+        Some(Scripted::RateLimited) => (
+            429,
+            vec![],
+            linkedin_error(
+                429,
+                101,
+                "TOO_MANY_REQUESTS",
+                "Resource level throttle limit for calls to this resource is reached.",
+            ),
+        ),
+        Some(Scripted::Unavailable) => (
+            503,
+            vec![],
+            linkedin_error(503, 0, "SERVICE_UNAVAILABLE", "Service unavailable"),
+        ),
+        Some(Scripted::BadCredential) => (
+            401,
+            vec![],
+            linkedin_error(
+                401,
+                65601,
+                "REVOKED_ACCESS_TOKEN",
+                "The token used in the request has been revoked by the user",
+            ),
+        ),
+        Some(Scripted::Invalid) => (
+            400,
+            vec![],
+            linkedin_error(400, 100, "INVALID_REQUEST", "Invalid request body"),
+        ),
+        Some(Scripted::AsChecked | Scripted::PartlyRefused) | None if !authorized => (
+            401,
+            vec![],
+            linkedin_error(401, 65600, "INVALID_ACCESS_TOKEN", "Invalid access token"),
+        ),
+        Some(Scripted::AsChecked | Scripted::PartlyRefused) | None if request_invalid => (
+            400,
+            vec![],
+            linkedin_error(400, 100, "INVALID_REQUEST", "Invalid request"),
+        ),
+        scripted => {
+            // Each element is created or refused on its own.
+            let answers: Vec<Value> = per_element
+                .iter()
+                .enumerate()
+                .map(|(i, problems)| {
+                    if i == 0 && scripted == Some(Scripted::PartlyRefused) {
+                        json!({"status": 400, "error": {"status": 400, "message": "The conversion rule is not active for this ad account"}})
+                    } else if let Some(problem) = problems.first() {
+                        json!({"status": 400, "error": {"status": 400, "message": problem}})
+                    } else {
+                        json!({"status": 201})
+                    }
+                })
+                .collect();
+            let refused = answers
+                .iter()
+                .enumerate()
+                .filter(|(_, a)| a["status"] != 201)
+                .map(|(i, _)| i)
+                .collect();
+            (
+                200,
+                refused,
+                axum::Json(json!({"elements": answers})).into_response(),
+            )
+        }
+    };
+    fake.set_last_status(status);
+    fake.set_last_refused(refused);
+    response
+}
+
+// ---- Google Ads API: uploadClickConversions ---------------------------------------------
+
+fn google_error(status: u16, name: &str, message: &str, extra: Value) -> Response {
+    let mut error = json!({"code": status, "message": message, "status": name,
+        "details": [{"@type": "type.googleapis.com/google.ads.googleads.v22.errors.GoogleAdsFailure",
+                     "errors": [{"errorCode": {}, "message": message}], "requestId": "fake"}]});
+    if let Value::Object(extra) = extra {
+        if let Some(first) = error["details"][0]["errors"][0].as_object_mut() {
+            first.extend(extra);
+        }
+    }
+    (
+        StatusCode::from_u16(status).unwrap(),
+        axum::Json(json!({"error": error})),
+    )
+        .into_response()
+}
+
+fn is_conversion_time(value: &Value) -> bool {
+    // yyyy-mm-dd hh:mm:ss+|-hh:mm
+    value.as_str().is_some_and(|s| {
+        let b = s.as_bytes();
+        s.len() == 25
+            && [4, 7].iter().all(|&i| b[i] == b'-')
+            && b[10] == b' '
+            && [13, 16, 22].iter().all(|&i| b[i] == b':')
+            && (b[19] == b'+' || b[19] == b'-')
+            && s.char_indices()
+                .filter(|(i, _)| ![4, 7, 10, 13, 16, 19, 22].contains(i))
+                .all(|(_, c)| c.is_ascii_digit())
+    })
+}
+
+/// One conversion's departures from `ClickConversion`.
+fn google_conversion_problems(conversion: &Value, customer: &str) -> Vec<String> {
+    let mut problems = Vec::new();
+    for key in conversion.as_object().into_iter().flat_map(|o| o.keys()) {
+        if ![
+            "conversionAction",
+            "conversionDateTime",
+            "gclid",
+            "gbraid",
+            "wbraid",
+            "conversionValue",
+            "currencyCode",
+            "orderId",
+            "userIdentifiers",
+            "consent",
+            "externalAttributionData",
+            "customVariables",
+            "cartData",
+            "conversionEnvironment",
+        ]
+        .contains(&key.as_str())
+        {
+            problems.push(format!("unknown field {key}"));
+        }
+    }
+    let action = conversion["conversionAction"].as_str().unwrap_or("");
+    let prefix = format!("customers/{customer}/conversionActions/");
+    if action
+        .strip_prefix(&prefix)
+        .is_none_or(|id| id.is_empty() || !id.bytes().all(|b| b.is_ascii_digit()))
+    {
+        problems.push(format!(
+            "conversionAction {action:?} is not one of customer {customer}"
+        ));
+    }
+    if !is_conversion_time(&conversion["conversionDateTime"]) {
+        problems.push(format!(
+            "conversionDateTime {} is not yyyy-mm-dd hh:mm:ss+hh:mm",
+            conversion["conversionDateTime"]
+        ));
+    }
+    let clicks = ["gclid", "gbraid", "wbraid"]
+        .iter()
+        .filter(|k| conversion.get(**k).is_some())
+        .count();
+    let identifiers = conversion["userIdentifiers"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    if clicks > 1 {
+        problems.push("more than one of gclid, gbraid, wbraid".into());
+    }
+    if clicks == 0 && identifiers.is_empty() {
+        problems.push("neither a click id nor user identifiers".into());
+    }
+    if identifiers.len() > 5 {
+        problems.push(format!("{} user identifiers, over 5", identifiers.len()));
+    }
+    for identifier in &identifiers {
+        let hash = identifier
+            .get("hashedEmail")
+            .or_else(|| identifier.get("hashedPhoneNumber"));
+        if !hash.is_some_and(is_sha256_hex) {
+            problems.push(format!(
+                "user identifier {identifier} is not a SHA-256 hex email or phone"
+            ));
+        }
+    }
+    if conversion
+        .get("conversionValue")
+        .is_some_and(|v| !v.is_number())
+    {
+        problems.push("conversionValue is not a number".into());
+    }
+    if let Some(currency) = conversion.get("currencyCode") {
+        if currency
+            .as_str()
+            .is_none_or(|c| c.len() != 3 || !c.bytes().all(|b| b.is_ascii_uppercase()))
+        {
+            problems.push(format!("currencyCode {currency} is not ISO 4217"));
+        }
+    }
+    if let Some(consent) = conversion.get("consent") {
+        if !["GRANTED", "DENIED"].contains(&consent["adUserData"].as_str().unwrap_or("")) {
+            problems.push(format!("consent {consent} is not GRANTED or DENIED"));
+        }
+    }
+    problems
+}
+
+async fn google_ads(
+    State(fake): State<Fake>,
+    Path((version, call)): Path<(String, String)>,
+    headers: HeaderMap,
+    raw: Bytes,
+) -> Response {
+    let body: Value = serde_json::from_slice(&raw).unwrap_or(Value::Null);
+    let kept = kept_headers(&headers);
+    let mut problems = Vec::new();
+    let customer = call.strip_suffix(":uploadClickConversions").unwrap_or("");
+    if !version.starts_with('v')
+        || customer.is_empty()
+        || !customer.bytes().all(|b| b.is_ascii_digit())
+    {
+        problems.push(format!("path /{version}/customers/{call}"));
+    }
+    if body["partialFailure"] != true {
+        problems.push("partialFailure is not true (uploadClickConversions requires it)".into());
+    }
+    let conversions = body["conversions"].as_array().cloned().unwrap_or_default();
+    if conversions.is_empty() || conversions.len() > 2000 {
+        problems.push(format!(
+            "{} conversions: 1 to 2000 allowed",
+            conversions.len()
+        ));
+    }
+    let per_conversion: Vec<Vec<String>> = conversions
+        .iter()
+        .map(|c| google_conversion_problems(c, customer))
+        .collect();
+    let request_invalid = !problems.is_empty();
+    problems.extend(per_conversion.iter().flatten().cloned());
+    let (developer, access) = fake.credential.split_once(':').unwrap_or(("", ""));
+    let authorized = kept.get("authorization") == Some(&format!("Bearer {access}"))
+        && kept.get("developer-token").map(String::as_str) == Some(developer);
+    let mut seen = seen(format!("/{version}/customers/{call}"), HashMap::new(), &raw);
+    seen.headers = kept;
+    let scripted = fake.answer(seen, problems);
+    let (status, refused, response) = match scripted {
+        Some(Scripted::RateLimited) => (
+            429,
+            vec![],
+            google_error(
+                429,
+                "RESOURCE_EXHAUSTED",
+                "Too many requests. Retry in 1 seconds.",
+                json!({"details": {"quotaErrorDetails": {"rateScope": "DEVELOPER", "rateName": "RequestsPerDeveloperPerDay", "retryDelay": "1s"}}}),
+            ),
+        ),
+        Some(Scripted::Unavailable) => (
+            503,
+            vec![],
+            google_error(
+                503,
+                "UNAVAILABLE",
+                "The service is currently unavailable.",
+                json!({}),
+            ),
+        ),
+        Some(Scripted::BadCredential) => (
+            401,
+            vec![],
+            google_error(
+                401,
+                "UNAUTHENTICATED",
+                "Request had invalid authentication credentials.",
+                json!({}),
+            ),
+        ),
+        Some(Scripted::Invalid) => (
+            400,
+            vec![],
+            google_error(
+                400,
+                "INVALID_ARGUMENT",
+                "Request contains an invalid argument.",
+                json!({}),
+            ),
+        ),
+        _ if !authorized => (
+            401,
+            vec![],
+            google_error(
+                401,
+                "UNAUTHENTICATED",
+                "Request had invalid authentication credentials.",
+                json!({}),
+            ),
+        ),
+        _ if request_invalid => (
+            400,
+            vec![],
+            google_error(
+                400,
+                "INVALID_ARGUMENT",
+                "Request contains an invalid argument.",
+                json!({}),
+            ),
+        ),
+        scripted => {
+            // With partialFailure, each conversion is taken or refused on its own.
+            let mut errors = Vec::new();
+            let mut refused = Vec::new();
+            for (i, problems) in per_conversion.iter().enumerate() {
+                let message = if i == 0 && scripted == Some(Scripted::PartlyRefused) {
+                    Some("The click associated with the given identifier is too old.".to_owned())
+                } else {
+                    problems.first().cloned()
+                };
+                if let Some(message) = message {
+                    refused.push(i);
+                    errors.push(json!({"errorCode": {"conversionUploadError": "INVALID_CONVERSION"}, "message": message,
+                        "location": {"fieldPathElements": [{"fieldName": "conversions", "index": i}]}}));
+                }
+            }
+            let results: Vec<Value> = conversions
+                .iter()
+                .enumerate()
+                .map(|(i, c)| if refused.contains(&i) { json!({}) } else { json!({"conversionAction": c["conversionAction"], "conversionDateTime": c["conversionDateTime"]}) })
+                .collect();
+            let mut answer = json!({"results": results});
+            if !errors.is_empty() {
+                answer["partialFailureError"] = json!({"code": 3, "message": "Multiple errors in ‘details’. First error: conversion refused.",
+                    "details": [{"@type": "type.googleapis.com/google.ads.googleads.v22.errors.GoogleAdsFailure", "errors": errors}]});
+            }
+            (200, refused, axum::Json(answer).into_response())
+        }
+    };
+    fake.set_last_status(status);
+    fake.set_last_refused(refused);
     response
 }

@@ -15,11 +15,13 @@ use std::sync::Arc;
 #[derive(Debug, Subcommand)]
 pub enum DestinationCommand {
     /// Add a consent-gated destination: a webhook (its signing secret printed this once),
-    /// or a vendor's API (ga4, meta) with its settings and credential.
+    /// or a vendor's API (ga4, meta, tiktok, linkedin, google_ads) with its settings and
+    /// credential.
     Add {
         name: String,
-        /// The destination type: webhook, ga4 (Google Analytics 4 Measurement Protocol) or
-        /// meta (Meta Conversions API).
+        /// The destination type: webhook, ga4 (Google Analytics 4 Measurement Protocol),
+        /// meta (Meta Conversions API), tiktok (TikTok Events API), linkedin (LinkedIn
+        /// Conversions API) or google_ads (Google Ads click conversion upload).
         #[arg(long = "type", value_name = "TYPE", default_value = "webhook")]
         kind: String,
         /// Where events are POSTed (http://…): required for a webhook; for a vendor type
@@ -27,7 +29,8 @@ pub enum DestinationCommand {
         #[arg(long)]
         url: Option<String>,
         /// Purposes an event's consent must grant, all of them (e.g. analytics,advertising)
-        /// [default: none for a webhook, analytics for ga4, advertising for meta].
+        /// [default: none for a webhook, analytics for ga4, advertising for meta, tiktok,
+        /// linkedin and google_ads].
         #[arg(long, value_delimiter = ',', value_name = "P1,P2")]
         purposes: Vec<String>,
         /// Only these event names (a track call's `event`, a page or screen call's `name`).
@@ -37,7 +40,8 @@ pub enum DestinationCommand {
         #[arg(long, value_delimiter = ',', value_name = "T1,T2")]
         types: Vec<String>,
         /// Events per request: for a webhook 1 sends a JSON object, more a JSON array
-        /// [default: 1 for a webhook, the vendor's most (ga4 25, meta 1000) otherwise].
+        /// [default: 1 for a webhook, the vendor's most (ga4 25, meta, tiktok, linkedin and
+        /// google_ads 1000) otherwise].
         #[arg(long, value_name = "N")]
         batch: Option<u32>,
         /// A TOML file of what to do to each event before sending it: `allow`, `deny`,
@@ -45,12 +49,17 @@ pub enum DestinationCommand {
         #[arg(long, value_name = "FILE")]
         transform: Option<std::path::PathBuf>,
         /// A vendor type's setting, repeated: ga4 measurement_id=G-…; meta pixel_id=…,
-        /// action_source=website, test_event_code=…, api_version=v25.0.
+        /// action_source=website, test_event_code=…, api_version=v25.0; tiktok
+        /// pixel_code=C…, test_event_code=…; linkedin conversion_id=…, api_version=202611;
+        /// google_ads customer_id=…, conversion_action_id=…, login_customer_id=…,
+        /// api_version=v22.
         #[arg(long = "setting", value_name = "KEY=VALUE")]
         settings: Vec<String>,
         /// The environment variable holding a vendor type's credential (ga4: the
-        /// Measurement Protocol API secret; meta: a Conversions API access token), so that
-        /// it is never on the command line.
+        /// Measurement Protocol API secret; meta: a Conversions API access token; tiktok:
+        /// an Events API access token; linkedin: an OAuth access token with the
+        /// rw_conversions scope; google_ads: DEVELOPER_TOKEN:ACCESS_TOKEN), so that it is
+        /// never on the command line.
         #[arg(long, value_name = "VAR")]
         credential_env: Option<String>,
         #[command(flatten)]

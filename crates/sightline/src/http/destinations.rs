@@ -39,7 +39,7 @@ async fn add(
     let spec: sightline_activate::DestinationSpec = json_body(
         &body,
         "send {\"name\":…,\"url\":\"http://…\",\"purposes\":[…]}, or for a vendor \
-         {\"name\":…,\"type\":\"ga4\",\"settings\":{…},\"credential\":\"…\"}",
+         {\"name\":…,\"type\":\"ga4\" (or meta, tiktok, linkedin, google_ads),\"settings\":{…},\"credential\":\"…\"}",
     )?;
     let policy = state.book.rules().policy.clone();
     let d = destinations::add(state.store.as_ref(), &actor, spec, &policy).await?;
