@@ -719,6 +719,84 @@ mod tests {
         assert!(!page.contains("<script"));
     }
 
+    /// The page with `hostile` as a trait's name and value, an event property and a
+    /// consent key.
+    fn page_with(hostile: &str) -> String {
+        let mut export = empty(&Subject {
+            id_type: IdType::UserId,
+            value: hostile.into(),
+        });
+        export["found"] = true.into();
+        export["generated_at"] = hostile.into();
+        export["traits"] = json!([{"trait": hostile, "value": hostile}]);
+        export["events"] = json!([{"properties": {hostile: hostile}, "seq": 1}]);
+        export["consent"] = json!({ hostile: {"decision": hostile} });
+        export["audiences"] = json!([hostile]);
+        render_html(&export)
+    }
+
+    proptest::proptest! {
+        /// Whatever a value or key holds, the page's markup is the same: as many `<`, `>`
+        /// and `"` as with a harmless value, so no value opens a tag or leaves an attribute.
+        #[test]
+        fn no_value_changes_the_markup(hostile in ".*") {
+            let page = page_with(&hostile);
+            let plain = page_with("x");
+            for c in ['<', '>', '"'] {
+                proptest::prop_assert_eq!(
+                    page.matches(c).count(),
+                    plain.matches(c).count(),
+                    "{:?} in {:?}", c, hostile
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn merged_profiles_and_crm_rows_are_the_persons() {
+        let identity: Profile = serde_json::from_value(json!({
+            "id": 1,
+            "identifiers": [{"type": "user_id", "value": "ann"}],
+            "summary": [],
+            "history": [
+                {"seq": 4, "change": "merge", "from": 3, "into": 1,
+                 "via": {"type": "anonymous_id", "value": "p"},
+                 "joined_with": {"type": "user_id", "value": "ann"}, "rule": "identify"}
+            ],
+        }))
+        .unwrap();
+        let ids = profile_ids(&identity);
+        assert_eq!(ids, BTreeSet::from(["1".to_owned(), "3".to_owned()]));
+        assert!(is_theirs(&json!({"profile": "3"}), &ids));
+        assert!(!is_theirs(&json!({"profile": "2"}), &ids));
+
+        let event = |seq: i64, body: Value| StoredEvent {
+            seq,
+            source_id: 2,
+            message_id: format!("m{seq}"),
+            event_type: sightline_core::EventType::Identify,
+            received_at: 0,
+            body: body.to_string(),
+        };
+        let rows = crm_rows(
+            &[
+                event(5, json!({"userId": "ann"})),
+                event(
+                    6,
+                    json!({"traits": {"tier": "gold"},
+                           "context": {"externalIds": [{"type": "crm_id", "id": "c1"}],
+                                       "import": {"kind": "crm", "file": "crm.csv", "line": 2}}}),
+                ),
+            ],
+            &BTreeMap::from([(2, "crm".to_owned())]),
+        );
+        assert_eq!(rows.as_array().unwrap().len(), 1);
+        assert_eq!(rows[0]["seq"], 6);
+        assert_eq!(rows[0]["source"], "crm");
+        assert_eq!(rows[0]["line"], 2);
+        assert_eq!(rows[0]["traits"]["tier"], "gold");
+    }
+
     #[test]
     fn counts_name_every_listed_section() {
         let export = empty(&Subject {
