@@ -26,6 +26,9 @@ pub const PROFILE_READERS: &[Role] = &[
     Role::Analyst,
     Role::Privacy,
 ];
+/// Exports of a person's data (subject access): the privacy team (and admin) only; an
+/// analyst reads profiles but exports no one.
+pub const PRIVACY: &[Role] = &[Role::Privacy];
 /// The audit log: the security and privacy teams.
 pub const AUDITORS: &[Role] = &[Role::Security, Role::Privacy];
 /// The marketing team's (and admin's) to change.

@@ -7,7 +7,7 @@
 //! profiles (`profiles`, `lookup`) → audiences and traits (`audiences`, `sync`) →
 //! destinations (`destinations`), with `crm` feeding the log, `attribution` reading it, and
 //! the governance half (`governance`) beside it. Role checks live in `access`,
-//! the audit log's recording in `audit`.
+//! the audit log's recording in `audit`, subject access exports in `privacy`.
 
 pub mod access;
 pub mod attribution;
@@ -22,6 +22,7 @@ pub mod export;
 pub mod governance;
 pub mod lookup;
 pub mod plans;
+pub mod privacy;
 pub mod processors;
 pub mod profiles;
 pub mod sources;

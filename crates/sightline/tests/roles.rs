@@ -220,8 +220,15 @@ fn matrix() -> Vec<(&'static str, &'static str, Body, Vec<&'static str>)> {
             vec![],
         ),
         ("GET", "/api/v1/sources/web/violations", None, readers()),
-        // The audit log.
+        // The audit log, and subject access exports.
         ("GET", "/api/v1/audit", None, vec![S, P]),
+        ("GET", "/api/v1/privacy/subjects/user_id:u1", None, vec![P]),
+        (
+            "GET",
+            "/api/v1/privacy/subjects/user_id:u1?format=html",
+            None,
+            vec![P],
+        ),
     ]
 }
 

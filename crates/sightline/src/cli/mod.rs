@@ -9,6 +9,7 @@ mod destinations;
 mod governance;
 mod link;
 mod plans;
+mod privacy;
 mod profiles;
 pub mod scan;
 
@@ -111,6 +112,9 @@ enum Command {
     /// The audit log of every change (and profile lookup): list it, verify its hash chain.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Privacy rights: export everything held about a person (subject access).
+    #[command(subcommand)]
+    Privacy(privacy::PrivacyCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -301,6 +305,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Metrics(args) => governance::metrics(args, &file).await,
         Command::Report(args) => governance::report(args, &file).await,
         Command::Audit(command) => audit(command, &file).await,
+        Command::Privacy(command) => privacy::run(command, &file).await,
         Command::Consent(ConsentCommand::Decode { string, json }) => {
             let decoded = sightline_consent::decode(string.trim())?;
             let text = if json {

@@ -10,6 +10,7 @@ mod destinations;
 mod events;
 mod governance;
 mod plans;
+mod privacy;
 mod profiles;
 
 use axum::extract::{FromRef, FromRequestParts, Query, State};
@@ -69,6 +70,7 @@ pub fn router(
         .merge(governance::routes())
         .merge(plans::routes())
         .merge(audit::routes())
+        .merge(privacy::routes())
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(render_metrics))
