@@ -185,12 +185,7 @@ pub(crate) async fn lags(
     http: &reqwest::Client,
     server: &Server,
 ) -> Result<std::collections::BTreeMap<String, (f64, f64)>> {
-    let text = http
-        .get(format!("{}/metrics", server.url))
-        .send()
-        .await?
-        .text()
-        .await?;
+    let text = http.get(server.metrics_url()?).send().await?.text().await?;
     let mut lags = std::collections::BTreeMap::new();
     for line in text.lines() {
         let (metric, seconds) = match line.split_once('{') {
@@ -322,6 +317,7 @@ impl Setup {
         let mut serve = Command::new(&self.sightline);
         serve
             .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(["--metrics-listen", "127.0.0.1:0"])
             .args(&self.store_args);
         start(serve)
     }

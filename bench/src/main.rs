@@ -230,9 +230,20 @@ async fn noop_server() -> Result<()> {
 pub(crate) struct Server {
     child: Child,
     url: String,
+    /// The metrics listener (`--metrics-listen`), when the server was started with one.
+    metrics: Option<String>,
 }
 
 impl Server {
+    /// Where to read /metrics: the metrics listener, which needs no token (the main
+    /// listener's /metrics does).
+    pub(crate) fn metrics_url(&self) -> Result<String> {
+        self.metrics
+            .as_ref()
+            .map(|base| format!("{base}/metrics"))
+            .context("the server was started without --metrics-listen")
+    }
+
     /// The server's resident memory now, in MiB (Linux's `VmRSS`).
     pub(crate) fn rss_mib(&self) -> Result<f64> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;
@@ -264,18 +275,34 @@ pub(crate) fn start(mut command: Command) -> Result<Server> {
     let (found, url) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            match line.strip_prefix("sightline listening on ") {
-                Some(url) => {
-                    let _ = found.send(url.to_string());
-                }
-                None => eprintln!("[server] {line}"),
+            if let Some(url) = line.strip_prefix("sightline listening on ") {
+                let _ = found.send((false, url.to_string()));
+            } else if let Some(url) = line
+                .strip_prefix("sightline metrics (no token) on ")
+                .and_then(|u| u.strip_suffix("/metrics"))
+            {
+                let _ = found.send((true, url.to_string()));
+            } else {
+                eprintln!("[server] {line}");
             }
         }
     });
-    let url = url
-        .recv_timeout(Duration::from_secs(60))
-        .context("the server did not start")?;
-    Ok(Server { child, url })
+    // The metrics listener, when there is one, is announced before the main one.
+    let mut metrics = None;
+    let url = loop {
+        match url
+            .recv_timeout(Duration::from_secs(60))
+            .context("the server did not start")?
+        {
+            (true, base) => metrics = Some(base),
+            (false, url) => break url,
+        }
+    };
+    Ok(Server {
+        child,
+        url,
+        metrics,
+    })
 }
 
 /// Runs `sightline ARGS STORE_ARGS --json`, which must succeed; its output parsed.

@@ -147,6 +147,7 @@ async fn measure(
     let mut serve = Command::new(sightline);
     serve
         .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(["--metrics-listen", "127.0.0.1:0"])
         .args(store_args);
     let server = start(serve)?;
     let load = |key: &str, length: Duration| {
@@ -169,10 +170,7 @@ async fn measure(
         with_plan += planned_run.events_per_s / 2.0;
         refused += free_run.refused + planned_run.refused;
     }
-    let metrics = reqwest::get(format!("{}/metrics", server.url))
-        .await?
-        .text()
-        .await?;
+    let metrics = reqwest::get(server.metrics_url()?).await?.text().await?;
     // Every event of the load is valid under the plan: a dropped one would make the
     // planned source look faster than it is.
     if metrics.contains("sightline_plan_events_total") {

@@ -89,6 +89,7 @@ pub async fn run(people: usize, length: Duration, clients: usize, rate: u64) -> 
         let mut command = Command::new(&sightline);
         command
             .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(["--metrics-listen", "127.0.0.1:0"])
             .args(&store);
         command
     };

@@ -36,15 +36,19 @@ pub enum Role {
     Analyst,
     /// Reads profiles and the audit log (and, later, access and erasure requests).
     Privacy,
+    /// Reads `/metrics` and `/readyz?verbose` and nothing else: the token a Prometheus
+    /// scrape config holds.
+    Metrics,
 }
 
 impl Role {
-    pub const ALL: [Role; 5] = [
+    pub const ALL: [Role; 6] = [
         Role::Admin,
         Role::Marketing,
         Role::Security,
         Role::Analyst,
         Role::Privacy,
+        Role::Metrics,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -54,6 +58,7 @@ impl Role {
             Role::Security => "security",
             Role::Analyst => "analyst",
             Role::Privacy => "privacy",
+            Role::Metrics => "metrics",
         }
     }
 

@@ -38,6 +38,15 @@ pub const MARKETING: &[Role] = &[Role::Marketing];
 pub const TEAMS: &[Role] = &[Role::Marketing, Role::Security];
 /// The security team's (and admin's) to change.
 pub const SECURITY: &[Role] = &[Role::Security];
+/// The operational detail (`/metrics`, `/readyz?verbose`: processor and destination
+/// names, lags, counts): the `metrics` role a scrape config holds, and every reader, who
+/// may already list sources and destinations.
+pub const METRICS_READERS: &[Role] = &[
+    Role::Marketing,
+    Role::Security,
+    Role::Analyst,
+    Role::Metrics,
+];
 /// Admin only.
 pub const ADMIN: &[Role] = &[];
 

@@ -21,6 +21,9 @@ pub struct FileConfig {
     pub data: Option<PathBuf>,
     pub database_url: Option<String>,
     pub listen: Option<String>,
+    /// A private address (e.g. 127.0.0.1:9090) that serves `/metrics` without a token; the
+    /// main listener then no longer serves it.
+    pub metrics_listen: Option<String>,
     /// e.g. "24h", "90m"
     pub dedup_window: Option<String>,
     /// How long a rotated-out write key keeps working, e.g. "24h".
@@ -49,7 +52,7 @@ impl FileConfig {
             .with_context(|| format!("cannot read config file {}", path.display()))?;
         toml::from_str(&text).with_context(|| {
             format!(
-                "config file {} is not valid: keys are data, database_url, listen, dedup_window, key_grace, max_in_flight, profile_cache, consent_mapping, webhook_ca_file and [identity]",
+                "config file {} is not valid: keys are data, database_url, listen, metrics_listen, dedup_window, key_grace, max_in_flight, profile_cache, consent_mapping, webhook_ca_file and [identity]",
                 path.display()
             )
         })

@@ -6,6 +6,7 @@
 //! the next start).
 
 use crate::config::{self, FileConfig, StoreArgs};
+use crate::http::MetricsAt;
 use anyhow::{Context, Result};
 use axum::extract::{MatchedPath, Request};
 use axum::middleware::{self, Next};
@@ -34,6 +35,12 @@ pub struct ServeArgs {
     /// Address to listen on [default: 127.0.0.1:8088]; port 0 picks a free port.
     #[arg(long, env = "SIGHTLINE_LISTEN", value_name = "ADDR")]
     pub listen: Option<String>,
+    /// Serve /metrics (and /readyz, /healthz) without a token on this address of its own,
+    /// meant for a private interface (e.g. 127.0.0.1:9090); the main listener then no longer
+    /// serves /metrics. Without it, /metrics on the main listener needs an API token whose
+    /// role may read it (`sightline token create --role metrics`).
+    #[arg(long, env = "SIGHTLINE_METRICS_LISTEN", value_name = "ADDR")]
+    pub metrics_listen: Option<String>,
     /// A (source, messageId) seen within this window is dropped as a duplicate [default: 24h].
     #[arg(long, env = "SIGHTLINE_DEDUP_WINDOW", value_name = "DURATION")]
     pub dedup_window: Option<String>,
@@ -63,6 +70,11 @@ pub async fn run(args: ServeArgs, file: &FileConfig) -> Result<()> {
         .listen
         .or_else(|| file.listen.clone())
         .unwrap_or_else(|| config::DEFAULT_LISTEN.into());
+    let metrics_listen = args
+        .metrics_listen
+        .or_else(|| file.metrics_listen.clone())
+        .map(|addr| check_metrics_listen(&addr, &listen).map(|()| addr))
+        .transpose()?;
 
     let prometheus = PrometheusBuilder::new()
         .set_buckets_for_metric(
@@ -131,17 +143,43 @@ pub async fn run(args: ServeArgs, file: &FileConfig) -> Result<()> {
     // The processors run on a runtime of their own, at a lower priority than the requests'.
     let background = processors::runtime().context("cannot start the processors' runtime")?;
     let processors = Supervisor::on(background.handle());
+    let (api, metrics_app) = crate::http::routers(
+        store.clone(),
+        prometheus,
+        book.clone(),
+        deliverer.clone(),
+        processors.clone(),
+        plan_keeper.clone(),
+        if metrics_listen.is_some() {
+            MetricsAt::OwnListener
+        } else {
+            MetricsAt::MainWithToken
+        },
+    );
     let app = sightline_collect::router(collector)
-        .merge(crate::http::router(
-            store.clone(),
-            prometheus,
-            book.clone(),
-            deliverer.clone(),
-            processors.clone(),
-            plan_keeper.clone(),
-        ))
+        .merge(api)
         .layer(middleware::from_fn(time_request));
 
+    // The metrics listener first: a bad address stops the start before anything is served.
+    let metrics_server = match (metrics_listen, metrics_app) {
+        (Some(addr), Some(metrics_app)) => {
+            let listener = tokio::net::TcpListener::bind(&addr)
+                .await
+                .with_context(|| {
+                    format!("cannot listen for metrics on {addr} (--metrics-listen)")
+                })?;
+            eprintln!(
+                "sightline metrics (no token) on http://{}/metrics",
+                listener.local_addr()?
+            );
+            Some(tokio::spawn(sightline_collect::serve(
+                listener,
+                metrics_app,
+                shutdown_signal(),
+            )))
+        }
+        _ => None,
+    };
     let listener = tokio::net::TcpListener::bind(&listen)
         .await
         .with_context(|| format!("cannot listen on {listen}: is another server using it?"))?;
@@ -171,6 +209,13 @@ pub async fn run(args: ServeArgs, file: &FileConfig) -> Result<()> {
     sightline_collect::serve(listener, app, shutdown_signal())
         .await
         .context("the server stopped with an error")?;
+    if let Some(metrics_server) = metrics_server {
+        match metrics_server.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "the metrics listener stopped with an error"),
+            Err(e) => tracing::error!(error = %e, "the metrics listener failed"),
+        }
+    }
     tracing::info!("in-flight requests were answered; stopping the processors");
     processors.shutdown(SHUTDOWN_GRACE).await;
     if let Err(e) = plan_keeper.store_violations().await {
@@ -178,6 +223,26 @@ pub async fn run(args: ServeArgs, file: &FileConfig) -> Result<()> {
     }
     drop(background);
     tracing::info!("stopped");
+    Ok(())
+}
+
+/// `--metrics-listen` must be a host:port (a name or an IP) other than the main listener's;
+/// a mistake is told at start, before the store is opened.
+fn check_metrics_listen(addr: &str, listen: &str) -> Result<()> {
+    let port = addr
+        .rsplit_once(':')
+        .filter(|(host, _)| !host.is_empty())
+        .and_then(|(_, port)| port.parse::<u16>().ok());
+    if port.is_none() {
+        anyhow::bail!(
+            "--metrics-listen {addr:?} is not an address: give HOST:PORT, e.g. 127.0.0.1:9090 (a private interface: /metrics is served there without a token)"
+        );
+    }
+    if addr == listen && port != Some(0) {
+        anyhow::bail!(
+            "--metrics-listen {addr} is the main listener's address: give another (e.g. 127.0.0.1:9090)"
+        );
+    }
     Ok(())
 }
 

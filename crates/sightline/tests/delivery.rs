@@ -396,6 +396,7 @@ async fn delivers_signed_events_retrying_and_withholds_what_consent_denies() {
 
         let metrics = client()
             .get(format!("{}/metrics", server.url))
+            .bearer_auth(&creds.token)
             .send()
             .await
             .unwrap()
@@ -1183,7 +1184,7 @@ async fn a_stuck_destination_is_disabled_skipped_past_and_enabled() {
         // Its progress is in /readyz?verbose and /metrics; once its checkpoint is
         // committed, it is behind by nothing.
         let verbose = || async {
-            common::get(&server, None, "/readyz?verbose")
+            common::get(&server, Some(&creds.token), "/readyz?verbose")
                 .await
                 .text()
                 .await

@@ -1,7 +1,7 @@
 //! The route × role matrix of the HTTP API, end to end against the real binary (one server
 //! for the whole file): for every route, each role that may not use it gets 403, and each
 //! role that may does not (whatever else it gets: 200, 201, 400, 404, 409…). Admin may do
-//! everything. The same matrix is in the README ("Roles").
+//! everything; the `metrics` role nothing but read /metrics. The same matrix is in the README ("Roles").
 
 mod common;
 
@@ -13,7 +13,9 @@ const M: &str = "marketing";
 const S: &str = "security";
 const AN: &str = "analyst";
 const P: &str = "privacy";
-const ROLES: [&str; 5] = ["admin", M, S, AN, P];
+/// Reads /metrics and the readiness detail, nothing else.
+const MT: &str = "metrics";
+const ROLES: [&str; 6] = ["admin", M, S, AN, P, MT];
 
 /// method, path, body (JSON, or raw text for a `Raw` body), the roles besides admin that
 /// may use it.
@@ -220,6 +222,10 @@ fn matrix() -> Vec<(&'static str, &'static str, Body, Vec<&'static str>)> {
             vec![],
         ),
         ("GET", "/api/v1/sources/web/violations", None, readers()),
+        // The operational detail: it names sources and destinations (the metrics
+        // listener, `--metrics-listen`, serves it without a token instead).
+        ("GET", "/metrics", None, vec![M, S, AN, MT]),
+        ("GET", "/readyz?verbose", None, vec![M, S, AN, MT]),
         // The audit log, and subject access exports.
         ("GET", "/api/v1/audit", None, vec![S, P]),
         ("GET", "/api/v1/privacy/subjects/user_id:u1", None, vec![P]),

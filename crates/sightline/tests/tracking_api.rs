@@ -542,6 +542,7 @@ async fn admin_api_pages_filters_and_guards_the_log() {
         assert_eq!(ready.status(), StatusCode::OK);
         let metrics = client()
             .get(format!("{}/metrics", server.url))
+            .bearer_auth(&creds.token)
             .send()
             .await
             .unwrap()

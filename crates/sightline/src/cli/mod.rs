@@ -34,7 +34,7 @@ use std::time::Duration;
         named by --config, then defaults."
 )]
 pub struct Cli {
-    /// TOML config file (keys: data, database_url, listen, dedup_window, key_grace, max_in_flight, profile_cache, consent_mapping, webhook_ca_file, [identity]).
+    /// TOML config file (keys: data, database_url, listen, metrics_listen, dedup_window, key_grace, max_in_flight, profile_cache, consent_mapping, webhook_ca_file, [identity]).
     #[arg(long, global = true, env = "SIGHTLINE_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
     #[command(subcommand)]
@@ -203,7 +203,7 @@ enum SourceCommand {
 enum TokenCommand {
     /// Create an API token and print it (shown this once).
     Create {
-        /// admin, marketing, security, analyst or privacy.
+        /// admin, marketing, security, analyst, privacy or metrics (reads /metrics only).
         #[arg(long)]
         role: String,
         /// The person it is for: the governance registry records this name as the actor
@@ -251,7 +251,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             json,
         }) => {
             let Some(role) = Role::parse(&role) else {
-                bail!("unknown role {role:?}: use admin, marketing, security, analyst or privacy");
+                bail!("unknown role {role:?}: use admin, marketing, security, analyst, privacy or metrics");
             };
             let store = store.open(&file).await?;
             let (token, secret) =

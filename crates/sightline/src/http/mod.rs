@@ -15,7 +15,7 @@ mod profiles;
 
 use axum::extract::{FromRef, FromRequestParts, Query, State};
 use axum::http::request::Parts;
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -45,6 +45,9 @@ struct ApiState {
     /// Keeps the tracking plans in force: a change made through the API reloads them at
     /// once, not at its next step.
     plans: Arc<PlanKeeper>,
+    /// Whether `/metrics` and `/readyz?verbose` answer without a token: only on the
+    /// separate metrics listener (`--metrics-listen`), never on the main one.
+    detail_open: bool,
 }
 
 impl FromRef<ApiState> for Arc<dyn Store> {
@@ -53,15 +56,42 @@ impl FromRef<ApiState> for Arc<dyn Store> {
     }
 }
 
-pub fn router(
+/// Where `/metrics` is served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricsAt {
+    /// On the main listener, to a token whose role may read it (the default).
+    MainWithToken,
+    /// Only on a listener of its own (`--metrics-listen`), without a token; the main
+    /// listener answers 404.
+    OwnListener,
+}
+
+/// The main listener's routes, and (with [`MetricsAt::OwnListener`]) the metrics
+/// listener's: `/metrics`, `/readyz` and `/healthz`, without a token.
+#[allow(clippy::too_many_arguments)]
+pub fn routers(
     store: Arc<dyn Store>,
     prometheus: PrometheusHandle,
     book: Live,
     deliverer: Arc<sightline_activate::Deliverer>,
     processors: Arc<Supervisor>,
     plans: Arc<PlanKeeper>,
-) -> axum::Router {
-    Router::new()
+    metrics_at: MetricsAt,
+) -> (axum::Router, Option<axum::Router>) {
+    let state = ApiState {
+        tokens: Arc::new(TokenCache {
+            store: store.clone(),
+            known: Mutex::new(HashMap::new()),
+        }),
+        store,
+        prometheus,
+        book,
+        deliverer,
+        processors,
+        plans,
+        detail_open: false,
+    };
+    let mut main = Router::new()
         .merge(events::routes())
         .merge(profiles::routes())
         .merge(audiences::routes())
@@ -72,27 +102,33 @@ pub fn router(
         .merge(audit::routes())
         .merge(privacy::routes())
         .route("/healthz", get(|| async { "ok\n" }))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(render_metrics))
-        .fallback(|| async {
-            error(
-                StatusCode::NOT_FOUND,
-                "not_found",
-                "no such endpoint: see the README for the API",
+        .route("/readyz", get(readyz));
+    let mut own = None;
+    match metrics_at {
+        MetricsAt::MainWithToken => main = main.route("/metrics", get(render_metrics)),
+        MetricsAt::OwnListener => {
+            own = Some(
+                Router::new()
+                    .route("/healthz", get(|| async { "ok\n" }))
+                    .route("/readyz", get(readyz))
+                    .route("/metrics", get(render_metrics))
+                    .fallback(not_found)
+                    .with_state(ApiState {
+                        detail_open: true,
+                        ..state.clone()
+                    }),
             )
-        })
-        .with_state(ApiState {
-            tokens: Arc::new(TokenCache {
-                store: store.clone(),
-                known: Mutex::new(HashMap::new()),
-            }),
-            store,
-            prometheus,
-            book,
-            deliverer,
-            processors,
-            plans,
-        })
+        }
+    }
+    (main.fallback(not_found).with_state(state), own)
+}
+
+async fn not_found() -> Response {
+    error(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "no such endpoint: see the README for the API",
+    )
 }
 
 /// How long a token found in the store is trusted before the store is asked again.
@@ -146,23 +182,43 @@ impl FromRequestParts<ApiState> for Acting {
         parts: &mut Parts,
         state: &ApiState,
     ) -> Result<Self, Self::Rejection> {
-        let unauthorized = |message: &str| error(StatusCode::UNAUTHORIZED, "unauthorized", message);
-        let presented = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .ok_or_else(|| {
-                unauthorized("send an API token as `Authorization: Bearer <token>` (`sightline token create --role admin`)")
-            })?;
-        // Looked up by hash: the secret itself is never compared, so timing reveals
-        // nothing about it.
-        match state.tokens.actor(secret::hash(presented.trim())).await {
-            Ok(Some(actor)) => Ok(Acting(actor)),
-            Ok(None) => Err(unauthorized("unknown API token")),
-            Err(e) => Err(Failure(e).into_response()),
-        }
+        bearer_actor(&parts.headers, state).await.map(Acting)
     }
+}
+
+/// The actor of the request's `Authorization: Bearer` token; 401 without a known one.
+async fn bearer_actor(headers: &HeaderMap, state: &ApiState) -> Result<Actor, Response> {
+    let unauthorized = |message: &str| error(StatusCode::UNAUTHORIZED, "unauthorized", message);
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or_else(|| {
+            unauthorized("send an API token as `Authorization: Bearer <token>` (`sightline token create --role admin`)")
+        })?;
+    // Looked up by hash: the secret itself is never compared, so timing reveals
+    // nothing about it.
+    match state.tokens.actor(secret::hash(presented.trim())).await {
+        Ok(Some(actor)) => Ok(actor),
+        Ok(None) => Err(unauthorized("unknown API token")),
+        Err(e) => Err(Failure(e).into_response()),
+    }
+}
+
+/// May the caller see the operational detail (`/metrics`, `/readyz?verbose`)? On the
+/// metrics listener anyone may (it is meant for a private interface); on the main listener
+/// only a token whose role is in [`METRICS_READERS`](sightline_service::access::METRICS_READERS).
+async fn may_see_detail(headers: &HeaderMap, state: &ApiState) -> Result<(), Response> {
+    if state.detail_open {
+        return Ok(());
+    }
+    let actor = bearer_actor(headers, state).await?;
+    sightline_service::access::require(
+        &actor,
+        sightline_service::access::METRICS_READERS,
+        "reading metrics",
+    )
+    .map_err(|e| Failure(e).into_response())
 }
 
 /// A caller whose role may read what every team reads (the governance records, lineage,
@@ -290,6 +346,7 @@ fn json_body<T: serde::de::DeserializeOwned>(body: &[u8], hint: &str) -> Result<
 async fn readyz(
     State(state): State<ApiState>,
     Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
 ) -> Response {
     if let Err(e) = state.store.ping().await {
         tracing::warn!(error = %e, "readiness check failed");
@@ -297,6 +354,10 @@ async fn readyz(
     }
     if !query.contains_key("verbose") {
         return (StatusCode::OK, "ready\n").into_response();
+    }
+    // The detail names the processors, and so the destinations: the same rule as /metrics.
+    if let Err(refused) = may_see_detail(&headers, &state).await {
+        return refused;
     }
     let mut text = String::from("[+]store ok\n");
     if let Some((seq, end)) = state.book.rebuilding() {
@@ -325,7 +386,12 @@ async fn readyz(
     (StatusCode::OK, text).into_response()
 }
 
-async fn render_metrics(State(state): State<ApiState>) -> Response {
+/// Prometheus text. It names sources and destinations: a token on the main listener, or
+/// the metrics listener of its own.
+async fn render_metrics(State(state): State<ApiState>, headers: HeaderMap) -> Response {
+    if let Err(refused) = may_see_detail(&headers, &state).await {
+        return refused;
+    }
     // The lag gauges are read when asked for, not kept current by every step.
     if let Err(e) = processors::progress(state.store.as_ref(), &state.processors).await {
         tracing::warn!(error = %e, "cannot read the processors' progress");

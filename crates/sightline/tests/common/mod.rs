@@ -121,7 +121,11 @@ pub fn sightline_json(backend: &Backend, args: &[&str]) -> Value {
 pub struct Server {
     child: Child,
     pub url: String,
+    /// The metrics listener's base URL, when started with `--metrics-listen`.
+    pub metrics_url: Option<String>,
     pub backend: Backend,
+    /// A `metrics` role token, made on first use to read /metrics on the main listener.
+    metrics_token: std::sync::OnceLock<String>,
 }
 
 impl Server {
@@ -142,20 +146,46 @@ impl Server {
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if let Some(url) = line.strip_prefix("sightline listening on ") {
-                    let _ = found.send(url.to_string());
+                    let _ = found.send((false, url.to_string()));
+                } else if let Some(url) = line
+                    .strip_prefix("sightline metrics (no token) on ")
+                    .and_then(|u| u.strip_suffix("/metrics"))
+                {
+                    let _ = found.send((true, url.to_string()));
                 } else {
                     eprintln!("[server] {line}");
                 }
             }
         });
-        let url = url
-            .recv_timeout(Duration::from_secs(120))
-            .expect("the server did not start listening");
+        // The metrics listener, when there is one, is announced before the main one.
+        let mut metrics_url = None;
+        let url = loop {
+            match url
+                .recv_timeout(Duration::from_secs(120))
+                .expect("the server did not start listening")
+            {
+                (true, metrics) => metrics_url = Some(metrics),
+                (false, url) => break url,
+            }
+        };
         Server {
             child,
             url,
+            metrics_url,
             backend: backend.clone(),
+            metrics_token: std::sync::OnceLock::new(),
         }
+    }
+
+    /// A token that may read /metrics on the main listener (the `metrics` role), made
+    /// through the command line on first use.
+    pub fn metrics_token(&self) -> &str {
+        self.metrics_token.get_or_init(|| {
+            sightline_json(&self.backend, &["token", "create", "--role", "metrics"])["token"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
     }
 
     /// SIGKILL: no chance to flush or drain.
@@ -241,9 +271,15 @@ pub async fn get(server: &Server, token: Option<&str>, path: &str) -> reqwest::R
     .unwrap()
 }
 
-/// `GET /metrics`, as text.
+/// `GET /metrics`, as text: on the metrics listener when there is one, else on the main
+/// listener with a `metrics` token.
 pub async fn metrics(server: &Server) -> String {
-    get(server, None, "/metrics").await.text().await.unwrap()
+    let response = match &server.metrics_url {
+        Some(url) => client().get(format!("{url}/metrics")).send().await.unwrap(),
+        None => get(server, Some(server.metrics_token()), "/metrics").await,
+    };
+    assert_eq!(response.status(), 200, "GET /metrics");
+    response.text().await.unwrap()
 }
 
 /// The id `sightline scan` and `scan import` print (`scan: ID`).
