@@ -52,6 +52,7 @@ async fn metrics_on_the_main_listener_need_a_token_that_may_read_them() {
         .await
         .unwrap();
     assert!(refused.contains("unauthorized"), "{refused}");
+    assert!(refused.contains("--role metrics"), "{refused}");
     assert!(!refused.contains("sightline_"), "{refused}");
     for allowed in [&admin, &scraper, &analyst] {
         let response = client()

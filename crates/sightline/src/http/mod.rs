@@ -182,19 +182,32 @@ impl FromRequestParts<ApiState> for Acting {
         parts: &mut Parts,
         state: &ApiState,
     ) -> Result<Self, Self::Rejection> {
-        bearer_actor(&parts.headers, state).await.map(Acting)
+        bearer_actor(
+            &parts.headers,
+            state,
+            "`sightline token create --role admin`",
+        )
+        .await
+        .map(Acting)
     }
 }
 
-/// The actor of the request's `Authorization: Bearer` token; 401 without a known one.
-async fn bearer_actor(headers: &HeaderMap, state: &ApiState) -> Result<Actor, Response> {
+/// The actor of the request's `Authorization: Bearer` token; 401 without a known one, with
+/// how to make one (`create`).
+async fn bearer_actor(
+    headers: &HeaderMap,
+    state: &ApiState,
+    create: &str,
+) -> Result<Actor, Response> {
     let unauthorized = |message: &str| error(StatusCode::UNAUTHORIZED, "unauthorized", message);
     let presented = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .ok_or_else(|| {
-            unauthorized("send an API token as `Authorization: Bearer <token>` (`sightline token create --role admin`)")
+            unauthorized(&format!(
+                "send an API token as `Authorization: Bearer <token>` ({create})"
+            ))
         })?;
     // Looked up by hash: the secret itself is never compared, so timing reveals
     // nothing about it.
@@ -212,7 +225,12 @@ async fn may_see_detail(headers: &HeaderMap, state: &ApiState) -> Result<(), Res
     if state.detail_open {
         return Ok(());
     }
-    let actor = bearer_actor(headers, state).await?;
+    let actor = bearer_actor(
+        headers,
+        state,
+        "`sightline token create --role metrics`; or serve /metrics without a token on `--metrics-listen ADDR`",
+    )
+    .await?;
     sightline_service::access::require(
         &actor,
         sightline_service::access::METRICS_READERS,
