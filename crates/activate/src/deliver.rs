@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone, Copy)]
 pub struct Settings {
-    /// Events read from the log at a time: with 32 KB events, at most 8 MB per worker.
+    /// Events read from the log at a time: with 32 KB events, at most 32 MB per worker.
     pub page_size: usize,
     /// How often an idle destination looks for new events.
     pub idle_poll: Duration,
@@ -43,7 +43,7 @@ pub struct Settings {
 impl Default for Settings {
     fn default() -> Self {
         Settings {
-            page_size: 256,
+            page_size: 1024,
             idle_poll: Duration::from_millis(200),
             discover_every: Duration::from_secs(2),
             timeout: Duration::from_secs(10),
