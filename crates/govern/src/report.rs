@@ -3,7 +3,7 @@
 //!
 //! [`render`] is pure: the same input gives the same bytes (no clock; overdue is judged
 //! against `today`). Every piece of data comes from scanned websites and users, so all text
-//! and attribute values are escaped (`esc`), the document carries a Content Security
+//! and attribute values are escaped (`escape_html`), the document carries a Content Security
 //! Policy that forbids scripts and remote loads, and it has no script, no link and no
 //! remote URL in any `src` or `href` (only `#section` links). Charts and the lineage
 //! diagram are inline SVG.
@@ -59,7 +59,7 @@ pub fn render(input: &ReportInput) -> String {
     out.push_str(&format!(
         "<header>\n<h1>Sightline governance report</h1>\n\
          <p class=\"meta\">Generated {} · overdue judged as of {}</p>\n<nav>",
-        esc(&input.generated_at),
+        escape_html(&input.generated_at),
         input.today.format("%Y-%m-%d")
     ));
     for (id, title, _) in &sections {
@@ -149,7 +149,7 @@ figcaption span { font-weight: 400; color: var(--muted); }
 
 /// Text safe in HTML text and in quoted attribute values. Control characters, which HTML
 /// does not allow, are dropped.
-fn esc(text: &str) -> String {
+pub fn escape_html(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
@@ -169,10 +169,14 @@ fn esc(text: &str) -> String {
 /// Escaped text cut to `max` characters; when cut, the whole text is its tooltip.
 fn short(text: &str, max: usize) -> String {
     if text.chars().count() <= max {
-        return esc(text);
+        return escape_html(text);
     }
     let cut: String = text.chars().take(max.saturating_sub(1)).collect();
-    format!("<span title=\"{}\">{}…</span>", esc(text), esc(&cut))
+    format!(
+        "<span title=\"{}\">{}…</span>",
+        escape_html(text),
+        escape_html(&cut)
+    )
 }
 
 /// A missing value in a table cell.
@@ -181,12 +185,12 @@ const NA: &str = "<span class=\"na\" title=\"not measured\">—</span>";
 /// Escaped text, or the missing mark when there is none.
 fn opt(text: Option<&str>) -> String {
     text.filter(|t| !t.trim().is_empty())
-        .map_or_else(|| NA.to_owned(), esc)
+        .map_or_else(|| NA.to_owned(), escape_html)
 }
 
 /// Escaped items joined by commas, or the missing mark.
 fn list<S: AsRef<str>>(items: impl IntoIterator<Item = S>) -> String {
-    let items: Vec<String> = items.into_iter().map(|s| esc(s.as_ref())).collect();
+    let items: Vec<String> = items.into_iter().map(|s| escape_html(s.as_ref())).collect();
     if items.is_empty() {
         NA.to_owned()
     } else {
@@ -197,8 +201,8 @@ fn list<S: AsRef<str>>(items: impl IntoIterator<Item = S>) -> String {
 fn badge(class: &str, text: &str) -> String {
     format!(
         "<span class=\"badge {}\">{}</span>",
-        esc(class),
-        esc(&text.replace('_', " "))
+        escape_html(class),
+        escape_html(&text.replace('_', " "))
     )
 }
 
@@ -362,7 +366,7 @@ const METRICS: [Metric; 9] = [
 
 fn tile(name: &str, label: &str, value: Option<String>, hint: &str, alert: bool) -> String {
     let (value, hint) = match value {
-        Some(v) => (esc(&v), esc(hint)),
+        Some(v) => (escape_html(&v), escape_html(hint)),
         None => ("—".to_owned(), "not measured".to_owned()),
     };
     let class = if alert { "tile alert" } else { "tile" };
@@ -490,7 +494,7 @@ fn findings(input: &ReportInput) -> String {
     let mut totals = [0usize; 4];
     let mut rows: Vec<String> = Vec::new();
     for ((_, owner), counts) in &matrix {
-        let mut cells = vec![format!("<th scope=\"row\">{}</th>", esc(owner))];
+        let mut cells = vec![format!("<th scope=\"row\">{}</th>", escape_html(owner))];
         for (col, (n, sev)) in counts.iter().zip(SEVERITIES).enumerate() {
             totals[col] += n;
             let zero = if *n == 0 { " zero" } else { "" };
@@ -502,7 +506,7 @@ fn findings(input: &ReportInput) -> String {
         cells.push(td_num(counts.iter().sum::<usize>()));
         rows.push(format!(
             "<tr data-owner=\"{}\">{}</tr>",
-            esc(owner),
+            escape_html(owner),
             cells.concat()
         ));
     }
@@ -529,13 +533,13 @@ fn findings(input: &ReportInput) -> String {
         .iter()
         .map(|(id, item)| {
             let overdue = item.is_overdue(input.today);
-            let mut place = esc(&item.journey);
+            let mut place = escape_html(&item.journey);
             if let Some(step) = &item.finding.step {
-                place.push_str(&format!(" › {}", esc(step)));
+                place.push_str(&format!(" › {}", escape_html(step)));
             }
             // One finding may be seen under several consent scenarios, each its own item.
             if let Some(scenario) = &item.finding.scenario {
-                place.push_str(&format!("<br><small>{}</small>", esc(scenario)));
+                place.push_str(&format!("<br><small>{}</small>", escape_html(scenario)));
             }
             let mut deadline = opt(item.deadline.as_deref());
             if overdue {
@@ -546,7 +550,7 @@ fn findings(input: &ReportInput) -> String {
                 item.status.name(),
             );
             if let Some(a) = &item.acceptance {
-                status.push_str(&format!(" until {}", esc(&a.expires)));
+                status.push_str(&format!(" until {}", escape_html(&a.expires)));
             }
             tr(
                 overdue,
@@ -559,8 +563,8 @@ fn findings(input: &ReportInput) -> String {
                     td(&place),
                     td(&format!(
                         "<code>{}</code> · {}<br>{}",
-                        esc(&item.finding.kind),
-                        esc(&item.finding.vendor),
+                        escape_html(&item.finding.kind),
+                        escape_html(&item.finding.vendor),
                         short(&item.message, 200)
                     )),
                     td(&opt(owner_of(item))),
@@ -609,16 +613,16 @@ fn inventory(input: &ReportInput) -> String {
                 overdue,
                 &[
                     td_num(id),
-                    td(&esc(&s.vendor)),
+                    td(&escape_html(&s.vendor)),
                     td(&format!(
                         "{} <span class=\"hint\">r{}</span>",
                         badge(&format!("status-{}", tag.status.name()), tag.status.name()),
                         tag.revision
                     )),
                     td(&short(&s.purpose, 160)),
-                    td(&esc(&s.owner)),
-                    td(&esc(s.classification.name())),
-                    td(&esc(s.environment.name())),
+                    td(&escape_html(&s.owner)),
+                    td(&escape_html(s.classification.name())),
+                    td(&escape_html(s.environment.name())),
                     td(&opt(s.consent_purpose.as_deref())),
                     td(&list(&s.data_collected)),
                     td(&list(&steps)),
@@ -670,7 +674,7 @@ fn vendors(input: &ReportInput) -> String {
             tr(
                 overdue,
                 &[
-                    td(&esc(&v.vendor)),
+                    td(&escape_html(&v.vendor)),
                     td(&badge(
                         &format!("rating-{}", v.rating.name()),
                         v.rating.name(),
@@ -682,8 +686,8 @@ fn vendors(input: &ReportInput) -> String {
                     td(&v
                         .last_review
                         .as_deref()
-                        .map_or_else(|| "never".to_owned(), esc)),
-                    td(&esc(&next)),
+                        .map_or_else(|| "never".to_owned(), escape_html)),
+                    td(&escape_html(&next)),
                     td(if overdue { OVERDUE } else { "" }),
                 ],
             )
@@ -838,7 +842,7 @@ fn lineage(graph: &Graph) -> String {
     for (title, x) in &lay.headings {
         svg.push_str(&format!(
             "<text class=\"stage\" x=\"{x:.1}\" y=\"22\">{}</text>\n",
-            esc(title)
+            escape_html(title)
         ));
     }
     let at: BTreeMap<&str, (f64, f64)> = lay
@@ -863,11 +867,11 @@ fn lineage(graph: &Graph) -> String {
              <title>{} → {}: {}</title>\
              <path d=\"M{x1:.1},{y1:.1} C{:.1},{y1:.1} {:.1},{y2:.1} {x2:.1},{y2:.1}\" \
              marker-end=\"url(#{})\"/></g>\n",
-            esc(&edge.from),
-            esc(&edge.to),
-            esc(&label(&edge.from)),
-            esc(&label(&edge.to)),
-            esc(&edge_summary(edge)),
+            escape_html(&edge.from),
+            escape_html(&edge.to),
+            escape_html(&label(&edge.from)),
+            escape_html(&label(&edge.to)),
+            escape_html(&edge_summary(edge)),
             x1 + bend,
             x2 - bend,
             if pii { "arrow-pii" } else { "arrow" },
@@ -884,12 +888,12 @@ fn lineage(graph: &Graph) -> String {
              <rect x=\"{x:.1}\" y=\"{y:.1}\" width=\"{NODE_W}\" height=\"{NODE_H}\" rx=\"7\"/>\
              <text x=\"{:.1}\" y=\"{:.1}\">{}</text></g>\n",
             node.kind.name(),
-            esc(&node.id),
-            esc(&node.label),
+            escape_html(&node.id),
+            escape_html(&node.label),
             node.kind.name().replace('_', " "),
             x + 8.0,
             y + NODE_H / 2.0 + 4.0,
-            esc(&text),
+            escape_html(&text),
         ));
     }
     svg.push_str("</svg>\n");
@@ -907,13 +911,13 @@ fn lineage(graph: &Graph) -> String {
             tr(
                 false,
                 &[
-                    td(&esc(&label(&e.from))),
-                    td(&esc(&label(&e.to))),
+                    td(&escape_html(&label(&e.from))),
+                    td(&escape_html(&label(&e.to))),
                     td(&fields),
                     td(&list(e.pii().iter().map(|c| c.name()))),
                     td(&list(&e.purposes)),
                     td(&opt(e.owner.as_deref())),
-                    td(&esc(&e.evidence.summary())),
+                    td(&escape_html(&e.evidence.summary())),
                 ],
             )
         })
@@ -1022,7 +1026,7 @@ fn chart(metric: &Metric, days: &[DayMetrics]) -> String {
         svg.push_str(&format!(
             "<text x=\"{at:.1}\" y=\"{:.1}\" text-anchor=\"{anchor}\">{}</text>\n",
             CHART_H - 8.0,
-            esc(day)
+            escape_html(day)
         ));
     }
     let indexed: Vec<(usize, Option<f64>)> = values.iter().copied().enumerate().collect();
@@ -1039,7 +1043,7 @@ fn chart(metric: &Metric, days: &[DayMetrics]) -> String {
                 "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"3\"><title>{}: {}</title></circle>\n",
                 x(i),
                 y(*v),
-                esc(&day.day),
+                escape_html(&day.day),
                 number(metric.unit, *v)
             ));
         }
@@ -1078,8 +1082,8 @@ fn trends(input: &ReportInput) -> String {
                 false,
                 &[
                     td_num(s.scan_id),
-                    td(&esc(&s.journey)),
-                    td(&esc(&s.day)),
+                    td(&escape_html(&s.journey)),
+                    td(&escape_html(&s.day)),
                     td_num(s.tag_count),
                     td_num(s.vendor_count),
                     td_num(s.undocumented_vendors),

@@ -18,6 +18,7 @@ use crate::{Error, Result};
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 use sightline_core::{time, Delivery, Destination, DestinationKind, LinkReview, StoredEvent};
+use sightline_govern::report::escape_html;
 use sightline_identity::{normalise, sentence, Change, IdType, Profile, Region};
 use sightline_store::Store;
 use std::collections::{BTreeMap, BTreeSet};
@@ -532,28 +533,12 @@ pub fn crm_rows(events: &[StoredEvent], sources: &BTreeMap<i64, String>) -> Valu
         .collect()
 }
 
-/// Text made safe for HTML text and attribute values.
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 /// A value as a cell's text: strings as they are, anything else as compact JSON.
 fn cell(value: &Value) -> String {
     match value {
-        Value::String(text) => escape(text),
+        Value::String(text) => escape_html(text),
         Value::Null => String::new(),
-        other => format!("<code>{}</code>", escape(&other.to_string())),
+        other => format!("<code>{}</code>", escape_html(&other.to_string())),
     }
 }
 
@@ -573,7 +558,7 @@ fn section(value: &Value) -> String {
             }
             let mut html = String::from("<table><thead><tr>");
             for column in &columns {
-                html.push_str(&format!("<th>{}</th>", escape(column)));
+                html.push_str(&format!("<th>{}</th>", escape_html(column)));
             }
             html.push_str("</tr></thead><tbody>");
             for item in items {
@@ -597,7 +582,7 @@ fn section(value: &Value) -> String {
         Value::Object(map) => {
             let rows: String = map
                 .iter()
-                .map(|(k, v)| format!("<tr><th>{}</th><td>{}</td></tr>", escape(k), cell(v)))
+                .map(|(k, v)| format!("<tr><th>{}</th><td>{}</td></tr>", escape_html(k), cell(v)))
                 .collect();
             format!("<table><tbody>{rows}</tbody></table>")
         }
@@ -618,7 +603,7 @@ pub fn render_html(export: &Value) -> String {
     );
     html.push_str(&format!(
         "<title>Data held about {}</title>",
-        escape(subject)
+        escape_html(subject)
     ));
     html.push_str(
         "<style>body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:80em;padding:0 1em;color:#222}\
@@ -628,8 +613,8 @@ pub fn render_html(export: &Value) -> String {
     );
     html.push_str(&format!(
         "<h1>Data held about {}</h1><p>Made {} from the stored profiles through log position {} (the log ends at {}).</p>",
-        escape(subject),
-        escape(export["generated_at"].as_str().unwrap_or_default()),
+        escape_html(subject),
+        escape_html(export["generated_at"].as_str().unwrap_or_default()),
         cell(&export["profiles_through_seq"]),
         cell(&export["log_last_seq"]),
     ));
@@ -641,7 +626,7 @@ pub fn render_html(export: &Value) -> String {
     for (key, title) in SECTIONS {
         html.push_str(&format!(
             "<section id={key}><h2>{}</h2>{}</section>",
-            escape(title),
+            escape_html(title),
             section(&export[key])
         ));
     }

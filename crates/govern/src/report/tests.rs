@@ -618,7 +618,7 @@ fn names_match_the_serde_forms() {
 #[test]
 fn esc_escapes_markup_and_drops_controls() {
     assert_eq!(
-        esc("<a href=\"x\">'&'</a>\u{0}\u{7}\n"),
+        escape_html("<a href=\"x\">'&'</a>\u{0}\u{7}\n"),
         "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;\n"
     );
     assert_eq!(short("abcdef", 4), "<span title=\"abcdef\">abc…</span>");
