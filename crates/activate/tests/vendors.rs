@@ -55,6 +55,34 @@ async fn rig() -> Rig {
 }
 
 impl Rig {
+    /// A refused credential holds `name`'s delivery: its worker keeps stepping (bounded)
+    /// until the fake has seen `requests` requests, and no event has become a dead letter;
+    /// then the credential is replaced by `secret`.
+    async fn held_until_replaced(&self, name: &str, fake: &Fake, requests: usize, secret: &str) {
+        let destination = self.store.destination_by_name(name).await.unwrap().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while fake.seen().len() < requests {
+            assert!(Instant::now() < deadline, "{name} was not retried");
+            let _ = tokio::time::timeout(
+                Duration::from_millis(300),
+                self.deliverer.deliver_next(&destination),
+            )
+            .await;
+        }
+        assert_eq!(
+            self.store
+                .deliveries(destination.id, None, 0, 10)
+                .await
+                .unwrap(),
+            vec![],
+            "a refused credential must not turn events into dead letters"
+        );
+        self.store
+            .set_destination_secret(destination.id, secret)
+            .await
+            .unwrap();
+    }
+
     async fn destination(
         &self,
         kind: DestinationKind,
@@ -403,37 +431,8 @@ async fn meta_rate_limits_are_retried_and_a_refused_token_holds_delivery_until_r
     .await;
     rig.append(vec![(EventType::Track, web(json!({"event": "Lead"})))])
         .await;
-    let destination = rig
-        .store
-        .destination_by_name("meta")
-        .await
-        .unwrap()
-        .unwrap();
     // The fake refuses the token (code 190) every time: steps run, nothing is dead.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while fake.seen().len() < 3 {
-        assert!(
-            Instant::now() < deadline,
-            "the refused token was not retried"
-        );
-        let _ = tokio::time::timeout(
-            Duration::from_millis(300),
-            rig.deliverer.deliver_next(&destination),
-        )
-        .await;
-    }
-    assert_eq!(
-        rig.store
-            .deliveries(destination.id, None, 0, 10)
-            .await
-            .unwrap(),
-        vec![],
-        "a refused credential must not turn events into dead letters"
-    );
-    rig.store
-        .set_destination_secret(destination.id, "EAA-good")
-        .await
-        .unwrap();
+    rig.held_until_replaced("meta", &fake, 3, "EAA-good").await;
     fake.script([Scripted::RateLimited]);
     let deliveries = rig.deliver_all("meta").await;
     assert_eq!(
@@ -495,20 +494,6 @@ async fn meta_refuses_an_invalid_batch_whole_and_it_becomes_dead_letters() {
 
 fn tiktok_settings() -> Value {
     json!({"pixel_code": "C4ABCDEF12345"})
-}
-
-/// Steps the destination's worker until the fake has seen `requests` requests; bounded.
-async fn step_until_seen(rig: &Rig, name: &str, fake: &Fake, requests: usize) {
-    let destination = rig.store.destination_by_name(name).await.unwrap().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while fake.seen().len() < requests {
-        assert!(Instant::now() < deadline, "{name} was not retried");
-        let _ = tokio::time::timeout(
-            Duration::from_millis(300),
-            rig.deliverer.deliver_next(&destination),
-        )
-        .await;
-    }
 }
 
 #[tokio::test]
@@ -663,25 +648,7 @@ async fn tiktok_a_refused_token_holds_delivery_until_replaced() {
     rig.append(vec![(EventType::Track, web(json!({"event": "Lead"})))])
         .await;
     // The fake refuses the token (code 40105) every time: steps run, nothing is dead.
-    step_until_seen(&rig, "tiktok", &fake, 3).await;
-    let destination = rig
-        .store
-        .destination_by_name("tiktok")
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(
-        rig.store
-            .deliveries(destination.id, None, 0, 10)
-            .await
-            .unwrap(),
-        vec![],
-        "a refused credential must not turn events into dead letters"
-    );
-    rig.store
-        .set_destination_secret(destination.id, "tt-good")
-        .await
-        .unwrap();
+    rig.held_until_replaced("tiktok", &fake, 3, "tt-good").await;
     let deliveries = rig.deliver_all("tiktok").await;
     assert_eq!(
         statuses(&deliveries),
@@ -794,24 +761,8 @@ async fn linkedin_holds_on_a_refused_token_then_retries_throttling_and_dead_lett
     ])
     .await;
     // 401 every time: the destination holds, nothing is dead.
-    step_until_seen(&rig, "linkedin", &fake, 3).await;
-    let destination = rig
-        .store
-        .destination_by_name("linkedin")
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(
-        rig.store
-            .deliveries(destination.id, None, 0, 10)
-            .await
-            .unwrap(),
-        vec![]
-    );
-    rig.store
-        .set_destination_secret(destination.id, "li-good")
-        .await
-        .unwrap();
+    rig.held_until_replaced("linkedin", &fake, 3, "li-good")
+        .await;
     fake.script([
         Scripted::RateLimited,
         Scripted::Unavailable,
@@ -960,25 +911,8 @@ async fn google_ads_holds_on_an_expired_token_then_waits_out_its_quota_delay_and
         ),
     ])
     .await;
-    step_until_seen(&rig, "google_ads", &fake, 3).await;
-    let destination = rig
-        .store
-        .destination_by_name("google_ads")
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(
-        rig.store
-            .deliveries(destination.id, None, 0, 10)
-            .await
-            .unwrap(),
-        vec![],
-        "an expired token must not turn events into dead letters"
-    );
-    rig.store
-        .set_destination_secret(destination.id, "dev-token:ya29.fresh")
-        .await
-        .unwrap();
+    rig.held_until_replaced("google_ads", &fake, 3, "dev-token:ya29.fresh")
+        .await;
     fake.script([
         Scripted::RateLimited,
         Scripted::Unavailable,
