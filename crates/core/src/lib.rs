@@ -4,6 +4,7 @@
 pub mod destination;
 pub mod event;
 pub mod profile;
+pub mod pruned;
 pub mod review;
 pub mod secret;
 pub mod time;

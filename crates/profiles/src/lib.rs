@@ -9,11 +9,50 @@ use rustc_hash::{FxHashMap, FxHashSet};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sightline_consent::{ConsentChange, Decision, EventSignals, Ledger, Policy};
+use sightline_core::pruned::{self, Keep};
 use sightline_core::{time, DeniedCount, IdentifierRow, ProfileRows, StoredEvent, StoredProfile};
 use sightline_identity::{
     extract, normalise, resolve, Change, Graph, IdType, Identifier, Profile, ProfileId, Rules,
 };
 use std::collections::BTreeMap;
+
+/// Every part of an event the book and its memberships read: identifiers
+/// (`sightline_identity::extract`), traits, consent signals and their evidence, linkage
+/// evidence, the time, and what audiences and computed traits see of an event (type, name,
+/// properties). [`parse_read`] builds only these; a reader of another field adds it here
+/// (`tests::the_read_parts_apply_as_the_whole_body` fails otherwise for the fields it knows).
+pub const READ: Keep = Keep::Keys(&[
+    ("type", Keep::Whole),
+    ("userId", Keep::Whole),
+    ("anonymousId", Keep::Whole),
+    ("previousId", Keep::Whole),
+    ("traits", Keep::Whole),
+    ("properties", Keep::Whole),
+    ("event", Keep::Whole),
+    ("name", Keep::Whole),
+    ("timestamp", Keep::Whole),
+    ("gpc", Keep::Whole),
+    (
+        "context",
+        Keep::Keys(&[
+            ("locale", Keep::Whole),
+            ("traits", Keep::Whole),
+            ("device", Keep::Whole),
+            ("externalIds", Keep::Whole),
+            ("page", Keep::Keys(&[("url", Keep::Whole)])),
+            ("linkage", Keep::Whole),
+            ("consent", Keep::Whole),
+            ("tcf", Keep::Whole),
+        ]),
+    ),
+]);
+
+/// An event's body as [`Profiles::apply_parsed`] needs it: only the parts in [`READ`], so
+/// that the follower does not build the context and properties nobody reads (about half of
+/// an analytics.js event). `None` when the body is not JSON.
+pub fn parse_read(body: &str) -> Option<Value> {
+    pruned::parse(body, &READ).ok()
+}
 
 /// One trait's current value and its provenance.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -168,7 +207,8 @@ pub struct Applied {
     pub profile: Option<ProfileId>,
     /// `(from, into)` for every profile merged by this event.
     pub merged: Vec<(ProfileId, ProfileId)>,
-    /// The event as JSON, for whoever reads it next.
+    /// The event as JSON as it was applied (the follower's holds only [`READ`]), for the
+    /// memberships that read it next.
     pub body: Option<Value>,
     /// Whether the consent in force at the event grants `analytics`: if not, measurement
     /// only counts it, without identifiers ([`Profiles::denied_counts`]).

@@ -680,3 +680,105 @@ proptest! {
         prop_assert_eq!(&stored.memberships.members, &all.members.into_iter().map(|(a, p, _)| (a, p)).collect::<BTreeSet<_>>());
     }
 }
+
+/// An event with any of the fields the book reads, beside some it never reads.
+fn rich_event(seq: i64, (kind, person, device, flags): (u8, u8, u8, u16)) -> StoredEvent {
+    let on = |bit: u16| flags & (1 << bit) != 0;
+    let call = ["identify", "track", "page", "alias", "group"][kind as usize % 5];
+    let mut body = json!({
+        "type": call,
+        "anonymousId": format!("a{device}"),
+        "messageId": format!("m{seq}"),
+        "sentAt": "2026-01-01T00:00:00.000Z",
+        "integrations": {"All": true},
+        "context": {"ip": "203.0.113.7", "userAgent": "Mozilla/5.0", "library": {"name": "t"}},
+    });
+    if on(0) {
+        body["userId"] = json!(format!("u{person}"));
+    }
+    if on(1) {
+        body["traits"] =
+            json!({"email": format!("P{person}@Example.test"), "plan": format!("p{seq}")});
+    }
+    if on(2) {
+        body["context"]["traits"] = json!({"email": format!("p{device}@x.test"), "tier": seq});
+    }
+    if on(3) {
+        body["context"]["locale"] = json!("en-GB");
+        body["traits"]["phone"] = json!(format!("020 7946 0{person:03}"));
+    }
+    if on(4) {
+        body["context"]["device"] = json!({"id": format!("d{device}"), "model": "x"});
+    }
+    if on(5) {
+        body["context"]["externalIds"] = json!([{"type": "crm_id", "id": format!("c{person}")}]);
+    }
+    if on(6) {
+        body["context"]["page"] =
+            json!({"url": "https://shop.test/p?x=1", "path": "/p", "referrer": "https://r.test/"});
+    }
+    if on(7) {
+        body["context"]["consent"] = json!({
+            "categoryPreferences": {"Analytics": on(8), "Advertising": !on(8)},
+            "jurisdiction": "EU", "evidence": {"banner": "v2"}});
+    }
+    if on(9) {
+        body["context"]["tcf"] = json!(if on(8) { "1YNN" } else { "1YYY" });
+    }
+    if on(10) {
+        body["gpc"] = json!(true);
+    }
+    if on(11) {
+        body["context"]["linkage"] = json!({"score": 0.93, "matched": ["email"]});
+    }
+    if on(12) {
+        body["timestamp"] = json!(format!("2026-01-01T00:{:02}:00.000Z", seq % 60));
+    }
+    if on(13) {
+        body["previousId"] = json!(format!("a{person}"));
+    }
+    body["event"] = json!("e");
+    body["name"] = json!("Home");
+    body["properties"] = json!({"revenue": seq, "previousId": format!("a{}", person + 1)});
+    event(seq, body)
+}
+
+proptest! {
+    /// The book and its memberships fed bodies parsed to [`READ`] end where the whole
+    /// bodies take them: the same profiles, identifiers, traits, consent ledgers, counts
+    /// without consent, members, computed values and news.
+    #[test]
+    fn the_read_parts_apply_as_the_whole_body(
+        ops in proptest::collection::vec((0u8..5, 0u8..4, 0u8..4, any::<u16>()), 1..60),
+    ) {
+        let events: Vec<StoredEvent> =
+            ops.iter().enumerate().map(|(i, op)| rich_event(i as i64 + 1, *op)).collect();
+        let now = time::parse_ms("2026-01-02T00:00:00.000Z").unwrap();
+        let memberships = || Memberships::new(vec![buyers()], vec![counted()]);
+        let (mut whole, mut whole_m) = (profiles(), memberships());
+        let (mut read, mut read_m) = (profiles(), memberships());
+        for e in &events {
+            let applied = whole.apply(e);
+            whole_m.on_event(&whole, &applied, e, now);
+            let pruned = read.apply_parsed(e, parse_read(&e.body));
+            prop_assert_eq!(
+                (pruned.profile, &pruned.merged, pruned.analytics),
+                (applied.profile, &applied.merged, applied.analytics)
+            );
+            read_m.on_event(&read, &pruned, e, now);
+        }
+        prop_assert_eq!(read.snapshot(), whole.snapshot());
+        prop_assert_eq!(read.take_changes(), whole.take_changes());
+        prop_assert_eq!(
+            read.denied_counts("2000-01-01", "2100-01-01"),
+            whole.denied_counts("2000-01-01", "2100-01-01")
+        );
+        prop_assert_eq!(read_m.members("repeat"), whole_m.members("repeat"));
+        prop_assert_eq!(read_m.take_changes(), whole_m.take_changes());
+        for view in whole.profiles() {
+            let id = view.identity.id;
+            prop_assert_eq!(read.facts(id), whole.facts(id));
+            prop_assert_eq!(read_m.computed(id, now), whole_m.computed(id, now));
+        }
+    }
+}

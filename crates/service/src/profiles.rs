@@ -391,7 +391,7 @@ async fn fetch(store: &dyn Store, after: i64) -> Result<Fetched> {
     let events = store.read_events(after, PAGE, None).await?;
     let bodies = events
         .iter()
-        .map(|e| serde_json::from_str(&e.body).ok())
+        .map(|e| sightline_profiles::parse_read(&e.body))
         .collect();
     Ok(Fetched {
         after,

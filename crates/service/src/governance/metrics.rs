@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use anyhow::{Context, Result};
 use serde_json::{json, Value};
 use sightline_attribution::{ChannelGrouper, PathsOptions};
+use sightline_core::pruned::{self, Keep};
 use sightline_govern::metrics::{self, ConsentCounts, DayMetrics, ScanMetrics, ScanObservation};
 use sightline_scan::{FindingKind, Report, Scenario};
 use sightline_store::{
@@ -25,6 +26,17 @@ const SCAN: &str = "scan:";
 const PAGE: usize = 1_000;
 const COUNTED_PER_REFRESH: usize = 500_000;
 const WRITE_ATTEMPTS: usize = 3;
+/// What the consent counts read of an event: its time and every place
+/// `EventSignals::read` looks. Parsing only these keeps the refresher's cost per event
+/// small next to the processors that need the whole body.
+const COUNTED: Keep = Keep::Keys(&[
+    ("timestamp", Keep::Whole),
+    ("gpc", Keep::Whole),
+    (
+        "context",
+        Keep::Keys(&[("consent", Keep::Whole), ("tcf", Keep::Whole)]),
+    ),
+]);
 
 /// What a stored scan's report shows, for its metrics.
 pub fn observe(row: &ScanRow, report: &Report) -> ScanObservation {
@@ -224,7 +236,7 @@ async fn count_consent(store: &dyn Store) -> Result<()> {
             if !metrics::counts_for_consent(event.event_type, event.source_id) {
                 continue;
             }
-            let Ok(body) = serde_json::from_str::<Value>(&event.body) else {
+            let Ok(body) = pruned::parse(&event.body, &COUNTED) else {
                 continue;
             };
             let at = body
@@ -365,6 +377,36 @@ impl crate::processors::Processor for Refresher {
 mod tests {
     use super::*;
     use sightline_store::{Governance, SqliteStore};
+
+    /// The consent counts read of a pruned body what they would read of the whole one.
+    #[test]
+    fn the_counted_parts_read_as_the_whole_body() {
+        let context = r#""ip":"1.2.3.4","page":{"url":"https://shop.test/"}"#;
+        for signals in [
+            r#""context":{CONTEXT}"#.to_string(),
+            r#""gpc":true,"context":{CONTEXT}"#.to_string(),
+            r#""context":{CONTEXT,"tcf":"1YYN"}"#.to_string(),
+            r#""context":{CONTEXT,"consent":{"categoryPreferences":{"Ads":true},
+                "purposes":{"analytics":false},"tcf":"1YNN",
+                "googleConsentMode":{"ad_storage":"denied"}}}"#
+                .to_string(),
+            r#""context":"not an object""#.to_string(),
+        ] {
+            let text = format!(
+                r#"{{"type":"track","timestamp":"2026-01-02T03:04:05Z","properties":{{"a":1}},{}}}"#,
+                signals.replace("CONTEXT", context)
+            );
+            let full: Value = serde_json::from_str(&text).unwrap();
+            let counted = pruned::parse(&text, &COUNTED).unwrap();
+            assert_eq!(full["timestamp"], counted["timestamp"], "{text}");
+            let names = |body: &Value| {
+                let signals = sightline_consent::event::EventSignals::read(body);
+                let named: Vec<&str> = signals.named().iter().map(|(name, _)| *name).collect();
+                format!("{named:?}")
+            };
+            assert_eq!(names(&full), names(&counted), "{text}");
+        }
+    }
 
     /// A one-step report of a scan that saw one third-party script.
     fn report() -> Report {
