@@ -5,7 +5,7 @@
 #   bench/run.sh sustained [--postgres URL] [--rate EVENTS_PER_S] [--seconds N]
 #   bench/run.sh delivery [--postgres URL] [--requests N] [--batch N]
 #   bench/run.sh vendors [--events N]       (GA4, Meta, TikTok, LinkedIn and Google Ads fakes against the plain webhook)
-#   bench/run.sh profiles [--people N] [--clients N] [--rate LOOKUPS_PER_S]
+#   bench/run.sh profiles [--people N] [--events N] [--clients N] [--rate LOOKUPS_PER_S] [--mixed-seconds N] [--mixed-rate EVENTS_PER_S]
 #   bench/run.sh log-size [--postgres URL] [--events N] [--users N]
 #   bench/run.sh audience-sync [--load EVENTS_PER_S] [--samples N]
 #   bench/run.sh scan          (needs Debian's chromium: scripts/install-chromium.sh)

@@ -91,17 +91,26 @@ enum Bench {
     /// Profile rebuild and lookups at scale, against a keyed read of the same store.
     Profiles {
         /// People to load (one identify each: user id, anonymous id, email).
-        #[arg(long, default_value_t = 1_000_000)]
+        #[arg(long, default_value_t = 2_000_000)]
         people: usize,
+        /// Events in the log in all: the identifies, then track events over the people.
+        #[arg(long, default_value_t = 10_000_000)]
+        events: usize,
         /// Seconds each lookup phase is measured.
         #[arg(long, default_value_t = 5)]
         seconds: u64,
         /// Concurrent lookup clients.
         #[arg(long, default_value_t = 16)]
         clients: usize,
-        /// Lookups per second of the paced phase.
+        /// Lookups per second of the paced phases.
         #[arg(long, default_value_t = 2_000)]
         rate: u64,
+        /// Seconds of the mixed load (tracking and lookups at fixed rates).
+        #[arg(long, default_value_t = 60)]
+        mixed_seconds: u64,
+        /// Tracked events per second during the mixed load.
+        #[arg(long, default_value_t = 5_000)]
+        mixed_rate: u64,
     },
     /// Event-to-receiver latency of audience adds under background load.
     AudienceSync {
@@ -171,15 +180,21 @@ fn main() -> Result<()> {
         } => runtime.block_on(delivery::delivery(postgres, requests.max(1), batch)),
         Bench::Profiles {
             people,
+            events,
             seconds,
             clients,
             rate,
-        } => runtime.block_on(profiles::run(
+            mixed_seconds,
+            mixed_rate,
+        } => runtime.block_on(profiles::run(profiles::Shape {
             people,
-            Duration::from_secs(seconds),
+            events,
+            length: Duration::from_secs(seconds),
             clients,
             rate,
-        )),
+            mixed: Duration::from_secs(mixed_seconds),
+            mixed_rate,
+        })),
         Bench::Sustained {
             postgres,
             rate,

@@ -1,17 +1,19 @@
-//! `sightline-bench profiles`: the identity and profile path at scale. Loads N people (an
-//! identify with user id, anonymous id and email each) through the tracking API, then
-//! measures (1) how fast a restarted server resumes the stored profiles and its resident
-//! memory then and after the lookups, (2) profile
-//! lookups by email over HTTP against a bare keyed read of the same store over the same
-//! HTTP stack (`/api/v1/events?after=K&limit=1`), in the same run (closed loop: as many
-//! as the clients get answered), and lookups at a fixed rate (the latency a caller sees
-//! at that load), and (3) `sightline
-//! identity rebuild`: the log resolved and every profile stored, end to end.
+//! `sightline-bench profiles`: the identity and profile path at scale, on a store configured
+//! as users run it (profiles, two audiences, a computed trait and a webhook destination).
+//! Loads N people (an identify with user id, anonymous id and email each) and then track
+//! events spread over them up to the number of events asked for, through the tracking API;
+//! then measures (1) how fast a restarted server is ready (`/readyz`) with the stored
+//! profiles and its resident memory then, (2) profile lookups by email over HTTP at a fixed
+//! rate on that cold start (the latency a caller sees at that load), then closed-loop
+//! against a bare keyed read of the same store over the same HTTP stack
+//! (`/api/v1/events?after=K&limit=1`), in the same run, (3) resident memory after a mixed
+//! load (tracking at a fixed rate with lookups at a fixed rate), and (4) `sightline identity
+//! rebuild`: the log resolved and every profile stored, end to end.
 
-use crate::{round3, sibling, start};
+use crate::ingest::Setup;
+use crate::round3;
 use anyhow::{bail, Context, Result};
-use serde_json::{json, Value};
-use std::process::Command;
+use serde_json::json;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -70,57 +72,136 @@ async fn paced_lookups(
     })
 }
 
-pub async fn run(people: usize, length: Duration, clients: usize, rate: u64) -> Result<()> {
-    let sightline = sibling("sightline")?;
-    let data =
-        std::env::temp_dir().join(format!("sightline-bench-profiles-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&data);
-    let store = vec!["--data".to_string(), data.display().to_string()];
-    let cli_json = |args: &[&str]| crate::cli_json(&sightline, &store, args);
-    let key = cli_json(&["source", "add", "bench"])?["write_key"]
-        .as_str()
-        .context("key")?
-        .to_string();
-    let token = cli_json(&["token", "create", "--role", "admin"])?["token"]
+/// What the profiles bench loads and how long it measures.
+pub struct Shape {
+    /// People, one identify each.
+    pub people: usize,
+    /// Events in the log in all: the identifies, then track events spread over the people.
+    pub events: usize,
+    /// How long each lookup phase is measured.
+    pub length: Duration,
+    /// Concurrent clients of the closed-loop lookups.
+    pub clients: usize,
+    /// Lookups per second of the paced phases.
+    pub rate: u64,
+    /// How long the mixed load runs, and its tracked events per second.
+    pub mixed: Duration,
+    pub mixed_rate: u64,
+}
+
+/// The `i`th event loaded: an identify for each of the first `people`, then track events
+/// (one in ten an `Order Completed` with a revenue) spread over them.
+fn event(i: usize, people: usize) -> String {
+    let context = r#""context":{"ip":"203.0.113.7","userAgent":"Mozilla/5.0 (X11; Linux x86_64) Firefox/131.0","page":{"path":"/products/1234"}}"#;
+    if i < people {
+        format!(
+            r#"{{"type":"identify","userId":"u{i}","anonymousId":"a{i}","messageId":"m{i}","traits":{{"email":"p{i}@example.com","plan":"pro"}},{context}}}"#
+        )
+    } else if i.is_multiple_of(10) {
+        format!(
+            r#"{{"type":"track","userId":"u{}","messageId":"m{i}","event":"Order Completed","properties":{{"order_id":"o{i}","revenue":59.97,"currency":"EUR"}},{context}}}"#,
+            i % people.max(1)
+        )
+    } else {
+        format!(
+            r#"{{"type":"track","userId":"u{}","messageId":"m{i}","event":"Product Added","properties":{{"sku":"SKU-1234","price":19.99,"quantity":2}},{context}}}"#,
+            i % people.max(1)
+        )
+    }
+}
+
+/// Sends events `range` as one batch request.
+async fn send_batch(
+    http: &reqwest::Client,
+    url: &str,
+    key: &str,
+    range: std::ops::Range<usize>,
+    people: usize,
+) -> Result<()> {
+    let events: Vec<String> = range.map(|i| event(i, people)).collect();
+    let response = http
+        .post(format!("{url}/v1/batch"))
+        .basic_auth(key, Some(""))
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .body(format!(r#"{{"batch":[{}]}}"#, events.join(",")))
+        .send()
+        .await?;
+    if !response.status().is_success() {
+        bail!("a batch was answered {}", response.status());
+    }
+    Ok(())
+}
+
+/// Tracks events from `first` on at `rate` events per second (batches of 100) for `length`.
+async fn paced_tracking(
+    url: &str,
+    key: &str,
+    first: usize,
+    people: usize,
+    rate: u64,
+    length: Duration,
+) -> Result<()> {
+    const PER_REQUEST: usize = 100;
+    let http = reqwest::Client::new();
+    let per_s = (rate as f64 / PER_REQUEST as f64).max(1.0);
+    let mut ticks = tokio::time::interval(Duration::from_secs_f64(1.0 / per_s));
+    let started = Instant::now();
+    let mut sends = Vec::new();
+    let mut next = first;
+    while started.elapsed() < length {
+        ticks.tick().await;
+        let (http, url, key) = (http.clone(), url.to_string(), key.to_string());
+        let range = next..next + PER_REQUEST;
+        next += PER_REQUEST;
+        sends.push(tokio::spawn(async move {
+            send_batch(&http, &url, &key, range, people).await
+        }));
+    }
+    for send in sends {
+        send.await??;
+    }
+    Ok(())
+}
+
+pub async fn run(shape: Shape) -> Result<()> {
+    let Shape {
+        people,
+        length,
+        clients,
+        rate,
+        ..
+    } = shape;
+    let events = shape.events.max(people);
+    let setup = Setup::new(None).await?;
+    let token = crate::cli_json(
+        &setup.sightline,
+        &setup.store_args,
+        &["token", "create", "--role", "admin"],
+    )?["token"]
         .as_str()
         .context("token")?
         .to_string();
-    let serve = || {
-        let mut command = Command::new(&sightline);
-        command
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .args(["--metrics-listen", "127.0.0.1:0"])
-            .args(&store);
-        command
-    };
 
-    let server = start(serve())?;
+    let server = setup.serve()?;
     let http = reqwest::Client::new();
     let loaded = Instant::now();
-    let batches: Vec<usize> = (0..people).step_by(BATCH).collect();
+    let batches: Vec<usize> = (0..events).step_by(BATCH).collect();
     for chunk in batches.chunks(8) {
         let sends: Vec<_> = chunk
             .iter()
             .map(|&first| {
-                let batch: Vec<Value> = (first..(first + BATCH).min(people))
-                    .map(|i| json!({"type":"identify","userId":format!("u{i}"),"anonymousId":format!("a{i}"),
-                                    "messageId":format!("m{i}"),"traits":{"email":format!("p{i}@example.com"),"plan":"pro"}}))
-                    .collect();
-                let request = http
-                    .post(format!("{}/v1/batch", server.url))
-                    .basic_auth(&key, Some(""))
-                    .json(&json!({"batch": batch}));
-                tokio::spawn(request.send())
+                let (http, url, key) = (http.clone(), server.url.clone(), setup.key.clone());
+                let range = first..(first + BATCH).min(events);
+                tokio::spawn(async move { send_batch(&http, &url, &key, range, people).await })
             })
             .collect();
         for send in sends {
-            if !send.await??.status().is_success() {
-                bail!("loading failed");
-            }
+            send.await??;
         }
     }
     let load_s = loaded.elapsed().as_secs_f64();
-    // Stopped once the profiles have applied (and stored) the whole log.
+    // Stopped once the profiles have applied (and stored) the whole log; the other
+    // processors (delivery above all) may still be behind, as after any busy hour.
     loop {
         let lags = crate::ingest::lags(&http, &server).await?;
         if lags
@@ -133,11 +214,23 @@ pub async fn run(people: usize, length: Duration, clients: usize, rate: u64) -> 
     }
     drop(server);
 
-    // A restarted server resumes the stored profiles before it listens.
+    // A restarted server resumes the stored profiles: the time until `/readyz` says so.
     let restarted = Instant::now();
-    let server = start(serve())?;
+    let server = setup.serve()?;
+    loop {
+        let ready = http.get(format!("{}/readyz", server.url)).send().await;
+        if ready.is_ok_and(|r| r.status().is_success()) {
+            break;
+        }
+        if restarted.elapsed() > Duration::from_secs(300) {
+            bail!("the restarted server was not ready within 300 s");
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let start_s = restarted.elapsed().as_secs_f64();
     let rss_after_start = server.rss_mib()?;
+    // First after the start: no profile is in the server's cache yet.
+    let cold = paced_lookups(&server.url, &token, people, rate, length).await?;
 
     let lookup = |path: Arc<dyn Fn(usize) -> String + Send + Sync>| {
         let (url, token) = (server.url.clone(), token.clone());
@@ -189,27 +282,51 @@ pub async fn run(people: usize, length: Duration, clients: usize, rate: u64) -> 
     }))
     .await?;
     let baseline = lookup(Arc::new(|i| format!("/api/v1/events?after={i}&limit=1"))).await?;
-    let paced = paced_lookups(&server.url, &token, people, rate, length).await?;
     let rss_after_lookups = server.rss_mib()?;
+    let (mixed_lookups, tracked) = tokio::join!(
+        paced_lookups(&server.url, &token, people, rate, shape.mixed),
+        paced_tracking(
+            &server.url,
+            &setup.key,
+            events,
+            people,
+            shape.mixed_rate,
+            shape.mixed
+        ),
+    );
+    let mixed_lookups = mixed_lookups?;
+    tracked?;
+    let rss_after_mixed = server.rss_mib()?;
     drop(server);
 
     // End to end, log to stored profiles: resolve the whole log and store every profile,
     // identifier and timeline row in place of the stored ones.
-    let stored = cli_json(&["identity", "rebuild"])?;
+    let stored = crate::cli_json(
+        &setup.sightline,
+        &setup.store_args,
+        &["identity", "rebuild"],
+    )?;
     let stored_s = stored["seconds"].as_f64().context("seconds")?;
-    let _ = std::fs::remove_dir_all(&data);
 
     println!(
         "{}",
         json!({
             "bench": "profiles",
+            "configured": "profiles, 2 audiences, 1 computed trait, 1 webhook",
             "profiles": people,
-            "load_events_per_s": (people as f64 / load_s).round(),
+            "events": events,
+            "load_events_per_s": (events as f64 / load_s).round(),
             "start_s": round3(start_s),
             "rss_after_start_mib": rss_after_start.round(),
+            "cold_paced_p50_ms": round3(cold.p50_ms),
+            "cold_paced_p99_ms": round3(cold.p99_ms),
             "rss_after_lookups_mib": rss_after_lookups.round(),
+            "mixed_s": shape.mixed.as_secs(),
+            "mixed_events_per_s": shape.mixed_rate,
+            "mixed_paced_p99_ms": round3(mixed_lookups.p99_ms),
+            "rss_after_mixed_mib": rss_after_mixed.round(),
             "rebuild_stored_s": round3(stored_s),
-            "rebuild_stored_events_per_s": (people as f64 / stored_s).round(),
+            "rebuild_stored_events_per_s": (events as f64 / stored_s).round(),
             "lookups_per_s": profiles.per_s.round(),
             "p99_ms": round3(profiles.p99_ms),
             "baseline": "keyed-event-read-over-http",
@@ -217,8 +334,6 @@ pub async fn run(people: usize, length: Duration, clients: usize, rate: u64) -> 
             "baseline_p99_ms": round3(baseline.p99_ms),
             "ratio": round3(profiles.per_s / baseline.per_s),
             "paced_lookups_per_s": rate,
-            "paced_p50_ms": round3(paced.p50_ms),
-            "paced_p99_ms": round3(paced.p99_ms),
         })
     );
     Ok(())
