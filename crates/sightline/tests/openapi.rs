@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{client, sightline, temp_dir, Backend, Server};
+use common::{client, sightline, sightline_json, temp_dir, Backend, Server};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -60,4 +60,25 @@ fn the_command_prints_the_same_document() {
     let output = sightline(&["openapi"]);
     assert!(output.status.success());
     matches_checked_in("openapi.json", &String::from_utf8(output.stdout).unwrap());
+}
+
+/// Found by schemathesis: axum answered a path segment that does not parse (an id that is
+/// not a number) in plain text, not with the documented JSON error.
+#[tokio::test]
+async fn a_malformed_path_segment_gets_the_json_error() {
+    let backend = Backend::Sqlite(Arc::new(temp_dir("openapi-path")));
+    let token = sightline_json(&backend, &["token", "create", "--role", "admin"])["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let server = Server::start(&backend, &[]);
+    let response = client()
+        .get(format!("{}/api/v1/tags/not-a-number/log", server.url))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "bad_request", "{body}");
 }

@@ -1,8 +1,10 @@
 //! `/api/v1/audiences`, `/api/v1/traits` and `/api/v1/attribution`.
 
 use super::contract::{json_of, list_of, object, Access, Doc, Routes};
-use super::{bad_request, created, json_body, ok, page_bounds, Acting, Answer, ApiState, Failure};
-use axum::extract::{Path, Query, State};
+use super::{
+    bad_request, created, json_body, ok, page_bounds, Acting, Answer, ApiState, Failure, Path,
+};
+use axum::extract::{Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use serde_json::json;

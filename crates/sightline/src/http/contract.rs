@@ -19,7 +19,7 @@ use sightline_service::access;
 use std::sync::OnceLock;
 use utoipa::openapi::path::{Operation, Parameter, ParameterIn};
 use utoipa::openapi::request_body::RequestBody;
-use utoipa::openapi::schema::SchemaType;
+use utoipa::openapi::schema::{KnownFormat, SchemaFormat, SchemaType};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{
     schema, ArrayBuilder, Components, Content, HttpMethod, Info, ObjectBuilder, OpenApi, Paths,
@@ -126,13 +126,22 @@ pub fn json_of<T: utoipa::PartialSchema>() -> Payload {
     Payload::Json(Box::new(T::schema()))
 }
 
+/// A path parameter's description and schema.
+struct PathParam {
+    name: &'static str,
+    description: &'static str,
+    /// The values it takes; empty for any.
+    values: &'static [&'static str],
+    integer: bool,
+}
+
 /// One route's documentation.
 pub struct Doc {
     tag: &'static str,
     summary: String,
     access: Access,
-    /// Path parameters' descriptions and values (by name); the rest are plain strings.
-    path: Vec<(&'static str, &'static str, &'static [&'static str])>,
+    /// Path parameters' descriptions (by name); the rest are plain strings.
+    path: Vec<PathParam>,
     query: Vec<(&'static str, &'static str)>,
     request: Option<Payload>,
     status: u16,
@@ -166,7 +175,23 @@ impl Doc {
     }
 
     pub fn path(mut self, name: &'static str, description: &'static str) -> Doc {
-        self.path.push((name, description, &[]));
+        self.path.push(PathParam {
+            name,
+            description,
+            values: &[],
+            integer: false,
+        });
+        self
+    }
+
+    /// A path segment that is an integer id.
+    pub fn path_id(mut self, name: &'static str, description: &'static str) -> Doc {
+        self.path.push(PathParam {
+            name,
+            description,
+            values: &[],
+            integer: true,
+        });
         self
     }
 
@@ -177,7 +202,12 @@ impl Doc {
         description: &'static str,
         values: &'static [&'static str],
     ) -> Doc {
-        self.path.push((name, description, values));
+        self.path.push(PathParam {
+            name,
+            description,
+            values,
+            integer: false,
+        });
         self
     }
 
@@ -326,15 +356,20 @@ fn operation(verb: Verb, path: &str, doc: &Doc) -> Operation {
             path.trim_start_matches('/')
         )));
     for name in path_parameters(path) {
-        let (description, values) = doc
-            .path
-            .iter()
-            .find(|(n, _, _)| *n == name)
-            .map_or((None, &[][..]), |(_, d, v)| (Some(*d), *v));
+        let param = doc.path.iter().find(|p| p.name == name);
         let mut schema = ObjectBuilder::new().schema_type(Type::String);
-        if !values.is_empty() {
-            schema = schema.enum_values(Some(values.iter().copied()));
+        match param {
+            Some(p) if p.integer => {
+                schema = ObjectBuilder::new()
+                    .schema_type(Type::Integer)
+                    .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+            }
+            Some(p) if !p.values.is_empty() => {
+                schema = schema.enum_values(Some(p.values.iter().copied()))
+            }
+            _ => {}
         }
+        let description = param.map(|p| p.description);
         op = op.parameter(
             Parameter::builder()
                 .name(name)

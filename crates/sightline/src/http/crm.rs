@@ -1,8 +1,8 @@
 //! `/api/v1/imports/crm` and the clerical review queue `/api/v1/link-reviews` (admin only).
 
 use super::contract::{json_of, object, page_of, Access, Doc, Routes, Verb};
-use super::{json_body, ok, page_bounds, Acting, Answer, ApiState, Failure};
-use axum::extract::{Path, Query, State};
+use super::{json_body, ok, page_bounds, Acting, Answer, ApiState, Failure, Path};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use serde_json::json;
 use sightline_collect::error;
@@ -53,7 +53,7 @@ pub(super) fn routes() -> Routes {
                 Access::Token(ADMIN),
                 object("`{\"review\":{…},\"explanation\":\"…\"}`: the item and its match weights as text"),
             )
-            .path("id", "The item's id (an integer)"),
+            .path_id("id", "The item's id"),
         )
         .post(
             "/api/v1/link-reviews/{id}/{decision}",
@@ -64,7 +64,7 @@ pub(super) fn routes() -> Routes {
                 Access::Token(ADMIN),
                 object("The item as decided"),
             )
-            .path("id", "The item's id (an integer)")
+            .path_id("id", "The item's id")
             .path_one_of("decision", "The decision", &["accept", "reject"]),
         )
 }

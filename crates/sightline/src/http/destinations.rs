@@ -1,8 +1,8 @@
 //! `/api/v1/destinations`, their delivery log and replay.
 
 use super::contract::{json_of, list_of, object, page_of, Access, Doc, Routes};
-use super::{bad_request, created, json_body, ok, page_bounds, Acting, Answer, ApiState};
-use axum::extract::{Path, Query, State};
+use super::{bad_request, created, json_body, ok, page_bounds, Acting, Answer, ApiState, Path};
+use axum::extract::{Query, State};
 use serde_json::json;
 use sightline_service::access::{MARKETING, READERS};
 use sightline_service::destinations::{self, Replay};

@@ -3,8 +3,8 @@
 //! change needs is checked by the registry's services.
 
 use super::contract::{json_of, list_of, object, Access, Doc, Payload, Routes};
-use super::{bad_request, created, json_body, ok, Acting, Answer, ApiState, Reader};
-use axum::extract::{Path, Query, State};
+use super::{bad_request, created, json_body, ok, Acting, Answer, ApiState, Path, Reader};
+use axum::extract::{Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use serde_json::{json, Value};
@@ -129,7 +129,7 @@ pub(super) fn routes() -> Routes {
             "/api/v1/tags/{id}/log",
             tag_log,
             read("A tag's change log", list_of("log", "A change: who, what, why, when"))
-                .path("id", "The tag's id (an integer)"),
+                .path_id("id", "The tag's id"),
         )
         .post(
             "/api/v1/tags/{id}/{action}",
@@ -139,7 +139,7 @@ pub(super) fn routes() -> Routes {
                 TEAMS,
                 "The tag as it now stands",
             )
-            .path("id", "The tag's id (an integer)")
+            .path_id("id", "The tag's id")
             .path_one_of("action", "The action", &["approve", "reject", "retire"])
             .body(json_of::<Reason>()),
         )
@@ -161,7 +161,7 @@ pub(super) fn routes() -> Routes {
                 TEAMS,
                 "The finding as it now stands",
             )
-            .path("id", "The finding's id (an integer)")
+            .path_id("id", "The finding's id")
             .body(object(
                 "`{\"action\":\"assign\",\"owner\":…}`, `{\"action\":\"fix\"}`, \
                  `{\"action\":\"accept_risk\",\"reason\":…,\"expires\":…}` or `{\"action\":\"reopen\",\"reason\":…}`",

@@ -329,6 +329,24 @@ impl FromRequestParts<ApiState> for Reader {
     }
 }
 
+/// axum's `Path`, but a segment that does not parse (an id that is not a number, bytes
+/// that are not UTF-8) gets the API's JSON error: axum's own rejection is plain text.
+struct Path<T>(T);
+
+impl<T: serde::de::DeserializeOwned + Send> FromRequestParts<ApiState> for Path<T> {
+    type Rejection = Failure;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &ApiState,
+    ) -> Result<Self, Self::Rejection> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(value)| Path(value))
+            .map_err(|rejection| bad_request(rejection.body_text()))
+    }
+}
+
 /// A service error as an HTTP answer: the one place statuses are chosen.
 struct Failure(Error);
 

@@ -1,8 +1,8 @@
 //! `/api/v1/tracking-plans` and a source's plan and violations.
 
 use super::contract::{json_of, list_of, object, Access, Doc, Payload, Routes};
-use super::{bad_request, created, json_body, ok, Acting, Answer, ApiState};
-use axum::extract::{Path, Query, State};
+use super::{bad_request, created, json_body, ok, Acting, Answer, ApiState, Path};
+use axum::extract::{Query, State};
 use serde_json::{json, Value};
 use sightline_core::time;
 use sightline_service::access::{ADMIN, READERS};

@@ -3,8 +3,8 @@
 //! (privacy and admin roles; the service checks and records the export in the audit log).
 
 use super::contract::{object, Access, Doc, Routes};
-use super::{bad_request, off_workers, Acting, Answer, ApiState};
-use axum::extract::{Path, Query, State};
+use super::{bad_request, off_workers, Acting, Answer, ApiState, Path};
+use axum::extract::{Query, State};
 use axum::http::header;
 use axum::response::IntoResponse;
 use axum::Json;

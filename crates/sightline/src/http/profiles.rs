@@ -1,8 +1,8 @@
 //! `/api/v1/profiles/{type}:{value}` and what is below a profile.
 
 use super::contract::{object, Access, Doc, Routes};
-use super::{bad_request, ok, Acting, Answer, ApiState, Failure};
-use axum::extract::{Path, Query, State};
+use super::{bad_request, ok, Acting, Answer, ApiState, Failure, Path};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use serde_json::json;
 use sightline_collect::error;
