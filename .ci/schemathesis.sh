@@ -54,4 +54,30 @@ curl -sf "$base/healthz" >/dev/null || {
   cat "$data/serve.log" >&2
   exit 1
 }
-echo "schemathesis: no failures, the server is up"
+
+# Nothing accepted is lost: every event the collector counted as accepted is in the log.
+accepted=$(curl -sf -H "Authorization: Bearer $admin" "$base/metrics" | python3 -c '
+import sys
+print(int(sum(float(line.rsplit(" ", 1)[1]) for line in sys.stdin
+              if line.startswith("sightline_events_accepted_total"))))')
+logged=$(python3 - "$base" "$admin" <<'PY'
+import json, sys, urllib.request
+base, token = sys.argv[1:]
+after, count = 0, 0
+while True:
+    request = urllib.request.Request(f"{base}/api/v1/events?after={after}&limit=1000",
+                                     headers={"Authorization": f"Bearer {token}"})
+    page = json.load(urllib.request.urlopen(request))
+    if not page["events"]:
+        break
+    count += sum(1 for e in page["events"] if e.get("type") in
+                 ("track", "identify", "page", "screen", "group", "alias"))
+    after = page["next_after"]
+print(count)
+PY
+)
+if [ "$logged" -lt "$accepted" ]; then
+  echo "schemathesis: $accepted events accepted but $logged in the log" >&2
+  exit 1
+fi
+echo "schemathesis: no failures, the server is up, all $accepted accepted events are in the log"

@@ -498,15 +498,49 @@ fn tracking_docs() -> Vec<(Verb, String, Doc)> {
                             ObjectBuilder::new().schema_type(Type::Integer),
                         ),
                 ),
+            );
+            let body = match call {
+                Call::Single(_) => segment_call(),
+                Call::Batch => ObjectBuilder::new().schema_type(Type::Object).property(
+                    "batch",
+                    ArrayBuilder::new().items(
+                        segment_call().property(
+                            "type",
+                            ObjectBuilder::new()
+                                .schema_type(Type::String)
+                                .enum_values(Some(
+                                    sightline_core::EventType::ALL.map(|t| t.as_str()),
+                                )),
+                        ),
+                    ),
+                ),
+            };
+            (
+                Verb::Post,
+                path,
+                doc.body(json_payload(body.description(Some(request)))),
             )
-            .body(json_payload(
-                ObjectBuilder::new()
-                    .schema_type(Type::Object)
-                    .description(Some(request)),
-            ));
-            (Verb::Post, path, doc)
         })
         .collect()
+}
+
+/// A Segment call's common fields (the spec's others are accepted as sent).
+fn segment_call() -> ObjectBuilder {
+    let string = || ObjectBuilder::new().schema_type(Type::String);
+    let object = || ObjectBuilder::new().schema_type(Type::Object);
+    ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .property("userId", string())
+        .property("anonymousId", string())
+        .property("messageId", string())
+        .property("event", string())
+        .property("name", string())
+        .property("groupId", string())
+        .property("previousId", string())
+        .property("timestamp", string().description(Some("ISO 8601")))
+        .property("properties", object())
+        .property("traits", object())
+        .property("context", object())
 }
 
 /// The document, from the main listener's routes (with `/metrics` on it, the default).
