@@ -86,24 +86,31 @@ impl Collector {
     }
 }
 
-/// `/v1/*`: the Segment paths, analytics.js's one-letter paths, and `/v1/import`.
+/// Every tracking path with the call it takes: the Segment paths, analytics.js's one-letter
+/// paths, and `/v1/import` (a batch). The router and the API's contract
+/// (`GET /api/v1/openapi.json`) are both made from it.
+pub fn paths() -> Vec<(String, Call)> {
+    let mut paths = Vec::new();
+    for kind in EventType::ALL {
+        paths.push((format!("/v1/{kind}"), Call::Single(kind)));
+        paths.push((format!("/v1/{}", &kind.as_str()[..1]), Call::Single(kind)));
+    }
+    for batch in ["/v1/batch", "/v1/b", "/v1/import"] {
+        paths.push((batch.to_string(), Call::Batch));
+    }
+    paths
+}
+
+/// `/v1/*`: every one of [`paths`].
 pub fn router(collector: Arc<Collector>) -> Router {
     let mut router = Router::new();
-    for kind in EventType::ALL {
-        let call = Call::Single(kind);
-        let handler = post(move |state, headers, body| collect(state, call, headers, body));
-        let short = &kind.as_str()[..1];
-        router = router
-            .route(&format!("/v1/{kind}"), handler.clone())
-            .route(&format!("/v1/{short}"), handler);
+    for (path, call) in paths() {
+        router = router.route(
+            &path,
+            post(move |state, headers, body| collect(state, call, headers, body)),
+        );
     }
-    let batch = post(|state, headers, body| collect(state, Call::Batch, headers, body));
-    router
-        .route("/v1/batch", batch.clone())
-        .route("/v1/b", batch.clone())
-        .route("/v1/import", batch)
-        .layer(cors())
-        .with_state(collector)
+    router.layer(cors()).with_state(collector)
 }
 
 /// Browser SDKs post from the site's origin, never the collector's, with a Basic

@@ -26,6 +26,8 @@ pub const PROFILE_READERS: &[Role] = &[
     Role::Analyst,
     Role::Privacy,
 ];
+/// Attribution: the marketing team and the analysts.
+pub const ATTRIBUTION_READERS: &[Role] = &[Role::Marketing, Role::Analyst];
 /// Exports of a person's data (subject access): the privacy team (and admin) only; an
 /// analyst reads profiles but exports no one.
 pub const PRIVACY: &[Role] = &[Role::Privacy];

@@ -1,7 +1,7 @@
 //! Attribution over the log, with touches and conversions joined per unified profile, so a
 //! click on a phone and a purchase on a laptop count together.
 
-use crate::access::{require, Actor, Role};
+use crate::access::{require, Actor};
 use crate::profiles::ProfileRules;
 use crate::{Error, Result};
 use serde_json::Value;
@@ -59,7 +59,7 @@ pub async fn report(
     grouper: &ChannelGrouper,
     rules: ProfileRules,
 ) -> Result<Value> {
-    require(actor, &[Role::Marketing, Role::Analyst], "attribution")?;
+    require(actor, crate::access::ATTRIBUTION_READERS, "attribution")?;
     let stitched = journeys(store, question, grouper, rules).await?;
     let mut report =
         sightline_attribution::journeys_report(&stitched.journeys, &PathsOptions::default())

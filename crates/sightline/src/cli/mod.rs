@@ -115,6 +115,13 @@ enum Command {
     /// Privacy rights: export everything held about a person (subject access).
     #[command(subcommand)]
     Privacy(privacy::PrivacyCommand),
+    /// Print the HTTP API's OpenAPI 3.1 document, as served at /api/v1/openapi.json and
+    /// checked in as docs/openapi.json.
+    Openapi {
+        /// Print the route × role matrix in Markdown instead (docs/roles.md).
+        #[arg(long)]
+        roles: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -243,6 +250,14 @@ pub async fn run(cli: Cli) -> Result<()> {
     let file = FileConfig::load(cli.config.as_deref())?;
     match cli.command {
         Command::Serve(args) => crate::serve::run(args, &file).await,
+        Command::Openapi { roles } => {
+            if roles {
+                print!("{}", crate::http::contract::roles_markdown());
+            } else {
+                print!("{}", crate::http::contract::document());
+            }
+            Ok(())
+        }
         Command::Source(command) => source(command, &file).await,
         Command::Token(TokenCommand::Create {
             role,

@@ -1,22 +1,100 @@
 //! `/api/v1/audiences`, `/api/v1/traits` and `/api/v1/attribution`.
 
-use super::{bad_request, created, json_body, ok, page_bounds, Acting, Answer, ApiState, Failure};
-use axum::extract::{Path, Query, State};
+use super::contract::{json_of, list_of, object, Access, Doc, Routes};
+use super::{
+    bad_request, created, json_body, ok, page_bounds, Acting, Answer, ApiState, Failure, Path,
+};
+use axum::extract::{Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
-use axum::routing::get;
-use axum::Router;
 use serde_json::json;
 use sightline_collect::error;
+use sightline_service::access::{ATTRIBUTION_READERS, MARKETING, READERS};
 use sightline_service::{attribution, audiences, Error};
 use std::collections::HashMap;
 
-pub(super) fn routes() -> Router<ApiState> {
-    Router::new()
-        .route("/api/v1/audiences", get(list).post(add))
-        .route("/api/v1/audiences/{name}/{part}", get(audience_part))
-        .route("/api/v1/traits", get(traits).post(add_trait))
-        .route("/api/v1/attribution", get(attribute))
+pub(super) fn routes() -> Routes {
+    let tag = "audiences";
+    Routes::new()
+        .get(
+            "/api/v1/audiences",
+            list,
+            Doc::new(
+                tag,
+                "Audience definitions with their member counts",
+                Access::Token(READERS),
+                list_of("audiences", "An audience: name, rule, syncs, member count"),
+            ),
+        )
+        .post(
+            "/api/v1/audiences",
+            add,
+            Doc::new(
+                tag,
+                "Adds an audience defined by a rule in the text form",
+                Access::Token(MARKETING),
+                object("The audience's definition"),
+            )
+            .status(201)
+            .body(json_of::<NewAudience>()),
+        )
+        .get(
+            "/api/v1/audiences/{name}/{part}",
+            audience_part,
+            Doc::new(
+                tag,
+                "An audience's members (JSON, NDJSON or CSV) or its membership history",
+                Access::Token(READERS),
+                object(
+                    "members: `{\"count\":N,\"members\":[…]}` (or NDJSON/CSV with `format`); \
+                     history: `{\"history\":[…],\"next_after\":ID}`",
+                ),
+            )
+            .path_one_of("part", "What to read", &["members", "history"])
+            .query("format", "members: `json` (default), `ndjson` or `csv`")
+            .query("after", "history: changes after this id")
+            .query("limit", "history: at most this many (default 100)"),
+        )
+        .get(
+            "/api/v1/traits",
+            traits,
+            Doc::new(
+                tag,
+                "Every computed trait definition",
+                Access::Token(READERS),
+                list_of("traits", "A computed trait's definition"),
+            ),
+        )
+        .post(
+            "/api/v1/traits",
+            add_trait,
+            Doc::new(
+                tag,
+                "Adds a computed trait: a per-profile aggregate of events",
+                Access::Token(MARKETING),
+                object("The trait's definition"),
+            )
+            .status(201)
+            .body(object(
+                "A computed trait, e.g. `{\"name\":\"orders\",\"aggregate\":{\"kind\":\"count\"},\"event\":{\"name\":\"Order Completed\"},\"within\":\"30d\"}`",
+            )),
+        )
+        .get(
+            "/api/v1/attribution",
+            attribute,
+            Doc::new(
+                "attribution",
+                "Multi-touch attribution over stitched journeys, with the variance between models",
+                Access::Token(ATTRIBUTION_READERS),
+                object("Credit per channel for each model, and the variance between them"),
+            )
+            .query("conversion", "The event that is a conversion (required)")
+            .query("value_property", "The property holding the conversion's value")
+            .query("from", "First day, YYYY-MM-DD")
+            .query("to", "Last day, YYYY-MM-DD")
+            .query("lookback", "How far back touches count, e.g. `30d`")
+            .query("model", "Models to run, comma-separated (default all)"),
+        )
 }
 
 /// `GET /api/v1/audiences`: definitions and member counts.
@@ -25,10 +103,12 @@ async fn list(Acting(actor): Acting, State(state): State<ApiState>) -> Answer {
     ok(json!({ "audiences": list }))
 }
 
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, utoipa::ToSchema)]
 struct NewAudience {
     name: String,
+    /// The rule in its text form, e.g. `event "Order Completed" count >= 1 within 30d`.
     rule: String,
+    /// Destinations the members are synced to.
     #[serde(default)]
     sync: Vec<String>,
 }

@@ -1,16 +1,31 @@
 //! `GET /api/v1/audit?after=ID&limit=N`: the audit log, oldest first (security, privacy
 //! and admin roles; the service checks).
 
+use super::contract::{page_of, Access, Doc, Routes};
 use super::{ok, page_bounds, Acting, Answer, ApiState};
 use axum::extract::{Query, State};
-use axum::routing::get;
-use axum::Router;
 use serde_json::json;
+use sightline_service::access::AUDITORS;
 use sightline_service::audit;
 use std::collections::HashMap;
 
-pub(super) fn routes() -> Router<ApiState> {
-    Router::new().route("/api/v1/audit", get(page))
+pub(super) fn routes() -> Routes {
+    Routes::new().get(
+        "/api/v1/audit",
+        page,
+        Doc::new(
+            "audit",
+            "The audit log, oldest first",
+            Access::Token(AUDITORS),
+            page_of(
+                "entries",
+                "Who did what, when, to what: the actor, role, action, target, before and after, and the chain hash",
+                "next_after",
+            ),
+        )
+        .query("after", "Entries after this id (default 0)")
+        .query("limit", "At most this many (default 100)"),
+    )
 }
 
 async fn page(

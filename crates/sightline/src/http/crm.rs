@@ -1,12 +1,12 @@
 //! `/api/v1/imports/crm` and the clerical review queue `/api/v1/link-reviews` (admin only).
 
-use super::{json_body, ok, page_bounds, Acting, Answer, ApiState, Failure};
-use axum::extract::{Path, Query, State};
+use super::contract::{json_of, object, page_of, Access, Doc, Routes, Verb};
+use super::{json_body, ok, page_bounds, Acting, Answer, ApiState, Failure, Path};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::Router;
 use serde_json::json;
 use sightline_collect::error;
+use sightline_service::access::ADMIN;
 use sightline_service::crm::{self, mapping::ImportMapping, ProfilesAt};
 use sightline_service::Error;
 use std::collections::HashMap;
@@ -14,18 +14,62 @@ use std::collections::HashMap;
 /// The largest import request: the CSV and the mapping in one JSON body.
 pub const MAX_IMPORT_BYTES: usize = 32 * 1024 * 1024;
 
-pub(super) fn routes() -> Router<ApiState> {
-    Router::new()
-        .route(
+pub(super) fn routes() -> Routes {
+    let tag = "crm";
+    let item = "A clerical review item: the record, the candidate profile, the match probability";
+    Routes::new()
+        .on(
+            Verb::Post,
             "/api/v1/imports/crm",
-            post(import).layer(axum::extract::DefaultBodyLimit::max(MAX_IMPORT_BYTES)),
+            axum::routing::post(import)
+                .layer(axum::extract::DefaultBodyLimit::max(MAX_IMPORT_BYTES)),
+            Doc::new(
+                tag,
+                "Imports CRM records (CSV) and links them to profiles, like `sightline import crm`",
+                Access::Token(ADMIN),
+                object("The import's report: records read, linked, new, sent to review"),
+            )
+            .body(json_of::<ImportRequest>()),
         )
-        .route("/api/v1/link-reviews", get(reviews))
-        .route("/api/v1/link-reviews/{id}", get(review))
-        .route("/api/v1/link-reviews/{id}/{decision}", post(decide))
+        .get(
+            "/api/v1/link-reviews",
+            reviews,
+            Doc::new(
+                tag,
+                "The clerical review queue",
+                Access::Token(ADMIN),
+                page_of("reviews", item, "next_after"),
+            )
+            .query("status", "`pending` (default), `accepted`, `rejected` or `all`")
+            .query("after", "Items after this id (default 0)")
+            .query("limit", "At most this many (default 100)"),
+        )
+        .get(
+            "/api/v1/link-reviews/{id}",
+            review,
+            Doc::new(
+                tag,
+                "One review item with its evidence",
+                Access::Token(ADMIN),
+                object("`{\"review\":{…},\"explanation\":\"…\"}`: the item and its match weights as text"),
+            )
+            .path_id("id", "The item's id"),
+        )
+        .post(
+            "/api/v1/link-reviews/{id}/{decision}",
+            decide,
+            Doc::new(
+                tag,
+                "Accepts (links the record to the profile) or rejects a review item",
+                Access::Token(ADMIN),
+                object("The item as decided"),
+            )
+            .path_id("id", "The item's id")
+            .path_one_of("decision", "The decision", &["accept", "reject"]),
+        )
 }
 
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ImportRequest {
     /// The CRM export as CSV text.

@@ -1,25 +1,99 @@
 //! `/api/v1/destinations`, their delivery log and replay.
 
-use super::{bad_request, created, json_body, ok, page_bounds, Acting, Answer, ApiState};
-use axum::extract::{Path, Query, State};
-use axum::routing::{delete, get, post};
-use axum::Router;
+use super::contract::{json_of, list_of, object, page_of, Access, Doc, Routes};
+use super::{bad_request, created, json_body, ok, page_bounds, Acting, Answer, ApiState, Path};
+use axum::extract::{Query, State};
 use serde_json::json;
+use sightline_service::access::{MARKETING, READERS};
 use sightline_service::destinations::{self, Replay};
 use std::collections::HashMap;
 
-pub(super) fn routes() -> Router<ApiState> {
-    Router::new()
-        .route("/api/v1/destinations", get(list).post(add))
-        .route("/api/v1/destinations/{name}/deliveries", get(deliveries))
-        .route("/api/v1/destinations/{name}", delete(remove))
-        .route("/api/v1/destinations/{name}/replay", post(replay))
-        .route("/api/v1/destinations/{name}/disable", post(disable))
-        .route("/api/v1/destinations/{name}/enable", post(enable))
-        .route("/api/v1/destinations/{name}/skip-to", post(skip_to))
-        .route(
+pub(super) fn routes() -> Routes {
+    let tag = "destinations";
+    let change = |summary: &'static str, answer: &'static str| {
+        Doc::new(tag, summary, Access::Token(MARKETING), object(answer))
+    };
+    Routes::new()
+        .get(
+            "/api/v1/destinations",
+            list,
+            Doc::new(
+                tag,
+                "Every destination, without its signing secret or credential",
+                Access::Token(READERS),
+                list_of("destinations", "A destination: name, type, URL, purposes, events, state"),
+            ),
+        )
+        .post(
+            "/api/v1/destinations",
+            add,
+            change(
+                "Adds a consent-gated destination: a webhook, or a vendor type",
+                "`{\"id\":…,\"name\":…}`, with a webhook's signing secret, shown this once",
+            )
+            .status(201)
+            .body(object(
+                "`{\"name\":…,\"url\":\"http://…\",\"purposes\":[…],\"events\":[…]}`, or for a vendor \
+                 `{\"name\":…,\"type\":\"ga4\"|\"meta\"|\"tiktok\"|\"linkedin\"|\"google_ads\",\"settings\":{…},\"credential\":\"…\"}`",
+            )),
+        )
+        .get(
+            "/api/v1/destinations/{name}/deliveries",
+            deliveries,
+            Doc::new(
+                tag,
+                "The delivery log, oldest first",
+                Access::Token(READERS),
+                page_of("deliveries", "An event's delivery outcome", "next_after"),
+            )
+            .query("status", "`delivered`, `suppressed` or `dead`")
+            .query("after", "Outcomes after this sequence number (default 0)")
+            .query("limit", "At most this many (default 100)"),
+        )
+        .delete(
+            "/api/v1/destinations/{name}",
+            remove,
+            change(
+                "Removes a destination with its delivery log and checkpoints",
+                "`{\"deleted\":NAME}`",
+            ),
+        )
+        .post(
+            "/api/v1/destinations/{name}/replay",
+            replay,
+            change(
+                "Sends dead letters or a range of events again; answers the tally",
+                "How many were delivered, suppressed and dead this time",
+            )
+            .body(json_of::<ReplayRequest>()),
+        )
+        .post(
+            "/api/v1/destinations/{name}/disable",
+            disable,
+            change("Pauses delivery; the checkpoint holds", "The destination"),
+        )
+        .post(
+            "/api/v1/destinations/{name}/enable",
+            enable,
+            change("Resumes delivery from where it stopped", "The destination"),
+        )
+        .post(
+            "/api/v1/destinations/{name}/skip-to",
+            skip_to,
+            change(
+                "Moves a disabled destination's checkpoint: the events up to it are never sent",
+                "The destination",
+            )
+            .body(json_of::<SkipTo>()),
+        )
+        .post(
             "/api/v1/destinations/{name}/credential",
-            post(set_credential),
+            set_credential,
+            change(
+                "Replaces a vendor destination's credential",
+                "`{\"destination\":NAME,\"credential\":\"replaced\"}`",
+            )
+            .body(json_of::<NewCredential>()),
         )
 }
 
@@ -46,7 +120,7 @@ async fn add(
     created(destinations::created_json(&d))
 }
 
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewCredential {
     credential: String,
@@ -66,12 +140,15 @@ async fn set_credential(
 }
 
 /// What `POST /api/v1/destinations/{name}/replay` sends again.
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ReplayRequest {
+    /// The dead letters.
     #[serde(default)]
     dead: bool,
+    /// Or the events from this sequence number…
     from_seq: Option<i64>,
+    /// …to this one (default: the end of the log).
     to_seq: Option<i64>,
 }
 
@@ -157,7 +234,7 @@ async fn remove(
     ok(json!({ "deleted": name }))
 }
 
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct SkipTo {
     seq: i64,

@@ -1,22 +1,63 @@
 //! `/api/v1/events`, `/api/v1/consent`, `/api/v1/measurement/consent-denied`.
 
+use super::contract::{object, page_of, Access, Doc, Routes};
 use super::{created, json_body, ok, page_bounds, Acting, Answer, ApiState, Failure};
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use serde_json::json;
 use sightline_collect::error;
+use sightline_service::access::{MARKETING, READERS};
 use sightline_service::consent::MAX_REQUEST_BYTES;
 use sightline_service::events::{self, Recorded};
 use std::collections::HashMap;
 
-pub(super) fn routes() -> Router<ApiState> {
-    Router::new()
-        .route("/api/v1/events", get(page))
-        .route("/api/v1/consent", post(record_consent))
-        .route("/api/v1/measurement/consent-denied", get(consent_denied))
+pub(super) fn routes() -> Routes {
+    Routes::new()
+        .get(
+            "/api/v1/events",
+            page,
+            Doc::new(
+                "events",
+                "The event log, oldest first",
+                Access::Token(READERS),
+                page_of(
+                    "events",
+                    "An event as stored: the Segment JSON with the server's fields and its `seq`",
+                    "next_after",
+                ),
+            )
+            .query("source", "Only this source's events")
+            .query("after", "Events after this sequence number (default 0)")
+            .query("limit", "At most this many (default 100)"),
+        )
+        .post(
+            "/api/v1/consent",
+            record_consent,
+            Doc::new(
+                "consent",
+                "Records consent for an identifier as an event in the log",
+                Access::Token(MARKETING),
+                object("The consent event recorded (200 when it was a duplicate)"),
+            )
+            .status(201)
+            .body(object(
+                "`{\"identifier\":\"type:value\",\"purposes\":{\"advertising\":false,…}}`",
+            )),
+        )
+        .get(
+            "/api/v1/measurement/consent-denied",
+            consent_denied,
+            Doc::new(
+                "events",
+                "Identifier-free counts of the events analytics consent did not cover",
+                Access::Token(READERS),
+                object("`{\"counts\":[…]}` per day, source and event name"),
+            )
+            .query("from", "First day, YYYY-MM-DD")
+            .query("to", "Last day, YYYY-MM-DD"),
+        )
 }
 
 /// `GET /api/v1/events?source=NAME&after=SEQ&limit=N`: the log, oldest first.

@@ -2,18 +2,18 @@
 //! metrics and the report. Reads are open to every role but `privacy` ([`Reader`]); what a
 //! change needs is checked by the registry's services.
 
-use super::{bad_request, created, json_body, ok, Acting, Answer, ApiState, Reader};
-use axum::extract::{Path, Query, State};
+use super::contract::{json_of, list_of, object, Access, Doc, Payload, Routes};
+use super::{bad_request, created, json_body, ok, Acting, Answer, ApiState, Path, Reader};
+use axum::extract::{Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
-use axum::Router;
 use serde_json::{json, Value};
 use sightline_collect::error;
 use sightline_govern::backlog::{BacklogAction, BacklogStatus, Filter, Severity};
 use sightline_govern::journey::Journey;
 use sightline_govern::tag::{Environment, TagAction, TagSpec, TagStatus};
 use sightline_govern::vendor::VendorRisk;
+use sightline_service::access::{MARKETING, READERS, SECURITY, TEAMS};
 use sightline_service::governance::metrics::{self, Attribution};
 use sightline_service::governance::registry::{self, Held};
 use sightline_service::governance::{lineage, report};
@@ -23,27 +23,191 @@ use std::collections::HashMap;
 /// A journey file sent to `POST /api/v1/journeys/import` may be at most this big.
 const MAX_JOURNEY_BYTES: usize = 256 * 1024;
 
-pub(super) fn routes() -> Router<ApiState> {
-    Router::new()
-        .route("/api/v1/scans", get(scans))
-        .route("/api/v1/journeys", get(journeys).post(add_journey))
-        .route("/api/v1/journeys/import", post(import_journey))
-        .route(
-            "/api/v1/journeys/{name}",
-            get(journey).put(replace_journey).delete(delete_journey),
+pub(super) fn routes() -> Routes {
+    let tag = "governance";
+    // Reads pass through [`Reader`], which checks `READERS`.
+    let read = |summary: &'static str, answer: Payload| {
+        Doc::new(tag, summary, Access::Token(READERS), answer)
+    };
+    let change = |summary: &'static str, roles, answer: &'static str| {
+        Doc::new(tag, summary, Access::Token(roles), object(answer))
+    };
+    let journey_body = || {
+        object("`{\"name\":…,\"steps\":[{\"name\":…,\"url\":…}],…}`: a customer journey to scan")
+    };
+    let held = "A journey as held: its definition, version and who changed it last";
+    let attribution_query = |doc: Doc| {
+        doc.query(
+            "conversion",
+            "Joins attribution variance for this conversion event",
         )
-        .route("/api/v1/journeys/{name}/export", get(export_journey))
-        .route("/api/v1/tags", get(tags).post(propose))
-        .route("/api/v1/tags/log", get(whole_log))
-        .route("/api/v1/tags/adopt", post(adopt))
-        .route("/api/v1/tags/{id}/log", get(tag_log))
-        .route("/api/v1/tags/{id}/{action}", post(decide))
-        .route("/api/v1/backlog", get(backlog))
-        .route("/api/v1/backlog/{id}", post(backlog_act))
-        .route("/api/v1/vendors", get(vendors).post(put_vendor))
-        .route("/api/v1/lineage", get(lineage))
-        .route("/api/v1/governance/metrics", get(governance_metrics))
-        .route("/api/v1/report", get(report))
+        .query("value_property", "The conversion's value property")
+        .query("lookback", "How far back touches count, e.g. `30d`")
+    };
+    Routes::new()
+        .get(
+            "/api/v1/scans",
+            scans,
+            read("Every scan recorded", list_of("scans", "A scan's summary")),
+        )
+        .get(
+            "/api/v1/journeys",
+            journeys,
+            read("Every journey", list_of("journeys", held)),
+        )
+        .post(
+            "/api/v1/journeys",
+            add_journey,
+            change("Adds a journey", MARKETING, held)
+                .status(201)
+                .body(journey_body()),
+        )
+        .post(
+            "/api/v1/journeys/import",
+            import_journey,
+            change("Imports a scanner journey file (TOML)", MARKETING, held).body(
+                Payload::Other("application/toml", "A journey file as `sightline scan` reads it"),
+            ),
+        )
+        .get(
+            "/api/v1/journeys/{name}",
+            journey,
+            read("A journey", object(held)),
+        )
+        .put(
+            "/api/v1/journeys/{name}",
+            replace_journey,
+            change("Replaces a journey (the body names the same journey)", MARKETING, held)
+                .body(journey_body()),
+        )
+        .delete(
+            "/api/v1/journeys/{name}",
+            delete_journey,
+            change("Deletes a journey", MARKETING, "`{\"deleted\":NAME}`"),
+        )
+        .get(
+            "/api/v1/journeys/{name}/export",
+            export_journey,
+            read(
+                "A journey as a scanner journey file",
+                Payload::Other("application/toml", "The journey file"),
+            ),
+        )
+        .get(
+            "/api/v1/tags",
+            tags,
+            read("The tag inventory", list_of("tags", "A tag as held, with its status"))
+                .query("status", "`proposed`, `approved`, `rejected` or `retired`"),
+        )
+        .post(
+            "/api/v1/tags",
+            propose,
+            change(
+                "Proposes a tag; a security person approves it",
+                MARKETING,
+                "The tag as proposed",
+            )
+            .status(201)
+            .body(json_of::<Proposal>()),
+        )
+        .get(
+            "/api/v1/tags/log",
+            whole_log,
+            read("The change log of every tag", list_of("log", "A change: who, what, why, when")),
+        )
+        .post(
+            "/api/v1/tags/adopt",
+            adopt,
+            change(
+                "Proposes a tag for each vendor a scan saw that the inventory lacks",
+                MARKETING,
+                "`{\"proposed\":[…]}`",
+            )
+            .body(json_of::<Adopt>()),
+        )
+        .get(
+            "/api/v1/tags/{id}/log",
+            tag_log,
+            read("A tag's change log", list_of("log", "A change: who, what, why, when"))
+                .path_id("id", "The tag's id"),
+        )
+        .post(
+            "/api/v1/tags/{id}/{action}",
+            decide,
+            change(
+                "Approves, rejects or retires a tag (the workflow decides which action is whose)",
+                TEAMS,
+                "The tag as it now stands",
+            )
+            .path_id("id", "The tag's id")
+            .path_one_of("action", "The action", &["approve", "reject", "retire"])
+            .body(json_of::<Reason>()),
+        )
+        .get(
+            "/api/v1/backlog",
+            backlog,
+            read("The findings backlog", list_of("items", "A finding with its owner, deadline and status"))
+                .query("journey", "Only this journey's findings")
+                .query("owner", "Only this owner's")
+                .query("severity", "`low`, `medium`, `high` or `critical`")
+                .query("status", "`open`, `accepted_risk`, `fixed` or `verified`")
+                .query("overdue", "`true`: only those past their deadline"),
+        )
+        .post(
+            "/api/v1/backlog/{id}",
+            backlog_act,
+            change(
+                "Acts on a finding: assign, fix, accept the risk, reopen",
+                TEAMS,
+                "The finding as it now stands",
+            )
+            .path_id("id", "The finding's id")
+            .body(object(
+                "`{\"action\":\"assign\",\"owner\":…}`, `{\"action\":\"fix\"}`, \
+                 `{\"action\":\"accept_risk\",\"reason\":…,\"expires\":…}` or `{\"action\":\"reopen\",\"reason\":…}`",
+            )),
+        )
+        .get(
+            "/api/v1/vendors",
+            vendors,
+            read("Vendor risk records", list_of("vendors", "A vendor's risk rating and review dates"))
+                .query("overdue", "`true`: only those due for review"),
+        )
+        .post(
+            "/api/v1/vendors",
+            put_vendor,
+            change("Records a vendor's risk", SECURITY, "The vendor's record").body(object(
+                "`{\"vendor\":…,\"rating\":\"low|medium|high|critical\",…}`",
+            )),
+        )
+        .get(
+            "/api/v1/lineage",
+            lineage,
+            read(
+                "The lineage graph from sources to destinations",
+                Payload::Other(
+                    "application/x-ndjson",
+                    "OpenLineage events as JSON lines (the default), or Graphviz `dot` or Mermaid text",
+                ),
+            )
+            .query("format", "`openlineage` (default), `dot` or `mermaid`"),
+        )
+        .get(
+            "/api/v1/governance/metrics",
+            governance_metrics,
+            attribution_query(read(
+                "Governance metrics over time",
+                object("The series: tags, findings, violations, coverage"),
+            )),
+        )
+        .get(
+            "/api/v1/report",
+            report,
+            attribution_query(read(
+                "The governance report",
+                Payload::Other("text/html", "A self-contained HTML page"),
+            )),
+        )
 }
 
 /// `?format=openlineage` (default; JSON lines), `dot` or `mermaid`.
@@ -218,9 +382,11 @@ async fn tags(
     ))
 }
 
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Proposal {
+    /// `{"vendor":…,"purpose":…,"owner":…,"classification":…,"consent_purpose":…,"environment":…}`
+    #[schema(value_type = Object)]
     tag: TagSpec,
     #[serde(default)]
     reason: String,
@@ -246,7 +412,7 @@ async fn propose(
     created(done.to_json())
 }
 
-#[derive(serde::Deserialize, Default)]
+#[derive(serde::Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Reason {
     #[serde(default)]
@@ -296,11 +462,14 @@ async fn tag_log(_: Reader, State(state): State<ApiState>, Path(id): Path<i64>) 
     ok(json!({ "log": registry::tag_log(state.store.as_ref(), Some(id)).await? }))
 }
 
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Adopt {
+    /// The scan's id.
     scan: i64,
+    /// `production` (the default) or `staging`.
     #[serde(default)]
+    #[schema(value_type = String)]
     environment: Environment,
 }
 

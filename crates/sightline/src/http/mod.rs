@@ -5,6 +5,7 @@
 
 mod audiences;
 mod audit;
+pub mod contract;
 mod crm;
 mod destinations;
 mod events;
@@ -19,6 +20,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use contract::{Access, Doc, Payload, Routes};
 use metrics_exporter_prometheus::PrometheusHandle;
 use sightline_collect::error;
 use sightline_core::secret;
@@ -91,7 +93,29 @@ pub fn routers(
         plans,
         detail_open: false,
     };
-    let mut main = Router::new()
+    let own = match metrics_at {
+        MetricsAt::MainWithToken => None,
+        MetricsAt::OwnListener => Some(
+            Router::new()
+                .route("/healthz", get(healthz))
+                .route("/readyz", get(readyz))
+                .route("/metrics", get(render_metrics))
+                .fallback(not_found)
+                .with_state(ApiState {
+                    detail_open: true,
+                    ..state.clone()
+                }),
+        ),
+    };
+    let main = main_routes(metrics_at == MetricsAt::MainWithToken).into_router();
+    (main.fallback(not_found).with_state(state), own)
+}
+
+/// The main listener's routes, each with its documentation; `/metrics` among them unless
+/// it has a listener of its own. The OpenAPI document is made from `main_routes(true)`.
+pub(crate) fn main_routes(metrics_on_main: bool) -> Routes {
+    let operations = "operations";
+    let routes = Routes::new()
         .merge(events::routes())
         .merge(profiles::routes())
         .merge(audiences::routes())
@@ -101,26 +125,70 @@ pub fn routers(
         .merge(plans::routes())
         .merge(audit::routes())
         .merge(privacy::routes())
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route("/readyz", get(readyz));
-    let mut own = None;
-    match metrics_at {
-        MetricsAt::MainWithToken => main = main.route("/metrics", get(render_metrics)),
-        MetricsAt::OwnListener => {
-            own = Some(
-                Router::new()
-                    .route("/healthz", get(|| async { "ok\n" }))
-                    .route("/readyz", get(readyz))
-                    .route("/metrics", get(render_metrics))
-                    .fallback(not_found)
-                    .with_state(ApiState {
-                        detail_open: true,
-                        ..state.clone()
-                    }),
+        .get(
+            "/healthz",
+            healthz,
+            Doc::new(
+                operations,
+                "Liveness: the process answers",
+                Access::Open,
+                Payload::Other("text/plain", "`ok`"),
+            ),
+        )
+        .get(
+            "/readyz",
+            readyz,
+            Doc::new(
+                operations,
+                "Readiness: the store answers (503 when it does not)",
+                Access::Open,
+                Payload::Other(
+                    "text/plain",
+                    "`ready`; with `?verbose`, a line per check and processor first",
+                ),
             )
-        }
+            .query(
+                "verbose",
+                "Adds a line per check and processor: it names destinations, so it needs a token \
+                 whose role may read `/metrics` (403 otherwise, 401 without one)",
+            ),
+        )
+        .get(
+            "/api/v1/openapi.json",
+            openapi,
+            Doc::new(
+                operations,
+                "This document: the API's OpenAPI 3.1 contract (it holds no data)",
+                Access::Open,
+                contract::object("The OpenAPI document, as checked in at docs/openapi.json."),
+            ),
+        );
+    if !metrics_on_main {
+        return routes;
     }
-    (main.fallback(not_found).with_state(state), own)
+    routes.get(
+        "/metrics",
+        render_metrics,
+        Doc::new(
+            operations,
+            "Prometheus metrics (with `--metrics-listen ADDR` served there without a token, \
+             and 404 here)",
+            contract::DETAIL,
+            Payload::Other("text/plain", "The Prometheus text format, version 0.0.4."),
+        ),
+    )
+}
+
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+async fn openapi() -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        contract::document(),
+    )
+        .into_response()
 }
 
 async fn not_found() -> Response {
@@ -258,6 +326,24 @@ impl FromRequestParts<ApiState> for Reader {
         )
         .map_err(|e| Failure(e).into_response())?;
         Ok(Reader(actor))
+    }
+}
+
+/// axum's `Path`, but a segment that does not parse (an id that is not a number, bytes
+/// that are not UTF-8) gets the API's JSON error: axum's own rejection is plain text.
+struct Path<T>(T);
+
+impl<T: serde::de::DeserializeOwned + Send> FromRequestParts<ApiState> for Path<T> {
+    type Rejection = Failure;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &ApiState,
+    ) -> Result<Self, Self::Rejection> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(value)| Path(value))
+            .map_err(|rejection| bad_request(rejection.body_text()))
     }
 }
 

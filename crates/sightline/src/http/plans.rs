@@ -1,21 +1,106 @@
 //! `/api/v1/tracking-plans` and a source's plan and violations.
 
-use super::{bad_request, created, json_body, ok, Acting, Answer, ApiState};
-use axum::extract::{Path, Query, State};
-use axum::routing::{get, put};
-use axum::Router;
+use super::contract::{json_of, list_of, object, Access, Doc, Payload, Routes};
+use super::{bad_request, created, json_body, ok, Acting, Answer, ApiState, Path};
+use axum::extract::{Query, State};
 use serde_json::{json, Value};
 use sightline_core::time;
+use sightline_service::access::{ADMIN, READERS};
 use sightline_service::plans::{self, ImportFormat};
 use std::collections::HashMap;
 
-pub(super) fn routes() -> Router<ApiState> {
-    Router::new()
-        .route("/api/v1/tracking-plans", get(list).post(add))
-        .route("/api/v1/tracking-plans/import", axum::routing::post(import))
-        .route("/api/v1/tracking-plans/{name}", get(show).put(update))
-        .route("/api/v1/sources/{name}/tracking-plan", put(assign))
-        .route("/api/v1/sources/{name}/violations", get(violations))
+pub(super) fn routes() -> Routes {
+    let tag = "tracking plans";
+    let stored = "`{\"name\":…,\"version\":N}`: the plan's version now in force";
+    Routes::new()
+        .get(
+            "/api/v1/tracking-plans",
+            list,
+            Doc::new(
+                tag,
+                "Every tracking plan",
+                Access::Token(READERS),
+                list_of(
+                    "tracking_plans",
+                    "A plan's name, version and the sources it holds",
+                ),
+            ),
+        )
+        .post(
+            "/api/v1/tracking-plans",
+            add,
+            Doc::new(
+                tag,
+                "Adds a plan, or its next version",
+                Access::Token(ADMIN),
+                object(stored),
+            )
+            .status(201)
+            .body(json_of::<NewPlan>()),
+        )
+        .post(
+            "/api/v1/tracking-plans/import",
+            import,
+            Doc::new(
+                tag,
+                "Imports a Segment tracking plan or Iglu schema",
+                Access::Token(ADMIN),
+                object(stored),
+            )
+            .status(201)
+            .query("format", "`segment` (default) or `iglu`")
+            .query("name", "The plan's name (default: the file's)")
+            .query("event", "iglu: the event the schema describes")
+            .body(Payload::Other("application/json", "The file as exported")),
+        )
+        .get(
+            "/api/v1/tracking-plans/{name}",
+            show,
+            Doc::new(
+                tag,
+                "A plan's document",
+                Access::Token(READERS),
+                object("The plan; with `format=segment`, as a Segment tracking plan"),
+            )
+            .query("version", "This version (default the latest)")
+            .query("format", "`segment`: as a Segment tracking plan"),
+        )
+        .put(
+            "/api/v1/tracking-plans/{name}",
+            update,
+            Doc::new(
+                tag,
+                "Stores a plan's next version",
+                Access::Token(ADMIN),
+                object(stored),
+            )
+            .body(Payload::Other("application/json", "The plan document")),
+        )
+        .put(
+            "/api/v1/sources/{name}/tracking-plan",
+            assign,
+            Doc::new(
+                tag,
+                "Holds a source to a plan (or releases it), with its fixes",
+                Access::Token(ADMIN),
+                object("`{\"source\":NAME,\"plan\":NAME|null}`"),
+            )
+            .body(json_of::<Assignment>()),
+        )
+        .get(
+            "/api/v1/sources/{name}/violations",
+            violations,
+            Doc::new(
+                tag,
+                "A source's tracking plan violations",
+                Access::Token(READERS),
+                object("Violations counted by event and field, with examples"),
+            )
+            .query(
+                "since",
+                "From this day, YYYY-MM-DD (default: the last 7 days)",
+            ),
+        )
 }
 
 /// Puts a change in force in this server now (others pick it up within a second); the
@@ -32,10 +117,12 @@ async fn list(Acting(actor): Acting, State(state): State<ApiState>) -> Answer {
     ok(json!({ "tracking_plans": list }))
 }
 
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewPlan {
     name: String,
+    /// The plan document.
+    #[schema(value_type = Object)]
     plan: Value,
 }
 
@@ -116,12 +203,14 @@ async fn show(
     ok(plans::show_plan(state.store.as_ref(), &actor, &name, version).await?)
 }
 
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Assignment {
     /// The plan's name; `null` releases the source.
     plan: Option<String>,
+    /// Renames and defaults applied before the plan judges an event.
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     fixes: Option<Value>,
 }
 

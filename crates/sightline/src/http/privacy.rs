@@ -2,17 +2,32 @@
 //! about the person holding the identifier, as JSON or (`?format=html`) a readable page
 //! (privacy and admin roles; the service checks and records the export in the audit log).
 
-use super::{bad_request, off_workers, Acting, Answer, ApiState};
-use axum::extract::{Path, Query, State};
+use super::contract::{object, Access, Doc, Routes};
+use super::{bad_request, off_workers, Acting, Answer, ApiState, Path};
+use axum::extract::{Query, State};
 use axum::http::header;
 use axum::response::IntoResponse;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
+use sightline_service::access::PRIVACY;
 use sightline_service::privacy::{self, Format};
 use std::collections::HashMap;
 
-pub(super) fn routes() -> Router<ApiState> {
-    Router::new().route("/api/v1/privacy/subjects/{id}", get(subject))
+pub(super) fn routes() -> Routes {
+    Routes::new().get(
+        "/api/v1/privacy/subjects/{id}",
+        subject,
+        Doc::new(
+            "privacy",
+            "A subject access export: everything held about the person (recorded in the audit log)",
+            Access::Token(PRIVACY),
+            object("The export; with `?format=html` a readable page (text/html) instead"),
+        )
+        .path(
+            "id",
+            "An identifier as `type:value`, e.g. `email:ann@example.com`",
+        )
+        .query("format", "`json` (the default) or `html`"),
+    )
 }
 
 async fn subject(

@@ -1,20 +1,55 @@
 //! `/api/v1/profiles/{type}:{value}` and what is below a profile.
 
-use super::{bad_request, ok, Acting, Answer, ApiState, Failure};
-use axum::extract::{Path, Query, State};
+use super::contract::{object, Access, Doc, Routes};
+use super::{bad_request, ok, Acting, Answer, ApiState, Failure, Path};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
-use axum::routing::get;
-use axum::Router;
 use serde_json::json;
 use sightline_collect::error;
-use sightline_service::access::Actor;
+use sightline_service::access::{Actor, PROFILE_READERS};
 use sightline_service::lookup;
 use std::collections::HashMap;
 
-pub(super) fn routes() -> Router<ApiState> {
-    Router::new()
-        .route("/api/v1/profiles/{id}", get(profile))
-        .route("/api/v1/profiles/{id}/{part}", get(profile_part))
+/// What is below a profile.
+const PARTS: &[&str] = &[
+    "traits",
+    "computed",
+    "events",
+    "identifiers",
+    "merges",
+    "consent",
+];
+
+pub(super) fn routes() -> Routes {
+    let id =
+        "Any of the person's identifiers as `type:value`: `user_id:42`, `email:ann@example.com`";
+    Routes::new()
+        .get(
+            "/api/v1/profiles/{id}",
+            profile,
+            Doc::new(
+                "profiles",
+                "A unified profile, found by any of its identifiers (404 when none holds it)",
+                Access::Token(PROFILE_READERS),
+                object("`{\"id\":…,\"identifiers\":[{\"type\":…,\"value\":…}],\"traits\":{…},…}`"),
+            )
+            .path("id", id),
+        )
+        .get(
+            "/api/v1/profiles/{id}/{part}",
+            profile_part,
+            Doc::new(
+                "profiles",
+                "A part of a profile: its traits, computed traits, events (newest first), identifiers, merges or consent",
+                Access::Token(PROFILE_READERS),
+                object("The part; `events` answers `{\"events\":[…],\"next_before\":SEQ}`"),
+            )
+            .path("id", id)
+            .path_one_of("part", "What to read", PARTS)
+            .query("limit", "events: at most this many (default 50)")
+            .query("before", "events: before this sequence number")
+            .query("at", "consent: as it stood at this ISO 8601 time"),
+        )
 }
 
 /// `GET /api/v1/profiles/{type}:{value}`
@@ -42,7 +77,7 @@ async fn profile_part(
     if part == "events" {
         return events(&state, &actor, &id, &query).await;
     }
-    if !["traits", "computed", "identifiers", "merges", "consent"].contains(&part.as_str()) {
+    if !PARTS.contains(&part.as_str()) {
         return Ok(error(
             StatusCode::NOT_FOUND,
             "not_found",
