@@ -5,9 +5,11 @@
 //! linear: each entry's `prev_hash` is the hash of the entry before it (64 zeros for the
 //! first), its `hash` is SHA-256 over its canonical bytes, and ids run 1, 2, 3… without gaps.
 
-use crate::Result;
+use crate::{Result, StoreError};
 use async_trait::async_trait;
 use sha2::{Digest, Sha256};
+use std::future::Future;
+use tokio::sync::oneshot;
 
 /// The `prev_hash` of the first entry.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -141,9 +143,63 @@ pub fn verify<'a>(entries: impl IntoIterator<Item = &'a AuditEntry>) -> Result<u
     Ok(count)
 }
 
+/// Appends made at the same time share one transaction (group commit). Every lookup of a
+/// person appends a `profile.read` entry; with a commit (an fsync, under the store's write
+/// lock) per entry, a few thousand lookups a second held that lock long enough for the
+/// processors' writes and the lookups themselves to time out on it.
+#[derive(Default)]
+pub(crate) struct Group {
+    pending: std::sync::Mutex<Vec<(NewAuditEntry, oneshot::Sender<Result<AuditEntry>>)>>,
+    /// Held by the one caller committing; the next takes whatever queued meanwhile.
+    committing: tokio::sync::Mutex<()>,
+}
+
+impl Group {
+    /// Appends `entry` with whatever else is waiting: `commit` seals and stores entries in
+    /// the order given, in one serialised transaction.
+    pub async fn append<F, Fut>(&self, entry: NewAuditEntry, commit: F) -> Result<AuditEntry>
+    where
+        F: FnOnce(Vec<NewAuditEntry>) -> Fut,
+        Fut: Future<Output = Result<Vec<AuditEntry>>>,
+    {
+        let (reply, answer) = oneshot::channel();
+        self.queue().push((entry, reply));
+        {
+            let _turn = self.committing.lock().await;
+            let waiting = std::mem::take(&mut *self.queue());
+            // Empty when an earlier caller's turn took this entry along.
+            if !waiting.is_empty() {
+                let (entries, replies): (Vec<_>, Vec<_>) = waiting.into_iter().unzip();
+                match commit(entries).await {
+                    Ok(sealed) => {
+                        for (reply, entry) in replies.into_iter().zip(sealed) {
+                            let _ = reply.send(Ok(entry));
+                        }
+                    }
+                    Err(e) => {
+                        let message = e.to_string();
+                        for reply in replies {
+                            let _ = reply.send(Err(StoreError::Commit(message.clone())));
+                        }
+                    }
+                }
+            }
+        }
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    fn queue(
+        &self,
+    ) -> std::sync::MutexGuard<'_, Vec<(NewAuditEntry, oneshot::Sender<Result<AuditEntry>>)>> {
+        // Nothing panics while holding it; a poisoned queue is still a valid Vec.
+        self.pending.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
 #[async_trait]
 pub trait AuditLog: Send + Sync {
-    /// Appends one entry after the current last one, in one serialised transaction.
+    /// Appends one entry after the current last one, in a serialised transaction that
+    /// entries appended at the same time share.
     async fn append_audit(&self, entry: NewAuditEntry) -> Result<AuditEntry>;
     /// Entries with id > `after`, oldest first, at most `limit`.
     async fn audit_entries(&self, after: i64, limit: usize) -> Result<Vec<AuditEntry>>;

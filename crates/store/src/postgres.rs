@@ -382,6 +382,7 @@ const BELOW: &str = "current_setting('sightline.read_below')::bigint";
 pub struct PostgresStore {
     pool: Pool,
     writer: mpsc::Sender<AppendRequest>,
+    audit: crate::audit::Group,
 }
 
 fn pool_error(e: impl std::fmt::Display) -> StoreError {
@@ -458,7 +459,11 @@ impl PostgresStore {
             let log_writer = Writer::open(config.clone()).await?;
             tokio::spawn(write_loop(log_writer, queue.clone()));
         }
-        Ok(PostgresStore { pool, writer })
+        Ok(PostgresStore {
+            pool,
+            writer,
+            audit: Default::default(),
+        })
     }
 
     /// Applies migrations 1..=version to the database at `url` and nothing more: for tests

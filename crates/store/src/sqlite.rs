@@ -448,6 +448,7 @@ pub struct SqliteStore {
     /// `prune_dedup`.
     recent: Arc<Mutex<dedup::RecentIds>>,
     durable: Arc<Durable>,
+    audit: crate::audit::Group,
 }
 
 /// How far the log is known to survive power loss; reads of the log stop there. The files
@@ -697,6 +698,7 @@ impl SqliteStore {
             writer,
             recent,
             durable,
+            audit: Default::default(),
         })
     }
 

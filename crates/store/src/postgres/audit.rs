@@ -29,42 +29,60 @@ fn entry_from_row(row: &Row) -> AuditEntry {
     }
 }
 
-#[async_trait]
-impl AuditLog for PostgresStore {
-    async fn append_audit(&self, entry: NewAuditEntry) -> Result<AuditEntry> {
+impl PostgresStore {
+    /// Seals and stores `entries` in order after the chain's end, in one transaction.
+    async fn append_audits(&self, entries: Vec<NewAuditEntry>) -> Result<Vec<AuditEntry>> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
-        // Serialises appends: the last hash is read and the next entry inserted under it.
+        // Serialises appends (across processes too): the last hash is read and the next
+        // entries inserted under it.
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&APPEND_LOCK])
             .await?;
-        let last = tx
+        let mut last = tx
             .query_opt(
                 "SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1",
                 &[],
             )
             .await?
             .map(|row| (row.get::<_, i64>(0), row.get::<_, String>(1)));
-        let sealed = seal(last.as_ref().map(|(id, h)| (*id, h.as_str())), entry);
-        tx.execute(
-            &format!(
+        let insert = tx
+            .prepare(&format!(
                 "INSERT INTO audit_log ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
-            ),
-            &[
-                &sealed.id,
-                &sealed.actor,
-                &sealed.role,
-                &sealed.at,
-                &sealed.action,
-                &sealed.target,
-                &sealed.before,
-                &sealed.after,
-                &sealed.prev_hash,
-                &sealed.hash,
-            ],
-        )
-        .await?;
+            ))
+            .await?;
+        let mut sealed_all = Vec::with_capacity(entries.len());
+        for entry in entries {
+            let sealed = seal(last.as_ref().map(|(id, h)| (*id, h.as_str())), entry);
+            tx.execute(
+                &insert,
+                &[
+                    &sealed.id,
+                    &sealed.actor,
+                    &sealed.role,
+                    &sealed.at,
+                    &sealed.action,
+                    &sealed.target,
+                    &sealed.before,
+                    &sealed.after,
+                    &sealed.prev_hash,
+                    &sealed.hash,
+                ],
+            )
+            .await?;
+            last = Some((sealed.id, sealed.hash.clone()));
+            sealed_all.push(sealed);
+        }
         tx.commit().await?;
-        Ok(sealed)
+        Ok(sealed_all)
+    }
+}
+
+#[async_trait]
+impl AuditLog for PostgresStore {
+    async fn append_audit(&self, entry: NewAuditEntry) -> Result<AuditEntry> {
+        self.audit
+            .append(entry, |entries| self.append_audits(entries))
+            .await
     }
 
     async fn audit_entries(&self, after: i64, limit: usize) -> Result<Vec<AuditEntry>> {

@@ -26,39 +26,55 @@ fn entry_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<AuditEntry> {
     })
 }
 
-#[async_trait]
-impl AuditLog for SqliteStore {
-    async fn append_audit(&self, entry: NewAuditEntry) -> Result<AuditEntry> {
+impl SqliteStore {
+    /// Seals and stores `entries` in order after the chain's end, in one transaction.
+    async fn append_audits(&self, entries: Vec<NewAuditEntry>) -> Result<Vec<AuditEntry>> {
         self.with_conn(move |conn| {
             // Immediate: the write lock is taken before the last hash is read.
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            let last: Option<(i64, String)> = tx
+            let mut last: Option<(i64, String)> = tx
                 .query_row(
                     "SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1",
                     [],
                     |row| Ok((row.get(0)?, row.get(1)?)),
                 )
                 .optional()?;
-            let sealed = seal(last.as_ref().map(|(id, h)| (*id, h.as_str())), entry);
-            tx.execute(
-                &format!("INSERT INTO audit_log ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"),
-                params![
-                    sealed.id,
-                    sealed.actor,
-                    sealed.role,
-                    sealed.at,
-                    sealed.action,
-                    sealed.target,
-                    sealed.before,
-                    sealed.after,
-                    sealed.prev_hash,
-                    sealed.hash
-                ],
-            )?;
+            let mut sealed_all = Vec::with_capacity(entries.len());
+            {
+                let mut insert = tx.prepare_cached(&format!(
+                    "INSERT INTO audit_log ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+                ))?;
+                for entry in entries {
+                    let sealed = seal(last.as_ref().map(|(id, h)| (*id, h.as_str())), entry);
+                    insert.execute(params![
+                        sealed.id,
+                        sealed.actor,
+                        sealed.role,
+                        sealed.at,
+                        sealed.action,
+                        sealed.target,
+                        sealed.before,
+                        sealed.after,
+                        sealed.prev_hash,
+                        sealed.hash
+                    ])?;
+                    last = Some((sealed.id, sealed.hash.clone()));
+                    sealed_all.push(sealed);
+                }
+            }
             tx.commit()?;
-            Ok(sealed)
+            Ok(sealed_all)
         })
         .await
+    }
+}
+
+#[async_trait]
+impl AuditLog for SqliteStore {
+    async fn append_audit(&self, entry: NewAuditEntry) -> Result<AuditEntry> {
+        self.audit
+            .append(entry, |entries| self.append_audits(entries))
+            .await
     }
 
     async fn audit_entries(&self, after: i64, limit: usize) -> Result<Vec<AuditEntry>> {
