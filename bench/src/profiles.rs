@@ -119,17 +119,25 @@ async fn send_batch(
     people: usize,
 ) -> Result<()> {
     let events: Vec<String> = range.map(|i| event(i, people)).collect();
-    let response = http
-        .post(format!("{url}/v1/batch"))
-        .basic_auth(key, Some(""))
-        .header(reqwest::header::CONTENT_TYPE, "application/json")
-        .body(format!(r#"{{"batch":[{}]}}"#, events.join(",")))
-        .send()
-        .await?;
-    if !response.status().is_success() {
-        bail!("a batch was answered {}", response.status());
+    let body = format!(r#"{{"batch":[{}]}}"#, events.join(","));
+    // An overloaded server answers 429 with Retry-After; the SDKs come back, so does this.
+    for _ in 0..60 {
+        let response = http
+            .post(format!("{url}/v1/batch"))
+            .basic_auth(key, Some(""))
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body.clone())
+            .send()
+            .await?;
+        match response.status() {
+            status if status.is_success() => return Ok(()),
+            reqwest::StatusCode::TOO_MANY_REQUESTS => {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            status => bail!("a batch was answered {status}"),
+        }
     }
-    Ok(())
+    bail!("a batch was refused as overloaded for a minute")
 }
 
 /// Tracks events from `first` on at `rate` events per second (batches of 100) for `length`.
