@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 python3 -m pip install --quiet --disable-pip-version-check -r .ci/requirements-schemathesis.txt 2>&1 \
   | grep -v "Running pip as the 'root' user" || true
 cargo build --locked -p sightline
-bin=target/debug/sightline
+bin=${CARGO_TARGET_DIR:-target}/debug/sightline
 
 data=$(mktemp -d)
 port=${SCHEMATHESIS_PORT:-18931}
