@@ -511,10 +511,20 @@ fn sync_wal(wal: &Path) -> std::io::Result<u64> {
     }
 }
 
-/// Connections to one database file, opened as needed and kept for reuse.
+/// Connections open at once per database file, at most. Each holds its own page cache (up
+/// to [`READER_CACHE_KIB`]) and parsed schema, so an unbounded pool grew with every request
+/// in flight: 16 concurrent profile lookups held 16 connections and ~450 MiB. A query is
+/// CPU work on a machine with few cores (or a page read the OS caches for every connection),
+/// so more at once would not answer sooner; callers past the bound wait their turn, in order.
+const POOL_CONNECTIONS: usize = 8;
+
+/// Connections to one database file, opened as needed (up to [`POOL_CONNECTIONS`]) and kept
+/// for reuse.
 struct Pool {
     path: PathBuf,
     idle: Mutex<Vec<Connection>>,
+    /// One permit per connection that may be open: held while one is in use.
+    turns: tokio::sync::Semaphore,
 }
 
 impl Pool {
@@ -522,6 +532,7 @@ impl Pool {
         Pool {
             path,
             idle: Mutex::new(Vec::new()),
+            turns: tokio::sync::Semaphore::new(POOL_CONNECTIONS),
         }
     }
 
@@ -531,6 +542,11 @@ impl Pool {
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
     {
+        let _turn = self
+            .turns
+            .acquire()
+            .await
+            .map_err(|e| StoreError::Worker(e.to_string()))?;
         let pooled = self.idle.lock().expect("connection pool poisoned").pop();
         let path = self.path.clone();
         let (conn, result) = tokio::task::spawn_blocking(move || {
