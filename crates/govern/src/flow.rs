@@ -174,7 +174,6 @@ impl FlowStatus {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Flow {
     pub destination: String,
-    pub destination_id: i64,
     pub status: FlowStatus,
     /// 1 for the first proposal, one more with each.
     pub revision: u32,
@@ -251,12 +250,11 @@ fn forbid(actor: &Actor, what: &str, roles: &str) -> GovernError {
     ))
 }
 
-/// Applies an action to a destination's flow (`current` `None` for a new destination,
-/// whose `destination` and `destination_id` name it) under `mode`; returns the decision,
-/// or why it was refused.
+/// Applies an action to the flow of the destination named `destination` (`current`
+/// `None` for a new one) under `mode`; returns the decision, or why it was refused.
 pub fn apply(
     current: Option<&Flow>,
-    destination: (&str, i64),
+    destination: &str,
     action: FlowAction,
     actor: &Actor,
     mode: Mode,
@@ -284,8 +282,7 @@ pub fn apply(
             let changes = reviewed_changes(in_force, &config);
             let at_once = changes.is_empty() || !mode.holds(actor.role);
             let flow = Flow {
-                destination: destination.0.to_string(),
-                destination_id: destination.1,
+                destination: destination.to_string(),
                 status: if at_once {
                     FlowStatus::Approved
                 } else {
@@ -404,7 +401,7 @@ mod tests {
         }
     }
 
-    const D: (&str, i64) = ("crm", 7);
+    const D: &str = "crm";
 
     #[test]
     fn a_marketing_proposal_waits_for_another_security_person() {
