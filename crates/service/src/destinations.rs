@@ -378,12 +378,13 @@ impl Processor for DeliveryTo {
     fn applied_through(&self) -> PositionFuture<'_> {
         Box::pin(async move {
             Ok(match self.store.destination_by_name(&self.name).await? {
-                Some(destination) => Some(
+                // One awaiting approval follows nothing yet: no lag to report.
+                Some(destination) if destination.approved => Some(
                     self.store
                         .checkpoint(&sightline_activate::deliver::processor(&destination))
                         .await?,
                 ),
-                None => None,
+                _ => None,
             })
         })
     }

@@ -89,6 +89,19 @@ async fn call(server: &Server, token: &str, path: &str, body: Value) -> (u16, Va
     (status, answer.json().await.unwrap_or(Value::Null))
 }
 
+/// The lineage graph in DOT: its destination nodes' labels say where approval stands.
+async fn lineage(server: &Server, token: &str) -> String {
+    client()
+        .get(format!("{}/api/v1/lineage?format=dot", server.url))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
 async fn track(server: &Server, key: &str, id: &str) {
     send_ok(
         server,
@@ -123,6 +136,12 @@ async fn a_marketing_destination_receives_nothing_until_another_person_in_securi
         assert!(created["signing_secret"].is_string(), "{name}");
         track(&server, &creds.write_key, "m1").await;
 
+        assert!(
+            lineage(&server, &sam)
+                .await
+                .contains("crm (webhook, pending approval)"),
+            "{name}: lineage does not show the pending flow"
+        );
         let pending = common::get_json(&server, &sam, "/api/v1/destinations/pending").await;
         assert_eq!(pending["destinations"][0]["destination"], "crm", "{name}");
         assert_eq!(pending["destinations"][0]["proposed_by"], "mia", "{name}");
@@ -182,6 +201,12 @@ async fn a_marketing_destination_receives_nothing_until_another_person_in_securi
         assert_eq!(changed["changes"], json!(["url"]), "{name}");
         track(&server, &creds.write_key, "m3").await;
         receiver.wait_for("old", "m3").await;
+        assert!(
+            lineage(&server, &sam)
+                .await
+                .contains("crm (webhook, approved; a change awaits approval)"),
+            "{name}: lineage does not show the pending change"
+        );
         assert!(receiver.at("new").is_empty(), "{name}");
         let (status, _) = call(
             &server,
