@@ -207,6 +207,7 @@ fn gate_ns_per_event(bodies: &[Bytes]) -> f64 {
         signing_secret: String::new(),
         created_at: 0,
         disabled: false,
+        approved: true,
     };
     let policy = Policy::default();
     // The profile's consent ledger in force at the event, as the server hands it to the gate.

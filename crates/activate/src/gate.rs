@@ -186,6 +186,7 @@ mod tests {
             signing_secret: "s".into(),
             created_at: 0,
             disabled: false,
+            approved: true,
         }
     }
 

@@ -54,6 +54,7 @@ fn destination(purposes: &[&str]) -> Destination {
         signing_secret: "s".into(),
         created_at: 0,
         disabled: false,
+        approved: true,
     }
 }
 

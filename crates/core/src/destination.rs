@@ -74,6 +74,9 @@ pub struct Destination {
     pub created_at: i64,
     /// Delivery to it is paused (`destination disable`); its checkpoint holds.
     pub disabled: bool,
+    /// Its configuration is in force: false for a destination created as a proposal and
+    /// not yet approved (`sightline_govern::flow`), which is delivered nothing.
+    pub approved: bool,
 }
 
 impl std::fmt::Debug for Destination {
@@ -89,6 +92,8 @@ impl std::fmt::Debug for Destination {
             .field("batch_size", &self.batch_size)
             .field("settings", &self.settings)
             .field("signing_secret", &"***")
+            .field("disabled", &self.disabled)
+            .field("approved", &self.approved)
             .finish()
     }
 }

@@ -3,6 +3,7 @@
 //!
 //! - [`journey`]: journeys and their steps, and the scanner's journey TOML in and out.
 //! - [`tag`]: the tag inventory, its approval workflow and change-log entries.
+//! - [`flow`]: destinations (server-side data flows) and their security approval.
 //! - [`backlog`]: scan findings as backlog items, their transitions across re-scans and by hand.
 //! - [`vendor`]: vendor risk records and overdue reviews.
 //! - [`lineage`]: the lineage graph from evidence, and its OpenLineage, DOT and Mermaid forms.
@@ -10,6 +11,7 @@
 //! - [`report`]: the self-contained HTML report.
 
 pub mod backlog;
+pub mod flow;
 pub mod journey;
 pub mod lineage;
 pub mod metrics;

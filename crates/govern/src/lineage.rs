@@ -164,6 +164,9 @@ pub struct DestinationEvidence {
     pub deliveries: BTreeMap<String, u64>,
     /// Earliest and latest delivery outcome (ms).
     pub window: Option<(i64, i64)>,
+    /// Where its security approval stands (`approved`, `pending approval`, `approved; a
+    /// change awaits approval`, …), shown in its node's label; `None` says nothing.
+    pub approval: Option<String>,
 }
 
 /// A request a scan saw a third party receive.
@@ -640,7 +643,10 @@ pub fn build(evidence: &Evidence) -> Graph {
         let id = b.node(
             NodeKind::Destination,
             &dest.name,
-            &format!("{} ({})", dest.name, dest.kind),
+            &match &dest.approval {
+                Some(approval) => format!("{} ({}, {approval})", dest.name, dest.kind),
+                None => format!("{} ({})", dest.name, dest.kind),
+            },
         );
         let mut flow = Flow::default();
         for events in dest.sent.values() {

@@ -2,6 +2,7 @@
 //! outcomes page, and replay.
 
 use crate::access::{require, Actor, MARKETING, READERS};
+use crate::approval::ApprovalPolicy;
 use crate::audit::record;
 use crate::processors::{PositionFuture, Processor, Step, StepFuture, Supervisor};
 use crate::{imported, Error, Result};
@@ -9,6 +10,7 @@ use serde_json::{json, Value};
 use sightline_activate::{Deliverer, DestinationSpec, Tally};
 use sightline_consent::Policy;
 use sightline_core::{time, Delivery, DeliveryStatus, Destination, DestinationKind};
+use sightline_govern::flow::Flow;
 use sightline_store::{Destinations, Store};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -16,27 +18,19 @@ use std::time::Duration;
 /// The most deliveries one page holds.
 pub const MAX_PAGE: usize = 1000;
 
-/// Adds a destination; the answer holds its signing secret (the only time it is seen).
+/// Adds a destination through the approval workflow (`crate::approval`): in force at
+/// once, or held for a security approval, as `approval` says for the actor. The answer
+/// holds its signing secret (the only time it is seen) and its governance record.
 pub async fn add(
     store: &dyn Store,
     actor: &Actor,
     spec: DestinationSpec,
     policy: &Policy,
-) -> Result<Destination> {
+    approval: &ApprovalPolicy,
+) -> Result<(Destination, Flow)> {
     require(actor, MARKETING, "adding destinations")?;
     let new = spec.validate(policy).map_err(Error::Invalid)?;
-    let created = store.create_destination(new).await?;
-    let after = audit_view(&created);
-    record(
-        store,
-        actor,
-        "destination.create",
-        &created.name,
-        None,
-        after,
-    )
-    .await?;
-    Ok(created)
+    crate::approval::create(store, actor, new, approval).await
 }
 
 /// A destination as the audit log keeps it: no signing secret or credential (never
@@ -54,6 +48,7 @@ pub async fn import(
     actor: &Actor,
     specs: Vec<DestinationSpec>,
     policy: &Policy,
+    approval: &ApprovalPolicy,
 ) -> Result<Vec<Value>> {
     require(actor, MARKETING, "adding destinations")?;
     let checked = specs
@@ -67,19 +62,10 @@ pub async fn import(
     let mut report = Vec::new();
     for new in checked {
         let name = new.name.clone();
-        let created = store.create_destination(new).await.map_err(Error::from);
-        if let Ok(d) = &created {
-            record(
-                store,
-                actor,
-                "destination.create",
-                &d.name,
-                None,
-                audit_view(d),
-            )
-            .await?;
-        }
-        report.push(imported(&name, created.map(|d| created_json(&d)))?);
+        let created = crate::approval::create(store, actor, new, approval)
+            .await
+            .map(|(d, flow)| crate::approval::created_json(&d, &flow));
+        report.push(imported(&name, created)?);
     }
     Ok(report)
 }
@@ -310,6 +296,11 @@ pub async fn replay(
 ) -> Result<Tally> {
     require(actor, MARKETING, "replaying deliveries")?;
     let destination = named(store, name).await?;
+    if !destination.approved {
+        return Err(Error::Conflict(format!(
+            "destination {name:?} awaits a security approval: nothing is sent to it before"
+        )));
+    }
     let (tally, what) = match which {
         Replay::Dead => (
             deliverer.replay_dead(&destination).await?,
@@ -335,13 +326,14 @@ struct DeliveryTo {
 }
 
 impl DeliveryTo {
-    /// Returns once the destination is disabled, deleted, replaced or given a new
-    /// credential (a page held by a refused one starts again with the new one).
-    async fn paused(&self, id: i64, credential: &str) {
+    /// Returns once the destination is disabled, deleted, replaced, given a new
+    /// credential (a page held by a refused one starts again with the new one) or a newly
+    /// approved configuration (the rest of the page goes where the approval says).
+    async fn paused(&self, current: &Destination) {
         loop {
             tokio::time::sleep(Duration::from_secs(1)).await;
             match self.store.destination_by_name(&self.name).await {
-                Ok(Some(d)) if d.id == id && !d.disabled && d.signing_secret == credential => {}
+                Ok(Some(d)) if d == *current => {}
                 Ok(_) => return,
                 Err(e) => {
                     tracing::warn!(destination = %self.name, error = %e, "cannot read the destination")
@@ -362,7 +354,9 @@ impl Processor for DeliveryTo {
                 // Deleted: the discovery starts one again if the name comes back.
                 return Ok(Step::Finished);
             };
-            if destination.disabled {
+            // Paused, or proposed and not yet approved by security: nothing is read or
+            // sent, and its checkpoint holds.
+            if destination.disabled || !destination.approved {
                 return Ok(Step::Idle);
             }
             // A page retries a failing event in place; disabling (or deleting) the
@@ -372,7 +366,7 @@ impl Processor for DeliveryTo {
                     true => Step::More,
                     false => Step::Idle,
                 }),
-                () = self.paused(destination.id, &destination.signing_secret) => Ok(Step::Idle),
+                () = self.paused(&destination) => Ok(Step::Idle),
             }
         })
     }
@@ -384,12 +378,13 @@ impl Processor for DeliveryTo {
     fn applied_through(&self) -> PositionFuture<'_> {
         Box::pin(async move {
             Ok(match self.store.destination_by_name(&self.name).await? {
-                Some(destination) => Some(
+                // One awaiting approval follows nothing yet: no lag to report.
+                Some(destination) if destination.approved => Some(
                     self.store
                         .checkpoint(&sightline_activate::deliver::processor(&destination))
                         .await?,
                 ),
-                None => None,
+                _ => None,
             })
         })
     }

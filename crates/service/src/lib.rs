@@ -10,6 +10,7 @@
 //! the audit log's recording in `audit`, subject access exports in `privacy`.
 
 pub mod access;
+pub mod approval;
 pub mod attribution;
 pub mod audiences;
 pub mod audit;

@@ -810,6 +810,7 @@ mod tests {
             signing_secret: String::new(),
             created_at: 0,
             disabled: false,
+            approved: true,
         };
         let history = vec![
             (

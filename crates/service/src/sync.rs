@@ -162,6 +162,11 @@ impl Syncer {
                     Some(destination) if destination.kind != DestinationKind::Webhook => {
                         tracing::warn!(audience = %definition.name, destination = %name, "sync destination is not a webhook: not synced")
                     }
+                    // Proposed and not yet approved by security: sent nothing (its
+                    // checkpoints stay, so it is sent what it missed once approved).
+                    Some(destination) if !destination.approved => {
+                        tracing::debug!(audience = %definition.name, destination = %name, "sync destination awaits approval: not synced")
+                    }
                     Some(destination) => destinations.push(destination),
                     None => {
                         tracing::warn!(audience = %definition.name, destination = %name, "sync destination not found")
@@ -426,6 +431,7 @@ mod tests {
             signing_secret: "s".into(),
             created_at: 0,
             disabled: false,
+            approved: true,
         })
     }
 

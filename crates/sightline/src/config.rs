@@ -41,6 +41,39 @@ pub struct FileConfig {
     /// PEM certificates trusted for https:// destinations besides the system's roots (an
     /// internal CA).
     pub webhook_ca_file: Option<PathBuf>,
+    /// The security approval of destinations (`[approval]`): which environment this server
+    /// is, and per environment whether a destination and a change to where or what it
+    /// sends wait for a security approval.
+    pub approval: Option<ApprovalConfig>,
+}
+
+/// `[approval]`: `environment = "production" | "staging"` (production by default) and
+/// `destinations = "required" | "strict" | "off"`, or a table of both environments
+/// (`destinations = { production = "required", staging = "off" }`); `required` when
+/// absent. `required`: the marketing role's changes wait for a security approval, admin's
+/// (and the command line's) apply at once; `strict`: everyone's wait; `off`: none do.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalConfig {
+    #[serde(default)]
+    pub environment: sightline_service::approval::Environment,
+    pub destinations: Option<ModeSetting>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum ModeSetting {
+    Everywhere(sightline_service::approval::Mode),
+    PerEnvironment(PerEnvironment),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PerEnvironment {
+    #[serde(default)]
+    production: sightline_service::approval::Mode,
+    #[serde(default)]
+    staging: sightline_service::approval::Mode,
 }
 
 impl FileConfig {
@@ -52,7 +85,7 @@ impl FileConfig {
             .with_context(|| format!("cannot read config file {}", path.display()))?;
         toml::from_str(&text).with_context(|| {
             format!(
-                "config file {} is not valid: keys are data, database_url, listen, metrics_listen, dedup_window, key_grace, max_in_flight, profile_cache, consent_mapping, webhook_ca_file and [identity]",
+                "config file {} is not valid: keys are data, database_url, listen, metrics_listen, dedup_window, key_grace, max_in_flight, profile_cache, consent_mapping, webhook_ca_file, [identity] and [approval]",
                 path.display()
             )
         })
@@ -135,6 +168,26 @@ impl FileConfig {
         .context("webhook_ca_file must hold PEM certificates; the HTTP client cannot start")
     }
 
+    /// The approval policy of destinations the file sets (`[approval]`), or the default:
+    /// approval required in every environment.
+    pub fn approval_policy(&self) -> sightline_service::approval::ApprovalPolicy {
+        use sightline_service::approval::ApprovalPolicy;
+        let Some(approval) = &self.approval else {
+            return ApprovalPolicy::default();
+        };
+        let mut policy = match &approval.destinations {
+            None => ApprovalPolicy::default(),
+            Some(ModeSetting::Everywhere(mode)) => ApprovalPolicy::everywhere(*mode),
+            Some(ModeSetting::PerEnvironment(per)) => ApprovalPolicy {
+                production: per.production,
+                staging: per.staging,
+                ..ApprovalPolicy::default()
+            },
+        };
+        policy.environment = approval.environment;
+        policy
+    }
+
     fn consent_mapping_text(&self) -> Result<Option<String>> {
         self.consent_mapping
             .as_ref()
@@ -193,5 +246,28 @@ mod tests {
             Some("0.0.0.0:9")
         );
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn the_approval_policy_reads_one_mode_or_one_per_environment() {
+        use sightline_service::approval::{Environment, Mode};
+        let read = |text: &str| toml::from_str::<FileConfig>(text).map(|f| f.approval_policy());
+        assert_eq!(read("").unwrap().mode(), Mode::Required);
+        assert_eq!(
+            read("[approval]\ndestinations = \"off\"\n").unwrap().mode(),
+            Mode::Off
+        );
+        let policy = read(
+            "[approval]\nenvironment = \"staging\"\n\
+             destinations = { production = \"strict\", staging = \"off\" }\n",
+        )
+        .unwrap();
+        assert_eq!(policy.environment, Environment::Staging);
+        assert_eq!(
+            (policy.production, policy.mode()),
+            (Mode::Strict, Mode::Off)
+        );
+        assert!(read("[approval]\ndestinations = \"sometimes\"\n").is_err());
+        assert!(read("[approval]\nenvironment = \"qa\"\n").is_err());
     }
 }

@@ -155,6 +155,7 @@ pub async fn run(args: ServeArgs, file: &FileConfig) -> Result<()> {
         } else {
             MetricsAt::MainWithToken
         },
+        file.approval_policy(),
     );
     let app = sightline_collect::router(collector)
         .merge(api)

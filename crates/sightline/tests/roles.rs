@@ -110,6 +110,36 @@ fn samples() -> Vec<(&'static str, &'static str, &'static str, Body)> {
             None,
         ),
         (
+            "GET",
+            "/api/v1/destinations/pending",
+            "/api/v1/destinations/pending",
+            None,
+        ),
+        (
+            "GET",
+            "/api/v1/destinations/log",
+            "/api/v1/destinations/log",
+            None,
+        ),
+        (
+            "POST",
+            "/api/v1/destinations/{name}/change",
+            "/api/v1/destinations/hook/change",
+            Json(json!({"batch": 1})),
+        ),
+        (
+            "POST",
+            "/api/v1/destinations/{name}/approve",
+            "/api/v1/destinations/nobody/approve",
+            Json(json!({})),
+        ),
+        (
+            "POST",
+            "/api/v1/destinations/{name}/reject",
+            "/api/v1/destinations/nobody/reject",
+            Json(json!({"reason": "no DPA"})),
+        ),
+        (
             "POST",
             "/api/v1/destinations/{name}/credential",
             "/api/v1/destinations/hook/credential",

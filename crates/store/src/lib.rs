@@ -1,6 +1,6 @@
 //! Storage by role, two real backends: a trait per concern ([`EventLog`], [`Access`],
 //! [`Checkpoints`], [`Definitions`], [`Destinations`], [`ProfileStore`], [`LinkReviews`],
-//! [`Governance`], [`TrackingPlans`], [`AuditLog`]) and [`Store`], every role at once. The event log is append-only: every
+//! [`Flows`], [`Governance`], [`TrackingPlans`], [`AuditLog`]) and [`Store`], every role at once. The event log is append-only: every
 //! accepted event gets a sequence number that only grows, in commit order, so that
 //! processors can consume the log from a checkpoint. Appends are grouped: concurrent
 //! requests share one transaction (group commit), and each request's events are stored all
@@ -10,6 +10,7 @@
 //! the store is SQLite only.
 
 mod audit;
+mod flows;
 mod govern;
 mod group;
 mod log;
@@ -32,6 +33,7 @@ pub use audit::{
     canonical_bytes, seal, verify as verify_audit_chain, AuditEntry, AuditLog,
     Broken as BrokenChain, NewAuditEntry, GENESIS as AUDIT_GENESIS,
 };
+pub use flows::{DestinationConfig, FlowLogRow, FlowRow, Flows};
 pub use govern::{
     Governance, NewTagLogEntry, RecordKind, RecordWrite, ScanRow, StoredRecord, TagLogRow,
 };
@@ -273,6 +275,7 @@ pub trait Store:
     + Checkpoints
     + Definitions
     + Destinations
+    + Flows
     + ProfileStore
     + LinkReviews
     + Governance
@@ -290,6 +293,7 @@ impl<T> Store for T where
         + Checkpoints
         + Definitions
         + Destinations
+        + Flows
         + ProfileStore
         + LinkReviews
         + Governance

@@ -44,6 +44,7 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, NoTls, Row};
 
 mod audit;
+mod flows;
 mod govern;
 mod plans;
 
@@ -345,6 +346,8 @@ const MIGRATIONS: &[&str] = &[
     plans::MIGRATION,
     // 21: the audit log, a hash chain (audit.sql).
     audit::MIGRATION,
+    // 22: destinations' governance: approval state, records, change log (flows.sql).
+    flows::MIGRATION,
 ];
 
 /// Appending connections per store, fed from one queue. More than one so that a group's
@@ -883,7 +886,7 @@ fn token_from_row(row: &Row) -> Result<Token> {
 }
 
 const DESTINATION_COLUMNS: &str = "id, name, kind, url, purposes, event_types, event_names, \
-     batch_size, signing_secret, created_at, transform, disabled, settings";
+     batch_size, signing_secret, created_at, transform, disabled, settings, approved";
 
 fn destination_from_row(row: &Row) -> Result<Destination> {
     Ok(Destination {
@@ -900,6 +903,7 @@ fn destination_from_row(row: &Row) -> Result<Destination> {
         transform: columns::parse_object(row.get(10)),
         disabled: row.get(11),
         settings: columns::parse_object(row.get(12)),
+        approved: row.get(13),
     })
 }
 
@@ -1262,6 +1266,11 @@ impl Destinations for PostgresStore {
         tx.execute(
             "DELETE FROM checkpoints WHERE processor = $1 OR processor LIKE $2",
             &[&format!("delivery:{id}"), &format!("sync:{id}:%")],
+        )
+        .await?;
+        tx.execute(
+            "DELETE FROM destination_flows WHERE destination_id = $1",
+            &[&id],
         )
         .await?;
         tx.execute("DELETE FROM destinations WHERE id = $1", &[&id])

@@ -36,6 +36,7 @@ use tokio::sync::mpsc;
 
 mod audit;
 mod dedup;
+mod flows;
 mod govern;
 mod plans;
 
@@ -326,6 +327,8 @@ const MIGRATIONS: &[&str] = &[
      DROP TABLE dedup;",
     // 20: the audit log, a hash chain (audit.sql).
     audit::MIGRATION,
+    // 21: destinations' governance: approval state, records, change log (flows.sql).
+    flows::MIGRATION,
 ];
 
 /// The schema of `log.db`, its own `user_version` counting these.
@@ -979,7 +982,7 @@ fn token_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Token> {
 }
 
 const DESTINATION_COLUMNS: &str = "id, name, kind, url, purposes, event_types, event_names, \
-     batch_size, signing_secret, created_at, transform, disabled, settings";
+     batch_size, signing_secret, created_at, transform, disabled, settings, approved";
 
 fn destination_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Destination> {
     Ok(Destination {
@@ -996,6 +999,7 @@ fn destination_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Destination
         transform: columns::parse_object(&row.get::<_, String>(10)?),
         disabled: row.get(11)?,
         settings: columns::parse_object(&row.get::<_, String>(12)?),
+        approved: row.get(13)?,
     })
 }
 
@@ -1385,6 +1389,10 @@ impl Destinations for SqliteStore {
             tx.execute(
                 "DELETE FROM checkpoints WHERE processor = ?1 OR processor LIKE ?2",
                 params![format!("delivery:{id}"), format!("sync:{id}:%")],
+            )?;
+            tx.execute(
+                "DELETE FROM destination_flows WHERE destination_id = ?1",
+                [id],
             )?;
             tx.execute("DELETE FROM destinations WHERE id = ?1", [id])?;
             tx.commit()?;

@@ -2072,3 +2072,136 @@ async fn concurrent_audit_appends_keep_one_linear_chain() {
         assert_eq!(page[0].prev_hash, all[9].hash, "{name}");
     }
 }
+
+/// Destinations' governance: a destination created unapproved, its record versioned, a
+/// configuration put in force only together with the record and a change-log entry, the
+/// log append-only even to SQL written by hand.
+#[tokio::test]
+async fn destination_flows_change_with_their_append_only_log() {
+    use sightline_store::{DestinationConfig, Flows};
+    for (name, store) in backends("flows").await {
+        let created = store
+            .create_governed_destination(
+                hook("crm"),
+                false,
+                "{\"v\":1}".into(),
+                log_entry("propose"),
+            )
+            .await
+            .unwrap();
+        assert!(!created.approved, "{name}");
+        let read = store.destination_by_name("crm").await.unwrap().unwrap();
+        assert!(!read.approved, "{name}");
+        assert!(store
+            .create_governed_destination(hook("crm"), true, "{}".into(), log_entry("propose"))
+            .await
+            .is_err());
+        let row = store.flow(created.id).await.unwrap().unwrap();
+        assert_eq!((row.version, row.doc.as_str()), (1, "{\"v\":1}"), "{name}");
+        let config = DestinationConfig {
+            kind: DestinationKind::Webhook,
+            url: "http://127.0.0.1:9/new".into(),
+            purposes: vec!["analytics".into()],
+            event_types: vec!["track".into()],
+            event_names: vec![],
+            batch_size: 7,
+            transform: serde_json::json!({}),
+            settings: serde_json::json!({}),
+        };
+        // A stale version writes nothing, not even the log entry or the configuration.
+        assert!(store
+            .write_flow(
+                created.id,
+                Some(9),
+                "{}".into(),
+                log_entry("approve"),
+                Some(config.clone())
+            )
+            .await
+            .is_err());
+        assert!(store
+            .write_flow(created.id, None, "{}".into(), log_entry("approve"), None)
+            .await
+            .is_err());
+        assert!(
+            !store
+                .destination_by_name("crm")
+                .await
+                .unwrap()
+                .unwrap()
+                .approved
+        );
+        store
+            .write_flow(
+                created.id,
+                Some(1),
+                "{\"v\":2}".into(),
+                log_entry("approve"),
+                Some(config),
+            )
+            .await
+            .unwrap();
+        let approved = store.destination_by_name("crm").await.unwrap().unwrap();
+        assert!(approved.approved, "{name}");
+        assert_eq!(approved.url, "http://127.0.0.1:9/new", "{name}");
+        assert_eq!(
+            (approved.batch_size, approved.purposes.len()),
+            (7, 1),
+            "{name}"
+        );
+        assert_eq!(approved.signing_secret, created.signing_secret, "{name}");
+        assert_eq!(store.flows().await.unwrap().len(), 1, "{name}");
+        let log = store.flow_log(Some(created.id), 0, 10).await.unwrap();
+        let actions: Vec<_> = log.iter().map(|e| e.action.as_str()).collect();
+        assert_eq!(actions, ["propose", "approve"], "{name}");
+        // A destination from before approval existed is approved and has no record.
+        let old = store.create_destination(hook("old")).await.unwrap();
+        assert!(old.approved, "{name}");
+        assert!(store.flow(old.id).await.unwrap().is_none(), "{name}");
+        // Deleting removes the record, never the log.
+        store.delete_destination(created.id).await.unwrap();
+        assert!(store.flow(created.id).await.unwrap().is_none(), "{name}");
+        assert_eq!(
+            store.flow_log(None, 0, 10).await.unwrap().len(),
+            2,
+            "{name}"
+        );
+    }
+    let temp = temp_dir("flow-triggers");
+    let store = SqliteStore::open(temp.path()).await.unwrap();
+    store
+        .create_governed_destination(hook("crm"), false, "{}".into(), log_entry("propose"))
+        .await
+        .unwrap();
+    let conn = rusqlite::Connection::open(temp.path().join("sightline.db")).unwrap();
+    for sql in [
+        "UPDATE destination_changes SET actor = 'someone else'",
+        "DELETE FROM destination_changes",
+    ] {
+        let err = conn.execute(sql, []).unwrap_err();
+        assert!(err.to_string().contains("refused"), "sqlite {sql}: {err}");
+    }
+    #[cfg(feature = "postgres")]
+    if let Some(url) = postgres_url("flow_triggers").await {
+        let store = PostgresStore::connect(&url).await.unwrap();
+        store
+            .create_governed_destination(hook("crm"), false, "{}".into(), log_entry("propose"))
+            .await
+            .unwrap();
+        let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        for sql in [
+            "UPDATE destination_changes SET actor = 'someone else'",
+            "DELETE FROM destination_changes",
+            "TRUNCATE destination_changes",
+        ] {
+            let err = client.batch_execute(sql).await.unwrap_err();
+            assert!(
+                format!("{err:?}").contains("refused"),
+                "postgres {sql}: {err:?}"
+            );
+        }
+    }
+}

@@ -39,6 +39,7 @@ pub(crate) fn evidence() -> Evidence {
                 ("suppressed".to_string(), 1),
             ]),
             window: Some((1_500, 2_500)),
+            approval: None,
         }],
         scans: vec![ScanEvidence {
             id: 7,
@@ -339,6 +340,7 @@ fn arb_evidence() -> impl Strategy<Value = Evidence> {
             sent: BTreeMap::new(),
             deliveries: BTreeMap::from([("delivered".to_string(), 1)]),
             window: None,
+            approval: None,
         });
     let vendor =
         (arb_text(), arb_text(), any::<bool>()).prop_map(|(name, category, needs_consent)| {

@@ -107,6 +107,12 @@ pub async fn gather(store: &dyn Store) -> Result<Evidence> {
         });
     }
 
+    let approvals: BTreeMap<String, sightline_govern::flow::Flow> =
+        crate::approval::all_flows(store, false)
+            .await?
+            .into_iter()
+            .map(|f| (f.destination.clone(), f))
+            .collect();
     let mut destinations = Vec::new();
     for dest in store.list_destinations().await? {
         // A stored transform equal to the default does nothing: no transform step.
@@ -173,6 +179,10 @@ pub async fn gather(store: &dyn Store) -> Result<Evidence> {
             sent,
             deliveries,
             window,
+            approval: Some(crate::approval::describe(
+                dest.approved,
+                approvals.get(&dest.name),
+            )),
         });
     }
 

@@ -8,6 +8,7 @@ use serde_json::Value;
 use sightline_activate::{Deliverer, DestinationSpec, Settings, Transform};
 use sightline_core::time;
 use sightline_service::access::operator;
+use sightline_service::approval;
 use sightline_service::destinations::{self, Replay};
 use sightline_service::profiles::{self, Ledger, Live};
 use std::sync::Arc;
@@ -114,6 +115,76 @@ pub enum DestinationCommand {
         #[command(flatten)]
         store: StoreArgs,
     },
+    /// Change where or what a destination sends (only what is given changes). Under the
+    /// approval policy a change by the marketing role (or by anyone, `strict`) to its URL,
+    /// settings, purposes, event filter or transform waits for a security approval, the
+    /// approved configuration staying in force; acts as the operator (admin) unless
+    /// --token is given.
+    Change {
+        name: String,
+        #[arg(long)]
+        url: Option<String>,
+        #[arg(long, value_delimiter = ',')]
+        purposes: Option<Vec<String>>,
+        #[arg(long, value_delimiter = ',')]
+        events: Option<Vec<String>>,
+        #[arg(long, value_delimiter = ',')]
+        types: Option<Vec<String>>,
+        #[arg(long)]
+        batch: Option<u32>,
+        /// A TOML file of the new transform.
+        #[arg(long, value_name = "FILE")]
+        transform: Option<std::path::PathBuf>,
+        /// Why, for the change log.
+        #[arg(long, default_value = "")]
+        reason: String,
+        /// The API token to act as.
+        #[arg(
+            long,
+            env = "SIGHTLINE_TOKEN",
+            hide_env_values = true,
+            value_name = "TOKEN"
+        )]
+        token: Option<String>,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Approve a destination's waiting revision: a security token of a person other than
+    /// its proposer (admin cannot approve). It is in force at once.
+    Approve {
+        name: String,
+        #[arg(long, default_value = "")]
+        reason: String,
+        #[command(flatten)]
+        act: super::governance::ActAs,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Reject a destination's waiting revision (a reason is required); the approved
+    /// configuration, if any, stays in force.
+    Reject {
+        name: String,
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        act: super::governance::ActAs,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Destinations with a revision waiting for a security approval.
+    Pending {
+        #[command(flatten)]
+        store: StoreArgs,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The destination change log (proposals, approvals, rejections, changes applied).
+    Log {
+        /// Only this destination's.
+        name: Option<String>,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
     /// Move a disabled destination's checkpoint: events up to SEQ are never sent (the way
     /// past an event it can never take).
     SkipTo {
@@ -171,6 +242,113 @@ pub enum DeliveriesCommand {
 
 pub async fn destination(command: DestinationCommand, file: &FileConfig) -> Result<()> {
     match command {
+        DestinationCommand::Change {
+            name,
+            url,
+            purposes,
+            events,
+            types,
+            batch,
+            transform,
+            reason,
+            token,
+            store,
+        } => {
+            let transform = match transform {
+                None => None,
+                Some(path) => Some(crate::config::read_toml(&path, "transform")?),
+            };
+            let change = approval::DestinationChange {
+                url,
+                purposes: purposes.map(tidy),
+                event_types: types.map(tidy),
+                event_names: events.map(tidy),
+                batch_size: batch,
+                transform,
+                settings: None,
+                reason: Some(reason),
+            };
+            let policy = file.consent_policy()?;
+            let store = store.open(file).await?;
+            let actor = match token {
+                Some(secret) => {
+                    sightline_service::access::actor_for_token(store.as_ref(), &secret).await?
+                }
+                None => operator(),
+            };
+            let flow = approval::change(
+                store.as_ref(),
+                &actor,
+                &name,
+                change,
+                &policy,
+                &file.approval_policy(),
+            )
+            .await?;
+            println!("{}", serde_json::to_string_pretty(&flow)?);
+        }
+        DestinationCommand::Approve {
+            name,
+            reason,
+            act,
+            store,
+        } => {
+            let (store, actor) = act.open(&store, file).await?;
+            let flow = approval::decide(store.as_ref(), &actor, &name, true, &reason).await?;
+            println!("{}", serde_json::to_string_pretty(&flow)?);
+        }
+        DestinationCommand::Reject {
+            name,
+            reason,
+            act,
+            store,
+        } => {
+            let (store, actor) = act.open(&store, file).await?;
+            let flow = approval::decide(store.as_ref(), &actor, &name, false, &reason).await?;
+            println!("{}", serde_json::to_string_pretty(&flow)?);
+        }
+        DestinationCommand::Pending { store, json } => {
+            let store = store.open(file).await?;
+            let pending = approval::flows(store.as_ref(), &operator(), true).await?;
+            if json {
+                println!("{}", serde_json::to_string(&pending)?);
+            } else if pending.is_empty() {
+                println!("no destination awaits approval");
+            } else {
+                for flow in pending {
+                    println!(
+                        "{}\trevision {}\tproposed by {}\tchanges {}\t{}",
+                        flow.destination,
+                        flow.revision,
+                        flow.proposed_by,
+                        flow.changes.join(","),
+                        flow.config.url
+                    );
+                }
+            }
+        }
+        DestinationCommand::Log { name, store } => {
+            let store = store.open(file).await?;
+            let mut after = 0;
+            loop {
+                let page = approval::log(
+                    store.as_ref(),
+                    &operator(),
+                    name.as_deref(),
+                    after,
+                    approval::MAX_PAGE,
+                )
+                .await?;
+                let entries = page["entries"].as_array().cloned().unwrap_or_default();
+                if entries.is_empty() {
+                    break;
+                }
+                for entry in entries {
+                    println!("{entry}");
+                }
+                after = page["next_after"].as_i64().unwrap_or(after);
+            }
+        }
         DestinationCommand::Add {
             name,
             kind,
@@ -206,8 +384,21 @@ pub async fn destination(command: DestinationCommand, file: &FileConfig) -> Resu
                 .map_err(anyhow::Error::msg)?;
             let policy = file.consent_policy()?;
             let store = store.open(file).await?;
-            let created = destinations::add(store.as_ref(), &operator(), spec, &policy).await?;
-            let answer = destinations::created_json(&created);
+            let (created, flow) = destinations::add(
+                store.as_ref(),
+                &operator(),
+                spec,
+                &policy,
+                &file.approval_policy(),
+            )
+            .await?;
+            let answer = approval::created_json(&created, &flow);
+            if flow.is_pending() && !json {
+                println!(
+                    "destination {:?} is proposed: it receives nothing until a security reviewer approves it (`sightline destination approve`)",
+                    created.name
+                );
+            }
             if json {
                 println!("{answer}");
             } else {
@@ -257,9 +448,14 @@ pub async fn destination(command: DestinationCommand, file: &FileConfig) -> Resu
             }
             let policy = file.consent_policy()?;
             let store = store.open(file).await?;
-            let report =
-                destinations::import(store.as_ref(), &operator(), listed.destination, &policy)
-                    .await?;
+            let report = destinations::import(
+                store.as_ref(),
+                &operator(),
+                listed.destination,
+                &policy,
+                &file.approval_policy(),
+            )
+            .await?;
             if json {
                 println!("{}", Value::Array(report));
             } else {

@@ -38,7 +38,11 @@ pub struct ActAs {
 
 impl ActAs {
     /// The store, and the actor this token is in it.
-    async fn open(&self, store: &StoreArgs, file: &FileConfig) -> Result<(Arc<dyn Store>, Actor)> {
+    pub(crate) async fn open(
+        &self,
+        store: &StoreArgs,
+        file: &FileConfig,
+    ) -> Result<(Arc<dyn Store>, Actor)> {
         let store = store.open(file).await?;
         let actor = actor_for_token(store.as_ref(), &self.token).await?;
         Ok((store, actor))

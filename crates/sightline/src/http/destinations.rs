@@ -4,7 +4,8 @@ use super::contract::{json_of, list_of, object, page_of, Access, Doc, Routes};
 use super::{bad_request, created, json_body, ok, page_bounds, Acting, Answer, ApiState, Path};
 use axum::extract::{Query, State};
 use serde_json::json;
-use sightline_service::access::{MARKETING, READERS};
+use sightline_service::access::{MARKETING, READERS, SECURITY};
+use sightline_service::approval;
 use sightline_service::destinations::{self, Replay};
 use std::collections::HashMap;
 
@@ -29,13 +30,84 @@ pub(super) fn routes() -> Routes {
             add,
             change(
                 "Adds a consent-gated destination: a webhook, or a vendor type",
-                "`{\"id\":…,\"name\":…}`, with a webhook's signing secret, shown this once",
+                "`{\"id\":…,\"name\":…,\"approval\":\"approved\"|\"pending\"}`, with a webhook's \
+                 signing secret, shown this once; a pending destination receives nothing until a \
+                 security reviewer approves it",
             )
             .status(201)
             .body(object(
                 "`{\"name\":…,\"url\":\"http://…\",\"purposes\":[…],\"events\":[…]}`, or for a vendor \
                  `{\"name\":…,\"type\":\"ga4\"|\"meta\"|\"tiktok\"|\"linkedin\"|\"google_ads\",\"settings\":{…},\"credential\":\"…\"}`",
             )),
+        )
+        .get(
+            "/api/v1/destinations/pending",
+            pending,
+            Doc::new(
+                tag,
+                "Destinations with a revision waiting for a security approval",
+                Access::Token(READERS),
+                list_of(
+                    "destinations",
+                    "A destination's governance record: status, revision, the configuration \
+                     proposed and the one approved, the fields changed, who proposed and decided",
+                ),
+            ),
+        )
+        .get(
+            "/api/v1/destinations/log",
+            change_log,
+            Doc::new(
+                tag,
+                "The destination change log, oldest first",
+                Access::Token(READERS),
+                page_of(
+                    "entries",
+                    "Who proposed, applied, approved or rejected what, when and why",
+                    "next_after",
+                ),
+            )
+            .query("destination", "Only this destination's entries")
+            .query("after", "Entries after this id (default 0)")
+            .query("limit", "At most this many (default 100)"),
+        )
+        .post(
+            "/api/v1/destinations/{name}/change",
+            change_destination,
+            change(
+                "Changes where or what a destination sends; a change by the marketing role waits \
+                 for a security approval (as the approval policy says), the approved \
+                 configuration staying in force",
+                "The destination's governance record",
+            )
+            .body(object(
+                "`{\"url\":…,\"purposes\":[…],\"events\":[…],\"types\":[…],\"batch\":N,\
+                 \"transform\":{…},\"settings\":{…},\"reason\":…}`, every key optional",
+            )),
+        )
+        .post(
+            "/api/v1/destinations/{name}/approve",
+            approve,
+            Doc::new(
+                tag,
+                "Approves a destination's waiting revision, which is in force at once: a security \
+                 reviewer other than its proposer (admin cannot approve)",
+                Access::Token(SECURITY),
+                object("The destination's governance record"),
+            )
+            .body(json_of::<Reason>()),
+        )
+        .post(
+            "/api/v1/destinations/{name}/reject",
+            reject,
+            Doc::new(
+                tag,
+                "Rejects a destination's waiting revision (a reason is required): a security \
+                 reviewer other than its proposer",
+                Access::Token(SECURITY),
+                object("The destination's governance record"),
+            )
+            .body(json_of::<Reason>()),
         )
         .get(
             "/api/v1/destinations/{name}/deliveries",
@@ -116,8 +188,9 @@ async fn add(
          {\"name\":…,\"type\":\"ga4\" (or meta, tiktok, linkedin, google_ads),\"settings\":{…},\"credential\":\"…\"}",
     )?;
     let policy = state.book.rules().policy.clone();
-    let d = destinations::add(state.store.as_ref(), &actor, spec, &policy).await?;
-    created(destinations::created_json(&d))
+    let (d, flow) =
+        destinations::add(state.store.as_ref(), &actor, spec, &policy, &state.approval).await?;
+    created(approval::created_json(&d, &flow))
 }
 
 #[derive(serde::Deserialize, utoipa::ToSchema)]
@@ -250,4 +323,87 @@ async fn skip_to(
 ) -> Answer {
     let request: SkipTo = json_body(&body, "send {\"seq\":N}")?;
     ok(destinations::skip_to(state.store.as_ref(), &actor, &name, request.seq).await?)
+}
+
+/// `GET /api/v1/destinations/pending`: the governance records waiting for approval.
+async fn pending(Acting(actor): Acting, State(state): State<ApiState>) -> Answer {
+    let flows = approval::flows(state.store.as_ref(), &actor, true).await?;
+    ok(json!({ "destinations": flows }))
+}
+
+/// `GET /api/v1/destinations/log?destination=&after=&limit=`: the change log.
+async fn change_log(
+    Acting(actor): Acting,
+    State(state): State<ApiState>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Answer {
+    let (after, limit) = page_bounds(&query)?;
+    let name = query.get("destination").filter(|s| !s.is_empty());
+    ok(approval::log(
+        state.store.as_ref(),
+        &actor,
+        name.map(String::as_str),
+        after,
+        limit,
+    )
+    .await?)
+}
+
+/// `POST /api/v1/destinations/{name}/change` with the fields to change.
+async fn change_destination(
+    Acting(actor): Acting,
+    State(state): State<ApiState>,
+    Path(name): Path<String>,
+    body: axum::body::Bytes,
+) -> Answer {
+    let change: approval::DestinationChange = json_body(
+        &body,
+        "send the fields to change: {\"url\":…,\"purposes\":[…],\"events\":[…],\"types\":[…],\"batch\":N,\"transform\":{…},\"settings\":{…},\"reason\":…}",
+    )?;
+    let policy = state.book.rules().policy.clone();
+    ok(approval::change(
+        state.store.as_ref(),
+        &actor,
+        &name,
+        change,
+        &policy,
+        &state.approval,
+    )
+    .await?)
+}
+
+/// Why, for the change log.
+#[derive(serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct Reason {
+    #[serde(default)]
+    reason: String,
+}
+
+/// `POST /api/v1/destinations/{name}/approve` with `{"reason":…}`.
+async fn approve(
+    Acting(actor): Acting,
+    State(state): State<ApiState>,
+    Path(name): Path<String>,
+    body: axum::body::Bytes,
+) -> Answer {
+    let request: Reason = if body.is_empty() {
+        Reason {
+            reason: String::new(),
+        }
+    } else {
+        json_body(&body, "send {\"reason\":…}")?
+    };
+    ok(approval::decide(state.store.as_ref(), &actor, &name, true, &request.reason).await?)
+}
+
+/// `POST /api/v1/destinations/{name}/reject` with `{"reason":…}` (required).
+async fn reject(
+    Acting(actor): Acting,
+    State(state): State<ApiState>,
+    Path(name): Path<String>,
+    body: axum::body::Bytes,
+) -> Answer {
+    let request: Reason = json_body(&body, "send {\"reason\":…}")?;
+    ok(approval::decide(state.store.as_ref(), &actor, &name, false, &request.reason).await?)
 }

@@ -47,6 +47,8 @@ struct ApiState {
     /// Keeps the tracking plans in force: a change made through the API reloads them at
     /// once, not at its next step.
     plans: Arc<PlanKeeper>,
+    /// The approval policy of destinations (`[approval]`).
+    approval: sightline_service::approval::ApprovalPolicy,
     /// Whether `/metrics` and `/readyz?verbose` answer without a token: only on the
     /// separate metrics listener (`--metrics-listen`), never on the main one.
     detail_open: bool,
@@ -79,6 +81,7 @@ pub fn routers(
     processors: Arc<Supervisor>,
     plans: Arc<PlanKeeper>,
     metrics_at: MetricsAt,
+    approval: sightline_service::approval::ApprovalPolicy,
 ) -> (axum::Router, Option<axum::Router>) {
     let state = ApiState {
         tokens: Arc::new(TokenCache {
@@ -91,6 +94,7 @@ pub fn routers(
         deliverer,
         processors,
         plans,
+        approval,
         detail_open: false,
     };
     let own = match metrics_at {
