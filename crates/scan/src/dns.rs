@@ -3,14 +3,18 @@
 //! resolver) written here because that is all the scanner needs; a full resolver crate
 //! would cost more build time than the feature.
 
+#[cfg(feature = "browser")]
 use std::net::SocketAddr;
+#[cfg(feature = "browser")]
 use std::time::Duration;
 
+#[cfg(feature = "browser")]
 use tokio::net::UdpSocket;
 
 const TYPE_CNAME: u16 = 5;
 const CLASS_IN: u16 = 1;
 /// CNAME chains longer than this are treated as loops.
+#[cfg(feature = "browser")]
 const MAX_CHAIN: usize = 8;
 
 /// Encodes a recursive query for the CNAME of `host`.
@@ -91,6 +95,7 @@ pub fn parse_cname(buf: &[u8], id: u16) -> Result<Option<String>, String> {
     Ok(None)
 }
 
+#[cfg(feature = "browser")]
 async fn query(
     server: SocketAddr,
     host: &str,
@@ -119,6 +124,7 @@ async fn query(
 }
 
 /// The CNAME chain of `host` (empty when it has none), following targets up to a bound.
+#[cfg(feature = "browser")]
 pub async fn cname_chain(
     server: SocketAddr,
     host: &str,

@@ -13,6 +13,7 @@ pub mod access;
 pub mod attribution;
 pub mod audiences;
 pub mod audit;
+pub mod config;
 pub mod consent;
 pub mod crm;
 pub mod destinations;
