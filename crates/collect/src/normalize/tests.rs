@@ -159,6 +159,42 @@ fn path_type_wins_and_write_key_is_never_stored() {
     assert!(body.contains(r#""type":"page""#));
 }
 
+/// Found by fuzzing (fuzz/fuzz_targets/segment.rs): a key spelled with a JSON escape was
+/// a second field beside the plain one, so the escaped `writeKey` was stored in the log and
+/// the escaped `type` (read last by every later JSON reader) was not the validated one.
+#[test]
+fn keys_written_with_escapes_are_the_keys_they_spell() {
+    let body = br#"{"batch":[{"type":"track","event":"e","userId":"u","typ\u0065":"alias","write\u004bey":"k"}]}"#;
+    let parsed = parse(
+        Call::Batch,
+        body,
+        received(),
+        &Limits::default(),
+        &mut ids(),
+    )
+    .unwrap();
+    // The last `type` wins, as in serde_json: an alias without `previousId` is refused.
+    assert_eq!(
+        parsed.events[0],
+        Err(EventError::MissingField {
+            kind: EventType::Alias,
+            field: "previousId"
+        })
+    );
+    let body = br#"{"type":"track","event":"e","userId":"u","write\u004bey":"k","writeKey":"w"}"#;
+    let parsed = parse(
+        Call::Single(EventType::Track),
+        body,
+        received(),
+        &Limits::default(),
+        &mut ids(),
+    )
+    .unwrap();
+    assert_eq!(parsed.write_key.as_deref(), Some("w"));
+    let stored = &parsed.events[0].as_ref().unwrap().body;
+    assert!(!stored.contains("write"), "{stored}");
+}
+
 #[test]
 fn gpc_is_recorded() {
     let parsed = parse(
