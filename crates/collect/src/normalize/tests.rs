@@ -94,6 +94,30 @@ fn batch_sent_at_context_and_integrations_apply_to_items() {
     assert_eq!(event["integrations"], json!({"All":true}));
 }
 
+/// Found by fuzzing (fuzz/fuzz_targets/segment.rs): a batch-level `context` key written
+/// with an escape was merged into the item's context unescaped, so the stored event was
+/// not JSON (and a quote in the key could have written fields of its own).
+#[test]
+fn merged_batch_keys_with_escapes_stay_json() {
+    let body = br#"{"context":{"lib\u0001ry":{"name":"x"},"a\",\"writeKey\":\"k":1},
+        "batch":[{"type":"track","event":"e","userId":"u","context":{"ip":"2"}}]}"#;
+    let parsed = parse(
+        Call::Batch,
+        body,
+        received(),
+        &Limits::default(),
+        &mut ids(),
+    )
+    .unwrap();
+    let stored = &parsed.events[0].as_ref().unwrap().body;
+    let event: Value = serde_json::from_str(stored).expect("the stored event is JSON");
+    assert_eq!(
+        event["context"],
+        json!({"ip":"2","lib\u{1}ry":{"name":"x"},"a\",\"writeKey\":\"k":1})
+    );
+    assert!(event.get("writeKey").is_none());
+}
+
 #[test]
 fn per_type_rules() {
     let cases = [
