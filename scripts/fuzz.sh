@@ -90,8 +90,11 @@ for target in "${targets[@]}"; do
         echo "fuzz: $target ok (${seconds} s, $cov, ${stats% })"
     else
         failed+=("$target")
-        echo "fuzz: $target FAILED; the end of its log ($log):"
-        grep -vE '^#[0-9]+' "$log" | tail -40
+        echo "fuzz: $target FAILED; from its log ($log):"
+        # The panic and its message (not the backtrace), then libFuzzer's summary of what
+        # failed (crash, timeout, out of memory) and the input.
+        sed -n '/panicked at/,/^stack backtrace/p' "$log" | grep -v '^stack backtrace' | head -20
+        grep -E '^(==[0-9]+== ERROR|SUMMARY|artifact_prefix|Base64)' "$log" | cut -c1-400
         artifact=$(ls -t "$artifacts"/* 2>/dev/null | head -1 || true)
         if [[ -n "$artifact" ]]; then
             echo "fuzz: reproduce with: (cd fuzz && cargo +nightly fuzz run -s none $target ${artifact#"$fuzz/"})"
