@@ -405,14 +405,7 @@ fn merge_under<'a>(event: &mut RawObject<'a>, field: &'static str, batch_level: 
             let Ok(mut merged) = serde_json::from_str::<RawObject>(own.json()) else {
                 return;
             };
-            let mut added = false;
-            for (key, value) in batch_level.iter() {
-                if !merged.contains(key) {
-                    merged.push(key, value.clone());
-                    added = true;
-                }
-            }
-            if added {
+            if merged.extend_missing(batch_level) {
                 let json = merged.to_json();
                 event.set(field, Field::Written(json));
             }

@@ -9,10 +9,19 @@ use std::fmt;
 
 /// An object key: borrowed from the input when it had no escapes (so it is valid JSON
 /// string content as is), decoded otherwise.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub enum Key<'a> {
     Plain(&'a str),
     Decoded(String),
+}
+
+/// Keys are the same when their text is, however they were written: `"writeKey"` and
+/// `"write\u004bey"` are one key (found by fuzzing: compared by form, the escaped one was
+/// a second field, so a `writeKey` was stored and a second `type` passed validation).
+impl PartialEq for Key<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
 }
 
 impl Key<'_> {
@@ -102,17 +111,24 @@ impl<'a> RawObject<'a> {
         }
     }
 
-    /// Appends a field whose key is not present yet.
-    pub fn push(&mut self, key: &'a str, value: Field<'a>) {
-        self.fields.push((Key::Plain(key), value));
+    /// Appends each field of `other` whose key is not present here, its key as it was
+    /// read: a decoded key is escaped again when printed. True when any was added. (Found
+    /// by fuzzing: the batch's keys were appended by their decoded text as if plain, so a
+    /// batch-level `context` key holding an escape, `"a\u0001"` or `"a\"b"`, was printed
+    /// raw and the stored event was not JSON.)
+    pub fn extend_missing(&mut self, other: &RawObject<'a>) -> bool {
+        let mut added = false;
+        for (key, value) in &other.fields {
+            if !self.contains(key.as_str()) {
+                self.fields.push((key.clone(), value.clone()));
+                added = true;
+            }
+        }
+        added
     }
 
     pub fn contains(&self, key: &str) -> bool {
         self.get(key).is_some()
-    }
-
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &Field<'a>)> {
-        self.fields.iter().map(|(k, v)| (k.as_str(), v))
     }
 
     /// The object as compact JSON: keys in the order sent, values as sent.
@@ -226,6 +242,31 @@ mod tests {
         object.set("z", Field::Written(json_string("é\"")));
         assert_eq!(object.remove("b").unwrap().json(), "2");
         assert_eq!(object.to_json(), r#"{"a":3,"z":"é\""}"#);
+    }
+
+    #[test]
+    fn a_key_written_with_escapes_is_the_same_key() {
+        let text = r#"{"writeKey":"a","type":"track","write\u004bey":"b","typ\u0065":"alias"}"#;
+        let mut object: RawObject = serde_json::from_str(text).unwrap();
+        assert_eq!(object.to_json(), r#"{"writeKey":"b","type":"alias"}"#);
+        assert_eq!(object.get("type").unwrap().json(), r#""alias""#);
+        assert_eq!(object.remove("writeKey").unwrap().json(), r#""b""#);
+        assert!(object.get("writeKey").is_none());
+        assert_eq!(object.to_json(), r#"{"type":"alias"}"#);
+    }
+
+    #[test]
+    fn merged_keys_are_printed_escaped() {
+        let mut own: RawObject = serde_json::from_str(r#"{"a":1}"#).unwrap();
+        let batch: RawObject =
+            serde_json::from_str(r#"{"a":2,"b\u0001":3,"q\"\\":4,"plain":5}"#).unwrap();
+        assert!(own.extend_missing(&batch));
+        let back: serde_json::Value = serde_json::from_str(&own.to_json()).unwrap();
+        assert_eq!(
+            back,
+            serde_json::json!({"a":1,"b\u{1}":3,"q\"\\":4,"plain":5})
+        );
+        assert!(!own.extend_missing(&batch));
     }
 
     #[test]

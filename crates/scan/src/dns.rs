@@ -3,14 +3,18 @@
 //! resolver) written here because that is all the scanner needs; a full resolver crate
 //! would cost more build time than the feature.
 
+#[cfg(feature = "browser")]
 use std::net::SocketAddr;
+#[cfg(feature = "browser")]
 use std::time::Duration;
 
+#[cfg(feature = "browser")]
 use tokio::net::UdpSocket;
 
 const TYPE_CNAME: u16 = 5;
 const CLASS_IN: u16 = 1;
 /// CNAME chains longer than this are treated as loops.
+#[cfg(feature = "browser")]
 const MAX_CHAIN: usize = 8;
 
 /// Encodes a recursive query for the CNAME of `host`.
@@ -19,7 +23,14 @@ pub fn encode_query(id: u16, host: &str) -> Result<Vec<u8>, String> {
     q.extend_from_slice(&id.to_be_bytes());
     q.extend_from_slice(&0x0100u16.to_be_bytes()); // standard query, recursion desired
     q.extend_from_slice(&[0, 1, 0, 0, 0, 0, 0, 0]); // one question
-    for label in host.trim_end_matches('.').split('.') {
+    let name = host.trim_end_matches('.');
+    // RFC 1035 2.3.4: a name is at most 255 octets on the wire (its labels, each with its
+    // length byte, and the root's). Longer ones no resolver answers, and `read_name` takes
+    // more than 128 labels for a loop (found by fuzzing: a query of 129 labels).
+    if name.len() + 2 > 255 {
+        return Err(format!("{host:?} is not a DNS name: over 255 octets"));
+    }
+    for label in name.split('.') {
         if label.is_empty() || label.len() > 63 || !label.is_ascii() {
             return Err(format!("{host:?} is not a DNS name"));
         }
@@ -91,6 +102,7 @@ pub fn parse_cname(buf: &[u8], id: u16) -> Result<Option<String>, String> {
     Ok(None)
 }
 
+#[cfg(feature = "browser")]
 async fn query(
     server: SocketAddr,
     host: &str,
@@ -119,6 +131,7 @@ async fn query(
 }
 
 /// The CNAME chain of `host` (empty when it has none), following targets up to a bound.
+#[cfg(feature = "browser")]
 pub async fn cname_chain(
     server: SocketAddr,
     host: &str,
@@ -182,6 +195,13 @@ mod tests {
     fn bad_names_and_messages_are_errors_not_panics() {
         assert!(encode_query(1, "a..b").is_err());
         assert!(encode_query(1, &"x".repeat(64)).is_err());
+        // 129 one-letter labels: 259 octets, over the limit (it read back as a loop).
+        let long = vec!["a"; 129].join(".");
+        assert!(encode_query(1, &long).unwrap_err().contains("255 octets"));
+        // 127 labels, 255 octets: the longest name there is.
+        let longest = vec!["a"; 126].join(".") + ".b";
+        let q = encode_query(1, &longest).unwrap();
+        assert_eq!(parse_cname(&q, 1).unwrap(), None);
         for bytes in [
             &[][..],
             &[0, 1],

@@ -94,6 +94,30 @@ fn batch_sent_at_context_and_integrations_apply_to_items() {
     assert_eq!(event["integrations"], json!({"All":true}));
 }
 
+/// Found by fuzzing (fuzz/fuzz_targets/segment.rs): a batch-level `context` key written
+/// with an escape was merged into the item's context unescaped, so the stored event was
+/// not JSON (and a quote in the key could have written fields of its own).
+#[test]
+fn merged_batch_keys_with_escapes_stay_json() {
+    let body = br#"{"context":{"lib\u0001ry":{"name":"x"},"a\",\"writeKey\":\"k":1},
+        "batch":[{"type":"track","event":"e","userId":"u","context":{"ip":"2"}}]}"#;
+    let parsed = parse(
+        Call::Batch,
+        body,
+        received(),
+        &Limits::default(),
+        &mut ids(),
+    )
+    .unwrap();
+    let stored = &parsed.events[0].as_ref().unwrap().body;
+    let event: Value = serde_json::from_str(stored).expect("the stored event is JSON");
+    assert_eq!(
+        event["context"],
+        json!({"ip":"2","lib\u{1}ry":{"name":"x"},"a\",\"writeKey\":\"k":1})
+    );
+    assert!(event.get("writeKey").is_none());
+}
+
 #[test]
 fn per_type_rules() {
     let cases = [
@@ -157,6 +181,42 @@ fn path_type_wins_and_write_key_is_never_stored() {
     let body = &parsed.events[0].as_ref().unwrap().body;
     assert!(!body.contains("secret"));
     assert!(body.contains(r#""type":"page""#));
+}
+
+/// Found by fuzzing (fuzz/fuzz_targets/segment.rs): a key spelled with a JSON escape was
+/// a second field beside the plain one, so the escaped `writeKey` was stored in the log and
+/// the escaped `type` (read last by every later JSON reader) was not the validated one.
+#[test]
+fn keys_written_with_escapes_are_the_keys_they_spell() {
+    let body = br#"{"batch":[{"type":"track","event":"e","userId":"u","typ\u0065":"alias","write\u004bey":"k"}]}"#;
+    let parsed = parse(
+        Call::Batch,
+        body,
+        received(),
+        &Limits::default(),
+        &mut ids(),
+    )
+    .unwrap();
+    // The last `type` wins, as in serde_json: an alias without `previousId` is refused.
+    assert_eq!(
+        parsed.events[0],
+        Err(EventError::MissingField {
+            kind: EventType::Alias,
+            field: "previousId"
+        })
+    );
+    let body = br#"{"type":"track","event":"e","userId":"u","write\u004bey":"k","writeKey":"w"}"#;
+    let parsed = parse(
+        Call::Single(EventType::Track),
+        body,
+        received(),
+        &Limits::default(),
+        &mut ids(),
+    )
+    .unwrap();
+    assert_eq!(parsed.write_key.as_deref(), Some("w"));
+    let stored = &parsed.events[0].as_ref().unwrap().body;
+    assert!(!stored.contains("write"), "{stored}");
 }
 
 #[test]

@@ -1,0 +1,167 @@
+//! The TOML config file of `sightline` (the command line and `serve`): its keys and what
+//! they configure. It lives here rather than in the binary so that its parsing can be
+//! fuzzed (fuzz/fuzz_targets/config_toml.rs); the binary re-exports it from its `config`
+//! module, where flags and environment variables are merged with it.
+
+use crate::profiles::ProfileRules;
+use anyhow::{Context, Result};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// The TOML config file. Every key is optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub data: Option<PathBuf>,
+    pub database_url: Option<String>,
+    pub listen: Option<String>,
+    /// A private address (e.g. 127.0.0.1:9090) that serves `/metrics` without a token; the
+    /// main listener then no longer serves it.
+    pub metrics_listen: Option<String>,
+    /// e.g. "24h", "90m"
+    pub dedup_window: Option<String>,
+    /// How long a rotated-out write key keeps working, e.g. "24h".
+    pub key_grace: Option<String>,
+    /// Tracking requests handled at once.
+    pub max_in_flight: Option<usize>,
+    /// Profiles the profiles processor holds in memory.
+    pub profile_cache: Option<usize>,
+    /// Identity resolution rules: limits, priority, blocked values, default phone region
+    /// (see crates/identity/README.md).
+    pub identity: Option<sightline_identity::Config>,
+    /// A consent mapping file: the purposes, and which signals grant which (see
+    /// crates/consent/README.md); the built-in mapping when absent.
+    pub consent_mapping: Option<PathBuf>,
+    /// PEM certificates trusted for https:// destinations besides the system's roots (an
+    /// internal CA).
+    pub webhook_ca_file: Option<PathBuf>,
+    /// The security approval of destinations (`[approval]`): which environment this server
+    /// is, and per environment whether a destination and a change to where or what it
+    /// sends wait for a security approval.
+    pub approval: Option<ApprovalConfig>,
+}
+
+/// `[approval]`: `environment = "production" | "staging"` (production by default) and
+/// `destinations = "required" | "strict" | "off"`, or a table of both environments
+/// (`destinations = { production = "required", staging = "off" }`); `required` when
+/// absent. `required`: the marketing role's changes wait for a security approval, admin's
+/// (and the command line's) apply at once; `strict`: everyone's wait; `off`: none do.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalConfig {
+    #[serde(default)]
+    pub environment: crate::approval::Environment,
+    pub destinations: Option<ModeSetting>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum ModeSetting {
+    Everywhere(crate::approval::Mode),
+    PerEnvironment(PerEnvironment),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PerEnvironment {
+    #[serde(default)]
+    production: crate::approval::Mode,
+    #[serde(default)]
+    staging: crate::approval::Mode,
+}
+
+impl FileConfig {
+    /// Reads the file's text: unknown keys are refused. No IO; what the text names (the
+    /// consent mapping, the CA file) is read later, by the methods that need it.
+    pub fn from_toml_str(text: &str) -> Result<FileConfig, toml::de::Error> {
+        toml::from_str(text)
+    }
+
+    pub fn load(path: Option<&Path>) -> Result<FileConfig> {
+        let Some(path) = path else {
+            return Ok(FileConfig::default());
+        };
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config file {}", path.display()))?;
+        FileConfig::from_toml_str(&text).with_context(|| {
+            format!(
+                "config file {} is not valid: keys are data, database_url, listen, metrics_listen, dedup_window, key_grace, max_in_flight, profile_cache, consent_mapping, webhook_ca_file, [identity] and [approval]",
+                path.display()
+            )
+        })
+    }
+}
+
+impl FileConfig {
+    /// The identity rules and the consent mapping the file sets, or the defaults, with a
+    /// fingerprint that tells stored profiles derived under others apart (they are then
+    /// rebuilt).
+    pub fn profile_rules(&self) -> Result<ProfileRules> {
+        let config = self.identity.clone().unwrap_or_default();
+        let rules = sightline_identity::Rules::new(&config)
+            .context("the [identity] section of the config file is not valid")?;
+        let mapping = self.consent_mapping_text()?;
+        let policy = self.consent_policy()?;
+        let text = serde_json::to_string(&config)? + mapping.as_deref().unwrap_or_default();
+        Ok(ProfileRules {
+            rules,
+            policy,
+            fingerprint: sightline_core::secret::hash(&text)[..16].to_owned(),
+        })
+    }
+
+    /// The consent mapping in force: the file's, or the built-in one.
+    pub fn consent_policy(&self) -> Result<sightline_consent::Policy> {
+        Ok(match self.consent_mapping_text()? {
+            Some(text) => sightline_consent::Policy::from_toml(&text)?,
+            None => sightline_consent::Policy::default(),
+        })
+    }
+
+    /// The client every webhook (delivery and audience sync) is sent with.
+    pub fn webhook(&self) -> Result<sightline_activate::webhook::Webhook> {
+        let roots = self
+            .webhook_ca_file
+            .as_ref()
+            .map(|path| {
+                std::fs::read(path)
+                    .with_context(|| format!("cannot read webhook_ca_file {}", path.display()))
+            })
+            .transpose()?;
+        sightline_activate::webhook::Webhook::new(
+            sightline_activate::Settings::default().timeout,
+            roots.as_deref(),
+        )
+        .context("webhook_ca_file must hold PEM certificates; the HTTP client cannot start")
+    }
+
+    /// The approval policy of destinations the file sets (`[approval]`), or the default:
+    /// approval required in every environment.
+    pub fn approval_policy(&self) -> crate::approval::ApprovalPolicy {
+        use crate::approval::ApprovalPolicy;
+        let Some(approval) = &self.approval else {
+            return ApprovalPolicy::default();
+        };
+        let mut policy = match &approval.destinations {
+            None => ApprovalPolicy::default(),
+            Some(ModeSetting::Everywhere(mode)) => ApprovalPolicy::everywhere(*mode),
+            Some(ModeSetting::PerEnvironment(per)) => ApprovalPolicy {
+                production: per.production,
+                staging: per.staging,
+                ..ApprovalPolicy::default()
+            },
+        };
+        policy.environment = approval.environment;
+        policy
+    }
+
+    fn consent_mapping_text(&self) -> Result<Option<String>> {
+        self.consent_mapping
+            .as_ref()
+            .map(|path| {
+                std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read the consent mapping {}", path.display()))
+            })
+            .transpose()
+    }
+}
