@@ -65,6 +65,8 @@ pub enum RequestError {
     },
     #[error("the batch is empty: send at least one event")]
     EmptyBatch,
+    #[error("the number {number} is out of range: JSON numbers must fit a 64-bit float (send larger values as strings)")]
+    NumberOutOfRange { number: String },
 }
 
 impl RequestError {
@@ -79,6 +81,7 @@ impl RequestError {
             RequestError::TooManyEvents { .. } => "too_many_events",
             RequestError::MessageIdTooLong { .. } => "message_id_too_long",
             RequestError::EmptyBatch => "empty_batch",
+            RequestError::NumberOutOfRange { .. } => "number_out_of_range",
         }
     }
 
@@ -188,10 +191,55 @@ pub fn parse(
             limit: limits.max_request_bytes,
         });
     }
+    // The events are stored as sent, and every reader of the log parses them into 64-bit
+    // floats: a number past that range would be acknowledged and then skipped by all of
+    // them, so it is refused here.
+    if let Some(number) = out_of_range_number(body) {
+        return Err(RequestError::NumberOutOfRange {
+            number: String::from_utf8_lossy(&number[..number.len().min(40)]).into_owned(),
+        });
+    }
     match call {
         Call::Single(kind) => parse_single(kind, body, received, limits, new_id),
         Call::Batch => parse_batch(body, received, limits, new_id),
     }
+}
+
+/// The first number in the JSON text `json` (outside strings) that does not fit an `f64`:
+/// one with an exponent or so many digits that it may not is parsed to see.
+fn out_of_range_number(json: &[u8]) -> Option<&[u8]> {
+    let mut i = 0;
+    while i < json.len() {
+        match json[i] {
+            b'"' => {
+                i += 1;
+                while i < json.len() && json[i] != b'"' {
+                    i += if json[i] == b'\\' { 2 } else { 1 };
+                }
+                i += 1;
+            }
+            b'-' | b'0'..=b'9' => {
+                let start = i;
+                while i < json.len()
+                    && matches!(json[i], b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9')
+                {
+                    i += 1;
+                }
+                let number = &json[start..i];
+                let suspect = number.len() > 300 || number.iter().any(|b| matches!(b, b'e' | b'E'));
+                if suspect
+                    && std::str::from_utf8(number)
+                        .ok()
+                        .and_then(|text| text.parse::<f64>().ok())
+                        .is_some_and(|value| !value.is_finite())
+                {
+                    return Some(number);
+                }
+            }
+            _ => i += 1,
+        }
+    }
+    None
 }
 
 /// The body as an object; any other JSON value is `NotAnObject`.

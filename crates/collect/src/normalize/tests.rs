@@ -470,7 +470,49 @@ fn a_far_future_timestamp_becomes_received_at() {
     assert_eq!(event["timestamp"], "2025-11-24T16:00:30.000Z");
 }
 
+fn raw(call: Call, body: &str) -> Result<Parsed, RequestError> {
+    parse(
+        call,
+        body.as_bytes(),
+        received(),
+        &Limits::default(),
+        &mut ids(),
+    )
+}
+
+#[test]
+fn a_number_past_a_64_bit_float_refuses_the_request() {
+    let digits = "9".repeat(320);
+    for body in [
+        r#"{"userId":"u","event":"e","properties":{"big":1e400}}"#.to_string(),
+        r#"{"userId":"u","event":"e","properties":{"small":-1.5E+309}}"#.to_string(),
+        format!(r#"{{"userId":"u","event":"e","properties":{{"long":{digits}}}}}"#),
+    ] {
+        let refused = raw(Call::Single(EventType::Track), &body).unwrap_err();
+        assert_eq!(refused.code(), "number_out_of_range", "{body}");
+    }
+    let batch = r#"{"batch":[{"type":"track","userId":"u","event":"e"}],"context":{"n":2e999}}"#;
+    assert_eq!(
+        raw(Call::Batch, batch).unwrap_err().code(),
+        "number_out_of_range"
+    );
+    // In range, or in a string (with escaped quotes before it), numbers are kept as sent.
+    for body in [
+        r#"{"userId":"u","event":"e","properties":{"big":1e300,"tiny":1e-400,"n":-0.5E2}}"#,
+        r#"{"userId":"u","event":"e\"1e400","properties":{"s":"2e999 \\","k":1}}"#,
+    ] {
+        let parsed = raw(Call::Single(EventType::Track), body).expect(body);
+        assert!(parsed.events[0].is_ok(), "{body}");
+    }
+}
+
 proptest! {
+    #[test]
+    fn a_number_in_range_is_never_refused(x in any::<f64>().prop_filter("finite", |x| x.is_finite())) {
+        let body = format!(r#"{{"userId":"u","event":"e","properties":{{"x":{x:e}}}}}"#);
+        prop_assert!(raw(Call::Single(EventType::Track), &body).is_ok(), "{}", body);
+    }
+
     #[test]
     fn no_stored_timestamp_lies_past_received_at_and_the_device_reading_is_kept(
         // From ten years before to ten years after receipt, in ms.
