@@ -9,7 +9,7 @@
 use crate::access::{require, Actor, AUDITORS};
 use crate::Result;
 use serde_json::Value;
-use sightline_store::{AuditEntry, AuditLog, BrokenChain, NewAuditEntry};
+use sightline_store::{AuditEntry, AuditLog, BrokenChain, Durability, NewAuditEntry};
 
 /// What the audit log shows in place of a secret.
 pub const REDACTED: &str = "[redacted]";
@@ -63,7 +63,7 @@ pub fn actor_id(actor: &Actor) -> String {
 }
 
 /// Appends one entry: `action` on `target` by `actor`, with the state before and after
-/// (redacted here; `None` is JSON `null`).
+/// (redacted here; `None` is JSON `null`), on disk before it returns.
 pub async fn record(
     store: &dyn AuditLog,
     actor: &Actor,
@@ -72,19 +72,37 @@ pub async fn record(
     before: Option<Value>,
     after: Option<Value>,
 ) -> Result<()> {
-    let json = |v: Option<Value>| redact(v.unwrap_or(Value::Null)).to_string();
-    store
-        .append_audit(NewAuditEntry {
-            actor: actor_id(actor),
-            role: actor.role.as_str().into(),
-            at: sightline_core::time::now_ms(),
-            action: action.into(),
-            target: target.into(),
-            before: json(before),
-            after: json(after),
-        })
-        .await?;
+    let entry = new_entry(actor, action, target, before, after);
+    store.append_audit(entry, Durability::Synced).await?;
     Ok(())
+}
+
+/// Appends a lookup of a person (`profile.read` of `identifier` by `actor`), committed
+/// before it returns but not waited on to reach the disk ([`Durability::Committed`]): it
+/// survives the process dying, and a lookup does not wait for a flush.
+pub async fn record_read(store: &dyn AuditLog, actor: &Actor, identifier: &str) -> Result<()> {
+    let entry = new_entry(actor, "profile.read", identifier, None, None);
+    store.append_audit(entry, Durability::Committed).await?;
+    Ok(())
+}
+
+fn new_entry(
+    actor: &Actor,
+    action: &str,
+    target: &str,
+    before: Option<Value>,
+    after: Option<Value>,
+) -> NewAuditEntry {
+    let json = |v: Option<Value>| redact(v.unwrap_or(Value::Null)).to_string();
+    NewAuditEntry {
+        actor: actor_id(actor),
+        role: actor.role.as_str().into(),
+        at: sightline_core::time::now_ms(),
+        action: action.into(),
+        target: target.into(),
+        before: json(before),
+        after: json(after),
+    }
 }
 
 /// Serialises a value for `before`/`after`.

@@ -96,7 +96,7 @@ pub async fn find(store: &dyn Store, actor: &Actor, region: Region, id: &str) ->
 /// Records who looked up whom (a `read` entry: `profile.read` on the identifier), whether
 /// or not anyone holds it.
 async fn read_audit(store: &dyn Store, actor: &Actor, identifier: &str) -> Result<()> {
-    crate::audit::record(store, actor, "profile.read", identifier, None, None).await
+    crate::audit::record_read(store, actor, identifier).await
 }
 
 /// Whether the stored profiles were derived under `rules` through the end of the log.

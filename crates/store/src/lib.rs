@@ -31,7 +31,7 @@ use std::sync::Arc;
 
 pub use audit::{
     canonical_bytes, seal, verify as verify_audit_chain, AuditEntry, AuditLog,
-    Broken as BrokenChain, NewAuditEntry, GENESIS as AUDIT_GENESIS,
+    Broken as BrokenChain, Durability, NewAuditEntry, GENESIS as AUDIT_GENESIS,
 };
 pub use flows::{DestinationConfig, FlowLogRow, FlowRow, Flows};
 pub use govern::{

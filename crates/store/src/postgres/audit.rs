@@ -1,7 +1,7 @@
 //! The audit log on PostgreSQL (see `crate::audit`).
 
 use super::PostgresStore;
-use crate::audit::{seal, AuditEntry, AuditLog, NewAuditEntry};
+use crate::audit::{seal, AuditEntry, AuditLog, Durability, NewAuditEntry};
 use crate::Result;
 use async_trait::async_trait;
 use tokio_postgres::Row;
@@ -30,10 +30,20 @@ fn entry_from_row(row: &Row) -> AuditEntry {
 }
 
 impl PostgresStore {
-    /// Seals and stores `entries` in order after the chain's end, in one transaction.
-    async fn append_audits(&self, entries: Vec<NewAuditEntry>) -> Result<Vec<AuditEntry>> {
+    /// Seals and stores `entries` in order after the chain's end, in one transaction; with
+    /// [`Durability::Committed`] its commit does not wait for the WAL flush
+    /// (`synchronous_commit = off` for this transaction only).
+    async fn append_audits(
+        &self,
+        entries: Vec<NewAuditEntry>,
+        durability: Durability,
+    ) -> Result<Vec<AuditEntry>> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
+        if durability == Durability::Committed {
+            tx.batch_execute("SET LOCAL synchronous_commit = off")
+                .await?;
+        }
         // Serialises appends (across processes too): the last hash is read and the next
         // entries inserted under it.
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&APPEND_LOCK])
@@ -79,9 +89,15 @@ impl PostgresStore {
 
 #[async_trait]
 impl AuditLog for PostgresStore {
-    async fn append_audit(&self, entry: NewAuditEntry) -> Result<AuditEntry> {
+    async fn append_audit(
+        &self,
+        entry: NewAuditEntry,
+        durability: Durability,
+    ) -> Result<AuditEntry> {
         self.audit
-            .append(entry, |entries| self.append_audits(entries))
+            .append(entry, durability, |entries, durability| {
+                self.append_audits(entries, durability)
+            })
             .await
     }
 

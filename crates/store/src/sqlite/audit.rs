@@ -1,7 +1,7 @@
 //! The audit log on SQLite (see `crate::audit`).
 
 use super::SqliteStore;
-use crate::audit::{seal, AuditEntry, AuditLog, NewAuditEntry};
+use crate::audit::{seal, AuditEntry, AuditLog, Durability, NewAuditEntry};
 use crate::Result;
 use async_trait::async_trait;
 use rusqlite::{params, OptionalExtension};
@@ -27,53 +27,82 @@ fn entry_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<AuditEntry> {
 }
 
 impl SqliteStore {
-    /// Seals and stores `entries` in order after the chain's end, in one transaction.
-    async fn append_audits(&self, entries: Vec<NewAuditEntry>) -> Result<Vec<AuditEntry>> {
+    /// Seals and stores `entries` in order after the chain's end, in one transaction:
+    /// synced to disk before it answers, or with [`Durability::Committed`] only written to
+    /// the WAL (the connection's `synchronous = FULL` relaxed to `NORMAL` for this commit;
+    /// the next synced commit on the file flushes it too).
+    async fn append_audits(
+        &self,
+        entries: Vec<NewAuditEntry>,
+        durability: Durability,
+    ) -> Result<Vec<AuditEntry>> {
         self.with_conn(move |conn| {
-            // Immediate: the write lock is taken before the last hash is read.
-            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            let mut last: Option<(i64, String)> = tx
-                .query_row(
-                    "SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1",
-                    [],
-                    |row| Ok((row.get(0)?, row.get(1)?)),
-                )
-                .optional()?;
-            let mut sealed_all = Vec::with_capacity(entries.len());
-            {
-                let mut insert = tx.prepare_cached(&format!(
-                    "INSERT INTO audit_log ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
-                ))?;
-                for entry in entries {
-                    let sealed = seal(last.as_ref().map(|(id, h)| (*id, h.as_str())), entry);
-                    insert.execute(params![
-                        sealed.id,
-                        sealed.actor,
-                        sealed.role,
-                        sealed.at,
-                        sealed.action,
-                        sealed.target,
-                        sealed.before,
-                        sealed.after,
-                        sealed.prev_hash,
-                        sealed.hash
-                    ])?;
-                    last = Some((sealed.id, sealed.hash.clone()));
-                    sealed_all.push(sealed);
-                }
+            let relaxed = durability == Durability::Committed;
+            if relaxed {
+                conn.pragma_update(None, "synchronous", "NORMAL")?;
             }
-            tx.commit()?;
-            Ok(sealed_all)
+            let appended = append_in(conn, entries);
+            if relaxed {
+                conn.pragma_update(None, "synchronous", "FULL")?;
+            }
+            appended
         })
         .await
     }
 }
 
+/// [`SqliteStore::append_audits`]'s transaction.
+fn append_in(
+    conn: &mut rusqlite::Connection,
+    entries: Vec<NewAuditEntry>,
+) -> Result<Vec<AuditEntry>> {
+    // Immediate: the write lock is taken before the last hash is read.
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let mut last: Option<(i64, String)> = tx
+        .query_row(
+            "SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1",
+            [],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .optional()?;
+    let mut sealed_all = Vec::with_capacity(entries.len());
+    {
+        let mut insert = tx.prepare_cached(&format!(
+            "INSERT INTO audit_log ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+        ))?;
+        for entry in entries {
+            let sealed = seal(last.as_ref().map(|(id, h)| (*id, h.as_str())), entry);
+            insert.execute(params![
+                sealed.id,
+                sealed.actor,
+                sealed.role,
+                sealed.at,
+                sealed.action,
+                sealed.target,
+                sealed.before,
+                sealed.after,
+                sealed.prev_hash,
+                sealed.hash
+            ])?;
+            last = Some((sealed.id, sealed.hash.clone()));
+            sealed_all.push(sealed);
+        }
+    }
+    tx.commit()?;
+    Ok(sealed_all)
+}
+
 #[async_trait]
 impl AuditLog for SqliteStore {
-    async fn append_audit(&self, entry: NewAuditEntry) -> Result<AuditEntry> {
+    async fn append_audit(
+        &self,
+        entry: NewAuditEntry,
+        durability: Durability,
+    ) -> Result<AuditEntry> {
         self.audit
-            .append(entry, |entries| self.append_audits(entries))
+            .append(entry, durability, |entries, durability| {
+                self.append_audits(entries, durability)
+            })
             .await
     }
 
