@@ -36,8 +36,11 @@ pub(crate) const ZSTD_SEGMENT_V1: u8 = 1;
 
 /// Trained on Segment-shaped events (analytics.js context, e-commerce spec events).
 static DICTIONARY: &[u8] = include_bytes!("log/segment-v1.dict");
-/// zstd's level: with a dictionary, higher levels gain little on a ~500-byte frame.
-const LEVEL: i32 = 3;
+/// zstd's level: one of its fast (negative) levels. On ~550-byte Segment events with the
+/// dictionary, `zstd -b --fast=3 -D segment-v1.dict` compresses at 1.7x the speed of level
+/// 3 and decompresses (every processor reads every event) at 2x, for frames 7% larger
+/// (ratio 2.01 against 2.17); compression had been a third of the request workers' time.
+const LEVEL: i32 = -3;
 /// The largest body a read will inflate (far above the collector's event limit).
 const MAX_BODY: usize = 64 << 20;
 
