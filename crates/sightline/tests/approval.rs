@@ -142,6 +142,16 @@ async fn a_marketing_destination_receives_nothing_until_another_person_in_securi
                 .contains("crm (webhook, pending approval)"),
             "{name}: lineage does not show the pending flow"
         );
+        let mut list = vec!["destination", "list"];
+        let store_args = backend.args();
+        list.extend(store_args.iter().map(String::as_str));
+        let listed = common::sightline(&list);
+        assert!(listed.status.success(), "{name}");
+        assert!(
+            String::from_utf8_lossy(&listed.stdout).contains("\tpending approval"),
+            "{name}: `destination list` does not show the pending flow: {}",
+            String::from_utf8_lossy(&listed.stdout)
+        );
         let pending = common::get_json(&server, &sam, "/api/v1/destinations/pending").await;
         assert_eq!(pending["destinations"][0]["destination"], "crm", "{name}");
         assert_eq!(pending["destinations"][0]["proposed_by"], "mia", "{name}");

@@ -479,14 +479,17 @@ pub async fn destination(command: DestinationCommand, file: &FileConfig) -> Resu
             if json {
                 println!("{}", serde_json::to_string(&listed)?);
             } else {
+                let flows = sightline_service::approval::all_flows(store.as_ref(), false).await?;
                 for d in listed {
+                    let flow = flows.iter().find(|f| f.destination == d.name);
                     println!(
-                        "{}\t{}\t{}\t{}\tpurposes: {}{}",
+                        "{}\t{}\t{}\t{}\tpurposes: {}\t{}{}",
                         d.id,
                         d.name,
                         d.kind.as_str(),
                         d.url,
                         d.purposes.join(","),
+                        sightline_service::approval::describe(d.approved, flow),
                         if d.disabled { "\tdisabled" } else { "" }
                     );
                 }
