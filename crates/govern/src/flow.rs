@@ -194,6 +194,24 @@ impl Flow {
     pub fn is_pending(&self) -> bool {
         self.status == FlowStatus::Pending
     }
+
+    /// Where it stands, in words: see [`standing`].
+    pub fn standing(&self) -> &'static str {
+        standing(self.approved.is_some(), self.is_pending())
+    }
+}
+
+/// Where a destination's approval stands, in words (the command line, lineage and the
+/// report show it): `approved`, `approved; a change awaits approval`, `pending approval`
+/// (receives nothing) or `rejected` (never approved: receives nothing). `in_force`: a
+/// configuration is approved; `pending`: a revision waits for review.
+pub fn standing(in_force: bool, pending: bool) -> &'static str {
+    match (in_force, pending) {
+        (true, false) => "approved",
+        (true, true) => "approved; a change awaits approval",
+        (false, true) => "pending approval",
+        (false, false) => "rejected",
+    }
 }
 
 /// What an actor does to a flow.

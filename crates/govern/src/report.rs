@@ -8,18 +8,20 @@
 //! remote URL in any `src` or `href` (only `#section` links). Charts and the lineage
 //! diagram are inline SVG.
 //!
-//! What an end-to-end test can rely on: six `<section>`s with ids `summary`, `findings`,
-//! `inventory`, `vendors`, `lineage` and `trends`; summary tiles `.tile[data-metric]`; the
+//! What an end-to-end test can rely on: seven `<section>`s with ids `summary`, `findings`,
+//! `inventory`, `vendors`, `lineage`, `flows` and `trends`; summary tiles `.tile[data-metric]`; the
 //! findings matrix `#findings-matrix` (rows `tr[data-owner]`, cells `td[data-severity]`)
 //! and `#findings-open`; `#inventory-table` with badges `.status-<name>`; `#vendors-table`;
 //! `svg#lineage-diagram` with one `g.node[data-kind]` per node and one `g.edge` per edge,
-//! then `#lineage-edges`; `svg.chart[data-metric]` per metric and `#scans-table`. A table
+//! then `#lineage-edges`; `#flows-table` (rows `tr[data-destination]`, badges
+//! `.flow-approved`, `.flow-changing`, `.flow-pending`, `.flow-rejected`); `svg.chart[data-metric]` per metric and `#scans-table`. A table
 //! with no rows is a `p.empty` note carrying the same id.
 
 use std::cmp::Reverse;
 use std::collections::BTreeMap;
 
 use crate::backlog::{BacklogItem, BacklogStatus, Severity};
+use crate::flow::Flow;
 use crate::lineage::{Edge, Graph, Node, NodeKind};
 use crate::metrics::{DayMetrics, ScanMetrics};
 use crate::tag::{Tag, TagStatus};
@@ -42,6 +44,8 @@ pub struct ReportInput {
     /// Per-day metrics, oldest first.
     pub days: Vec<DayMetrics>,
     pub lineage: Graph,
+    /// Destinations' governance records: the server-side flows and their approval.
+    pub flows: Vec<Flow>,
 }
 
 /// The report as one HTML document.
@@ -52,6 +56,7 @@ pub fn render(input: &ReportInput) -> String {
         ("inventory", "Tag inventory", inventory(input)),
         ("vendors", "Vendor risk", vendors(input)),
         ("lineage", "Data lineage", lineage(&input.lineage)),
+        ("flows", "Server-side data flows", flows(&input.flows)),
         ("trends", "Trends", trends(input)),
     ];
     let mut out = String::with_capacity(64 * 1024);
@@ -108,11 +113,11 @@ code { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; fo
 .tile .value { font-size: 24px; font-weight: 600; font-variant-numeric: tabular-nums; }
 .tile .hint { font-size: 12px; }
 .badge { display: inline-block; padding: 0 6px; border-radius: 9px; font-size: 12px; color: #fff; background: var(--muted); white-space: nowrap; }
-.sev-critical, .rating-critical, .status-rejected, .dpa-missing { background: var(--crit); }
+.sev-critical, .rating-critical, .status-rejected, .dpa-missing, .flow-rejected { background: var(--crit); }
 .sev-high, .rating-high { background: var(--high); }
-.sev-medium, .rating-medium, .status-proposed, .dpa-requested { background: var(--med); }
+.sev-medium, .rating-medium, .status-proposed, .dpa-requested, .flow-pending, .flow-changing { background: var(--med); }
 .sev-low, .rating-low { background: var(--low); }
-.status-approved, .dpa-signed { background: var(--ok); }
+.status-approved, .dpa-signed, .flow-approved { background: var(--ok); }
 .status-retired, .dpa-not_needed { background: #7b8190; }
 .bstatus-open { background: #52607a; }
 .bstatus-accepted_risk { background: var(--med); }
@@ -819,6 +824,64 @@ fn edge_summary(e: &Edge) -> String {
         parts.push(evidence);
     }
     parts.join("; ")
+}
+
+/// A flow's badge class: `flow-approved`, `flow-changing` (approved, a change waits),
+/// `flow-pending` or `flow-rejected`.
+fn flow_class(flow: &Flow) -> &'static str {
+    match (flow.approved.is_some(), flow.is_pending()) {
+        (true, false) => "flow-approved",
+        (true, true) => "flow-changing",
+        (false, true) => "flow-pending",
+        (false, false) => "flow-rejected",
+    }
+}
+
+/// The destinations' approvals: those waiting first, then by name.
+fn flows(flows: &[Flow]) -> String {
+    let mut flows: Vec<&Flow> = flows.iter().collect();
+    flows.sort_by_key(|f| (!f.is_pending(), f.destination.to_lowercase()));
+    let rows: Vec<String> = flows
+        .iter()
+        .map(|f| {
+            let status = f.standing();
+            let in_force = f.approved.as_ref();
+            format!(
+                "<tr data-destination=\"{}\">{}</tr>",
+                escape_html(&f.destination),
+                [
+                    td(&escape_html(&f.destination)),
+                    td(&escape_html(&f.config.kind)),
+                    td(&badge(flow_class(f), status)),
+                    td(&opt(in_force.map(|c| c.url.as_str()))),
+                    td(&list(in_force.map_or(&[][..], |c| &c.purposes[..]))),
+                    td(&if f.is_pending() {
+                        list(&f.changes)
+                    } else {
+                        NA.to_owned()
+                    }),
+                    td(&escape_html(&f.proposed_by)),
+                    td(&opt(f.decided_by.as_deref())),
+                ]
+                .concat()
+            )
+        })
+        .collect();
+    table(
+        "flows-table",
+        &[
+            "destination",
+            "type",
+            "approval",
+            "URL in force",
+            "purposes in force",
+            "awaiting review",
+            "proposed by",
+            "decided by",
+        ],
+        &rows,
+        "No destination: no data leaves through Sightline's server side.",
+    )
 }
 
 fn lineage(graph: &Graph) -> String {

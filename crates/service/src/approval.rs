@@ -380,18 +380,10 @@ pub async fn log(
     Ok(json!({"entries": entries, "next_after": next_after}))
 }
 
-/// Where a destination's approval stands, in words (lineage and the report show it):
-/// `approved`, `approved; a change awaits approval`, `pending approval` (receives
-/// nothing) or `rejected` (never approved: receives nothing).
+/// Where a destination's approval stands, in words (`sightline_govern::flow::standing`); a
+/// destination without a governance record (none was needed) is in force.
 pub fn describe(in_force: bool, flow: Option<&Flow>) -> String {
-    let pending = flow.is_some_and(Flow::is_pending);
-    match (in_force, pending) {
-        (true, false) => "approved",
-        (true, true) => "approved; a change awaits approval",
-        (false, true) => "pending approval",
-        (false, false) => "rejected",
-    }
-    .to_string()
+    sightline_govern::flow::standing(in_force, flow.is_some_and(Flow::is_pending)).to_string()
 }
 
 /// What creating a destination answers: `{"id","name","approval"}`, the record's status

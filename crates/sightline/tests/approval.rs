@@ -91,8 +91,12 @@ async fn call(server: &Server, token: &str, path: &str, body: Value) -> (u16, Va
 
 /// The lineage graph in DOT: its destination nodes' labels say where approval stands.
 async fn lineage(server: &Server, token: &str) -> String {
+    text(server, token, "/api/v1/lineage?format=dot").await
+}
+
+async fn text(server: &Server, token: &str, path: &str) -> String {
     client()
-        .get(format!("{}/api/v1/lineage?format=dot", server.url))
+        .get(format!("{}{path}", server.url))
         .bearer_auth(token)
         .send()
         .await
@@ -141,6 +145,14 @@ async fn a_marketing_destination_receives_nothing_until_another_person_in_securi
                 .await
                 .contains("crm (webhook, pending approval)"),
             "{name}: lineage does not show the pending flow"
+        );
+        let report = text(&server, &sam, "/api/v1/report").await;
+        let row = &report[report
+            .find("<tr data-destination=\"crm\">")
+            .unwrap_or_else(|| panic!("{name}: the report has no row for crm"))..];
+        assert!(
+            row[..row.find("</tr>").unwrap()].contains("pending approval"),
+            "{name}: the report does not show the pending flow"
         );
         let mut list = vec!["destination", "list"];
         let store_args = backend.args();

@@ -1,5 +1,6 @@
 use super::*;
 use crate::backlog::{Acceptance, FindingKey};
+use crate::flow::{Flow, FlowConfig, FlowStatus};
 use crate::lineage::{Edge, EdgeEvidence, Field, PiiClass};
 use crate::tag::{Classification, Environment, StepRef, TagSpec};
 use crate::vendor::{DpaStatus, RiskRating};
@@ -180,6 +181,34 @@ fn empty() -> ReportInput {
         scans: Vec::new(),
         days: Vec::new(),
         lineage: Graph::default(),
+        flows: Vec::new(),
+    }
+}
+
+fn flow(destination: &str, status: FlowStatus, approved: bool) -> Flow {
+    let config = FlowConfig {
+        kind: "webhook".into(),
+        url: format!("https://{destination}.example/hook"),
+        purposes: vec!["analytics".into()],
+        event_types: Vec::new(),
+        event_names: Vec::new(),
+        transform: serde_json::Value::Null,
+        settings: serde_json::Value::Null,
+        batch_size: 100,
+    };
+    Flow {
+        destination: destination.into(),
+        status,
+        revision: 1,
+        approved: approved.then(|| config.clone()),
+        changes: if status == FlowStatus::Pending && approved {
+            vec!["url".into()]
+        } else {
+            Vec::new()
+        },
+        config,
+        proposed_by: "mia".into(),
+        decided_by: (status != FlowStatus::Pending).then(|| "sam".into()),
     }
 }
 
@@ -216,8 +245,55 @@ fn full() -> ReportInput {
             day_metrics("2026-12-03", Some(4), Some(0.9)),
         ],
         lineage: graph(),
+        flows: vec![
+            flow("crm", FlowStatus::Approved, true),
+            flow("ads", FlowStatus::Pending, false),
+            flow("bi", FlowStatus::Pending, true),
+            flow("old", FlowStatus::Rejected, false),
+        ],
         ..empty()
     }
+}
+
+#[test]
+fn the_flows_table_shows_each_destinations_approval_waiting_first() {
+    let html = render(&full());
+    let start = html
+        .find("<table id=\"flows-table\">")
+        .expect("the flows table");
+    let table = &html[start..start + html[start..].find("</table>").unwrap()];
+    let order: Vec<&str> = table
+        .match_indices("data-destination=\"")
+        .map(|(at, m)| {
+            let rest = &table[at + m.len()..];
+            &rest[..rest.find('"').unwrap()]
+        })
+        .collect();
+    assert_eq!(order, ["ads", "bi", "crm", "old"]);
+    for (class, text) in [
+        ("flow-pending", "pending approval"),
+        ("flow-changing", "approved; a change awaits approval"),
+        ("flow-approved", "approved"),
+        ("flow-rejected", "rejected"),
+    ] {
+        assert!(
+            table.contains(&format!("<span class=\"badge {class}\">{text}</span>")),
+            "{class}: {table}"
+        );
+    }
+    // A change waiting shows what it changes; nothing is in force for a new proposal.
+    let bi = &table[table.find("data-destination=\"bi\"").unwrap()..];
+    assert!(
+        bi[..bi.find("</tr>").unwrap()].contains("<td>url</td>"),
+        "{bi}"
+    );
+    let ads = &table[table.find("data-destination=\"ads\"").unwrap()..];
+    assert!(
+        !ads[..ads.find("</tr>").unwrap()].contains("https://ads.example"),
+        "{ads}"
+    );
+    let empty = render(&empty());
+    assert!(empty.contains("<p class=\"empty\" id=\"flows-table\">"));
 }
 
 /// The chart element for a metric.
@@ -251,6 +327,7 @@ fn assert_document(html: &str) {
         "inventory",
         "vendors",
         "lineage",
+        "flows",
         "trends",
     ] {
         assert_eq!(
@@ -259,7 +336,7 @@ fn assert_document(html: &str) {
             "{id}"
         );
     }
-    assert_eq!(html.matches("<section").count(), 6);
+    assert_eq!(html.matches("<section").count(), 7);
     assert!(!html.contains("NaN") && !html.contains("null"));
 }
 
@@ -304,10 +381,10 @@ fn every_section_and_chart_is_there() {
     for status in ["approved", "proposed", "retired"] {
         assert!(html.contains(&format!("badge status-{status}")));
     }
-    // Header rows (matrix, open items, inventory, vendors, edges, scans), the matrix's
-    // total, then the open items, tags, vendors, edges and scans.
+    // Header rows (matrix, open items, inventory, vendors, edges, flows, scans), the
+    // matrix's total, then the open items, tags, vendors, edges, flows and scans.
     let rows = html.matches("<tr").count() - html.matches("<tr data-owner").count();
-    assert_eq!(rows, 6 + 1 + 2 + 3 + 2 + 5 + 2);
+    assert_eq!(rows, 7 + 1 + 2 + 3 + 2 + 5 + 4 + 2);
 }
 
 #[test]
@@ -692,12 +769,15 @@ proptest! {
         input.days[1].day = t(4);
         input.days[1].consent_quality = Some(number);
         input.days[2].third_party_latency_ms = Some(number);
+        input.flows[0].destination = t(5);
+        input.flows[1].proposed_by = t(6);
+        input.flows[1].changes = vec![t(7)];
 
         let html = render(&input);
         for bad in ["<script", "<img", "\"onload=", "' onerror=", "href=\"https", "</section><section"] {
             prop_assert!(!html.contains(bad), "{bad}");
         }
-        prop_assert_eq!(html.matches("<section").count(), 6);
+        prop_assert_eq!(html.matches("<section").count(), 7);
         for tag in tag_skeletons(&html) {
             let lower = tag.to_lowercase();
             prop_assert!(!lower.starts_with("<script"), "{}", tag);

@@ -16,6 +16,7 @@ pub async fn render(store: &dyn Store, attribution: Option<Attribution>) -> Resu
     let backlog = super::registry::backlog_items(store, &Filter::default()).await?;
     let vendors = super::registry::vendors(store, false).await?;
     let lineage = sightline_govern::lineage::build(&super::lineage::gather(store).await?);
+    let flows = crate::approval::all_flows(store, false).await?;
     let now = chrono::Utc::now();
     Ok(sightline_govern::report::render(&ReportInput {
         generated_at: now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
@@ -26,5 +27,6 @@ pub async fn render(store: &dyn Store, attribution: Option<Attribution>) -> Resu
         scans: series.scans,
         days: series.days,
         lineage,
+        flows,
     }))
 }
