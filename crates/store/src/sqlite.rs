@@ -36,6 +36,7 @@ use tokio::sync::mpsc;
 
 mod audit;
 mod dedup;
+mod erase;
 mod flows;
 mod govern;
 mod plans;
@@ -329,6 +330,8 @@ const MIGRATIONS: &[&str] = &[
     audit::MIGRATION,
     // 21: destinations' governance: approval state, records, change log (flows.sql).
     flows::MIGRATION,
+    // 22: erasure: the privacy secret, receipts and the suppression list (sqlite/erase.rs).
+    erase::MIGRATION,
 ];
 
 /// The schema of `log.db`, its own `user_version` counting these.
@@ -612,10 +615,14 @@ fn connect(path: &Path) -> Result<Connection> {
     // rusqlite keeps 16 by default; a profiles save alone prepares more than that, and a
     // statement evicted is parsed and planned again on its next use.
     conn.set_prepared_statement_cache_capacity(STATEMENTS_CACHED);
+    // `secure_delete`: freed space is zeroed, so that an erased person's rows, and earlier
+    // versions of rows rewritten since (a profile document saved again), leave no bytes in
+    // the files (sqlite/erase.rs). The log writer only inserts: it costs it nothing.
     conn.execute_batch(&format!(
         "PRAGMA journal_mode = WAL;
          PRAGMA synchronous = FULL;
          PRAGMA foreign_keys = ON;
+         PRAGMA secure_delete = ON;
          PRAGMA cache_size = -{READER_CACHE_KIB};"
     ))?;
     Ok(conn)
