@@ -968,7 +968,13 @@ impl EventLog for PostgresStore {
     async fn last_seq(&self) -> Result<i64> {
         let rows = self
             .read_log(
-                &format!("SELECT COALESCE(MAX(seq), 0) FROM events WHERE seq < {BELOW}"),
+                // The highest seq erased counts too (postgres/erase.rs): an erasure of the
+                // last events does not move the log's end back.
+                &format!(
+                    "SELECT GREATEST(COALESCE(MAX(seq), 0),
+                        COALESCE((SELECT seq FROM log_erased WHERE id = 1), 0))
+                     FROM events WHERE seq < {BELOW}"
+                ),
                 &[],
             )
             .await?;

@@ -497,10 +497,15 @@ impl Durable {
     }
 }
 
-/// The log's last seq (0 when empty), as `conn` sees it.
+/// The log's last seq (0 when empty), as `conn` sees it: the highest ever stored, kept by
+/// `AUTOINCREMENT`, so that an erasure of the last events does not move it back (processors'
+/// checkpoints and the stored profiles' position stay at or below it).
 fn last_seq(conn: &Connection) -> Result<i64> {
     Ok(conn
-        .prepare_cached("SELECT COALESCE(MAX(seq), 0) FROM events")?
+        .prepare_cached(
+            "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0),
+                        COALESCE((SELECT MAX(seq) FROM events), 0))",
+        )?
         .query_row([], |r| r.get(0))?)
 }
 

@@ -2416,6 +2416,15 @@ async fn erasure_removes_one_person_and_leaves_the_others() {
         assert_eq!(again.len(), 1, "{name}");
         assert!(again[0] > stored[4], "{name}: {again:?}");
 
+        // Erasing the log's last event leaves its end where it was.
+        let last = seqs(&store.append(vec![event(1, "e-last", 11)], 0).await.unwrap())[0];
+        let only_last = ErasureTarget {
+            seqs: vec![last],
+            ..ErasureTarget::default()
+        };
+        assert_eq!(store.erase(only_last).await.unwrap()["events"], 1, "{name}");
+        assert_eq!(store.last_seq().await.unwrap(), last, "{name}");
+
         // A second erasure finds nothing left.
         let twice = store.erase(target).await.unwrap();
         assert!(twice.values().all(|&n| n == 0), "{name}: {twice:?}");

@@ -22,6 +22,10 @@ pub(super) const MIGRATION: &str = "CREATE TABLE privacy_secret (
         hash TEXT PRIMARY KEY,
         mode TEXT NOT NULL,
         created_at BIGINT NOT NULL
+     );
+     CREATE TABLE log_erased (
+        id INT PRIMARY KEY CHECK (id = 1),
+        seq BIGINT NOT NULL
      );";
 
 /// `(table, statement)`: `$1` the profile ids (BIGINT[]), `$2` their text form, `$3` the
@@ -87,6 +91,14 @@ impl Erasure for PostgresStore {
         let tx = client.transaction().await?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&PROFILES_LOCK])
             .await?;
+        // The log's end stays where it was when its last events go (see `last_seq`).
+        tx.execute(
+            "INSERT INTO log_erased (id, seq)
+             SELECT 1, MAX(seq) FROM events WHERE seq = ANY($1) HAVING MAX(seq) IS NOT NULL
+             ON CONFLICT (id) DO UPDATE SET seq = GREATEST(log_erased.seq, excluded.seq)",
+            &[&target.seqs],
+        )
+        .await?;
         let mut counts = ErasedCounts::new();
         for (table, sql) in DELETES {
             // Each statement names only the parameters it uses; the rest are bound unused
