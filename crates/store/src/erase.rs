@@ -76,6 +76,8 @@ pub trait Erasure: Send + Sync {
     async fn save_erasure(&self, id: &str, at: i64, receipt: &str) -> Result<()>;
     /// An erasure's receipt by id.
     async fn erasure(&self, id: &str) -> Result<Option<String>>;
+    /// The receipts of the latest erasures, newest first, at most `limit`.
+    async fn erasures(&self, limit: usize) -> Result<Vec<String>>;
     /// Adds `(keyed hash, mode)` entries to the suppression list (a hash already listed
     /// takes the new mode).
     async fn suppress(&self, entries: Vec<(String, String)>) -> Result<()>;

@@ -2455,6 +2455,13 @@ async fn erasure_removes_one_person_and_leaves_the_others() {
             Some(r#"{"n":1}"#)
         );
         assert_eq!(store.erasure("er_2").await.unwrap(), None, "{name}");
+        store.save_erasure("er_0", 7, r#"{"n":0}"#).await.unwrap();
+        assert_eq!(
+            store.erasures(10).await.unwrap(),
+            [r#"{"n":0}"#, r#"{"n":1}"#],
+            "{name}: newest first"
+        );
+        assert_eq!(store.erasures(1).await.unwrap().len(), 1, "{name}");
         store
             .suppress(vec![
                 ("h1".into(), "drop".into()),

@@ -159,6 +159,20 @@ impl Erasure for PostgresStore {
             .map(|row| row.get(0)))
     }
 
+    async fn erasures(&self, limit: usize) -> Result<Vec<String>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let client = self.client().await?;
+        Ok(client
+            .query(
+                "SELECT receipt FROM erasures ORDER BY created_at DESC, id DESC LIMIT $1",
+                &[&limit],
+            )
+            .await?
+            .iter()
+            .map(|row| row.get(0))
+            .collect())
+    }
+
     async fn suppress(&self, entries: Vec<(String, String)>) -> Result<()> {
         let (hashes, modes): (Vec<String>, Vec<String>) = entries.into_iter().unzip();
         let client = self.client().await?;

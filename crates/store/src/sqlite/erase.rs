@@ -215,6 +215,18 @@ impl Erasure for SqliteStore {
         .await
     }
 
+    async fn erasures(&self, limit: usize) -> Result<Vec<String>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.with_conn(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT receipt FROM erasures ORDER BY created_at DESC, id DESC LIMIT ?1",
+            )?;
+            let rows = stmt.query_map([limit], |r| r.get(0))?;
+            Ok(rows.collect::<rusqlite::Result<Vec<String>>>()?)
+        })
+        .await
+    }
+
     async fn suppress(&self, entries: Vec<(String, String)>) -> Result<()> {
         self.with_conn(move |conn| {
             let tx = conn.transaction()?;
