@@ -196,6 +196,18 @@ pub fn sign(secret: &str, mut receipt: Value) -> Value {
     receipt
 }
 
+/// Whether a receipt is as this install signed it (checked with its privacy secret).
+/// `privacy` and `admin` only.
+pub async fn verify_receipt(store: &dyn Store, actor: &Actor, receipt: &Value) -> Result<bool> {
+    require(actor, PRIVACY, "verifying erasure receipts")?;
+    if !receipt.is_object() {
+        return Err(Error::invalid(
+            "a receipt is the JSON object an erasure answered",
+        ));
+    }
+    Ok(verify(&store.privacy_secret().await?, receipt))
+}
+
 /// Whether a signed receipt is as the server signed it.
 pub fn verify(secret: &str, receipt: &Value) -> bool {
     let Some(claimed) = receipt["signature"]["value"].as_str() else {

@@ -4,8 +4,9 @@
 //! write-ahead log files) holds their email, user id, anonymous ids or a trait value; the
 //! receipt is signed, stored and audited; the webhook that received her data got a signed
 //! deletion request; a later event with her email is dropped at
-//! collection; a second erasure is a no-op with its own receipt; another person's profile
-//! and membership are unchanged.
+//! collection (and another person's, erased with `strip`, is kept without her user id); a
+//! second erasure is a no-op with its own receipt; another person's profile and membership
+//! are unchanged.
 
 mod common;
 
@@ -460,6 +461,29 @@ async fn an_erased_person_leaves_nothing_behind_and_others_stay() {
         let mut forged = receipt.clone();
         forged["removed"]["events"] = json!(3);
         assert!(!verify(&secret, &forged), "{name}");
+        // The command line checks it too.
+        let temp = common::temp_dir("receipt");
+        let (good, bad) = (temp.path().join("good.json"), temp.path().join("bad.json"));
+        std::fs::write(&good, receipt.to_string()).unwrap();
+        std::fs::write(&bad, forged.to_string()).unwrap();
+        let checked = run(
+            &backend,
+            &["privacy", "verify-receipt", good.to_str().unwrap()],
+        );
+        assert!(
+            checked.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&checked.stderr)
+        );
+        let checked = run(
+            &backend,
+            &["privacy", "verify-receipt", bad.to_str().unwrap()],
+        );
+        assert!(!checked.status.success(), "{name}");
+        assert!(
+            String::from_utf8_lossy(&checked.stderr).contains("does not match"),
+            "{name}"
+        );
         // Stored: read again by id and in the list; refused to the analyst.
         let again = get_json(&server, &privacy, &format!("{erasures}/{id}")).await;
         assert_eq!(again, receipt, "{name}");
@@ -626,6 +650,38 @@ async fn an_erased_person_leaves_nothing_behind_and_others_stay() {
         );
         assert!(!refused.status.success(), "{name}");
 
+        // Carol asks with `strip`: her later events are kept without her user id.
+        let (status, carol) = post_json(
+            &server,
+            &privacy,
+            erasures,
+            json!({"identifier": "user_id:carol", "mode": "strip"}),
+        )
+        .await;
+        assert_eq!(status, 201, "{name}: {carol}");
+        assert_eq!(carol["outcome"], "erased", "{name}: {carol:#}");
+        send_ok(
+            &server,
+            key,
+            "/v1/track",
+            json!({"userId": "carol", "anonymousId": "carol-tab", "event": "Came Back"}),
+        )
+        .await;
+        let events = all_events(&server, &creds.token).await;
+        let back: Vec<&Value> = events
+            .iter()
+            .filter(|e| e["event"] == "Came Back")
+            .collect();
+        assert_eq!(back.len(), 1, "{name}: {events:#?}");
+        assert!(back[0].get("userId").is_none(), "{name}: {:#}", back[0]);
+        assert_eq!(back[0]["anonymousId"], "carol-tab", "{name}");
+        assert!(!events.iter().any(|e| e["userId"] == "carol"), "{name}");
+        let metrics = common::metrics(&server).await;
+        assert!(
+            metrics.contains("sightline_events_suppressed_total{outcome=\"stripped\"} 1"),
+            "{name}: {metrics}"
+        );
+
         // The audit log: each erasure, by its id, without the identifier in clear.
         let audit = get_json(&server, &privacy, "/api/v1/audit?limit=1000").await;
         let entries: Vec<&Value> = audit["entries"]
@@ -634,7 +690,7 @@ async fn an_erased_person_leaves_nothing_behind_and_others_stay() {
             .iter()
             .filter(|e| e["action"] == "privacy.erase")
             .collect();
-        assert_eq!(entries.len(), 3, "{name}: {entries:#?}");
+        assert_eq!(entries.len(), 4, "{name}: {entries:#?}");
         assert!(
             entries
                 .iter()

@@ -1,7 +1,8 @@
 //! `sightline privacy export TYPE:VALUE --out DIR`: a subject access export written as
 //! files, `export.json` (everything held about the person) and `export.html` (the same as a
 //! readable page), readable by their owner only; `sightline privacy erase TYPE:VALUE`:
-//! erases the person, printing the signed receipt.
+//! erases the person, printing the signed receipt; `sightline privacy verify-receipt FILE`:
+//! checks a receipt's signature with this install's privacy secret.
 
 use crate::config::{FileConfig, StoreArgs};
 use anyhow::{Context, Result};
@@ -64,6 +65,14 @@ pub enum PrivacyCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Check an erasure receipt (a file holding the JSON an erasure answered) against its
+    /// signature with this install's privacy secret: exits 0 when it is as signed, non-zero
+    /// when it was changed or signed elsewhere.
+    VerifyReceipt {
+        file: PathBuf,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
 }
 
 pub async fn run(command: PrivacyCommand, file: &FileConfig) -> Result<()> {
@@ -82,6 +91,26 @@ pub async fn run(command: PrivacyCommand, file: &FileConfig) -> Result<()> {
             store,
             json,
         } => erase_subject(identifier, mode, token, store, json, file).await,
+        PrivacyCommand::VerifyReceipt { file: path, store } => {
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            let receipt: serde_json::Value = serde_json::from_str(&text).with_context(|| {
+                format!(
+                    "{} is not JSON: give the receipt an erasure answered",
+                    path.display()
+                )
+            })?;
+            let store = store.open(file).await?;
+            let id = receipt["id"].as_str().unwrap_or("without an id").to_owned();
+            if erase::verify_receipt(store.as_ref(), &operator(), &receipt).await? {
+                println!("receipt {id}: as signed by this install");
+                Ok(())
+            } else {
+                anyhow::bail!(
+                    "receipt {id}: does not match its signature: it was changed, or signed by another install"
+                )
+            }
+        }
     }
 }
 
