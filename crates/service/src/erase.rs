@@ -288,9 +288,10 @@ pub async fn erase(
         .iter()
         .map(|(t, v)| (identifier_hash(&secret, t, v), suppress.as_str().to_owned()))
         .collect();
+    let hashes: Vec<String> = listed.iter().map(|(hash, _)| hash.clone()).collect();
     store.suppress(listed).await?;
     if let Some(running) = running {
-        running.suppressor.reload().await?;
+        running.suppressor.load(&hashes).await?;
     }
     let id = format!("er_{}", sightline_core::secret::generate("", 24));
     let notified = notify(
@@ -466,18 +467,23 @@ pub const SUPPRESSION_EVERY: Duration = Duration::from_secs(1);
 pub type Apply = Box<dyn Fn(String, Vec<(String, Suppress)>) + Send + Sync>;
 
 /// Keeps the collector's suppression list as stored: a processor reading it every
-/// [`SUPPRESSION_EVERY`], and at once after an erasure in this server.
+/// [`SUPPRESSION_EVERY`], and at once after an erasure in this server. An erasure made by
+/// another process (the command line) cannot reach this server's memory: when the list
+/// gains entries this server did not add, its book is opened again from the store (as
+/// after another process's save), so that it holds no erased person.
 pub struct Suppressor {
     store: Arc<dyn Store>,
+    book: Live,
     apply: Apply,
     /// The entries in force; held across a whole reload.
     loaded: tokio::sync::Mutex<Option<Vec<(String, String)>>>,
 }
 
 impl Suppressor {
-    pub fn new(store: Arc<dyn Store>, apply: Apply) -> Suppressor {
+    pub fn new(store: Arc<dyn Store>, book: Live, apply: Apply) -> Suppressor {
         Suppressor {
             store,
+            book,
             apply,
             loaded: tokio::sync::Mutex::new(None),
         }
@@ -485,11 +491,33 @@ impl Suppressor {
 
     /// Reads the stored list and puts it in force when it changed.
     pub async fn reload(&self) -> Result<()> {
+        self.load(&[]).await
+    }
+
+    /// [`Suppressor::reload`] after an erasure in this server, which listed `hashes` and
+    /// dropped the person from the book itself.
+    async fn load(&self, ours: &[String]) -> Result<()> {
         let mut loaded = self.loaded.lock().await;
         let entries = self.store.suppressed().await?;
-        if loaded.as_ref() == Some(&entries) {
+        let Some(before) = loaded.as_ref() else {
+            // The first load, before the server listens: its book was just opened.
+            self.apply_list(&entries).await?;
+            *loaded = Some(entries);
+            return Ok(());
+        };
+        if *before == entries {
             return Ok(());
         }
+        let known: BTreeSet<&String> = before.iter().map(|(hash, _)| hash).chain(ours).collect();
+        if entries.iter().any(|(hash, _)| !known.contains(hash)) {
+            self.book.reopen(self.store.as_ref()).await?;
+        }
+        self.apply_list(&entries).await?;
+        *loaded = Some(entries);
+        Ok(())
+    }
+
+    async fn apply_list(&self, entries: &[(String, String)]) -> Result<()> {
         let modes = entries
             .iter()
             .map(|(hash, mode)| Ok((hash.clone(), Suppress::parse(mode)?)))
@@ -501,7 +529,6 @@ impl Suppressor {
         };
         (self.apply)(secret, modes);
         metrics::gauge!("sightline_suppressed_identifiers").set(entries.len() as f64);
-        *loaded = Some(entries);
         Ok(())
     }
 }

@@ -101,6 +101,15 @@ impl Live {
         self.turn.lock().await
     }
 
+    /// Opens the book again from the store once the follower is between steps: another
+    /// process erased someone this book may hold.
+    pub async fn reopen(&self, store: &dyn Store) -> Result<()> {
+        let _turn = self.turn().await;
+        let fresh = open(store, self.rules().clone()).await?;
+        *self.write() = fresh;
+        Ok(())
+    }
+
     /// Drops the profiles given (an erased person's ids), their memberships and changes
     /// not yet saved from the book; returns how many live profiles it held.
     pub fn forget(&self, ids: &[i64]) -> usize {

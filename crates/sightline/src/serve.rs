@@ -110,13 +110,17 @@ pub async fn run(args: ServeArgs, file: &FileConfig) -> Result<()> {
     let plan_keeper = Arc::new(PlanKeeper::new(store.clone(), plans.clone()));
     plan_keeper.reload().await?;
 
-    // Likewise the suppression list: no event carrying an erased identifier is collected.
     let rules = file.profile_rules()?;
+    let policy = rules.policy.clone();
     let suppression = Arc::new(Suppression::new(rules.rules.clone()));
+    let book = profiles::Live::new(profiles::open(store.as_ref(), rules).await?);
+
+    // Likewise the suppression list: no event carrying an erased identifier is collected.
     let suppressor = {
         let suppression = suppression.clone();
         Arc::new(Suppressor::new(
             store.clone(),
+            book.clone(),
             Box::new(move |secret, entries| {
                 suppression.replace(
                     secret,
@@ -147,14 +151,12 @@ pub async fn run(args: ServeArgs, file: &FileConfig) -> Result<()> {
         plans,
         suppression,
     );
-    let policy = rules.policy.clone();
     let webhook = file.webhook()?;
     let profile_cache = args
         .profile_cache
         .or(file.profile_cache)
         .unwrap_or(profiles::DEFAULT_CACHE)
         .max(1);
-    let book = profiles::Live::new(profiles::open(store.as_ref(), rules).await?);
     let deliverer = sightline_activate::Deliverer::new(
         store.clone(),
         policy.clone(),

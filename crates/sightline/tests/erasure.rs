@@ -682,6 +682,63 @@ async fn an_erased_person_leaves_nothing_behind_and_others_stay() {
             "{name}: {metrics}"
         );
 
+        // Dave is erased from the command line while the server runs: within a moment its
+        // collector drops his events too.
+        send_ok(
+            &server,
+            key,
+            "/v1/identify",
+            json!({"userId": "dave", "traits": {"email": "dave@example.net"}}),
+        )
+        .await;
+        let listed = |metrics: &str| -> Option<u64> {
+            metrics
+                .lines()
+                .find_map(|l| l.strip_prefix("sightline_suppressed_identifiers "))
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .map(|v| v as u64)
+        };
+        let before = listed(&common::metrics(&server).await).unwrap_or(0);
+        until(&format!("{name}: Dave's profile stored"), || async {
+            let answer = get(&server, Some(&creds.token), "/api/v1/profiles/user_id:dave").await;
+            (answer.status() == 200, Value::Null)
+        })
+        .await;
+        let dave = run_json(
+            &backend,
+            &[
+                "privacy",
+                "erase",
+                "email:dave@example.net",
+                "--token",
+                &privacy,
+            ],
+        );
+        assert_eq!(dave["outcome"], "erased", "{name}: {dave:#}");
+        until(
+            &format!("{name}: the server took Dave's erasure in"),
+            || async {
+                let now = listed(&common::metrics(&server).await).unwrap_or(0);
+                (now >= before + 2, json!(now))
+            },
+        )
+        .await;
+        let count = all_events(&server, &creds.token).await.len();
+        send_ok(
+            &server,
+            key,
+            "/v1/track",
+            json!({"userId": "dave", "event": "Came Back"}),
+        )
+        .await;
+        assert_eq!(
+            all_events(&server, &creds.token).await.len(),
+            count,
+            "{name}"
+        );
+        let answer = get(&server, Some(&creds.token), "/api/v1/profiles/user_id:dave").await;
+        assert_eq!(answer.status(), 404, "{name}");
+
         // The audit log: each erasure, by its id, without the identifier in clear.
         let audit = get_json(&server, &privacy, "/api/v1/audit?limit=1000").await;
         let entries: Vec<&Value> = audit["entries"]
@@ -690,7 +747,7 @@ async fn an_erased_person_leaves_nothing_behind_and_others_stay() {
             .iter()
             .filter(|e| e["action"] == "privacy.erase")
             .collect();
-        assert_eq!(entries.len(), 4, "{name}: {entries:#?}");
+        assert_eq!(entries.len(), 5, "{name}: {entries:#?}");
         assert!(
             entries
                 .iter()

@@ -42,8 +42,7 @@ pub enum PrivacyCommand {
     },
     /// Erase the person holding an identifier (TYPE:VALUE): their events and every row
     /// derived from them; their identifiers go on the suppression list. Prints the signed
-    /// receipt. With a server running on the same store, prefer POST
-    /// /api/v1/privacy/erasures: it also drops the person from the server's memory.
+    /// receipt. A server running on the same store takes the erasure in within a second.
     Erase {
         identifier: String,
         /// What later events carrying an erased identifier become: drop (not stored,
