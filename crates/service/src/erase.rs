@@ -268,11 +268,6 @@ pub async fn erase(
         None => Default::default(),
     };
     let target = target(&subject, profile.as_ref(), seqs);
-    let counts = store.erase(target.clone()).await?;
-    if let Some(running) = running {
-        running.book.forget(&target.profiles);
-    }
-    drop(turn);
     let already = store
         .suppressed()
         .await?
@@ -283,6 +278,8 @@ pub async fn erase(
         (None, true) => Outcome::AlreadyErased,
         (None, false) => Outcome::NothingFound,
     };
+    // Listed before the deletes: an erasure that stops half way (a crash) finds the person
+    // again when asked again, rather than reporting them never seen.
     let listed: Vec<(String, String)> = target
         .identifiers
         .iter()
@@ -290,6 +287,11 @@ pub async fn erase(
         .collect();
     let hashes: Vec<String> = listed.iter().map(|(hash, _)| hash.clone()).collect();
     store.suppress(listed).await?;
+    let counts = store.erase(target.clone()).await?;
+    if let Some(running) = running {
+        running.book.forget(&target.profiles);
+    }
+    drop(turn);
     if let Some(running) = running {
         running.suppressor.load(&hashes).await?;
     }
