@@ -10,6 +10,7 @@ pub mod normalize;
 mod plans;
 mod raw;
 mod serve;
+pub mod suppress;
 
 use axum::body::{Body, Bytes};
 use axum::extract::State;
@@ -25,6 +26,7 @@ use sightline_store::{Appended, EventLog, Store};
 use std::io::Read;
 use std::sync::Arc;
 use std::time::Duration;
+use suppress::{Suppression, Verdict};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 pub use auth::KeyCache;
@@ -62,19 +64,25 @@ pub struct Collector {
     in_flight: Arc<tokio::sync::Semaphore>,
     /// The tracking plans in force, by source (kept current by the server).
     plans: Arc<Registry>,
+    /// Erased identifiers: events carrying them are dropped or stripped (kept current by
+    /// the server).
+    suppression: Arc<Suppression>,
 }
 
 impl Collector {
     /// A collector that holds no source to a tracking plan.
     pub fn new(store: Arc<dyn Store>, settings: Settings) -> Arc<Collector> {
-        Collector::with_plans(store, settings, Arc::default())
+        let suppression = Arc::new(Suppression::new(sightline_identity::Rules::default()));
+        Collector::with_plans(store, settings, Arc::default(), suppression)
     }
 
-    /// A collector that judges each source's events by the plans `plans` holds.
+    /// A collector that judges each source's events by the plans `plans` holds, and every
+    /// event by the suppression list `suppression` holds.
     pub fn with_plans(
         store: Arc<dyn Store>,
         settings: Settings,
         plans: Arc<Registry>,
+        suppression: Arc<Suppression>,
     ) -> Arc<Collector> {
         Arc::new(Collector {
             keys: KeyCache::new(store.clone()),
@@ -82,6 +90,7 @@ impl Collector {
             store,
             settings,
             plans,
+            suppression,
         })
     }
 }
@@ -140,6 +149,12 @@ pub fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Resp
 fn rejected(reason: &'static str, count: usize) {
     metrics::counter!("sightline_events_rejected_total", "reason" => reason)
         .increment(count as u64);
+}
+
+/// An event carrying an erased identifier: `dropped` or `stripped`. The answer does not
+/// tell (it would tell whoever sends an identifier whether it was erased): /metrics does.
+fn suppressed(outcome: &'static str) {
+    metrics::counter!("sightline_events_suppressed_total", "outcome" => outcome).increment(1);
 }
 
 async fn collect(
@@ -219,11 +234,21 @@ async fn collect(
     let mut problems = Vec::new();
     let enforcer = collector.plans.enforcer(source.id);
     let mut screening = plans::Screening::default();
+    let mut dropped_erased = 0usize;
     for (index, outcome) in parsed.events.into_iter().enumerate() {
         match outcome {
             Ok(mut p) => {
                 if let Some(enforcer) = &enforcer {
                     if !screening.admit(enforcer, &collector.plans, &source, index, &mut p, now) {
+                        continue;
+                    }
+                }
+                match collector.suppression.screen(&mut p.body) {
+                    Verdict::Keep => {}
+                    Verdict::Stripped(_) => suppressed("stripped"),
+                    Verdict::Drop => {
+                        suppressed("dropped");
+                        dropped_erased += 1;
                         continue;
                     }
                 }
@@ -241,14 +266,15 @@ async fn collect(
     for (_, e) in &problems {
         rejected(e.code(), 1);
     }
-    if events.is_empty() && !screening.dropped_any() {
+    if events.is_empty() && !screening.dropped_any() && dropped_erased == 0 {
         return refuse_events(call, &problems);
     }
 
     let accepted_count = events.len();
     let dedup_since = now - collector.settings.dedup_window.as_millis() as i64;
     let appended = match events.is_empty() {
-        // Every valid event was dropped by the plan: nothing to append, still a 200.
+        // Every valid event was dropped by the plan or the suppression list: nothing to
+        // append, still a 200 (an SDK must not retry it).
         true => Ok(Vec::new()),
         false => collector.store.append(events, dedup_since).await,
     };

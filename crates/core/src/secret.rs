@@ -1,7 +1,9 @@
 //! Write keys and API tokens: generated from the OS's CSPRNG, stored only as SHA-256
 //! hashes (they carry 190+ bits of entropy, so a fast hash is enough) and looked up by
-//! hash, so the secret itself is never compared and timing reveals nothing about it.
+//! hash, so the secret itself is never compared and timing reveals nothing about it. Also
+//! the keyed hash that erasure's suppression list and receipts use.
 
+use hmac::{Hmac, KeyInit, Mac};
 use sha2::{Digest, Sha256};
 
 const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
@@ -30,9 +32,28 @@ pub fn hash(secret: &str) -> String {
     hex::encode(Sha256::digest(secret.as_bytes()))
 }
 
+/// HMAC-SHA256 of `text` under `key`, hex: how the suppression list names an erased
+/// identifier (`type:value`) and how a receipt is signed, under the install's privacy secret.
+pub fn keyed_hash(key: &str, text: &str) -> String {
+    // HMAC takes a key of any length: `new_from_slice` cannot fail for it.
+    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(key.as_bytes())
+        .unwrap_or_else(|_| unreachable!("HMAC takes a key of any length"));
+    mac.update(text.as_bytes());
+    hex::encode(mac.finalize().into_bytes())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keyed_hashes_match_rfc_4231() {
+        // RFC 4231, test case 2.
+        assert_eq!(
+            keyed_hash("Jefe", "what do ya want for nothing?"),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
 
     #[test]
     fn generated_secrets_are_distinct_and_alphanumeric() {

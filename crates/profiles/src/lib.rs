@@ -464,6 +464,35 @@ impl Profiles {
         evicted
     }
 
+    /// Drops the profiles given (an erased person: live and retired ids) and every change
+    /// not yet taken about them, whether or not this is a working set; returns the live ids
+    /// dropped. Their stored rows are gone too: nothing reads them back.
+    pub fn forget(&mut self, ids: &[ProfileId]) -> Vec<ProfileId> {
+        let gone: FxHashSet<ProfileId> = ids.iter().copied().collect();
+        let mut dropped = Vec::new();
+        for &id in ids {
+            if self.holds(id) {
+                if let Some(profile) = self.graph.profile(id) {
+                    for identifier in &profile.identifiers {
+                        self.changed.identifiers.remove(identifier);
+                    }
+                }
+                self.graph.evict(id);
+                dropped.push(id);
+            }
+            self.facts.remove(&id);
+            self.used.remove(&id);
+        }
+        let changed = &mut self.changed;
+        changed.profiles.retain(|id| !gone.contains(id));
+        changed
+            .retired
+            .retain(|(from, into)| !gone.contains(from) && !gone.contains(into));
+        changed.events.retain(|(id, _)| !gone.contains(id));
+        changed.consent.retain(|(id, _)| !gone.contains(id));
+        dropped
+    }
+
     /// Profiles as a snapshot ([`Profiles::snapshot`]) stored them, having applied the log
     /// through `last_seq`: the same state as the replay that made them, without replaying.
     /// Changes made from here on are kept for [`Profiles::take_changes`].

@@ -18,6 +18,7 @@ pub mod config;
 pub mod consent;
 pub mod crm;
 pub mod destinations;
+pub mod erase;
 mod error;
 pub mod events;
 pub mod export;

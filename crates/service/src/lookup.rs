@@ -93,10 +93,17 @@ pub async fn find(store: &dyn Store, actor: &Actor, region: Region, id: &str) ->
     })
 }
 
-/// Records who looked up whom (a `read` entry: `profile.read` on the identifier), whether
-/// or not anyone holds it.
+/// Records who looked up whom (a `read` entry: `profile.read`), whether or not anyone
+/// holds it. The target names the identifier by type and the SHA-256 of `type:value`
+/// (`email:sha256:HEX`), never in clear: the audit log is append-only, and erasure must
+/// leave no copy of a person's identifiers.
 async fn read_audit(store: &dyn Store, actor: &Actor, identifier: &str) -> Result<()> {
-    crate::audit::record_read(store, actor, identifier).await
+    let id_type = identifier.split_once(':').map_or("", |(t, _)| t);
+    let target = format!(
+        "{id_type}:sha256:{}",
+        sightline_core::secret::hash(identifier)
+    );
+    crate::audit::record_read(store, actor, &target).await
 }
 
 /// Whether the stored profiles were derived under `rules` through the end of the log.

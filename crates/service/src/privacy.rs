@@ -176,6 +176,35 @@ pub async fn export(
     Ok(export)
 }
 
+/// The destinations that received data about the stored profile: an event of theirs
+/// delivered, or an audience change of theirs synced. By name, each once.
+pub(crate) async fn recipients(
+    store: &dyn Store,
+    subject: &Subject,
+    stored: &sightline_core::StoredProfile,
+) -> Result<BTreeSet<String>> {
+    let found = Found {
+        doc: lookup::stored_doc(stored)?,
+        timeline: Timeline::Stored(stored.id),
+        states: stored.states.clone(),
+    };
+    let held = held(store, subject, &found).await?;
+    let named = |section: &str, sent: &dyn Fn(&Value) -> bool| -> Vec<String> {
+        held[section]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|row| sent(row))
+            .filter_map(|row| row["destination"].as_str().map(str::to_owned))
+            .collect()
+    };
+    let mut names: BTreeSet<String> = named("deliveries", &|row| row["status"] == "delivered")
+        .into_iter()
+        .collect();
+    names.extend(named("audience_syncs", &|row| row["passed"] == true));
+    Ok(names)
+}
+
 /// The sections an export holds, in the order the page shows them.
 const SECTIONS: [(&str, &str); 14] = [
     ("profile", "Profile"),

@@ -55,6 +55,9 @@ pub struct Live {
     rules: Arc<ProfileRules>,
     /// The book's last applied seq, set whenever the follower lets go of the book.
     applied: Arc<AtomicI64>,
+    /// Held by the follower through each step (a page applied and saved) and by an erasure
+    /// through its deletes: a save never brings back rows an erasure removed.
+    turn: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// The book, written; its applied seq is published when the writer lets go.
@@ -89,7 +92,32 @@ impl Live {
             rules: Arc::new(book.rules.clone()),
             applied: Arc::new(AtomicI64::new(book.profiles.last_seq())),
             book: Arc::new(RwLock::new(book)),
+            turn: Arc::new(tokio::sync::Mutex::new(())),
         }
+    }
+
+    /// Waits until the follower is between steps and keeps it there while held.
+    pub async fn turn(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.turn.lock().await
+    }
+
+    /// Opens the book again from the store once the follower is between steps: another
+    /// process erased someone this book may hold.
+    pub async fn reopen(&self, store: &dyn Store) -> Result<()> {
+        let _turn = self.turn().await;
+        let fresh = open(store, self.rules().clone()).await?;
+        *self.write() = fresh;
+        Ok(())
+    }
+
+    /// Drops the profiles given (an erased person's ids), their memberships and changes
+    /// not yet saved from the book; returns how many live profiles it held.
+    pub fn forget(&self, ids: &[i64]) -> usize {
+        let ids: Vec<ProfileId> = ids.iter().map(|&id| ProfileId(id)).collect();
+        let mut book = self.write();
+        let dropped = book.profiles.forget(&ids);
+        book.memberships.evict(&ids);
+        dropped.len()
     }
 
     pub fn read(&self) -> RwLockReadGuard<'_, Book> {
@@ -677,6 +705,7 @@ impl Follower {
     }
 
     async fn page(&self) -> Result<Step> {
+        let _turn = self.book.turn().await;
         let store = self.store.as_ref();
         let debt = self
             .owed

@@ -13,8 +13,10 @@ use axum::middleware::{self, Next};
 use axum::response::Response;
 use clap::Args;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
+use sightline_collect::suppress::{Mode, Suppression};
 use sightline_collect::{Collector, Settings};
 use sightline_service::destinations::Deliveries;
+use sightline_service::erase::{Suppress, Suppressor};
 use sightline_service::events::DedupPruner;
 use sightline_service::governance::metrics::Refresher;
 use sightline_service::plans::PlanKeeper;
@@ -108,6 +110,33 @@ pub async fn run(args: ServeArgs, file: &FileConfig) -> Result<()> {
     let plan_keeper = Arc::new(PlanKeeper::new(store.clone(), plans.clone()));
     plan_keeper.reload().await?;
 
+    let rules = file.profile_rules()?;
+    let policy = rules.policy.clone();
+    let suppression = Arc::new(Suppression::new(rules.rules.clone()));
+    let book = profiles::Live::new(profiles::open(store.as_ref(), rules).await?);
+
+    // Likewise the suppression list: no event carrying an erased identifier is collected.
+    let suppressor = {
+        let suppression = suppression.clone();
+        Arc::new(Suppressor::new(
+            store.clone(),
+            book.clone(),
+            Box::new(move |secret, entries| {
+                suppression.replace(
+                    secret,
+                    entries.into_iter().map(|(hash, mode)| {
+                        let mode = match mode {
+                            Suppress::Drop => Mode::Drop,
+                            Suppress::Strip => Mode::Strip,
+                        };
+                        (hash, mode)
+                    }),
+                )
+            }),
+        ))
+    };
+    suppressor.reload().await?;
+
     let defaults = Settings::default();
     let collector = Collector::with_plans(
         store.clone(),
@@ -120,16 +149,14 @@ pub async fn run(args: ServeArgs, file: &FileConfig) -> Result<()> {
             ..defaults
         },
         plans,
+        suppression,
     );
-    let rules = file.profile_rules()?;
-    let policy = rules.policy.clone();
     let webhook = file.webhook()?;
     let profile_cache = args
         .profile_cache
         .or(file.profile_cache)
         .unwrap_or(profiles::DEFAULT_CACHE)
         .max(1);
-    let book = profiles::Live::new(profiles::open(store.as_ref(), rules).await?);
     let deliverer = sightline_activate::Deliverer::new(
         store.clone(),
         policy.clone(),
@@ -156,6 +183,8 @@ pub async fn run(args: ServeArgs, file: &FileConfig) -> Result<()> {
             MetricsAt::MainWithToken
         },
         file.approval_policy(),
+        suppressor.clone(),
+        webhook.clone(),
     );
     let app = sightline_collect::router(collector)
         .merge(api)
@@ -203,6 +232,7 @@ pub async fn run(args: ServeArgs, file: &FileConfig) -> Result<()> {
     )));
     processors.start(Arc::new(Refresher(store.clone())));
     processors.start(plan_keeper.clone());
+    processors.start(suppressor);
     processors.start(Arc::new(DedupPruner {
         store: store.clone(),
         window: dedup_window,

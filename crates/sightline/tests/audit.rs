@@ -112,6 +112,11 @@ async fn changes_and_lookups_are_audited_and_an_edited_entry_is_detected() {
             })
             .collect();
         let token = format!("token:{admin_id}");
+        // Never the identifier in clear: its type and the SHA-256 of `type:value`.
+        let read = format!(
+            "email:sha256:{}",
+            sightline_core::secret::hash("email:ann@example.com")
+        );
         assert_eq!(
             actions,
             vec![
@@ -121,7 +126,7 @@ async fn changes_and_lookups_are_audited_and_an_edited_entry_is_detected() {
                 ("cli", "token.create", &*format!("token:{}", admin_id + 2)),
                 (&*token, "destination.create", "hook"),
                 (&*token, "destination.disable", "hook"),
-                (&*token, "profile.read", "email:ann@example.com"),
+                (&*token, "profile.read", &*read),
             ],
             "{name}"
         );

@@ -333,12 +333,31 @@ fn samples() -> Vec<(&'static str, &'static str, &'static str, Body)> {
             "/api/v1/sources/web/violations",
             None,
         ),
-        // The audit log, and subject access exports.
+        // The audit log, subject access exports and erasures.
         ("GET", "/api/v1/audit", "/api/v1/audit", None),
         (
             "GET",
             "/api/v1/privacy/subjects/{id}",
             "/api/v1/privacy/subjects/user_id:u1?format=html",
+            None,
+        ),
+        // Erasures (of someone no one holds: each allowed one is "nothing found").
+        (
+            "POST",
+            "/api/v1/privacy/erasures",
+            "/api/v1/privacy/erasures",
+            Json(json!({"identifier": "user_id:nobody-here"})),
+        ),
+        (
+            "GET",
+            "/api/v1/privacy/erasures",
+            "/api/v1/privacy/erasures",
+            None,
+        ),
+        (
+            "GET",
+            "/api/v1/privacy/erasures/{id}",
+            "/api/v1/privacy/erasures/er_none",
             None,
         ),
     ]

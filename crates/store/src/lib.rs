@@ -1,6 +1,6 @@
 //! Storage by role, two real backends: a trait per concern ([`EventLog`], [`Access`],
 //! [`Checkpoints`], [`Definitions`], [`Destinations`], [`ProfileStore`], [`LinkReviews`],
-//! [`Flows`], [`Governance`], [`TrackingPlans`], [`AuditLog`]) and [`Store`], every role at once. The event log is append-only: every
+//! [`Flows`], [`Governance`], [`TrackingPlans`], [`AuditLog`], [`Erasure`]) and [`Store`], every role at once. The event log is append-only: every
 //! accepted event gets a sequence number that only grows, in commit order, so that
 //! processors can consume the log from a checkpoint. Appends are grouped: concurrent
 //! requests share one transaction (group commit), and each request's events are stored all
@@ -10,6 +10,7 @@
 //! the store is SQLite only.
 
 mod audit;
+mod erase;
 mod flows;
 mod govern;
 mod group;
@@ -33,6 +34,7 @@ pub use audit::{
     canonical_bytes, seal, verify as verify_audit_chain, AuditEntry, AuditLog,
     Broken as BrokenChain, Durability, NewAuditEntry, GENESIS as AUDIT_GENESIS,
 };
+pub use erase::{ErasedCounts, Erasure, ErasureTarget, ERASED_TABLES, LINK_REVIEWS};
 pub use flows::{DestinationConfig, FlowLogRow, FlowRow, Flows};
 pub use govern::{
     Governance, NewTagLogEntry, RecordKind, RecordWrite, ScanRow, StoredRecord, TagLogRow,
@@ -281,6 +283,7 @@ pub trait Store:
     + Governance
     + TrackingPlans
     + AuditLog
+    + Erasure
     + Send
     + Sync
     + 'static
@@ -299,6 +302,7 @@ impl<T> Store for T where
         + Governance
         + TrackingPlans
         + AuditLog
+        + Erasure
         + Send
         + Sync
         + 'static

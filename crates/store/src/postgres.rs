@@ -44,6 +44,7 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, NoTls, Row};
 
 mod audit;
+mod erase;
 mod flows;
 mod govern;
 mod plans;
@@ -53,7 +54,7 @@ mod plans;
 const APPEND_LOCK: i64 = 7_461_001;
 const MIGRATION_LOCK: i64 = APPEND_LOCK + 1;
 /// Serialises profile saves, so that a save's check of the stored state holds until commit.
-const PROFILES_LOCK: i64 = APPEND_LOCK + 2;
+pub(crate) const PROFILES_LOCK: i64 = APPEND_LOCK + 2;
 /// Rows per statement when a save writes many (a rebuild): one round trip each.
 const SAVE_CHUNK: usize = 20_000;
 
@@ -348,6 +349,8 @@ const MIGRATIONS: &[&str] = &[
     audit::MIGRATION,
     // 22: destinations' governance: approval state, records, change log (flows.sql).
     flows::MIGRATION,
+    // 23: erasure: the privacy secret, receipts and the suppression list (postgres/erase.rs).
+    erase::MIGRATION,
 ];
 
 /// Appending connections per store, fed from one queue. More than one so that a group's
@@ -965,7 +968,13 @@ impl EventLog for PostgresStore {
     async fn last_seq(&self) -> Result<i64> {
         let rows = self
             .read_log(
-                &format!("SELECT COALESCE(MAX(seq), 0) FROM events WHERE seq < {BELOW}"),
+                // The highest seq erased counts too (postgres/erase.rs): an erasure of the
+                // last events does not move the log's end back.
+                &format!(
+                    "SELECT GREATEST(COALESCE(MAX(seq), 0),
+                        COALESCE((SELECT seq FROM log_erased WHERE id = 1), 0))
+                     FROM events WHERE seq < {BELOW}"
+                ),
                 &[],
             )
             .await?;

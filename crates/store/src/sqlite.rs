@@ -36,6 +36,7 @@ use tokio::sync::mpsc;
 
 mod audit;
 mod dedup;
+mod erase;
 mod flows;
 mod govern;
 mod plans;
@@ -329,6 +330,8 @@ const MIGRATIONS: &[&str] = &[
     audit::MIGRATION,
     // 21: destinations' governance: approval state, records, change log (flows.sql).
     flows::MIGRATION,
+    // 22: erasure: the privacy secret, receipts and the suppression list (sqlite/erase.rs).
+    erase::MIGRATION,
 ];
 
 /// The schema of `log.db`, its own `user_version` counting these.
@@ -494,10 +497,15 @@ impl Durable {
     }
 }
 
-/// The log's last seq (0 when empty), as `conn` sees it.
+/// The log's last seq (0 when empty), as `conn` sees it: the highest ever stored, kept by
+/// `AUTOINCREMENT`, so that an erasure of the last events does not move it back (processors'
+/// checkpoints and the stored profiles' position stay at or below it).
 fn last_seq(conn: &Connection) -> Result<i64> {
     Ok(conn
-        .prepare_cached("SELECT COALESCE(MAX(seq), 0) FROM events")?
+        .prepare_cached(
+            "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0),
+                        COALESCE((SELECT MAX(seq) FROM events), 0))",
+        )?
         .query_row([], |r| r.get(0))?)
 }
 
@@ -612,10 +620,14 @@ fn connect(path: &Path) -> Result<Connection> {
     // rusqlite keeps 16 by default; a profiles save alone prepares more than that, and a
     // statement evicted is parsed and planned again on its next use.
     conn.set_prepared_statement_cache_capacity(STATEMENTS_CACHED);
+    // `secure_delete`: freed space is zeroed, so that an erased person's rows, and earlier
+    // versions of rows rewritten since (a profile document saved again), leave no bytes in
+    // the files (sqlite/erase.rs). The log writer only inserts: it costs it nothing.
     conn.execute_batch(&format!(
         "PRAGMA journal_mode = WAL;
          PRAGMA synchronous = FULL;
          PRAGMA foreign_keys = ON;
+         PRAGMA secure_delete = ON;
          PRAGMA cache_size = -{READER_CACHE_KIB};"
     ))?;
     Ok(conn)

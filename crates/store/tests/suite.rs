@@ -2216,3 +2216,270 @@ async fn destination_flows_change_with_their_append_only_log() {
         }
     }
 }
+
+/// Every file of a SQLite store (databases and their write-ahead logs), read raw.
+fn raw_files(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+    ["sightline.db", "sightline.db-wal", "log.db", "log.db-wal"]
+        .iter()
+        .filter_map(|file| Some((file.to_string(), std::fs::read(dir.join(file)).ok()?)))
+        .collect()
+}
+
+fn holds_bytes(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|window| window == needle.as_bytes())
+}
+
+#[tokio::test]
+async fn erasure_removes_one_person_and_leaves_the_others() {
+    use sightline_core::ReviewStatus;
+    use sightline_store::ErasureTarget;
+    let backends = backends("erasure").await;
+    let dir = backends.dir.path().to_owned();
+    for (name, store) in backends {
+        // Ann: three events, a profile merged from a retired one; Bob: two events.
+        let stored = seqs(
+            &store
+                .append((1..=5).map(|i| event(1, &format!("e{i}"), i)).collect(), 0)
+                .await
+                .unwrap(),
+        );
+        let (ann, retired, bob) = (stored[0], stored[1], stored[3]);
+        let ann_doc = r#"{"email":"ann-erased@x.com","traits":{"plan":"ANN-TRAIT-VALUE"}}"#;
+        let bob_doc = r#"{"email":"bob-kept@x.com","traits":{"plan":"BOB-TRAIT-VALUE"}}"#;
+        let change = |profile: i64, who: &str| {
+            format!(r#"{{"profile":"{profile}","who":"{who}","kind":"entered"}}"#)
+        };
+        let first = ProfileSave {
+            replace: false,
+            base_seq: 0,
+            state: state(stored[2]),
+            rows: ProfileRows {
+                retired: vec![],
+                profiles: vec![
+                    (ann, ann_doc.into()),
+                    (retired, r#"{"email":"ann-old@x.com"}"#.into()),
+                    (bob, bob_doc.into()),
+                ],
+                identifiers: vec![
+                    holds("email", "ann-erased@x.com", ann),
+                    holds("anonymous_id", "ann-device-1", ann),
+                    holds("anonymous_id", "ann-device-2", retired),
+                    holds("email", "bob-kept@x.com", bob),
+                ],
+                events: vec![(ann, stored[0]), (retired, stored[1]), (bob, stored[3])],
+                denied_counts: vec![denied("2026-05-04", 1)],
+                audience_changes: vec![
+                    ("buyers".into(), change(ann, "ann-erased@x.com")),
+                    ("buyers".into(), change(retired, "ann-old")),
+                    ("buyers".into(), change(bob, "bob-kept@x.com")),
+                ],
+                states: vec![
+                    (ann, r#"{"s":"ANN-TRAIT-VALUE"}"#.into()),
+                    (bob, r#"{"s":"bob"}"#.into()),
+                ],
+                members: vec![("buyers".into(), ann, true), ("buyers".into(), bob, true)],
+                timers: vec![
+                    ("buyers".into(), ann, Some(50)),
+                    ("buyers".into(), bob, Some(40)),
+                ],
+                consent: vec![
+                    (ann, stored[0], r#"{"c":"ann"}"#.into()),
+                    (bob, stored[3], r#"{"c":"bob"}"#.into()),
+                ],
+            },
+        };
+        store.save_profiles(first).await.unwrap();
+        let merge = ProfileSave {
+            replace: false,
+            base_seq: stored[2],
+            state: state(stored[4]),
+            rows: ProfileRows {
+                retired: vec![(retired, ann)],
+                profiles: vec![(ann, ann_doc.into())],
+                identifiers: vec![holds("anonymous_id", "ann-device-2", ann)],
+                events: vec![(ann, stored[1]), (ann, stored[2]), (bob, stored[4])],
+                ..ProfileRows::default()
+            },
+        };
+        store.save_profiles(merge).await.unwrap();
+        let hook = store.create_destination(hook("crm")).await.unwrap();
+        store
+            .record_deliveries(
+                stored
+                    .iter()
+                    .map(|&seq| delivery(hook.id, seq, DeliveryStatus::Delivered))
+                    .collect(),
+                Some((format!("delivery:{}", hook.id), stored[4])),
+            )
+            .await
+            .unwrap();
+        store
+            .add_link_reviews(vec![
+                review("email:ann-erased@x.com", "crm:1", 0.8),
+                review("email:bob-kept@x.com", "crm:2", 0.8),
+            ])
+            .await
+            .unwrap();
+        store.set_checkpoint("profiles", stored[4]).await.unwrap();
+
+        let target = ErasureTarget {
+            profiles: vec![ann, retired],
+            identifiers: vec![
+                ("email".into(), "ann-erased@x.com".into()),
+                ("anonymous_id".into(), "ann-device-1".into()),
+                ("anonymous_id".into(), "ann-device-2".into()),
+            ],
+            seqs: stored[..3].to_vec(),
+        };
+        let counts = store.erase(target.clone()).await.unwrap();
+        let count = |table: &str| counts.get(table).copied().unwrap_or(0);
+        assert_eq!(count("events"), 3, "{name}: {counts:?}");
+        assert_eq!(count("profiles"), 1, "{name}: {counts:?}");
+        assert_eq!(count("profile_identifiers"), 3, "{name}: {counts:?}");
+        assert_eq!(count("profile_events"), 3, "{name}: {counts:?}");
+        assert_eq!(count("profile_merges"), 1, "{name}: {counts:?}");
+        assert_eq!(count("audience_members"), 1, "{name}: {counts:?}");
+        assert_eq!(count("profile_timers"), 1, "{name}: {counts:?}");
+        assert_eq!(count("audience_changes"), 2, "{name}: {counts:?}");
+        assert_eq!(count("consent_changes"), 1, "{name}: {counts:?}");
+        assert_eq!(count("deliveries"), 3, "{name}: {counts:?}");
+        assert_eq!(count("link_reviews"), 1, "{name}: {counts:?}");
+
+        // Ann is gone from every read.
+        let left: Vec<i64> = store
+            .read_events(0, 100, None)
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.seq)
+            .collect();
+        assert_eq!(left, stored[3..], "{name}");
+        for (id_type, value) in &target.identifiers {
+            assert!(
+                store
+                    .stored_profile(id_type, value)
+                    .await
+                    .unwrap()
+                    .is_none(),
+                "{name}: {value}"
+            );
+        }
+        assert!(store.stored_profile_by_id(ann).await.unwrap().is_none());
+        assert!(store.stored_profile_by_id(retired).await.unwrap().is_none());
+        let members = store.audience_members("buyers", 0, 10).await.unwrap();
+        assert_eq!(
+            members.iter().map(|p| p.id).collect::<Vec<_>>(),
+            [bob],
+            "{name}"
+        );
+        assert_eq!(
+            store.due_timers(1_000, 10).await.unwrap(),
+            [("buyers".to_string(), bob, 40)],
+            "{name}"
+        );
+        let history = store.audience_history("buyers", 0, 10).await.unwrap();
+        assert_eq!(history.len(), 1, "{name}: {history:?}");
+        assert!(history[0].1.contains("bob-kept"), "{name}");
+        let delivered = store.deliveries(hook.id, None, 0, 10).await.unwrap();
+        assert_eq!(
+            delivered.iter().map(|d| d.seq).collect::<Vec<_>>(),
+            stored[3..],
+            "{name}"
+        );
+        let reviews = store.link_reviews(None, 0, 10).await.unwrap();
+        assert_eq!(reviews.len(), 1, "{name}");
+        assert_eq!(reviews[0].left, "email:bob-kept@x.com", "{name}");
+        assert_eq!(reviews[0].status, ReviewStatus::Pending, "{name}");
+
+        // Bob is as he was, and the positions stand.
+        let kept = store
+            .stored_profile("email", "bob-kept@x.com")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((kept.id, kept.doc.as_str()), (bob, bob_doc), "{name}");
+        assert_eq!(kept.consent, [r#"{"c":"bob"}"#], "{name}");
+        assert_eq!(
+            event_seqs(store.as_ref(), bob).await,
+            [stored[4], stored[3]]
+        );
+        assert_eq!(store.checkpoint("profiles").await.unwrap(), stored[4]);
+        assert_eq!(
+            store.profiles_state().await.unwrap(),
+            Some(state(stored[4])),
+            "{name}"
+        );
+        // Seqs are not reused, and an event with an erased messageId is new again.
+        let again = seqs(&store.append(vec![event(1, "e1", 10)], 0).await.unwrap());
+        assert_eq!(again.len(), 1, "{name}");
+        assert!(again[0] > stored[4], "{name}: {again:?}");
+
+        // Erasing the log's last event leaves its end where it was.
+        let last = seqs(&store.append(vec![event(1, "e-last", 11)], 0).await.unwrap())[0];
+        let only_last = ErasureTarget {
+            seqs: vec![last],
+            ..ErasureTarget::default()
+        };
+        assert_eq!(store.erase(only_last).await.unwrap()["events"], 1, "{name}");
+        assert_eq!(store.last_seq().await.unwrap(), last, "{name}");
+
+        // A second erasure finds nothing left.
+        let twice = store.erase(target).await.unwrap();
+        assert!(twice.values().all(|&n| n == 0), "{name}: {twice:?}");
+
+        if name == "sqlite" {
+            for (file, bytes) in raw_files(&dir) {
+                for needle in [
+                    "ann-erased@x.com",
+                    "ANN-TRAIT-VALUE",
+                    "ann-device-1",
+                    "ann-old@x.com",
+                ] {
+                    assert!(!holds_bytes(&bytes, needle), "{file} still holds {needle}");
+                }
+                if file == "sightline.db" {
+                    assert!(holds_bytes(&bytes, "bob-kept@x.com"), "{file} lost bob");
+                }
+            }
+        }
+
+        // What erasure keeps: a stable secret, receipts, the suppression list.
+        let secret = store.privacy_secret().await.unwrap();
+        assert!(secret.len() >= 32, "{name}");
+        assert_eq!(store.privacy_secret().await.unwrap(), secret, "{name}");
+        store.save_erasure("er_1", 5, r#"{"n":1}"#).await.unwrap();
+        assert_eq!(
+            store.erasure("er_1").await.unwrap().as_deref(),
+            Some(r#"{"n":1}"#)
+        );
+        assert_eq!(store.erasure("er_2").await.unwrap(), None, "{name}");
+        store.save_erasure("er_0", 7, r#"{"n":0}"#).await.unwrap();
+        assert_eq!(
+            store.erasures(10).await.unwrap(),
+            [r#"{"n":0}"#, r#"{"n":1}"#],
+            "{name}: newest first"
+        );
+        assert_eq!(store.erasures(1).await.unwrap().len(), 1, "{name}");
+        store
+            .suppress(vec![
+                ("h1".into(), "drop".into()),
+                ("h2".into(), "strip".into()),
+            ])
+            .await
+            .unwrap();
+        store
+            .suppress(vec![("h1".into(), "strip".into())])
+            .await
+            .unwrap();
+        assert_eq!(
+            store.suppressed().await.unwrap(),
+            [
+                ("h1".to_string(), "strip".to_string()),
+                ("h2".to_string(), "strip".to_string())
+            ],
+            "{name}"
+        );
+    }
+}

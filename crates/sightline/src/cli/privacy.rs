@@ -1,12 +1,15 @@
 //! `sightline privacy export TYPE:VALUE --out DIR`: a subject access export written as
 //! files, `export.json` (everything held about the person) and `export.html` (the same as a
-//! readable page), readable by their owner only.
+//! readable page), readable by their owner only; `sightline privacy erase TYPE:VALUE`:
+//! erases the person, printing the signed receipt; `sightline privacy verify-receipt FILE`:
+//! checks a receipt's signature with this install's privacy secret.
 
 use crate::config::{FileConfig, StoreArgs};
 use anyhow::{Context, Result};
 use clap::Subcommand;
 use serde_json::json;
 use sightline_service::access::{actor_for_token, operator};
+use sightline_service::erase::{self, Suppress};
 use sightline_service::lookup;
 use sightline_service::privacy::{self, Format};
 use std::io::Write;
@@ -37,16 +40,128 @@ pub enum PrivacyCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Erase the person holding an identifier (TYPE:VALUE): their events and every row
+    /// derived from them; their identifiers go on the suppression list. Prints the signed
+    /// receipt. A server running on the same store takes the erasure in within a second.
+    Erase {
+        identifier: String,
+        /// What later events carrying an erased identifier become: drop (not stored,
+        /// counted) or strip (stored without those identifiers).
+        #[arg(long, default_value = "drop", value_name = "drop|strip")]
+        mode: String,
+        /// Act as this API token (its role must be privacy or admin; the audit log records
+        /// it) instead of as the operator.
+        #[arg(
+            long,
+            env = "SIGHTLINE_TOKEN",
+            hide_env_values = true,
+            value_name = "TOKEN"
+        )]
+        token: Option<String>,
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Print the whole receipt as one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check an erasure receipt (a file holding the JSON an erasure answered) against its
+    /// signature with this install's privacy secret: exits 0 when it is as signed, non-zero
+    /// when it was changed or signed elsewhere.
+    VerifyReceipt {
+        file: PathBuf,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
 }
 
 pub async fn run(command: PrivacyCommand, file: &FileConfig) -> Result<()> {
-    let PrivacyCommand::Export {
-        identifier,
-        out,
-        token,
-        store,
-        json,
-    } = command;
+    match command {
+        PrivacyCommand::Export {
+            identifier,
+            out,
+            token,
+            store,
+            json,
+        } => export(identifier, out, token, store, json, file).await,
+        PrivacyCommand::Erase {
+            identifier,
+            mode,
+            token,
+            store,
+            json,
+        } => erase_subject(identifier, mode, token, store, json, file).await,
+        PrivacyCommand::VerifyReceipt { file: path, store } => {
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            let receipt: serde_json::Value = serde_json::from_str(&text).with_context(|| {
+                format!(
+                    "{} is not JSON: give the receipt an erasure answered",
+                    path.display()
+                )
+            })?;
+            let store = store.open(file).await?;
+            let id = receipt["id"].as_str().unwrap_or("without an id").to_owned();
+            if erase::verify_receipt(store.as_ref(), &operator(), &receipt).await? {
+                println!("receipt {id}: as signed by this install");
+                Ok(())
+            } else {
+                anyhow::bail!(
+                    "receipt {id}: does not match its signature: it was changed, or signed by another install"
+                )
+            }
+        }
+    }
+}
+
+async fn erase_subject(
+    identifier: String,
+    mode: String,
+    token: Option<String>,
+    store: StoreArgs,
+    json: bool,
+    file: &FileConfig,
+) -> Result<()> {
+    let mode = Suppress::parse(&mode)?;
+    let store = store.open(file).await?;
+    let actor = match token {
+        Some(token) => actor_for_token(store.as_ref(), &token).await?,
+        None => operator(),
+    };
+    let region = file.profile_rules()?.rules.default_region();
+    let webhook = file.webhook()?;
+    let receipt = erase::erase(
+        store.as_ref(),
+        None,
+        &webhook,
+        &actor,
+        region,
+        &identifier,
+        mode,
+    )
+    .await?;
+    if json {
+        println!("{receipt}");
+    } else {
+        println!(
+            "erasure {}: {} ({} events, {} profiles)",
+            receipt["id"].as_str().unwrap_or_default(),
+            receipt["outcome"].as_str().unwrap_or_default(),
+            receipt["removed"]["events"],
+            receipt["removed"]["profiles"],
+        );
+        println!("{}", serde_json::to_string_pretty(&receipt)?);
+    }
+    Ok(())
+}
+
+async fn export(
+    identifier: String,
+    out: PathBuf,
+    token: Option<String>,
+    store: StoreArgs,
+    json: bool,
+    file: &FileConfig,
+) -> Result<()> {
     let store = store.open(file).await?;
     let actor = match token {
         Some(token) => actor_for_token(store.as_ref(), &token).await?,

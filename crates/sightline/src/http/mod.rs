@@ -49,6 +49,11 @@ struct ApiState {
     plans: Arc<PlanKeeper>,
     /// The approval policy of destinations (`[approval]`).
     approval: sightline_service::approval::ApprovalPolicy,
+    /// Keeps the collector's suppression list: an erasure puts its identifiers in force
+    /// before it answers.
+    suppressor: Arc<sightline_service::erase::Suppressor>,
+    /// The webhook client: erasures send destinations their deletion requests with it.
+    webhook: sightline_activate::webhook::Webhook,
     /// Whether `/metrics` and `/readyz?verbose` answer without a token: only on the
     /// separate metrics listener (`--metrics-listen`), never on the main one.
     detail_open: bool,
@@ -82,6 +87,8 @@ pub fn routers(
     plans: Arc<PlanKeeper>,
     metrics_at: MetricsAt,
     approval: sightline_service::approval::ApprovalPolicy,
+    suppressor: Arc<sightline_service::erase::Suppressor>,
+    webhook: sightline_activate::webhook::Webhook,
 ) -> (axum::Router, Option<axum::Router>) {
     let state = ApiState {
         tokens: Arc::new(TokenCache {
@@ -95,6 +102,8 @@ pub fn routers(
         processors,
         plans,
         approval,
+        suppressor,
+        webhook,
         detail_open: false,
     };
     let own = match metrics_at {

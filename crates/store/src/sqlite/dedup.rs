@@ -186,7 +186,7 @@ mod tests {
     fn log() -> Connection {
         let conn = Connection::open_in_memory().unwrap();
         conn.execute_batch(
-            "CREATE TABLE events (seq INTEGER PRIMARY KEY, source_id INTEGER, message_id TEXT,
+            "CREATE TABLE events (seq INTEGER PRIMARY KEY AUTOINCREMENT, source_id INTEGER, message_id TEXT,
                 received_at INTEGER, dedup_digest INTEGER);
              CREATE INDEX events_by_arrival ON events (received_at, dedup_digest);",
         )

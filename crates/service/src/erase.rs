@@ -1,0 +1,644 @@
+//! Erasure (GDPR article 17, CCPA's right to delete): removes one person, found through any
+//! of their identifiers, from the log and every derived row (the store's `Erasure` role does
+//! the deletes), puts their identifiers on the suppression list as keyed hashes, records the
+//! erasure in the audit log and answers with a signed receipt, kept under its id.
+//!
+//! What belongs to the person ([`target`]), the keyed hashes ([`keyed_hash`]) and the
+//! receipt ([`receipt`], [`sign`]) are plain functions of data; [`erase`] gathers, calls
+//! them and the store, and records. The receipt and the audit entry hold no identifier in
+//! clear: the subject is named by its keyed hash, which whoever holds the server's secret and
+//! the identifier can check.
+
+use crate::access::{require, Actor, PRIVACY};
+use crate::privacy::{parse_subject, profile_ids, Subject};
+use crate::processors::{Processor, Step, StepFuture};
+use crate::profiles::Live;
+use crate::{Error, Result};
+use serde_json::{json, Value};
+use sightline_activate::backoff::{self, Backoff};
+use sightline_activate::webhook::{Answer, Webhook};
+use sightline_core::secret::keyed_hash;
+use sightline_core::DestinationKind;
+use sightline_core::{time, StoredEvent};
+use sightline_identity::{Profile, Region};
+use sightline_store::{ErasedCounts, ErasureTarget, Store};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Rows read per store call.
+const PAGE: usize = 1000;
+
+/// What later events carrying an erased identifier become.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Suppress {
+    /// Dropped at collection (and counted).
+    Drop,
+    /// Accepted without the erased identifiers.
+    Strip,
+}
+
+impl Suppress {
+    pub fn parse(text: &str) -> Result<Suppress> {
+        match text {
+            "drop" => Ok(Suppress::Drop),
+            "strip" => Ok(Suppress::Strip),
+            other => Err(Error::invalid(format!(
+                "`mode` is drop (the default) or strip, not {other:?}"
+            ))),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Suppress::Drop => "drop",
+            Suppress::Strip => "strip",
+        }
+    }
+}
+
+/// The keyed hash an identifier is listed under (`type:value`, normalised).
+pub fn identifier_hash(secret: &str, id_type: &str, value: &str) -> String {
+    keyed_hash(secret, &format!("{id_type}:{value}"))
+}
+
+/// Whom to erase: the profile, every id merged into it, every identifier it holds (and the
+/// one asked for), and the seqs of its events. `None` for the profile: only the identifier
+/// asked for (no one holds it; rows naming it are still looked for).
+pub fn target(subject: &Subject, profile: Option<&Profile>, seqs: Vec<i64>) -> ErasureTarget {
+    let mut identifiers = vec![(subject.id_type.as_str().to_owned(), subject.value.clone())];
+    let mut profiles = Vec::new();
+    if let Some(profile) = profile {
+        for identifier in &profile.identifiers {
+            let pair = (
+                identifier.id_type.as_str().to_owned(),
+                identifier.value.clone(),
+            );
+            if !identifiers.contains(&pair) {
+                identifiers.push(pair);
+            }
+        }
+        profiles = profile_ids(profile)
+            .iter()
+            .filter_map(|id| id.parse().ok())
+            .collect();
+        profiles.sort_unstable();
+    }
+    let mut seqs = seqs;
+    seqs.sort_unstable();
+    seqs.dedup();
+    ErasureTarget {
+        profiles,
+        identifiers,
+        seqs,
+    }
+}
+
+/// What the erasure found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// A person was found and erased.
+    Erased,
+    /// No one holds the identifier, and it was never erased.
+    NothingFound,
+    /// No one holds it: it was erased before (a no-op).
+    AlreadyErased,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Erased => "erased",
+            Outcome::NothingFound => "nothing found",
+            Outcome::AlreadyErased => "already erased",
+        }
+    }
+}
+
+/// The facts a receipt states.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Facts {
+    pub id: String,
+    pub requested_at: i64,
+    pub completed_at: i64,
+    pub actor: String,
+    pub subject_type: String,
+    pub subject_hash: String,
+    pub outcome: Outcome,
+    pub suppress: Suppress,
+    pub profiles: usize,
+    pub identifiers: usize,
+    pub events: usize,
+    pub counts: ErasedCounts,
+    /// Each destination's deletion request and its answer ([`notify`]).
+    pub notified: Vec<Value>,
+}
+
+/// The receipt, unsigned: what was removed (no identifier in clear), counts per table,
+/// the destinations sent a deletion request and their answers.
+pub fn receipt(facts: &Facts) -> Value {
+    json!({
+        "id": facts.id,
+        "status": "completed",
+        "outcome": facts.outcome.as_str(),
+        "requested_at": time::format_ms(facts.requested_at),
+        "completed_at": time::format_ms(facts.completed_at),
+        "actor": facts.actor,
+        "subject": {
+            "identifier_type": facts.subject_type,
+            "identifier_hmac_sha256": facts.subject_hash,
+        },
+        "removed": {
+            "profiles": facts.profiles,
+            "identifiers": facts.identifiers,
+            "events": facts.events,
+        },
+        "counts": facts.counts,
+        "suppression": {
+            "mode": facts.suppress.as_str(),
+            "identifiers_listed": facts.identifiers,
+        },
+        "destinations_notified": facts.notified,
+    })
+}
+
+/// The bytes a receipt's signature covers: the receipt without its `signature` field, its
+/// object keys sorted at every level, as compact JSON (Python's `json.dumps(r,
+/// sort_keys=True, separators=(",", ":"), ensure_ascii=False)`).
+pub fn canonical(receipt: &Value) -> String {
+    fn sorted(value: &Value) -> Value {
+        match value {
+            Value::Object(fields) => {
+                let mut keys: Vec<&String> = fields.keys().collect();
+                keys.sort();
+                Value::Object(
+                    keys.into_iter()
+                        .map(|k| (k.clone(), sorted(&fields[k])))
+                        .collect(),
+                )
+            }
+            Value::Array(items) => Value::Array(items.iter().map(sorted).collect()),
+            other => other.clone(),
+        }
+    }
+    let mut unsigned = receipt.clone();
+    if let Some(fields) = unsigned.as_object_mut() {
+        fields.remove("signature");
+    }
+    sorted(&unsigned).to_string()
+}
+
+/// Signs a receipt: HMAC-SHA256 under the server's privacy secret of its [`canonical`]
+/// bytes, hex, set as `signature`.
+pub fn sign(secret: &str, mut receipt: Value) -> Value {
+    let signature = keyed_hash(secret, &canonical(&receipt));
+    receipt["signature"] = json!({"algorithm": "HMAC-SHA256", "value": signature});
+    receipt
+}
+
+/// Whether a receipt is as this install signed it (checked with its privacy secret).
+/// `privacy` and `admin` only.
+pub async fn verify_receipt(store: &dyn Store, actor: &Actor, receipt: &Value) -> Result<bool> {
+    require(actor, PRIVACY, "verifying erasure receipts")?;
+    if !receipt.is_object() {
+        return Err(Error::invalid(
+            "a receipt is the JSON object an erasure answered",
+        ));
+    }
+    Ok(verify(&store.privacy_secret().await?, receipt))
+}
+
+/// Whether a signed receipt is as the server signed it.
+pub fn verify(secret: &str, receipt: &Value) -> bool {
+    let Some(claimed) = receipt["signature"]["value"].as_str() else {
+        return false;
+    };
+    let resigned = sign(secret, receipt.clone());
+    resigned["signature"]["value"].as_str() == Some(claimed)
+}
+
+/// What an erasure in the server reaches beyond the store: the follower's book, whose
+/// memory must drop the person, and the collector's suppression list, which must hold
+/// their identifiers before the erasure answers.
+#[derive(Clone)]
+pub struct Running {
+    pub book: Live,
+    pub suppressor: Arc<Suppressor>,
+}
+
+/// Erases the person holding `subject` (`TYPE:VALUE`). Only `privacy` and `admin` may. The
+/// receipt is stored under its id and recorded in the audit log as `privacy.erase`.
+/// `running` is the server's (none from the command line): the deletes run while its
+/// follower is between steps, the person is dropped from its memory before it goes on,
+/// and its collector suppresses their identifiers from the answer on (a command line's
+/// erasure reaches a running server's collector within [`SUPPRESSION_EVERY`]). Each
+/// destination that received data about the person is then sent a deletion request
+/// through `webhook` ([`notify`]), its answer recorded in the receipt.
+pub async fn erase(
+    store: &dyn Store,
+    running: Option<&Running>,
+    webhook: &Webhook,
+    actor: &Actor,
+    region: Region,
+    subject: &str,
+    suppress: Suppress,
+) -> Result<Value> {
+    require(actor, PRIVACY, "erasing a person's data")?;
+    let subject = parse_subject(subject, region)?;
+    let requested_at = time::now_ms();
+    let secret = store.privacy_secret().await?;
+    let subject_hash = identifier_hash(&secret, subject.id_type.as_str(), &subject.value);
+    let turn = match running {
+        Some(running) => Some(running.book.turn().await),
+        None => None,
+    };
+    let stored = store
+        .stored_profile(subject.id_type.as_str(), &subject.value)
+        .await?;
+    let (profile, seqs) = match &stored {
+        None => (None, Vec::new()),
+        Some(stored) => {
+            let doc = crate::lookup::stored_doc(stored)?;
+            let seqs = timeline(store, stored.id).await?;
+            (Some(doc.identity), seqs)
+        }
+    };
+    let recipients = match &stored {
+        Some(stored) => crate::privacy::recipients(store, &subject, stored).await?,
+        None => Default::default(),
+    };
+    let target = target(&subject, profile.as_ref(), seqs);
+    let already = store
+        .suppressed()
+        .await?
+        .iter()
+        .any(|(hash, _)| *hash == subject_hash);
+    let outcome = match (&profile, already) {
+        (Some(_), _) => Outcome::Erased,
+        (None, true) => Outcome::AlreadyErased,
+        (None, false) => Outcome::NothingFound,
+    };
+    // Listed before the deletes: an erasure that stops half way (a crash) finds the person
+    // again when asked again, rather than reporting them never seen.
+    let listed: Vec<(String, String)> = target
+        .identifiers
+        .iter()
+        .map(|(t, v)| (identifier_hash(&secret, t, v), suppress.as_str().to_owned()))
+        .collect();
+    let hashes: Vec<String> = listed.iter().map(|(hash, _)| hash.clone()).collect();
+    store.suppress(listed).await?;
+    let counts = store.erase(target.clone()).await?;
+    if let Some(running) = running {
+        running.book.forget(&target.profiles);
+    }
+    drop(turn);
+    if let Some(running) = running {
+        running.suppressor.load(&hashes).await?;
+    }
+    let id = format!("er_{}", sightline_core::secret::generate("", 24));
+    let notified = notify(
+        store,
+        webhook,
+        &recipients,
+        &deletion_request(&id, requested_at, &target.identifiers).to_string(),
+        &id,
+    )
+    .await?;
+    let facts = Facts {
+        id,
+        requested_at,
+        completed_at: time::now_ms(),
+        actor: crate::audit::actor_id(actor),
+        subject_type: subject.id_type.as_str().to_owned(),
+        subject_hash,
+        outcome,
+        suppress,
+        profiles: target.profiles.len(),
+        identifiers: target.identifiers.len(),
+        events: target.seqs.len(),
+        counts,
+        notified,
+    };
+    let signed = sign(&secret, receipt(&facts));
+    store
+        .save_erasure(&facts.id, facts.completed_at, &signed.to_string())
+        .await?;
+    crate::audit::record(
+        store,
+        actor,
+        "privacy.erase",
+        &format!("erasure:{}", facts.id),
+        None,
+        Some(json!({
+            "outcome": outcome.as_str(),
+            "identifier_type": facts.subject_type,
+            "identifier_hmac_sha256": facts.subject_hash,
+            "suppress": suppress.as_str(),
+            "counts": facts.counts,
+        })),
+    )
+    .await?;
+    Ok(signed)
+}
+
+/// Attempts at a destination's deletion request before it is recorded as failed.
+const DELETION_ATTEMPTS: u32 = 5;
+/// The longest wait between two attempts (a longer `Retry-After` is cut to it): the
+/// erasure answers within a bounded time.
+const DELETION_WAIT: Duration = Duration::from_secs(5);
+
+/// What a destination is sent: `{"type":"deletion_request","erasure_id":…,"requested_at":…,
+/// "identifiers":[{"type":…,"value":…}]}`, every identifier the person held (normalised),
+/// so that the receiver can find them however it keyed them.
+pub fn deletion_request(
+    erasure_id: &str,
+    requested_at: i64,
+    identifiers: &[(String, String)],
+) -> Value {
+    let identifiers: Vec<Value> = identifiers
+        .iter()
+        .map(|(id_type, value)| json!({"type": id_type, "value": value}))
+        .collect();
+    json!({
+        "type": "deletion_request",
+        "erasure_id": erasure_id,
+        "requested_at": time::format_ms(requested_at),
+        "identifiers": identifiers,
+    })
+}
+
+/// Sends `body` to each destination named, as a webhook delivery is sent: signed with its
+/// secret (`X-Sightline-Signature`), `Idempotency-Key` `ERASURE:DESTINATION`, retried with
+/// the deliveries' backoff (and `Retry-After`) up to [`DELETION_ATTEMPTS`] times. Vendor
+/// types have no deletion endpoint of ours: recorded as `not_sent`. One outcome per
+/// destination: `accepted`, `refused`, `failed` (still failing after the last attempt),
+/// `not_sent` or `gone` (deleted since).
+pub async fn notify(
+    store: &dyn Store,
+    webhook: &Webhook,
+    names: &BTreeSet<String>,
+    body: &str,
+    erasure_id: &str,
+) -> Result<Vec<Value>> {
+    let mut outcomes = Vec::new();
+    for name in names {
+        let Some(destination) = store.destination_by_name(name).await? else {
+            outcomes.push(json!({"destination": name, "status": "gone",
+                "reason": "the destination was deleted since it received data"}));
+            continue;
+        };
+        if destination.kind != DestinationKind::Webhook {
+            outcomes.push(json!({"destination": name, "status": "not_sent",
+                "reason": format!("a {} destination takes no deletion request from us: ask the vendor", destination.kind.as_str())}));
+            continue;
+        }
+        let key = format!("{erasure_id}:{}", destination.id);
+        let mut attempts = 0;
+        let mut outcome = loop {
+            attempts += 1;
+            let answer = webhook
+                .post(
+                    &destination.url,
+                    &destination.signing_secret,
+                    &key,
+                    body.to_owned(),
+                )
+                .await;
+            match answer {
+                Answer::Accepted { code } | Answer::Partial { code, .. } => {
+                    break json!({"status": "accepted", "code": code})
+                }
+                Answer::Refused { code, reason } => {
+                    break json!({"status": "refused", "code": code, "reason": reason})
+                }
+                Answer::Retry { code, wait, reason } => {
+                    if attempts >= DELETION_ATTEMPTS {
+                        break json!({"status": "failed", "code": code, "reason": reason});
+                    }
+                    let wait = wait
+                        .unwrap_or_else(|| {
+                            Backoff::default().delay(attempts - 1, backoff::jitter())
+                        })
+                        .min(DELETION_WAIT);
+                    tokio::time::sleep(wait).await;
+                }
+            }
+        };
+        outcome["destination"] = json!(name);
+        outcome["attempts"] = json!(attempts);
+        outcomes.push(outcome);
+    }
+    Ok(outcomes)
+}
+
+/// A stored erasure's receipt. `privacy` and `admin` only.
+pub async fn get(store: &dyn Store, actor: &Actor, id: &str) -> Result<Value> {
+    require(actor, PRIVACY, "reading erasures")?;
+    let text = store
+        .erasure(id)
+        .await?
+        .ok_or_else(|| Error::not_found("erasure", format!("no erasure {id:?}")))?;
+    serde_json::from_str(&text)
+        .map_err(|e| Error::Internal(anyhow::anyhow!("stored erasure {id} cannot be read: {e}")))
+}
+
+/// The most erasures [`list`] answers.
+pub const MAX_LIST: usize = 1000;
+
+/// The receipts of the latest erasures, newest first, at most `limit` (capped at
+/// [`MAX_LIST`]). `privacy` and `admin` only.
+pub async fn list(store: &dyn Store, actor: &Actor, limit: usize) -> Result<Vec<Value>> {
+    require(actor, PRIVACY, "reading erasures")?;
+    store
+        .erasures(limit.min(MAX_LIST))
+        .await?
+        .iter()
+        .map(|text| {
+            serde_json::from_str(text).map_err(|e| {
+                Error::Internal(anyhow::anyhow!("a stored erasure cannot be read: {e}"))
+            })
+        })
+        .collect()
+}
+
+/// How often the server reads the suppression list again (for erasures made by another
+/// process, the command line).
+pub const SUPPRESSION_EVERY: Duration = Duration::from_secs(1);
+
+/// Puts a suppression list in force: the privacy secret and `(keyed hash, mode)` entries.
+pub type Apply = Box<dyn Fn(String, Vec<(String, Suppress)>) + Send + Sync>;
+
+/// Keeps the collector's suppression list as stored: a processor reading it every
+/// [`SUPPRESSION_EVERY`], and at once after an erasure in this server. An erasure made by
+/// another process (the command line) cannot reach this server's memory: when the list
+/// gains entries this server did not add, its book is opened again from the store (as
+/// after another process's save), so that it holds no erased person.
+pub struct Suppressor {
+    store: Arc<dyn Store>,
+    book: Live,
+    apply: Apply,
+    /// The entries in force; held across a whole reload.
+    loaded: tokio::sync::Mutex<Option<Vec<(String, String)>>>,
+}
+
+impl Suppressor {
+    pub fn new(store: Arc<dyn Store>, book: Live, apply: Apply) -> Suppressor {
+        Suppressor {
+            store,
+            book,
+            apply,
+            loaded: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    /// Reads the stored list and puts it in force when it changed.
+    pub async fn reload(&self) -> Result<()> {
+        self.load(&[]).await
+    }
+
+    /// [`Suppressor::reload`] after an erasure in this server, which listed `hashes` and
+    /// dropped the person from the book itself.
+    async fn load(&self, ours: &[String]) -> Result<()> {
+        let mut loaded = self.loaded.lock().await;
+        let entries = self.store.suppressed().await?;
+        let Some(before) = loaded.as_ref() else {
+            // The first load, before the server listens: its book was just opened.
+            self.apply_list(&entries).await?;
+            *loaded = Some(entries);
+            return Ok(());
+        };
+        if *before == entries {
+            return Ok(());
+        }
+        let known: BTreeSet<&String> = before.iter().map(|(hash, _)| hash).chain(ours).collect();
+        if entries.iter().any(|(hash, _)| !known.contains(hash)) {
+            self.book.reopen(self.store.as_ref()).await?;
+        }
+        self.apply_list(&entries).await?;
+        *loaded = Some(entries);
+        Ok(())
+    }
+
+    async fn apply_list(&self, entries: &[(String, String)]) -> Result<()> {
+        let modes = entries
+            .iter()
+            .map(|(hash, mode)| Ok((hash.clone(), Suppress::parse(mode)?)))
+            .collect::<Result<Vec<_>>>()?;
+        // No list, no secret needed (nor made).
+        let secret = match modes.is_empty() {
+            true => String::new(),
+            false => self.store.privacy_secret().await?,
+        };
+        (self.apply)(secret, modes);
+        metrics::gauge!("sightline_suppressed_identifiers").set(entries.len() as f64);
+        Ok(())
+    }
+}
+
+impl Processor for Suppressor {
+    fn name(&self) -> String {
+        "suppression".into()
+    }
+
+    fn step(&self) -> StepFuture<'_> {
+        Box::pin(async move {
+            self.reload().await?;
+            Ok(Step::Idle)
+        })
+    }
+
+    fn idle(&self) -> Duration {
+        SUPPRESSION_EVERY
+    }
+}
+
+/// Every event seq on a stored profile's timeline.
+async fn timeline(store: &dyn Store, profile: i64) -> Result<Vec<i64>> {
+    let mut seqs = Vec::new();
+    let mut before = i64::MAX;
+    loop {
+        let page: Vec<StoredEvent> = store.stored_profile_events(profile, before, PAGE).await?;
+        let Some(last) = page.last() else { break };
+        before = last.seq;
+        seqs.extend(page.iter().map(|e| e.seq));
+    }
+    Ok(seqs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sightline_identity::IdType;
+
+    fn subject() -> Subject {
+        Subject {
+            id_type: IdType::Email,
+            value: "ann@x.com".into(),
+        }
+    }
+
+    #[test]
+    fn nobody_found_targets_the_identifier_alone() {
+        let t = target(&subject(), None, vec![]);
+        assert_eq!(
+            t.identifiers,
+            [("email".to_string(), "ann@x.com".to_string())]
+        );
+        assert!(t.profiles.is_empty() && t.seqs.is_empty());
+    }
+
+    #[test]
+    fn seqs_are_sorted_and_unique() {
+        assert_eq!(target(&subject(), None, vec![5, 1, 5, 3]).seqs, [1, 3, 5]);
+    }
+
+    #[test]
+    fn hashes_are_keyed() {
+        let a = identifier_hash("k1", "email", "ann@x.com");
+        assert_eq!(a, identifier_hash("k1", "email", "ann@x.com"));
+        assert_ne!(a, identifier_hash("k2", "email", "ann@x.com"));
+        assert!(!a.contains("ann"));
+        assert_eq!(a.len(), 64);
+    }
+
+    #[test]
+    fn receipts_are_signed_and_tampering_shows() {
+        let facts = Facts {
+            id: "er_1".into(),
+            requested_at: 0,
+            completed_at: 1,
+            actor: "cli".into(),
+            subject_type: "email".into(),
+            subject_hash: "h".into(),
+            outcome: Outcome::NothingFound,
+            suppress: Suppress::Drop,
+            profiles: 0,
+            identifiers: 1,
+            events: 0,
+            counts: ErasedCounts::new(),
+            notified: vec![json!({"destination": "hook", "status": "accepted", "code": 200})],
+        };
+        let signed = sign("secret", receipt(&facts));
+        assert_eq!(signed["outcome"], "nothing found");
+        assert!(verify("secret", &signed));
+        assert!(!verify("other", &signed));
+        let mut edited = signed.clone();
+        edited["removed"]["events"] = 9.into();
+        assert!(!verify("secret", &edited));
+        // The order of keys does not matter; a receipt read back verifies.
+        let text = signed.to_string();
+        let read: Value = serde_json::from_str(&text).unwrap();
+        assert!(verify("secret", &read));
+        assert_eq!(
+            canonical(&json!({"b": 1, "a": {"d": [2], "c": "é"}, "signature": "x"})),
+            r#"{"a":{"c":"é","d":[2]},"b":1}"#
+        );
+    }
+
+    #[test]
+    fn suppress_modes_parse_and_refuse_others() {
+        assert_eq!(Suppress::parse("drop").unwrap(), Suppress::Drop);
+        assert_eq!(Suppress::parse("strip").unwrap(), Suppress::Strip);
+        assert!(Suppress::parse("keep").is_err());
+    }
+}

@@ -1,0 +1,91 @@
+//! Erasure (GDPR article 17): the role that removes one person's events from the log and
+//! every derived row about them, and keeps what erasure needs afterwards: the server-held
+//! secret that keys the suppression list and signs receipts, the receipts, and the
+//! suppression list (keyed hashes of erased identifiers, never the identifiers).
+//!
+//! What belongs to the person is decided above the store (crates/service/src/erase.rs):
+//! the store is handed profile ids, identifiers and event seqs, and deletes exactly the rows
+//! that name them, in one transaction per database. A checkpoint is a seq and stays valid:
+//! rows below it may go, seqs are never reused.
+
+use async_trait::async_trait;
+use std::collections::BTreeMap;
+
+use crate::Result;
+
+/// Whom to erase, as the rows name them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ErasureTarget {
+    /// The live profile id and every id merged into it.
+    pub profiles: Vec<i64>,
+    /// `(type, normalised value)` of every identifier they hold.
+    pub identifiers: Vec<(String, String)>,
+    /// The seqs of their events in the log.
+    pub seqs: Vec<i64>,
+}
+
+impl ErasureTarget {
+    /// The identifiers as review items name them (`type:value`).
+    pub fn identifier_names(&self) -> Vec<String> {
+        self.identifiers
+            .iter()
+            .map(|(t, v)| format!("{t}:{v}"))
+            .collect()
+    }
+
+    /// The profile ids as audience history records name them (text).
+    pub fn profile_names(&self) -> Vec<String> {
+        self.profiles.iter().map(i64::to_string).collect()
+    }
+}
+
+/// Rows deleted, by table.
+pub type ErasedCounts = BTreeMap<String, u64>;
+
+/// The tables an erasure deletes from, in the order counts are reported.
+pub const ERASED_TABLES: [&str; 12] = [
+    "events",
+    "dedup",
+    "profiles",
+    "profile_identifiers",
+    "profile_events",
+    "profile_states",
+    "profile_merges",
+    "consent_changes",
+    "audience_members",
+    "profile_timers",
+    "audience_changes",
+    "deliveries",
+];
+
+/// Also counted: `link_reviews`.
+pub const LINK_REVIEWS: &str = "link_reviews";
+
+/// Erasure of one person, and what it keeps afterwards.
+#[async_trait]
+pub trait Erasure: Send + Sync {
+    /// Deletes the target's events from the log and every derived row naming its profile
+    /// ids, identifiers or seqs; returns the rows deleted per table. SQLite: freed cells are
+    /// zeroed (`secure_delete`) and both write-ahead logs are checkpointed and truncated, so
+    /// no copy of the rows remains in the files. PostgreSQL: no live row holds them.
+    async fn erase(&self, target: ErasureTarget) -> Result<ErasedCounts>;
+    /// The server-held privacy secret, made on first use: it keys the suppression
+    /// list's hashes and signs receipts.
+    async fn privacy_secret(&self) -> Result<String>;
+    /// Stores an erasure's receipt (JSON) under its id.
+    async fn save_erasure(&self, id: &str, at: i64, receipt: &str) -> Result<()>;
+    /// An erasure's receipt by id.
+    async fn erasure(&self, id: &str) -> Result<Option<String>>;
+    /// The receipts of the latest erasures, newest first, at most `limit`.
+    async fn erasures(&self, limit: usize) -> Result<Vec<String>>;
+    /// Adds `(keyed hash, mode)` entries to the suppression list (a hash already listed
+    /// takes the new mode).
+    async fn suppress(&self, entries: Vec<(String, String)>) -> Result<()>;
+    /// The whole suppression list, `(keyed hash, mode)`.
+    async fn suppressed(&self) -> Result<Vec<(String, String)>>;
+}
+
+/// A new privacy secret: 64 random alphanumeric characters.
+pub(crate) fn new_secret() -> String {
+    sightline_core::secret::generate("", 64)
+}

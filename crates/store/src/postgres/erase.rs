@@ -1,0 +1,202 @@
+//! Erasure on PostgreSQL (see `crate::erase`): one transaction deletes the person's events,
+//! their dedup claims and every derived row, under the profiles lock so that no profile save
+//! interleaves. No live row holds them afterwards (dead tuples are vacuumed as usual).
+
+use super::{PostgresStore, PROFILES_LOCK};
+use crate::erase::{new_secret, ErasedCounts, Erasure, ErasureTarget, LINK_REVIEWS};
+use crate::Result;
+use async_trait::async_trait;
+
+/// The migration that creates erasure's tables (its place in `MIGRATIONS` is in
+/// `postgres.rs`).
+pub(super) const MIGRATION: &str = "CREATE TABLE privacy_secret (
+        id INT PRIMARY KEY CHECK (id = 1),
+        secret TEXT NOT NULL
+     );
+     CREATE TABLE erasures (
+        id TEXT PRIMARY KEY,
+        created_at BIGINT NOT NULL,
+        receipt TEXT NOT NULL
+     );
+     CREATE TABLE suppressed_identifiers (
+        hash TEXT PRIMARY KEY,
+        mode TEXT NOT NULL,
+        created_at BIGINT NOT NULL
+     );
+     CREATE TABLE log_erased (
+        id INT PRIMARY KEY CHECK (id = 1),
+        seq BIGINT NOT NULL
+     );";
+
+/// `(table, statement)`: `$1` the profile ids (BIGINT[]), `$2` their text form, `$3` the
+/// seqs, `$4` the identifier types and `$5` values (aligned), `$6` the `type:value` names.
+/// The dedup claims go before the events they are computed from.
+const DELETES: [(&str, &str); 13] = [
+    (
+        "dedup",
+        "DELETE FROM dedup WHERE key IN (
+            SELECT substring(sha256(int8send(source_id) || convert_to(message_id, 'UTF8')) FROM 1 FOR 16)
+            FROM events WHERE seq = ANY($3))",
+    ),
+    ("events", "DELETE FROM events WHERE seq = ANY($3)"),
+    ("profiles", "DELETE FROM profiles WHERE id = ANY($1)"),
+    (
+        "profile_identifiers",
+        "DELETE FROM profile_identifiers WHERE profile_id = ANY($1)
+            OR (id_type, value) IN (SELECT * FROM unnest($4::text[], $5::text[]))",
+    ),
+    (
+        "profile_events",
+        "DELETE FROM profile_events WHERE profile_id = ANY($1) OR seq = ANY($3)",
+    ),
+    (
+        "profile_states",
+        "DELETE FROM profile_states WHERE profile_id = ANY($1)",
+    ),
+    (
+        "profile_merges",
+        "DELETE FROM profile_merges WHERE retired = ANY($1) OR survivor = ANY($1)",
+    ),
+    (
+        "consent_changes",
+        "DELETE FROM consent_changes WHERE profile_id = ANY($1) OR seq = ANY($3)",
+    ),
+    (
+        "audience_members",
+        "DELETE FROM audience_members WHERE profile_id = ANY($1)",
+    ),
+    (
+        "profile_timers",
+        "DELETE FROM profile_timers WHERE profile_id = ANY($1)",
+    ),
+    (
+        "audience_changes",
+        "DELETE FROM audience_changes WHERE change LIKE '{%' AND (change::jsonb ->> 'profile') = ANY($2)",
+    ),
+    ("deliveries", "DELETE FROM deliveries WHERE seq = ANY($3)"),
+    (
+        LINK_REVIEWS,
+        "DELETE FROM link_reviews WHERE left_id = ANY($6) OR right_id = ANY($6)",
+    ),
+];
+
+#[async_trait]
+impl Erasure for PostgresStore {
+    async fn erase(&self, target: ErasureTarget) -> Result<ErasedCounts> {
+        let names = target.profile_names();
+        let identifier_names = target.identifier_names();
+        let (types, values): (Vec<String>, Vec<String>) =
+            target.identifiers.iter().cloned().unzip();
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&PROFILES_LOCK])
+            .await?;
+        // The log's end stays where it was when its last events go (see `last_seq`).
+        tx.execute(
+            "INSERT INTO log_erased (id, seq)
+             SELECT 1, MAX(seq) FROM events WHERE seq = ANY($1) HAVING MAX(seq) IS NOT NULL
+             ON CONFLICT (id) DO UPDATE SET seq = GREATEST(log_erased.seq, excluded.seq)",
+            &[&target.seqs],
+        )
+        .await?;
+        let mut counts = ErasedCounts::new();
+        for (table, sql) in DELETES {
+            // Each statement names only the parameters it uses; the rest are bound unused
+            // through a statement-level `WITH` that PostgreSQL ignores.
+            let statement = format!(
+                "WITH unused AS (SELECT $1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[]) {sql}"
+            );
+            let deleted = tx
+                .execute(
+                    statement.as_str(),
+                    &[
+                        &target.profiles,
+                        &names,
+                        &target.seqs,
+                        &types,
+                        &values,
+                        &identifier_names,
+                    ],
+                )
+                .await?;
+            counts.insert(table.to_owned(), deleted);
+        }
+        tx.commit().await?;
+        Ok(counts)
+    }
+
+    async fn privacy_secret(&self) -> Result<String> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "INSERT INTO privacy_secret (id, secret) VALUES (1, $1) ON CONFLICT (id) DO NOTHING",
+                &[&new_secret()],
+            )
+            .await?;
+        Ok(client
+            .query_one("SELECT secret FROM privacy_secret WHERE id = 1", &[])
+            .await?
+            .get(0))
+    }
+
+    async fn save_erasure(&self, id: &str, at: i64, receipt: &str) -> Result<()> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "INSERT INTO erasures (id, created_at, receipt) VALUES ($1, $2, $3)
+                 ON CONFLICT (id) DO UPDATE SET receipt = excluded.receipt",
+                &[&id, &at, &receipt],
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn erasure(&self, id: &str) -> Result<Option<String>> {
+        let client = self.client().await?;
+        Ok(client
+            .query_opt("SELECT receipt FROM erasures WHERE id = $1", &[&id])
+            .await?
+            .map(|row| row.get(0)))
+    }
+
+    async fn erasures(&self, limit: usize) -> Result<Vec<String>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let client = self.client().await?;
+        Ok(client
+            .query(
+                "SELECT receipt FROM erasures ORDER BY created_at DESC, id DESC LIMIT $1",
+                &[&limit],
+            )
+            .await?
+            .iter()
+            .map(|row| row.get(0))
+            .collect())
+    }
+
+    async fn suppress(&self, entries: Vec<(String, String)>) -> Result<()> {
+        let (hashes, modes): (Vec<String>, Vec<String>) = entries.into_iter().unzip();
+        let client = self.client().await?;
+        client
+            .execute(
+                "INSERT INTO suppressed_identifiers (hash, mode, created_at)
+                 SELECT h, m, $3 FROM unnest($1::text[], $2::text[]) AS t (h, m)
+                 ON CONFLICT (hash) DO UPDATE SET mode = excluded.mode",
+                &[&hashes, &modes, &sightline_core::time::now_ms()],
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn suppressed(&self) -> Result<Vec<(String, String)>> {
+        let client = self.client().await?;
+        Ok(client
+            .query(
+                "SELECT hash, mode FROM suppressed_identifiers ORDER BY hash",
+                &[],
+            )
+            .await?
+            .iter()
+            .map(|row| (row.get(0), row.get(1)))
+            .collect())
+    }
+}

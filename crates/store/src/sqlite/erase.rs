@@ -1,0 +1,258 @@
+//! Erasure on SQLite (see `crate::erase`). Every connection zeroes what it frees
+//! (`secure_delete`, set in `connect`), so neither the deleted rows nor earlier versions of
+//! rewritten ones (a profile document saved again) leave bytes in free space; the log is not
+//! rewritten. After the deletes both write-ahead logs are checkpointed and truncated: no
+//! frame keeps the pages as they were.
+
+use super::SqliteStore;
+use crate::erase::{new_secret, ErasedCounts, Erasure, ErasureTarget, LINK_REVIEWS};
+use crate::{Result, StoreError};
+use async_trait::async_trait;
+use rusqlite::{params, Connection, OptionalExtension};
+
+/// The migration that creates erasure's tables (its place in `MIGRATIONS` is in `sqlite.rs`).
+pub(super) const MIGRATION: &str = "CREATE TABLE privacy_secret (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        secret TEXT NOT NULL
+     );
+     CREATE TABLE erasures (
+        id TEXT PRIMARY KEY,
+        created_at INTEGER NOT NULL,
+        receipt TEXT NOT NULL
+     );
+     CREATE TABLE suppressed_identifiers (
+        hash TEXT PRIMARY KEY,
+        mode TEXT NOT NULL,
+        created_at INTEGER NOT NULL
+     ) WITHOUT ROWID;";
+
+/// Statements deleting by profile id, with the table counted.
+const BY_PROFILE: [(&str, &str); 8] = [
+    ("profiles", "DELETE FROM profiles WHERE id = ?1"),
+    (
+        "profile_identifiers",
+        "DELETE FROM profile_identifiers WHERE profile_id = ?1",
+    ),
+    (
+        "profile_events",
+        "DELETE FROM profile_events WHERE profile_id = ?1",
+    ),
+    (
+        "profile_states",
+        "DELETE FROM profile_states WHERE profile_id = ?1",
+    ),
+    (
+        "profile_merges",
+        "DELETE FROM profile_merges WHERE retired = ?1 OR survivor = ?1",
+    ),
+    (
+        "consent_changes",
+        "DELETE FROM consent_changes WHERE profile_id = ?1",
+    ),
+    (
+        "audience_members",
+        "DELETE FROM audience_members WHERE profile_id = ?1",
+    ),
+    (
+        "profile_timers",
+        "DELETE FROM profile_timers WHERE profile_id = ?1",
+    ),
+];
+
+fn add(counts: &mut ErasedCounts, table: &str, n: usize) {
+    *counts.entry(table.to_owned()).or_default() += n as u64;
+}
+
+/// Deletes the derived rows in one transaction of `sightline.db`.
+fn erase_state(conn: &mut Connection, target: &ErasureTarget) -> Result<ErasedCounts> {
+    let mut counts = ErasedCounts::new();
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    for &(table, sql) in &BY_PROFILE {
+        add(&mut counts, table, 0);
+        let mut stmt = tx.prepare_cached(sql)?;
+        for id in &target.profiles {
+            add(&mut counts, table, stmt.execute([id])?);
+        }
+    }
+    {
+        let mut stmt =
+            tx.prepare_cached("DELETE FROM profile_identifiers WHERE id_type = ?1 AND value = ?2")?;
+        for (id_type, value) in &target.identifiers {
+            add(
+                &mut counts,
+                "profile_identifiers",
+                stmt.execute(params![id_type, value])?,
+            );
+        }
+        let mut stmt = tx.prepare_cached("DELETE FROM profile_events WHERE seq = ?1")?;
+        for seq in &target.seqs {
+            add(&mut counts, "profile_events", stmt.execute([seq])?);
+        }
+        add(&mut counts, "consent_changes", 0);
+        let mut stmt = tx.prepare_cached("DELETE FROM consent_changes WHERE seq = ?1")?;
+        for seq in &target.seqs {
+            add(&mut counts, "consent_changes", stmt.execute([seq])?);
+        }
+        add(&mut counts, "audience_changes", 0);
+        let mut stmt = tx.prepare_cached(
+            "DELETE FROM audience_changes WHERE json_valid(change)
+                AND json_extract(change, '$.profile') = ?1",
+        )?;
+        for name in target.profile_names() {
+            add(&mut counts, "audience_changes", stmt.execute([name])?);
+        }
+        add(&mut counts, "deliveries", 0);
+        let mut stmt = tx.prepare_cached("DELETE FROM deliveries WHERE seq = ?1")?;
+        for seq in &target.seqs {
+            add(&mut counts, "deliveries", stmt.execute([seq])?);
+        }
+        add(&mut counts, LINK_REVIEWS, 0);
+        let mut stmt =
+            tx.prepare_cached("DELETE FROM link_reviews WHERE left_id = ?1 OR right_id = ?1")?;
+        for name in target.identifier_names() {
+            add(&mut counts, LINK_REVIEWS, stmt.execute([name])?);
+        }
+    }
+    tx.commit()?;
+    Ok(counts)
+}
+
+/// Copies the write-ahead log into the database and truncates it, waiting (through the
+/// busy handler) for readers of older snapshots; a checkpoint that still could not finish
+/// is an error, so that the erasure is not reported done while a frame holds old pages.
+fn truncate_wal(conn: &Connection, file: &str) -> Result<()> {
+    for _ in 0..50 {
+        let busy: i64 = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
+        if busy == 0 {
+            return Ok(());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    Err(StoreError::Commit(format!(
+        "the write-ahead log of {file} could not be checkpointed: readers kept it busy; erase again to finish"
+    )))
+}
+
+#[async_trait]
+impl Erasure for SqliteStore {
+    async fn erase(&self, target: ErasureTarget) -> Result<ErasedCounts> {
+        let state_target = target.clone();
+        let mut counts = self
+            .with_conn(move |conn| {
+                let counts = erase_state(conn, &state_target)?;
+                truncate_wal(conn, "sightline.db")?;
+                Ok(counts)
+            })
+            .await?;
+        // The log: its writer thread holds the dedup index for every group it commits, so
+        // holding it keeps this delete between the writer's transactions (as `prune_dedup`
+        // does); the index is then dropped and reloaded from the log by the next group.
+        let recent = self.recent.clone();
+        let seqs = target.seqs;
+        let deleted = self
+            .log
+            .run(move |conn| {
+                let mut recent = recent.lock().expect("dedup index poisoned");
+                let tx =
+                    conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+                let mut deleted = 0;
+                {
+                    let mut stmt = tx.prepare_cached("DELETE FROM events WHERE seq = ?1")?;
+                    for seq in &seqs {
+                        deleted += stmt.execute([seq])?;
+                    }
+                }
+                tx.commit()?;
+                recent.forget();
+                drop(recent);
+                truncate_wal(conn, "log.db")?;
+                Ok(deleted)
+            })
+            .await?;
+        add(&mut counts, "events", deleted);
+        // The dedup digests live in the log's rows (sqlite/dedup.rs): gone with them.
+        add(&mut counts, "dedup", 0);
+        Ok(counts)
+    }
+
+    async fn privacy_secret(&self) -> Result<String> {
+        self.with_conn(|conn| {
+            conn.execute(
+                "INSERT OR IGNORE INTO privacy_secret (id, secret) VALUES (1, ?1)",
+                [new_secret()],
+            )?;
+            Ok(
+                conn.query_row("SELECT secret FROM privacy_secret WHERE id = 1", [], |r| {
+                    r.get(0)
+                })?,
+            )
+        })
+        .await
+    }
+
+    async fn save_erasure(&self, id: &str, at: i64, receipt: &str) -> Result<()> {
+        let (id, receipt) = (id.to_owned(), receipt.to_owned());
+        self.with_conn(move |conn| {
+            conn.execute(
+                "INSERT INTO erasures (id, created_at, receipt) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (id) DO UPDATE SET receipt = excluded.receipt",
+                params![id, at, receipt],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn erasure(&self, id: &str) -> Result<Option<String>> {
+        let id = id.to_owned();
+        self.with_conn(move |conn| {
+            Ok(conn
+                .query_row("SELECT receipt FROM erasures WHERE id = ?1", [id], |r| {
+                    r.get(0)
+                })
+                .optional()?)
+        })
+        .await
+    }
+
+    async fn erasures(&self, limit: usize) -> Result<Vec<String>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.with_conn(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT receipt FROM erasures ORDER BY created_at DESC, id DESC LIMIT ?1",
+            )?;
+            let rows = stmt.query_map([limit], |r| r.get(0))?;
+            Ok(rows.collect::<rusqlite::Result<Vec<String>>>()?)
+        })
+        .await
+    }
+
+    async fn suppress(&self, entries: Vec<(String, String)>) -> Result<()> {
+        self.with_conn(move |conn| {
+            let tx = conn.transaction()?;
+            {
+                let now = sightline_core::time::now_ms();
+                let mut stmt = tx.prepare_cached(
+                    "INSERT INTO suppressed_identifiers (hash, mode, created_at) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (hash) DO UPDATE SET mode = excluded.mode",
+                )?;
+                for (hash, mode) in &entries {
+                    stmt.execute(params![hash, mode, now])?;
+                }
+            }
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn suppressed(&self) -> Result<Vec<(String, String)>> {
+        self.with_conn(|conn| {
+            let mut stmt =
+                conn.prepare_cached("SELECT hash, mode FROM suppressed_identifiers ORDER BY hash")?;
+            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+        .await
+    }
+}
