@@ -16,7 +16,7 @@ use sightline_core::{
 use sightline_identity::{Identifier, ProfileId, Rules};
 use sightline_profiles::{EventProfile, Memberships, ProfileDoc, Profiles};
 use sightline_store::{Store, StoreError};
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
@@ -58,6 +58,8 @@ pub struct Live {
     /// Held by the follower through each step (a page applied and saved) and by an erasure
     /// through its deletes: a save never brings back rows an erasure removed.
     turn: Arc<tokio::sync::Mutex<()>>,
+    /// Erasures this book has seen: a page read ahead before one may hold erased events.
+    erasures: Arc<AtomicU64>,
 }
 
 /// The book, written; its applied seq is published when the writer lets go.
@@ -93,6 +95,7 @@ impl Live {
             applied: Arc::new(AtomicI64::new(book.profiles.last_seq())),
             book: Arc::new(RwLock::new(book)),
             turn: Arc::new(tokio::sync::Mutex::new(())),
+            erasures: Arc::new(AtomicU64::new(0)),
         }
     }
 
@@ -107,7 +110,13 @@ impl Live {
         let _turn = self.turn().await;
         let fresh = open(store, self.rules().clone()).await?;
         *self.write() = fresh;
+        self.erasures.fetch_add(1, Ordering::AcqRel);
         Ok(())
+    }
+
+    /// How many erasures this book has seen (see [`Live::forget`]).
+    fn erasures(&self) -> u64 {
+        self.erasures.load(Ordering::Acquire)
     }
 
     /// Drops the profiles given (an erased person's ids), their memberships and changes
@@ -117,6 +126,9 @@ impl Live {
         let mut book = self.write();
         let dropped = book.profiles.forget(&ids);
         book.memberships.evict(&ids);
+        // Counted even when the book held none of them: the page read ahead may hold
+        // their events all the same.
+        self.erasures.fetch_add(1, Ordering::AcqRel);
         dropped.len()
     }
 
@@ -641,8 +653,9 @@ pub struct Follower {
     checked: std::sync::Mutex<Instant>,
     /// When a rebuild's progress was last logged.
     said: std::sync::Mutex<Instant>,
-    /// The next page, read and parsed while the book applies this one (when behind).
-    ahead: std::sync::Mutex<Option<tokio::task::JoinHandle<Result<Fetched>>>>,
+    /// The next page, read and parsed while the book applies this one (when behind), with
+    /// the book's count of erasures when it was asked for.
+    ahead: std::sync::Mutex<Option<(u64, tokio::task::JoinHandle<Result<Fetched>>)>>,
 }
 
 /// How often the follower compares the audience and trait definitions with the stored ones.
@@ -669,10 +682,12 @@ impl Follower {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .take();
+        let erasures = self.book.erasures();
         let fetched = match ahead {
-            Some(ahead) => match ahead.await {
-                Ok(Ok(fetched)) if fetched.after == after => fetched,
-                // Read for a book since replaced, or failed: read again.
+            Some((asked, ahead)) => match ahead.await {
+                Ok(Ok(fetched)) if fetched.after == after && asked == erasures => fetched,
+                // Read for a book since replaced, possibly before an erasure's deletes, or
+                // failed: read again.
                 _ => fetch(self.store.as_ref(), after).await?,
             },
             None => fetch(self.store.as_ref(), after).await?,
@@ -680,7 +695,7 @@ impl Follower {
         if let (PAGE, Some(last)) = (fetched.events.len(), fetched.events.last()) {
             let (store, next) = (Arc::clone(&self.store), last.seq);
             let ahead = tokio::spawn(async move { fetch(store.as_ref(), next).await });
-            *self.ahead.lock().unwrap_or_else(PoisonError::into_inner) = Some(ahead);
+            *self.ahead.lock().unwrap_or_else(PoisonError::into_inner) = Some((erasures, ahead));
         }
         Ok(fetched)
     }
@@ -994,6 +1009,58 @@ mod tests {
         }
         follower.page().await.unwrap();
         assert_stored_as_rebuilt(store.as_ref()).await;
+    }
+
+    /// A page read ahead before an erasure's deletes may hold the erased events: the
+    /// follower reads it again rather than bring the person back.
+    #[tokio::test]
+    async fn a_page_read_ahead_before_an_erasure_is_read_again() {
+        let (_dir, store) = keen_store(TWO_VIEWS).await;
+        store
+            .append((0..PAGE).map(|i| viewed(&format!("a{i}"))).collect(), 0)
+            .await
+            .unwrap();
+        let appended = store.append(vec![viewed("ghost")], 0).await.unwrap();
+        let Some(sightline_store::Appended::Stored(seq)) = appended.first().cloned() else {
+            panic!("not stored: {appended:?}");
+        };
+        let live = Live::new(open(store.as_ref(), rules()).await.unwrap());
+        let follower = Follower::new(store.clone(), live.clone(), 2 * PAGE);
+        assert!(matches!(follower.page().await.unwrap(), Step::More));
+        // The next page (the ghost's event) is read before the erasure deletes it.
+        while !follower
+            .ahead
+            .lock()
+            .unwrap()
+            .as_ref()
+            .is_some_and(|(_, ahead)| ahead.is_finished())
+        {
+            tokio::task::yield_now().await;
+        }
+        {
+            let _turn = live.turn().await;
+            let target = sightline_store::ErasureTarget {
+                profiles: Vec::new(),
+                identifiers: vec![("anonymous_id".into(), "ghost".into())],
+                seqs: vec![seq],
+            };
+            store.erase(target).await.unwrap();
+            live.forget(&[]);
+        }
+        while let Step::More = follower.page().await.unwrap() {}
+        assert!(
+            store
+                .stored_profile("anonymous_id", "ghost")
+                .await
+                .unwrap()
+                .is_none(),
+            "the erased person came back from the page read ahead"
+        );
+        assert!(store
+            .stored_profile("anonymous_id", "a7")
+            .await
+            .unwrap()
+            .is_some());
     }
 
     /// What is stored is what a rebuild of the whole log in memory holds, at the log's end.
