@@ -14,6 +14,13 @@ use std::path::{Path, PathBuf};
 pub struct FileConfig {
     pub data: Option<PathBuf>,
     pub database_url: Option<String>,
+    /// `nats://host:4222`: the event log on NATS JetStream, for several nodes (state in
+    /// the PostgreSQL of `database_url`).
+    pub log_url: Option<String>,
+    /// `[log]`: the JetStream stream's settings.
+    pub log: Option<LogConfig>,
+    /// This node's name among several [default: the host name and a random suffix].
+    pub node_id: Option<String>,
     pub listen: Option<String>,
     /// A private address (e.g. 127.0.0.1:9090) that serves `/metrics` without a token; the
     /// main listener then no longer serves it.
@@ -39,6 +46,21 @@ pub struct FileConfig {
     /// is, and per environment whether a destination and a change to where or what it
     /// sends wait for a security approval.
     pub approval: Option<ApprovalConfig>,
+}
+
+/// `[log]`: the stream that holds the event log when `log_url` is set. A stream that
+/// exists with other settings stops the start (JetStream keeps its own configuration).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// The stream's name [default: SIGHTLINE].
+    pub stream: Option<String>,
+    /// Copies JetStream keeps of each event: 1, 3 or 5 [default: 1].
+    pub replicas: Option<usize>,
+    /// Events older than this are dropped, e.g. "400d" [default: kept forever].
+    pub max_age: Option<String>,
+    /// JetStream's own window for repeated publishes of one event [default: 2m].
+    pub duplicate_window: Option<String>,
 }
 
 /// `[approval]`: `environment = "production" | "staging"` (production by default) and

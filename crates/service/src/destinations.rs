@@ -344,6 +344,11 @@ impl DeliveryTo {
 }
 
 impl Processor for DeliveryTo {
+    // It reads the profiles processor's book (consent, memberships): it runs where that does.
+    fn placement(&self) -> crate::processors::Placement {
+        crate::processors::Placement::With("profiles")
+    }
+
     fn name(&self) -> String {
         format!("delivery:{}", self.name)
     }
@@ -413,6 +418,11 @@ impl Deliveries {
 }
 
 impl Processor for Deliveries {
+    // It reads the profiles processor's book (consent, memberships): it runs where that does.
+    fn placement(&self) -> crate::processors::Placement {
+        crate::processors::Placement::With("profiles")
+    }
+
     fn name(&self) -> String {
         "destinations".into()
     }

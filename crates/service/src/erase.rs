@@ -536,6 +536,11 @@ impl Suppressor {
 }
 
 impl Processor for Suppressor {
+    // It keeps this node's own memory current.
+    fn placement(&self) -> crate::processors::Placement {
+        crate::processors::Placement::EveryNode
+    }
+
     fn name(&self) -> String {
         "suppression".into()
     }

@@ -14,6 +14,7 @@ pub mod approval;
 pub mod attribution;
 pub mod audiences;
 pub mod audit;
+pub mod cluster;
 pub mod config;
 pub mod consent;
 pub mod crm;

@@ -382,6 +382,11 @@ impl PlanKeeper {
 }
 
 impl crate::processors::Processor for PlanKeeper {
+    // It keeps this node's own memory current.
+    fn placement(&self) -> crate::processors::Placement {
+        crate::processors::Placement::EveryNode
+    }
+
     fn name(&self) -> String {
         "tracking-plans".into()
     }

@@ -13,7 +13,7 @@
 use futures_util::FutureExt;
 use sightline_core::time;
 use sightline_store::EventLog;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
@@ -50,6 +50,22 @@ pub trait Processor: Send + Sync + 'static {
     fn applied_through(&self) -> PositionFuture<'_> {
         Box::pin(async { Ok(None) })
     }
+    /// Where it runs when several nodes share the store (see [`crate::cluster`]).
+    fn placement(&self) -> Placement {
+        Placement::Leased
+    }
+}
+
+/// Where a processor runs when several nodes share the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placement {
+    /// On one node at a time: the one holding its lease.
+    Leased,
+    /// On one node at a time, and only on the node running the named processor, whose
+    /// memory it reads (delivery and audience sync read the profiles processor's book).
+    With(&'static str),
+    /// On every node: it keeps that node's own memory current (plans, suppression list).
+    EveryNode,
 }
 
 /// The first wait after a failed step; it doubles with each failure in a row, up to
@@ -160,6 +176,9 @@ pub struct Supervisor {
     running: Registry,
     /// Where the processors run.
     runtime: tokio::runtime::Handle,
+    /// The leases this node holds, when it shares the store with other nodes: a leased
+    /// processor steps only while its name is in the set. `None`: one node runs everything.
+    leases: Option<watch::Receiver<BTreeSet<String>>>,
 }
 
 impl Supervisor {
@@ -170,11 +189,29 @@ impl Supervisor {
 
     /// A supervisor running its processors on `runtime` (the server's: see [`runtime`]).
     pub fn on(runtime: tokio::runtime::Handle) -> Arc<Supervisor> {
+        Supervisor::build(runtime, None)
+    }
+
+    /// A supervisor of one node among several: a processor that is not
+    /// [`Placement::EveryNode`] steps only while `leases` holds its name (kept by
+    /// [`crate::cluster::Membership`]).
+    pub fn clustered(
+        runtime: tokio::runtime::Handle,
+        leases: watch::Receiver<BTreeSet<String>>,
+    ) -> Arc<Supervisor> {
+        Supervisor::build(runtime, Some(leases))
+    }
+
+    fn build(
+        runtime: tokio::runtime::Handle,
+        leases: Option<watch::Receiver<BTreeSet<String>>>,
+    ) -> Arc<Supervisor> {
         Arc::new(Supervisor {
             stop: watch::channel(false).0,
             tasks: Mutex::new(JoinSet::new()),
             running: Registry::default(),
             runtime,
+            leases,
         })
     }
 
@@ -192,11 +229,31 @@ impl Supervisor {
             up: Arc::new(AtomicBool::new(true)),
         };
         running.insert(name.clone(), entry.clone());
+        let leases = self
+            .leases
+            .clone()
+            .filter(|_| entry.processor.placement() != Placement::EveryNode);
         tasks.spawn_on(
-            run(entry, name, self.stop.subscribe(), self.running.clone()),
+            run(
+                entry,
+                name,
+                self.stop.subscribe(),
+                leases,
+                self.running.clone(),
+            ),
             &self.runtime,
         );
         true
+    }
+
+    /// The running processors: name, placement and how far it has applied the log.
+    pub async fn placements(&self) -> Vec<(String, Placement, Option<i64>)> {
+        let mut all = Vec::new();
+        for (name, entry) in self.running() {
+            let applied = entry.processor.applied_through().await.ok().flatten();
+            all.push((name, entry.processor.placement(), applied));
+        }
+        all
     }
 
     /// The running processors by name, each with whether it is up.
@@ -223,7 +280,13 @@ impl Supervisor {
     }
 }
 
-async fn run(entry: Running, name: String, mut stop: watch::Receiver<bool>, registry: Registry) {
+async fn run(
+    entry: Running,
+    name: String,
+    mut stop: watch::Receiver<bool>,
+    mut leases: Option<watch::Receiver<BTreeSet<String>>>,
+    registry: Registry,
+) {
     let Running { processor, up } = entry;
     let up_gauge = metrics::gauge!("sightline_processor_up", "processor" => name.clone());
     let failed =
@@ -235,6 +298,16 @@ async fn run(entry: Running, name: String, mut stop: watch::Receiver<bool>, regi
     set_up(true);
     let mut failures = 0u32;
     while !*stop.borrow() {
+        if let Some(leases) = &mut leases {
+            if !leases.borrow_and_update().contains(&name) {
+                // Another node runs it: wait until this one holds its lease.
+                tokio::select! {
+                    changed = leases.changed() => if changed.is_err() { break },
+                    _ = stop.changed() => {}
+                }
+                continue;
+            }
+        }
         let outcome = AssertUnwindSafe(processor.step()).catch_unwind().await;
         let wait = match outcome {
             Ok(Ok(step)) => {

@@ -115,6 +115,11 @@ pub struct Syncer {
 }
 
 impl Processor for Syncer {
+    // It reads the profiles processor's book (consent, memberships): it runs where that does.
+    fn placement(&self) -> crate::processors::Placement {
+        crate::processors::Placement::With("profiles")
+    }
+
     fn name(&self) -> String {
         "audience-sync".into()
     }

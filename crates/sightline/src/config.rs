@@ -4,7 +4,7 @@
 
 use anyhow::{Context, Result};
 use clap::Args;
-use sightline_store::Store;
+use sightline_store::{LogSettings, Store};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,9 +28,48 @@ pub struct StoreArgs {
         hide_env_values = true
     )]
     database_url: Option<String>,
+    /// nats://host:4222 puts the event log on NATS JetStream, so that several nodes share
+    /// it (state in the PostgreSQL of --database-url).
+    #[arg(
+        long,
+        env = "SIGHTLINE_LOG_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    log_url: Option<String>,
+    /// The JetStream stream holding the log [default: SIGHTLINE, or [log] stream].
+    #[arg(long, env = "SIGHTLINE_LOG_STREAM", value_name = "NAME")]
+    log_stream: Option<String>,
 }
 
 impl StoreArgs {
+    /// Where the log is when it is on JetStream (`None`: in the store).
+    pub fn log_settings(&self, file: &FileConfig) -> Result<Option<LogSettings>> {
+        let Some(url) = self.log_url.clone().or_else(|| file.log_url.clone()) else {
+            return Ok(None);
+        };
+        let section = file.log.as_ref();
+        let mut settings = LogSettings::new(url);
+        if let Some(stream) = self
+            .log_stream
+            .clone()
+            .or_else(|| section.and_then(|l| l.stream.clone()))
+        {
+            settings.stream = stream;
+        }
+        if let Some(replicas) = section.and_then(|l| l.replicas) {
+            settings.replicas = replicas;
+        }
+        if let Some(age) = section.and_then(|l| l.max_age.as_deref()) {
+            settings.max_age = Some(parse_duration("[log] max_age", age)?);
+        }
+        if let Some(window) = section.and_then(|l| l.duplicate_window.as_deref()) {
+            settings.duplicate_window = parse_duration("[log] duplicate_window", window)?;
+        }
+        settings.check()?;
+        Ok(Some(settings))
+    }
+
     pub async fn open(&self, file: &FileConfig) -> Result<Arc<dyn Store>> {
         let data = self
             .data
@@ -41,7 +80,8 @@ impl StoreArgs {
             .database_url
             .clone()
             .or_else(|| file.database_url.clone());
-        sightline_store::open(&data, url.as_deref())
+        let log = self.log_settings(file)?;
+        sightline_store::open_with_log(&data, url.as_deref(), log.as_ref())
             .await
             .context("cannot open the store")
     }

@@ -15,6 +15,7 @@ use clap::Args;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
 use sightline_collect::suppress::{Mode, Suppression};
 use sightline_collect::{Collector, Settings};
+use sightline_service::cluster::Membership;
 use sightline_service::destinations::Deliveries;
 use sightline_service::erase::{Suppress, Suppressor};
 use sightline_service::events::DedupPruner;
@@ -53,6 +54,10 @@ pub struct ServeArgs {
     /// as events need them [default: 100000].
     #[arg(long, env = "SIGHTLINE_PROFILE_CACHE", value_name = "N")]
     pub profile_cache: Option<usize>,
+    /// This node's name among several sharing the log (--log-url) [default: the host name
+    /// and a random suffix, new at every start].
+    #[arg(long, env = "SIGHTLINE_NODE_ID", value_name = "NAME")]
+    pub node_id: Option<String>,
 }
 
 pub async fn run(args: ServeArgs, file: &FileConfig) -> Result<()> {
@@ -94,6 +99,7 @@ pub async fn run(args: ServeArgs, file: &FileConfig) -> Result<()> {
         .install_recorder()
         .context("cannot install the metrics recorder")?;
 
+    let clustered = args.store.log_settings(file)?.is_some();
     let store = args.store.open(file).await?;
     if let Some(first) = sources::bootstrap(store.as_ref()).await? {
         println!(
@@ -169,7 +175,23 @@ pub async fn run(args: ServeArgs, file: &FileConfig) -> Result<()> {
     );
     // The processors run on a runtime of their own, at a lower priority than the requests'.
     let background = processors::runtime().context("cannot start the processors' runtime")?;
-    let processors = Supervisor::on(background.handle());
+    // With the log on JetStream, several nodes share the store: each processor runs on the
+    // node holding its lease.
+    let node = crate::http::Node {
+        membership: clustered.then(|| {
+            let id = args
+                .node_id
+                .clone()
+                .or_else(|| file.node_id.clone())
+                .unwrap_or_else(sightline_service::cluster::default_node_id);
+            Membership::new(store.clone(), id)
+        }),
+        address: Default::default(),
+    };
+    let processors = match &node.membership {
+        Some(membership) => Supervisor::clustered(background.handle(), membership.leases()),
+        None => Supervisor::on(background.handle()),
+    };
     let (api, metrics_app) = crate::http::routers(
         store.clone(),
         prometheus,
@@ -185,6 +207,7 @@ pub async fn run(args: ServeArgs, file: &FileConfig) -> Result<()> {
         file.approval_policy(),
         suppressor.clone(),
         webhook.clone(),
+        node.clone(),
     );
     let app = sightline_collect::router(collector)
         .merge(api)
@@ -213,7 +236,22 @@ pub async fn run(args: ServeArgs, file: &FileConfig) -> Result<()> {
     let listener = tokio::net::TcpListener::bind(&listen)
         .await
         .with_context(|| format!("cannot listen on {listen}: is another server using it?"))?;
-    eprintln!("sightline listening on http://{}", listener.local_addr()?);
+    let address = listener.local_addr()?.to_string();
+    eprintln!("sightline listening on http://{address}");
+    node.address.set(address.clone()).ok();
+    let (leave, left) = tokio::sync::oneshot::channel::<()>();
+    let membership = node.membership.clone().map(|membership| {
+        eprintln!("sightline node {} (log on JetStream)", membership.id());
+        membership.set_address(address);
+        let processors = processors.clone();
+        tokio::spawn(async move {
+            membership
+                .run(processors, async {
+                    let _ = left.await;
+                })
+                .await
+        })
+    });
     processors.start(Arc::new(Follower::new(
         store.clone(),
         book.clone(),
@@ -249,6 +287,11 @@ pub async fn run(args: ServeArgs, file: &FileConfig) -> Result<()> {
     }
     tracing::info!("in-flight requests were answered; stopping the processors");
     processors.shutdown(SHUTDOWN_GRACE).await;
+    // Then the leases go, so that another node takes the processors at once.
+    let _ = leave.send(());
+    if let Some(membership) = membership {
+        let _ = membership.await;
+    }
     if let Err(e) = plan_keeper.store_violations().await {
         tracing::error!(error = %e, "the last violations counted could not be stored");
     }

@@ -335,6 +335,8 @@ fn samples() -> Vec<(&'static str, &'static str, &'static str, Body)> {
         ),
         // The audit log, subject access exports and erasures.
         ("GET", "/api/v1/audit", "/api/v1/audit", None),
+        // The nodes and who runs which processor.
+        ("GET", "/api/v1/cluster", "/api/v1/cluster", None),
         (
             "GET",
             "/api/v1/privacy/subjects/{id}",

@@ -10,11 +10,15 @@
 //! the store is SQLite only.
 
 mod audit;
+mod cluster;
 mod erase;
 mod flows;
 mod govern;
 mod group;
+#[cfg(feature = "jetstream")]
+mod jetstream;
 mod log;
+mod log_settings;
 mod plans;
 #[cfg(feature = "postgres")]
 mod postgres;
@@ -34,11 +38,13 @@ pub use audit::{
     canonical_bytes, seal, verify as verify_audit_chain, AuditEntry, AuditLog,
     Broken as BrokenChain, Durability, NewAuditEntry, GENESIS as AUDIT_GENESIS,
 };
+pub use cluster::{Cluster, ClusterRows, LeaseRow, NodeRow};
 pub use erase::{ErasedCounts, Erasure, ErasureTarget, ERASED_TABLES, LINK_REVIEWS};
 pub use flows::{DestinationConfig, FlowLogRow, FlowRow, Flows};
 pub use govern::{
     Governance, NewTagLogEntry, RecordKind, RecordWrite, ScanRow, StoredRecord, TagLogRow,
 };
+pub use log_settings::{LogInfo, LogSettings};
 pub use plans::{
     PlanAssignment, SourceViolations, StoredPlan, TrackingPlans, ViolationCount, ViolationDelta,
     ViolationSample,
@@ -106,6 +112,10 @@ pub trait EventLog: Send + Sync {
     async fn ping(&self) -> Result<()>;
     /// Forgets dedup entries older than `before` (ms); returns how many.
     async fn prune_dedup(&self, before: i64) -> Result<u64>;
+    /// The JetStream stream holding the log; `None` when the log is in the store itself.
+    async fn stream_info(&self) -> Result<Option<LogInfo>> {
+        Ok(None)
+    }
 }
 
 /// Who may write to the log and who may act: sources with their write keys, and API
@@ -284,6 +294,7 @@ pub trait Store:
     + TrackingPlans
     + AuditLog
     + Erasure
+    + Cluster
     + Send
     + Sync
     + 'static
@@ -303,6 +314,7 @@ impl<T> Store for T where
         + TrackingPlans
         + AuditLog
         + Erasure
+        + Cluster
         + Send
         + Sync
         + 'static
@@ -422,21 +434,47 @@ mod columns {
 /// A build without the `postgres` feature refuses a PostgreSQL URL with a
 /// [`StoreError::Open`] that says so.
 pub async fn open(data_dir: &Path, database_url: Option<&str>) -> Result<Arc<dyn Store>> {
-    match database_url {
+    open_with_log(data_dir, database_url, None).await
+}
+
+/// [`open`], with the event log on JetStream when `log` is given (state in PostgreSQL).
+pub async fn open_with_log(
+    data_dir: &Path,
+    database_url: Option<&str>,
+    log: Option<&LogSettings>,
+) -> Result<Arc<dyn Store>> {
+    match (database_url, log) {
+        #[cfg(feature = "jetstream")]
+        (Some(url), Some(log)) if is_postgres_url(url) => {
+            Ok(Arc::new(PostgresStore::connect_with_log(url, log).await?))
+        }
+        (None, Some(log)) => Err(StoreError::Open(format!(
+            "the event log on JetStream ({}) keeps the rest of the state in PostgreSQL, which \
+             every node shares: give --database-url postgres://user@host:port/db as well",
+            redact_url(&log.url)
+        ))),
+        #[cfg(not(feature = "jetstream"))]
+        (_, Some(_)) => Err(StoreError::Open(
+            "this build of Sightline has no JetStream support: rebuild it with the `cluster` \
+             feature (on by default), or omit --log-url to keep the log in the store"
+                .into(),
+        )),
         #[cfg(feature = "postgres")]
-        Some(url) if is_postgres_url(url) => Ok(Arc::new(PostgresStore::connect(url).await?)),
+        (Some(url), None) if is_postgres_url(url) => {
+            Ok(Arc::new(PostgresStore::connect(url).await?))
+        }
         #[cfg(not(feature = "postgres"))]
-        Some(url) if is_postgres_url(url) => Err(StoreError::Open(format!(
+        (Some(url), _) if is_postgres_url(url) => Err(StoreError::Open(format!(
             "{:?} names a PostgreSQL database, but this build of Sightline has no PostgreSQL \
              support: rebuild it with the `postgres` feature (on by default), or omit \
              --database-url to use SQLite in the data directory",
             redact_url(url)
         ))),
-        Some(url) => Err(StoreError::Open(format!(
+        (Some(url), _) => Err(StoreError::Open(format!(
             "unsupported database URL {:?}: use postgres://user@host:port/db, or omit it for SQLite in the data directory",
             redact_url(url)
         ))),
-        None => Ok(Arc::new(SqliteStore::open(data_dir).await?)),
+        (None, None) => Ok(Arc::new(SqliteStore::open(data_dir).await?)),
     }
 }
 

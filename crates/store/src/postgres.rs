@@ -44,6 +44,7 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, NoTls, Row};
 
 mod audit;
+mod cluster;
 mod erase;
 mod flows;
 mod govern;
@@ -351,6 +352,12 @@ const MIGRATIONS: &[&str] = &[
     flows::MIGRATION,
     // 23: erasure: the privacy secret, receipts and the suppression list (postgres/erase.rs).
     erase::MIGRATION,
+    // 24: nodes and processor leases (cluster.rs); a dedup claim that is not yet known to
+    // be in the log (the log on JetStream: jetstream.rs).
+    concat!(
+        "ALTER TABLE dedup ADD COLUMN published BOOLEAN NOT NULL DEFAULT true;",
+        include_str!("cluster.sql")
+    ),
 ];
 
 /// Appending connections per store, fed from one queue. More than one so that a group's
@@ -389,6 +396,9 @@ pub struct PostgresStore {
     pool: Pool,
     writer: mpsc::Sender<AppendRequest>,
     audit: crate::audit::Group,
+    /// The event log when it is on JetStream (`connect_with_log`); else the `events` table.
+    #[cfg(feature = "jetstream")]
+    stream: Option<Arc<crate::jetstream::JetStreamLog>>,
 }
 
 fn pool_error(e: impl std::fmt::Display) -> StoreError {
@@ -469,7 +479,90 @@ impl PostgresStore {
             pool,
             writer,
             audit: Default::default(),
+            #[cfg(feature = "jetstream")]
+            stream: None,
         })
+    }
+
+    /// Connects with the event log on JetStream as `log` says (see `jetstream.rs`).
+    #[cfg(feature = "jetstream")]
+    pub async fn connect_with_log(url: &str, log: &crate::LogSettings) -> Result<PostgresStore> {
+        let stream = crate::jetstream::JetStreamLog::open(log).await?;
+        let mut store = PostgresStore::connect(url).await?;
+        store.stream = Some(Arc::new(stream));
+        Ok(store)
+    }
+
+    /// Appends to the stream: claims in `dedup`, publishes, marks the claims published
+    /// (see `jetstream.rs` for why in that order).
+    #[cfg(feature = "jetstream")]
+    async fn append_to_stream(
+        &self,
+        stream: &crate::jetstream::JetStreamLog,
+        events: Vec<NewEvent>,
+        dedup_since: i64,
+    ) -> Result<Vec<Appended>> {
+        let stored: Vec<log::Stored> = events.iter().map(log::Stored::of).collect();
+        let firsts = crate::jetstream::first_occurrences(&events);
+        let keys: Vec<&[u8]> = firsts.iter().map(|&i| &stored[i].key[..]).collect();
+        let seen: Vec<i64> = firsts.iter().map(|&i| events[i].received_at).collect();
+        let client = self.client().await?;
+        // Claims are taken in key order, so that two appends never deadlock on them.
+        client
+            .execute(
+                "INSERT INTO dedup (key, seen_at, published)
+                 SELECT k, r, false FROM unnest($1::bytea[], $2::bigint[]) AS u (k, r) ORDER BY k
+                 ON CONFLICT (key) DO UPDATE SET seen_at = EXCLUDED.seen_at, published = false
+                 WHERE dedup.seen_at < $3",
+                &[&keys, &seen, &dedup_since],
+            )
+            .await?;
+        // Read after the claims committed: a claim another append holds is seen as it is
+        // now. Published ones within the window are duplicates; every other event (claimed
+        // here, or in doubt) is published under the claim's `Nats-Msg-Id` (its digest and
+        // time), so that JetStream's window drops a second copy of one in doubt, while a
+        // claim renewed after Sightline's window is a new message.
+        let claims: HashMap<Vec<u8>, (i64, bool)> = client
+            .query(
+                "SELECT key, seen_at, published FROM dedup WHERE key = ANY($1)",
+                &[&keys],
+            )
+            .await?
+            .iter()
+            .map(|row| (row.get(0), (row.get(1), row.get(2))))
+            .collect();
+        let mut to_publish = Vec::new();
+        for i in firsts {
+            match claims.get(&stored[i].key[..]) {
+                Some(&(seen_at, true)) if seen_at >= dedup_since => {}
+                Some(&(seen_at, _)) => to_publish.push((i, seen_at)),
+                None => to_publish.push((i, events[i].received_at)),
+            }
+        }
+        let messages: Vec<crate::jetstream::Message> = to_publish
+            .iter()
+            .map(|&(i, claimed_at)| crate::jetstream::Message {
+                event: &events[i],
+                stored: &stored[i],
+                claimed_at,
+            })
+            .collect();
+        let acks = stream.publish(&messages).await?;
+        let done: Vec<&[u8]> = to_publish
+            .iter()
+            .map(|&(i, _)| &stored[i].key[..])
+            .collect();
+        client
+            .execute(
+                "UPDATE dedup SET published = true WHERE key = ANY($1)",
+                &[&done],
+            )
+            .await?;
+        let mut answers = vec![Appended::Duplicate; events.len()];
+        for ((i, _), ack) in to_publish.into_iter().zip(acks) {
+            answers[i] = ack;
+        }
+        Ok(answers)
     }
 
     /// Applies migrations 1..=version to the database at `url` and nothing more: for tests
@@ -929,6 +1022,10 @@ fn delivery_from_row(row: &Row) -> Result<Delivery> {
 #[async_trait]
 impl EventLog for PostgresStore {
     async fn append(&self, events: Vec<NewEvent>, dedup_since: i64) -> Result<Vec<Appended>> {
+        #[cfg(feature = "jetstream")]
+        if let Some(stream) = &self.stream {
+            return self.append_to_stream(stream, events, dedup_since).await;
+        }
         group::submit(&self.writer, events, dedup_since).await
     }
 
@@ -938,6 +1035,10 @@ impl EventLog for PostgresStore {
         limit: usize,
         source_id: Option<i64>,
     ) -> Result<Vec<StoredEvent>> {
+        #[cfg(feature = "jetstream")]
+        if let Some(stream) = &self.stream {
+            return stream.read_events(after, limit, source_id).await;
+        }
         // Two statements, so that a source's read can walk `events_by_source`.
         let rows = match source_id {
             None => {
@@ -966,6 +1067,10 @@ impl EventLog for PostgresStore {
     }
 
     async fn last_seq(&self) -> Result<i64> {
+        #[cfg(feature = "jetstream")]
+        if let Some(stream) = &self.stream {
+            return stream.last_seq().await;
+        }
         let rows = self
             .read_log(
                 // The highest seq erased counts too (postgres/erase.rs): an erasure of the
@@ -983,6 +1088,10 @@ impl EventLog for PostgresStore {
 
     async fn ping(&self) -> Result<()> {
         self.client().await?.query_one("SELECT 1", &[]).await?;
+        #[cfg(feature = "jetstream")]
+        if let Some(stream) = &self.stream {
+            stream.last_seq().await?;
+        }
         Ok(())
     }
 
@@ -991,6 +1100,14 @@ impl EventLog for PostgresStore {
         Ok(client
             .execute("DELETE FROM dedup WHERE seen_at < $1", &[&before])
             .await?)
+    }
+
+    async fn stream_info(&self) -> Result<Option<crate::LogInfo>> {
+        #[cfg(feature = "jetstream")]
+        if let Some(stream) = &self.stream {
+            return Ok(Some(stream.info().await?));
+        }
+        Ok(None)
     }
 }
 
@@ -1849,6 +1966,20 @@ impl ProfileStore for PostgresStore {
         limit: usize,
     ) -> Result<Vec<StoredEvent>> {
         let client = self.client().await?;
+        #[cfg(feature = "jetstream")]
+        if let Some(stream) = &self.stream {
+            let seqs: Vec<i64> = client
+                .query(
+                    "SELECT seq FROM profile_events WHERE profile_id = $1 AND seq < $2
+                     ORDER BY seq DESC LIMIT $3",
+                    &[&profile, &before, &(limit as i64)],
+                )
+                .await?
+                .iter()
+                .map(|row| row.get(0))
+                .collect();
+            return stream.events_at(&seqs).await;
+        }
         let rows = client
             .query(
                 &format!(

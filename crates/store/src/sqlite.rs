@@ -35,6 +35,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 
 mod audit;
+mod cluster;
 mod dedup;
 mod erase;
 mod flows;
@@ -332,6 +333,8 @@ const MIGRATIONS: &[&str] = &[
     flows::MIGRATION,
     // 22: erasure: the privacy secret, receipts and the suppression list (sqlite/erase.rs).
     erase::MIGRATION,
+    // 23: nodes and processor leases (cluster.rs).
+    include_str!("cluster.sql"),
 ];
 
 /// The schema of `log.db`, its own `user_version` counting these.

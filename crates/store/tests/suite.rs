@@ -18,6 +18,44 @@ const DAY: i64 = 86_400_000;
 struct Backends {
     stores: Vec<(&'static str, Arc<dyn Store>)>,
     dir: tempfile::TempDir,
+    streams: Streams,
+}
+
+/// The JetStream streams a test made, deleted when its loop over the backends ends.
+#[derive(Default)]
+struct Streams(Vec<String>);
+
+impl Drop for Streams {
+    fn drop(&mut self) {
+        #[cfg(feature = "jetstream")]
+        if !self.0.is_empty() {
+            let names = std::mem::take(&mut self.0);
+            // A runtime of its own: the test's may be the one dropping this.
+            std::thread::spawn(move || {
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap()
+                    .block_on(delete_streams(&names))
+            })
+            .join()
+            .unwrap();
+        }
+    }
+}
+
+#[cfg(feature = "jetstream")]
+fn nats_url() -> String {
+    std::env::var("SIGHTLINE_TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into())
+}
+
+#[cfg(feature = "jetstream")]
+async fn delete_streams(names: &[String]) {
+    let client = async_nats::connect(nats_url()).await.unwrap();
+    let jetstream = async_nats::jetstream::new(client);
+    for name in names {
+        let _ = jetstream.delete_stream(name).await;
+    }
 }
 
 impl IntoIterator for Backends {
@@ -28,6 +66,7 @@ impl IntoIterator for Backends {
         BackendsIter {
             stores: self.stores.into_iter(),
             _dir: self.dir,
+            _streams: self.streams,
         }
     }
 }
@@ -35,6 +74,7 @@ impl IntoIterator for Backends {
 struct BackendsIter {
     stores: std::vec::IntoIter<(&'static str, Arc<dyn Store>)>,
     _dir: tempfile::TempDir,
+    _streams: Streams,
 }
 
 impl Iterator for BackendsIter {
@@ -68,14 +108,33 @@ async fn backends(test: &str) -> Backends {
         "sqlite",
         Arc::new(SqliteStore::open(dir.path()).await.unwrap()),
     )];
+    #[cfg_attr(not(feature = "jetstream"), allow(unused_mut))]
+    let mut streams = Streams::default();
     #[cfg(feature = "postgres")]
     if let Some(url) = postgres_url(test).await {
         stores.push((
             "postgres",
             Arc::new(PostgresStore::connect(&url).await.unwrap()),
         ));
+        // The log on JetStream, the rest in a schema of its own.
+        #[cfg(feature = "jetstream")]
+        {
+            let url = postgres_url(&format!("{test}_js")).await.unwrap();
+            let mut log = sightline_store::LogSettings::new(nats_url());
+            log.stream = format!("SUITE_{test}_{}", std::process::id());
+            delete_streams(std::slice::from_ref(&log.stream)).await;
+            streams.0.push(log.stream.clone());
+            stores.push((
+                "jetstream",
+                Arc::new(PostgresStore::connect_with_log(&url, &log).await.unwrap()),
+            ));
+        }
     }
-    Backends { stores, dir }
+    Backends {
+        stores,
+        dir,
+        streams,
+    }
 }
 
 /// A fresh schema for this test on the test database, as a URL whose connections use it.
@@ -2481,5 +2540,107 @@ async fn erasure_removes_one_person_and_leaves_the_others() {
             ],
             "{name}"
         );
+    }
+}
+
+#[tokio::test]
+async fn a_lease_has_one_holder_until_it_expires_or_is_given_up() {
+    use sightline_store::NodeRow;
+    for (name, store) in backends("leases").await {
+        let node = |id: &str| NodeRow {
+            id: id.into(),
+            address: format!("{id}:8088"),
+            version: "1".into(),
+            started_at: 5,
+            seen_at: 0,
+        };
+        store.heartbeat(&node("a")).await.unwrap();
+        store.heartbeat(&node("b")).await.unwrap();
+        let minute = 60_000;
+        assert!(
+            store
+                .hold_lease("profiles", "a", minute, Some(3))
+                .await
+                .unwrap(),
+            "{name}"
+        );
+        assert!(
+            !store
+                .hold_lease("profiles", "b", minute, None)
+                .await
+                .unwrap(),
+            "{name}: held by a"
+        );
+        assert!(
+            store
+                .hold_lease("profiles", "a", minute, Some(9))
+                .await
+                .unwrap(),
+            "{name}: renewed"
+        );
+        // An expired lease goes to whoever asks next.
+        assert!(
+            store.hold_lease("metrics", "a", -1, None).await.unwrap(),
+            "{name}"
+        );
+        assert!(
+            store
+                .hold_lease("metrics", "b", minute, None)
+                .await
+                .unwrap(),
+            "{name}: expired"
+        );
+        assert!(
+            !store
+                .hold_lease("metrics", "a", minute, None)
+                .await
+                .unwrap(),
+            "{name}"
+        );
+
+        let rows = store.cluster().await.unwrap();
+        let ids: Vec<_> = rows.nodes.iter().map(|n| n.id.as_str()).collect();
+        assert_eq!(ids, ["a", "b"], "{name}");
+        assert!(
+            rows.nodes
+                .iter()
+                .all(|n| n.seen_at > 0 && n.address.ends_with(":8088")),
+            "{name}"
+        );
+        let held: Vec<_> = rows
+            .leases
+            .iter()
+            .map(|l| (l.processor.as_str(), l.node.as_str(), l.applied))
+            .collect();
+        assert_eq!(
+            held,
+            [("metrics", "b", None), ("profiles", "a", Some(9))],
+            "{name}"
+        );
+
+        // Given up, a lease is free at once; a node that leaves is no longer listed.
+        store
+            .release_leases("a", Some(&["profiles".to_owned()]))
+            .await
+            .unwrap();
+        assert!(
+            store
+                .hold_lease("profiles", "b", minute, None)
+                .await
+                .unwrap(),
+            "{name}"
+        );
+        store.release_leases("b", None).await.unwrap();
+        assert!(store.cluster().await.unwrap().leases.is_empty(), "{name}");
+        store.leave("a", minute).await.unwrap();
+        let ids: Vec<_> = store
+            .cluster()
+            .await
+            .unwrap()
+            .nodes
+            .into_iter()
+            .map(|n| n.id)
+            .collect();
+        assert_eq!(ids, ["b"], "{name}");
     }
 }

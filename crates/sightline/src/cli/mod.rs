@@ -4,6 +4,7 @@
 
 mod attribution;
 mod audiences;
+mod cluster;
 mod crm;
 mod destinations;
 mod governance;
@@ -54,6 +55,12 @@ enum Command {
     /// Read the event log.
     #[command(subcommand)]
     Events(EventsCommand),
+    /// Where the event log is (the store, or a JetStream stream).
+    #[command(subcommand)]
+    Log(cluster::LogCommand),
+    /// The nodes sharing the store and the processor each runs.
+    #[command(subcommand)]
+    Cluster(cluster::ClusterCommand),
     /// Consent signals.
     #[command(subcommand)]
     Consent(ConsentCommand),
@@ -287,6 +294,8 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Plan(command) => plans::plan(command, &file).await,
         Command::Profile(command) => profiles::profile(command, &file).await,
         Command::Identity(command) => profiles::identity(command, &file).await,
+        Command::Log(command) => cluster::log(command, &file).await,
+        Command::Cluster(command) => cluster::cluster(command, &file).await,
         Command::Trait(command) => audiences::computed_traits(command, &file).await,
         Command::Measurement(MeasurementCommand::ConsentDenied {
             from,

@@ -5,6 +5,7 @@
 
 mod audiences;
 mod audit;
+mod cluster;
 pub mod contract;
 mod crm;
 mod destinations;
@@ -54,6 +55,8 @@ struct ApiState {
     suppressor: Arc<sightline_service::erase::Suppressor>,
     /// The webhook client: erasures send destinations their deletion requests with it.
     webhook: sightline_activate::webhook::Webhook,
+    /// This node among several (`GET /api/v1/cluster`).
+    node: Node,
     /// Whether `/metrics` and `/readyz?verbose` answer without a token: only on the
     /// separate metrics listener (`--metrics-listen`), never on the main one.
     detail_open: bool,
@@ -75,6 +78,13 @@ pub enum MetricsAt {
     OwnListener,
 }
 
+/// This node: its place among several, and the address it serves on once bound.
+#[derive(Clone, Default)]
+pub struct Node {
+    pub membership: Option<Arc<sightline_service::cluster::Membership>>,
+    pub address: Arc<std::sync::OnceLock<String>>,
+}
+
 /// The main listener's routes, and (with [`MetricsAt::OwnListener`]) the metrics
 /// listener's: `/metrics`, `/readyz` and `/healthz`, without a token.
 #[allow(clippy::too_many_arguments)]
@@ -89,6 +99,7 @@ pub fn routers(
     approval: sightline_service::approval::ApprovalPolicy,
     suppressor: Arc<sightline_service::erase::Suppressor>,
     webhook: sightline_activate::webhook::Webhook,
+    node: Node,
 ) -> (axum::Router, Option<axum::Router>) {
     let state = ApiState {
         tokens: Arc::new(TokenCache {
@@ -104,6 +115,7 @@ pub fn routers(
         approval,
         suppressor,
         webhook,
+        node,
         detail_open: false,
     };
     let own = match metrics_at {
@@ -138,6 +150,7 @@ pub(crate) fn main_routes(metrics_on_main: bool) -> Routes {
         .merge(plans::routes())
         .merge(audit::routes())
         .merge(privacy::routes())
+        .merge(cluster::routes())
         .get(
             "/healthz",
             healthz,

@@ -55,7 +55,7 @@ pub async fn backends(test: &str) -> Vec<Backend> {
 
 /// A fresh schema at `SIGHTLINE_TEST_DATABASE_URL`, when set.
 #[cfg(feature = "postgres")]
-async fn postgres(test: &str) -> Option<Backend> {
+pub async fn postgres(test: &str) -> Option<Backend> {
     match std::env::var("SIGHTLINE_TEST_DATABASE_URL") {
         Ok(base) => {
             let schema = format!("e2e_{test}_{}", std::process::id());
@@ -87,7 +87,7 @@ async fn postgres(test: &str) -> Option<Backend> {
 
 /// A binary built without the `postgres` feature refuses PostgreSQL URLs: SQLite only.
 #[cfg(not(feature = "postgres"))]
-async fn postgres(test: &str) -> Option<Backend> {
+pub async fn postgres(test: &str) -> Option<Backend> {
     eprintln!("built without the `postgres` feature: skipping PostgreSQL for {test}");
     None
 }

@@ -121,6 +121,20 @@ impl Erasure for PostgresStore {
                 .await?;
             counts.insert(table.to_owned(), deleted);
         }
+        // With the log on JetStream, the claims are found from the events in the stream,
+        // and the events deleted from it once the derived rows are gone.
+        #[cfg(feature = "jetstream")]
+        if let Some(stream) = &self.stream {
+            let keys = stream.keys_of(&target.seqs).await?;
+            let keys: Vec<&[u8]> = keys.iter().map(|k| &k[..]).collect();
+            let claims = tx
+                .execute("DELETE FROM dedup WHERE key = ANY($1)", &[&keys])
+                .await?;
+            counts.insert("dedup".to_owned(), claims);
+            tx.commit().await?;
+            counts.insert("events".to_owned(), stream.delete(&target.seqs).await?);
+            return Ok(counts);
+        }
         tx.commit().await?;
         Ok(counts)
     }

@@ -1,0 +1,369 @@
+//! Several nodes end to end: three real `sightline serve` processes sharing one JetStream
+//! stream (the local NATS) and one PostgreSQL schema, SDK traffic spread across them, nodes
+//! killed with SIGKILL under load and started again. Afterwards every acknowledged event is
+//! in the log exactly once, the profiles equal those a single node rebuilds from the same
+//! log, no event reached the destination without consent, and every repeat delivery of an
+//! event carried the same Idempotency-Key.
+
+mod common;
+
+use axum::extract::State;
+use axum::http::HeaderMap;
+use common::{all_events, client, credentials, get_json, postgres, sightline, Server};
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+fn nats_url() -> String {
+    std::env::var("SIGHTLINE_TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into())
+}
+
+/// A stream of this test's own, removed when the test ends (and before it starts, should a
+/// killed run have left it).
+struct TestStream {
+    name: String,
+}
+
+impl TestStream {
+    async fn new(test: &str) -> TestStream {
+        let stream = TestStream {
+            name: format!("T_{test}_{}", std::process::id()),
+        };
+        stream.delete().await;
+        stream
+    }
+
+    fn args(&self) -> Vec<String> {
+        vec![
+            "--log-url".into(),
+            nats_url(),
+            "--log-stream".into(),
+            self.name.clone(),
+        ]
+    }
+
+    async fn delete(&self) {
+        let client = async_nats::connect(nats_url())
+            .await
+            .expect("NATS with JetStream at SIGHTLINE_TEST_NATS_URL (nats://127.0.0.1:4222)");
+        let _ = async_nats::jetstream::new(client)
+            .delete_stream(&self.name)
+            .await;
+    }
+}
+
+/// What the webhook receiver got: per messageId, the Idempotency-Key of every delivery.
+#[derive(Clone, Default)]
+struct Received(Arc<Mutex<HashMap<String, Vec<String>>>>);
+
+impl Received {
+    async fn start(&self) -> String {
+        async fn receive(
+            State(received): State<Received>,
+            headers: HeaderMap,
+            body: axum::body::Bytes,
+        ) -> &'static str {
+            let key = headers
+                .get("idempotency-key")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_owned();
+            let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+            let events = match body {
+                Value::Array(events) => events,
+                event => vec![event],
+            };
+            let mut received = received.0.lock().unwrap();
+            for event in events {
+                if let Some(id) = event["messageId"].as_str() {
+                    received.entry(id.to_owned()).or_default().push(key.clone());
+                }
+            }
+            "ok"
+        }
+        let app = axum::Router::new()
+            .route("/hook", axum::routing::post(receive))
+            .with_state(self.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        url
+    }
+
+    fn ids(&self) -> HashMap<String, Vec<String>> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+/// The nodes' base URLs as a load balancer knows them: a killed node's stays listed (its
+/// requests fail and are sent again to the next one).
+#[derive(Clone, Default)]
+struct Balancer(Arc<Mutex<Vec<String>>>);
+
+impl Balancer {
+    fn pick(&self, turn: usize) -> String {
+        let nodes = self.0.lock().unwrap();
+        nodes[turn % nodes.len()].clone()
+    }
+
+    fn replace(&self, index: usize, url: String) {
+        self.0.lock().unwrap()[index] = url;
+    }
+}
+
+const USERS: usize = 40;
+const BATCHES: usize = 240;
+const PER_BATCH: usize = 10;
+
+/// Batch `n`: an identify (with an email linking the user) and tracks, a third of them
+/// with analytics consent denied.
+fn batch(n: usize) -> (Value, Vec<(String, bool)>) {
+    let mut events = Vec::new();
+    let mut ids = Vec::new();
+    for i in 0..PER_BATCH {
+        let k = n * PER_BATCH + i;
+        let user = format!("u{}", k % USERS);
+        let id = format!("m{k}");
+        let granted = !k.is_multiple_of(3);
+        let context = json!({"consent": {"categoryPreferences": {"Analytics": granted}}});
+        let event = if i == 0 {
+            json!({"type": "identify", "userId": user, "messageId": id, "context": context,
+                   "traits": {"email": format!("{user}@example.com"), "batch": n}})
+        } else {
+            json!({"type": "track", "userId": user, "messageId": id, "context": context,
+                   "event": "Viewed", "properties": {"n": k}})
+        };
+        events.push(event);
+        ids.push((id, granted));
+    }
+    (json!({"batch": events}), ids)
+}
+
+/// Sends every batch, each until some node acknowledges it, every fourth one to two nodes
+/// at once (a client retrying on another node before the first answered); returns the
+/// acknowledged messageIds with whether their consent was granted.
+async fn load(balancer: Balancer, key: String, sent: Arc<AtomicUsize>) -> Vec<(String, bool)> {
+    let http = client();
+    let post = |url: String, body: Value| {
+        http.post(format!("{url}/v1/batch"))
+            .basic_auth(&key, Some(""))
+            .json(&body)
+            .timeout(Duration::from_secs(10))
+            .send()
+    };
+    let accepted =
+        |answer: &reqwest::Result<reqwest::Response>| matches!(answer, Ok(r) if r.status() == 200);
+    let mut acked = Vec::new();
+    let mut turn = 0;
+    for n in 0..BATCHES {
+        let (body, ids) = batch(n);
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            turn += 1;
+            let first = post(balancer.pick(turn), body.clone());
+            let done = if n % 4 == 0 {
+                let second = post(balancer.pick(turn + 1), body.clone());
+                let (first, second) = tokio::join!(first, second);
+                accepted(&first) || accepted(&second)
+            } else {
+                accepted(&first.await)
+            };
+            if done {
+                break;
+            }
+            assert!(Instant::now() < deadline, "no node acknowledged batch {n}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        acked.extend(ids);
+        sent.fetch_add(1, Ordering::SeqCst);
+    }
+    acked
+}
+
+async fn wait_for(what: &str, mut done: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(180);
+    while !done().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn wait_sent(sent: &AtomicUsize, at_least: usize) {
+    wait_for("the load", async || sent.load(Ordering::SeqCst) >= at_least).await;
+}
+
+/// Whether the profiles processor has an owner among the live nodes that applied the
+/// whole log, seen from `server`.
+async fn caught_up(server: &Server, token: &str) -> bool {
+    let status = get_json(server, token, "/api/v1/cluster").await;
+    let alive: HashSet<&str> = status["nodes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|n| n["alive"] == true)
+        .filter_map(|n| n["id"].as_str())
+        .collect();
+    status["processors"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|p| {
+            p["processor"] == "profiles"
+                && p["lag_events"] == 0
+                && p["node"].as_str().is_some_and(|n| alive.contains(n))
+        })
+}
+
+/// A profile as the API shows it, without its store-local id.
+async fn profile(server: &Server, token: &str, user: &str) -> Value {
+    let mut profile = get_json(server, token, &format!("/api/v1/profiles/user_id:{user}")).await;
+    if let Some(map) = profile.as_object_mut() {
+        map.remove("id");
+    }
+    profile
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_killed_under_load_lose_nothing_and_repeat_nothing() {
+    let Some(backend) = postgres("cluster").await else {
+        return;
+    };
+    let stream = TestStream::new("cluster").await;
+    let log_args = stream.args();
+    let log: Vec<&str> = log_args.iter().map(String::as_str).collect();
+    let store_args = backend.args();
+    let store: Vec<&str> = store_args.iter().map(String::as_str).collect();
+    let creds = credentials(&backend, "web");
+    let received = Received::default();
+    let hook = received.start().await;
+    let mut add = vec!["destination", "add", "hook", "--type", "webhook", "--url"];
+    add.extend([hook.as_str(), "--purposes", "analytics", "--json"]);
+    add.extend(&store);
+    let added = sightline(&add);
+    assert!(added.status.success(), "{added:?}");
+
+    let mut nodes: Vec<Server> = (0..3).map(|_| Server::start(&backend, &log)).collect();
+    let balancer = Balancer(Arc::new(Mutex::new(
+        nodes.iter().map(|n| n.url.clone()).collect(),
+    )));
+    let sent = Arc::new(AtomicUsize::new(0));
+    let traffic = tokio::spawn(load(
+        balancer.clone(),
+        creds.write_key.clone(),
+        sent.clone(),
+    ));
+
+    // Kill each of the first two nodes in turn under load, and start it again later.
+    for (victim, node) in nodes.iter_mut().take(2).enumerate() {
+        wait_sent(&sent, BATCHES * (2 * victim + 1) / 5).await;
+        node.kill9();
+        wait_sent(&sent, BATCHES * (2 * victim + 2) / 5).await;
+        *node = Server::start(&backend, &log);
+        balancer.replace(victim, node.url.clone());
+    }
+    let acked = traffic.await.unwrap();
+    assert_eq!(acked.len(), BATCHES * PER_BATCH);
+
+    // Every acknowledged event is in the log once, and nothing else is.
+    let events = all_events(&nodes[2], &creds.token).await;
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    for event in &events {
+        *counts
+            .entry(event["messageId"].as_str().unwrap().to_owned())
+            .or_default() += 1;
+    }
+    let repeated: Vec<_> = counts.iter().filter(|(_, &n)| n > 1).collect();
+    assert!(repeated.is_empty(), "stored more than once: {repeated:?}");
+    let expected: HashSet<&str> = acked.iter().map(|(id, _)| id.as_str()).collect();
+    let stored: HashSet<&str> = counts.keys().map(String::as_str).collect();
+    assert_eq!(
+        stored, expected,
+        "the log holds exactly the acknowledged events"
+    );
+    let seqs: Vec<i64> = events.iter().map(|e| e["seq"].as_i64().unwrap()).collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "pages by stream seq");
+
+    // Every node answers reads the same once the processors have caught up.
+    wait_for("the profiles to catch up", async || {
+        caught_up(&nodes[0], &creds.token).await
+    })
+    .await;
+    let granted: HashSet<&str> = acked
+        .iter()
+        .filter(|(_, granted)| *granted)
+        .map(|(id, _)| id.as_str())
+        .collect();
+    wait_for("every consented event to be delivered", async || {
+        let delivered = received.ids();
+        granted.iter().all(|id| delivered.contains_key(*id))
+    })
+    .await;
+    let delivered = received.ids();
+    for (id, keys) in &delivered {
+        assert!(
+            granted.contains(id.as_str()),
+            "{id} was delivered without consent"
+        );
+        assert!(
+            keys.iter().all(|k| k == &keys[0] && !k.is_empty()),
+            "{id} was delivered again under another Idempotency-Key: {keys:?}"
+        );
+    }
+    for user in ["u0", "u7", "u39"] {
+        let on = [
+            profile(&nodes[0], &creds.token, user).await,
+            profile(&nodes[1], &creds.token, user).await,
+            profile(&nodes[2], &creds.token, user).await,
+        ];
+        assert!(on[0].get("identifiers").is_some(), "{user}: {}", on[0]);
+        assert!(
+            on.iter().all(|p| p == &on[0]),
+            "{user} differs between nodes: {on:?}"
+        );
+    }
+
+    // The log and the nodes, as the command line shows them.
+    let mut info = vec!["log", "info", "--json"];
+    info.extend(&store);
+    info.extend(&log);
+    let info = sightline(&info);
+    assert!(info.status.success(), "{info:?}");
+    let info: Value = serde_json::from_slice(&info.stdout).unwrap();
+    assert_eq!(info["stream"], stream.name.as_str());
+    assert_eq!(info["messages"], json!(BATCHES * PER_BATCH));
+    let mut status = vec!["cluster", "status", "--json"];
+    status.extend(&store);
+    status.extend(&log);
+    let status = sightline(&status);
+    assert!(status.status.success(), "{status:?}");
+    let status: Value = serde_json::from_slice(&status.stdout).unwrap();
+    let alive = status["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["alive"] == true)
+        .count();
+    assert_eq!(alive, 3, "{status}");
+
+    // One node on a store of its own rebuilds the same profiles from the same log.
+    let fresh = postgres("cluster_rebuild").await.unwrap();
+    let single_token = credentials(&fresh, "other").token;
+    let single = Server::start(&fresh, &log);
+    wait_for("the single node's rebuild", async || {
+        caught_up(&single, &single_token).await
+    })
+    .await;
+    for k in 0..USERS {
+        let user = format!("u{k}");
+        assert_eq!(
+            profile(&single, &single_token, &user).await,
+            profile(&nodes[2], &creds.token, &user).await,
+            "{user}: the cluster's profile is not the single node's rebuild"
+        );
+    }
+    drop(single);
+    drop(nodes);
+    stream.delete().await;
+}
