@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs one benchmark; each prints one JSON line with its figures and a same-run baseline.
 #   bench/run.sh ingest [--postgres URL] [--seconds N] [--connections N]   (needs wrk: installs it)
+#   bench/run.sh cluster --postgres URL [--nats URL] [--seconds N] [--connections N]   (needs wrk; NATS with JetStream)
 #   bench/run.sh plans [--postgres URL] [--seconds N] [--connections N]    (needs wrk: installs it)
 #   bench/run.sh sustained [--postgres URL] [--rate EVENTS_PER_S] [--seconds N]
 #   bench/run.sh delivery [--postgres URL] [--requests N] [--batch N]
@@ -19,7 +20,7 @@ case "$bench" in
     bash scripts/install-chromium.sh >&2
     cargo build --release --locked -p sightline -p sightline-bench
     exec target/release/sightline-bench scan "$@" ;;
-  ingest|plans)
+  ingest|plans|cluster)
     command -v wrk >/dev/null || apt-get install -y wrk >&2
     cargo build --release --locked -p sightline -p sightline-bench
     exec target/release/sightline-bench "$bench" "$@" ;;
@@ -35,6 +36,6 @@ case "$bench" in
   linkage-1m)
     exec cargo run --release --locked -p sightline-linkage --example bench_dedupe_1m ;;
   *)
-    echo "usage: bench/run.sh ingest|plans|sustained|delivery|vendors|profiles|audience-sync|log-size|scan|attribution|linkage-febrl|linkage-1m [args]" >&2
+    echo "usage: bench/run.sh ingest|plans|cluster|sustained|delivery|vendors|profiles|audience-sync|log-size|scan|attribution|linkage-febrl|linkage-1m [args]" >&2
     exit 2 ;;
 esac

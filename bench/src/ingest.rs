@@ -23,7 +23,8 @@ pub(crate) const EVENTS_PER_BATCH: usize = 100;
 /// How long the processors may take to catch up after the load before the run fails.
 const CATCH_UP_LIMIT: Duration = Duration::from_secs(600);
 
-/// The wrk script: every request carries fresh messageIds (`<thread>-<request>-<item>`);
+/// The wrk script: every request carries fresh messageIds (`<run>-<thread>-<request>-<item>`,
+/// the run's tag telling apart wrk processes loading one store at once);
 /// one event in ten is an `Order Completed` with a revenue, the others `Product Added`,
 /// spread over [`PEOPLE`] user ids. `done` prints one line of JSON the bench reads.
 const SCRIPT: &str = r#"
@@ -50,7 +51,7 @@ local function event(i)
   local n = (counter * EVENTS + i) * 7919 + tid
   local user = n % PEOPLE
   local kind = (i % 10 == 0) and ordered or added
-  return '{"type":"track","userId":"user-' .. user .. '","messageId":"bench-' .. tid .. '-'
+  return '{"type":"track","userId":"user-' .. user .. '","messageId":"bench-' .. RUN .. '-' .. tid .. '-'
     .. counter .. '-' .. i .. '",' .. kind .. context .. '}'
 end
 
@@ -102,11 +103,17 @@ pub(crate) fn wrk(
         "/v1/batch"
     };
     let auth = base64_basic(key);
+    static RUNS: AtomicU64 = AtomicU64::new(0);
+    let run = format!(
+        "{}-{}",
+        std::process::id(),
+        RUNS.fetch_add(1, Ordering::Relaxed)
+    );
     let script = format!(
-        "EVENTS = {events}\nPEOPLE = {PEOPLE}\nPATH = \"{path}\"\n\
+        "RUN = \"{run}\"\nEVENTS = {events}\nPEOPLE = {PEOPLE}\nPATH = \"{path}\"\n\
          HEADERS = {{[\"Content-Type\"] = \"application/json\", [\"Authorization\"] = \"Basic {auth}\"}}\n{SCRIPT}"
     );
-    let file = dir.join(format!("load-{events}.lua"));
+    let file = dir.join(format!("load-{run}.lua"));
     std::fs::write(&file, script)?;
     let output = Command::new("wrk")
         .args(["-t", "2", "-c", &connections.to_string()])
@@ -164,7 +171,7 @@ fn base64_basic(key: &str) -> String {
 }
 
 /// A webhook receiver that answers 200 to everything and counts the requests.
-async fn receiver() -> Result<(String, Arc<AtomicU64>)> {
+pub(crate) async fn receiver() -> Result<(String, Arc<AtomicU64>)> {
     let count = Arc::new(AtomicU64::new(0));
     let counted = count.clone();
     let app = axum::Router::new().fallback(move |_body: axum::body::Bytes| {
@@ -250,14 +257,21 @@ impl Setup {
     /// A source, two audiences, a computed trait and a webhook destination (to a local
     /// receiver) on a new SQLite store, or on the PostgreSQL database at `postgres`.
     pub async fn new(postgres: Option<&str>) -> Result<Setup> {
+        Setup::with(postgres, &[]).await
+    }
+
+    /// [`Setup::new`], with `extra` store flags (e.g. the log on JetStream) on every command
+    /// and server.
+    pub async fn with(postgres: Option<&str>, extra: &[String]) -> Result<Setup> {
         let sightline = sibling("sightline")?;
         let data = std::env::temp_dir().join(format!("sightline-bench-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&data);
         std::fs::create_dir_all(&data)?;
-        let store_args: Vec<String> = match postgres {
+        let mut store_args: Vec<String> = match postgres {
             Some(url) => vec!["--database-url".into(), url.to_string()],
             None => vec!["--data".into(), data.join("store").display().to_string()],
         };
+        store_args.extend_from_slice(extra);
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)?
             .subsec_nanos();

@@ -4,6 +4,7 @@
 //! `profiles`: see profiles.rs. `log-size`: see log_size.rs. `audience-sync`: see audience.rs. `scan`: see scan.rs. `plans`: see plans.rs.
 
 mod audience;
+mod cluster;
 mod delivery;
 mod ingest;
 mod log_size;
@@ -31,6 +32,23 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Bench {
+    /// Batched ingest with the log on JetStream and state in PostgreSQL, one node against
+    /// two (same load generator, same run), and the failover time of the profiles
+    /// processor when its node is killed.
+    Cluster {
+        /// The PostgreSQL database the nodes share.
+        #[arg(long, value_name = "URL")]
+        postgres: String,
+        /// NATS with JetStream.
+        #[arg(long, value_name = "URL", default_value = "nats://127.0.0.1:4222")]
+        nats: String,
+        /// Seconds each phase is measured.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// wrk's connections, split between the two load generators.
+        #[arg(long, default_value_t = 32)]
+        connections: usize,
+    },
     /// Ingest throughput and latency under wrk, everything configured, as a ratio against
     /// a no-op HTTP server.
     Ingest {
@@ -212,6 +230,17 @@ fn main() -> Result<()> {
             postgres,
             Duration::from_secs(seconds.max(1)),
             connections.max(1),
+        )),
+        Bench::Cluster {
+            postgres,
+            nats,
+            seconds,
+            connections,
+        } => runtime.block_on(cluster::run(
+            &postgres,
+            &nats,
+            Duration::from_secs(seconds.max(1)),
+            connections.max(2),
         )),
         Bench::Ingest {
             postgres,

@@ -265,6 +265,17 @@ impl Supervisor {
             .collect()
     }
 
+    /// Whether a processor steps on this node: always with one node; with several, while
+    /// this node holds its lease (or it runs on every node).
+    fn active_here(&self, name: &str, processor: &dyn Processor) -> bool {
+        match &self.leases {
+            None => true,
+            Some(leases) => {
+                processor.placement() == Placement::EveryNode || leases.borrow().contains(name)
+            }
+        }
+    }
+
     /// Asks every processor to stop after its current step and waits up to `grace` for
     /// them; those still running then are cancelled (their checkpoints hold).
     pub async fn shutdown(&self, grace: Duration) {
@@ -377,7 +388,7 @@ pub struct Behind {
     pub seconds: f64,
 }
 
-/// Every running processor's progress, read now; also set as the gauges
+/// The progress of every processor stepping on this node, read now; also set as the gauges
 /// `sightline_processor_lag_events{processor}` and `sightline_processor_lag_seconds{processor}`.
 pub async fn progress(
     store: &dyn EventLog,
@@ -387,6 +398,10 @@ pub async fn progress(
     let now = time::now_ms();
     let mut all = Vec::new();
     for (name, entry) in supervisor.running() {
+        // Another node's to report.
+        if !supervisor.active_here(&name, entry.processor.as_ref()) {
+            continue;
+        }
         let behind = match entry.processor.applied_through().await? {
             None => None,
             Some(applied) if applied >= log_end => Some(Behind {

@@ -478,6 +478,16 @@ pub async fn open_with_log(
     }
 }
 
+/// A store migrated by a newer Sightline than this one: refused, never written with an
+/// older idea of its tables (another node, or the last start, ran a newer version).
+fn newer_schema(stored: usize, known: usize) -> StoreError {
+    StoreError::Open(format!(
+        "the store's schema is at version {stored}, newer than this Sightline {} knows ({known}): \
+         run the version the other nodes run (or the one that last opened this store)",
+        env!("CARGO_PKG_VERSION")
+    ))
+}
+
 fn is_postgres_url(url: &str) -> bool {
     url.starts_with("postgres://") || url.starts_with("postgresql://")
 }

@@ -422,6 +422,9 @@ async fn migrate(client: &mut Client, through: usize) -> Result<()> {
         )
         .await?
         .get(0);
+    if applied as usize > MIGRATIONS.len() {
+        return Err(crate::newer_schema(applied as usize, MIGRATIONS.len()));
+    }
     for (index, sql) in MIGRATIONS
         .iter()
         .enumerate()

@@ -644,6 +644,9 @@ fn migrate(conn: &mut Connection, log_path: &Path, through: usize) -> Result<()>
         let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
         Ok(version as usize)
     };
+    if applied(conn)? > MIGRATIONS.len() {
+        return Err(crate::newer_schema(applied(conn)?, MIGRATIONS.len()));
+    }
     migrate_span(conn, through.min(LOG_MOVED - 1))?;
     if applied(conn)? == LOG_MOVED - 1 && through >= LOG_MOVED {
         migrate_log(&mut connect(log_path)?)?;

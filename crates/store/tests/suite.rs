@@ -2644,3 +2644,47 @@ async fn a_lease_has_one_holder_until_it_expires_or_is_given_up() {
         assert_eq!(ids, ["b"], "{name}");
     }
 }
+
+/// A store a newer Sightline migrated is refused with what to do, never opened.
+#[tokio::test]
+async fn a_store_of_a_newer_schema_is_refused() {
+    let temp = temp_dir("newer");
+    drop(SqliteStore::open(temp.path()).await.unwrap());
+    rusqlite::Connection::open(temp.path().join("sightline.db"))
+        .unwrap()
+        .execute_batch("PRAGMA user_version = 9999")
+        .unwrap();
+    let refused = SqliteStore::open(temp.path())
+        .await
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        refused.contains("version 9999, newer than this Sightline"),
+        "{refused}"
+    );
+    #[cfg(feature = "postgres")]
+    if let Some(url) = postgres_url("newer").await {
+        drop(PostgresStore::connect(&url).await.unwrap());
+        let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        client
+            .execute(
+                "INSERT INTO schema_migrations (version, applied_at) VALUES (9999, 0)",
+                &[],
+            )
+            .await
+            .unwrap();
+        let refused = PostgresStore::connect(&url)
+            .await
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            refused.contains("version 9999, newer than this Sightline"),
+            "{refused}"
+        );
+    }
+}
