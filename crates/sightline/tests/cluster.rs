@@ -20,19 +20,17 @@ fn nats_url() -> String {
     std::env::var("SIGHTLINE_TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into())
 }
 
-/// A stream of this test's own, removed when the test ends (and before it starts, should a
-/// killed run have left it).
+/// A stream of this test's own, removed when dropped (a failed test's too), and before the
+/// test starts should a killed run have left it.
 struct TestStream {
     name: String,
 }
 
 impl TestStream {
     async fn new(test: &str) -> TestStream {
-        let stream = TestStream {
-            name: format!("T_{test}_{}", std::process::id()),
-        };
-        stream.delete().await;
-        stream
+        let name = format!("T_{test}_{}", std::process::id());
+        delete_stream(&name).await;
+        TestStream { name }
     }
 
     fn args(&self) -> Vec<String> {
@@ -43,15 +41,29 @@ impl TestStream {
             self.name.clone(),
         ]
     }
+}
 
-    async fn delete(&self) {
-        let client = async_nats::connect(nats_url())
-            .await
-            .expect("NATS with JetStream at SIGHTLINE_TEST_NATS_URL (nats://127.0.0.1:4222)");
-        let _ = async_nats::jetstream::new(client)
-            .delete_stream(&self.name)
-            .await;
+impl Drop for TestStream {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        // A runtime of its own: the test's may be the one dropping this.
+        std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(delete_stream(&name))
+        })
+        .join()
+        .unwrap();
     }
+}
+
+async fn delete_stream(name: &str) {
+    let client = async_nats::connect(nats_url())
+        .await
+        .expect("NATS with JetStream at SIGHTLINE_TEST_NATS_URL (nats://127.0.0.1:4222)");
+    let _ = async_nats::jetstream::new(client).delete_stream(name).await;
 }
 
 /// What the webhook receiver got: per messageId, the Idempotency-Key of every delivery.
@@ -365,5 +377,5 @@ async fn nodes_killed_under_load_lose_nothing_and_repeat_nothing() {
     }
     drop(single);
     drop(nodes);
-    stream.delete().await;
+    drop(stream);
 }
