@@ -54,11 +54,13 @@ pub fn redact(value: Value) -> Value {
     }
 }
 
-/// How the audit log names an actor: `token:ID`, or `cli` for the operator.
+/// How the audit log names an actor: `token:ID`, or its name when it holds no token (`cli`
+/// for the operator).
 pub fn actor_id(actor: &Actor) -> String {
     match actor.token {
         Some(id) => format!("token:{id}"),
-        None => "cli".into(),
+        // The operator at the command line (`cli`), or the server itself (`retention`).
+        None => actor.name.clone(),
     }
 }
 

@@ -19,6 +19,8 @@ pub struct FileConfig {
     pub log_url: Option<String>,
     /// `[log]`: the JetStream stream's settings.
     pub log: Option<LogConfig>,
+    /// `[retention]`: how long events are kept, by default and per source.
+    pub retention: Option<RetentionConfig>,
     /// This node's name among several [default: the host name and a random suffix].
     pub node_id: Option<String>,
     pub listen: Option<String>,
@@ -61,6 +63,19 @@ pub struct LogConfig {
     pub max_age: Option<String>,
     /// JetStream's own window for repeated publishes of one event [default: 2m].
     pub duplicate_window: Option<String>,
+}
+
+/// `[retention]`: events older than their source's maximum age are removed on a schedule
+/// (`crate::retention`). Ages are durations ("400d", "13w") or "forever".
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionConfig {
+    /// Every source without an age of its own [default: forever].
+    pub default: Option<String>,
+    /// By source name, e.g. `{ web = "30d", crm = "forever" }`.
+    pub sources: Option<std::collections::BTreeMap<String, String>>,
+    /// How often the server sweeps [default: 1h].
+    pub every: Option<String>,
 }
 
 /// `[approval]`: `environment = "production" | "staging"` (production by default) and
@@ -107,7 +122,7 @@ impl FileConfig {
             .with_context(|| format!("cannot read config file {}", path.display()))?;
         FileConfig::from_toml_str(&text).with_context(|| {
             format!(
-                "config file {} is not valid: keys are data, database_url, listen, metrics_listen, dedup_window, key_grace, max_in_flight, profile_cache, consent_mapping, webhook_ca_file, [identity] and [approval]",
+                "config file {} is not valid: keys are data, database_url, log_url, node_id, listen, metrics_listen, dedup_window, key_grace, max_in_flight, profile_cache, consent_mapping, webhook_ca_file, [identity], [approval], [log] and [retention]",
                 path.display()
             )
         })
@@ -138,6 +153,50 @@ impl FileConfig {
             Some(text) => sightline_consent::Policy::from_toml(&text)?,
             None => sightline_consent::Policy::default(),
         })
+    }
+
+    /// The retention policy (`[retention]`) with the sources named by the store's ids, and
+    /// how often the server sweeps; a source the store does not have is refused.
+    pub async fn retention(
+        &self,
+        store: &dyn sightline_store::Access,
+    ) -> Result<(crate::retention::Policy, std::time::Duration)> {
+        let age = |what: &str, text: &str| -> Result<Option<std::time::Duration>> {
+            if text == "forever" {
+                return Ok(None);
+            }
+            let age = humantime::parse_duration(text).with_context(|| {
+                format!("[retention] {what} {text:?} is not a duration: write e.g. 400d, 13w, or forever")
+            })?;
+            anyhow::ensure!(!age.is_zero(), "[retention] {what} must be longer than 0");
+            Ok(Some(age))
+        };
+        let Some(config) = &self.retention else {
+            return Ok((Default::default(), crate::retention::DEFAULT_EVERY));
+        };
+        let default = config
+            .default
+            .as_deref()
+            .map(|d| age("default", d))
+            .transpose()?
+            .flatten();
+        let mut sources = std::collections::HashMap::new();
+        for (name, text) in config.sources.iter().flatten() {
+            let source = store.source_by_name(name).await?.with_context(|| {
+                format!("[retention] names source {name:?}, which does not exist: `sightline source list` shows them")
+            })?;
+            sources.insert(source.id, age(&format!("for {name}"), text)?);
+        }
+        let every = match &config.every {
+            Some(text) => humantime::parse_duration(text)
+                .ok()
+                .filter(|every| !every.is_zero())
+                .with_context(|| {
+                    format!("[retention] every {text:?} is not a duration: write e.g. 1h")
+                })?,
+            None => crate::retention::DEFAULT_EVERY,
+        };
+        Ok((crate::retention::Policy::new(default, sources), every))
     }
 
     /// The client every webhook (delivery and audience sync) is sent with.

@@ -558,7 +558,7 @@ impl Processor for Suppressor {
 }
 
 /// Every event seq on a stored profile's timeline.
-async fn timeline(store: &dyn Store, profile: i64) -> Result<Vec<i64>> {
+pub(crate) async fn timeline(store: &dyn Store, profile: i64) -> Result<Vec<i64>> {
     let mut seqs = Vec::new();
     let mut before = i64::MAX;
     loop {

@@ -29,6 +29,7 @@ pub mod plans;
 pub mod privacy;
 pub mod processors;
 pub mod profiles;
+pub mod retention;
 pub mod sources;
 pub mod sync;
 

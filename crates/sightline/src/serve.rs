@@ -23,6 +23,7 @@ use sightline_service::governance::metrics::Refresher;
 use sightline_service::plans::PlanKeeper;
 use sightline_service::processors::{self, Supervisor};
 use sightline_service::profiles::{self, Follower, Ledger};
+use sightline_service::retention::Retention;
 use sightline_service::sources;
 use sightline_service::sync::Syncer;
 use std::sync::Arc;
@@ -116,6 +117,7 @@ pub async fn run(args: ServeArgs, file: &FileConfig) -> Result<()> {
     let plan_keeper = Arc::new(PlanKeeper::new(store.clone(), plans.clone()));
     plan_keeper.reload().await?;
 
+    let (retention, sweep_every) = file.retention(store.as_ref()).await?;
     let rules = file.profile_rules()?;
     let policy = rules.policy.clone();
     let suppression = Arc::new(Suppression::new(rules.rules.clone()));
@@ -271,6 +273,14 @@ pub async fn run(args: ServeArgs, file: &FileConfig) -> Result<()> {
     processors.start(Arc::new(Refresher(store.clone())));
     processors.start(plan_keeper.clone());
     processors.start(suppressor);
+    if !retention.is_empty() {
+        processors.start(Arc::new(Retention {
+            store: store.clone(),
+            book: book.clone(),
+            policy: retention,
+            every: sweep_every,
+        }));
+    }
     processors.start(Arc::new(DedupPruner {
         store: store.clone(),
         window: dedup_window,

@@ -12,6 +12,7 @@ use sightline_service::access::{actor_for_token, operator};
 use sightline_service::erase::{self, Suppress};
 use sightline_service::lookup;
 use sightline_service::privacy::{self, Format};
+use sightline_service::retention;
 use std::io::Write;
 use std::path::Path;
 use std::path::PathBuf;
@@ -72,6 +73,16 @@ pub enum PrivacyCommand {
         #[command(flatten)]
         store: StoreArgs,
     },
+    /// Remove now what [retention] in the config file lets expire: events older than their
+    /// source's maximum age, and the profiles left without events (a running server sweeps
+    /// on its own, every [retention] every). Prints what was removed.
+    Retention {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Print the counts as one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 pub async fn run(command: PrivacyCommand, file: &FileConfig) -> Result<()> {
@@ -90,6 +101,24 @@ pub async fn run(command: PrivacyCommand, file: &FileConfig) -> Result<()> {
             store,
             json,
         } => erase_subject(identifier, mode, token, store, json, file).await,
+        PrivacyCommand::Retention { store, json } => {
+            let store = store.open(file).await?;
+            let (policy, _) = file.retention(store.as_ref()).await?;
+            let rules = file.profile_rules()?;
+            let swept = retention::sweep_all(store.as_ref(), &operator(), &rules, &policy).await?;
+            if json {
+                println!("{}", serde_json::to_string(&swept)?);
+            } else {
+                println!(
+                    "retention: {} events and {} profiles removed",
+                    swept.events, swept.profiles
+                );
+                for (table, n) in swept.counts.iter().filter(|(_, n)| **n > 0) {
+                    println!("  {table}: {n}");
+                }
+            }
+            Ok(())
+        }
         PrivacyCommand::VerifyReceipt { file: path, store } => {
             let text = std::fs::read_to_string(&path)
                 .with_context(|| format!("cannot read {}", path.display()))?;
