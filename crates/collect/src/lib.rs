@@ -6,6 +6,7 @@
 #![allow(clippy::result_large_err)]
 
 mod auth;
+pub mod browser;
 pub mod normalize;
 mod plans;
 mod raw;
@@ -16,7 +17,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use normalize::{Call, EventError, Limits, Received, RequestError};
 use serde_json::{json, Value};
@@ -110,7 +111,7 @@ pub fn paths() -> Vec<(String, Call)> {
     paths
 }
 
-/// `/v1/*`: every one of [`paths`].
+/// `/v1/*`: every one of [`paths`]; and the browser's loader and settings ([`browser`]).
 pub fn router(collector: Arc<Collector>) -> Router {
     let mut router = Router::new();
     for (path, call) in paths() {
@@ -119,7 +120,11 @@ pub fn router(collector: Arc<Collector>) -> Router {
             post(move |state, headers, body| collect(state, call, headers, body)),
         );
     }
-    router.layer(cors()).with_state(collector)
+    router
+        .route(browser::LOADER, get(browser::loader))
+        .route(browser::SETTINGS, get(browser::settings))
+        .layer(cors())
+        .with_state(collector)
 }
 
 /// Browser SDKs post from the site's origin, never the collector's, with a Basic
@@ -127,7 +132,7 @@ pub fn router(collector: Arc<Collector>) -> Router {
 fn cors() -> CorsLayer {
     CorsLayer::new()
         .allow_origin(AllowOrigin::mirror_request())
-        .allow_methods([Method::POST, Method::OPTIONS])
+        .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
         .allow_headers([
             header::AUTHORIZATION,
             header::CONTENT_TYPE,

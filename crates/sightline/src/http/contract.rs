@@ -521,7 +521,41 @@ fn tracking_docs() -> Vec<(Verb, String, Doc)> {
                 doc.body(json_payload(body.description(Some(request)))),
             )
         })
+        .chain(browser_docs())
         .collect()
+}
+
+/// The browser's first-party loader and settings (`sightline_collect::browser`): open, the
+/// write key in the path (a browser's key is public); 404 for a key no source has.
+fn browser_docs() -> [(Verb, String, Doc); 2] {
+    let key = "A source's write key";
+    [
+        (
+            Verb::Get,
+            sightline_collect::browser::LOADER.into(),
+            Doc::new(
+                "tracking",
+                "Sightline's analytics.js-compatible loader, for the snippet's CDN host",
+                Access::Open,
+                Payload::Other("application/javascript", "The loader script."),
+            )
+            .path("write_key", key),
+        ),
+        (
+            Verb::Get,
+            sightline_collect::browser::SETTINGS.into(),
+            Doc::new(
+                "tracking",
+                "The settings analytics-next reads from its `cdnURL`, pointing it back here",
+                Access::Open,
+                object(
+                    "`integrations.Segment.io` with `apiKey`, `apiHost` (this server's `/v1`) \
+                     and `protocol`; no other integration; metrics off.",
+                ),
+            )
+            .path("write_key", key),
+        ),
+    ]
 }
 
 /// A Segment call's common fields (the spec's others are accepted as sent).
@@ -703,6 +737,12 @@ mod tests {
         }
         for (path, _) in sightline_collect::paths() {
             assert!(document["paths"][&path]["post"].is_object(), "{path}");
+        }
+        for path in [
+            sightline_collect::browser::LOADER,
+            sightline_collect::browser::SETTINGS,
+        ] {
+            assert!(document["paths"][path]["get"].is_object(), "{path}");
         }
     }
 }
