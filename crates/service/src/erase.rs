@@ -21,7 +21,7 @@ use sightline_core::secret::keyed_hash;
 use sightline_core::DestinationKind;
 use sightline_core::{time, StoredEvent};
 use sightline_identity::{Profile, Region};
-use sightline_store::{ErasedCounts, ErasureTarget, Store};
+use sightline_store::{DeletionRequest, ErasedCounts, ErasureTarget, Store};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
@@ -162,9 +162,11 @@ pub fn receipt(facts: &Facts) -> Value {
     })
 }
 
-/// The bytes a receipt's signature covers: the receipt without its `signature` field, its
-/// object keys sorted at every level, as compact JSON (Python's `json.dumps(r,
-/// sort_keys=True, separators=(",", ":"), ensure_ascii=False)`).
+/// The bytes a receipt's signature covers: the receipt without its `signature` and
+/// `follow_up` fields (the latter is added when it is read: what became of the deletion
+/// requests still queued when it was signed), its object keys sorted at every level, as
+/// compact JSON (Python's `json.dumps(r, sort_keys=True, separators=(",", ":"),
+/// ensure_ascii=False)`).
 pub fn canonical(receipt: &Value) -> String {
     fn sorted(value: &Value) -> Value {
         match value {
@@ -184,6 +186,7 @@ pub fn canonical(receipt: &Value) -> String {
     let mut unsigned = receipt.clone();
     if let Some(fields) = unsigned.as_object_mut() {
         fields.remove("signature");
+        fields.remove("follow_up");
     }
     sorted(&unsigned).to_string()
 }
@@ -371,7 +374,8 @@ pub fn deletion_request(
 /// secret (`X-Sightline-Signature`), `Idempotency-Key` `ERASURE:DESTINATION`, retried with
 /// the deliveries' backoff (and `Retry-After`) up to [`DELETION_ATTEMPTS`] times. Vendor
 /// types have no deletion endpoint of ours: recorded as `not_sent`. One outcome per
-/// destination: `accepted`, `refused`, `failed` (still failing after the last attempt),
+/// destination: `accepted`, `refused`, `queued` (still failing after the last attempt: kept
+/// and sent again by [`DeletionRetries`], its outcome shown as the erasure's `follow_up`),
 /// `not_sent` or `gone` (deleted since).
 pub async fn notify(
     store: &dyn Store,
@@ -413,7 +417,20 @@ pub async fn notify(
                 }
                 Answer::Retry { code, wait, reason } => {
                     if attempts >= DELETION_ATTEMPTS {
-                        break json!({"status": "failed", "code": code, "reason": reason});
+                        // Kept and sent again in the background until answered.
+                        let last = json!({"code": code, "reason": reason});
+                        store
+                            .save_deletion_request(&DeletionRequest {
+                                erasure_id: erasure_id.to_owned(),
+                                destination: name.clone(),
+                                body: body.to_owned(),
+                                attempts: i64::from(attempts),
+                                next_at: time::now_ms() + later(attempts, wait),
+                                status: QUEUED.into(),
+                                outcome: last.to_string(),
+                            })
+                            .await?;
+                        break json!({"status": QUEUED, "code": code, "reason": reason});
                     }
                     let wait = wait
                         .unwrap_or_else(|| {
@@ -431,15 +448,135 @@ pub async fn notify(
     Ok(outcomes)
 }
 
-/// A stored erasure's receipt. `privacy` and `admin` only.
+/// A stored erasure's receipt, with `follow_up` (not signed) when deletion requests were
+/// still queued when it was signed: each one's destination, status, attempts and last
+/// answer as it stands now. `privacy` and `admin` only.
 pub async fn get(store: &dyn Store, actor: &Actor, id: &str) -> Result<Value> {
     require(actor, PRIVACY, "reading erasures")?;
     let text = store
         .erasure(id)
         .await?
         .ok_or_else(|| Error::not_found("erasure", format!("no erasure {id:?}")))?;
-    serde_json::from_str(&text)
-        .map_err(|e| Error::Internal(anyhow::anyhow!("stored erasure {id} cannot be read: {e}")))
+    let mut receipt: Value = serde_json::from_str(&text)
+        .map_err(|e| Error::Internal(anyhow::anyhow!("stored erasure {id} cannot be read: {e}")))?;
+    let kept = store.deletion_requests(id).await?;
+    if !kept.is_empty() {
+        receipt["follow_up"] = kept.iter().map(follow_up).collect();
+    }
+    Ok(receipt)
+}
+
+fn follow_up(request: &DeletionRequest) -> Value {
+    let mut shown = serde_json::from_str(&request.outcome).unwrap_or_else(|_| json!({}));
+    shown["destination"] = json!(request.destination);
+    shown["status"] = json!(request.status);
+    shown["attempts"] = json!(request.attempts);
+    if request.status == QUEUED {
+        shown["next_attempt_at"] = json!(time::format_ms(request.next_at));
+    }
+    shown
+}
+
+/// A kept deletion request's status until it is answered.
+const QUEUED: &str = "queued";
+/// Attempts in all before a kept deletion request is recorded as `failed` (with waits
+/// growing to an hour: about two days).
+const KEPT_ATTEMPTS: i64 = 60;
+/// The background retries' waits.
+const KEPT_BACKOFF: Backoff = Backoff {
+    initial: Duration::from_secs(30),
+    max: Duration::from_secs(3600),
+};
+
+/// Milliseconds until the next attempt after `attempts`: the answer's `Retry-After`, else
+/// the backoff.
+fn later(attempts: u32, wait: Option<Duration>) -> i64 {
+    let wait = wait.unwrap_or_else(|| KEPT_BACKOFF.delay(attempts, backoff::jitter()));
+    wait.min(KEPT_BACKOFF.max).as_millis() as i64
+}
+
+/// Sends the kept deletion requests that are due, once each: one that is answered (or
+/// whose destination is gone) ends; one still failing waits longer, until
+/// [`KEPT_ATTEMPTS`]. Runs on one node (a leased processor).
+pub struct DeletionRetries {
+    pub store: Arc<dyn Store>,
+    pub webhook: Webhook,
+}
+
+impl DeletionRetries {
+    async fn run(&self) -> anyhow::Result<Step> {
+        let due = self
+            .store
+            .due_deletion_requests(time::now_ms(), 100)
+            .await?;
+        for mut request in due.iter().cloned() {
+            request.attempts += 1;
+            let Some(destination) = self.store.destination_by_name(&request.destination).await?
+            else {
+                request.status = "gone".into();
+                request.body.clear();
+                request.outcome =
+                    json!({"reason": "the destination was deleted since"}).to_string();
+                self.store.save_deletion_request(&request).await?;
+                continue;
+            };
+            let key = format!("{}:{}", request.erasure_id, destination.id);
+            let answer = self
+                .webhook
+                .post(
+                    &destination.url,
+                    &destination.signing_secret,
+                    &key,
+                    request.body.clone(),
+                )
+                .await;
+            let (status, outcome) = match answer {
+                Answer::Accepted { code } | Answer::Partial { code, .. } => {
+                    ("accepted", json!({"code": code}))
+                }
+                Answer::Refused { code, reason } => {
+                    ("refused", json!({"code": code, "reason": reason}))
+                }
+                Answer::Retry { code, wait, reason } => {
+                    request.next_at =
+                        time::now_ms() + later(request.attempts.min(u32::MAX as i64) as u32, wait);
+                    let status = if request.attempts >= KEPT_ATTEMPTS {
+                        "failed"
+                    } else {
+                        QUEUED
+                    };
+                    (status, json!({"code": code, "reason": reason}))
+                }
+            };
+            tracing::info!(erasure = %request.erasure_id, destination = %request.destination, status, attempts = request.attempts, "a kept deletion request was sent again");
+            request.status = status.into();
+            request.outcome = outcome.to_string();
+            if status != QUEUED {
+                // Answered: the identifiers it carried are no longer needed here.
+                request.body.clear();
+            }
+            self.store.save_deletion_request(&request).await?;
+        }
+        Ok(if due.len() == 100 {
+            Step::More
+        } else {
+            Step::Idle
+        })
+    }
+}
+
+impl Processor for DeletionRetries {
+    fn name(&self) -> String {
+        "deletion-requests".into()
+    }
+
+    fn step(&self) -> StepFuture<'_> {
+        Box::pin(self.run())
+    }
+
+    fn idle(&self) -> Duration {
+        Duration::from_secs(1)
+    }
 }
 
 /// The most erasures [`list`] answers.

@@ -17,7 +17,7 @@ use sightline_collect::suppress::{Mode, Suppression};
 use sightline_collect::{Collector, Settings};
 use sightline_service::cluster::Membership;
 use sightline_service::destinations::Deliveries;
-use sightline_service::erase::{Suppress, Suppressor};
+use sightline_service::erase::{DeletionRetries, Suppress, Suppressor};
 use sightline_service::events::DedupPruner;
 use sightline_service::governance::metrics::Refresher;
 use sightline_service::plans::PlanKeeper;
@@ -281,6 +281,10 @@ pub async fn run(args: ServeArgs, file: &FileConfig) -> Result<()> {
             every: sweep_every,
         }));
     }
+    processors.start(Arc::new(DeletionRetries {
+        store: store.clone(),
+        webhook: webhook.clone(),
+    }));
     processors.start(Arc::new(DedupPruner {
         store: store.clone(),
         window: dedup_window,

@@ -39,6 +39,21 @@ impl ErasureTarget {
     }
 }
 
+/// A deletion request an erasure could not get answered in time, kept until it is: the
+/// destination (by name), the body sent, how often it was tried, when next, and the last
+/// outcome (JSON). `status` is `queued` until it ends `accepted`, `refused`, `failed` or
+/// `gone`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeletionRequest {
+    pub erasure_id: String,
+    pub destination: String,
+    pub body: String,
+    pub attempts: i64,
+    pub next_at: i64,
+    pub status: String,
+    pub outcome: String,
+}
+
 /// Rows deleted, by table.
 pub type ErasedCounts = BTreeMap<String, u64>;
 
@@ -83,6 +98,12 @@ pub trait Erasure: Send + Sync {
     async fn suppress(&self, entries: Vec<(String, String)>) -> Result<()>;
     /// The whole suppression list, `(keyed hash, mode)`.
     async fn suppressed(&self) -> Result<Vec<(String, String)>>;
+    /// Stores a deletion request as it now stands (new, or after an attempt).
+    async fn save_deletion_request(&self, request: &DeletionRequest) -> Result<()>;
+    /// Queued deletion requests due at `now`, the longest due first, at most `limit`.
+    async fn due_deletion_requests(&self, now: i64, limit: usize) -> Result<Vec<DeletionRequest>>;
+    /// An erasure's kept deletion requests, by destination.
+    async fn deletion_requests(&self, erasure_id: &str) -> Result<Vec<DeletionRequest>>;
 }
 
 /// A new privacy secret: 64 random alphanumeric characters.

@@ -39,7 +39,9 @@ pub use audit::{
     Broken as BrokenChain, Durability, NewAuditEntry, GENESIS as AUDIT_GENESIS,
 };
 pub use cluster::{Cluster, ClusterRows, LeaseRow, NodeRow};
-pub use erase::{ErasedCounts, Erasure, ErasureTarget, ERASED_TABLES, LINK_REVIEWS};
+pub use erase::{
+    DeletionRequest, ErasedCounts, Erasure, ErasureTarget, ERASED_TABLES, LINK_REVIEWS,
+};
 pub use flows::{DestinationConfig, FlowLogRow, FlowRow, Flows};
 pub use govern::{
     Governance, NewTagLogEntry, RecordKind, RecordWrite, ScanRow, StoredRecord, TagLogRow,

@@ -358,6 +358,8 @@ const MIGRATIONS: &[&str] = &[
         "ALTER TABLE dedup ADD COLUMN published BOOLEAN NOT NULL DEFAULT true;",
         include_str!("cluster.sql")
     ),
+    // 25: deletion requests kept until a destination answers (erase.rs).
+    include_str!("deletion.sql"),
 ];
 
 /// Appending connections per store, fed from one queue. More than one so that a group's

@@ -335,6 +335,8 @@ const MIGRATIONS: &[&str] = &[
     erase::MIGRATION,
     // 23: nodes and processor leases (cluster.rs).
     include_str!("cluster.sql"),
+    // 24: deletion requests kept until a destination answers (erase.rs).
+    include_str!("deletion.sql"),
 ];
 
 /// The schema of `log.db`, its own `user_version` counting these.

@@ -2688,3 +2688,57 @@ async fn a_store_of_a_newer_schema_is_refused() {
         );
     }
 }
+
+#[tokio::test]
+async fn kept_deletion_requests_come_due_and_keep_their_last_state() {
+    use sightline_store::DeletionRequest;
+    for (name, store) in backends("deletion").await {
+        let request = |destination: &str, next_at: i64| DeletionRequest {
+            erasure_id: "er_1".into(),
+            destination: destination.into(),
+            body: r#"{"identifiers":["email:ann@example.com"]}"#.into(),
+            attempts: 5,
+            next_at,
+            status: "queued".into(),
+            outcome: r#"{"code":503}"#.into(),
+        };
+        store
+            .save_deletion_request(&request("crm", 100))
+            .await
+            .unwrap();
+        store
+            .save_deletion_request(&request("ads", 50))
+            .await
+            .unwrap();
+        store
+            .save_deletion_request(&request("late", 500))
+            .await
+            .unwrap();
+        let due: Vec<String> = store
+            .due_deletion_requests(200, 10)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.destination)
+            .collect();
+        assert_eq!(due, ["ads", "crm"], "{name}: the longest due first");
+        // Answered: no longer due, and its body (the identifiers) gone.
+        let mut answered = request("ads", 50);
+        answered.status = "accepted".into();
+        answered.attempts = 6;
+        answered.body = String::new();
+        store.save_deletion_request(&answered).await.unwrap();
+        assert_eq!(
+            store.due_deletion_requests(200, 10).await.unwrap().len(),
+            1,
+            "{name}"
+        );
+        let kept = store.deletion_requests("er_1").await.unwrap();
+        assert_eq!(kept.len(), 3, "{name}");
+        assert_eq!(kept[0], answered, "{name}");
+        assert!(
+            store.deletion_requests("er_2").await.unwrap().is_empty(),
+            "{name}"
+        );
+    }
+}

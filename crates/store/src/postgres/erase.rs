@@ -3,7 +3,9 @@
 //! interleaves. No live row holds them afterwards (dead tuples are vacuumed as usual).
 
 use super::{PostgresStore, PROFILES_LOCK};
-use crate::erase::{new_secret, ErasedCounts, Erasure, ErasureTarget, LINK_REVIEWS};
+use crate::erase::{
+    new_secret, DeletionRequest, ErasedCounts, Erasure, ErasureTarget, LINK_REVIEWS,
+};
 use crate::Result;
 use async_trait::async_trait;
 
@@ -212,5 +214,65 @@ impl Erasure for PostgresStore {
             .iter()
             .map(|row| (row.get(0), row.get(1)))
             .collect())
+    }
+
+    async fn save_deletion_request(&self, request: &DeletionRequest) -> Result<()> {
+        let r = request;
+        self.client()
+            .await?
+            .execute(
+                "INSERT INTO deletion_requests
+                    (erasure_id, destination, body, attempts, next_at, status, outcome)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)
+                 ON CONFLICT (erasure_id, destination) DO UPDATE SET body = excluded.body, attempts = excluded.attempts,
+                    next_at = excluded.next_at, status = excluded.status, outcome = excluded.outcome",
+                &[&r.erasure_id, &r.destination, &r.body, &r.attempts, &r.next_at, &r.status, &r.outcome],
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn due_deletion_requests(&self, now: i64, limit: usize) -> Result<Vec<DeletionRequest>> {
+        let rows = self
+            .client()
+            .await?
+            .query(
+                &format!(
+                    "SELECT {DELETION_COLUMNS} FROM deletion_requests
+                     WHERE status = 'queued' AND next_at <= $1 ORDER BY next_at LIMIT $2"
+                ),
+                &[&now, &(limit as i64)],
+            )
+            .await?;
+        Ok(rows.iter().map(deletion_from_row).collect())
+    }
+
+    async fn deletion_requests(&self, erasure_id: &str) -> Result<Vec<DeletionRequest>> {
+        let rows = self
+            .client()
+            .await?
+            .query(
+                &format!(
+                    "SELECT {DELETION_COLUMNS} FROM deletion_requests
+                     WHERE erasure_id = $1 ORDER BY destination"
+                ),
+                &[&erasure_id],
+            )
+            .await?;
+        Ok(rows.iter().map(deletion_from_row).collect())
+    }
+}
+
+const DELETION_COLUMNS: &str = "erasure_id, destination, body, attempts, next_at, status, outcome";
+
+fn deletion_from_row(row: &tokio_postgres::Row) -> DeletionRequest {
+    DeletionRequest {
+        erasure_id: row.get(0),
+        destination: row.get(1),
+        body: row.get(2),
+        attempts: row.get(3),
+        next_at: row.get(4),
+        status: row.get(5),
+        outcome: row.get(6),
     }
 }

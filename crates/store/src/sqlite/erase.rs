@@ -5,7 +5,9 @@
 //! frame keeps the pages as they were.
 
 use super::SqliteStore;
-use crate::erase::{new_secret, ErasedCounts, Erasure, ErasureTarget, LINK_REVIEWS};
+use crate::erase::{
+    new_secret, DeletionRequest, ErasedCounts, Erasure, ErasureTarget, LINK_REVIEWS,
+};
 use crate::{Result, StoreError};
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension};
@@ -255,4 +257,59 @@ impl Erasure for SqliteStore {
         })
         .await
     }
+
+    async fn save_deletion_request(&self, request: &DeletionRequest) -> Result<()> {
+        let r = request.clone();
+        self.with_conn(move |conn| {
+            conn.execute(
+                "INSERT INTO deletion_requests
+                    (erasure_id, destination, body, attempts, next_at, status, outcome)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT (erasure_id, destination) DO UPDATE SET body = excluded.body, attempts = excluded.attempts,
+                    next_at = excluded.next_at, status = excluded.status, outcome = excluded.outcome",
+                params![r.erasure_id, r.destination, r.body, r.attempts, r.next_at, r.status, r.outcome],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn due_deletion_requests(&self, now: i64, limit: usize) -> Result<Vec<DeletionRequest>> {
+        self.with_conn(move |conn| {
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {DELETION_COLUMNS} FROM deletion_requests
+                 WHERE status = 'queued' AND next_at <= ?1 ORDER BY next_at LIMIT ?2"
+            ))?;
+            let rows = stmt.query_map(params![now, limit as i64], deletion_from_row)?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+        .await
+    }
+
+    async fn deletion_requests(&self, erasure_id: &str) -> Result<Vec<DeletionRequest>> {
+        let erasure_id = erasure_id.to_owned();
+        self.with_conn(move |conn| {
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {DELETION_COLUMNS} FROM deletion_requests
+                 WHERE erasure_id = ?1 ORDER BY destination"
+            ))?;
+            let rows = stmt.query_map(params![erasure_id], deletion_from_row)?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+        .await
+    }
+}
+
+const DELETION_COLUMNS: &str = "erasure_id, destination, body, attempts, next_at, status, outcome";
+
+fn deletion_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<DeletionRequest> {
+    Ok(DeletionRequest {
+        erasure_id: row.get(0)?,
+        destination: row.get(1)?,
+        body: row.get(2)?,
+        attempts: row.get(3)?,
+        next_at: row.get(4)?,
+        status: row.get(5)?,
+        outcome: row.get(6)?,
+    })
 }
