@@ -35,15 +35,17 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 #[derive(Clone)]
-struct ApiState {
-    store: Arc<dyn Store>,
+pub(crate) struct ApiState {
+    pub(crate) store: Arc<dyn Store>,
     prometheus: PrometheusHandle,
-    book: Live,
-    tokens: Arc<TokenCache>,
+    pub(crate) book: Live,
+    pub(crate) tokens: Arc<TokenCache>,
+    /// The console's signed-in sessions.
+    pub(crate) sessions: Arc<crate::console::Sessions>,
     /// The server's deliverer: replays run on it, under its breakers and ledger.
     deliverer: Arc<sightline_activate::Deliverer>,
     /// The processors: their progress is in /metrics and `/readyz?verbose`.
-    processors: Arc<Supervisor>,
+    pub(crate) processors: Arc<Supervisor>,
     /// Keeps the tracking plans in force: a change made through the API reloads them at
     /// once, not at its next step.
     plans: Arc<PlanKeeper>,
@@ -95,6 +97,7 @@ pub fn routers(
             store: store.clone(),
             known: Mutex::new(HashMap::new()),
         }),
+        sessions: Arc::default(),
         store,
         prometheus,
         book,
@@ -120,7 +123,10 @@ pub fn routers(
                 }),
         ),
     };
-    let main = main_routes(metrics_at == MetricsAt::MainWithToken).into_router();
+    // The console's HTML pages (outside the API's contract) on the same listener.
+    let main = main_routes(metrics_at == MetricsAt::MainWithToken)
+        .into_router()
+        .merge(crate::console::router());
     (main.fallback(not_found).with_state(state), own)
 }
 
@@ -219,7 +225,7 @@ const TOKEN_CACHE_MAX: usize = 10_000;
 /// The actors of tokens by hash, kept briefly so that a busy API client costs no store
 /// round trip per request. Only tokens found are kept: an unknown one is asked of the
 /// store every time.
-struct TokenCache {
+pub(crate) struct TokenCache {
     store: Arc<dyn Store>,
     known: Mutex<HashMap<String, (Actor, Instant)>>,
 }
@@ -233,7 +239,7 @@ impl TokenCache {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    async fn actor(&self, hash: String) -> Result<Option<Actor>, Error> {
+    pub(crate) async fn actor(&self, hash: String) -> Result<Option<Actor>, Error> {
         if let Some((actor, at)) = self.known().get(&hash) {
             if at.elapsed() < TOKEN_TTL {
                 return Ok(Some(actor.clone()));
@@ -366,6 +372,18 @@ struct Failure(Error);
 impl From<Error> for Failure {
     fn from(e: Error) -> Failure {
         Failure(e)
+    }
+}
+
+/// The status a service error answers with, in the API and the console alike.
+pub(crate) fn status_of(e: &Error) -> StatusCode {
+    match e {
+        Error::Invalid(_) => StatusCode::BAD_REQUEST,
+        Error::Forbidden(_) => StatusCode::FORBIDDEN,
+        Error::NotFound { .. } => StatusCode::NOT_FOUND,
+        Error::Conflict(_) | Error::Transition(_) => StatusCode::CONFLICT,
+        Error::NotCaughtUp(_) | Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 
