@@ -14,6 +14,8 @@ use common::{backends, client, credentials, send_ok, sightline_json, Backend, Se
 use futures_util::StreamExt;
 use serde_json::{json, Value};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// axe-core, installed by scripts/setup.sh (npm, into tests/console/node_modules).
@@ -228,6 +230,99 @@ impl Console<'_> {
     }
 }
 
+async fn audiences_and_destinations(c: &Console<'_>, admin: &str, key: &str, receiver: &AtomicU16) {
+    c.sign_in(admin).await;
+
+    // An event the receiver refuses becomes a dead letter; fixed, it is replayed.
+    send_ok(
+        c.server,
+        key,
+        "/v1/track",
+        json!({"userId": "ann", "event": "Signed Up"}),
+    )
+    .await;
+    c.open("/destinations").await;
+    c.check_page("destinations").await;
+    c.open("/destinations/crm").await;
+    c.until(
+        "a dead letter",
+        true,
+        "document.querySelector('#dead').innerText === '1'",
+    )
+    .await;
+    assert!(c.text("#dead-letters").await.contains("400"));
+    c.check_page("destination").await;
+    receiver.store(200, Ordering::SeqCst);
+    c.submit("form[action='/destinations/crm/replay'] button")
+        .await;
+    assert!(
+        c.text("#replayed").await.contains("1 delivered"),
+        "{}",
+        c.text("main").await
+    );
+    assert_eq!(c.text("#dead").await, "0");
+    assert_eq!(c.text("#delivered").await, "1");
+
+    // A wrong rule: its error at its place as you type, and again when sent.
+    c.open("/audiences").await;
+    c.fill("#a-name", "signed-up").await;
+    c.fill("#a-rule", "event \"Signed Up\" count >=").await;
+    c.until(
+        "the rule's error as you type",
+        false,
+        "!!document.querySelector('#rule-error .rule-error')",
+    )
+    .await;
+    c.check_page("audiences-editor").await;
+    c.submit("form.editor button[type=submit]").await;
+    assert_eq!(c.path().await, "/audiences/create");
+    let line = c
+        .eval("document.querySelector('.rule-error').dataset.line")
+        .await;
+    let column = c
+        .eval("document.querySelector('.rule-error').dataset.column")
+        .await;
+    assert_eq!(
+        (line, column),
+        (json!("1"), json!("27")),
+        "{}",
+        c.text(".rule-error").await
+    );
+    assert_eq!(
+        c.eval("document.querySelector('#a-rule').getAttribute('aria-invalid')")
+            .await,
+        json!("true")
+    );
+    // Put right: created, and its members listed once the profiles have it.
+    c.eval("document.querySelector('#a-rule').value = ''").await;
+    c.fill("#a-rule", "event \"Signed Up\" count >= 1").await;
+    c.submit("form.editor button[type=submit]").await;
+    assert_eq!(c.path().await, "/audiences/signed-up");
+    c.until(
+        "the audience's member",
+        true,
+        "!!document.querySelector('#members') && document.querySelector('#members').innerText.includes('user_id:ann')",
+    )
+    .await;
+    c.check_page("audience").await;
+    c.open("/audiences").await;
+    assert!(c.text("#audiences").await.contains("signed-up"));
+    c.check_page("audiences").await;
+    c.sign_out().await;
+}
+
+/// A webhook receiver that answers every request with the status it is set to.
+async fn receiver(status: Arc<AtomicU16>) -> String {
+    let app = axum::Router::new().fallback(move || {
+        let status = status.clone();
+        async move { axum::http::StatusCode::from_u16(status.load(Ordering::SeqCst)).unwrap() }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    url
+}
+
 async fn launch() -> (Browser, tokio::task::JoinHandle<()>, tempfile::TempDir) {
     let chromium = std::env::var("SIGHTLINE_CHROMIUM").unwrap_or("/usr/bin/chromium".into());
     let profile = tempfile::tempdir().unwrap();
@@ -265,6 +360,22 @@ async fn the_console_in_chromium() {
         let creds = credentials(&backend, "web");
         let privacy = token(&backend, "privacy", "pia");
         let analyst = token(&backend, "analyst", "ana");
+        let refusing = Arc::new(AtomicU16::new(400));
+        let hook = receiver(refusing.clone()).await;
+        sightline_json(
+            &backend,
+            &[
+                "destination",
+                "add",
+                "crm",
+                "--type",
+                "webhook",
+                "--url",
+                &hook,
+                "--events",
+                "Signed Up",
+            ],
+        );
         let server = Server::start(&backend, &[]);
         let page = browser.new_page("about:blank").await.unwrap();
         let console = Console {
@@ -275,6 +386,7 @@ async fn the_console_in_chromium() {
             backend: backend.name(),
         };
         flows(&console, &creds.token, &creds.write_key, &privacy, &analyst).await;
+        audiences_and_destinations(&console, &creds.token, &creds.write_key, &refusing).await;
         console.page.close().await.unwrap();
     }
     browser.close().await.unwrap();
@@ -427,6 +539,23 @@ async fn flows(c: &Console<'_>, admin: &str, key: &str, privacy: &str, analyst: 
             .await,
         403
     );
+    c.open("/audiences").await;
+    assert_eq!(
+        c.count("form.editor").await,
+        0,
+        "no rule editor for the analyst"
+    );
+    assert_eq!(
+        c.post(
+            "/audiences/create",
+            json!({"name": "mine", "rule": "has email"})
+        )
+        .await,
+        403
+    );
+    c.open("/destinations/crm").await;
+    assert_eq!(c.count("form[action$='/replay']").await, 0);
+    assert_eq!(c.post("/destinations/crm/replay", json!({})).await, 403);
     c.open("/sources").await;
     assert!(
         c.text("main").await.contains("analyst role"),
@@ -441,6 +570,8 @@ async fn flows(c: &Console<'_>, admin: &str, key: &str, privacy: &str, analyst: 
     assert_eq!(c.count("nav a[href='/profiles']").await, 1);
     assert_eq!(c.status("/events").await, 403);
     assert_eq!(c.status("/events/feed?after=0").await, 403);
+    assert_eq!(c.status("/audiences").await, 403);
+    assert_eq!(c.status("/destinations").await, 403);
     assert_eq!(c.status("/profiles/email:ann@example.com").await, 200);
     assert_eq!(
         c.post("/sources/create", json!({"name": "mine"})).await,

@@ -11,6 +11,8 @@
 //! itself is protected by a double-submit cookie. Each request resolves the token again
 //! (cached 10 s, like the API), so a revoked token ends its sessions.
 
+mod audiences;
+mod destinations;
 mod events;
 mod overview;
 mod profiles;
@@ -57,6 +59,8 @@ pub(crate) fn router() -> Router<ApiState> {
         .merge(events::routes())
         .merge(profiles::routes())
         .merge(sources::routes())
+        .merge(audiences::routes())
+        .merge(destinations::routes())
         .layer(axum::middleware::map_response(secure_headers))
 }
 
@@ -299,6 +303,8 @@ const NAV: &[(&str, &str, &[Role])] = &[
     ),
     ("/events", "Live events", access::READERS),
     ("/profiles", "Profiles", access::PROFILE_READERS),
+    ("/audiences", "Audiences", access::READERS),
+    ("/destinations", "Destinations", access::READERS),
     ("/sources", "Sources", access::ADMIN),
 ];
 

@@ -43,7 +43,7 @@ pub(crate) struct ApiState {
     /// The console's signed-in sessions.
     pub(crate) sessions: Arc<crate::console::Sessions>,
     /// The server's deliverer: replays run on it, under its breakers and ledger.
-    deliverer: Arc<sightline_activate::Deliverer>,
+    pub(crate) deliverer: Arc<sightline_activate::Deliverer>,
     /// The processors: their progress is in /metrics and `/readyz?verbose`.
     pub(crate) processors: Arc<Supervisor>,
     /// Keeps the tracking plans in force: a change made through the API reloads them at
@@ -367,7 +367,14 @@ impl<T: serde::de::DeserializeOwned + Send> FromRequestParts<ApiState> for Path<
 }
 
 /// A service error as an HTTP answer: the one place statuses are chosen.
-struct Failure(Error);
+pub(crate) struct Failure(Error);
+
+impl Failure {
+    /// The service error (the console renders it as a page).
+    pub(crate) fn into_error(self) -> Error {
+        self.0
+    }
+}
 
 impl From<Error> for Failure {
     fn from(e: Error) -> Failure {
@@ -442,7 +449,7 @@ fn created(body: impl serde::Serialize) -> Answer {
 /// Runs a heavy request (attribution, the report, a replay) on the blocking pool, so that
 /// its CPU work does not hold one of the few async workers collection needs; its store
 /// calls still run on the runtime (`Handle::block_on`).
-async fn off_workers<T: Send + 'static>(
+pub(crate) async fn off_workers<T: Send + 'static>(
     work: impl std::future::Future<Output = Result<T, Error>> + Send + 'static,
 ) -> Result<T, Failure> {
     let runtime = tokio::runtime::Handle::current();

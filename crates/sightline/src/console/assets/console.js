@@ -40,7 +40,33 @@ function followTail(body) {
   setInterval(poll, 2000);
 }
 
+// The audience rule editor: the rule's parse error at its line and column as you type.
+function checkRule(textarea, out) {
+  let timer = null;
+  let asked = 0;
+  textarea.addEventListener("input", () => {
+    clearTimeout(timer);
+    timer = setTimeout(async () => {
+      const mine = ++asked;
+      try {
+        const r = await fetch(out.dataset.check + "?rule=" + encodeURIComponent(textarea.value), {
+          credentials: "same-origin",
+        });
+        if (!r.ok || mine !== asked) return;
+        out.innerHTML = await r.text();
+        const bad = !!out.querySelector(".rule-error");
+        textarea.setAttribute("aria-invalid", bad ? "true" : "false");
+      } catch (e) {
+        // Checked again when the form is sent.
+      }
+    }, 300);
+  });
+}
+
 document.addEventListener("DOMContentLoaded", () => {
   const tail = document.getElementById("tail");
   if (tail && tail.dataset.feed) followTail(tail);
+  const rule = document.getElementById("a-rule");
+  const out = document.getElementById("rule-error");
+  if (rule && out && out.dataset.check) checkRule(rule, out);
 });
