@@ -311,6 +311,173 @@ async fn audiences_and_destinations(c: &Console<'_>, admin: &str, key: &str, rec
     c.sign_out().await;
 }
 
+/// A shop whose advertising pixel fires before any consent: the scan finds it.
+async fn site() -> u16 {
+    let page = || async {
+        axum::response::Html(
+            "<html><head><script src='http://px.pixelhub.example/p.js'></script></head>\
+             <body><h1>Shop</h1><div id='banner'><button id='cmp-accept'>Accept all</button>\
+             <button id='cmp-reject'>Reject all</button></div></body></html>",
+        )
+    };
+    let script = || async { ([("content-type", "application/javascript")], "/* tag */") };
+    let app = axum::Router::new()
+        .route("/", axum::routing::get(page))
+        .route("/p.js", axum::routing::get(script));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    port
+}
+
+/// A scan of the shop through the command line (the scanner's own Chromium), stored.
+async fn scan(backend: &Backend, port: u16) {
+    let dir = common::temp_dir("console-scan");
+    let journey = dir.path().join("journey.toml");
+    std::fs::write(
+        &journey,
+        format!(
+            "name = \"shop\"\n\
+             [browser]\nhost_resolver_rules = \"MAP * 127.0.0.1:{port}\"\n\
+             [consent.accept-all]\nclick = [\"#cmp-accept\"]\n\
+             [consent.reject-all]\nclick = [\"#cmp-reject\"]\n\
+             [[steps]]\nname = \"landing\"\nurl = \"http://www.shop.example/\"\n"
+        ),
+    )
+    .unwrap();
+    let catalog = dir.path().join("catalog.toml");
+    std::fs::write(
+        &catalog,
+        "[[vendor]]\nname = \"PixelHub\"\ncategory = \"advertising\"\nhosts = [\"pixelhub.example\"]\n",
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    let mut args: Vec<String> = [
+        "scan",
+        journey.to_str().unwrap(),
+        "--allow-private-network",
+        "--out",
+        out.to_str().unwrap(),
+        "--catalog",
+        catalog.to_str().unwrap(),
+        "--scenario",
+        "no-interaction",
+        "--scenario",
+        "reject-all",
+        "--no-screenshots",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    args.extend(backend.args());
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(common::BIN)
+            .args(&args)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        output.status.success(),
+        "scan: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+async fn governance(c: &Console<'_>, marketing: &str, security: &str) {
+    // Marketing proposes a tag, and has no control to approve it; trying anyway is 403.
+    c.sign_in(marketing).await;
+    c.open("/governance/tags").await;
+    c.fill("#t-vendor", "PixelHub").await;
+    c.fill("#t-purpose", "retargeting").await;
+    c.fill("#t-owner", "web").await;
+    c.fill("#t-consent", "advertising").await;
+    c.submit("form[action='/governance/tags/propose'] button")
+        .await;
+    assert!(
+        c.text(".shown-once").await.contains("proposed"),
+        "{}",
+        c.text("main").await
+    );
+    let id = c
+        .eval("document.querySelector('#tags tbody tr').dataset.id")
+        .await;
+    let id = id.as_str().unwrap().to_string();
+    assert_eq!(c.text("#tags tbody tr .status").await, "proposed");
+    assert_eq!(c.count("form[action$='/approve']").await, 0);
+    c.check_page("tags").await;
+    assert_eq!(
+        c.post(&format!("/governance/tags/{id}/approve"), json!({}))
+            .await,
+        403
+    );
+    // Marketing may assign a finding but not accept its risk.
+    c.open("/governance").await;
+    assert!(
+        c.count("#findings-open tbody tr").await >= 1,
+        "the scan's findings are open"
+    );
+    assert_eq!(c.count("form[action$='/accept']").await, 0);
+    let finding = c
+        .eval("document.querySelector('#findings-open tbody tr').dataset.id")
+        .await;
+    let finding = finding.as_str().unwrap().to_string();
+    assert_eq!(
+        c.post(
+            &format!("/governance/backlog/{finding}/accept"),
+            json!({"reason": "mine", "expires": "2099-01-01"})
+        )
+        .await,
+        403
+    );
+    c.sign_out().await;
+
+    // Security approves it, and accepts a finding's risk until a day.
+    c.sign_in(security).await;
+    c.open("/governance/tags").await;
+    c.fill(&format!("#why-{id}"), "DPA signed").await;
+    c.submit(&format!(
+        "form[action='/governance/tags/{id}/approve'] button[value=approve]"
+    ))
+    .await;
+    assert!(c.text(".shown-once").await.contains("approved"));
+    assert_eq!(c.text("#tags tbody tr .status").await, "approved");
+    c.open("/governance").await;
+    c.eval(&format!(
+        "document.querySelector('tr[data-id=\"{finding}\"] details').open = true"
+    ))
+    .await;
+    c.fill(
+        &format!("#reason-{finding}"),
+        "vendor contract until the site moves",
+    )
+    .await;
+    c.eval(&format!(
+        "document.querySelector('#expires-{finding}').value = '2099-01-01'"
+    ))
+    .await;
+    c.submit(&format!(
+        "form[action='/governance/backlog/{finding}/accept'] button"
+    ))
+    .await;
+    let accepted = c
+        .text(&format!("#findings-other tr[data-id=\"{finding}\"]"))
+        .await;
+    assert!(
+        accepted.contains("accepted risk") && accepted.contains("2099-01-01"),
+        "{accepted}"
+    );
+    c.check_page("governance").await;
+    c.open("/governance/lineage").await;
+    assert!(
+        c.count("#lineage-diagram g.node").await >= 2,
+        "the lineage is drawn"
+    );
+    c.check_page("lineage").await;
+    c.sign_out().await;
+}
+
 /// A webhook receiver that answers every request with the status it is set to.
 async fn receiver(status: Arc<AtomicU16>) -> String {
     let app = axum::Router::new().fallback(move || {
@@ -356,10 +523,14 @@ async fn the_console_in_chromium() {
     let axe = axe_source();
     let shots = screenshots();
     let (mut browser, driver, _profile) = launch().await;
+    let shop = site().await;
     for backend in backends("console").await {
         let creds = credentials(&backend, "web");
         let privacy = token(&backend, "privacy", "pia");
         let analyst = token(&backend, "analyst", "ana");
+        let marketing = token(&backend, "marketing", "mia");
+        let security = token(&backend, "security", "sam");
+        scan(&backend, shop).await;
         let refusing = Arc::new(AtomicU16::new(400));
         let hook = receiver(refusing.clone()).await;
         sightline_json(
@@ -387,6 +558,7 @@ async fn the_console_in_chromium() {
         };
         flows(&console, &creds.token, &creds.write_key, &privacy, &analyst).await;
         audiences_and_destinations(&console, &creds.token, &creds.write_key, &refusing).await;
+        governance(&console, &marketing, &security).await;
         console.page.close().await.unwrap();
     }
     browser.close().await.unwrap();
@@ -572,6 +744,13 @@ async fn flows(c: &Console<'_>, admin: &str, key: &str, privacy: &str, analyst: 
     assert_eq!(c.status("/events/feed?after=0").await, 403);
     assert_eq!(c.status("/audiences").await, 403);
     assert_eq!(c.status("/destinations").await, 403);
+    assert_eq!(c.status("/governance").await, 403);
+    assert_eq!(c.status("/governance/tags").await, 403);
+    assert_eq!(
+        c.post("/governance/tags/propose", json!({"vendor": "x"}))
+            .await,
+        403
+    );
     assert_eq!(c.status("/profiles/email:ann@example.com").await, 200);
     assert_eq!(
         c.post("/sources/create", json!({"name": "mine"})).await,

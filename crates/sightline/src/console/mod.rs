@@ -14,6 +14,7 @@
 mod audiences;
 mod destinations;
 mod events;
+mod governance;
 mod overview;
 mod profiles;
 mod sources;
@@ -61,6 +62,7 @@ pub(crate) fn router() -> Router<ApiState> {
         .merge(sources::routes())
         .merge(audiences::routes())
         .merge(destinations::routes())
+        .merge(governance::routes())
         .layer(axum::middleware::map_response(secure_headers))
 }
 
@@ -305,6 +307,9 @@ const NAV: &[(&str, &str, &[Role])] = &[
     ("/profiles", "Profiles", access::PROFILE_READERS),
     ("/audiences", "Audiences", access::READERS),
     ("/destinations", "Destinations", access::READERS),
+    ("/governance", "Findings", access::READERS),
+    ("/governance/tags", "Tags", access::READERS),
+    ("/governance/lineage", "Lineage", access::READERS),
     ("/sources", "Sources", access::ADMIN),
 ];
 
