@@ -478,6 +478,106 @@ async fn governance(c: &Console<'_>, marketing: &str, security: &str) {
     c.sign_out().await;
 }
 
+async fn attribution_privacy_audit(
+    c: &Console<'_>,
+    keys: (&str, &str),
+    marketing: &str,
+    security: &str,
+    privacy: &str,
+    analyst: &str,
+) {
+    let (admin, key) = keys;
+    let analytics = json!({"consent": {"purposes": {"analytics": true}}});
+    send_ok(
+        c.server,
+        key,
+        "/v1/batch",
+        json!({"batch": [
+            {"type": "page", "userId": "carl", "timestamp": "2026-01-02T09:00:00Z",
+             "context": {"consent": {"purposes": {"analytics": true}},
+                         "page": {"url": "https://www.shop.example/?utm_source=google&utm_medium=cpc"}}},
+            {"type": "track", "event": "Order Completed", "userId": "carl",
+             "timestamp": "2026-01-02T10:00:00Z", "context": analytics},
+        ]}),
+    )
+    .await;
+
+    // The overview: delivery health beside the event rate.
+    c.sign_in(admin).await;
+    assert!(c.text("#delivery-health").await.contains("crm"));
+    c.sign_out().await;
+
+    // Marketing compares the models for a conversion.
+    c.sign_in(marketing).await;
+    c.open("/attribution").await;
+    c.fill("#conv", "Order Completed").await;
+    c.submit("form[action='/attribution'] button").await;
+    c.until(
+        "the models side by side",
+        true,
+        "document.querySelectorAll('#attribution-chart rect.bar').length >= 8",
+    )
+    .await;
+    assert!(
+        c.text("#attribution")
+            .await
+            .to_lowercase()
+            .contains("paid search"),
+        "{}",
+        c.text("#attribution").await
+    );
+    c.check_page("attribution").await;
+    assert_eq!(c.count("nav a[href='/privacy']").await, 0);
+    assert_eq!(c.status("/privacy").await, 403);
+    assert_eq!(c.status("/audit").await, 403);
+    c.sign_out().await;
+
+    // Security reads the audit log, and not attribution.
+    c.sign_in(security).await;
+    assert_eq!(c.count("nav a[href='/attribution']").await, 0);
+    assert_eq!(
+        c.status("/attribution?conversion=Order+Completed").await,
+        403
+    );
+    c.open("/audit").await;
+    assert!(
+        c.text("#audit").await.contains("tag.approve"),
+        "the approval is audited"
+    );
+    c.check_page("audit").await;
+    c.sign_out().await;
+
+    // The analyst may not export or erase anyone.
+    c.sign_in(analyst).await;
+    assert_eq!(c.status("/privacy/export?id=user_id:carl").await, 403);
+    assert_eq!(
+        c.post(
+            "/privacy/erase",
+            json!({"identifier": "user_id:carl", "sure": "yes"})
+        )
+        .await,
+        403
+    );
+    c.sign_out().await;
+
+    // The privacy team exports a person and erases them, with a receipt.
+    c.sign_in(privacy).await;
+    c.open("/privacy").await;
+    assert_eq!(c.status("/privacy/export?id=user_id:carl").await, 200);
+    c.fill("#e-id", "user_id:carl").await;
+    c.eval("document.querySelector('#e-sure').checked = true")
+        .await;
+    c.submit("form[action='/privacy/erase'] button").await;
+    assert!(
+        c.text("#erased").await.contains("Erased"),
+        "{}",
+        c.text("main").await
+    );
+    assert!(c.count("#erasures tbody tr").await >= 1);
+    c.check_page("privacy").await;
+    c.sign_out().await;
+}
+
 /// A webhook receiver that answers every request with the status it is set to.
 async fn receiver(status: Arc<AtomicU16>) -> String {
     let app = axum::Router::new().fallback(move || {
@@ -559,6 +659,15 @@ async fn the_console_in_chromium() {
         flows(&console, &creds.token, &creds.write_key, &privacy, &analyst).await;
         audiences_and_destinations(&console, &creds.token, &creds.write_key, &refusing).await;
         governance(&console, &marketing, &security).await;
+        attribution_privacy_audit(
+            &console,
+            (&creds.token, &creds.write_key),
+            &marketing,
+            &security,
+            &privacy,
+            &analyst,
+        )
+        .await;
         console.page.close().await.unwrap();
     }
     browser.close().await.unwrap();

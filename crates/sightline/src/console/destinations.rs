@@ -24,17 +24,17 @@ pub(super) fn routes() -> Router<ApiState> {
         .route("/destinations/{name}/replay", post(replay))
 }
 
-fn path_of(name: &str) -> String {
+pub(super) fn path_of(name: &str) -> String {
     format!("/destinations/{}", encode(name).replace('+', "%20"))
 }
 
-struct Counts {
-    delivered: usize,
-    suppressed: Vec<Delivery>,
-    dead: usize,
+pub(super) struct Counts {
+    pub delivered: usize,
+    pub suppressed: Vec<Delivery>,
+    pub dead: usize,
 }
 
-fn shown(n: usize) -> String {
+pub(super) fn shown(n: usize) -> String {
     if n >= COUNTED {
         format!("{COUNTED}+")
     } else {
@@ -42,7 +42,7 @@ fn shown(n: usize) -> String {
     }
 }
 
-async fn counts(
+pub(super) async fn counts(
     state: &ApiState,
     signed: &Signed,
     name: &str,
@@ -100,7 +100,7 @@ async fn list(State(state): State<ApiState>, signed: Signed) -> Html {
     ))
 }
 
-fn state_of(d: &sightline_core::Destination) -> &'static str {
+pub(super) fn state_of(d: &sightline_core::Destination) -> &'static str {
     if d.disabled {
         "paused"
     } else if !d.approved {

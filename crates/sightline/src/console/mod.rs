@@ -11,11 +11,14 @@
 //! itself is protected by a double-submit cookie. Each request resolves the token again
 //! (cached 10 s, like the API), so a revoked token ends its sessions.
 
+mod attribution;
 mod audiences;
+mod audit;
 mod destinations;
 mod events;
 mod governance;
 mod overview;
+mod privacy;
 mod profiles;
 mod sources;
 
@@ -63,6 +66,9 @@ pub(crate) fn router() -> Router<ApiState> {
         .merge(audiences::routes())
         .merge(destinations::routes())
         .merge(governance::routes())
+        .merge(attribution::routes())
+        .merge(privacy::routes())
+        .merge(audit::routes())
         .layer(axum::middleware::map_response(secure_headers))
 }
 
@@ -310,6 +316,9 @@ const NAV: &[(&str, &str, &[Role])] = &[
     ("/governance", "Findings", access::READERS),
     ("/governance/tags", "Tags", access::READERS),
     ("/governance/lineage", "Lineage", access::READERS),
+    ("/attribution", "Attribution", access::ATTRIBUTION_READERS),
+    ("/privacy", "Privacy", access::PRIVACY),
+    ("/audit", "Audit", access::AUDITORS),
     ("/sources", "Sources", access::ADMIN),
 ];
 

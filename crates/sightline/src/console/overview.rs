@@ -7,7 +7,9 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use axum::Router;
 use maud::{html, Markup};
+use sightline_govern::backlog::{BacklogStatus, Filter};
 use sightline_service::access::{METRICS_READERS, READERS};
+use sightline_service::governance::registry;
 use sightline_service::{events, processors};
 use std::collections::BTreeMap;
 
@@ -76,6 +78,67 @@ async fn overview(State(state): State<ApiState>, signed: Signed) -> Html {
                                 td.num { (p.behind.as_ref().map_or("—".to_string(), |b| b.events.to_string())) }
                                 td.num { (p.behind.as_ref().map_or("—".to_string(), |b| format!("{:.1}", b.seconds))) }
                             }
+                        }
+                    }
+                }
+            }
+        });
+    }
+    if signed.may(READERS) {
+        let all = sightline_service::destinations::list(state.store.as_ref(), &signed.actor)
+            .await
+            .or_page(&signed)?;
+        let mut rows = Vec::new();
+        for d in &all {
+            rows.push((
+                d,
+                super::destinations::counts(&state, &signed, &d.name)
+                    .await
+                    .or_page(&signed)?,
+            ));
+        }
+        let items = registry::backlog_items(
+            state.store.as_ref(),
+            &Filter {
+                journey: None,
+                owner: None,
+                severity: None,
+                status: Some(BacklogStatus::Open),
+                overdue: false,
+            },
+        )
+        .await
+        .or_page(&signed)?;
+        let mut by_severity: BTreeMap<&'static str, usize> = BTreeMap::new();
+        for i in &items {
+            *by_severity.entry(i.value.severity.name()).or_default() += 1;
+        }
+        body.push(html! {
+            section aria-labelledby="health" {
+                h2 #health { "Delivery health" }
+                @if rows.is_empty() { p { "No destinations." } } @else {
+                    table #delivery-health aria-labelledby="health" {
+                        thead { tr { th scope="col" { "Destination" } th scope="col" { "State" } th scope="col" { "Delivered" } th scope="col" { "Suppressed" } th scope="col" { "Dead" } } }
+                        tbody {
+                            @for (d, c) in &rows {
+                                tr {
+                                    th scope="row" { a href=(super::destinations::path_of(&d.name)) { (d.name) } }
+                                    td { (super::destinations::state_of(d)) }
+                                    td.num { (super::destinations::shown(c.delivered)) }
+                                    td.num { (super::destinations::shown(c.suppressed.len())) }
+                                    td.num { @if c.dead > 0 { span.bad { (super::destinations::shown(c.dead)) } } @else { "0" } }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            section aria-labelledby="open-findings" {
+                h2 #open-findings { "Open findings by severity" }
+                @if by_severity.is_empty() { p { "No open findings." } } @else {
+                    ul #findings-by-severity {
+                        @for s in ["critical", "high", "medium", "low"] {
+                            @if let Some(n) = by_severity.get(s) { li { a href="/governance" { (s) ": " (n) } } }
                         }
                     }
                 }

@@ -53,9 +53,9 @@ pub(crate) struct ApiState {
     approval: sightline_service::approval::ApprovalPolicy,
     /// Keeps the collector's suppression list: an erasure puts its identifiers in force
     /// before it answers.
-    suppressor: Arc<sightline_service::erase::Suppressor>,
+    pub(crate) suppressor: Arc<sightline_service::erase::Suppressor>,
     /// The webhook client: erasures send destinations their deletion requests with it.
-    webhook: sightline_activate::webhook::Webhook,
+    pub(crate) webhook: sightline_activate::webhook::Webhook,
     /// Whether `/metrics` and `/readyz?verbose` answer without a token: only on the
     /// separate metrics listener (`--metrics-listen`), never on the main one.
     detail_open: bool,
