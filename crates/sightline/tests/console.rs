@@ -305,6 +305,13 @@ async fn audiences_and_destinations(c: &Console<'_>, admin: &str, key: &str, rec
     )
     .await;
     c.check_page("audience").await;
+    // And the person's page says which audiences they are in.
+    c.open("/profiles/user_id:ann").await;
+    assert!(
+        c.text("#audiences").await.contains("signed-up"),
+        "{}",
+        c.text("main").await
+    );
     c.open("/audiences").await;
     assert!(c.text("#audiences").await.contains("signed-up"));
     c.check_page("audiences").await;
@@ -469,6 +476,8 @@ async fn governance(c: &Console<'_>, marketing: &str, security: &str) {
         "{accepted}"
     );
     c.check_page("governance").await;
+    c.open("/governance/vendors").await;
+    c.check_page("vendors").await;
     c.open("/governance/lineage").await;
     assert!(
         c.count("#lineage-diagram g.node").await >= 2,
@@ -686,8 +695,36 @@ async fn flows(c: &Console<'_>, admin: &str, key: &str, privacy: &str, analyst: 
     c.submit("form.login button[type=submit]").await;
     assert!(c.text("main").await.contains("Unknown API token"));
 
-    // Admin signs in and sees every page of the menu.
-    c.sign_in(admin).await;
+    // Admin signs in with the keyboard alone: Tab from the skip link to the token field,
+    // Enter to send.
+    c.open("/login").await;
+    let skip = c.page.find_element("a.skip").await.unwrap();
+    skip.focus().await.unwrap().press_key("Tab").await.unwrap();
+    assert_eq!(c.eval("document.activeElement.id").await, json!("token"));
+    let field = c.page.find_element("#token").await.unwrap();
+    field.type_str(admin).await.unwrap();
+    c.eval("window.__before = true").await;
+    field.press_key("Enter").await.unwrap();
+    c.until(
+        "signed in with the keyboard",
+        false,
+        "window.__before === undefined && document.readyState === 'complete'",
+    )
+    .await;
+    assert_eq!(c.path().await, "/", "{}: signed in with Enter", c.backend);
+    for link in [
+        "/governance",
+        "/governance/tags",
+        "/governance/lineage",
+        "/governance/vendors",
+        "/attribution",
+        "/privacy",
+        "/audit",
+        "/audiences",
+        "/destinations",
+    ] {
+        assert_eq!(c.count(&format!("nav a[href='{link}']")).await, 1, "{link}");
+    }
     assert_eq!(c.text("main h1").await, "Overview");
     for link in ["/events", "/profiles", "/sources"] {
         assert_eq!(c.count(&format!("nav a[href='{link}']")).await, 1, "{link}");

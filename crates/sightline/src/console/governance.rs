@@ -30,6 +30,7 @@ pub(super) fn routes() -> Router<ApiState> {
         .route("/governance/tags/propose", post(propose))
         .route("/governance/tags/{id}/{action}", post(decide))
         .route("/governance/lineage", get(lineage_page))
+        .route("/governance/vendors", get(vendors))
 }
 
 fn reading(signed: &Signed) -> Result<(), Response> {
@@ -366,6 +367,54 @@ async fn lineage_page(State(state): State<ApiState>, signed: Signed) -> Html {
             Some(&signed),
             "Governance: lineage",
             "/governance/lineage",
+            body,
+        ),
+    ))
+}
+
+/// Vendor risk: each vendor's rating, DPA, fourth parties seen by scans, and its reviews.
+async fn vendors(State(state): State<ApiState>, signed: Signed) -> Html {
+    reading(&signed)?;
+    let all = registry::vendors(state.store.as_ref(), false)
+        .await
+        .or_page(&signed)?;
+    let list: Vec<Value> = all.iter().map(registry::vendor_json).collect();
+    let text = |v: &Value| match v {
+        Value::Null => String::new(),
+        Value::String(s) => s.clone(),
+        Value::Array(a) => a.iter().map(super::short).collect::<Vec<_>>().join(", "),
+        other => other.to_string(),
+    };
+    let body = html! {
+        p.hint { "Records are kept with " code { "sightline vendors put" } "; scans add the fourth parties each vendor loads." }
+        table #vendors {
+            caption.sr { "Vendor risk" }
+            thead { tr {
+                th scope="col" { "Vendor" } th scope="col" { "Rating" } th scope="col" { "DPA" } th scope="col" { "Data shared" }
+                th scope="col" { "Fourth parties" } th scope="col" { "Last review" } th scope="col" { "Next review" }
+            } }
+            tbody {
+                @for v in &list {
+                    tr {
+                        th scope="row" { (text(&v["vendor"])) }
+                        td { (text(&v["rating"])) }
+                        td { (text(&v["dpa"])) }
+                        td { (text(&v["data_shared"])) }
+                        td { (text(&v["sub_processors"])) }
+                        td { (text(&v["last_review"])) }
+                        td { (text(&v["next_review"])) @if v["overdue"] == Value::Bool(true) { " " span.bad { "overdue" } } }
+                    }
+                }
+            }
+        }
+        @if list.is_empty() { p { "No vendor records." } }
+    };
+    Ok(respond(
+        StatusCode::OK,
+        page(
+            Some(&signed),
+            "Governance: vendor risk",
+            "/governance/vendors",
             body,
         ),
     ))

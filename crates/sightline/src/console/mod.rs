@@ -316,6 +316,7 @@ const NAV: &[(&str, &str, &[Role])] = &[
     ("/governance", "Findings", access::READERS),
     ("/governance/tags", "Tags", access::READERS),
     ("/governance/lineage", "Lineage", access::READERS),
+    ("/governance/vendors", "Vendors", access::READERS),
     ("/attribution", "Attribution", access::ATTRIBUTION_READERS),
     ("/privacy", "Privacy", access::PRIVACY),
     ("/audit", "Audit", access::AUDITORS),

@@ -123,6 +123,7 @@ async fn person(
     let computed = lookup::computed_json(state.store.as_ref(), &found)
         .await
         .or_page(&signed)?;
+    let member_of = lookup::audiences(&found).or_page(&signed)?;
     let identifiers = lookup::identifiers_json(view);
     let merges = lookup::merges_json(view);
     let consent = lookup::consent_json(view, None);
@@ -162,6 +163,15 @@ async fn person(
                     @for (name, t) in facts.map(|f| &f.traits).into_iter().flatten() {
                         tr { th scope="row" { (name) } td { (short(&t.value)) } td { "#" (t.source_id) } td { (when(t.at)) } }
                     }
+                }
+            }
+        }
+        section aria-labelledby="audiences-h" {
+            h2 #audiences-h { "Audiences" }
+            @if member_of.is_empty() { p { "In no audience." } }
+            ul #audiences {
+                @for a in &member_of {
+                    li { a href=(format!("/audiences/{}", encode(a).replace('+', "%20"))) { (a) } }
                 }
             }
         }
