@@ -11,7 +11,10 @@ python3 -m pip install --quiet --disable-pip-version-check -r tests/sdk/requirem
   | grep -v "Running pip as the 'root' user" || true
 python3 -c "import segment.analytics" # fail here, clearly, if the install did not take
 
-echo "setup: Chromium for the journey scanner"
+echo "setup: axe-core for the console's browser tests"
+(cd tests/console && npm ci --no-audit --no-fund --loglevel=error)
+
+echo "setup: Chromium for the journey scanner and the console's tests"
 scripts/install-chromium.sh
 
 if command -v pg_isready >/dev/null && ! pg_isready -q -h 127.0.0.1 -p 5432; then

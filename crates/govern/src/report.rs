@@ -884,6 +884,12 @@ fn flows(flows: &[Flow]) -> String {
     )
 }
 
+/// The lineage diagram (inline SVG, styled by classes: no inline style) and its edge table,
+/// as the report draws them; the console shows the same.
+pub fn lineage_html(graph: &Graph) -> String {
+    lineage(graph)
+}
+
 fn lineage(graph: &Graph) -> String {
     if graph.nodes.is_empty() && graph.edges.is_empty() {
         return "<p class=\"empty\">No lineage evidence yet: store events, destinations or \

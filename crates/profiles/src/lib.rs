@@ -954,7 +954,7 @@ impl Changed {
 }
 
 mod memberships;
-pub use memberships::{stored_computed, Memberships};
+pub use memberships::{stored_audiences, stored_computed, Memberships};
 
 #[cfg(test)]
 mod tests;

@@ -57,6 +57,18 @@ pub fn stored_computed(
         .collect())
 }
 
+/// The audiences a profile is a member of, by name, in its stored states (as
+/// [`Memberships::take_rows`] writes them).
+pub fn stored_audiences(states: &str) -> Result<Vec<String>, serde_json::Error> {
+    let stored: StoredStates = serde_json::from_str(states)?;
+    Ok(stored
+        .audiences
+        .into_iter()
+        .filter(|(_, state)| state.is_member())
+        .map(|(name, _)| name)
+        .collect())
+}
+
 fn key(profile: ProfileId) -> String {
     profile.0.to_string()
 }
@@ -491,4 +503,20 @@ fn audience_profile(profiles: &Profiles, profile: ProfileId) -> sightline_audien
             .collect();
     }
     view
+}
+
+#[cfg(test)]
+mod stored_tests {
+    use super::*;
+
+    #[test]
+    fn stored_audiences_are_those_it_is_a_member_of() {
+        let states = r#"{"audiences":{"buyers":{"member":true,"events":[]},"lapsed":{"member":false,"events":[]}}}"#;
+        assert_eq!(
+            stored_audiences(states).unwrap(),
+            vec!["buyers".to_string()]
+        );
+        assert!(stored_audiences("{}").unwrap().is_empty());
+        assert!(stored_audiences("not json").is_err());
+    }
 }

@@ -122,6 +122,31 @@ pub async fn members(
     }
 }
 
+/// One page of an audience's members (at most `limit` after the stored profile id
+/// `after`), and the id to read the next page after when there may be more: the console
+/// pages a list rather than reading it whole.
+pub async fn members_page(
+    store: &dyn ProfileStore,
+    actor: &Actor,
+    book: &Live,
+    name: &str,
+    after: i64,
+    limit: usize,
+) -> Result<(Vec<Value>, Option<i64>)> {
+    require(actor, READERS, "reading audience members")?;
+    if !book.has_audience(name) {
+        return Err(unknown_audience(name));
+    }
+    let limit = limit.clamp(1, MEMBER_PAGE);
+    let page = store.audience_members(name, after, limit).await?;
+    let next = page.last().filter(|_| page.len() == limit).map(|l| l.id);
+    let list = page
+        .iter()
+        .map(|stored| Ok(member_json(&stored_doc(stored)?.identity)))
+        .collect::<Result<Vec<_>>>()?;
+    Ok((list, next))
+}
+
 /// An audience's members in profiles replayed from the log (the command line).
 pub fn replayed_members(actor: &Actor, book: &Book, name: &str) -> Result<Vec<Value>> {
     require(actor, READERS, "reading audience members")?;

@@ -191,6 +191,19 @@ pub async fn events(
     }
 }
 
+/// The audiences a stored profile is a member of, by name (none for a replayed one).
+pub fn audiences(found: &Found) -> Result<Vec<String>> {
+    let Some(states) = &found.states else {
+        return Ok(Vec::new());
+    };
+    sightline_profiles::stored_audiences(states).map_err(|e| {
+        Error::Internal(anyhow::anyhow!(
+            "stored states of profile {} cannot be read: {e}",
+            found.doc.identity.id.0
+        ))
+    })
+}
+
 /// The computed traits of a stored profile, as of now.
 pub async fn computed_json(store: &dyn Store, found: &Found) -> Result<Value> {
     let Some(states) = &found.states else {

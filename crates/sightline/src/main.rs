@@ -7,6 +7,7 @@
 
 mod cli;
 mod config;
+mod console;
 mod http;
 mod serve;
 

@@ -36,15 +36,17 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 #[derive(Clone)]
-struct ApiState {
-    store: Arc<dyn Store>,
+pub(crate) struct ApiState {
+    pub(crate) store: Arc<dyn Store>,
     prometheus: PrometheusHandle,
-    book: Live,
-    tokens: Arc<TokenCache>,
+    pub(crate) book: Live,
+    pub(crate) tokens: Arc<TokenCache>,
+    /// The console's signed-in sessions.
+    pub(crate) sessions: Arc<crate::console::Sessions>,
     /// The server's deliverer: replays run on it, under its breakers and ledger.
-    deliverer: Arc<sightline_activate::Deliverer>,
+    pub(crate) deliverer: Arc<sightline_activate::Deliverer>,
     /// The processors: their progress is in /metrics and `/readyz?verbose`.
-    processors: Arc<Supervisor>,
+    pub(crate) processors: Arc<Supervisor>,
     /// Keeps the tracking plans in force: a change made through the API reloads them at
     /// once, not at its next step.
     plans: Arc<PlanKeeper>,
@@ -52,9 +54,9 @@ struct ApiState {
     approval: sightline_service::approval::ApprovalPolicy,
     /// Keeps the collector's suppression list: an erasure puts its identifiers in force
     /// before it answers.
-    suppressor: Arc<sightline_service::erase::Suppressor>,
+    pub(crate) suppressor: Arc<sightline_service::erase::Suppressor>,
     /// The webhook client: erasures send destinations their deletion requests with it.
-    webhook: sightline_activate::webhook::Webhook,
+    pub(crate) webhook: sightline_activate::webhook::Webhook,
     /// This node among several (`GET /api/v1/cluster`).
     node: Node,
     /// Whether `/metrics` and `/readyz?verbose` answer without a token: only on the
@@ -106,6 +108,7 @@ pub fn routers(
             store: store.clone(),
             known: Mutex::new(HashMap::new()),
         }),
+        sessions: Arc::default(),
         store,
         prometheus,
         book,
@@ -132,7 +135,10 @@ pub fn routers(
                 }),
         ),
     };
-    let main = main_routes(metrics_at == MetricsAt::MainWithToken).into_router();
+    // The console's HTML pages (outside the API's contract) on the same listener.
+    let main = main_routes(metrics_at == MetricsAt::MainWithToken)
+        .into_router()
+        .merge(crate::console::router());
     (main.fallback(not_found).with_state(state), own)
 }
 
@@ -232,7 +238,7 @@ const TOKEN_CACHE_MAX: usize = 10_000;
 /// The actors of tokens by hash, kept briefly so that a busy API client costs no store
 /// round trip per request. Only tokens found are kept: an unknown one is asked of the
 /// store every time.
-struct TokenCache {
+pub(crate) struct TokenCache {
     store: Arc<dyn Store>,
     known: Mutex<HashMap<String, (Actor, Instant)>>,
 }
@@ -246,7 +252,7 @@ impl TokenCache {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    async fn actor(&self, hash: String) -> Result<Option<Actor>, Error> {
+    pub(crate) async fn actor(&self, hash: String) -> Result<Option<Actor>, Error> {
         if let Some((actor, at)) = self.known().get(&hash) {
             if at.elapsed() < TOKEN_TTL {
                 return Ok(Some(actor.clone()));
@@ -374,11 +380,30 @@ impl<T: serde::de::DeserializeOwned + Send> FromRequestParts<ApiState> for Path<
 }
 
 /// A service error as an HTTP answer: the one place statuses are chosen.
-struct Failure(Error);
+pub(crate) struct Failure(Error);
+
+impl Failure {
+    /// The service error (the console renders it as a page).
+    pub(crate) fn into_error(self) -> Error {
+        self.0
+    }
+}
 
 impl From<Error> for Failure {
     fn from(e: Error) -> Failure {
         Failure(e)
+    }
+}
+
+/// The status a service error answers with, in the API and the console alike.
+pub(crate) fn status_of(e: &Error) -> StatusCode {
+    match e {
+        Error::Invalid(_) => StatusCode::BAD_REQUEST,
+        Error::Forbidden(_) => StatusCode::FORBIDDEN,
+        Error::NotFound { .. } => StatusCode::NOT_FOUND,
+        Error::Conflict(_) | Error::Transition(_) => StatusCode::CONFLICT,
+        Error::NotCaughtUp(_) | Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 
@@ -437,7 +462,7 @@ fn created(body: impl serde::Serialize) -> Answer {
 /// Runs a heavy request (attribution, the report, a replay) on the blocking pool, so that
 /// its CPU work does not hold one of the few async workers collection needs; its store
 /// calls still run on the runtime (`Handle::block_on`).
-async fn off_workers<T: Send + 'static>(
+pub(crate) async fn off_workers<T: Send + 'static>(
     work: impl std::future::Future<Output = Result<T, Error>> + Send + 'static,
 ) -> Result<T, Failure> {
     let runtime = tokio::runtime::Handle::current();
