@@ -379,3 +379,59 @@ async fn nodes_killed_under_load_lose_nothing_and_repeat_nothing() {
     drop(nodes);
     drop(stream);
 }
+
+/// What stops a node at start: a NATS that cannot be reached, a stream configured
+/// otherwise than the flags ask, and the log on JetStream without PostgreSQL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_that_cannot_be_used_as_asked_stops_the_start() {
+    let Some(backend) = postgres("cluster_refusals").await else {
+        return;
+    };
+    let stream = TestStream::new("refusals").await;
+    let store_args = backend.args();
+    let run = |extra: &[&str]| {
+        let mut args = vec!["log", "info"];
+        args.extend(store_args.iter().map(String::as_str));
+        args.extend(extra);
+        sightline(&args)
+    };
+    let said = |output: &std::process::Output| String::from_utf8_lossy(&output.stderr).into_owned();
+
+    let unreachable = run(&[
+        "--log-url",
+        "nats://127.0.0.1:1",
+        "--log-stream",
+        &stream.name,
+    ]);
+    assert!(!unreachable.status.success());
+    assert!(
+        said(&unreachable).contains("cannot reach NATS"),
+        "{}",
+        said(&unreachable)
+    );
+
+    let log_args = stream.args();
+    let log: Vec<&str> = log_args.iter().map(String::as_str).collect();
+    let created = run(&log);
+    assert!(created.status.success(), "{}", said(&created));
+    let dir = common::temp_dir("cluster-config");
+    let config = dir.path().join("sightline.toml");
+    std::fs::write(&config, "[log]\nmax_age = \"1d\"\n").unwrap();
+    let mut other = log.clone();
+    other.extend(["--config", config.to_str().unwrap()]);
+    let refused = run(&other);
+    assert!(!refused.status.success());
+    assert!(
+        said(&refused).contains("max age none (kept forever) where [log] max_age asks 86400s"),
+        "{}",
+        said(&refused)
+    );
+
+    let no_postgres = sightline(&["log", "info", "--log-url", &nats_url()]);
+    assert!(!no_postgres.status.success());
+    assert!(
+        said(&no_postgres).contains("give --database-url"),
+        "{}",
+        said(&no_postgres)
+    );
+}
