@@ -315,7 +315,19 @@ async fn audiences_and_destinations(c: &Console<'_>, admin: &str, key: &str, rec
     c.open("/audiences").await;
     assert!(c.text("#audiences").await.contains("signed-up"));
     c.check_page("audiences").await;
-    c.sign_out().await;
+    // The session ends under an open live tail: it says so rather than showing the
+    // sign-in page as rows.
+    c.open("/events").await;
+    c.post("/logout", json!({})).await;
+    c.until(
+        "the tail says it is signed out",
+        false,
+        "document.querySelector('#tail-status').innerText.includes('Signed out')",
+    )
+    .await;
+    assert_eq!(c.count("#tail form").await, 0);
+    c.open("/").await;
+    assert!(c.path().await.starts_with("/login"));
 }
 
 /// A shop whose advertising pixel fires before any consent: the scan finds it.

@@ -16,7 +16,11 @@ function followTail(body) {
         credentials: "same-origin",
         headers: { "Accept": "text/html" },
       });
-      if (r.ok) {
+      if (r.redirected) {
+        // Signed out (the session ended): the answer is the sign-in page, not rows.
+        clearInterval(timer);
+        if (status) status.textContent = "Signed out: reload the page to sign in again.";
+      } else if (r.ok) {
         const next = r.headers.get("x-next-after");
         const html = await r.text();
         if (html.trim()) {
@@ -37,7 +41,7 @@ function followTail(body) {
       busy = false;
     }
   }
-  setInterval(poll, 2000);
+  const timer = setInterval(poll, 2000);
 }
 
 // The audience rule editor: the rule's parse error at its line and column as you type.
@@ -52,7 +56,7 @@ function checkRule(textarea, out) {
         const r = await fetch(out.dataset.check + "?rule=" + encodeURIComponent(textarea.value), {
           credentials: "same-origin",
         });
-        if (!r.ok || mine !== asked) return;
+        if (!r.ok || r.redirected || mine !== asked) return;
         out.innerHTML = await r.text();
         const bad = !!out.querySelector(".rule-error");
         textarea.setAttribute("aria-invalid", bad ? "true" : "false");
