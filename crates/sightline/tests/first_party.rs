@@ -85,6 +85,16 @@ async fn events_from(server: &Server, token: &str, prefix: &str, at_least: usize
     }
 }
 
+/// The one event of this type.
+fn of_type<'a>(events: &'a [Value], kind: &str) -> &'a Value {
+    let mut found = events.iter().filter(|e| e["type"] == kind);
+    let event = found
+        .next()
+        .unwrap_or_else(|| panic!("no {kind} in {events:?}"));
+    assert!(found.next().is_none(), "more than one {kind} in {events:?}");
+    event
+}
+
 /// Debian's Chromium, headless, with a profile of its own; and the task driving it.
 async fn chromium() -> (Browser, tokio::task::JoinHandle<()>) {
     let chromium = std::env::var("SIGHTLINE_CHROMIUM").unwrap_or("/usr/bin/chromium".into());
@@ -172,19 +182,26 @@ async fn a_site_sends_to_its_own_domain_through_the_first_party_loader(
     page.wait_for_navigation().await.unwrap();
 
     let events = events_from(&server, &creds.token, "ajs-", 3).await;
-    let kinds: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
-    assert_eq!(kinds, ["page", "identify", "track"], "in the order called");
-    let anonymous = events[0]["anonymousId"].as_str().unwrap().to_owned();
+    // Each call is its own request, sent at once: they may arrive in any order.
+    let mut kinds: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    kinds.sort_unstable();
+    assert_eq!(kinds, ["identify", "page", "track"]);
+    let (page_call, identify, track) = (
+        of_type(&events, "page"),
+        of_type(&events, "identify"),
+        of_type(&events, "track"),
+    );
+    let anonymous = page_call["anonymousId"].as_str().unwrap().to_owned();
     assert!(events
         .iter()
         .all(|e| e["anonymousId"] == anonymous.as_str()));
-    assert!(events[0].get("userId").is_none(), "{}", events[0]);
-    assert_eq!(events[1]["userId"], "u-42");
-    assert_eq!(events[1]["traits"]["email"], "ann@example.com");
-    assert_eq!(events[2]["userId"], "u-42");
-    assert_eq!(events[2]["event"], "Order Completed");
-    assert_eq!(events[2]["properties"]["revenue"], 42);
-    let context = &events[0]["context"];
+    assert!(page_call.get("userId").is_none(), "{page_call}");
+    assert_eq!(identify["userId"], "u-42");
+    assert_eq!(identify["traits"]["email"], "ann@example.com");
+    assert_eq!(track["userId"], "u-42");
+    assert_eq!(track["event"], "Order Completed");
+    assert_eq!(track["properties"]["revenue"], 42);
+    let context = &page_call["context"];
     assert_eq!(context["page"]["path"], "/products/7");
     assert_eq!(context["page"]["title"], "Trail shoe");
     assert_eq!(context["campaign"]["source"], "news");
@@ -192,7 +209,7 @@ async fn a_site_sends_to_its_own_domain_through_the_first_party_loader(
     assert_eq!(context["library"]["name"], "sightline-analytics.js");
     assert!(context["userAgent"].as_str().unwrap().contains("Chrome"));
     assert_eq!(
-        events[0]["properties"]["url"]
+        page_call["properties"]["url"]
             .as_str()
             .unwrap()
             .split('?')
@@ -269,12 +286,7 @@ window.analytics.push(['track', 'Signed Up', {{plan: 'pro'}}]);
     tab.wait_for_navigation().await.unwrap();
     let events = events_from(&server, &creds.token, "ajs-next-", 3).await;
     // analytics-next sends its queue's calls concurrently: found by type.
-    let of = |kind: &str| {
-        events
-            .iter()
-            .find(|e| e["type"] == kind)
-            .unwrap_or_else(|| panic!("no {kind} in {events:?}"))
-    };
+    let of = |kind: &str| of_type(&events, kind);
     assert_eq!(of("identify")["userId"], "u-42");
     assert_eq!(of("identify")["traits"]["email"], "ann@example.com");
     assert_eq!(of("track")["properties"]["plan"], "pro");
