@@ -1502,20 +1502,28 @@ impl Destinations for PostgresStore {
         limit: usize,
     ) -> Result<Vec<Delivery>> {
         let client = self.client().await?;
-        let rows = client
-            .query(
-                "SELECT destination_id, seq, message_id, status, attempts, response_code,
-                     latency_ms, reason, at FROM deliveries
-                 WHERE destination_id = $1 AND ($2::text IS NULL OR status = $2) AND seq > $3
-                 ORDER BY seq LIMIT $4",
-                &[
-                    &destination_id,
-                    &status.map(DeliveryStatus::as_str),
-                    &after,
-                    &(limit as i64),
-                ],
-            )
-            .await?;
+        // Two statements, so that a status filter can use `deliveries_by_status` (a
+        // prepared `status = $2 OR $2 IS NULL` plan cannot).
+        let rows =
+            match status {
+                None => client
+                    .query(
+                        "SELECT destination_id, seq, message_id, status, attempts, response_code,
+                             latency_ms, reason, at FROM deliveries
+                         WHERE destination_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+                        &[&destination_id, &after, &(limit as i64)],
+                    )
+                    .await?,
+                Some(status) => client
+                    .query(
+                        "SELECT destination_id, seq, message_id, status, attempts, response_code,
+                             latency_ms, reason, at FROM deliveries
+                         WHERE destination_id = $1 AND status = $2 AND seq > $3
+                         ORDER BY seq LIMIT $4",
+                        &[&destination_id, &status.as_str(), &after, &(limit as i64)],
+                    )
+                    .await?,
+            };
         rows.iter().map(delivery_from_row).collect()
     }
 }

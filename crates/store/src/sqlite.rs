@@ -1496,22 +1496,34 @@ impl Destinations for SqliteStore {
         limit: usize,
     ) -> Result<Vec<Delivery>> {
         self.with_conn(move |conn| {
-            let mut stmt = conn.prepare_cached(
-                "SELECT destination_id, seq, message_id, status, attempts, response_code,
-                     latency_ms, reason, at FROM deliveries
-                 WHERE destination_id = ?1 AND (?2 IS NULL OR status = ?2) AND seq > ?3
-                 ORDER BY seq LIMIT ?4",
-            )?;
-            let rows = stmt.query_map(
-                params![
-                    destination_id,
-                    status.map(DeliveryStatus::as_str),
-                    after,
-                    limit as i64
-                ],
-                delivery_from_row,
-            )?;
-            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+            // Two statements: one `status = ?2 OR ?2 IS NULL` would walk the whole
+            // destination's log by its key to find the few failed among millions sent.
+            let rows = match status {
+                None => conn
+                    .prepare_cached(
+                        "SELECT destination_id, seq, message_id, status, attempts, response_code,
+                             latency_ms, reason, at FROM deliveries
+                         WHERE destination_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+                    )?
+                    .query_map(
+                        params![destination_id, after, limit as i64],
+                        delivery_from_row,
+                    )?
+                    .collect::<rusqlite::Result<Vec<_>>>()?,
+                Some(status) => conn
+                    .prepare_cached(
+                        "SELECT destination_id, seq, message_id, status, attempts, response_code,
+                             latency_ms, reason, at FROM deliveries INDEXED BY deliveries_by_status
+                         WHERE destination_id = ?1 AND status = ?2 AND seq > ?3
+                         ORDER BY seq LIMIT ?4",
+                    )?
+                    .query_map(
+                        params![destination_id, status.as_str(), after, limit as i64],
+                        delivery_from_row,
+                    )?
+                    .collect::<rusqlite::Result<Vec<_>>>()?,
+            };
+            Ok(rows)
         })
         .await
     }
