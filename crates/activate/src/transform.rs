@@ -458,6 +458,11 @@ pub(crate) fn normalise_google(s: &str, phone: bool) -> String {
     normalise(s, kind, HashFormat::Google)
 }
 
+/// A phone as Meta hashes it: digits only, with the country code.
+pub(crate) fn normalise_meta_phone(s: &str) -> String {
+    normalise(s, Kind::Phone, HashFormat::Meta)
+}
+
 /// `s` as the platform hashes it: see "Hash normalisation" in the [module](self) docs.
 fn normalise(s: &str, kind: Kind, format: HashFormat) -> String {
     match kind {

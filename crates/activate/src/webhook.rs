@@ -4,7 +4,8 @@ pub use crate::answer::Answer;
 use crate::answer::{self, Reply};
 use crate::backoff;
 use crate::signature::{self, IDEMPOTENCY_HEADER, SIGNATURE_HEADER};
-use crate::vendor::{Request, Vendor};
+use crate::vendor::audiences::{self, AudienceCall};
+use crate::vendor::{Method, Request, Vendor};
 use reqwest::header;
 use std::time::Duration;
 
@@ -77,9 +78,43 @@ impl Webhook {
     /// Sends a vendor's request (its credential in the URL or a header, never logged) and
     /// classifies the answer by the vendor's own error semantics.
     pub async fn send_vendor(&self, vendor: &Vendor, request: Request) -> Answer {
+        self.call_vendor(vendor, request).await.0
+    }
+
+    /// Applies an audience change through a vendor's audience API: one request, or
+    /// Google's job (created, given its operations, run). The first answer that is not
+    /// an acceptance is the answer; a job left unrun by one is discarded by Google.
+    pub async fn send_audience_call(&self, vendor: &Vendor, call: AudienceCall) -> Answer {
+        let job = match call {
+            AudienceCall::Single(request) => return self.send_vendor(vendor, request).await,
+            AudienceCall::Job(job) => job,
+        };
+        let (answer, body) = self.call_vendor(vendor, job.create.clone()).await;
+        if !matches!(answer, Answer::Accepted { .. }) {
+            return answer;
+        }
+        let Some(name) = audiences::job_name(&body) else {
+            return Answer::Refused {
+                code: None,
+                reason: "Google Ads created the job without naming it (no resourceName)".into(),
+            };
+        };
+        let answer = self.send_vendor(vendor, job.operations(&name)).await;
+        if !matches!(answer, Answer::Accepted { .. }) {
+            return answer;
+        }
+        self.send_vendor(vendor, job.run(&name)).await
+    }
+
+    /// [`Webhook::send_vendor`], with the start of the answer's body.
+    async fn call_vendor(&self, vendor: &Vendor, request: Request) -> (Answer, Vec<u8>) {
+        let method = match request.method {
+            Method::Post => reqwest::Method::POST,
+            Method::Delete => reqwest::Method::DELETE,
+        };
         let mut builder = self
             .http
-            .post(&request.url)
+            .request(method, &request.url)
             .header(header::CONTENT_TYPE, "application/json");
         for (name, value) in &request.headers {
             builder = builder.header(*name, value);
@@ -87,18 +122,16 @@ impl Webhook {
         let request = match builder.body(request.body).build() {
             Ok(request) => request,
             Err(e) => {
-                return Answer::Refused {
-                    code: None,
-                    reason: format!(
-                        "the request cannot be built, so it was not sent: {}",
-                        e.without_url()
-                    ),
-                }
+                let reason = format!(
+                    "the request cannot be built, so it was not sent: {}",
+                    e.without_url()
+                );
+                return (Answer::Refused { code: None, reason }, Vec::new());
             }
         };
         match self.execute(request, VENDOR_BODY_BYTES).await {
-            Ok(reply) => vendor.classify(&reply),
-            Err(retry) => retry,
+            Ok(reply) => (vendor.classify(&reply), reply.body),
+            Err(retry) => (retry, Vec::new()),
         }
     }
 

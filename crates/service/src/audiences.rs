@@ -5,6 +5,7 @@ use crate::lookup::stored_doc;
 use crate::profiles::{member_json, Book, Live};
 use crate::{imported, Error, Result};
 use serde_json::{json, Value};
+use sightline_activate::vendor::Vendor;
 use sightline_audience::ComputedTrait;
 use sightline_core::{AudienceDefinition, TraitDefinition};
 use sightline_store::{Definitions, ProfileStore, Store};
@@ -44,10 +45,21 @@ pub async fn add_audience(
                 )))
             }
             Some(d) if d.kind != sightline_core::DestinationKind::Webhook => {
-                return Err(Error::invalid(format!(
-                    "destination {destination:?} is a {} destination: audiences sync to webhooks only for now",
-                    d.kind.as_str()
-                )))
+                let vendor = Vendor::of(d.kind, &d.settings)
+                    .ok()
+                    .flatten()
+                    .filter(Vendor::syncs_audiences);
+                let Some(vendor) = vendor else {
+                    return Err(Error::invalid(format!(
+                        "destination {destination:?} is a {} destination, which has no audience API: audiences sync to webhook, meta and google_ads destinations",
+                        d.kind.as_str()
+                    )));
+                };
+                if let Err(reason) = vendor.audience_list(name) {
+                    return Err(Error::invalid(format!(
+                        "destination {destination:?} cannot take audience {name:?}: {reason} (`sightline destination change {destination} --setting audience.{name}=<id>`)"
+                    )));
+                }
             }
             Some(_) => {}
         }

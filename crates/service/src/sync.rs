@@ -1,5 +1,7 @@
 //! Audience sync: sends each audience's adds and removes to the destinations it is synced
-//! to, as signed webhook requests, from the enter and exit records the profiles processor
+//! to — as signed webhook requests, or through an ad platform's audience API (Meta custom
+//! audiences, Google Ads Customer Match: `sightline_activate::vendor::audiences`, emails
+//! and phones hashed by the platform's rules) — from the enter and exit records the profiles processor
 //! stores (`audience_changes`), each (destination, audience) pair from its own checkpoint
 //! `sync:<destination id>:<audience>`. So a receiver that was down, or a Sightline that
 //! restarted, misses nothing, and a slow receiver holds back only its own pairs — never the
@@ -18,6 +20,8 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use sightline_activate::backoff::{jitter, Backoff};
 use sightline_activate::gate::consent_gate;
+use sightline_activate::vendor::audiences::{self, Change, Contact};
+use sightline_activate::vendor::Vendor;
 use sightline_activate::webhook::{Answer, Webhook};
 use sightline_activate::Transform;
 use sightline_audience::{Cause, MembershipChange, Transition};
@@ -26,7 +30,7 @@ use sightline_core::{time, Destination, DestinationKind};
 use sightline_identity::Profile;
 use sightline_profiles::ProfileDoc;
 use sightline_store::Store;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -112,6 +116,9 @@ pub struct Syncer {
     book: Live,
     webhook: Webhook,
     policy: Policy,
+    /// The (destination, audience) pairs held for want of a vendor list, each warned of
+    /// once until it is configured.
+    held: std::sync::Mutex<BTreeSet<(i64, String)>>,
 }
 
 impl Processor for Syncer {
@@ -148,6 +155,7 @@ impl Syncer {
             book,
             webhook,
             policy,
+            held: Default::default(),
         }
     }
 
@@ -161,11 +169,10 @@ impl Syncer {
             let mut destinations = Vec::new();
             for name in &definition.sync {
                 match self.store.destination_by_name(name).await? {
-                    // A vendor type's API takes its own events, not sync messages; such a
-                    // destination can only come here by a name reused after the audience
-                    // was added.
-                    Some(destination) if destination.kind != DestinationKind::Webhook => {
-                        tracing::warn!(audience = %definition.name, destination = %name, "sync destination is not a webhook: not synced")
+                    // A vendor type without an audience API (GA4, TikTok, LinkedIn) can only
+                    // come here by a name reused after the audience was added.
+                    Some(destination) if !syncs(&destination) => {
+                        tracing::warn!(audience = %definition.name, destination = %name, "sync destination has no audience API (webhook, meta and google_ads have): not synced")
                     }
                     // Proposed and not yet approved by security: sent nothing (its
                     // checkpoints stay, so it is sent what it missed once approved).
@@ -232,7 +239,9 @@ impl Syncer {
             return Ok(false);
         };
         let shown = Shown::of(destination);
+        let vendor = vendor_of(destination);
         let mut out = Vec::new();
+        let mut members = Vec::new();
         for change in &changes {
             let doc = match change.profile.parse() {
                 Ok(id) => match self.store.stored_profile_by_id(id).await? {
@@ -246,6 +255,12 @@ impl Syncer {
             {
                 continue;
             }
+            let entered = change.transition == Transition::Entered;
+            if vendor.is_some() {
+                let contact = doc.as_ref().map(|d| contact(&d.identity, &shown));
+                members.push((change.profile.clone(), entered, contact.unwrap_or_default()));
+                continue;
+            }
             let shown_identifiers = doc
                 .as_ref()
                 .map_or(json!([]), |d| identifiers(&d.identity, &shown));
@@ -257,12 +272,20 @@ impl Syncer {
                 "caused_by": change.caused_by,
             }));
         }
-        if !out.is_empty() {
-            let key = format!("audience:{audience}:changes:{}-{last}", page[0].0);
-            let body = json!({"audience": audience, "changes": out});
-            if let Sent::Later = self.post(destination, &key, body).await {
-                return Ok(false);
+        let key = format!("audience:{audience}:changes:{}-{last}", page[0].0);
+        let sent = match &vendor {
+            Some(vendor) => {
+                self.post_vendor(destination, vendor, audience, &key, members)
+                    .await
             }
+            None if out.is_empty() => Sent::Done,
+            None => {
+                let body = json!({"audience": audience, "changes": out});
+                self.post(destination, &key, body).await
+            }
+        };
+        if let Sent::Later = sent {
+            return Ok(false);
         }
         self.store.set_checkpoint(&checkpoint, last).await?;
         Ok(page.len() == CHUNK)
@@ -287,27 +310,42 @@ impl Syncer {
     /// read from the stored profiles a page at a time.
     async fn snapshot(&self, audience: &str, destination: &Destination) -> Result<Sent> {
         let shown = Shown::of(destination);
+        let vendor = vendor_of(destination);
         let at = time::now_ms();
         let (mut after, mut part) = (0, 0);
         loop {
             let page = self.store.audience_members(audience, after, CHUNK).await?;
             let mut members = Vec::with_capacity(page.len());
+            let mut contacts = Vec::new();
             for stored in &page {
                 let doc = stored_doc(stored)?;
                 if self.consented_now(destination, &doc, at) {
                     let profile = stored.id.to_string();
-                    members.push(
-                        json!({"profile": profile, "identifiers": identifiers(&doc.identity, &shown)}),
-                    );
+                    if vendor.is_some() {
+                        contacts.push((profile, true, contact(&doc.identity, &shown)));
+                    } else {
+                        members.push(
+                            json!({"profile": profile, "identifiers": identifiers(&doc.identity, &shown)}),
+                        );
+                    }
                 }
             }
-            if !members.is_empty() {
-                let body = json!({"audience": audience, "snapshot": true, "part": part, "members": members});
-                let key = format!("audience:{audience}:snapshot:{at}:{part}");
-                if let Sent::Later = self.post(destination, &key, body).await {
-                    return Ok(Sent::Later);
+            let key = format!("audience:{audience}:snapshot:{at}:{part}");
+            let sent = match &vendor {
+                Some(vendor) if !contacts.is_empty() => Some(
+                    self.post_vendor(destination, vendor, audience, &key, contacts)
+                        .await,
+                ),
+                None if !members.is_empty() => {
+                    let body = json!({"audience": audience, "snapshot": true, "part": part, "members": members});
+                    Some(self.post(destination, &key, body).await)
                 }
-                part += 1;
+                _ => None,
+            };
+            match sent {
+                Some(Sent::Later) => return Ok(Sent::Later),
+                Some(Sent::Done) => part += 1,
+                None => {}
             }
             match page.last() {
                 Some(last) if page.len() == CHUNK => after = last.id,
@@ -378,19 +416,92 @@ impl Syncer {
 
     async fn post(&self, destination: &Destination, key: &str, body: Value) -> Sent {
         let body = body.to_string();
-        let backoff = Backoff::default();
-        for attempt in 0..MAX_ATTEMPTS {
-            match self
-                .webhook
-                .post(
+        self.attempts(destination, || {
+            self.webhook.post(
+                &destination.url,
+                &destination.signing_secret,
+                key,
+                body.clone(),
+            )
+        })
+        .await
+    }
+
+    /// Sends a page of adds and removes to a vendor's audience API: removes first, then
+    /// adds, each profile by its last change in the page (an enter then an exit is a
+    /// remove). Held (`Later`) while the destination maps no list for the audience, so that
+    /// nothing is missed once it does.
+    async fn post_vendor(
+        &self,
+        destination: &Destination,
+        vendor: &Vendor,
+        audience: &str,
+        key: &str,
+        members: Vec<(String, bool, Contact)>,
+    ) -> Sent {
+        let pair = (destination.id, audience.to_owned());
+        let list = vendor.audience_list(audience);
+        {
+            let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+            match &list {
+                Ok(_) => {
+                    held.remove(&pair);
+                }
+                Err(reason) if held.insert(pair) => {
+                    tracing::warn!(audience, destination = %destination.name, %reason, "audience sync held");
+                }
+                Err(_) => {}
+            }
+        }
+        let Ok(list) = list else {
+            return Sent::Later;
+        };
+        let mut last: BTreeMap<String, (bool, Contact)> = BTreeMap::new();
+        for (profile, entered, contact) in members {
+            last.insert(profile, (entered, contact));
+        }
+        for (change, add) in [(Change::Remove, false), (Change::Add, true)] {
+            let contacts: Vec<Contact> = last
+                .values()
+                .filter(|(entered, _)| *entered == add)
+                .map(|(_, contact)| contact.clone())
+                .collect();
+            for (i, chunk) in contacts.chunks(audiences::MAX_MEMBERS).enumerate() {
+                let key = format!("{key}:{change:?}:{i}");
+                let Some(call) = vendor.audience_call(
                     &destination.url,
                     &destination.signing_secret,
-                    key,
-                    body.clone(),
-                )
-                .await
-            {
-                // A webhook's answer is never partial: it is one request, one body.
+                    list,
+                    change,
+                    chunk,
+                    &key,
+                ) else {
+                    continue;
+                };
+                let sent = self
+                    .attempts(destination, || {
+                        self.webhook.send_audience_call(vendor, call.clone())
+                    })
+                    .await;
+                if let Sent::Later = sent {
+                    return Sent::Later;
+                }
+            }
+        }
+        Sent::Done
+    }
+
+    /// Up to [`MAX_ATTEMPTS`] of `send`, waiting between them as the answers ask.
+    async fn attempts<F, Fut>(&self, destination: &Destination, send: F) -> Sent
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Answer>,
+    {
+        let backoff = Backoff::default();
+        for attempt in 0..MAX_ATTEMPTS {
+            match send().await {
+                // A webhook's answer is never partial: it is one request, one body. A
+                // vendor's refusal of some members leaves the others taken.
                 Answer::Accepted { .. } | Answer::Partial { .. } => {
                     metrics::counter!("sightline_audience_sync_sent_total", "destination" => destination.name.clone()).increment(1);
                     return Sent::Done;
@@ -413,6 +524,38 @@ impl Syncer {
         metrics::counter!("sightline_audience_sync_retries_total", "destination" => destination.name.clone()).increment(1);
         Sent::Later
     }
+}
+
+/// Whether a destination has an API audiences are synced to: a webhook, or a vendor type
+/// with an audience API whose settings read.
+fn syncs(destination: &Destination) -> bool {
+    destination.kind == DestinationKind::Webhook || vendor_of(destination).is_some()
+}
+
+/// The vendor type of a destination with an audience API; `None` for a webhook.
+fn vendor_of(destination: &Destination) -> Option<Vendor> {
+    Vendor::of(destination.kind, &destination.settings)
+        .ok()
+        .flatten()
+        .filter(Vendor::syncs_audiences)
+}
+
+/// A profile's emails and phones that the destination's transform lets out, in clear: the
+/// vendor type hashes them by its own rules.
+fn contact(identity: &Profile, shown: &Shown) -> Contact {
+    let mut contact = Contact::default();
+    for identifier in &identity.identifiers {
+        let kind = identifier.id_type.as_str();
+        if !shown.allows(kind) {
+            continue;
+        }
+        match kind {
+            "email" => contact.emails.push(identifier.value.clone()),
+            "phone" => contact.phones.push(identifier.value.clone()),
+            _ => {}
+        }
+    }
+    contact
 }
 
 #[cfg(test)]

@@ -4,10 +4,14 @@
 
 mod common;
 
+#[path = "../../activate/tests/fakes/mod.rs"]
+mod fakes;
+
 use axum::extract::State;
 use axum::routing::post;
 use common::{backends, client, credentials, sightline_json, Server};
 use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
 use std::sync::{Arc, Mutex};
 
 /// A receiver that records every JSON body it is sent.
@@ -338,6 +342,226 @@ async fn a_snapshot_sends_only_consenting_members_once_even_across_a_restart() {
             .filter(|b| b["audience"] == "buyers" && b["snapshot"] == true)
             .count();
         assert_eq!(snapshots, 1, "{}", backend.name());
+        drop(server);
+    }
+}
+
+/// `sightline ARGS --json` with a vendor credential in the environment; must succeed.
+fn with_credential(backend: &common::Backend, args: &[&str], credential: &str) -> Value {
+    let mut all: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    all.extend(backend.args());
+    all.extend([
+        "--credential-env".into(),
+        "SL_VENDOR_CREDENTIAL".into(),
+        "--json".into(),
+    ]);
+    let output = std::process::Command::new(common::BIN)
+        .args(&all)
+        .env("SL_VENDOR_CREDENTIAL", credential)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{all:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+/// The same suppression list synced to Meta custom audiences and to Google Ads Customer
+/// Match, each through its local fake (which checks every request against the documented
+/// schema and applies adds and removes to the list): members arrive hashed by the
+/// platform's rules, leave when they leave the audience, a throttled request is retried,
+/// and a member without advertising consent is never sent. An audience cannot be synced to
+/// a vendor destination that maps no list for it, and the error says what to set.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ad_platform_audiences_get_hashed_adds_and_removes() {
+    for backend in backends("audience_sync_vendors").await {
+        let name = backend.name();
+        let creds = credentials(&backend, "web");
+        let meta = fakes::Fake::start(fakes::Kind::Meta, "EAA-token").await;
+        let google = fakes::Fake::start(fakes::Kind::GoogleAds, "dev:ya29").await;
+        // Meta's first audience request is throttled (Graph error 17): retried.
+        meta.script([fakes::Scripted::RateLimited]);
+        with_credential(
+            &backend,
+            &[
+                "destination",
+                "add",
+                "meta",
+                "--type",
+                "meta",
+                "--url",
+                &meta.url,
+                "--setting",
+                "pixel_id=1234567890",
+            ],
+            "EAA-token",
+        );
+        with_credential(
+            &backend,
+            &[
+                "destination",
+                "add",
+                "google",
+                "--type",
+                "google_ads",
+                "--url",
+                &google.url,
+                "--setting",
+                "customer_id=1234567890",
+                "--setting",
+                "conversion_action_id=987654",
+                "--setting",
+                "audience.recent-buyers=777",
+            ],
+            "dev:ya29",
+        );
+        let audience = [
+            "audience",
+            "add",
+            "recent-buyers",
+            "--rule",
+            r#"event "Order Completed" count >= 1 within 30d"#,
+            "--sync",
+            "meta",
+            "--sync",
+            "google",
+        ];
+        let mut refused: Vec<String> = audience.iter().map(|s| s.to_string()).collect();
+        refused.extend(backend.args());
+        let refused = std::process::Command::new(common::BIN)
+            .args(&refused)
+            .output()
+            .unwrap();
+        assert!(!refused.status.success(), "{name}");
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert!(
+            stderr.contains("no Meta custom audience id for audience")
+                && stderr.contains("--setting audience.recent-buyers=<id>"),
+            "{name}: {stderr}"
+        );
+        let mut change: Vec<String> = [
+            "destination",
+            "change",
+            "meta",
+            "--setting",
+            "audience.recent-buyers=2384",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        change.extend(backend.args());
+        let changed = std::process::Command::new(common::BIN)
+            .args(&change)
+            .output()
+            .unwrap();
+        assert!(
+            changed.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&changed.stderr)
+        );
+        let settings = sightline_json(&backend, &["destination", "list"]).to_string();
+        assert!(
+            settings.contains("1234567890"),
+            "{name}: the pixel is kept: {settings}"
+        );
+        sightline_json(&backend, &audience);
+
+        let server = Server::start(&backend, &[]);
+        let day = 86_400_000;
+        let now = sightline_core::time::now_ms();
+        let order = |user: &str, advertising: bool, at: i64| {
+            json!({"userId": user, "event": "Order Completed",
+                   "timestamp": sightline_core::time::format_ms(at),
+                   "context": {"consent": {"categoryPreferences": {"Advertising": advertising}},
+                               "traits": {"email": format!(" {}@Example.com", user.to_uppercase()),
+                                          "phone": "+1 (415) 555-0100"}}})
+        };
+        // Ann leaves the window 8 s from now; Eve stays; Dan refused advertising.
+        for body in [
+            order("ann", true, now - 30 * day + 8_000),
+            order("eve", true, now - day),
+            order("dan", false, now - day),
+        ] {
+            common::send_ok(&server, &creds.write_key, "/v1/track", body).await;
+        }
+        let hash = |user: &str| hex::encode(Sha256::digest(format!("{user}@example.com")));
+        let (ann, eve, dan) = (hash("ann"), hash("eve"), hash("dan"));
+        let removed_ann = |fake: &fakes::Fake, list: &str| {
+            fake.list(list) == [eve.clone()]
+                && fake
+                    .seen()
+                    .iter()
+                    .any(|s| s.body.to_string().contains(&ann))
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while !(removed_ann(&meta, "2384") && removed_ann(&google, "777")) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{name}: meta {:?}, google {:?}, seen {:?}",
+                meta.list("2384"),
+                google.list("777"),
+                meta.seen()
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert!(meta.problems().is_empty(), "{name}: {:?}", meta.problems());
+        assert!(
+            google.problems().is_empty(),
+            "{name}: {:?}",
+            google.problems()
+        );
+        let sent: Vec<fakes::Seen> = meta
+            .seen()
+            .into_iter()
+            .chain(google.seen())
+            .filter(|s| s.path.contains("/users") || s.path.contains("offlineUserDataJobs"))
+            .collect();
+        let all = format!("{sent:?}");
+        assert!(
+            !all.contains(&dan),
+            "{name}: dan refused advertising: {all}"
+        );
+        assert!(
+            !all.contains("example.com"),
+            "{name}: nothing in clear: {all}"
+        );
+        // Meta: the throttled add retried, then Ann removed with a DELETE; phones hashed
+        // as digits with the country code.
+        let meta_calls: Vec<(String, String)> = sent
+            .iter()
+            .filter(|s| s.path.ends_with("/users"))
+            .map(|s| (s.method.clone(), s.status.to_string()))
+            .collect();
+        assert_eq!(
+            meta_calls.first(),
+            Some(&("POST".into(), "400".into())),
+            "{name}: {meta_calls:?}"
+        );
+        assert!(
+            meta_calls.contains(&("DELETE".into(), "200".into())),
+            "{name}: {meta_calls:?}"
+        );
+        let phone = hex::encode(Sha256::digest("14155550100"));
+        assert!(all.contains(&phone), "{name}: {all}");
+        // Google: each change a job created, given its operations, run; adds with consent.
+        let verbs: Vec<&str> = sent
+            .iter()
+            .filter_map(|s| s.path.rsplit(':').next())
+            .filter(|v| ["create", "addOperations", "run"].contains(v))
+            .collect();
+        assert!(
+            verbs.len() >= 6 && verbs.len().is_multiple_of(3),
+            "{name}: {verbs:?}"
+        );
+        assert!(
+            verbs
+                .chunks(3)
+                .all(|c| c == ["create", "addOperations", "run"]),
+            "{name}: {verbs:?}"
+        );
+        assert!(all.contains("adPersonalization"), "{name}: {all}");
         drop(server);
     }
 }

@@ -231,6 +231,7 @@ impl Settings {
         let mut body = envelope.as_object().cloned().unwrap_or_default();
         body.insert("events".into(), Value::Array(events));
         Request {
+            method: super::Method::Post,
             url: with_query(
                 endpoint,
                 &format!(

@@ -47,6 +47,7 @@ use crate::answer::{Answer, Reply};
 use crate::backoff::MAX_RETRY_AFTER;
 use serde_json::{json, Map, Value};
 use sightline_core::EventType;
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 pub const ENDPOINT: &str = "https://googleads.googleapis.com";
@@ -68,6 +69,10 @@ pub struct Settings {
     pub login_customer_id: Option<String>,
     #[serde(default = "api_version")]
     pub api_version: String,
+    /// The Customer Match user list (its id, digits) each synced Sightline audience fills,
+    /// by the audience's name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub audiences: BTreeMap<String, String>,
 }
 
 fn api_version() -> String {
@@ -106,7 +111,7 @@ impl Settings {
                 self.api_version
             ));
         }
-        Ok(())
+        super::audiences::check_lists(&self.audiences, "a Customer Match user list id")
     }
 
     pub(super) fn map(&self, input: &Input<'_>) -> Mapped {
@@ -199,6 +204,21 @@ impl Settings {
         credential: &str,
         conversions: Vec<Value>,
     ) -> Request {
+        Request {
+            method: super::Method::Post,
+            url: format!(
+                "{}/{}/customers/{}:uploadClickConversions",
+                endpoint.trim_end_matches('/'),
+                self.api_version,
+                self.customer_id
+            ),
+            headers: self.headers(credential),
+            body: json!({"conversions": conversions, "partialFailure": true}).to_string(),
+        }
+    }
+
+    /// The credential's headers, and the manager account's when there is one.
+    pub(super) fn headers(&self, credential: &str) -> Vec<(&'static str, String)> {
         let (developer_token, access_token) = split_credential(credential);
         let mut headers = vec![
             ("Authorization", format!("Bearer {access_token}")),
@@ -207,16 +227,7 @@ impl Settings {
         if let Some(login) = &self.login_customer_id {
             headers.push(("login-customer-id", login.clone()));
         }
-        Request {
-            url: format!(
-                "{}/{}/customers/{}:uploadClickConversions",
-                endpoint.trim_end_matches('/'),
-                self.api_version,
-                self.customer_id
-            ),
-            headers,
-            body: json!({"conversions": conversions, "partialFailure": true}).to_string(),
-        }
+        headers
     }
 }
 
@@ -375,6 +386,7 @@ mod tests {
             conversion_action_id: "987654".into(),
             login_customer_id: None,
             api_version: API_VERSION.into(),
+            audiences: BTreeMap::new(),
         }
     }
 

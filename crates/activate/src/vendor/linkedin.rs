@@ -133,6 +133,7 @@ impl Settings {
         elements: Vec<Value>,
     ) -> Request {
         Request {
+            method: super::Method::Post,
             url: endpoint.to_owned(),
             headers: vec![
                 ("Authorization", format!("Bearer {access_token}")),

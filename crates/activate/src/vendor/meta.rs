@@ -44,6 +44,7 @@ use crate::answer::{Answer, Reply};
 use serde_json::{json, Map, Value};
 use sightline_consent::Decision;
 use sightline_core::EventType;
+use std::collections::BTreeMap;
 
 pub const ENDPOINT: &str = "https://graph.facebook.com";
 pub const MAX_EVENTS: u32 = 1000;
@@ -90,6 +91,10 @@ pub struct Settings {
     /// From Events Manager's Test events tab: events then show there only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub test_event_code: Option<String>,
+    /// The custom audience (its id, digits) each synced Sightline audience fills, by the
+    /// audience's name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub audiences: BTreeMap<String, String>,
 }
 
 fn api_version() -> String {
@@ -122,7 +127,7 @@ impl Settings {
                 ACTION_SOURCES.join(", ")
             ));
         }
-        Ok(())
+        super::audiences::check_lists(&self.audiences, "a Meta custom audience id")
     }
 
     pub(super) fn map(&self, input: &Input<'_>) -> Mapped {
@@ -206,6 +211,7 @@ impl Settings {
             self.pixel_id
         );
         Request {
+            method: super::Method::Post,
             url: with_query(
                 &path,
                 &format!("access_token={}", encode_query(access_token)),
@@ -450,6 +456,7 @@ mod tests {
             api_version: API_VERSION.into(),
             action_source: action_source.into(),
             test_event_code: None,
+            audiences: BTreeMap::new(),
         }
     }
 

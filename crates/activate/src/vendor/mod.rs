@@ -19,6 +19,7 @@
 //! documented rules before it leaves; a value that already is 64 hex digits is taken as
 //! hashed by the sender and kept.
 
+pub mod audiences;
 pub mod ga4;
 pub mod google_ads;
 pub mod linkedin;
@@ -65,18 +66,28 @@ pub enum Mapped {
     Item { envelope: Value, item: Value },
 }
 
-/// One HTTP POST of a JSON body. The URL or a header carries the credential: neither is
-/// ever logged or put in a delivery's reason.
+/// One HTTP request with a JSON body. The URL or a header carries the credential: neither
+/// is ever logged or put in a delivery's reason.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Request {
+    pub method: Method,
     pub url: String,
     pub headers: Vec<(&'static str, String)>,
     pub body: String,
 }
 
+/// The HTTP methods vendor APIs are called with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Post,
+    /// Meta removes audience members with a DELETE that has a body.
+    Delete,
+}
+
 impl std::fmt::Debug for Request {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Request")
+            .field("method", &self.method)
             .field("url", &"***")
             .field("body", &self.body)
             .finish()

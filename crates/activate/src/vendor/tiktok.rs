@@ -152,6 +152,7 @@ impl Settings {
             body["test_event_code"] = code.clone().into();
         }
         Request {
+            method: super::Method::Post,
             url: endpoint.to_owned(),
             headers: vec![("Access-Token", access_token.to_owned())],
             body: body.to_string(),

@@ -41,6 +41,8 @@ pub enum Scripted {
 /// One request as the fake saw it.
 #[derive(Debug, Clone)]
 pub struct Seen {
+    /// `POST`, or `DELETE` (Meta's audience removes).
+    pub method: String,
     pub path: String,
     pub query: HashMap<String, String>,
     /// The headers that carry a credential or a protocol version, lowercased names.
@@ -57,6 +59,20 @@ struct FakeState {
     seen: Vec<Seen>,
     /// Departures from the documented schema, one line each.
     problems: Vec<String>,
+    /// Each audience list's members as applied (Meta: at once; Google: when its job
+    /// runs), by the hash that names them (the email's, else the phone's).
+    lists: HashMap<String, std::collections::BTreeSet<String>>,
+    /// Google's offline user data jobs, by id.
+    jobs: HashMap<u64, GoogleJob>,
+}
+
+/// A Customer Match job as the fake keeps it.
+#[derive(Debug, Clone, Default)]
+struct GoogleJob {
+    list: String,
+    /// `create` or `remove`, with the member's first identifier hash.
+    operations: Vec<(String, String)>,
+    ran: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -96,21 +112,34 @@ impl Fake {
             state: Arc::default(),
             url,
         };
-        let app =
-            match kind {
-                Kind::Ga4 => axum::Router::new().route("/mp/collect", axum::routing::post(ga4)),
-                Kind::Meta => axum::Router::new()
-                    .route("/{version}/{pixel}/events", axum::routing::post(meta)),
-                Kind::Tiktok => axum::Router::new()
-                    .route("/open_api/v1.3/event/track/", axum::routing::post(tiktok)),
-                Kind::Linkedin => axum::Router::new()
-                    .route("/rest/conversionEvents", axum::routing::post(linkedin)),
-                Kind::GoogleAds => axum::Router::new().route(
+        let app = match kind {
+            Kind::Ga4 => axum::Router::new().route("/mp/collect", axum::routing::post(ga4)),
+            Kind::Meta => axum::Router::new()
+                .route("/{version}/{pixel}/events", axum::routing::post(meta))
+                .route(
+                    "/{version}/{audience}/users",
+                    axum::routing::post(meta_users_added).delete(meta_users_removed),
+                ),
+            Kind::Tiktok => axum::Router::new()
+                .route("/open_api/v1.3/event/track/", axum::routing::post(tiktok)),
+            Kind::Linkedin => {
+                axum::Router::new().route("/rest/conversionEvents", axum::routing::post(linkedin))
+            }
+            Kind::GoogleAds => axum::Router::new()
+                .route(
                     "/{version}/customers/{call}",
                     axum::routing::post(google_ads),
+                )
+                .route(
+                    "/{version}/customers/{customer}/{call}",
+                    axum::routing::post(google_job_create),
+                )
+                .route(
+                    "/{version}/customers/{customer}/offlineUserDataJobs/{call}",
+                    axum::routing::post(google_job_call),
                 ),
-            }
-            .with_state(fake.clone());
+        }
+        .with_state(fake.clone());
         tokio::spawn(async move { axum::serve(listener, app).await });
         fake
     }
@@ -121,6 +150,16 @@ impl Fake {
 
     pub fn seen(&self) -> Vec<Seen> {
         self.state.lock().unwrap().seen.clone()
+    }
+
+    /// The members of a vendor audience list (its id) as the vendor applied them.
+    pub fn list(&self, list: &str) -> Vec<String> {
+        let state = self.state.lock().unwrap();
+        state
+            .lists
+            .get(list)
+            .map(|members| members.iter().cloned().collect())
+            .unwrap_or_default()
     }
 
     pub fn problems(&self) -> Vec<String> {
@@ -174,6 +213,7 @@ impl Fake {
 
 fn seen(path: String, query: HashMap<String, String>, raw: &Bytes) -> Seen {
     Seen {
+        method: "POST".into(),
         path,
         query,
         headers: HashMap::new(),
@@ -1107,4 +1147,425 @@ async fn google_ads(
     fake.set_last_status(status);
     fake.set_last_refused(refused);
     response
+}
+
+// ---- Meta custom audiences: /{custom_audience_id}/users ---------------------------------
+
+/// The keys a custom audience's multi-key schema takes.
+const META_KEYS: [&str; 15] = [
+    "EXTERN_ID",
+    "EMAIL",
+    "PHONE",
+    "GEN",
+    "DOBY",
+    "DOBM",
+    "DOBD",
+    "LN",
+    "FN",
+    "FI",
+    "CT",
+    "ST",
+    "ZIP",
+    "MADID",
+    "COUNTRY",
+];
+
+/// The `/users` parameters: what makes Meta refuse the request.
+fn meta_users_problems(body: &Value) -> Vec<String> {
+    let mut problems = Vec::new();
+    let schema: Vec<&str> = match &body["payload"]["schema"] {
+        Value::Array(keys) => keys.iter().filter_map(Value::as_str).collect(),
+        other => vec![other.as_str().unwrap_or("")],
+    };
+    for key in &schema {
+        if !META_KEYS.contains(key) && !key.ends_with("_SHA256") {
+            problems.push(format!("schema key {key:?} is not one Meta knows"));
+        }
+    }
+    let data = body["payload"]["data"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    if data.is_empty() || data.len() > 10_000 {
+        problems.push(format!(
+            "{} rows in payload.data: 1 to 10000 allowed",
+            data.len()
+        ));
+    }
+    for row in &data {
+        let cells = row.as_array().cloned().unwrap_or_default();
+        if cells.len() != schema.len() {
+            problems.push(format!(
+                "row {row} does not have the schema's {} keys",
+                schema.len()
+            ));
+        }
+        if cells.iter().all(|c| c == "") {
+            problems.push(format!("row {row} has no key"));
+        }
+        for cell in cells.iter().filter(|c| *c != "") {
+            if !is_sha256_hex(cell) {
+                problems.push(format!("{cell} is not hashed (SHA-256, hex)"));
+            }
+        }
+    }
+    let session = &body["session"];
+    if session["session_id"].as_u64().unwrap_or(0) == 0
+        || session["batch_seq"].as_u64().unwrap_or(0) == 0
+        || !session["last_batch_flag"].is_boolean()
+    {
+        problems.push(format!(
+            "session {session} lacks session_id, batch_seq or last_batch_flag"
+        ));
+    }
+    problems
+}
+
+async fn meta_users_added(
+    state: State<Fake>,
+    path: Path<(String, String)>,
+    query: Query<HashMap<String, String>>,
+    raw: Bytes,
+) -> Response {
+    meta_users(state, path, query, raw, true)
+}
+
+async fn meta_users_removed(
+    state: State<Fake>,
+    path: Path<(String, String)>,
+    query: Query<HashMap<String, String>>,
+    raw: Bytes,
+) -> Response {
+    meta_users(state, path, query, raw, false)
+}
+
+fn meta_users(
+    State(fake): State<Fake>,
+    Path((version, audience)): Path<(String, String)>,
+    Query(query): Query<HashMap<String, String>>,
+    raw: Bytes,
+    add: bool,
+) -> Response {
+    let body: Value = serde_json::from_slice(&raw).unwrap_or(Value::Null);
+    let mut problems = meta_users_problems(&body);
+    if !version.starts_with('v') || !audience.bytes().all(|b| b.is_ascii_digit()) {
+        problems.push(format!("path /{version}/{audience}/users"));
+    }
+    let credential_ok = query.get("access_token") == Some(&fake.credential);
+    let invalid = !problems.is_empty();
+    let mut seen = seen(format!("/{version}/{audience}/users"), query, &raw);
+    seen.method = if add { "POST" } else { "DELETE" }.into();
+    let scripted = fake.answer(seen, problems);
+    let rows = body["payload"]["data"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let (status, response) = match scripted {
+        Some(Scripted::RateLimited) => (
+            400,
+            graph_error(
+                400,
+                17,
+                "OAuthException",
+                "(#17) User request limit reached",
+            ),
+        ),
+        Some(Scripted::Unavailable) => (
+            503,
+            graph_error(503, 2, "OAuthException", "Service temporarily unavailable"),
+        ),
+        Some(Scripted::BadCredential) => (
+            400,
+            graph_error(400, 190, "OAuthException", "Error validating access token"),
+        ),
+        Some(Scripted::Invalid | Scripted::PartlyRefused) => (
+            400,
+            graph_error(400, 100, "OAuthException", "(#100) Invalid parameter"),
+        ),
+        Some(Scripted::AsChecked) | None if !credential_ok => (
+            400,
+            graph_error(400, 190, "OAuthException", "Invalid OAuth access token"),
+        ),
+        Some(Scripted::AsChecked) | None if invalid => (
+            400,
+            graph_error(400, 100, "OAuthException", "(#100) Invalid parameter"),
+        ),
+        Some(Scripted::AsChecked) | None => {
+            let mut state = fake.state.lock().unwrap();
+            let members = state.lists.entry(audience.clone()).or_default();
+            for row in &rows {
+                let Some(key) = row.as_array().and_then(|cells| {
+                    cells
+                        .iter()
+                        .filter_map(Value::as_str)
+                        .find(|c| !c.is_empty())
+                }) else {
+                    continue;
+                };
+                if add {
+                    members.insert(key.to_owned());
+                } else {
+                    members.remove(key);
+                }
+            }
+            (
+                200,
+                axum::Json(json!({"audience_id": audience, "session_id": body["session"]["session_id"],
+                    "num_received": rows.len(), "num_invalid_entries": 0, "invalid_entry_samples": {}}))
+                .into_response(),
+            )
+        }
+    };
+    fake.set_last_status(status);
+    response
+}
+
+// ---- Google Ads Customer Match: OfflineUserDataJobService ------------------------------
+
+/// Whether the request carries the credential the fake accepts.
+fn google_authorized(fake: &Fake, kept: &HashMap<String, String>) -> bool {
+    let (developer, access) = fake.credential.split_once(':').unwrap_or(("", ""));
+    kept.get("authorization") == Some(&format!("Bearer {access}"))
+        && kept.get("developer-token").map(String::as_str) == Some(developer)
+}
+
+/// A scripted or checked answer to a job request, `None` to go on.
+fn google_job_refusal(
+    fake: &Fake,
+    seen: Seen,
+    problems: Vec<String>,
+    authorized: bool,
+) -> Option<Response> {
+    let invalid = !problems.is_empty();
+    let (status, response) = match fake.answer(seen, problems) {
+        Some(Scripted::RateLimited) => (
+            429,
+            google_error(
+                429,
+                "RESOURCE_EXHAUSTED",
+                "Too many requests. Retry in 1 seconds.",
+                json!({"details": {"quotaErrorDetails": {"retryDelay": "1s"}}}),
+            ),
+        ),
+        Some(Scripted::Unavailable) => (
+            503,
+            google_error(
+                503,
+                "UNAVAILABLE",
+                "The service is currently unavailable.",
+                json!({}),
+            ),
+        ),
+        Some(Scripted::BadCredential) => (
+            401,
+            google_error(
+                401,
+                "UNAUTHENTICATED",
+                "Request had invalid authentication credentials.",
+                json!({}),
+            ),
+        ),
+        Some(Scripted::Invalid | Scripted::PartlyRefused) => (
+            400,
+            google_error(
+                400,
+                "INVALID_ARGUMENT",
+                "Request contains an invalid argument.",
+                json!({}),
+            ),
+        ),
+        _ if !authorized => (
+            401,
+            google_error(
+                401,
+                "UNAUTHENTICATED",
+                "Request had invalid authentication credentials.",
+                json!({}),
+            ),
+        ),
+        _ if invalid => (
+            400,
+            google_error(
+                400,
+                "INVALID_ARGUMENT",
+                "Request contains an invalid argument.",
+                json!({}),
+            ),
+        ),
+        _ => return None,
+    };
+    fake.set_last_status(status);
+    Some(response)
+}
+
+async fn google_job_create(
+    State(fake): State<Fake>,
+    Path((version, customer, call)): Path<(String, String, String)>,
+    headers: HeaderMap,
+    raw: Bytes,
+) -> Response {
+    let body: Value = serde_json::from_slice(&raw).unwrap_or(Value::Null);
+    let kept = kept_headers(&headers);
+    let authorized = google_authorized(&fake, &kept);
+    let mut problems = Vec::new();
+    if call != "offlineUserDataJobs:create" || !customer.bytes().all(|b| b.is_ascii_digit()) {
+        problems.push(format!("path /{version}/customers/{customer}/{call}"));
+    }
+    let job = &body["job"];
+    if job["type"] != "CUSTOMER_MATCH_USER_LIST" {
+        problems.push(format!(
+            "job.type {} is not CUSTOMER_MATCH_USER_LIST",
+            job["type"]
+        ));
+    }
+    let list = job["customerMatchUserListMetadata"]["userList"]
+        .as_str()
+        .and_then(|l| l.strip_prefix(&format!("customers/{customer}/userLists/")))
+        .filter(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()))
+        .map(str::to_owned);
+    if list.is_none() {
+        problems.push(format!(
+            "userList {} is not customers/{customer}/userLists/ID",
+            job["customerMatchUserListMetadata"]["userList"]
+        ));
+    }
+    for (key, value) in job["customerMatchUserListMetadata"]["consent"]
+        .as_object()
+        .into_iter()
+        .flatten()
+    {
+        if !["adUserData", "adPersonalization"].contains(&key.as_str())
+            || !["GRANTED", "DENIED", "UNSPECIFIED"].contains(&value.as_str().unwrap_or(""))
+        {
+            problems.push(format!("consent {key}: {value} is not a Consent field"));
+        }
+    }
+    let mut seen = seen(
+        format!("/{version}/customers/{customer}/{call}"),
+        HashMap::new(),
+        &raw,
+    );
+    seen.headers = kept;
+    if let Some(refused) = google_job_refusal(&fake, seen, problems, authorized) {
+        return refused;
+    }
+    let id = {
+        let mut state = fake.state.lock().unwrap();
+        let id = state.jobs.len() as u64 + 1;
+        state.jobs.insert(
+            id,
+            GoogleJob {
+                list: list.unwrap_or_default(),
+                ..Default::default()
+            },
+        );
+        id
+    };
+    fake.set_last_status(200);
+    axum::Json(json!({"resourceName": format!("customers/{customer}/offlineUserDataJobs/{id}")}))
+        .into_response()
+}
+
+async fn google_job_call(
+    State(fake): State<Fake>,
+    Path((version, customer, call)): Path<(String, String, String)>,
+    headers: HeaderMap,
+    raw: Bytes,
+) -> Response {
+    let body: Value = serde_json::from_slice(&raw).unwrap_or(Value::Null);
+    let kept = kept_headers(&headers);
+    let authorized = google_authorized(&fake, &kept);
+    let mut problems = Vec::new();
+    let (id, verb) = call.split_once(':').unwrap_or(("", ""));
+    let id: u64 = id.parse().unwrap_or(0);
+    let job = fake.state.lock().unwrap().jobs.get(&id).cloned();
+    match &job {
+        None => problems.push(format!("no job {id} for {call}")),
+        Some(job) if job.ran => problems.push(format!("job {id} already ran: {call}")),
+        Some(_) => {}
+    }
+    let mut operations = Vec::new();
+    match verb {
+        "addOperations" => {
+            let ops = body["operations"].as_array().cloned().unwrap_or_default();
+            if ops.is_empty() || ops.len() > 100_000 {
+                problems.push(format!("{} operations: 1 to 100000 allowed", ops.len()));
+            }
+            for op in &ops {
+                let (kind, data) = match (op.get("create"), op.get("remove")) {
+                    (Some(data), None) => ("create", data),
+                    (None, Some(data)) => ("remove", data),
+                    _ => {
+                        problems.push(format!("operation {op} is not one create or remove"));
+                        continue;
+                    }
+                };
+                let ids = data["userIdentifiers"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default();
+                if ids.is_empty() {
+                    problems.push(format!("operation {op} has no userIdentifiers"));
+                }
+                for identifier in &ids {
+                    let fields: Vec<(&String, &Value)> =
+                        identifier.as_object().into_iter().flatten().collect();
+                    let hashed = fields.len() == 1
+                        && ["hashedEmail", "hashedPhoneNumber"].contains(&fields[0].0.as_str())
+                        && is_sha256_hex(fields[0].1);
+                    if !hashed {
+                        problems.push(format!("user identifier {identifier} is not one hashedEmail or hashedPhoneNumber"));
+                    }
+                }
+                if let Some(first) = ids
+                    .first()
+                    .and_then(Value::as_object)
+                    .and_then(|o| o.values().next())
+                    .and_then(Value::as_str)
+                {
+                    operations.push((kind.to_owned(), first.to_owned()));
+                }
+            }
+        }
+        "run" => {
+            if job.as_ref().is_some_and(|j| j.operations.is_empty()) {
+                problems.push(format!("job {id} runs with no operations"));
+            }
+        }
+        _ => problems.push(format!("{call} is not addOperations or run")),
+    }
+    let mut seen = seen(
+        format!("/{version}/customers/{customer}/offlineUserDataJobs/{call}"),
+        HashMap::new(),
+        &raw,
+    );
+    seen.headers = kept;
+    if let Some(refused) = google_job_refusal(&fake, seen, problems, authorized) {
+        return refused;
+    }
+    {
+        let mut guard = fake.state.lock().unwrap();
+        let state = &mut *guard;
+        let job = state.jobs.get_mut(&id).expect("checked above");
+        if verb == "run" {
+            job.ran = true;
+            let members = state.lists.entry(job.list.clone()).or_default();
+            for (kind, key) in &job.operations {
+                if kind == "create" {
+                    members.insert(key.clone());
+                } else {
+                    members.remove(key);
+                }
+            }
+        } else {
+            job.operations.extend(operations);
+        }
+    }
+    fake.set_last_status(200);
+    let answer = if verb == "run" {
+        json!({"name": format!("customers/{customer}/operations/{id}")})
+    } else {
+        json!({})
+    };
+    axum::Json(answer).into_response()
 }

@@ -2,7 +2,7 @@
 //! delivery log, on the store a running server delivers from.
 
 use crate::config::{FileConfig, StoreArgs};
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::Subcommand;
 use serde_json::Value;
 use sightline_activate::{Deliverer, DestinationSpec, Settings, Transform};
@@ -53,7 +53,8 @@ pub enum DestinationCommand {
         /// action_source=website, test_event_code=…, api_version=v25.0; tiktok
         /// pixel_code=C…, test_event_code=…; linkedin conversion_id=…, api_version=202611;
         /// google_ads customer_id=…, conversion_action_id=…, login_customer_id=…,
-        /// api_version=v22.
+        /// api_version=v22; meta and google_ads audience.NAME=ID (the custom audience or
+        /// Customer Match user list the audience NAME syncs to).
         #[arg(long = "setting", value_name = "KEY=VALUE")]
         settings: Vec<String>,
         /// The environment variable holding a vendor type's credential (ga4: the
@@ -135,6 +136,11 @@ pub enum DestinationCommand {
         /// A TOML file of the new transform.
         #[arg(long, value_name = "FILE")]
         transform: Option<std::path::PathBuf>,
+        /// A vendor type's setting to set, repeated (the others kept), as for `add`: e.g.
+        /// `audience.buyers=23842…` syncs the audience `buyers` to that Meta custom
+        /// audience or Google Ads user list.
+        #[arg(long = "setting", value_name = "KEY=VALUE")]
+        settings: Vec<String>,
         /// Why, for the change log.
         #[arg(long, default_value = "")]
         reason: String,
@@ -250,6 +256,7 @@ pub async fn destination(command: DestinationCommand, file: &FileConfig) -> Resu
             types,
             batch,
             transform,
+            settings,
             reason,
             token,
             store,
@@ -258,6 +265,19 @@ pub async fn destination(command: DestinationCommand, file: &FileConfig) -> Resu
                 None => None,
                 Some(path) => Some(crate::config::read_toml(&path, "transform")?),
             };
+            let policy = file.consent_policy()?;
+            let store = store.open(file).await?;
+            let settings = if settings.is_empty() {
+                None
+            } else {
+                let current = store
+                    .destination_by_name(&name)
+                    .await?
+                    .with_context(|| format!("no destination named {name:?}"))?;
+                let mut merged = current.settings.as_object().cloned().unwrap_or_default();
+                merge_settings(&mut merged, parse_settings(&settings)?);
+                Some(merged)
+            };
             let change = approval::DestinationChange {
                 url,
                 purposes: purposes.map(tidy),
@@ -265,11 +285,9 @@ pub async fn destination(command: DestinationCommand, file: &FileConfig) -> Resu
                 event_names: events.map(tidy),
                 batch_size: batch,
                 transform,
-                settings: None,
+                settings,
                 reason: Some(reason),
             };
-            let policy = file.consent_policy()?;
-            let store = store.open(file).await?;
             let actor = match token {
                 Some(secret) => {
                     sightline_service::access::actor_for_token(store.as_ref(), &secret).await?
@@ -618,18 +636,48 @@ pub async fn deliveries(command: DeliveriesCommand, file: &FileConfig) -> Result
     Ok(())
 }
 
-/// `--setting KEY=VALUE` options as a settings table (values are text).
+/// `--setting KEY=VALUE` options as a settings table (values are text);
+/// `audience.NAME=ID` goes into the `audiences` table.
 fn parse_settings(items: &[String]) -> Result<serde_json::Map<String, Value>> {
-    items
-        .iter()
-        .map(|item| match item.split_once('=') {
-            Some((key, value)) if !key.trim().is_empty() => Ok((
-                key.trim().to_owned(),
-                Value::String(value.trim().to_owned()),
-            )),
+    let mut settings = serde_json::Map::new();
+    for item in items {
+        let (key, value) = match item.split_once('=') {
+            Some((key, value)) if !key.trim().is_empty() => (key.trim(), value.trim()),
             _ => anyhow::bail!("--setting {item:?} is not KEY=VALUE, e.g. measurement_id=G-XXXX"),
-        })
-        .collect()
+        };
+        let value = Value::String(value.to_owned());
+        match key.strip_prefix("audience.") {
+            Some(audience) => {
+                let mut one = serde_json::Map::new();
+                one.insert(audience.to_owned(), value);
+                merge_settings(
+                    &mut settings,
+                    [("audiences".to_owned(), Value::Object(one))]
+                        .into_iter()
+                        .collect(),
+                );
+            }
+            None => {
+                settings.insert(key.to_owned(), value);
+            }
+        }
+    }
+    Ok(settings)
+}
+
+/// `given` over `settings`, key by key; tables (`audiences`) merged one level down.
+fn merge_settings(
+    settings: &mut serde_json::Map<String, Value>,
+    given: serde_json::Map<String, Value>,
+) {
+    for (key, value) in given {
+        match (settings.get_mut(&key), value) {
+            (Some(Value::Object(old)), Value::Object(new)) => old.extend(new),
+            (_, value) => {
+                settings.insert(key, value);
+            }
+        }
+    }
 }
 
 /// Comma lists as people type them: `a, b,,c` is `a`, `b`, `c`.
