@@ -66,6 +66,12 @@ pub enum FindingKind {
     PiiLeak,
     FourthParty,
     CnameCloaking,
+    /// A vendor whose tag the registry rejected or retired still fires.
+    RevokedTag,
+    /// A tag classified questionable fires under reject-all: someone should review it.
+    QuestionableTag,
+    /// An approved tag does not fire on a step it is registered for (accept-all).
+    MissingTag,
 }
 
 impl FindingKind {
@@ -81,6 +87,9 @@ impl FindingKind {
             FindingKind::PiiLeak => "pii_leak",
             FindingKind::FourthParty => "fourth_party",
             FindingKind::CnameCloaking => "cname_cloaking",
+            FindingKind::RevokedTag => "revoked_tag",
+            FindingKind::QuestionableTag => "questionable_tag",
+            FindingKind::MissingTag => "missing_tag",
         }
     }
 }
@@ -109,11 +118,47 @@ pub struct Finding {
     pub evidence: FindingEvidence,
 }
 
+/// A tag of the governance registry, as the rules judge the vendor it names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InventoryTag {
+    /// The vendor, as the catalog names it (matched without regard to case).
+    pub vendor: String,
+    pub status: TagState,
+    pub class: TagClass,
+    /// The purpose the tag waits for, when it is one the scanner judges (a catalog
+    /// category that needs consent); it replaces the catalog's category for the vendor.
+    pub consent_purpose: Option<Category>,
+    /// The steps of this journey it is registered to fire on.
+    pub steps: Vec<String>,
+}
+
+/// Where a tag stands in the registry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TagState {
+    Proposed,
+    Approved,
+    Rejected,
+    Retired,
+}
+
+/// A tag's classification in the registry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TagClass {
+    /// Needs no consent: expected under reject-all.
+    Essential,
+    Optional,
+    Questionable,
+}
+
 /// What the rules need besides the evidence.
 #[derive(Debug, Clone, Default)]
 pub struct RuleInput {
     /// Vendor names the journey declares; `None` skips the inventory rules.
     pub inventory: Option<Vec<String>>,
+    /// The registry's tags: when given, they are the inventory (`inventory` is not read),
+    /// and each tag's classification and consent purpose decide the consent rules for
+    /// its vendor.
+    pub tags: Option<Vec<InventoryTag>>,
     /// Values typed during the journey.
     pub pii: PiiNeedles,
     /// First-party hosts whose CNAME chain ends at a vendor that needs consent.
@@ -134,6 +179,14 @@ pub struct Cloaked {
 /// vendor (the first request that proves it), in a stable order.
 pub fn evaluate(scenarios: &[ScenarioEvidence], input: &RuleInput) -> Vec<Finding> {
     let mut out = Vec::new();
+    let judged;
+    let scenarios = match &input.tags {
+        Some(tags) => {
+            judged = as_registered(scenarios, tags);
+            &judged[..]
+        }
+        None => scenarios,
+    };
     for sc in scenarios {
         for step in &sc.steps {
             let scenario = &sc.scenario;
@@ -144,8 +197,10 @@ pub fn evaluate(scenarios: &[ScenarioEvidence], input: &RuleInput) -> Vec<Findin
             cname_cloaking(scenario, step, &input.cloaked, &mut out);
         }
     }
-    if let Some(inventory) = &input.inventory {
-        inventory_rules(scenarios, inventory, &mut out);
+    match (&input.tags, &input.inventory) {
+        (Some(tags), _) => registry_rules(scenarios, tags, &mut out),
+        (None, Some(inventory)) => inventory_rules(scenarios, inventory, &mut out),
+        (None, None) => {}
     }
     let mut seen = HashSet::new();
     out.retain(|f| seen.insert((f.kind, f.scenario.clone(), f.step.clone(), f.vendor.clone())));
@@ -533,6 +588,141 @@ fn cname_cloaking(
             );
             f.vendor = c.vendor.clone();
             out.push(f);
+        }
+    }
+}
+
+/// The tag the registry holds for a vendor (an approved one first).
+fn tag_of<'a>(tags: &'a [InventoryTag], vendor: &str) -> Option<&'a InventoryTag> {
+    let named = |t: &&InventoryTag| t.vendor.eq_ignore_ascii_case(vendor);
+    tags.iter()
+        .filter(named)
+        .find(|t| t.status == TagState::Approved)
+        .or_else(|| tags.iter().find(named))
+}
+
+/// The evidence with each registered vendor's category as its tag says: an essential tag
+/// needs no consent, a tag's consent purpose replaces the catalog's category.
+fn as_registered(scenarios: &[ScenarioEvidence], tags: &[InventoryTag]) -> Vec<ScenarioEvidence> {
+    let mut judged = scenarios.to_vec();
+    for r in judged
+        .iter_mut()
+        .flat_map(|sc| sc.steps.iter_mut())
+        .flat_map(|step| step.requests.iter_mut())
+        .filter(|r| r.third_party)
+    {
+        let Some(tag) = tag_of(tags, &vendor_name(r)) else {
+            continue;
+        };
+        match (tag.class, tag.consent_purpose) {
+            (TagClass::Essential, _) => r.category = Some(Category::Essential),
+            (_, Some(purpose)) => r.category = Some(purpose),
+            _ => {}
+        }
+    }
+    judged
+}
+
+/// Against the registry: shadow_vendor (fires without an approved tag), revoked_tag (its
+/// tag rejected or retired), questionable_tag (fires under reject-all), missing_tag (an
+/// approved tag absent from a step it is registered for, under accept-all) and zombie_tag
+/// (approved, never seen).
+fn registry_rules(scenarios: &[ScenarioEvidence], tags: &[InventoryTag], out: &mut Vec<Finding>) {
+    let mut seen: Vec<String> = Vec::new();
+    for sc in scenarios {
+        for step in &sc.steps {
+            for r in step.requests.iter().filter(|r| r.third_party) {
+                let v = vendor_name(r);
+                let tag = tag_of(tags, &v);
+                if sc.scenario == Scenario::RejectAll
+                    && tag.is_some_and(|t| {
+                        t.status == TagState::Approved && t.class == TagClass::Questionable
+                    })
+                {
+                    out.push(finding(
+                        FindingKind::QuestionableTag,
+                        Severity::Medium,
+                        &sc.scenario,
+                        step,
+                        r,
+                        format!("{v} is classified questionable and loads after the visitor rejected all: review its tag"),
+                    ));
+                }
+                if seen.iter().any(|s| s.eq_ignore_ascii_case(&v)) {
+                    continue;
+                }
+                seen.push(v.clone());
+                let (kind, severity, message) =
+                    match tag.map(|t| t.status) {
+                        Some(TagState::Approved) => continue,
+                        Some(state @ (TagState::Rejected | TagState::Retired)) => {
+                            (
+                                FindingKind::RevokedTag,
+                                Severity::High,
+                                format!(
+                            "{v} still loads although its tag is {}: remove it from the site",
+                            if state == TagState::Rejected { "rejected" } else { "retired" }
+                        ),
+                            )
+                        }
+                        Some(TagState::Proposed) => (
+                            FindingKind::ShadowVendor,
+                            Severity::Medium,
+                            format!("{v} loads but its tag is only proposed: approve or reject it"),
+                        ),
+                        None => (
+                            FindingKind::ShadowVendor,
+                            Severity::Medium,
+                            format!("{v} loads but has no approved tag in the registry"),
+                        ),
+                    };
+                out.push(finding(kind, severity, &sc.scenario, step, r, message));
+            }
+        }
+    }
+    let accepted = scenarios
+        .iter()
+        .find(|sc| sc.scenario == Scenario::AcceptAll);
+    for tag in tags.iter().filter(|t| t.status == TagState::Approved) {
+        if !seen.iter().any(|s| s.eq_ignore_ascii_case(&tag.vendor)) {
+            out.push(Finding {
+                kind: FindingKind::ZombieTag,
+                severity: Severity::Low,
+                scenario: None,
+                step: None,
+                vendor: tag.vendor.clone(),
+                message: format!(
+                    "{} has an approved tag but never loads in any scenario",
+                    tag.vendor
+                ),
+                evidence: FindingEvidence::default(),
+            });
+            continue;
+        }
+        let Some(accepted) = accepted else { continue };
+        for step in accepted
+            .steps
+            .iter()
+            .filter(|s| tag.steps.contains(&s.name))
+        {
+            let fired = step
+                .requests
+                .iter()
+                .any(|r| r.third_party && vendor_name(r).eq_ignore_ascii_case(&tag.vendor));
+            if !fired {
+                out.push(Finding {
+                    kind: FindingKind::MissingTag,
+                    severity: Severity::Low,
+                    scenario: Some(Scenario::AcceptAll),
+                    step: Some(step.name.clone()),
+                    vendor: tag.vendor.clone(),
+                    message: format!(
+                        "{} is registered to fire on step {:?} but does not, even after accept-all",
+                        tag.vendor, step.name
+                    ),
+                    evidence: FindingEvidence::default(),
+                });
+            }
         }
     }
 }
@@ -1082,6 +1272,154 @@ mod tests {
         assert_eq!(f[0].vendor, "TikTok");
         assert_eq!(f[1].vendor, "Hotjar");
         assert_eq!(f[1].scenario, None);
+    }
+
+    fn tag(vendor: &str, status: TagState, class: TagClass) -> InventoryTag {
+        InventoryTag {
+            vendor: vendor.into(),
+            status,
+            class,
+            consent_purpose: None,
+            steps: vec![],
+        }
+    }
+
+    #[test]
+    fn the_registry_is_the_inventory_and_its_status_counts() {
+        let tiktok = vendor_req(
+            "https://analytics.tiktok.com/e.js",
+            "TikTok",
+            Category::Advertising,
+        );
+        let hotjar = vendor_req(
+            "https://static.hotjar.com/c.js",
+            "Hotjar",
+            Category::SessionReplay,
+        );
+        let meta = vendor_req(
+            "https://connect.facebook.net/fbevents.js",
+            "Meta",
+            Category::Advertising,
+        );
+        let mut ga_tag = tag("google analytics", TagState::Approved, TagClass::Optional);
+        ga_tag.steps = vec!["landing".into(), "checkout".into()];
+        let input = RuleInput {
+            // Ignored: the registry's tags are the inventory.
+            inventory: Some(vec!["TikTok".into()]),
+            tags: Some(vec![
+                ga_tag,
+                tag("TikTok", TagState::Proposed, TagClass::Optional),
+                tag("Hotjar", TagState::Rejected, TagClass::Optional),
+                tag("Meta", TagState::Retired, TagClass::Optional),
+                tag("Criteo", TagState::Approved, TagClass::Optional),
+                // A rejected tag documents nothing.
+                tag("Bing", TagState::Rejected, TagClass::Optional),
+            ]),
+            ..RuleInput::default()
+        };
+        let mut checkout = step(vec![]);
+        checkout.name = "checkout".into();
+        let f = evaluate(
+            &[ScenarioEvidence {
+                scenario: Scenario::AcceptAll,
+                steps: vec![step(vec![ga(), tiktok, hotjar, meta]), checkout],
+                incomplete: None,
+            }],
+            &input,
+        );
+        let got: Vec<(FindingKind, &str, Severity)> = f
+            .iter()
+            .map(|f| (f.kind, f.vendor.as_str(), f.severity))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (FindingKind::ShadowVendor, "TikTok", Severity::Medium),
+                (FindingKind::RevokedTag, "Hotjar", Severity::High),
+                (FindingKind::RevokedTag, "Meta", Severity::High),
+                (FindingKind::MissingTag, "google analytics", Severity::Low),
+                (FindingKind::ZombieTag, "Criteo", Severity::Low),
+            ]
+        );
+        assert!(f[0].message.contains("only proposed"), "{}", f[0].message);
+        assert!(f[2].message.contains("retired"), "{}", f[2].message);
+        assert_eq!(f[3].step.as_deref(), Some("checkout"));
+    }
+
+    #[test]
+    fn a_tags_class_and_purpose_decide_its_consent_findings() {
+        // Under reject-all: an essential tag is expected, a questionable one is flagged for
+        // review, an optional one is judged by its own purpose.
+        let chat = vendor_req(
+            "https://widget.intercom.io/w.js",
+            "Intercom",
+            Category::Support,
+        );
+        let replay = vendor_req(
+            "https://static.hotjar.com/c.js",
+            "Hotjar",
+            Category::SessionReplay,
+        );
+        let ga = ga();
+        let mut ga_tag = tag("Google Analytics", TagState::Approved, TagClass::Optional);
+        ga_tag.consent_purpose = Some(Category::Advertising);
+        let input = RuleInput {
+            tags: Some(vec![
+                tag("Intercom", TagState::Approved, TagClass::Essential),
+                tag("Hotjar", TagState::Approved, TagClass::Questionable),
+                ga_tag,
+            ]),
+            ..RuleInput::default()
+        };
+        let f = evaluate(
+            &[ScenarioEvidence {
+                scenario: Scenario::RejectAll,
+                steps: vec![step(vec![chat, replay, ga])],
+                incomplete: None,
+            }],
+            &input,
+        );
+        let got: Vec<(FindingKind, &str)> = f.iter().map(|f| (f.kind, f.vendor.as_str())).collect();
+        assert!(!got.iter().any(|(_, v)| *v == "Intercom"), "{got:?}");
+        assert!(
+            got.contains(&(FindingKind::QuestionableTag, "Hotjar")),
+            "{got:?}"
+        );
+        let ga_after = f
+            .iter()
+            .find(|f| f.kind == FindingKind::AfterReject && f.vendor == "Google Analytics")
+            .expect("judged by its tag's purpose");
+        assert_eq!(ga_after.severity, Severity::High);
+        // Under a custom choice refusing only advertising, GA (tagged advertising) fires
+        // after the refusal; under one refusing only analytics, it does not.
+        for (refused, flagged) in [(Category::Advertising, true), (Category::Analytics, false)] {
+            let mut input = custom_input("c", vec![refused]);
+            input.tags = Some(vec![{
+                let mut t = tag("Google Analytics", TagState::Approved, TagClass::Optional);
+                t.consent_purpose = Some(Category::Advertising);
+                t
+            }]);
+            let f = evaluate(
+                &[ScenarioEvidence {
+                    scenario: Scenario::Custom("c".into()),
+                    steps: vec![step(vec![ga_after_choice()])],
+                    incomplete: None,
+                }],
+                &input,
+            );
+            assert_eq!(
+                f.iter().any(|f| f.kind == FindingKind::AfterReject),
+                flagged,
+                "{refused:?}: {f:?}"
+            );
+        }
+    }
+
+    /// GA firing after the visitor's choice.
+    fn ga_after_choice() -> RequestRecord {
+        let mut r = ga();
+        r.before_consent = false;
+        r
     }
 
     #[test]

@@ -31,7 +31,7 @@ use std::time::Duration;
 pub use catalog::{Catalog, Category};
 pub use diff::{diff, ReportDiff};
 pub use evidence::Scenario;
-pub use findings::{Finding, FindingKind, Severity};
+pub use findings::{Finding, FindingKind, InventoryTag, Severity, TagClass, TagState};
 pub use journey::Journey;
 pub use report::Report;
 
@@ -95,6 +95,10 @@ pub struct ScanOptions {
     pub tracker_db: Option<PathBuf>,
     /// An inventory file (`vendors = [...]`) used instead of the journey's `[inventory]`.
     pub inventory: Option<PathBuf>,
+    /// The governance registry's tags, which then are the inventory (see
+    /// [`findings::RuleInput::tags`]); neither the journey's `[inventory]` nor an inventory
+    /// file is read.
+    pub tags: Option<Vec<InventoryTag>>,
     /// Capture a screenshot after each step (default on); written beside report.json.
     pub screenshots: bool,
     /// How many scenarios run at once, each in its own Chromium; 0 (the default) picks
@@ -126,6 +130,7 @@ impl Default for ScanOptions {
             user_catalog: None,
             tracker_db: None,
             inventory: None,
+            tags: None,
             screenshots: true,
             parallel: 0,
             quiet: Duration::from_millis(500),
@@ -236,6 +241,7 @@ pub async fn scan_journey(
     };
     let input = RuleInput {
         inventory: journey.inventory.as_ref().map(|i| i.vendors.clone()),
+        tags: opts.tags.clone(),
         pii: PiiNeedles::from_values(&journey.filled_values()),
         cloaked,
         refusals: journey.custom_refusals(),

@@ -164,12 +164,14 @@ async fn metrics_follow_scans_and_the_log_and_the_report_renders_in_chromium() {
         let server = Server::start(&backend, &[]);
         send_ok(&server, &creds.write_key, "/v1/batch", events()).await;
 
-        // The inventory knows PixelHub but not StatsCo when the first scan is stored.
-        run(
+        // The inventory knows PixelHub (an approved tag) but not StatsCo when the first
+        // scan is stored.
+        let proposed: Value = serde_json::from_str(&run(
             &backend,
             &[
                 "tags",
                 "propose",
+                "--json",
                 "--vendor",
                 "PixelHub",
                 "--purpose",
@@ -182,6 +184,24 @@ async fn metrics_follow_scans_and_the_log_and_the_report_renders_in_chromium() {
                 "advertising",
                 "--token",
                 &creds.token,
+            ],
+        ))
+        .unwrap();
+        let security: Value = serde_json::from_str(&run(
+            &backend,
+            &[
+                "token", "create", "--role", "security", "--name", "sam", "--json",
+            ],
+        ))
+        .unwrap();
+        run(
+            &backend,
+            &[
+                "tags",
+                "approve",
+                &proposed["id"].to_string(),
+                "--token",
+                security["token"].as_str().unwrap(),
             ],
         );
         let first = scan(&backend, &journey, &catalog, &dir.join("first")).await;
@@ -425,7 +445,7 @@ fn check_rendered(name: &str, shown: &Value) {
     assert!(shown["diagram"][1].as_f64().unwrap() > 50.0, "{name}");
     assert_eq!(
         shown["statuses"],
-        json!(["badge status-proposed"]),
+        json!(["badge status-approved"]),
         "{name}"
     );
     assert!(

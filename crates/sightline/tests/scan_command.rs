@@ -1,6 +1,7 @@
 //! `sightline scan` through the binary: report.json, the terminal summary, and the exit
 //! codes CI gates rely on (0 below --fail-on, 3 at or above it, other non-zero for errors).
-//! The scanner itself is tested in depth in crates/scan/tests.
+//! The scanner itself is tested in depth in crates/scan/tests. A journey the governance
+//! registry holds is judged against the registry's tags.
 
 mod common;
 
@@ -274,4 +275,175 @@ async fn tracker_db_inventory_file_screenshots_and_diff() {
         .await
         .unwrap();
     assert_ne!(zero.status.code(), Some(0));
+}
+
+/// `sightline ARGS --data DATA [--json]`, which must succeed; its JSON output when asked.
+fn in_store(data: &str, args: &[&str], json: bool) -> Value {
+    let mut all = args.to_vec();
+    all.extend(["--data", data]);
+    if json {
+        all.push("--json");
+    }
+    let output = sightline(&all);
+    assert!(
+        output.status.success(),
+        "{all:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    if json {
+        serde_json::from_slice(&output.stdout).unwrap()
+    } else {
+        Value::Null
+    }
+}
+
+/// A journey imported into the registry is scanned against the registry's tags, not its
+/// own `[inventory]`: a vendor without an approved tag is a shadow vendor, one whose tag was
+/// rejected is a high `revoked_tag`, and an approved tag that never loads is a zombie.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_registry_tags_are_the_inventory_of_a_stored_journey() {
+    let temp = common::temp_dir("scan-cli-registry");
+    let dir = temp.path();
+    let url = site().await;
+    let port: u16 = url
+        .trim_start_matches("http://127.0.0.1:")
+        .trim_end_matches('/')
+        .parse()
+        .unwrap();
+    let journey = dir.join("journey.toml");
+    // Its own inventory declares Acme Ads: read only outside the registry.
+    std::fs::write(
+        &journey,
+        format!(
+            "name = \"pixel\"\n[browser]\nhost_resolver_rules = \"MAP px.acme-tracker.test 127.0.0.1:{port}\"\n\
+             [inventory]\nvendors = [\"Acme Ads\"]\n[[steps]]\nname = \"landing\"\nurl = \"{url}pixel\"\n"
+        ),
+    )
+    .unwrap();
+    let db = dir.join("trackerdb.json");
+    std::fs::write(
+        &db,
+        r#"{"categories": {}, "organizations": {}, "patterns": {
+             "acme_ads": {"name": "Acme Ads", "category": "advertising", "organization": null,
+                          "domains": ["acme-tracker.test"], "filters": []}}}"#,
+    )
+    .unwrap();
+    let data = dir.join("data").display().to_string();
+    let (journey, db) = (journey.display().to_string(), db.display().to_string());
+    let token = |role: &str, name: &str| {
+        in_store(
+            &data,
+            &["token", "create", "--role", role, "--name", name],
+            true,
+        )["token"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let (marketing, security) = (token("marketing", "ann"), token("security", "sam"));
+    in_store(
+        &data,
+        &["journey", "import", &journey, "--token", &marketing],
+        false,
+    );
+    let propose = |vendor: &str| {
+        in_store(
+            &data,
+            &[
+                "tags",
+                "propose",
+                "--vendor",
+                vendor,
+                "--purpose",
+                "ads",
+                "--owner",
+                "growth",
+                "--classification",
+                "optional",
+                "--consent-purpose",
+                "advertising",
+                "--token",
+                &marketing,
+            ],
+            true,
+        )["id"]
+            .to_string()
+    };
+    let hotjar = propose("Hotjar");
+    in_store(
+        &data,
+        &["tags", "approve", &hotjar, "--token", &security],
+        false,
+    );
+    let scan = |out: &str| {
+        let (journey, db, data) = (journey.clone(), db.clone(), data.clone());
+        let out = dir.join(out);
+        async move {
+            let run = tokio::task::spawn_blocking({
+                let out = out.display().to_string();
+                move || {
+                    sightline(&[
+                        "scan",
+                        &journey,
+                        "--allow-private-network",
+                        "--out",
+                        &out,
+                        "--data",
+                        &data,
+                        "--scenario",
+                        "no-interaction",
+                        "--trackerdb",
+                        &db,
+                    ])
+                }
+            })
+            .await
+            .unwrap();
+            assert!(
+                run.status.success(),
+                "{}",
+                String::from_utf8_lossy(&run.stderr)
+            );
+            let report: Value =
+                serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+            report["findings"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|f| f["kind"] != "pre_consent")
+                .map(|f| {
+                    (
+                        f["kind"].as_str().unwrap().to_owned(),
+                        f["vendor"].as_str().unwrap().to_owned(),
+                        f["severity"].as_str().unwrap().to_owned(),
+                    )
+                })
+                .collect::<Vec<_>>()
+        }
+    };
+    let pair = |kind: &str, vendor: &str, severity: &str| {
+        (kind.to_owned(), vendor.to_owned(), severity.to_owned())
+    };
+    assert_eq!(
+        scan("no-tag").await,
+        [
+            pair("shadow_vendor", "Acme Ads", "medium"),
+            pair("zombie_tag", "Hotjar", "low")
+        ]
+    );
+    let acme = propose("Acme Ads");
+    in_store(
+        &data,
+        &[
+            "tags", "reject", &acme, "--reason", "no DPA", "--token", &security,
+        ],
+        false,
+    );
+    assert_eq!(
+        scan("rejected").await,
+        [
+            pair("revoked_tag", "Acme Ads", "high"),
+            pair("zombie_tag", "Hotjar", "low")
+        ]
+    );
 }

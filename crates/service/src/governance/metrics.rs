@@ -102,11 +102,13 @@ async fn record_scan(
     if let Some(kept) = store.record(RecordKind::Metric, &key).await? {
         return parse(&kept);
     }
-    let documented: BTreeSet<String> = super::registry::tags(store, None)
-        .await?
-        .into_iter()
-        .map(|t| t.value.spec.vendor.to_lowercase())
-        .collect();
+    // Only an approved tag documents its vendor: a proposed, rejected or retired one does not.
+    let documented: BTreeSet<String> =
+        super::registry::tags(store, Some(sightline_govern::tag::TagStatus::Approved))
+            .await?
+            .into_iter()
+            .map(|t| t.value.spec.vendor.to_lowercase())
+            .collect();
     // The journey's first stored scan (scans are recorded in id order, so it has its
     // metrics unless it is this one).
     let first = match store.scans(Some(&report.journey)).await?.first() {

@@ -250,6 +250,56 @@ pub async fn tags(store: &dyn Governance, status: Option<TagStatus>) -> Result<V
     Ok(tags)
 }
 
+/// The registry's production tags as the scanner judges a scan of `journey` against them,
+/// when the registry holds that journey (a scan of a journey the registry does not hold
+/// keeps the journey's own `[inventory]`): see `sightline_scan::findings::RuleInput::tags`.
+pub async fn scan_inventory(
+    store: &dyn Governance,
+    journey: &str,
+) -> Result<Option<Vec<sightline_scan::InventoryTag>>> {
+    use sightline_govern::tag::Classification;
+    use sightline_scan::{Category, InventoryTag, TagClass, TagState};
+    if store.record(RecordKind::Journey, journey).await?.is_none() {
+        return Ok(None);
+    }
+    let tags = tags(store, None).await?;
+    Ok(Some(
+        tags.into_iter()
+            .map(|held| held.value)
+            .filter(|t| t.spec.environment == Environment::Production)
+            .map(|t| InventoryTag {
+                status: match t.status {
+                    TagStatus::Proposed => TagState::Proposed,
+                    TagStatus::Approved => TagState::Approved,
+                    TagStatus::Rejected => TagState::Rejected,
+                    TagStatus::Retired => TagState::Retired,
+                },
+                class: match t.spec.classification {
+                    Classification::Essential => TagClass::Essential,
+                    Classification::Optional => TagClass::Optional,
+                    Classification::Questionable => TagClass::Questionable,
+                },
+                // A purpose the scanner has a category for; another (`functional`, …)
+                // leaves the catalog's category.
+                consent_purpose: t
+                    .spec
+                    .consent_purpose
+                    .as_deref()
+                    .and_then(|p| serde_json::from_value::<Category>(json!(p)).ok())
+                    .filter(|c| c.needs_consent()),
+                steps: t
+                    .spec
+                    .steps
+                    .iter()
+                    .filter(|s| s.journey == journey)
+                    .map(|s| s.step.clone())
+                    .collect(),
+                vendor: t.spec.vendor,
+            })
+            .collect(),
+    ))
+}
+
 /// The change log (one tag's, or all), oldest first, each entry with its id and tag id.
 pub async fn tag_log(
     store: &dyn Governance,

@@ -54,7 +54,9 @@ pub struct ScanArgs {
     /// trackerdb.json or a DuckDuckGo Tracker Radar domain_map.json.
     #[arg(long, value_name = "FILE")]
     trackerdb: Option<PathBuf>,
-    /// An inventory file (TOML `vendors = [...]`) used instead of the journey's [inventory].
+    /// An inventory file (TOML `vendors = [...]`) used instead of the journey's [inventory]
+    /// [default: for a journey the registry holds, its tags (`sightline tag list`); else the
+    /// journey's [inventory]].
     #[arg(long, value_name = "FILE")]
     inventory: Option<PathBuf>,
     /// Scenarios run at once, each in its own Chromium [default: from cores and free memory,
@@ -140,11 +142,22 @@ pub async fn run(args: ScanArgs, file: &FileConfig) -> Result<()> {
         allow_private_network: args.allow_private_network,
         ..ScanOptions::default()
     };
+    let store = args.store.open(file).await?;
+    // A journey the registry holds is judged against the registry's tags, unless an
+    // inventory file is given.
+    let tags = match options.inventory {
+        Some(_) => None,
+        None => {
+            let name = sightline_scan::Journey::load(&journey)?.name;
+            registry::scan_inventory(store.as_ref(), &name).await?
+        }
+    };
+    let options = ScanOptions { tags, ..options };
     let report = run_scan(&journey, &options).await?;
     let written = report.write_json(&out)?;
     print!("{}", report.summary());
     println!("report: {}", written.display());
-    let stored = scans::store_scan(args.store.open(file).await?.as_ref(), &report)
+    let stored = scans::store_scan(store.as_ref(), &report)
         .await
         .context("the report is written but could not be stored")?;
     println!("scan: {}", stored.id);
