@@ -1,10 +1,11 @@
 //! Sightline's benchmarks, each through the real binary and each printing one JSON line with
 //! a baseline measured in the same run. `ingest`: see ingest.rs. `sustained`: see
 //! sustained.rs. `delivery`: see delivery.rs.
-//! `profiles`: see profiles.rs. `log-size`: see log_size.rs. `audience-sync`: see audience.rs. `scan`: see scan.rs. `plans`: see plans.rs.
+//! `profiles`: see profiles.rs. `log-size`: see log_size.rs. `audience-sync`: see audience.rs. `scan`: see scan.rs. `plans`: see plans.rs. `console`: see console.rs.
 
 mod audience;
 mod cluster;
+mod console;
 mod delivery;
 mod ingest;
 mod log_size;
@@ -130,6 +131,18 @@ enum Bench {
         #[arg(long, default_value_t = 5_000)]
         mixed_rate: u64,
     },
+    /// Every page of the web console at a million profiles, against a keyed read.
+    Console {
+        /// People to load (one identify each: user id, anonymous id, email).
+        #[arg(long, default_value_t = 1_000_000)]
+        people: usize,
+        /// Events in the log in all: the identifies, then track events over the people.
+        #[arg(long, default_value_t = 2_000_000)]
+        events: usize,
+        /// Loads of each page, one after another.
+        #[arg(long, default_value_t = 20)]
+        times: usize,
+    },
     /// Event-to-receiver latency of audience adds under background load.
     AudienceSync {
         /// Background page views per second.
@@ -180,6 +193,11 @@ fn main() -> Result<()> {
         .build()?;
     match cli.command {
         Bench::NoopServer => runtime.block_on(noop_server()),
+        Bench::Console {
+            people,
+            events,
+            times,
+        } => runtime.block_on(console::run(people.max(1), events, times.max(1))),
         Bench::Vendors { events } => runtime.block_on(vendors::run(events.max(1))),
         Bench::Scan => runtime.block_on(scan::run()),
         Bench::TrainDict { out, samples, size } => segment::train_dictionary(&out, samples, size),

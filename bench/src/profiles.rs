@@ -171,6 +171,44 @@ async fn paced_tracking(
     Ok(())
 }
 
+/// Sends the `events` through the tracking API, batches of [`BATCH`] eight at a time, and
+/// waits until the profiles have applied (and stored) the whole log; the other processors
+/// (delivery above all) may still be behind, as after any busy hour. The seconds it took.
+pub(crate) async fn load(
+    http: &reqwest::Client,
+    server: &crate::Server,
+    key: &str,
+    people: usize,
+    events: usize,
+) -> Result<f64> {
+    let loaded = Instant::now();
+    let batches: Vec<usize> = (0..events).step_by(BATCH).collect();
+    for chunk in batches.chunks(8) {
+        let sends: Vec<_> = chunk
+            .iter()
+            .map(|&first| {
+                let (http, url, key) = (http.clone(), server.url.clone(), key.to_string());
+                let range = first..(first + BATCH).min(events);
+                tokio::spawn(async move { send_batch(&http, &url, &key, range, people).await })
+            })
+            .collect();
+        for send in sends {
+            send.await??;
+        }
+    }
+    let load_s = loaded.elapsed().as_secs_f64();
+    loop {
+        let lags = crate::ingest::lags(http, server).await?;
+        if lags
+            .get("profiles")
+            .is_some_and(|(events, _)| *events == 0.0)
+        {
+            return Ok(load_s);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 pub async fn run(shape: Shape) -> Result<()> {
     let Shape {
         people,
@@ -192,34 +230,7 @@ pub async fn run(shape: Shape) -> Result<()> {
 
     let server = setup.serve()?;
     let http = reqwest::Client::new();
-    let loaded = Instant::now();
-    let batches: Vec<usize> = (0..events).step_by(BATCH).collect();
-    for chunk in batches.chunks(8) {
-        let sends: Vec<_> = chunk
-            .iter()
-            .map(|&first| {
-                let (http, url, key) = (http.clone(), server.url.clone(), setup.key.clone());
-                let range = first..(first + BATCH).min(events);
-                tokio::spawn(async move { send_batch(&http, &url, &key, range, people).await })
-            })
-            .collect();
-        for send in sends {
-            send.await??;
-        }
-    }
-    let load_s = loaded.elapsed().as_secs_f64();
-    // Stopped once the profiles have applied (and stored) the whole log; the other
-    // processors (delivery above all) may still be behind, as after any busy hour.
-    loop {
-        let lags = crate::ingest::lags(&http, &server).await?;
-        if lags
-            .get("profiles")
-            .is_some_and(|(events, _)| *events == 0.0)
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let load_s = load(&http, &server, &setup.key, people, events).await?;
     drop(server);
 
     // A restarted server resumes the stored profiles: the time until `/readyz` says so.
