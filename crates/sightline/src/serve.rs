@@ -20,6 +20,7 @@ use sightline_service::destinations::Deliveries;
 use sightline_service::erase::{DeletionRetries, Suppress, Suppressor};
 use sightline_service::events::DedupPruner;
 use sightline_service::governance::metrics::Refresher;
+use sightline_service::governance::schedule::Scheduler;
 use sightline_service::plans::PlanKeeper;
 use sightline_service::processors::{self, Supervisor};
 use sightline_service::profiles::{self, Follower, Ledger};
@@ -118,6 +119,7 @@ pub async fn run(args: ServeArgs, file: &FileConfig) -> Result<()> {
     plan_keeper.reload().await?;
 
     let (retention, sweep_every) = file.retention(store.as_ref()).await?;
+    let schedules = file.schedules()?;
     let rules = file.profile_rules()?;
     let policy = rules.policy.clone();
     let suppression = Arc::new(Suppression::new(rules.rules.clone()));
@@ -280,6 +282,14 @@ pub async fn run(args: ServeArgs, file: &FileConfig) -> Result<()> {
             policy: retention,
             every: sweep_every,
         }));
+    }
+    if !schedules.is_empty() {
+        processors.start(Arc::new(Scheduler::new(
+            store.clone(),
+            schedules,
+            file.scan_browsers.unwrap_or(1),
+            webhook.clone(),
+        )));
     }
     processors.start(Arc::new(DeletionRetries {
         store: store.clone(),

@@ -1,7 +1,8 @@
 //! `sightline scan` through the binary: report.json, the terminal summary, and the exit
 //! codes CI gates rely on (0 below --fail-on, 3 at or above it, other non-zero for errors).
 //! The scanner itself is tested in depth in crates/scan/tests. A journey the governance
-//! registry holds is judged against the registry's tags.
+//! registry holds is judged against the registry's tags, and `[[schedule]]` has the server
+//! scan it in the background.
 
 mod common;
 
@@ -446,4 +447,131 @@ async fn the_registry_tags_are_the_inventory_of_a_stored_journey() {
             pair("zombie_tag", "Hotjar", "low")
         ]
     );
+}
+
+/// `[[schedule]]`: the server scans a journey of the registry in the background, stores the
+/// scan, and tells the alert webhook of the new high findings; a schedule that cannot be
+/// read stops the start saying what to fix.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scheduled_scans_are_stored_and_alert_on_new_high_findings() {
+    // A page that loads Google Analytics before any consent, GA's host mapped to the site.
+    let app = axum::Router::new().route(
+        "/",
+        axum::routing::get(|| async {
+            axum::response::Html(
+                "<html><body><h1>Shop</h1><img src='http://www.google-analytics.com/collect?v=1'></body></html>",
+            )
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let alerts = std::sync::Arc::new(std::sync::Mutex::new(Vec::<Value>::new()));
+    let hook = {
+        let alerts = alerts.clone();
+        let app = axum::Router::new().route(
+            "/alert",
+            axum::routing::post(move |body: axum::body::Bytes| {
+                let alerts = alerts.clone();
+                async move {
+                    if let Ok(v) = serde_json::from_slice(&body) {
+                        alerts.lock().unwrap().push(v);
+                    }
+                    "ok"
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/alert", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        url
+    };
+
+    let temp = common::temp_dir("scan-schedule");
+    let dir = temp.path().to_owned();
+    let data = dir.display().to_string();
+    let journey = dir.join("journey.toml");
+    std::fs::write(
+        &journey,
+        format!(
+            "name = \"shop\"\n[browser]\nhost_resolver_rules = \"MAP www.google-analytics.com 127.0.0.1:{port}\"\n\
+             [[steps]]\nname = \"landing\"\nurl = \"http://127.0.0.1:{port}/\"\n"
+        ),
+    )
+    .unwrap();
+    let marketing = in_store(&data, &["token", "create", "--role", "marketing"], true)["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    in_store(
+        &data,
+        &[
+            "journey",
+            "import",
+            journey.to_str().unwrap(),
+            "--token",
+            &marketing,
+        ],
+        false,
+    );
+    in_store(
+        &data,
+        &["destination", "add", "security-alerts", "--url", &hook],
+        true,
+    );
+    let config = dir.join("sightline.toml");
+    let write_config = |every: &str| {
+        std::fs::write(
+            &config,
+            format!(
+                "[[schedule]]\njourney = \"shop\"\nevery = \"{every}\"\nscenarios = [\"no-interaction\"]\n\
+                 alert = \"security-alerts\"\nallow_private_network = true\n"
+            ),
+        )
+        .unwrap();
+    };
+
+    write_config("10s");
+    let refused = sightline(&[
+        "serve",
+        "--data",
+        &data,
+        "--listen",
+        "127.0.0.1:0",
+        "--config",
+        config.to_str().unwrap(),
+    ]);
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("shorter than a minute"), "{stderr}");
+
+    write_config("1h");
+    let backend = common::Backend::Sqlite(std::sync::Arc::new(temp));
+    let server = common::Server::start(&backend, &["--config", config.to_str().unwrap()]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while alerts.lock().unwrap().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "no alert arrived");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let alert = alerts.lock().unwrap()[0].clone();
+    assert_eq!(alert["alert"], "new_high_findings", "{alert}");
+    assert_eq!(alert["journey"], "shop", "{alert}");
+    let findings = alert["findings"].as_array().unwrap();
+    assert!(
+        findings
+            .iter()
+            .any(|f| f["kind"] == "pre_consent" && f["vendor"] == "Google Analytics"),
+        "{alert}"
+    );
+    assert!(findings
+        .iter()
+        .all(|f| f["severity"] == "high" || f["severity"] == "critical"));
+    let scans = common::sightline_json(&backend, &["scan", "list"]);
+    let listed = scans
+        .as_array()
+        .or_else(|| scans["scans"].as_array())
+        .unwrap();
+    assert_eq!(listed.len(), 1, "one scan until the period passes: {scans}");
+    assert_eq!(listed[0]["id"], alert["scan_id"], "{scans}");
+    drop(server);
 }

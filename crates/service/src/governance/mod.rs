@@ -6,3 +6,4 @@ pub mod metrics;
 pub mod registry;
 pub mod report;
 pub mod scans;
+pub mod schedule;

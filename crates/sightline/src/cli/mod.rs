@@ -35,7 +35,7 @@ use std::time::Duration;
         named by --config, then defaults."
 )]
 pub struct Cli {
-    /// TOML config file (keys: data, database_url, log_url, node_id, listen, metrics_listen, dedup_window, key_grace, max_in_flight, profile_cache, consent_mapping, webhook_ca_file, [identity], [approval], [log], [retention]).
+    /// TOML config file (keys: data, database_url, log_url, node_id, listen, metrics_listen, dedup_window, key_grace, max_in_flight, profile_cache, consent_mapping, webhook_ca_file, scan_browsers, [identity], [approval], [log], [retention], [[schedule]]).
     #[arg(long, global = true, env = "SIGHTLINE_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
     #[command(subcommand)]
