@@ -212,6 +212,7 @@ pub async fn run(args: ServeArgs, file: &FileConfig) -> Result<()> {
         suppressor.clone(),
         webhook.clone(),
         node.clone(),
+        Arc::new(schedules.clone()),
     );
     let app = sightline_collect::router(collector)
         .merge(api)

@@ -212,6 +212,13 @@ fn samples() -> Vec<(&'static str, &'static str, &'static str, Body)> {
         ),
         // Governance.
         ("GET", "/api/v1/scans", "/api/v1/scans", None),
+        ("GET", "/api/v1/schedules", "/api/v1/schedules", None),
+        (
+            "POST",
+            "/api/v1/schedules/{journey}/run",
+            "/api/v1/schedules/nothing-scheduled/run",
+            None,
+        ),
         ("GET", "/api/v1/journeys", "/api/v1/journeys", None),
         (
             "POST",

@@ -573,5 +573,42 @@ async fn scheduled_scans_are_stored_and_alert_on_new_high_findings() {
         .unwrap();
     assert_eq!(listed.len(), 1, "one scan until the period passes: {scans}");
     assert_eq!(listed[0]["id"], alert["scan_id"], "{scans}");
+
+    // Through the API: where the schedule stands, and a run asked for now. The second scan
+    // finds nothing new, so no second alert.
+    let http = reqwest::Client::new();
+    let shown: Value = http
+        .get(format!("{}/api/v1/schedules", server.url))
+        .bearer_auth(&marketing)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let schedule = &shown["schedules"][0];
+    assert_eq!(schedule["journey"], "shop", "{shown}");
+    assert_eq!(schedule["every"], "1h", "{shown}");
+    assert_eq!(schedule["last_scan"]["id"], alert["scan_id"], "{shown}");
+    let run = |journey: &str| {
+        http.post(format!("{}/api/v1/schedules/{journey}/run", server.url))
+            .bearer_auth(&marketing)
+            .send()
+    };
+    assert_eq!(run("elsewhere").await.unwrap().status(), 404);
+    assert_eq!(run("shop").await.unwrap().status(), 202);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let scans = common::sightline_json(&backend, &["scan", "list"]);
+        if scans.as_array().map_or(0, Vec::len) == 2 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the asked-for run never happened: {scans}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert_eq!(alerts.lock().unwrap().len(), 1, "nothing new, no alert");
     drop(server);
 }

@@ -7,10 +7,11 @@
 //! the findings of high or critical severity that the journey's previous scan did not have
 //! are sent to the schedule's `alert` destination (a webhook, signed as its deliveries are).
 
+use crate::access::{require, Actor, READERS, TEAMS};
 use crate::governance::{registry, scans};
 use crate::processors::{Placement, Processor, Step, StepFuture};
 use anyhow::{Context, Result};
-use serde_json::json;
+use serde_json::{json, Value};
 use sightline_activate::webhook::{Answer, Webhook};
 use sightline_core::{time, DestinationKind};
 use sightline_scan::{scan_journey, Report, ScanOptions, Scenario, Severity};
@@ -64,14 +65,6 @@ impl Scheduler {
     async fn pass(&self) -> Result<Step> {
         let now = time::now_ms();
         for schedule in &self.schedules {
-            let last_scan = self
-                .store
-                .scans(Some(&schedule.journey))
-                .await?
-                .iter()
-                .map(|s| s.at)
-                .max()
-                .unwrap_or(i64::MIN);
             let tried = self
                 .tried
                 .lock()
@@ -79,10 +72,15 @@ impl Scheduler {
                 .get(&schedule.journey)
                 .copied()
                 .unwrap_or(i64::MIN);
-            let due = last_scan
-                .max(tried)
-                .saturating_add(schedule.every.as_millis() as i64);
-            if due > now {
+            let state = state(self.store.as_ref(), schedule).await?;
+            let last = state.last_scan.map_or(i64::MIN, |(_, at)| at).max(tried);
+            let asked = state.requested.is_some_and(|at| at > last);
+            if !asked
+                && state
+                    .due
+                    .max(last.saturating_add(schedule.every.as_millis() as i64))
+                    > now
+            {
                 continue;
             }
             self.tried
@@ -180,6 +178,87 @@ impl Scheduler {
             }
         }
     }
+}
+
+/// Where a schedule stands: its journey's latest stored scan (id, ms), when it is next
+/// due (ms), and a run asked for through the API that has not happened yet (ms).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct State {
+    pub last_scan: Option<(i64, i64)>,
+    pub due: i64,
+    pub requested: Option<i64>,
+}
+
+/// The checkpoint that holds when a run of `journey` was last asked for.
+fn run_key(journey: &str) -> String {
+    format!("scan-schedule:run:{journey}")
+}
+
+/// Where `schedule` stands in the store.
+pub async fn state(store: &dyn Store, schedule: &Schedule) -> Result<State> {
+    let last_scan = store
+        .scans(Some(&schedule.journey))
+        .await?
+        .iter()
+        .map(|s| (s.id, s.at))
+        .max_by_key(|&(_, at)| at);
+    let requested = Some(store.checkpoint(&run_key(&schedule.journey)).await?)
+        .filter(|&at| at > 0 && last_scan.is_none_or(|(_, last)| at > last));
+    let due = match (requested, last_scan) {
+        (Some(at), _) => at,
+        (None, Some((_, at))) => at.saturating_add(schedule.every.as_millis() as i64),
+        (None, None) => 0,
+    };
+    Ok(State {
+        last_scan,
+        due,
+        requested,
+    })
+}
+
+/// Every schedule and where it stands, as the API shows them.
+pub async fn list(
+    store: &dyn Store,
+    actor: &Actor,
+    schedules: &[Schedule],
+) -> crate::Result<Value> {
+    require(actor, READERS, "reading scan schedules")?;
+    let now = time::now_ms();
+    let mut listed = Vec::new();
+    for schedule in schedules {
+        let state = state(store, schedule).await?;
+        listed.push(json!({
+            "journey": schedule.journey,
+            "every": humantime::format_duration(schedule.every).to_string(),
+            "scenarios": schedule.scenarios.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            "alert": schedule.alert,
+            "last_scan": state.last_scan.map(|(id, at)| json!({"id": id, "at": time::format_ms(at)})),
+            "next_run": time::format_ms(state.due.max(now)),
+            "run_requested": state.requested.is_some(),
+        }));
+    }
+    Ok(json!({ "schedules": listed }))
+}
+
+/// Asks for a run of a scheduled journey now (on whichever node runs the schedules),
+/// recorded in the audit log.
+pub async fn request_run(
+    store: &dyn Store,
+    actor: &Actor,
+    schedules: &[Schedule],
+    journey: &str,
+) -> crate::Result<Value> {
+    require(actor, TEAMS, "running a scheduled scan")?;
+    if !schedules.iter().any(|s| s.journey == journey) {
+        return Err(crate::Error::not_found(
+            "schedule",
+            format!("no schedule scans journey {journey:?}: add a [[schedule]] to the config file"),
+        ));
+    }
+    let now = time::now_ms();
+    store.set_checkpoint(&run_key(journey), now).await?;
+    crate::audit::record(store, actor, "scan.schedule.run", journey, None, None).await?;
+    Ok(json!({"journey": journey, "requested_at": time::format_ms(now)}))
 }
 
 impl Processor for Scheduler {

@@ -16,7 +16,7 @@ use sightline_govern::vendor::VendorRisk;
 use sightline_service::access::{MARKETING, READERS, SECURITY, TEAMS};
 use sightline_service::governance::metrics::{self, Attribution};
 use sightline_service::governance::registry::{self, Held};
-use sightline_service::governance::{lineage, report};
+use sightline_service::governance::{lineage, report, schedule};
 use sightline_service::Error;
 use std::collections::HashMap;
 
@@ -49,6 +49,24 @@ pub(super) fn routes() -> Routes {
             "/api/v1/scans",
             scans,
             read("Every scan recorded", list_of("scans", "A scan's summary")),
+        )
+        .get(
+            "/api/v1/schedules",
+            schedules,
+            read(
+                "The scheduled scans (`[[schedule]]` in the config file) and where each stands",
+                list_of("schedules", "A schedule: journey, period, scenarios, alert, last scan, next run"),
+            ),
+        )
+        .post(
+            "/api/v1/schedules/{journey}/run",
+            run_schedule,
+            change(
+                "Asks for a scheduled journey's scan now (the node running the schedules starts it within seconds)",
+                TEAMS,
+                "`{\"journey\":NAME,\"requested_at\":TIME}`",
+            )
+            .status(202),
         )
         .get(
             "/api/v1/journeys",
@@ -284,6 +302,20 @@ const JOURNEY_HINT: &str = "send {\"name\":…,\"steps\":[{\"name\":…,\"url\":
 async fn scans(_: Reader, State(state): State<ApiState>) -> Answer {
     let listed = state.store.scans(None).await.map_err(Error::from)?;
     ok(json!({ "scans": listed }))
+}
+
+async fn schedules(Acting(actor): Acting, State(state): State<ApiState>) -> Answer {
+    ok(schedule::list(state.store.as_ref(), &actor, &state.schedules).await?)
+}
+
+async fn run_schedule(
+    Acting(actor): Acting,
+    State(state): State<ApiState>,
+    Path(journey): Path<String>,
+) -> Answer {
+    let asked =
+        schedule::request_run(state.store.as_ref(), &actor, &state.schedules, &journey).await?;
+    Ok((StatusCode::ACCEPTED, axum::Json(asked)).into_response())
 }
 
 async fn journeys(_: Reader, State(state): State<ApiState>) -> Answer {

@@ -59,6 +59,8 @@ pub(crate) struct ApiState {
     pub(crate) webhook: sightline_activate::webhook::Webhook,
     /// This node among several (`GET /api/v1/cluster`).
     node: Node,
+    /// The config file's `[[schedule]]` entries (`GET /api/v1/schedules`).
+    pub(crate) schedules: Arc<Vec<sightline_service::governance::schedule::Schedule>>,
     /// Whether `/metrics` and `/readyz?verbose` answer without a token: only on the
     /// separate metrics listener (`--metrics-listen`), never on the main one.
     detail_open: bool,
@@ -102,6 +104,7 @@ pub fn routers(
     suppressor: Arc<sightline_service::erase::Suppressor>,
     webhook: sightline_activate::webhook::Webhook,
     node: Node,
+    schedules: Arc<Vec<sightline_service::governance::schedule::Schedule>>,
 ) -> (axum::Router, Option<axum::Router>) {
     let state = ApiState {
         tokens: Arc::new(TokenCache {
@@ -119,6 +122,7 @@ pub fn routers(
         suppressor,
         webhook,
         node,
+        schedules,
         detail_open: false,
     };
     let own = match metrics_at {
