@@ -115,14 +115,7 @@ async fn first_name(
 pub async fn run(people: usize, events: usize, times: usize) -> Result<()> {
     let events = events.max(people);
     let setup = Setup::new(None).await?;
-    let token = crate::cli_json(
-        &setup.sightline,
-        &setup.store_args,
-        &["token", "create", "--role", "admin"],
-    )?["token"]
-        .as_str()
-        .context("token")?
-        .to_string();
+    let token = setup.admin_token()?;
     let server = setup.serve()?;
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())

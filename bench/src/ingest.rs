@@ -260,6 +260,18 @@ impl Setup {
         Setup::with(postgres, &[]).await
     }
 
+    /// A new admin API token of the store.
+    pub fn admin_token(&self) -> Result<String> {
+        Ok(cli_json(
+            &self.sightline,
+            &self.store_args,
+            &["token", "create", "--role", "admin"],
+        )?["token"]
+            .as_str()
+            .context("token")?
+            .to_string())
+    }
+
     /// [`Setup::new`], with `extra` store flags (e.g. the log on JetStream) on every command
     /// and server.
     pub async fn with(postgres: Option<&str>, extra: &[String]) -> Result<Setup> {

@@ -219,14 +219,7 @@ pub async fn run(shape: Shape) -> Result<()> {
     } = shape;
     let events = shape.events.max(people);
     let setup = Setup::new(None).await?;
-    let token = crate::cli_json(
-        &setup.sightline,
-        &setup.store_args,
-        &["token", "create", "--role", "admin"],
-    )?["token"]
-        .as_str()
-        .context("token")?
-        .to_string();
+    let token = setup.admin_token()?;
 
     let server = setup.serve()?;
     let http = reqwest::Client::new();

@@ -45,6 +45,36 @@ fn journey(dir: &Path, url: &str) -> PathBuf {
     path
 }
 
+/// The journey to the site's `/pixel` page (its tracker host mapped to the site) with
+/// `inventory` as its `[inventory]`, and a tracker database naming that host's vendor
+/// Acme Ads (advertising): their paths in `dir`.
+async fn pixel_journey(dir: &Path, inventory: &str) -> (PathBuf, PathBuf) {
+    let url = site().await;
+    let port: u16 = url
+        .trim_start_matches("http://127.0.0.1:")
+        .trim_end_matches('/')
+        .parse()
+        .unwrap();
+    let journey = dir.join("journey.toml");
+    std::fs::write(
+        &journey,
+        format!(
+            "name = \"pixel\"\n[browser]\nhost_resolver_rules = \"MAP px.acme-tracker.test 127.0.0.1:{port}\"\n\
+             [inventory]\nvendors = [\"{inventory}\"]\n[[steps]]\nname = \"landing\"\nurl = \"{url}pixel\"\n"
+        ),
+    )
+    .unwrap();
+    let db = dir.join("trackerdb.json");
+    std::fs::write(
+        &db,
+        r#"{"categories": {}, "organizations": {}, "patterns": {
+             "acme_ads": {"name": "Acme Ads", "category": "advertising", "organization": null,
+                          "domains": ["acme-tracker.test"], "filters": []}}}"#,
+    )
+    .unwrap();
+    (journey, db)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scan_writes_the_report_and_gates_on_severity() {
     let temp = common::temp_dir("scan-cli");
@@ -135,29 +165,7 @@ async fn scan_writes_the_report_and_gates_on_severity() {
 async fn tracker_db_inventory_file_screenshots_and_diff() {
     let temp = common::temp_dir("scan-cli-db");
     let dir = temp.path();
-    let url = site().await;
-    let port: u16 = url
-        .trim_start_matches("http://127.0.0.1:")
-        .trim_end_matches('/')
-        .parse()
-        .unwrap();
-    let journey = dir.join("journey.toml");
-    std::fs::write(
-        &journey,
-        format!(
-            "name = \"pixel\"\n[browser]\nhost_resolver_rules = \"MAP px.acme-tracker.test 127.0.0.1:{port}\"\n\
-             [inventory]\nvendors = [\"Hotjar\"]\n[[steps]]\nname = \"landing\"\nurl = \"{url}pixel\"\n"
-        ),
-    )
-    .unwrap();
-    let db = dir.join("trackerdb.json");
-    std::fs::write(
-        &db,
-        r#"{"categories": {}, "organizations": {}, "patterns": {
-             "acme_ads": {"name": "Acme Ads", "category": "advertising", "organization": null,
-                          "domains": ["acme-tracker.test"], "filters": []}}}"#,
-    )
-    .unwrap();
+    let (journey, db) = pixel_journey(dir, "Hotjar").await;
     let inventory = dir.join("inventory.toml");
     std::fs::write(&inventory, "vendors = [\"Acme Ads\"]\n").unwrap();
     let (journey, db, inventory) = (
@@ -305,30 +313,8 @@ fn in_store(data: &str, args: &[&str], json: bool) -> Value {
 async fn the_registry_tags_are_the_inventory_of_a_stored_journey() {
     let temp = common::temp_dir("scan-cli-registry");
     let dir = temp.path();
-    let url = site().await;
-    let port: u16 = url
-        .trim_start_matches("http://127.0.0.1:")
-        .trim_end_matches('/')
-        .parse()
-        .unwrap();
-    let journey = dir.join("journey.toml");
     // Its own inventory declares Acme Ads: read only outside the registry.
-    std::fs::write(
-        &journey,
-        format!(
-            "name = \"pixel\"\n[browser]\nhost_resolver_rules = \"MAP px.acme-tracker.test 127.0.0.1:{port}\"\n\
-             [inventory]\nvendors = [\"Acme Ads\"]\n[[steps]]\nname = \"landing\"\nurl = \"{url}pixel\"\n"
-        ),
-    )
-    .unwrap();
-    let db = dir.join("trackerdb.json");
-    std::fs::write(
-        &db,
-        r#"{"categories": {}, "organizations": {}, "patterns": {
-             "acme_ads": {"name": "Acme Ads", "category": "advertising", "organization": null,
-                          "domains": ["acme-tracker.test"], "filters": []}}}"#,
-    )
-    .unwrap();
+    let (journey, db) = pixel_journey(dir, "Acme Ads").await;
     let data = dir.join("data").display().to_string();
     let (journey, db) = (journey.display().to_string(), db.display().to_string());
     let token = |role: &str, name: &str| {

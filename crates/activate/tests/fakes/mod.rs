@@ -510,7 +510,27 @@ async fn meta(
         seen(format!("/{version}/{pixel}/events"), query, &raw),
         problems,
     );
-    let (status, response) = match scripted {
+    let (status, response) = graph_refusal(scripted, credential_ok, invalid).unwrap_or_else(|| {
+        (
+            200,
+            axum::Json(
+                json!({"events_received": received, "messages": [], "fbtrace_id": "AbCdEf"}),
+            )
+            .into_response(),
+        )
+    });
+    fake.set_last_status(status);
+    response
+}
+
+/// The Graph API's refusal of a request, scripted or as the fake's checks found it; `None`
+/// to take it. Meta has no partial failure: one invalid item fails the whole request.
+fn graph_refusal(
+    scripted: Option<Scripted>,
+    credential_ok: bool,
+    invalid: bool,
+) -> Option<(u16, Response)> {
+    Some(match scripted {
         Some(Scripted::RateLimited) => (
             400,
             graph_error(
@@ -528,7 +548,6 @@ async fn meta(
             400,
             graph_error(400, 190, "OAuthException", "Error validating access token"),
         ),
-        // Meta has no partial failure: a batch is taken or refused whole.
         Some(Scripted::Invalid | Scripted::PartlyRefused) => (
             400,
             graph_error(400, 100, "OAuthException", "(#100) Invalid parameter"),
@@ -537,21 +556,12 @@ async fn meta(
             400,
             graph_error(400, 190, "OAuthException", "Invalid OAuth access token"),
         ),
-        // One invalid event fails the whole request, as Meta documents.
         Some(Scripted::AsChecked) | None if invalid => (
             400,
             graph_error(400, 100, "OAuthException", "(#100) Invalid parameter"),
         ),
-        Some(Scripted::AsChecked) | None => (
-            200,
-            axum::Json(
-                json!({"events_received": received, "messages": [], "fbtrace_id": "AbCdEf"}),
-            )
-            .into_response(),
-        ),
-    };
-    fake.set_last_status(status);
-    response
+        Some(Scripted::AsChecked) | None => return None,
+    })
 }
 
 // ---- TikTok Events API 2.0 -------------------------------------------------------------
@@ -1260,37 +1270,9 @@ fn meta_users(
         .as_array()
         .cloned()
         .unwrap_or_default();
-    let (status, response) = match scripted {
-        Some(Scripted::RateLimited) => (
-            400,
-            graph_error(
-                400,
-                17,
-                "OAuthException",
-                "(#17) User request limit reached",
-            ),
-        ),
-        Some(Scripted::Unavailable) => (
-            503,
-            graph_error(503, 2, "OAuthException", "Service temporarily unavailable"),
-        ),
-        Some(Scripted::BadCredential) => (
-            400,
-            graph_error(400, 190, "OAuthException", "Error validating access token"),
-        ),
-        Some(Scripted::Invalid | Scripted::PartlyRefused) => (
-            400,
-            graph_error(400, 100, "OAuthException", "(#100) Invalid parameter"),
-        ),
-        Some(Scripted::AsChecked) | None if !credential_ok => (
-            400,
-            graph_error(400, 190, "OAuthException", "Invalid OAuth access token"),
-        ),
-        Some(Scripted::AsChecked) | None if invalid => (
-            400,
-            graph_error(400, 100, "OAuthException", "(#100) Invalid parameter"),
-        ),
-        Some(Scripted::AsChecked) | None => {
+    let (status, response) = match graph_refusal(scripted, credential_ok, invalid) {
+        Some(refused) => refused,
+        None => {
             let mut state = fake.state.lock().unwrap();
             let members = state.lists.entry(audience.clone()).or_default();
             for row in &rows {
