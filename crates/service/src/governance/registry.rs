@@ -251,8 +251,9 @@ pub async fn tags(store: &dyn Governance, status: Option<TagStatus>) -> Result<V
 }
 
 /// The registry's production tags as the scanner judges a scan of `journey` against them,
-/// when the registry holds that journey (a scan of a journey the registry does not hold
-/// keeps the journey's own `[inventory]`): see `sightline_scan::findings::RuleInput::tags`.
+/// when the registry holds that journey and at least one production tag (a scan of another
+/// journey, or before the first tag is proposed, keeps the journey's own `[inventory]`):
+/// see `sightline_scan::findings::RuleInput::tags`.
 pub async fn scan_inventory(
     store: &dyn Governance,
     journey: &str,
@@ -262,11 +263,17 @@ pub async fn scan_inventory(
     if store.record(RecordKind::Journey, journey).await?.is_none() {
         return Ok(None);
     }
-    let tags = tags(store, None).await?;
+    let tags: Vec<Tag> = tags(store, None)
+        .await?
+        .into_iter()
+        .map(|held| held.value)
+        .filter(|t| t.spec.environment == Environment::Production)
+        .collect();
+    if tags.is_empty() {
+        return Ok(None);
+    }
     Ok(Some(
         tags.into_iter()
-            .map(|held| held.value)
-            .filter(|t| t.spec.environment == Environment::Production)
             .map(|t| InventoryTag {
                 status: match t.status {
                     TagStatus::Proposed => TagState::Proposed,

@@ -55,8 +55,8 @@ pub struct ScanArgs {
     #[arg(long, value_name = "FILE")]
     trackerdb: Option<PathBuf>,
     /// An inventory file (TOML `vendors = [...]`) used instead of the journey's [inventory]
-    /// [default: for a journey the registry holds, its tags (`sightline tag list`); else the
-    /// journey's [inventory]].
+    /// [default: for a journey the registry holds, the registry's tags (`sightline tags
+    /// list`) once it has one; else the journey's [inventory]].
     #[arg(long, value_name = "FILE")]
     inventory: Option<PathBuf>,
     /// Scenarios run at once, each in its own Chromium [default: from cores and free memory,
