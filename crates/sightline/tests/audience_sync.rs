@@ -410,8 +410,7 @@ async fn ad_platform_audiences_get_hashed_adds_and_removes() {
                 &google.url,
                 "--setting",
                 "customer_id=1234567890",
-                "--setting",
-                "conversion_action_id=987654",
+                // Audiences only: no conversion action, so its events are skipped.
                 "--setting",
                 "audience.recent-buyers=777",
             ],

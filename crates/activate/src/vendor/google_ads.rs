@@ -62,8 +62,10 @@ const MAX_AGE_MS: i64 = 90 * 24 * 3600 * 1000;
 pub struct Settings {
     /// The Google Ads account the conversions go to, ten digits without dashes.
     pub customer_id: String,
-    /// The conversion action's id (Goals › Conversions, the `ctId` of its URL).
-    pub conversion_action_id: String,
+    /// The conversion action's id (Goals › Conversions, the `ctId` of its URL); none for a
+    /// destination that only fills Customer Match lists (its events are then skipped).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conversion_action_id: Option<String>,
     /// The manager account the credential reaches the account through, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub login_customer_id: Option<String>,
@@ -91,11 +93,18 @@ impl Settings {
                 self.customer_id
             ));
         }
-        if !digits(&self.conversion_action_id) {
-            return Err(format!(
-                "conversion_action_id {:?} is not a conversion action id: copy the digits (ctId) from Goals › Conversions",
-                self.conversion_action_id
-            ));
+        match &self.conversion_action_id {
+            Some(action) if !digits(action) => {
+                return Err(format!(
+                    "conversion_action_id {action:?} is not a conversion action id: copy the digits (ctId) from Goals › Conversions"
+                ))
+            }
+            None if self.audiences.is_empty() => {
+                return Err("conversion_action_id: a Google Ads destination needs its conversion \
+                            action, or audiences.NAME=ID when it only fills Customer Match lists"
+                    .into())
+            }
+            _ => {}
         }
         if let Some(login) = &self.login_customer_id {
             if !digits(login) {
@@ -115,6 +124,9 @@ impl Settings {
     }
 
     pub(super) fn map(&self, input: &Input<'_>) -> Mapped {
+        let Some(action) = &self.conversion_action_id else {
+            return Mapped::Skip;
+        };
         let event = input.event;
         match input.event_type {
             EventType::Track => {}
@@ -139,11 +151,7 @@ impl Settings {
         let mut item = Map::new();
         item.insert(
             "conversionAction".into(),
-            format!(
-                "customers/{}/conversionActions/{}",
-                self.customer_id, self.conversion_action_id
-            )
-            .into(),
+            format!("customers/{}/conversionActions/{action}", self.customer_id).into(),
         );
         item.insert(
             "conversionDateTime".into(),
@@ -383,7 +391,7 @@ mod tests {
     fn settings() -> Settings {
         Settings {
             customer_id: "1234567890".into(),
-            conversion_action_id: "987654".into(),
+            conversion_action_id: Some("987654".into()),
             login_customer_id: None,
             api_version: API_VERSION.into(),
             audiences: BTreeMap::new(),
@@ -618,8 +626,12 @@ mod tests {
         bad.customer_id = "123-456-7890".into();
         assert!(bad.check().unwrap_err().contains("customer_id"));
         bad = settings();
-        bad.conversion_action_id = String::new();
+        bad.conversion_action_id = Some(String::new());
         assert!(bad.check().unwrap_err().contains("conversion_action_id"));
+        bad.conversion_action_id = None;
+        assert!(bad.check().unwrap_err().contains("audiences.NAME"));
+        bad.audiences.insert("buyers".into(), "777".into());
+        assert!(bad.check().is_ok());
         bad = settings();
         bad.login_customer_id = Some("x".into());
         assert!(bad.check().unwrap_err().contains("login_customer_id"));

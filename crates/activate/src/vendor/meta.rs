@@ -81,8 +81,10 @@ const STANDARD: [(&str, &str); 8] = [
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
-    /// The pixel (dataset) id, digits.
-    pub pixel_id: String,
+    /// The pixel (dataset) id, digits; none for a destination that only fills custom
+    /// audiences (its events are then skipped).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pixel_id: Option<String>,
     #[serde(default = "api_version")]
     pub api_version: String,
     /// Where events happened; `website` unless said otherwise.
@@ -107,11 +109,20 @@ fn website() -> String {
 
 impl Settings {
     pub(super) fn check(&self) -> Result<(), String> {
-        if self.pixel_id.is_empty() || !self.pixel_id.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(format!(
-                "pixel_id {:?} is not a Meta pixel id: copy the digits from Events Manager",
-                self.pixel_id
-            ));
+        match &self.pixel_id {
+            Some(pixel) if pixel.is_empty() || !pixel.bytes().all(|b| b.is_ascii_digit()) => {
+                return Err(format!(
+                    "pixel_id {pixel:?} is not a Meta pixel id: copy the digits from Events Manager"
+                ))
+            }
+            None if self.audiences.is_empty() => {
+                return Err(
+                    "pixel_id: a Meta destination needs its pixel id (Events Manager), \
+                            or audiences.NAME=ID when it only fills custom audiences"
+                        .into(),
+                )
+            }
+            _ => {}
         }
         let version = self.api_version.strip_prefix('v').unwrap_or("");
         if version.is_empty() || !version.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
@@ -131,6 +142,9 @@ impl Settings {
     }
 
     pub(super) fn map(&self, input: &Input<'_>) -> Mapped {
+        if self.pixel_id.is_none() {
+            return Mapped::Skip;
+        }
         let event = input.event;
         let name = match input.event_type {
             EventType::Track => match event_name(event) {
@@ -208,7 +222,7 @@ impl Settings {
             "{}/{}/{}/events",
             endpoint.trim_end_matches('/'),
             self.api_version,
-            self.pixel_id
+            self.pixel_id.as_deref().unwrap_or_default()
         );
         Request {
             method: super::Method::Post,
@@ -452,7 +466,7 @@ mod tests {
 
     fn settings(action_source: &str) -> Settings {
         Settings {
-            pixel_id: "1234567890".into(),
+            pixel_id: Some("1234567890".into()),
             api_version: API_VERSION.into(),
             action_source: action_source.into(),
             test_event_code: None,
@@ -723,8 +737,23 @@ mod tests {
             .unwrap_err()
             .contains("action_source"));
         let mut bad = settings("website");
-        bad.pixel_id = "px-1".into();
+        bad.pixel_id = Some("px-1".into());
         assert!(bad.check().unwrap_err().contains("pixel_id"));
+        // Without a pixel only an audience-only destination reads, and it skips events.
+        bad.pixel_id = None;
+        assert!(bad.check().unwrap_err().contains("audiences.NAME"));
+        bad.audiences.insert("buyers".into(), "2384".into());
+        assert!(bad.check().is_ok());
+        let event = json!({"event": "Order Completed", "timestamp": "2026-01-01T00:00:00Z"});
+        let consent = BTreeMap::new();
+        let input = Input {
+            event_type: EventType::Track,
+            event: &event,
+            message_id: "m",
+            consent: &consent,
+            now_ms: 0,
+        };
+        assert_eq!(bad.map(&input), Mapped::Skip);
         bad = settings("website");
         bad.api_version = "latest".into();
         assert!(bad.check().unwrap_err().contains("api_version"));
