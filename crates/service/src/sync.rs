@@ -208,6 +208,12 @@ impl Syncer {
     /// Sends the pair's snapshot (first time) or its next page of changes; true when more
     /// changes may be waiting.
     async fn sync_pair(&self, audience: &str, destination: &Destination) -> Result<bool> {
+        // A vendor destination without a list for the audience is held before any reading.
+        if let Some(vendor) = vendor_of(destination) {
+            if self.list_for(destination, &vendor, audience).is_none() {
+                return Ok(false);
+            }
+        }
         let checkpoint = format!("sync:{}:{audience}", destination.id);
         let position = self.store.checkpoint(&checkpoint).await?;
         if position == 0 {
@@ -439,21 +445,7 @@ impl Syncer {
         key: &str,
         members: Vec<(String, bool, Contact)>,
     ) -> Sent {
-        let pair = (destination.id, audience.to_owned());
-        let list = vendor.audience_list(audience);
-        {
-            let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
-            match &list {
-                Ok(_) => {
-                    held.remove(&pair);
-                }
-                Err(reason) if held.insert(pair) => {
-                    tracing::warn!(audience, destination = %destination.name, %reason, "audience sync held");
-                }
-                Err(_) => {}
-            }
-        }
-        let Ok(list) = list else {
+        let Some(list) = self.list_for(destination, vendor, audience) else {
             return Sent::Later;
         };
         let mut last: BTreeMap<String, (bool, Contact)> = BTreeMap::new();
@@ -489,6 +481,31 @@ impl Syncer {
             }
         }
         Sent::Done
+    }
+
+    /// The vendor's list `audience` fills; `None` (warned of once until it is configured)
+    /// while the destination's settings map none.
+    fn list_for<'v>(
+        &self,
+        destination: &Destination,
+        vendor: &'v Vendor,
+        audience: &str,
+    ) -> Option<&'v str> {
+        let pair = (destination.id, audience.to_owned());
+        let list = vendor.audience_list(audience);
+        let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        match list {
+            Ok(list) => {
+                held.remove(&pair);
+                Some(list)
+            }
+            Err(reason) => {
+                if held.insert(pair) {
+                    tracing::warn!(audience, destination = %destination.name, %reason, "audience sync held");
+                }
+                None
+            }
+        }
     }
 
     /// Up to [`MAX_ATTEMPTS`] of `send`, waiting between them as the answers ask.
