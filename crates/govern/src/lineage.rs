@@ -167,6 +167,8 @@ pub struct DestinationEvidence {
     /// Where its security approval stands (`approved`, `pending approval`, `approved; a
     /// change awaits approval`, …), shown in its node's label; `None` says nothing.
     pub approval: Option<String>,
+    /// The audiences synced to it: their members' identifiers reach it in sync messages.
+    pub audiences: Vec<String>,
 }
 
 /// A request a scan saw a third party receive.
@@ -659,6 +661,9 @@ pub fn build(evidence: &Evidence) -> Graph {
                 flow.evidence.events += 1;
             }
         }
+        for audience in &dest.audiences {
+            flow.add_fields(audience_fields(&dest.kind, audience));
+        }
         flow.evidence.deliveries = dest.deliveries.clone();
         if let Some((from, to)) = dest.window {
             flow.evidence.widen(from);
@@ -713,6 +718,37 @@ pub fn build(evidence: &Evidence) -> Graph {
         }
     }
     b.finish()
+}
+
+/// The fields an audience's sync messages carry to a destination of `kind`: a webhook gets
+/// the members' identifiers (emails and phones with their SHA-256), Meta and Google Ads
+/// emails and phones as SHA-256 only, in their audience APIs' fields.
+fn audience_fields(kind: &str, audience: &str) -> BTreeMap<String, BTreeSet<PiiClass>> {
+    let fields: &[(&str, PiiClass)] = match kind {
+        "meta" => &[
+            ("users.payload.data.EMAIL", PiiClass::Email),
+            ("users.payload.data.PHONE", PiiClass::Phone),
+        ],
+        "google_ads" => &[
+            ("userIdentifiers.hashedEmail", PiiClass::Email),
+            ("userIdentifiers.hashedPhoneNumber", PiiClass::Phone),
+        ],
+        _ => &[
+            ("identifiers.user_id", PiiClass::Identifier),
+            ("identifiers.anonymous_id", PiiClass::Identifier),
+            ("identifiers.email", PiiClass::Email),
+            ("identifiers.phone", PiiClass::Phone),
+        ],
+    };
+    fields
+        .iter()
+        .map(|(name, class)| {
+            (
+                format!("audience {audience}: {name}"),
+                BTreeSet::from([*class]),
+            )
+        })
+        .collect()
 }
 
 /// Escapes text for a double-quoted DOT string.

@@ -53,6 +53,7 @@ fn graph() -> Graph {
             deliveries: BTreeMap::from([("delivered".to_string(), 1)]),
             window: Some((1, 2)),
             approval: None,
+            audiences: vec!["buyers".into()],
         }],
         scans: vec![ScanEvidence {
             id: 1,

@@ -561,6 +561,34 @@ async fn ad_platform_audiences_get_hashed_adds_and_removes() {
             "{name}: {verbs:?}"
         );
         assert!(all.contains("adPersonalization"), "{name}: {all}");
+        // The lineage shows what the sync sends each platform.
+        let mut args: Vec<String> = ["lineage", "--format", "openlineage"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        args.extend(backend.args());
+        let lineage = std::process::Command::new(common::BIN)
+            .args(&args)
+            .output()
+            .unwrap();
+        let lineage = String::from_utf8_lossy(&lineage.stdout);
+        for (destination, field) in [
+            (
+                "destination:google",
+                "audience recent-buyers: userIdentifiers.hashedEmail",
+            ),
+            (
+                "destination:meta",
+                "audience recent-buyers: users.payload.data.PHONE",
+            ),
+        ] {
+            assert!(
+                lineage
+                    .lines()
+                    .any(|l| l.contains(&format!("\"{destination}\"")) && l.contains(field)),
+                "{name}: {field} into {destination} in {lineage}"
+            );
+        }
         drop(server);
     }
 }

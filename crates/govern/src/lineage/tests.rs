@@ -40,6 +40,7 @@ pub(crate) fn evidence() -> Evidence {
             ]),
             window: Some((1_500, 2_500)),
             approval: None,
+            audiences: vec![],
         }],
         scans: vec![ScanEvidence {
             id: 7,
@@ -154,6 +155,37 @@ fn vendors_without_consent_need_no_gate() {
     let edge = g.edge("site:www.shop.test", "vendor:Meta Pixel").unwrap();
     assert!(edge.purposes.is_empty());
     assert!(g.node("consent:advertising").is_none());
+}
+
+#[test]
+fn synced_audiences_carry_their_members_contacts_to_the_destination() {
+    let mut e = evidence();
+    e.destinations[0].kind = "meta".into();
+    e.destinations[0].audiences = vec!["buyers".into()];
+    let g = build(&e);
+    let edge = g
+        .edge("transform:warehouse", "destination:warehouse")
+        .unwrap();
+    let synced: Vec<(&str, Vec<PiiClass>)> = edge
+        .fields
+        .iter()
+        .filter(|f| f.name.starts_with("audience buyers: "))
+        .map(|f| (f.name.as_str(), f.pii.iter().copied().collect()))
+        .collect();
+    assert_eq!(
+        synced,
+        [
+            (
+                "audience buyers: users.payload.data.EMAIL",
+                vec![PiiClass::Email]
+            ),
+            (
+                "audience buyers: users.payload.data.PHONE",
+                vec![PiiClass::Phone]
+            ),
+        ]
+    );
+    assert_eq!(edge.purposes, ["analytics"]);
 }
 
 /// Braces, brackets and quotes balance outside quoted strings; every quote closes.
@@ -331,17 +363,21 @@ fn arb_evidence() -> impl Strategy<Value = Evidence> {
         arb_text(),
         prop::collection::vec(arb_text(), 0..3),
         any::<bool>(),
+        prop::collection::vec(arb_text(), 0..2),
     )
-        .prop_map(|(name, purposes, transform)| DestinationEvidence {
-            name,
-            kind: "webhook".into(),
-            purposes,
-            transform: transform.then(|| json!({})),
-            sent: BTreeMap::new(),
-            deliveries: BTreeMap::from([("delivered".to_string(), 1)]),
-            window: None,
-            approval: None,
-        });
+        .prop_map(
+            |(name, purposes, transform, audiences)| DestinationEvidence {
+                name,
+                kind: "webhook".into(),
+                purposes,
+                transform: transform.then(|| json!({})),
+                sent: BTreeMap::new(),
+                deliveries: BTreeMap::from([("delivered".to_string(), 1)]),
+                window: None,
+                approval: None,
+                audiences,
+            },
+        );
     let vendor =
         (arb_text(), arb_text(), any::<bool>()).prop_map(|(name, category, needs_consent)| {
             VendorSeen {

@@ -113,6 +113,7 @@ pub async fn gather(store: &dyn Store) -> Result<Evidence> {
             .into_iter()
             .map(|f| (f.destination.clone(), f))
             .collect();
+    let audiences = store.list_audiences().await?;
     let mut destinations = Vec::new();
     for dest in store.list_destinations().await? {
         // A stored transform equal to the default does nothing: no transform step.
@@ -183,6 +184,11 @@ pub async fn gather(store: &dyn Store) -> Result<Evidence> {
                 dest.approved,
                 approvals.get(&dest.name),
             )),
+            audiences: audiences
+                .iter()
+                .filter(|a| a.sync.contains(&dest.name))
+                .map(|a| a.name.clone())
+                .collect(),
         });
     }
 
