@@ -209,18 +209,21 @@ impl Syncer {
     /// changes may be waiting.
     async fn sync_pair(&self, audience: &str, destination: &Destination) -> Result<bool> {
         // A vendor destination without a list for the audience is held before any reading.
-        if let Some(vendor) = vendor_of(destination) {
-            if self.list_for(destination, &vendor, audience).is_none() {
-                return Ok(false);
-            }
-        }
+        let vendor = vendor_of(destination);
+        let target = match &vendor {
+            Some(vendor) => match self.list_for(destination, vendor, audience) {
+                Some(list) => Some((vendor, list)),
+                None => return Ok(false),
+            },
+            None => None,
+        };
         let checkpoint = format!("sync:{}:{audience}", destination.id);
         let position = self.store.checkpoint(&checkpoint).await?;
         if position == 0 {
             // The last record before the snapshot is read first: a change stored after it
             // is sent as a change (at worst once more than needed), never lost.
             let last = self.last_change(audience).await?;
-            if let Sent::Done = self.snapshot(audience, destination).await? {
+            if let Sent::Done = self.snapshot(audience, destination, target).await? {
                 let done = if last == 0 { SNAPSHOT_SENT } else { last };
                 self.store.set_checkpoint(&checkpoint, done).await?;
             }
@@ -245,7 +248,6 @@ impl Syncer {
             return Ok(false);
         };
         let shown = Shown::of(destination);
-        let vendor = vendor_of(destination);
         let mut out = Vec::new();
         let mut members = Vec::new();
         for change in &changes {
@@ -262,7 +264,7 @@ impl Syncer {
                 continue;
             }
             let entered = change.transition == Transition::Entered;
-            if vendor.is_some() {
+            if target.is_some() {
                 let contact = doc.as_ref().map(|d| contact(&d.identity, &shown));
                 members.push((change.profile.clone(), entered, contact.unwrap_or_default()));
                 continue;
@@ -279,11 +281,8 @@ impl Syncer {
             }));
         }
         let key = format!("audience:{audience}:changes:{}-{last}", page[0].0);
-        let sent = match &vendor {
-            Some(vendor) => {
-                self.post_vendor(destination, vendor, audience, &key, members)
-                    .await
-            }
+        let sent = match target {
+            Some(target) => self.post_vendor(destination, target, &key, members).await,
             None if out.is_empty() => Sent::Done,
             None => {
                 let body = json!({"audience": audience, "changes": out});
@@ -314,9 +313,13 @@ impl Syncer {
 
     /// The audience's current members whose consent now grants the destination's purposes,
     /// read from the stored profiles a page at a time.
-    async fn snapshot(&self, audience: &str, destination: &Destination) -> Result<Sent> {
+    async fn snapshot(
+        &self,
+        audience: &str,
+        destination: &Destination,
+        target: Option<(&Vendor, &str)>,
+    ) -> Result<Sent> {
         let shown = Shown::of(destination);
-        let vendor = vendor_of(destination);
         let at = time::now_ms();
         let (mut after, mut part) = (0, 0);
         loop {
@@ -327,7 +330,7 @@ impl Syncer {
                 let doc = stored_doc(stored)?;
                 if self.consented_now(destination, &doc, at) {
                     let profile = stored.id.to_string();
-                    if vendor.is_some() {
+                    if target.is_some() {
                         contacts.push((profile, true, contact(&doc.identity, &shown)));
                     } else {
                         members.push(
@@ -337,11 +340,10 @@ impl Syncer {
                 }
             }
             let key = format!("audience:{audience}:snapshot:{at}:{part}");
-            let sent = match &vendor {
-                Some(vendor) if !contacts.is_empty() => Some(
-                    self.post_vendor(destination, vendor, audience, &key, contacts)
-                        .await,
-                ),
+            let sent = match target {
+                Some(target) if !contacts.is_empty() => {
+                    Some(self.post_vendor(destination, target, &key, contacts).await)
+                }
                 None if !members.is_empty() => {
                     let body = json!({"audience": audience, "snapshot": true, "part": part, "members": members});
                     Some(self.post(destination, &key, body).await)
@@ -433,21 +435,16 @@ impl Syncer {
         .await
     }
 
-    /// Sends a page of adds and removes to a vendor's audience API: removes first, then
-    /// adds, each profile by its last change in the page (an enter then an exit is a
-    /// remove). Held (`Later`) while the destination maps no list for the audience, so that
-    /// nothing is missed once it does.
+    /// Sends a page of adds and removes to a vendor's `list` through its audience API:
+    /// removes first, then adds, each profile by its last change in the page (an enter then
+    /// an exit is a remove).
     async fn post_vendor(
         &self,
         destination: &Destination,
-        vendor: &Vendor,
-        audience: &str,
+        (vendor, list): (&Vendor, &str),
         key: &str,
         members: Vec<(String, bool, Contact)>,
     ) -> Sent {
-        let Some(list) = self.list_for(destination, vendor, audience) else {
-            return Sent::Later;
-        };
         let mut last: BTreeMap<String, (bool, Contact)> = BTreeMap::new();
         for (profile, entered, contact) in members {
             last.insert(profile, (entered, contact));
