@@ -13,11 +13,12 @@ use crate::breaker::{Breaker, BreakerConfig, Permit};
 use crate::gate::{self, Route};
 use crate::transform::Transform;
 use crate::vendor::{self, Mapped, Vendor};
+use crate::warehouse::Loader;
 use crate::webhook::{Answer, Webhook};
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::Value;
 use sightline_consent::{ConsentState, Policy};
-use sightline_core::{time, Delivery, DeliveryStatus, Destination, StoredEvent};
+use sightline_core::{time, Delivery, DeliveryStatus, Destination, EventType, StoredEvent};
 use sightline_store::{Store, StoreError};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -88,6 +89,7 @@ pub fn processor(destination: &Destination) -> String {
 /// the item it was mapped to and the envelope it shares with the rest of its request.
 struct Outgoing {
     seq: i64,
+    event_type: EventType,
     message_id: String,
     body: Value,
     envelope: Value,
@@ -153,6 +155,7 @@ pub struct Deliverer {
     /// Without one, only the consent an event carries counts.
     ledger: Option<Arc<dyn ConsentLedger>>,
     webhook: Webhook,
+    warehouse: Loader,
     settings: Settings,
     /// One circuit breaker per destination id.
     breakers: Mutex<HashMap<i64, Breaker>>,
@@ -168,6 +171,7 @@ impl Deliverer {
     ) -> Arc<Deliverer> {
         Arc::new(Deliverer {
             webhook,
+            warehouse: Loader::new(settings.timeout),
             store,
             policy,
             ledger,
@@ -308,6 +312,7 @@ impl Deliverer {
                         }
                         Ok(None) => Outgoing {
                             seq: event.seq,
+                            event_type: event.event_type,
                             message_id: event.message_id.clone(),
                             body,
                             envelope: Value::Null,
@@ -339,6 +344,7 @@ impl Deliverer {
                                 }
                                 Outgoing {
                                     seq: event.seq,
+                                    event_type: event.event_type,
                                     message_id: event.message_id.clone(),
                                     body: item,
                                     envelope,
@@ -451,6 +457,21 @@ impl Deliverer {
         let label = destination.name.clone();
         let request = match vendor {
             None => Request::Webhook(request_body(destination, &batch)),
+            Some(Vendor::Warehouse(settings)) => {
+                let loaded_at = time::format_ms(time::now_ms());
+                let rows = batch
+                    .iter()
+                    .map(|event| {
+                        vendor::warehouse::rows(
+                            event.event_type,
+                            &event.body,
+                            &event.message_id,
+                            &loaded_at,
+                        )
+                    })
+                    .collect();
+                Request::Warehouse(settings, rows)
+            }
             Some(vendor) => Request::Vendor(
                 vendor,
                 vendor.request(
@@ -477,8 +498,18 @@ impl Deliverer {
                 .increment(1);
             let started = Instant::now();
             let answer = match &request {
-                Request::Vendor(vendor, request) => {
+                Request::Vendor(vendor, Some(request)) => {
                     self.webhook.send_vendor(vendor, request.clone()).await
+                }
+                Request::Vendor(_, None) => Answer::Refused {
+                    code: None,
+                    reason: format!(
+                        "a {} destination makes no request",
+                        destination.kind.as_str()
+                    ),
+                },
+                Request::Warehouse(settings, rows) => {
+                    self.warehouse.load(destination, settings, rows).await
                 }
                 Request::Webhook((body, idempotency_key)) => {
                     self.webhook
@@ -682,7 +713,13 @@ fn outcome(
 enum Request<'a> {
     /// The JSON body and its idempotency key, signed at each attempt.
     Webhook((String, String)),
-    Vendor(&'a Vendor, vendor::Request),
+    /// `None` for a type that is not sent over HTTP (only the warehouse, built above).
+    Vendor(&'a Vendor, Option<vendor::Request>),
+    /// Each event's rows.
+    Warehouse(
+        &'a vendor::warehouse::Settings,
+        Vec<Vec<vendor::warehouse::Row>>,
+    ),
 }
 
 /// The JSON body (one event as the events API shows it, or an array of them for a

@@ -2,7 +2,7 @@
 //!
 //! - [`gate`] (pure): a destination's event filter and the consent gate.
 //! - [`vendor`] (pure): the destination types beside the webhook (GA4, Meta, TikTok,
-//!   LinkedIn, Google Ads), each event
+//!   LinkedIn, Google Ads, the warehouse), each event
 //!   mapped to the vendor's documented request, personal data hashed by its rules, and
 //!   its answers classified by its error semantics.
 //! - [`answer`] (pure): what an HTTP answer means for a delivery.
@@ -12,6 +12,7 @@
 //! - [`transform`] (pure): what a destination does to an event before sending it.
 //! - [`webhook`] (IO): one signed webhook request, or one vendor request, and its
 //!   classified answer.
+//! - [`warehouse`] (IO): one batch written into a warehouse's PostgreSQL tables.
 //! - [`deliver`] (IO): a worker per destination reading the log from its checkpoint,
 //!   retries, dead letters and replay.
 
@@ -23,6 +24,7 @@ pub mod gate;
 pub mod signature;
 pub mod transform;
 pub mod vendor;
+pub mod warehouse;
 pub mod webhook;
 
 pub use breaker::{Breaker, BreakerConfig, Permit};
@@ -136,13 +138,29 @@ impl DestinationSpec {
         let url = match (&self.url, Vendor::default_endpoint(kind)) {
             (Some(url), _) => url.clone(),
             (None, Some(endpoint)) => endpoint.to_owned(),
+            (None, None) if kind == DestinationKind::Warehouse => {
+                return Err(
+                    "a warehouse needs --url: its database, postgres://user@host:5432/db".into(),
+                )
+            }
             (None, None) => return Err("a webhook needs --url: where events are POSTed".into()),
         };
         let url =
             reqwest::Url::parse(&url).map_err(|e| format!("--url {url:?} is not a URL: {e}"))?;
-        match url.scheme() {
-            "http" | "https" => {}
-            other => {
+        match (kind, url.scheme()) {
+            (DestinationKind::Warehouse, "postgres" | "postgresql") => {
+                if url.password().is_some() {
+                    return Err("keep the password out of --url: give it as the destination's credential (--credential-env)".into());
+                }
+                vendor::warehouse::connection(url.as_str())?;
+            }
+            (DestinationKind::Warehouse, other) => {
+                return Err(format!(
+                    "a warehouse's --url is its PostgreSQL database, postgres://user@host:5432/db, not {other}://…"
+                ))
+            }
+            (_, "http" | "https") => {}
+            (_, other) => {
                 return Err(format!(
                     "--url must be https://… or http://…, not {other}://"
                 ))
@@ -235,6 +253,7 @@ pub fn credential_name(kind: DestinationKind) -> &'static str {
         DestinationKind::GoogleAds => {
             "DEVELOPER_TOKEN:ACCESS_TOKEN (the developer token, an OAuth access token)"
         }
+        DestinationKind::Warehouse => "the password of the database user in --url",
     }
 }
 
@@ -374,6 +393,40 @@ mod tests {
         unset.credential_env = Some("NOT_SET".into());
         let err = unset.read_credential_env(lookup).unwrap_err();
         assert!(err.contains("NOT_SET"), "{err}");
+    }
+
+    #[test]
+    fn a_warehouse_is_a_postgresql_url_a_schema_and_a_password() {
+        let policy = Policy::default();
+        let warehouse = |url: Option<&str>, schema: Option<&str>| {
+            let mut spec = spec();
+            spec.kind = "warehouse".into();
+            spec.url = url.map(str::to_owned);
+            if let Some(schema) = schema {
+                spec.settings.insert("schema".into(), schema.into());
+            }
+            spec.credential = Some(Credential("pw".into()));
+            spec.validate(&policy)
+        };
+        let new = warehouse(Some("postgres://loader@db:5432/analytics"), Some("web")).unwrap();
+        assert_eq!(new.kind, DestinationKind::Warehouse);
+        assert_eq!(new.purposes, ["analytics"]);
+        assert_eq!(new.batch_size, vendor::warehouse::MAX_EVENTS);
+        assert_eq!(new.signing_secret, "pw");
+        for (url, schema, hint) in [
+            (None, Some("web"), "postgres://user@host"),
+            (Some("https://db/"), Some("web"), "not https://"),
+            (
+                Some("postgres://loader:pw@db/a"),
+                Some("web"),
+                "keep the password out",
+            ),
+            (Some("postgres://db/a"), None, "schema"),
+            (Some("postgres://db/a"), Some("Web"), "lowercase"),
+        ] {
+            let err = warehouse(url, schema).unwrap_err();
+            assert!(err.contains(hint), "{err}");
+        }
     }
 
     #[test]

@@ -19,16 +19,19 @@ pub enum DestinationKind {
     Linkedin,
     /// Google Ads API, click conversion upload (enhanced conversions for leads).
     GoogleAds,
+    /// PostgreSQL tables in a schema the user names, laid out as Segment's warehouses.
+    Warehouse,
 }
 
 impl DestinationKind {
-    pub const ALL: [DestinationKind; 6] = [
+    pub const ALL: [DestinationKind; 7] = [
         DestinationKind::Webhook,
         DestinationKind::Ga4,
         DestinationKind::Meta,
         DestinationKind::Tiktok,
         DestinationKind::Linkedin,
         DestinationKind::GoogleAds,
+        DestinationKind::Warehouse,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -39,6 +42,7 @@ impl DestinationKind {
             DestinationKind::Tiktok => "tiktok",
             DestinationKind::Linkedin => "linkedin",
             DestinationKind::GoogleAds => "google_ads",
+            DestinationKind::Warehouse => "warehouse",
         }
     }
 

@@ -611,6 +611,7 @@ mod tests {
             &json!({"client_id": "a1"}),
             vec![json!({"name": "x"})],
         );
+        let request = request.expect("an HTTP vendor makes a request");
         assert_eq!(
             request.url,
             "http://127.0.0.1:9/mp/collect?measurement_id=G-TEST123&api_secret=s3cr%26t"

@@ -536,6 +536,7 @@ mod tests {
             &Value::Null,
             vec![json!({"gclid": "g"})],
         );
+        let request = request.expect("an HTTP vendor makes a request");
         assert_eq!(
             request.url,
             "http://127.0.0.1:9/v22/customers/1234567890:uploadClickConversions"

@@ -391,6 +391,7 @@ mod tests {
             &Value::Null,
             vec![json!({"eventId": "x"})],
         );
+        let request = request.expect("an HTTP vendor makes a request");
         assert_eq!(request.url, "http://127.0.0.1:9/rest/conversionEvents");
         assert_eq!(
             request.headers,

@@ -672,6 +672,7 @@ mod tests {
             &Value::Null,
             vec![json!({"event_name": "X"})],
         );
+        let request = request.expect("an HTTP vendor makes a request");
         assert_eq!(
             request.url,
             "http://127.0.0.1:9/v25.0/1234567890/events?access_token=EAA%2Ftok"

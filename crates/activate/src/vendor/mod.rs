@@ -25,6 +25,7 @@ pub mod google_ads;
 pub mod linkedin;
 pub mod meta;
 pub mod tiktok;
+pub mod warehouse;
 
 use crate::answer::{Answer, Reply};
 use serde_json::{Map, Value};
@@ -41,6 +42,8 @@ pub enum Vendor {
     Tiktok(tiktok::Settings),
     Linkedin(linkedin::Settings),
     GoogleAds(google_ads::Settings),
+    /// Not an HTTP API: its batches are written by `crate::warehouse`.
+    Warehouse(warehouse::Settings),
 }
 
 /// One event as a vendor type sees it, after the destination's transform.
@@ -116,6 +119,9 @@ impl Vendor {
             DestinationKind::GoogleAds => Some(Vendor::GoogleAds(
                 serde_json::from_value(settings.clone()).map_err(read)?,
             )),
+            DestinationKind::Warehouse => Some(Vendor::Warehouse(
+                serde_json::from_value(settings.clone()).map_err(read)?,
+            )),
         })
     }
 
@@ -133,6 +139,7 @@ impl Vendor {
             Vendor::Tiktok(s) => s.check()?,
             Vendor::Linkedin(s) => s.check()?,
             Vendor::GoogleAds(s) => s.check()?,
+            Vendor::Warehouse(s) => s.check()?,
         }
         Ok(vendor.settings())
     }
@@ -154,6 +161,7 @@ impl Vendor {
             Vendor::Tiktok(s) => serde_json::to_value(s),
             Vendor::Linkedin(s) => serde_json::to_value(s),
             Vendor::GoogleAds(s) => serde_json::to_value(s),
+            Vendor::Warehouse(s) => serde_json::to_value(s),
         };
         stored.unwrap_or_else(|_| Value::Object(Map::new()))
     }
@@ -161,7 +169,7 @@ impl Vendor {
     /// The vendor's documented endpoint, used when a destination names none.
     pub fn default_endpoint(kind: DestinationKind) -> Option<&'static str> {
         match kind {
-            DestinationKind::Webhook => None,
+            DestinationKind::Webhook | DestinationKind::Warehouse => None,
             DestinationKind::Ga4 => Some(ga4::ENDPOINT),
             DestinationKind::Meta => Some(meta::ENDPOINT),
             DestinationKind::Tiktok => Some(tiktok::ENDPOINT),
@@ -175,7 +183,7 @@ impl Vendor {
     pub fn default_purposes(kind: DestinationKind) -> &'static [&'static str] {
         match kind {
             DestinationKind::Webhook => &[],
-            DestinationKind::Ga4 => &["analytics"],
+            DestinationKind::Ga4 | DestinationKind::Warehouse => &["analytics"],
             DestinationKind::Meta
             | DestinationKind::Tiktok
             | DestinationKind::Linkedin
@@ -192,6 +200,7 @@ impl Vendor {
             DestinationKind::Tiktok => Some(tiktok::MAX_EVENTS),
             DestinationKind::Linkedin => Some(linkedin::MAX_EVENTS),
             DestinationKind::GoogleAds => Some(google_ads::MAX_EVENTS),
+            DestinationKind::Warehouse => Some(warehouse::MAX_EVENTS),
         }
     }
 
@@ -199,9 +208,11 @@ impl Vendor {
     pub fn max_body_bytes(&self) -> Option<usize> {
         match self {
             Vendor::Ga4(_) => Some(ga4::MAX_BODY_BYTES),
-            Vendor::Meta(_) | Vendor::Tiktok(_) | Vendor::Linkedin(_) | Vendor::GoogleAds(_) => {
-                None
-            }
+            Vendor::Meta(_)
+            | Vendor::Tiktok(_)
+            | Vendor::Linkedin(_)
+            | Vendor::GoogleAds(_)
+            | Vendor::Warehouse(_) => None,
         }
     }
 
@@ -212,25 +223,28 @@ impl Vendor {
             Vendor::Tiktok(s) => s.map(input),
             Vendor::Linkedin(s) => s.map(input),
             Vendor::GoogleAds(s) => s.map(input),
+            Vendor::Warehouse(s) => s.map(input),
         }
     }
 
     /// The request for a batch of items sharing `envelope`; `endpoint` is the
-    /// destination's URL, `credential` its secret.
+    /// destination's URL, `credential` its secret. `None` for the warehouse, which is
+    /// written to, not requested.
     pub fn request(
         &self,
         endpoint: &str,
         credential: &str,
         envelope: &Value,
         items: Vec<Value>,
-    ) -> Request {
-        match self {
+    ) -> Option<Request> {
+        Some(match self {
             Vendor::Ga4(s) => s.request(endpoint, credential, envelope, items),
             Vendor::Meta(s) => s.request(endpoint, credential, items),
             Vendor::Tiktok(s) => s.request(endpoint, credential, items),
             Vendor::Linkedin(s) => s.request(endpoint, credential, items),
             Vendor::GoogleAds(s) => s.request(endpoint, credential, items),
-        }
+            Vendor::Warehouse(_) => return None,
+        })
     }
 
     pub fn classify(&self, reply: &Reply) -> Answer {
@@ -240,6 +254,7 @@ impl Vendor {
             Vendor::Tiktok(_) => tiktok::classify(reply),
             Vendor::Linkedin(_) => linkedin::classify(reply),
             Vendor::GoogleAds(_) => google_ads::classify(reply),
+            Vendor::Warehouse(_) => crate::answer::by_status(reply),
         }
     }
 }

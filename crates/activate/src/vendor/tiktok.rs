@@ -527,6 +527,7 @@ mod tests {
             &Value::Null,
             vec![json!({"event": "X"})],
         );
+        let request = request.expect("an HTTP vendor makes a request");
         assert_eq!(request.url, "http://127.0.0.1:9/open_api/v1.3/event/track/");
         assert_eq!(
             request.headers,

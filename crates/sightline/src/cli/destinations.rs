@@ -22,16 +22,18 @@ pub enum DestinationCommand {
         name: String,
         /// The destination type: webhook, ga4 (Google Analytics 4 Measurement Protocol),
         /// meta (Meta Conversions API), tiktok (TikTok Events API), linkedin (LinkedIn
-        /// Conversions API) or google_ads (Google Ads click conversion upload).
+        /// Conversions API), google_ads (Google Ads click conversion upload) or warehouse
+        /// (PostgreSQL tables laid out as Segment's warehouses).
         #[arg(long = "type", value_name = "TYPE", default_value = "webhook")]
         kind: String,
         /// Where events are POSTed (http://…): required for a webhook; for a vendor type
-        /// its documented endpoint unless given (a proxy, a test server).
+        /// its documented endpoint unless given (a proxy, a test server); for a warehouse
+        /// its database (postgres://user@host:5432/db, the password as the credential).
         #[arg(long)]
         url: Option<String>,
         /// Purposes an event's consent must grant, all of them (e.g. analytics,advertising)
-        /// [default: none for a webhook, analytics for ga4, advertising for meta, tiktok,
-        /// linkedin and google_ads].
+        /// [default: none for a webhook, analytics for ga4 and warehouse, advertising for
+        /// meta, tiktok, linkedin and google_ads].
         #[arg(long, value_delimiter = ',', value_name = "P1,P2")]
         purposes: Vec<String>,
         /// Only these event names (a track call's `event`, a page or screen call's `name`).
@@ -54,14 +56,14 @@ pub enum DestinationCommand {
         /// pixel_code=C…, test_event_code=…; linkedin conversion_id=…, api_version=202611;
         /// google_ads customer_id=…, conversion_action_id=…, login_customer_id=…,
         /// api_version=v22; meta and google_ads audience.NAME=ID (the custom audience or
-        /// Customer Match user list the audience NAME syncs to).
+        /// Customer Match user list the audience NAME syncs to); warehouse schema=NAME.
         #[arg(long = "setting", value_name = "KEY=VALUE")]
         settings: Vec<String>,
         /// The environment variable holding a vendor type's credential (ga4: the
         /// Measurement Protocol API secret; meta: a Conversions API access token; tiktok:
         /// an Events API access token; linkedin: an OAuth access token with the
-        /// rw_conversions scope; google_ads: DEVELOPER_TOKEN:ACCESS_TOKEN), so that it is
-        /// never on the command line.
+        /// rw_conversions scope; google_ads: DEVELOPER_TOKEN:ACCESS_TOKEN; warehouse: the
+        /// database user's password), so that it is never on the command line.
         #[arg(long, value_name = "VAR")]
         credential_env: Option<String>,
         #[command(flatten)]

@@ -37,7 +37,7 @@ pub(super) fn routes() -> Routes {
             .status(201)
             .body(object(
                 "`{\"name\":…,\"url\":\"http://…\",\"purposes\":[…],\"events\":[…]}`, or for a vendor \
-                 `{\"name\":…,\"type\":\"ga4\"|\"meta\"|\"tiktok\"|\"linkedin\"|\"google_ads\",\"settings\":{…},\"credential\":\"…\"}`",
+                 `{\"name\":…,\"type\":\"ga4\"|\"meta\"|\"tiktok\"|\"linkedin\"|\"google_ads\"|\"warehouse\",\"settings\":{…},\"credential\":\"…\"}`",
             )),
         )
         .get(
@@ -185,7 +185,7 @@ async fn add(
     let spec: sightline_activate::DestinationSpec = json_body(
         &body,
         "send {\"name\":…,\"url\":\"http://…\",\"purposes\":[…]}, or for a vendor \
-         {\"name\":…,\"type\":\"ga4\" (or meta, tiktok, linkedin, google_ads),\"settings\":{…},\"credential\":\"…\"}",
+         {\"name\":…,\"type\":\"ga4\" (or meta, tiktok, linkedin, google_ads, warehouse),\"settings\":{…},\"credential\":\"…\"}",
     )?;
     let policy = state.book.rules().policy.clone();
     let (d, flow) =
