@@ -5,7 +5,7 @@
 #   bench/run.sh plans [--postgres URL] [--seconds N] [--connections N]    (needs wrk: installs it)
 #   bench/run.sh sustained [--postgres URL] [--rate EVENTS_PER_S] [--seconds N]
 #   bench/run.sh delivery [--postgres URL] [--requests N] [--batch N]
-#   bench/run.sh vendors [--events N]       (GA4, Meta, TikTok, LinkedIn and Google Ads fakes against the plain webhook)
+#   bench/run.sh vendors [--events N] [--warehouse URL]   (GA4, Meta, TikTok, LinkedIn and Google Ads fakes, and a PostgreSQL warehouse, against the plain webhook)
 #   bench/run.sh profiles [--people N] [--events N] [--clients N] [--rate LOOKUPS_PER_S] [--mixed-seconds N] [--mixed-rate EVENTS_PER_S]
 #   bench/run.sh console [--people N] [--events N] [--times N]
 #   bench/run.sh log-size [--postgres URL] [--events N] [--users N]

@@ -106,6 +106,10 @@ enum Bench {
         /// Events in the log, delivered to each destination in turn.
         #[arg(long, default_value_t = 20_000)]
         events: usize,
+        /// Also load them into a warehouse destination on this PostgreSQL database (a
+        /// schema of its own, dropped after).
+        #[arg(long, value_name = "URL")]
+        warehouse: Option<String>,
     },
     /// Profile rebuild and lookups at scale, against a keyed read of the same store.
     Profiles {
@@ -198,7 +202,9 @@ fn main() -> Result<()> {
             events,
             times,
         } => runtime.block_on(console::run(people.max(1), events, times.max(1))),
-        Bench::Vendors { events } => runtime.block_on(vendors::run(events.max(1))),
+        Bench::Vendors { events, warehouse } => {
+            runtime.block_on(vendors::run(events.max(1), warehouse))
+        }
         Bench::Scan => runtime.block_on(scan::run()),
         Bench::TrainDict { out, samples, size } => segment::train_dictionary(&out, samples, size),
         Bench::LogSize {

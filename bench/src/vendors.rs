@@ -2,7 +2,8 @@
 //! delivery worker to local fakes of GA4's Measurement Protocol, Meta's Conversions API,
 //! TikTok's Events API, LinkedIn's Conversions API and the Google Ads API's click
 //! conversion upload (the tests' fakes, which check every
-//! request against the vendor's schema), against the
+//! request against the vendor's schema), and with `--warehouse URL` into a warehouse
+//! destination's tables on that PostgreSQL database, against the
 //! plain signed webhook to a receiver that parses each body, in the same run, on the same
 //! store and events. What differs is the vendor's work: mapping, hashing, its batching.
 
@@ -103,15 +104,36 @@ async fn deliver_all(store: &Arc<dyn Store>, deliverer: &Deliverer, name: &str) 
     Ok(started.elapsed().as_secs_f64())
 }
 
-pub async fn run(count: usize) -> Result<()> {
+pub async fn run(count: usize, warehouse: Option<String>) -> Result<()> {
     let dir = std::env::temp_dir().join(format!("sl-bench-vendors-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
-    let result = measure(&dir, count).await;
+    let schema = format!("bench_warehouse_{}", std::process::id());
+    let warehouse = match warehouse {
+        Some(url) => {
+            let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+                .await
+                .context("connecting to the --warehouse database")?;
+            tokio::spawn(connection);
+            Some((url, client))
+        }
+        None => None,
+    };
+    let result = measure(&dir, count, warehouse.as_ref(), &schema).await;
+    if let Some((_, client)) = &warehouse {
+        client
+            .batch_execute(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
+            .await?;
+    }
     let _ = std::fs::remove_dir_all(&dir);
     result
 }
 
-async fn measure(dir: &std::path::Path, count: usize) -> Result<()> {
+async fn measure(
+    dir: &std::path::Path,
+    count: usize,
+    warehouse: Option<&(String, tokio_postgres::Client)>,
+    schema: &str,
+) -> Result<()> {
     let store = sightline_store::open(dir, None).await?;
     let source = store.create_source("bench", "hash").await?.id;
     for chunk in events(source, count).chunks(1000) {
@@ -196,6 +218,18 @@ async fn measure(dir: &std::path::Path, count: usize) -> Result<()> {
             "dev-token:ya29.bench",
         ))
         .await?;
+    if let Some((url, _)) = warehouse {
+        store
+            .create_destination(add(
+                "warehouse",
+                DestinationKind::Warehouse,
+                url.clone(),
+                1000,
+                json!({"schema": schema}),
+                "",
+            ))
+            .await?;
+    }
     let deliverer = Deliverer::new(
         store.clone(),
         Policy::default(),
@@ -209,6 +243,25 @@ async fn measure(dir: &std::path::Path, count: usize) -> Result<()> {
     let tiktok_s = deliver_all(&store, &deliverer, "tiktok").await?;
     let linkedin_s = deliver_all(&store, &deliverer, "linkedin").await?;
     let google_ads_s = deliver_all(&store, &deliverer, "google_ads").await?;
+    let warehouse_s = match warehouse {
+        Some((_, client)) => {
+            let seconds = deliver_all(&store, &deliverer, "warehouse").await?;
+            let loaded: i64 = client
+                .query_one(
+                    &format!(
+                        "SELECT (SELECT count(*) FROM \"{schema}\".tracks) + (SELECT count(*) FROM \"{schema}\".pages)"
+                    ),
+                    &[],
+                )
+                .await?
+                .get(0);
+            if loaded != count as i64 {
+                bail!("the warehouse holds {loaded} of {count} events");
+            }
+            Some(seconds)
+        }
+        None => None,
+    };
     for (fake, name) in [
         (&ga4, "ga4"),
         (&meta, "meta"),
@@ -242,9 +295,7 @@ async fn measure(dir: &std::path::Path, count: usize) -> Result<()> {
         );
     }
     let rate = |seconds: f64| round3(count as f64 / seconds.max(1e-9));
-    println!(
-        "{}",
-        json!({
+    let mut figures = json!({
             "bench": "vendors",
             "events": count,
             "baseline": "webhook",
@@ -265,7 +316,11 @@ async fn measure(dir: &std::path::Path, count: usize) -> Result<()> {
             "tiktok_requests": tiktok.seen().len(),
             "linkedin_requests": linkedin.seen().len(),
             "google_ads_requests": google_ads.seen().len(),
-        })
-    );
+    });
+    if let Some(seconds) = warehouse_s {
+        figures["warehouse_events_per_s"] = rate(seconds).into();
+        figures["warehouse_ratio"] = round3(webhook_s / seconds.max(1e-9)).into();
+    }
+    println!("{figures}");
     Ok(())
 }

@@ -13,15 +13,17 @@
 //! reads the schema again.
 
 use crate::answer::Answer;
-use crate::vendor::warehouse::{self, ColumnType, Columns, Row, Tls};
+use crate::vendor::warehouse::{self, ColumnType, Columns, Row, Statement, Tls};
+use crate::vendor::Vendor;
 use openssl::ssl::{SslConnector, SslMethod, SslVerifyMode};
 use postgres_openssl::MakeTlsConnector;
 use sightline_core::Destination;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Mutex;
 use tokio_postgres::error::SqlState;
+use tokio_postgres::types::ToSql;
 use tokio_postgres::NoTls;
 
 /// The longest one batch may take, its tables' changes included.
@@ -37,7 +39,7 @@ struct Connection {
     /// The URL, credential and schema it was made for: a destination changed since then
     /// connects again.
     target: (String, String, String),
-    tables: HashMap<String, Columns>,
+    tables: BTreeMap<String, Columns>,
 }
 
 /// A failure while loading, classified.
@@ -164,7 +166,7 @@ impl Loader {
         );
         let mut connection = match slot.take() {
             Some(connection) if connection.target == target => connection,
-            _ => self.connect(destination, target).await?,
+            _ => connect(destination, target, self.connect_timeout).await?,
         };
         let written =
             tokio::time::timeout(LOAD_TIMEOUT, write(&mut connection, &settings.schema, rows))
@@ -181,86 +183,147 @@ impl Loader {
         *slot = Some(connection);
         written
     }
+}
 
-    /// Connects, creates the schema if it is missing and reads its tables' columns.
-    async fn connect(
-        &self,
-        destination: &Destination,
-        target: (String, String, String),
-    ) -> Result<Connection, Failure> {
-        let refused = |reason: String| Failure {
-            retry: false,
-            reason,
-        };
-        let (url, tls) = warehouse::connection(&destination.url).map_err(refused)?;
-        let mut config: tokio_postgres::Config = url.parse().map_err(|e| {
-            refused(format!(
-                "the destination's URL is not a PostgreSQL URL: {e}"
-            ))
-        })?;
-        config
-            .password(destination.signing_secret.as_bytes())
-            .connect_timeout(self.connect_timeout)
-            .application_name("sightline warehouse");
-        let timed_out = || Failure {
-            retry: true,
-            reason: format!(
-                "the warehouse did not answer within {}s",
-                self.connect_timeout.as_secs()
-            ),
-        };
-        let client = match tls {
-            Tls::Off => {
-                let (client, connection) =
-                    tokio::time::timeout(self.connect_timeout, config.connect(NoTls))
-                        .await
-                        .map_err(|_| timed_out())??;
-                drive(&destination.name, connection);
-                client
-            }
-            _ => {
-                let connector = tls_connector(tls)
-                    .map_err(|e| refused(format!("TLS to the warehouse cannot be set up: {e}")))?;
-                let (client, connection) =
-                    tokio::time::timeout(self.connect_timeout, config.connect(connector))
-                        .await
-                        .map_err(|_| timed_out())??;
-                drive(&destination.name, connection);
-                client
-            }
-        };
-        let schema = &target.2;
-        let exists = client
-            .query_opt("SELECT 1 FROM pg_namespace WHERE nspname = $1", &[schema])
-            .await?
-            .is_some();
-        if !exists {
+/// Connects, creates the schema if it is missing and reads its tables' columns.
+async fn connect(
+    destination: &Destination,
+    target: (String, String, String),
+    connect_timeout: Duration,
+) -> Result<Connection, Failure> {
+    let refused = |reason: String| Failure {
+        retry: false,
+        reason,
+    };
+    let (url, tls) = warehouse::connection(&destination.url).map_err(refused)?;
+    let mut config: tokio_postgres::Config = url.parse().map_err(|e| {
+        refused(format!(
+            "the destination's URL is not a PostgreSQL URL: {e}"
+        ))
+    })?;
+    config
+        .password(destination.signing_secret.as_bytes())
+        .connect_timeout(connect_timeout)
+        .application_name("sightline warehouse");
+    let timed_out = || Failure {
+        retry: true,
+        reason: format!(
+            "the warehouse did not answer within {}s",
+            connect_timeout.as_secs()
+        ),
+    };
+    let client = match tls {
+        Tls::Off => {
+            let (client, connection) = tokio::time::timeout(connect_timeout, config.connect(NoTls))
+                .await
+                .map_err(|_| timed_out())??;
+            drive(&destination.name, connection);
             client
-                .batch_execute(&warehouse::create_schema(schema))
-                .await?;
         }
-        let mut tables: HashMap<String, Columns> = HashMap::new();
-        for row in client
-            .query(
-                "SELECT table_name::text, column_name::text, data_type::text \
-                 FROM information_schema.columns WHERE table_schema = $1",
-                &[schema],
-            )
-            .await?
-        {
-            let (table, column, data_type): (String, String, String) =
-                (row.get(0), row.get(1), row.get(2));
-            tables
-                .entry(table)
-                .or_default()
-                .insert(column, ColumnType::of_sql(&data_type));
+        _ => {
+            let connector = tls_connector(tls)
+                .map_err(|e| refused(format!("TLS to the warehouse cannot be set up: {e}")))?;
+            let (client, connection) =
+                tokio::time::timeout(connect_timeout, config.connect(connector))
+                    .await
+                    .map_err(|_| timed_out())??;
+            drive(&destination.name, connection);
+            client
         }
-        Ok(Connection {
-            client,
-            target,
-            tables,
-        })
+    };
+    let schema = &target.2;
+    let exists = client
+        .query_opt("SELECT 1 FROM pg_namespace WHERE nspname = $1", &[schema])
+        .await?
+        .is_some();
+    if !exists {
+        client
+            .batch_execute(&warehouse::create_schema(schema))
+            .await?;
     }
+    let mut tables: BTreeMap<String, Columns> = BTreeMap::new();
+    for row in client
+        .query(
+            "SELECT table_name::text, column_name::text, data_type::text \
+             FROM information_schema.columns WHERE table_schema = $1",
+            &[schema],
+        )
+        .await?
+    {
+        let (table, column, data_type): (String, String, String) =
+            (row.get(0), row.get(1), row.get(2));
+        tables
+            .entry(table)
+            .or_default()
+            .insert(column, ColumnType::of_sql(&data_type));
+    }
+    Ok(Connection {
+        client,
+        target,
+        tables,
+    })
+}
+
+/// Removes a person from the destination's tables (see `vendor::warehouse::deletes`), in
+/// one transaction: an erasure reaching the warehouse. `identifiers` are the person's
+/// `(type, value)` pairs.
+pub async fn erase(
+    destination: &Destination,
+    identifiers: &[(String, String)],
+    connect_timeout: Duration,
+) -> Answer {
+    let settings = match Vendor::of(destination.kind, &destination.settings) {
+        Ok(Some(Vendor::Warehouse(settings))) => settings,
+        _ => {
+            return Answer::Refused {
+                code: None,
+                reason: "the destination is not a warehouse with readable settings".into(),
+            }
+        }
+    };
+    let target = (
+        destination.url.clone(),
+        destination.signing_secret.clone(),
+        settings.schema.clone(),
+    );
+    let deleted = async {
+        let mut connection = connect(destination, target, connect_timeout).await?;
+        let transaction = connection.client.transaction().await?;
+        for delete in warehouse::deletes(&settings.schema, &connection.tables, identifiers) {
+            transaction.execute(&delete.sql, &params(&delete)).await?;
+        }
+        transaction.commit().await?;
+        Ok::<_, Failure>(())
+    };
+    match tokio::time::timeout(LOAD_TIMEOUT, deleted).await {
+        Ok(Ok(())) => Answer::Accepted { code: 200 },
+        Ok(Err(failure)) if failure.retry => Answer::Retry {
+            code: None,
+            wait: None,
+            reason: failure.reason,
+        },
+        Ok(Err(failure)) => Answer::Refused {
+            code: None,
+            reason: failure.reason,
+        },
+        Err(_) => Answer::Retry {
+            code: None,
+            wait: None,
+            reason: format!(
+                "the warehouse did not finish the deletes within {}s",
+                LOAD_TIMEOUT.as_secs()
+            ),
+        },
+    }
+}
+
+/// A statement's parameters as tokio-postgres takes them.
+fn params(statement: &Statement) -> Vec<&(dyn ToSql + Sync)> {
+    statement
+        .params
+        .iter()
+        .map(|p| p as &(dyn ToSql + Sync))
+        .collect()
 }
 
 /// Runs a connection's IO until it closes.
@@ -312,12 +375,7 @@ async fn write(connection: &mut Connection, schema: &str, rows: Vec<Row>) -> Res
         let mut columns = known.cloned().unwrap_or_default();
         columns.extend(change.add.iter().chain(&change.widen).cloned());
         for insert in warehouse::inserts(schema, &table, &columns, &rows) {
-            let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = insert
-                .params
-                .iter()
-                .map(|p| p as &(dyn tokio_postgres::types::ToSql + Sync))
-                .collect();
-            transaction.execute(&insert.sql, &params).await?;
+            transaction.execute(&insert.sql, &params(&insert)).await?;
         }
         changed.push((table, columns));
     }

@@ -18,8 +18,8 @@ use serde_json::{json, Value};
 use sightline_activate::backoff::{self, Backoff};
 use sightline_activate::webhook::{Answer, Webhook};
 use sightline_core::secret::keyed_hash;
-use sightline_core::DestinationKind;
 use sightline_core::{time, StoredEvent};
+use sightline_core::{Destination, DestinationKind};
 use sightline_identity::{Profile, Region};
 use sightline_store::{DeletionRequest, ErasedCounts, ErasureTarget, Store};
 use std::collections::BTreeSet;
@@ -372,8 +372,9 @@ pub fn deletion_request(
 
 /// Sends `body` to each destination named, as a webhook delivery is sent: signed with its
 /// secret (`X-Sightline-Signature`), `Idempotency-Key` `ERASURE:DESTINATION`, retried with
-/// the deliveries' backoff (and `Retry-After`) up to [`DELETION_ATTEMPTS`] times. Vendor
-/// types have no deletion endpoint of ours: recorded as `not_sent`. One outcome per
+/// the deliveries' backoff (and `Retry-After`) up to [`DELETION_ATTEMPTS`] times; from a
+/// warehouse the person's rows are deleted, with the same retries. Vendor types have no
+/// deletion endpoint of ours: recorded as `not_sent`. One outcome per
 /// destination: `accepted`, `refused`, `queued` (still failing after the last attempt: kept
 /// and sent again by [`DeletionRetries`], its outcome shown as the erasure's `follow_up`),
 /// `not_sent` or `gone` (deleted since).
@@ -391,23 +392,14 @@ pub async fn notify(
                 "reason": "the destination was deleted since it received data"}));
             continue;
         };
-        if destination.kind != DestinationKind::Webhook {
-            outcomes.push(json!({"destination": name, "status": "not_sent",
-                "reason": format!("a {} destination takes no deletion request from us: ask the vendor", destination.kind.as_str())}));
-            continue;
-        }
         let key = format!("{erasure_id}:{}", destination.id);
         let mut attempts = 0;
         let mut outcome = loop {
             attempts += 1;
-            let answer = webhook
-                .post(
-                    &destination.url,
-                    &destination.signing_secret,
-                    &key,
-                    body.to_owned(),
-                )
-                .await;
+            let Some(answer) = request_deletion(webhook, &destination, &key, body).await else {
+                break json!({"status": "not_sent",
+                    "reason": format!("a {} destination takes no deletion request from us: ask the vendor", destination.kind.as_str())});
+            };
             match answer {
                 Answer::Accepted { code } | Answer::Partial { code, .. } => {
                     break json!({"status": "accepted", "code": code})
@@ -446,6 +438,52 @@ pub async fn notify(
         outcomes.push(outcome);
     }
     Ok(outcomes)
+}
+
+/// How long a warehouse may take to answer a connection for its deletes.
+const WAREHOUSE_CONNECT: Duration = Duration::from_secs(10);
+
+/// Sends a deletion request where the destination's type takes one: a webhook is sent
+/// the signed request, a warehouse has the person's rows deleted from its tables. `None`
+/// for a vendor type (the vendor has its own deletion process).
+async fn request_deletion(
+    webhook: &Webhook,
+    destination: &Destination,
+    key: &str,
+    body: &str,
+) -> Option<Answer> {
+    match destination.kind {
+        DestinationKind::Webhook => Some(
+            webhook
+                .post(
+                    &destination.url,
+                    &destination.signing_secret,
+                    key,
+                    body.to_owned(),
+                )
+                .await,
+        ),
+        DestinationKind::Warehouse => {
+            let identifiers: Vec<(String, String)> = serde_json::from_str::<Value>(body)
+                .ok()
+                .and_then(|request| request.get("identifiers").cloned())
+                .and_then(|ids| ids.as_array().cloned())
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|id| {
+                    Some((
+                        id["type"].as_str()?.to_owned(),
+                        id["value"].as_str()?.to_owned(),
+                    ))
+                })
+                .collect();
+            Some(
+                sightline_activate::warehouse::erase(destination, &identifiers, WAREHOUSE_CONNECT)
+                    .await,
+            )
+        }
+        _ => None,
+    }
 }
 
 /// A stored erasure's receipt, with `follow_up` (not signed) when deletion requests were
@@ -521,23 +559,19 @@ impl DeletionRetries {
                 continue;
             };
             let key = format!("{}:{}", request.erasure_id, destination.id);
-            let answer = self
-                .webhook
-                .post(
-                    &destination.url,
-                    &destination.signing_secret,
-                    &key,
-                    request.body.clone(),
-                )
-                .await;
+            let answer = request_deletion(&self.webhook, &destination, &key, &request.body).await;
             let (status, outcome) = match answer {
-                Answer::Accepted { code } | Answer::Partial { code, .. } => {
+                None => (
+                    "refused",
+                    json!({"reason": "the destination's type takes no deletion request"}),
+                ),
+                Some(Answer::Accepted { code }) | Some(Answer::Partial { code, .. }) => {
                     ("accepted", json!({"code": code}))
                 }
-                Answer::Refused { code, reason } => {
+                Some(Answer::Refused { code, reason }) => {
                     ("refused", json!({"code": code, "reason": reason}))
                 }
-                Answer::Retry { code, wait, reason } => {
+                Some(Answer::Retry { code, wait, reason }) => {
                     request.next_at =
                         time::now_ms() + later(request.attempts.min(u32::MAX as i64) as u32, wait);
                     let status = if request.attempts >= KEPT_ATTEMPTS {

@@ -2,7 +2,8 @@
 //! into the real PostgreSQL (a fresh schema per run), laid out as Segment's warehouses:
 //! a table per call type and per track event, columns added and widened as properties
 //! appear, a person's latest traits in `users`, consent suppression, and a replay that
-//! adds nothing (rows are keyed by messageId) and never puts older traits over newer ones.
+//! adds nothing (rows are keyed by messageId) and never puts older traits over newer ones,
+//! and an erasure that deletes the person's rows.
 
 mod common;
 
@@ -213,7 +214,10 @@ async fn events_land_in_segment_shaped_tables_that_evolve_and_replays_add_nothin
                 .await
                 .unwrap()
                 .get(0);
-            assert!(encrypted, "{name}: the warehouse connection is not encrypted");
+            assert!(
+                encrypted,
+                "{name}: the warehouse connection is not encrypted"
+            );
         }
 
         for (table, rows) in [
@@ -440,6 +444,33 @@ async fn events_land_in_segment_shaped_tables_that_evolve_and_replays_add_nothin
             plan, "pro",
             "{name}: a replayed older identify must not win"
         );
+
+        // Erasing the person reaches the warehouse: every row naming any of their
+        // identifiers is deleted; another person's rows stay.
+        let receipt = sightline_json(&backend, &["privacy", "erase", "user_id:u1"]);
+        let notified = receipt["destinations_notified"].as_array().unwrap();
+        let dwh = notified.iter().find(|n| n["destination"] == "dwh");
+        assert_eq!(
+            dwh.map(|n| n["status"].clone()),
+            Some(json!("accepted")),
+            "{name}: {receipt}"
+        );
+        for (table, rows) in [
+            ("identifies", 0),
+            ("users", 0),
+            ("tracks", 0),
+            ("order_completed", 0),
+            ("groups", 0),
+            ("aliases", 0),
+            ("pages", 0),
+            ("screens", 1),
+        ] {
+            assert_eq!(
+                count(&client, &schema, table).await,
+                rows,
+                "{name}: {table} after the erasure"
+            );
+        }
 
         client
             .batch_execute(&format!("DROP SCHEMA \"{schema}\" CASCADE"))

@@ -609,10 +609,9 @@ pub fn ddl(schema: &str, table: &str, exists: bool, change: &Change) -> Vec<Stri
     statements
 }
 
-/// One INSERT of some of a table's rows and its parameters (every value as text, cast to
-/// its column's type by the statement).
+/// One statement and its parameters (every value as text, cast by the statement).
 #[derive(Debug, PartialEq)]
-pub struct Insert {
+pub struct Statement {
     pub sql: String,
     pub params: Vec<Option<String>>,
 }
@@ -620,7 +619,7 @@ pub struct Insert {
 /// The INSERTs that write `rows` into a table whose columns are `columns` (after its
 /// change): as many rows per statement as its parameters allow. Values for columns the
 /// table lacks (past [`MAX_COLUMNS`]) are left out.
-pub fn inserts(schema: &str, table: &str, columns: &Columns, rows: &[Row]) -> Vec<Insert> {
+pub fn inserts(schema: &str, table: &str, columns: &Columns, rows: &[Row]) -> Vec<Statement> {
     let mut names: Vec<&str> = Vec::new();
     for row in rows {
         for (name, _) in &row.columns {
@@ -679,9 +678,77 @@ pub fn inserts(schema: &str, table: &str, columns: &Columns, rows: &[Row]) -> Ve
                 sql.push(')');
             }
             sql.push_str(&conflict);
-            Insert { sql, params }
+            Statement { sql, params }
         })
         .collect()
+}
+
+/// The columns that name a person, and the identifier types whose values they hold: a
+/// person's rows are those where any of them holds one of theirs.
+const PERSON_COLUMNS: [(&str, &[&str]); 6] = [
+    ("user_id", &["user_id"]),
+    ("anonymous_id", &["anonymous_id"]),
+    ("previous_id", &["user_id", "anonymous_id"]),
+    ("email", &["email"]),
+    ("context_traits_email", &["email"]),
+    ("context_traits_user_id", &["user_id"]),
+];
+
+/// The DELETEs that remove a person from a schema's tables (`tables`, as the warehouse
+/// holds them), one per table that has a column naming them: `identifiers` are the
+/// person's `(type, value)` pairs, as an erasure lists them (emails normalised, so an
+/// email column is compared trimmed and lowercased). In `users` the row's `id` is the
+/// userId.
+pub fn deletes(
+    schema: &str,
+    tables: &BTreeMap<String, Columns>,
+    identifiers: &[(String, String)],
+) -> Vec<Statement> {
+    let values = |types: &[&str]| -> Vec<String> {
+        identifiers
+            .iter()
+            .filter(|(t, _)| types.contains(&t.as_str()))
+            .map(|(_, v)| v.clone())
+            .collect()
+    };
+    let mut statements = Vec::new();
+    for (table, columns) in tables {
+        let mut conditions = Vec::new();
+        let mut params = Vec::new();
+        let mut person_columns: Vec<(&str, &[&str])> = PERSON_COLUMNS.to_vec();
+        if table == "users" {
+            person_columns.push(("id", &["user_id"]));
+        }
+        for (column, types) in person_columns {
+            let wanted = values(types);
+            if wanted.is_empty() || !columns.contains_key(column) {
+                continue;
+            }
+            params.push(Some(
+                serde_json::to_string(&wanted).expect("strings serialize"),
+            ));
+            let value = if types == ["email"] {
+                format!("lower(btrim(\"{column}\"::text))")
+            } else {
+                format!("\"{column}\"::text")
+            };
+            conditions.push(format!(
+                "{value} IN (SELECT jsonb_array_elements_text(${}::text::jsonb))",
+                params.len()
+            ));
+        }
+        if !conditions.is_empty() {
+            statements.push(Statement {
+                sql: format!(
+                    "DELETE FROM {} WHERE {}",
+                    qualified(schema, table),
+                    conditions.join(" OR ")
+                ),
+                params,
+            });
+        }
+    }
+    statements
 }
 
 #[cfg(test)]

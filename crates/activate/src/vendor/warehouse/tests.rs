@@ -353,6 +353,68 @@ fn a_wide_batch_is_split_under_the_parameter_limit() {
 }
 
 #[test]
+fn a_persons_rows_are_found_by_every_column_naming_them() {
+    let table = |names: &[&str]| -> Columns {
+        names
+            .iter()
+            .map(|n| ((*n).to_owned(), ColumnType::Text))
+            .collect()
+    };
+    let tables: BTreeMap<String, Columns> = [
+        (
+            "tracks".to_owned(),
+            table(&["id", "user_id", "anonymous_id"]),
+        ),
+        ("users".to_owned(), table(&["id", "email"])),
+        (
+            "aliases".to_owned(),
+            table(&["id", "previous_id", "user_id"]),
+        ),
+        ("unrelated".to_owned(), table(&["id", "sku"])),
+    ]
+    .into();
+    let ids = [
+        ("user_id".to_owned(), "u1".to_owned()),
+        ("anonymous_id".to_owned(), "a1".to_owned()),
+        ("email".to_owned(), "ann@example.com".to_owned()),
+    ];
+    let deletes = deletes("web", &tables, &ids);
+    let sql: Vec<&str> = deletes.iter().map(|d| d.sql.as_str()).collect();
+    let any = |n: usize| format!("IN (SELECT jsonb_array_elements_text(${n}::text::jsonb))");
+    assert_eq!(
+        sql,
+        [
+            format!(
+                r#"DELETE FROM "web"."aliases" WHERE "user_id"::text {} OR "previous_id"::text {}"#,
+                any(1),
+                any(2)
+            ),
+            format!(
+                r#"DELETE FROM "web"."tracks" WHERE "user_id"::text {} OR "anonymous_id"::text {}"#,
+                any(1),
+                any(2)
+            ),
+            format!(
+                r#"DELETE FROM "web"."users" WHERE lower(btrim("email"::text)) {} OR "id"::text {}"#,
+                any(1),
+                any(2)
+            ),
+        ]
+    );
+    assert_eq!(
+        deletes[0].params,
+        [Some(r#"["u1"]"#.into()), Some(r#"["u1","a1"]"#.into())]
+    );
+    assert_eq!(
+        deletes[2].params,
+        [
+            Some(r#"["ann@example.com"]"#.into()),
+            Some(r#"["u1"]"#.into())
+        ]
+    );
+}
+
+#[test]
 fn sslmode_is_read_as_libpq_reads_it() {
     let (url, tls) = connection("postgres://u@db:5432/a").unwrap();
     assert_eq!(
