@@ -21,18 +21,20 @@ use chromiumoxide::cdp::browser_protocol::network::{
 };
 use chromiumoxide::cdp::browser_protocol::page::{
     AddScriptToEvaluateOnNewDocumentParams, CaptureScreenshotFormat, CaptureScreenshotParams,
-    GetFrameTreeParams,
+    CreateIsolatedWorldParams, GetFrameTreeParams,
 };
 use chromiumoxide::cdp::browser_protocol::storage::GetStorageKeyParams;
 use chromiumoxide::cdp::js_protocol::debugger::{
     EnableParams as DebuggerEnableParams, EventScriptParsed,
 };
+use chromiumoxide::cdp::js_protocol::runtime::EvaluateParams;
 use chromiumoxide::error::CdpError;
 use chromiumoxide::Page;
 use futures_util::StreamExt;
 use tokio::sync::watch;
 
 use crate::catalog::site_of;
+use crate::cmp::{self, Banner};
 use crate::evidence::{
     PendingRequest, RequestRecord, Scenario, ScenarioEvidence, ScriptRun, StepEvidence, StepTiming,
     StorageRecord,
@@ -77,7 +79,14 @@ pub(crate) async fn run_scenario(journey: &Journey, scenario: Scenario, s: &Sett
     let recorder = Arc::new(Mutex::new(Recorder::default()));
     let mut steps: Vec<StepEvidence> = Vec::new();
     let mut cookies = Vec::new();
-    let result = drive(journey, &scenario, s, &recorder, &mut steps, &mut cookies).await;
+    let mut banner = None;
+    let out = Output {
+        recorder: &recorder,
+        steps: &mut steps,
+        cookies: &mut cookies,
+        banner: &mut banner,
+    };
+    let result = drive(journey, &scenario, s, out).await;
     let (requests, scripts) = lock(&recorder).finish();
     for (step_index, rec) in requests {
         if let Some(step) = steps.get_mut(step_index) {
@@ -94,6 +103,7 @@ pub(crate) async fn run_scenario(journey: &Journey, scenario: Scenario, s: &Sett
             scenario,
             steps,
             incomplete: result.err(),
+            banner,
         },
         cookies,
     }
@@ -321,9 +331,7 @@ async fn drive(
     journey: &Journey,
     scenario: &Scenario,
     s: &Settings,
-    recorder: &Arc<Mutex<Recorder>>,
-    steps: &mut Vec<StepEvidence>,
-    cookies: &mut Vec<Vec<RawCookie>>,
+    out: Output<'_>,
 ) -> Result<(), String> {
     let choice = journey.consent_choice(scenario)?;
     let profile = tempfile::tempdir().map_err(|e| format!("cannot create a profile dir: {e}"))?;
@@ -364,11 +372,6 @@ async fn drive(
         lost,
         timeout: s.step_timeout,
     };
-    let out = Output {
-        recorder,
-        steps,
-        cookies,
-    };
     let result = drive_page(journey, scenario, s, &browser, &session, choice, out).await;
 
     let closed = !session.is_lost()
@@ -389,6 +392,17 @@ struct Output<'a> {
     recorder: &'a Arc<Mutex<Recorder>>,
     steps: &'a mut Vec<StepEvidence>,
     cookies: &'a mut Vec<Vec<RawCookie>>,
+    banner: &'a mut Option<Banner>,
+}
+
+/// How the first step makes the scenario's consent choice.
+enum Consent<'a> {
+    /// None to make (no-interaction, gpc), or made before the page loads (cookies, TC string).
+    Given,
+    /// The journey's selectors, clicked in order.
+    Clicks(&'a [String]),
+    /// Through the page's CMP (`cmp.rs`).
+    Cmp(cmp::Choice),
 }
 
 async fn drive_page(
@@ -443,10 +457,16 @@ async fn drive_page(
         .await?;
     }
     let clicks = choice.as_ref().map(|c| c.click.clone()).unwrap_or_default();
+    let through_cmp = choice.as_ref().and_then(|c| c.cmp);
     if let (Some(choice), Some(first)) = (&choice, journey.steps.first()) {
         preset_consent(ses, &page, choice, &first.url).await?;
     }
-    lock(recorder).before_consent = !clicks.is_empty();
+    lock(recorder).before_consent = !clicks.is_empty() || through_cmp.is_some();
+    let first_consent = match through_cmp {
+        Some(choice) => Consent::Cmp(choice),
+        None if !clicks.is_empty() => Consent::Clicks(&clicks),
+        None => Consent::Given,
+    };
 
     let mut result = Ok(());
     for (i, step) in journey.steps.iter().enumerate() {
@@ -459,7 +479,11 @@ async fn drive_page(
             .await?;
         }
         let started = Instant::now();
-        let consent = if i == 0 { clicks.as_slice() } else { &[] };
+        let consent = if i == 0 {
+            &first_consent
+        } else {
+            &Consent::Given
+        };
         let outcome = run_step(ses, &page, s, recorder, &step.url, &step.actions, consent).await;
         let mut evidence = StepEvidence {
             name: step.name.clone(),
@@ -475,6 +499,9 @@ async fn drive_page(
             Ok(load) => {
                 evidence.timing.load_ms = millis(load.took);
                 load_fired = load.fired;
+                if load.banner.is_some() {
+                    *out.banner = load.banner;
+                }
             }
             Err(e) => {
                 result = Err(format!("step {:?}: {e}", step.name));
@@ -698,9 +725,11 @@ struct Load {
     /// Whether the load event came (a subresource that never answers, or a document that
     /// never ends, holds it back).
     fired: bool,
+    /// The banner operated through its CMP, on the step that made the consent choice.
+    banner: Option<Banner>,
 }
 
-/// Loads a step's URL, clicks the consent selectors (first step only), runs its actions and
+/// Loads a step's URL, makes the consent choice (first step only), runs its actions and
 /// lets each part settle.
 async fn run_step(
     ses: &Session,
@@ -709,7 +738,7 @@ async fn run_step(
     recorder: &Arc<Mutex<Recorder>>,
     url: &str,
     actions: &[Action],
-    consent_clicks: &[String],
+    consent: &Consent<'_>,
 ) -> Result<Load, String> {
     let started = Instant::now();
     let fired = match ses.try_call(page.goto(url)).await {
@@ -727,19 +756,29 @@ async fn run_step(
             ))
         }
     };
-    let load = Load {
+    let mut load = Load {
         took: started.elapsed(),
         fired,
+        banner: None,
     };
     settle(recorder, s).await;
-    for (n, selector) in consent_clicks.iter().enumerate() {
-        wait_for(ses, page, selector).await?;
-        if n == 0 {
-            // Everything up to here settled, so what follows came after the click.
-            lock(recorder).before_consent = false;
+    match consent {
+        Consent::Given => {}
+        Consent::Clicks(selectors) => {
+            for (n, selector) in selectors.iter().enumerate() {
+                wait_for(ses, page, selector).await?;
+                if n == 0 {
+                    // Everything up to here settled, so what follows came after the click.
+                    lock(recorder).before_consent = false;
+                }
+                click(ses, page, selector).await?;
+                settle(recorder, s).await;
+            }
         }
-        click(ses, page, selector).await?;
-        settle(recorder, s).await;
+        Consent::Cmp(choice) => {
+            load.banner = Some(operate_banner(ses, page, recorder, *choice).await);
+            settle(recorder, s).await;
+        }
     }
     for action in actions {
         match action {
@@ -811,6 +850,103 @@ async fn wait_for(ses: &Session, page: &Page, selector: &str) -> Result<(), Stri
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// The longest the scanner waits for a CMP it knows to appear on the first step.
+const BANNER_WAIT: Duration = Duration::from_secs(10);
+
+/// Waits for a CMP the recipes know (in the page or any of its frames), then makes
+/// `choice` through it; what came before is marked as before consent.
+async fn operate_banner(
+    ses: &Session,
+    page: &Page,
+    recorder: &Mutex<Recorder>,
+    choice: cmp::Choice,
+) -> Banner {
+    let wait = BANNER_WAIT.min(ses.timeout);
+    let started = Instant::now();
+    loop {
+        let out_of_time = ses.is_lost() || started.elapsed() >= wait;
+        if let Some(found) = run_banner_scripts(ses, page, choice, false).await {
+            // What follows the choice is after consent; should it not be made, nothing was.
+            lock(recorder).before_consent = false;
+            let acted = run_banner_scripts(ses, page, choice, true)
+                .await
+                .unwrap_or(Banner {
+                    made: false,
+                    detail: Some("the banner went away before the choice could be made".into()),
+                    ..found
+                });
+            if acted.made || out_of_time {
+                return acted;
+            }
+            // Its API or buttons may not be ready yet.
+            lock(recorder).before_consent = true;
+        } else if out_of_time {
+            return cmp::not_found(choice, wait);
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Runs the recipes in the page, then (unless the page's CMP made the choice) in each
+/// frame in a world of the scanner's own, where a CMP whose banner is a cross-origin frame
+/// keeps its buttons: the frame's answer, else the page's.
+async fn run_banner_scripts(
+    ses: &Session,
+    page: &Page,
+    choice: cmp::Choice,
+    act: bool,
+) -> Option<Banner> {
+    let script = cmp::page_script(choice, act);
+    // A failed evaluation (the page navigating) is "not yet".
+    let in_page = match ses.call("", page.evaluate(script.as_str())).await {
+        Ok(answer) => answer.value().and_then(cmp::read),
+        Err(_) => None,
+    };
+    if in_page.as_ref().is_some_and(|b| b.made || !act) {
+        return in_page;
+    }
+    in_frames(ses, page, choice, act).await.or(in_page)
+}
+
+/// The frame script in every frame of the page; the first banner it finds.
+async fn in_frames(ses: &Session, page: &Page, choice: cmp::Choice, act: bool) -> Option<Banner> {
+    let tree = ses
+        .call("", page.execute(GetFrameTreeParams::default()))
+        .await
+        .ok()?;
+    let mut frames: Vec<_> = tree
+        .result
+        .frame_tree
+        .child_frames
+        .iter()
+        .flatten()
+        .collect();
+    let script = cmp::frame_script(choice, act);
+    while let Some(node) = frames.pop() {
+        frames.extend(node.child_frames.iter().flatten());
+        let Ok(world) = CreateIsolatedWorldParams::builder()
+            .frame_id(node.frame.id.clone())
+            .world_name("sightline-consent")
+            .build()
+        else {
+            continue;
+        };
+        // A frame that went away meanwhile has no banner.
+        let Ok(world) = ses.call("", page.execute(world)).await else {
+            continue;
+        };
+        let mut evaluate = EvaluateParams::new(script.clone());
+        evaluate.context_id = Some(world.result.execution_context_id);
+        evaluate.return_by_value = Some(true);
+        if let Ok(answer) = ses.call("", page.execute(evaluate)).await {
+            if let Some(banner) = answer.result.result.value.as_ref().and_then(cmp::read) {
+                return Some(banner);
+            }
+        }
+    }
+    None
 }
 
 async fn click(ses: &Session, page: &Page, selector: &str) -> Result<(), String> {

@@ -125,6 +125,7 @@ mod tests {
             scenarios: vec![ScenarioReport {
                 name: Scenario::AcceptAll,
                 incomplete: None,
+                banner: None,
                 steps: vec![StepReport {
                     name: "landing".into(),
                     url: "http://www.shop.test/".into(),

@@ -217,6 +217,10 @@ pub struct ScenarioEvidence {
     pub steps: Vec<StepEvidence>,
     /// Set when the scenario did not run to its end; the steps hold what was captured.
     pub incomplete: Option<String>,
+    /// The consent banner the scanner operated through its CMP (accept-all and reject-all
+    /// of a journey that names no selectors for them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub banner: Option<crate::cmp::Banner>,
 }
 
 /// Fills in every request's initiator chain by following initiator URLs back through the

@@ -72,6 +72,9 @@ pub enum FindingKind {
     QuestionableTag,
     /// An approved tag does not fire on a step it is registered for (accept-all).
     MissingTag,
+    /// The scenario's consent choice could not be made on the page's banner: its
+    /// evidence is a visitor who made no choice, and it is not judged as the choice.
+    BannerNotOperated,
 }
 
 impl FindingKind {
@@ -90,6 +93,7 @@ impl FindingKind {
             FindingKind::RevokedTag => "revoked_tag",
             FindingKind::QuestionableTag => "questionable_tag",
             FindingKind::MissingTag => "missing_tag",
+            FindingKind::BannerNotOperated => "banner_not_operated",
         }
     }
 }
@@ -188,9 +192,14 @@ pub fn evaluate(scenarios: &[ScenarioEvidence], input: &RuleInput) -> Vec<Findin
         None => scenarios,
     };
     for sc in scenarios {
+        if let Some(banner) = sc.banner.as_ref().filter(|b| !b.made) {
+            out.push(banner_not_operated(sc, banner));
+        }
         for step in &sc.steps {
             let scenario = &sc.scenario;
-            consent_rules(scenario, step, &input.refusals, &mut out);
+            if operated(sc) {
+                consent_rules(scenario, step, &input.refusals, &mut out);
+            }
             duplicate_tags(scenario, step, &mut out);
             pii_leaks(scenario, step, &input.pii, &mut out);
             fourth_parties(scenario, step, &mut out);
@@ -205,6 +214,32 @@ pub fn evaluate(scenarios: &[ScenarioEvidence], input: &RuleInput) -> Vec<Findin
     let mut seen = HashSet::new();
     out.retain(|f| seen.insert((f.kind, f.scenario.clone(), f.step.clone(), f.vendor.clone())));
     out
+}
+
+/// Whether the scenario's consent choice was made (or needed no banner): a scenario whose
+/// banner could not be operated is judged by no consent rule, since its visitor made no
+/// choice.
+fn operated(sc: &ScenarioEvidence) -> bool {
+    sc.banner.as_ref().is_none_or(|b| b.made)
+}
+
+fn banner_not_operated(sc: &ScenarioEvidence, banner: &crate::cmp::Banner) -> Finding {
+    let why = banner
+        .detail
+        .clone()
+        .unwrap_or_else(|| "the choice could not be made".into());
+    Finding {
+        kind: FindingKind::BannerNotOperated,
+        severity: Severity::Medium,
+        scenario: Some(sc.scenario.clone()),
+        step: sc.steps.first().map(|s| s.name.clone()),
+        vendor: banner.cmp.clone().unwrap_or_else(|| "consent banner".into()),
+        message: format!(
+            "the {} scenario could not make its consent choice: {why}; its requests are those of a visitor who made none, and no consent rule judged them",
+            sc.scenario
+        ),
+        evidence: FindingEvidence::default(),
+    }
 }
 
 /// The name a request is reported under: its catalog vendor, else its host.
@@ -682,7 +717,7 @@ fn registry_rules(scenarios: &[ScenarioEvidence], tags: &[InventoryTag], out: &m
     }
     let accepted = scenarios
         .iter()
-        .find(|sc| sc.scenario == Scenario::AcceptAll);
+        .find(|sc| sc.scenario == Scenario::AcceptAll && operated(sc));
     for tag in tags.iter().filter(|t| t.status == TagState::Approved) {
         if !seen.iter().any(|s| s.eq_ignore_ascii_case(&tag.vendor)) {
             out.push(Finding {
@@ -810,6 +845,7 @@ mod tests {
                 scenario,
                 steps: vec![step(requests)],
                 incomplete: None,
+                banner: None,
             }],
             &RuleInput::default(),
         )
@@ -847,6 +883,38 @@ mod tests {
         let mut own = ga();
         own.third_party = false;
         assert!(run(Scenario::NoInteraction, vec![gtm, cmp, own]).is_empty());
+    }
+
+    #[test]
+    fn a_banner_that_could_not_be_operated_is_a_finding_and_no_choice_is_judged() {
+        let scenario = |banner| ScenarioEvidence {
+            scenario: Scenario::RejectAll,
+            steps: vec![step(vec![ga()])],
+            incomplete: None,
+            banner: Some(banner),
+        };
+        let failed = crate::cmp::Banner {
+            cmp: Some("quantcast".into()),
+            method: None,
+            made: false,
+            detail: Some("quantcast offers no reject-all".into()),
+        };
+        let f = evaluate(&[scenario(failed)], &RuleInput::default());
+        assert_eq!(kinds(&f), vec![FindingKind::BannerNotOperated]);
+        assert_eq!(f[0].vendor, "quantcast");
+        assert_eq!(f[0].severity, Severity::Medium);
+        assert!(f[0].message.contains("no reject-all"), "{}", f[0].message);
+        let made = crate::cmp::Banner {
+            cmp: Some("onetrust".into()),
+            method: Some("api".into()),
+            made: true,
+            detail: None,
+        };
+        let f = evaluate(&[scenario(made)], &RuleInput::default());
+        assert_eq!(
+            kinds(&f),
+            vec![FindingKind::AfterReject, FindingKind::ConsentNotPropagated]
+        );
     }
 
     #[test]
@@ -997,6 +1065,7 @@ mod tests {
                 scenario: scenario.clone(),
                 steps: vec![step(vec![before, ga(), meta])],
                 incomplete: None,
+                banner: None,
             }],
             &custom_input("analytics-only", refused),
         );
@@ -1064,6 +1133,7 @@ mod tests {
                 scenario: Scenario::AcceptAll,
                 steps: vec![step(vec![r])],
                 incomplete: None,
+                banner: None,
             }]
         };
         let f = evaluate(&evidence(r.clone()), &input);
@@ -1139,6 +1209,7 @@ mod tests {
                 scenario: Scenario::AcceptAll,
                 steps: vec![s],
                 incomplete: None,
+                banner: None,
             }]
         };
         let f = evaluate(&evidence(vec![run_in(1), run_in(1)]), &RuleInput::default());
@@ -1182,6 +1253,7 @@ mod tests {
                 scenario: Scenario::AcceptAll,
                 steps: vec![step(vec![tr, body, own, referred])],
                 incomplete: None,
+                banner: None,
             }],
             &input,
         );
@@ -1238,6 +1310,7 @@ mod tests {
                 scenario: Scenario::AcceptAll,
                 steps: vec![step(vec![page, own])],
                 incomplete: None,
+                banner: None,
             }],
             &input,
         );
@@ -1262,6 +1335,7 @@ mod tests {
                 scenario: Scenario::AcceptAll,
                 steps: vec![step(vec![ga(), tiktok])],
                 incomplete: None,
+                banner: None,
             }],
             &input,
         );
@@ -1324,6 +1398,7 @@ mod tests {
                 scenario: Scenario::AcceptAll,
                 steps: vec![step(vec![ga(), tiktok, hotjar, meta]), checkout],
                 incomplete: None,
+                banner: None,
             }],
             &input,
         );
@@ -1376,6 +1451,7 @@ mod tests {
                 scenario: Scenario::RejectAll,
                 steps: vec![step(vec![chat, replay, ga])],
                 incomplete: None,
+                banner: None,
             }],
             &input,
         );
@@ -1404,6 +1480,7 @@ mod tests {
                     scenario: Scenario::Custom("c".into()),
                     steps: vec![step(vec![ga_after_choice()])],
                     incomplete: None,
+                    banner: None,
                 }],
                 &input,
             );
@@ -1438,6 +1515,7 @@ mod tests {
                 scenario: Scenario::NoInteraction,
                 steps: vec![s],
                 incomplete: None,
+                banner: None,
             }],
             &RuleInput::default(),
         );

@@ -88,6 +88,7 @@ impl CustomConsent {
             cookies: self.cookies.clone(),
             local_storage: self.local_storage.clone(),
             tcf: self.tcf.clone(),
+            cmp: None,
         }
     }
 
@@ -116,6 +117,10 @@ pub struct ConsentChoice {
     /// A TCF v2 TC string the scanner's own `__tcfapi` answers with in every frame, from
     /// before the first page script runs, the way a CMP with a stored choice would.
     pub tcf: Option<String>,
+    /// Set when the journey names no way to make this choice: the scanner recognises the
+    /// page's CMP and makes it through the CMP (`cmp.rs`).
+    #[serde(skip)]
+    pub cmp: Option<crate::cmp::Choice>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -431,24 +436,25 @@ impl Journey {
         all
     }
 
-    /// How a scenario gives consent: `None` when it gives none (no-interaction, gpc); an
-    /// error naming the missing table when the journey does not say.
+    /// How a scenario gives consent: `None` when it gives none (no-interaction, gpc); for
+    /// accept-all and reject-all without a table of the journey's, through the page's CMP;
+    /// an error naming the missing table for a custom choice the journey does not have.
     pub fn consent_choice(&self, scenario: &Scenario) -> Result<Option<ConsentChoice>, String> {
         let missing = |table: String| format!("the journey has no [{table}] table");
         match scenario {
             Scenario::NoInteraction | Scenario::Gpc => Ok(None),
-            Scenario::AcceptAll => self
-                .consent
-                .accept_all
-                .clone()
-                .map(Some)
-                .ok_or_else(|| missing("consent.accept-all".into())),
-            Scenario::RejectAll => self
-                .consent
-                .reject_all
-                .clone()
-                .map(Some)
-                .ok_or_else(|| missing("consent.reject-all".into())),
+            Scenario::AcceptAll => Ok(Some(self.consent.accept_all.clone().unwrap_or(
+                ConsentChoice {
+                    cmp: Some(crate::cmp::Choice::AcceptAll),
+                    ..ConsentChoice::default()
+                },
+            ))),
+            Scenario::RejectAll => Ok(Some(self.consent.reject_all.clone().unwrap_or(
+                ConsentChoice {
+                    cmp: Some(crate::cmp::Choice::RejectAll),
+                    ..ConsentChoice::default()
+                },
+            ))),
             Scenario::Custom(name) => self
                 .consent
                 .custom
@@ -654,8 +660,9 @@ url = "https://a.test/"
         assert_eq!(refused.len(), Category::PURPOSES.len() - 1);
         assert!(!j.custom_refusals()["b"].contains(&Category::Advertising));
         assert_eq!(j.consent_choice(&Scenario::Gpc).unwrap(), None);
-        let err = j.consent_choice(&Scenario::RejectAll).unwrap_err();
-        assert!(err.contains("[consent.reject-all]"), "{err}");
+        let auto = j.consent_choice(&Scenario::RejectAll).unwrap().unwrap();
+        assert_eq!(auto.cmp, Some(crate::cmp::Choice::RejectAll));
+        assert!(auto.click.is_empty());
         let err = j
             .consent_choice(&Scenario::Custom("nope".into()))
             .unwrap_err();

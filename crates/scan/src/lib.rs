@@ -12,6 +12,7 @@
 #[cfg(feature = "browser")]
 mod browser;
 pub mod catalog;
+pub mod cmp;
 pub mod diff;
 /// The DNS wire format (a CNAME query and its answer) is always built: the answer parser
 /// reads bytes from the network and is fuzzed (fuzz/fuzz_targets/dns_answer.rs); the UDP

@@ -37,6 +37,10 @@ pub struct ScenarioReport {
     pub name: Scenario,
     /// Why the scenario stopped early; `null` when it completed.
     pub incomplete: Option<String>,
+    /// The consent banner operated through its CMP: which CMP, how, and whether the
+    /// choice was made (accept-all and reject-all of a journey without selectors for them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub banner: Option<crate::cmp::Banner>,
     pub steps: Vec<StepReport>,
 }
 
@@ -110,6 +114,7 @@ impl Report {
             .into_iter()
             .map(|sc| ScenarioReport {
                 incomplete: sc.incomplete,
+                banner: sc.banner,
                 steps: sc
                     .steps
                     .into_iter()
@@ -198,10 +203,21 @@ impl Report {
         let mut out = String::new();
         let _ = writeln!(out, "journey {:?}", self.journey);
         for sc in &self.scenarios {
-            let state = match &sc.incomplete {
+            let mut state = match &sc.incomplete {
                 Some(reason) => format!("  INCOMPLETE: {reason}"),
                 None => String::new(),
             };
+            if let Some(banner) = &sc.banner {
+                let cmp = banner.cmp.as_deref().unwrap_or("no known CMP");
+                match (&banner.method, banner.made) {
+                    (Some(method), true) => {
+                        let _ = write!(state, "  (consent through {cmp}, by its {method})");
+                    }
+                    _ => {
+                        let _ = write!(state, "  (consent NOT MADE: {cmp})");
+                    }
+                }
+            }
             let _ = writeln!(out, "  scenario {}{state}", sc.name);
             for st in &sc.steps {
                 let vendors: Vec<&str> = st.vendors.iter().map(|v| v.name.as_str()).collect();
@@ -298,6 +314,7 @@ mod tests {
                     ..Default::default()
                 }],
                 incomplete: Some("step \"signup\": selector \"#email\" did not appear".into()),
+                banner: None,
             }],
             vec![Finding {
                 kind: FindingKind::PreConsent,
@@ -365,6 +382,7 @@ mod tests {
                 scenario: Scenario::Custom("ads_off".into()),
                 steps: vec![step("lead capture"), step("lead/capture")],
                 incomplete: None,
+                banner: None,
             }],
             Vec::new(),
             1,

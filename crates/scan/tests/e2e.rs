@@ -1077,6 +1077,136 @@ async fn tc_strings_given_through_tcfapi_decide_what_loads() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consent_banners_are_operated_through_their_cmp_or_reported() {
+    let server = start_server(None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let opts = ScanOptions {
+        scenarios: vec![Scenario::AcceptAll, Scenario::RejectAll],
+        ..options()
+    };
+    let banner = |r: &Report, scenario: Scenario| {
+        r.scenarios
+            .iter()
+            .find(|s| s.name == scenario)
+            .and_then(|s| s.banner.clone())
+            .unwrap_or_else(|| panic!("no banner in {scenario:?}: {}", r.summary()))
+    };
+    let vendors = |r: &Report, scenario: Scenario| -> Vec<String> {
+        let sc = r.scenarios.iter().find(|s| s.name == scenario).unwrap();
+        sc.steps[0].vendors.iter().map(|v| v.name.clone()).collect()
+    };
+
+    // OneTrust's API: the tags load only after AllowAll, and none after RejectAll.
+    let r = scan(&journey("onetrust.toml", server.port, 1, dir.path()), &opts).await;
+    println!("{}", r.summary());
+    for scenario in [Scenario::AcceptAll, Scenario::RejectAll] {
+        let b = banner(&r, scenario.clone());
+        assert_eq!(b.cmp.as_deref(), Some("onetrust"), "{b:?}");
+        assert_eq!((b.method.as_deref(), b.made), (Some("api"), true), "{b:?}");
+    }
+    let accepted = vendors(&r, Scenario::AcceptAll);
+    assert!(
+        accepted.contains(&"Amplitude".to_owned()) && accepted.contains(&"Meta".to_owned()),
+        "{accepted:?}"
+    );
+    let rejected = vendors(&r, Scenario::RejectAll);
+    assert!(
+        !rejected.contains(&"Amplitude".to_owned()) && !rejected.contains(&"Meta".to_owned()),
+        "{rejected:?}"
+    );
+    // The tags came after the choice: no pre-consent finding under accept-all.
+    assert!(
+        r.findings
+            .iter()
+            .all(|f| f.kind != FindingKind::PreConsent && f.kind != FindingKind::BannerNotOperated),
+        "{}",
+        r.summary()
+    );
+
+    // Sourcepoint's banner is a cross-origin frame: its button is clicked in the frame.
+    let r = scan(
+        &journey("sourcepoint.toml", server.port, 1, dir.path()),
+        &opts,
+    )
+    .await;
+    println!("{}", r.summary());
+    let b = banner(&r, Scenario::AcceptAll);
+    assert_eq!(
+        (b.cmp.as_deref(), b.method.as_deref(), b.made),
+        (Some("sourcepoint"), Some("selector"), true),
+        "{b:?}"
+    );
+    assert!(vendors(&r, Scenario::AcceptAll).contains(&"Amplitude".to_owned()));
+    assert!(banner(&r, Scenario::RejectAll).made);
+    assert!(!vendors(&r, Scenario::RejectAll).contains(&"Amplitude".to_owned()));
+
+    // A banner without a reject on its first layer: accepting works, rejecting cannot be
+    // done, and the report says so instead of judging the scenario as a refusal.
+    let r = scan(
+        &journey("quantcast.toml", server.port, 1, dir.path()),
+        &opts,
+    )
+    .await;
+    println!("{}", r.summary());
+    let b = banner(&r, Scenario::AcceptAll);
+    assert_eq!(
+        (b.cmp.as_deref(), b.method.as_deref(), b.made),
+        (Some("quantcast"), Some("selector"), true),
+        "{b:?}"
+    );
+    assert!(vendors(&r, Scenario::AcceptAll).contains(&"Meta".to_owned()));
+    let b = banner(&r, Scenario::RejectAll);
+    assert_eq!(
+        (b.cmp.as_deref(), b.made),
+        (Some("quantcast"), false),
+        "{b:?}"
+    );
+    let f = find(
+        &r,
+        FindingKind::BannerNotOperated,
+        Some(Scenario::RejectAll),
+        "quantcast",
+    );
+    assert!(f.message.contains("reject-all"), "{}", f.message);
+    assert!(
+        r.findings
+            .iter()
+            .all(|f| f.kind != FindingKind::AfterReject),
+        "{}",
+        r.summary()
+    );
+
+    // A page with no CMP at all, and no selectors in the journey: the scenario says so.
+    let none = dir.path().join("none.toml");
+    std::fs::write(
+        &none,
+        format!(
+            "name = \"none\"\n[browser]\nhost_resolver_rules = \"MAP * 127.0.0.1:{}\"\n\
+             [[steps]]\nname = \"landing\"\nurl = \"http://www.tcf.test/\"\n",
+            server.port
+        ),
+    )
+    .unwrap();
+    let r = scan(
+        &none,
+        &ScanOptions {
+            scenarios: vec![Scenario::RejectAll],
+            ..options()
+        },
+    )
+    .await;
+    let b = banner(&r, Scenario::RejectAll);
+    assert_eq!((b.cmp.as_deref(), b.made), (None, false), "{b:?}");
+    let f = find(
+        &r,
+        FindingKind::BannerNotOperated,
+        Some(Scenario::RejectAll),
+        "consent banner",
+    );
+    assert!(f.message.contains("[consent.reject-all]"), "{}", f.message);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scenarios_in_parallel_report_what_a_serial_run_reports() {
     let server = start_server(None).await;
     let dir = tempfile::tempdir().unwrap();

@@ -1,0 +1,155 @@
+// The consent banner recipes, run in the page by the scanner (`cmp.rs`): finds which CMP
+// the page has and, when `act`, makes the choice `choice` ("accept_all" or "reject_all")
+// through the CMP's own JavaScript API where it has one, else by clicking its known
+// button, looked for in the document, in open shadow roots and in same-origin frames.
+// Returns {cmp, method, made, detail}; {cmp: null} while no CMP is recognised (it may
+// still be loading: the scanner asks again). Cross-origin frames are `frame.js`'s.
+(choice, act) => {
+  const get = (path) => {
+    try {
+      return path.split(".").reduce((o, k) => (o == null ? undefined : o[k]), window);
+    } catch (e) {
+      return undefined;
+    }
+  };
+  const roots = () => {
+    const out = [document];
+    for (let i = 0; i < out.length && out.length < 200; i++) {
+      for (const el of out[i].querySelectorAll("*")) {
+        if (el.shadowRoot) out.push(el.shadowRoot);
+        if (el.tagName === "IFRAME") {
+          try {
+            if (el.contentDocument) out.push(el.contentDocument);
+          } catch (e) {
+            // Cross-origin: frame.js's job.
+          }
+        }
+      }
+    }
+    return out;
+  };
+  const visible = (el) => {
+    const r = el.getBoundingClientRect();
+    return r.width > 0 && r.height > 0;
+  };
+  // A button is a selector, or [selector, words its text must hold] where the selector
+  // alone may also match another button.
+  const find = (buttons) => {
+    for (const root of roots()) {
+      for (const button of buttons) {
+        const [sel, words] = Array.isArray(button) ? button : [button, null];
+        for (const el of root.querySelectorAll(sel)) {
+          if (visible(el) && (!words || new RegExp(words, "i").test(el.textContent || ""))) return el;
+        }
+      }
+    }
+    return null;
+  };
+  const scripts = (parts) =>
+    [...document.scripts].some((s) => parts.some((p) => (s.src || "").includes(p)));
+  const recipes = [
+    {
+      name: "onetrust",
+      present: () => get("OneTrust") || get("Optanon") || scripts(["otSDKStub.js", "otBannerSdk.js", "cdn.cookielaw.org"]),
+      accept_all: () => get("OneTrust.AllowAll") && (window.OneTrust.AllowAll(), true),
+      reject_all: () => get("OneTrust.RejectAll") && (window.OneTrust.RejectAll(), true),
+      buttons: {
+        accept_all: ["#onetrust-accept-btn-handler", "#accept-recommended-btn-handler"],
+        reject_all: ["#onetrust-reject-all-handler", ".ot-pc-refuse-all-handler"],
+      },
+    },
+    {
+      name: "cookiebot",
+      present: () => get("Cookiebot") || get("CookieConsent") || scripts(["consent.cookiebot.com"]),
+      accept_all: () =>
+        get("Cookiebot.submitCustomConsent") && (window.Cookiebot.submitCustomConsent(true, true, true), true),
+      reject_all: () =>
+        get("Cookiebot.submitCustomConsent") && (window.Cookiebot.submitCustomConsent(false, false, false), true),
+      buttons: {
+        accept_all: ["#CybotCookiebotDialogBodyLevelButtonLevelOptinAllowAll"],
+        reject_all: ["#CybotCookiebotDialogBodyButtonDecline"],
+      },
+    },
+    {
+      name: "didomi",
+      present: () => get("Didomi") || scripts(["sdk.privacy-center.org"]),
+      accept_all: () => get("Didomi.setUserAgreeToAll") && (window.Didomi.setUserAgreeToAll(), true),
+      reject_all: () => get("Didomi.setUserDisagreeToAll") && (window.Didomi.setUserDisagreeToAll(), true),
+      buttons: {
+        accept_all: ["#didomi-notice-agree-button"],
+        reject_all: ["#didomi-notice-disagree-button", ".didomi-continue-without-agreeing"],
+      },
+    },
+    {
+      name: "usercentrics",
+      present: () => get("UC_UI") || get("__ucCmp") || document.getElementById("usercentrics-root") || scripts(["usercentrics.eu"]),
+      accept_all: () =>
+        (get("__ucCmp.acceptAllConsents") && (window.__ucCmp.acceptAllConsents(), true)) ||
+        (get("UC_UI.acceptAllConsents") && (window.UC_UI.acceptAllConsents(), true)),
+      reject_all: () =>
+        (get("__ucCmp.denyAllConsents") && (window.__ucCmp.denyAllConsents(), true)) ||
+        (get("UC_UI.denyAllConsents") && (window.UC_UI.denyAllConsents(), true)),
+      buttons: {
+        accept_all: ['[data-testid="uc-accept-all-button"]'],
+        reject_all: ['[data-testid="uc-deny-all-button"]'],
+      },
+    },
+    {
+      name: "quantcast",
+      present: () => document.getElementById("qc-cmp2-container") || scripts(["quantcast.mgr.consensu.org", "cmp.inmobi.com"]),
+      buttons: {
+        accept_all: [['.qc-cmp2-summary-buttons button[mode="primary"]', "accept|agree|allow|consent"]],
+        // Its secondary button is "more options" on sites that show no reject.
+        reject_all: [['.qc-cmp2-summary-buttons button[mode="secondary"]', "reject|disagree|decline|refuse"]],
+      },
+    },
+    {
+      name: "trustarc",
+      present: () => get("truste") || document.getElementById("truste-consent-track") || scripts(["consent.trustarc.com"]),
+      buttons: {
+        accept_all: ["#truste-consent-button"],
+        reject_all: ["#truste-consent-required"],
+      },
+    },
+    {
+      name: "google",
+      present: () => get("googlefc") || document.querySelector(".fc-consent-root") || scripts(["fundingchoicesmessages.google.com"]),
+      buttons: {
+        accept_all: [".fc-cta-consent"],
+        reject_all: [".fc-cta-do-not-consent"],
+      },
+    },
+    {
+      // Its banner is a cross-origin frame: frame.js clicks in it.
+      name: "sourcepoint",
+      present: () => get("_sp_") || get("_sp_queue") || document.querySelector('iframe[id^="sp_message_iframe"]'),
+      buttons: { accept_all: [".sp_choice_type_11"], reject_all: [".sp_choice_type_13"] },
+    },
+  ];
+  for (const r of recipes) {
+    let present = false;
+    try {
+      present = Boolean(r.present());
+    } catch (e) {}
+    if (!present) continue;
+    if (!act) return { cmp: r.name, made: false };
+    if (r[choice]) {
+      try {
+        if (r[choice]()) return { cmp: r.name, method: "api", made: true };
+      } catch (e) {
+        // Not ready, or changed: the buttons may still work.
+      }
+    }
+    const button = find(r.buttons[choice]);
+    if (button) {
+      button.click();
+      return { cmp: r.name, method: "selector", made: true };
+    }
+    return {
+      cmp: r.name,
+      made: false,
+      detail: `${r.name} is on the page but offers no ${choice.replace("_", "-")} this scanner can use (no API, no visible button)`,
+    };
+  }
+  return { cmp: null, made: false };
+}

@@ -1,0 +1,127 @@
+//! Consent banners as sites have them: recipes for the common consent management
+//! platforms (OneTrust, Cookiebot, Didomi, Usercentrics, Quantcast Choice, TrustArc,
+//! Google's Privacy & messaging, Sourcepoint), used when a journey names no selectors of
+//! its own for accept-all or reject-all. Pure: the scripts the browser runs (`cmp.js` in
+//! the page, `frame.js` in each frame for banners that are cross-origin frames) and what
+//! their answers mean; `browser.rs` runs them until a CMP is recognised or the wait ends.
+//!
+//! A recipe recognises its CMP by its globals, its elements or its script's host, makes the
+//! choice through the CMP's own JavaScript API where it has one (`OneTrust.RejectAll()`,
+//! `Cookiebot.submitCustomConsent(…)`, `Didomi.setUserDisagreeToAll()`,
+//! `UC_UI.denyAllConsents()`, …), else clicks its known button, also inside open shadow
+//! roots and frames.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::time::Duration;
+
+/// The choice a scenario makes on the banner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Choice {
+    AcceptAll,
+    RejectAll,
+}
+
+impl Choice {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Choice::AcceptAll => "accept_all",
+            Choice::RejectAll => "reject_all",
+        }
+    }
+}
+
+/// What the scanner found of a consent banner and did with it, for the report.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Banner {
+    /// The CMP recognised (`onetrust`, `cookiebot`, …), if any.
+    pub cmp: Option<String>,
+    /// How the choice was made: `api` (the CMP's JavaScript API) or `selector` (its
+    /// button clicked).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    /// Whether the choice was made.
+    pub made: bool,
+    /// Why not, when it was not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// The script that recognises the page's CMP and, when `act`, makes `choice` through it.
+/// Recognising first and acting after lets the scanner mark when the choice was made.
+pub fn page_script(choice: Choice, act: bool) -> String {
+    format!("({})({:?}, {act})", include_str!("cmp.js"), choice.as_str())
+}
+
+/// The script run in each frame: a banner that is a frame of its own, found and, when
+/// `act`, clicked.
+pub fn frame_script(choice: Choice, act: bool) -> String {
+    format!(
+        "({})({:?}, {act})",
+        include_str!("frame.js"),
+        choice.as_str()
+    )
+}
+
+/// A script's answer as a banner: `None` while no CMP is recognised (it may still be
+/// loading), and for an answer that is not one of ours.
+pub fn read(answer: &Value) -> Option<Banner> {
+    serde_json::from_value::<Banner>(answer.clone())
+        .ok()
+        .filter(|banner| banner.cmp.is_some())
+}
+
+/// The banner of a page where no CMP the recipes know appeared within `waited`.
+pub fn not_found(choice: Choice, waited: Duration) -> Banner {
+    Banner {
+        cmp: None,
+        method: None,
+        made: false,
+        detail: Some(format!(
+            "no consent banner of a CMP the scanner knows appeared within {}s, and the journey names no selectors for {}: add [consent.{}] click = [\"…\"] to the journey",
+            waited.as_secs(),
+            choice.as_str().replace('_', "-"),
+            choice.as_str().replace('_', "-"),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn scripts_call_their_recipes_with_the_choice() {
+        let page = page_script(Choice::RejectAll, true);
+        assert!(page.starts_with("(// The consent banner recipes"), "{page}");
+        assert!(page.ends_with(")(\"reject_all\", true)"), "{page}");
+        for api in [
+            "OneTrust.RejectAll()",
+            "Cookiebot.submitCustomConsent(false, false, false)",
+            "Didomi.setUserDisagreeToAll()",
+            "UC_UI.denyAllConsents()",
+        ] {
+            assert!(page.contains(api), "{api}");
+        }
+        assert!(frame_script(Choice::AcceptAll, false).ends_with(")(\"accept_all\", false)"));
+    }
+
+    #[test]
+    fn answers_are_read_as_banners() {
+        assert_eq!(read(&json!({"cmp": null, "made": false})), None);
+        assert_eq!(read(&json!("garbage")), None);
+        assert_eq!(
+            read(&json!({"cmp": "didomi", "method": "api", "made": true})),
+            Some(Banner {
+                cmp: Some("didomi".into()),
+                method: Some("api".into()),
+                made: true,
+                detail: None
+            })
+        );
+        let missing = not_found(Choice::AcceptAll, Duration::from_secs(10));
+        assert!(!missing.made);
+        assert!(missing.detail.unwrap().contains("[consent.accept-all]"));
+    }
+}
