@@ -35,6 +35,7 @@ use tokio::sync::watch;
 
 use crate::catalog::site_of;
 use crate::cmp::{self, Banner};
+use crate::crawl::Crawl;
 use crate::evidence::{
     PendingRequest, RequestRecord, Scenario, ScenarioEvidence, ScriptRun, StepEvidence, StepTiming,
     StorageRecord,
@@ -334,57 +335,214 @@ async fn drive(
     out: Output<'_>,
 ) -> Result<(), String> {
     let choice = journey.consent_choice(scenario)?;
-    let profile = tempfile::tempdir().map_err(|e| format!("cannot create a profile dir: {e}"))?;
-    write_profile(profile.path()).map_err(|e| format!("cannot write the profile: {e}"))?;
-    let mut builder = BrowserConfig::builder()
-        .chrome_executable(launch_binary(&s.chromium))
-        .disable_default_args()
-        .no_sandbox()
-        .user_data_dir(profile.path());
-    for (name, value) in chromium_args(journey)? {
-        builder = match value {
-            Some(v) => builder.arg((name.as_str(), v.as_str())),
-            None => builder.arg(name),
-        };
-    }
-    let config = builder
-        .disable_cache()
-        .launch_timeout(s.step_timeout)
-        .request_timeout(s.step_timeout)
-        .build()
-        .map_err(|e| format!("browser config: {e}"))?;
-    let (mut browser, mut handler) = Browser::launch(config)
-        .await
-        .map_err(|e| format!("cannot start {}: {e}", s.chromium.display()))?;
-    // The handler drives the CDP connection; a WebSocket error means the browser is gone
-    // (crashed or killed), which every pending call then hears about through `lost`.
-    let (lost_tx, lost) = watch::channel(false);
-    let handler_task = tokio::spawn(async move {
-        while let Some(event) = handler.next().await {
-            if let Err(CdpError::Ws(_)) = event {
-                break;
-            }
-        }
-        let _ = lost_tx.send(true);
-    });
-
-    let session = Session {
-        lost,
-        timeout: s.step_timeout,
-    };
-    let result = drive_page(journey, scenario, s, &browser, &session, choice, out).await;
-
-    let closed = !session.is_lost()
-        && matches!(
-            tokio::time::timeout(Duration::from_secs(5), browser.close()).await,
-            Ok(Ok(_))
-        );
-    if !closed {
-        let _ = browser.kill().await;
-    }
-    let _ = tokio::time::timeout(Duration::from_secs(5), browser.wait()).await;
-    handler_task.abort();
+    let launched = Launched::start(journey, s).await?;
+    let result = drive_page(
+        journey,
+        scenario,
+        s,
+        &launched.browser,
+        &launched.session,
+        choice,
+        out,
+    )
+    .await;
+    launched.close().await;
     result
+}
+
+/// A Chromium started for one scenario (or a crawl), with a profile of its own.
+struct Launched {
+    browser: Browser,
+    session: Session,
+    handler_task: tokio::task::JoinHandle<()>,
+    /// Removed when dropped, after the browser is gone.
+    _profile: tempfile::TempDir,
+}
+
+impl Launched {
+    async fn start(journey: &Journey, s: &Settings) -> Result<Launched, String> {
+        let profile =
+            tempfile::tempdir().map_err(|e| format!("cannot create a profile dir: {e}"))?;
+        write_profile(profile.path()).map_err(|e| format!("cannot write the profile: {e}"))?;
+        let mut builder = BrowserConfig::builder()
+            .chrome_executable(launch_binary(&s.chromium))
+            .disable_default_args()
+            .no_sandbox()
+            .user_data_dir(profile.path());
+        for (name, value) in chromium_args(journey)? {
+            builder = match value {
+                Some(v) => builder.arg((name.as_str(), v.as_str())),
+                None => builder.arg(name),
+            };
+        }
+        let config = builder
+            .disable_cache()
+            .launch_timeout(s.step_timeout)
+            .request_timeout(s.step_timeout)
+            .build()
+            .map_err(|e| format!("browser config: {e}"))?;
+        let (browser, mut handler) = Browser::launch(config)
+            .await
+            .map_err(|e| format!("cannot start {}: {e}", s.chromium.display()))?;
+        // The handler drives the CDP connection; a WebSocket error means the browser is gone
+        // (crashed or killed), which every pending call then hears about through `lost`.
+        let (lost_tx, lost) = watch::channel(false);
+        let handler_task = tokio::spawn(async move {
+            while let Some(event) = handler.next().await {
+                if let Err(CdpError::Ws(_)) = event {
+                    break;
+                }
+            }
+            let _ = lost_tx.send(true);
+        });
+        Ok(Launched {
+            browser,
+            session: Session {
+                lost,
+                timeout: s.step_timeout,
+            },
+            handler_task,
+            _profile: profile,
+        })
+    }
+
+    async fn close(mut self) {
+        let closed = !self.session.is_lost()
+            && matches!(
+                tokio::time::timeout(Duration::from_secs(5), self.browser.close()).await,
+                Ok(Ok(_))
+            );
+        if !closed {
+            let _ = self.browser.kill().await;
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.browser.wait()).await;
+        self.handler_task.abort();
+    }
+}
+
+/// The pages a journey's `[crawl]` finds: a sitemap's (and its index's sitemaps') URLs,
+/// then pages reached by following links from `start`, breadth first, up to `max_depth`
+/// clicks away, each kept only if the crawl wants it, until `max_pages`. Visited with no
+/// consent given; a page that does not load is skipped.
+pub(crate) async fn discover(
+    journey: &Journey,
+    crawl: &Crawl,
+    s: &Settings,
+) -> Result<Vec<String>, String> {
+    let launched = Launched::start(journey, s).await?;
+    let found = crawl_pages(&launched, crawl, s).await;
+    launched.close().await;
+    found
+}
+
+async fn crawl_pages(
+    launched: &Launched,
+    crawl: &Crawl,
+    s: &Settings,
+) -> Result<Vec<String>, String> {
+    let ses = &launched.session;
+    let page = ses
+        .call(
+            "cannot open a page",
+            launched.browser.new_page("about:blank"),
+        )
+        .await?;
+    let mut pages: Vec<String> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    let mut keep = |url: &str, pages: &mut Vec<String>| -> bool {
+        match crate::crawl::page(url) {
+            Some(url) if pages.len() < crawl.max_pages && crawl.wants(&url) => {
+                if seen.insert(url.clone()) {
+                    pages.push(url);
+                    return true;
+                }
+                false
+            }
+            _ => false,
+        }
+    };
+    let mut sitemaps: Vec<String> = crawl.sitemap.iter().cloned().collect();
+    let mut read = 0;
+    let mut unread = None;
+    while let Some(sitemap) = sitemaps.pop() {
+        if read >= crate::crawl::MAX_SITEMAPS {
+            break;
+        }
+        read += 1;
+        let text = match page_text(ses, &page, &sitemap).await {
+            Ok(text) => text,
+            Err(e) => {
+                unread.get_or_insert(e);
+                continue;
+            }
+        };
+        let listed = crate::crawl::sitemap(&text);
+        sitemaps.extend(listed.sitemaps);
+        for url in listed.pages {
+            keep(&url, &mut pages);
+        }
+    }
+    if let Some(start) = &crawl.start {
+        let mut frontier = vec![start.clone()];
+        keep(start, &mut pages);
+        // Links on pages `depth` clicks away are `depth + 1` away.
+        for _depth in 0..crawl.max_depth {
+            let mut next = Vec::new();
+            for url in frontier {
+                if pages.len() >= crawl.max_pages {
+                    break;
+                }
+                let Ok(links) = links_of(ses, &page, s, &url).await else {
+                    continue;
+                };
+                for link in links {
+                    if keep(&link, &mut pages) {
+                        next.push(link);
+                    }
+                }
+            }
+            frontier = next;
+        }
+    }
+    match unread {
+        Some(e) if pages.is_empty() => Err(format!("the sitemap could not be read: {e}")),
+        _ => Ok(pages),
+    }
+}
+
+/// The text of the document at `url` (a sitemap's XML as served).
+async fn page_text(ses: &Session, page: &Page, url: &str) -> Result<String, String> {
+    ses.call(&format!("cannot load {url}"), page.goto(url))
+        .await?;
+    let text = ses
+        .call(
+            "cannot read the document",
+            page.evaluate(
+                "document instanceof XMLDocument ? new XMLSerializer().serializeToString(document) \
+                 : document.documentElement.outerHTML",
+            ),
+        )
+        .await?;
+    Ok(text.into_value::<String>().unwrap_or_default())
+}
+
+/// The links of the page at `url`, once it settled, as absolute URLs.
+async fn links_of(
+    ses: &Session,
+    page: &Page,
+    s: &Settings,
+    url: &str,
+) -> Result<Vec<String>, String> {
+    ses.call(&format!("cannot load {url}"), page.goto(url))
+        .await?;
+    tokio::time::sleep(s.quiet).await;
+    let links = ses
+        .call(
+            "cannot read the links",
+            page.evaluate("[...document.querySelectorAll('a[href]')].map(a => a.href)"),
+        )
+        .await?;
+    Ok(links.into_value::<Vec<String>>().unwrap_or_default())
 }
 
 /// What one scenario run writes into.

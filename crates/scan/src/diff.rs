@@ -122,6 +122,7 @@ mod tests {
             incomplete: false,
             duration_ms: 1,
             screenshot_files: Vec::new(),
+            templates: Vec::new(),
             scenarios: vec![ScenarioReport {
                 name: Scenario::AcceptAll,
                 incomplete: None,

@@ -21,6 +21,9 @@ pub struct Journey {
     pub consent: ConsentConfig,
     pub dns: Option<DnsConfig>,
     pub inventory: Option<Inventory>,
+    /// Pages found by crawling, scanned after `steps` (`crawl.rs`).
+    pub crawl: Option<crate::crawl::Crawl>,
+    #[serde(default)]
     pub steps: Vec<Step>,
 }
 
@@ -307,7 +310,46 @@ impl Journey {
                 }
             }
         }
+        if let Some(crawl) = &self.crawl {
+            for (key, url) in [("start", &crawl.start), ("sitemap", &crawl.sitemap)] {
+                if let Some(url) = url {
+                    check_scan_url(url, allow_private_network)
+                        .map_err(|e| format!("key `crawl.{key}`: {e}"))?;
+                }
+            }
+        }
         Ok(())
+    }
+
+    /// The journey with the crawled `pages` as steps after its own (named by their path,
+    /// made unique); the pages a crawl may not visit (a private address) are left out.
+    pub fn with_pages(&self, pages: &[String], allow_private_network: bool) -> Journey {
+        let mut journey = self.clone();
+        let mut names: std::collections::HashSet<String> =
+            journey.steps.iter().map(|s| s.name.clone()).collect();
+        for page in pages {
+            if check_scan_url(page, allow_private_network).is_err() {
+                continue;
+            }
+            let path = url::Url::parse(page)
+                .map(|u| match u.query() {
+                    Some(q) => format!("{}?{q}", u.path()),
+                    None => u.path().to_owned(),
+                })
+                .unwrap_or_else(|_| page.clone());
+            let mut name = path.clone();
+            let mut n = 2;
+            while !names.insert(name.clone()) {
+                name = format!("{path} ({n})");
+                n += 1;
+            }
+            journey.steps.push(Step {
+                name,
+                url: page.clone(),
+                actions: Vec::new(),
+            });
+        }
+        journey
     }
 
     /// Reads and validates a journey file.
@@ -344,8 +386,13 @@ impl Journey {
         if self.name.trim().is_empty() {
             return Err("key `name`: must not be empty".into());
         }
-        if self.steps.is_empty() {
-            return Err("key `steps`: a journey needs at least one [[steps]] entry".into());
+        if self.steps.is_empty() && self.crawl.is_none() {
+            return Err(
+                "key `steps`: a journey needs at least one [[steps]] entry, or a [crawl]".into(),
+            );
+        }
+        if let Some(crawl) = &self.crawl {
+            crawl.check()?;
         }
         if let Some(dns) = &self.dns {
             if dns.server_addr().is_none() {
@@ -511,6 +558,44 @@ name = "lead-capture"
 url = "http://www.shop.test/signup"
 actions = [ { fill = "#email", value = "ann@example.com" }, { click = "#submit" }, { wait_ms = 500 } ]
 "##;
+
+    #[test]
+    fn a_crawl_may_stand_for_the_steps_and_its_pages_become_steps() {
+        let j = Journey::parse(
+            "name = \"c\"\n[crawl]\nstart = \"https://www.shop.test/\"\nexclude = [\"*/logout*\"]\n",
+        )
+        .unwrap();
+        let crawl = j.crawl.clone().unwrap();
+        assert_eq!(
+            (crawl.max_pages, crawl.max_depth, crawl.same_site),
+            (50, 3, true)
+        );
+        let err = Journey::parse("name = \"c\"\n").unwrap_err();
+        assert!(err.contains("[crawl]"), "{err}");
+        let err = Journey::parse("name = \"c\"\n[crawl]\nmax_pages = 5\n").unwrap_err();
+        assert!(err.contains("start"), "{err}");
+        let pages = [
+            "https://www.shop.test/".to_owned(),
+            "https://www.shop.test/search?q=a".to_owned(),
+            "http://www.shop.test/".to_owned(),
+            "http://127.0.0.1/admin".to_owned(),
+        ];
+        let steps: Vec<(String, String)> = j
+            .with_pages(&pages, false)
+            .steps
+            .into_iter()
+            .map(|s| (s.name, s.url))
+            .collect();
+        assert_eq!(
+            steps,
+            [
+                ("/".to_owned(), pages[0].clone()),
+                ("/search?q=a".to_owned(), pages[1].clone()),
+                ("/ (2)".to_owned(), pages[2].clone()),
+            ],
+            "a private address is not scanned without --allow-private-network"
+        );
+    }
 
     #[test]
     fn parses_the_issue_example() {

@@ -13,6 +13,7 @@
 mod browser;
 pub mod catalog;
 pub mod cmp;
+pub mod crawl;
 pub mod diff;
 /// The DNS wire format (a CNAME query and its answer) is always built: the answer parser
 /// reads bytes from the network and is fuzzed (fuzz/fuzz_targets/dns_answer.rs); the UDP
@@ -201,6 +202,26 @@ pub async fn scan_journey(
         block_third_parties: false,
         screenshots: opts.screenshots,
     };
+    let crawled;
+    let journey = match &journey.crawl {
+        Some(crawl) => {
+            let not_scannable = |message: String| ScanError::NotScannable {
+                journey: journey.name.clone(),
+                message,
+            };
+            let pages = browser::discover(journey, crawl, &settings)
+                .await
+                .map_err(|e| not_scannable(format!("the crawl failed: {e}")))?;
+            crawled = journey.with_pages(&pages, opts.allow_private_network);
+            if crawled.steps.is_empty() {
+                return Err(not_scannable(
+                    "the crawl found no page to scan: check [crawl] start, sitemap, include and exclude".into(),
+                ));
+            }
+            &crawled
+        }
+        None => journey,
+    };
     let scenarios = if opts.scenarios.is_empty() {
         journey.default_scenarios()
     } else {
@@ -249,7 +270,18 @@ pub async fn scan_journey(
     };
     let found = findings::evaluate(&evidence, &input);
     let duration = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-    Ok(Report::new(&journey.name, evidence, found, duration))
+    let mut report = Report::new(&journey.name, evidence, found, duration);
+    if journey.crawl.is_some() {
+        let urls: Vec<String> = journey.steps.iter().map(|s| s.url.clone()).collect();
+        let by_url = crawl::templates(&urls);
+        let templates = journey
+            .steps
+            .iter()
+            .filter_map(|s| Some((s.name.clone(), by_url.get(&s.url)?.clone())))
+            .collect();
+        report.templates = report::by_template(&report.findings, &templates);
+    }
+    Ok(report)
 }
 
 /// Upper bound on scenarios run at once, whatever is asked.

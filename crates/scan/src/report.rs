@@ -26,10 +26,72 @@ pub struct Report {
     pub duration_ms: u64,
     pub scenarios: Vec<ScenarioReport>,
     pub findings: Vec<Finding>,
+    /// A crawl's findings grouped by page template (`/products/*`): one item per kind,
+    /// scenario, vendor and template, with how many pages have it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub templates: Vec<TemplateFindings>,
     /// The screenshots' PNGs by their path relative to the report, written by
     /// [`Report::write_json`]; not part of the JSON.
     #[serde(skip)]
     pub screenshot_files: Vec<(String, Vec<u8>)>,
+}
+
+/// One finding as it recurs over the pages of a template.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TemplateFindings {
+    pub template: String,
+    pub kind: crate::findings::FindingKind,
+    pub severity: crate::findings::Severity,
+    pub scenario: Option<Scenario>,
+    pub vendor: String,
+    /// Pages of the template with the finding.
+    pub pages: usize,
+    /// The first few of them, by step name.
+    pub examples: Vec<String>,
+}
+
+/// How many pages of a template a report names.
+const EXAMPLES: usize = 3;
+
+/// Groups `findings` by the template of their step's page (`templates`: step name →
+/// template); journey-wide findings and steps without a template are left out. Most pages
+/// first.
+pub fn by_template(
+    findings: &[Finding],
+    templates: &std::collections::HashMap<String, String>,
+) -> Vec<TemplateFindings> {
+    let mut groups: Vec<TemplateFindings> = Vec::new();
+    for f in findings {
+        let Some(template) = f.step.as_ref().and_then(|step| templates.get(step)) else {
+            continue;
+        };
+        let step = f.step.clone().unwrap_or_default();
+        match groups.iter_mut().find(|g| {
+            g.template == *template
+                && g.kind == f.kind
+                && g.scenario == f.scenario
+                && g.vendor == f.vendor
+        }) {
+            Some(group) => {
+                group.pages += 1;
+                group.severity = group.severity.max(f.severity);
+                if group.examples.len() < EXAMPLES {
+                    group.examples.push(step);
+                }
+            }
+            None => groups.push(TemplateFindings {
+                template: template.clone(),
+                kind: f.kind,
+                severity: f.severity,
+                scenario: f.scenario.clone(),
+                vendor: f.vendor.clone(),
+                pages: 1,
+                examples: vec![step],
+            }),
+        }
+    }
+    groups.sort_by(|a, b| b.pages.cmp(&a.pages).then(b.severity.cmp(&a.severity)));
+    groups
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -165,6 +227,7 @@ impl Report {
             scenarios,
             findings,
             screenshot_files,
+            templates: Vec::new(),
         }
     }
 
@@ -263,7 +326,29 @@ impl Report {
                 format!(": {}", tally.join(", "))
             }
         );
-        let mut sorted: Vec<&Finding> = self.findings.iter().collect();
+        for g in &self.templates {
+            let scenario = g
+                .scenario
+                .as_ref()
+                .map_or("journey".to_owned(), |s| s.to_string());
+            let _ = writeln!(
+                out,
+                "  [{:<8}] {:<22} {:<28} {} on {} page(s) of {} (e.g. {})",
+                g.severity.name(),
+                g.kind.name(),
+                scenario,
+                g.vendor,
+                g.pages,
+                g.template,
+                g.examples.join(", ")
+            );
+        }
+        let mut sorted: Vec<&Finding> = self
+            .findings
+            .iter()
+            // A crawl's page findings are in their templates' lines above.
+            .filter(|f| self.templates.is_empty() || f.step.is_none())
+            .collect();
         sorted.sort_by_key(|f| std::cmp::Reverse(f.severity));
         for f in sorted {
             let place = match (&f.scenario, &f.step) {
@@ -327,6 +412,53 @@ mod tests {
             }],
             1234,
         )
+    }
+
+    #[test]
+    fn findings_are_grouped_by_their_pages_template() {
+        let finding = |step: &str, vendor: &str, severity| Finding {
+            kind: FindingKind::PreConsent,
+            severity,
+            scenario: Some(Scenario::NoInteraction),
+            step: Some(step.into()),
+            vendor: vendor.into(),
+            message: String::new(),
+            evidence: FindingEvidence::default(),
+        };
+        let findings = [
+            finding("/p/1", "Meta", Severity::High),
+            finding("/p/2", "Meta", Severity::Critical),
+            finding("/p/3", "Meta", Severity::High),
+            finding("/p/4", "Meta", Severity::High),
+            finding("/", "Meta", Severity::High),
+            finding("/p/1", "TikTok", Severity::High),
+        ];
+        let templates: std::collections::HashMap<String, String> = [
+            ("/p/1", "/p/*"),
+            ("/p/2", "/p/*"),
+            ("/p/3", "/p/*"),
+            ("/p/4", "/p/*"),
+            ("/", "/"),
+        ]
+        .map(|(a, b)| (a.to_owned(), b.to_owned()))
+        .into();
+        let groups = by_template(&findings, &templates);
+        assert_eq!(groups.len(), 3);
+        assert_eq!(
+            (
+                groups[0].template.as_str(),
+                groups[0].vendor.as_str(),
+                groups[0].pages
+            ),
+            ("/p/*", "Meta", 4)
+        );
+        assert_eq!(
+            groups[0].severity,
+            Severity::Critical,
+            "the worst of its pages"
+        );
+        assert_eq!(groups[0].examples, ["/p/1", "/p/2", "/p/3"]);
+        assert_eq!(groups[1].pages, 1);
     }
 
     #[test]

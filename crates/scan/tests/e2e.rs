@@ -220,6 +220,7 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
             let kind = match file.extension().and_then(|e| e.to_str()) {
                 Some("html") => "text/html; charset=utf-8",
                 Some("js") => "text/javascript",
+                Some("xml") => "application/xml",
                 _ => "image/gif",
             };
             let extra =
@@ -1204,6 +1205,69 @@ async fn consent_banners_are_operated_through_their_cmp_or_reported() {
         "consent banner",
     );
     assert!(f.message.contains("[consent.reject-all]"), "{}", f.message);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crawl_scans_the_pages_it_finds_and_groups_findings_by_template() {
+    let server = start_server(None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let opts = ScanOptions {
+        scenarios: vec![Scenario::NoInteraction],
+        ..options()
+    };
+    let r = scan(&journey("crawl.toml", server.port, 1, dir.path()), &opts).await;
+    println!("{}", r.summary());
+    assert!(!r.incomplete, "{}", r.summary());
+    let mut steps: Vec<&str> = r.scenarios[0]
+        .steps
+        .iter()
+        .map(|s| s.name.as_str())
+        .collect();
+    steps.sort_unstable();
+    // Linked pages (the fragment dropped), and the sitemap's page no link reaches; not the
+    // excluded logout, nor the links off the site.
+    assert_eq!(
+        steps,
+        [
+            "/",
+            "/about.html",
+            "/faq.html",
+            "/products/1.html",
+            "/products/2.html",
+            "/products/3.html",
+            "/products/4.html",
+            "/products/5.html",
+            "/products/6.html"
+        ]
+    );
+    let ga: Vec<_> = r
+        .templates
+        .iter()
+        .filter(|t| t.kind == FindingKind::PreConsent && t.vendor == "Google Analytics")
+        .collect();
+    assert_eq!(ga.len(), 1, "{:?}", r.templates);
+    assert_eq!(ga[0].template, "/products/*");
+    assert_eq!(ga[0].pages, 6);
+    assert_eq!(ga[0].examples.len(), 3);
+
+    // Limits: at most max_pages pages, breadth first from the start.
+    let limited = dir.path().join("limited.toml");
+    std::fs::write(
+        &limited,
+        format!(
+            "name = \"limited\"\n[browser]\nhost_resolver_rules = \"MAP * 127.0.0.1:{}\"\n\
+             [crawl]\nstart = \"http://www.crawl.test/\"\nmax_pages = 3\n",
+            server.port
+        ),
+    )
+    .unwrap();
+    let r = scan(&limited, &opts).await;
+    let steps: Vec<&str> = r.scenarios[0]
+        .steps
+        .iter()
+        .map(|s| s.name.as_str())
+        .collect();
+    assert_eq!(steps, ["/", "/products/1.html", "/products/2.html"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
