@@ -10,7 +10,7 @@
 #   bench/run.sh console [--people N] [--events N] [--times N]
 #   bench/run.sh log-size [--postgres URL] [--events N] [--users N]
 #   bench/run.sh audience-sync [--load EVENTS_PER_S] [--samples N]
-#   bench/run.sh scan          (needs Debian's chromium: scripts/install-chromium.sh)
+#   bench/run.sh scan [--crawl PAGES]   (needs Debian's chromium: scripts/install-chromium.sh)
 #   bench/run.sh attribution | linkage-febrl | linkage-1m
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -182,8 +182,13 @@ enum Bench {
         #[arg(long, default_value_t = 16_384)]
         size: usize,
     },
-    /// A 10-step journey scanned under five consent scenarios, against bare Chromium loads.
-    Scan,
+    /// A 10-step journey scanned under five consent scenarios, against bare Chromium loads;
+    /// with `--crawl N`, a generated N-page site crawled and scanned under two scenarios.
+    Scan {
+        /// Crawl a site of this many pages instead (the figure: 200).
+        #[arg(long, value_name = "PAGES")]
+        crawl: Option<usize>,
+    },
     /// The baseline: accepts the same requests, parses the JSON, discards it.
     NoopServer,
 }
@@ -205,7 +210,8 @@ fn main() -> Result<()> {
         Bench::Vendors { events, warehouse } => {
             runtime.block_on(vendors::run(events.max(1), warehouse))
         }
-        Bench::Scan => runtime.block_on(scan::run()),
+        Bench::Scan { crawl: None } => runtime.block_on(scan::run()),
+        Bench::Scan { crawl: Some(pages) } => runtime.block_on(scan::crawl(pages.clamp(1, 2000))),
         Bench::TrainDict { out, samples, size } => segment::train_dictionary(&out, samples, size),
         Bench::LogSize {
             postgres,

@@ -4,6 +4,11 @@
 //! instrumentation (`chromium --headless --dump-dom URL`, one process per page, as a plain
 //! page load costs), in the same run. The site is served from memory by this process; every
 //! host name is mapped to it with `--host-resolver-rules`.
+//!
+//! `--crawl N`: a site of N pages (and an index linking them all) crawled by a journey's
+//! `[crawl]` and scanned under no-interaction and accept-all, against the same N pages
+//! through the bare Chromium loop; pages per minute per scenario, and the peak memory of
+//! the scan (the `sightline` process and its browsers).
 
 use crate::{round3, sibling};
 use anyhow::{bail, Context, Result};
@@ -112,6 +117,13 @@ async fn serve_site() -> Result<u16> {
             ("www.bench.test", "/site.css") => {
                 ([(header::CONTENT_TYPE, "text/css")], "body { font: 16px sans-serif }").into_response()
             }
+            ("www.bench.test", "/index.html") => {
+                let links: String = (1..=MAX_CRAWL)
+                    .map(|n| format!("<a href='/step-{n}.html'>{n}</a> "))
+                    .collect();
+                axum::response::Html(format!("<!doctype html><title>Index</title>{links}"))
+                    .into_response()
+            }
             ("www.bench.test", p) if p.starts_with("/step-") => {
                 let n: usize = p
                     .trim_start_matches("/step-")
@@ -165,9 +177,9 @@ fn chromium() -> String {
 }
 
 /// The same pages loaded by a bare Chromium: one `--dump-dom` process per page, no DevTools.
-fn bare_load(port: u16, profile: &Path) -> Result<f64> {
+fn bare_load(port: u16, profile: &Path, pages: usize) -> Result<f64> {
     let started = Instant::now();
-    for step in 1..=STEPS {
+    for step in 1..=pages {
         let out = Command::new(chromium())
             .args([
                 "--headless",
@@ -240,8 +252,8 @@ pub async fn run() -> Result<()> {
         let (dir, sightline) = (dir.clone(), sightline.clone());
         move || -> Result<_> {
             // Warm the page cache of the browser binary once, outside the timings.
-            bare_load(port, &dir.join("warm"))?;
-            let bare = bare_load(port, &dir.join("bare"))?;
+            bare_load(port, &dir.join("warm"), STEPS)?;
+            let bare = bare_load(port, &dir.join("bare"), STEPS)?;
             let auto = scan(&sightline, &dir, None)?;
             let serial = scan(&sightline, &dir, Some("1"))?;
             Ok((bare, auto, serial))
@@ -284,6 +296,145 @@ pub async fn run() -> Result<()> {
     );
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
+}
+
+/// The index links this many pages; a crawl takes the first N.
+const MAX_CRAWL: usize = 2000;
+
+/// The crawl variant: see the module's documentation.
+pub async fn crawl(pages: usize) -> Result<()> {
+    let sightline = sibling("sightline")?;
+    let port = serve_site().await?;
+    let dir = tempfile_dir()?;
+    std::fs::write(
+        dir.join("journey.toml"),
+        format!(
+            "name = \"crawl\"\n[browser]\nhost_resolver_rules = \"MAP * 127.0.0.1:{port}\"\n\
+             [consent.accept-all]\nclick = [\"#cmp-accept\"]\n\
+             [inventory]\nvendors = [\"Bench Tags\", \"Bench Analytics\", \"Bench Ads\"]\n\
+             [crawl]\nstart = \"http://www.bench.test/index.html\"\nmax_pages = {}\nmax_depth = 1\n\
+             include = [\"*/step-*\", \"*/index.html\"]\n",
+            pages + 1
+        ),
+    )?;
+    std::fs::write(dir.join("catalog.toml"), CATALOG)?;
+    let (bare_ms, (scan_ms, peak_bytes, report)) = tokio::task::spawn_blocking({
+        let (dir, sightline) = (dir.clone(), sightline.clone());
+        move || -> Result<_> {
+            bare_load(port, &dir.join("warm"), STEPS)?;
+            let bare = bare_load(port, &dir.join("bare"), pages)?;
+            Ok((bare, scan_measured(&sightline, &dir)?))
+        }
+    })
+    .await??;
+    let scanned: Vec<usize> = report["scenarios"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|s| s["steps"].as_array().map_or(0, Vec::len))
+        .collect();
+    if scanned.len() != 2 || scanned.iter().any(|n| *n != pages + 1) {
+        bail!(
+            "the crawl scanned {scanned:?} pages per scenario, not {}",
+            pages + 1
+        );
+    }
+    let per_minute = |count: usize, ms: f64| round3(count as f64 / (ms / 60_000.0));
+    println!(
+        "{}",
+        json!({
+            "bench": "scan-crawl",
+            "pages": pages + 1,
+            "scenarios": 2,
+            "scan_wall_ms": scan_ms.round(),
+            "pages_per_minute_per_scenario": per_minute(pages + 1, scan_ms),
+            "peak_memory_mib": round3(peak_bytes as f64 / (1024.0 * 1024.0)),
+            "templates": report["templates"].as_array().map_or(0, Vec::len),
+            "findings": report["findings"].as_array().map_or(0, Vec::len),
+            "baseline": "bare chromium --headless --dump-dom, one process per page, no DevTools",
+            "baseline_pages_per_minute": per_minute(pages, bare_ms),
+            "ratio_vs_bare": round3(per_minute(pages + 1, scan_ms) / per_minute(pages, bare_ms)),
+        })
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+/// `sightline scan` of the crawl journey under two scenarios, sampling the memory of the
+/// process and its descendants every 100 ms: wall ms, peak bytes, the report.
+fn scan_measured(sightline: &Path, dir: &Path) -> Result<(f64, u64, Value)> {
+    let out = dir.join("out-crawl");
+    let started = Instant::now();
+    let mut child = Command::new(sightline)
+        .arg("scan")
+        .arg(dir.join("journey.toml"))
+        .arg("--allow-private-network")
+        .arg("--out")
+        .arg(&out)
+        .arg("--catalog")
+        .arg(dir.join("catalog.toml"))
+        .args(["--scenario", "no-interaction", "--scenario", "accept-all"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
+    let mut peak = 0;
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        peak = peak.max(tree_rss(child.id()));
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let wall = started.elapsed().as_secs_f64() * 1000.0;
+    if !status.success() {
+        let mut stderr = String::new();
+        if let Some(mut e) = child.stderr.take() {
+            use std::io::Read;
+            let _ = e.read_to_string(&mut stderr);
+        }
+        bail!("sightline scan failed: {stderr}");
+    }
+    let report: Value = serde_json::from_slice(&std::fs::read(out.join("report.json"))?)?;
+    Ok((wall, peak, report))
+}
+
+/// The resident memory of `root` and every process descended from it, in bytes.
+fn tree_rss(root: u32) -> u64 {
+    let mut parents: Vec<(u32, u32, u64)> = Vec::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    for entry in entries.flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(status) = std::fs::read_to_string(entry.path().join("status")) else {
+            continue;
+        };
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|v| v.split_whitespace().next())
+                .and_then(|v| v.parse::<u64>().ok())
+        };
+        if let Some(ppid) = field("PPid:") {
+            parents.push((pid, ppid as u32, field("VmRSS:").unwrap_or(0) * 1024));
+        }
+    }
+    let mut tree = vec![root];
+    let mut total = 0;
+    while let Some(pid) = tree.pop() {
+        for (child, ppid, rss) in &parents {
+            if *child == pid {
+                total += rss;
+            }
+            if *ppid == pid {
+                tree.push(*child);
+            }
+        }
+    }
+    total
 }
 
 fn tempfile_dir() -> Result<std::path::PathBuf> {

@@ -1,10 +1,13 @@
 // The consent banner recipes, run in the page by the scanner (`cmp.rs`): finds which CMP
-// the page has and, when `act`, makes the choice `choice` ("accept_all" or "reject_all")
-// through the CMP's own JavaScript API where it has one, else by clicking its known
-// button, looked for in the document, in open shadow roots and in same-origin frames.
+// the page has and, when `act`, makes the choice `choice` ({kind: "accept_all",
+// "reject_all" or "custom", and for custom the purpose groups granted: analytics,
+// advertising, functional, social}) through the CMP's own JavaScript API where it has
+// one, else (accept and reject) by clicking its known button, looked for in the
+// document, in open shadow roots and in same-origin frames.
 // Returns {cmp, method, made, detail}; {cmp: null} while no CMP is recognised (it may
 // still be loading: the scanner asks again). Cross-origin frames are `frame.js`'s.
 (choice, act) => {
+  const kind = choice.kind;
   const get = (path) => {
     try {
       return path.split(".").reduce((o, k) => (o == null ? undefined : o[k]), window);
@@ -53,6 +56,16 @@
       present: () => get("OneTrust") || get("Optanon") || scripts(["otSDKStub.js", "otBannerSdk.js", "cdn.cookielaw.org"]),
       accept_all: () => get("OneTrust.AllowAll") && (window.OneTrust.AllowAll(), true),
       reject_all: () => get("OneTrust.RejectAll") && (window.OneTrust.RejectAll(), true),
+      // OneTrust's standard groups: C0002 performance, C0003 functional, C0004 targeting,
+      // C0005 social media.
+      custom: () => {
+        if (!get("OneTrust.UpdateConsent")) return false;
+        const groups = { C0002: choice.analytics, C0003: choice.functional, C0004: choice.advertising, C0005: choice.social };
+        for (const [group, granted] of Object.entries(groups)) {
+          window.OneTrust.UpdateConsent("Category", `${group}:${granted ? 1 : 0}`);
+        }
+        return true;
+      },
       buttons: {
         accept_all: ["#onetrust-accept-btn-handler", "#accept-recommended-btn-handler"],
         reject_all: ["#onetrust-reject-all-handler", ".ot-pc-refuse-all-handler"],
@@ -65,6 +78,10 @@
         get("Cookiebot.submitCustomConsent") && (window.Cookiebot.submitCustomConsent(true, true, true), true),
       reject_all: () =>
         get("Cookiebot.submitCustomConsent") && (window.Cookiebot.submitCustomConsent(false, false, false), true),
+      // Preferences, statistics, marketing.
+      custom: () =>
+        get("Cookiebot.submitCustomConsent") &&
+        (window.Cookiebot.submitCustomConsent(choice.functional, choice.analytics, choice.advertising), true),
       buttons: {
         accept_all: ["#CybotCookiebotDialogBodyLevelButtonLevelOptinAllowAll"],
         reject_all: ["#CybotCookiebotDialogBodyButtonDecline"],
@@ -133,14 +150,14 @@
     } catch (e) {}
     if (!present) continue;
     if (!act) return { cmp: r.name, made: false };
-    if (r[choice]) {
+    if (r[kind]) {
       try {
-        if (r[choice]()) return { cmp: r.name, method: "api", made: true };
+        if (r[kind]()) return { cmp: r.name, method: "api", made: true };
       } catch (e) {
         // Not ready, or changed: the buttons may still work.
       }
     }
-    const button = find(r.buttons[choice]);
+    const button = find(r.buttons[kind] || []);
     if (button) {
       button.click();
       return { cmp: r.name, method: "selector", made: true };
@@ -148,7 +165,7 @@
     return {
       cmp: r.name,
       made: false,
-      detail: `${r.name} is on the page but offers no ${choice.replace("_", "-")} this scanner can use (no API, no visible button)`,
+      detail: `${r.name} is on the page but offers no ${kind.replace("_", "-")} choice this scanner can use (no API, no visible button)`,
     };
   }
   return { cmp: null, made: false };

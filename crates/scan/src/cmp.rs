@@ -11,6 +11,7 @@
 //! `UC_UI.denyAllConsents()`, …), else clicks its known button, also inside open shadow
 //! roots and frames.
 
+use crate::catalog::Category;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::time::Duration;
@@ -20,6 +21,35 @@ use std::time::Duration;
 pub enum Choice {
     AcceptAll,
     RejectAll,
+    /// Some purposes: made through a CMP whose API takes them (Cookiebot's and OneTrust's
+    /// standard categories).
+    Custom(Grants),
+}
+
+/// The CMPs' common purpose groups a custom choice grants.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Grants {
+    /// Statistics / performance: analytics, session replay, A/B testing.
+    pub analytics: bool,
+    /// Marketing / targeting: advertising, customer data, marketing automation.
+    pub advertising: bool,
+    /// Preferences / functional: support widgets.
+    pub functional: bool,
+    /// Social media.
+    pub social: bool,
+}
+
+impl Grants {
+    /// The groups a custom choice granting the catalog `categories` grants: each group by
+    /// its main category (a CMP cannot grant analytics without the rest of its group).
+    pub fn of(categories: &[Category]) -> Grants {
+        Grants {
+            analytics: categories.contains(&Category::Analytics),
+            advertising: categories.contains(&Category::Advertising),
+            functional: categories.contains(&Category::Support),
+            social: categories.contains(&Category::Social),
+        }
+    }
 }
 
 impl Choice {
@@ -27,7 +57,19 @@ impl Choice {
         match self {
             Choice::AcceptAll => "accept_all",
             Choice::RejectAll => "reject_all",
+            Choice::Custom(_) => "custom",
         }
+    }
+
+    /// The choice as the scripts take it: `{"kind", …grants}`.
+    fn json(self) -> String {
+        let grants = match self {
+            Choice::Custom(grants) => grants,
+            _ => Grants::default(),
+        };
+        let mut value = serde_json::to_value(grants).unwrap_or_default();
+        value["kind"] = self.as_str().into();
+        value.to_string()
     }
 }
 
@@ -50,17 +92,13 @@ pub struct Banner {
 /// The script that recognises the page's CMP and, when `act`, makes `choice` through it.
 /// Recognising first and acting after lets the scanner mark when the choice was made.
 pub fn page_script(choice: Choice, act: bool) -> String {
-    format!("({})({:?}, {act})", include_str!("cmp.js"), choice.as_str())
+    format!("({})({}, {act})", include_str!("cmp.js"), choice.json())
 }
 
 /// The script run in each frame: a banner that is a frame of its own, found and, when
 /// `act`, clicked.
 pub fn frame_script(choice: Choice, act: bool) -> String {
-    format!(
-        "({})({:?}, {act})",
-        include_str!("frame.js"),
-        choice.as_str()
-    )
+    format!("({})({}, {act})", include_str!("frame.js"), choice.json())
 }
 
 /// A script's answer as a banner: `None` while no CMP is recognised (it may still be
@@ -78,10 +116,12 @@ pub fn not_found(choice: Choice, waited: Duration) -> Banner {
         method: None,
         made: false,
         detail: Some(format!(
-            "no consent banner of a CMP the scanner knows appeared within {}s, and the journey names no selectors for {}: add [consent.{}] click = [\"…\"] to the journey",
+            "no consent banner of a CMP the scanner knows appeared within {}s, and the journey names no selectors for this choice: give [consent.{}] click = [\"…\"]",
             waited.as_secs(),
-            choice.as_str().replace('_', "-"),
-            choice.as_str().replace('_', "-"),
+            match choice {
+                Choice::Custom(_) => "custom.NAME".to_owned(),
+                other => other.as_str().replace('_', "-"),
+            },
         )),
     }
 }
@@ -95,7 +135,12 @@ mod tests {
     fn scripts_call_their_recipes_with_the_choice() {
         let page = page_script(Choice::RejectAll, true);
         assert!(page.starts_with("(// The consent banner recipes"), "{page}");
-        assert!(page.ends_with(")(\"reject_all\", true)"), "{page}");
+        assert!(
+            page.ends_with(
+                r#")({"analytics":false,"advertising":false,"functional":false,"social":false,"kind":"reject_all"}, true)"#
+            ),
+            "{page}"
+        );
         for api in [
             "OneTrust.RejectAll()",
             "Cookiebot.submitCustomConsent(false, false, false)",
@@ -104,7 +149,17 @@ mod tests {
         ] {
             assert!(page.contains(api), "{api}");
         }
-        assert!(frame_script(Choice::AcceptAll, false).ends_with(")(\"accept_all\", false)"));
+        assert!(frame_script(Choice::AcceptAll, false).ends_with(r#""kind":"accept_all"}, false)"#));
+        let custom = page_script(
+            Choice::Custom(Grants::of(&[
+                Category::Analytics,
+                Category::SessionReplay,
+                Category::AbTesting,
+            ])),
+            true,
+        );
+        assert!(custom.contains(r#"{"analytics":true,"advertising":false,"functional":false,"social":false,"kind":"custom"}"#), "{custom}");
+        assert!(custom.contains("UpdateConsent"), "{custom}");
     }
 
     #[test]

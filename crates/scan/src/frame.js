@@ -3,11 +3,12 @@
 // a CMP whose banner is a cross-origin frame (Sourcepoint's message). Returns {cmp,
 // method, made} when it found one, else {cmp: null}.
 (choice, act) => {
+  const kind = choice.kind;
   const buttons = [
     { name: "sourcepoint", accept_all: [".sp_choice_type_11"], reject_all: [".sp_choice_type_13"] },
   ];
   for (const b of buttons) {
-    for (const sel of b[choice]) {
+    for (const sel of b[kind] || []) {
       const el = document.querySelector(sel);
       if (el) {
         const r = el.getBoundingClientRect();

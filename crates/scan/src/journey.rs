@@ -506,7 +506,15 @@ impl Journey {
                 .consent
                 .custom
                 .get(name)
-                .map(|c| Some(c.choice()))
+                .map(|c| {
+                    let mut choice = c.choice();
+                    if choice == ConsentChoice::default() {
+                        // No way given: through the page's CMP, if its API takes purposes.
+                        choice.cmp =
+                            Some(crate::cmp::Choice::Custom(crate::cmp::Grants::of(&c.grant)));
+                    }
+                    Some(choice)
+                })
                 .ok_or_else(|| missing(format!("consent.custom.{name}"))),
         }
     }

@@ -1124,6 +1124,26 @@ async fn consent_banners_are_operated_through_their_cmp_or_reported() {
         r.summary()
     );
 
+    // A per-purpose choice through OneTrust's UpdateConsent: analytics only.
+    let custom = Scenario::Custom("analytics-only".into());
+    let r = scan(
+        &journey("onetrust.toml", server.port, 1, dir.path()),
+        &ScanOptions {
+            scenarios: vec![custom.clone()],
+            ..options()
+        },
+    )
+    .await;
+    let b = banner(&r, custom.clone());
+    assert_eq!((b.method.as_deref(), b.made), (Some("api"), true), "{b:?}");
+    assert_eq!(
+        vendors(&r, custom)
+            .iter()
+            .filter(|v| *v == "Amplitude" || *v == "Meta")
+            .collect::<Vec<_>>(),
+        ["Amplitude"]
+    );
+
     // Sourcepoint's banner is a cross-origin frame: its button is clicked in the frame.
     let r = scan(
         &journey("sourcepoint.toml", server.port, 1, dir.path()),
