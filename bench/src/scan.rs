@@ -121,8 +121,12 @@ async fn serve_site() -> Result<u16> {
                 let links: String = (1..=MAX_CRAWL)
                     .map(|n| format!("<a href='/step-{n}.html'>{n}</a> "))
                     .collect();
-                axum::response::Html(format!("<!doctype html><title>Index</title>{links}"))
-                    .into_response()
+                // The banner too: a crawl's consent is given on its first page.
+                axum::response::Html(format!(
+                    "<!doctype html><title>Index</title><script src='/cmp.js'></script>\
+                     <div id=cmp-banner><button id=cmp-accept>Accept all</button></div>{links}"
+                ))
+                .into_response()
             }
             ("www.bench.test", p) if p.starts_with("/step-") => {
                 let n: usize = p
@@ -348,7 +352,7 @@ pub async fn crawl(pages: usize) -> Result<()> {
             "scenarios": 2,
             "scan_wall_ms": scan_ms.round(),
             "pages_per_minute_per_scenario": per_minute(pages + 1, scan_ms),
-            "peak_memory_mib": round3(peak_bytes as f64 / (1024.0 * 1024.0)),
+            "peak_memory_pss_mib": round3(peak_bytes as f64 / (1024.0 * 1024.0)),
             "templates": report["templates"].as_array().map_or(0, Vec::len),
             "findings": report["findings"].as_array().map_or(0, Vec::len),
             "baseline": "bare chromium --headless --dump-dom, one process per page, no DevTools",
@@ -361,7 +365,7 @@ pub async fn crawl(pages: usize) -> Result<()> {
 }
 
 /// `sightline scan` of the crawl journey under two scenarios, sampling the memory of the
-/// process and its descendants every 100 ms: wall ms, peak bytes, the report.
+/// process and its descendants every 100 ms: wall ms, peak bytes (PSS), the report.
 fn scan_measured(sightline: &Path, dir: &Path) -> Result<(f64, u64, Value)> {
     let out = dir.join("out-crawl");
     let started = Instant::now();
@@ -398,7 +402,8 @@ fn scan_measured(sightline: &Path, dir: &Path) -> Result<(f64, u64, Value)> {
     Ok((wall, peak, report))
 }
 
-/// The resident memory of `root` and every process descended from it, in bytes.
+/// The memory of `root` and every process descended from it (proportional set size, else
+/// resident), in bytes.
 fn tree_rss(root: u32) -> u64 {
     let mut parents: Vec<(u32, u32, u64)> = Vec::new();
     let Ok(entries) = std::fs::read_dir("/proc") else {
@@ -418,8 +423,20 @@ fn tree_rss(root: u32) -> u64 {
                 .and_then(|v| v.split_whitespace().next())
                 .and_then(|v| v.parse::<u64>().ok())
         };
+        // Proportional set size: the browsers' shared pages are counted once between them,
+        // where summing their RSS would count them in every process.
+        let pss = std::fs::read_to_string(entry.path().join("smaps_rollup"))
+            .ok()
+            .and_then(|rollup| {
+                rollup
+                    .lines()
+                    .find_map(|l| l.strip_prefix("Pss:"))
+                    .and_then(|v| v.split_whitespace().next())
+                    .and_then(|v| v.parse::<u64>().ok())
+            });
         if let Some(ppid) = field("PPid:") {
-            parents.push((pid, ppid as u32, field("VmRSS:").unwrap_or(0) * 1024));
+            let kib = pss.or_else(|| field("VmRSS:")).unwrap_or(0);
+            parents.push((pid, ppid as u32, kib * 1024));
         }
     }
     let mut tree = vec![root];

@@ -12,7 +12,9 @@ mod common;
 #[path = "../../activate/tests/fakes/mod.rs"]
 mod fakes;
 
-use common::{backends, client, credentials, send_ok, sightline_json, Backend, Server, BIN};
+use common::{
+    backends, client, credentials, deliveries, send_ok, sightline_json, Backend, Server, BIN,
+};
 use fakes::{Fake, Kind};
 use serde_json::{json, Value};
 use std::process::Command;
@@ -40,23 +42,6 @@ fn sightline_with_env(
         .envs(env.iter().copied())
         .output()
         .expect("run sightline")
-}
-
-fn deliveries(backend: &Backend, destination: &str) -> Vec<Value> {
-    sightline_json(
-        backend,
-        &[
-            "deliveries",
-            "list",
-            "--destination",
-            destination,
-            "--limit",
-            "100",
-        ],
-    )["deliveries"]
-        .as_array()
-        .unwrap()
-        .clone()
 }
 
 fn context(purposes: Value) -> Value {

@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{backends, credentials, send_ok, sightline_json, Backend, Server, BIN};
+use common::{backends, credentials, deliveries, send_ok, sightline_json, Server, BIN};
 use serde_json::{json, Value};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -20,23 +20,6 @@ async fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-}
-
-fn delivered(backend: &Backend) -> Vec<Value> {
-    sightline_json(
-        backend,
-        &[
-            "deliveries",
-            "list",
-            "--destination",
-            "dwh",
-            "--limit",
-            "100",
-        ],
-    )["deliveries"]
-        .as_array()
-        .unwrap()
-        .clone()
 }
 
 async fn warehouse(url: &str) -> Client {
@@ -190,10 +173,10 @@ async fn events_land_in_segment_shaped_tables_that_evolve_and_replays_add_nothin
         ]}))
         .await;
         wait_for(&format!("{name}: the first batch delivered"), || {
-            delivered(&backend).len() == 8
+            deliveries(&backend, "dwh").len() == 8
         })
         .await;
-        let outcomes = delivered(&backend);
+        let outcomes = deliveries(&backend, "dwh");
         let status = |id: &str| {
             outcomes
                 .iter()
@@ -310,7 +293,7 @@ async fn events_land_in_segment_shaped_tables_that_evolve_and_replays_add_nothin
         )
         .await;
         wait_for(&format!("{name}: the second batch delivered"), || {
-            delivered(&backend).len() == 10
+            deliveries(&backend, "dwh").len() == 10
         })
         .await;
         let user = client
@@ -361,10 +344,10 @@ async fn events_land_in_segment_shaped_tables_that_evolve_and_replays_add_nothin
         )
         .await;
         wait_for(&format!("{name}: the third batch delivered"), || {
-            delivered(&backend).len() == 12
+            deliveries(&backend, "dwh").len() == 12
         })
         .await;
-        let outcomes = delivered(&backend);
+        let outcomes = deliveries(&backend, "dwh");
         let refused = outcomes
             .iter()
             .find(|d| d["message_id"] == "refused")

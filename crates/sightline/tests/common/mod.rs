@@ -117,6 +117,24 @@ pub fn sightline_json(backend: &Backend, args: &[&str]) -> Value {
     serde_json::from_slice(&output.stdout).expect("JSON output")
 }
 
+/// A destination's delivery log (its first 100 outcomes), from `deliveries list`.
+pub fn deliveries(backend: &Backend, destination: &str) -> Vec<Value> {
+    sightline_json(
+        backend,
+        &[
+            "deliveries",
+            "list",
+            "--destination",
+            destination,
+            "--limit",
+            "100",
+        ],
+    )["deliveries"]
+        .as_array()
+        .expect("a deliveries list")
+        .clone()
+}
+
 /// A running `sightline serve`.
 pub struct Server {
     child: Child,
