@@ -374,8 +374,13 @@ async fn write(connection: &mut Connection, schema: &str, rows: Vec<Row>) -> Res
         }
         let mut columns = known.cloned().unwrap_or_default();
         columns.extend(change.add.iter().chain(&change.widen).cloned());
-        for insert in warehouse::inserts(schema, &table, &columns, &rows) {
-            transaction.execute(&insert.sql, &params(&insert)).await?;
+        if let Some(insert) = warehouse::insert(schema, &table, &columns, &rows) {
+            let arrays: Vec<&(dyn ToSql + Sync)> = insert
+                .columns
+                .iter()
+                .map(|c| c as &(dyn ToSql + Sync))
+                .collect();
+            transaction.execute(&insert.sql, &arrays).await?;
         }
         changed.push((table, columns));
     }

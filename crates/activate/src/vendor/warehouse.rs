@@ -32,8 +32,7 @@ use sightline_core::EventType;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-/// Events per batch, each one transaction: a few hundred rows per statement keep the
-/// round trips few, and a table's parameters stay under PostgreSQL's 65,535.
+/// Events per batch, each one transaction and one INSERT per table.
 pub const MAX_EVENTS: u32 = 1000;
 /// PostgreSQL truncates longer identifiers (NAMEDATALEN − 1): names are cut here first so
 /// that what we ask for is what the database keeps.
@@ -41,8 +40,6 @@ pub const MAX_NAME_BYTES: usize = 63;
 /// Columns a table may reach: PostgreSQL's limit is 1,600, and a table that wide is a
 /// tracking plan gone wrong. Values for columns past it are left out, with a warning.
 pub const MAX_COLUMNS: usize = 1500;
-/// The parameters one statement may carry (PostgreSQL's protocol allows 65,535).
-const MAX_PARAMS: usize = 60_000;
 
 /// The tables of each call type, and `users`: a track's event table may not take one of
 /// these names (`Users` → `_users`).
@@ -254,7 +251,8 @@ impl Cell {
                 Some(t) => Cell::Time(t),
                 // PostgreSQL's text cannot hold NUL, which JSON can: it becomes U+FFFD
                 // rather than failing the event.
-                None => Cell::Text(s.replace('\0', "\u{FFFD}")),
+                None if s.contains('\0') => Cell::Text(s.replace('\0', "\u{FFFD}")),
+                None => Cell::Text(s.clone()),
             },
             // As JSON text, where a NUL is the escape `\u0000`.
             Value::Array(_) => Cell::Text(value.to_string()),
@@ -616,10 +614,20 @@ pub struct Statement {
     pub params: Vec<Option<String>>,
 }
 
-/// The INSERTs that write `rows` into a table whose columns are `columns` (after its
-/// change): as many rows per statement as its parameters allow. Values for columns the
-/// table lacks (past [`MAX_COLUMNS`]) are left out.
-pub fn inserts(schema: &str, table: &str, columns: &Columns, rows: &[Row]) -> Vec<Statement> {
+/// The INSERT of a table's rows: one text array per column, unnested into rows and cast
+/// to each column's type, so that a statement is as short for 1,000 rows as for one and
+/// its parameters travel as arrays.
+#[derive(Debug, PartialEq)]
+pub struct Insert {
+    pub sql: String,
+    /// A column's values, row by row (`None`: the row has no value for it).
+    pub columns: Vec<Vec<Option<String>>>,
+}
+
+/// The INSERT that writes `rows` into a table whose columns are `columns` (after its
+/// change); `None` when there is nothing to write. Values for columns the table lacks
+/// (past [`MAX_COLUMNS`]) are left out.
+pub fn insert(schema: &str, table: &str, columns: &Columns, rows: &[Row]) -> Option<Insert> {
     let mut names: Vec<&str> = Vec::new();
     for row in rows {
         for (name, _) in &row.columns {
@@ -629,7 +637,7 @@ pub fn inserts(schema: &str, table: &str, columns: &Columns, rows: &[Row]) -> Ve
         }
     }
     if names.is_empty() || rows.is_empty() {
-        return Vec::new();
+        return None;
     }
     let target = qualified(schema, table);
     let list: Vec<String> = names.iter().map(|n| format!("\"{n}\"")).collect();
@@ -658,29 +666,30 @@ pub fn inserts(schema: &str, table: &str, columns: &Columns, rows: &[Row]) -> Ve
     } else {
         " ON CONFLICT (\"id\") DO NOTHING".to_owned()
     };
-    let per_statement = (MAX_PARAMS / names.len()).max(1);
-    rows.chunks(per_statement)
-        .map(|chunk| {
-            let mut sql = format!("INSERT INTO {target} ({}) VALUES ", list.join(", "));
-            let mut params = Vec::with_capacity(chunk.len() * names.len());
-            for (r, row) in chunk.iter().enumerate() {
-                sql.push_str(if r == 0 { "(" } else { ", (" });
-                for (c, name) in names.iter().enumerate() {
-                    params.push(row.get(name).map(Cell::to_text));
-                    let _ = write!(
-                        sql,
-                        "{}${}::text::{}",
-                        if c == 0 { "" } else { ", " },
-                        params.len(),
-                        columns[*name].sql()
-                    );
-                }
-                sql.push(')');
-            }
-            sql.push_str(&conflict);
-            Statement { sql, params }
+    let casts: Vec<String> = names
+        .iter()
+        .map(|n| match columns[*n] {
+            ColumnType::Text => format!("u.\"{n}\""),
+            kind => format!("u.\"{n}\"::{}", kind.sql()),
         })
-        .collect()
+        .collect();
+    let arrays: Vec<String> = (1..=names.len()).map(|i| format!("${i}::text[]")).collect();
+    let sql = format!(
+        "INSERT INTO {target} ({}) SELECT {} FROM unnest({}) AS u({}){conflict}",
+        list.join(", "),
+        casts.join(", "),
+        arrays.join(", "),
+        list.join(", ")
+    );
+    let columns = names
+        .iter()
+        .map(|name| {
+            rows.iter()
+                .map(|row| row.get(name).map(Cell::to_text))
+                .collect()
+        })
+        .collect();
+    Some(Insert { sql, columns })
 }
 
 /// The columns that name a person, and the identifier types whose values they hold: a

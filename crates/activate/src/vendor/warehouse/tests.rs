@@ -275,7 +275,7 @@ fn a_table_stops_growing_at_its_column_limit() {
 }
 
 #[test]
-fn inserts_cast_text_parameters_and_skip_what_is_already_loaded() {
+fn an_insert_unnests_a_text_array_per_column_and_skips_what_is_already_loaded() {
     let columns: Columns = [
         ("id".into(), ColumnType::Text),
         ("n".into(), ColumnType::Double),
@@ -290,23 +290,20 @@ fn inserts_cast_text_parameters_and_skip_what_is_already_loaded() {
         ]),
         row(&[("id", Cell::Text("2".into())), ("gone", Cell::Int(9))]),
     ];
-    let inserts = inserts("web", "t", &columns, &rows);
-    assert_eq!(inserts.len(), 1);
+    let made = insert("web", "t", &columns, &rows).unwrap();
     assert_eq!(
-        inserts[0].sql,
-        r#"INSERT INTO "web"."t" ("id", "n", "b") VALUES ($1::text::text, $2::text::double precision, $3::text::text), ($4::text::text, $5::text::double precision, $6::text::text) ON CONFLICT ("id") DO NOTHING"#
+        made.sql,
+        r#"INSERT INTO "web"."t" ("id", "n", "b") SELECT u."id", u."n"::double precision, u."b" FROM unnest($1::text[], $2::text[], $3::text[]) AS u("id", "n", "b") ON CONFLICT ("id") DO NOTHING"#
     );
     assert_eq!(
-        inserts[0].params,
+        made.columns,
         [
-            Some("1".into()),
-            Some("1".into()),
-            Some("true".into()),
-            Some("2".into()),
-            None,
-            None
+            vec![Some("1".into()), Some("2".into())],
+            vec![Some("1".into()), None],
+            vec![Some("true".into()), None],
         ]
     );
+    assert_eq!(insert("web", "t", &columns, &[]), None);
 }
 
 #[test]
@@ -323,33 +320,8 @@ fn a_persons_row_replaces_values_it_carries_if_it_is_newer() {
         ("plan", Cell::Text("pro".into())),
     ]);
     user.on_conflict = OnConflict::Merge;
-    let sql = &inserts("web", "users", &columns, &[user])[0].sql;
+    let sql = insert("web", "users", &columns, &[user]).unwrap().sql;
     assert!(sql.ends_with(r#"ON CONFLICT ("id") DO UPDATE SET "received_at" = COALESCE(EXCLUDED."received_at", "web"."users"."received_at"), "plan" = COALESCE(EXCLUDED."plan", "web"."users"."plan") WHERE "web"."users"."received_at" IS NULL OR EXCLUDED."received_at" IS NULL OR "web"."users"."received_at" <= EXCLUDED."received_at""#), "{sql}");
-}
-
-#[test]
-fn a_wide_batch_is_split_under_the_parameter_limit() {
-    let columns: Columns = (0..100)
-        .map(|i| (format!("c{i}"), ColumnType::BigInt))
-        .collect();
-    let rows: Vec<Row> = (0..1000)
-        .map(|r| {
-            let cells: Vec<(String, Cell)> =
-                (0..100).map(|i| (format!("c{i}"), Cell::Int(r))).collect();
-            Row {
-                table: "t".into(),
-                on_conflict: OnConflict::Keep,
-                columns: cells,
-            }
-        })
-        .collect();
-    let inserts = inserts("web", "t", &columns, &rows);
-    assert_eq!(inserts.len(), 2);
-    assert!(inserts.iter().all(|i| i.params.len() <= 60_000));
-    assert_eq!(
-        inserts.iter().map(|i| i.params.len()).sum::<usize>(),
-        100_000
-    );
 }
 
 #[test]
