@@ -210,9 +210,9 @@ fn bare_load(port: u16, profile: &Path, pages: usize) -> Result<f64> {
     Ok(started.elapsed().as_secs_f64() * 1000.0)
 }
 
-/// One `sightline scan` of the journey; returns wall milliseconds and the report.
-fn scan(sightline: &Path, dir: &Path, parallel: Option<&str>) -> Result<(f64, Value)> {
-    let out = dir.join(format!("out-{}", parallel.unwrap_or("auto")));
+/// `sightline scan` of the bench's journey and catalog in `dir` under `scenarios`, its
+/// report in `out`.
+fn scan_command(sightline: &Path, dir: &Path, out: &Path, scenarios: &[&str]) -> Command {
     let mut command = Command::new(sightline);
     command
         .arg("scan")
@@ -220,12 +220,19 @@ fn scan(sightline: &Path, dir: &Path, parallel: Option<&str>) -> Result<(f64, Va
         // The fixture site listens on 127.0.0.1.
         .arg("--allow-private-network")
         .arg("--out")
-        .arg(&out)
+        .arg(out)
         .arg("--catalog")
         .arg(dir.join("catalog.toml"));
-    for s in SCENARIOS {
+    for s in scenarios {
         command.args(["--scenario", s]);
     }
+    command
+}
+
+/// One `sightline scan` of the journey; returns wall milliseconds and the report.
+fn scan(sightline: &Path, dir: &Path, parallel: Option<&str>) -> Result<(f64, Value)> {
+    let out = dir.join(format!("out-{}", parallel.unwrap_or("auto")));
+    let mut command = scan_command(sightline, dir, &out, &SCENARIOS);
     if let Some(n) = parallel {
         command.args(["--parallel", n]);
     }
@@ -369,15 +376,7 @@ pub async fn crawl(pages: usize) -> Result<()> {
 fn scan_measured(sightline: &Path, dir: &Path) -> Result<(f64, u64, Value)> {
     let out = dir.join("out-crawl");
     let started = Instant::now();
-    let mut child = Command::new(sightline)
-        .arg("scan")
-        .arg(dir.join("journey.toml"))
-        .arg("--allow-private-network")
-        .arg("--out")
-        .arg(&out)
-        .arg("--catalog")
-        .arg(dir.join("catalog.toml"))
-        .args(["--scenario", "no-interaction", "--scenario", "accept-all"])
+    let mut child = scan_command(sightline, dir, &out, &["no-interaction", "accept-all"])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()?;

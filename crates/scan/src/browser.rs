@@ -21,13 +21,13 @@ use chromiumoxide::cdp::browser_protocol::network::{
 };
 use chromiumoxide::cdp::browser_protocol::page::{
     AddScriptToEvaluateOnNewDocumentParams, CaptureScreenshotFormat, CaptureScreenshotParams,
-    CreateIsolatedWorldParams, GetFrameTreeParams,
+    CreateIsolatedWorldParams, FrameId, GetFrameTreeParams,
 };
 use chromiumoxide::cdp::browser_protocol::storage::GetStorageKeyParams;
 use chromiumoxide::cdp::js_protocol::debugger::{
     EnableParams as DebuggerEnableParams, EventScriptParsed,
 };
-use chromiumoxide::cdp::js_protocol::runtime::EvaluateParams;
+use chromiumoxide::cdp::js_protocol::runtime::{EvaluateParams, ExecutionContextId};
 use chromiumoxide::error::CdpError;
 use chromiumoxide::Page;
 use futures_util::StreamExt;
@@ -1023,12 +1023,13 @@ async fn operate_banner(
 ) -> Banner {
     let wait = BANNER_WAIT.min(ses.timeout);
     let started = Instant::now();
+    let mut worlds = Worlds::new();
     loop {
         let out_of_time = ses.is_lost() || started.elapsed() >= wait;
-        if let Some(found) = run_banner_scripts(ses, page, choice, false).await {
+        if let Some(found) = run_banner_scripts(ses, page, &mut worlds, choice, false).await {
             // What follows the choice is after consent; should it not be made, nothing was.
             lock(recorder).before_consent = false;
-            let acted = run_banner_scripts(ses, page, choice, true)
+            let acted = run_banner_scripts(ses, page, &mut worlds, choice, true)
                 .await
                 .unwrap_or(Banner {
                     made: false,
@@ -1053,6 +1054,7 @@ async fn operate_banner(
 async fn run_banner_scripts(
     ses: &Session,
     page: &Page,
+    worlds: &mut Worlds,
     choice: cmp::Choice,
     act: bool,
 ) -> Option<Banner> {
@@ -1065,11 +1067,21 @@ async fn run_banner_scripts(
     if in_page.as_ref().is_some_and(|b| b.made || !act) {
         return in_page;
     }
-    in_frames(ses, page, choice, act).await.or(in_page)
+    in_frames(ses, page, worlds, choice, act).await.or(in_page)
 }
 
+/// The scanner's isolated world in each frame, by frame id: made once per frame while the
+/// banner is waited for, not at every look.
+type Worlds = HashMap<FrameId, ExecutionContextId>;
+
 /// The frame script in every frame of the page; the first banner it finds.
-async fn in_frames(ses: &Session, page: &Page, choice: cmp::Choice, act: bool) -> Option<Banner> {
+async fn in_frames(
+    ses: &Session,
+    page: &Page,
+    worlds: &mut Worlds,
+    choice: cmp::Choice,
+    act: bool,
+) -> Option<Banner> {
     let tree = ses
         .call("", page.execute(GetFrameTreeParams::default()))
         .await
@@ -1084,23 +1096,38 @@ async fn in_frames(ses: &Session, page: &Page, choice: cmp::Choice, act: bool) -
     let script = cmp::frame_script(choice, act);
     while let Some(node) = frames.pop() {
         frames.extend(node.child_frames.iter().flatten());
-        let Ok(world) = CreateIsolatedWorldParams::builder()
-            .frame_id(node.frame.id.clone())
-            .world_name("sightline-consent")
-            .build()
-        else {
-            continue;
-        };
-        // A frame that went away meanwhile has no banner.
-        let Ok(world) = ses.call("", page.execute(world)).await else {
-            continue;
+        let frame = &node.frame.id;
+        let context = match worlds.get(frame) {
+            Some(context) => *context,
+            None => {
+                let Ok(world) = CreateIsolatedWorldParams::builder()
+                    .frame_id(frame.clone())
+                    .world_name("sightline-consent")
+                    .build()
+                else {
+                    continue;
+                };
+                // A frame that went away meanwhile has no banner.
+                let Ok(world) = ses.call("", page.execute(world)).await else {
+                    continue;
+                };
+                let context = world.result.execution_context_id;
+                worlds.insert(frame.clone(), context);
+                context
+            }
         };
         let mut evaluate = EvaluateParams::new(script.clone());
-        evaluate.context_id = Some(world.result.execution_context_id);
+        evaluate.context_id = Some(context);
         evaluate.return_by_value = Some(true);
-        if let Ok(answer) = ses.call("", page.execute(evaluate)).await {
-            if let Some(banner) = answer.result.result.value.as_ref().and_then(cmp::read) {
-                return Some(banner);
+        match ses.call("", page.execute(evaluate)).await {
+            Ok(answer) => {
+                if let Some(banner) = answer.result.result.value.as_ref().and_then(cmp::read) {
+                    return Some(banner);
+                }
+            }
+            // The frame navigated and its world went with it: made again at the next look.
+            Err(_) => {
+                worlds.remove(frame);
             }
         }
     }

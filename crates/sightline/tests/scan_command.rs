@@ -563,15 +563,7 @@ async fn scheduled_scans_are_stored_and_alert_on_new_high_findings() {
     // Through the API: where the schedule stands, and a run asked for now. The second scan
     // finds nothing new, so no second alert.
     let http = reqwest::Client::new();
-    let shown: Value = http
-        .get(format!("{}/api/v1/schedules", server.url))
-        .bearer_auth(&marketing)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let shown = common::get_json(&server, &marketing, "/api/v1/schedules").await;
     let schedule = &shown["schedules"][0];
     assert_eq!(schedule["journey"], "shop", "{shown}");
     assert_eq!(schedule["every"], "1h", "{shown}");

@@ -363,15 +363,7 @@ async fn events_land_in_segment_shaped_tables_that_evolve_and_replays_add_nothin
 
         let deadline = Instant::now() + Duration::from_secs(120);
         loop {
-            let metrics = common::client()
-                .get(format!("{}/metrics", server.url))
-                .bearer_auth(&creds.token)
-                .send()
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap();
+            let metrics = common::metrics(&server).await;
             if metrics.contains("sightline_delivery_failures_total{destination=\"dwh-down\"}") {
                 break;
             }
