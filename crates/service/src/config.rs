@@ -50,24 +50,9 @@ pub struct FileConfig {
     pub approval: Option<ApprovalConfig>,
     /// `[[schedule]]`: journeys of the registry `sightline serve` scans in the background.
     #[serde(default)]
-    pub schedule: Vec<ScheduleConfig>,
+    pub schedule: Vec<crate::governance::schedule::Definition>,
     /// Scenarios a scheduled scan runs at once, each in its own Chromium [default: 1].
     pub scan_browsers: Option<usize>,
-}
-
-/// `[[schedule]]`: `journey = "shop"` (a journey of the registry), `every = "24h"`, and
-/// optionally `scenarios = ["no-interaction", "reject-all"]`, `alert = "DESTINATION"` (a
-/// webhook told of new high and critical findings) and `allow_private_network = true`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ScheduleConfig {
-    pub journey: String,
-    pub every: String,
-    #[serde(default)]
-    pub scenarios: Vec<String>,
-    pub alert: Option<String>,
-    #[serde(default)]
-    pub allow_private_network: bool,
 }
 
 /// `[log]`: the stream that holds the event log when `log_url` is set. A stream that
@@ -175,54 +160,28 @@ impl FileConfig {
         })
     }
 
-    /// The retention policy (`[retention]`) with the sources named by the store's ids, and
-    /// how often the server sweeps; a source the store does not have is refused.
-    /// The `[[schedule]]` entries, checked: periods of at least a minute, known
-    /// scenarios, one schedule per journey. Whether each journey and alert destination
-    /// exists is seen when it runs (they may be added while the server runs).
+    /// The `[[schedule]]` entries, checked (see `Definition::check`), one per journey.
+    /// Whether each journey and alert destination exists is seen when it runs (they may
+    /// be added while the server runs).
     pub fn schedules(&self) -> Result<Vec<crate::governance::schedule::Schedule>> {
-        let mut schedules: Vec<crate::governance::schedule::Schedule> = Vec::new();
+        use crate::governance::schedule::{Origin, Schedule};
+        let mut schedules: Vec<Schedule> = Vec::new();
         for (i, entry) in self.schedule.iter().enumerate() {
             let at = format!("[[schedule]] {} ({:?})", i + 1, entry.journey);
-            anyhow::ensure!(
-                !entry.journey.trim().is_empty(),
-                "{at}: name the journey to scan"
-            );
             anyhow::ensure!(
                 !schedules.iter().any(|s| s.journey == entry.journey),
                 "{at}: the journey is scheduled twice"
             );
-            let every = humantime::parse_duration(&entry.every).with_context(|| {
-                format!(
-                    "{at}: every = {:?} is not a duration: write e.g. 24h or 7d",
-                    entry.every
-                )
-            })?;
-            anyhow::ensure!(
-                every >= std::time::Duration::from_secs(60),
-                "{at}: every = {:?} is shorter than a minute",
-                entry.every
-            );
-            let scenarios = entry
-                .scenarios
-                .iter()
-                .map(|name| {
-                    sightline_scan::Scenario::parse(name).with_context(|| {
-                        format!("{at}: unknown scenario {name:?}: use no-interaction, accept-all, reject-all, gpc or custom:NAME")
-                    })
-                })
-                .collect::<Result<Vec<_>>>()?;
-            schedules.push(crate::governance::schedule::Schedule {
-                journey: entry.journey.clone(),
-                every,
-                scenarios,
-                alert: entry.alert.clone(),
-                allow_private_network: entry.allow_private_network,
-            });
+            let schedule = entry
+                .check(Origin::Config)
+                .map_err(|e| anyhow::anyhow!("{at}: {e}"))?;
+            schedules.push(schedule);
         }
         Ok(schedules)
     }
 
+    /// The retention policy (`[retention]`) with the sources named by the store's ids, and
+    /// how often the server sweeps; a source the store does not have is refused.
     pub async fn retention(
         &self,
         store: &dyn sightline_store::Access,

@@ -284,14 +284,12 @@ pub async fn run(args: ServeArgs, file: &FileConfig) -> Result<()> {
             every: sweep_every,
         }));
     }
-    if !schedules.is_empty() {
-        processors.start(Arc::new(Scheduler::new(
-            store.clone(),
-            schedules,
-            file.scan_browsers.unwrap_or(1),
-            webhook.clone(),
-        )));
-    }
+    processors.start(Arc::new(Scheduler::new(
+        store.clone(),
+        schedules,
+        file.scan_browsers.unwrap_or(1),
+        webhook.clone(),
+    )));
     processors.start(Arc::new(DeletionRetries {
         store: store.clone(),
         webhook: webhook.clone(),

@@ -972,6 +972,7 @@ async fn sessions_cookies_and_headers() {
         assert_eq!(no_cookie.status(), 401);
         assert!(no_cookie.headers().get("location").is_none());
 
+        let mut jar = String::new();
         for https in [false, true] {
             let mut request = http
                 .post(format!("{}/login", server.url))
@@ -1004,7 +1005,7 @@ async fn sessions_cookies_and_headers() {
                 "{session}"
             );
             assert_eq!(session.contains("Secure"), https, "{session}");
-            let jar = session.split(';').next().unwrap().to_string();
+            jar = session.split(';').next().unwrap().to_string();
             let overview = http
                 .get(format!("{}/", server.url))
                 .header("cookie", &jar)
@@ -1031,5 +1032,41 @@ async fn sessions_cookies_and_headers() {
             .await
             .unwrap();
         assert_eq!(api.status(), 404);
+
+        // Sessions are kept in the store: a restarted server (as another node would) knows
+        // the session, and signing out ends it there.
+        drop(server);
+        let server = Server::start(&backend, &[]);
+        let page = |jar: String| {
+            http.get(format!("{}/", server.url))
+                .header("cookie", jar)
+                .send()
+        };
+        let overview = page(jar.clone()).await.unwrap();
+        assert_eq!(overview.status(), 200, "the session outlived the restart");
+        let html = overview.text().await.unwrap();
+        let csrf = html
+            .split("name=\"csrf\" value=\"")
+            .nth(1)
+            .and_then(|s| s.split('"').next())
+            .unwrap()
+            .to_string();
+        let out = http
+            .post(format!("{}/logout", server.url))
+            .header("cookie", &jar)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(encoded(&[("csrf", csrf.as_str())]))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(out.status(), 303);
+        let after = page(jar.clone()).await.unwrap();
+        assert_eq!(after.status(), 303, "signed out");
+        assert!(after.headers()["location"]
+            .to_str()
+            .unwrap()
+            .starts_with("/login"));
+        let forged = page("sl_session=not-a-session".into()).await.unwrap();
+        assert_eq!(forged.status(), 303);
     }
 }

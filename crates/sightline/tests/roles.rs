@@ -215,6 +215,24 @@ fn samples() -> Vec<(&'static str, &'static str, &'static str, Body)> {
         ("GET", "/api/v1/schedules", "/api/v1/schedules", None),
         (
             "POST",
+            "/api/v1/schedules",
+            "/api/v1/schedules",
+            Json(json!({"journey": "nothing", "every": "1h"})),
+        ),
+        (
+            "PUT",
+            "/api/v1/schedules/{journey}",
+            "/api/v1/schedules/nothing",
+            Json(json!({"journey": "nothing", "every": "1h"})),
+        ),
+        (
+            "DELETE",
+            "/api/v1/schedules/{journey}",
+            "/api/v1/schedules/nothing",
+            None,
+        ),
+        (
+            "POST",
             "/api/v1/schedules/{journey}/run",
             "/api/v1/schedules/nothing-scheduled/run",
             None,

@@ -7,7 +7,7 @@
 mod common;
 
 use common::sightline;
-use serde_json::Value;
+use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 
 async fn site() -> String {
@@ -588,5 +588,158 @@ async fn scheduled_scans_are_stored_and_alert_on_new_high_findings() {
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
     assert_eq!(alerts.lock().unwrap().len(), 1, "nothing new, no alert");
+
+    // A schedule made through the API applies without a restart; the config's stay the
+    // config's to change.
+    let blog = dir.join("blog.toml");
+    std::fs::write(
+        &blog,
+        std::fs::read_to_string(&journey)
+            .unwrap()
+            .replace("name = \"shop\"", "name = \"blog\""),
+    )
+    .unwrap();
+    in_store(
+        &data,
+        &[
+            "journey",
+            "import",
+            blog.to_str().unwrap(),
+            "--token",
+            &marketing,
+        ],
+        false,
+    );
+    let security = in_store(&data, &["token", "create", "--role", "security"], true)["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let send = |method: reqwest::Method, path: &str, token: &str, body: Option<Value>| {
+        let mut request = http
+            .request(method, format!("{}{path}", server.url))
+            .bearer_auth(token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        request.send()
+    };
+    let blog_schedule = json!({"journey": "blog", "every": "1h", "scenarios": ["no-interaction"],
+                               "allow_private_network": true});
+    let post = |token: &str, body: Value| {
+        send(
+            reqwest::Method::POST,
+            "/api/v1/schedules",
+            token,
+            Some(body),
+        )
+    };
+    let refused = post(&marketing, blog_schedule.clone()).await.unwrap();
+    assert_eq!(
+        refused.status(),
+        403,
+        "private addresses are security's call"
+    );
+    for (body, status, says) in [
+        (
+            json!({"journey": "blog", "every": "10s"}),
+            400,
+            "shorter than a minute",
+        ),
+        (
+            json!({"journey": "blog", "every": "1h", "scenarios": ["dance"]}),
+            400,
+            "unknown scenario",
+        ),
+        (
+            json!({"journey": "blog", "every": "1h", "alert": "nowhere"}),
+            400,
+            "not a webhook destination",
+        ),
+        (
+            json!({"journey": "blog", "every": "1h", "colour": "red"}),
+            400,
+            "colour",
+        ),
+        (
+            json!({"journey": "gone", "every": "1h"}),
+            404,
+            "no journey named",
+        ),
+        (
+            json!({"journey": "shop", "every": "2h"}),
+            409,
+            "config file",
+        ),
+    ] {
+        let answer = post(&security, body.clone()).await.unwrap();
+        assert_eq!(answer.status(), status, "{body}");
+        let text = answer.text().await.unwrap();
+        assert!(text.contains(says), "{body}: {text}");
+    }
+    let made = post(&security, blog_schedule.clone()).await.unwrap();
+    assert_eq!(made.status(), 201);
+    let made: Value = made.json().await.unwrap();
+    assert_eq!(made["origin"], "api", "{made}");
+    assert_eq!(
+        post(&security, blog_schedule.clone())
+            .await
+            .unwrap()
+            .status(),
+        409
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let scans = common::sightline_json(&backend, &["scan", "list"]);
+        if scans
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["journey"] == "blog")
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the schedule made through the API never ran: {scans}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let replaced = send(
+        reqwest::Method::PUT,
+        "/api/v1/schedules/blog",
+        &security,
+        Some(json!({"journey": "blog", "every": "2h", "allow_private_network": true})),
+    )
+    .await
+    .unwrap();
+    assert_eq!(replaced.status(), 200);
+    let shown = common::get_json(&server, &marketing, "/api/v1/schedules").await;
+    let listed = shown["schedules"].as_array().unwrap();
+    assert_eq!(listed.len(), 2, "{shown}");
+    assert_eq!(listed[0]["origin"], "config", "{shown}");
+    assert_eq!(listed[1]["journey"], "blog", "{shown}");
+    assert_eq!(listed[1]["every"], "2h", "{shown}");
+    assert!(listed[1]["last_scan"]["id"].is_i64(), "{shown}");
+    let delete = |journey: &str| {
+        send(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/schedules/{journey}"),
+            &marketing,
+            None,
+        )
+    };
+    assert_eq!(delete("shop").await.unwrap().status(), 409);
+    assert_eq!(delete("blog").await.unwrap().status(), 200);
+    assert_eq!(delete("blog").await.unwrap().status(), 404);
+    let shown = common::get_json(&server, &marketing, "/api/v1/schedules").await;
+    assert_eq!(shown["schedules"].as_array().unwrap().len(), 1, "{shown}");
+    let audit = common::get_json(&server, &security, "/api/v1/audit").await;
+    for action in [
+        "scan.schedule.create",
+        "scan.schedule.replace",
+        "scan.schedule.delete",
+    ] {
+        assert!(audit.to_string().contains(action), "{action}: {audit}");
+    }
     drop(server);
 }

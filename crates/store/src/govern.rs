@@ -20,6 +20,7 @@ pub enum RecordKind {
     Backlog,
     VendorRisk,
     Metric,
+    Schedule,
 }
 
 impl RecordKind {
@@ -31,6 +32,7 @@ impl RecordKind {
             RecordKind::Backlog => "gov_backlog",
             RecordKind::VendorRisk => "gov_vendors",
             RecordKind::Metric => "gov_metrics",
+            RecordKind::Schedule => "gov_schedules",
         }
     }
 
@@ -41,6 +43,7 @@ impl RecordKind {
             RecordKind::Backlog => "backlog item",
             RecordKind::VendorRisk => "vendor risk record",
             RecordKind::Metric => "metric record",
+            RecordKind::Schedule => "scan schedule",
         }
     }
 }

@@ -135,6 +135,24 @@ pub trait Access: Send + Sync {
     async fn rotate_key(&self, source_id: i64, key_hash: &str, old_valid_until: i64) -> Result<()>;
     async fn create_token(&self, role: Role, token_hash: &str) -> Result<Token>;
     async fn token_for_hash(&self, token_hash: &str) -> Result<Option<Token>>;
+    /// Keeps a console session (and removes those expired), so that every node behind a
+    /// load balancer and a restarted one know it.
+    async fn start_session(&self, session: ConsoleSession) -> Result<()>;
+    /// The session whose id hashes to `id_hash`, unless it expired by `now`.
+    async fn session(&self, id_hash: &str, now: i64) -> Result<Option<ConsoleSession>>;
+    async fn end_session(&self, id_hash: &str) -> Result<()>;
+}
+
+/// A signed-in console session, kept by the hash of its id (the cookie's value is never
+/// stored) with the hash of the API token it signed in with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsoleSession {
+    pub id_hash: String,
+    pub token_hash: String,
+    /// The secret every form of the session posts back.
+    pub csrf: String,
+    /// When it ends (ms).
+    pub expires_at: i64,
 }
 
 /// Processors' positions in the log, by processor name (the interface that maps onto a

@@ -25,8 +25,9 @@
 use crate::group::{self, AppendRequest};
 use crate::log;
 use crate::{
-    columns, profiles_moved, Access, Appended, Checkpoints, Definitions, Destinations, EventLog,
-    LinkReviews, ProfileStore, Result, StoreError, MAX_MERGE_CHAIN, WRITE_QUEUE_REQUESTS,
+    columns, profiles_moved, Access, Appended, Checkpoints, ConsoleSession, Definitions,
+    Destinations, EventLog, LinkReviews, ProfileStore, Result, StoreError, MAX_MERGE_CHAIN,
+    WRITE_QUEUE_REQUESTS,
 };
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
@@ -360,6 +361,22 @@ const MIGRATIONS: &[&str] = &[
     ),
     // 25: deletion requests kept until a destination answers (erase.rs).
     include_str!("deletion.sql"),
+    // 26: scan schedules made through the API (the config file's `[[schedule]]` are not stored).
+    "CREATE TABLE gov_schedules (
+        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        key TEXT NOT NULL UNIQUE,
+        version BIGINT NOT NULL,
+        doc TEXT NOT NULL,
+        updated_at BIGINT NOT NULL
+     );",
+    // 27: console sessions, so that any node (and a restarted one) knows them.
+    "CREATE TABLE console_sessions (
+        id_hash TEXT PRIMARY KEY,
+        token_hash TEXT NOT NULL,
+        csrf TEXT NOT NULL,
+        expires_at BIGINT NOT NULL
+     );
+     CREATE INDEX console_sessions_by_expiry ON console_sessions (expires_at);",
 ];
 
 /// Appending connections per store, fed from one queue. More than one so that a group's
@@ -1226,6 +1243,57 @@ impl Access for PostgresStore {
             )
             .await?;
         row.as_ref().map(token_from_row).transpose()
+    }
+
+    async fn start_session(&self, session: ConsoleSession) -> Result<()> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "DELETE FROM console_sessions WHERE expires_at <= $1",
+                &[&sightline_core::time::now_ms()],
+            )
+            .await?;
+        client
+            .execute(
+                "INSERT INTO console_sessions (id_hash, token_hash, csrf, expires_at)
+                 VALUES ($1, $2, $3, $4)",
+                &[
+                    &session.id_hash,
+                    &session.token_hash,
+                    &session.csrf,
+                    &session.expires_at,
+                ],
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn session(&self, id_hash: &str, now: i64) -> Result<Option<ConsoleSession>> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "SELECT token_hash, csrf, expires_at FROM console_sessions
+                 WHERE id_hash = $1 AND expires_at > $2",
+                &[&id_hash, &now],
+            )
+            .await?;
+        Ok(row.map(|row| ConsoleSession {
+            id_hash: id_hash.to_string(),
+            token_hash: row.get(0),
+            csrf: row.get(1),
+            expires_at: row.get(2),
+        }))
+    }
+
+    async fn end_session(&self, id_hash: &str) -> Result<()> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "DELETE FROM console_sessions WHERE id_hash = $1",
+                &[&id_hash],
+            )
+            .await?;
+        Ok(())
     }
 }
 

@@ -19,8 +19,9 @@
 use crate::group::{self, AppendRequest};
 use crate::log;
 use crate::{
-    columns, profiles_moved, Access, Appended, Checkpoints, Definitions, Destinations, EventLog,
-    LinkReviews, ProfileStore, Result, StoreError, MAX_MERGE_CHAIN, WRITE_QUEUE_REQUESTS,
+    columns, profiles_moved, Access, Appended, Checkpoints, ConsoleSession, Definitions,
+    Destinations, EventLog, LinkReviews, ProfileStore, Result, StoreError, MAX_MERGE_CHAIN,
+    WRITE_QUEUE_REQUESTS,
 };
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension};
@@ -337,6 +338,22 @@ const MIGRATIONS: &[&str] = &[
     include_str!("cluster.sql"),
     // 24: deletion requests kept until a destination answers (erase.rs).
     include_str!("deletion.sql"),
+    // 25: scan schedules made through the API (the config file's `[[schedule]]` are not stored).
+    "CREATE TABLE gov_schedules (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        key TEXT NOT NULL UNIQUE,
+        version INTEGER NOT NULL,
+        doc TEXT NOT NULL,
+        updated_at INTEGER NOT NULL
+     );",
+    // 26: console sessions, so that any node (and a restarted one) knows them.
+    "CREATE TABLE console_sessions (
+        id_hash TEXT PRIMARY KEY,
+        token_hash TEXT NOT NULL,
+        csrf TEXT NOT NULL,
+        expires_at INTEGER NOT NULL
+     );
+     CREATE INDEX console_sessions_by_expiry ON console_sessions (expires_at);",
 ];
 
 /// The schema of `log.db`, its own `user_version` counting these.
@@ -1229,6 +1246,60 @@ impl Access for SqliteStore {
                     token_from_row,
                 )
                 .optional()?)
+        })
+        .await
+    }
+
+    async fn start_session(&self, session: ConsoleSession) -> Result<()> {
+        self.with_conn(move |conn| {
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            tx.execute(
+                "DELETE FROM console_sessions WHERE expires_at <= ?1",
+                [sightline_core::time::now_ms()],
+            )?;
+            tx.execute(
+                "INSERT INTO console_sessions (id_hash, token_hash, csrf, expires_at)
+                 VALUES (?1, ?2, ?3, ?4)",
+                params![
+                    session.id_hash,
+                    session.token_hash,
+                    session.csrf,
+                    session.expires_at
+                ],
+            )?;
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn session(&self, id_hash: &str, now: i64) -> Result<Option<ConsoleSession>> {
+        let id_hash = id_hash.to_string();
+        self.with_conn(move |conn| {
+            Ok(conn
+                .query_row(
+                    "SELECT token_hash, csrf, expires_at FROM console_sessions
+                     WHERE id_hash = ?1 AND expires_at > ?2",
+                    params![id_hash, now],
+                    |row| {
+                        Ok(ConsoleSession {
+                            id_hash: id_hash.clone(),
+                            token_hash: row.get(0)?,
+                            csrf: row.get(1)?,
+                            expires_at: row.get(2)?,
+                        })
+                    },
+                )
+                .optional()?)
+        })
+        .await
+    }
+
+    async fn end_session(&self, id_hash: &str) -> Result<()> {
+        let id_hash = id_hash.to_string();
+        self.with_conn(move |conn| {
+            conn.execute("DELETE FROM console_sessions WHERE id_hash = ?1", [id_hash])?;
+            Ok(())
         })
         .await
     }

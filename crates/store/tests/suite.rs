@@ -8,7 +8,7 @@ use sightline_core::{
 };
 #[cfg(feature = "postgres")]
 use sightline_store::PostgresStore;
-use sightline_store::{Appended, EventLog, SqliteStore, Store};
+use sightline_store::{Appended, ConsoleSession, EventLog, SqliteStore, Store};
 use std::sync::Arc;
 
 const DAY: i64 = 86_400_000;
@@ -690,6 +690,47 @@ async fn tokens_and_checkpoints() {
         store.set_checkpoint("identity", 43).await.unwrap();
         assert_eq!(store.checkpoint("identity").await.unwrap(), 43, "{name}");
         store.ping().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn console_sessions_last_until_they_expire_or_end() {
+    for (name, store) in backends("sessions").await {
+        let now = sightline_core::time::now_ms();
+        let session = |id: &str, expires_at: i64| ConsoleSession {
+            id_hash: id.into(),
+            token_hash: "t-hash".into(),
+            csrf: format!("csrf-{id}"),
+            expires_at,
+        };
+        store.start_session(session("old", now - 1)).await.unwrap();
+        store
+            .start_session(session("a", now + 60_000))
+            .await
+            .unwrap();
+        assert_eq!(
+            store.session("a", now).await.unwrap(),
+            Some(session("a", now + 60_000)),
+            "{name}"
+        );
+        assert_eq!(
+            store.session("a", now + 60_000).await.unwrap(),
+            None,
+            "{name}: expired"
+        );
+        assert_eq!(
+            store.session("old", now - 10).await.unwrap(),
+            None,
+            "{name}: removed at the next start"
+        );
+        assert_eq!(store.session("b", now).await.unwrap(), None, "{name}");
+        store.end_session("a").await.unwrap();
+        assert_eq!(
+            store.session("a", now).await.unwrap(),
+            None,
+            "{name}: ended"
+        );
+        store.end_session("a").await.unwrap();
     }
 }
 

@@ -3,9 +3,9 @@
 //! API, with the same role check; this module only signs people in, renders and parses
 //! forms. One module per page family.
 //!
-//! Sessions: `/login` takes an API token; the session (a random id, kept here as its hash
-//! with the token's hash and the session's CSRF secret) lives in memory, so a restart
-//! signs everyone out. The cookie is HttpOnly, SameSite=Strict, and Secure when the request
+//! Sessions: `/login` takes an API token; the session (a random id, kept in the store as
+//! its hash with the token's hash and the session's CSRF secret) is known to every node
+//! behind a load balancer and outlives a restart; it ends after 12 hours or at sign-out. The cookie is HttpOnly, SameSite=Strict, and Secure when the request
 //! came over HTTPS (`X-Forwarded-Proto: https` from the proxy that terminates TLS). Every
 //! form posts the session's CSRF secret, compared in constant time; the sign-in form
 //! itself is protected by a double-submit cookie. Each request resolves the token again
@@ -30,12 +30,12 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use maud::{html, Markup, DOCTYPE};
-use sightline_core::{secret, Role};
+use sightline_core::{secret, time, Role};
 use sightline_service::access::{self, Actor};
 use sightline_service::Error;
+use sightline_store::{Access, ConsoleSession};
 use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The session cookie.
 const SESSION: &str = "sl_session";
@@ -43,7 +43,6 @@ const SESSION: &str = "sl_session";
 const LOGIN: &str = "sl_login";
 /// How long a session lasts from sign-in.
 const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
-const MAX_SESSIONS: usize = 100_000;
 
 /// Nothing from another origin, no inline script or style, no framing.
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
@@ -108,63 +107,20 @@ fn asset(kind: &'static str, body: &'static str) -> Response {
         .into_response()
 }
 
-/// The signed-in sessions, by the hash of their id.
-#[derive(Default)]
-pub(crate) struct Sessions {
-    open: Mutex<HashMap<String, Session>>,
-}
-
-#[derive(Clone)]
-struct Session {
-    token_hash: String,
-    csrf: String,
-    until: Instant,
-}
-
-impl Sessions {
-    fn open(&self) -> std::sync::MutexGuard<'_, HashMap<String, Session>> {
-        // Plain data: a panic elsewhere leaves nothing half-written that matters.
-        self.open
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    /// A new session for a token; its id (for the cookie).
-    fn start(&self, token_hash: String) -> String {
-        let id = secret::generate("", 43);
-        let mut open = self.open();
-        let now = Instant::now();
-        open.retain(|_, s| s.until > now);
-        if open.len() >= MAX_SESSIONS {
-            open.clear();
-        }
-        open.insert(
-            secret::hash(&id),
-            Session {
-                token_hash,
-                csrf: secret::generate("", 43),
-                until: now + SESSION_TTL,
-            },
-        );
-        id
-    }
-
-    fn get(&self, id: &str) -> Option<Session> {
-        let key = secret::hash(id);
-        let mut open = self.open();
-        match open.get(&key) {
-            Some(s) if s.until > Instant::now() => Some(s.clone()),
-            Some(_) => {
-                open.remove(&key);
-                None
-            }
-            None => None,
-        }
-    }
-
-    fn end(&self, id: &str) {
-        self.open().remove(&secret::hash(id));
-    }
+/// Starts a session for a token: kept in the store (by the hash of its id), so that every
+/// node and a restarted one know it. Its id, for the cookie.
+async fn start_session(store: &dyn Access, token_hash: String) -> sightline_store::Result<String> {
+    let id = secret::generate("", 43);
+    let expires_at = time::now_ms() + SESSION_TTL.as_millis() as i64;
+    store
+        .start_session(ConsoleSession {
+            id_hash: secret::hash(&id),
+            token_hash,
+            csrf: secret::generate("", 43),
+            expires_at,
+        })
+        .await?;
+    Ok(id)
 }
 
 /// Equal, in time that depends only on the lengths.
@@ -259,9 +215,13 @@ impl FromRequestParts<ApiState> for Signed {
                 (StatusCode::UNAUTHORIZED, "sign in first: /login").into_response()
             }
         };
-        let Some(session) = cookie(&parts.headers, SESSION).and_then(|id| state.sessions.get(id))
-        else {
+        let Some(id) = cookie(&parts.headers, SESSION) else {
             return Err(to_login());
+        };
+        let session = match state.store.session(&secret::hash(id), time::now_ms()).await {
+            Ok(Some(session)) => session,
+            Ok(None) => return Err(to_login()),
+            Err(e) => return Err(error_page(None, e.into())),
         };
         match state.tokens.actor(session.token_hash.clone()).await {
             Ok(Some(actor)) => Ok(Signed {
@@ -495,7 +455,10 @@ async fn login(
     let hash = secret::hash(form.text("token"));
     match state.tokens.actor(hash.clone()).await {
         Ok(Some(_)) => {
-            let id = state.sessions.start(hash);
+            let id = match start_session(state.store.as_ref(), hash).await {
+                Ok(id) => id,
+                Err(e) => return error_page(None, e.into()),
+            };
             let mut response = Redirect::to(next).into_response();
             let h = response.headers_mut();
             for c in [
@@ -523,7 +486,9 @@ async fn logout(
         return refused;
     }
     if let Some(id) = cookie(&headers, SESSION) {
-        state.sessions.end(id);
+        if let Err(e) = state.store.end_session(&secret::hash(id)).await {
+            return error_page(Some(&signed), e.into());
+        }
     }
     let mut response = Redirect::to("/login").into_response();
     if let Ok(v) = HeaderValue::from_str(&set_cookie(&headers, SESSION, "", "/", Some(0))) {

@@ -36,6 +36,11 @@ pub(super) fn routes() -> Routes {
         object("`{\"name\":…,\"steps\":[{\"name\":…,\"url\":…}],…}`: a customer journey to scan")
     };
     let held = "A journey as held: its definition, version and who changed it last";
+    let shown_schedule =
+        "A schedule: journey, period, scenarios, alert, origin, last scan, next run";
+    let schedule_body = || {
+        object("`{\"journey\":NAME,\"every\":\"24h\",\"scenarios\":[…],\"alert\":DESTINATION,\"allow_private_network\":false}`: scenarios, alert and allow_private_network (security or admin) are optional")
+    };
     let attribution_query = |doc: Doc| {
         doc.query(
             "conversion",
@@ -54,8 +59,34 @@ pub(super) fn routes() -> Routes {
             "/api/v1/schedules",
             schedules,
             read(
-                "The scheduled scans (`[[schedule]]` in the config file) and where each stands",
+                "The scheduled scans (the config file's `[[schedule]]` and those made through the API) and where each stands",
                 list_of("schedules", "A schedule: journey, period, scenarios, alert, last scan, next run"),
+            ),
+        )
+        .post(
+            "/api/v1/schedules",
+            add_schedule,
+            change("Schedules a journey's scan (applies without a restart)", TEAMS, shown_schedule)
+                .status(201)
+                .body(schedule_body()),
+        )
+        .put(
+            "/api/v1/schedules/{journey}",
+            replace_schedule,
+            change(
+                "Replaces a schedule made through the API (the body names the same journey)",
+                TEAMS,
+                shown_schedule,
+            )
+            .body(schedule_body()),
+        )
+        .delete(
+            "/api/v1/schedules/{journey}",
+            delete_schedule,
+            change(
+                "Deletes a schedule made through the API",
+                TEAMS,
+                "`{\"deleted\":JOURNEY}`",
             ),
         )
         .post(
@@ -306,6 +337,58 @@ async fn scans(_: Reader, State(state): State<ApiState>) -> Answer {
 
 async fn schedules(Acting(actor): Acting, State(state): State<ApiState>) -> Answer {
     ok(schedule::list(state.store.as_ref(), &actor, &state.schedules).await?)
+}
+
+const SCHEDULE_HINT: &str = "send {\"journey\":…,\"every\":\"24h\"}";
+
+async fn add_schedule(
+    Acting(actor): Acting,
+    State(state): State<ApiState>,
+    body: axum::body::Bytes,
+) -> Answer {
+    let definition: schedule::Definition = json_body(&body, SCHEDULE_HINT)?;
+    created(
+        schedule::put(
+            state.store.as_ref(),
+            &actor,
+            &state.schedules,
+            definition,
+            false,
+        )
+        .await?,
+    )
+}
+
+async fn replace_schedule(
+    Acting(actor): Acting,
+    State(state): State<ApiState>,
+    Path(journey): Path<String>,
+    body: axum::body::Bytes,
+) -> Answer {
+    let definition: schedule::Definition = json_body(&body, SCHEDULE_HINT)?;
+    if definition.journey != journey {
+        return Err(bad_request(format!(
+            "the body names journey {:?}, the path {journey:?}",
+            definition.journey
+        )));
+    }
+    ok(schedule::put(
+        state.store.as_ref(),
+        &actor,
+        &state.schedules,
+        definition,
+        true,
+    )
+    .await?)
+}
+
+async fn delete_schedule(
+    Acting(actor): Acting,
+    State(state): State<ApiState>,
+    Path(journey): Path<String>,
+) -> Answer {
+    schedule::delete(state.store.as_ref(), &actor, &state.schedules, &journey).await?;
+    ok(json!({ "deleted": journey }))
 }
 
 async fn run_schedule(

@@ -41,8 +41,6 @@ pub(crate) struct ApiState {
     prometheus: PrometheusHandle,
     pub(crate) book: Live,
     pub(crate) tokens: Arc<TokenCache>,
-    /// The console's signed-in sessions.
-    pub(crate) sessions: Arc<crate::console::Sessions>,
     /// The server's deliverer: replays run on it, under its breakers and ledger.
     pub(crate) deliverer: Arc<sightline_activate::Deliverer>,
     /// The processors: their progress is in /metrics and `/readyz?verbose`.
@@ -59,7 +57,7 @@ pub(crate) struct ApiState {
     pub(crate) webhook: sightline_activate::webhook::Webhook,
     /// This node among several (`GET /api/v1/cluster`).
     node: Node,
-    /// The config file's `[[schedule]]` entries (`GET /api/v1/schedules`).
+    /// The config file's `[[schedule]]` entries; those made through the API are stored.
     pub(crate) schedules: Arc<Vec<sightline_service::governance::schedule::Schedule>>,
     /// Whether `/metrics` and `/readyz?verbose` answer without a token: only on the
     /// separate metrics listener (`--metrics-listen`), never on the main one.
@@ -111,7 +109,6 @@ pub fn routers(
             store: store.clone(),
             known: Mutex::new(HashMap::new()),
         }),
-        sessions: Arc::default(),
         store,
         prometheus,
         book,
