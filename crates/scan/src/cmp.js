@@ -122,7 +122,12 @@
     },
     {
       name: "trustarc",
-      present: () => get("truste") || document.getElementById("truste-consent-track") || scripts(["consent.trustarc.com"]),
+      // Its banner is in the page, or the preference manager's frame (frame.js clicks in it).
+      present: () =>
+        get("truste") ||
+        document.getElementById("truste-consent-track") ||
+        scripts(["consent.trustarc.com"]) ||
+        document.querySelector('iframe[src*="consent-pref.trustarc.com"]'),
       buttons: {
         accept_all: ["#truste-consent-button"],
         reject_all: ["#truste-consent-required"],

@@ -1161,6 +1161,21 @@ async fn consent_banners_are_operated_through_their_cmp_or_reported() {
     assert!(banner(&r, Scenario::RejectAll).made);
     assert!(!vendors(&r, Scenario::RejectAll).contains(&"Amplitude".to_owned()));
 
+    // TrustArc's preference manager is a cross-origin frame too; its "required cookies
+    // only" is the reject.
+    let r = scan(&journey("trustarc.toml", server.port, 1, dir.path()), &opts).await;
+    println!("{}", r.summary());
+    for scenario in [Scenario::AcceptAll, Scenario::RejectAll] {
+        let b = banner(&r, scenario.clone());
+        assert_eq!(
+            (b.cmp.as_deref(), b.method.as_deref(), b.made),
+            (Some("trustarc"), Some("selector"), true),
+            "{scenario}: {b:?}"
+        );
+    }
+    assert!(vendors(&r, Scenario::AcceptAll).contains(&"Amplitude".to_owned()));
+    assert!(!vendors(&r, Scenario::RejectAll).contains(&"Amplitude".to_owned()));
+
     // A banner without a reject on its first layer: accepting works, rejecting cannot be
     // done, and the report says so instead of judging the scenario as a refusal.
     let r = scan(
