@@ -81,11 +81,15 @@ pub async fn find(store: &dyn Store, actor: &Actor, region: Region, id: &str) ->
     let id_type = IdType::parse(id_type);
     let value =
         normalise(&id_type, value, region).ok_or_else(|| unknown(id_type.as_str(), value))?;
-    read_audit(store, actor, &format!("{}:{value}", id_type.as_str())).await?;
-    let stored = store
-        .stored_profile(id_type.as_str(), &value)
-        .await?
-        .ok_or_else(|| unknown(id_type.as_str(), &value))?;
+    // The read and its audit entry at once: nothing is answered unless both succeed, and
+    // the caller waits for the slower of the two, not for both in turn.
+    let identifier = format!("{}:{value}", id_type.as_str());
+    let (audited, stored) = tokio::join!(
+        read_audit(store, actor, &identifier),
+        store.stored_profile(id_type.as_str(), &value)
+    );
+    audited?;
+    let stored = stored?.ok_or_else(|| unknown(id_type.as_str(), &value))?;
     Ok(Found {
         doc: stored_doc(&stored)?,
         timeline: Timeline::Stored(stored.id),
