@@ -206,11 +206,11 @@ fn sqlite_positions(dir: &std::path::Path) -> Result<(i64, i64)> {
     Ok((last, profiles))
 }
 
-/// The store's database files (`sightline.db` and the log's `log.db`) plus their WALs
-/// after a truncating checkpoint, and bytes per object.
+/// The store's database files (`sightline.db`, the log's `log.db`, the audit log's
+/// `audit.db`) plus their WALs after a truncating checkpoint, and bytes per object.
 fn sqlite_sizes(dir: &std::path::Path) -> Result<(u64, Vec<(String, u64)>)> {
     let (mut total, mut tables) = (0, Vec::new());
-    for file in ["sightline.db", "log.db"] {
+    for file in ["sightline.db", "log.db", "audit.db"] {
         let db = dir.join(file);
         let conn = rusqlite::Connection::open(&db)?;
         conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;

@@ -31,12 +31,8 @@ fn run_json(backend: &Backend, args: &[&str]) -> Value {
 async fn tamper(backend: &Backend, sql: &str) {
     match backend {
         Backend::Sqlite(dir) => {
-            let db = std::fs::read_dir(dir.path())
-                .unwrap()
-                .map(|e| e.unwrap().path())
-                .find(|p| p.extension().is_some_and(|e| e == "db"))
-                .expect("the SQLite database file");
-            let conn = rusqlite::Connection::open(db).unwrap();
+            // The audit log has a database file of its own.
+            let conn = rusqlite::Connection::open(dir.path().join("audit.db")).unwrap();
             conn.execute_batch(sql).unwrap();
         }
         Backend::Postgres(url) => {

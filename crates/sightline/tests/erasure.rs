@@ -150,7 +150,7 @@ async fn search_tables(backend: &Backend) -> Vec<String> {
     let mut hits = Vec::new();
     match backend {
         Backend::Sqlite(dir) => {
-            for file in ["sightline.db", "log.db"] {
+            for file in ["sightline.db", "log.db", "audit.db"] {
                 let conn = rusqlite::Connection::open_with_flags(
                     dir.path().join(file),
                     rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,

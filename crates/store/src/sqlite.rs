@@ -1,12 +1,15 @@
 //! SQLite backend: WAL, the event log in a database file of its own (`log.db`) with one
-//! writer thread and group commit, everything else in `sightline.db`, small pools of
-//! connections to each.
+//! writer thread and group commit, the audit log in another (`audit.db`), everything else
+//! in `sightline.db`, small pools of connections to each.
 //!
-//! Why two files: SQLite has one write lock per file. With the log beside the derived state,
-//! every processor's write (a page of profiles, a delivery checkpoint) held the log writer
-//! back, and their pages crowded its cache and its fsyncs. Apart, ingest never waits for a
-//! processor. Nothing commits to both files at once: the log is appended alone, and the
-//! processors read it and write their state with its position to `sightline.db`.
+//! Why three files: SQLite has one write lock per file. With the log beside the derived
+//! state, every processor's write (a page of profiles, a delivery checkpoint) held the log
+//! writer back, and their pages crowded its cache and its fsyncs. Apart, ingest never waits
+//! for a processor. Likewise the audit log, appended by requests (every profile read is
+//! audited before it is answered), waits for no processor's transaction (at nice 19, one
+//! holding the lock may be descheduled for long). Nothing commits to two files at once: the
+//! log and the audit log are appended alone, and the processors read the log and write
+//! their state with its position to `sightline.db`.
 //!
 //! A commit is acknowledged only once it survives power loss, not only a crash: the WAL is
 //! fsynced after it. The fsync is pipelined: the writer commits with `synchronous=NORMAL`
@@ -354,7 +357,15 @@ const MIGRATIONS: &[&str] = &[
         expires_at INTEGER NOT NULL
      );
      CREATE INDEX console_sessions_by_expiry ON console_sessions (expires_at);",
+    // 27: the audit log moved to `audit.db` (`move_audit` copies the entries there and
+    // commits them first), so that appending to it (every profile read is audited) never
+    // waits for the processors' write transactions on this file.
+    "DROP TABLE audit_log;",
 ];
+
+/// The database files beside `sightline.db`.
+const LOG_FILE: &str = "log.db";
+const AUDIT_FILE: &str = "audit.db";
 
 /// The schema of `log.db`, its own `user_version` counting these.
 const LOG_MIGRATIONS: &[&str] = &[
@@ -374,16 +385,50 @@ const LOG_MIGRATIONS: &[&str] = &[
      CREATE INDEX events_by_arrival ON events (received_at, dedup_digest);",
 ];
 
+/// The schema of `audit.db`, its own `user_version` counting these.
+const AUDIT_MIGRATIONS: &[&str] = &[
+    // 1: the audit log (audit.sql), as migration 20 made it in `sightline.db`.
+    audit::MIGRATION,
+];
+
 /// The migration whose dedup claims `convert_dedup` rewrites.
 const COMPACT_LOG: usize = 12;
 /// The migration before which `move_log` copies the events to `log.db`.
 const LOG_MOVED: usize = 19;
+/// The migration before which `move_audit` copies the audit log to `audit.db`.
+const AUDIT_MOVED: usize = 27;
+
+/// Copies the audit log of `sightline.db` into `audit.db` (whose schema is made) and
+/// commits it there before migration 27 drops it from `sightline.db`: a crash in between
+/// leaves both copies, and the next start copies again over what this one left.
+fn move_audit(conn: &mut Connection, dir: &Path) -> Result<()> {
+    let audit_path = dir.join(AUDIT_FILE);
+    migrate_own(&mut connect(&audit_path)?, AUDIT_MIGRATIONS)?;
+    conn.execute(
+        "ATTACH DATABASE ?1 AS audit",
+        [audit_path.display().to_string()],
+    )?;
+    let moved = (|| -> Result<()> {
+        // Deferred: the first write takes `audit.db`'s lock only.
+        let tx = conn.transaction()?;
+        tx.execute_batch(
+            "DELETE FROM audit.audit_log;
+             INSERT INTO audit.audit_log SELECT * FROM main.audit_log ORDER BY id;",
+        )?;
+        tx.commit()?;
+        Ok(())
+    })();
+    conn.execute("DETACH DATABASE audit", [])?;
+    moved
+}
 
 /// Copies the events of `sightline.db` into `log.db` (whose schema is made), with their
 /// dedup digests and the `AUTOINCREMENT` position, and commits them there before migration
 /// 19 drops them from `sightline.db`: a crash in between leaves both copies, and the next
 /// start copies again over what this one left in `log.db`.
-fn move_log(conn: &mut Connection, log_path: &Path) -> Result<()> {
+fn move_log(conn: &mut Connection, dir: &Path) -> Result<()> {
+    let log_path = dir.join(LOG_FILE);
+    migrate_own(&mut connect(&log_path)?, LOG_MIGRATIONS)?;
     conn.execute(
         "ATTACH DATABASE ?1 AS log",
         [log_path.display().to_string()],
@@ -432,11 +477,12 @@ fn move_log(conn: &mut Connection, log_path: &Path) -> Result<()> {
     moved
 }
 
-/// Applies `log.db`'s migrations past its stored version.
-fn migrate_log(conn: &mut Connection) -> Result<()> {
+/// Applies the migrations of a database file with a schema of its own (`log.db`,
+/// `audit.db`) past its stored version.
+fn migrate_own(conn: &mut Connection, migrations: &[&str]) -> Result<()> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let applied: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-    for (index, sql) in LOG_MIGRATIONS.iter().enumerate().skip(applied as usize) {
+    for (index, sql) in migrations.iter().enumerate().skip(applied as usize) {
         tx.execute_batch(sql)?;
         tx.execute_batch(&format!("PRAGMA user_version = {}", index + 1))?;
     }
@@ -471,6 +517,8 @@ pub struct SqliteStore {
     state: Pool,
     /// `log.db`, for reading the log.
     log: Pool,
+    /// `audit.db`: the audit log, whose appends take no lock the processors hold.
+    audit_log: Pool,
     writer: mpsc::Sender<AppendRequest>,
     /// The log writer's dedup index (sqlite/dedup.rs); pruned from outside by
     /// `prune_dedup`.
@@ -561,11 +609,11 @@ struct Pool {
 }
 
 impl Pool {
-    fn new(path: PathBuf) -> Pool {
+    fn new(path: PathBuf, connections: usize) -> Pool {
         Pool {
             path,
             idle: Mutex::new(Vec::new()),
-            turns: tokio::sync::Semaphore::new(POOL_CONNECTIONS),
+            turns: tokio::sync::Semaphore::new(connections),
         }
     }
 
@@ -657,8 +705,9 @@ fn connect(path: &Path) -> Result<Connection> {
 
 /// Applies the migrations of `sightline.db` past its stored version, up to `through` (all
 /// of them in use; fewer only to make stores of earlier versions in tests). Those before
-/// [`LOG_MOVED`] and those from it on commit apart, with the move of the log in between.
-fn migrate(conn: &mut Connection, log_path: &Path, through: usize) -> Result<()> {
+/// [`LOG_MOVED`] and [`AUDIT_MOVED`] commit apart from those after, with the move of the
+/// log (the audit log) to its own file in between.
+fn migrate(conn: &mut Connection, dir: &Path, through: usize) -> Result<()> {
     let applied = |conn: &Connection| -> Result<usize> {
         let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
         Ok(version as usize)
@@ -666,10 +715,12 @@ fn migrate(conn: &mut Connection, log_path: &Path, through: usize) -> Result<()>
     if applied(conn)? > MIGRATIONS.len() {
         return Err(crate::newer_schema(applied(conn)?, MIGRATIONS.len()));
     }
-    migrate_span(conn, through.min(LOG_MOVED - 1))?;
-    if applied(conn)? == LOG_MOVED - 1 && through >= LOG_MOVED {
-        migrate_log(&mut connect(log_path)?)?;
-        move_log(conn, log_path)?;
+    type Move = fn(&mut Connection, &Path) -> Result<()>;
+    for (moved_at, move_out) in [(LOG_MOVED, move_log as Move), (AUDIT_MOVED, move_audit)] {
+        migrate_span(conn, through.min(moved_at - 1))?;
+        if applied(conn)? == moved_at - 1 && through >= moved_at {
+            move_out(conn, dir)?;
+        }
     }
     migrate_span(conn, through)
 }
@@ -695,8 +746,8 @@ fn migrate_span(conn: &mut Connection, through: usize) -> Result<()> {
 }
 
 impl SqliteStore {
-    /// Opens (creating if needed) `DIR/sightline.db` and `DIR/log.db` and applies
-    /// migrations.
+    /// Opens (creating if needed) `DIR/sightline.db`, `DIR/log.db` and `DIR/audit.db` and
+    /// applies migrations.
     pub async fn open(data_dir: &Path) -> Result<SqliteStore> {
         std::fs::create_dir_all(data_dir).map_err(|e| {
             StoreError::Open(format!(
@@ -705,13 +756,15 @@ impl SqliteStore {
             ))
         })?;
         let path = data_dir.join("sightline.db");
-        let log_path = data_dir.join("log.db");
+        let log_path = data_dir.join(LOG_FILE);
+        let audit_path = data_dir.join(AUDIT_FILE);
         let (writer, queue) = mpsc::channel(WRITE_QUEUE_REQUESTS);
-        let (state_path, writer_path) = (path.clone(), log_path.clone());
+        let (state_path, writer_path, dir) = (path.clone(), log_path.clone(), data_dir.to_owned());
         let mut conn = tokio::task::spawn_blocking(move || -> Result<Connection> {
             let mut conn = connect(&writer_path)?;
-            migrate_log(&mut conn)?;
-            migrate(&mut connect(&state_path)?, &writer_path, MIGRATIONS.len())?;
+            migrate_own(&mut conn, LOG_MIGRATIONS)?;
+            migrate(&mut connect(&state_path)?, &dir, MIGRATIONS.len())?;
+            migrate_own(&mut connect(&dir.join(AUDIT_FILE))?, AUDIT_MIGRATIONS)?;
             Ok(conn)
         })
         .await
@@ -749,8 +802,11 @@ impl SqliteStore {
             .spawn(move || checkpoint_loop(&checkpoints, &wal, nudged))
             .map_err(|e| StoreError::Open(e.to_string()))?;
         Ok(SqliteStore {
-            state: Pool::new(path),
-            log: Pool::new(log_path),
+            state: Pool::new(path, POOL_CONNECTIONS),
+            log: Pool::new(log_path, POOL_CONNECTIONS),
+            // Appends take turns under the file's write lock (grouped, `audit::Group`): one
+            // connection appends, another reads the log for `audit list` meanwhile.
+            audit_log: Pool::new(audit_path, 2),
             writer,
             recent,
             durable,
@@ -764,7 +820,7 @@ impl SqliteStore {
     pub fn create_at_version(data_dir: &Path, version: usize) -> Result<()> {
         std::fs::create_dir_all(data_dir).map_err(|e| StoreError::Open(e.to_string()))?;
         let mut conn = connect(&data_dir.join("sightline.db"))?;
-        migrate(&mut conn, &data_dir.join("log.db"), version)
+        migrate(&mut conn, data_dir, version)
     }
 
     /// Runs `f` on a connection to `sightline.db`, off the async runtime.

@@ -2184,6 +2184,53 @@ async fn concurrent_audit_appends_keep_one_linear_chain() {
     }
 }
 
+/// A SQLite store from before the audit log had a file of its own: its entries move to
+/// `audit.db` at the next start, and the chain goes on from them.
+#[tokio::test]
+async fn a_store_from_before_audit_db_moves_its_audit_log_and_extends_the_chain() {
+    use sightline_store::AuditLog;
+    let temp = temp_dir("migrate27");
+    SqliteStore::create_at_version(temp.path(), 26).unwrap();
+    let first = sightline_store::seal(None, audit_entry(1));
+    let second = sightline_store::seal(Some((first.id, &first.hash)), audit_entry(2));
+    {
+        let conn = rusqlite::Connection::open(temp.path().join("sightline.db")).unwrap();
+        for e in [&first, &second] {
+            conn.execute(
+                "INSERT INTO audit_log (id, actor, role, at, action, target, before, after, prev_hash, hash)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                rusqlite::params![e.id, e.actor, e.role, e.at, e.action, e.target, e.before, e.after, e.prev_hash, e.hash],
+            )
+            .unwrap();
+        }
+    }
+    let store = SqliteStore::open(temp.path()).await.unwrap();
+    assert_eq!(
+        store.audit_entries(0, 10).await.unwrap(),
+        vec![first, second.clone()]
+    );
+    let third = store
+        .append_audit(audit_entry(3), Durability::Synced)
+        .await
+        .unwrap();
+    assert_eq!(
+        (third.id, third.prev_hash.as_str()),
+        (3, second.hash.as_str())
+    );
+    let all = store.audit_entries(0, 10).await.unwrap();
+    assert_eq!(sightline_store::verify_audit_chain(&all), Ok(3));
+    drop(store);
+    let state = rusqlite::Connection::open(temp.path().join("sightline.db")).unwrap();
+    let left: i64 = state
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE name = 'audit_log'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(left, 0, "the table left sightline.db");
+}
+
 /// Destinations' governance: a destination created unapproved, its record versioned, a
 /// configuration put in force only together with the record and a change-log entry, the
 /// log append-only even to SQL written by hand.
@@ -2319,10 +2366,17 @@ async fn destination_flows_change_with_their_append_only_log() {
 
 /// Every file of a SQLite store (databases and their write-ahead logs), read raw.
 fn raw_files(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
-    ["sightline.db", "sightline.db-wal", "log.db", "log.db-wal"]
-        .iter()
-        .filter_map(|file| Some((file.to_string(), std::fs::read(dir.join(file)).ok()?)))
-        .collect()
+    [
+        "sightline.db",
+        "sightline.db-wal",
+        "log.db",
+        "log.db-wal",
+        "audit.db",
+        "audit.db-wal",
+    ]
+    .iter()
+    .filter_map(|file| Some((file.to_string(), std::fs::read(dir.join(file)).ok()?)))
+    .collect()
 }
 
 fn holds_bytes(haystack: &[u8], needle: &str) -> bool {

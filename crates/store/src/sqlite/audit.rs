@@ -36,18 +36,19 @@ impl SqliteStore {
         entries: Vec<NewAuditEntry>,
         durability: Durability,
     ) -> Result<Vec<AuditEntry>> {
-        self.with_conn(move |conn| {
-            let relaxed = durability == Durability::Committed;
-            if relaxed {
-                conn.pragma_update(None, "synchronous", "NORMAL")?;
-            }
-            let appended = append_in(conn, entries);
-            if relaxed {
-                conn.pragma_update(None, "synchronous", "FULL")?;
-            }
-            appended
-        })
-        .await
+        self.audit_log
+            .run(move |conn| {
+                let relaxed = durability == Durability::Committed;
+                if relaxed {
+                    conn.pragma_update(None, "synchronous", "NORMAL")?;
+                }
+                let appended = append_in(conn, entries);
+                if relaxed {
+                    conn.pragma_update(None, "synchronous", "FULL")?;
+                }
+                appended
+            })
+            .await
     }
 }
 
@@ -107,13 +108,14 @@ impl AuditLog for SqliteStore {
     }
 
     async fn audit_entries(&self, after: i64, limit: usize) -> Result<Vec<AuditEntry>> {
-        self.with_conn(move |conn| {
-            let mut stmt = conn.prepare(&format!(
-                "SELECT {COLUMNS} FROM audit_log WHERE id > ?1 ORDER BY id LIMIT ?2"
-            ))?;
-            let rows = stmt.query_map(params![after, limit as i64], entry_from_row)?;
-            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
-        })
-        .await
+        self.audit_log
+            .run(move |conn| {
+                let mut stmt = conn.prepare(&format!(
+                    "SELECT {COLUMNS} FROM audit_log WHERE id > ?1 ORDER BY id LIMIT ?2"
+                ))?;
+                let rows = stmt.query_map(params![after, limit as i64], entry_from_row)?;
+                Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+            })
+            .await
     }
 }
