@@ -402,24 +402,13 @@ const AUDIT_MOVED: usize = 27;
 /// commits it there before migration 27 drops it from `sightline.db`: a crash in between
 /// leaves both copies, and the next start copies again over what this one left.
 fn move_audit(conn: &mut Connection, dir: &Path) -> Result<()> {
-    let audit_path = dir.join(AUDIT_FILE);
-    migrate_own(&mut connect(&audit_path)?, AUDIT_MIGRATIONS)?;
-    conn.execute(
-        "ATTACH DATABASE ?1 AS audit",
-        [audit_path.display().to_string()],
-    )?;
-    let moved = (|| -> Result<()> {
-        // Deferred: the first write takes `audit.db`'s lock only.
-        let tx = conn.transaction()?;
+    move_to(conn, &dir.join(AUDIT_FILE), AUDIT_MIGRATIONS, |tx| {
         tx.execute_batch(
-            "DELETE FROM audit.audit_log;
-             INSERT INTO audit.audit_log SELECT * FROM main.audit_log ORDER BY id;",
+            "DELETE FROM moved.audit_log;
+             INSERT INTO moved.audit_log SELECT * FROM main.audit_log ORDER BY id;",
         )?;
-        tx.commit()?;
         Ok(())
-    })();
-    conn.execute("DETACH DATABASE audit", [])?;
-    moved
+    })
 }
 
 /// Copies the events of `sightline.db` into `log.db` (whose schema is made), with their
@@ -427,53 +416,61 @@ fn move_audit(conn: &mut Connection, dir: &Path) -> Result<()> {
 /// 19 drops them from `sightline.db`: a crash in between leaves both copies, and the next
 /// start copies again over what this one left in `log.db`.
 fn move_log(conn: &mut Connection, dir: &Path) -> Result<()> {
-    let log_path = dir.join(LOG_FILE);
-    migrate_own(&mut connect(&log_path)?, LOG_MIGRATIONS)?;
-    conn.execute(
-        "ATTACH DATABASE ?1 AS log",
-        [log_path.display().to_string()],
-    )?;
-    let moved = (|| -> Result<()> {
-        // Deferred: the first write takes `log.db`'s lock only.
-        let tx = conn.transaction()?;
+    move_to(conn, &dir.join(LOG_FILE), LOG_MIGRATIONS, |tx| {
         tx.execute_batch(
-            "DELETE FROM log.events;
-             DELETE FROM log.sqlite_sequence WHERE name = 'events';
-             INSERT INTO log.sqlite_sequence (name, seq)
+            "DELETE FROM moved.events;
+             DELETE FROM moved.sqlite_sequence WHERE name = 'events';
+             INSERT INTO moved.sqlite_sequence (name, seq)
                 SELECT 'events', seq FROM main.sqlite_sequence WHERE name = 'events';",
         )?;
-        {
-            let mut rows = tx.prepare(
-                "SELECT seq, source_id, type, received_at, message_id, id_at, body
-                 FROM main.events ORDER BY seq",
-            )?;
-            let mut copy = tx.prepare(
-                "INSERT INTO log.events
-                    (seq, source_id, type, received_at, message_id, id_at, body, dedup_digest)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            )?;
-            let mut rows = rows.query([])?;
-            while let Some(row) = rows.next()? {
-                let (source_id, message_id): (i64, String) = (row.get(1)?, row.get(4)?);
-                let digest = dedup::digest(&log::dedup_key(source_id, &message_id));
-                // As stored: a row from before migration 12 keeps its TEXT body.
-                let value = |i| row.get::<_, rusqlite::types::Value>(i);
-                copy.execute(params![
-                    value(0)?,
-                    source_id,
-                    value(2)?,
-                    value(3)?,
-                    message_id,
-                    value(5)?,
-                    value(6)?,
-                    digest
-                ])?;
-            }
+        let mut rows = tx.prepare(
+            "SELECT seq, source_id, type, received_at, message_id, id_at, body
+             FROM main.events ORDER BY seq",
+        )?;
+        let mut copy = tx.prepare(
+            "INSERT INTO moved.events
+                (seq, source_id, type, received_at, message_id, id_at, body, dedup_digest)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        )?;
+        let mut rows = rows.query([])?;
+        while let Some(row) = rows.next()? {
+            let (source_id, message_id): (i64, String) = (row.get(1)?, row.get(4)?);
+            let digest = dedup::digest(&log::dedup_key(source_id, &message_id));
+            // As stored: a row from before migration 12 keeps its TEXT body.
+            let value = |i| row.get::<_, rusqlite::types::Value>(i);
+            copy.execute(params![
+                value(0)?,
+                source_id,
+                value(2)?,
+                value(3)?,
+                message_id,
+                value(5)?,
+                value(6)?,
+                digest
+            ])?;
         }
+        Ok(())
+    })
+}
+
+/// Makes the schema of the database file at `path`, attaches it to `conn` as `moved` and
+/// runs `copy` in one transaction, committed before it returns.
+fn move_to(
+    conn: &mut Connection,
+    path: &Path,
+    migrations: &[&str],
+    copy: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<()>,
+) -> Result<()> {
+    migrate_own(&mut connect(path)?, migrations)?;
+    conn.execute("ATTACH DATABASE ?1 AS moved", [path.display().to_string()])?;
+    let moved = (|| -> Result<()> {
+        // Deferred: the first write takes the attached file's lock only.
+        let tx = conn.transaction()?;
+        copy(&tx)?;
         tx.commit()?;
         Ok(())
     })();
-    conn.execute("DETACH DATABASE log", [])?;
+    conn.execute("DETACH DATABASE moved", [])?;
     moved
 }
 
