@@ -46,6 +46,17 @@ impl Scenario {
         }
         Scenario::ALL.into_iter().find(|s| s.name() == name)
     }
+
+    /// [`Scenario::parse`], or what to write instead: the one message of every place a
+    /// scenario is named (command line, journey file, schedules).
+    pub fn parse_or_explain(name: &str) -> Result<Scenario, String> {
+        Scenario::parse(name).ok_or_else(|| {
+            format!(
+                "unknown scenario {name:?}: use no-interaction, accept-all, reject-all, gpc or \
+                 custom:NAME (NAME of letters, digits, - and _)"
+            )
+        })
+    }
 }
 
 /// Custom scenario names become directory names (screenshots) and command-line arguments:
@@ -67,7 +78,7 @@ impl TryFrom<String> for Scenario {
     type Error = String;
 
     fn try_from(name: String) -> Result<Scenario, String> {
-        Scenario::parse(&name).ok_or_else(|| format!("unknown scenario {name:?}"))
+        Scenario::parse_or_explain(&name)
     }
 }
 

@@ -65,11 +65,7 @@ impl Definition {
         let scenarios = self
             .scenarios
             .iter()
-            .map(|name| {
-                Scenario::parse(name).ok_or_else(|| {
-                    format!("unknown scenario {name:?}: use no-interaction, accept-all, reject-all, gpc or custom:NAME")
-                })
-            })
+            .map(|name| Scenario::parse_or_explain(name))
             .collect::<Result<Vec<_>, String>>()?;
         Ok(Schedule {
             journey: self.journey.clone(),
@@ -367,12 +363,7 @@ pub async fn put(
     let schedule = definition.check(Origin::Api).map_err(|e| {
         crate::Error::invalid(format!("schedule of journey {:?}: {e}", definition.journey))
     })?;
-    if configured.iter().any(|s| s.journey == schedule.journey) {
-        return Err(crate::Error::Conflict(format!(
-            "journey {:?} is scheduled by the config file's [[schedule]]: change it there",
-            schedule.journey
-        )));
-    }
+    in_config(configured, &schedule.journey, "change")?;
     registry::journey(store, &schedule.journey).await?;
     if let Some(alert) = &schedule.alert {
         let destination = store.destination_by_name(alert).await?;
@@ -428,11 +419,7 @@ pub async fn delete(
     journey: &str,
 ) -> crate::Result<()> {
     require(actor, TEAMS, "changing scan schedules")?;
-    if configured.iter().any(|s| s.journey == journey) {
-        return Err(crate::Error::Conflict(format!(
-            "journey {journey:?} is scheduled by the config file's [[schedule]]: remove it there"
-        )));
-    }
+    in_config(configured, journey, "remove")?;
     let record = store
         .record(RecordKind::Schedule, journey)
         .await?
@@ -444,6 +431,16 @@ pub async fn delete(
     store.set_checkpoint(&run_key(journey), 0).await?;
     let before = Some(serde_json::from_str::<Value>(&record.doc)?);
     crate::audit::record(store, actor, "scan.schedule.delete", journey, before, None).await
+}
+
+/// A conflict when the config file schedules `journey`: the API does not `verb` it.
+fn in_config(configured: &[Schedule], journey: &str, verb: &str) -> crate::Result<()> {
+    if configured.iter().any(|s| s.journey == journey) {
+        return Err(crate::Error::Conflict(format!(
+            "journey {journey:?} is scheduled by the config file's [[schedule]]: {verb} it there"
+        )));
+    }
+    Ok(())
 }
 
 fn not_stored(journey: &str) -> crate::Error {

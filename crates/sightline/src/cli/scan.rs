@@ -113,14 +113,7 @@ pub async fn run(args: ScanArgs, file: &FileConfig) -> Result<()> {
     let scenarios = args
         .scenarios
         .iter()
-        .map(|name| {
-            Scenario::parse(name).with_context(|| {
-                format!(
-                    "unknown scenario {name:?}: use no-interaction, accept-all, reject-all, gpc \
-                     or custom:NAME"
-                )
-            })
-        })
+        .map(|name| Scenario::parse_or_explain(name).map_err(anyhow::Error::msg))
         .collect::<Result<Vec<_>>>()?;
     let fail_on = args
         .fail_on
