@@ -220,7 +220,7 @@ pub(crate) async fn lags(
 
 /// Waits until the profiles, then every processor, have applied the whole log; returns
 /// the seconds each took from now.
-async fn caught_up(server: &Server) -> Result<(f64, f64)> {
+pub(crate) async fn caught_up(server: &Server) -> Result<(f64, f64)> {
     let http = reqwest::Client::new();
     let started = Instant::now();
     let mut profiles_at = None;

@@ -2,7 +2,8 @@
 //! as users run it (profiles, two audiences, a computed trait and a webhook destination).
 //! Loads N people (an identify with user id, anonymous id and email each) and then track
 //! events spread over them up to the number of events asked for, through the tracking API;
-//! then measures (1) how fast a restarted server is ready (`/readyz`) with the stored
+//! then, once every processor has applied the whole log (so that the start measures the
+//! cold cache, not a catch-up), measures (1) how fast a restarted server is ready (`/readyz`) with the stored
 //! profiles and its resident memory then, (2) profile lookups by email over HTTP at a fixed
 //! rate on that cold start (the latency a caller sees at that load), then closed-loop
 //! against a bare keyed read of the same store over the same HTTP stack
@@ -224,6 +225,7 @@ pub async fn run(shape: Shape) -> Result<()> {
     let server = setup.serve()?;
     let http = reqwest::Client::new();
     let load_s = load(&http, &server, &setup.key, people, events).await?;
+    crate::ingest::caught_up(&server).await?;
     drop(server);
 
     // A restarted server resumes the stored profiles: the time until `/readyz` says so.

@@ -19,10 +19,14 @@ pub const SEGMENT_CATEGORIES: &str = "context.consent.categoryPreferences";
 pub const PURPOSES: &str = "context.consent.purposes";
 pub const GOOGLE_CONSENT_MODE: &str = "context.consent.googleConsentMode";
 pub const GPC: &str = "gpc";
-const CONSENT_STRING_PATHS: [(&str, &str); 2] = [
-    ("/context/consent/tcf", "context.consent.tcf"),
-    ("/context/tcf", "context.tcf"),
-];
+const CONSENT_STRINGS: [&str; 2] = ["context.consent.tcf", "context.tcf"];
+
+/// `event.context.consent` (none when absent). Objects are walked key by key rather than by
+/// JSON pointer: `Value::pointer` allocates a string per path segment, and every processor
+/// reads the signals of every event.
+pub(crate) fn consent_of(event: &Value) -> Option<&Value> {
+    event.get("context")?.get("consent")
+}
 
 /// The consent signals of one event.
 #[derive(Debug, Default)]
@@ -36,13 +40,15 @@ pub struct EventSignals {
 
 impl EventSignals {
     pub fn read(event: &Value) -> EventSignals {
+        let consent = consent_of(event);
+        let context_tcf = event.get("context").and_then(|c| c.get("tcf"));
         EventSignals {
             segment: SegmentConsent::from_event(event)
                 .ok()
                 .flatten()
                 .map(|consent| consent.category_preferences),
-            purposes: event
-                .pointer("/context/consent/purposes")
+            purposes: consent
+                .and_then(|c| c.get("purposes"))
                 .and_then(Value::as_object)
                 .map(|stated| {
                     stated
@@ -50,15 +56,16 @@ impl EventSignals {
                         .filter_map(|(purpose, v)| Some((purpose.clone(), v.as_bool()?)))
                         .collect()
                 }),
-            consent_mode: event
-                .pointer("/context/consent/googleConsentMode")
+            consent_mode: consent
+                .and_then(|c| c.get("googleConsentMode"))
                 .and_then(|raw| Some((raw.clone(), ConsentModeState::from_json(raw).ok()?))),
             gpc: event.get("gpc").and_then(Value::as_bool) == Some(true),
-            strings: CONSENT_STRING_PATHS
-                .iter()
-                .filter_map(|(pointer, name)| {
-                    let text = event.pointer(pointer)?.as_str()?.trim();
-                    Some((*name, text.to_owned(), crate::decode(text).ok()?))
+            strings: CONSENT_STRINGS
+                .into_iter()
+                .zip([consent.and_then(|c| c.get("tcf")), context_tcf])
+                .filter_map(|(name, value)| {
+                    let text = value?.as_str()?.trim();
+                    Some((name, text.to_owned(), crate::decode(text).ok()?))
                 })
                 .collect(),
         }

@@ -27,7 +27,9 @@ impl SegmentConsent {
     /// `context.consent.categoryPreferences`; an error when that field is
     /// present but not an object of booleans.
     pub fn from_event(event: &Value) -> Result<Option<Self>, DecodeError> {
-        let Some(preferences) = event.pointer("/context/consent/categoryPreferences") else {
+        let Some(preferences) =
+            crate::event::consent_of(event).and_then(|c| c.get("categoryPreferences"))
+        else {
             return Ok(None);
         };
         let path = "$.context.consent.categoryPreferences";

@@ -105,10 +105,13 @@ pub struct DayMetrics {
 
 /// The UTC day of a time in ms, `YYYY-MM-DD`.
 pub fn day_of(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
+    use chrono::Datelike;
+    // Written out rather than through `format("%Y-%m-%d")`, which parses the pattern
+    // again for every one of the log's events the consent counts read.
+    let day = chrono::DateTime::from_timestamp_millis(ms)
         .unwrap_or_default()
-        .format("%Y-%m-%d")
-        .to_string()
+        .date_naive();
+    format!("{:04}-{:02}-{:02}", day.year(), day.month(), day.day())
 }
 
 /// A scan's metrics. `documented` holds the inventory's vendors, lowercased; `first` is the
@@ -413,6 +416,17 @@ mod tests {
     }
 
     proptest! {
+        /// Any time from year 0 to 9999 (the times events carry) is on the day chrono's
+        /// `%Y-%m-%d` names.
+        #[test]
+        fn a_day_is_named_as_iso_8601_writes_it(ms in -62_167_219_200_000i64..253_402_300_799_999) {
+            let expected = chrono::DateTime::from_timestamp_millis(ms)
+                .unwrap()
+                .format("%Y-%m-%d")
+                .to_string();
+            prop_assert_eq!(day_of(ms), expected);
+        }
+
         #[test]
         fn rates_are_shares_and_days_are_ordered(
             scans in proptest::collection::vec(

@@ -109,7 +109,10 @@ impl Facts {
             self.events.push(event.seq);
         }
         // identify's traits, and context.traits which RudderStack SDKs send on every call.
-        let traits = [body.get("traits"), body.pointer("/context/traits")];
+        let traits = [
+            body.get("traits"),
+            body.get("context").and_then(|c| c.get("traits")),
+        ];
         for map in traits.into_iter().flatten().filter_map(Value::as_object) {
             self.set_traits(map, at, event);
         }

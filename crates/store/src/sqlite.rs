@@ -516,6 +516,8 @@ pub struct SqliteStore {
     log: Pool,
     /// `audit.db`: the audit log, whose appends take no lock the processors hold.
     audit_log: Pool,
+    /// Dropped with the store, it ends the audit log's checkpointer thread.
+    _stop_audit_checkpoints: std::sync::mpsc::SyncSender<()>,
     writer: mpsc::Sender<AppendRequest>,
     /// The log writer's dedup index (sqlite/dedup.rs); pruned from outside by
     /// `prune_dedup`.
@@ -661,6 +663,7 @@ const READER_CACHE_KIB: i64 = 16_384;
 /// large, by the checkpointer thread rather than by whichever connection commits: SQLite's
 /// automatic checkpoint ran inside the log writer's commits and took a sixth of its time.
 const CHECKPOINT_WAL_BYTES: u64 = 16 << 20;
+const NO_AUTOCHECKPOINT: &str = "PRAGMA wal_autocheckpoint = 0";
 
 /// While another connection holds the write lock, look again soon: the log writer holds
 /// `log.db`'s for most of the time under load, letting go only between groups (the command
@@ -780,7 +783,7 @@ impl SqliteStore {
             wal: wal.clone(),
         });
         let checkpoints = connect(&log_path)?;
-        checkpoints.execute_batch("PRAGMA wal_autocheckpoint = 0")?;
+        checkpoints.execute_batch(NO_AUTOCHECKPOINT)?;
         let (synced, to_sync) = std::sync::mpsc::sync_channel(SYNC_QUEUE_GROUPS);
         let (nudge, nudged) = std::sync::mpsc::sync_channel(1);
         let recent = Arc::new(Mutex::new(dedup::RecentIds::default()));
@@ -798,12 +801,19 @@ impl SqliteStore {
             .name("sqlite-checkpointer".into())
             .spawn(move || checkpoint_loop(&checkpoints, &wal, nudged))
             .map_err(|e| StoreError::Open(e.to_string()))?;
+        let audit_checkpoints = connect(&audit_path)?;
+        let (stop_audit_checkpoints, audit_stopped) = std::sync::mpsc::sync_channel(1);
+        std::thread::Builder::new()
+            .name("sqlite-audit-checkpointer".into())
+            .spawn(move || audit_checkpoint_loop(&audit_checkpoints, audit_stopped))
+            .map_err(|e| StoreError::Open(e.to_string()))?;
         Ok(SqliteStore {
             state: Pool::new(path, POOL_CONNECTIONS),
             log: Pool::new(log_path, POOL_CONNECTIONS),
             // Appends take turns under the file's write lock (grouped, `audit::Group`): one
             // connection appends, another reads the log for `audit list` meanwhile.
             audit_log: Pool::new(audit_path, 2),
+            _stop_audit_checkpoints: stop_audit_checkpoints,
             writer,
             recent,
             durable,
@@ -922,6 +932,27 @@ fn checkpoint_loop(conn: &Connection, wal: &Path, nudged: std::sync::mpsc::Recei
         }
         if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
             tracing::warn!(error = %e, "the write-ahead log checkpoint failed; retrying later");
+        }
+    }
+}
+
+/// How often the audit log's write-ahead log is copied back into `audit.db` in the
+/// background.
+const AUDIT_CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Copies the audit log's write-ahead log into `audit.db` (a passive checkpoint: appends go
+/// on meanwhile) every [`AUDIT_CHECKPOINT_EVERY`] until `stopped` says the store is gone.
+/// Every profile read appends an entry, and SQLite's automatic checkpoint, run inside the
+/// append that crosses a thousand pages, synced and copied all of them while that read
+/// waited (5 ms and more: the lookups' p99). It still runs there, as only a checkpoint
+/// between two appends lets the next one start the write-ahead log over (a background one
+/// alone never catches up under steady reads and the file grows without bound); but this
+/// one has synced and copied nearly everything by then, so it only has the last few pages.
+fn audit_checkpoint_loop(conn: &Connection, stopped: std::sync::mpsc::Receiver<()>) {
+    use std::sync::mpsc::RecvTimeoutError;
+    while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(AUDIT_CHECKPOINT_EVERY) {
+        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            tracing::warn!(error = %e, "the audit log's checkpoint failed; retrying later");
         }
     }
 }

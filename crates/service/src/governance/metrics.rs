@@ -1,8 +1,9 @@
 //! Governance metrics at the edges (`sightline metrics`, `GET /api/v1/governance/metrics`):
 //! a scan's metrics are recorded when it is stored; the log's consent counts are brought
-//! forward from a cursor by [`refresh`] (the server runs it every half minute, and every
-//! read runs it first), which reads only the records it changes; the day series joins them
-//! with `sightline_govern::metrics`.
+//! forward from a cursor by the server's [`Refresher`] (a processor like the others: a
+//! bounded page per step, its lag in /metrics) and by [`refresh`] before every read, each
+//! reading only the records it changes; the day series joins them with
+//! `sightline_govern::metrics`.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -22,9 +23,14 @@ const CURSOR: &str = "consent-cursor";
 const SCAN_CURSOR: &str = "scan-cursor";
 const CONSENT_DAY: &str = "consent:";
 const SCAN: &str = "scan:";
-/// Events read per page, and counted per refresh at most (the next goes on from there).
+/// Events read per page; counted per refresh before a read at most, and per step of the
+/// server's refresher (the next goes on from there). A step is kept small so that the
+/// refresher, like every processor, never holds the CPU for long in one go: it once counted
+/// half a million events per step, seconds of parsing right after a start that doubled the
+/// profile lookups' p99.
 const PAGE: usize = 1_000;
 const COUNTED_PER_REFRESH: usize = 500_000;
+const COUNTED_PER_STEP: usize = 10 * PAGE;
 const WRITE_ATTEMPTS: usize = 3;
 /// What the consent counts read of an event: its time and every place
 /// `EventSignals::read` looks. Parsing only these keeps the refresher's cost per event
@@ -156,15 +162,29 @@ async fn scan_metrics(store: &dyn Governance) -> Result<Vec<ScanMetrics>> {
 /// get theirs, and the log's consent counts are counted on from their cursor.
 pub async fn refresh(store: &dyn Store) -> Result<()> {
     record_scans(store).await?;
-    // A version conflict means another process counted at the same time (nothing of ours
-    // was written): read again and count on from where it got.
-    for attempt in 1..=WRITE_ATTEMPTS {
-        match count_consent(store).await {
-            Err(e) if attempt < WRITE_ATTEMPTS && is_conflict(&e) => continue,
+    count_consent_on(store, COUNTED_PER_REFRESH).await?;
+    Ok(())
+}
+
+/// [`count_consent`], read again after a version conflict: another process counted at the
+/// same time (nothing of ours was written), so it counts on from where that one got.
+async fn count_consent_on(store: &dyn Store, budget: usize) -> Result<Counted> {
+    let mut attempt = 1;
+    loop {
+        match count_consent(store, budget).await {
+            Err(e) if attempt < WRITE_ATTEMPTS && is_conflict(&e) => attempt += 1,
             done => return done,
         }
     }
-    Ok(())
+}
+
+/// How far a pass of the consent counts got.
+#[derive(Debug, PartialEq, Eq)]
+enum Counted {
+    /// Through the end of the log.
+    All,
+    /// Its budget ran out first.
+    Budget,
 }
 
 /// Scans after the scan cursor get their metrics, oldest first, if they have none (a scan
@@ -212,14 +232,20 @@ fn is_conflict(e: &anyhow::Error) -> bool {
     )
 }
 
-/// One pass of the consent counts; the counts and the cursor are written in one
-/// transaction, so every event is counted exactly once.
-async fn count_consent(store: &dyn Store) -> Result<()> {
-    let kept_cursor = store.record(RecordKind::Metric, CURSOR).await?;
-    let cursor = match &kept_cursor {
+/// Where the consent counts have counted through, and the record that keeps it.
+async fn consent_cursor(store: &dyn Governance) -> Result<(i64, Option<StoredRecord>)> {
+    let kept = store.record(RecordKind::Metric, CURSOR).await?;
+    let seq = match &kept {
         Some(r) => parse::<Value>(r)?["seq"].as_i64().unwrap_or(0),
         None => 0,
     };
+    Ok((seq, kept))
+}
+
+/// One pass of the consent counts over at most `budget` events; the counts and the cursor
+/// are written in one transaction, so every event is counted exactly once.
+async fn count_consent(store: &dyn Store, budget: usize) -> Result<Counted> {
+    let (cursor, kept_cursor) = consent_cursor(store).await?;
     let sources: BTreeMap<i64, String> = store
         .list_sources()
         .await?
@@ -228,10 +254,15 @@ async fn count_consent(store: &dyn Store) -> Result<()> {
         .collect();
 
     let mut counted: BTreeMap<String, BTreeMap<String, ConsentCounts>> = BTreeMap::new();
-    let (mut seq, mut read) = (cursor, 0);
-    while read < COUNTED_PER_REFRESH {
-        let page = store.read_events(seq, PAGE, None).await?;
-        let Some(last) = page.last() else { break };
+    let (mut seq, mut read, mut counted_all) = (cursor, 0, false);
+    while read < budget {
+        let page = store
+            .read_events(seq, PAGE.min(budget - read), None)
+            .await?;
+        let Some(last) = page.last() else {
+            counted_all = true;
+            break;
+        };
         seq = last.seq;
         read += page.len();
         for event in &page {
@@ -254,8 +285,13 @@ async fn count_consent(store: &dyn Store) -> Result<()> {
             metrics::count_event(&mut counted, metrics::day_of(at), &source, signal);
         }
     }
+    let counted_through = if counted_all {
+        Counted::All
+    } else {
+        Counted::Budget
+    };
     if seq == cursor {
-        return Ok(());
+        return Ok(counted_through);
     }
 
     let mut writes = vec![RecordWrite {
@@ -285,7 +321,7 @@ async fn count_consent(store: &dyn Store) -> Result<()> {
         });
     }
     store.write_records(RecordKind::Metric, writes).await?;
-    Ok(())
+    Ok(counted_through)
 }
 
 /// The consent counts kept, by day and source.
@@ -355,7 +391,9 @@ impl Series {
     }
 }
 
-/// Brings the metrics forward for the server, every half minute.
+/// Keeps the log's consent counts current for the server: each step counts on at most
+/// [`COUNTED_PER_STEP`] events. (Scans get their metrics when they are stored, and any
+/// stored before metrics were kept when the metrics are next read: [`refresh`].)
 pub struct Refresher(pub std::sync::Arc<dyn Store>);
 
 impl crate::processors::Processor for Refresher {
@@ -365,13 +403,21 @@ impl crate::processors::Processor for Refresher {
 
     fn step(&self) -> crate::processors::StepFuture<'_> {
         Box::pin(async move {
-            refresh(self.0.as_ref()).await?;
-            Ok(crate::processors::Step::Idle)
+            Ok(
+                match count_consent_on(self.0.as_ref(), COUNTED_PER_STEP).await? {
+                    Counted::Budget => crate::processors::Step::More,
+                    Counted::All => crate::processors::Step::Idle,
+                },
+            )
         })
     }
 
     fn idle(&self) -> std::time::Duration {
-        std::time::Duration::from_secs(30)
+        std::time::Duration::from_secs(1)
+    }
+
+    fn applied_through(&self) -> crate::processors::PositionFuture<'_> {
+        Box::pin(async move { Ok(Some(consent_cursor(self.0.as_ref()).await?.0)) })
     }
 }
 
@@ -428,6 +474,63 @@ mod tests {
             }]}]
         }))
         .unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_refresher_counts_a_bounded_page_per_step_as_a_refresh_counts_them_all() {
+        use crate::processors::Processor;
+        let (stepped, whole) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let mut stores = Vec::new();
+        for dir in [&stepped, &whole] {
+            let store = SqliteStore::open(dir.path()).await.unwrap();
+            let source = sightline_store::Access::create_source(&store, "web", "hash")
+                .await
+                .unwrap()
+                .id;
+            let events = (0..5)
+                .map(|i| sightline_core::NewEvent {
+                    source_id: source,
+                    message_id: format!("m{i}"),
+                    event_type: sightline_core::EventType::Track,
+                    received_at: 1_764_000_000_000,
+                    body: format!(
+                        r#"{{"type":"track","event":"E","timestamp":"2026-01-0{}T00:00:00Z"{}}}"#,
+                        1 + i % 2,
+                        if i % 3 == 0 { r#","gpc":true"# } else { "" }
+                    ),
+                })
+                .collect();
+            store.append(events, 0).await.unwrap();
+            stores.push(std::sync::Arc::new(store));
+        }
+        let stepped: std::sync::Arc<dyn Store> = stores[0].clone();
+        let refresher = Refresher(stepped.clone());
+        assert_eq!(refresher.applied_through().await.unwrap(), Some(0));
+        for (counted, through) in [
+            (Counted::Budget, 2),
+            (Counted::Budget, 4),
+            (Counted::All, 5),
+        ] {
+            assert_eq!(
+                count_consent_on(stepped.as_ref(), 2).await.unwrap(),
+                counted
+            );
+            assert_eq!(refresher.applied_through().await.unwrap(), Some(through));
+        }
+        assert_eq!(
+            refresher.step().await.unwrap(),
+            crate::processors::Step::Idle
+        );
+        refresh(stores[1].as_ref()).await.unwrap();
+        let counts = |store: std::sync::Arc<SqliteStore>| async move {
+            consent_counts(store.as_ref()).await.unwrap()
+        };
+        let (stepped, whole) = (
+            counts(stores[0].clone()).await,
+            counts(stores[1].clone()).await,
+        );
+        assert_eq!(stepped, whole);
+        assert_eq!(stepped.len(), 2, "two days: {stepped:?}");
     }
 
     #[tokio::test]

@@ -38,13 +38,20 @@ impl SqliteStore {
     ) -> Result<Vec<AuditEntry>> {
         self.audit_log
             .run(move |conn| {
+                // Prepared once per connection, as every statement of an append is: a read
+                // is audited, so this runs once per profile lookup.
+                let synchronous = |conn: &rusqlite::Connection, level: &str| -> Result<()> {
+                    conn.prepare_cached(&format!("PRAGMA synchronous = {level}"))?
+                        .execute([])?;
+                    Ok(())
+                };
                 let relaxed = durability == Durability::Committed;
                 if relaxed {
-                    conn.pragma_update(None, "synchronous", "NORMAL")?;
+                    synchronous(conn, "NORMAL")?;
                 }
                 let appended = append_in(conn, entries);
                 if relaxed {
-                    conn.pragma_update(None, "synchronous", "FULL")?;
+                    synchronous(conn, "FULL")?;
                 }
                 appended
             })
@@ -60,11 +67,8 @@ fn append_in(
     // Immediate: the write lock is taken before the last hash is read.
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let mut last: Option<(i64, String)> = tx
-        .query_row(
-            "SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1",
-            [],
-            |row| Ok((row.get(0)?, row.get(1)?)),
-        )
+        .prepare_cached("SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1")?
+        .query_row([], |row| Ok((row.get(0)?, row.get(1)?)))
         .optional()?;
     let mut sealed_all = Vec::with_capacity(entries.len());
     {
