@@ -194,27 +194,68 @@ pub fn parse(
     // The events are stored as sent, and every reader of the log parses them into 64-bit
     // floats: a number past that range would be acknowledged and then skipped by all of
     // them, so it is refused here.
-    if let Some(number) = out_of_range_number(body) {
+    let scanned = scan(body);
+    if let Some(number) = scanned.out_of_range {
+        let number = &body[number];
         return Err(RequestError::NumberOutOfRange {
             number: String::from_utf8_lossy(&number[..number.len().min(40)]).into_owned(),
         });
     }
+    // A lone UTF-16 surrogate escape (`"\udc00"`, as JavaScript writes a string cut
+    // inside an emoji) passes the collector's lazy parse but fails every reader's strict
+    // one, so it is stored as U+FFFD, the replacement a lossy decoder would make.
+    let repaired;
+    let body = if scanned.lone_surrogates.is_empty() {
+        body
+    } else {
+        let mut copy = body.to_vec();
+        for at in scanned.lone_surrogates {
+            copy[at..at + 6].copy_from_slice(br"\uFFFD");
+        }
+        repaired = copy;
+        &repaired
+    };
     match call {
         Call::Single(kind) => parse_single(kind, body, received, limits, new_id),
         Call::Batch => parse_batch(body, received, limits, new_id),
     }
 }
 
-/// The first number in the JSON text `json` (outside strings) that does not fit an `f64`:
-/// one with an exponent or so many digits that it may not is parsed to see.
-fn out_of_range_number(json: &[u8]) -> Option<&[u8]> {
+/// What one walk over a request body finds that the lazy parse would let through.
+#[derive(Debug, Default)]
+struct Scan {
+    /// The first number (outside strings) that does not fit an `f64`.
+    out_of_range: Option<std::ops::Range<usize>>,
+    /// Where each `\uXXXX` escape of an unpaired surrogate starts.
+    lone_surrogates: Vec<usize>,
+}
+
+/// Walks the JSON text `json` once: a number with an exponent or so many digits that it
+/// may not fit an `f64` is parsed to see; each escape in a string is decoded far enough to
+/// tell a lone surrogate from a pair.
+fn scan(json: &[u8]) -> Scan {
+    let mut found = Scan::default();
     let mut i = 0;
     while i < json.len() {
         match json[i] {
             b'"' => {
                 i += 1;
                 while i < json.len() && json[i] != b'"' {
-                    i += if json[i] == b'\\' { 2 } else { 1 };
+                    i += match json[i] {
+                        b'\\' => match surrogate_at(json, i) {
+                            Some(0xD800..=0xDBFF)
+                                if matches!(surrogate_at(json, i + 6), Some(0xDC00..=0xDFFF)) =>
+                            {
+                                12
+                            }
+                            Some(_) => {
+                                found.lone_surrogates.push(i);
+                                6
+                            }
+                            None => 2,
+                        },
+                        _ => 1,
+                    };
                 }
                 i += 1;
             }
@@ -227,19 +268,30 @@ fn out_of_range_number(json: &[u8]) -> Option<&[u8]> {
                 }
                 let number = &json[start..i];
                 let suspect = number.len() > 300 || number.iter().any(|b| matches!(b, b'e' | b'E'));
-                if suspect
+                if found.out_of_range.is_none()
+                    && suspect
                     && std::str::from_utf8(number)
                         .ok()
                         .and_then(|text| text.parse::<f64>().ok())
                         .is_some_and(|value| !value.is_finite())
                 {
-                    return Some(number);
+                    found.out_of_range = Some(start..i);
                 }
             }
             _ => i += 1,
         }
     }
-    None
+    found
+}
+
+/// The code unit of the `\uXXXX` escape at `at` if it is a surrogate (U+D800 to U+DFFF).
+fn surrogate_at(json: &[u8], at: usize) -> Option<u16> {
+    let escape = json.get(at..at + 6)?;
+    if &escape[..2] != br"\u" || !escape[2..].iter().all(u8::is_ascii_hexdigit) {
+        return None;
+    }
+    let unit = u16::from_str_radix(std::str::from_utf8(&escape[2..]).ok()?, 16).ok()?;
+    (0xD800..=0xDFFF).contains(&unit).then_some(unit)
 }
 
 /// The body as an object; any other JSON value is `NotAnObject`.

@@ -506,11 +506,50 @@ fn a_number_past_a_64_bit_float_refuses_the_request() {
     }
 }
 
+/// `units` as JavaScript's `JSON.stringify` writes them: every unit as a `\uXXXX` escape,
+/// so an unpaired surrogate is sent as one.
+fn utf16_escaped(units: &[u16]) -> String {
+    units.iter().map(|unit| format!("\\u{unit:04x}")).collect()
+}
+
+#[test]
+fn a_lone_surrogate_is_stored_as_the_replacement_character_and_a_pair_as_sent() {
+    let body = format!(
+        r#"{{"userId":"u\udc00","event":"e","properties":{{"cut":"ab{}","pair":"{}","text":"\\ud800"}}}}"#,
+        utf16_escaped(&[0xD83D]),
+        utf16_escaped(&[0xD83D, 0xDE00]),
+    );
+    let parsed = raw(Call::Single(EventType::Track), &body).expect("accepted");
+    let stored: Value = serde_json::from_str(&parsed.events[0].as_ref().unwrap().body).unwrap();
+    assert_eq!(stored["userId"], "u\u{FFFD}");
+    assert_eq!(stored["properties"]["cut"], "ab\u{FFFD}");
+    assert_eq!(stored["properties"]["pair"], "\u{1F600}");
+    // An escaped backslash before "ud800" is text, not an escape.
+    assert_eq!(stored["properties"]["text"], "\\ud800");
+}
+
 proptest! {
     #[test]
     fn a_number_in_range_is_never_refused(x in any::<f64>().prop_filter("finite", |x| x.is_finite())) {
         let body = format!(r#"{{"userId":"u","event":"e","properties":{{"x":{x:e}}}}}"#);
         prop_assert!(raw(Call::Single(EventType::Track), &body).is_ok(), "{}", body);
+    }
+
+    #[test]
+    fn any_utf16_string_is_stored_as_its_lossy_decoding(
+        units in proptest::collection::vec(prop_oneof![any::<u16>(), 0xD800u16..0xE000], 0..12),
+        batch in any::<bool>(),
+    ) {
+        let text = utf16_escaped(&units);
+        let (call, body) = if batch {
+            (Call::Batch, format!(r#"{{"batch":[{{"type":"track","userId":"u","event":"e","properties":{{"s":"{text}"}}}}]}}"#))
+        } else {
+            (Call::Single(EventType::Track), format!(r#"{{"userId":"u","event":"e","properties":{{"s":"{text}"}}}}"#))
+        };
+        let parsed = raw(call, &body).expect("accepted");
+        let stored: Value = serde_json::from_str(&parsed.events[0].as_ref().unwrap().body).unwrap();
+        let decoded = String::from_utf16_lossy(&units);
+        prop_assert_eq!(stored["properties"]["s"].as_str(), Some(decoded.as_str()));
     }
 
     #[test]
