@@ -246,13 +246,8 @@ async fn consent_cursor(store: &dyn Governance) -> Result<(i64, Option<StoredRec
 /// are written in one transaction, so every event is counted exactly once.
 async fn count_consent(store: &dyn Store, budget: usize) -> Result<Counted> {
     let (cursor, kept_cursor) = consent_cursor(store).await?;
-    let sources: BTreeMap<i64, String> = store
-        .list_sources()
-        .await?
-        .into_iter()
-        .map(|s| (s.id, s.name))
-        .collect();
-
+    // Read once there is something to count: an idle step is a record and an empty page.
+    let mut sources: Option<BTreeMap<i64, String>> = None;
     let mut counted: BTreeMap<String, BTreeMap<String, ConsentCounts>> = BTreeMap::new();
     let (mut seq, mut read, mut counted_all) = (cursor, 0, false);
     while read < budget {
@@ -265,6 +260,17 @@ async fn count_consent(store: &dyn Store, budget: usize) -> Result<Counted> {
         };
         seq = last.seq;
         read += page.len();
+        let sources = match &mut sources {
+            Some(sources) => sources,
+            None => sources.insert(
+                store
+                    .list_sources()
+                    .await?
+                    .into_iter()
+                    .map(|s| (s.id, s.name))
+                    .collect(),
+            ),
+        };
         for event in &page {
             if !metrics::counts_for_consent(event.event_type, event.source_id) {
                 continue;
