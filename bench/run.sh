@@ -8,6 +8,7 @@
 #   bench/run.sh vendors [--events N] [--warehouse URL]   (GA4, Meta, TikTok, LinkedIn and Google Ads fakes, and a PostgreSQL warehouse, against the plain webhook)
 #   bench/run.sh profiles [--people N] [--events N] [--clients N] [--rate LOOKUPS_PER_S] [--mixed-seconds N] [--mixed-rate EVENTS_PER_S]
 #   bench/run.sh console [--people N] [--events N] [--times N]
+#   bench/run.sh erasure [--postgres URL] [--people N] [--events N]
 #   bench/run.sh log-size [--postgres URL] [--events N] [--users N]
 #   bench/run.sh audience-sync [--load EVENTS_PER_S] [--samples N]
 #   bench/run.sh scan [--crawl PAGES]   (needs Debian's chromium: scripts/install-chromium.sh)
@@ -25,7 +26,7 @@ case "$bench" in
     command -v wrk >/dev/null || apt-get install -y wrk >&2
     cargo build --release --locked -p sightline -p sightline-bench
     exec target/release/sightline-bench "$bench" "$@" ;;
-  sustained|delivery|profiles|console|audience-sync|log-size|vendors)
+  sustained|delivery|profiles|console|audience-sync|log-size|vendors|erasure)
     cargo build --release --locked -p sightline -p sightline-bench
     exec target/release/sightline-bench "$bench" "$@" ;;
   attribution)
@@ -37,6 +38,6 @@ case "$bench" in
   linkage-1m)
     exec cargo run --release --locked -p sightline-linkage --example bench_dedupe_1m ;;
   *)
-    echo "usage: bench/run.sh ingest|plans|cluster|sustained|delivery|vendors|profiles|console|audience-sync|log-size|scan|attribution|linkage-febrl|linkage-1m [args]" >&2
+    echo "usage: bench/run.sh ingest|plans|cluster|sustained|delivery|vendors|profiles|console|audience-sync|log-size|erasure|scan|attribution|linkage-febrl|linkage-1m [args]" >&2
     exit 2 ;;
 esac

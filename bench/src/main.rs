@@ -1,12 +1,13 @@
 //! Sightline's benchmarks, each through the real binary and each printing one JSON line with
 //! a baseline measured in the same run. `ingest`: see ingest.rs. `sustained`: see
 //! sustained.rs. `delivery`: see delivery.rs.
-//! `profiles`: see profiles.rs. `log-size`: see log_size.rs. `audience-sync`: see audience.rs. `scan`: see scan.rs. `plans`: see plans.rs. `console`: see console.rs.
+//! `profiles`: see profiles.rs. `erasure`: see erasure.rs. `log-size`: see log_size.rs. `audience-sync`: see audience.rs. `scan`: see scan.rs. `plans`: see plans.rs. `console`: see console.rs.
 
 mod audience;
 mod cluster;
 mod console;
 mod delivery;
+mod erasure;
 mod ingest;
 mod log_size;
 mod plans;
@@ -135,6 +136,19 @@ enum Bench {
         #[arg(long, default_value_t = 5_000)]
         mixed_rate: u64,
     },
+    /// Erasing one person from a log of millions of events, against their subject access
+    /// export, with the bytes written against the log's size.
+    Erasure {
+        /// Measure on PostgreSQL at this URL instead of SQLite.
+        #[arg(long, value_name = "URL")]
+        postgres: Option<String>,
+        /// People to load (one identify each: user id, anonymous id, email).
+        #[arg(long, default_value_t = 100_000)]
+        people: usize,
+        /// Events in the log in all: the identifies, then track events over the people.
+        #[arg(long, default_value_t = 10_000_000)]
+        events: usize,
+    },
     /// Every page of the web console at a million profiles, against a keyed read.
     Console {
         /// People to load (one identify each: user id, anonymous id, email).
@@ -207,6 +221,11 @@ fn main() -> Result<()> {
             events,
             times,
         } => runtime.block_on(console::run(people.max(1), events, times.max(1))),
+        Bench::Erasure {
+            postgres,
+            people,
+            events,
+        } => runtime.block_on(erasure::run(postgres, people.max(1), events)),
         Bench::Vendors { events, warehouse } => {
             runtime.block_on(vendors::run(events.max(1), warehouse))
         }
@@ -328,6 +347,15 @@ impl Server {
             .context("no VmRSS in the server's status")?
             .parse()?;
         Ok(kib / 1024.0)
+    }
+
+    /// Bytes the server has caused to be written to storage so far (Linux's
+    /// `/proc/PID/io` `write_bytes`); none where the kernel does not count them.
+    pub(crate) fn written_bytes(&self) -> Option<u64> {
+        let io = std::fs::read_to_string(format!("/proc/{}/io", self.child.id())).ok()?;
+        io.lines()
+            .find_map(|line| line.strip_prefix("write_bytes:"))
+            .and_then(|rest| rest.trim().parse().ok())
     }
 }
 

@@ -91,6 +91,7 @@ pub fn target(subject: &Subject, profile: Option<&Profile>, seqs: Vec<i64>) -> E
         profiles,
         identifiers,
         seqs,
+        kept_profile_events: Vec::new(),
     }
 }
 
@@ -289,14 +290,22 @@ pub async fn erase(
         .map(|(t, v)| (identifier_hash(&secret, t, v), suppress.as_str().to_owned()))
         .collect();
     let hashes: Vec<String> = listed.iter().map(|(hash, _)| hash.clone()).collect();
-    store.suppress(listed).await?;
+    if let Some(running) = running {
+        running.suppressor.listing(&hashes, true);
+    }
+    if let Err(e) = store.suppress(listed).await {
+        if let Some(running) = running {
+            running.suppressor.listing(&hashes, false);
+        }
+        return Err(e.into());
+    }
     let counts = store.erase(target.clone()).await?;
     if let Some(running) = running {
         running.book.forget(&target.profiles);
     }
     drop(turn);
     if let Some(running) = running {
-        running.suppressor.load(&hashes).await?;
+        running.suppressor.reload().await?;
     }
     let id = format!("er_{}", sightline_core::secret::generate("", 24));
     let notified = notify(
@@ -650,6 +659,9 @@ pub struct Suppressor {
     apply: Apply,
     /// The entries in force; held across a whole reload.
     loaded: tokio::sync::Mutex<Option<Vec<(String, String)>>>,
+    /// Hashes an erasure in this server is listing ([`Suppressor::listing`]): its person
+    /// leaves the book through the erasure itself, so their arrival needs no reopening.
+    ours: std::sync::Mutex<BTreeSet<String>>,
 }
 
 impl Suppressor {
@@ -659,17 +671,26 @@ impl Suppressor {
             book,
             apply,
             loaded: tokio::sync::Mutex::new(None),
+            ours: Default::default(),
+        }
+    }
+
+    /// Says, before an erasure in this server stores them, which hashes it lists: a reload
+    /// that finds them (this server's own, or the every-second one) then does not reopen
+    /// the book, which that erasure updates itself. `false` takes them back (they could
+    /// not be stored: if another process lists them later, that one's reload reopens).
+    fn listing(&self, hashes: &[String], listing: bool) {
+        let mut ours = self.ours.lock().expect("suppressor poisoned");
+        for hash in hashes {
+            match listing {
+                true => ours.insert(hash.clone()),
+                false => ours.remove(hash),
+            };
         }
     }
 
     /// Reads the stored list and puts it in force when it changed.
     pub async fn reload(&self) -> Result<()> {
-        self.load(&[]).await
-    }
-
-    /// [`Suppressor::reload`] after an erasure in this server, which listed `hashes` and
-    /// dropped the person from the book itself.
-    async fn load(&self, ours: &[String]) -> Result<()> {
         let mut loaded = self.loaded.lock().await;
         let entries = self.store.suppressed().await?;
         let Some(before) = loaded.as_ref() else {
@@ -681,8 +702,16 @@ impl Suppressor {
         if *before == entries {
             return Ok(());
         }
-        let known: BTreeSet<&String> = before.iter().map(|(hash, _)| hash).chain(ours).collect();
-        if entries.iter().any(|(hash, _)| !known.contains(hash)) {
+        let unknown = {
+            let mut ours = self.ours.lock().expect("suppressor poisoned");
+            let known: BTreeSet<&String> = before.iter().map(|(hash, _)| hash).collect();
+            let unknown = entries
+                .iter()
+                .any(|(hash, _)| !known.contains(hash) && !ours.contains(hash));
+            ours.retain(|hash| !entries.iter().any(|(listed, _)| listed == hash));
+            unknown
+        };
+        if unknown {
             self.book.reopen(self.store.as_ref()).await?;
         }
         self.apply_list(&entries).await?;
@@ -751,6 +780,65 @@ mod tests {
             id_type: IdType::Email,
             value: "ann@x.com".into(),
         }
+    }
+
+    /// A reload that finds hashes an erasure in this server is listing leaves the book
+    /// alone (the erasure drops its person itself); one that finds another process's
+    /// reopens it.
+    #[tokio::test]
+    async fn only_another_processs_listing_reopens_the_book() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(
+            sightline_store::SqliteStore::open(dir.path())
+                .await
+                .unwrap(),
+        );
+        let rules = crate::profiles::ProfileRules {
+            rules: Default::default(),
+            policy: Default::default(),
+            fingerprint: "test".into(),
+        };
+        let book = Live::new(crate::profiles::open(store.as_ref(), rules).await.unwrap());
+        let applied = Arc::new(std::sync::Mutex::new(0));
+        let suppressor = {
+            let applied = applied.clone();
+            Suppressor::new(
+                store.clone(),
+                book.clone(),
+                Box::new(move |_, list| *applied.lock().unwrap() = list.len()),
+            )
+        };
+        suppressor.reload().await.unwrap();
+        let reopened = book.erasures();
+
+        let ours = vec!["h-ours".to_string()];
+        suppressor.listing(&ours, true);
+        store
+            .suppress(vec![("h-ours".into(), "drop".into())])
+            .await
+            .unwrap();
+        suppressor.reload().await.unwrap();
+        assert_eq!(*applied.lock().unwrap(), 1, "the list is in force");
+        assert_eq!(book.erasures(), reopened, "this server's own listing");
+
+        store
+            .suppress(vec![("h-cli".into(), "drop".into())])
+            .await
+            .unwrap();
+        suppressor.reload().await.unwrap();
+        assert_eq!(*applied.lock().unwrap(), 2);
+        assert_eq!(book.erasures(), reopened + 1, "another process's listing");
+
+        // Taken back when it could not be stored: listed later by another process, it
+        // reopens.
+        suppressor.listing(&["h-failed".to_string()], true);
+        suppressor.listing(&["h-failed".to_string()], false);
+        store
+            .suppress(vec![("h-failed".into(), "drop".into())])
+            .await
+            .unwrap();
+        suppressor.reload().await.unwrap();
+        assert_eq!(book.erasures(), reopened + 2);
     }
 
     #[test]

@@ -115,7 +115,7 @@ impl Live {
     }
 
     /// How many erasures this book has seen (see [`Live::forget`]).
-    fn erasures(&self) -> u64 {
+    pub(crate) fn erasures(&self) -> u64 {
         self.erasures.load(Ordering::Acquire)
     }
 
@@ -1043,6 +1043,7 @@ mod tests {
                 profiles: Vec::new(),
                 identifiers: vec![("anonymous_id".into(), "ghost".into())],
                 seqs: vec![seq],
+                ..Default::default()
             };
             store.erase(target).await.unwrap();
             live.forget(&[]);

@@ -181,9 +181,16 @@ async fn remove(
     }
     let mut profiles = BTreeSet::new();
     let mut identifiers = BTreeSet::new();
+    let mut kept_profile_events = Vec::new();
     for profile in touched.values() {
-        let remaining = crate::erase::timeline(store, profile.id).await?;
-        if remaining.iter().all(|seq| gone.contains(seq)) {
+        let (expiring, staying): (Vec<i64>, Vec<i64>) = crate::erase::timeline(store, profile.id)
+            .await?
+            .into_iter()
+            .partition(|seq| gone.contains(seq));
+        if !staying.is_empty() {
+            // The profile stays: only these events' entries go.
+            kept_profile_events.extend(expiring.into_iter().map(|seq| (profile.id, seq)));
+        } else {
             let doc = crate::lookup::stored_doc(profile)?;
             profiles.extend(
                 crate::privacy::profile_ids(&doc.identity)
@@ -204,6 +211,7 @@ async fn remove(
             profiles: profiles.clone(),
             identifiers: identifiers.into_iter().collect(),
             seqs,
+            kept_profile_events,
         })
         .await?;
     if let Some(book) = book {

@@ -100,6 +100,8 @@ async fn expired_events_and_the_profiles_they_alone_made_are_removed() {
         let after: Value = serde_json::from_str(swept["after"].as_str().unwrap()).unwrap();
         assert_eq!(after["events"], 2, "{name}: {after}");
         assert_eq!(after["profiles"], 1, "{name}: {after}");
+        // w1's entry went with the profile "gone"; w2's from "kept", which stays.
+        assert_eq!(after["counts"]["profile_events"], 2, "{name}: {after}");
 
         // From the command line, with the server stopped.
         send_ok(

@@ -20,8 +20,13 @@ pub struct ErasureTarget {
     pub profiles: Vec<i64>,
     /// `(type, normalised value)` of every identifier they hold.
     pub identifiers: Vec<(String, String)>,
-    /// The seqs of their events in the log.
+    /// The seqs of their events in the log (with the deliveries of those events).
     pub seqs: Vec<i64>,
+    /// `(profile id, seq)`: timeline and consent entries of profiles that are not erased
+    /// (retention removes some events of a profile that stays). The erased profiles' own
+    /// entries go by their ids: a merge moves a retired profile's entries to the survivor,
+    /// so those ids hold every entry of their events.
+    pub kept_profile_events: Vec<(i64, i64)>,
 }
 
 impl ErasureTarget {

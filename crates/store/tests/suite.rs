@@ -2486,6 +2486,7 @@ async fn erasure_removes_one_person_and_leaves_the_others() {
                 ("anonymous_id".into(), "ann-device-2".into()),
             ],
             seqs: stored[..3].to_vec(),
+            ..ErasureTarget::default()
         };
         let counts = store.erase(target.clone()).await.unwrap();
         let count = |table: &str| counts.get(table).copied().unwrap_or(0);

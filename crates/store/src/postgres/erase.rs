@@ -31,9 +31,11 @@ pub(super) const MIGRATION: &str = "CREATE TABLE privacy_secret (
      );";
 
 /// `(table, statement)`: `$1` the profile ids (BIGINT[]), `$2` their text form, `$3` the
-/// seqs, `$4` the identifier types and `$5` values (aligned), `$6` the `type:value` names.
-/// The dedup claims go before the events they are computed from.
-const DELETES: [(&str, &str); 13] = [
+/// seqs, `$4` the identifier types and `$5` values (aligned), `$6` the `type:value` names,
+/// `$7` and `$8` the kept profiles' `(profile id, seq)` entries (aligned). The dedup claims
+/// go before the events they are computed from. Timelines and consent entries go by key,
+/// never by seq alone (no index has seq first).
+const DELETES: [(&str, &str); 15] = [
     (
         "dedup",
         "DELETE FROM dedup WHERE key IN (
@@ -49,7 +51,17 @@ const DELETES: [(&str, &str); 13] = [
     ),
     (
         "profile_events",
-        "DELETE FROM profile_events WHERE profile_id = ANY($1) OR seq = ANY($3)",
+        "DELETE FROM profile_events WHERE profile_id = ANY($1)",
+    ),
+    (
+        "profile_events",
+        "DELETE FROM profile_events
+            WHERE (profile_id, seq) IN (SELECT * FROM unnest($7::bigint[], $8::bigint[]))",
+    ),
+    (
+        "consent_changes",
+        "DELETE FROM consent_changes
+            WHERE (profile_id, seq) IN (SELECT * FROM unnest($7::bigint[], $8::bigint[]))",
     ),
     (
         "profile_states",
@@ -61,7 +73,7 @@ const DELETES: [(&str, &str); 13] = [
     ),
     (
         "consent_changes",
-        "DELETE FROM consent_changes WHERE profile_id = ANY($1) OR seq = ANY($3)",
+        "DELETE FROM consent_changes WHERE profile_id = ANY($1)",
     ),
     (
         "audience_members",
@@ -75,7 +87,13 @@ const DELETES: [(&str, &str); 13] = [
         "audience_changes",
         "DELETE FROM audience_changes WHERE change LIKE '{%' AND (change::jsonb ->> 'profile') = ANY($2)",
     ),
-    ("deliveries", "DELETE FROM deliveries WHERE seq = ANY($3)"),
+    // Keyed by destination and seq (a deleted destination's rows went with it): through
+    // that key, not a scan of every delivery.
+    (
+        "deliveries",
+        "DELETE FROM deliveries WHERE destination_id IN (SELECT id FROM destinations)
+            AND seq = ANY($3)",
+    ),
     (
         LINK_REVIEWS,
         "DELETE FROM link_reviews WHERE left_id = ANY($6) OR right_id = ANY($6)",
@@ -89,6 +107,8 @@ impl Erasure for PostgresStore {
         let identifier_names = target.identifier_names();
         let (types, values): (Vec<String>, Vec<String>) =
             target.identifiers.iter().cloned().unzip();
+        let (kept_profiles, kept_seqs): (Vec<i64>, Vec<i64>) =
+            target.kept_profile_events.iter().copied().unzip();
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&PROFILES_LOCK])
@@ -106,7 +126,7 @@ impl Erasure for PostgresStore {
             // Each statement names only the parameters it uses; the rest are bound unused
             // through a statement-level `WITH` that PostgreSQL ignores.
             let statement = format!(
-                "WITH unused AS (SELECT $1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[]) {sql}"
+                "WITH unused AS (SELECT $1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::bigint[]) {sql}"
             );
             let deleted = tx
                 .execute(
@@ -118,10 +138,12 @@ impl Erasure for PostgresStore {
                         &types,
                         &values,
                         &identifier_names,
+                        &kept_profiles,
+                        &kept_seqs,
                     ],
                 )
                 .await?;
-            counts.insert(table.to_owned(), deleted);
+            *counts.entry(table.to_owned()).or_default() += deleted;
         }
         // With the log on JetStream, the claims are found from the events in the stream,
         // and the events deleted from it once the derived rows are gone.

@@ -144,6 +144,15 @@ impl RecentIds {
         self.seen_through = self.seen_through.max(seq);
     }
 
+    /// Drops the entry of an erased row (`digest` as stored in it), unless a later row of
+    /// the same digest replaced it. The rest of the map stays: rebuilding it would read
+    /// every row of the window on the next append.
+    pub fn erased(&mut self, digest: i64, seq: i64) {
+        if self.seqs.get(&digest) == Some(&seq) {
+            self.seqs.remove(&digest);
+        }
+    }
+
     /// Drops everything: the next group rebuilds the map from the log.
     pub fn forget(&mut self) {
         *self = RecentIds::default();
@@ -226,6 +235,26 @@ mod tests {
         recent.prepare(&conn, 0).unwrap();
         assert!(recent.holds(&conn, old, 1, "old", 0).unwrap());
         assert_eq!(recent.len(), 3);
+    }
+
+    #[test]
+    fn an_erased_row_is_no_longer_held_and_the_rest_of_the_map_stays() {
+        let conn = log();
+        let (gone, gone_seq) = append(&conn, 1, "gone", 10);
+        let (kept, _) = append(&conn, 1, "kept", 10);
+        let mut recent = RecentIds::default();
+        recent.prepare(&conn, 0).unwrap();
+        conn.execute("DELETE FROM events WHERE seq = ?1", [gone_seq])
+            .unwrap();
+        recent.erased(gone, gone_seq);
+        assert!(!recent.holds(&conn, gone, 1, "gone", 0).unwrap());
+        assert!(recent.holds(&conn, kept, 1, "kept", 0).unwrap());
+        assert_eq!(recent.len(), 1);
+        // Sent again after the erasure, it is stored and then held again.
+        let (again, again_seq) = append(&conn, 1, "gone", 20);
+        recent.record(again, again_seq);
+        recent.erased(gone, gone_seq);
+        assert!(recent.holds(&conn, again, 1, "gone", 0).unwrap());
     }
 
     #[test]

@@ -86,14 +86,15 @@ fn erase_state(conn: &mut Connection, target: &ErasureTarget) -> Result<ErasedCo
                 stmt.execute(params![id_type, value])?,
             );
         }
-        let mut stmt = tx.prepare_cached("DELETE FROM profile_events WHERE seq = ?1")?;
-        for seq in &target.seqs {
-            add(&mut counts, "profile_events", stmt.execute([seq])?);
-        }
-        add(&mut counts, "consent_changes", 0);
-        let mut stmt = tx.prepare_cached("DELETE FROM consent_changes WHERE seq = ?1")?;
-        for seq in &target.seqs {
-            add(&mut counts, "consent_changes", stmt.execute([seq])?);
+        // By key, never by seq alone: no index has seq first, so that would read the whole
+        // table once per event.
+        for table in ["profile_events", "consent_changes"] {
+            let mut stmt = tx.prepare_cached(&format!(
+                "DELETE FROM {table} WHERE profile_id = ?1 AND seq = ?2"
+            ))?;
+            for (profile, seq) in &target.kept_profile_events {
+                add(&mut counts, table, stmt.execute([profile, seq])?);
+            }
         }
         add(&mut counts, "audience_changes", 0);
         let mut stmt = tx.prepare_cached(
@@ -103,10 +104,18 @@ fn erase_state(conn: &mut Connection, target: &ErasureTarget) -> Result<ErasedCo
         for name in target.profile_names() {
             add(&mut counts, "audience_changes", stmt.execute([name])?);
         }
+        // Keyed by destination and seq; a deleted destination's rows went with it.
         add(&mut counts, "deliveries", 0);
-        let mut stmt = tx.prepare_cached("DELETE FROM deliveries WHERE seq = ?1")?;
-        for seq in &target.seqs {
-            add(&mut counts, "deliveries", stmt.execute([seq])?);
+        let destinations: Vec<i64> = tx
+            .prepare_cached("SELECT id FROM destinations")?
+            .query_map([], |row| row.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        let mut stmt =
+            tx.prepare_cached("DELETE FROM deliveries WHERE destination_id = ?1 AND seq = ?2")?;
+        for destination in &destinations {
+            for seq in &target.seqs {
+                add(&mut counts, "deliveries", stmt.execute([destination, seq])?);
+            }
         }
         add(&mut counts, LINK_REVIEWS, 0);
         let mut stmt =
@@ -148,7 +157,7 @@ impl Erasure for SqliteStore {
             .await?;
         // The log: its writer thread holds the dedup index for every group it commits, so
         // holding it keeps this delete between the writer's transactions (as `prune_dedup`
-        // does); the index is then dropped and reloaded from the log by the next group.
+        // does), and the index drops the deleted rows' entries.
         let recent = self.recent.clone();
         let seqs = target.seqs;
         let deleted = self
@@ -157,18 +166,28 @@ impl Erasure for SqliteStore {
                 let mut recent = recent.lock().expect("dedup index poisoned");
                 let tx =
                     conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-                let mut deleted = 0;
+                let mut erased = Vec::with_capacity(seqs.len());
                 {
-                    let mut stmt = tx.prepare_cached("DELETE FROM events WHERE seq = ?1")?;
-                    for seq in &seqs {
-                        deleted += stmt.execute([seq])?;
+                    let mut stmt = tx.prepare_cached(
+                        "DELETE FROM events WHERE seq = ?1 RETURNING dedup_digest",
+                    )?;
+                    for &seq in &seqs {
+                        let digest: Option<Option<i64>> =
+                            stmt.query_row([seq], |row| row.get(0)).optional()?;
+                        if let Some(digest) = digest {
+                            erased.push((digest, seq));
+                        }
                     }
                 }
                 tx.commit()?;
-                recent.forget();
+                for &(digest, seq) in &erased {
+                    if let Some(digest) = digest {
+                        recent.erased(digest, seq);
+                    }
+                }
                 drop(recent);
                 truncate_wal(conn, "log.db")?;
-                Ok(deleted)
+                Ok(erased.len())
             })
             .await?;
         add(&mut counts, "events", deleted);
