@@ -19,8 +19,13 @@ pub struct Memberships {
     traits: Vec<ComputedTrait>,
     trait_states: FxHashMap<(usize, ProfileId), TraitState>,
     members: Vec<BTreeSet<ProfileId>>,
-    /// (when, audience, profile): when membership may change with no new event.
+    /// (when, audience, profile): when membership may change with no new event, in the
+    /// order they fall due; at most one per membership, the one in `due`.
     timers: BTreeSet<(i64, usize, ProfileId)>,
+    /// Each membership's timer, by (audience, profile): a new schedule replaces the one
+    /// before it (kept, every event of a member would leave a timer behind until it fell
+    /// due: millions of entries for a 30-day window).
+    due: FxHashMap<(usize, ProfileId), i64>,
     /// Changes not yet taken by [`Memberships::take_changes`].
     outbox: Vec<MembershipChange>,
     /// Whether enter and exit records are kept for the outbox: not while replaying the
@@ -83,6 +88,7 @@ impl Memberships {
             trait_states: FxHashMap::default(),
             members: vec![BTreeSet::new(); n],
             timers: BTreeSet::new(),
+            due: FxHashMap::default(),
             outbox: Vec::new(),
             news: true,
             touched: FxHashSet::default(),
@@ -134,7 +140,10 @@ impl Memberships {
             let profile = ProfileId(*profile);
             if let Some(i) = self.index(name) {
                 if self.states.contains_key(&(i, profile)) {
-                    self.timers.insert((*due, i, profile));
+                    // A stored timer already due fires even if loading scheduled a later one.
+                    if self.due.get(&(i, profile)).is_none_or(|&at| *due < at) {
+                        self.set_timer(i, profile, Some(*due));
+                    }
                 }
             }
         }
@@ -145,11 +154,11 @@ impl Memberships {
         if evicted.is_empty() {
             return;
         }
-        let gone: FxHashSet<ProfileId> = evicted.iter().copied().collect();
-        for (i, members) in self.members.iter_mut().enumerate() {
-            for profile in evicted {
-                self.states.remove(&(i, *profile));
-                members.remove(profile);
+        for i in 0..self.audiences.len() {
+            for &profile in evicted {
+                self.states.remove(&(i, profile));
+                self.members[i].remove(&profile);
+                self.set_timer(i, profile, None);
             }
         }
         for i in 0..self.traits.len() {
@@ -157,8 +166,25 @@ impl Memberships {
                 self.trait_states.remove(&(i, *profile));
             }
         }
-        self.timers
-            .retain(|(_, _, profile)| !gone.contains(profile));
+    }
+
+    /// How many timers are held (at most one per membership).
+    #[cfg(test)]
+    pub(crate) fn timers_held(&self) -> usize {
+        debug_assert_eq!(self.timers.len(), self.due.len());
+        self.timers.len()
+    }
+
+    /// Sets (or with `None` clears) the timer of a membership, replacing the one it had.
+    fn set_timer(&mut self, audience: usize, profile: ProfileId, at: Option<i64>) {
+        let key = (audience, profile);
+        if let Some(before) = self.due.remove(&key) {
+            self.timers.remove(&(before, audience, profile));
+        }
+        if let Some(at) = at {
+            self.due.insert(key, at);
+            self.timers.insert((at, audience, profile));
+        }
     }
 
     /// Adds to `rows` what changed since the last call: the states of the profiles touched,
@@ -215,11 +241,9 @@ impl Memberships {
             .enumerate()
             .flat_map(|(i, members)| members.iter().map(move |p| (self.name_of(i), p.0, true)))
             .collect();
-        let mut earliest: BTreeMap<(usize, ProfileId), i64> = BTreeMap::new();
-        for &(at, audience, profile) in &self.timers {
-            earliest.entry((audience, profile)).or_insert(at);
-        }
-        rows.timers = earliest
+        let mut timers: Vec<_> = self.due.iter().map(|(&key, &at)| (key, at)).collect();
+        timers.sort_unstable();
+        rows.timers = timers
             .into_iter()
             .map(|((audience, profile), at)| (self.name_of(audience), profile.0, Some(at)))
             .collect();
@@ -321,6 +345,7 @@ impl Memberships {
         now: i64,
     ) {
         let Some(state) = self.states.get(&(audience, profile)) else {
+            self.set_timer(audience, profile, None);
             self.rescheduled.insert((audience, profile), None);
             return;
         };
@@ -336,9 +361,7 @@ impl Memberships {
             .chain(by_traits)
             .min()
             .map(|at| at.max(now + 1));
-        if let Some(at) = due {
-            self.timers.insert((at, audience, profile));
-        }
+        self.set_timer(audience, profile, due);
         self.rescheduled.insert((audience, profile), due);
     }
 
@@ -460,7 +483,7 @@ impl Memberships {
                 return true;
             }
             fired += 1;
-            self.timers.pop_first();
+            self.set_timer(audience, profile, None);
             let Some(live) = profiles.canonical(profile).filter(|&p| p == profile) else {
                 continue;
             };

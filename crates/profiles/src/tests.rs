@@ -435,6 +435,30 @@ fn feed(p: &mut Profiles, m: &mut Memberships, events: &[StoredEvent], now: i64)
     }
 }
 
+/// Each event of a member moves its membership's timer; none is left behind (a 30-day
+/// window once kept one per event until it fell due), and evicting the profile drops it.
+#[test]
+fn a_membership_holds_one_timer_however_many_events_move_it() {
+    let (mut p, mut m) = (
+        profiles(),
+        Memberships::new(vec![buyers()], vec![counted()]),
+    );
+    let events: Vec<StoredEvent> = (1..=200)
+        .map(|seq| {
+            event(
+                seq,
+                json!({"type":"track","anonymousId":"a1","event":"e",
+                    "timestamp": sightline_core::time::format_ms(1_000 * seq)}),
+            )
+        })
+        .collect();
+    feed(&mut p, &mut m, &events, 1_000_000);
+    assert_eq!(m.timers_held(), 1);
+    let profile = p.find("anonymous_id", "a1").expect("a profile").identity.id;
+    m.evict(&[profile]);
+    assert_eq!(m.timers_held(), 0);
+}
+
 proptest! {
     /// A book restored from what a snapshot stored, then fed the rest of the log, is the
     /// book that never stopped: the same stored rows, membership and trait states, members,
