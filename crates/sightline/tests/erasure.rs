@@ -1,7 +1,8 @@
 //! Erasure end to end on both backends: a person who used two devices, was identified by
-//! email, stated their consent and entered an audience synced to a webhook is erased by
-//! email through the API. Afterwards no table (and on SQLite no byte of the database and
-//! write-ahead log files) holds their email, user id, anonymous ids or a trait value; the
+//! email, stated their consent, has a row in an imported CRM export and entered an audience
+//! synced to a webhook is erased by email through the API. Afterwards no table (and on
+//! SQLite no byte of the database and write-ahead log files) holds their email, user id,
+//! anonymous ids, CRM id or a trait value; the
 //! receipt is signed, stored and audited; the webhook that received her data got a signed
 //! deletion request; a later event with her email is dropped at
 //! collection (and another person's, erased with `strip`, is kept without her user id); a
@@ -20,12 +21,15 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// What an erased person must leave nowhere (lowercase: matched without regard to case).
-const ANN: [&str; 5] = [
+const ANN: [&str; 7] = [
     "ann@example.com",
     "ann-uid-42",
     "ann-laptop",
     "ann-phone",
     "quokka-zanzibar",
+    // Her CRM row: its id and a trait only it holds.
+    "crm-ann-9931",
+    "wallaby-gold",
 ];
 
 /// A request the webhook receiver got: its signature header and body.
@@ -119,14 +123,19 @@ where
 
 /// Whether the export holds everything the scenario made for Ann.
 fn settled(export: &Value) -> bool {
+    let events = export["events"].as_array().map_or(0, Vec::len);
     export["found"] == true
         && export["audiences"] == json!(["buyers"])
         && export["audience_syncs"]
             .as_array()
             .is_some_and(|s| s.iter().any(|s| s["passed"] == true))
-        && export["deliveries"]
+        && export["crm_rows"]
             .as_array()
-            .is_some_and(|d| d.len() == 4 && d.iter().all(|d| d["status"] == "delivered"))
+            .is_some_and(|rows| rows.len() == 1)
+        && events == 5
+        && export["deliveries"].as_array().is_some_and(|d| {
+            d.len() == events && d.iter().filter(|d| d["status"] == "delivered").count() >= 4
+        })
         && export["identifiers"]
             .as_array()
             .is_some_and(|ids| ids.iter().filter(|i| i["type"] == "anonymous_id").count() == 2)
@@ -376,6 +385,10 @@ async fn an_erased_person_leaves_nothing_behind_and_others_stay() {
         )
         .await;
 
+        // Her row in a CRM export, joined to her profile by email.
+        let ann_row = "id,mail,tier\ncrm-ann-9931,ann@example.com,wallaby-gold\n";
+        common::import_crm(&server, &creds.token, ann_row).await;
+
         // Both settled: profiles, deliveries and the audience's sync to the webhook.
         let export_path = "/api/v1/privacy/subjects/email:ann@example.com";
         until(&format!("{name}: Ann settled"), || async {
@@ -440,8 +453,8 @@ async fn an_erased_person_leaves_nothing_behind_and_others_stay() {
         assert_eq!(status, 201, "{name}: {receipt}");
         assert_eq!(receipt["status"], "completed", "{name}: {receipt:#}");
         assert_eq!(receipt["outcome"], "erased", "{name}: {receipt:#}");
-        assert_eq!(receipt["removed"]["events"], 4, "{name}: {receipt:#}");
-        assert_eq!(receipt["counts"]["events"], 4, "{name}: {receipt:#}");
+        assert_eq!(receipt["removed"]["events"], 5, "{name}: {receipt:#}");
+        assert_eq!(receipt["counts"]["events"], 5, "{name}: {receipt:#}");
         assert!(
             receipt["counts"]["profile_identifiers"].as_u64().unwrap() >= 4,
             "{name}: {receipt:#}"
@@ -459,7 +472,7 @@ async fn an_erased_person_leaves_nothing_behind_and_others_stay() {
         let secret = privacy_secret(&backend).await;
         assert!(verify(&secret, &receipt), "{name}: {receipt:#}");
         let mut forged = receipt.clone();
-        forged["removed"]["events"] = json!(3);
+        forged["removed"]["events"] = json!(4);
         assert!(!verify(&secret, &forged), "{name}");
         // The command line checks it too.
         let temp = common::temp_dir("receipt");
@@ -528,6 +541,7 @@ async fn an_erased_person_leaves_nothing_behind_and_others_stay() {
             "user_id:ann-uid-42",
             "anonymous_id:ann-laptop",
             "anonymous_id:ann-phone",
+            "crm_id:crm-ann-9931",
         ] {
             assert!(named.iter().any(|n| n == expected), "{name}: {named:?}");
         }

@@ -9,7 +9,7 @@ mod common;
 
 use axum::extract::State;
 use axum::routing::post;
-use common::{backends, client, credentials, get, get_json, send_ok, sightline, Backend, Server};
+use common::{backends, credentials, get, get_json, send_ok, sightline, Backend, Server};
 use serde_json::{json, Value};
 use std::sync::{Arc, Mutex};
 
@@ -188,20 +188,8 @@ async fn a_subject_access_export_holds_the_person_and_no_one_else() {
         )
         .await;
         // A CRM export with a row for each of them.
-        let imported = client()
-            .post(format!("{}/api/v1/imports/crm", server.url))
-            .bearer_auth(&creds.token)
-            .json(&json!({
-                "file": "crm.csv",
-                "csv": "id,mail,tier\nc1,ann@example.com,gold\nc2,bob@example.org,silver\n",
-                "mapping": {"id_column": "id", "identifiers": {"mail": "email"},
-                            "traits": {"tier": "tier"},
-                            "linkage": {"profiles": false, "dedupe": false}},
-            }))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(imported.status(), 200, "{name}");
+        let rows = "id,mail,tier\nc1,ann@example.com,gold\nc2,bob@example.org,silver\n";
+        common::import_crm(&server, &creds.token, rows).await;
 
         // The export by email, once the profiles, deliveries and sync have followed.
         let path = "/api/v1/privacy/subjects/email:ANN@example.com";

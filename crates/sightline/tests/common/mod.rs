@@ -257,6 +257,25 @@ pub async fn send_ok(server: &Server, key: &str, path: &str, body: Value) {
     assert_eq!(response.status(), 200, "{path}");
 }
 
+/// Imports a CRM export's `csv` (columns `id`, `mail`, `tier`) through the API: rows
+/// identified by email, `tier` a trait, no linkage.
+pub async fn import_crm(server: &Server, token: &str, csv: &str) {
+    let imported = client()
+        .post(format!("{}/api/v1/imports/crm", server.url))
+        .bearer_auth(token)
+        .json(&serde_json::json!({
+            "file": "crm.csv",
+            "csv": csv,
+            "mapping": {"id_column": "id", "identifiers": {"mail": "email"},
+                        "traits": {"tier": "tier"},
+                        "linkage": {"profiles": false, "dedupe": false}},
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(imported.status(), 200, "{:?}", imported.text().await);
+}
+
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .timeout(Duration::from_secs(60))
