@@ -377,6 +377,10 @@ const MIGRATIONS: &[&str] = &[
         expires_at BIGINT NOT NULL
      );
      CREATE INDEX console_sessions_by_expiry ON console_sessions (expires_at);",
+    // 28: an erasure finds a person's audience changes by the profile each names (the
+    // delete's exact terms, so that the planner uses it) instead of reading the whole history.
+    "CREATE INDEX audience_changes_by_profile ON audience_changes
+        ((change::jsonb ->> 'profile')) WHERE change LIKE '{%';",
 ];
 
 /// Appending connections per store, fed from one queue. More than one so that a group's

@@ -361,6 +361,10 @@ const MIGRATIONS: &[&str] = &[
     // commits them first), so that appending to it (every profile read is audited) never
     // waits for the processors' write transactions on this file.
     "DROP TABLE audit_log;",
+    // 28: an erasure finds a person's audience changes by the profile each names (the
+    // delete's exact terms, so that the planner uses it) instead of reading the whole history.
+    "CREATE INDEX audience_changes_by_profile ON audience_changes
+        (json_extract(change, '$.profile')) WHERE json_valid(change);",
 ];
 
 /// The database files beside `sightline.db`.

@@ -85,6 +85,7 @@ const DELETES: [(&str, &str); 15] = [
     ),
     (
         "audience_changes",
+        // The terms of the partial index `audience_changes_by_profile` (migration 28).
         "DELETE FROM audience_changes WHERE change LIKE '{%' AND (change::jsonb ->> 'profile') = ANY($2)",
     ),
     // Keyed by destination and seq (a deleted destination's rows went with it): through

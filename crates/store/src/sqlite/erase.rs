@@ -61,6 +61,11 @@ const BY_PROFILE: [(&str, &str); 8] = [
     ),
 ];
 
+/// Exactly the terms of the partial expression index `audience_changes_by_profile`
+/// (migration 28), or SQLite reads the table's whole history.
+const DELETE_AUDIENCE_CHANGES: &str = "DELETE FROM audience_changes WHERE json_valid(change)
+    AND json_extract(change, '$.profile') = ?1";
+
 fn add(counts: &mut ErasedCounts, table: &str, n: usize) {
     *counts.entry(table.to_owned()).or_default() += n as u64;
 }
@@ -97,10 +102,7 @@ fn erase_state(conn: &mut Connection, target: &ErasureTarget) -> Result<ErasedCo
             }
         }
         add(&mut counts, "audience_changes", 0);
-        let mut stmt = tx.prepare_cached(
-            "DELETE FROM audience_changes WHERE json_valid(change)
-                AND json_extract(change, '$.profile') = ?1",
-        )?;
+        let mut stmt = tx.prepare_cached(DELETE_AUDIENCE_CHANGES)?;
         for name in target.profile_names() {
             add(&mut counts, "audience_changes", stmt.execute([name])?);
         }
@@ -331,4 +333,27 @@ fn deletion_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<DeletionReques
         status: row.get(5)?,
         outcome: row.get(6)?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_persons_audience_changes_are_found_through_the_index() {
+        let dir = tempfile::tempdir().unwrap();
+        crate::sqlite::SqliteStore::open(dir.path()).await.unwrap();
+        let conn = Connection::open(dir.path().join("sightline.db")).unwrap();
+        let plan: Vec<String> = conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {DELETE_AUDIENCE_CHANGES}"))
+            .unwrap()
+            .query_map(["p1"], |row| row.get(3))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert_eq!(
+            plan,
+            ["SEARCH audience_changes USING INDEX audience_changes_by_profile (<expr>=?)"]
+        );
+    }
 }
