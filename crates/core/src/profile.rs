@@ -56,6 +56,26 @@ pub struct ProfileRows {
     pub consent: Vec<(i64, i64, String)>,
 }
 
+impl ProfileRows {
+    /// Every profile the rows write about.
+    pub fn profile_ids(&self) -> impl Iterator<Item = i64> + '_ {
+        self.profiles
+            .iter()
+            .map(|(id, _)| *id)
+            .chain(self.identifiers.iter().map(|row| row.profile))
+            .chain(self.events.iter().map(|(id, _)| *id))
+            .chain(self.states.iter().map(|(id, _)| *id))
+            .chain(self.members.iter().map(|(_, id, _)| *id))
+            .chain(self.timers.iter().map(|(_, id, _)| *id))
+            .chain(self.consent.iter().map(|(id, _, _)| *id))
+            .chain(
+                self.retired
+                    .iter()
+                    .flat_map(|&(retired, survivor)| [retired, survivor]),
+            )
+    }
+}
+
 /// How many events of one name, from one source, on one day (UTC) were not covered by
 /// analytics consent: the identifier-free measurement kept for them.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]

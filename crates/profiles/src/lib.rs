@@ -439,9 +439,10 @@ impl Profiles {
 
     /// Once a working set holds more than `capacity` profiles, evicts the least recently
     /// used down to nine tenths of it (so that eviction runs now and then, not on every
-    /// page), all but those with changes not yet taken; returns their ids. Call it after the
-    /// changes were stored: what is evicted is read back from the store when needed.
-    pub fn evict_to(&mut self, capacity: usize) -> Vec<ProfileId> {
+    /// page), all but those with changes not yet taken and those in `keep` (taken, not yet
+    /// stored); returns their ids. What is evicted is read back from the store when needed,
+    /// so every change of theirs must be stored by then.
+    pub fn evict_to(&mut self, capacity: usize, keep: &FxHashSet<ProfileId>) -> Vec<ProfileId> {
         self.graph.forget_merges();
         let count = self.graph.profile_count();
         if !self.partial || count <= capacity {
@@ -451,7 +452,7 @@ impl Profiles {
             .used
             .iter()
             .map(|(&id, &at)| (at, id))
-            .filter(|(_, id)| !self.changed.profiles.contains(id))
+            .filter(|(_, id)| !self.changed.profiles.contains(id) && !keep.contains(id))
             .collect();
         let excess = (count - capacity + capacity / 10).min(by_use.len());
         if excess < by_use.len() {

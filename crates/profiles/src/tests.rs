@@ -590,6 +590,13 @@ impl SavedRows {
     }
 }
 
+/// The changes a save stores.
+fn take(p: &mut Profiles, m: &mut Memberships) -> ProfileRows {
+    let mut rows = p.take_changes();
+    m.take_rows(&mut rows);
+    rows
+}
+
 /// A store as both backends keep the profiles' rows, to load working sets from.
 #[derive(Default)]
 struct Stored {
@@ -599,8 +606,10 @@ struct Stored {
 
 impl Stored {
     fn save(&mut self, p: &mut Profiles, m: &mut Memberships) {
-        let mut rows = p.take_changes();
-        m.take_rows(&mut rows);
+        self.apply(take(p, m));
+    }
+
+    fn apply(&mut self, rows: ProfileRows) {
         self.memberships.apply(rows.clone());
         self.tables.apply(rows);
     }
@@ -652,12 +661,15 @@ impl Stored {
 proptest! {
     /// A working set that holds a few profiles at a time, loading what each page needs from
     /// what it stored and evicting the rest, stores what the whole book would: the same
-    /// documents, identifiers, timelines, states and members, timers firing included.
+    /// documents, identifiers, timelines, states and members, timers firing included. So
+    /// does the server's follower, whose save of a page is stored only while it applies the
+    /// next (`pipelined`): it keeps the profiles that save holds.
     #[test]
     fn a_working_set_stores_what_the_whole_book_holds(
         ops in proptest::collection::vec((0u8..4, 0u8..6, 0u8..6), 1..80),
         pages in proptest::collection::vec(1usize..6, 1..30),
         capacity in 1usize..4,
+        pipelined: bool,
     ) {
         let events: Vec<StoredEvent> = ops.iter().enumerate().map(|(i, op)| population_event(i as i64 + 1, *op)).collect();
         let now = time::parse_ms("2026-01-02T00:00:00.000Z").unwrap();
@@ -671,6 +683,7 @@ proptest! {
         let mut p = Profiles::working_set(Rules::default(), Policy::default(), &[], 0);
         let mut m = memberships();
         let mut at = 0;
+        let mut saving: Option<ProfileRows> = None;
         for size in pages.iter().cycle() {
             if at >= events.len() {
                 break;
@@ -681,10 +694,23 @@ proptest! {
             let unknown = p.unknown_identifiers(&bodies);
             stored.load(&mut p, &mut m, &unknown, &[], now);
             feed(&mut p, &mut m, page, now);
-            stored.save(&mut p, &mut m);
-            let evicted = p.evict_to(capacity);
+            if let Some(rows) = saving.take() {
+                stored.apply(rows);
+            }
+            let rows = take(&mut p, &mut m);
+            let mut keep = FxHashSet::default();
+            if pipelined {
+                keep.extend(rows.profile_ids().map(ProfileId));
+                saving = Some(rows);
+            } else {
+                stored.apply(rows);
+            }
+            let evicted = p.evict_to(capacity, &keep);
             m.evict(&evicted);
-            prop_assert!(p.profile_count() <= capacity.max(page.len()) + 1);
+            prop_assert!(p.profile_count() <= capacity.max(page.len()) + keep.len() + 1);
+        }
+        if let Some(rows) = saving {
+            stored.apply(rows);
         }
         // The timers due by then, read from the store, load their profiles.
         let due: Vec<i64> = stored.memberships.timers.iter().filter(|(_, &d)| d <= later).map(|((_, id), _)| *id).collect();

@@ -1,4 +1,4 @@
-//! One runtime for the processors that keep derived state current from the log (profiles,
+//! The runtime for the processors that keep derived state current from the log (profiles,
 //! deliveries, audience sync, governance metrics, dedup pruning). A processor only knows how
 //! to take one step — read from its checkpoint, apply a page, commit — and the
 //! [`Supervisor`] runs every one of them the same way: again at once while there is more,
@@ -38,6 +38,7 @@ pub enum Step {
 pub type StepFuture<'a> = Pin<Box<dyn Future<Output = anyhow::Result<Step>> + Send + 'a>>;
 pub type PositionFuture<'a> =
     Pin<Box<dyn Future<Output = anyhow::Result<Option<i64>>> + Send + 'a>>;
+pub type DrainFuture<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
 
 pub trait Processor: Send + Sync + 'static {
     /// Its name in logs and metrics, e.g. `profiles` or `delivery:crm`; unique while it runs.
@@ -54,6 +55,10 @@ pub trait Processor: Send + Sync + 'static {
     fn placement(&self) -> Placement {
         Placement::Leased
     }
+    /// Waits for what its steps left running (the profiles' last save) once it stops.
+    fn drain(&self) -> DrainFuture<'_> {
+        Box::pin(async {})
+    }
 }
 
 /// Where a processor runs when several nodes share the store.
@@ -63,6 +68,8 @@ pub enum Placement {
     Leased,
     /// On one node at a time, and only on the node running the named processor, whose
     /// memory it reads (delivery and audience sync read the profiles processor's book).
+    /// It waits for that one (it never passes it), so it runs at a lower priority: when the
+    /// CPU is short, the one it waits for catches up first.
     With(&'static str),
     /// On every node: it keeps that node's own memory current (plans, suppression list).
     EveryNode,
@@ -91,45 +98,85 @@ type Registry = Arc<Mutex<BTreeMap<String, Running>>>;
 
 /// How much nicer than the server's the processors' threads are (see [`runtime`]).
 const PROCESSOR_NICE: i32 = 10;
+/// How much nicer still a processor that waits for another runs ([`Placement::With`]).
+const WAITING_NICE: i32 = 5;
 
-/// A runtime for the processors whose threads yield the CPU to the requests': they run
+/// The runtimes for the processors, whose threads yield the CPU to the requests': they run
 /// [`PROCESSOR_NICE`] nicer (on Linux, where niceness is per thread), so that when the CPU
 /// is saturated the kernel runs the threads that answer and commit tracking requests first
 /// and the processors catch up with what is left, and when it is not, the processors use
-/// all of it. Its blocking threads (a processor's store calls) run at that priority too.
+/// all of it. Those that wait for another processor run [`WAITING_NICE`] nicer still, on a
+/// runtime of their own. Blocking threads (a processor's store calls) run at their
+/// runtime's priority too.
 pub fn runtime() -> std::io::Result<Background> {
-    let nicer = niceness().map(|server| (server + PROCESSOR_NICE).min(MAX_NICE));
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .thread_name("processor")
-        .on_thread_start(move || {
-            if let Some(nice) = nicer {
-                set_niceness(nice)
-            }
-        })
-        .enable_all()
-        .build()?;
-    Ok(Background(Some(runtime)))
+    let build = |name: &str, nice: i32| {
+        let nicer = niceness().map(|server| (server + nice).min(MAX_NICE));
+        tokio::runtime::Builder::new_multi_thread()
+            .thread_name(name)
+            .on_thread_start(move || {
+                if let Some(nice) = nicer {
+                    set_niceness(nice)
+                }
+            })
+            .enable_all()
+            .build()
+    };
+    Ok(Background {
+        first: Some(build("processor", PROCESSOR_NICE)?),
+        waiting: Some(build("processor-wait", PROCESSOR_NICE + WAITING_NICE)?),
+    })
 }
 
-/// The processors' runtime (see [`runtime`]). Dropped, it stops without waiting for its
-/// tasks (the supervisor's shutdown has let them finish their steps), as a runtime may not
-/// be dropped inside another's tasks otherwise.
-pub struct Background(Option<tokio::runtime::Runtime>);
+/// The processors' runtimes (see [`runtime`]). Dropped, they stop without waiting for
+/// their tasks (the supervisor's shutdown has let them finish their steps), as a runtime
+/// may not be dropped inside another's tasks otherwise.
+pub struct Background {
+    first: Option<tokio::runtime::Runtime>,
+    waiting: Option<tokio::runtime::Runtime>,
+}
 
 impl Background {
-    pub fn handle(&self) -> tokio::runtime::Handle {
-        self.0
-            .as_ref()
-            .expect("present until dropped")
-            .handle()
-            .clone()
+    pub fn runtimes(&self) -> Runtimes {
+        let handle = |runtime: &Option<tokio::runtime::Runtime>| {
+            runtime
+                .as_ref()
+                .expect("present until dropped")
+                .handle()
+                .clone()
+        };
+        Runtimes {
+            first: handle(&self.first),
+            waiting: handle(&self.waiting),
+        }
     }
 }
 
 impl Drop for Background {
     fn drop(&mut self) {
-        if let Some(runtime) = self.0.take() {
+        for runtime in [self.first.take(), self.waiting.take()]
+            .into_iter()
+            .flatten()
+        {
             runtime.shutdown_background();
+        }
+    }
+}
+
+/// Where processors run: those that wait for another ([`Placement::With`]) on `waiting`,
+/// the others on `first`.
+#[derive(Clone)]
+pub struct Runtimes {
+    pub first: tokio::runtime::Handle,
+    pub waiting: tokio::runtime::Handle,
+}
+
+impl Runtimes {
+    /// Everything on the current runtime.
+    pub fn current() -> Runtimes {
+        let current = tokio::runtime::Handle::current();
+        Runtimes {
+            first: current.clone(),
+            waiting: current,
         }
     }
 }
@@ -175,7 +222,7 @@ pub struct Supervisor {
     tasks: Mutex<JoinSet<()>>,
     running: Registry,
     /// Where the processors run.
-    runtime: tokio::runtime::Handle,
+    runtimes: Runtimes,
     /// The leases this node holds, when it shares the store with other nodes: a leased
     /// processor steps only while its name is in the set. `None`: one node runs everything.
     leases: Option<watch::Receiver<BTreeSet<String>>>,
@@ -184,33 +231,33 @@ pub struct Supervisor {
 impl Supervisor {
     /// A supervisor running its processors on the current runtime.
     pub fn new() -> Arc<Supervisor> {
-        Supervisor::on(tokio::runtime::Handle::current())
+        Supervisor::on(Runtimes::current())
     }
 
-    /// A supervisor running its processors on `runtime` (the server's: see [`runtime`]).
-    pub fn on(runtime: tokio::runtime::Handle) -> Arc<Supervisor> {
-        Supervisor::build(runtime, None)
+    /// A supervisor running its processors on `runtimes` (the server's: see [`runtime`]).
+    pub fn on(runtimes: Runtimes) -> Arc<Supervisor> {
+        Supervisor::build(runtimes, None)
     }
 
     /// A supervisor of one node among several: a processor that is not
     /// [`Placement::EveryNode`] steps only while `leases` holds its name (kept by
     /// [`crate::cluster::Membership`]).
     pub fn clustered(
-        runtime: tokio::runtime::Handle,
+        runtimes: Runtimes,
         leases: watch::Receiver<BTreeSet<String>>,
     ) -> Arc<Supervisor> {
-        Supervisor::build(runtime, Some(leases))
+        Supervisor::build(runtimes, Some(leases))
     }
 
     fn build(
-        runtime: tokio::runtime::Handle,
+        runtimes: Runtimes,
         leases: Option<watch::Receiver<BTreeSet<String>>>,
     ) -> Arc<Supervisor> {
         Arc::new(Supervisor {
             stop: watch::channel(false).0,
             tasks: Mutex::new(JoinSet::new()),
             running: Registry::default(),
-            runtime,
+            runtimes,
             leases,
         })
     }
@@ -229,10 +276,15 @@ impl Supervisor {
             up: Arc::new(AtomicBool::new(true)),
         };
         running.insert(name.clone(), entry.clone());
+        let placement = entry.processor.placement();
         let leases = self
             .leases
             .clone()
-            .filter(|_| entry.processor.placement() != Placement::EveryNode);
+            .filter(|_| placement != Placement::EveryNode);
+        let runtime = match placement {
+            Placement::With(_) => &self.runtimes.waiting,
+            Placement::Leased | Placement::EveryNode => &self.runtimes.first,
+        };
         tasks.spawn_on(
             run(
                 entry,
@@ -241,7 +293,7 @@ impl Supervisor {
                 leases,
                 self.running.clone(),
             ),
-            &self.runtime,
+            runtime,
         );
         true
     }
@@ -362,6 +414,7 @@ async fn run(
             _ = stop.changed() => {}
         }
     }
+    processor.drain().await;
     registry
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
@@ -479,21 +532,25 @@ mod tests {
 
     #[cfg(target_os = "linux")]
     #[test]
-    fn the_processors_runtime_runs_nicer_than_the_server() {
+    fn the_processors_runtimes_run_nicer_than_the_server() {
         let server = niceness().unwrap();
-        let runtime = runtime().unwrap();
-        let (worker, blocking, nested) = runtime.0.as_ref().unwrap().block_on(async {
-            let worker = tokio::spawn(async { niceness() }).await.unwrap();
-            let blocking = tokio::task::spawn_blocking(niceness).await.unwrap();
-            // A blocking thread started from a worker (already nicer) is no nicer still.
-            let nested = tokio::spawn(async { tokio::task::spawn_blocking(niceness).await })
-                .await
-                .unwrap()
-                .unwrap();
-            (worker, blocking, nested)
-        });
+        let background = runtime().unwrap();
+        let nice = |runtime: &Option<tokio::runtime::Runtime>| {
+            runtime.as_ref().unwrap().block_on(async {
+                let worker = tokio::spawn(async { niceness() }).await.unwrap();
+                let blocking = tokio::task::spawn_blocking(niceness).await.unwrap();
+                // A blocking thread started from a worker (already nicer) is no nicer still.
+                let nested = tokio::spawn(async { tokio::task::spawn_blocking(niceness).await })
+                    .await
+                    .unwrap()
+                    .unwrap();
+                (worker, blocking, nested)
+            })
+        };
         let expected = Some((server + PROCESSOR_NICE).min(MAX_NICE));
-        assert_eq!((worker, blocking, nested), (expected, expected, expected));
+        assert_eq!(nice(&background.first), (expected, expected, expected));
+        let expected = Some((server + PROCESSOR_NICE + WAITING_NICE).min(MAX_NICE));
+        assert_eq!(nice(&background.waiting), (expected, expected, expected));
         assert_eq!(
             niceness(),
             Some(server),

@@ -5,8 +5,9 @@
 //! state from the log in memory. Both are derived state: a rebuild from the log gives the
 //! same answer.
 
-use crate::processors::{PositionFuture, Processor, Step, StepFuture};
+use crate::processors::{DrainFuture, PositionFuture, Processor, Step, StepFuture};
 use anyhow::Result;
+use rustc_hash::FxHashSet;
 use serde_json::Value;
 use sightline_audience::{Audience, ComputedTrait};
 use sightline_consent::Policy;
@@ -53,19 +54,28 @@ pub struct Book {
 pub struct Live {
     book: Arc<RwLock<Book>>,
     rules: Arc<ProfileRules>,
-    /// The book's last applied seq, set whenever the follower lets go of the book.
-    applied: Arc<AtomicI64>,
-    /// Held by the follower through each step (a page applied and saved) and by an erasure
-    /// through its deletes: a save never brings back rows an erasure removed.
+    /// The seq through which the stored profiles have taken in the log (what lookups
+    /// read), set whenever the follower lets go of the book.
+    saved: Arc<AtomicI64>,
+    /// Held by the follower through each step (a page applied) and by an erasure through
+    /// its deletes, with `saving`: a save never brings back rows an erasure removed.
     turn: Arc<tokio::sync::Mutex<()>>,
+    /// Held by a page's save, which runs on while the follower applies the next page.
+    saving: Arc<tokio::sync::Mutex<()>>,
     /// Erasures this book has seen: a page read ahead before one may hold erased events.
     erasures: Arc<AtomicU64>,
 }
 
-/// The book, written; its applied seq is published when the writer lets go.
+/// The follower held between steps, with no save of its running (see [`Live::turn`]).
+pub struct Turn {
+    _turn: tokio::sync::OwnedMutexGuard<()>,
+    _saving: tokio::sync::OwnedMutexGuard<()>,
+}
+
+/// The book, written; its saved seq is published when the writer lets go.
 struct Writing<'a> {
     book: RwLockWriteGuard<'a, Book>,
-    applied: &'a AtomicI64,
+    saved: &'a AtomicI64,
 }
 
 impl std::ops::Deref for Writing<'_> {
@@ -83,8 +93,7 @@ impl std::ops::DerefMut for Writing<'_> {
 
 impl Drop for Writing<'_> {
     fn drop(&mut self) {
-        self.applied
-            .store(self.book.profiles.last_seq(), Ordering::Release);
+        self.saved.store(self.book.saved_seq, Ordering::Release);
     }
 }
 
@@ -92,16 +101,23 @@ impl Live {
     pub fn new(book: Book) -> Live {
         Live {
             rules: Arc::new(book.rules.clone()),
-            applied: Arc::new(AtomicI64::new(book.profiles.last_seq())),
+            saved: Arc::new(AtomicI64::new(book.saved_seq)),
             book: Arc::new(RwLock::new(book)),
             turn: Arc::new(tokio::sync::Mutex::new(())),
+            saving: Arc::new(tokio::sync::Mutex::new(())),
             erasures: Arc::new(AtomicU64::new(0)),
         }
     }
 
-    /// Waits until the follower is between steps and keeps it there while held.
-    pub async fn turn(&self) -> tokio::sync::MutexGuard<'_, ()> {
-        self.turn.lock().await
+    /// Waits until the follower is between steps and its last save is stored, and keeps
+    /// it there while held.
+    pub async fn turn(&self) -> Turn {
+        let turn = Arc::clone(&self.turn).lock_owned().await;
+        let saving = Arc::clone(&self.saving).lock_owned().await;
+        Turn {
+            _turn: turn,
+            _saving: saving,
+        }
     }
 
     /// Opens the book again from the store once the follower is between steps: another
@@ -146,7 +162,7 @@ impl Live {
         });
         Writing {
             book,
-            applied: &self.applied,
+            saved: &self.saved,
         }
     }
 
@@ -166,9 +182,10 @@ impl Live {
         self.read().memberships.members(name).is_some()
     }
 
-    /// The seq through which the profiles have taken in the log.
-    pub fn applied_seq(&self) -> i64 {
-        self.applied.load(Ordering::Acquire)
+    /// The seq through which the stored profiles, which lookups read, have taken in the
+    /// log.
+    pub fn saved_seq(&self) -> i64 {
+        self.saved.load(Ordering::Acquire)
     }
 }
 
@@ -330,7 +347,12 @@ impl Book {
     /// applies its events and fires the timers due; says whether more timers are due.
     fn take_in(&mut self, page: Page, now: i64) -> Result<bool> {
         let corrupt = |e: String| StoreError::Corrupt(format!("stored profiles: {e}"));
-        let added = self.profiles.load(&page.rows).map_err(corrupt)?;
+        let added: FxHashSet<ProfileId> = self
+            .profiles
+            .load(&page.rows)
+            .map_err(corrupt)?
+            .into_iter()
+            .collect();
         let states: Vec<(i64, String)> = page
             .rows
             .states
@@ -340,7 +362,15 @@ impl Book {
         self.memberships
             .load(&self.profiles, &states, now)
             .map_err(corrupt)?;
-        self.memberships.add_timers(&page.due);
+        // The book's own timers are the truth for the profiles it held already: the stored
+        // ones may be older (the last page's save still on its way).
+        let due: Vec<(String, i64, i64)> = page
+            .due
+            .iter()
+            .filter(|(_, profile, _)| added.contains(&ProfileId(*profile)))
+            .cloned()
+            .collect();
+        self.memberships.add_timers(&due);
         for (event, body) in page.events.iter().zip(page.bodies) {
             self.memberships.keep_news(event.seq > self.replaying_until);
             let applied = self.profiles.apply_parsed(event, body);
@@ -353,9 +383,11 @@ impl Book {
         Ok(more || page.due.len() == TIMERS_PER_PAGE)
     }
 
-    /// Evicts the least recently used profiles beyond `capacity` (after a save).
-    fn evict(&mut self, capacity: usize) {
-        let evicted = self.profiles.evict_to(capacity);
+    /// Evicts the least recently used profiles beyond `capacity`, except those a save not
+    /// yet stored holds (`saving`): a page that needs one again must not read it from the
+    /// store before then.
+    fn evict(&mut self, capacity: usize, saving: &FxHashSet<ProfileId>) {
+        let evicted = self.profiles.evict_to(capacity, saving);
         self.memberships.evict(&evicted);
     }
 
@@ -560,7 +592,7 @@ pub async fn rebuild_into_store(
             - save.rows.retired.len() as i64;
         book.saved_seq = save.state.seq;
         store.save_profiles(save).await?;
-        book.evict(capacity);
+        book.evict(capacity, &FxHashSet::default());
         progress(Rebuilding {
             seq: book.saved_seq,
             end,
@@ -656,6 +688,8 @@ pub struct Follower {
     /// The next page, read and parsed while the book applies this one (when behind), with
     /// the book's count of erasures when it was asked for.
     ahead: std::sync::Mutex<Option<(u64, tokio::task::JoinHandle<Result<Fetched>>)>>,
+    /// The last page's save, stored while the book applies the next one.
+    saving: std::sync::Mutex<Option<tokio::task::JoinHandle<Result<(), Owed>>>>,
 }
 
 /// How often the follower compares the audience and trait definitions with the stored ones.
@@ -671,7 +705,40 @@ impl Follower {
             checked: std::sync::Mutex::new(Instant::now()),
             said: std::sync::Mutex::new(Instant::now()),
             ahead: std::sync::Mutex::new(None),
+            saving: std::sync::Mutex::new(None),
         }
+    }
+
+    /// Waits for the last page's save; a failed one is owed.
+    async fn saved(&self) -> Result<()> {
+        let saving = self
+            .saving
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        let debt = match saving {
+            None => return Ok(()),
+            Some(saving) => match saving.await {
+                Ok(Ok(())) => return Ok(()),
+                Ok(Err(debt)) => debt,
+                // It panicked: what it stored is unknown, so start again from the store.
+                Err(_) => Owed::Reopen,
+            },
+        };
+        *self.owed.lock().unwrap_or_else(PoisonError::into_inner) = Some(debt);
+        anyhow::bail!("the profiles could not be stored")
+    }
+
+    /// Stores `save` while the follower goes on: the next page's changes go on top of it,
+    /// and until it is stored, the book keeps every profile it holds.
+    async fn save(&self, save: ProfileSave) {
+        let saving = Arc::clone(&self.book.saving).lock_owned().await;
+        let (store, book) = (Arc::clone(&self.store), self.book.clone());
+        let task = tokio::spawn(async move {
+            let _saving = saving;
+            pay(store.as_ref(), &book, save).await
+        });
+        *self.saving.lock().unwrap_or_else(PoisonError::into_inner) = Some(task);
     }
 
     /// The page after `after`: the one read ahead if it starts there, else read now.
@@ -719,17 +786,12 @@ impl Follower {
         Ok(())
     }
 
+    /// Reads a page, applies it, then waits for the last page's save and starts this
+    /// one's: the store writes one page while the book applies the next.
     async fn page(&self) -> Result<Step> {
-        let _turn = self.book.turn().await;
+        // Not `Live::turn`, which waits for the last save too.
+        let _turn = self.book.turn.lock().await;
         let store = self.store.as_ref();
-        let debt = self
-            .owed
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        if let Some(debt) = debt {
-            self.settle(debt).await?;
-        }
         let due = {
             let mut checked = self.checked.lock().unwrap_or_else(PoisonError::into_inner);
             let due = checked.elapsed() >= DEFINITIONS_EVERY;
@@ -739,15 +801,25 @@ impl Follower {
             due
         };
         if due {
+            self.saved().await?;
+        }
+        let debt = self
+            .owed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(debt) = debt {
+            self.settle(debt).await?;
+        }
+        if due {
             reload_if_changed(store, &self.book).await?;
         }
         let after = self.book.read().profiles.last_seq();
         let now = time::now_ms();
         let page = complete(store, self.fetch(after).await?, now, &self.book).await?;
         let full = page.events.len() == PAGE;
-        let (save, more) = {
-            let mut guard = self.book.write();
-            let book = &mut *guard;
+        let more = {
+            let mut book = self.book.write();
             let more = book.take_in(page, now)?;
             metrics::gauge!("sightline_profiles_applied_seq").set(book.profiles.last_seq() as f64);
             metrics::gauge!("sightline_profiles_held").set(book.profiles.profile_count() as f64);
@@ -765,23 +837,30 @@ impl Follower {
                     );
                 }
             }
+            more
+        };
+        // This page's save goes on top of the last one.
+        self.saved().await?;
+        let save = {
+            let mut book = self.book.write();
             let news = book.memberships.take_changes();
             // Timers change memberships with no new event: their records and states are
             // saved too.
             let changed = book.profiles.last_seq() != book.saved_seq
                 || book.memberships.changed()
                 || !news.is_empty();
-            let save = changed.then(|| {
+            changed.then(|| {
                 let mut save = book.changes();
                 save.rows.audience_changes = news_rows(&news);
                 save
-            });
-            (save, more)
+            })
         };
+        let mut saving = FxHashSet::default();
         if let Some(save) = save {
-            self.settle(Owed::Changes(Box::new(save))).await?;
+            saving.extend(save.rows.profile_ids().map(ProfileId));
+            self.save(save).await;
         }
-        self.book.write().evict(self.capacity);
+        self.book.write().evict(self.capacity, &saving);
         Ok(if full || more { Step::More } else { Step::Idle })
     }
 }
@@ -800,7 +879,15 @@ impl Processor for Follower {
     }
 
     fn applied_through(&self) -> PositionFuture<'_> {
-        Box::pin(async { Ok(Some(self.book.applied_seq())) })
+        // What a lookup shows, not what the book applied and has yet to store.
+        Box::pin(async { Ok(Some(self.book.saved_seq())) })
+    }
+
+    fn drain(&self) -> DrainFuture<'_> {
+        // A failed save is logged, and owed to the next step of whoever runs it next.
+        Box::pin(async {
+            let _ = self.saved().await;
+        })
     }
 }
 
@@ -975,6 +1062,7 @@ mod tests {
         let follower = Follower::new(store, live, 3);
         while let Step::More = follower.page().await.unwrap() {}
         follower.page().await.unwrap();
+        follower.drain().await;
     }
 
     const TWO_VIEWS: &str = r#"event "Viewed" count >= 2 within 30d"#;
@@ -1008,6 +1096,7 @@ mod tests {
             assert!(live.read().profiles.profile_count() <= 2 + PAGE);
         }
         follower.page().await.unwrap();
+        follower.drain().await;
         assert_stored_as_rebuilt(store.as_ref()).await;
     }
 
@@ -1049,6 +1138,7 @@ mod tests {
             live.forget(&[]);
         }
         while let Step::More = follower.page().await.unwrap() {}
+        follower.drain().await;
         assert!(
             store
                 .stored_profile("anonymous_id", "ghost")

@@ -193,8 +193,8 @@ pub async fn run(args: ServeArgs, file: &FileConfig) -> Result<()> {
         address: Default::default(),
     };
     let processors = match &node.membership {
-        Some(membership) => Supervisor::clustered(background.handle(), membership.leases()),
-        None => Supervisor::on(background.handle()),
+        Some(membership) => Supervisor::clustered(background.runtimes(), membership.leases()),
+        None => Supervisor::on(background.runtimes()),
     };
     let (api, metrics_app) = crate::http::routers(
         store.clone(),
