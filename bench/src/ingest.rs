@@ -218,21 +218,36 @@ pub(crate) async fn lags(
     Ok(lags)
 }
 
-/// Waits until the profiles, then every processor, have applied the whole log; returns
-/// the seconds each took from now.
-pub(crate) async fn caught_up(server: &Server) -> Result<(f64, f64)> {
+/// How long the processors took to apply the whole log, from a moment on.
+pub(crate) struct CaughtUp {
+    /// Seconds until the profiles had.
+    pub profiles_s: f64,
+    /// Seconds until every processor had.
+    pub all_s: f64,
+    /// The events the profiles were behind at that moment.
+    pub profiles_backlog: f64,
+}
+
+/// Waits until the profiles, then every processor, have applied the whole log.
+pub(crate) async fn caught_up(server: &Server) -> Result<CaughtUp> {
     let http = reqwest::Client::new();
     let started = Instant::now();
     let mut profiles_at = None;
+    let mut profiles_backlog = None;
     loop {
         let lags = lags(&http, server).await?;
         let largest = lags.values().map(|l| l.0).fold(0.0, f64::max);
         let profiles = lags.get("profiles").map_or(f64::NAN, |l| l.0);
+        let profiles_backlog = *profiles_backlog.get_or_insert(profiles);
         if profiles == 0.0 && profiles_at.is_none() {
             profiles_at = Some(started.elapsed().as_secs_f64());
         }
-        if let (Some(profiles_at), 0.0) = (profiles_at, largest) {
-            return Ok((profiles_at, started.elapsed().as_secs_f64()));
+        if let (Some(profiles_s), 0.0) = (profiles_at, largest) {
+            return Ok(CaughtUp {
+                profiles_s,
+                all_s: started.elapsed().as_secs_f64(),
+                profiles_backlog,
+            });
         }
         if started.elapsed() > CATCH_UP_LIMIT {
             bail!(
@@ -375,7 +390,7 @@ pub async fn run(postgres: Option<String>, length: Duration, connections: usize)
     load(&server.url, EVENTS_PER_BATCH, warmup)?;
     caught_up(&server).await?;
     let batched = load(&server.url, EVENTS_PER_BATCH, length)?;
-    let (profiles_caught_up_s, all_caught_up_s) = caught_up(&server).await?;
+    let after_load = caught_up(&server).await?;
     // Single events once everything has caught up, so that the backlog of the batched
     // phase does not weigh on them.
     let single = load(&server.url, 1, length)?;
@@ -402,8 +417,10 @@ pub async fn run(postgres: Option<String>, length: Duration, connections: usize)
             "single_ratio": round3(single.requests_per_s / base_single.requests_per_s),
             "p99_ms": round3(single.p99_ms),
             "baseline_p99_ms": round3(base_single.p99_ms),
-            "profiles_caught_up_s": round3(profiles_caught_up_s),
-            "all_processors_caught_up_s": round3(all_caught_up_s),
+            "profiles_backlog_events": after_load.profiles_backlog,
+            "profiles_caught_up_s": round3(after_load.profiles_s),
+            "profiles_catch_up_events_per_s": (after_load.profiles_backlog / after_load.profiles_s).round(),
+            "all_processors_caught_up_s": round3(after_load.all_s),
             "webhook_requests": setup.received.load(Ordering::Relaxed),
         })
     );

@@ -2,7 +2,7 @@
 //! last, most frequent, first seen, last seen), over all time or a sliding window, kept
 //! incrementally and equal at any instant to a recomputation over the same events.
 
-use crate::condition::{lookup, EventFilter};
+use crate::condition::{lookup, read_keys, EventFilter};
 use crate::event::Event;
 use crate::time::{Millis, Span};
 use serde::{Deserialize, Serialize};
@@ -199,6 +199,22 @@ fn number(x: f64) -> Option<Value> {
 }
 
 impl ComputedTrait {
+    /// The properties it reads of an event.
+    pub fn properties(&self) -> impl Iterator<Item = &str> {
+        let aggregated = match &self.aggregate {
+            Aggregation::Count | Aggregation::FirstSeen | Aggregation::LastSeen => None,
+            Aggregation::Sum { property: p }
+            | Aggregation::Min { property: p }
+            | Aggregation::Max { property: p }
+            | Aggregation::First { property: p }
+            | Aggregation::Last { property: p }
+            | Aggregation::MostFrequent { property: p } => Some(p.as_str()),
+        };
+        self.event
+            .properties()
+            .chain(aggregated.into_iter().flat_map(read_keys))
+    }
+
     pub fn new_state(&self) -> TraitState {
         match self.within {
             None => TraitState::AllTime(Accumulator::new(&self.aggregate)),

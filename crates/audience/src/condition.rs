@@ -123,6 +123,12 @@ impl Comparison {
     }
 }
 
+/// The keys of an object [`lookup`] may read for `name`.
+pub(crate) fn read_keys(name: &str) -> impl Iterator<Item = &str> {
+    let root = name.split_once('.').map(|(root, _)| root);
+    std::iter::once(name).chain(root)
+}
+
 /// The value named `name`: the key itself, or else a dotted path into nested objects
 /// (`address.city`), as Segment traits and properties nest.
 pub(crate) fn lookup<'v>(map: &'v Map<String, Value>, name: &str) -> Option<&'v Value> {
@@ -146,6 +152,12 @@ pub struct EventFilter {
 }
 
 impl EventFilter {
+    /// The properties its conditions read: each name and, for a dotted path, its first key
+    /// (see [`lookup`]).
+    pub fn properties(&self) -> impl Iterator<Item = &str> {
+        self.conditions.iter().flat_map(|c| read_keys(&c.name))
+    }
+
     pub fn matches(&self, event: &Event<'_>) -> bool {
         self.event_type.is_none_or(|t| t == event.event_type)
             && self.name.as_deref().is_none_or(|n| event.name == Some(n))

@@ -66,6 +66,11 @@ pub struct MembershipChange {
 }
 
 impl Audience {
+    /// The properties its rule reads of an event.
+    pub fn properties(&self) -> impl Iterator<Item = &str> {
+        self.conditions.iter().flat_map(|c| c.filter.properties())
+    }
+
     pub fn new(name: impl Into<String>, rule: Rule) -> Result<Audience, RuleError> {
         rule.validate()?;
         Ok(Audience::from_valid_rule(name.into(), rule))

@@ -12,26 +12,26 @@ use std::borrow::Cow;
 use std::fmt;
 
 /// Which part of a JSON value to build.
-#[derive(Debug)]
-pub enum Keep {
+#[derive(Debug, Clone, Copy)]
+pub enum Keep<'a> {
     /// The whole value.
     Whole,
     /// Of an object, only these keys, each pruned in turn. A value that is not an object is
     /// built whole (readers that expect an object see what the full parse gives them).
-    Keys(&'static [(&'static str, Keep)]),
+    Keys(&'a [(&'a str, Keep<'a>)]),
 }
 
 /// The JSON `text` with only what `keep` names: at every kept path, the same value as
 /// `serde_json::from_str::<Value>(text)` has there. Fails where the full parse fails
 /// (text that is not JSON), also in the skipped parts.
-pub fn parse(text: &str, keep: &Keep) -> serde_json::Result<Value> {
+pub fn parse(text: &str, keep: &Keep<'_>) -> serde_json::Result<Value> {
     let mut deserializer = serde_json::Deserializer::from_str(text);
     let value = keep.deserialize(&mut deserializer)?;
     deserializer.end()?;
     Ok(value)
 }
 
-impl<'de> DeserializeSeed<'de> for &Keep {
+impl<'de> DeserializeSeed<'de> for &Keep<'_> {
     type Value = Value;
 
     fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
@@ -43,9 +43,9 @@ impl<'de> DeserializeSeed<'de> for &Keep {
 }
 
 /// Builds a value, pruning it to `0` when it is an object.
-struct Pruning(&'static [(&'static str, Keep)]);
+struct Pruning<'a>(&'a [(&'a str, Keep<'a>)]);
 
-impl<'de> Visitor<'de> for Pruning {
+impl<'de> Visitor<'de> for Pruning<'_> {
     type Value = Value;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {

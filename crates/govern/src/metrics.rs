@@ -25,6 +25,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
+use sightline_core::time::day_of;
 use sightline_core::EventType;
 
 /// The scenario names the blocked-script rate compares.
@@ -101,17 +102,6 @@ pub struct DayMetrics {
     /// `with_consent_signal / events`; none on a day without events.
     pub consent_quality: Option<f64>,
     pub attribution_variance: Option<f64>,
-}
-
-/// The UTC day of a time in ms, `YYYY-MM-DD`.
-pub fn day_of(ms: i64) -> String {
-    use chrono::Datelike;
-    // Written out rather than through `format("%Y-%m-%d")`, which parses the pattern
-    // again for every one of the log's events the consent counts read.
-    let day = chrono::DateTime::from_timestamp_millis(ms)
-        .unwrap_or_default()
-        .date_naive();
-    format!("{:04}-{:02}-{:02}", day.year(), day.month(), day.day())
 }
 
 /// A scan's metrics. `documented` holds the inventory's vendors, lowercased; `first` is the
@@ -416,17 +406,6 @@ mod tests {
     }
 
     proptest! {
-        /// Any time from year 0 to 9999 (the times events carry) is on the day chrono's
-        /// `%Y-%m-%d` names.
-        #[test]
-        fn a_day_is_named_as_iso_8601_writes_it(ms in -62_167_219_200_000i64..253_402_300_799_999) {
-            let expected = chrono::DateTime::from_timestamp_millis(ms)
-                .unwrap()
-                .format("%Y-%m-%d")
-                .to_string();
-            prop_assert_eq!(day_of(ms), expected);
-        }
-
         #[test]
         fn rates_are_shares_and_days_are_ordered(
             scans in proptest::collection::vec(

@@ -16,18 +16,18 @@ use sightline_identity::{
 };
 use std::collections::BTreeMap;
 
-/// Every part of an event the book and its memberships read: identifiers
-/// (`sightline_identity::extract`), traits, consent signals and their evidence, linkage
-/// evidence, the time, and what audiences and computed traits see of an event (type, name,
-/// properties). [`parse_read`] builds only these; a reader of another field adds it here
-/// (`tests::the_read_parts_apply_as_the_whole_body` fails otherwise for the fields it knows).
-pub const READ: Keep = Keep::Keys(&[
+/// Every part of an event the book and its memberships read but its properties:
+/// identifiers (`sightline_identity::extract`), traits, consent signals and their evidence,
+/// linkage evidence, the time, and what audiences and computed traits see of an event
+/// (type, name). [`ReadKeys`] builds only these and the properties read; a reader of
+/// another field adds it here (`tests::the_read_parts_apply_as_the_whole_body` fails
+/// otherwise for the fields it knows).
+const READ: &[(&str, Keep<'static>)] = &[
     ("type", Keep::Whole),
     ("userId", Keep::Whole),
     ("anonymousId", Keep::Whole),
     ("previousId", Keep::Whole),
     ("traits", Keep::Whole),
-    ("properties", Keep::Whole),
     ("event", Keep::Whole),
     ("name", Keep::Whole),
     ("timestamp", Keep::Whole),
@@ -45,13 +45,45 @@ pub const READ: Keep = Keep::Keys(&[
             ("tcf", Keep::Whole),
         ]),
     ),
-]);
+];
 
-/// An event's body as [`Profiles::apply_parsed`] needs it: only the parts in [`READ`], so
-/// that the follower does not build the context and properties nobody reads (about half of
-/// an analytics.js event). `None` when the body is not JSON.
-pub fn parse_read(body: &str) -> Option<Value> {
-    pruned::parse(body, &READ).ok()
+/// The properties identity reads of an event (`sightline_identity::extract`).
+const IDENTITY_PROPERTIES: &[&str] = &["previousId"];
+
+/// What of an event's body a book and its memberships read: [`READ`], and of the
+/// properties only those identity, the audiences and the computed traits read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadKeys {
+    properties: Vec<String>,
+}
+
+impl ReadKeys {
+    /// What a book read by `memberships` reads.
+    pub fn of(memberships: &Memberships) -> ReadKeys {
+        let mut properties: Vec<String> = IDENTITY_PROPERTIES
+            .iter()
+            .copied()
+            .chain(memberships.properties())
+            .map(str::to_owned)
+            .collect();
+        properties.sort_unstable();
+        properties.dedup();
+        ReadKeys { properties }
+    }
+
+    /// An event's body as [`Profiles::apply_parsed`] needs it, so that the follower does not
+    /// build the context and properties nobody reads (most of an analytics.js event).
+    /// `None` when the body is not JSON.
+    pub fn parse(&self, body: &str) -> Option<Value> {
+        let properties: Vec<(&str, Keep)> = self
+            .properties
+            .iter()
+            .map(|name| (name.as_str(), Keep::Whole))
+            .collect();
+        let mut keys = READ.to_vec();
+        keys.push(("properties", Keep::Keys(&properties)));
+        pruned::parse(body, &Keep::Keys(&keys)).ok()
+    }
 }
 
 /// One trait's current value and its provenance.
@@ -210,7 +242,7 @@ pub struct Applied {
     pub profile: Option<ProfileId>,
     /// `(from, into)` for every profile merged by this event.
     pub merged: Vec<(ProfileId, ProfileId)>,
-    /// The event as JSON as it was applied (the follower's holds only [`READ`]), for the
+    /// The event as JSON as it was applied (the follower's holds only [`ReadKeys`]), for the
     /// memberships that read it next.
     pub body: Option<Value>,
     /// Whether the consent in force at the event grants `analytics`: if not, measurement
@@ -895,10 +927,7 @@ fn linkage_evidence(body: &Value) -> Option<&Value> {
 
 /// The identifier-free key an event without analytics consent is counted under.
 fn denied_key(event: &StoredEvent, body: &Value) -> DeniedKey {
-    let day: String = time::format_ms(event_time(event, body))
-        .chars()
-        .take(10)
-        .collect();
+    let day = time::day_of(event_time(event, body));
     let name = match event.event_type {
         sightline_core::EventType::Track => body.get("event"),
         sightline_core::EventType::Page | sightline_core::EventType::Screen => body.get("name"),

@@ -79,6 +79,12 @@ fn key(profile: ProfileId) -> String {
 }
 
 impl Memberships {
+    /// The properties of events the audiences and computed traits read.
+    pub fn properties(&self) -> impl Iterator<Item = &str> {
+        let audiences = self.audiences.iter().flat_map(Audience::properties);
+        audiences.chain(self.traits.iter().flat_map(ComputedTrait::properties))
+    }
+
     pub fn new(audiences: Vec<Audience>, traits: Vec<ComputedTrait>) -> Memberships {
         let n = audiences.len();
         Memberships {

@@ -789,14 +789,16 @@ fn rich_event(seq: i64, (kind, person, device, flags): (u8, u8, u8, u16)) -> Sto
     }
     body["event"] = json!("e");
     body["name"] = json!("Home");
-    body["properties"] = json!({"revenue": seq, "previousId": format!("a{}", person + 1)});
+    body["properties"] = json!({"revenue": seq, "previousId": format!("a{}", person + 1),
+        "cart": {"size": seq % 4}, "order": {"total": seq * 3}, "order.total": flags % 7,
+        "sku": "SKU-1", "url": "https://shop.test/p"});
     event(seq, body)
 }
 
 proptest! {
-    /// The book and its memberships fed bodies parsed to [`READ`] end where the whole
-    /// bodies take them: the same profiles, identifiers, traits, consent ledgers, counts
-    /// without consent, members, computed values and news.
+    /// The book and its memberships fed bodies parsed to their [`ReadKeys`] end where the
+    /// whole bodies take them: the same profiles, identifiers, traits, consent ledgers,
+    /// counts without consent, members, computed values and news.
     #[test]
     fn the_read_parts_apply_as_the_whole_body(
         ops in proptest::collection::vec((0u8..5, 0u8..4, 0u8..4, any::<u16>()), 1..60),
@@ -804,13 +806,24 @@ proptest! {
         let events: Vec<StoredEvent> =
             ops.iter().enumerate().map(|(i, op)| rich_event(i as i64 + 1, *op)).collect();
         let now = time::parse_ms("2026-01-02T00:00:00.000Z").unwrap();
-        let memberships = || Memberships::new(vec![buyers()], vec![counted()]);
+        // Definitions that read properties: a key, a dotted path, an aggregated one.
+        let memberships = || {
+            let spenders = sightline_audience::Audience::parse(
+                "spenders",
+                r#"event "e" where revenue > 20 and cart.size >= 2 count >= 1 within 30d"#,
+            )
+            .unwrap();
+            let spent = serde_json::from_value(json!({"name": "spent",
+                "aggregate": {"kind": "max", "property": "order.total"}, "event": {"name": "e"}}))
+            .unwrap();
+            Memberships::new(vec![buyers(), spenders], vec![counted(), spent])
+        };
         let (mut whole, mut whole_m) = (profiles(), memberships());
         let (mut read, mut read_m) = (profiles(), memberships());
         for e in &events {
             let applied = whole.apply(e);
             whole_m.on_event(&whole, &applied, e, now);
-            let pruned = read.apply_parsed(e, parse_read(&e.body));
+            let pruned = read.apply_parsed(e, ReadKeys::of(&read_m).parse(&e.body));
             prop_assert_eq!(
                 (pruned.profile, &pruned.merged, pruned.analytics),
                 (applied.profile, &applied.merged, applied.analytics)
@@ -824,6 +837,7 @@ proptest! {
             whole.denied_counts("2000-01-01", "2100-01-01")
         );
         prop_assert_eq!(read_m.members("repeat"), whole_m.members("repeat"));
+        prop_assert_eq!(read_m.members("spenders"), whole_m.members("spenders"));
         prop_assert_eq!(read_m.take_changes(), whole_m.take_changes());
         for view in whole.profiles() {
             let id = view.identity.id;
@@ -831,4 +845,25 @@ proptest! {
             prop_assert_eq!(read_m.computed(id, now), whole_m.computed(id, now));
         }
     }
+}
+
+/// Of the properties, the follower builds only those identity, the audiences and the
+/// computed traits read.
+#[test]
+fn only_the_properties_read_are_built() {
+    let spenders =
+        sightline_audience::Audience::parse("spenders", r#"event "e" where cart.size >= 2"#)
+            .unwrap();
+    let spent = serde_json::from_value(json!({"name": "spent",
+        "aggregate": {"kind": "sum", "property": "revenue"}}))
+    .unwrap();
+    let keys = ReadKeys::of(&Memberships::new(vec![spenders], vec![spent]));
+    let body = json!({"type": "track", "event": "e", "properties": {"sku": "S", "revenue": 3,
+        "cart": {"size": 2, "items": [1, 2]}, "previousId": "a1", "url": "https://x.test"}});
+    let read = keys.parse(&body.to_string()).unwrap();
+    assert_eq!(
+        read["properties"],
+        json!({"revenue": 3, "cart": {"size": 2, "items": [1, 2]}, "previousId": "a1"})
+    );
+    assert_eq!(read["event"], "e");
 }

@@ -15,7 +15,7 @@ use sightline_core::{
     time, AudienceDefinition, ProfileRows, ProfileSave, ProfilesState, StoredEvent, TraitDefinition,
 };
 use sightline_identity::{Identifier, ProfileId, Rules};
-use sightline_profiles::{EventProfile, Memberships, ProfileDoc, Profiles};
+use sightline_profiles::{EventProfile, Memberships, ProfileDoc, Profiles, ReadKeys};
 use sightline_store::{Store, StoreError};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -395,7 +395,7 @@ impl Book {
     async fn catch_up(&mut self, store: &dyn Store) -> Result<()> {
         loop {
             let now = time::now_ms();
-            let page = read_page(store, self.profiles.last_seq(), now, &self.profiles).await?;
+            let page = read_page(store, self.profiles.last_seq(), now, self).await?;
             let full = page.events.len() == PAGE;
             let more = self.take_in(page, now)?;
             if !full && !more {
@@ -455,25 +455,26 @@ impl Holds for Live {
 /// the page needs.
 struct Fetched {
     after: i64,
+    /// What of the bodies was built.
+    keys: ReadKeys,
     events: Vec<StoredEvent>,
     bodies: Vec<Option<Value>>,
 }
 
-async fn fetch(store: &dyn Store, after: i64) -> Result<Fetched> {
+async fn fetch(store: &dyn Store, after: i64, keys: ReadKeys) -> Result<Fetched> {
     let events = store.read_events(after, PAGE, None).await?;
-    let bodies = events
-        .iter()
-        .map(|e| sightline_profiles::parse_read(&e.body))
-        .collect();
+    let bodies = events.iter().map(|e| keys.parse(&e.body)).collect();
     Ok(Fetched {
         after,
+        keys,
         events,
         bodies,
     })
 }
 
-async fn read_page(store: &dyn Store, after: i64, now: i64, book: &impl Holds) -> Result<Page> {
-    complete(store, fetch(store, after).await?, now, book).await
+async fn read_page(store: &dyn Store, after: i64, now: i64, book: &Book) -> Result<Page> {
+    let keys = ReadKeys::of(&book.memberships);
+    complete(store, fetch(store, after, keys).await?, now, &book.profiles).await
 }
 
 /// A fetched page with what a working set needs from the store for it.
@@ -577,7 +578,7 @@ pub async fn rebuild_into_store(
     loop {
         let now = time::now_ms();
         let first = book.profiles.last_seq();
-        let page = read_page(store, first, now, &book.profiles).await?;
+        let page = read_page(store, first, now, &book).await?;
         let full = page.events.len() == PAGE;
         let more = book.take_in(page, now)?;
         let mut save = book.changes();
@@ -750,18 +751,23 @@ impl Follower {
             .unwrap_or_else(PoisonError::into_inner)
             .take();
         let erasures = self.book.erasures();
+        let keys = ReadKeys::of(&self.book.read().memberships);
         let fetched = match ahead {
             Some((asked, ahead)) => match ahead.await {
-                Ok(Ok(fetched)) if fetched.after == after && asked == erasures => fetched,
-                // Read for a book since replaced, possibly before an erasure's deletes, or
-                // failed: read again.
-                _ => fetch(self.store.as_ref(), after).await?,
+                Ok(Ok(fetched))
+                    if fetched.after == after && asked == erasures && fetched.keys == keys =>
+                {
+                    fetched
+                }
+                // Read for a book since replaced (whose definitions may read other
+                // properties), possibly before an erasure's deletes, or failed: read again.
+                _ => fetch(self.store.as_ref(), after, keys).await?,
             },
-            None => fetch(self.store.as_ref(), after).await?,
+            None => fetch(self.store.as_ref(), after, keys).await?,
         };
         if let (PAGE, Some(last)) = (fetched.events.len(), fetched.events.last()) {
-            let (store, next) = (Arc::clone(&self.store), last.seq);
-            let ahead = tokio::spawn(async move { fetch(store.as_ref(), next).await });
+            let (store, next, keys) = (Arc::clone(&self.store), last.seq, fetched.keys.clone());
+            let ahead = tokio::spawn(async move { fetch(store.as_ref(), next, keys).await });
             *self.ahead.lock().unwrap_or_else(PoisonError::into_inner) = Some((erasures, ahead));
         }
         Ok(fetched)

@@ -148,8 +148,17 @@ pub(crate) fn decode(
     let (&tag, rest) = payload
         .split_first()
         .ok_or_else(|| "an empty payload".to_string())?;
-    let cut = match tag {
-        RAW => rest.to_vec(),
+    let quoted = match id_at {
+        Some(_) => serde_json::to_string(message_id).map_err(|e| e.to_string())?,
+        None => String::new(),
+    };
+    // One allocation of the body's final size: the cut body, then the messageId.
+    let mut body = match tag {
+        RAW => {
+            let mut body = Vec::with_capacity(rest.len() + quoted.len());
+            body.extend_from_slice(rest);
+            body
+        }
         ZSTD_SEGMENT_V1 => DECOMPRESSOR.with(|cell| {
             let mut cell = cell.borrow_mut();
             if cell.is_none() {
@@ -159,22 +168,31 @@ pub(crate) fn decode(
                 );
             }
             let decompressor = cell.as_mut().expect("set above");
-            decompressor
-                .decompress(rest, MAX_BODY)
-                .map_err(|e| format!("zstd: {e}"))
+            match zstd::bulk::Decompressor::upper_bound(rest).filter(|&n| n <= MAX_BODY) {
+                Some(size) => {
+                    let mut body = Vec::with_capacity(size + quoted.len());
+                    decompressor
+                        .decompress_to_buffer(rest, &mut body)
+                        .map_err(|e| format!("zstd: {e}"))?;
+                    Ok(body)
+                }
+                None => decompressor
+                    .decompress(rest, MAX_BODY)
+                    .map_err(|e| format!("zstd: {e}")),
+            }
         })?,
         other => return Err(format!("unknown payload form {other}")),
     };
-    let mut body = String::from_utf8(cut).map_err(|e| format!("not UTF-8: {e}"))?;
     if let Some(at) = id_at {
-        let at = usize::try_from(at).map_err(|_| format!("bad messageId offset {at}"))?;
-        if !body.is_char_boundary(at) {
-            return Err(format!("bad messageId offset {at}"));
-        }
-        let quoted = serde_json::to_string(message_id).map_err(|e| e.to_string())?;
-        body.insert_str(at, &quoted);
+        // Within the body and not inside a character (a UTF-8 continuation byte).
+        let at = usize::try_from(at)
+            .ok()
+            .filter(|&at| at <= body.len() && body.get(at).is_none_or(|&b| b as i8 >= -0x40))
+            .ok_or_else(|| format!("bad messageId offset {at}"))?;
+        body.extend_from_slice(quoted.as_bytes());
+        body[at..].rotate_right(quoted.len());
     }
-    Ok(body)
+    String::from_utf8(body).map_err(|e| format!("not UTF-8: {e}"))
 }
 
 /// The log's `type` column: a small integer per event type (SQLite, migration 12).
@@ -233,5 +251,28 @@ mod tests {
         assert!(decode("m", None, &[9, 1, 2]).is_err());
         assert!(decode("m", None, &[ZSTD_SEGMENT_V1, 1, 2, 3]).is_err());
         assert!(decode("m", Some(99), &[RAW, b'x']).is_err());
+        // Inside a character.
+        assert!(decode("m", Some(1), &[RAW, 0xc3, 0xa9]).is_err());
+        assert_eq!(decode("m", Some(2), &[RAW, 0xc3, 0xa9]).unwrap(), "é\"m\"");
+    }
+
+    proptest::proptest! {
+        /// Any body, short (kept raw) or long (compressed), with its messageId anywhere or
+        /// nowhere, decodes to itself.
+        #[test]
+        fn any_body_round_trips(
+            before in "\\PC{0,40}",
+            after in "\\PC{0,40}",
+            id in "[a-zA-Z0-9é-]{0,12}",
+            repeat in 0usize..30,
+            with_id: bool,
+        ) {
+            let quoted = serde_json::to_string(&id).unwrap();
+            let middle = if with_id { quoted.as_str() } else { "" };
+            let body = format!("{before}{middle}{}", after.repeat(repeat));
+            let encoded = encode(&id, &body);
+            let decoded = decode(&id, encoded.id_at.map(i64::from), &encoded.payload);
+            proptest::prop_assert_eq!(decoded, Ok(body));
+        }
     }
 }

@@ -288,7 +288,12 @@ async fn count_consent(store: &dyn Store, budget: usize) -> Result<Counted> {
                 .get(&event.source_id)
                 .cloned()
                 .unwrap_or_else(|| format!("source {}", event.source_id));
-            metrics::count_event(&mut counted, metrics::day_of(at), &source, signal);
+            metrics::count_event(
+                &mut counted,
+                sightline_core::time::day_of(at),
+                &source,
+                signal,
+            );
         }
     }
     let counted_through = if counted_all {
@@ -355,7 +360,8 @@ async fn attribution_by_day(store: &dyn EventLog, a: Attribution) -> Result<BTre
     let stitched = crate::attribution::journeys(store, &a.question, &a.grouper, a.rules).await?;
     let mut by_day: BTreeMap<String, Vec<sightline_attribution::Journey>> = BTreeMap::new();
     for journey in stitched.journeys {
-        let day = metrics::day_of(journey.converted_at_ms.unwrap_or(journey.ended_at_ms));
+        let day =
+            sightline_core::time::day_of(journey.converted_at_ms.unwrap_or(journey.ended_at_ms));
         by_day.entry(day).or_default().push(journey);
     }
     let mut out = BTreeMap::new();

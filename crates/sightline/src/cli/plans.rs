@@ -224,7 +224,7 @@ pub async fn plan(command: PlanCommand, file: &FileConfig) -> Result<()> {
             store,
             json,
         } => {
-            let since = since.unwrap_or_else(|| day_of(time::now_ms() - 7 * DAY_MS));
+            let since = since.unwrap_or_else(|| time::day_of(time::now_ms() - 7 * DAY_MS));
             let store = store.open(file).await?;
             let found = plans::violations(store.as_ref(), &operator(), &source, &since).await?;
             if json {
@@ -288,10 +288,6 @@ pub async fn plan(command: PlanCommand, file: &FileConfig) -> Result<()> {
 }
 
 const DAY_MS: i64 = 86_400_000;
-
-fn day_of(ms: i64) -> String {
-    time::format_ms(ms)[..10].to_string()
-}
 
 /// `YYYY-MM-DD` (its start, UTC) or a duration ago (`7d`, `12h`).
 fn since_ms(text: &str) -> Result<i64> {
