@@ -71,10 +71,11 @@ impl ReadKeys {
         ReadKeys { properties }
     }
 
-    /// An event's body as [`Profiles::apply_parsed`] needs it, so that the follower does not
-    /// build the context and properties nobody reads (most of an analytics.js event).
-    /// `None` when the body is not JSON.
-    pub fn parse(&self, body: &str) -> Option<Value> {
+    /// Events' bodies as [`Profiles::apply_parsed`] needs them, so that the follower does
+    /// not build the context and properties nobody reads (most of an analytics.js event).
+    /// `None` for a body that is not JSON.
+    pub fn parse<'a>(&self, bodies: impl IntoIterator<Item = &'a str>) -> Vec<Option<Value>> {
+        // What to keep, built once for all the bodies.
         let properties: Vec<(&str, Keep)> = self
             .properties
             .iter()
@@ -82,7 +83,11 @@ impl ReadKeys {
             .collect();
         let mut keys = READ.to_vec();
         keys.push(("properties", Keep::Keys(&properties)));
-        pruned::parse(body, &Keep::Keys(&keys)).ok()
+        let keep = Keep::Keys(&keys);
+        bodies
+            .into_iter()
+            .map(|body| pruned::parse(body, &keep).ok())
+            .collect()
     }
 }
 

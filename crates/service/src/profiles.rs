@@ -463,7 +463,7 @@ struct Fetched {
 
 async fn fetch(store: &dyn Store, after: i64, keys: ReadKeys) -> Result<Fetched> {
     let events = store.read_events(after, PAGE, None).await?;
-    let bodies = events.iter().map(|e| keys.parse(&e.body)).collect();
+    let bodies = keys.parse(events.iter().map(|e| e.body.as_str()));
     Ok(Fetched {
         after,
         keys,
