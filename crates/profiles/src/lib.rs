@@ -12,7 +12,8 @@ use sightline_consent::{ConsentChange, Decision, EventSignals, Ledger, Policy};
 use sightline_core::pruned::{self, Keep};
 use sightline_core::{time, DeniedCount, IdentifierRow, ProfileRows, StoredEvent, StoredProfile};
 use sightline_identity::{
-    extract, normalise, resolve, Change, Graph, IdType, Identifier, Profile, ProfileId, Rules,
+    extract, normalise, resolve, Change, EventIdentifiers, Graph, IdType, Identifier, Profile,
+    ProfileId, Rules,
 };
 use std::collections::BTreeMap;
 
@@ -72,9 +73,13 @@ impl ReadKeys {
     }
 
     /// Events' bodies as [`Profiles::apply_parsed`] needs them, so that the follower does
-    /// not build the context and properties nobody reads (most of an analytics.js event).
-    /// `None` for a body that is not JSON.
-    pub fn parse<'a>(&self, bodies: impl IntoIterator<Item = &'a str>) -> Vec<Option<Value>> {
+    /// not build the context and properties nobody reads (most of an analytics.js event),
+    /// with their identifiers under `rules`. `None` for a body that is not JSON.
+    pub fn parse<'a>(
+        &self,
+        bodies: impl IntoIterator<Item = &'a str>,
+        rules: &Rules,
+    ) -> Vec<Option<Parsed>> {
         // What to keep, built once for all the bodies.
         let properties: Vec<(&str, Keep)> = self
             .properties
@@ -86,8 +91,24 @@ impl ReadKeys {
         let keep = Keep::Keys(&keys);
         bodies
             .into_iter()
-            .map(|body| pruned::parse(body, &keep).ok())
+            .map(|body| Some(Parsed::of(pruned::parse(body, &keep).ok()?, rules)))
             .collect()
+    }
+}
+
+/// An event's body as the profiles read it, with its identifiers, which depend on the body
+/// and the rules alone: read once, where the body is parsed (for the follower, ahead of the
+/// book, on another thread), for both finding what a working set lacks and resolving.
+#[derive(Debug, Clone)]
+pub struct Parsed {
+    pub body: Value,
+    pub identifiers: EventIdentifiers,
+}
+
+impl Parsed {
+    pub fn of(body: Value, rules: &Rules) -> Parsed {
+        let identifiers = extract(&body, rules);
+        Parsed { body, identifiers }
     }
 }
 
@@ -430,13 +451,13 @@ impl Profiles {
     /// working set, those to look up in the store before applying the events.
     pub fn unknown_identifiers<'a>(
         &self,
-        bodies: impl IntoIterator<Item = &'a Value>,
+        events: impl IntoIterator<Item = &'a Parsed>,
     ) -> Vec<Identifier> {
         let mut unknown = FxHashSet::default();
-        for body in bodies {
-            for identifier in extract(body, &self.rules).identifiers {
-                if !self.graph.holds(&identifier) {
-                    unknown.insert(identifier);
+        for event in events {
+            for identifier in &event.identifiers.identifiers {
+                if !self.graph.holds(identifier) {
+                    unknown.insert(identifier.clone());
                 }
             }
         }
@@ -598,19 +619,20 @@ impl Profiles {
     /// Events at or before the last applied position are skipped, so replaying a page after
     /// a restart or a retry changes nothing.
     pub fn apply(&mut self, event: &StoredEvent) -> Applied {
-        self.apply_parsed(event, serde_json::from_str(&event.body).ok())
+        let parsed = serde_json::from_str(&event.body).ok();
+        self.apply_parsed(event, parsed.map(|body| Parsed::of(body, &self.rules)))
     }
 
-    /// [`Profiles::apply`] with the event's body parsed already (`None`: not JSON).
-    pub fn apply_parsed(&mut self, event: &StoredEvent, body: Option<Value>) -> Applied {
+    /// [`Profiles::apply`] with the event's body parsed already (`None`: not JSON), its
+    /// identifiers read under these profiles' rules.
+    pub fn apply_parsed(&mut self, event: &StoredEvent, parsed: Option<Parsed>) -> Applied {
         if event.seq <= self.last_seq {
             return Applied::default();
         }
         self.last_seq = event.seq;
-        let Some(body) = body else {
+        let Some(Parsed { body, identifiers }) = parsed else {
             return Applied::default();
         };
-        let identifiers = extract(&body, &self.rules);
         let mut resolution = resolve(
             &identifiers,
             &self.graph.slice(&identifiers),

@@ -690,8 +690,11 @@ proptest! {
             }
             let page = &events[at..(at + size).min(events.len())];
             at += page.len();
-            let bodies: Vec<Value> = page.iter().map(|e| serde_json::from_str(&e.body).unwrap()).collect();
-            let unknown = p.unknown_identifiers(&bodies);
+            let parsed: Vec<Parsed> = page
+                .iter()
+                .map(|e| Parsed::of(serde_json::from_str(&e.body).unwrap(), &Rules::default()))
+                .collect();
+            let unknown = p.unknown_identifiers(&parsed);
             stored.load(&mut p, &mut m, &unknown, &[], now);
             feed(&mut p, &mut m, page, now);
             if let Some(rows) = saving.take() {
@@ -823,7 +826,8 @@ proptest! {
         for e in &events {
             let applied = whole.apply(e);
             whole_m.on_event(&whole, &applied, e, now);
-            let pruned = read.apply_parsed(e, ReadKeys::of(&read_m).parse([e.body.as_str()]).pop().unwrap());
+            let parsed = ReadKeys::of(&read_m).parse([e.body.as_str()], &Rules::default());
+            let pruned = read.apply_parsed(e, parsed.into_iter().next().unwrap());
             prop_assert_eq!(
                 (pruned.profile, &pruned.merged, pruned.analytics),
                 (applied.profile, &applied.merged, applied.analytics)
@@ -861,10 +865,11 @@ fn only_the_properties_read_are_built() {
     let body = json!({"type": "track", "event": "e", "properties": {"sku": "S", "revenue": 3,
         "cart": {"size": 2, "items": [1, 2]}, "previousId": "a1", "url": "https://x.test"}});
     let read = keys
-        .parse([body.to_string().as_str()])
+        .parse([body.to_string().as_str()], &Rules::default())
         .pop()
         .unwrap()
-        .unwrap();
+        .unwrap()
+        .body;
     assert_eq!(
         read["properties"],
         json!({"revenue": 3, "cart": {"size": 2, "items": [1, 2]}, "previousId": "a1"})

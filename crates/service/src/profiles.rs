@@ -15,7 +15,7 @@ use sightline_core::{
     time, AudienceDefinition, ProfileRows, ProfileSave, ProfilesState, StoredEvent, TraitDefinition,
 };
 use sightline_identity::{Identifier, ProfileId, Rules};
-use sightline_profiles::{EventProfile, Memberships, ProfileDoc, Profiles, ReadKeys};
+use sightline_profiles::{EventProfile, Memberships, Parsed, ProfileDoc, Profiles, ReadKeys};
 use sightline_store::{Store, StoreError};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -371,9 +371,9 @@ impl Book {
             .cloned()
             .collect();
         self.memberships.add_timers(&due);
-        for (event, body) in page.events.iter().zip(page.bodies) {
+        for (event, parsed) in page.events.iter().zip(page.parsed) {
             self.memberships.keep_news(event.seq > self.replaying_until);
-            let applied = self.profiles.apply_parsed(event, body);
+            let applied = self.profiles.apply_parsed(event, parsed);
             self.memberships
                 .on_event(&self.profiles, &applied, event, now);
         }
@@ -410,7 +410,7 @@ impl Book {
 /// those whose stored timers are due.
 struct Page {
     events: Vec<StoredEvent>,
-    bodies: Vec<Option<Value>>,
+    parsed: Vec<Option<Parsed>>,
     due: Vec<(String, i64, i64)>,
     rows: ProfileRows,
 }
@@ -419,7 +419,7 @@ struct Page {
 /// across the store's answers.
 trait Holds {
     fn partial(&self) -> bool;
-    fn unknown(&self, bodies: &[Option<Value>]) -> Vec<Identifier>;
+    fn unknown(&self, parsed: &[Option<Parsed>]) -> Vec<Identifier>;
     fn holds(&self, profile: ProfileId) -> bool;
 }
 
@@ -428,8 +428,8 @@ impl Holds for Profiles {
         self.is_partial()
     }
 
-    fn unknown(&self, bodies: &[Option<Value>]) -> Vec<Identifier> {
-        self.unknown_identifiers(bodies.iter().flatten())
+    fn unknown(&self, parsed: &[Option<Parsed>]) -> Vec<Identifier> {
+        self.unknown_identifiers(parsed.iter().flatten())
     }
 
     fn holds(&self, profile: ProfileId) -> bool {
@@ -442,8 +442,8 @@ impl Holds for Live {
         self.read().profiles.is_partial()
     }
 
-    fn unknown(&self, bodies: &[Option<Value>]) -> Vec<Identifier> {
-        self.read().profiles.unknown(bodies)
+    fn unknown(&self, parsed: &[Option<Parsed>]) -> Vec<Identifier> {
+        self.read().profiles.unknown(parsed)
     }
 
     fn holds(&self, profile: ProfileId) -> bool {
@@ -458,23 +458,24 @@ struct Fetched {
     /// What of the bodies was built.
     keys: ReadKeys,
     events: Vec<StoredEvent>,
-    bodies: Vec<Option<Value>>,
+    parsed: Vec<Option<Parsed>>,
 }
 
-async fn fetch(store: &dyn Store, after: i64, keys: ReadKeys) -> Result<Fetched> {
+async fn fetch(store: &dyn Store, after: i64, keys: ReadKeys, rules: &Rules) -> Result<Fetched> {
     let events = store.read_events(after, PAGE, None).await?;
-    let bodies = keys.parse(events.iter().map(|e| e.body.as_str()));
+    let parsed = keys.parse(events.iter().map(|e| e.body.as_str()), rules);
     Ok(Fetched {
         after,
         keys,
         events,
-        bodies,
+        parsed,
     })
 }
 
 async fn read_page(store: &dyn Store, after: i64, now: i64, book: &Book) -> Result<Page> {
     let keys = ReadKeys::of(&book.memberships);
-    complete(store, fetch(store, after, keys).await?, now, &book.profiles).await
+    let fetched = fetch(store, after, keys, &book.rules.rules).await?;
+    complete(store, fetched, now, &book.profiles).await
 }
 
 /// A fetched page with what a working set needs from the store for it.
@@ -486,7 +487,7 @@ async fn complete(
 ) -> Result<Page> {
     let mut page = Page {
         events: fetched.events,
-        bodies: fetched.bodies,
+        parsed: fetched.parsed,
         due: Vec::new(),
         rows: ProfileRows::default(),
     };
@@ -494,7 +495,7 @@ async fn complete(
         return Ok(page);
     }
     let identifiers: Vec<(String, String)> = book
-        .unknown(&page.bodies)
+        .unknown(&page.parsed)
         .into_iter()
         .map(|i| (i.id_type.as_str().to_owned(), i.value))
         .collect();
@@ -761,13 +762,15 @@ impl Follower {
                 }
                 // Read for a book since replaced (whose definitions may read other
                 // properties), possibly before an erasure's deletes, or failed: read again.
-                _ => fetch(self.store.as_ref(), after, keys).await?,
+                _ => fetch(self.store.as_ref(), after, keys, &self.book.rules.rules).await?,
             },
-            None => fetch(self.store.as_ref(), after, keys).await?,
+            None => fetch(self.store.as_ref(), after, keys, &self.book.rules.rules).await?,
         };
         if let (PAGE, Some(last)) = (fetched.events.len(), fetched.events.last()) {
             let (store, next, keys) = (Arc::clone(&self.store), last.seq, fetched.keys.clone());
-            let ahead = tokio::spawn(async move { fetch(store.as_ref(), next, keys).await });
+            let rules = Arc::clone(&self.book.rules);
+            let ahead =
+                tokio::spawn(async move { fetch(store.as_ref(), next, keys, &rules.rules).await });
             *self.ahead.lock().unwrap_or_else(PoisonError::into_inner) = Some((erasures, ahead));
         }
         Ok(fetched)
