@@ -615,7 +615,7 @@ async fn drive_page(
         .await?;
     }
     let clicks = choice.as_ref().map(|c| c.click.clone()).unwrap_or_default();
-    let through_cmp = choice.as_ref().and_then(|c| c.cmp);
+    let through_cmp = choice.as_ref().and_then(|c| c.cmp.clone());
     if let (Some(choice), Some(first)) = (&choice, journey.steps.first()) {
         preset_consent(ses, &page, choice, &first.url).await?;
     }
@@ -934,7 +934,7 @@ async fn run_step(
             }
         }
         Consent::Cmp(choice) => {
-            load.banner = Some(operate_banner(ses, page, recorder, *choice).await);
+            load.banner = Some(operate_banner(ses, page, recorder, choice).await);
             settle(recorder, s).await;
         }
     }
@@ -1019,7 +1019,7 @@ async fn operate_banner(
     ses: &Session,
     page: &Page,
     recorder: &Mutex<Recorder>,
-    choice: cmp::Choice,
+    choice: &cmp::Choice,
 ) -> Banner {
     let wait = BANNER_WAIT.min(ses.timeout);
     let started = Instant::now();
@@ -1055,7 +1055,7 @@ async fn run_banner_scripts(
     ses: &Session,
     page: &Page,
     worlds: &mut Worlds,
-    choice: cmp::Choice,
+    choice: &cmp::Choice,
     act: bool,
 ) -> Option<Banner> {
     let script = cmp::page_script(choice, act);
@@ -1079,7 +1079,7 @@ async fn in_frames(
     ses: &Session,
     page: &Page,
     worlds: &mut Worlds,
-    choice: cmp::Choice,
+    choice: &cmp::Choice,
     act: bool,
 ) -> Option<Banner> {
     let tree = ses

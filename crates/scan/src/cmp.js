@@ -1,9 +1,10 @@
 // The consent banner recipes, run in the page by the scanner (`cmp.rs`): finds which CMP
 // the page has and, when `act`, makes the choice `choice` ({kind: "accept_all",
 // "reject_all" or "custom", and for custom the purpose groups granted: analytics,
-// advertising, functional, social}) through the CMP's own JavaScript API where it has
-// one, else (accept and reject) by clicking its known button, looked for in the
-// document, in open shadow roots and in same-origin frames.
+// advertising, functional, social, and `ids`, the site's own ids granted in the CMPs that
+// take those: didomi_purposes, didomi_vendors, usercentrics_services}) through the CMP's
+// own JavaScript API where it has one, else (accept and reject) by clicking its known
+// button, looked for in the document, in open shadow roots and in same-origin frames.
 // Returns {cmp, method, made, detail}; {cmp: null} while no CMP is recognised (it may
 // still be loading: the scanner asks again). Cross-origin frames are `frame.js`'s.
 (choice, act) => {
@@ -50,6 +51,9 @@
   };
   const scripts = (parts) =>
     [...document.scripts].some((s) => parts.some((p) => (s.src || "").includes(p)));
+  const ids = choice.ids || {};
+  // Calls made one after another, each when the last one's promise (if any) settles.
+  const inTurn = (calls) => calls.reduce((done, call) => done.then(call), Promise.resolve());
   const recipes = [
     {
       name: "onetrust",
@@ -92,6 +96,26 @@
       present: () => get("Didomi") || scripts(["sdk.privacy-center.org"]),
       accept_all: () => get("Didomi.setUserAgreeToAll") && (window.Didomi.setUserAgreeToAll(), true),
       reject_all: () => get("Didomi.setUserDisagreeToAll") && (window.Didomi.setUserDisagreeToAll(), true),
+      // Every purpose and vendor the notice knows, each enabled only if granted.
+      custom: () => {
+        const purposes = ids.didomi_purposes || [];
+        const vendors = ids.didomi_vendors || [];
+        if (!purposes.length || !get("Didomi.setCurrentUserStatus") || !get("Didomi.getPurposes")) return false;
+        const status = { purposes: {}, vendors: {} };
+        for (const p of window.Didomi.getPurposes() || []) {
+          status.purposes[p.id] = { id: p.id, enabled: purposes.includes(p.id) };
+        }
+        for (const v of (get("Didomi.getVendors") && window.Didomi.getVendors()) || []) {
+          const granted = vendors.length
+            ? vendors.includes(v.id)
+            : (v.purposeIds || []).every((p) => purposes.includes(p));
+          status.vendors[v.id] = { id: v.id, enabled: granted };
+        }
+        return window.Didomi.setCurrentUserStatus(status) !== false;
+      },
+      custom_needs: (ids.didomi_purposes || []).length
+        ? null
+        : "its API takes the site's own purpose ids: name them in [consent.custom.NAME.cmp_ids] didomi_purposes",
       buttons: {
         accept_all: ["#didomi-notice-agree-button"],
         reject_all: ["#didomi-notice-disagree-button", ".didomi-continue-without-agreeing"],
@@ -106,6 +130,29 @@
       reject_all: () =>
         (get("__ucCmp.denyAllConsents") && (window.__ucCmp.denyAllConsents(), true)) ||
         (get("UC_UI.denyAllConsents") && (window.UC_UI.denyAllConsents(), true)),
+      // Everything denied, then the services granted accepted (and, in the v3 API, saved).
+      custom: () => {
+        const services = ids.usercentrics_services || [];
+        if (!services.length) return false;
+        const v3 = window.__ucCmp;
+        if (get("__ucCmp.updateServicesConsents") && get("__ucCmp.denyAllConsents")) {
+          inTurn([
+            () => v3.denyAllConsents(),
+            () => v3.updateServicesConsents(services.map((id) => ({ id, consent: true }))),
+            () => get("__ucCmp.saveConsents") && v3.saveConsents(),
+          ]);
+          return true;
+        }
+        const v2 = window.UC_UI;
+        if (get("UC_UI.acceptServices") && get("UC_UI.denyAllConsents")) {
+          inTurn([() => v2.denyAllConsents(), () => v2.acceptServices(services)]);
+          return true;
+        }
+        return false;
+      },
+      custom_needs: (ids.usercentrics_services || []).length
+        ? null
+        : "its API takes the site's own service ids: name them in [consent.custom.NAME.cmp_ids] usercentrics_services",
       buttons: {
         accept_all: ['[data-testid="uc-accept-all-button"]'],
         reject_all: ['[data-testid="uc-deny-all-button"]'],
@@ -167,10 +214,11 @@
       button.click();
       return { cmp: r.name, method: "selector", made: true };
     }
+    const needs = r[`${kind}_needs`] ? `: ${r[`${kind}_needs`]}` : "";
     return {
       cmp: r.name,
       made: false,
-      detail: `${r.name} is on the page but offers no ${kind.replace("_", "-")} choice this scanner can use (no API, no visible button)`,
+      detail: `${r.name} is on the page but offers no ${kind.replace("_", "-")} choice this scanner can use (no API, no visible button)${needs}`,
     };
   }
   return { cmp: null, made: false };

@@ -17,13 +17,48 @@ use serde_json::Value;
 use std::time::Duration;
 
 /// The choice a scenario makes on the banner.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Choice {
     AcceptAll,
     RejectAll,
-    /// Some purposes: made through a CMP whose API takes them (Cookiebot's and OneTrust's
-    /// standard categories).
-    Custom(Grants),
+    /// Some purposes: made through a CMP whose API takes them, by standard groups
+    /// (Cookiebot's and OneTrust's categories) or by the site's own ids (Didomi's purposes
+    /// and vendors, Usercentrics' services).
+    Custom(Grants, CmpIds),
+}
+
+/// What a custom choice grants in the CMPs whose APIs take the site's own ids, as the
+/// site's CMP configuration names them (`[consent.custom.NAME.cmp_ids]`): everything not
+/// named is refused.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CmpIds {
+    /// Didomi purpose ids (`Didomi.getPurposes()`).
+    #[serde(default)]
+    pub didomi_purposes: Vec<String>,
+    /// Didomi vendor ids (`Didomi.getVendors()`); with none named, a vendor is granted
+    /// when every purpose it asks consent for is.
+    #[serde(default)]
+    pub didomi_vendors: Vec<String>,
+    /// Usercentrics service ids (the data processing services' template ids).
+    #[serde(default)]
+    pub usercentrics_services: Vec<String>,
+}
+
+impl CmpIds {
+    /// The first id that is empty, as its key and index, for the journey's error.
+    pub fn empty_id(&self) -> Option<String> {
+        [
+            ("didomi_purposes", &self.didomi_purposes),
+            ("didomi_vendors", &self.didomi_vendors),
+            ("usercentrics_services", &self.usercentrics_services),
+        ]
+        .into_iter()
+        .find_map(|(key, ids)| {
+            let i = ids.iter().position(|id| id.trim().is_empty())?;
+            Some(format!("{key}[{i}]"))
+        })
+    }
 }
 
 /// The CMPs' common purpose groups a custom choice grants.
@@ -53,22 +88,26 @@ impl Grants {
 }
 
 impl Choice {
-    pub fn as_str(self) -> &'static str {
+    pub fn as_str(&self) -> &'static str {
         match self {
             Choice::AcceptAll => "accept_all",
             Choice::RejectAll => "reject_all",
-            Choice::Custom(_) => "custom",
+            Choice::Custom(..) => "custom",
         }
     }
 
-    /// The choice as the scripts take it: `{"kind", …grants}`.
-    fn json(self) -> String {
+    /// The choice as the scripts take it: `{…grants, "kind"}`, and for a custom choice
+    /// `"ids"`, the site's own.
+    fn json(&self) -> String {
         let grants = match self {
-            Choice::Custom(grants) => grants,
+            Choice::Custom(grants, _) => *grants,
             _ => Grants::default(),
         };
         let mut value = serde_json::to_value(grants).unwrap_or_default();
         value["kind"] = self.as_str().into();
+        if let Choice::Custom(_, ids) = self {
+            value["ids"] = serde_json::to_value(ids).unwrap_or_default();
+        }
         value.to_string()
     }
 }
@@ -91,13 +130,13 @@ pub struct Banner {
 
 /// The script that recognises the page's CMP and, when `act`, makes `choice` through it.
 /// Recognising first and acting after lets the scanner mark when the choice was made.
-pub fn page_script(choice: Choice, act: bool) -> String {
+pub fn page_script(choice: &Choice, act: bool) -> String {
     format!("({})({}, {act})", include_str!("cmp.js"), choice.json())
 }
 
 /// The script run in each frame: a banner that is a frame of its own, found and, when
 /// `act`, clicked.
-pub fn frame_script(choice: Choice, act: bool) -> String {
+pub fn frame_script(choice: &Choice, act: bool) -> String {
     format!("({})({}, {act})", include_str!("frame.js"), choice.json())
 }
 
@@ -110,7 +149,7 @@ pub fn read(answer: &Value) -> Option<Banner> {
 }
 
 /// The banner of a page where no CMP the recipes know appeared within `waited`.
-pub fn not_found(choice: Choice, waited: Duration) -> Banner {
+pub fn not_found(choice: &Choice, waited: Duration) -> Banner {
     Banner {
         cmp: None,
         method: None,
@@ -119,7 +158,7 @@ pub fn not_found(choice: Choice, waited: Duration) -> Banner {
             "no consent banner of a CMP the scanner knows appeared within {}s, and the journey names no selectors for this choice: give [consent.{}] click = [\"…\"]",
             waited.as_secs(),
             match choice {
-                Choice::Custom(_) => "custom.NAME".to_owned(),
+                Choice::Custom(..) => "custom.NAME".to_owned(),
                 other => other.as_str().replace('_', "-"),
             },
         )),
@@ -133,7 +172,7 @@ mod tests {
 
     #[test]
     fn scripts_call_their_recipes_with_the_choice() {
-        let page = page_script(Choice::RejectAll, true);
+        let page = page_script(&Choice::RejectAll, true);
         assert!(page.starts_with("(// The consent banner recipes"), "{page}");
         assert!(
             page.ends_with(
@@ -149,17 +188,33 @@ mod tests {
         ] {
             assert!(page.contains(api), "{api}");
         }
-        assert!(frame_script(Choice::AcceptAll, false).ends_with(r#""kind":"accept_all"}, false)"#));
+        assert!(
+            frame_script(&Choice::AcceptAll, false).ends_with(r#""kind":"accept_all"}, false)"#)
+        );
+        let ids = CmpIds {
+            didomi_purposes: vec!["analytics-Xb4".into()],
+            ..CmpIds::default()
+        };
         let custom = page_script(
-            Choice::Custom(Grants::of(&[
-                Category::Analytics,
-                Category::SessionReplay,
-                Category::AbTesting,
-            ])),
+            &Choice::Custom(
+                Grants::of(&[
+                    Category::Analytics,
+                    Category::SessionReplay,
+                    Category::AbTesting,
+                ]),
+                ids,
+            ),
             true,
         );
-        assert!(custom.contains(r#"{"analytics":true,"advertising":false,"functional":false,"social":false,"kind":"custom"}"#), "{custom}");
-        assert!(custom.contains("UpdateConsent"), "{custom}");
+        assert!(custom.contains(r#"{"analytics":true,"advertising":false,"functional":false,"social":false,"kind":"custom","ids":{"didomi_purposes":["analytics-Xb4"],"didomi_vendors":[],"usercentrics_services":[]}}, true)"#), "{custom}");
+        for api in [
+            "UpdateConsent",
+            "Didomi.setCurrentUserStatus",
+            "__ucCmp.updateServicesConsents",
+            "UC_UI.acceptServices",
+        ] {
+            assert!(custom.contains(api), "{api}");
+        }
     }
 
     #[test]
@@ -175,7 +230,7 @@ mod tests {
                 detail: None
             })
         );
-        let missing = not_found(Choice::AcceptAll, Duration::from_secs(10));
+        let missing = not_found(&Choice::AcceptAll, Duration::from_secs(10));
         assert!(!missing.made);
         assert!(missing.detail.unwrap().contains("[consent.accept-all]"));
     }

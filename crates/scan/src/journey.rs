@@ -79,9 +79,14 @@ pub struct CustomConsent {
     pub local_storage: BTreeMap<String, String>,
     pub tcf: Option<String>,
     /// Purposes granted, as catalog categories that need consent (`analytics`,
-    /// `advertising`, …).
+    /// `advertising`, …): what the scan's findings judge the choice by, and what it grants
+    /// through a CMP whose API takes standard groups (OneTrust, Cookiebot).
     #[serde(default)]
     pub grant: Vec<Category>,
+    /// The same choice in the site's own ids, for a CMP whose API takes those (Didomi,
+    /// Usercentrics): `[consent.custom.NAME.cmp_ids]`.
+    #[serde(default)]
+    pub cmp_ids: crate::cmp::CmpIds,
 }
 
 impl CustomConsent {
@@ -456,6 +461,11 @@ impl Journey {
                     ));
                 }
             }
+            if let Some(key) = custom.cmp_ids.empty_id() {
+                return Err(format!(
+                    "key `consent.custom.{name}.cmp_ids.{key}`: an id is empty; give the id as the site's CMP configuration names it"
+                ));
+            }
             choices.push((format!("custom.{name}"), custom.choice()));
         }
         for (name, choice) in choices {
@@ -510,8 +520,8 @@ impl Journey {
                     let mut choice = c.choice();
                     if choice == ConsentChoice::default() {
                         // No way given: through the page's CMP, if its API takes purposes.
-                        choice.cmp =
-                            Some(crate::cmp::Choice::Custom(crate::cmp::Grants::of(&c.grant)));
+                        let grants = crate::cmp::Grants::of(&c.grant);
+                        choice.cmp = Some(crate::cmp::Choice::Custom(grants, c.cmp_ids.clone()));
                     }
                     Some(choice)
                 })
@@ -721,6 +731,11 @@ grant = ["analytics"]
 [consent.custom.b]
 tcf = "{tc}"
 grant = ["analytics", "advertising"]
+[consent.custom.c]
+grant = ["analytics"]
+[consent.custom.c.cmp_ids]
+didomi_purposes = ["audience-m-9P"]
+usercentrics_services = ["HkocEodjb7"]
 [[steps]]
 name = "a"
 url = "https://a.test/"
@@ -740,8 +755,26 @@ url = "https://a.test/"
                 "reject-all",
                 "gpc",
                 "custom:analytics-only",
-                "custom:b"
+                "custom:b",
+                "custom:c"
             ]
+        );
+        // No selectors, no TC string: through the page's CMP, with the site's own ids.
+        let through_cmp = j
+            .consent_choice(&Scenario::Custom("c".into()))
+            .unwrap()
+            .unwrap();
+        let ids = crate::cmp::CmpIds {
+            didomi_purposes: vec!["audience-m-9P".into()],
+            didomi_vendors: vec![],
+            usercentrics_services: vec!["HkocEodjb7".into()],
+        };
+        assert_eq!(
+            through_cmp.cmp,
+            Some(crate::cmp::Choice::Custom(
+                crate::cmp::Grants::of(&[Category::Analytics]),
+                ids
+            ))
         );
         let custom = Scenario::Custom("analytics-only".into());
         let choice = j.consent_choice(&custom).unwrap().unwrap();
@@ -793,6 +826,16 @@ url = "https://a.test/"
             (
                 format!("name='x'\n[consent.custom.a]\nrefuse=['analytics']\n{step}"),
                 "refuse",
+            ),
+            (
+                format!(
+                    "name='x'\n[consent.custom.a.cmp_ids]\ndidomi_purposes=['ok', ' ']\n{step}"
+                ),
+                "consent.custom.a.cmp_ids.didomi_purposes[1]",
+            ),
+            (
+                format!("name='x'\n[consent.custom.a.cmp_ids]\ndidomi_purpose=['x']\n{step}"),
+                "didomi_purpose",
             ),
         ];
         for (text, key) in cases {

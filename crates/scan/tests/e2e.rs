@@ -1137,12 +1137,59 @@ async fn consent_banners_are_operated_through_their_cmp_or_reported() {
     let b = banner(&r, custom.clone());
     assert_eq!((b.method.as_deref(), b.made), (Some("api"), true), "{b:?}");
     assert_eq!(
-        vendors(&r, custom)
+        vendors(&r, custom.clone())
             .iter()
             .filter(|v| *v == "Amplitude" || *v == "Meta")
             .collect::<Vec<_>>(),
         ["Amplitude"]
     );
+
+    // Didomi and Usercentrics take per-purpose choices by the site's own ids: the journey
+    // names them, and only the tag of what they grant loads.
+    let only_analytics = |r: &Report, scenario: Scenario| {
+        let b = banner(r, scenario.clone());
+        assert_eq!((b.method.as_deref(), b.made), (Some("api"), true), "{b:?}");
+        assert_eq!(
+            vendors(r, scenario)
+                .iter()
+                .filter(|v| *v == "Amplitude" || *v == "Meta")
+                .collect::<Vec<_>>(),
+            ["Amplitude"],
+            "{}",
+            r.summary()
+        );
+    };
+    let no_ids = Scenario::Custom("no-ids".into());
+    let r = scan(
+        &journey("didomi.toml", server.port, 1, dir.path()),
+        &ScanOptions {
+            scenarios: vec![custom.clone(), no_ids.clone()],
+            ..options()
+        },
+    )
+    .await;
+    println!("{}", r.summary());
+    assert_eq!(banner(&r, custom.clone()).cmp.as_deref(), Some("didomi"));
+    only_analytics(&r, custom.clone());
+    // Without ids the choice cannot be made, and the report says which key to add.
+    let b = banner(&r, no_ids.clone());
+    assert_eq!((b.cmp.as_deref(), b.made), (Some("didomi"), false), "{b:?}");
+    let f = find(&r, FindingKind::BannerNotOperated, Some(no_ids), "didomi");
+    assert!(f.message.contains("didomi_purposes"), "{}", f.message);
+    let r = scan(
+        &journey("usercentrics.toml", server.port, 1, dir.path()),
+        &ScanOptions {
+            scenarios: vec![custom.clone()],
+            ..options()
+        },
+    )
+    .await;
+    println!("{}", r.summary());
+    assert_eq!(
+        banner(&r, custom.clone()).cmp.as_deref(),
+        Some("usercentrics")
+    );
+    only_analytics(&r, custom);
 
     // Sourcepoint's banner is a cross-origin frame: its button is clicked in the frame.
     let r = scan(
