@@ -20,13 +20,14 @@ use sightline_service::destinations::Deliveries;
 use sightline_service::erase::{DeletionRetries, Suppress, Suppressor};
 use sightline_service::events::DedupPruner;
 use sightline_service::governance::metrics::Refresher;
-use sightline_service::governance::schedule::Scheduler;
+use sightline_service::governance::schedule::{Configured, Scheduler};
 use sightline_service::plans::PlanKeeper;
 use sightline_service::processors::{self, Supervisor};
 use sightline_service::profiles::{self, Follower, Ledger};
 use sightline_service::retention::Retention;
 use sightline_service::sources;
 use sightline_service::sync::Syncer;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -62,7 +63,9 @@ pub struct ServeArgs {
     pub node_id: Option<String>,
 }
 
-pub async fn run(args: ServeArgs, file: &FileConfig) -> Result<()> {
+/// Runs the server with the settings of `args` and of the config file `file` (read from
+/// `config_path`, which SIGHUP reads again for its `[[schedule]]` entries).
+pub async fn run(args: ServeArgs, file: &FileConfig, config_path: Option<&Path>) -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
@@ -119,7 +122,9 @@ pub async fn run(args: ServeArgs, file: &FileConfig) -> Result<()> {
     plan_keeper.reload().await?;
 
     let (retention, sweep_every) = file.retention(store.as_ref()).await?;
-    let schedules = file.schedules()?;
+    let schedules = Configured::new(file.schedules()?);
+    // Listened for from here on (unheard, SIGHUP would end the process).
+    let hangups = Hangups::listen();
     let rules = file.profile_rules()?;
     let policy = rules.policy.clone();
     let suppression = Arc::new(Suppression::new(rules.rules.clone()));
@@ -212,7 +217,7 @@ pub async fn run(args: ServeArgs, file: &FileConfig) -> Result<()> {
         suppressor.clone(),
         webhook.clone(),
         node.clone(),
-        Arc::new(schedules.clone()),
+        schedules.clone(),
     );
     let app = sightline_collect::router(collector)
         .merge(api)
@@ -284,6 +289,11 @@ pub async fn run(args: ServeArgs, file: &FileConfig) -> Result<()> {
             every: sweep_every,
         }));
     }
+    tokio::spawn(reload_schedules_on_hangup(
+        hangups,
+        config_path.map(Path::to_owned),
+        schedules.clone(),
+    ));
     processors.start(Arc::new(Scheduler::new(
         store.clone(),
         schedules,
@@ -358,6 +368,64 @@ async fn time_request(request: Request, next: Next) -> Response {
     )
     .record(started.elapsed().as_secs_f64());
     response
+}
+
+/// SIGHUP, where there is such a signal.
+struct Hangups(#[cfg(unix)] Option<tokio::signal::unix::Signal>);
+
+impl Hangups {
+    fn listen() -> Hangups {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            Hangups(signal(SignalKind::hangup()).ok())
+        }
+        #[cfg(not(unix))]
+        Hangups()
+    }
+
+    /// The next one; never, where none can come.
+    async fn next(&mut self) {
+        #[cfg(unix)]
+        if let Some(signal) = &mut self.0 {
+            if signal.recv().await.is_some() {
+                return;
+            }
+        }
+        std::future::pending().await
+    }
+}
+
+/// Reads the config file's `[[schedule]]` entries again at every SIGHUP: a file that does
+/// not read, or whose schedules are not valid, is reported and changes nothing. The other
+/// settings take effect at the next start.
+async fn reload_schedules_on_hangup(
+    mut hangups: Hangups,
+    path: Option<std::path::PathBuf>,
+    schedules: Configured,
+) {
+    loop {
+        hangups.next().await;
+        let Some(path) = &path else {
+            tracing::warn!("SIGHUP: there is no config file (--config) to read again");
+            continue;
+        };
+        match FileConfig::load(Some(path)).and_then(|file| file.schedules()) {
+            Ok(read) => {
+                let count = read.len();
+                schedules.replace(read);
+                tracing::info!(
+                    path = %path.display(),
+                    count,
+                    "SIGHUP: the config file's [[schedule]] entries are read again (other settings take effect at the next start)"
+                );
+            }
+            Err(e) => tracing::error!(
+                path = %path.display(),
+                "SIGHUP: the config file's schedules are kept as they were: {e:#}"
+            ),
+        }
+    }
 }
 
 async fn shutdown_signal() {

@@ -437,7 +437,7 @@ async fn the_registry_tags_are_the_inventory_of_a_stored_journey() {
 
 /// `[[schedule]]`: the server scans a journey of the registry in the background, stores the
 /// scan, and tells the alert webhook of the new high findings; a schedule that cannot be
-/// read stops the start saying what to fix.
+/// read stops the start saying what to fix, and SIGHUP reads them again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scheduled_scans_are_stored_and_alert_on_new_high_findings() {
     // A page that loads Google Analytics before any consent, GA's host mapped to the site.
@@ -740,6 +740,27 @@ async fn scheduled_scans_are_stored_and_alert_on_new_high_findings() {
         "scan.schedule.delete",
     ] {
         assert!(audit.to_string().contains(action), "{action}: {audit}");
+    }
+
+    // SIGHUP reads the config file's schedules again: one that is not valid is reported and
+    // changes nothing; a valid one is in force at once.
+    let every = || async {
+        let shown = common::get_json(&server, &marketing, "/api/v1/schedules").await;
+        shown["schedules"][0]["every"].as_str().unwrap().to_owned()
+    };
+    write_config("10s");
+    server.hangup();
+    server.wait_for_log("kept as they were");
+    assert_eq!(every().await, "1h");
+    write_config("2h");
+    server.hangup();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while every().await != "2h" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "SIGHUP did not reload the schedules"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     drop(server);
 }

@@ -1,7 +1,7 @@
 //! Scheduled scans: the journeys of the registry that a schedule names are scanned by the
 //! server in the background, each when its latest stored scan (scheduled or run by hand)
 //! is older than its period. Schedules come from the config file (`[[schedule]]`, read at
-//! start) and from the API (stored, so every node sees them and a change applies at the
+//! start and again when the server is sent SIGHUP) and from the API (stored, so every node sees them and a change applies at the
 //! scheduler's next look, without a restart); the config's win where both name a journey.
 //! One scan at a time, with at most `scan_browsers` Chromium processes (one per
 //! scenario), each closed when its scenario ends: memory stays bounded whatever the number
@@ -81,7 +81,7 @@ impl Definition {
 /// Where a schedule is kept, and so where it is changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Origin {
-    /// A `[[schedule]]` of the config file: changed there, read at start.
+    /// A `[[schedule]]` of the config file: changed there, read at start and at SIGHUP.
     Config,
     /// Made through the API and stored.
     Api,
@@ -130,11 +130,31 @@ pub async fn all(store: &dyn Governance, configured: &[Schedule]) -> crate::Resu
     Ok(schedules)
 }
 
+/// The config file's schedules as last read: a reload of the file replaces them while the
+/// server runs, and every reader takes them afresh.
+#[derive(Clone, Default)]
+pub struct Configured(Arc<std::sync::RwLock<Arc<Vec<Schedule>>>>);
+
+impl Configured {
+    pub fn new(schedules: Vec<Schedule>) -> Configured {
+        Configured(Arc::new(std::sync::RwLock::new(Arc::new(schedules))))
+    }
+
+    /// The schedules in force now.
+    pub fn get(&self) -> Arc<Vec<Schedule>> {
+        Arc::clone(&self.0.read().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    pub fn replace(&self, schedules: Vec<Schedule>) {
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(schedules);
+    }
+}
+
 /// The processor that runs the schedules.
 pub struct Scheduler {
     pub store: Arc<dyn Store>,
     /// The config file's schedules (the stored ones are read at every look).
-    pub configured: Vec<Schedule>,
+    pub configured: Configured,
     /// Scenarios scanned at once, each in its own Chromium.
     pub browsers: usize,
     pub webhook: Webhook,
@@ -145,7 +165,7 @@ pub struct Scheduler {
 impl Scheduler {
     pub fn new(
         store: Arc<dyn Store>,
-        configured: Vec<Schedule>,
+        configured: Configured,
         browsers: usize,
         webhook: Webhook,
     ) -> Scheduler {
@@ -161,7 +181,7 @@ impl Scheduler {
     /// Runs the first schedule that is due, if any.
     async fn pass(&self) -> Result<Step> {
         let now = time::now_ms();
-        for schedule in &all(self.store.as_ref(), &self.configured).await? {
+        for schedule in &all(self.store.as_ref(), &self.configured.get()).await? {
             let tried = self
                 .tried
                 .lock()

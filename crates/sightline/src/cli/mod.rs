@@ -256,7 +256,7 @@ enum EventsCommand {
 pub async fn run(cli: Cli) -> Result<()> {
     let file = FileConfig::load(cli.config.as_deref())?;
     match cli.command {
-        Command::Serve(args) => crate::serve::run(args, &file).await,
+        Command::Serve(args) => crate::serve::run(args, &file, cli.config.as_deref()).await,
         Command::Openapi { roles } => {
             if roles {
                 print!("{}", crate::http::contract::roles_markdown());

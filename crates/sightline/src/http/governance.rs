@@ -336,7 +336,7 @@ async fn scans(_: Reader, State(state): State<ApiState>) -> Answer {
 }
 
 async fn schedules(Acting(actor): Acting, State(state): State<ApiState>) -> Answer {
-    ok(schedule::list(state.store.as_ref(), &actor, &state.schedules).await?)
+    ok(schedule::list(state.store.as_ref(), &actor, &state.schedules.get()).await?)
 }
 
 const SCHEDULE_HINT: &str = "send {\"journey\":…,\"every\":\"24h\"}";
@@ -351,7 +351,7 @@ async fn add_schedule(
         schedule::put(
             state.store.as_ref(),
             &actor,
-            &state.schedules,
+            &state.schedules.get(),
             definition,
             false,
         )
@@ -375,7 +375,7 @@ async fn replace_schedule(
     ok(schedule::put(
         state.store.as_ref(),
         &actor,
-        &state.schedules,
+        &state.schedules.get(),
         definition,
         true,
     )
@@ -387,7 +387,13 @@ async fn delete_schedule(
     State(state): State<ApiState>,
     Path(journey): Path<String>,
 ) -> Answer {
-    schedule::delete(state.store.as_ref(), &actor, &state.schedules, &journey).await?;
+    schedule::delete(
+        state.store.as_ref(),
+        &actor,
+        &state.schedules.get(),
+        &journey,
+    )
+    .await?;
     ok(json!({ "deleted": journey }))
 }
 
@@ -396,8 +402,13 @@ async fn run_schedule(
     State(state): State<ApiState>,
     Path(journey): Path<String>,
 ) -> Answer {
-    let asked =
-        schedule::request_run(state.store.as_ref(), &actor, &state.schedules, &journey).await?;
+    let asked = schedule::request_run(
+        state.store.as_ref(),
+        &actor,
+        &state.schedules.get(),
+        &journey,
+    )
+    .await?;
     Ok((StatusCode::ACCEPTED, axum::Json(asked)).into_response())
 }
 

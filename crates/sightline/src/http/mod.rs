@@ -58,7 +58,7 @@ pub(crate) struct ApiState {
     /// This node among several (`GET /api/v1/cluster`).
     node: Node,
     /// The config file's `[[schedule]]` entries; those made through the API are stored.
-    pub(crate) schedules: Arc<Vec<sightline_service::governance::schedule::Schedule>>,
+    pub(crate) schedules: sightline_service::governance::schedule::Configured,
     /// Whether `/metrics` and `/readyz?verbose` answer without a token: only on the
     /// separate metrics listener (`--metrics-listen`), never on the main one.
     detail_open: bool,
@@ -102,7 +102,7 @@ pub fn routers(
     suppressor: Arc<sightline_service::erase::Suppressor>,
     webhook: sightline_activate::webhook::Webhook,
     node: Node,
-    schedules: Arc<Vec<sightline_service::governance::schedule::Schedule>>,
+    schedules: sightline_service::governance::schedule::Configured,
 ) -> (axum::Router, Option<axum::Router>) {
     let state = ApiState {
         tokens: Arc::new(TokenCache {

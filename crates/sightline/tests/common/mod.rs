@@ -138,6 +138,8 @@ pub fn deliveries(backend: &Backend, destination: &str) -> Vec<Value> {
 /// A running `sightline serve`.
 pub struct Server {
     child: Child,
+    /// What the server has written to stderr so far, line by line.
+    logged: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
     pub url: String,
     /// The metrics listener's base URL, when started with `--metrics-listen`.
     pub metrics_url: Option<String>,
@@ -161,8 +163,11 @@ impl Server {
             .expect("start sightline serve");
         let stderr = child.stderr.take().expect("stderr");
         let (found, url) = mpsc::channel();
+        let logged = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = logged.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                log.lock().unwrap().push(line.clone());
                 if let Some(url) = line.strip_prefix("sightline listening on ") {
                     let _ = found.send((false, url.to_string()));
                 } else if let Some(url) = line
@@ -188,6 +193,7 @@ impl Server {
         };
         Server {
             child,
+            logged,
             url,
             metrics_url,
             backend: backend.clone(),
@@ -204,6 +210,27 @@ impl Server {
                 .unwrap()
                 .to_string()
         })
+    }
+
+    /// Waits (bounded) until the server has logged a line holding `text`.
+    pub fn wait_for_log(&self, text: &str) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while !self.logged.lock().unwrap().iter().any(|l| l.contains(text)) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the server never logged {text:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Sends the server SIGHUP.
+    pub fn hangup(&self) {
+        let status = Command::new("kill")
+            .args(["-HUP", &self.child.id().to_string()])
+            .status()
+            .expect("send SIGHUP");
+        assert!(status.success());
     }
 
     /// SIGKILL: no chance to flush or drain.
