@@ -533,25 +533,26 @@ impl PostgresStore {
         let keys: Vec<&[u8]> = firsts.iter().map(|&i| &stored[i].key[..]).collect();
         let seen: Vec<i64> = firsts.iter().map(|&i| events[i].received_at).collect();
         let client = self.client().await?;
-        // Claims are taken in key order, so that two appends never deadlock on them.
-        client
-            .execute(
-                "INSERT INTO dedup (key, seen_at, published)
-                 SELECT k, r, false FROM unnest($1::bytea[], $2::bigint[]) AS u (k, r) ORDER BY k
-                 ON CONFLICT (key) DO UPDATE SET seen_at = EXCLUDED.seen_at, published = false
-                 WHERE dedup.seen_at < $3",
-                &[&keys, &seen, &dedup_since],
-            )
-            .await?;
-        // Read after the claims committed: a claim another append holds is seen as it is
-        // now. Published ones within the window are duplicates; every other event (claimed
-        // here, or in doubt) is published under the claim's `Nats-Msg-Id` (its digest and
-        // time), so that JetStream's window drops a second copy of one in doubt, while a
-        // claim renewed after Sightline's window is a new message.
+        // One statement claims every digest and answers with each claim as it stands after
+        // it: new ones inserted, lapsed ones (older than the window) renewed unpublished,
+        // and the others left as they are but written over with themselves, so that the
+        // row returned is the latest committed one (a claim another append holds is waited
+        // for, as an update waits, and seen as it committed). Claims are taken in key
+        // order, so that two appends never deadlock on them. Published ones within the
+        // window are duplicates; every other event (claimed here, or in doubt) is published
+        // under the claim's `Nats-Msg-Id` (its digest and time), so that JetStream's window
+        // drops a second copy of one in doubt, while a claim renewed after Sightline's
+        // window is a new message.
         let claims: HashMap<Vec<u8>, (i64, bool)> = client
             .query(
-                "SELECT key, seen_at, published FROM dedup WHERE key = ANY($1)",
-                &[&keys],
+                "INSERT INTO dedup (key, seen_at, published)
+                 SELECT k, r, false FROM unnest($1::bytea[], $2::bigint[]) AS u (k, r) ORDER BY k
+                 ON CONFLICT (key) DO UPDATE SET
+                     published = dedup.published AND dedup.seen_at >= $3,
+                     seen_at = CASE WHEN dedup.seen_at < $3 THEN EXCLUDED.seen_at
+                                    ELSE dedup.seen_at END
+                 RETURNING key, seen_at, published",
+                &[&keys, &seen, &dedup_since],
             )
             .await?
             .iter()
