@@ -1168,20 +1168,21 @@ async fn consent_banners_are_operated_through_their_cmp_or_reported() {
     assert_eq!((b.cmp.as_deref(), b.made), (Some("didomi"), false), "{b:?}");
     let f = find(&r, FindingKind::BannerNotOperated, Some(no_ids), "didomi");
     assert!(f.message.contains("didomi_purposes"), "{}", f.message);
-    let r = scan(
-        &journey("usercentrics.toml", server.port, 1, dir.path()),
-        &ScanOptions {
-            scenarios: vec![custom.clone()],
-            ..options()
-        },
-    )
-    .await;
-    println!("{}", r.summary());
-    assert_eq!(
-        banner(&r, custom.clone()).cmp.as_deref(),
-        Some("usercentrics")
-    );
-    only_analytics(&r, custom);
+    // Usercentrics' browser API (v3, `__ucCmp`), and its earlier UI's (v2, `UC_UI`).
+    for file in ["usercentrics.toml", "usercentrics-v2.toml"] {
+        let r = scan(
+            &journey(file, server.port, 1, dir.path()),
+            &ScanOptions {
+                scenarios: vec![custom.clone()],
+                ..options()
+            },
+        )
+        .await;
+        println!("{}", r.summary());
+        let cmp = banner(&r, custom.clone()).cmp;
+        assert_eq!(cmp.as_deref(), Some("usercentrics"), "{file}");
+        only_analytics(&r, custom.clone());
+    }
 
     // Sourcepoint's banner is a cross-origin frame: its button is clicked in the frame.
     let r = scan(
