@@ -63,13 +63,25 @@ pub struct ServeArgs {
     pub node_id: Option<String>,
 }
 
+/// `RUST_LOG`, else `info`. chromiumoxide warns of every DevTools message newer than its
+/// protocol definitions (many per scanned page with Debian's Chromium) and skips it
+/// harmlessly, so those warnings stay out unless `RUST_LOG` names chromiumoxide.
+fn log_filter() -> Result<tracing_subscriber::EnvFilter> {
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let named = std::env::var("RUST_LOG").is_ok_and(|asked| asked.contains("chromiumoxide"));
+    Ok(if named {
+        filter
+    } else {
+        filter.add_directive("chromiumoxide::handler=error".parse()?)
+    })
+}
+
 /// Runs the server with the settings of `args` and of the config file `file` (read from
 /// `config_path`, which SIGHUP reads again for its `[[schedule]]` entries).
 pub async fn run(args: ServeArgs, file: &FileConfig, config_path: Option<&Path>) -> Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
+        .with_env_filter(log_filter()?)
         .with_writer(std::io::stderr)
         .init();
 
