@@ -12,16 +12,17 @@
 #   bench/run.sh log-size [--postgres URL] [--events N] [--users N]
 #   bench/run.sh audience-sync [--load EVENTS_PER_S] [--samples N]
 #   bench/run.sh scan [--crawl PAGES]   (needs Debian's chromium: scripts/install-chromium.sh)
+#   bench/run.sh soak [--postgres URL] [--minutes N] [--rate EVENTS_PER_S]   (an hour by default; needs chromium)
 #   bench/run.sh attribution | linkage-febrl | linkage-1m
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bench="${1:-}"
 shift || true
 case "$bench" in
-  scan)
+  scan|soak)
     bash scripts/install-chromium.sh >&2
     cargo build --release --locked -p sightline -p sightline-bench
-    exec target/release/sightline-bench scan "$@" ;;
+    exec target/release/sightline-bench "$bench" "$@" ;;
   ingest|plans|cluster)
     command -v wrk >/dev/null || apt-get install -y wrk >&2
     cargo build --release --locked -p sightline -p sightline-bench

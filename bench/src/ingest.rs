@@ -264,6 +264,8 @@ pub(crate) struct Setup {
     pub data: std::path::PathBuf,
     pub store_args: Vec<String>,
     pub key: String,
+    /// The source's name.
+    pub source: String,
     /// Requests the webhook destination's receiver got.
     pub received: Arc<AtomicU64>,
 }
@@ -303,11 +305,8 @@ impl Setup {
             .duration_since(std::time::UNIX_EPOCH)?
             .subsec_nanos();
         let unique = format!("{}-{nanos}", std::process::id());
-        let key = cli_json(
-            &sightline,
-            &store_args,
-            &["source", "add", &format!("bench-{unique}")],
-        )?["write_key"]
+        let source = format!("bench-{unique}");
+        let key = cli_json(&sightline, &store_args, &["source", "add", &source])?["write_key"]
             .as_str()
             .context("write_key")?
             .to_string();
@@ -349,6 +348,7 @@ impl Setup {
             data,
             store_args,
             key,
+            source,
             received,
         })
     }

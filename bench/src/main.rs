@@ -1,7 +1,7 @@
 //! Sightline's benchmarks, each through the real binary and each printing one JSON line with
 //! a baseline measured in the same run. `ingest`: see ingest.rs. `sustained`: see
 //! sustained.rs. `delivery`: see delivery.rs.
-//! `profiles`: see profiles.rs. `erasure`: see erasure.rs. `log-size`: see log_size.rs. `audience-sync`: see audience.rs. `scan`: see scan.rs. `plans`: see plans.rs. `console`: see console.rs.
+//! `profiles`: see profiles.rs. `erasure`: see erasure.rs. `log-size`: see log_size.rs. `audience-sync`: see audience.rs. `scan`: see scan.rs. `plans`: see plans.rs. `console`: see console.rs. `soak`: see soak.rs.
 
 mod audience;
 mod cluster;
@@ -14,6 +14,7 @@ mod plans;
 mod profiles;
 mod scan;
 mod segment;
+mod soak;
 mod sustained;
 mod vendors;
 
@@ -203,6 +204,20 @@ enum Bench {
         #[arg(long, value_name = "PAGES")]
         crawl: Option<usize>,
     },
+    /// An hour of mixed load (SDK traffic, API reads, new audiences, a destination failing
+    /// one request in ten, scheduled scans) with memory, open files and lag sampled each
+    /// minute; not in CI.
+    Soak {
+        /// Run on PostgreSQL at this URL instead of SQLite.
+        #[arg(long, value_name = "URL")]
+        postgres: Option<String>,
+        /// Minutes the load lasts.
+        #[arg(long, default_value_t = 60)]
+        minutes: u64,
+        /// Events per second, in batches of 50.
+        #[arg(long, default_value_t = 2_000)]
+        rate: u64,
+    },
     /// The baseline: accepts the same requests, parses the JSON, discards it.
     NoopServer,
 }
@@ -216,6 +231,11 @@ fn main() -> Result<()> {
         .build()?;
     match cli.command {
         Bench::NoopServer => runtime.block_on(noop_server()),
+        Bench::Soak {
+            postgres,
+            minutes,
+            rate,
+        } => runtime.block_on(soak::run(postgres, minutes.max(1), rate.max(50))),
         Bench::Console {
             people,
             events,
@@ -335,6 +355,10 @@ impl Server {
             .as_ref()
             .map(|base| format!("{base}/metrics"))
             .context("the server was started without --metrics-listen")
+    }
+
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// The server's resident memory now, in MiB (Linux's `VmRSS`).

@@ -96,7 +96,7 @@ fn page(step: usize) -> String {
     )
 }
 
-async fn serve_site() -> Result<u16> {
+pub(crate) async fn serve_site() -> Result<u16> {
     use axum::http::{header, HeaderMap, Uri};
     use axum::response::IntoResponse;
     async fn answer(headers: HeaderMap, uri: Uri) -> axum::response::Response {
@@ -155,7 +155,7 @@ async fn serve_site() -> Result<u16> {
     Ok(port)
 }
 
-fn journey(port: u16) -> String {
+pub(crate) fn journey(port: u16) -> String {
     let mut text = format!(
         "name = \"bench\"\n[browser]\nhost_resolver_rules = \"MAP * 127.0.0.1:{port}\"\n\
          [consent.accept-all]\nclick = [\"#cmp-accept\"]\n\
@@ -403,7 +403,7 @@ fn scan_measured(sightline: &Path, dir: &Path) -> Result<(f64, u64, Value)> {
 
 /// The memory of `root` and every process descended from it (proportional set size, else
 /// resident), in bytes.
-fn tree_rss(root: u32) -> u64 {
+pub(crate) fn tree_rss(root: u32) -> u64 {
     let mut parents: Vec<(u32, u32, u64)> = Vec::new();
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return 0;
