@@ -319,8 +319,10 @@ async fn a_snapshot_sends_only_consenting_members_once_even_across_a_restart() {
             backend.name()
         );
 
-        // After a restart, a new buyer arrives as a change; nobody is sent again.
-        drop(server);
+        // After a restart, a new buyer arrives as a change; nobody is sent again. A clean
+        // stop: SIGKILL right after the receiver got the snapshot may come before the pair's
+        // checkpoint is stored, and then the snapshot is sent again (at least once).
+        assert!(server.terminate().success(), "{}", backend.name());
         let server = Server::start(&backend, &[]);
         common::send_ok(&server, &creds.write_key, "/v1/track", order("eve", true)).await;
         until(&got, |bodies| {
