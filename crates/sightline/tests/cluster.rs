@@ -3,7 +3,8 @@
 //! killed with SIGKILL under load and started again. Afterwards every acknowledged event is
 //! in the log exactly once, the profiles equal those a single node rebuilds from the same
 //! log, no event reached the destination without consent, and every repeat delivery of an
-//! event carried the same Idempotency-Key.
+//! event carried the same Idempotency-Key. A stream replicated on a three-server JetStream
+//! cluster of the test's own loses nothing when the server leading it is killed.
 
 mod common;
 
@@ -434,4 +435,192 @@ async fn a_log_that_cannot_be_used_as_asked_stops_the_start() {
         "{}",
         said(&no_postgres)
     );
+}
+
+/// A JetStream cluster of three `nats-server` processes of this test's own (the machine's
+/// NATS is a single server), killed when dropped.
+struct NatsCluster {
+    servers: Vec<std::process::Child>,
+    /// (client, monitoring) port of each server.
+    ports: Vec<(u16, u16)>,
+    _dir: tempfile::TempDir,
+}
+
+impl NatsCluster {
+    async fn start() -> NatsCluster {
+        let dir = common::temp_dir("nats-cluster");
+        // Held until all are chosen, so that no port is handed out twice.
+        let listeners: Vec<[std::net::TcpListener; 3]> = (0..3)
+            .map(|_| std::array::from_fn(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap()))
+            .collect();
+        let port = |l: &std::net::TcpListener| l.local_addr().unwrap().port();
+        let routes: Vec<String> = listeners
+            .iter()
+            .map(|l| format!("nats://127.0.0.1:{}", port(&l[1])))
+            .collect();
+        let ports: Vec<[u16; 3]> = listeners.iter().map(|l| l.each_ref().map(port)).collect();
+        drop(listeners);
+        let servers = ports
+            .iter()
+            .enumerate()
+            .map(|(i, [client, cluster, monitor])| {
+                std::process::Command::new("nats-server")
+                    .args(["-a", "127.0.0.1", "-p", &client.to_string()])
+                    .args(["-n", &format!("n{i}"), "-js", "-sd"])
+                    .arg(dir.path().join(format!("n{i}")))
+                    .args(["--cluster_name", "sightline-test", "--cluster"])
+                    .arg(format!("nats://127.0.0.1:{cluster}"))
+                    .args(["--routes", &routes.join(","), "-m", &monitor.to_string()])
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::null())
+                    .spawn()
+                    .expect("nats-server (scripts/setup.sh installs it)")
+            })
+            .collect();
+        let cluster = NatsCluster {
+            servers,
+            ports: ports.iter().map(|[c, _, m]| (*c, *m)).collect(),
+            _dir: dir,
+        };
+        wait_for("the NATS cluster's meta leader", async || {
+            cluster.meta_leader().await.is_some()
+        })
+        .await;
+        cluster
+    }
+
+    /// `--log-url` naming every server.
+    fn url(&self) -> String {
+        let urls: Vec<String> = self
+            .ports
+            .iter()
+            .map(|(client, _)| format!("nats://127.0.0.1:{client}"))
+            .collect();
+        urls.join(",")
+    }
+
+    /// `/jsz` of `server`, unless it is down.
+    async fn jsz_of(&self, server: usize, query: &str) -> Option<Value> {
+        let url = format!("http://127.0.0.1:{}/jsz?{query}", self.ports[server].1);
+        client().get(url).send().await.ok()?.json().await.ok()
+    }
+
+    /// `/jsz` of the first server still running.
+    async fn jsz(&self, query: &str) -> Option<Value> {
+        for server in 0..self.ports.len() {
+            if let Some(jsz) = self.jsz_of(server, query).await {
+                return Some(jsz);
+            }
+        }
+        None
+    }
+
+    /// The server leading the JetStream cluster, once every server names the same.
+    async fn meta_leader(&self) -> Option<String> {
+        let mut leaders = HashSet::new();
+        for server in 0..self.ports.len() {
+            let jsz = self.jsz_of(server, "").await?;
+            leaders.insert(jsz["meta_cluster"]["leader"].as_str()?.to_owned());
+        }
+        (leaders.len() == 1)
+            .then(|| leaders.into_iter().next())
+            .flatten()
+    }
+
+    /// The index of the server leading `stream`, and how many servers replicate it.
+    async fn stream_leader(&self, stream: &str) -> Option<(usize, usize)> {
+        let jsz = self.jsz("accounts=true&streams=true").await?;
+        let detail = jsz["account_details"]
+            .as_array()?
+            .iter()
+            .flat_map(|a| a["stream_detail"].as_array().into_iter().flatten())
+            .find(|s| s["name"] == stream)?;
+        let leader = detail["cluster"]["leader"].as_str()?;
+        let replicas = detail["cluster"]["replicas"].as_array().map_or(0, Vec::len) + 1;
+        Some((leader.strip_prefix('n')?.parse().ok()?, replicas))
+    }
+}
+
+impl Drop for NatsCluster {
+    fn drop(&mut self) {
+        for server in &mut self.servers {
+            let _ = server.kill();
+            let _ = server.wait();
+        }
+    }
+}
+
+/// A stream with three replicas on a three-server JetStream cluster: its leader killed
+/// with SIGKILL under load, the node goes on through the other two (the client moves to
+/// another server of `--log-url`'s list, the stream elects a new leader); every
+/// acknowledged event is in the log once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replicated_log_loses_nothing_when_a_nats_server_dies() {
+    let Some(backend) = postgres("cluster_replicas").await else {
+        return;
+    };
+    let mut nats = NatsCluster::start().await;
+    let stream = format!("T_replicas_{}", std::process::id());
+    let dir = common::temp_dir("replicas-config");
+    let config = dir.path().join("sightline.toml");
+    std::fs::write(&config, "[log]\nreplicas = 3\n").unwrap();
+    let log_args = [
+        "--log-url".to_owned(),
+        nats.url(),
+        "--log-stream".to_owned(),
+        stream.clone(),
+        "--config".to_owned(),
+        config.display().to_string(),
+    ];
+    let log: Vec<&str> = log_args.iter().map(String::as_str).collect();
+    let creds = credentials(&backend, "web");
+    let node = Server::start(&backend, &log);
+    let balancer = Balancer(Arc::new(Mutex::new(vec![node.url.clone()])));
+    let sent = Arc::new(AtomicUsize::new(0));
+    let traffic = tokio::spawn(load(balancer, creds.write_key.clone(), sent.clone()));
+
+    wait_sent(&sent, BATCHES / 3).await;
+    let (leader, replicas) = nats
+        .stream_leader(&stream)
+        .await
+        .expect("the stream's leader in /jsz");
+    assert_eq!(replicas, 3, "the stream is on every server");
+    let _ = nats.servers[leader].kill();
+    let _ = nats.servers[leader].wait();
+    let acked = traffic.await.unwrap();
+    assert_eq!(acked.len(), BATCHES * PER_BATCH);
+    let (new_leader, _) = nats.stream_leader(&stream).await.expect("a new leader");
+    assert_ne!(new_leader, leader);
+
+    // Reads go on too: the profiles take in the whole log, and it pages through.
+    wait_for("the profiles to catch up", async || {
+        caught_up(&node, &creds.token).await
+    })
+    .await;
+    let events = all_events(&node, &creds.token).await;
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for event in &events {
+        *counts
+            .entry(event["messageId"].as_str().unwrap())
+            .or_default() += 1;
+    }
+    let repeated: Vec<_> = counts.iter().filter(|(_, &n)| n > 1).collect();
+    assert!(repeated.is_empty(), "stored more than once: {repeated:?}");
+    let expected: HashSet<&str> = acked.iter().map(|(id, _)| id.as_str()).collect();
+    let stored: HashSet<&str> = counts.keys().copied().collect();
+    assert_eq!(
+        stored, expected,
+        "the log holds exactly the acknowledged events"
+    );
+
+    let mut info = vec!["log", "info", "--json"];
+    let store_args = backend.args();
+    info.extend(store_args.iter().map(String::as_str));
+    info.extend(&log);
+    let info = sightline(&info);
+    assert!(info.status.success(), "{info:?}");
+    let info: Value = serde_json::from_slice(&info.stdout).unwrap();
+    assert_eq!(info["replicas"], 3, "{info}");
+    assert_eq!(info["messages"], json!(BATCHES * PER_BATCH), "{info}");
+    drop(node);
 }

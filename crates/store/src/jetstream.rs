@@ -63,6 +63,31 @@ pub(crate) struct JetStreamLog {
     settings: LogSettings,
 }
 
+/// The servers `--log-url` names: one URL, or several separated by commas (seeds of a
+/// cluster: the client learns the others from whichever it reaches, and moves to another
+/// when its server goes).
+fn servers(url: &str) -> Result<Vec<async_nats::ServerAddr>> {
+    url.split(',')
+        .map(|one| {
+            one.trim().parse().map_err(|e| {
+                StoreError::Open(format!(
+                    "--log-url {:?} is not a NATS URL ({e}): give nats://HOST:PORT, or several \
+                     separated by commas",
+                    crate::redact_url(one.trim())
+                ))
+            })
+        })
+        .collect()
+}
+
+/// How long each attempt to open a read of the log may take (see
+/// [`JetStreamLog::open_read`]); a consumer is made in milliseconds otherwise.
+const OPEN_READ_WAITS: [Duration; 3] = [
+    Duration::from_secs(1),
+    Duration::from_secs(2),
+    Duration::from_secs(4),
+];
+
 fn nats_error(what: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Commit(format!("JetStream {what}: {e}"))
 }
@@ -76,7 +101,7 @@ impl JetStreamLog {
         let client = async_nats::ConnectOptions::new()
             .name("sightline")
             .connection_timeout(Duration::from_secs(5))
-            .connect(settings.url.as_str())
+            .connect(servers(&settings.url)?)
             .await
             .map_err(|e| {
                 StoreError::Open(format!(
@@ -151,6 +176,25 @@ impl JetStreamLog {
         Ok(appended)
     }
 
+    /// The consumer a page is read through, made in as many as [`OPEN_READ_WAITS`]
+    /// attempts: once a server of a JetStream cluster has died, the cluster still places a
+    /// few new consumers in a hundred on it (nats-server 2.9, replicated stream), and those
+    /// are never answered; another attempt lands on a live server.
+    async fn open_read(
+        &self,
+        config: consumer::pull::Config,
+    ) -> Result<consumer::Consumer<consumer::pull::Config>> {
+        let mut failed = String::new();
+        for wait in OPEN_READ_WAITS {
+            match tokio::time::timeout(wait, self.stream.create_consumer(config.clone())).await {
+                Ok(Ok(consumer)) => return Ok(consumer),
+                Ok(Err(e)) => failed = e.to_string(),
+                Err(_) => failed = format!("no answer within {wait:?}"),
+            }
+        }
+        Err(nats_error("read", failed))
+    }
+
     pub async fn read_events(
         &self,
         after: i64,
@@ -160,19 +204,16 @@ impl JetStreamLog {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        let consumer = self
-            .stream
-            .create_consumer(consumer::pull::Config {
-                deliver_policy: consumer::DeliverPolicy::ByStartSequence {
-                    start_sequence: after.max(0) as u64 + 1,
-                },
-                ack_policy: consumer::AckPolicy::None,
-                filter_subject: source_id.map(|s| self.subject(s)).unwrap_or_default(),
-                inactive_threshold: Duration::from_secs(30),
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| nats_error("read", e))?;
+        let config = consumer::pull::Config {
+            deliver_policy: consumer::DeliverPolicy::ByStartSequence {
+                start_sequence: after.max(0) as u64 + 1,
+            },
+            ack_policy: consumer::AckPolicy::None,
+            filter_subject: source_id.map(|s| self.subject(s)).unwrap_or_default(),
+            inactive_threshold: Duration::from_secs(30),
+            ..Default::default()
+        };
+        let consumer = self.open_read(config).await?;
         let name = consumer.cached_info().name.clone();
         let read = async {
             let mut messages = consumer
@@ -402,6 +443,22 @@ pub(crate) fn first_occurrences(events: &[NewEvent]) -> Vec<usize> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn the_log_url_names_one_server_or_several() {
+        assert_eq!(servers("nats://127.0.0.1:4222").unwrap().len(), 1);
+        let cluster = servers("nats://a:4222, nats://b:4222,nats://c:4222").unwrap();
+        let hosts: Vec<&str> = cluster.iter().map(|s| s.host()).collect();
+        assert_eq!(hosts, ["a", "b", "c"]);
+        let Err(StoreError::Open(said)) = servers("nats://a:4222,nats://u:secret@b:port") else {
+            panic!("a bad port was taken");
+        };
+        assert!(
+            said.contains("\"nats://u:***@b:port\" is not a NATS URL"),
+            "{said}"
+        );
+        assert!(!said.contains("secret"), "{said}");
+    }
 
     fn event(message_id: &str, body: &str, kind: EventType) -> NewEvent {
         NewEvent {

@@ -512,8 +512,13 @@ fn is_postgres_url(url: &str) -> bool {
     url.starts_with("postgres://") || url.starts_with("postgresql://")
 }
 
-/// A URL fit for logs: any password replaced by `***`.
+/// A URL fit for logs: any password replaced by `***`, in each of a comma-separated list
+/// (the servers of a NATS cluster, the hosts of a PostgreSQL URL).
 pub fn redact_url(url: &str) -> String {
+    url.split(',').map(redact_one).collect::<Vec<_>>().join(",")
+}
+
+fn redact_one(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(scheme_end), Some(at)) if at > scheme_end => {
             let userinfo = &url[scheme_end + 3..at];
@@ -548,6 +553,10 @@ mod tests {
         );
         assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
         assert_eq!(redact_url("mysql://h"), "mysql://h");
+        assert_eq!(
+            redact_url("nats://u:p@a:4222,nats://v:q@b:4222"),
+            "nats://u:***@a:4222,nats://v:***@b:4222"
+        );
     }
 
     /// Only in a build without the `postgres` feature (`--no-default-features`).
