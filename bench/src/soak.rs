@@ -349,7 +349,11 @@ pub async fn run(postgres: Option<String>, minutes: u64, rate: u64) -> Result<()
     stop.store(true, Ordering::Relaxed);
     sender.await?;
     reader.await?;
-    let caught_up = crate::ingest::caught_up(&server).await?;
+    // An error here still prints the hour's samples, then fails the run.
+    let caught_up = crate::ingest::caught_up(&server)
+        .await
+        .map(|c| c.all_s)
+        .map_err(|e| format!("{e:#}"));
     let metrics = http.get(server.metrics_url()?).send().await?.text().await?;
     let flaky_label = format!("destination=\"{flaky}\"");
     let delivered = metric(&metrics, "sightline_delivery_delivered_total", &flaky_label);
@@ -397,7 +401,7 @@ pub async fn run(postgres: Option<String>, minutes: u64, rate: u64) -> Result<()
             "flaky_failed_on_purpose": flaky_failed.load(Ordering::Relaxed),
             "flaky_delivered_events": delivered,
             "dead_letters": dead,
-            "caught_up_after_s": round3(caught_up.all_s),
+            "caught_up_after_s": caught_up.as_ref().ok().map(|s| round3(*s)),
             "rss_mib_max": round3(max_of("rss_mib")),
             "fds_max": max_of("fds"),
             "lag_s_max": round3(worst_lag),
@@ -408,6 +412,9 @@ pub async fn run(postgres: Option<String>, minutes: u64, rate: u64) -> Result<()
             "samples": samples,
         })
     );
+    if let Err(e) = caught_up {
+        bail!("after the load: {e}");
+    }
     if acked > in_log {
         bail!("{} acknowledged events are not in the log", acked - in_log);
     }
