@@ -82,3 +82,54 @@ async fn a_malformed_path_segment_gets_the_json_error() {
     let body: serde_json::Value = response.json().await.unwrap();
     assert_eq!(body["error"]["code"], "bad_request", "{body}");
 }
+
+/// axum's own answers under `/api/` (a body over the limit, a method the path does not
+/// take) come in the API's JSON error shape too, with their headers; the console's pages
+/// keep theirs.
+#[tokio::test]
+async fn rejections_before_a_handler_get_the_json_error() {
+    let backend = Backend::Sqlite(Arc::new(temp_dir("openapi-rejections")));
+    let token = sightline_json(&backend, &["token", "create", "--role", "admin"])["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let server = Server::start(&backend, &[]);
+    let too_large = client()
+        .post(format!("{}/api/v1/audiences", server.url))
+        .bearer_auth(&token)
+        .header("content-type", "application/json")
+        .body(vec![b' '; 3 << 20])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(too_large.status(), 413);
+    let body: serde_json::Value = too_large.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "too_large", "{body}");
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains("2 MiB"),
+        "{body}"
+    );
+
+    let wrong_method = client()
+        .delete(format!("{}/api/v1/events", server.url))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong_method.status(), 405);
+    let allow = wrong_method.headers()["allow"].to_str().unwrap().to_owned();
+    assert!(allow.contains("GET"), "{allow}");
+    let body: serde_json::Value = wrong_method.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "method_not_allowed", "{body}");
+
+    let page = client()
+        .delete(format!("{}/login", server.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 405);
+    assert_ne!(
+        page.headers().get("content-type").map(|v| v.as_bytes()),
+        Some(&b"application/json"[..])
+    );
+}

@@ -140,7 +140,55 @@ pub fn routers(
     let main = main_routes(metrics_at == MetricsAt::MainWithToken)
         .into_router()
         .merge(crate::console::router());
-    (main.fallback(not_found).with_state(state), own)
+    let main = main
+        .fallback(not_found)
+        .layer(axum::middleware::from_fn(json_errors));
+    (main.with_state(state), own)
+}
+
+/// axum's own rejections (a body over the limit, a query string or path that does not
+/// parse, a method the route does not have) answer in plain text or with no body; the API
+/// answers every error as `{"error":{"code","message"}}`, so under `/api/` those are
+/// rewritten to it (with the headers they had, such as `Allow`).
+async fn json_errors(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let api = request.uri().path().starts_with("/api/");
+    let response = next.run(request).await;
+    let status = response.status();
+    let json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !api || json || !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    // A rejection's text is a line; more than this is not one.
+    let text = axum::body::to_bytes(body, 4096).await.unwrap_or_default();
+    let said = String::from_utf8_lossy(&text).trim().to_owned();
+    let (code, message) = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => (
+            "too_large",
+            "the request body is over the API's limit of 2 MiB: send less".to_owned(),
+        ),
+        StatusCode::METHOD_NOT_ALLOWED => (
+            "method_not_allowed",
+            "this path does not take that method: see the Allow header and docs/openapi.json"
+                .to_owned(),
+        ),
+        _ if said.is_empty() => (
+            "error",
+            status.canonical_reason().unwrap_or("error").to_owned(),
+        ),
+        _ if status.is_client_error() => ("bad_request", said),
+        _ => ("error", said),
+    };
+    let rewritten = error(status, code, message);
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.remove(header::CONTENT_TYPE);
+    let (rewritten, body) = rewritten.into_parts();
+    parts.headers.extend(rewritten.headers);
+    Response::from_parts(parts, body)
 }
 
 /// The main listener's routes, each with its documentation; `/metrics` among them unless
