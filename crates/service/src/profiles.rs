@@ -199,7 +199,7 @@ pub struct ProfileRules {
 }
 
 /// The stored audience and computed trait definitions.
-#[derive(PartialEq)]
+#[derive(Clone, PartialEq)]
 struct Definitions {
     audiences: Vec<AudienceDefinition>,
     traits: Vec<TraitDefinition>,
@@ -674,8 +674,8 @@ async fn pay(store: &dyn Store, book: &Live, save: ProfileSave) -> Result<(), Ow
 /// The profiles processor: applies new log events as they are committed, fires membership
 /// timers, and saves what changed (with the audience enter and exit records, which audience
 /// sync reads) after every page, then evicts the least recently used profiles beyond its
-/// cache. A new audience or trait definition rebuilds the book from the log, then swaps it
-/// in.
+/// cache. A new audience or trait definition rebuilds the book from the log beside it, then
+/// swaps it in ([`Follower::reload`]).
 pub struct Follower {
     store: Arc<dyn Store>,
     book: Live,
@@ -692,6 +692,17 @@ pub struct Follower {
     ahead: std::sync::Mutex<Option<(u64, tokio::task::JoinHandle<Result<Fetched>>)>>,
     /// The last page's save, stored while the book applies the next one.
     saving: std::sync::Mutex<Option<tokio::task::JoinHandle<Result<(), Owed>>>>,
+    /// A book being built for new definitions while this one goes on.
+    reloading: std::sync::Mutex<Option<Reload>>,
+}
+
+/// A book being built from the log for changed audience or trait definitions.
+struct Reload {
+    definitions: Definitions,
+    /// The erasures the book in use had seen when it started: one since may have removed
+    /// events it applied, so it is started again.
+    erasures: u64,
+    task: tokio::task::JoinHandle<Result<Book>>,
 }
 
 /// How often the follower compares the audience and trait definitions with the stored ones.
@@ -708,7 +719,82 @@ impl Follower {
             said: std::sync::Mutex::new(Instant::now()),
             ahead: std::sync::Mutex::new(None),
             saving: std::sync::Mutex::new(None),
+            reloading: std::sync::Mutex::new(None),
         }
+    }
+
+    /// Swaps in the book built for changed audience or trait definitions once it is built,
+    /// else starts building one. It replays the whole log beside the follower, which goes
+    /// on applying pages to the book in use meanwhile (a replay inside the follower's step
+    /// stalled every profile and delivery for as long as the log took to read: minutes at
+    /// millions of events). Only the events applied meanwhile, and the store of the whole
+    /// new book (so no member of an audience that is gone stays behind), wait for the
+    /// follower's turn, which the caller holds.
+    async fn reload(&self) -> Result<()> {
+        let store = self.store.as_ref();
+        let definitions = Definitions::load(store).await?;
+        let running = self
+            .reloading
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        let erasures = self.book.erasures();
+        let current = self.book.read().definitions == definitions;
+        match running {
+            Some(reload) if current => reload.task.abort(),
+            Some(reload) if reload.definitions != definitions || reload.erasures != erasures => {
+                reload.task.abort();
+            }
+            Some(reload) if !reload.task.is_finished() => {
+                *self
+                    .reloading
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner) = Some(reload);
+                return Ok(());
+            }
+            Some(reload) => match reload.task.await {
+                Ok(Ok(mut fresh)) => {
+                    fresh.catch_up(store).await?;
+                    fresh.replayed();
+                    store.save_profiles(fresh.snapshot()).await?;
+                    fresh.saved_seq = fresh.profiles.last_seq();
+                    fresh.profiles.track_changes_after(fresh.saved_seq);
+                    fresh.profiles.make_partial();
+                    *self.book.write() = fresh;
+                    tracing::info!("profiles: the new audience and trait definitions are in use");
+                    return Ok(());
+                }
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %format!("{e:#}"), "profiles: building the book for new definitions failed; starting again");
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "profiles: building the book for new definitions stopped; starting again");
+                }
+            },
+            None => {}
+        }
+        if current {
+            return Ok(());
+        }
+        tracing::info!(
+            "profiles: audience or trait definitions changed; replaying the log for them beside the profiles in use"
+        );
+        let (store, rules) = (Arc::clone(&self.store), self.book.rules().clone());
+        let building = definitions.clone();
+        let task = tokio::spawn(async move {
+            let mut fresh = Book::new(building, rules);
+            fresh.catch_up(store.as_ref()).await?;
+            Ok(fresh)
+        });
+        *self
+            .reloading
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(Reload {
+            definitions,
+            erasures,
+            task,
+        });
+        Ok(())
     }
 
     /// Waits for the last page's save; a failed one is owed.
@@ -821,7 +907,7 @@ impl Follower {
             self.settle(debt).await?;
         }
         if due {
-            reload_if_changed(store, &self.book).await?;
+            self.reload().await?;
         }
         let after = self.book.read().profiles.last_seq();
         let now = time::now_ms();
@@ -900,26 +986,6 @@ impl Processor for Follower {
     }
 }
 
-/// Rebuilds the book from the log when the audience or trait definitions changed, stores
-/// it whole (so no member of an audience that is gone stays behind) and swaps it in as a
-/// working set.
-async fn reload_if_changed(store: &dyn Store, book: &Live) -> Result<()> {
-    let definitions = Definitions::load(store).await?;
-    if definitions == book.read().definitions {
-        return Ok(());
-    }
-    let rules = book.rules();
-    let mut fresh = Book::new(definitions, rules.clone());
-    fresh.catch_up(store).await?;
-    fresh.replayed();
-    store.save_profiles(fresh.snapshot()).await?;
-    fresh.saved_seq = fresh.profiles.last_seq();
-    fresh.profiles.track_changes_after(fresh.saved_seq);
-    fresh.profiles.make_partial();
-    *book.write() = fresh;
-    Ok(())
-}
-
 /// Delivery reads the consent in force for an event's profile from the server's book when
 /// it holds the profile, else from the stored profiles; an event waits until the stored
 /// profiles have taken it in.
@@ -985,6 +1051,7 @@ pub fn member_json(identity: &sightline_identity::Profile) -> serde_json::Value 
 mod tests {
     use super::*;
     use sightline_core::{EventType, NewEvent};
+    use std::collections::BTreeMap;
 
     fn viewed(anonymous_id: &str) -> NewEvent {
         NewEvent {
@@ -1109,6 +1176,62 @@ mod tests {
         assert_stored_as_rebuilt(store.as_ref()).await;
     }
 
+    /// A new audience is built from the log beside the follower, which goes on applying
+    /// the log to the book in use; once it is swapped in, what is stored is what a rebuild
+    /// of the whole log stores, the new audience's members included.
+    #[tokio::test]
+    async fn a_new_audience_is_built_beside_the_follower() {
+        let (_dir, store) = keen_store(TWO_VIEWS).await;
+        store
+            .append((0..200).map(mixed).collect(), 0)
+            .await
+            .unwrap();
+        let live = Live::new(open(store.as_ref(), rules()).await.unwrap());
+        let follower = Follower::new(store.clone(), live.clone(), 3);
+        while let Step::More = follower.page().await.unwrap() {}
+        let check_definitions_now = || {
+            *follower.checked.lock().unwrap() = Instant::now() - DEFINITIONS_EVERY;
+        };
+        store
+            .create_audience("once", r#"event "Viewed" count >= 1 within 30d"#, &[])
+            .await
+            .unwrap();
+        check_definitions_now();
+        follower.page().await.unwrap();
+        assert!(
+            follower.reloading.lock().unwrap().is_some(),
+            "the new book is built beside the follower"
+        );
+        assert!(live.read().memberships.names().all(|name| name != "once"));
+        // The follower goes on with the book in use meanwhile.
+        store
+            .append((200..260).map(mixed).collect(), 0)
+            .await
+            .unwrap();
+        while let Step::More = follower.page().await.unwrap() {}
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while live.read().memberships.names().all(|name| name != "once") {
+            assert!(
+                Instant::now() < deadline,
+                "the new book was never swapped in"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            check_definitions_now();
+            follower.page().await.unwrap();
+        }
+        assert!(follower.reloading.lock().unwrap().is_none());
+        follower.page().await.unwrap();
+        follower.drain().await;
+        assert_stored_as_rebuilt(store.as_ref()).await;
+        let sizes = store.audience_sizes().await.unwrap();
+        assert!(
+            sizes
+                .iter()
+                .any(|(name, members)| name == "once" && *members > 0),
+            "{sizes:?}"
+        );
+    }
+
     /// A page read ahead before an erasure's deletes may hold the erased events: the
     /// follower reads it again rather than bring the person back.
     #[tokio::test]
@@ -1188,15 +1311,20 @@ mod tests {
         assert_eq!(stored.states, rebuilt.states);
         assert_eq!(stored.denied_counts, rebuilt.denied_counts);
         assert_eq!(stored.retired, rebuilt.retired);
-        let members = rebuilt
-            .states
-            .iter()
-            .filter(|(_, s)| s.contains("\"member\":true"))
-            .count();
-        assert_eq!(
-            store.audience_sizes().await.unwrap(),
-            [("keen".to_string(), members as i64)]
-        );
+        let mut members: BTreeMap<String, i64> = BTreeMap::new();
+        for (_, states) in &rebuilt.states {
+            for audience in sightline_profiles::stored_audiences(states).unwrap() {
+                *members.entry(audience).or_default() += 1;
+            }
+        }
+        let sizes: BTreeMap<String, i64> = store
+            .audience_sizes()
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|(_, size)| *size > 0)
+            .collect();
+        assert_eq!(sizes, members);
     }
 
     /// A rebuild into the store stopped part way (as by `kill -9` between two pages) leaves
