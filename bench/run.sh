@@ -11,7 +11,8 @@
 #   bench/run.sh erasure [--postgres URL] [--people N] [--events N]
 #   bench/run.sh log-size [--postgres URL] [--events N] [--users N]
 #   bench/run.sh audience-sync [--load EVENTS_PER_S] [--samples N]
-#   bench/run.sh scan [--crawl PAGES]   (needs Debian's chromium: scripts/install-chromium.sh)
+#   bench/run.sh scan [--crawl PAGES [--blacklight]]   (needs Debian's chromium: scripts/install-chromium.sh;
+#                                                       --blacklight also installs The Markup's Blacklight from npm)
 #   bench/run.sh soak [--postgres URL] [--minutes N] [--rate EVENTS_PER_S]   (an hour by default; needs chromium)
 #   bench/run.sh attribution | linkage-febrl | linkage-1m
 set -euo pipefail
@@ -21,6 +22,7 @@ shift || true
 case "$bench" in
   scan|soak)
     bash scripts/install-chromium.sh >&2
+    case " $* " in *" --blacklight "*) sh bench/blacklight/install.sh ;; esac
     cargo build --release --locked -p sightline -p sightline-bench
     exec target/release/sightline-bench "$bench" "$@" ;;
   ingest|plans|cluster)

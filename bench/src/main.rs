@@ -203,6 +203,10 @@ enum Bench {
         /// Crawl a site of this many pages instead (the figure: 200).
         #[arg(long, value_name = "PAGES")]
         crawl: Option<usize>,
+        /// With `--crawl`: also run The Markup's Blacklight collector over the same site
+        /// (`bench/blacklight/install.sh` installs it).
+        #[arg(long, requires = "crawl")]
+        blacklight: bool,
     },
     /// An hour of mixed load (SDK traffic, API reads, new audiences, a destination failing
     /// one request in ten, scheduled scans) with memory, open files and lag sampled each
@@ -249,8 +253,11 @@ fn main() -> Result<()> {
         Bench::Vendors { events, warehouse } => {
             runtime.block_on(vendors::run(events.max(1), warehouse))
         }
-        Bench::Scan { crawl: None } => runtime.block_on(scan::run()),
-        Bench::Scan { crawl: Some(pages) } => runtime.block_on(scan::crawl(pages.clamp(1, 2000))),
+        Bench::Scan { crawl: None, .. } => runtime.block_on(scan::run()),
+        Bench::Scan {
+            crawl: Some(pages),
+            blacklight,
+        } => runtime.block_on(scan::crawl(pages.clamp(1, 2000), blacklight)),
         Bench::TrainDict { out, samples, size } => segment::train_dictionary(&out, samples, size),
         Bench::LogSize {
             postgres,

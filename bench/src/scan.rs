@@ -9,6 +9,14 @@
 //! `[crawl]` and scanned under no-interaction and accept-all, against the same N pages
 //! through the bare Chromium loop; pages per minute per scenario, and the peak memory of
 //! the scan (the `sightline` process and its browsers).
+//!
+//! `--crawl N --blacklight`: The Markup's Blacklight collector (an open-source privacy
+//! scanner on Puppeteer, `bench/blacklight`) visits the same index and N of its pages in
+//! the same Chromium, offline through the same host mapping: its pages per minute and peak
+//! memory beside ours, and the third-party hosts each saw. Blacklight has no consent
+//! scenarios (it scans as a visitor who never answers the banner), so it compares with one
+//! scenario of ours; by its design it also waits a second on each page, scrolls it and
+//! fills its forms.
 
 use crate::{round3, sibling};
 use anyhow::{bail, Context, Result};
@@ -313,7 +321,7 @@ pub async fn run() -> Result<()> {
 const MAX_CRAWL: usize = 2000;
 
 /// The crawl variant: see the module's documentation.
-pub async fn crawl(pages: usize) -> Result<()> {
+pub async fn crawl(pages: usize, blacklight: bool) -> Result<()> {
     let sightline = sibling("sightline")?;
     let port = serve_site().await?;
     let dir = tempfile_dir()?;
@@ -329,12 +337,17 @@ pub async fn crawl(pages: usize) -> Result<()> {
         ),
     )?;
     std::fs::write(dir.join("catalog.toml"), CATALOG)?;
-    let (bare_ms, (scan_ms, peak_bytes, report)) = tokio::task::spawn_blocking({
+    let (bare_ms, (scan_ms, peak_bytes, report), peer) = tokio::task::spawn_blocking({
         let (dir, sightline) = (dir.clone(), sightline.clone());
         move || -> Result<_> {
             bare_load(port, &dir.join("warm"), STEPS)?;
             let bare = bare_load(port, &dir.join("bare"), pages)?;
-            Ok((bare, scan_measured(&sightline, &dir)?))
+            let ours = scan_measured(&sightline, &dir)?;
+            let peer = match blacklight {
+                true => Some(run_blacklight(port, pages, &dir)?),
+                false => None,
+            };
+            Ok((bare, ours, peer))
         }
     })
     .await??;
@@ -351,9 +364,7 @@ pub async fn crawl(pages: usize) -> Result<()> {
         );
     }
     let per_minute = |count: usize, ms: f64| round3(count as f64 / (ms / 60_000.0));
-    println!(
-        "{}",
-        json!({
+    let mut figures = json!({
             "bench": "scan-crawl",
             "pages": pages + 1,
             "scenarios": 2,
@@ -365,21 +376,57 @@ pub async fn crawl(pages: usize) -> Result<()> {
             "baseline": "bare chromium --headless --dump-dom, one process per page, no DevTools",
             "baseline_pages_per_minute": per_minute(pages, bare_ms),
             "ratio_vs_bare": round3(per_minute(pages + 1, scan_ms) / per_minute(pages, bare_ms)),
-        })
-    );
+    });
+    if let Some(peer) = peer {
+        // Our two scenarios share one wall time; Blacklight scans as one of them.
+        let ours = per_minute(pages + 1, scan_ms / 2.0);
+        let theirs = per_minute(peer.pages, peer.wall_ms);
+        figures["peer"] = json!("blacklight-collector 3.11.0 (Puppeteer), one scenario");
+        figures["peer_pages"] = json!(peer.pages);
+        figures["peer_pages_per_minute"] = json!(theirs);
+        figures["peer_peak_memory_pss_mib"] =
+            json!(round3(peer.peak_bytes as f64 / (1024.0 * 1024.0)));
+        figures["peer_third_party_hosts"] = json!(peer.third_party_hosts);
+        figures["third_party_hosts"] = json!(third_party_hosts(&report, "no-interaction"));
+        figures["ratio_vs_peer_per_scenario"] = json!(round3(ours / theirs));
+    }
+    println!("{figures}");
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }
 
-/// `sightline scan` of the crawl journey under two scenarios, sampling the memory of the
-/// process and its descendants every 100 ms: wall ms, peak bytes (PSS), the report.
+/// `sightline scan` of the crawl journey under two scenarios: wall ms, peak bytes (PSS),
+/// the report.
 fn scan_measured(sightline: &Path, dir: &Path) -> Result<(f64, u64, Value)> {
     let out = dir.join("out-crawl");
+    let mut command = scan_command(sightline, dir, &out, &["no-interaction", "accept-all"]);
+    let (wall, peak, _) = measured(&mut command, "sightline scan")?;
+    let report: Value = serde_json::from_slice(&std::fs::read(out.join("report.json"))?)?;
+    Ok((wall, peak, report))
+}
+
+/// Runs `command` to its end, sampling the memory of the process and its descendants every
+/// 100 ms: wall ms, peak bytes (PSS), its standard output.
+fn measured(command: &mut Command, what: &str) -> Result<(f64, u64, String)> {
+    use std::io::Read;
     let started = Instant::now();
-    let mut child = scan_command(sightline, dir, &out, &["no-interaction", "accept-all"])
-        .stdout(std::process::Stdio::null())
+    let mut child = command
+        .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
-        .spawn()?;
+        .spawn()
+        .with_context(|| format!("cannot start {what}"))?;
+    // Drained beside the sampling, so that a chatty child never blocks on a full pipe.
+    let drain = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_string(&mut text);
+            }
+            text
+        })
+    };
+    let stdout = drain(child.stdout.take().map(|p| Box::new(p) as _));
+    let stderr = drain(child.stderr.take().map(|p| Box::new(p) as _));
     let mut peak = 0;
     let status = loop {
         if let Some(status) = child.try_wait()? {
@@ -389,16 +436,69 @@ fn scan_measured(sightline: &Path, dir: &Path) -> Result<(f64, u64, Value)> {
         std::thread::sleep(std::time::Duration::from_millis(100));
     };
     let wall = started.elapsed().as_secs_f64() * 1000.0;
+    let stdout = stdout.join().unwrap_or_default();
     if !status.success() {
-        let mut stderr = String::new();
-        if let Some(mut e) = child.stderr.take() {
-            use std::io::Read;
-            let _ = e.read_to_string(&mut stderr);
-        }
-        bail!("sightline scan failed: {stderr}");
+        bail!("{what} failed: {}", stderr.join().unwrap_or_default());
     }
-    let report: Value = serde_json::from_slice(&std::fs::read(out.join("report.json"))?)?;
-    Ok((wall, peak, report))
+    Ok((wall, peak, stdout))
+}
+
+/// The hosts other than the fixture site's own that `scenario`'s pages sent requests to.
+fn third_party_hosts(report: &Value, scenario: &str) -> Vec<String> {
+    let hosts: std::collections::BTreeSet<String> = report["scenarios"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|s| s["name"] == scenario)
+        .flat_map(|s| s["steps"].as_array().into_iter().flatten())
+        .flat_map(|step| step["requests"].as_array().into_iter().flatten())
+        .filter_map(|r| reqwest::Url::parse(r["url"].as_str()?).ok())
+        .filter_map(|url| url.host_str().map(str::to_owned))
+        .filter(|host| host != "www.bench.test")
+        .collect();
+    hosts.into_iter().collect()
+}
+
+/// What Blacklight's run of the crawl site gave.
+struct Peer {
+    /// Its own measure of the collection (from before its browser starts to its report).
+    wall_ms: f64,
+    pages: usize,
+    peak_bytes: u64,
+    third_party_hosts: Value,
+}
+
+/// Blacklight over the index and `pages` of its links (`bench/blacklight/collect.js`).
+fn run_blacklight(port: u16, pages: usize, dir: &Path) -> Result<Peer> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("blacklight/collect.js");
+    if !script.with_file_name("node_modules").exists() {
+        bail!("Blacklight is not installed: run bench/blacklight/install.sh");
+    }
+    let mut command = Command::new("node");
+    command
+        .arg(&script)
+        .arg("http://www.bench.test/index.html")
+        .arg(pages.to_string())
+        .arg(port.to_string())
+        .arg(dir.join("blacklight"))
+        .env("SIGHTLINE_CHROMIUM", chromium());
+    let (_, peak_bytes, stdout) = measured(&mut command, "blacklight")?;
+    let line = stdout
+        .lines()
+        .rev()
+        .find(|l| l.starts_with('{'))
+        .context("blacklight printed no result")?;
+    let result: Value = serde_json::from_str(line)?;
+    let visited = result["pages"].as_u64().unwrap_or(0) as usize;
+    if visited != pages + 1 {
+        bail!("blacklight visited {visited} pages, not {}", pages + 1);
+    }
+    Ok(Peer {
+        wall_ms: result["ms"].as_f64().context("blacklight gave no time")?,
+        pages: visited,
+        peak_bytes,
+        third_party_hosts: result["third_party_hosts"].clone(),
+    })
 }
 
 /// The memory of `root` and every process descended from it (proportional set size, else
