@@ -24,10 +24,14 @@ pub(crate) enum Numeric {
 pub struct Plan {
     pub document: PlanDocument,
     pub(crate) track: HashMap<String, Rule>,
+    /// The track rule (by event name) of each Iglu URI a rule was imported from: a track
+    /// event that carries a self-describing JSON is judged by the rule of its schema.
+    pub(crate) iglu: HashMap<String, String>,
     pub(crate) identify: Option<Rule>,
     pub(crate) group: Option<Rule>,
     pub(crate) page: Option<Rule>,
     pub(crate) screen: Option<Rule>,
+    pub(crate) common: Option<Rule>,
 }
 
 impl std::fmt::Debug for Plan {
@@ -63,9 +67,20 @@ impl Plan {
             }
         }
         let mut track = HashMap::with_capacity(document.track.len());
+        let mut iglu: HashMap<String, String> = HashMap::new();
         for (name, rule) in &document.track {
             let at = format!("/track/{}/properties", escape(name));
             track.insert(name.clone(), compile_rule(&rule.properties, &at)?);
+            if let Some(uri) = &rule.iglu {
+                if let Some(other) = iglu.insert(uri.clone(), name.clone()) {
+                    return Err(PlanError::Schema {
+                        at: format!("/track/{}/iglu", escape(name)),
+                        message: format!(
+                            "{uri} is already the schema of the rule for {other:?}: an Iglu schema is one rule's"
+                        ),
+                    });
+                }
+            }
         }
         let identify = match &document.identify {
             Some(rule) => Some(compile_rule(&rule.traits, "/identify/traits")?),
@@ -83,9 +98,15 @@ impl Plan {
             Some(rule) => Some(compile_rule(&rule.properties, "/screen/properties")?),
             None => None,
         };
+        let common = match &document.common {
+            Some(rule) => Some(compile_rule(&rule.call, "/common/call")?),
+            None => None,
+        };
         Ok(Plan {
             document,
             track,
+            iglu,
+            common,
             identify,
             group,
             page,

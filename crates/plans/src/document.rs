@@ -1,6 +1,7 @@
 //! A tracking plan as it is written, stored and shown: JSON with a rule per `track` event
 //! name, for `identify` and `group` traits and for `page` and `screen` properties, each a
-//! JSON Schema (draft 2020-12) of the properties or traits, and the enforcement modes.
+//! JSON Schema (draft 2020-12) of the properties or traits, a `common` rule over every
+//! call as a whole, and the enforcement modes.
 //! Unknown keys are refused, so a misspelt key never silently means "no rule".
 
 use serde::{Deserialize, Serialize};
@@ -25,6 +26,21 @@ pub struct PlanDocument {
     pub page: Option<PropertiesRule>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub screen: Option<PropertiesRule>,
+    /// A rule over every call as a whole (`context`, `userId`, …), beside its kind's rule:
+    /// Segment's common (`global`) JSON Schema.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub common: Option<CommonRule>,
+}
+
+/// A rule over the whole call.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommonRule {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub description: String,
+    /// The JSON Schema of the call's JSON.
+    #[serde(default = "any_object")]
+    pub call: Value,
 }
 
 /// A rule over an event's `properties`.

@@ -6,7 +6,7 @@
 //! group traits at `properties.traits`. The Public API's newer list form (`rules` as an
 //! array of `{type, key, jsonSchema}`) is read too.
 
-use crate::document::{any_object, PlanDocument, PropertiesRule, TraitsRule};
+use crate::document::{any_object, CommonRule, PlanDocument, PropertiesRule, TraitsRule};
 use crate::PlanError;
 use serde_json::{json, Map, Value};
 
@@ -80,7 +80,24 @@ fn read_rule_object(
     if let Some(group) = rules.get("group") {
         document.group = Some(traits_rule(group));
     }
+    if let Some(global) = rules.get("global") {
+        document.common = common_rule(global);
+    }
     Ok(())
+}
+
+/// Segment's common rule, unless it says nothing (`{}`, or only its `$schema` and
+/// `type: object`, as Segment writes an empty one).
+fn common_rule(schema: &Value) -> Option<CommonRule> {
+    let mut call = schema.as_object()?.clone();
+    call.remove("$schema");
+    let says_something = call
+        .iter()
+        .any(|(key, value)| !(key == "type" && value == "object"));
+    says_something.then(|| CommonRule {
+        description: String::new(),
+        call: Value::Object(call),
+    })
 }
 
 fn read_rule_list(list: &[Value], document: &mut PlanDocument) -> Result<(), PlanError> {
@@ -110,9 +127,7 @@ fn read_rule_list(list: &[Value], document: &mut PlanDocument) -> Result<(), Pla
                     properties: part(schema, "properties"),
                 })
             }
-            // Rules on every call's common fields (context and the like) have no place in
-            // a Sightline plan, which judges properties and traits.
-            "COMMON" => {}
+            "COMMON" => document.common = common_rule(schema),
             other => {
                 return Err(PlanError::Import(format!(
                     "`rules[{index}]` has type {other:?}: expected TRACK, IDENTIFY, GROUP, PAGE or COMMON"
@@ -168,6 +183,13 @@ pub fn to_segment(name: &str, document: &PlanDocument) -> Value {
     }
     if let Some(group) = &document.group {
         rules["group"] = whole_call("traits", &group.traits);
+    }
+    if let Some(common) = &document.common {
+        let mut global = common.call.clone();
+        if let Value::Object(global) = &mut global {
+            global.insert("$schema".into(), SEGMENT_SCHEMA.into());
+        }
+        rules["global"] = global;
     }
     json!({"name": name, "description": document.description, "rules": rules})
 }
@@ -273,6 +295,7 @@ mod tests {
             "string"
         );
         assert_eq!(document.group.as_ref().unwrap().traits, any_object());
+        assert_eq!(document.common, None, "an empty global rule is no rule");
         Plan::compile(document.clone()).expect("an imported plan compiles");
 
         let exported = to_segment("Acme web", &document).to_string();
@@ -287,7 +310,8 @@ mod tests {
             {"type": "TRACK", "key": "Signed Up", "version": 1,
              "jsonSchema": {"properties": {"properties": {"type": "object", "required": ["plan"]}}}},
             {"type": "IDENTIFY", "key": "", "jsonSchema": {"properties": {"traits": {"type": "object"}}}},
-            {"type": "COMMON", "jsonSchema": {}}
+            {"type": "COMMON", "jsonSchema": {"$schema": "http://json-schema.org/draft-07/schema#",
+             "type": "object", "properties": {"context": {"type": "object", "required": ["app"]}}}}
         ]}}}"#;
         let (name, document) = from_segment(text).unwrap();
         assert_eq!(name.as_deref(), Some("tp"));
@@ -296,6 +320,19 @@ mod tests {
             json!(["plan"])
         );
         assert!(document.identify.is_some());
+        let common = document.common.as_ref().expect("the COMMON rule is kept");
+        assert_eq!(
+            common.call,
+            json!({"type": "object", "properties": {"context": {"type": "object", "required": ["app"]}}})
+        );
+        // Exported, it is Segment's `global` rule, and reads back the same.
+        let exported = to_segment("tp", &document);
+        assert_eq!(
+            exported["rules"]["global"]["properties"]["context"]["required"],
+            json!(["app"])
+        );
+        let (_, again) = from_segment(&exported.to_string()).unwrap();
+        assert_eq!(again, document);
         let bad = r#"{"rules": [{"type": "ALIAS"}]}"#;
         assert!(from_segment(bad)
             .unwrap_err()

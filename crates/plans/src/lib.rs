@@ -17,7 +17,7 @@ mod tally;
 
 pub use compile::Plan;
 pub use document::{
-    Enforcement, Fixes, Mode, PlanDocument, PropertiesRule, TraitsRule, ViolationKind,
+    CommonRule, Enforcement, Fixes, Mode, PlanDocument, PropertiesRule, TraitsRule, ViolationKind,
 };
 pub use registry::Registry;
 pub use screen::{Enforcer, Screened, Verdict, Violation};

@@ -65,10 +65,14 @@ impl Enforcer {
 
     /// Judges an event (its Segment JSON) of the given type. An event whose body is not a
     /// JSON object is kept untouched: collection has validated its shape already.
+    ///
+    /// A `track` event whose `properties` are a Snowplow self-describing JSON
+    /// (`{"schema":"iglu:…","data":{…}}`) is judged by the rule imported from that schema,
+    /// whatever its name, and the rule applies to `data`.
     pub fn screen(&self, event_type: EventType, body: &str) -> Screened {
-        let subject_key = match event_type {
-            EventType::Track | EventType::Page | EventType::Screen => "properties",
-            EventType::Identify | EventType::Group => "traits",
+        let mut subject: &[&str] = match event_type {
+            EventType::Track | EventType::Page | EventType::Screen => &["properties"],
+            EventType::Identify | EventType::Group => &["traits"],
             EventType::Alias => return keep(event_type.as_str().to_string()),
         };
         let Ok(Value::Object(mut event)) = serde_json::from_str::<Value>(body) else {
@@ -91,32 +95,50 @@ impl Enforcer {
             }
             other => other.as_str().to_string(),
         };
-        let rule = match event_type {
-            EventType::Track => self.plan.track.get(&name),
-            EventType::Identify => self.plan.identify.as_ref(),
-            EventType::Group => self.plan.group.as_ref(),
-            EventType::Page => self.plan.page.as_ref(),
-            EventType::Screen => self.plan.screen.as_ref(),
-            EventType::Alias => None,
+        let carried = match event_type {
+            EventType::Track => carried_schema(&event),
+            _ => None,
+        };
+        if carried.is_some() {
+            subject = &["properties", "data"];
+        }
+        let rule = match (event_type, &carried) {
+            (EventType::Track, Some(uri)) => {
+                self.plan.iglu.get(uri).and_then(|n| self.plan.track.get(n))
+            }
+            (EventType::Track, None) => self.plan.track.get(&name),
+            (EventType::Identify, _) => self.plan.identify.as_ref(),
+            (EventType::Group, _) => self.plan.group.as_ref(),
+            (EventType::Page, _) => self.plan.page.as_ref(),
+            (EventType::Screen, _) => self.plan.screen.as_ref(),
+            (EventType::Alias, _) => None,
         };
 
-        if let Some(Value::Object(subject)) = event.get_mut(subject_key) {
-            changed |= rename_keys(subject, &self.fixes);
+        if let Some(fields) = object_at_mut(&mut event, subject) {
+            changed |= rename_keys(fields, &self.fixes);
             if let (true, Some(rule)) = (self.fixes.coerce_numbers, rule) {
-                changed |= coerce_numbers(subject, rule);
+                changed |= coerce_numbers(fields, rule);
             }
         }
 
+        let prefix: String = subject.iter().map(|key| format!("/{key}")).collect();
         let mut violations = Vec::new();
         let mut omit = Vec::new();
         match rule {
             None if event_type == EventType::Track => {
                 let mode = self.plan.document.enforcement.unplanned_event;
                 if mode != Mode::Allow {
+                    let (path, message) = match carried {
+                        Some(_) => (
+                            "/properties/schema",
+                            "no rule in the plan for this event's Iglu schema",
+                        ),
+                        None => ("/event", "no rule in the plan for this event name"),
+                    };
                     violations.push(Violation {
                         kind: ViolationKind::UnplannedEvent,
-                        path: "/event".into(),
-                        message: "no rule in the plan for this event name".into(),
+                        path: path.into(),
+                        message: message.into(),
                         action: mode,
                         value: None,
                     });
@@ -125,12 +147,25 @@ impl Enforcer {
             None => {}
             Some(rule) => {
                 let empty = Value::Object(Map::new());
-                let subject = event.get(subject_key).unwrap_or(&empty);
-                if !rule.validator.is_valid(subject) {
-                    for error in rule.validator.iter_errors(subject) {
-                        self.judge(&error, subject_key, subject, &mut violations, &mut omit);
+                let fields = value_at(&event, subject).unwrap_or(&empty);
+                if !rule.validator.is_valid(fields) {
+                    for error in rule.validator.iter_errors(fields) {
+                        self.judge(&error, &prefix, fields, &mut violations, Some(&mut omit));
                     }
                 }
+            }
+        }
+        if let Some(common) = &self.plan.common {
+            // The call's own keys are never omitted (a `userId`, the `context`): a broken
+            // common rule flags or drops.
+            let call = Value::Object(std::mem::take(&mut event));
+            if !common.validator.is_valid(&call) {
+                for error in common.validator.iter_errors(&call) {
+                    self.judge(&error, "", &call, &mut violations, None);
+                }
+            }
+            if let Value::Object(call) = call {
+                event = call;
             }
         }
 
@@ -150,9 +185,9 @@ impl Enforcer {
                 violations,
             };
         }
-        if let Some(Value::Object(subject)) = event.get_mut(subject_key) {
+        if let Some(fields) = object_at_mut(&mut event, subject) {
             for key in &omit {
-                subject.shift_remove(key);
+                fields.shift_remove(key);
             }
         }
         mark(&mut event, &self.plan_name, self.plan_version, &violations);
@@ -160,14 +195,16 @@ impl Enforcer {
     }
 
     /// One validation error as a violation with its action; an omission is only possible
-    /// for a top-level property (else the event is flagged instead).
+    /// for a top-level property of the judged object, and only where `omit` is given (else
+    /// the event is flagged instead). `prefix` is the JSON pointer of the judged object in
+    /// the event (`/properties`).
     fn judge(
         &self,
         error: &jsonschema::ValidationError<'_>,
-        subject_key: &str,
+        prefix: &str,
         subject: &Value,
         violations: &mut Vec<Violation>,
-        omit: &mut Vec<String>,
+        mut omit: Option<&mut Vec<String>>,
     ) {
         let enforcement = &self.plan.document.enforcement;
         let pointer = error.instance_path.as_str();
@@ -177,18 +214,18 @@ impl Enforcer {
             | ValidationErrorKind::UnevaluatedProperties { unexpected } => {
                 let mode = enforcement.unplanned_property;
                 for key in unexpected {
-                    let path = format!("/{subject_key}{pointer}/{}", escape(key));
+                    let path = format!("{prefix}{pointer}/{}", escape(key));
                     let value = subject
                         .pointer(&format!("{pointer}/{}", escape(key)))
                         .cloned();
                     // Only a key of the properties or traits themselves can be omitted.
-                    let action = match (mode, pointer.is_empty()) {
-                        (Mode::Omit, true) => {
+                    let action = match (mode, pointer.is_empty(), omit.as_deref_mut()) {
+                        (Mode::Omit, true, Some(omit)) => {
                             omit.push(key.clone());
                             Mode::Omit
                         }
-                        (Mode::Omit, false) => Mode::Flag,
-                        (other, _) => other,
+                        (Mode::Omit, _, _) => Mode::Flag,
+                        (other, _, _) => other,
                     };
                     violations.push(Violation {
                         kind: ViolationKind::UnplannedProperty,
@@ -203,26 +240,26 @@ impl Enforcer {
                 let missing = property.as_str().unwrap_or_default();
                 violations.push(Violation {
                     kind: ViolationKind::MissingRequired,
-                    path: format!("/{subject_key}{pointer}/{}", escape(missing)),
+                    path: format!("{prefix}{pointer}/{}", escape(missing)),
                     message: "required but missing".into(),
                     action: enforcement.missing_required,
                     value: None,
                 });
             }
             kind => {
-                let action = match (enforcement.invalid_value, top_key) {
-                    (Mode::Omit, Some(key)) => {
+                let action = match (enforcement.invalid_value, top_key, omit) {
+                    (Mode::Omit, Some(key), Some(omit)) => {
                         if !omit.contains(&key) {
                             omit.push(key);
                         }
                         Mode::Omit
                     }
-                    (Mode::Omit, None) => Mode::Flag,
-                    (other, _) => other,
+                    (Mode::Omit, _, _) => Mode::Flag,
+                    (other, _, _) => other,
                 };
                 violations.push(Violation {
                     kind: ViolationKind::InvalidValue,
-                    path: format!("/{subject_key}{pointer}"),
+                    path: format!("{prefix}{pointer}"),
                     message: describe(kind, error.schema_path.as_str()),
                     action,
                     value: Some(error.instance.clone().into_owned()),
@@ -230,6 +267,33 @@ impl Enforcer {
             }
         }
     }
+}
+
+/// The Iglu URI of a track event's self-describing properties (`{"schema":"iglu:…",
+/// "data":{…}}`, as Snowplow's trackers send a self-describing event), if they are one.
+fn carried_schema(event: &Map<String, Value>) -> Option<String> {
+    let properties = event.get("properties")?.as_object()?;
+    let uri = properties.get("schema")?.as_str()?;
+    (uri.starts_with("iglu:") && properties.get("data").is_some_and(Value::is_object))
+        .then(|| uri.to_string())
+}
+
+/// The value under `path` (object keys from the event's root).
+fn value_at<'a>(event: &'a Map<String, Value>, path: &[&str]) -> Option<&'a Value> {
+    let (first, rest) = path.split_first()?;
+    rest.iter()
+        .try_fold(event.get(*first)?, |value, key| value.get(*key))
+}
+
+/// The object under `path`, when it is one.
+fn object_at_mut<'a>(
+    event: &'a mut Map<String, Value>,
+    path: &[&str],
+) -> Option<&'a mut Map<String, Value>> {
+    let (first, rest) = path.split_first()?;
+    rest.iter()
+        .try_fold(event.get_mut(*first)?, |value, key| value.get_mut(*key))?
+        .as_object_mut()
 }
 
 fn keep(event: String) -> Screened {

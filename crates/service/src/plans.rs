@@ -271,7 +271,8 @@ pub async fn infer_plan(
     require(actor, READERS, "reading the event log")?;
     let source = source_named(store, source).await?;
     let mut inference = infer::Inference::new(infer::Settings::default());
-    let (mut after, mut read) = (0, 0usize);
+    let mut after = last_seq_received_before(store, since - RECEIVED_ORDER_SLACK_MS).await?;
+    let mut read = 0usize;
     loop {
         let page = store.read_events(after, 1000, Some(source.id)).await?;
         let Some(last) = page.last() else { break };
@@ -286,6 +287,31 @@ pub async fn infer_plan(
     }
     let draft = inference.draft();
     Ok(json!({"source": source.name, "events_read": read, "plan": draft}))
+}
+
+/// How far out of seq order two events' receive times may be: collection stamps an event
+/// when its request arrives, and concurrent requests (or nodes) reach the log in another
+/// order, but never minutes apart.
+const RECEIVED_ORDER_SLACK_MS: i64 = 10 * 60 * 1000;
+
+/// A seq at or after which every event was received at or after `before` (within
+/// [`RECEIVED_ORDER_SLACK_MS`]): the highest seq whose event was received earlier, found
+/// by bisecting the log, so that a read from a recent time does not start at the log's
+/// first event. 0 when there is none.
+async fn last_seq_received_before(store: &dyn Store, before: i64) -> Result<i64> {
+    // Invariant: the event at or after `low` (if any) was received before `before`, and
+    // every event at or after `high` at or after it.
+    let (mut low, mut high) = (0, store.last_seq().await? + 1);
+    while high - low > 1 {
+        let middle = low + (high - low) / 2;
+        // The first event at or after `middle` (erasures leave gaps in the seqs).
+        match store.read_events(middle - 1, 1, None).await?.first() {
+            Some(event) if event.seq < high && event.received_at < before => low = event.seq,
+            // None in [middle, high) was received before.
+            _ => high = middle,
+        }
+    }
+    Ok(low)
 }
 
 /// Keeps the plans in force in the collector's [`Registry`] (reloaded when the store's
@@ -402,5 +428,41 @@ impl crate::processors::Processor for PlanKeeper {
 
     fn idle(&self) -> Duration {
         REFRESH
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sightline_core::{EventType, NewEvent};
+    use sightline_store::EventLog;
+
+    /// The bisection finds the last event received before a time, and 0 when every event
+    /// is as recent.
+    #[tokio::test]
+    async fn a_read_from_a_time_starts_at_the_last_event_received_before_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = sightline_store::SqliteStore::open(dir.path())
+            .await
+            .unwrap();
+        assert_eq!(last_seq_received_before(&store, 1_000).await.unwrap(), 0);
+        // Events received at 10, 20, …, 1000; seqs 1 to 100.
+        let events: Vec<NewEvent> = (1..=100)
+            .map(|i| NewEvent {
+                source_id: 1,
+                message_id: format!("m{i}"),
+                event_type: EventType::Track,
+                received_at: i * 10,
+                body: format!(r#"{{"type":"track","event":"E","messageId":"m{i}"}}"#),
+            })
+            .collect();
+        store.append(events, 0).await.unwrap();
+        for (before, expected) in [(5, 0), (10, 0), (11, 1), (500, 49), (505, 50), (2_000, 100)] {
+            assert_eq!(
+                last_seq_received_before(&store, before).await.unwrap(),
+                expected,
+                "before {before}"
+            );
+        }
     }
 }

@@ -842,6 +842,63 @@ async fn flows(c: &Console<'_>, admin: &str, key: &str, privacy: &str, analyst: 
     )
     .await;
 
+    // Tracking plans: a source held to one, and its violations, counted within a second.
+    let admin_call = |method: reqwest::Method, path: &str, body: Value| {
+        client()
+            .request(method, format!("{}{path}", c.server.url))
+            .bearer_auth(admin)
+            .json(&body)
+            .send()
+    };
+    let plan = json!({"track": {"Plan Checked": {"properties": {"type": "object",
+        "properties": {"plan": {"type": "string"}}, "additionalProperties": false}}}});
+    let made = admin_call(
+        reqwest::Method::POST,
+        "/api/v1/tracking-plans",
+        json!({"name": "shop", "plan": plan}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(made.status(), 201, "{:?}", made.text().await);
+    let held = admin_call(
+        reqwest::Method::PUT,
+        "/api/v1/sources/web/tracking-plan",
+        json!({"plan": "shop"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(held.status(), 200, "{:?}", held.text().await);
+    send_ok(
+        c.server,
+        key,
+        "/v1/track",
+        json!({"anonymousId": "x", "event": "Plan Checked", "properties": {"plan": 3, "coupon": "SECRET"}}),
+    )
+    .await;
+    c.open("/plans").await;
+    assert!(c.text("#plans").await.contains("shop"));
+    c.until(
+        "the violations are counted on the plans page",
+        true,
+        "(document.querySelector('#violations-web .counts') || {innerText: ''}).innerText.includes('unplanned_property')",
+    )
+    .await;
+    let counted = c.text("#violations-web").await;
+    assert!(
+        counted.contains("invalid_value") && counted.contains("Plan Checked"),
+        "{counted}"
+    );
+    assert!(!counted.contains("SECRET"), "samples are masked: {counted}");
+    c.check_page("plans").await;
+    // Released again, so that the rest of the walk is not judged.
+    admin_call(
+        reqwest::Method::PUT,
+        "/api/v1/sources/web/tracking-plan",
+        json!({"plan": null}),
+    )
+    .await
+    .unwrap();
+
     // A form without the session's CSRF secret is refused.
     let refused = c
         .eval("fetch('/sources/create', {method: 'POST', body: new URLSearchParams({name: 'evil'})}).then(r => r.status)")

@@ -651,7 +651,9 @@ async fn segment_plans_and_iglu_schemas_are_imported_and_exported() {
             "events": [{"name": "Signed Up", "description": "d", "version": 1, "rules": {
                 "$schema": "http://json-schema.org/draft-07/schema#", "type": "object",
                 "properties": {"properties": {"type": "object", "required": ["plan"]}}}}],
-            "identify": {"type": "object", "properties": {"traits": {"type": "object", "required": ["email"]}}}
+            "identify": {"type": "object", "properties": {"traits": {"type": "object", "required": ["email"]}}},
+            "global": {"$schema": "http://json-schema.org/draft-07/schema#", "type": "object",
+                "properties": {"context": {"type": "object", "required": ["app"]}}}
         }}});
         let file = write(dir.path(), "segment.json", &segment.to_string());
         let stored = sightline_json(&backend, &["plan", "import", &file]);
@@ -691,6 +693,40 @@ async fn segment_plans_and_iglu_schemas_are_imported_and_exported() {
             json!(["plan"]),
             "{name}"
         );
+
+        // A track event carrying the schema (Snowplow's self-describing JSON as its
+        // properties) is judged by the schema's rule, whatever its name.
+        let carrying = |data: Value| {
+            json!({"type": "track", "event": "checkout", "context": {"app": {"name": "shop"}},
+                "properties": {"schema": "iglu:com.acme/checkout/jsonschema/1-0-0", "data": data}})
+        };
+        // Segment's common (`global`) rule judges every call as a whole.
+        let mut without_app = carrying(json!({"sku": "s1"}));
+        without_app["context"] = json!({});
+        let events = write(
+            dir.path(),
+            "self-describing.ndjson",
+            &format!(
+                "{}\n{}\n{}\n",
+                carrying(json!({"sku": "s1"})),
+                carrying(json!({})),
+                without_app
+            ),
+        );
+        let output = run(&backend, &["plan", "check", "Acme", &events]);
+        let printed = String::from_utf8_lossy(&output.stdout);
+        assert_eq!(output.status.code(), Some(3), "{name}: {printed}");
+        assert!(
+            printed.contains("line 2 \"checkout\" /properties/data/sku: required but missing (missing_required, flag)"),
+            "{name}: {printed}"
+        );
+        assert!(
+            printed.contains(
+                "line 3 \"checkout\" /context/app: required but missing (missing_required, flag)"
+            ),
+            "{name}: {printed}"
+        );
+        assert!(!printed.contains("line 1 "), "{name}: {printed}");
 
         // Exported in Segment's shape, it imports back to the same plan.
         let exported = run_ok(&backend, &["plan", "show", "Acme", "--segment"]);

@@ -212,6 +212,174 @@ fn a_rename_never_overwrites_a_value_sent_under_the_new_name() {
     assert_eq!(stored["properties"], json!({"order_id": "new"}));
 }
 
+/// A plan whose `Checkout` rule was imported from an Iglu schema.
+fn iglu_enforcer(enforcement: Value) -> Enforcer {
+    let schema = json!({
+        "$schema": "http://iglucentral.com/schemas/com.snowplowanalytics.self-desc/schema/jsonschema/1-0-0#",
+        "self": {"vendor": "com.acme", "name": "checkout", "format": "jsonschema", "version": "1-0-2"},
+        "type": "object",
+        "properties": {"total": {"type": "number"}, "step": {"type": "integer"}},
+        "required": ["total"],
+        "additionalProperties": false
+    });
+    let (event, rule) = crate::import::from_iglu(&schema.to_string(), Some("Checkout")).unwrap();
+    let mut document: crate::PlanDocument =
+        serde_json::from_value(json!({"enforcement": enforcement})).unwrap();
+    document.track.insert(event, rule);
+    Enforcer::new(
+        "shop".into(),
+        1,
+        Arc::new(Plan::compile(document).unwrap()),
+        Fixes::default(),
+    )
+}
+
+fn self_describing(event: &str, schema: &str, data: Value) -> String {
+    json!({"type": "track", "event": event, "messageId": "m1",
+           "properties": {"schema": schema, "data": data}})
+    .to_string()
+}
+
+#[test]
+fn a_track_event_carrying_an_iglu_schema_is_judged_by_that_schemas_rule() {
+    let e = iglu_enforcer(json!({"invalid_value": "omit", "unplanned_property": "omit"}));
+    let uri = "iglu:com.acme/checkout/jsonschema/1-0-2";
+    // Its own name need not be the rule's: the schema it carries decides.
+    let valid = e.screen(
+        EventType::Track,
+        &self_describing("checkout", uri, json!({"total": 3.5, "step": 2})),
+    );
+    assert_eq!(valid.verdict, Verdict::Keep);
+    assert_eq!(valid.event, "checkout");
+
+    let screened = e.screen(
+        EventType::Track,
+        &self_describing(
+            "checkout",
+            uri,
+            json!({"total": 3.5, "step": "two", "x": 1}),
+        ),
+    );
+    let paths: Vec<(&str, Mode)> = screened
+        .violations
+        .iter()
+        .map(|v| (v.path.as_str(), v.action))
+        .collect();
+    assert_eq!(
+        paths,
+        [
+            ("/properties/data/step", Mode::Omit),
+            ("/properties/data/x", Mode::Omit)
+        ]
+    );
+    let stored = body(&screened);
+    assert_eq!(stored["properties"]["data"], json!({"total": 3.5}));
+    assert_eq!(stored["properties"]["schema"], uri);
+
+    let missing = e.screen(
+        EventType::Track,
+        &self_describing("checkout", uri, json!({})),
+    );
+    assert_eq!(missing.violations[0].path, "/properties/data/total");
+    assert_eq!(missing.violations[0].kind, ViolationKind::MissingRequired);
+}
+
+#[test]
+fn an_iglu_schema_the_plan_lacks_is_an_unplanned_event() {
+    let e = iglu_enforcer(json!({"unplanned_event": "drop"}));
+    // Another version of the schema is another schema, as Iglu resolves them.
+    let screened = e.screen(
+        EventType::Track,
+        &self_describing(
+            "Checkout",
+            "iglu:com.acme/checkout/jsonschema/1-0-3",
+            json!({"total": 1}),
+        ),
+    );
+    assert_eq!(screened.verdict, Verdict::Drop);
+    assert_eq!(screened.violations[0].kind, ViolationKind::UnplannedEvent);
+    assert_eq!(screened.violations[0].path, "/properties/schema");
+    // Properties that only look self-describing (no `iglu:` URI, or no object `data`) are
+    // judged by the event's name.
+    for properties in [
+        json!({"schema": "https://example.com/s.json", "data": {"total": 1}}),
+        json!({"schema": "iglu:com.acme/checkout/jsonschema/1-0-2", "data": "x"}),
+    ] {
+        let sent = json!({"type": "track", "event": "Checkout", "messageId": "m1", "properties": properties});
+        let screened = e.screen(EventType::Track, &sent.to_string());
+        let judged_by_name = screened
+            .violations
+            .iter()
+            .any(|v| v.kind == ViolationKind::UnplannedProperty && v.path == "/properties/schema");
+        assert!(judged_by_name, "{sent}: {:?}", screened.violations);
+    }
+}
+
+#[test]
+fn the_common_rule_judges_every_call_as_a_whole_and_never_omits() {
+    let document = json!({
+        "enforcement": {"invalid_value": "omit", "unplanned_property": "omit"},
+        "common": {"call": {"type": "object",
+            "properties": {"context": {"type": "object", "properties": {"app": {"type": "string"}},
+                "required": ["app"]}, "userId": {"type": "string"}},
+            "required": ["context"]}},
+        "identify": {"traits": {"type": "object", "properties": {"age": {"type": "integer"}}}}
+    });
+    let plan = Arc::new(Plan::parse(&document.to_string()).unwrap());
+    let e = Enforcer::new("web".into(), 1, plan, Fixes::default());
+    let good = json!({"type": "identify", "userId": "u", "context": {"app": "shop"}, "traits": {"age": 3}});
+    assert_eq!(
+        e.screen(EventType::Identify, &good.to_string()).verdict,
+        Verdict::Keep
+    );
+
+    let sent = json!({"type": "identify", "userId": 7, "context": {}, "traits": {"age": "x"}});
+    let screened = e.screen(EventType::Identify, &sent.to_string());
+    let found: Vec<(&str, ViolationKind, Mode)> = screened
+        .violations
+        .iter()
+        .map(|v| (v.path.as_str(), v.kind, v.action))
+        .collect();
+    assert_eq!(
+        found,
+        [
+            ("/traits/age", ViolationKind::InvalidValue, Mode::Omit),
+            ("/context/app", ViolationKind::MissingRequired, Mode::Flag),
+            ("/userId", ViolationKind::InvalidValue, Mode::Flag),
+        ]
+    );
+    let stored = body(&screened);
+    assert_eq!(stored["userId"], 7, "a call's own key is never omitted");
+    assert_eq!(stored["traits"], json!({}));
+    // A track event with no rule of its own is judged by the common rule too.
+    let track = json!({"type": "track", "event": "Anything", "properties": {}});
+    let screened = e.screen(EventType::Track, &track.to_string());
+    let found: Vec<(&str, ViolationKind)> = screened
+        .violations
+        .iter()
+        .map(|v| (v.path.as_str(), v.kind))
+        .collect();
+    assert_eq!(
+        found,
+        [
+            ("/event", ViolationKind::UnplannedEvent),
+            ("/context", ViolationKind::MissingRequired)
+        ]
+    );
+}
+
+#[test]
+fn two_rules_may_not_share_an_iglu_schema() {
+    let rule = json!({"iglu": "iglu:com.acme/checkout/jsonschema/1-0-2", "properties": {"type": "object"}});
+    let document = json!({"track": {"A": rule, "B": rule}});
+    let error = Plan::parse(&document.to_string()).unwrap_err().to_string();
+    assert!(error.contains("/track/B/iglu"), "{error}");
+    assert!(
+        error.contains("already the schema of the rule for \"A\""),
+        "{error}"
+    );
+}
+
 proptest! {
     /// Whatever the properties, screening never panics, a kept event is the one sent, and
     /// a rewritten one is JSON that still holds the messageId.

@@ -18,6 +18,7 @@ mod destinations;
 mod events;
 mod governance;
 mod overview;
+mod plans;
 mod privacy;
 mod profiles;
 mod sources;
@@ -62,6 +63,7 @@ pub(crate) fn router() -> Router<ApiState> {
         .merge(events::routes())
         .merge(profiles::routes())
         .merge(sources::routes())
+        .merge(plans::routes())
         .merge(audiences::routes())
         .merge(destinations::routes())
         .merge(governance::routes())
@@ -281,6 +283,7 @@ const NAV: &[(&str, &str, &[Role])] = &[
     ("/privacy", "Privacy", access::PRIVACY),
     ("/audit", "Audit", access::AUDITORS),
     ("/sources", "Sources", access::ADMIN),
+    ("/plans", "Tracking plans", access::READERS),
 ];
 
 /// A whole page: the layout around `body`.
