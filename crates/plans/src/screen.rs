@@ -148,6 +148,14 @@ impl Enforcer {
             Some(rule) => {
                 let empty = Value::Object(Map::new());
                 let fields = value_at(&event, subject).unwrap_or(&empty);
+                let sorted;
+                let fields = match rule.compares_objects {
+                    true => {
+                        sorted = sorted_keys(fields);
+                        &sorted
+                    }
+                    false => fields,
+                };
                 if !rule.validator.is_valid(fields) {
                     for error in rule.validator.iter_errors(fields) {
                         self.judge(&error, &prefix, fields, &mut violations, Some(&mut omit));
@@ -159,9 +167,17 @@ impl Enforcer {
             // The call's own keys are never omitted (a `userId`, the `context`): a broken
             // common rule flags or drops.
             let call = Value::Object(std::mem::take(&mut event));
-            if !common.validator.is_valid(&call) {
-                for error in common.validator.iter_errors(&call) {
-                    self.judge(&error, "", &call, &mut violations, None);
+            let sorted;
+            let judged = match common.compares_objects {
+                true => {
+                    sorted = sorted_keys(&call);
+                    &sorted
+                }
+                false => &call,
+            };
+            if !common.validator.is_valid(judged) {
+                for error in common.validator.iter_errors(judged) {
+                    self.judge(&error, "", judged, &mut violations, None);
                 }
             }
             if let Value::Object(call) = call {
@@ -276,6 +292,13 @@ fn carried_schema(event: &Map<String, Value>) -> Option<String> {
     let uri = properties.get("schema")?.as_str()?;
     (uri.starts_with("iglu:") && properties.get("data").is_some_and(Value::is_object))
         .then(|| uri.to_string())
+}
+
+/// A copy of `value` with every object's keys sorted, for a rule that compares objects.
+fn sorted_keys(value: &Value) -> Value {
+    let mut sorted = value.clone();
+    crate::compile::sort_keys(&mut sorted);
+    sorted
 }
 
 /// The value under `path` (object keys from the event's root).

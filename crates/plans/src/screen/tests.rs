@@ -368,6 +368,30 @@ fn the_common_rule_judges_every_call_as_a_whole_and_never_omits() {
     );
 }
 
+/// Objects are equal whatever their keys' order, in `const`, `enum` and `uniqueItems`
+/// (serde_json's `preserve_order` keeps the order they were written in).
+#[test]
+fn compared_objects_match_in_any_key_order() {
+    let document = json!({"track": {"E": {"properties": {"type": "object", "properties": {
+        "pair": {"const": {"a": 1, "b": {"c": 2, "d": 3}}},
+        "one_of": {"enum": [{"x": 1, "y": 2}]},
+        "set": {"uniqueItems": true}
+    }}}}});
+    let plan = Arc::new(Plan::parse(&document.to_string()).unwrap());
+    let e = Enforcer::new("web".into(), 1, plan, Fixes::default());
+    let judged = |properties: &str| {
+        let body = format!(r#"{{"type":"track","event":"E","properties":{properties}}}"#);
+        e.screen(EventType::Track, &body).violations.len()
+    };
+    assert_eq!(
+        judged(r#"{"pair":{"b":{"d":3,"c":2},"a":1},"one_of":{"y":2,"x":1}}"#),
+        0
+    );
+    assert_eq!(judged(r#"{"pair":{"b":{"d":3,"c":9},"a":1}}"#), 1);
+    assert_eq!(judged(r#"{"set":[{"a":1,"b":2},{"b":2,"a":1}]}"#), 1);
+    assert_eq!(judged(r#"{"set":[{"a":1,"b":2},{"b":1,"a":2}]}"#), 0);
+}
+
 #[test]
 fn two_rules_may_not_share_an_iglu_schema() {
     let rule = json!({"iglu": "iglu:com.acme/checkout/jsonschema/1-0-2", "properties": {"type": "object"}});
