@@ -70,6 +70,109 @@ impl Enforcer {
     /// (`{"schema":"iglu:…","data":{…}}`) is judged by the rule imported from that schema,
     /// whatever its name, and the rule applies to `data`.
     pub fn screen(&self, event_type: EventType, body: &str) -> Screened {
+        self.keeps_as_sent(event_type, body)
+            .unwrap_or_else(|| self.screen_whole(event_type, body))
+    }
+
+    /// The usual case, cheaply: an event the plan keeps as sent (no fix applies, nothing
+    /// is wrong), found by reading only its name and the object its rule judges (a whole
+    /// parse of the body was most of a plan's cost). `None` when that cannot be shown this
+    /// way: [`Enforcer::screen_whole`] then decides.
+    fn keeps_as_sent(&self, event_type: EventType, body: &str) -> Option<Screened> {
+        use serde_json::value::RawValue;
+        #[derive(serde::Deserialize)]
+        struct Parts<'a> {
+            event: Option<String>,
+            #[serde(borrow, default, deserialize_with = "present")]
+            properties: Option<&'a RawValue>,
+            #[serde(borrow, default, deserialize_with = "present")]
+            traits: Option<&'a RawValue>,
+        }
+        /// A field that is there, even as `null` (which a plain `Option` reads as absent,
+        /// while a rule judges `null` as sent).
+        fn present<'de, D: serde::Deserializer<'de>>(
+            d: D,
+        ) -> Result<Option<&'de RawValue>, D::Error> {
+            <&RawValue as serde::Deserialize>::deserialize(d).map(Some)
+        }
+        if self.plan.common.is_some() {
+            return None;
+        }
+        let parts: Parts = serde_json::from_str(body).ok()?;
+        let (name, subject) = match event_type {
+            EventType::Track => {
+                let name = parts.event.unwrap_or_default();
+                if self.fixes.rename_events.contains_key(&name) {
+                    return None;
+                }
+                (name, parts.properties)
+            }
+            EventType::Page | EventType::Screen => {
+                (event_type.as_str().to_string(), parts.properties)
+            }
+            EventType::Identify | EventType::Group => {
+                (event_type.as_str().to_string(), parts.traits)
+            }
+            EventType::Alias => return Some(keep(event_type.as_str().to_string())),
+        };
+        let mut subject: Value = match subject {
+            Some(raw) => serde_json::from_str(raw.get()).ok()?,
+            None => Value::Object(Map::new()),
+        };
+        let carried = match event_type {
+            EventType::Track => subject_schema(&subject),
+            _ => None,
+        };
+        if carried.is_some() {
+            subject = subject.get_mut("data")?.take();
+        }
+        let rule = self.rule(event_type, &name, carried.as_deref());
+        if let Value::Object(fields) = &subject {
+            let renamed = self
+                .fixes
+                .rename_properties
+                .keys()
+                .any(|k| fields.contains_key(k));
+            let coerced = self.fixes.coerce_numbers
+                && rule.is_some_and(|rule| {
+                    rule.numeric
+                        .keys()
+                        .any(|k| fields.get(k).is_some_and(Value::is_string))
+                });
+            if renamed || coerced {
+                return None;
+            }
+        }
+        let Some(rule) = rule else {
+            let unplanned = event_type == EventType::Track
+                && self.plan.document.enforcement.unplanned_event != Mode::Allow;
+            return (!unplanned).then(|| keep(name));
+        };
+        if rule.compares_objects {
+            crate::compile::sort_keys(&mut subject);
+        }
+        rule.validator.is_valid(&subject).then(|| keep(name))
+    }
+
+    /// The rule an event is judged by: its kind's, or for a `track` event its name's, or
+    /// the rule of the Iglu schema it carries.
+    fn rule(&self, event_type: EventType, name: &str, carried: Option<&str>) -> Option<&Rule> {
+        match (event_type, carried) {
+            (EventType::Track, Some(uri)) => {
+                self.plan.iglu.get(uri).and_then(|n| self.plan.track.get(n))
+            }
+            (EventType::Track, None) => self.plan.track.get(name),
+            (EventType::Identify, _) => self.plan.identify.as_ref(),
+            (EventType::Group, _) => self.plan.group.as_ref(),
+            (EventType::Page, _) => self.plan.page.as_ref(),
+            (EventType::Screen, _) => self.plan.screen.as_ref(),
+            (EventType::Alias, _) => None,
+        }
+    }
+
+    /// Judges the event from its whole body, and rewrites it where fixes, omissions or
+    /// marks change it.
+    fn screen_whole(&self, event_type: EventType, body: &str) -> Screened {
         let mut subject: &[&str] = match event_type {
             EventType::Track | EventType::Page | EventType::Screen => &["properties"],
             EventType::Identify | EventType::Group => &["traits"],
@@ -102,17 +205,7 @@ impl Enforcer {
         if carried.is_some() {
             subject = &["properties", "data"];
         }
-        let rule = match (event_type, &carried) {
-            (EventType::Track, Some(uri)) => {
-                self.plan.iglu.get(uri).and_then(|n| self.plan.track.get(n))
-            }
-            (EventType::Track, None) => self.plan.track.get(&name),
-            (EventType::Identify, _) => self.plan.identify.as_ref(),
-            (EventType::Group, _) => self.plan.group.as_ref(),
-            (EventType::Page, _) => self.plan.page.as_ref(),
-            (EventType::Screen, _) => self.plan.screen.as_ref(),
-            (EventType::Alias, _) => None,
-        };
+        let rule = self.rule(event_type, &name, carried.as_deref());
 
         if let Some(fields) = object_at_mut(&mut event, subject) {
             changed |= rename_keys(fields, &self.fixes);
@@ -288,7 +381,11 @@ impl Enforcer {
 /// The Iglu URI of a track event's self-describing properties (`{"schema":"iglu:…",
 /// "data":{…}}`, as Snowplow's trackers send a self-describing event), if they are one.
 fn carried_schema(event: &Map<String, Value>) -> Option<String> {
-    let properties = event.get("properties")?.as_object()?;
+    subject_schema(event.get("properties")?)
+}
+
+/// The Iglu URI of properties that are a self-describing JSON.
+fn subject_schema(properties: &Value) -> Option<String> {
     let uri = properties.get("schema")?.as_str()?;
     (uri.starts_with("iglu:") && properties.get("data").is_some_and(Value::is_object))
         .then(|| uri.to_string())

@@ -404,7 +404,90 @@ fn two_rules_may_not_share_an_iglu_schema() {
     );
 }
 
+/// Events of every kind, some with a fix or a common rule to apply, for the comparison of
+/// the quick path with the whole one.
+fn any_event() -> impl Strategy<Value = (EventType, String)> {
+    let value = prop_oneof![
+        Just(json!("o1")),
+        Just(json!("12")),
+        Just(json!(3.5)),
+        Just(json!(-1)),
+        Just(json!(null)),
+        Just(json!({"b": 1, "a": 2})),
+        Just(json!(["x"])),
+    ];
+    let key = prop_oneof![
+        Just("order_id"),
+        Just("total"),
+        Just("quantity"),
+        Just("currency"),
+        Just("orderId"),
+        Just("age"),
+        Just("schema"),
+        Just("data"),
+    ];
+    let kind = prop_oneof![
+        Just(EventType::Track),
+        Just(EventType::Identify),
+        Just(EventType::Page),
+        Just(EventType::Alias),
+    ];
+    let name = prop_oneof![
+        Just("Order Completed"),
+        Just("order_completed"),
+        Just("Other")
+    ];
+    (
+        kind,
+        name,
+        proptest::collection::vec((key, value), 0..5),
+        any::<bool>(),
+    )
+        .prop_map(|(kind, name, pairs, carried)| {
+            let mut fields = serde_json::Map::new();
+            for (k, v) in pairs {
+                fields.insert(k.to_string(), v);
+            }
+            let fields = Value::Object(fields);
+            let subject = match (carried, fields.as_object().is_some_and(|f| f.contains_key("schema"))) {
+                (true, _) => json!({"schema": "iglu:com.acme/checkout/jsonschema/1-0-2", "data": fields}),
+                // A subject that is not an object at all.
+                (false, true) => Value::Null,
+                (false, false) => fields,
+            };
+            let key = if kind == EventType::Identify { "traits" } else { "properties" };
+            let mut body = json!({"type": kind.as_str(), "event": name, "messageId": "m1", "context": {"app": "x"}});
+            body[key] = subject;
+            (kind, body.to_string())
+        })
+}
+
 proptest! {
+    /// Whatever the event, the plan and the fixes, the quick path decides as the whole one.
+    #[test]
+    fn the_quick_path_judges_as_the_whole_body_does(
+        (kind, body) in any_event(),
+        mode in prop_oneof![Just("flag"), Just("omit"), Just("drop")],
+        unplanned in prop_oneof![Just("allow"), Just("flag")],
+        fixes in prop_oneof![
+            Just(Fixes::default()),
+            Just(Fixes { coerce_numbers: true, ..Fixes::default() }),
+            Just(Fixes::parse(r#"{"rename_events":{"order_completed":"Order Completed"},"rename_properties":{"orderId":"order_id"}}"#).unwrap()),
+        ],
+        common in any::<bool>(),
+    ) {
+        let mut document: crate::PlanDocument = serde_json::from_value(json!({
+            "enforcement": {"invalid_value": mode, "unplanned_property": mode, "unplanned_event": unplanned},
+            "identify": {"traits": {"type": "object", "properties": {"age": {"type": "integer"}}}}
+        })).unwrap();
+        document.track = plan(json!({})).document.track.clone();
+        if common {
+            document.common = serde_json::from_value(json!({"call": {"required": ["context"]}})).unwrap();
+        }
+        let e = Enforcer::new("web".into(), 1, Arc::new(Plan::compile(document).unwrap()), fixes);
+        prop_assert_eq!(e.screen(kind, &body), e.screen_whole(kind, &body));
+    }
+
     /// Whatever the properties, screening never panics, a kept event is the one sent, and
     /// a rewritten one is JSON that still holds the messageId.
     #[test]
