@@ -496,6 +496,18 @@ async fn governance(c: &Console<'_>, marketing: &str, security: &str) {
         "the lineage is drawn"
     );
     c.check_page("lineage").await;
+    // The metrics as charts: the stored scan's tags and vendors on its day, and the share
+    // of events with a consent signal.
+    c.open("/governance/metrics").await;
+    assert_eq!(c.count("#counts-chart polyline.series").await, 4);
+    assert_eq!(c.count("#shares-chart polyline.series").await, 2);
+    let figures = c.text("#counts-table").await;
+    let today = c.eval("new Date().toISOString().slice(0, 10)").await;
+    assert!(
+        figures.contains(today.as_str().unwrap()),
+        "the scan's day is charted: {figures}"
+    );
+    c.check_page("governance-metrics").await;
     c.sign_out().await;
 }
 
@@ -729,6 +741,7 @@ async fn flows(c: &Console<'_>, admin: &str, key: &str, privacy: &str, analyst: 
         "/governance/tags",
         "/governance/lineage",
         "/governance/vendors",
+        "/governance/metrics",
         "/attribution",
         "/privacy",
         "/audit",

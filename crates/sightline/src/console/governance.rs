@@ -1,7 +1,8 @@
 //! `/governance`: journeys, their scans and the findings backlog (assign, accept a risk
 //! until a day); `/governance/tags`: the tag inventory and its approval workflow (marketing
 //! proposes, security approves or rejects, never their own); `/governance/lineage`: the
-//! lineage graph as the report draws it.
+//! lineage graph as the report draws it; `/governance/metrics`: the governance metrics per
+//! day as charts.
 
 use super::{page, respond, when, Form, Html, OrPage, Signed};
 use crate::http::ApiState;
@@ -31,6 +32,7 @@ pub(super) fn routes() -> Router<ApiState> {
         .route("/governance/tags/{id}/{action}", post(decide))
         .route("/governance/lineage", get(lineage_page))
         .route("/governance/vendors", get(vendors))
+        .route("/governance/metrics", get(metrics_page))
 }
 
 fn reading(signed: &Signed) -> Result<(), Response> {
@@ -418,4 +420,118 @@ async fn vendors(State(state): State<ApiState>, signed: Signed) -> Html {
             body,
         ),
     ))
+}
+
+/// The governance metrics per day (`GET /api/v1/governance/metrics`) as two charts, counts
+/// and shares, each with its figures in a table.
+async fn metrics_page(State(state): State<ApiState>, signed: Signed) -> Html {
+    reading(&signed)?;
+    let series = sightline_service::governance::metrics::series(state.store.as_ref(), None)
+        .await
+        .or_page(&signed)?;
+    let days = &series.days;
+    let count = |f: fn(&sightline_govern::metrics::DayMetrics) -> Option<usize>| {
+        days.iter()
+            .map(|d| f(d).map(|n| n as f64))
+            .collect::<Vec<_>>()
+    };
+    let counts = [
+        ("Tags", count(|d| d.tag_count)),
+        ("Vendors", count(|d| d.vendor_count)),
+        ("Undocumented vendors", count(|d| d.undocumented_vendors)),
+        ("Tags before consent", count(|d| d.tags_before_consent)),
+    ];
+    let shares = [
+        (
+            "Events with a consent signal",
+            days.iter().map(|d| d.consent_quality).collect::<Vec<_>>(),
+        ),
+        (
+            "Scripts blocked",
+            days.iter().map(|d| d.blocked_script_rate).collect(),
+        ),
+    ];
+    let labels: Vec<&str> = days.iter().map(|d| d.day.as_str()).collect();
+    let body = html! {
+        p.hint { "Per day, the figures of each journey's latest scan up to that day, and the share of events carrying a consent signal. Also as JSON: " code { "GET /api/v1/governance/metrics" } "." }
+        @if days.is_empty() {
+            p { "No scans and no events yet." }
+        } @else {
+            h2 #counts-title { "Tags and vendors" }
+            (day_chart("counts", &labels, &counts, false))
+            h2 #shares-title { "Consent signal and blocked scripts" }
+            (day_chart("shares", &labels, &shares, true))
+        }
+    };
+    Ok(respond(
+        StatusCode::OK,
+        page(
+            Some(&signed),
+            "Governance: metrics",
+            "/governance/metrics",
+            body,
+        ),
+    ))
+}
+
+/// One line per series over the days (a day without a figure is left out of its line),
+/// then the same figures as a table. `shares` are fractions shown as percentages.
+fn day_chart(
+    id: &str,
+    days: &[&str],
+    lines: &[(&str, Vec<Option<f64>>)],
+    shares: bool,
+) -> maud::Markup {
+    use super::overview::COLOURS;
+    let (w, h, pad) = (600.0_f64, 200.0_f64, 30.0_f64);
+    let top = match shares {
+        true => 1.0,
+        false => lines
+            .iter()
+            .flat_map(|(_, v)| v.iter().flatten().copied())
+            .fold(1.0_f64, f64::max),
+    };
+    let x = |i: usize| pad + i as f64 * (w - 2.0 * pad) / (days.len().max(2) - 1) as f64;
+    let y = |v: f64| h - pad - v * (h - 2.0 * pad) / top;
+    let shown = |v: f64| match shares {
+        true => format!("{:.1}%", v * 100.0),
+        false => format!("{v}"),
+    };
+    html! {
+        svg.chart #(format!("{id}-chart")) viewBox=(format!("0 0 {w} {h}")) role="img" aria-labelledby=(format!("{id}-title")) {
+            line x1=(pad) y1=(h - pad) x2=(w - pad) y2=(h - pad) stroke="#555" {}
+            line x1=(pad) y1=(pad) x2=(pad) y2=(h - pad) stroke="#555" {}
+            text x="2" y=(pad) font-size="10" { (shown(top)) }
+            text x="2" y=(h - pad) font-size="10" { "0" }
+            @if let Some(first) = days.first() {
+                text x=(pad) y=(h - 8.0) font-size="10" { (first) }
+            }
+            @if let (true, Some(last)) = (days.len() > 1, days.last()) {
+                text x=(w - pad - 60.0) y=(h - 8.0) font-size="10" { (last) }
+            }
+            @for (i, (name, values)) in lines.iter().enumerate() {
+                @let colour = COLOURS[i % COLOURS.len()];
+                @let points: Vec<(f64, f64)> = values.iter().enumerate().filter_map(|(d, v)| v.map(|v| (x(d), y(v)))).collect();
+                polyline.series data-series=(name) points=(points.iter().map(|(px, py)| format!("{px:.1},{py:.1}")).collect::<Vec<_>>().join(" ")) fill="none" stroke=(colour) stroke-width="2" {}
+                // A dot per day, so that a day alone (no line to draw) shows too.
+                @for (px, py) in &points {
+                    circle cx=(format!("{px:.1}")) cy=(format!("{py:.1}")) r="3" fill=(colour) {}
+                }
+            }
+        }
+        ul.legend {
+            @for (i, (name, _)) in lines.iter().enumerate() {
+                li { span.swatch data-colour=(i % COLOURS.len()) {} (name) }
+            }
+        }
+        table.figures #(format!("{id}-table")) {
+            caption.sr { "The figures of the chart above, per day" }
+            thead { tr { th scope="col" { "Day" } @for (name, _) in lines { th scope="col" { (name) } } } }
+            tbody {
+                @for (d, day) in days.iter().enumerate() {
+                    tr { th scope="row" { (day) } @for (_, values) in lines { td.num { @if let Some(v) = values[d] { (shown(v)) } } } }
+                }
+            }
+        }
+    }
 }

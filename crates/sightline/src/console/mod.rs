@@ -279,6 +279,7 @@ const NAV: &[(&str, &str, &[Role])] = &[
     ("/governance/tags", "Tags", access::READERS),
     ("/governance/lineage", "Lineage", access::READERS),
     ("/governance/vendors", "Vendors", access::READERS),
+    ("/governance/metrics", "Metrics", access::READERS),
     ("/attribution", "Attribution", access::ATTRIBUTION_READERS),
     ("/privacy", "Privacy", access::PRIVACY),
     ("/audit", "Audit", access::AUDITORS),

@@ -155,7 +155,7 @@ async fn overview(State(state): State<ApiState>, signed: Signed) -> Html {
     ))
 }
 
-const COLOURS: &[&str] = &[
+pub(crate) const COLOURS: &[&str] = &[
     "#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#8c564b", "#e377c2",
 ];
 
