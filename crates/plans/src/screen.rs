@@ -95,25 +95,28 @@ impl Enforcer {
         ) -> Result<Option<&'de RawValue>, D::Error> {
             <&RawValue as serde::Deserialize>::deserialize(d).map(Some)
         }
+        let judges_traits = match event_type {
+            EventType::Track | EventType::Page | EventType::Screen => false,
+            EventType::Identify | EventType::Group => true,
+            EventType::Alias => return Some(keep(event_type.as_str().to_string())),
+        };
         if self.plan.common.is_some() {
             return None;
         }
         let parts: Parts = serde_json::from_str(body).ok()?;
-        let (name, subject) = match event_type {
+        let name = match event_type {
             EventType::Track => {
                 let name = parts.event.unwrap_or_default();
                 if self.fixes.rename_events.contains_key(&name) {
                     return None;
                 }
-                (name, parts.properties)
+                name
             }
-            EventType::Page | EventType::Screen => {
-                (event_type.as_str().to_string(), parts.properties)
-            }
-            EventType::Identify | EventType::Group => {
-                (event_type.as_str().to_string(), parts.traits)
-            }
-            EventType::Alias => return Some(keep(event_type.as_str().to_string())),
+            other => other.as_str().to_string(),
+        };
+        let subject = match judges_traits {
+            true => parts.traits,
+            false => parts.properties,
         };
         let mut subject: Value = match subject {
             Some(raw) => serde_json::from_str(raw.get()).ok()?,

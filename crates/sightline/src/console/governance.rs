@@ -426,9 +426,13 @@ async fn vendors(State(state): State<ApiState>, signed: Signed) -> Html {
 /// and shares, each with its figures in a table.
 async fn metrics_page(State(state): State<ApiState>, signed: Signed) -> Html {
     reading(&signed)?;
-    let series = sightline_service::governance::metrics::series(state.store.as_ref(), None)
-        .await
-        .or_page(&signed)?;
+    let store = state.store.clone();
+    // It brings the stored scans' metrics forward first: on the blocking pool, as the API's.
+    let series = crate::http::off_workers(async move {
+        sightline_service::governance::metrics::series(store.as_ref(), None).await
+    })
+    .await
+    .map_err(|failure| super::error_page(Some(&signed), failure.into_error()))?;
     let days = &series.days;
     let count = |f: fn(&sightline_govern::metrics::DayMetrics) -> Option<usize>| {
         days.iter()
