@@ -1,12 +1,13 @@
-//! `sightline-bench plans`: what enforcing a tracking plan costs collection. One server, two
-//! sources: one held to a plan of 50 `track` events × 10 properties (the load's two event
+//! `sightline-bench plans`: what enforcing a tracking plan costs collection. One server,
+//! configured as users run it (ingest.rs's `Setup`: profiles, two audiences, a computed
+//! trait, a webhook), two sources: one held to a plan of 50 `track` events × 10 properties (the load's two event
 //! names among them, every property typed, required and nothing else allowed), one held to
 //! none. The same wrk load (ingest.rs's batches of 100) alternates between the two, twice
 //! each, so that both see the same warm store and the same background processors; the
 //! ratio of their throughputs is the plan's cost.
 
-use crate::ingest::{wrk, EVENTS_PER_BATCH};
-use crate::{cli_json, round3, sibling, start};
+use crate::ingest::{wrk, Setup, EVENTS_PER_BATCH};
+use crate::{cli_json, round3};
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Map, Value};
 use std::process::Command;
@@ -78,63 +79,27 @@ fn plan() -> Value {
 }
 
 pub async fn run(postgres: Option<String>, length: Duration, connections: usize) -> Result<()> {
-    let sightline = sibling("sightline")?;
-    let data = std::env::temp_dir().join(format!("sightline-bench-plans-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&data);
-    std::fs::create_dir_all(&data)?;
-    let store_args: Vec<String> = match &postgres {
-        Some(url) => vec!["--database-url".into(), url.clone()],
-        None => vec!["--data".into(), data.join("store").display().to_string()],
-    };
-    let result = measure(
-        &sightline,
-        &store_args,
-        &data,
-        postgres.is_some(),
-        length,
-        connections,
-    )
-    .await;
-    let _ = std::fs::remove_dir_all(&data);
-    result
-}
-
-async fn measure(
-    sightline: &std::path::Path,
-    store_args: &[String],
-    data: &std::path::Path,
-    postgres: bool,
-    length: Duration,
-    connections: usize,
-) -> Result<()> {
-    let unique = std::process::id();
-    let key = |name: &str| -> Result<String> {
-        Ok(cli_json(
-            sightline,
-            store_args,
-            &["source", "add", &format!("{name}-{unique}")],
-        )?["write_key"]
-            .as_str()
-            .context("write_key")?
-            .to_string())
-    };
-    let (planned, free) = (key("planned")?, key("free")?);
+    // The product as users run it (profiles, two audiences, a computed trait, a webhook),
+    // whose source is the one without a plan.
+    let setup = Setup::new(postgres.as_deref()).await?;
+    let (sightline, store_args, data) = (&setup.sightline, &setup.store_args, &setup.data);
+    let planned_source = format!("planned-{}", setup.source);
+    let planned = cli_json(sightline, store_args, &["source", "add", &planned_source])?
+        ["write_key"]
+        .as_str()
+        .context("write_key")?
+        .to_string();
+    let free = setup.key.clone();
     let plan_file = data.join("plan.json");
     std::fs::write(&plan_file, plan().to_string())?;
-    let plan_name = format!("bench-{unique}");
+    let plan_name = format!("plan-{}", setup.source);
     cli_json(
         sightline,
         store_args,
         &["plan", "add", &plan_name, &plan_file.display().to_string()],
     )?;
     let assigned = Command::new(sightline)
-        .args([
-            "plan",
-            "assign",
-            &plan_name,
-            "--source",
-            &format!("planned-{unique}"),
-        ])
+        .args(["plan", "assign", &plan_name, "--source", &planned_source])
         .args(store_args)
         .output()?;
     if !assigned.status.success() {
@@ -144,12 +109,7 @@ async fn measure(
         );
     }
 
-    let mut serve = Command::new(sightline);
-    serve
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .args(["--metrics-listen", "127.0.0.1:0"])
-        .args(store_args);
-    let server = start(serve)?;
+    let server = setup.serve()?;
     let load = |key: &str, length: Duration| {
         wrk(
             &server.url,
@@ -181,7 +141,8 @@ async fn measure(
         "{}",
         json!({
             "bench": "plans",
-            "backend": if postgres { "postgres" } else { "sqlite" },
+            "backend": if postgres.is_some() { "postgres" } else { "sqlite" },
+            "configured": "profiles, 2 audiences, 1 computed trait, 1 webhook",
             "plan": "50 track events x 10 properties, types, enums, patterns, required, no others",
             "load": format!("wrk -t2 -c{connections}, batches of {EVENTS_PER_BATCH}, alternating"),
             "events_per_s": with_plan.round(),
