@@ -140,6 +140,26 @@ pub struct VendorSummary {
     pub requests: usize,
 }
 
+/// The largest screenshot file a report brings in: a viewport's PNG is well under it.
+pub const MAX_SCREENSHOT_BYTES: u64 = 16 << 20;
+
+/// Whether `path` has the shape [`screenshot_path`] gives: `screenshots/DIR/FILE.png` of
+/// plain characters, so that it can name nothing outside the report's directory.
+pub fn is_screenshot_path(path: &str) -> bool {
+    let plain = |part: &str| {
+        !part.is_empty()
+            && part
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    };
+    match path.split('/').collect::<Vec<_>>()[..] {
+        ["screenshots", scenario, file] => {
+            plain(scenario) && file.strip_suffix(".png").is_some_and(plain)
+        }
+        _ => false,
+    }
+}
+
 /// Where a step's screenshot goes: one directory per scenario, files numbered by step so two
 /// step names that read alike on disk cannot collide.
 #[cfg_attr(not(feature = "browser"), allow(dead_code))] // only scans make reports
@@ -253,6 +273,56 @@ impl Report {
         })?;
         std::fs::write(&path, json).map_err(io)?;
         Ok(path)
+    }
+
+    /// Reads `DIR/report.json` as [`Report::read_json`] does, with the screenshots its steps
+    /// name that are beside it (those missing are left out: a report copied without them).
+    /// A step may only name a PNG under `screenshots/`, as [`Report::write_json`] writes.
+    pub fn read_with_screenshots(path: &Path) -> Result<Report, ScanError> {
+        let mut report = Report::read_json(path)?;
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let named: std::collections::BTreeSet<&str> = report
+            .scenarios
+            .iter()
+            .flat_map(|sc| &sc.steps)
+            .filter_map(|st| st.screenshot.as_deref())
+            .collect();
+        let mut files = Vec::with_capacity(named.len());
+        for relative in named {
+            if !is_screenshot_path(relative) {
+                return Err(ScanError::Input {
+                    path: path.display().to_string(),
+                    message: format!(
+                        "a step's screenshot {relative:?} is not a PNG under screenshots/ beside the report"
+                    ),
+                });
+            }
+            let file = dir.join(relative);
+            let too_large = |len: u64| ScanError::Input {
+                path: file.display().to_string(),
+                message: format!(
+                    "a screenshot of {len} bytes is over the limit of {MAX_SCREENSHOT_BYTES}"
+                ),
+            };
+            match std::fs::metadata(&file) {
+                Ok(meta) if meta.len() > MAX_SCREENSHOT_BYTES => return Err(too_large(meta.len())),
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => {
+                    return Err(ScanError::Input {
+                        path: file.display().to_string(),
+                        message: e.to_string(),
+                    })
+                }
+            }
+            let png = std::fs::read(&file).map_err(|e| ScanError::Input {
+                path: file.display().to_string(),
+                message: e.to_string(),
+            })?;
+            files.push((relative.to_string(), png));
+        }
+        report.screenshot_files = files;
+        Ok(report)
     }
 
     /// Whether any finding is at or above `threshold` (the CLI then exits 3).
@@ -501,6 +571,25 @@ mod tests {
     }
 
     #[test]
+    fn screenshot_paths_name_nothing_outside_the_report() {
+        assert!(is_screenshot_path(
+            "screenshots/custom-ads_off/01-lead-capture.png"
+        ));
+        for bad in [
+            "screenshots/../01.png",
+            "screenshots/a/../../etc.png",
+            "/etc/passwd",
+            "screenshots/a/b/c.png",
+            "screenshots/a/.png",
+            "screenshots/a/x.txt",
+            "screenshots//x.png",
+            "other/a/x.png",
+        ] {
+            assert!(!is_screenshot_path(bad), "{bad}");
+        }
+    }
+
+    #[test]
     fn screenshots_are_written_beside_the_report() {
         let step = |name: &str| StepEvidence {
             name: name.into(),
@@ -542,6 +631,23 @@ mod tests {
             Some(paths[1].as_str())
         );
         assert!(back.screenshot_files.is_empty());
+
+        // Imported with them: those beside it come in, a missing one is left out, and a
+        // path that leads out of the directory is refused.
+        std::fs::remove_file(dir.path().join(&paths[1])).unwrap();
+        let imported = Report::read_with_screenshots(&written).unwrap();
+        assert_eq!(
+            imported.screenshot_files,
+            [(paths[0].clone(), b"\x89PNG fake".to_vec())]
+        );
+        let mut hostile = back;
+        hostile.scenarios[0].steps[0].screenshot = Some("screenshots/../../secret.png".into());
+        let hostile_path = hostile.write_json(&dir.path().join("hostile")).unwrap();
+        let refused = Report::read_with_screenshots(&hostile_path).unwrap_err();
+        assert!(
+            refused.to_string().contains("not a PNG under screenshots/"),
+            "{refused}"
+        );
     }
 
     #[test]

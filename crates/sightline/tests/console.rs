@@ -349,7 +349,8 @@ async fn site() -> u16 {
     port
 }
 
-/// A scan of the shop through the command line (the scanner's own Chromium), stored.
+/// A scan of the shop through the command line (the scanner's own Chromium), stored with
+/// its screenshots.
 async fn scan(backend: &Backend, port: u16) {
     let dir = common::temp_dir("console-scan");
     let journey = dir.path().join("journey.toml");
@@ -383,7 +384,6 @@ async fn scan(backend: &Backend, port: u16) {
         "no-interaction",
         "--scenario",
         "reject-all",
-        "--no-screenshots",
     ]
     .iter()
     .map(|s| s.to_string())
@@ -508,6 +508,32 @@ async fn governance(c: &Console<'_>, marketing: &str, security: &str) {
         "the scan's day is charted: {figures}"
     );
     c.check_page("governance-metrics").await;
+    // A scan's report, with the screenshot of each step as the store keeps it.
+    c.open("/governance").await;
+    let report = c
+        .eval("document.querySelector('#scans tbody a').getAttribute('href')")
+        .await;
+    c.open(report.as_str().unwrap()).await;
+    let scenarios = c.text("main").await;
+    assert!(
+        scenarios.contains("Scenario no-interaction") && scenarios.contains("Scenario reject-all"),
+        "{scenarios}"
+    );
+    let widths = c
+        .eval(
+            "Promise.all([...document.querySelectorAll('figure.step img')].map(i => {
+               i.loading = 'eager';
+               return i.decode().then(() => i.naturalWidth, () => 0);
+             }))",
+        )
+        .await;
+    let widths = widths.as_array().unwrap();
+    assert_eq!(widths.len(), 2, "one screenshot per scenario's step");
+    assert!(
+        widths.iter().all(|w| w.as_u64() > Some(0)),
+        "every screenshot is a picture: {widths:?}"
+    );
+    c.check_page("scan").await;
     c.sign_out().await;
 }
 

@@ -212,6 +212,13 @@ fn samples() -> Vec<(&'static str, &'static str, &'static str, Body)> {
         ),
         // Governance.
         ("GET", "/api/v1/scans", "/api/v1/scans", None),
+        ("GET", "/api/v1/scans/{id}", "/api/v1/scans/1", None),
+        (
+            "GET",
+            "/api/v1/scans/{id}/screenshots/{scenario}/{file}",
+            "/api/v1/scans/1/screenshots/no-interaction/01-home.png",
+            None,
+        ),
         ("GET", "/api/v1/schedules", "/api/v1/schedules", None),
         (
             "POST",

@@ -560,9 +560,28 @@ async fn scheduled_scans_are_stored_and_alert_on_new_high_findings() {
     assert_eq!(listed.len(), 1, "one scan until the period passes: {scans}");
     assert_eq!(listed[0]["id"], alert["scan_id"], "{scans}");
 
+    // The scheduled scan kept its screenshots: its report names each step's, and the API
+    // answers it as a PNG (a path outside the report's form is not found).
+    let http = reqwest::Client::new();
+    let scan = &alert["scan_id"];
+    let report = common::get_json(&server, &marketing, &format!("/api/v1/scans/{scan}")).await;
+    let shot = report["scenarios"][0]["steps"][0]["screenshot"]
+        .as_str()
+        .unwrap_or_else(|| panic!("a screenshot: {report}"));
+    let image = |path: String| {
+        http.get(format!("{}/api/v1/scans/{scan}/{path}", server.url))
+            .bearer_auth(&marketing)
+            .send()
+    };
+    let png = image(shot.to_owned()).await.unwrap();
+    assert_eq!(png.status(), 200);
+    assert_eq!(png.headers()["content-type"], "image/png");
+    assert!(png.bytes().await.unwrap().starts_with(b"\x89PNG"));
+    let outside = image("screenshots/no-interaction/..%2F..%2Freport.png".into());
+    assert_eq!(outside.await.unwrap().status(), 404);
+
     // Through the API: where the schedule stands, and a run asked for now. The second scan
     // finds nothing new, so no second alert.
-    let http = reqwest::Client::new();
     let shown = common::get_json(&server, &marketing, "/api/v1/schedules").await;
     let schedule = &shown["schedules"][0];
     assert_eq!(schedule["journey"], "shop", "{shown}");

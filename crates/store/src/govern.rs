@@ -99,15 +99,24 @@ pub struct NewTagLogEntry {
     pub entry: String,
 }
 
+/// How many of a journey's latest scans keep their screenshots: a scheduled scan takes a
+/// few megabytes of them, so older ones go (their reports stay).
+pub const SCREENSHOT_SCANS_KEPT: i64 = 20;
+
 #[async_trait]
 pub trait Governance: Send + Sync {
-    /// Stores a scan report (JSON text) with its summary; returns its row.
+    /// Stores a scan report (JSON text) with its summary and its screenshots (PNGs by their
+    /// path relative to the report, as the report names them); returns its row. Only a
+    /// journey's last [`SCREENSHOT_SCANS_KEPT`] scans keep their screenshots.
     async fn save_scan(
         &self,
         journey: &str,
         summary: &serde_json::Value,
         report: &str,
+        screenshots: &[(String, Vec<u8>)],
     ) -> Result<ScanRow>;
+    /// A stored scan's screenshot by the path its report names.
+    async fn scan_screenshot(&self, id: i64, path: &str) -> Result<Option<Vec<u8>>>;
     /// Stored scans, oldest first; only one journey's when named.
     async fn scans(&self, journey: Option<&str>) -> Result<Vec<ScanRow>>;
     /// A stored scan's report (JSON text).

@@ -45,6 +45,7 @@ pub use erase::{
 pub use flows::{DestinationConfig, FlowLogRow, FlowRow, Flows};
 pub use govern::{
     Governance, NewTagLogEntry, RecordKind, RecordWrite, ScanRow, StoredRecord, TagLogRow,
+    SCREENSHOT_SCANS_KEPT,
 };
 pub use log_settings::{LogInfo, LogSettings};
 pub use plans::{

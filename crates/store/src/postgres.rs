@@ -381,6 +381,13 @@ const MIGRATIONS: &[&str] = &[
     // delete's exact terms, so that the planner uses it) instead of reading the whole history.
     "CREATE INDEX audience_changes_by_profile ON audience_changes
         ((change::jsonb ->> 'profile')) WHERE change LIKE '{%';",
+    // 29: scans' screenshots, kept for a journey's latest scans (govern.rs).
+    "CREATE TABLE scan_screenshots (
+        scan_id BIGINT NOT NULL REFERENCES scans (id),
+        path TEXT NOT NULL,
+        image BYTEA NOT NULL,
+        PRIMARY KEY (scan_id, path)
+     );",
 ];
 
 /// Appending connections per store, fed from one queue. More than one so that a group's

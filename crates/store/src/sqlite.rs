@@ -365,6 +365,13 @@ const MIGRATIONS: &[&str] = &[
     // delete's exact terms, so that the planner uses it) instead of reading the whole history.
     "CREATE INDEX audience_changes_by_profile ON audience_changes
         (json_extract(change, '$.profile')) WHERE json_valid(change);",
+    // 29: scans' screenshots, kept for a journey's latest scans (govern.rs).
+    "CREATE TABLE scan_screenshots (
+        scan_id INTEGER NOT NULL REFERENCES scans (id),
+        path TEXT NOT NULL,
+        image BLOB NOT NULL,
+        PRIMARY KEY (scan_id, path)
+     );",
 ];
 
 /// The database files beside `sightline.db`.

@@ -1406,7 +1406,9 @@ async fn link_review_queue() {
 
 // ---- The governance registry (`Governance`) ----
 
-use sightline_store::{Durability, Governance, NewTagLogEntry, RecordKind, RecordWrite};
+use sightline_store::{
+    Durability, Governance, NewTagLogEntry, RecordKind, RecordWrite, SCREENSHOT_SCANS_KEPT,
+};
 
 fn create(key: &str, doc: &str) -> RecordWrite {
     RecordWrite {
@@ -1438,11 +1440,11 @@ async fn stored_scans_list_by_journey_and_read_back() {
     for (name, store) in backends("scans").await {
         let summary = serde_json::json!({"findings": 2});
         let a = store
-            .save_scan("shop", &summary, r#"{"journey":"shop"}"#)
+            .save_scan("shop", &summary, r#"{"journey":"shop"}"#, &[])
             .await
             .unwrap();
         let b = store
-            .save_scan("blog", &summary, r#"{"journey":"blog"}"#)
+            .save_scan("blog", &summary, r#"{"journey":"blog"}"#, &[])
             .await
             .unwrap();
         assert!(b.id > a.id, "{name}");
@@ -1463,6 +1465,53 @@ async fn stored_scans_list_by_journey_and_read_back() {
             "{name}"
         );
         assert_eq!(store.scan_report(b.id + 10).await.unwrap(), None, "{name}");
+    }
+}
+
+/// A scan's screenshots read back by the path its report names; a journey's older scans
+/// lose theirs (not their reports), other journeys' scans keep theirs.
+#[tokio::test]
+async fn scan_screenshots_are_kept_for_a_journeys_latest_scans() {
+    for (name, store) in backends("screenshots").await {
+        let shot = |n: i64| vec![(format!("screenshots/s/{n:02}-step.png"), vec![n as u8; 3])];
+        let blog = store
+            .save_scan("blog", &serde_json::json!({}), "{}", &shot(0))
+            .await
+            .unwrap();
+        let mut shop = Vec::new();
+        for n in 1..=SCREENSHOT_SCANS_KEPT + 1 {
+            let row = store
+                .save_scan("shop", &serde_json::json!({}), "{}", &shot(n))
+                .await
+                .unwrap();
+            shop.push(row.id);
+        }
+        let image = |id, n: i64| {
+            let store = store.clone();
+            async move {
+                store
+                    .scan_screenshot(id, &format!("screenshots/s/{n:02}-step.png"))
+                    .await
+                    .unwrap()
+            }
+        };
+        assert_eq!(image(shop[0], 1).await, None, "{name}: the oldest lost it");
+        assert_eq!(
+            store.scan_report(shop[0]).await.unwrap().as_deref(),
+            Some("{}")
+        );
+        assert_eq!(image(shop[1], 2).await, Some(vec![2; 3]), "{name}");
+        let last = SCREENSHOT_SCANS_KEPT + 1;
+        assert_eq!(
+            image(shop[last as usize - 1], last).await,
+            Some(vec![last as u8; 3])
+        );
+        assert_eq!(image(shop[1], 1).await, None, "{name}: another scan's path");
+        assert_eq!(
+            image(blog.id, 0).await,
+            Some(vec![0; 3]),
+            "{name}: another journey"
+        );
     }
 }
 

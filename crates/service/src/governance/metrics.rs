@@ -552,7 +552,10 @@ mod tests {
         let report = report();
         // Stored the way scans were before metrics were kept: the report only.
         let text = serde_json::to_string(&report).unwrap();
-        let old = store.save_scan("shop", &json!({}), &text).await.unwrap();
+        let old = store
+            .save_scan("shop", &json!({}), &text, &[])
+            .await
+            .unwrap();
         // The next scan, stored the way scans are now, no longer sees the vendor: it is
         // measured against the old one, which gets its metrics first.
         let mut cleaned = report.clone();

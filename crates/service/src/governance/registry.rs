@@ -6,7 +6,7 @@ use crate::access::{require, Actor, MARKETING, SECURITY, TEAMS};
 use crate::{Error, Result};
 use serde_json::json;
 use sightline_scan::Report;
-use sightline_store::{Governance, ScanRow, Store};
+use sightline_store::{Governance, ScanRow, Store, SCREENSHOT_SCANS_KEPT};
 use std::collections::BTreeMap;
 
 /// A stored scan's report, or a clear error naming the id.
@@ -22,6 +22,26 @@ pub async fn stored_report(store: &dyn Governance, id: i64) -> Result<Report> {
             "stored scan {id} is not a scan report: {e}"
         ))
     })
+}
+
+/// A stored scan's screenshot, `screenshots/SCENARIO/FILE` as its report names it (a PNG).
+pub async fn stored_screenshot(
+    store: &dyn Governance,
+    id: i64,
+    scenario: &str,
+    file: &str,
+) -> Result<Vec<u8>> {
+    let path = format!("screenshots/{scenario}/{file}");
+    let missing = || {
+        Error::not_found(
+            "screenshot",
+            format!("scan {id} keeps no screenshot {path:?}: its report names those it took, and only a journey's last {SCREENSHOT_SCANS_KEPT} scans keep them"),
+        )
+    };
+    if !sightline_scan::report::is_screenshot_path(&path) {
+        return Err(missing());
+    }
+    store.scan_screenshot(id, &path).await?.ok_or_else(missing)
 }
 
 // ---- The registry: journeys, tags, backlog, vendor risk (shared by the CLI and the API) ----

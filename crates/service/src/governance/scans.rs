@@ -30,13 +30,19 @@ fn summary(report: &Report) -> serde_json::Value {
     })
 }
 
-/// Stores a scan report; returns its row (with the id later commands name it by).
+/// Stores a scan report with its screenshots; returns its row (with the id later commands
+/// name it by).
 /// The backlog and the vendors' sub-processors are then brought forward with it, and its
 /// metrics recorded.
 pub async fn store_scan(store: &dyn Governance, report: &Report) -> Result<ScanRow> {
     let text = serde_json::to_string(report)?;
     let row = store
-        .save_scan(&report.journey, &summary(report), &text)
+        .save_scan(
+            &report.journey,
+            &summary(report),
+            &text,
+            &report.screenshot_files,
+        )
         .await?;
     // Another writer may move a record between our read and write (a version conflict,
     // nothing written): read again and retry, a bounded number of times.

@@ -232,7 +232,7 @@ impl Scheduler {
         let options = ScanOptions {
             scenarios: schedule.scenarios.clone(),
             tags: registry::scan_inventory(store, &schedule.journey).await?,
-            screenshots: false,
+            screenshots: true,
             parallel: self.browsers,
             allow_private_network: schedule.allow_private_network,
             ..ScanOptions::default()

@@ -234,7 +234,7 @@ async fn stored(command: ScanCommand, file: &FileConfig) -> Result<()> {
             }
         }
         ScanCommand::Import { report, store } => {
-            let report = Report::read_json(&report)?;
+            let report = Report::read_with_screenshots(&report)?;
             let store = store.open(file).await?;
             let stored = scans::store_scan(store.as_ref(), &report).await?;
             println!("scan: {}", stored.id);

@@ -151,12 +151,12 @@ async fn backlog(State(state): State<ApiState>, signed: Signed) -> Html {
                 thead { tr { th scope="col" { "Scan" } th scope="col" { "Journey" } th scope="col" { "When" } th scope="col" { "Summary" } } }
                 tbody {
                     @for s in scans.iter().rev() {
-                        tr { td.num { (s.id) } td { (s.journey) } td { (when(s.at)) }
+                        tr { td.num { a href={ "/governance/scans/" (s.id) } { (s.id) } } td { (s.journey) } td { (when(s.at)) }
                              td { @if let Some(m) = s.summary.as_object() { @for (k, v) in m { (k) ": " (v) " " } } } }
                     }
                 }
             }
-            p.hint { "A scan's report, with its screenshots, is " code { "sightline scan show ID" } "." }
+            p.hint { "A scan's number opens its report, with the screenshot of each step." }
         }
     };
     Ok(respond(

@@ -21,6 +21,7 @@ mod overview;
 mod plans;
 mod privacy;
 mod profiles;
+mod scans;
 mod sources;
 
 use crate::http::ApiState;
@@ -67,6 +68,7 @@ pub(crate) fn router() -> Router<ApiState> {
         .merge(audiences::routes())
         .merge(destinations::routes())
         .merge(governance::routes())
+        .merge(scans::routes())
         .merge(attribution::routes())
         .merge(privacy::routes())
         .merge(audit::routes())

@@ -56,6 +56,26 @@ pub(super) fn routes() -> Routes {
             read("Every scan recorded", list_of("scans", "A scan's summary")),
         )
         .get(
+            "/api/v1/scans/{id}",
+            scan_report,
+            read(
+                "A stored scan's report, as `sightline scan` writes report.json",
+                object("A scan report: journey, scenarios with their steps (vendors, requests, cookies, the screenshot's path), findings"),
+            )
+            .path_id("id", "The scan's id (`GET /api/v1/scans`)"),
+        )
+        .get(
+            "/api/v1/scans/{id}/screenshots/{scenario}/{file}",
+            scan_screenshot,
+            read(
+                "A stored scan's screenshot of a step, by the path its report names (`screenshots/SCENARIO/FILE`)",
+                Payload::Other("image/png", "The viewport after the step"),
+            )
+            .path_id("id", "The scan's id")
+            .path("scenario", "The scenario's directory in the step's screenshot path")
+            .path("file", "The file in the step's screenshot path"),
+        )
+        .get(
             "/api/v1/schedules",
             schedules,
             read(
@@ -333,6 +353,19 @@ const JOURNEY_HINT: &str = "send {\"name\":…,\"steps\":[{\"name\":…,\"url\":
 async fn scans(_: Reader, State(state): State<ApiState>) -> Answer {
     let listed = state.store.scans(None).await.map_err(Error::from)?;
     ok(json!({ "scans": listed }))
+}
+
+async fn scan_report(_: Reader, State(state): State<ApiState>, Path(id): Path<i64>) -> Answer {
+    ok(registry::stored_report(state.store.as_ref(), id).await?)
+}
+
+async fn scan_screenshot(
+    _: Reader,
+    State(state): State<ApiState>,
+    Path((id, scenario, file)): Path<(i64, String, String)>,
+) -> Answer {
+    let png = registry::stored_screenshot(state.store.as_ref(), id, &scenario, &file).await?;
+    Ok(([(header::CONTENT_TYPE, "image/png")], png).into_response())
 }
 
 async fn schedules(Acting(actor): Acting, State(state): State<ApiState>) -> Answer {

@@ -1,7 +1,9 @@
 //! The governance registry on PostgreSQL (see `crate::govern`).
 
 use super::PostgresStore;
-use crate::govern::{refuse, NewTagLogEntry, RecordKind, RecordWrite, ScanRow, StoredRecord};
+use crate::govern::{
+    refuse, NewTagLogEntry, RecordKind, RecordWrite, ScanRow, StoredRecord, SCREENSHOT_SCANS_KEPT,
+};
 use crate::{columns, Governance, Result, TagLogRow};
 use async_trait::async_trait;
 use tokio_postgres::{GenericClient, Row};
@@ -85,10 +87,12 @@ impl Governance for PostgresStore {
         journey: &str,
         summary: &serde_json::Value,
         report: &str,
+        screenshots: &[(String, Vec<u8>)],
     ) -> Result<ScanRow> {
-        let client = self.client().await?;
-        let row = client
-            .query_one(
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let row = scan_from_row(
+            &tx.query_one(
                 "INSERT INTO scans (journey, at, summary, report) VALUES ($1, $2, $3, $4)
                  RETURNING id, journey, at, summary",
                 &[
@@ -98,8 +102,33 @@ impl Governance for PostgresStore {
                     &report,
                 ],
             )
+            .await?,
+        );
+        let insert = tx
+            .prepare("INSERT INTO scan_screenshots (scan_id, path, image) VALUES ($1, $2, $3)")
             .await?;
-        Ok(scan_from_row(&row))
+        for (path, image) in screenshots {
+            tx.execute(&insert, &[&row.id, path, image]).await?;
+        }
+        tx.execute(
+            "DELETE FROM scan_screenshots WHERE scan_id IN (
+                 SELECT id FROM scans WHERE journey = $1 ORDER BY id DESC OFFSET $2)",
+            &[&journey, &SCREENSHOT_SCANS_KEPT],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(row)
+    }
+
+    async fn scan_screenshot(&self, id: i64, path: &str) -> Result<Option<Vec<u8>>> {
+        let client = self.client().await?;
+        Ok(client
+            .query_opt(
+                "SELECT image FROM scan_screenshots WHERE scan_id = $1 AND path = $2",
+                &[&id, &path],
+            )
+            .await?
+            .map(|row| row.get(0)))
     }
 
     async fn scans(&self, journey: Option<&str>) -> Result<Vec<ScanRow>> {

@@ -1,7 +1,9 @@
 //! The governance registry on SQLite (see `crate::govern`).
 
 use super::SqliteStore;
-use crate::govern::{refuse, NewTagLogEntry, RecordKind, RecordWrite, ScanRow, StoredRecord};
+use crate::govern::{
+    refuse, NewTagLogEntry, RecordKind, RecordWrite, ScanRow, StoredRecord, SCREENSHOT_SCANS_KEPT,
+};
 use crate::{columns, Governance, Result, TagLogRow};
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
@@ -85,16 +87,47 @@ impl Governance for SqliteStore {
         journey: &str,
         summary: &serde_json::Value,
         report: &str,
+        screenshots: &[(String, Vec<u8>)],
     ) -> Result<ScanRow> {
         let (journey, summary, report) =
             (journey.to_string(), summary.to_string(), report.to_string());
+        let screenshots = screenshots.to_vec();
         self.with_conn(move |conn| {
-            Ok(conn.query_row(
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let row = tx.query_row(
                 "INSERT INTO scans (journey, at, summary, report) VALUES (?1, ?2, ?3, ?4)
                  RETURNING id, journey, at, summary",
                 params![journey, sightline_core::time::now_ms(), summary, report],
                 scan_from_row,
-            )?)
+            )?;
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO scan_screenshots (scan_id, path, image) VALUES (?1, ?2, ?3)",
+            )?;
+            for (path, image) in &screenshots {
+                insert.execute(params![row.id, path, image])?;
+            }
+            drop(insert);
+            tx.execute(
+                "DELETE FROM scan_screenshots WHERE scan_id IN (
+                     SELECT id FROM scans WHERE journey = ?1 ORDER BY id DESC LIMIT -1 OFFSET ?2)",
+                params![journey, SCREENSHOT_SCANS_KEPT],
+            )?;
+            tx.commit()?;
+            Ok(row)
+        })
+        .await
+    }
+
+    async fn scan_screenshot(&self, id: i64, path: &str) -> Result<Option<Vec<u8>>> {
+        let path = path.to_string();
+        self.with_conn(move |conn| {
+            Ok(conn
+                .query_row(
+                    "SELECT image FROM scan_screenshots WHERE scan_id = ?1 AND path = ?2",
+                    params![id, path],
+                    |r| r.get(0),
+                )
+                .optional()?)
         })
         .await
     }
