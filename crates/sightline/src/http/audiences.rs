@@ -3,7 +3,7 @@
 use super::contract::shape::{
     any_of, array, identifier, integer, map_of, nullable, number, one_of, string, strings, Fields,
 };
-use super::contract::{json, json_of, list_of, object, shape, Access, Doc, Routes};
+use super::contract::{json, json_of, list_with, object, shape, Access, Doc, Routes};
 use super::{
     bad_request, created, json_body, ok, page_bounds, Acting, Answer, ApiState, Failure, Path,
 };
@@ -27,7 +27,20 @@ pub(super) fn routes() -> Routes {
                 tag,
                 "Audience definitions with their member counts",
                 Access::Token(READERS),
-                list_of("audiences", "An audience: name, rule, syncs, member count"),
+                list_with(
+                    "audiences",
+                    Fields::described("An audience: its name, rule and member count")
+                        .req("name", string())
+                        .req("rule", string())
+                        .req(
+                            "members",
+                            shape::about(
+                                nullable(integer()),
+                                "null until the profiles have picked the audience up",
+                            ),
+                        )
+                        .schema(),
+                ),
             ),
         )
         .post(
@@ -80,7 +93,7 @@ pub(super) fn routes() -> Routes {
                 tag,
                 "Every computed trait definition",
                 Access::Token(READERS),
-                list_of("traits", "A computed trait's definition"),
+                list_with("traits", trait_definition("A computed trait's definition")),
             ),
         )
         .post(
@@ -90,17 +103,7 @@ pub(super) fn routes() -> Routes {
                 tag,
                 "Adds a computed trait: a per-profile aggregate of events",
                 Access::Token(MARKETING),
-                json(
-                    Fields::described("The trait's definition, as stored")
-                        .req("id", integer())
-                        .req("name", string())
-                        .req(
-                            "definition",
-                            shape::free("The computed trait as sent (aggregate, event, within)"),
-                        )
-                        .req("created_at", integer())
-                        .schema(),
-                ),
+                json(trait_definition("The trait's definition, as stored")),
             )
             .status(201)
             .body(object(
@@ -123,6 +126,19 @@ pub(super) fn routes() -> Routes {
             .query("lookback", "How far back touches count, e.g. `30d`")
             .query("model", "Models to run, comma-separated (default all)"),
         )
+}
+
+/// A stored computed trait (`sightline_core::TraitDefinition`).
+fn trait_definition(description: &str) -> Schema {
+    Fields::described(description)
+        .req("id", integer())
+        .req("name", string())
+        .req(
+            "definition",
+            shape::free("The computed trait as sent (aggregate, event, within)"),
+        )
+        .req("created_at", integer())
+        .schema()
 }
 
 /// An audience's members (`audiences::members`, each `profiles::member_json`).

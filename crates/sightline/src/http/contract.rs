@@ -88,14 +88,25 @@ fn json_payload(schema: ObjectBuilder) -> Payload {
     Payload::Json(Box::new(schema.into()))
 }
 
-/// `{"<items>": [objects]}`: a whole list.
+/// `{"<items>": [objects]}`: a whole list, its items described in words.
 pub fn list_of(items: &str, item: &str) -> Payload {
+    list_with(items, loose(item))
+}
+
+/// `{"<items>": [item]}`: a whole list of `item`s.
+pub fn list_with(items: &str, item: Schema) -> Payload {
     json_payload(list_schema(items, item))
 }
 
-/// `{"<items>": [objects], "<cursor>": integer}`: a page of a list, and the cursor to ask
-/// for the next (`null` when the list was empty, for some lists).
+/// `{"<items>": [objects], "<cursor>": integer}`: a page of a list, its items described in
+/// words, and the cursor to ask for the next (`null` when the list was empty, for some
+/// lists).
 pub fn page_of(items: &str, item: &str, cursor: &str) -> Payload {
+    page_with(items, loose(item), cursor)
+}
+
+/// [`page_of`] with `item`'s schema.
+pub fn page_with(items: &str, item: Schema, cursor: &str) -> Payload {
     json_payload(
         list_schema(items, item)
             .property(
@@ -107,17 +118,17 @@ pub fn page_of(items: &str, item: &str, cursor: &str) -> Payload {
     )
 }
 
-fn list_schema(items: &str, item: &str) -> ObjectBuilder {
+fn loose(item: &str) -> Schema {
     ObjectBuilder::new()
         .schema_type(Type::Object)
-        .property(
-            items,
-            ArrayBuilder::new().items(
-                ObjectBuilder::new()
-                    .schema_type(Type::Object)
-                    .description(Some(item)),
-            ),
-        )
+        .description(Some(item))
+        .into()
+}
+
+fn list_schema(items: &str, item: Schema) -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .property(items, ArrayBuilder::new().items(RefOr::T(item)))
         .required(items)
 }
 
@@ -170,6 +181,21 @@ pub mod shape {
     /// An ISO 8601 time, as `sightline_core::time::format_ms` writes it.
     pub fn time() -> Schema {
         text("ISO 8601 time (UTC)")
+    }
+
+    /// `schema` with a description.
+    pub fn about(schema: Schema, description: &str) -> Schema {
+        match schema {
+            Schema::Object(mut o) => {
+                o.description = Some(description.into());
+                Schema::Object(o)
+            }
+            Schema::Array(mut a) => {
+                a.description = Some(description.into());
+                Schema::Array(a)
+            }
+            other => other,
+        }
     }
 
     /// A string of a closed set.

@@ -1,7 +1,7 @@
 //! `/api/v1/imports/crm` and the clerical review queue `/api/v1/link-reviews` (admin only).
 
 use super::contract::shape::{any, array, integer, nullable, number, one_of, string, Fields};
-use super::contract::{json, json_of, page_of, Access, Doc, Routes, Verb};
+use super::contract::{json, json_of, page_with, Access, Doc, Routes, Verb};
 use super::{json_body, ok, page_bounds, Acting, Answer, ApiState, Failure, Path};
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
@@ -18,7 +18,6 @@ pub const MAX_IMPORT_BYTES: usize = 32 * 1024 * 1024;
 
 pub(super) fn routes() -> Routes {
     let tag = "crm";
-    let item = "A clerical review item: the record, the candidate profile, the match probability";
     Routes::new()
         .on(
             Verb::Post,
@@ -40,7 +39,7 @@ pub(super) fn routes() -> Routes {
                 tag,
                 "The clerical review queue",
                 Access::Token(ADMIN),
-                page_of("reviews", item, "next_after"),
+                page_with("reviews", review_item(), "next_after"),
             )
             .query(
                 "status",

@@ -4,7 +4,7 @@ use super::contract::shape::{
     array, boolean, deleted, integer, nullable, one_of, string, strings, Fields,
 };
 use super::contract::{
-    json, json_of, list_of, object, page_of, shape, Access, Doc, Payload, Routes,
+    json, json_of, list_with, object, page_of, page_with, shape, Access, Doc, Payload, Routes,
 };
 use super::{bad_request, created, json_body, ok, page_bounds, Acting, Answer, ApiState, Path};
 use axum::extract::{Query, State};
@@ -27,7 +27,7 @@ pub(super) fn routes() -> Routes {
                 tag,
                 "Every destination, without its signing secret or credential",
                 Access::Token(READERS),
-                list_of("destinations", "A destination: name, type, URL, purposes, events, state"),
+                list_with("destinations", destination("A destination")),
             ),
         )
         .post(
@@ -50,11 +50,7 @@ pub(super) fn routes() -> Routes {
                 tag,
                 "Destinations with a revision waiting for a security approval",
                 Access::Token(READERS),
-                list_of(
-                    "destinations",
-                    "A destination's governance record: status, revision, the configuration \
-                     proposed and the one approved, the fields changed, who proposed and decided",
-                ),
+                list_with("destinations", flow()),
             ),
         )
         .get(
@@ -119,7 +115,7 @@ pub(super) fn routes() -> Routes {
                 tag,
                 "The delivery log, oldest first",
                 Access::Token(READERS),
-                page_of("deliveries", "An event's delivery outcome", "next_after"),
+                page_with("deliveries", delivery(), "next_after"),
             )
             .query("status", "`delivered`, `suppressed` or `dead`")
             .query("after", "Outcomes after this sequence number (default 0)")
@@ -145,12 +141,12 @@ pub(super) fn routes() -> Routes {
         .post(
             "/api/v1/destinations/{name}/disable",
             disable,
-            change("Pauses delivery; the checkpoint holds", json(destination())),
+            change("Pauses delivery; the checkpoint holds", json(destination("The destination as it now stands"))),
         )
         .post(
             "/api/v1/destinations/{name}/enable",
             enable,
-            change("Resumes delivery from where it stopped", json(destination())),
+            change("Resumes delivery from where it stopped", json(destination("The destination as it now stands"))),
         )
         .post(
             "/api/v1/destinations/{name}/skip-to",
@@ -197,8 +193,8 @@ fn created_answer() -> utoipa::openapi::Schema {
 
 /// A destination as configured (`sightline_core::Destination`), its URL's credentials
 /// masked and without its signing secret or credential.
-fn destination() -> utoipa::openapi::Schema {
-    Fields::described("The destination as it now stands")
+fn destination(description: &str) -> utoipa::openapi::Schema {
+    Fields::described(description)
         .req("id", integer())
         .req("name", string())
         .req("kind", kind())
@@ -252,6 +248,26 @@ fn flow() -> utoipa::openapi::Schema {
         .req("changes", array(one_of(&sightline_govern::flow::REVIEWED)))
         .req("proposed_by", string())
         .req("decided_by", nullable(string()))
+        .schema()
+}
+
+/// An event's delivery outcome (`destinations::page_json`).
+fn delivery() -> utoipa::openapi::Schema {
+    Fields::described("An event's delivery outcome")
+        .req("seq", integer())
+        .req("message_id", string())
+        .req("status", one_of(&["delivered", "suppressed", "dead"]))
+        .req("attempts", integer())
+        .req("response_code", nullable(integer()))
+        .req("latency_ms", nullable(integer()))
+        .req(
+            "reason",
+            nullable(shape::text(
+                "Why it was suppressed or dead: which purpose and signal; the response's code \
+                 and body",
+            )),
+        )
+        .req("at", shape::time())
         .schema()
 }
 

@@ -1,7 +1,7 @@
 //! `/api/v1/events`, `/api/v1/consent`, `/api/v1/measurement/consent-denied`.
 
 use super::contract::shape::{array, boolean, integer, string, text, Fields};
-use super::contract::{json, object, page_of, Access, Doc, Routes};
+use super::contract::{json, object, page_with, Access, Doc, Routes};
 use super::{created, json_body, ok, page_bounds, Acting, Answer, ApiState, Failure};
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
@@ -23,11 +23,7 @@ pub(super) fn routes() -> Routes {
                 "events",
                 "The event log, oldest first",
                 Access::Token(READERS),
-                page_of(
-                    "events",
-                    "An event as stored: the Segment JSON with the server's fields and its `seq`",
-                    "next_after",
-                ),
+                page_with("events", super::profiles::event(), "next_after"),
             )
             .query("source", "Only this source's events")
             .query("after", "Events after this sequence number (default 0)")

@@ -6,7 +6,9 @@ use super::contract::shape::{
     any, array, boolean, deleted, held, integer, nullable, number, one_of, string, strings, text,
     time, Fields,
 };
-use super::contract::{json, json_of, list_of, object, shape, Access, Doc, Payload, Routes};
+use super::contract::{
+    json, json_of, list_of, list_with, object, shape, Access, Doc, Payload, Routes,
+};
 use super::{bad_request, created, json_body, ok, Acting, Answer, ApiState, Path, Reader};
 use axum::extract::{Query, State};
 use axum::http::{header, StatusCode};
@@ -40,7 +42,6 @@ pub(super) fn routes() -> Routes {
     let journey_body = || {
         object("`{\"name\":…,\"steps\":[{\"name\":…,\"url\":…}],…}`: a customer journey to scan")
     };
-    let held = "A journey as held: its id, version and definition";
     let schedule_body = || {
         object("`{\"journey\":NAME,\"every\":\"24h\",\"scenarios\":[…],\"alert\":DESTINATION,\"allow_private_network\":false}`: scenarios, alert and allow_private_network (security or admin) are optional")
     };
@@ -63,7 +64,7 @@ pub(super) fn routes() -> Routes {
             schedules,
             read(
                 "The scheduled scans (the config file's `[[schedule]]` and those made through the API) and where each stands",
-                list_of("schedules", "A schedule: journey, period, scenarios, alert, last scan, next run"),
+                list_with("schedules", schedule()),
             ),
         )
         .post(
@@ -108,7 +109,7 @@ pub(super) fn routes() -> Routes {
         .get(
             "/api/v1/journeys",
             journeys,
-            read("Every journey", list_of("journeys", held)),
+            read("Every journey", list_with("journeys", journey_held())),
         )
         .post(
             "/api/v1/journeys",
@@ -151,7 +152,7 @@ pub(super) fn routes() -> Routes {
         .get(
             "/api/v1/tags",
             tags,
-            read("The tag inventory", list_of("tags", "A tag as held, with its status"))
+            read("The tag inventory", list_with("tags", tag_held("A tag as held, with its status")))
                 .query("status", "`proposed`, `approved`, `rejected` or `retired`"),
         )
         .post(
@@ -203,7 +204,7 @@ pub(super) fn routes() -> Routes {
         .get(
             "/api/v1/backlog",
             backlog,
-            read("The findings backlog", list_of("items", "A finding with its owner, deadline and status"))
+            read("The findings backlog", list_with("items", finding()))
                 .query("journey", "Only this journey's findings")
                 .query("owner", "Only this owner's")
                 .query("severity", "`low`, `medium`, `high` or `critical`")
@@ -227,7 +228,7 @@ pub(super) fn routes() -> Routes {
         .get(
             "/api/v1/vendors",
             vendors,
-            read("Vendor risk records", list_of("vendors", "A vendor's risk rating and review dates"))
+            read("Vendor risk records", list_with("vendors", vendor()))
                 .query("overdue", "`true`: only those due for review"),
         )
         .post(
@@ -353,7 +354,7 @@ fn finding() -> Schema {
         .req("by", nullable(string()))
         .req("note", string());
     held(
-        Fields::described("The finding as it now stands")
+        Fields::described("A finding with its owner, deadline and status")
             .req("journey", string())
             .req("finding", key.schema())
             .req("severity", one_of(&SEVERITIES))

@@ -3,7 +3,7 @@
 use super::contract::shape::{
     any_of, array, integer, nullable, string, strings, text, time, Fields,
 };
-use super::contract::{json, json_of, list_of, shape, Access, Doc, Payload, Routes};
+use super::contract::{json, json_of, list_with, shape, Access, Doc, Payload, Routes};
 use super::{bad_request, created, json_body, ok, Acting, Answer, ApiState, Path};
 use axum::extract::{Query, State};
 use serde_json::{json, Value};
@@ -31,10 +31,7 @@ pub(super) fn routes() -> Routes {
                 tag,
                 "Every tracking plan",
                 Access::Token(READERS),
-                list_of(
-                    "tracking_plans",
-                    "A plan's name, version and the sources it holds",
-                ),
+                list_with("tracking_plans", plan()),
             ),
         )
         .post(

@@ -8,7 +8,7 @@ use super::contract::shape::{
     any, array, boolean, identifier, integer, map_of, nullable, number, one_of, string, strings,
     time, Fields,
 };
-use super::contract::{json, json_of, list_of, shape, Access, Doc, Routes};
+use super::contract::{json, json_of, list_with, shape, Access, Doc, Routes};
 use super::{bad_request, created, json_body, off_workers, ok, Acting, Answer, ApiState, Path};
 use axum::extract::{Query, State};
 use axum::http::header;
@@ -60,7 +60,7 @@ pub(super) fn routes() -> Routes {
             "privacy",
             "The latest erasures' receipts, newest first",
             Access::Token(PRIVACY),
-            list_of("erasures", "An erasure's signed receipt"),
+            list_with("erasures", receipt("An erasure's signed receipt")),
         )
         .query("limit", "At most this many (default 100, at most 1000)"),
     )
