@@ -1,6 +1,9 @@
 //! `/api/v1/audiences`, `/api/v1/traits` and `/api/v1/attribution`.
 
-use super::contract::{json_of, list_of, object, Access, Doc, Routes};
+use super::contract::shape::{
+    any_of, array, identifier, integer, map_of, nullable, number, one_of, string, strings, Fields,
+};
+use super::contract::{json, json_of, list_with, object, shape, Access, Doc, Routes};
 use super::{
     bad_request, created, json_body, ok, page_bounds, Acting, Answer, ApiState, Failure, Path,
 };
@@ -12,6 +15,7 @@ use sightline_collect::error;
 use sightline_service::access::{ATTRIBUTION_READERS, MARKETING, READERS};
 use sightline_service::{attribution, audiences, Error};
 use std::collections::HashMap;
+use utoipa::openapi::Schema;
 
 pub(super) fn routes() -> Routes {
     let tag = "audiences";
@@ -23,7 +27,20 @@ pub(super) fn routes() -> Routes {
                 tag,
                 "Audience definitions with their member counts",
                 Access::Token(READERS),
-                list_of("audiences", "An audience: name, rule, syncs, member count"),
+                list_with(
+                    "audiences",
+                    Fields::described("An audience: its name, rule and member count")
+                        .req("name", string())
+                        .req("rule", string())
+                        .req(
+                            "members",
+                            shape::about(
+                                nullable(integer()),
+                                "null until the profiles have picked the audience up",
+                            ),
+                        )
+                        .schema(),
+                ),
             ),
         )
         .post(
@@ -33,7 +50,15 @@ pub(super) fn routes() -> Routes {
                 tag,
                 "Adds an audience defined by a rule in the text form",
                 Access::Token(MARKETING),
-                object("The audience's definition"),
+                json(
+                    Fields::described("The audience's definition")
+                        .req("id", integer())
+                        .req("name", string())
+                        .req("rule", string())
+                        .req("sync", strings())
+                        .req("created_at", integer())
+                        .schema(),
+                ),
             )
             .status(201)
             .body(json_of::<NewAudience>()),
@@ -45,10 +70,16 @@ pub(super) fn routes() -> Routes {
                 tag,
                 "An audience's members (JSON, NDJSON or CSV) or its membership history",
                 Access::Token(READERS),
-                object(
-                    "members: `{\"count\":N,\"members\":[…]}` (or NDJSON/CSV with `format`); \
-                     history: `{\"history\":[…],\"next_after\":ID}`",
-                ),
+                json(any_of([members(), history()])),
+            )
+            .or_as(
+                "application/x-ndjson",
+                "members with `format=ndjson`: a member per line",
+            )
+            .or_as(
+                "text/csv",
+                "members with `format=csv`: `profile,identifiers`, the identifiers as \
+                 `type:value` joined by `;`",
             )
             .path_one_of("part", "What to read", &["members", "history"])
             .query("format", "members: `json` (default), `ndjson` or `csv`")
@@ -62,7 +93,7 @@ pub(super) fn routes() -> Routes {
                 tag,
                 "Every computed trait definition",
                 Access::Token(READERS),
-                list_of("traits", "A computed trait's definition"),
+                list_with("traits", trait_definition("A computed trait's definition")),
             ),
         )
         .post(
@@ -72,7 +103,7 @@ pub(super) fn routes() -> Routes {
                 tag,
                 "Adds a computed trait: a per-profile aggregate of events",
                 Access::Token(MARKETING),
-                object("The trait's definition"),
+                json(trait_definition("The trait's definition, as stored")),
             )
             .status(201)
             .body(object(
@@ -86,7 +117,7 @@ pub(super) fn routes() -> Routes {
                 "attribution",
                 "Multi-touch attribution over stitched journeys, with the variance between models",
                 Access::Token(ATTRIBUTION_READERS),
-                object("Credit per channel for each model, and the variance between them"),
+                json(attribution(true)),
             )
             .query("conversion", "The event that is a conversion (required)")
             .query("value_property", "The property holding the conversion's value")
@@ -95,6 +126,130 @@ pub(super) fn routes() -> Routes {
             .query("lookback", "How far back touches count, e.g. `30d`")
             .query("model", "Models to run, comma-separated (default all)"),
         )
+}
+
+/// A stored computed trait (`sightline_core::TraitDefinition`).
+fn trait_definition(description: &str) -> Schema {
+    Fields::described(description)
+        .req("id", integer())
+        .req("name", string())
+        .req(
+            "definition",
+            shape::free("The computed trait as sent (aggregate, event, within)"),
+        )
+        .req("created_at", integer())
+        .schema()
+}
+
+/// An audience's members (`audiences::members`, each `profiles::member_json`).
+fn members() -> Schema {
+    let member = Fields::described("A member: the profile's id and identifiers")
+        .req("id", integer())
+        .req("identifiers", array(identifier()));
+    Fields::described("members: the audience's members")
+        .req("count", integer())
+        .req("members", array(member.schema()))
+        .schema()
+}
+
+/// An audience's membership changes (`sightline_audience::MembershipChange`), a page.
+fn history() -> Schema {
+    let change = Fields::described("A membership change")
+        .req("audience", string())
+        .req("profile", string())
+        .req("transition", one_of(&["entered", "exited"]))
+        .req("at", integer())
+        .req(
+            "caused_by",
+            any_of([
+                Fields::described("The event with this log sequence number")
+                    .req("event", integer())
+                    .schema(),
+                one_of(&["timer"]),
+            ]),
+        );
+    Fields::described("history: enter and exit records, oldest first")
+        .req("history", array(change.schema()))
+        .req("next_after", nullable(integer()))
+        .schema()
+}
+
+/// The attribution report (`sightline_attribution::journeys_report`, with
+/// `events_without_analytics_consent`); the same report per campaign (`with_campaigns`
+/// false) under `campaigns`.
+fn attribution(with_campaigns: bool) -> Schema {
+    let per_channel = |what: &str| map_of(what, number());
+    let spread = Fields::described("The spread of one channel's credit across the models")
+        .req("mean", number())
+        .req("std_dev", number())
+        .req("min", number())
+        .req("max", number())
+        .req("cv", number());
+    let markov = Fields::new()
+        .req("order", integer())
+        .req("states", integer())
+        .req("conversion_probability", nullable(number()))
+        .req("removal_effects", per_channel("By channel"))
+        .req("value_removal_effects", per_channel("By channel"));
+    let shapley = Fields::new()
+        .req("variant", one_of(&["simplified", "ordered"]))
+        .opt(
+            "conversions_by_position",
+            map_of("By channel", array(number())),
+        );
+    let mut totals = Fields::new()
+        .req("paths", integer())
+        .req("channels", integer())
+        .req("conversions", number())
+        .req("conversion_value", number())
+        .req("nulls", number());
+    if with_campaigns {
+        totals = totals
+            .req("journeys", integer())
+            .req("unattributed_conversions", integer());
+    }
+    let options = Fields::new()
+        .req("markov_order", integer())
+        .req("time_decay_half_life", number())
+        .req("time_decay_unit", one_of(&["steps", "days"]))
+        .req("position_first", number())
+        .req("position_last", number());
+    let mut report = Fields::described(if with_campaigns {
+        "Credit per channel for each model, and the variance between them"
+    } else {
+        "The same report per `channel / campaign`"
+    })
+    .req(
+        "models",
+        map_of(
+            "By model (`first_touch`, `last_touch`, `last_non_direct`, `linear`, `time_decay`, \
+             `position_based`, `markov`, `shapley`, and each with `_value`): credit by channel",
+            per_channel("By channel"),
+        ),
+    )
+    .req("variance", map_of("By channel", spread.schema()))
+    .req(
+        "variance_value",
+        map_of("By channel", {
+            Fields::described("The spread of one channel's value credit across the models")
+                .req("mean", number())
+                .req("std_dev", number())
+                .req("min", number())
+                .req("max", number())
+                .req("cv", number())
+                .schema()
+        }),
+    )
+    .req("markov", markov.schema())
+    .req("shapley", shapley.schema())
+    .req("totals", totals.schema())
+    .req("options", options.schema());
+    if with_campaigns {
+        report = report
+            .req("campaigns", attribution(false))
+            .req("events_without_analytics_consent", integer());
+    }
+    report.schema()
 }
 
 /// `GET /api/v1/audiences`: definitions and member counts.

@@ -14,13 +14,33 @@ pub(super) fn routes() -> Routes {
             "operations",
             "The nodes, who runs which processor, and each processor's lag",
             contract::DETAIL,
-            contract::object(
-                "`node` (the node answering), `log_end` (the log's last seq), `nodes` (id, \
-                 address, version, started_at, seen_ms_ago, alive) and `processors` \
-                 (processor, node, lease_ms_left, applied, lag_events).",
-            ),
+            contract::json(status_schema()),
         ),
     )
+}
+
+/// The cluster as `cluster::read` answers it (`cluster::Status`).
+fn status_schema() -> utoipa::openapi::Schema {
+    use contract::shape::{array, boolean, integer, nullable, string, Fields};
+    let node = Fields::described("A node sharing the store")
+        .req("id", string())
+        .req("address", string())
+        .req("version", string())
+        .req("started_at", integer())
+        .req("seen_ms_ago", integer())
+        .req("alive", boolean());
+    let processor = Fields::described("A processor: the node holding its lease, and its lag")
+        .req("processor", string())
+        .req("node", nullable(string()))
+        .req("lease_ms_left", integer())
+        .req("applied", nullable(integer()))
+        .req("lag_events", nullable(integer()));
+    Fields::described("The nodes, who runs which processor, and each processor's lag")
+        .req("node", nullable(string()))
+        .req("log_end", integer())
+        .req("nodes", array(node.schema()))
+        .req("processors", array(processor.schema()))
+        .schema()
 }
 
 async fn status(Acting(actor): Acting, State(state): State<ApiState>) -> Answer {

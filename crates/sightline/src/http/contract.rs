@@ -88,14 +88,25 @@ fn json_payload(schema: ObjectBuilder) -> Payload {
     Payload::Json(Box::new(schema.into()))
 }
 
-/// `{"<items>": [objects]}`: a whole list.
+/// `{"<items>": [objects]}`: a whole list, its items described in words.
 pub fn list_of(items: &str, item: &str) -> Payload {
+    list_with(items, loose(item))
+}
+
+/// `{"<items>": [item]}`: a whole list of `item`s.
+pub fn list_with(items: &str, item: Schema) -> Payload {
     json_payload(list_schema(items, item))
 }
 
-/// `{"<items>": [objects], "<cursor>": integer}`: a page of a list, and the cursor to ask
-/// for the next (`null` when the list was empty, for some lists).
+/// `{"<items>": [objects], "<cursor>": integer}`: a page of a list, its items described in
+/// words, and the cursor to ask for the next (`null` when the list was empty, for some
+/// lists).
 pub fn page_of(items: &str, item: &str, cursor: &str) -> Payload {
+    page_with(items, loose(item), cursor)
+}
+
+/// [`page_of`] with `item`'s schema.
+pub fn page_with(items: &str, item: Schema, cursor: &str) -> Payload {
     json_payload(
         list_schema(items, item)
             .property(
@@ -107,23 +118,245 @@ pub fn page_of(items: &str, item: &str, cursor: &str) -> Payload {
     )
 }
 
-fn list_schema(items: &str, item: &str) -> ObjectBuilder {
+fn loose(item: &str) -> Schema {
     ObjectBuilder::new()
         .schema_type(Type::Object)
-        .property(
-            items,
-            ArrayBuilder::new().items(
-                ObjectBuilder::new()
-                    .schema_type(Type::Object)
-                    .description(Some(item)),
-            ),
-        )
+        .description(Some(item))
+        .into()
+}
+
+fn list_schema(items: &str, item: Schema) -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .property(items, ArrayBuilder::new().items(RefOr::T(item)))
         .required(items)
 }
 
 /// JSON of a type's schema.
 pub fn json_of<T: utoipa::PartialSchema>() -> Payload {
     Payload::Json(Box::new(T::schema()))
+}
+
+/// JSON of this schema (made with [`shape`]).
+pub fn json(schema: Schema) -> Payload {
+    Payload::Json(Box::new(RefOr::T(schema)))
+}
+
+/// Schemas of the answers whose types live outside the HTTP layer (only this crate depends
+/// on utoipa): what their `Serialize` (or the `json!` that makes them) writes, built with
+/// utoipa's model.
+pub mod shape {
+    use serde_json::Value;
+    use utoipa::openapi::schema::{AdditionalProperties, AnyOfBuilder, SchemaType};
+    use utoipa::openapi::{ArrayBuilder, ObjectBuilder, RefOr, Schema, Type};
+
+    fn typed(t: Type) -> Schema {
+        ObjectBuilder::new().schema_type(t).into()
+    }
+
+    pub fn string() -> Schema {
+        typed(Type::String)
+    }
+
+    pub fn integer() -> Schema {
+        typed(Type::Integer)
+    }
+
+    pub fn number() -> Schema {
+        typed(Type::Number)
+    }
+
+    pub fn boolean() -> Schema {
+        typed(Type::Boolean)
+    }
+
+    /// A string described in words (a format, e.g. `YYYY-MM-DD`).
+    pub fn text(description: &str) -> Schema {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .description(Some(description))
+            .into()
+    }
+
+    /// An ISO 8601 time, as `sightline_core::time::format_ms` writes it.
+    pub fn time() -> Schema {
+        text("ISO 8601 time (UTC)")
+    }
+
+    /// `schema` with a description.
+    pub fn about(schema: Schema, description: &str) -> Schema {
+        match schema {
+            Schema::Object(mut o) => {
+                o.description = Some(description.into());
+                Schema::Object(o)
+            }
+            Schema::Array(mut a) => {
+                a.description = Some(description.into());
+                Schema::Array(a)
+            }
+            other => other,
+        }
+    }
+
+    /// A string of a closed set.
+    pub fn one_of(values: &[&str]) -> Schema {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(values.iter().copied()))
+            .into()
+    }
+
+    /// Any JSON value, described in words.
+    pub fn any(description: &str) -> Schema {
+        ObjectBuilder::new()
+            .schema_type(SchemaType::AnyValue)
+            .description(Some(description))
+            .into()
+    }
+
+    /// `schema`, or `null`.
+    pub fn nullable(schema: Schema) -> Schema {
+        fn with_null(t: SchemaType) -> SchemaType {
+            match t {
+                SchemaType::Type(Type::Null) => SchemaType::Type(Type::Null),
+                SchemaType::Type(t) => SchemaType::from_iter([t, Type::Null]),
+                SchemaType::Array(mut ts) => {
+                    if !ts.contains(&Type::Null) {
+                        ts.push(Type::Null);
+                    }
+                    SchemaType::Array(ts)
+                }
+                SchemaType::AnyValue => SchemaType::AnyValue,
+            }
+        }
+        match schema {
+            Schema::Object(mut o) => {
+                o.schema_type = with_null(o.schema_type);
+                if let Some(values) = &mut o.enum_values {
+                    values.push(Value::Null);
+                }
+                Schema::Object(o)
+            }
+            Schema::Array(mut a) => {
+                a.schema_type = with_null(a.schema_type);
+                Schema::Array(a)
+            }
+            other => any_of([other, typed(Type::Null)]),
+        }
+    }
+
+    /// An array of `item`s.
+    pub fn array(item: Schema) -> Schema {
+        ArrayBuilder::new().items(RefOr::T(item)).into()
+    }
+
+    /// An array of strings.
+    pub fn strings() -> Schema {
+        array(string())
+    }
+
+    /// An object whose keys are names (described) and whose values are `value`s.
+    pub fn map_of(keys: &str, value: Schema) -> Schema {
+        ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .description(Some(keys))
+            .additional_properties(Some(AdditionalProperties::RefOr(RefOr::T(value))))
+            .into()
+    }
+
+    /// A free-form JSON object by nature (an event's `properties`, a profile's traits),
+    /// described in words.
+    pub fn free(description: &str) -> Schema {
+        ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .description(Some(description))
+            .additional_properties(Some(AdditionalProperties::<Schema>::FreeForm(true)))
+            .into()
+    }
+
+    /// Any of `schemas` (the answer's shape depends on the request, e.g. a path segment).
+    pub fn any_of(schemas: impl IntoIterator<Item = Schema>) -> Schema {
+        let mut builder = AnyOfBuilder::new();
+        for schema in schemas {
+            builder = builder.item(RefOr::T(schema));
+        }
+        builder.build().into()
+    }
+
+    /// A JSON object's fields: [`Fields::req`] for those always written, [`Fields::opt`]
+    /// for those only sometimes (`skip_serializing_if`, a key added on a condition).
+    pub struct Fields(ObjectBuilder);
+
+    impl Fields {
+        pub fn new() -> Fields {
+            Fields(ObjectBuilder::new().schema_type(Type::Object))
+        }
+
+        pub fn described(description: &str) -> Fields {
+            Fields(Fields::new().0.description(Some(description)))
+        }
+
+        /// A field always present.
+        pub fn req(self, name: &str, schema: Schema) -> Fields {
+            Fields(self.0.property(name, RefOr::T(schema)).required(name))
+        }
+
+        /// A field present only sometimes.
+        pub fn opt(self, name: &str, schema: Schema) -> Fields {
+            Fields(self.0.property(name, RefOr::T(schema)))
+        }
+
+        /// Other fields of any value besides (a free-form part flattened into it).
+        pub fn open(self) -> Fields {
+            Fields(
+                self.0
+                    .additional_properties(Some(AdditionalProperties::<Schema>::FreeForm(true))),
+            )
+        }
+
+        pub fn schema(self) -> Schema {
+            self.0.into()
+        }
+    }
+
+    impl Default for Fields {
+        fn default() -> Fields {
+            Fields::new()
+        }
+    }
+
+    impl From<Fields> for Schema {
+        fn from(fields: Fields) -> Schema {
+            fields.schema()
+        }
+    }
+
+    /// `{"deleted": NAME}`: what a deletion answers.
+    pub fn deleted() -> Schema {
+        Fields::described("The name of what was deleted")
+            .req("deleted", string())
+            .schema()
+    }
+
+    /// An identifier, `{"type":…,"value":…}` (`sightline_identity::Identifier`).
+    pub fn identifier() -> Schema {
+        Fields::new()
+            .req(
+                "type",
+                text("`user_id`, `email`, `phone`, `device_id`, `anonymous_id` or a custom type"),
+            )
+            .req("value", string())
+            .schema()
+    }
+
+    /// A stored governance record (`registry::Held`): `id` and `version`, then the
+    /// record's own fields (`fields`).
+    pub fn held(fields: Fields) -> Schema {
+        fields
+            .req("id", integer())
+            .req("version", integer())
+            .schema()
+    }
 }
 
 /// A path parameter's description and schema.
@@ -146,6 +379,10 @@ pub struct Doc {
     request: Option<Payload>,
     status: u16,
     answer: Payload,
+    /// Other success statuses answered with the same body (e.g. 200 for a duplicate).
+    also: Vec<u16>,
+    /// Other media types the answer takes on request (e.g. `?format=csv`), described.
+    alternatives: Vec<(&'static str, &'static str)>,
 }
 
 impl Doc {
@@ -165,7 +402,21 @@ impl Doc {
             request: None,
             status: 200,
             answer,
+            also: Vec::new(),
+            alternatives: Vec::new(),
         }
+    }
+
+    /// Also answers `status` with the same body (e.g. 200 for a duplicate of a 201).
+    pub fn also(mut self, status: u16) -> Doc {
+        self.also.push(status);
+        self
+    }
+
+    /// The answer may instead be of `media_type` (described) when the request asks.
+    pub fn or_as(mut self, media_type: &'static str, description: &'static str) -> Doc {
+        self.alternatives.push((media_type, description));
+        self
     }
 
     /// Answers `status` (e.g. 201) on success instead of 200.
@@ -404,17 +655,27 @@ fn operation(verb: Verb, path: &str, doc: &Doc) -> Operation {
         ));
     }
     let (media_type, answer) = content(&doc.answer);
-    let success = match &doc.answer {
-        Payload::Other(_, words) => *words,
-        Payload::Json(_) => "Done.",
+    let mut success = match &doc.answer {
+        Payload::Other(_, words) => words.to_string(),
+        Payload::Json(_) => "Done.".to_string(),
     };
-    op = op.response(
-        doc.status.to_string(),
-        ResponseBuilder::new()
-            .description(success)
-            .content(media_type, answer)
-            .build(),
-    );
+    for (media_type, words) in &doc.alternatives {
+        success.push_str(&format!(" As `{media_type}`: {words}."));
+    }
+    let mut response = ResponseBuilder::new()
+        .description(success)
+        .content(media_type, answer);
+    for (media_type, _) in &doc.alternatives {
+        response = response.content(
+            *media_type,
+            Content::new(Some(ObjectBuilder::new().schema_type(Type::String))),
+        );
+    }
+    let response = response.build();
+    for status in &doc.also {
+        op = op.response(status.to_string(), response.clone());
+    }
+    op = op.response(doc.status.to_string(), response);
     let mut description = String::new();
     match doc.access {
         Access::Open => description.push_str("No credentials needed."),
@@ -548,14 +809,43 @@ fn browser_docs() -> [(Verb, String, Doc); 2] {
                 "tracking",
                 "The settings analytics-next reads from its `cdnURL`, pointing it back here",
                 Access::Open,
-                object(
-                    "`integrations.Segment.io` with `apiKey`, `apiHost` (this server's `/v1`) \
-                     and `protocol`; no other integration; metrics off.",
-                ),
+                json(settings()),
             )
             .path("write_key", key),
         ),
     ]
+}
+
+/// The settings `sightline_collect::browser` answers: the Segment.io integration pointed
+/// back at this server, and nothing else.
+fn settings() -> Schema {
+    use shape::{array, boolean, free, integer, string, Fields};
+    let segment = Fields::described("The Segment.io integration, pointed at this server")
+        .req("apiKey", string())
+        .req("apiHost", shape::text("This server's host and `/v1`"))
+        .req("protocol", shape::one_of(&["http", "https"]))
+        .req("unbundledIntegrations", array(string()))
+        .req("addBundledMetadata", boolean());
+    Fields::described(
+        "`integrations.Segment.io` with `apiKey`, `apiHost` (this server's `/v1`) and \
+         `protocol`; no other integration; metrics off.",
+    )
+    .req(
+        "integrations",
+        Fields::new().req("Segment.io", segment.schema()).schema(),
+    )
+    .req("plan", free("Every call enabled"))
+    .req("edgeFunction", free("None"))
+    .req("analyticsNextEnabled", boolean())
+    .req("middlewareSettings", free("None"))
+    .req("enabledMiddleware", free("None"))
+    .req(
+        "metrics",
+        Fields::new().req("sampleRate", integer()).schema(),
+    )
+    .req("legacyVideoPluginsEnabled", boolean())
+    .req("remotePlugins", array(free("None are listed")))
+    .schema()
 }
 
 /// A Segment call's common fields (the spec's others are accepted as sent).

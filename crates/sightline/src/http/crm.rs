@@ -1,6 +1,7 @@
 //! `/api/v1/imports/crm` and the clerical review queue `/api/v1/link-reviews` (admin only).
 
-use super::contract::{json_of, object, page_of, Access, Doc, Routes, Verb};
+use super::contract::shape::{any, array, integer, nullable, number, one_of, string, Fields};
+use super::contract::{json, json_of, page_with, Access, Doc, Routes, Verb};
 use super::{json_body, ok, page_bounds, Acting, Answer, ApiState, Failure, Path};
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
@@ -10,13 +11,13 @@ use sightline_service::access::ADMIN;
 use sightline_service::crm::{self, mapping::ImportMapping, ProfilesAt};
 use sightline_service::Error;
 use std::collections::HashMap;
+use utoipa::openapi::Schema;
 
 /// The largest import request: the CSV and the mapping in one JSON body.
 pub const MAX_IMPORT_BYTES: usize = 32 * 1024 * 1024;
 
 pub(super) fn routes() -> Routes {
     let tag = "crm";
-    let item = "A clerical review item: the record, the candidate profile, the match probability";
     Routes::new()
         .on(
             Verb::Post,
@@ -27,7 +28,7 @@ pub(super) fn routes() -> Routes {
                 tag,
                 "Imports CRM records (CSV) and links them to profiles, like `sightline import crm`",
                 Access::Token(ADMIN),
-                object("The import's report: records read, linked, new, sent to review"),
+                json(report()),
             )
             .body(json_of::<ImportRequest>()),
         )
@@ -38,9 +39,12 @@ pub(super) fn routes() -> Routes {
                 tag,
                 "The clerical review queue",
                 Access::Token(ADMIN),
-                page_of("reviews", item, "next_after"),
+                page_with("reviews", review_item(), "next_after"),
             )
-            .query("status", "`pending` (default), `accepted`, `rejected` or `all`")
+            .query(
+                "status",
+                "`pending` (default), `accepted`, `rejected` or `all`",
+            )
             .query("after", "Items after this id (default 0)")
             .query("limit", "At most this many (default 100)"),
         )
@@ -51,7 +55,12 @@ pub(super) fn routes() -> Routes {
                 tag,
                 "One review item with its evidence",
                 Access::Token(ADMIN),
-                object("`{\"review\":{…},\"explanation\":\"…\"}`: the item and its match weights as text"),
+                json(
+                    Fields::described("The item, and it and its match weights as text")
+                        .req("review", review_item())
+                        .req("explanation", string())
+                        .schema(),
+                ),
             )
             .path_id("id", "The item's id"),
         )
@@ -62,11 +71,103 @@ pub(super) fn routes() -> Routes {
                 tag,
                 "Accepts (links the record to the profile) or rejects a review item",
                 Access::Token(ADMIN),
-                object("The item as decided"),
+                json(
+                    Fields::described("The item as decided")
+                        .req("id", integer())
+                        .req("status", status())
+                        .req("seq", nullable(integer()))
+                        .req("left", string())
+                        .req("right", string())
+                        .schema(),
+                ),
             )
             .path_id("id", "The item's id")
             .path_one_of("decision", "The decision", &["accept", "reject"]),
         )
+}
+
+/// Where a review item stands (`sightline_core::ReviewStatus`).
+fn status() -> Schema {
+    one_of(&sightline_core::ReviewStatus::ALL.map(|s| s.as_str()))
+}
+
+/// A stored review item (`sightline_core::LinkReview`).
+fn review_item() -> Schema {
+    Fields::described("A clerical review item")
+        .req("id", integer())
+        .req("origin", string())
+        .req("left", string())
+        .req("right", string())
+        .req("match_probability", number())
+        .req(
+            "evidence",
+            any("The engine's explanation: prior, per-field level and weight"),
+        )
+        .req("status", status())
+        .req("created_at", integer())
+        .req("decided_at", nullable(integer()))
+        .req("seq", nullable(integer()))
+        .schema()
+}
+
+/// A link the engine proposed (`crm::plan::ProposedLink`), as `type:value`s.
+fn proposed(fields: Fields) -> Fields {
+    fields
+        .req("pass", one_of(&["profiles", "dedupe"]))
+        .req("left", string())
+        .req("right", string())
+        .req("match_probability", number())
+}
+
+/// What an import did (`crm::ImportReport`).
+fn report() -> Schema {
+    let line = |fields: Fields| fields.req("line", integer()).req("reason", string());
+    let pass = Fields::described("A linkage pass: the engine's summary, or why it could not run")
+        .req("pass", one_of(&["profiles", "dedupe"]))
+        .opt(
+            "summary",
+            Fields::described("The linkage engine's summary of the run")
+                .req("mode", one_of(&["dedupe", "pair"]))
+                .req("left_records", integer())
+                .opt("right_records", integer())
+                .req("compared_pairs", integer())
+                .req("u_sample_pairs", integer())
+                .req("threshold", number())
+                .req("auto_link_threshold", number())
+                .req("links", integer())
+                .req("auto_links", integer())
+                .req("review", integer())
+                .open()
+                .schema(),
+        )
+        .opt("error", string());
+    let auto_link = proposed(Fields::described(
+        "An automatic link, its event's seq (null when logged before) and what identity made of it",
+    ))
+    .req("seq", nullable(integer()))
+    .req("outcome", one_of(&["merged", "refused"]))
+    .opt("rule", string());
+    let queued = proposed(Fields::described(
+        "A pair sent to review; `id` null when it was queued (or decided) before",
+    ))
+    .req("id", nullable(integer()));
+    Fields::described("The import's report: records read, logged, linked, sent to review")
+        .req("file", string())
+        .req("source", string())
+        .req("records", integer())
+        .req("logged", integer())
+        .req("already_logged", integer())
+        .req("bad_rows", array(line(Fields::new()).schema()))
+        .req(
+            "warnings",
+            array(line(Fields::new()).req("column", string()).schema()),
+        )
+        .req("joined_existing", integer())
+        .req("passes", array(pass.schema()))
+        .req("auto_links", array(auto_link.schema()))
+        .req("reviews", array(queued.schema()))
+        .req("reviews_not_queued", integer())
+        .schema()
 }
 
 #[derive(serde::Deserialize, utoipa::ToSchema)]

@@ -1,6 +1,11 @@
 //! `/api/v1/destinations`, their delivery log and replay.
 
-use super::contract::{json_of, list_of, object, page_of, Access, Doc, Routes};
+use super::contract::shape::{
+    array, boolean, deleted, integer, nullable, one_of, string, strings, Fields,
+};
+use super::contract::{
+    json, json_of, list_with, object, page_of, page_with, shape, Access, Doc, Payload, Routes,
+};
 use super::{bad_request, created, json_body, ok, page_bounds, Acting, Answer, ApiState, Path};
 use axum::extract::{Query, State};
 use serde_json::json;
@@ -11,8 +16,8 @@ use std::collections::HashMap;
 
 pub(super) fn routes() -> Routes {
     let tag = "destinations";
-    let change = |summary: &'static str, answer: &'static str| {
-        Doc::new(tag, summary, Access::Token(MARKETING), object(answer))
+    let change = |summary: &'static str, answer: Payload| {
+        Doc::new(tag, summary, Access::Token(MARKETING), answer)
     };
     Routes::new()
         .get(
@@ -22,7 +27,7 @@ pub(super) fn routes() -> Routes {
                 tag,
                 "Every destination, without its signing secret or credential",
                 Access::Token(READERS),
-                list_of("destinations", "A destination: name, type, URL, purposes, events, state"),
+                list_with("destinations", destination("A destination")),
             ),
         )
         .post(
@@ -30,9 +35,7 @@ pub(super) fn routes() -> Routes {
             add,
             change(
                 "Adds a consent-gated destination: a webhook, or a vendor type",
-                "`{\"id\":…,\"name\":…,\"approval\":\"approved\"|\"pending\"}`, with a webhook's \
-                 signing secret, shown this once; a pending destination receives nothing until a \
-                 security reviewer approves it",
+                json(created_answer()),
             )
             .status(201)
             .body(object(
@@ -47,11 +50,7 @@ pub(super) fn routes() -> Routes {
                 tag,
                 "Destinations with a revision waiting for a security approval",
                 Access::Token(READERS),
-                list_of(
-                    "destinations",
-                    "A destination's governance record: status, revision, the configuration \
-                     proposed and the one approved, the fields changed, who proposed and decided",
-                ),
+                list_with("destinations", flow()),
             ),
         )
         .get(
@@ -78,7 +77,7 @@ pub(super) fn routes() -> Routes {
                 "Changes where or what a destination sends; a change by the marketing role waits \
                  for a security approval (as the approval policy says), the approved \
                  configuration staying in force",
-                "The destination's governance record",
+                json(flow()),
             )
             .body(object(
                 "`{\"url\":…,\"purposes\":[…],\"events\":[…],\"types\":[…],\"batch\":N,\
@@ -93,7 +92,7 @@ pub(super) fn routes() -> Routes {
                 "Approves a destination's waiting revision, which is in force at once: a security \
                  reviewer other than its proposer (admin cannot approve)",
                 Access::Token(SECURITY),
-                object("The destination's governance record"),
+                json(flow()),
             )
             .body(json_of::<Reason>()),
         )
@@ -105,7 +104,7 @@ pub(super) fn routes() -> Routes {
                 "Rejects a destination's waiting revision (a reason is required): a security \
                  reviewer other than its proposer",
                 Access::Token(SECURITY),
-                object("The destination's governance record"),
+                json(flow()),
             )
             .body(json_of::<Reason>()),
         )
@@ -116,7 +115,7 @@ pub(super) fn routes() -> Routes {
                 tag,
                 "The delivery log, oldest first",
                 Access::Token(READERS),
-                page_of("deliveries", "An event's delivery outcome", "next_after"),
+                page_with("deliveries", delivery(), "next_after"),
             )
             .query("status", "`delivered`, `suppressed` or `dead`")
             .query("after", "Outcomes after this sequence number (default 0)")
@@ -127,7 +126,7 @@ pub(super) fn routes() -> Routes {
             remove,
             change(
                 "Removes a destination with its delivery log and checkpoints",
-                "`{\"deleted\":NAME}`",
+                json(deleted()),
             ),
         )
         .post(
@@ -135,26 +134,26 @@ pub(super) fn routes() -> Routes {
             replay,
             change(
                 "Sends dead letters or a range of events again; answers the tally",
-                "How many were delivered, suppressed and dead this time",
+                json(tally()),
             )
             .body(json_of::<ReplayRequest>()),
         )
         .post(
             "/api/v1/destinations/{name}/disable",
             disable,
-            change("Pauses delivery; the checkpoint holds", "The destination"),
+            change("Pauses delivery; the checkpoint holds", json(destination("The destination as it now stands"))),
         )
         .post(
             "/api/v1/destinations/{name}/enable",
             enable,
-            change("Resumes delivery from where it stopped", "The destination"),
+            change("Resumes delivery from where it stopped", json(destination("The destination as it now stands"))),
         )
         .post(
             "/api/v1/destinations/{name}/skip-to",
             skip_to,
             change(
                 "Moves a disabled destination's checkpoint: the events up to it are never sent",
-                "The destination",
+                json(skipped()),
             )
             .body(json_of::<SkipTo>()),
         )
@@ -163,10 +162,131 @@ pub(super) fn routes() -> Routes {
             set_credential,
             change(
                 "Replaces a vendor destination's credential",
-                "`{\"destination\":NAME,\"credential\":\"replaced\"}`",
+                json(
+                    Fields::new()
+                        .req("destination", string())
+                        .req("credential", one_of(&["replaced"]))
+                        .schema(),
+                ),
             )
             .body(json_of::<NewCredential>()),
         )
+}
+
+/// A destination's type (`sightline_core::DestinationKind`).
+fn kind() -> utoipa::openapi::Schema {
+    one_of(&sightline_core::DestinationKind::ALL.map(|k| k.as_str()))
+}
+
+/// What creating a destination answers (`approval::created_json`).
+fn created_answer() -> utoipa::openapi::Schema {
+    Fields::described(
+        "The destination's id and name, and its approval: `pending` receives nothing until a \
+         security reviewer approves it. A webhook's signing secret is shown this once.",
+    )
+    .req("id", integer())
+    .req("name", string())
+    .req("approval", one_of(&["pending", "approved", "rejected"]))
+    .opt("signing_secret", string())
+    .schema()
+}
+
+/// A destination as configured (`sightline_core::Destination`), its URL's credentials
+/// masked and without its signing secret or credential.
+fn destination(description: &str) -> utoipa::openapi::Schema {
+    Fields::described(description)
+        .req("id", integer())
+        .req("name", string())
+        .req("kind", kind())
+        .req("url", string())
+        .req("purposes", strings())
+        .req("event_types", strings())
+        .req("event_names", strings())
+        .req("batch_size", integer())
+        .req(
+            "transform",
+            shape::free("allow, deny, hash, rename; `{}` sends events as stored"),
+        )
+        .req(
+            "settings",
+            shape::free("A vendor type's settings that are not secret"),
+        )
+        .req("created_at", integer())
+        .req("disabled", boolean())
+        .req("approved", boolean())
+        .schema()
+}
+
+/// What a destination sends where (`sightline_govern::flow::FlowConfig`).
+fn flow_config() -> utoipa::openapi::Schema {
+    Fields::new()
+        .req("kind", kind())
+        .req("url", string())
+        .req("purposes", strings())
+        .req("event_types", strings())
+        .req("event_names", strings())
+        .req(
+            "transform",
+            shape::any("The transform (allow, deny, hash, rename)"),
+        )
+        .req(
+            "settings",
+            shape::any("A vendor type's settings that are not secret"),
+        )
+        .req("batch_size", integer())
+        .schema()
+}
+
+/// A destination's governance record (`sightline_govern::flow::Flow`), URLs masked.
+fn flow() -> utoipa::openapi::Schema {
+    Fields::described("The destination's governance record")
+        .req("destination", string())
+        .req("status", one_of(&["pending", "approved", "rejected"]))
+        .req("revision", integer())
+        .req("config", flow_config())
+        .req("approved", nullable(flow_config()))
+        .req("changes", array(one_of(&sightline_govern::flow::REVIEWED)))
+        .req("proposed_by", string())
+        .req("decided_by", nullable(string()))
+        .schema()
+}
+
+/// An event's delivery outcome (`destinations::page_json`).
+fn delivery() -> utoipa::openapi::Schema {
+    Fields::described("An event's delivery outcome")
+        .req("seq", integer())
+        .req("message_id", string())
+        .req("status", one_of(&["delivered", "suppressed", "dead"]))
+        .req("attempts", integer())
+        .req("response_code", nullable(integer()))
+        .req("latency_ms", nullable(integer()))
+        .req(
+            "reason",
+            nullable(shape::text(
+                "Why it was suppressed or dead: which purpose and signal; the response's code \
+                 and body",
+            )),
+        )
+        .req("at", shape::time())
+        .schema()
+}
+
+/// What a replay came to (`sightline_activate::Tally`).
+fn tally() -> utoipa::openapi::Schema {
+    Fields::described("How many were delivered, suppressed and dead this time")
+        .req("delivered", integer())
+        .req("suppressed", integer())
+        .req("dead", integer())
+        .schema()
+}
+
+/// Where the checkpoint was and is (`destinations::Skipped`).
+fn skipped() -> utoipa::openapi::Schema {
+    Fields::described("The destination's checkpoint before and after")
+        .req("destination", string())
+        .req("from_seq", integer())
+        .req("to_seq", integer())
+        .schema()
 }
 
 /// `GET /api/v1/destinations`: every destination, without its signing secret.

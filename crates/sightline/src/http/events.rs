@@ -1,6 +1,7 @@
 //! `/api/v1/events`, `/api/v1/consent`, `/api/v1/measurement/consent-denied`.
 
-use super::contract::{object, page_of, Access, Doc, Routes};
+use super::contract::shape::{array, boolean, integer, string, text, Fields};
+use super::contract::{json, object, page_with, Access, Doc, Routes};
 use super::{created, json_body, ok, page_bounds, Acting, Answer, ApiState, Failure};
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
@@ -22,11 +23,7 @@ pub(super) fn routes() -> Routes {
                 "events",
                 "The event log, oldest first",
                 Access::Token(READERS),
-                page_of(
-                    "events",
-                    "An event as stored: the Segment JSON with the server's fields and its `seq`",
-                    "next_after",
-                ),
+                page_with("events", super::profiles::event(), "next_after"),
             )
             .query("source", "Only this source's events")
             .query("after", "Events after this sequence number (default 0)")
@@ -39,9 +36,19 @@ pub(super) fn routes() -> Routes {
                 "consent",
                 "Records consent for an identifier as an event in the log",
                 Access::Token(MARKETING),
-                object("The consent event recorded (200 when it was a duplicate)"),
+                json(
+                    Fields::described(
+                        "The consent event recorded (201, with its `seq`), or a duplicate of one \
+                         recorded within a day (200, `duplicate` true)",
+                    )
+                    .req("messageId", string())
+                    .opt("seq", integer())
+                    .opt("duplicate", boolean())
+                    .schema(),
+                ),
             )
             .status(201)
+            .also(200)
             .body(object(
                 "`{\"identifier\":\"type:value\",\"purposes\":{\"advertising\":false,…}}`",
             )),
@@ -53,7 +60,27 @@ pub(super) fn routes() -> Routes {
                 "events",
                 "Identifier-free counts of the events analytics consent did not cover",
                 Access::Token(READERS),
-                object("`{\"counts\":[…]}` per day, source and event name"),
+                json(
+                    Fields::described("Counts per day, source and event name")
+                        .req(
+                            "counts",
+                            array(
+                                Fields::new()
+                                    .req("day", text("YYYY-MM-DD"))
+                                    .req("source_id", integer())
+                                    .req(
+                                        "event",
+                                        text(
+                                            "A track call's event name, a page or screen \
+                                             call's name, else the call type",
+                                        ),
+                                    )
+                                    .req("count", integer())
+                                    .schema(),
+                            ),
+                        )
+                        .schema(),
+                ),
             )
             .query("from", "First day, YYYY-MM-DD")
             .query("to", "Last day, YYYY-MM-DD"),

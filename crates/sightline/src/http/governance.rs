@@ -2,7 +2,13 @@
 //! metrics and the report. Reads are open to every role but `privacy` ([`Reader`]); what a
 //! change needs is checked by the registry's services.
 
-use super::contract::{json_of, list_of, object, Access, Doc, Payload, Routes};
+use super::contract::shape::{
+    any, array, boolean, deleted, held, integer, nullable, number, one_of, string, strings, text,
+    time, Fields,
+};
+use super::contract::{
+    json, json_of, list_of, list_with, object, shape, Access, Doc, Payload, Routes,
+};
 use super::{bad_request, created, json_body, ok, Acting, Answer, ApiState, Path, Reader};
 use axum::extract::{Query, State};
 use axum::http::{header, StatusCode};
@@ -19,6 +25,7 @@ use sightline_service::governance::registry::{self, Held};
 use sightline_service::governance::{lineage, report, schedule};
 use sightline_service::Error;
 use std::collections::HashMap;
+use utoipa::openapi::Schema;
 
 /// A journey file sent to `POST /api/v1/journeys/import` may be at most this big.
 const MAX_JOURNEY_BYTES: usize = 256 * 1024;
@@ -29,15 +36,12 @@ pub(super) fn routes() -> Routes {
     let read = |summary: &'static str, answer: Payload| {
         Doc::new(tag, summary, Access::Token(READERS), answer)
     };
-    let change = |summary: &'static str, roles, answer: &'static str| {
-        Doc::new(tag, summary, Access::Token(roles), object(answer))
+    let change = |summary: &'static str, roles, answer: Schema| {
+        Doc::new(tag, summary, Access::Token(roles), json(answer))
     };
     let journey_body = || {
         object("`{\"name\":…,\"steps\":[{\"name\":…,\"url\":…}],…}`: a customer journey to scan")
     };
-    let held = "A journey as held: its definition, version and who changed it last";
-    let shown_schedule =
-        "A schedule: journey, period, scenarios, alert, origin, last scan, next run";
     let schedule_body = || {
         object("`{\"journey\":NAME,\"every\":\"24h\",\"scenarios\":[…],\"alert\":DESTINATION,\"allow_private_network\":false}`: scenarios, alert and allow_private_network (security or admin) are optional")
     };
@@ -80,13 +84,13 @@ pub(super) fn routes() -> Routes {
             schedules,
             read(
                 "The scheduled scans (the config file's `[[schedule]]` and those made through the API) and where each stands",
-                list_of("schedules", "A schedule: journey, period, scenarios, alert, last scan, next run"),
+                list_with("schedules", schedule()),
             ),
         )
         .post(
             "/api/v1/schedules",
             add_schedule,
-            change("Schedules a journey's scan (applies without a restart)", TEAMS, shown_schedule)
+            change("Schedules a journey's scan (applies without a restart)", TEAMS, schedule())
                 .status(201)
                 .body(schedule_body()),
         )
@@ -96,7 +100,7 @@ pub(super) fn routes() -> Routes {
             change(
                 "Replaces a schedule made through the API (the body names the same journey)",
                 TEAMS,
-                shown_schedule,
+                schedule(),
             )
             .body(schedule_body()),
         )
@@ -106,7 +110,7 @@ pub(super) fn routes() -> Routes {
             change(
                 "Deletes a schedule made through the API",
                 TEAMS,
-                "`{\"deleted\":JOURNEY}`",
+                deleted(),
             ),
         )
         .post(
@@ -115,44 +119,47 @@ pub(super) fn routes() -> Routes {
             change(
                 "Asks for a scheduled journey's scan now (the node running the schedules starts it within seconds)",
                 TEAMS,
-                "`{\"journey\":NAME,\"requested_at\":TIME}`",
+                Fields::described("The scan asked for")
+                    .req("journey", string())
+                    .req("requested_at", time())
+                    .schema(),
             )
             .status(202),
         )
         .get(
             "/api/v1/journeys",
             journeys,
-            read("Every journey", list_of("journeys", held)),
+            read("Every journey", list_with("journeys", journey_held())),
         )
         .post(
             "/api/v1/journeys",
             add_journey,
-            change("Adds a journey", MARKETING, held)
+            change("Adds a journey", MARKETING, journey_held())
                 .status(201)
                 .body(journey_body()),
         )
         .post(
             "/api/v1/journeys/import",
             import_journey,
-            change("Imports a scanner journey file (TOML)", MARKETING, held).body(
+            change("Imports a scanner journey file (TOML)", MARKETING, journey_held()).body(
                 Payload::Other("application/toml", "A journey file as `sightline scan` reads it"),
             ),
         )
         .get(
             "/api/v1/journeys/{name}",
             journey,
-            read("A journey", object(held)),
+            read("A journey", json(journey_held())),
         )
         .put(
             "/api/v1/journeys/{name}",
             replace_journey,
-            change("Replaces a journey (the body names the same journey)", MARKETING, held)
+            change("Replaces a journey (the body names the same journey)", MARKETING, journey_held())
                 .body(journey_body()),
         )
         .delete(
             "/api/v1/journeys/{name}",
             delete_journey,
-            change("Deletes a journey", MARKETING, "`{\"deleted\":NAME}`"),
+            change("Deletes a journey", MARKETING, deleted()),
         )
         .get(
             "/api/v1/journeys/{name}/export",
@@ -165,7 +172,7 @@ pub(super) fn routes() -> Routes {
         .get(
             "/api/v1/tags",
             tags,
-            read("The tag inventory", list_of("tags", "A tag as held, with its status"))
+            read("The tag inventory", list_with("tags", tag_held("A tag as held, with its status")))
                 .query("status", "`proposed`, `approved`, `rejected` or `retired`"),
         )
         .post(
@@ -174,7 +181,7 @@ pub(super) fn routes() -> Routes {
             change(
                 "Proposes a tag; a security person approves it",
                 MARKETING,
-                "The tag as proposed",
+                tag_held("The tag as proposed"),
             )
             .status(201)
             .body(json_of::<Proposal>()),
@@ -190,7 +197,9 @@ pub(super) fn routes() -> Routes {
             change(
                 "Proposes a tag for each vendor a scan saw that the inventory lacks",
                 MARKETING,
-                "`{\"proposed\":[…]}`",
+                Fields::described("The tags proposed, one per vendor the inventory lacked")
+                    .req("proposed", array(tag_held("A tag as proposed")))
+                    .schema(),
             )
             .body(json_of::<Adopt>()),
         )
@@ -206,7 +215,7 @@ pub(super) fn routes() -> Routes {
             change(
                 "Approves, rejects or retires a tag (the workflow decides which action is whose)",
                 TEAMS,
-                "The tag as it now stands",
+                tag_held("The tag as it now stands"),
             )
             .path_id("id", "The tag's id")
             .path_one_of("action", "The action", &["approve", "reject", "retire"])
@@ -215,7 +224,7 @@ pub(super) fn routes() -> Routes {
         .get(
             "/api/v1/backlog",
             backlog,
-            read("The findings backlog", list_of("items", "A finding with its owner, deadline and status"))
+            read("The findings backlog", list_with("items", finding()))
                 .query("journey", "Only this journey's findings")
                 .query("owner", "Only this owner's")
                 .query("severity", "`low`, `medium`, `high` or `critical`")
@@ -228,7 +237,7 @@ pub(super) fn routes() -> Routes {
             change(
                 "Acts on a finding: assign, fix, accept the risk, reopen",
                 TEAMS,
-                "The finding as it now stands",
+                finding(),
             )
             .path_id("id", "The finding's id")
             .body(object(
@@ -239,13 +248,13 @@ pub(super) fn routes() -> Routes {
         .get(
             "/api/v1/vendors",
             vendors,
-            read("Vendor risk records", list_of("vendors", "A vendor's risk rating and review dates"))
+            read("Vendor risk records", list_with("vendors", vendor()))
                 .query("overdue", "`true`: only those due for review"),
         )
         .post(
             "/api/v1/vendors",
             put_vendor,
-            change("Records a vendor's risk", SECURITY, "The vendor's record").body(object(
+            change("Records a vendor's risk", SECURITY, vendor()).body(object(
                 "`{\"vendor\":…,\"rating\":\"low|medium|high|critical\",…}`",
             )),
         )
@@ -266,7 +275,7 @@ pub(super) fn routes() -> Routes {
             governance_metrics,
             attribution_query(read(
                 "Governance metrics over time",
-                object("The series: tags, findings, violations, coverage"),
+                json(series()),
             )),
         )
         .get(
@@ -277,6 +286,174 @@ pub(super) fn routes() -> Routes {
                 Payload::Other("text/html", "A self-contained HTML page"),
             )),
         )
+}
+
+/// A schedule and where it stands (`schedule::shown`).
+fn schedule() -> Schema {
+    Fields::described("A schedule and where it stands")
+        .req("journey", string())
+        .req("every", text("The period, e.g. `1day`, `12h`"))
+        .req("scenarios", strings())
+        .req("alert", nullable(string()))
+        .req("allow_private_network", boolean())
+        .req("origin", one_of(&["config", "api"]))
+        .req(
+            "last_scan",
+            nullable(
+                Fields::new()
+                    .req("id", integer())
+                    .req("at", time())
+                    .schema(),
+            ),
+        )
+        .req("next_run", time())
+        .req("run_requested", boolean())
+        .schema()
+}
+
+/// A journey as held (`Held<Journey>`).
+fn journey_held() -> Schema {
+    let step = Fields::new()
+        .req("name", string())
+        .req("url", string())
+        .opt("actions", array(any("A scanner action")));
+    held(
+        Fields::described("A journey as held: its id, version and definition")
+            .req("name", string())
+            .req("steps", array(step.schema()))
+            .opt("settings", shape::free("The scanner's settings for it")),
+    )
+}
+
+/// A tag as held (`Held<Tag>`, its spec flattened).
+fn tag_held(description: &str) -> Schema {
+    let step = Fields::new().req("journey", string()).req("step", string());
+    held(
+        Fields::described(description)
+            .req("vendor", string())
+            .req("purpose", string())
+            .req("owner", string())
+            .req("steps", array(step.schema()))
+            .req("data_collected", strings())
+            .req("consent_purpose", nullable(string()))
+            .req(
+                "classification",
+                one_of(&["essential", "optional", "questionable"]),
+            )
+            .req("environment", one_of(&["production", "staging"]))
+            .req("review_date", nullable(text("YYYY-MM-DD")))
+            .req(
+                "status",
+                one_of(&["proposed", "approved", "rejected", "retired"]),
+            )
+            .req("revision", integer())
+            .req("proposed_by", string())
+            .req("decided_by", nullable(string())),
+    )
+}
+
+const SEVERITIES: [&str; 4] = ["low", "medium", "high", "critical"];
+const BACKLOG_STATUSES: [&str; 4] = ["open", "accepted_risk", "fixed", "verified"];
+
+/// A backlog item as shown (`registry::backlog_json`).
+fn finding() -> Schema {
+    let key = Fields::new()
+        .req("kind", string())
+        .req("scenario", nullable(string()))
+        .req("step", nullable(string()))
+        .req("vendor", string());
+    let acceptance = Fields::new()
+        .req("reason", string())
+        .req("expires", text("YYYY-MM-DD"))
+        .req("by", string());
+    let transition = Fields::new()
+        .req("at", integer())
+        .req("from", nullable(one_of(&BACKLOG_STATUSES)))
+        .req("to", one_of(&BACKLOG_STATUSES))
+        .req("scan", nullable(integer()))
+        .req("by", nullable(string()))
+        .req("note", string());
+    held(
+        Fields::described("A finding with its owner, deadline and status")
+            .req("journey", string())
+            .req("finding", key.schema())
+            .req("severity", one_of(&SEVERITIES))
+            .req("message", string())
+            .req("evidence", nullable(string()))
+            .req("owner", nullable(string()))
+            .req("deadline", nullable(text("YYYY-MM-DD")))
+            .req("impact", nullable(string()))
+            .req("status", one_of(&BACKLOG_STATUSES))
+            .req("acceptance", nullable(acceptance.schema()))
+            .req("first_seen_scan", integer())
+            .req("last_seen_scan", integer())
+            .req("last_checked_scan", integer())
+            .req("history", array(transition.schema()))
+            .req("overdue", boolean()),
+    )
+}
+
+/// A vendor's risk record as shown (`registry::vendor_json`).
+fn vendor() -> Schema {
+    held(
+        Fields::described("The vendor's record, with its next review and whether it is overdue")
+            .req("vendor", string())
+            .req("data_shared", strings())
+            .req("purposes", strings())
+            .req(
+                "dpa",
+                one_of(&["missing", "requested", "signed", "not_needed"]),
+            )
+            .req("sub_processors", strings())
+            .req("last_review", nullable(text("YYYY-MM-DD")))
+            .req("review_every_days", integer())
+            .req("rating", one_of(&SEVERITIES))
+            .req("notes", nullable(string()))
+            .req(
+                "next_review",
+                nullable(text("YYYY-MM-DD; none when never reviewed")),
+            )
+            .req("overdue", boolean()),
+    )
+}
+
+/// The governance metrics (`metrics::Series::to_json`).
+fn series() -> Schema {
+    let scan = Fields::described("One scan's figures")
+        .req("scan_id", integer())
+        .req("journey", string())
+        .req("at", integer())
+        .req("day", text("YYYY-MM-DD"))
+        .req("tag_count", integer())
+        .req("vendor_count", integer())
+        .req("undocumented_vendors", integer())
+        .req("tags_before_consent", integer())
+        .req("blocked_script_rate", nullable(number()))
+        .req("third_party_latency_ms", nullable(number()))
+        .req("vendor_reduction", integer())
+        .req("tags", strings())
+        .req("vendors", strings())
+        .req("undocumented", strings())
+        .req("before_consent", strings());
+    let day = Fields::described("One day's figures")
+        .req("day", text("YYYY-MM-DD"))
+        .req("scans", integer())
+        .req("journeys", integer())
+        .req("tag_count", nullable(integer()))
+        .req("vendor_count", nullable(integer()))
+        .req("undocumented_vendors", nullable(integer()))
+        .req("tags_before_consent", nullable(integer()))
+        .req("blocked_script_rate", nullable(number()))
+        .req("third_party_latency_ms", nullable(number()))
+        .req("vendor_reduction", nullable(integer()))
+        .req("events", integer())
+        .req("with_consent_signal", integer())
+        .req("consent_quality", nullable(number()))
+        .req("attribution_variance", nullable(number()));
+    Fields::described("The series per scan and per day: tags, vendors, consent, variance")
+        .req("scans", array(scan.schema()))
+        .req("days", array(day.schema()))
+        .schema()
 }
 
 /// `?format=openlineage` (default; JSON lines), `dot` or `mermaid`.

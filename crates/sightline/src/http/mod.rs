@@ -241,7 +241,26 @@ pub(crate) fn main_routes(metrics_on_main: bool) -> Routes {
                 operations,
                 "This document: the API's OpenAPI 3.1 contract (it holds no data)",
                 Access::Open,
-                contract::object("The OpenAPI document, as checked in at docs/openapi.json."),
+                contract::json(
+                    contract::shape::Fields::described(
+                        "The OpenAPI document, as checked in at docs/openapi.json.",
+                    )
+                    .req("openapi", contract::shape::string())
+                    .req(
+                        "info",
+                        contract::shape::free("The API's title, version and description"),
+                    )
+                    .req(
+                        "paths",
+                        contract::shape::free("Every route, by path and method"),
+                    )
+                    .opt(
+                        "components",
+                        contract::shape::free("Schemas and security schemes"),
+                    )
+                    .open()
+                    .schema(),
+                ),
             ),
         );
     if !metrics_on_main {

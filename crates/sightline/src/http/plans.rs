@@ -1,6 +1,9 @@
 //! `/api/v1/tracking-plans` and a source's plan and violations.
 
-use super::contract::{json_of, list_of, object, Access, Doc, Payload, Routes};
+use super::contract::shape::{
+    any_of, array, integer, nullable, string, strings, text, time, Fields,
+};
+use super::contract::{json, json_of, list_with, shape, Access, Doc, Payload, Routes};
 use super::{bad_request, created, json_body, ok, Acting, Answer, ApiState, Path};
 use axum::extract::{Query, State};
 use serde_json::{json, Value};
@@ -8,10 +11,18 @@ use sightline_core::time;
 use sightline_service::access::{ADMIN, READERS};
 use sightline_service::plans::{self, ImportFormat};
 use std::collections::HashMap;
+use utoipa::openapi::Schema;
 
 pub(super) fn routes() -> Routes {
     let tag = "tracking plans";
-    let stored = "`{\"name\":…,\"version\":N}`: the plan's version now in force";
+    let stored = || {
+        json(
+            Fields::described("The plan's version now in force")
+                .req("name", string())
+                .req("version", integer())
+                .schema(),
+        )
+    };
     Routes::new()
         .get(
             "/api/v1/tracking-plans",
@@ -20,10 +31,7 @@ pub(super) fn routes() -> Routes {
                 tag,
                 "Every tracking plan",
                 Access::Token(READERS),
-                list_of(
-                    "tracking_plans",
-                    "A plan's name, version and the sources it holds",
-                ),
+                list_with("tracking_plans", plan()),
             ),
         )
         .post(
@@ -33,7 +41,7 @@ pub(super) fn routes() -> Routes {
                 tag,
                 "Adds a plan, or its next version",
                 Access::Token(ADMIN),
-                object(stored),
+                stored(),
             )
             .status(201)
             .body(json_of::<NewPlan>()),
@@ -45,7 +53,7 @@ pub(super) fn routes() -> Routes {
                 tag,
                 "Imports a Segment tracking plan or Iglu schema",
                 Access::Token(ADMIN),
-                object(stored),
+                stored(),
             )
             .status(201)
             .query("format", "`segment` (default) or `iglu`")
@@ -60,7 +68,7 @@ pub(super) fn routes() -> Routes {
                 tag,
                 "A plan's document",
                 Access::Token(READERS),
-                object("The plan; with `format=segment`, as a Segment tracking plan"),
+                json(any_of([plan(), segment_plan()])),
             )
             .query("version", "This version (default the latest)")
             .query("format", "`segment`: as a Segment tracking plan"),
@@ -72,7 +80,7 @@ pub(super) fn routes() -> Routes {
                 tag,
                 "Stores a plan's next version",
                 Access::Token(ADMIN),
-                object(stored),
+                stored(),
             )
             .body(Payload::Other("application/json", "The plan document")),
         )
@@ -83,7 +91,12 @@ pub(super) fn routes() -> Routes {
                 tag,
                 "Holds a source to a plan (or releases it), with its fixes",
                 Access::Token(ADMIN),
-                object("`{\"source\":NAME,\"plan\":NAME|null}`"),
+                json(
+                    Fields::described("The plan the source is now held to; null for none")
+                        .req("source", string())
+                        .req("plan", nullable(string()))
+                        .schema(),
+                ),
             )
             .body(json_of::<Assignment>()),
         )
@@ -94,13 +107,71 @@ pub(super) fn routes() -> Routes {
                 tag,
                 "A source's tracking plan violations",
                 Access::Token(READERS),
-                object("Violations counted by event and field, with examples"),
+                json(violations_answer()),
             )
             .query(
                 "since",
                 "From this day, YYYY-MM-DD (default: the last 7 days)",
             ),
         )
+}
+
+/// A plan's version as stored (`plans::plan_json`).
+fn plan() -> Schema {
+    Fields::described("The plan's version, the sources held to it and its document")
+        .req("name", string())
+        .req("version", integer())
+        .req("updated_at", time())
+        .req("sources", strings())
+        .req("plan", shape::free("The plan document"))
+        .schema()
+}
+
+/// A plan as a Segment tracking plan (`sightline_plans::import::to_segment`).
+fn segment_plan() -> Schema {
+    let event = Fields::new()
+        .req("name", string())
+        .req("description", string())
+        .req("rules", shape::free("The JSON Schema of the event's call"))
+        .req("version", integer());
+    Fields::described("With `format=segment`: the plan as a Segment tracking plan")
+        .req("name", string())
+        .req("description", string())
+        .req(
+            "rules",
+            Fields::new()
+                .req("events", array(event.schema()))
+                .opt(
+                    "identify",
+                    shape::free("The JSON Schema of an identify call"),
+                )
+                .opt("group", shape::free("The JSON Schema of a group call"))
+                .opt("global", shape::free("The JSON Schema of every call"))
+                .schema(),
+        )
+        .schema()
+}
+
+/// A source's violations (`plans::violations`).
+fn violations_answer() -> Schema {
+    let count = Fields::new()
+        .req("day", text("YYYY-MM-DD"))
+        .req("event", string())
+        .req("type", string())
+        .req("count", integer());
+    let sample = Fields::new()
+        .req("event", string())
+        .req("type", string())
+        .req(
+            "sample",
+            shape::any("The violating event, its values masked"),
+        );
+    Fields::described("Violations counted per day, event and kind, with the newest samples")
+        .req("source", string())
+        .req("since", text("YYYY-MM-DD"))
+        .req("counts", array(count.schema()))
+        .req("samples", array(sample.schema()))
+        .schema()
 }
 
 /// Puts a change in force in this server now (others pick it up within a second); the

@@ -4,7 +4,11 @@
 //! its id, which `GET /api/v1/privacy/erasures/{id}` reads again (privacy and admin roles;
 //! the service checks and records each in the audit log).
 
-use super::contract::{json_of, list_of, object, Access, Doc, Routes};
+use super::contract::shape::{
+    any, array, boolean, identifier, integer, map_of, nullable, number, one_of, string, strings,
+    time, Fields,
+};
+use super::contract::{json, json_of, list_with, shape, Access, Doc, Routes};
 use super::{bad_request, created, json_body, off_workers, ok, Acting, Answer, ApiState, Path};
 use axum::extract::{Query, State};
 use axum::http::header;
@@ -14,6 +18,7 @@ use sightline_service::access::PRIVACY;
 use sightline_service::erase::{self, Running, Suppress};
 use sightline_service::privacy::{self, Format};
 use std::collections::HashMap;
+use utoipa::openapi::Schema;
 
 pub(super) fn routes() -> Routes {
     Routes::new().get(
@@ -23,8 +28,9 @@ pub(super) fn routes() -> Routes {
             "privacy",
             "A subject access export: everything held about the person (recorded in the audit log)",
             Access::Token(PRIVACY),
-            object("The export; with `?format=html` a readable page (text/html) instead"),
+            json(export()),
         )
+        .or_as("text/html", "with `?format=html`, the export as a readable page")
         .path(
             "id",
             "An identifier as `type:value`, e.g. `email:ann@example.com`",
@@ -39,10 +45,10 @@ pub(super) fn routes() -> Routes {
             "Erases the person holding an identifier: their events and every row derived from \
              them; answers the signed receipt (recorded in the audit log)",
             Access::Token(PRIVACY),
-            object(
-                "The receipt: `id`, `status`, `outcome` (`erased`, `nothing found` or \
-                 `already erased`), `counts` per table, `signature`",
-            ),
+            json(receipt(
+                "The signed receipt: what was removed (no identifier in clear), counts per \
+                 table, the destinations sent a deletion request and their answers",
+            )),
         )
         .status(201)
         .body(json_of::<NewErasure>()),
@@ -54,7 +60,7 @@ pub(super) fn routes() -> Routes {
             "privacy",
             "The latest erasures' receipts, newest first",
             Access::Token(PRIVACY),
-            list_of("erasures", "An erasure's signed receipt"),
+            list_with("erasures", receipt("An erasure's signed receipt")),
         )
         .query("limit", "At most this many (default 100, at most 1000)"),
     )
@@ -65,10 +71,149 @@ pub(super) fn routes() -> Routes {
             "privacy",
             "An erasure's status and signed receipt",
             Access::Token(PRIVACY),
-            object("The receipt, as the erasure answered it"),
+            json(receipt(
+                "The receipt, as the erasure answered it; `follow_up` says what became of \
+                 the deletion requests still queued when it was signed",
+            )),
         )
         .path("id", "The erasure's id, e.g. `er_…`"),
     )
+}
+
+/// An erasure's signed receipt (`erase::receipt`, `erase::sign`, `erase::get`).
+fn receipt(description: &str) -> Schema {
+    let answer = || {
+        Fields::described("A destination's deletion request and its answer")
+            .req("destination", string())
+            .req(
+                "status",
+                one_of(&[
+                    "accepted", "refused", "queued", "not_sent", "gone", "failed",
+                ]),
+            )
+            .opt("attempts", integer())
+            .opt("code", nullable(integer()))
+            .opt("reason", string())
+    };
+    Fields::described(description)
+        .req("id", string())
+        .req("status", one_of(&["completed"]))
+        .req(
+            "outcome",
+            one_of(&["erased", "nothing found", "already erased"]),
+        )
+        .req("requested_at", time())
+        .req("completed_at", time())
+        .req("actor", string())
+        .req(
+            "subject",
+            Fields::new()
+                .req("identifier_type", string())
+                .req("identifier_hmac_sha256", string())
+                .schema(),
+        )
+        .req(
+            "removed",
+            Fields::new()
+                .req("profiles", integer())
+                .req("identifiers", integer())
+                .req("events", integer())
+                .schema(),
+        )
+        .req("counts", map_of("Rows deleted, by table", integer()))
+        .req(
+            "suppression",
+            Fields::new()
+                .req("mode", one_of(&["drop", "strip"]))
+                .req("identifiers_listed", integer())
+                .schema(),
+        )
+        .req("destinations_notified", array(answer().schema()))
+        .req(
+            "signature",
+            Fields::new()
+                .req("algorithm", one_of(&["HMAC-SHA256"]))
+                .req("value", string())
+                .schema(),
+        )
+        .opt(
+            "follow_up",
+            array(answer().opt("next_attempt_at", time()).schema()),
+        )
+        .schema()
+}
+
+/// A subject access export (`sightline_service::privacy::export`).
+fn export() -> Schema {
+    let trait_row = Fields::new()
+        .req("trait", string())
+        .req("value", any("The value"))
+        .req("set_at", time())
+        .req("seq", integer())
+        .req("source", string());
+    let audience_change = Fields::new()
+        .req("id", integer())
+        .req("audience", string())
+        .req("profile", any("The profile id"))
+        .req("transition", one_of(&["entered", "exited"]))
+        .req("at", nullable(time()))
+        .req("caused_by", any("`{\"event\":SEQ}` or `\"timer\"`"));
+    let review = Fields::new()
+        .req("id", integer())
+        .req("origin", string())
+        .req("left", string())
+        .req("right", string())
+        .req("match_probability", number())
+        .req("evidence", any("The match weights"))
+        .req("status", one_of(&["pending", "accepted", "rejected"]))
+        .req("created_at", integer())
+        .req("decided_at", nullable(integer()))
+        .req("seq", nullable(integer()));
+    let event = Fields::described("An event as stored, with its source's name")
+        .req("seq", integer())
+        .req("source", string())
+        .open();
+    Fields::described("Everything held about the person holding the identifier")
+        .req("subject", string())
+        .req("found", boolean())
+        .req("profile", nullable(super::profiles::unified_profile()))
+        .req("identifiers", array(identifier()))
+        .req("merges", array(super::profiles::merge()))
+        .req("traits", array(trait_row.schema()))
+        .req(
+            "computed_traits",
+            shape::free("By computed trait: its value now"),
+        )
+        .req("consent", super::profiles::consent())
+        .req("audiences", strings())
+        .req("audience_history", array(audience_change.schema()))
+        .req(
+            "deliveries",
+            array(shape::free(
+                "A destination's outcome for one of their events: destination, type, \
+                 purposes, seq, message_id, status, at, attempts, response_code, reason",
+            )),
+        )
+        .req(
+            "audience_syncs",
+            array(shape::free(
+                "An audience change synced to a destination, and whether the sync passed it",
+            )),
+        )
+        .req(
+            "crm_rows",
+            array(shape::free(
+                "A CRM row imported about them: seq, source, imported_at, kind, file, line, \
+                 identifiers, traits",
+            )),
+        )
+        .req("link_reviews", array(review.schema()))
+        .req("events", array(event.schema()))
+        .req("notes", strings())
+        .req("generated_at", time())
+        .req("profiles_through_seq", integer())
+        .req("log_last_seq", integer())
+        .schema()
 }
 
 #[derive(serde::Deserialize, utoipa::ToSchema)]

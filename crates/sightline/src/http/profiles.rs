@@ -1,6 +1,9 @@
 //! `/api/v1/profiles/{type}:{value}` and what is below a profile.
 
-use super::contract::{object, Access, Doc, Routes};
+use super::contract::shape::{
+    any, any_of, array, identifier, integer, map_of, nullable, one_of, string, time, Fields,
+};
+use super::contract::{json, shape, Access, Doc, Routes};
 use super::{bad_request, ok, Acting, Answer, ApiState, Failure, Path};
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
@@ -9,6 +12,7 @@ use sightline_collect::error;
 use sightline_service::access::{Actor, PROFILE_READERS};
 use sightline_service::lookup;
 use std::collections::HashMap;
+use utoipa::openapi::Schema;
 
 /// What is below a profile.
 const PARTS: &[&str] = &[
@@ -31,7 +35,7 @@ pub(super) fn routes() -> Routes {
                 "profiles",
                 "A unified profile, found by any of its identifiers (404 when none holds it)",
                 Access::Token(PROFILE_READERS),
-                object("`{\"id\":…,\"identifiers\":[{\"type\":…,\"value\":…}],\"traits\":{…},…}`"),
+                json(unified_profile()),
             )
             .path("id", id),
         )
@@ -42,7 +46,29 @@ pub(super) fn routes() -> Routes {
                 "profiles",
                 "A part of a profile: its traits, computed traits, events (newest first), identifiers, merges or consent",
                 Access::Token(PROFILE_READERS),
-                object("The part; `events` answers `{\"events\":[…],\"next_before\":SEQ}`"),
+                json(any_of([
+                    Fields::described("traits: each trait with its value and provenance")
+                        .req("traits", map_of("By trait", stored_trait()))
+                        .schema(),
+                    Fields::described("computed: the computed traits' values")
+                        .req(
+                            "computed",
+                            shape::free("By computed trait: its value now"),
+                        )
+                        .schema(),
+                    Fields::described("events: a page of the profile's events, newest first")
+                        .req("events", array(event()))
+                        .req("next_before", nullable(integer()))
+                        .schema(),
+                    Fields::described("identifiers")
+                        .req("identifiers", array(identifier()))
+                        .schema(),
+                    Fields::described("merges: the profile's history, and in words")
+                        .req("merges", array(merge()))
+                        .req("explanation", array(string()))
+                        .schema(),
+                    consent(),
+                ])),
             )
             .path("id", id)
             .path_one_of("part", "What to read", PARTS)
@@ -50,6 +76,88 @@ pub(super) fn routes() -> Routes {
             .query("before", "events: before this sequence number")
             .query("at", "consent: as it stood at this ISO 8601 time"),
         )
+}
+
+/// A profile as the API shows it (`sightline_profiles::ProfileView::to_json`).
+pub(super) fn unified_profile() -> Schema {
+    Fields::described("The unified profile: its identifiers, traits and activity")
+        .req("id", integer())
+        .req("identifiers", array(identifier()))
+        .req("traits", shape::free("By trait: its latest value"))
+        .req("first_seen", nullable(time()))
+        .req("last_seen", nullable(time()))
+        .req("event_count", integer())
+        .schema()
+}
+
+/// A trait with its provenance (`sightline_profiles::Trait`).
+fn stored_trait() -> Schema {
+    Fields::new()
+        .req("value", any("The value"))
+        .req("at", integer())
+        .req("seq", integer())
+        .req("source_id", integer())
+        .schema()
+}
+
+/// An event as stored: the Segment JSON with the server's fields and its `seq`.
+pub(super) fn event() -> Schema {
+    Fields::described("An event as stored: the Segment JSON with the server's fields")
+        .req("seq", integer())
+        .opt("type", string())
+        .open()
+        .schema()
+}
+
+/// A record of a profile's history (`sightline_identity::Record`: the change flattened).
+pub(super) fn merge() -> Schema {
+    Fields::described("A change of the profile's identity, at the event `seq`")
+        .req("seq", integer())
+        .req(
+            "change",
+            one_of(&[
+                "create_profile",
+                "attach",
+                "merge",
+                "refuse",
+                "seen_with",
+                "flag_shared",
+            ]),
+        )
+        .opt("rule", string())
+        .opt(
+            "linkage",
+            shape::free("The record linkage evidence, when a link caused it"),
+        )
+        .open()
+        .schema()
+}
+
+/// The consent in force and the ledger (`lookup::consent_json`).
+pub(super) fn consent() -> Schema {
+    let decision = || one_of(&["granted", "denied", "not_stated"]);
+    let in_force = Fields::new()
+        .req("decision", decision())
+        .req("at", integer())
+        .req("seq", integer());
+    let change = Fields::described("A consent change")
+        .req("at", integer())
+        .req("seq", integer())
+        .req("source", string())
+        .req(
+            "signals",
+            shape::free("The signals as received, by where they were read"),
+        )
+        .req("decisions", map_of("By purpose", decision()))
+        .opt("jurisdiction", string())
+        .opt(
+            "evidence",
+            shape::free("CMP id and version, page URL, policy version"),
+        );
+    Fields::described("consent: in force by purpose, and the whole ledger")
+        .req("state", map_of("By purpose", in_force.schema()))
+        .req("history", array(change.schema()))
+        .schema()
 }
 
 /// `GET /api/v1/profiles/{type}:{value}`
