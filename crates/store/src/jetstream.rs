@@ -20,7 +20,8 @@
 //!   claim was marked, whose client retries only after JetStream's duplicate window
 //!   (`[log] duplicate_window`, 2 minutes by default) — that event is stored twice.
 //! - **Reads** make an ephemeral pull consumer from the seq asked for (acknowledging
-//!   nothing), fetch one page without waiting, and delete it.
+//!   nothing), fetch one page without waiting, and delete it. Every wait on the server is
+//!   bounded, so a read caught by a failover fails and is retried rather than hanging.
 
 use crate::log_settings::{LogInfo, LogSettings};
 use crate::{log, Appended, Result, StoreError};
@@ -87,6 +88,12 @@ const OPEN_READ_WAITS: [Duration; 3] = [
     Duration::from_secs(2),
     Duration::from_secs(4),
 ];
+
+/// The longest wait for the next message of a page being read. A page is fetched without
+/// waiting, so its messages come at once; silence this long means the consumer's server
+/// died mid-read (a failover), and the reader gets an error it retries instead of a read
+/// that never ends.
+const READ_MESSAGE_WAIT: Duration = Duration::from_secs(10);
 
 fn nats_error(what: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Commit(format!("JetStream {what}: {e}"))
@@ -215,15 +222,20 @@ impl JetStreamLog {
         };
         let consumer = self.open_read(config).await?;
         let name = consumer.cached_info().name.clone();
+        let silent = || nats_error("read", format!("no message within {READ_MESSAGE_WAIT:?}"));
         let read = async {
-            let mut messages = consumer
-                .fetch()
-                .max_messages(limit)
-                .messages()
-                .await
-                .map_err(|e| nats_error("read", e))?;
+            let mut messages = tokio::time::timeout(
+                READ_MESSAGE_WAIT,
+                consumer.fetch().max_messages(limit).messages(),
+            )
+            .await
+            .map_err(|_| silent())?
+            .map_err(|e| nats_error("read", e))?;
             let mut events = Vec::with_capacity(limit.min(1024));
-            while let Some(message) = messages.next().await {
+            while let Some(message) = tokio::time::timeout(READ_MESSAGE_WAIT, messages.next())
+                .await
+                .map_err(|_| silent())?
+            {
                 let message = message.map_err(|e| nats_error("read", e))?;
                 let seq = message
                     .info()

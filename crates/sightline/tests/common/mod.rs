@@ -355,18 +355,28 @@ pub fn scan_id(stdout: &str) -> i64 {
         .unwrap_or_else(|| panic!("no scan id in {stdout}"))
 }
 
-/// Every event in the log, through the admin API, following `next_after`.
+/// Every event in the log, through the admin API, following `next_after`. A page answered
+/// 503 (the store did not answer: a JetStream failover under way) is asked again, as a
+/// client would, for up to a minute.
 pub async fn all_events(server: &Server, token: &str) -> Vec<Value> {
     let mut after = 0;
     let mut events = Vec::new();
     loop {
-        let page = get_json(
-            server,
-            token,
-            &format!("/api/v1/events?after={after}&limit=1000"),
-        )
-        .await;
-        let batch = page["events"].as_array().unwrap().clone();
+        let path = format!("/api/v1/events?after={after}&limit=1000");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        let page = loop {
+            let answer = get(server, Some(token), &path).await;
+            if answer.status() != reqwest::StatusCode::SERVICE_UNAVAILABLE
+                || std::time::Instant::now() > deadline
+            {
+                break answer.json::<Value>().await.unwrap_or(Value::Null);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        };
+        let batch = page["events"]
+            .as_array()
+            .unwrap_or_else(|| panic!("a page of events: {page}"))
+            .clone();
         if batch.is_empty() {
             return events;
         }
