@@ -57,14 +57,14 @@ pub(super) fn routes() -> Routes {
         .get(
             "/api/v1/scans",
             scans,
-            read("Every scan recorded", list_of("scans", "A scan's summary")),
+            read("Every scan recorded", list_with("scans", scan_row())),
         )
         .get(
             "/api/v1/scans/{id}",
             scan_report,
             read(
                 "A stored scan's report, as `sightline scan` writes report.json",
-                object("A scan report: journey, scenarios with their steps (vendors, requests, cookies, the screenshot's path), findings"),
+                json(scan()),
             )
             .path_id("id", "The scan's id (`GET /api/v1/scans`)"),
         )
@@ -286,6 +286,82 @@ pub(super) fn routes() -> Routes {
                 Payload::Other("text/html", "A self-contained HTML page"),
             )),
         )
+}
+
+/// A stored scan as listed (`ScanRow`).
+fn scan_row() -> Schema {
+    let summary = Fields::described("What `scan list` shows without reading the report")
+        .req("incomplete", boolean())
+        .req("scenarios", strings())
+        .req("findings", integer())
+        .req("findings_by_severity", shape::map_of("severity", integer()))
+        .req("vendors", integer());
+    Fields::described("A stored scan")
+        .req("id", integer())
+        .req("journey", string())
+        .req(
+            "at",
+            shape::about(integer(), "When it was stored (ms since the epoch)"),
+        )
+        .req("summary", summary.schema())
+        .schema()
+}
+
+/// A scan report as `sightline scan` writes report.json (`docs/report.md`).
+fn scan() -> Schema {
+    let vendor = Fields::new()
+        .req("name", string())
+        .req("category", string())
+        .req("requests", integer())
+        .open();
+    let step = Fields::described("A step as scanned")
+        .req("name", string())
+        .req("url", string())
+        .req("request_count", integer())
+        .req("third_party_count", integer())
+        .req("bytes", integer())
+        .req("vendors", array(vendor.schema()))
+        .req("timing", shape::free("Load timings (ms)"))
+        .opt("error", string())
+        .opt("pending", array(shape::free("A request still in flight")))
+        .opt(
+            "screenshot",
+            text("`screenshots/SCENARIO/FILE.png`: `GET /api/v1/scans/{id}/` and this path"),
+        )
+        .req("requests", array(shape::free("A request seen")))
+        .req("cookies", array(shape::free("A cookie set")))
+        .opt(
+            "local_storage",
+            array(shape::free("A localStorage key set")),
+        );
+    let scenario = Fields::new()
+        .req("name", string())
+        .req("incomplete", nullable(text("Why it stopped early")))
+        .opt("banner", shape::free("The consent banner as operated"))
+        .req("steps", array(step.schema()));
+    let found = Fields::new()
+        .req("kind", string())
+        .req("severity", one_of(&SEVERITIES))
+        .req("scenario", nullable(string()))
+        .req("step", nullable(string()))
+        .req("vendor", string())
+        .req("message", string())
+        .req(
+            "evidence",
+            shape::free("The request, its initiator chain, a cookie"),
+        );
+    Fields::described("A scan report")
+        .req("schema_version", integer())
+        .req("journey", string())
+        .req("incomplete", boolean())
+        .req("duration_ms", integer())
+        .req("scenarios", array(scenario.schema()))
+        .req("findings", array(found.schema()))
+        .opt(
+            "templates",
+            array(shape::free("A crawl's findings by page template")),
+        )
+        .schema()
 }
 
 /// A schedule and where it stands (`schedule::shown`).
