@@ -349,10 +349,34 @@ async fn site() -> u16 {
     port
 }
 
-/// A scan of the shop through the command line (the scanner's own Chromium), stored with
-/// its screenshots.
+/// Steps of the crawl report [`scan`] imports: more than the scan page shows at once.
+const CRAWLED: usize = 25;
+
+/// A crawl's report imported (many steps, no screenshots), then a scan of the shop through
+/// the command line (the scanner's own Chromium), stored with its screenshots.
 async fn scan(backend: &Backend, port: u16) {
     let dir = common::temp_dir("console-scan");
+    let steps: Vec<Value> = (1..=CRAWLED)
+        .map(|n| {
+            json!({"name": format!("page {n}"), "url": format!("http://www.shop.example/p/{n}"),
+                   "request_count": 1, "third_party_count": 0, "bytes": 100, "vendors": [],
+                   "timing": {"load_ms": 5, "total_ms": 9}, "requests": [], "cookies": []})
+        })
+        .collect();
+    let crawl = json!({"schema_version": 1, "journey": "crawl", "incomplete": false,
+        "duration_ms": 1000, "findings": [],
+        "scenarios": [{"name": "no-interaction", "incomplete": null, "steps": steps}]});
+    let crawl_file = dir.path().join("crawl.json");
+    std::fs::write(&crawl_file, crawl.to_string()).unwrap();
+    let mut import = vec!["scan", "import", crawl_file.to_str().unwrap()];
+    let store_args = backend.args();
+    import.extend(store_args.iter().map(String::as_str));
+    let imported = common::sightline(&import);
+    assert!(
+        imported.status.success(),
+        "scan import: {}",
+        String::from_utf8_lossy(&imported.stderr)
+    );
     let journey = dir.path().join("journey.toml");
     std::fs::write(
         &journey,
@@ -514,26 +538,53 @@ async fn governance(c: &Console<'_>, marketing: &str, security: &str) {
         .eval("document.querySelector('#scans tbody a').getAttribute('href')")
         .await;
     c.open(report.as_str().unwrap()).await;
-    let scenarios = c.text("main").await;
-    assert!(
-        scenarios.contains("Scenario no-interaction") && scenarios.contains("Scenario reject-all"),
-        "{scenarios}"
-    );
-    let widths = c
-        .eval(
-            "Promise.all([...document.querySelectorAll('figure.step img')].map(i => {
-               i.loading = 'eager';
-               return i.decode().then(() => i.naturalWidth, () => 0);
-             }))",
-        )
-        .await;
-    let widths = widths.as_array().unwrap();
-    assert_eq!(widths.len(), 2, "one screenshot per scenario's step");
-    assert!(
-        widths.iter().all(|w| w.as_u64() > Some(0)),
-        "every screenshot is a picture: {widths:?}"
-    );
+    // One scenario at a time, each step with its screenshot as a picture.
+    for scenario in ["no-interaction", "reject-all"] {
+        if scenario != "no-interaction" {
+            let next = c
+                .eval("document.querySelector('#scenarios a').getAttribute('href')")
+                .await;
+            c.open(next.as_str().unwrap()).await;
+        }
+        assert_eq!(c.text("#scenario-h").await, format!("Scenario {scenario}"));
+        assert_eq!(
+            c.text("#scenarios [aria-current=page]").await,
+            scenario,
+            "the scenario shown is marked"
+        );
+        let widths = c
+            .eval(
+                "Promise.all([...document.querySelectorAll('figure.step img')].map(i => {
+                   i.loading = 'eager';
+                   return i.decode().then(() => i.naturalWidth, () => 0);
+                 }))",
+            )
+            .await;
+        let widths = widths.as_array().unwrap().clone();
+        assert_eq!(widths.len(), 1, "the scenario's one step: {scenario}");
+        assert!(
+            widths.iter().all(|w| w.as_u64() > Some(0)),
+            "every screenshot is a picture: {widths:?}"
+        );
+    }
     c.check_page("scan").await;
+    // The crawl's steps, a page at a time.
+    c.open("/governance").await;
+    let crawl = c
+        .eval("document.querySelectorAll('#scans tbody a')[1].getAttribute('href')")
+        .await;
+    c.open(crawl.as_str().unwrap()).await;
+    assert_eq!(c.count("figure.step").await, 20);
+    let later = c
+        .eval("[...document.querySelectorAll('main a')].find(a => a.textContent === 'Later steps').getAttribute('href')")
+        .await;
+    c.open(later.as_str().unwrap()).await;
+    assert_eq!(c.count("figure.step").await, (CRAWLED - 20) as u64);
+    assert!(c
+        .text("main")
+        .await
+        .contains(&format!("Steps 21–{CRAWLED} of {CRAWLED}")));
+    c.check_page("scan-crawl").await;
     c.sign_out().await;
 }
 
