@@ -26,12 +26,18 @@ const REBUILT: usize = 16_000;
 const CACHE: [&str; 2] = ["--profile-cache", "3"];
 
 /// Event `i` of client `c`'s batch `b`: the user's identify (which joins one of five
-/// anonymous ids to the user and sets a trait), then tracks of an anonymous id (seven in
-/// turn, two of them never identified), one in ten an order with a revenue.
+/// anonymous ids to the user and sets a trait: the plan, which flips with every batch
+/// but client 0's, so that "pro" has a member wherever the kill falls), then tracks of an
+/// anonymous id (seven in turn, two of them never identified), one in ten an order with a
+/// revenue.
 fn sent_event(c: usize, b: usize, i: usize) -> Value {
     let id = format!("c{c}-b{b}-e{i}");
     if i == 0 {
-        let plan = if b.is_multiple_of(2) { "free" } else { "pro" };
+        let plan = if b.is_multiple_of(2) && c != 0 {
+            "free"
+        } else {
+            "pro"
+        };
         json!({"type": "identify", "messageId": id, "userId": format!("user-{c}"),
                "anonymousId": format!("anon-{c}-{}", b % 5),
                "traits": {"email": format!("c{c}@example.com"), "plan": plan}})
