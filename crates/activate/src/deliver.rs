@@ -21,7 +21,7 @@ use sightline_consent::{ConsentState, Policy};
 use sightline_core::{time, Delivery, DeliveryStatus, Destination, EventType, StoredEvent};
 use sightline_store::{Store, StoreError};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone, Copy)]
@@ -405,7 +405,7 @@ impl Deliverer {
 
     /// How long the destination's breaker says to wait before the next request, if at all.
     fn breaker_wait(&self, destination: &Destination) -> Option<Duration> {
-        let mut breakers = self.breakers.lock().expect("breakers poisoned");
+        let mut breakers = self.breakers.lock().unwrap_or_else(PoisonError::into_inner);
         let breaker = breakers
             .entry(destination.id)
             .or_insert_with(|| Breaker::new(self.settings.breaker));
@@ -423,7 +423,7 @@ impl Deliverer {
     }
 
     fn breaker_outcome(&self, destination: &Destination, answered: bool) {
-        let mut breakers = self.breakers.lock().expect("breakers poisoned");
+        let mut breakers = self.breakers.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(breaker) = breakers.get_mut(&destination.id) {
             if answered {
                 breaker.on_success();

@@ -99,7 +99,7 @@ impl Loader {
         let slot = self
             .connections
             .lock()
-            .expect("warehouse connections poisoned")
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .entry(destination.id)
             .or_default()
             .clone();

@@ -7,7 +7,7 @@ use base64::Engine;
 use sightline_core::{secret, Source};
 use sightline_store::Access;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 /// How long a looked-up key is trusted before the store is asked again: the longest a
@@ -56,7 +56,12 @@ impl KeyCache {
     /// The source a write key belongs to, or `None` for an unknown or expired key.
     pub async fn source_for(&self, key: &str, now: i64) -> Result<Option<Source>, Response> {
         let hash = secret::hash(key);
-        if let Some((source, at)) = self.known.lock().expect("key cache poisoned").get(&hash) {
+        if let Some((source, at)) = self
+            .known
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&hash)
+        {
             if at.elapsed() < KEY_TTL {
                 return Ok(Some(source.clone()));
             }
@@ -69,7 +74,7 @@ impl KeyCache {
                 "the store could not be asked about this write key: retry",
             )
         })?;
-        let mut known = self.known.lock().expect("key cache poisoned");
+        let mut known = self.known.lock().unwrap_or_else(PoisonError::into_inner);
         match &found {
             Some(source) => {
                 if known.len() >= KEY_CACHE_MAX {

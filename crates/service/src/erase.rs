@@ -680,7 +680,10 @@ impl Suppressor {
     /// the book, which that erasure updates itself. `false` takes them back (they could
     /// not be stored: if another process lists them later, that one's reload reopens).
     fn listing(&self, hashes: &[String], listing: bool) {
-        let mut ours = self.ours.lock().expect("suppressor poisoned");
+        let mut ours = self
+            .ours
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         for hash in hashes {
             match listing {
                 true => ours.insert(hash.clone()),
@@ -703,7 +706,10 @@ impl Suppressor {
             return Ok(());
         }
         let unknown = {
-            let mut ours = self.ours.lock().expect("suppressor poisoned");
+            let mut ours = self
+                .ours
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             let known: BTreeSet<&String> = before.iter().map(|(hash, _)| hash).collect();
             let unknown = entries
                 .iter()

@@ -35,7 +35,7 @@ use sightline_core::{
 };
 use sightline_core::{IdentifierRow, LinkReview, NewLinkReview, ProfileRows, ReviewStatus};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use tokio::sync::mpsc;
 
 mod audit;
@@ -638,7 +638,11 @@ impl Pool {
             .acquire()
             .await
             .map_err(|e| StoreError::Worker(e.to_string()))?;
-        let pooled = self.idle.lock().expect("connection pool poisoned").pop();
+        let pooled = self
+            .idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop();
         let path = self.path.clone();
         let (conn, result) = tokio::task::spawn_blocking(move || {
             let mut conn = match pooled {
@@ -656,7 +660,7 @@ impl Pool {
         if let Some(conn) = conn {
             self.idle
                 .lock()
-                .expect("connection pool poisoned")
+                .unwrap_or_else(PoisonError::into_inner)
                 .push(conn);
         }
         result
@@ -864,7 +868,7 @@ fn write_loop(
 ) {
     while let Some(first) = queue.blocking_recv() {
         let group = group::take_group(first, &mut queue);
-        let mut recent = recent.lock().expect("dedup index poisoned");
+        let mut recent = dedup::lock(recent);
         let committed = commit_group(conn, &group, &mut recent);
         if committed.is_err() {
             // It may hold seqs the rollback took back.
@@ -1209,7 +1213,7 @@ impl EventLog for SqliteStore {
             .run(move |conn| {
                 // Found before taking the lock, which the log writer holds for every group.
                 let first_kept = dedup::first_kept(conn, before)?;
-                let mut recent = recent.lock().expect("dedup index poisoned");
+                let mut recent = dedup::lock(&recent);
                 Ok(recent.prune(first_kept, before))
             })
             .await

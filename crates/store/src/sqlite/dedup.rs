@@ -26,6 +26,7 @@ use crate::Result;
 use rusqlite::{params, Connection, OptionalExtension};
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::{Mutex, MutexGuard};
 
 /// The 8 bytes of a dedup key the SQLite log stores and the writer indexes.
 pub(super) fn digest(key: &[u8; 16]) -> i64 {
@@ -157,7 +158,21 @@ impl RecentIds {
     pub fn forget(&mut self) {
         *self = RecentIds::default();
     }
+}
 
+/// The dedup index, locked. One a panic left part-way through a group (the group rolled
+/// back) is forgotten, so that it is loaded again from the log rather than trusted or
+/// failing every later append.
+pub(super) fn lock(recent: &Mutex<RecentIds>) -> MutexGuard<'_, RecentIds> {
+    recent.lock().unwrap_or_else(|poisoned| {
+        recent.clear_poison();
+        let mut recent = poisoned.into_inner();
+        recent.forget();
+        recent
+    })
+}
+
+impl RecentIds {
     /// Drops the entries of rows before `first_kept` (see [`first_kept`]); returns how many.
     /// A window reaching back before `before` later loads them again.
     pub fn prune(&mut self, first_kept: i64, before: i64) -> u64 {
@@ -235,6 +250,31 @@ mod tests {
         recent.prepare(&conn, 0).unwrap();
         assert!(recent.holds(&conn, old, 1, "old", 0).unwrap());
         assert_eq!(recent.len(), 3);
+    }
+
+    /// A panic while the index is held (as inside a group's commit) leaves it forgotten,
+    /// to be loaded again, and every later lock works.
+    #[test]
+    fn an_index_a_panic_left_is_forgotten_not_a_panic_for_every_later_append() {
+        let conn = log();
+        let (kept, _) = append(&conn, 1, "kept", 10);
+        let recent = Mutex::new(RecentIds::default());
+        lock(&recent).prepare(&conn, 0).unwrap();
+        let panicked = std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    let _held = lock(&recent);
+                    panic!("a group's commit failed part-way");
+                })
+                .join()
+        });
+        assert!(panicked.is_err() && recent.is_poisoned());
+        let mut again = lock(&recent);
+        assert_eq!(again.len(), 0, "forgotten");
+        again.prepare(&conn, 0).unwrap();
+        assert!(again.holds(&conn, kept, 1, "kept", 0).unwrap());
+        drop(again);
+        assert!(!recent.is_poisoned());
     }
 
     #[test]

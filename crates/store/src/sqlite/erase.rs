@@ -165,7 +165,7 @@ impl Erasure for SqliteStore {
         let deleted = self
             .log
             .run(move |conn| {
-                let mut recent = recent.lock().expect("dedup index poisoned");
+                let mut recent = super::dedup::lock(&recent);
                 let tx =
                     conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
                 let mut erased = Vec::with_capacity(seqs.len());
