@@ -230,6 +230,7 @@ pub async fn run(args: ServeArgs, file: &FileConfig, config_path: Option<&Path>)
         webhook.clone(),
         node.clone(),
         schedules.clone(),
+        crate::console::router(),
     );
     let app = sightline_collect::router(collector)
         .merge(api)

@@ -87,8 +87,10 @@ pub struct Node {
     pub address: Arc<std::sync::OnceLock<String>>,
 }
 
-/// The main listener's routes, and (with [`MetricsAt::OwnListener`]) the metrics
-/// listener's: `/metrics`, `/readyz` and `/healthz`, without a token.
+/// The main listener's routes, with `pages` (the console's HTML, outside the API's
+/// contract) beside them, and (with [`MetricsAt::OwnListener`]) the metrics listener's:
+/// `/metrics`, `/readyz` and `/healthz`, without a token. The pages are handed in by the
+/// wiring, so that this layer knows nothing of the console built on it.
 #[allow(clippy::too_many_arguments)]
 pub fn routers(
     store: Arc<dyn Store>,
@@ -103,6 +105,7 @@ pub fn routers(
     webhook: sightline_activate::webhook::Webhook,
     node: Node,
     schedules: sightline_service::governance::schedule::Configured,
+    pages: Router<ApiState>,
 ) -> (axum::Router, Option<axum::Router>) {
     let state = ApiState {
         tokens: Arc::new(TokenCache {
@@ -136,10 +139,9 @@ pub fn routers(
                 }),
         ),
     };
-    // The console's HTML pages (outside the API's contract) on the same listener.
     let main = main_routes(metrics_at == MetricsAt::MainWithToken)
         .into_router()
-        .merge(crate::console::router());
+        .merge(pages);
     let main = main
         .fallback(not_found)
         .layer(axum::middleware::from_fn(json_errors));
