@@ -117,6 +117,9 @@ pub trait Governance: Send + Sync {
     ) -> Result<ScanRow>;
     /// A stored scan's screenshot by the path its report names.
     async fn scan_screenshot(&self, id: i64, path: &str) -> Result<Option<Vec<u8>>>;
+    /// The paths of the screenshots a stored scan keeps (none once it is past the last
+    /// [`SCREENSHOT_SCANS_KEPT`] of its journey).
+    async fn scan_screenshot_paths(&self, id: i64) -> Result<Vec<String>>;
     /// Stored scans, oldest first; only one journey's when named.
     async fn scans(&self, journey: Option<&str>) -> Result<Vec<ScanRow>>;
     /// A stored scan's report (JSON text).

@@ -1496,6 +1496,16 @@ async fn scan_screenshots_are_kept_for_a_journeys_latest_scans() {
             }
         };
         assert_eq!(image(shop[0], 1).await, None, "{name}: the oldest lost it");
+        assert!(store
+            .scan_screenshot_paths(shop[0])
+            .await
+            .unwrap()
+            .is_empty());
+        assert_eq!(
+            store.scan_screenshot_paths(shop[1]).await.unwrap(),
+            ["screenshots/s/02-step.png"],
+            "{name}"
+        );
         assert_eq!(
             store.scan_report(shop[0]).await.unwrap().as_deref(),
             Some("{}")

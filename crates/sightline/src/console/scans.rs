@@ -10,11 +10,10 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
 use maud::html;
-use sightline_scan::report::is_screenshot_path;
 use sightline_service::access::{require, READERS};
 use sightline_service::governance::registry;
 use sightline_service::Error;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 pub(super) fn routes() -> Router<ApiState> {
     Router::new()
@@ -46,6 +45,13 @@ async fn scan(
         .or_page(&signed)?
         .into_iter()
         .find(|row| row.id == id);
+    let kept: HashSet<String> = store
+        .scan_screenshot_paths(id)
+        .await
+        .map_err(Error::from)
+        .or_page(&signed)?
+        .into_iter()
+        .collect();
     let names: Vec<String> = report.scenarios.iter().map(|s| s.name.name()).collect();
     let shown = query
         .get("scenario")
@@ -105,7 +111,7 @@ async fn scan(
                 @if let Some(reason) = &scenario.incomplete { p { strong { "Stopped early: " } (reason) } }
                 @for step in scenario.steps.iter().skip(from).take(STEPS) {
                     figure.step {
-                        @match step.screenshot.as_deref().filter(|p| is_screenshot_path(p)) {
+                        @match step.screenshot.as_deref().filter(|p| kept.contains(*p)) {
                             Some(path) => img src={ "/governance/scans/" (id) "/" (path) } alt={ "The page after the step " (step.name) " (" (scenario.name) ")" } width="640" loading="lazy";,
                             None => p.hint { "No screenshot was kept." },
                         }

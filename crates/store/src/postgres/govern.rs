@@ -151,6 +151,19 @@ impl Governance for PostgresStore {
             .map(|row| row.get(0)))
     }
 
+    async fn scan_screenshot_paths(&self, id: i64) -> Result<Vec<String>> {
+        let client = self.client().await?;
+        Ok(client
+            .query(
+                "SELECT path FROM scan_screenshots WHERE scan_id = $1 ORDER BY path",
+                &[&id],
+            )
+            .await?
+            .iter()
+            .map(|row| row.get(0))
+            .collect())
+    }
+
     async fn records(&self, kind: RecordKind) -> Result<Vec<StoredRecord>> {
         let client = self.client().await?;
         let sql = format!("SELECT {RECORD_COLUMNS} FROM {} ORDER BY id", kind.table());

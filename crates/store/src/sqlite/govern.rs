@@ -154,6 +154,17 @@ impl Governance for SqliteStore {
         .await
     }
 
+    async fn scan_screenshot_paths(&self, id: i64) -> Result<Vec<String>> {
+        self.with_conn(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT path FROM scan_screenshots WHERE scan_id = ?1 ORDER BY path",
+            )?;
+            let paths = stmt.query_map([id], |r| r.get(0))?;
+            Ok(paths.collect::<rusqlite::Result<Vec<String>>>()?)
+        })
+        .await
+    }
+
     async fn records(&self, kind: RecordKind) -> Result<Vec<StoredRecord>> {
         self.with_conn(move |conn| {
             let mut stmt = conn.prepare_cached(&format!(
