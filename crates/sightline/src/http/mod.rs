@@ -575,7 +575,11 @@ async fn readyz(
 ) -> Response {
     if let Err(e) = state.store.ping().await {
         tracing::warn!(error = %e, "readiness check failed");
-        return (StatusCode::SERVICE_UNAVAILABLE, "store unavailable\n").into_response();
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store_unavailable",
+            "the store did not answer: retry",
+        );
     }
     if !query.contains_key("verbose") {
         return (StatusCode::OK, "ready\n").into_response();
