@@ -1,6 +1,6 @@
 //! Splits rule text into tokens, each with its byte range in the text.
 
-use crate::parser::ParseError;
+use crate::error::ParseError;
 use crate::rule::CompareOp;
 use crate::time::{Span, TimeUnit};
 

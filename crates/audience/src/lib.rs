@@ -34,6 +34,7 @@
 
 mod computed;
 mod condition;
+mod error;
 mod eval;
 mod event;
 mod lexer;
@@ -45,9 +46,10 @@ mod time;
 
 pub use computed::{Accumulator, Aggregation, ComputedTrait, Sample, TraitState};
 pub use condition::{Comparison, EventFilter, Literal, Test};
+pub use error::ParseError;
 pub use eval::{evaluate, EventState, Profile, ProfileView};
 pub use event::{Event, EventType};
 pub use membership::{Audience, Cause, MembershipChange, MembershipState, Transition};
-pub use parser::{parse, ParseError};
+pub use parser::parse;
 pub use rule::{CompareOp, CountCheck, EventCondition, Rule, RuleError, MAX_COUNT, MAX_DEPTH};
 pub use time::{Millis, Span, SpanError, TimeUnit};

@@ -1,9 +1,10 @@
 //! Incremental membership: per profile and audience, a small state updated by each event,
 //! membership changes as records, and the next instant membership can change by time alone.
 
+use crate::error::ParseError;
 use crate::eval::{evaluate, EventState, Profile, ProfileView};
 use crate::event::Event;
-use crate::parser::{parse, ParseError};
+use crate::parser::parse;
 use crate::rule::{EventCondition, Rule, RuleError};
 use crate::time::Millis;
 use serde::{Deserialize, Serialize};

@@ -1,7 +1,6 @@
 //! Merge history in plain words.
 
-use crate::graph::Record;
-use crate::resolve::{Change, Rule};
+use crate::resolve::{Change, Record, Rule};
 
 /// How an event made a link: "by the identify call at seq 17".
 fn by_call(rule: Rule, seq: i64) -> String {

@@ -12,21 +12,9 @@ use crate::extract::{extract, extract_text, EventIdentifiers};
 use crate::identifier::{Identifier, ProfileId};
 use crate::key::{encoded, Key};
 use crate::resolve::{
-    resolve, Change, GraphSlice, GraphView, IdentifierState, ProfileSummary, Resolution,
+    resolve, Change, GraphSlice, GraphView, IdentifierState, ProfileSummary, Record, Resolution,
 };
 use crate::rules::Rules;
-
-/// A change as stored in a profile's history, with the seq of the event that caused it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Record {
-    pub seq: i64,
-    #[serde(flatten)]
-    pub change: Change,
-    /// The evidence of the probabilistic link that caused this change, when a record
-    /// linkage event did (see [`Resolution::by_record_linkage`]).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub linkage: Option<Value>,
-}
 
 /// A live profile: its identifiers (in the order linked), their count per type (what
 /// resolution reads), and its merge history (by seq).

@@ -35,10 +35,11 @@ pub use extract::{
     extract, extract_text, normalise, normalise_email, normalise_phone, Call, EventIdentifiers,
     RejectReason, Rejected,
 };
-pub use graph::{Graph, Profile, Record};
+pub use graph::{Graph, Profile};
 pub use identifier::{IdType, Identifier, ProfileId};
 pub use phonenumber::country::Id as Region;
 pub use resolve::{
-    resolve, Change, GraphSlice, GraphView, IdentifierState, ProfileSummary, Resolution, Rule,
+    resolve, Change, GraphSlice, GraphView, IdentifierState, ProfileSummary, Record, Resolution,
+    Rule,
 };
 pub use rules::{Config, ConfigError, Rules};

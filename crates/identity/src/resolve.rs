@@ -237,6 +237,18 @@ pub enum Change {
     },
 }
 
+/// A change as stored in a profile's history, with the seq of the event that caused it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    pub seq: i64,
+    #[serde(flatten)]
+    pub change: Change,
+    /// The evidence of the probabilistic link that caused this change, when a record
+    /// linkage event did (see [`Resolution::by_record_linkage`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub linkage: Option<serde_json::Value>,
+}
+
 /// The outcome of resolving one event.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Resolution {

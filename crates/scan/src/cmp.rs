@@ -11,7 +11,7 @@
 //! `UC_UI.denyAllConsents()`, …), else clicks its known button, also inside open shadow
 //! roots and frames.
 
-use crate::catalog::Category;
+use crate::vendor::Category;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::time::Duration;

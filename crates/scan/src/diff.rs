@@ -110,10 +110,10 @@ impl ReportDiff {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::Category;
     use crate::evidence::StepTiming;
     use crate::findings::{FindingEvidence, Severity};
     use crate::report::{ScenarioReport, StepReport, VendorSummary, SCHEMA_VERSION};
+    use crate::vendor::Category;
 
     fn report(vendors: &[&str], findings: &[(FindingKind, &str)]) -> Report {
         Report {

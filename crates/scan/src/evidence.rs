@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
-use crate::catalog::Category;
+use crate::vendor::Category;
 
 /// The consent scenarios a journey is scanned under: the four built-in ones and the custom
 /// per-purpose choices a journey defines (`[consent.custom.NAME]`, named `custom:NAME`).

@@ -4,9 +4,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::catalog::Category;
 use crate::evidence::{CookieRecord, RequestRecord, Scenario, ScenarioEvidence, StepEvidence};
 use crate::pii::{decode_form, decode_url, PiiNeedles};
+use crate::vendor::Category;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

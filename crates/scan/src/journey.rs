@@ -6,8 +6,8 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use crate::catalog::Category;
 use crate::evidence::{valid_custom_name, Scenario};
+use crate::vendor::Category;
 use crate::ScanError;
 
 /// A parsed journey file (see README.md, "Journey file").

@@ -26,16 +26,18 @@ pub mod pii;
 pub mod report;
 pub mod tcfapi;
 pub mod trackerdb;
+pub mod vendor;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use catalog::{Catalog, Category};
+pub use catalog::Catalog;
 pub use diff::{diff, ReportDiff};
 pub use evidence::Scenario;
 pub use findings::{Finding, FindingKind, InventoryTag, Severity, TagClass, TagState};
 pub use journey::Journey;
 pub use report::Report;
+pub use vendor::{Category, Vendor};
 
 #[cfg(feature = "browser")]
 use {

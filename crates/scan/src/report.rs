@@ -6,12 +6,12 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::catalog::Category;
 use crate::evidence::{
     CookieRecord, PendingRequest, RequestRecord, Scenario, ScenarioEvidence, StepTiming,
     StorageRecord,
 };
 use crate::findings::{Finding, Severity};
+use crate::vendor::Category;
 use crate::ScanError;
 
 /// Bumped when a field changes meaning or disappears; additions keep the version.

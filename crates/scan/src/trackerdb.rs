@@ -14,7 +14,7 @@
 
 use serde_json::Value;
 
-use crate::catalog::{Category, Vendor};
+use crate::vendor::{Category, Vendor};
 
 /// Ghostery's category keys mapped to the catalog's categories. Keys it adds later, and
 /// those that say nothing about consent (players, comments, extensions, misc, telemetry),

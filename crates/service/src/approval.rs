@@ -13,7 +13,7 @@
 use crate::access::{require, Actor, MARKETING, READERS, SECURITY};
 use crate::audit::record;
 use crate::destinations::{masked_url, named};
-use crate::{Error, Result};
+use crate::{imported, Error, Result};
 use serde_json::{json, Value};
 use sightline_activate::{Credential, DestinationSpec, Transform};
 use sightline_consent::Policy;
@@ -125,6 +125,50 @@ async fn record_of(store: &dyn Store, d: &Destination) -> Result<(Option<i64>, F
             },
         )),
     }
+}
+
+/// Adds a destination through the approval workflow (`crate::approval`): in force at
+/// once, or held for a security approval, as `approval` says for the actor. The answer
+/// holds its signing secret (the only time it is seen) and its governance record.
+pub async fn add(
+    store: &dyn Store,
+    actor: &Actor,
+    spec: DestinationSpec,
+    policy: &Policy,
+    approval: &ApprovalPolicy,
+) -> Result<(Destination, Flow)> {
+    require(actor, MARKETING, "adding destinations")?;
+    let new = spec.validate(policy).map_err(Error::Invalid)?;
+    create(store, actor, new, approval).await
+}
+
+/// Adds every destination listed. Every entry is checked before any is stored: a file is
+/// taken whole or not at all; names already taken are left as they are.
+pub async fn import(
+    store: &dyn Store,
+    actor: &Actor,
+    specs: Vec<DestinationSpec>,
+    policy: &Policy,
+    approval: &ApprovalPolicy,
+) -> Result<Vec<Value>> {
+    require(actor, MARKETING, "adding destinations")?;
+    let checked = specs
+        .into_iter()
+        .map(|spec| {
+            let name = spec.name.clone();
+            spec.validate(policy)
+                .map_err(|e| Error::invalid(format!("destination {name:?}: {e}")))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let mut report = Vec::new();
+    for new in checked {
+        let name = new.name.clone();
+        let created = create(store, actor, new, approval)
+            .await
+            .map(|(d, flow)| created_json(&d, &flow));
+        report.push(imported(&name, created)?);
+    }
+    Ok(report)
 }
 
 /// Creates a destination through the workflow: in force at once, or held for a security
@@ -388,9 +432,15 @@ pub fn describe(in_force: bool, flow: Option<&Flow>) -> String {
 
 /// What creating a destination answers: `{"id","name","approval"}`, the record's status
 /// (`approved`, or `pending` until a security approval), and a webhook's new signing
-/// secret, shown this once.
+/// secret, shown this once. A vendor type's credential is never shown back.
 pub fn created_json(destination: &Destination, flow: &Flow) -> Value {
-    let mut answer = crate::destinations::created_json(destination);
-    answer["approval"] = flow.status.name().into();
+    let mut answer = json!({
+        "id": destination.id,
+        "name": destination.name,
+        "approval": flow.status.name(),
+    });
+    if destination.kind == DestinationKind::Webhook {
+        answer["signing_secret"] = destination.signing_secret.clone().into();
+    }
     answer
 }

@@ -2,15 +2,12 @@
 //! outcomes page, and replay.
 
 use crate::access::{require, Actor, MARKETING, READERS};
-use crate::approval::ApprovalPolicy;
 use crate::audit::record;
 use crate::processors::{PositionFuture, Processor, Step, StepFuture, Supervisor};
-use crate::{imported, Error, Result};
+use crate::{Error, Result};
 use serde_json::{json, Value};
-use sightline_activate::{Deliverer, DestinationSpec, Tally};
-use sightline_consent::Policy;
+use sightline_activate::{Deliverer, Tally};
 use sightline_core::{time, Delivery, DeliveryStatus, Destination, DestinationKind};
-use sightline_govern::flow::Flow;
 use sightline_store::{Destinations, Store};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -18,66 +15,12 @@ use std::time::Duration;
 /// The most deliveries one page holds.
 pub const MAX_PAGE: usize = 1000;
 
-/// Adds a destination through the approval workflow (`crate::approval`): in force at
-/// once, or held for a security approval, as `approval` says for the actor. The answer
-/// holds its signing secret (the only time it is seen) and its governance record.
-pub async fn add(
-    store: &dyn Store,
-    actor: &Actor,
-    spec: DestinationSpec,
-    policy: &Policy,
-    approval: &ApprovalPolicy,
-) -> Result<(Destination, Flow)> {
-    require(actor, MARKETING, "adding destinations")?;
-    let new = spec.validate(policy).map_err(Error::Invalid)?;
-    crate::approval::create(store, actor, new, approval).await
-}
-
 /// A destination as the audit log keeps it: no signing secret or credential (never
 /// serialised), its URL's credentials masked.
 fn audit_view(destination: &Destination) -> Option<Value> {
     let mut value = crate::audit::snapshot(destination)?;
     value["url"] = masked_url(&destination.url).into();
     Some(value)
-}
-
-/// Adds every destination listed. Every entry is checked before any is stored: a file is
-/// taken whole or not at all; names already taken are left as they are.
-pub async fn import(
-    store: &dyn Store,
-    actor: &Actor,
-    specs: Vec<DestinationSpec>,
-    policy: &Policy,
-    approval: &ApprovalPolicy,
-) -> Result<Vec<Value>> {
-    require(actor, MARKETING, "adding destinations")?;
-    let checked = specs
-        .into_iter()
-        .map(|spec| {
-            let name = spec.name.clone();
-            spec.validate(policy)
-                .map_err(|e| Error::invalid(format!("destination {name:?}: {e}")))
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let mut report = Vec::new();
-    for new in checked {
-        let name = new.name.clone();
-        let created = crate::approval::create(store, actor, new, approval)
-            .await
-            .map(|(d, flow)| crate::approval::created_json(&d, &flow));
-        report.push(imported(&name, created)?);
-    }
-    Ok(report)
-}
-
-/// What creating a destination answers: `{"id","name"}`, and a webhook's new signing
-/// secret, shown this once. A vendor type's credential is never shown back.
-pub fn created_json(destination: &Destination) -> Value {
-    let mut answer = json!({"id": destination.id, "name": destination.name});
-    if destination.kind == DestinationKind::Webhook {
-        answer["signing_secret"] = destination.signing_secret.clone().into();
-    }
-    answer
 }
 
 /// Replaces a vendor destination's credential. The delivery held by a refused one picks

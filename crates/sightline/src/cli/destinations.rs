@@ -404,7 +404,7 @@ pub async fn destination(command: DestinationCommand, file: &FileConfig) -> Resu
                 .map_err(anyhow::Error::msg)?;
             let policy = file.consent_policy()?;
             let store = store.open(file).await?;
-            let (created, flow) = destinations::add(
+            let (created, flow) = approval::add(
                 store.as_ref(),
                 &operator(),
                 spec,
@@ -468,7 +468,7 @@ pub async fn destination(command: DestinationCommand, file: &FileConfig) -> Resu
             }
             let policy = file.consent_policy()?;
             let store = store.open(file).await?;
-            let report = destinations::import(
+            let report = approval::import(
                 store.as_ref(),
                 &operator(),
                 listed.destination,

@@ -309,7 +309,7 @@ async fn add(
     )?;
     let policy = state.book.rules().policy.clone();
     let (d, flow) =
-        destinations::add(state.store.as_ref(), &actor, spec, &policy, &state.approval).await?;
+        approval::add(state.store.as_ref(), &actor, spec, &policy, &state.approval).await?;
     created(approval::created_json(&d, &flow))
 }
 
