@@ -294,15 +294,7 @@ pub async fn change(
         time::now_ms(),
     )?;
     let before = crate::audit::snapshot(&shown(&current));
-    store
-        .write_flow(
-            destination.id,
-            version,
-            doc(&decision.flow)?,
-            log_entry(&decision.entry)?,
-            decision.apply.map(to_store).transpose()?,
-        )
-        .await?;
+    write(store, destination.id, version, &decision).await?;
     let action = if decision.flow.is_pending() {
         "destination.propose"
     } else {
@@ -318,6 +310,27 @@ pub async fn change(
     )
     .await?;
     Ok(shown(&decision.flow))
+}
+
+/// Stores a decision: the record, its change-log entry and the configuration it puts in
+/// force, in one transaction (refused if the record moved past `version`).
+async fn write(
+    store: &dyn Store,
+    destination_id: i64,
+    version: Option<i64>,
+    decision: &flow::Decision,
+) -> Result<()> {
+    let apply = decision.apply.clone().map(to_store).transpose()?;
+    store
+        .write_flow(
+            destination_id,
+            version,
+            doc(&decision.flow)?,
+            log_entry(&decision.entry)?,
+            apply,
+        )
+        .await?;
+    Ok(())
 }
 
 /// Approves (`true`) or rejects a destination's waiting revision: the security role, and
@@ -351,15 +364,7 @@ pub async fn decide(
         reason,
         time::now_ms(),
     )?;
-    store
-        .write_flow(
-            destination.id,
-            version,
-            doc(&decision.flow)?,
-            log_entry(&decision.entry)?,
-            decision.apply.map(to_store).transpose()?,
-        )
-        .await?;
+    write(store, destination.id, version, &decision).await?;
     record(
         store,
         actor,
