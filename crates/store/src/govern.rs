@@ -122,6 +122,8 @@ pub trait Governance: Send + Sync {
     async fn scan_screenshot_paths(&self, id: i64) -> Result<Vec<String>>;
     /// Stored scans, oldest first; only one journey's when named.
     async fn scans(&self, journey: Option<&str>) -> Result<Vec<ScanRow>>;
+    /// One stored scan's row, without its report.
+    async fn scan(&self, id: i64) -> Result<Option<ScanRow>>;
     /// A stored scan's report (JSON text).
     async fn scan_report(&self, id: i64) -> Result<Option<String>>;
 

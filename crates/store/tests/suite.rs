@@ -1465,6 +1465,8 @@ async fn stored_scans_list_by_journey_and_read_back() {
             "{name}"
         );
         assert_eq!(store.scan_report(b.id + 10).await.unwrap(), None, "{name}");
+        assert_eq!(store.scan(b.id).await.unwrap(), Some(b.clone()), "{name}");
+        assert_eq!(store.scan(b.id + 10).await.unwrap(), None, "{name}");
     }
 }
 

@@ -9,19 +9,31 @@ use sightline_scan::Report;
 use sightline_store::{Governance, ScanRow, Store, SCREENSHOT_SCANS_KEPT};
 use std::collections::BTreeMap;
 
+fn no_scan(id: i64) -> Error {
+    Error::not_found(
+        "scan",
+        format!("no stored scan {id}: `sightline scan list` shows them"),
+    )
+}
+
+/// A stored scan's report as stored (JSON text), or a clear error naming the id.
+pub async fn stored_report_text(store: &dyn Governance, id: i64) -> Result<String> {
+    store.scan_report(id).await?.ok_or_else(|| no_scan(id))
+}
+
 /// A stored scan's report, or a clear error naming the id.
 pub async fn stored_report(store: &dyn Governance, id: i64) -> Result<Report> {
-    let text = store.scan_report(id).await?.ok_or_else(|| {
-        Error::not_found(
-            "scan",
-            format!("no stored scan {id}: `sightline scan list` shows them"),
-        )
-    })?;
+    let text = stored_report_text(store, id).await?;
     serde_json::from_str(&text).map_err(|e| {
         Error::Internal(anyhow::anyhow!(
             "stored scan {id} is not a scan report: {e}"
         ))
     })
+}
+
+/// A stored scan's row (journey, time, summary), or a clear error naming the id.
+pub async fn stored_scan(store: &dyn Governance, id: i64) -> Result<ScanRow> {
+    store.scan(id).await?.ok_or_else(|| no_scan(id))
 }
 
 /// A stored scan's screenshot, `screenshots/SCENARIO/FILE` as its report names it (a PNG).

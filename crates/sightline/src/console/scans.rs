@@ -37,14 +37,13 @@ async fn scan(
 ) -> Html {
     require(&signed.actor, READERS, "reading governance records").or_page(&signed)?;
     let store = state.store.as_ref();
-    let report = registry::stored_report(store, id).await.or_page(&signed)?;
-    let row = store
-        .scans(Some(&report.journey))
-        .await
-        .map_err(Error::from)
-        .or_page(&signed)?
-        .into_iter()
-        .find(|row| row.id == id);
+    let row = registry::stored_scan(store, id).await.or_page(&signed)?;
+    // A crawl's report is megabytes of JSON: read on the blocking pool.
+    let shared = state.store.clone();
+    let report =
+        crate::http::off_workers(async move { registry::stored_report(shared.as_ref(), id).await })
+            .await
+            .map_err(|failure| super::error_page(Some(&signed), failure.into_error()))?;
     let kept: HashSet<String> = store
         .scan_screenshot_paths(id)
         .await
@@ -71,7 +70,7 @@ async fn scan(
     let body = html! {
         p {
             "Journey " strong { (report.journey) }
-            @if let Some(row) = &row { ", scanned " (when(row.at)) }
+            ", scanned " (when(row.at))
             ", " (report.findings.len()) " finding(s)"
             @if report.incomplete { ", " strong { "incomplete" } }
             ". The whole report as JSON: " code { "GET /api/v1/scans/" (id) } "."

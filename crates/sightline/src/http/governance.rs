@@ -609,7 +609,9 @@ async fn scans(_: Reader, State(state): State<ApiState>) -> Answer {
 }
 
 async fn scan_report(_: Reader, State(state): State<ApiState>, Path(id): Path<i64>) -> Answer {
-    ok(registry::stored_report(state.store.as_ref(), id).await?)
+    // Answered as stored: the report is the scanner's own JSON, and can be megabytes.
+    let report = registry::stored_report_text(state.store.as_ref(), id).await?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], report).into_response())
 }
 
 async fn scan_screenshot(

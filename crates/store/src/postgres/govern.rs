@@ -143,6 +143,17 @@ impl Governance for PostgresStore {
         Ok(rows.iter().map(scan_from_row).collect())
     }
 
+    async fn scan(&self, id: i64) -> Result<Option<ScanRow>> {
+        let client = self.client().await?;
+        Ok(client
+            .query_opt(
+                "SELECT id, journey, at, summary FROM scans WHERE id = $1",
+                &[&id],
+            )
+            .await?
+            .map(|row| scan_from_row(&row)))
+    }
+
     async fn scan_report(&self, id: i64) -> Result<Option<String>> {
         let client = self.client().await?;
         Ok(client

@@ -145,6 +145,19 @@ impl Governance for SqliteStore {
         .await
     }
 
+    async fn scan(&self, id: i64) -> Result<Option<ScanRow>> {
+        self.with_conn(move |conn| {
+            Ok(conn
+                .query_row(
+                    "SELECT id, journey, at, summary FROM scans WHERE id = ?1",
+                    [id],
+                    scan_from_row,
+                )
+                .optional()?)
+        })
+        .await
+    }
+
     async fn scan_report(&self, id: i64) -> Result<Option<String>> {
         self.with_conn(move |conn| {
             Ok(conn
