@@ -5,7 +5,7 @@
 //! (to a local receiver) are configured. After the load it waits for every processor that
 //! follows the log to catch up, and reports how long that took.
 
-use crate::{cli_json, round3, sibling, start, Server};
+use crate::{cli_json, round3, sibling, start, FreshDatabase, Server};
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
 use std::path::Path;
@@ -268,11 +268,14 @@ pub(crate) struct Setup {
     pub source: String,
     /// Requests the webhook destination's receiver got.
     pub received: Arc<AtomicU64>,
+    /// On PostgreSQL, the run's own database, dropped with the setup.
+    _database: Option<FreshDatabase>,
 }
 
 impl Setup {
     /// A source, two audiences, a computed trait and a webhook destination (to a local
-    /// receiver) on a new SQLite store, or on the PostgreSQL database at `postgres`.
+    /// receiver) on a new SQLite store, or on a new PostgreSQL database beside the one
+    /// `postgres` names (each run starts empty).
     pub async fn new(postgres: Option<&str>) -> Result<Setup> {
         Setup::with(postgres, &[]).await
     }
@@ -296,8 +299,12 @@ impl Setup {
         let data = std::env::temp_dir().join(format!("sightline-bench-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&data);
         std::fs::create_dir_all(&data)?;
-        let mut store_args: Vec<String> = match postgres {
-            Some(url) => vec!["--database-url".into(), url.to_string()],
+        let database = match postgres {
+            Some(url) => Some(FreshDatabase::create(url, "run").await?),
+            None => None,
+        };
+        let mut store_args: Vec<String> = match &database {
+            Some(db) => vec!["--database-url".into(), db.url.clone()],
             None => vec!["--data".into(), data.join("store").display().to_string()],
         };
         store_args.extend_from_slice(extra);
@@ -350,6 +357,7 @@ impl Setup {
             key,
             source,
             received,
+            _database: database,
         })
     }
 

@@ -9,7 +9,7 @@
 //! the same run, is the mean size of the JSON sent per event.
 
 use crate::segment::{self, Rng};
-use crate::{round3, sibling, start};
+use crate::{round3, sibling, start, FreshDatabase};
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Map};
 use std::process::Command;
@@ -24,7 +24,7 @@ pub async fn run(postgres: Option<String>, events: usize, users: u64) -> Result<
         std::env::temp_dir().join(format!("sightline-bench-log-size-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&data);
     let database = match &postgres {
-        Some(url) => Some(FreshDatabase::create(url).await?),
+        Some(url) => Some(FreshDatabase::create(url, "log_size").await?),
         None => None,
     };
     let store_args: Vec<String> = match &database {
@@ -107,9 +107,7 @@ pub async fn run(postgres: Option<String>, events: usize, users: u64) -> Result<
         Some(db) => db.positions().await?.0,
         None => sqlite_positions(&data)?.0,
     };
-    if let Some(db) = database {
-        db.drop().await?;
-    }
+    drop(database);
     let _ = std::fs::remove_dir_all(&data);
     if stored != events as i64 {
         bail!("the log holds {stored} events, {events} were sent");
@@ -229,35 +227,7 @@ fn sqlite_sizes(dir: &std::path::Path) -> Result<(u64, Vec<(String, u64)>)> {
     Ok((total, tables))
 }
 
-/// A database created for one run beside the one a URL names, dropped afterwards.
-struct FreshDatabase {
-    admin: tokio_postgres::Client,
-    name: String,
-    url: String,
-}
-
 impl FreshDatabase {
-    async fn create(url: &str) -> Result<FreshDatabase> {
-        let (admin, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-            .await
-            .context("connect to PostgreSQL")?;
-        tokio::spawn(connection);
-        let name = format!("sightline_bench_log_size_{}", std::process::id());
-        // One statement each: neither may run inside a (multi-statement) transaction.
-        admin
-            .batch_execute(&format!("DROP DATABASE IF EXISTS {name}"))
-            .await?;
-        admin
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .await?;
-        let base = match url.rfind('/') {
-            Some(slash) if slash > url.find("://").map_or(0, |s| s + 2) => &url[..slash],
-            _ => url,
-        };
-        let url = format!("{base}/{name}");
-        Ok(FreshDatabase { admin, name, url })
-    }
-
     async fn client(&self) -> Result<tokio_postgres::Client> {
         let (client, connection) =
             tokio_postgres::connect(&self.url, tokio_postgres::NoTls).await?;
@@ -303,15 +273,5 @@ impl FreshDatabase {
             .map(|r| (r.get::<_, String>(0), r.get::<_, i64>(1) as u64))
             .collect();
         Ok((total as u64, tables))
-    }
-
-    async fn drop(self) -> Result<()> {
-        self.admin
-            .batch_execute(&format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                self.name
-            ))
-            .await?;
-        Ok(())
     }
 }

@@ -520,6 +520,66 @@ impl Bodies {
     }
 }
 
+/// A database created for one run beside the one a URL names (so that a run starts
+/// empty: no events, audiences or destinations of earlier runs), dropped with it.
+pub(crate) struct FreshDatabase {
+    admin_url: String,
+    name: String,
+    pub url: String,
+}
+
+impl FreshDatabase {
+    pub async fn create(url: &str, purpose: &str) -> Result<FreshDatabase> {
+        let (admin, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+            .await
+            .context("connect to PostgreSQL")?;
+        tokio::spawn(connection);
+        let name = format!("sightline_bench_{purpose}_{}", std::process::id());
+        // One statement each: neither may run inside a (multi-statement) transaction.
+        admin
+            .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .await?;
+        admin
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .await?;
+        let base = match url.rfind('/') {
+            Some(slash) if slash > url.find("://").map_or(0, |s| s + 2) => &url[..slash],
+            _ => url,
+        };
+        Ok(FreshDatabase {
+            admin_url: url.to_owned(),
+            url: format!("{base}/{name}"),
+            name,
+        })
+    }
+}
+
+impl Drop for FreshDatabase {
+    /// Drops the database on a thread of its own: a drop may run on the async runtime,
+    /// which cannot wait there.
+    fn drop(&mut self) {
+        let (url, name) = (self.admin_url.clone(), self.name.clone());
+        let dropped = std::thread::spawn(move || -> Result<()> {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(async {
+                let (admin, connection) =
+                    tokio_postgres::connect(&url, tokio_postgres::NoTls).await?;
+                tokio::spawn(connection);
+                admin
+                    .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .await?;
+                Ok(())
+            })
+        })
+        .join();
+        if !matches!(dropped, Ok(Ok(()))) {
+            eprintln!("could not drop the bench database {}", self.name);
+        }
+    }
+}
+
 pub(crate) fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
 }
