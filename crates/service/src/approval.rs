@@ -127,7 +127,7 @@ async fn record_of(store: &dyn Store, d: &Destination) -> Result<(Option<i64>, F
     }
 }
 
-/// Adds a destination through the approval workflow (`crate::approval`): in force at
+/// Adds a destination through the approval workflow ([`create`]): in force at
 /// once, or held for a security approval, as `approval` says for the actor. The answer
 /// holds its signing secret (the only time it is seen) and its governance record.
 pub async fn add(
