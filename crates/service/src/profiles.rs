@@ -393,13 +393,23 @@ impl Book {
 
     /// Reads the log from where this book stands to its end.
     async fn catch_up(&mut self, store: &dyn Store) -> Result<()> {
+        self.catch_up_holding(store, usize::MAX).await.map(drop)
+    }
+
+    /// Reads the log from where this book stands to its end while it holds at most
+    /// `capacity` profiles; false when it stopped for holding more (this book holds every
+    /// profile it meets: it has nowhere to evict them to).
+    async fn catch_up_holding(&mut self, store: &dyn Store, capacity: usize) -> Result<bool> {
         loop {
             let now = time::now_ms();
             let page = read_page(store, self.profiles.last_seq(), now, self).await?;
             let full = page.events.len() == PAGE;
             let more = self.take_in(page, now)?;
+            if self.profiles.profile_count() > capacity {
+                return Ok(false);
+            }
             if !full && !more {
-                return Ok(());
+                return Ok(true);
             }
         }
     }
@@ -675,7 +685,8 @@ async fn pay(store: &dyn Store, book: &Live, save: ProfileSave) -> Result<(), Ow
 /// timers, and saves what changed (with the audience enter and exit records, which audience
 /// sync reads) after every page, then evicts the least recently used profiles beyond its
 /// cache. A new audience or trait definition rebuilds the book from the log beside it, then
-/// swaps it in ([`Follower::reload`]).
+/// swaps it in, or when the profiles outnumber the cache, rebuilds the stored profiles
+/// ([`Follower::reload`]).
 pub struct Follower {
     store: Arc<dyn Store>,
     book: Live,
@@ -702,7 +713,8 @@ struct Reload {
     /// The erasures the book in use had seen when it started: one since may have removed
     /// events it applied, so it is started again.
     erasures: u64,
-    task: tokio::task::JoinHandle<Result<Book>>,
+    /// The book, or `None` when the profiles outnumber the follower's cache.
+    task: tokio::task::JoinHandle<Result<Option<Book>>>,
 }
 
 /// How often the follower compares the audience and trait definitions with the stored ones.
@@ -730,6 +742,12 @@ impl Follower {
     /// millions of events). Only the events applied meanwhile, and the store of the whole
     /// new book (so no member of an audience that is gone stays behind), wait for the
     /// follower's turn, which the caller holds.
+    ///
+    /// That book holds every profile, so it is built only while they fit the follower's
+    /// cache: beyond it, memory would grow with the history. Then the stored profiles are
+    /// rebuilt under the new definitions instead, a page at a time, as a change of identity
+    /// rules rebuilds them ([`start_rebuild`]): lookups show the profiles as far as the
+    /// rebuild has come until it is done.
     async fn reload(&self) -> Result<()> {
         let store = self.store.as_ref();
         let definitions = Definitions::load(store).await?;
@@ -753,7 +771,16 @@ impl Follower {
                 return Ok(());
             }
             Some(reload) => match reload.task.await {
-                Ok(Ok(mut fresh)) => {
+                Ok(Ok(None)) => {
+                    tracing::info!(
+                        capacity = self.capacity,
+                        "profiles: more profiles than the cache holds; rebuilding them in the store for the new audience and trait definitions"
+                    );
+                    let rules = self.book.rules().clone();
+                    *self.book.write() = start_rebuild(store, reload.definitions, rules).await?;
+                    return Ok(());
+                }
+                Ok(Ok(Some(mut fresh))) => {
                     fresh.catch_up(store).await?;
                     fresh.replayed();
                     store.save_profiles(fresh.snapshot()).await?;
@@ -780,11 +807,11 @@ impl Follower {
             "profiles: audience or trait definitions changed; replaying the log for them beside the profiles in use"
         );
         let (store, rules) = (Arc::clone(&self.store), self.book.rules().clone());
-        let building = definitions.clone();
+        let (building, capacity) = (definitions.clone(), self.capacity);
         let task = tokio::spawn(async move {
             let mut fresh = Book::new(building, rules);
-            fresh.catch_up(store.as_ref()).await?;
-            Ok(fresh)
+            let whole = fresh.catch_up_holding(store.as_ref(), capacity).await?;
+            Ok(whole.then_some(fresh))
         });
         *self
             .reloading
@@ -1181,13 +1208,30 @@ mod tests {
     /// of the whole log stores, the new audience's members included.
     #[tokio::test]
     async fn a_new_audience_is_built_beside_the_follower() {
+        let rebuilt_in_store = new_audience_while_following(1_000).await;
+        assert!(!rebuilt_in_store, "every profile fits the cache");
+    }
+
+    /// When the profiles outnumber the follower's cache, a new audience's book is not
+    /// built in memory: the stored profiles are rebuilt under the new definitions a page
+    /// at a time, and end as a rebuild of the whole log.
+    #[tokio::test]
+    async fn a_new_audience_rebuilds_the_store_when_the_profiles_outnumber_the_cache() {
+        let rebuilt_in_store = new_audience_while_following(3).await;
+        assert!(rebuilt_in_store, "the profiles do not fit a cache of three");
+    }
+
+    /// Adds an audience while a follower holding `capacity` profiles follows the log, and
+    /// checks what is stored once the new definitions are in use; says whether the stored
+    /// profiles were rebuilt for them.
+    async fn new_audience_while_following(capacity: usize) -> bool {
         let (_dir, store) = keen_store(TWO_VIEWS).await;
         store
             .append((0..200).map(mixed).collect(), 0)
             .await
             .unwrap();
         let live = Live::new(open(store.as_ref(), rules()).await.unwrap());
-        let follower = Follower::new(store.clone(), live.clone(), 3);
+        let follower = Follower::new(store.clone(), live.clone(), capacity);
         while let Step::More = follower.page().await.unwrap() {}
         let check_definitions_now = || {
             *follower.checked.lock().unwrap() = Instant::now() - DEFINITIONS_EVERY;
@@ -1213,13 +1257,21 @@ mod tests {
         while live.read().memberships.names().all(|name| name != "once") {
             assert!(
                 Instant::now() < deadline,
-                "the new book was never swapped in"
+                "the new definitions were never put in use"
             );
             tokio::time::sleep(Duration::from_millis(10)).await;
             check_definitions_now();
             follower.page().await.unwrap();
         }
         assert!(follower.reloading.lock().unwrap().is_none());
+        // The first start rebuilt up to the log's end then; a rebuild for the new
+        // definitions, up to its end now.
+        let rebuilt_in_store = match store.checkpoint(REBUILD_UNTIL).await.unwrap() {
+            200 => false,
+            260 => true,
+            other => panic!("a rebuild up to {other}"),
+        };
+        while let Step::More = follower.page().await.unwrap() {}
         follower.page().await.unwrap();
         follower.drain().await;
         assert_stored_as_rebuilt(store.as_ref()).await;
@@ -1230,6 +1282,7 @@ mod tests {
                 .any(|(name, members)| name == "once" && *members > 0),
             "{sizes:?}"
         );
+        rebuilt_in_store
     }
 
     /// A page read ahead before an erasure's deletes may hold the erased events: the
