@@ -7,7 +7,9 @@
 //!
 //! 1. *Reservation* (a tiny transaction of its own, under the exclusive advisory lock
 //!    [`APPEND_LOCK`]): a group takes its seqs from the `events` identity sequence and records
-//!    the smallest in `log_appends` with its backend's pid and start time, then commits.
+//!    the smallest in `log_appends` with its backend's pid and start time, then commits
+//!    (without waiting for the WAL flush: the append's commit flushes it, see
+//!    [`NO_FLUSH_WAIT`]).
 //! 2. *Append* (no lock): the group's transaction deletes its reservation row and inserts the
 //!    events at the reserved seqs (a reserved seq whose event turns out a duplicate is a
 //!    gap, as is every seq of a group that fails); other groups append at the same time.
@@ -691,9 +693,20 @@ const WAIT_BELOW: Duration = Duration::from_secs(10);
 
 /// Opens the transaction of a look at the appends in flight below one ([`in_flight_below`]):
 /// it waits for them at most [`WAIT_BELOW`].
+/// It writes nothing that must survive a crash (its row locks end with it), so its commit
+/// does not wait for a WAL flush.
 fn wait_begin() -> String {
-    format!("BEGIN; SET LOCAL lock_timeout = {}", WAIT_BELOW.as_millis())
+    format!(
+        "BEGIN; SET LOCAL lock_timeout = {}; {NO_FLUSH_WAIT}",
+        WAIT_BELOW.as_millis()
+    )
 }
+
+/// A transaction whose commit need not survive a crash commits without waiting for its
+/// WAL to reach the disk: a reservation (after a crash its backend is gone, and readers skip
+/// it either way), a look at the appends in flight. The append's own commit waits for its
+/// flush, which covers everything logged before it (the reservation's seqs included).
+const NO_FLUSH_WAIT: &str = "SET LOCAL synchronous_commit = off";
 
 /// A writer's connection, reopened when it drops (a PostgreSQL restart, a network cut).
 struct Writer {
@@ -860,7 +873,7 @@ async fn commit_group(writer: &mut Writer, group: &[AppendRequest]) -> Result<Ve
     //    only); then the append's transaction starts by deleting the reservation row, so
     //    that its commit ends the reservation and anyone waiting for it waits on that row.
     let client = &writer.client;
-    let lock = format!("BEGIN; SELECT pg_advisory_xact_lock({APPEND_LOCK})");
+    let lock = format!("BEGIN; {NO_FLUSH_WAIT}; SELECT pg_advisory_xact_lock({APPEND_LOCK})");
     let reserve_params: [&(dyn ToSql + Sync); 1] = [&count];
     let (locked, reserved, begun, taken) = tokio::join!(
         biased;
