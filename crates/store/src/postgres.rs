@@ -692,8 +692,7 @@ fn dead_reservations() -> String {
 const WAIT_BELOW: Duration = Duration::from_secs(10);
 
 /// Opens the transaction of a look at the appends in flight below one ([`in_flight_below`]):
-/// it waits for them at most [`WAIT_BELOW`].
-/// It writes nothing that must survive a crash (its row locks end with it), so its commit
+/// it waits for them at most [`WAIT_BELOW`]. It writes nothing that must survive a crash (its row locks end with it), so its commit
 /// does not wait for a WAL flush.
 fn wait_begin() -> String {
     format!(
