@@ -141,12 +141,13 @@ pub trait ConsentLedger: Send + Sync + 'static {
     /// The last log position the ledger has taken in: later events wait for it, so that an
     /// event is never judged on a ledger that has not seen the consent before it.
     fn known_through(&self) -> i64;
-    /// The consent in force at the event's time for the profile it is on, if any.
+    /// For each event (with its parsed body), the consent in force at its time for the
+    /// profile it is on, if any, in order. A page at a time, so that what is read from the
+    /// store for it is read at once.
     async fn consent_for(
         &self,
-        event: &StoredEvent,
-        body: &Value,
-    ) -> Result<Option<ConsentState>, StoreError>;
+        events: &[(&StoredEvent, &Value)],
+    ) -> Result<Vec<Option<ConsentState>>, StoreError>;
 }
 
 pub struct Deliverer {
@@ -245,8 +246,33 @@ impl Deliverer {
             bytes: 0,
         };
         let now_ms = time::now_ms();
-        for event in events {
-            let Ok(body) = serde_json::from_str::<Value>(&event.body) else {
+        let bodies: Vec<Option<Value>> = events
+            .iter()
+            .map(|event| serde_json::from_str::<Value>(&event.body).ok())
+            .collect();
+        let parsed: Vec<(&StoredEvent, &Value)> = events
+            .iter()
+            .zip(&bodies)
+            .filter_map(|(event, body)| Some((event, body.as_ref()?)))
+            .collect();
+        let mut in_force = match &self.ledger {
+            Some(ledger) => {
+                let answers = ledger.consent_for(&parsed).await?;
+                // Never a missing answer read as "no ledger state" by the gate.
+                if answers.len() != parsed.len() {
+                    return Err(StoreError::Worker(format!(
+                        "the consent ledger answered for {} of {} events",
+                        answers.len(),
+                        parsed.len()
+                    )));
+                }
+                answers
+            }
+            None => Vec::new(),
+        }
+        .into_iter();
+        for (event, body) in events.iter().zip(bodies) {
+            let Some(body) = body else {
                 // The collector only stores JSON; a body that no longer parses is kept
                 // as a dead letter rather than blocking the destination.
                 outcomes.push(outcome(
@@ -258,10 +284,8 @@ impl Deliverer {
                 ));
                 continue;
             };
-            let in_force = match &self.ledger {
-                Some(ledger) => ledger.consent_for(event, &body).await?,
-                None => None,
-            };
+            // One answer per parsed event, in order (none without a ledger).
+            let in_force = in_force.next().flatten();
             let dead = |reason: String| {
                 outcome(
                     destination,

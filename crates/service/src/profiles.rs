@@ -7,7 +7,7 @@
 
 use crate::processors::{DrainFuture, PositionFuture, Processor, Step, StepFuture};
 use anyhow::Result;
-use rustc_hash::FxHashSet;
+use rustc_hash::{FxHashMap, FxHashSet};
 use serde_json::Value;
 use sightline_audience::{Audience, ComputedTrait};
 use sightline_consent::Policy;
@@ -1036,36 +1036,62 @@ impl sightline_activate::ConsentLedger for Ledger {
 
     async fn consent_for(
         &self,
-        event: &StoredEvent,
-        body: &Value,
-    ) -> Result<Option<sightline_consent::ConsentState>, StoreError> {
-        let at = sightline_profiles::event_time(event, body);
-        let identifiers = {
+        events: &[(&StoredEvent, &Value)],
+    ) -> Result<Vec<Option<sightline_consent::ConsentState>>, StoreError> {
+        let at = |event: &StoredEvent, body: &Value| sightline_profiles::event_time(event, body);
+        let mut answers = Vec::with_capacity(events.len());
+        // The events on profiles the book does not hold: their identifiers, by rank.
+        let mut stored = Vec::new();
+        {
             let book = self.book.read();
-            match book.profiles.locate_event(body) {
-                EventProfile::Held(profile) => {
-                    return Ok(book
+            for (i, &(event, body)) in events.iter().enumerate() {
+                answers.push(match book.profiles.locate_event(body) {
+                    EventProfile::Held(profile) => book
                         .profiles
                         .facts(profile)
-                        .map(|facts| facts.consent.state_at(at, event.seq)));
-                }
-                EventProfile::None => return Ok(None),
-                EventProfile::Stored(identifiers) => identifiers,
-            }
-        };
-        for identifier in identifiers {
-            let stored = self
-                .store
-                .stored_profile(identifier.id_type.as_str(), &identifier.value)
-                .await?;
-            if let Some(stored) = stored {
-                let doc = ProfileDoc::read(&stored).map_err(|e| {
-                    StoreError::Corrupt(format!("stored profile {}: {e}", stored.id))
-                })?;
-                return Ok(Some(doc.facts.consent.state_at(at, event.seq)));
+                        .map(|facts| facts.consent.state_at(at(event, body), event.seq)),
+                    EventProfile::None => None,
+                    EventProfile::Stored(identifiers) => {
+                        stored.push((i, identifiers));
+                        None
+                    }
+                });
             }
         }
-        Ok(None)
+        if stored.is_empty() {
+            return Ok(answers);
+        }
+        // Each identifier asked once for the page; each profile's document read once.
+        let mut asked: Vec<(String, String)> = stored
+            .iter()
+            .flat_map(|(_, identifiers)| identifiers)
+            .map(|i| (i.id_type.as_str().to_owned(), i.value.clone()))
+            .collect();
+        asked.sort_unstable();
+        asked.dedup();
+        let found = self.store.stored_profiles(asked.clone()).await?;
+        let mut docs: FxHashMap<i64, ProfileDoc> = FxHashMap::default();
+        let mut holder: FxHashMap<(&str, &str), i64> = FxHashMap::default();
+        for ((id_type, value), profile) in asked.iter().zip(found) {
+            let Some(profile) = profile else { continue };
+            holder.insert((id_type, value), profile.id);
+            if let std::collections::hash_map::Entry::Vacant(slot) = docs.entry(profile.id) {
+                let doc = ProfileDoc::read(&profile).map_err(|e| {
+                    StoreError::Corrupt(format!("stored profile {}: {e}", profile.id))
+                })?;
+                slot.insert(doc);
+            }
+        }
+        for (i, identifiers) in stored {
+            let (event, body) = events[i];
+            // The holder of the highest-ranked identifier that is stored.
+            answers[i] = identifiers
+                .iter()
+                .find_map(|id| holder.get(&(id.id_type.as_str(), id.value.as_str())))
+                .and_then(|profile| docs.get(profile))
+                .map(|doc| doc.facts.consent.state_at(at(event, body), event.seq));
+        }
+        Ok(answers)
     }
 }
 
@@ -1201,6 +1227,57 @@ mod tests {
         follower.page().await.unwrap();
         follower.drain().await;
         assert_stored_as_rebuilt(store.as_ref()).await;
+    }
+
+    /// Delivery's consent gate gets the same answer for every event whether the profile
+    /// it is on is held in memory or read from the store for the page.
+    #[tokio::test]
+    async fn the_consent_ledger_answers_alike_from_the_book_and_from_the_store() {
+        use sightline_activate::ConsentLedger;
+        let (_dir, store) = keen_store(TWO_VIEWS).await;
+        store
+            .append((0..400).map(mixed).collect(), 0)
+            .await
+            .unwrap();
+        let small = Live::new(open(store.as_ref(), rules()).await.unwrap());
+        let follower = Follower::new(store.clone(), small.clone(), 2);
+        while let Step::More = follower.page().await.unwrap() {}
+        follower.page().await.unwrap();
+        follower.drain().await;
+        let whole = Live::new(rebuild(store.as_ref(), rules()).await.unwrap());
+        let events = store.read_events(0, 1_000, None).await.unwrap();
+        let bodies: Vec<Value> = events
+            .iter()
+            .map(|e| serde_json::from_str(&e.body).unwrap())
+            .collect();
+        let page: Vec<(&StoredEvent, &Value)> = events.iter().zip(&bodies).collect();
+        let ledger = |book: &Live| Ledger {
+            book: book.clone(),
+            store: store.clone(),
+        };
+        let held = ledger(&whole).consent_for(&page).await.unwrap();
+        let read = ledger(&small).consent_for(&page).await.unwrap();
+        let on_stored = page
+            .iter()
+            .filter(|(_, body)| {
+                matches!(
+                    small.read().profiles.locate_event(body),
+                    EventProfile::Stored(_)
+                )
+            })
+            .count();
+        assert!(on_stored > 100, "the store answers for most: {on_stored}");
+        let stated = |answers: &[Option<sightline_consent::ConsentState>]| {
+            answers
+                .iter()
+                .filter(|a| a.as_ref().is_some_and(|s| !s.is_empty()))
+                .count()
+        };
+        assert!(
+            stated(&held) > 50,
+            "most events are judged by a ledger entry"
+        );
+        assert_eq!(read, held);
     }
 
     /// A new audience is built from the log beside the follower, which goes on applying

@@ -240,6 +240,12 @@ pub trait ProfileStore: Send + Sync {
     async fn consent_denied_counts(&self, from: &str, to: &str) -> Result<Vec<DeniedCount>>;
     /// The stored profile holding an identifier (type and normalised value).
     async fn stored_profile(&self, id_type: &str, value: &str) -> Result<Option<StoredProfile>>;
+    /// The stored profile holding each identifier (type and normalised value), in order,
+    /// read at once: what delivery's consent gate asks for a page of events.
+    async fn stored_profiles(
+        &self,
+        identifiers: Vec<(String, String)>,
+    ) -> Result<Vec<Option<StoredProfile>>>;
     /// The stored profile a profile id now belongs to (itself, or the survivor of the
     /// merges that retired it).
     async fn stored_profile_by_id(&self, id: i64) -> Result<Option<StoredProfile>>;

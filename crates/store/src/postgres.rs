@@ -1916,22 +1916,59 @@ impl ProfileStore for PostgresStore {
     }
 
     async fn stored_profile(&self, id_type: &str, value: &str) -> Result<Option<StoredProfile>> {
-        let client = self.client().await?;
-        let row = client
-            .query_opt(
-                "SELECT p.id, p.doc, s.state FROM profile_identifiers i
+        let identifier = (id_type.to_string(), value.to_string());
+        Ok(self
+            .stored_profiles(vec![identifier])
+            .await?
+            .pop()
+            .flatten())
+    }
+
+    async fn stored_profiles(
+        &self,
+        identifiers: Vec<(String, String)>,
+    ) -> Result<Vec<Option<StoredProfile>>> {
+        let (types, values): (Vec<&str>, Vec<&str>) = identifiers
+            .iter()
+            .map(|(t, v)| (t.as_str(), v.as_str()))
+            .unzip();
+        let mut client = self.client().await?;
+        // One snapshot for the profiles and their ledgers.
+        let tx = client
+            .build_transaction()
+            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .await?;
+        let rows = tx
+            .query(
+                "SELECT p.id, p.doc, s.state, x.n FROM unnest($1::text[], $2::text[])
+                     WITH ORDINALITY AS x (t, v, n)
+                 JOIN profile_identifiers i ON i.id_type = x.t AND i.value = x.v
                  JOIN profiles p ON p.id = i.profile_id
-                 LEFT JOIN profile_states s ON s.profile_id = p.id
-                 WHERE i.id_type = $1 AND i.value = $2",
-                &[&id_type, &value],
+                 LEFT JOIN profile_states s ON s.profile_id = p.id",
+                &[&types, &values],
             )
             .await?;
-        let found: Vec<StoredProfile> = row
-            .as_ref()
-            .map(stored_profile_from_row)
-            .into_iter()
-            .collect();
-        Ok(with_ledgers(&client, found).await?.pop())
+        // Several identifiers may name one profile: its ledger is read once.
+        let mut profiles: Vec<StoredProfile> = Vec::new();
+        let mut indexes: HashMap<i64, usize> = HashMap::new();
+        let mut places = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let profile = stored_profile_from_row(row);
+            let index = *indexes.entry(profile.id).or_insert_with(|| {
+                profiles.push(profile);
+                profiles.len() - 1
+            });
+            places.push((row.get::<_, i64>(3) as usize - 1, index));
+        }
+        let profiles = with_ledgers(&tx, profiles).await?;
+        tx.commit().await?;
+        let mut found = vec![None; identifiers.len()];
+        for (at, index) in places {
+            found[at] = Some(profiles[index].clone());
+        }
+        Ok(found)
     }
 
     async fn stored_profile_by_id(&self, id: i64) -> Result<Option<StoredProfile>> {
@@ -2236,9 +2273,10 @@ async fn with_ledgers(
     mut profiles: Vec<StoredProfile>,
 ) -> Result<Vec<StoredProfile>> {
     let ids: Vec<i64> = profiles.iter().map(|p| p.id).collect();
+    let places: HashMap<i64, usize> = ids.iter().enumerate().map(|(i, &id)| (id, i)).collect();
     for (profile, _, change) in ledgers_of(client, &ids).await? {
-        if let Some(p) = profiles.iter_mut().find(|p| p.id == profile) {
-            p.consent.push(change);
+        if let Some(&at) = places.get(&profile) {
+            profiles[at].consent.push(change);
         }
     }
     Ok(profiles)

@@ -1021,6 +1021,31 @@ async fn stored_profiles_apply_saves_in_order_and_refuse_a_moved_base() {
             [r#"{"c":"a0"}"#, r#"{"c":"a1"}"#],
             "{name}: by seq"
         );
+        let asked = [
+            ("email", "ann@x.com"),
+            ("anonymous_id", "d1"),
+            ("email", "nobody@x.com"),
+            ("email", "ann@x.com"),
+        ];
+        let many = store
+            .stored_profiles(
+                asked
+                    .iter()
+                    .map(|(t, v)| (t.to_string(), v.to_string()))
+                    .collect(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            many,
+            [
+                Some(ann.clone()),
+                Some(found.clone()),
+                None,
+                Some(ann.clone())
+            ],
+            "{name}: each identifier's profile, in order"
+        );
         assert_eq!(
             event_seqs(store.as_ref(), a).await,
             [stored[1], stored[0]],
