@@ -21,6 +21,15 @@ use std::time::{Duration, Instant};
 
 const BATCH: usize = 500;
 
+/// An HTTP client that drops a pooled connection idle for 5 s: the server closes one that
+/// sends no request for 10 s (its header read timeout), and a request sent on it as it
+/// closes fails ("connection closed before message completed"; seen in a mixed load).
+fn client() -> Result<reqwest::Client> {
+    Ok(reqwest::Client::builder()
+        .pool_idle_timeout(Duration::from_secs(5))
+        .build()?)
+}
+
 struct Lookups {
     per_s: f64,
     p99_ms: f64,
@@ -40,7 +49,7 @@ async fn paced_lookups(
     rate: u64,
     length: Duration,
 ) -> Result<Paced> {
-    let http = reqwest::Client::new();
+    let http = client()?;
     let mut ticks = tokio::time::interval(Duration::from_secs_f64(1.0 / rate.max(1) as f64));
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let started = Instant::now();
@@ -151,7 +160,7 @@ async fn paced_tracking(
     length: Duration,
 ) -> Result<()> {
     const PER_REQUEST: usize = 100;
-    let http = reqwest::Client::new();
+    let http = client()?;
     let per_s = (rate as f64 / PER_REQUEST as f64).max(1.0);
     let mut ticks = tokio::time::interval(Duration::from_secs_f64(1.0 / per_s));
     let started = Instant::now();
@@ -223,7 +232,7 @@ pub async fn run(shape: Shape) -> Result<()> {
     let token = setup.admin_token()?;
 
     let server = setup.serve()?;
-    let http = reqwest::Client::new();
+    let http = client()?;
     let load_s = load(&http, &server, &setup.key, people, events).await?;
     crate::ingest::caught_up(&server).await?;
     drop(server);
@@ -256,7 +265,7 @@ pub async fn run(shape: Shape) -> Result<()> {
                     let (url, token, stop, path) =
                         (url.clone(), token.clone(), stop.clone(), path.clone());
                     tokio::spawn(async move {
-                        let http = reqwest::Client::new();
+                        let http = client()?;
                         let mut latencies = Vec::new();
                         let mut i = c * 7919;
                         while !stop.load(Ordering::Relaxed) {
