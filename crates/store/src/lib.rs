@@ -239,7 +239,14 @@ pub trait ProfileStore: Send + Sync {
     /// Counts of events without analytics consent on days `from..=to` (`YYYY-MM-DD`).
     async fn consent_denied_counts(&self, from: &str, to: &str) -> Result<Vec<DeniedCount>>;
     /// The stored profile holding an identifier (type and normalised value).
-    async fn stored_profile(&self, id_type: &str, value: &str) -> Result<Option<StoredProfile>>;
+    async fn stored_profile(&self, id_type: &str, value: &str) -> Result<Option<StoredProfile>> {
+        let identifier = (id_type.to_string(), value.to_string());
+        Ok(self
+            .stored_profiles(vec![identifier])
+            .await?
+            .pop()
+            .flatten())
+    }
     /// The stored profile holding each identifier (type and normalised value), in order,
     /// read at once: what delivery's consent gate asks for a page of events.
     async fn stored_profiles(

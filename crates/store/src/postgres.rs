@@ -1819,12 +1819,7 @@ impl ProfileStore for PostgresStore {
 
     async fn load_profiles(&self) -> Result<Option<(ProfilesState, ProfileRows)>> {
         let mut client = self.client().await?;
-        let tx = client
-            .build_transaction()
-            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
-            .read_only(true)
-            .start()
-            .await?;
+        let tx = snapshot(&mut client).await?;
         let Some(state) = profiles_state(&tx).await? else {
             return Ok(None);
         };
@@ -1915,15 +1910,6 @@ impl ProfileStore for PostgresStore {
             .collect())
     }
 
-    async fn stored_profile(&self, id_type: &str, value: &str) -> Result<Option<StoredProfile>> {
-        let identifier = (id_type.to_string(), value.to_string());
-        Ok(self
-            .stored_profiles(vec![identifier])
-            .await?
-            .pop()
-            .flatten())
-    }
-
     async fn stored_profiles(
         &self,
         identifiers: Vec<(String, String)>,
@@ -1934,12 +1920,7 @@ impl ProfileStore for PostgresStore {
             .unzip();
         let mut client = self.client().await?;
         // One snapshot for the profiles and their ledgers.
-        let tx = client
-            .build_transaction()
-            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
-            .read_only(true)
-            .start()
-            .await?;
+        let tx = snapshot(&mut client).await?;
         let rows = tx
             .query(
                 "SELECT p.id, p.doc, s.state, x.n FROM unnest($1::text[], $2::text[])
@@ -2037,12 +2018,7 @@ impl ProfileStore for PostgresStore {
         ids: Vec<i64>,
     ) -> Result<ProfileRows> {
         let mut client = self.client().await?;
-        let tx = client
-            .build_transaction()
-            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
-            .read_only(true)
-            .start()
-            .await?;
+        let tx = snapshot(&mut client).await?;
         let types: Vec<&str> = identifiers.iter().map(|(t, _)| t.as_str()).collect();
         let values: Vec<&str> = identifiers.iter().map(|(_, v)| v.as_str()).collect();
         let wanted: Vec<i64> = tx
@@ -2265,6 +2241,18 @@ async fn ledgers_of(
         .iter()
         .map(|r| (r.get(0), r.get(1), r.get(2)))
         .collect())
+}
+
+/// A read-only transaction that sees one snapshot throughout.
+async fn snapshot(
+    client: &mut deadpool_postgres::Object,
+) -> Result<deadpool_postgres::Transaction<'_>, tokio_postgres::Error> {
+    client
+        .build_transaction()
+        .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .await
 }
 
 /// Stored profiles read by `stored_profile_from_row`, with their consent ledgers.

@@ -1748,15 +1748,6 @@ impl ProfileStore for SqliteStore {
         .await
     }
 
-    async fn stored_profile(&self, id_type: &str, value: &str) -> Result<Option<StoredProfile>> {
-        let identifier = (id_type.to_string(), value.to_string());
-        Ok(self
-            .stored_profiles(vec![identifier])
-            .await?
-            .pop()
-            .flatten())
-    }
-
     async fn stored_profiles(
         &self,
         identifiers: Vec<(String, String)>,
