@@ -40,6 +40,10 @@ struct Lookups {
 struct Paced {
     p50_ms: f64,
     p99_ms: f64,
+    /// The second (counted from the phase's start) whose lookups had the highest p99, and
+    /// that p99: tells a stall (one bad second) from a tail spread over the phase.
+    worst_second: usize,
+    worst_second_p99_ms: f64,
 }
 
 async fn paced_lookups(
@@ -50,13 +54,28 @@ async fn paced_lookups(
     length: Duration,
 ) -> Result<Paced> {
     let http = client()?;
-    let mut ticks = tokio::time::interval(Duration::from_secs_f64(1.0 / rate.max(1) as f64));
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    // Each request is due at start + n / rate, and its latency counts from then (an open
+    // loop: a slow answer does not delay the next request nor hide its wait). The due times
+    // come from a thread of their own: tokio's timer fires on whole milliseconds, which
+    // added up to a millisecond of the bench's own lateness to every latency.
+    let period = Duration::from_secs_f64(1.0 / rate.max(1) as f64);
+    let count = (length.as_secs_f64() * rate as f64) as u32;
+    let (due_tx, mut due_rx) = tokio::sync::mpsc::unbounded_channel();
     let started = Instant::now();
+    let pacer = std::thread::spawn(move || {
+        for n in 0..count {
+            let due = started + period * n;
+            if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                std::thread::sleep(wait);
+            }
+            if due_tx.send(due).is_err() {
+                return;
+            }
+        }
+    });
     let mut sends = Vec::new();
     let mut i: usize = 1;
-    while started.elapsed() < length {
-        let due = ticks.tick().await;
+    while let Some(due) = due_rx.recv().await {
         i = (i * 48271 + 11) % people.max(1);
         let request = http
             .get(format!("{url}/api/v1/profiles/email:p{i}@example.com"))
@@ -70,15 +89,34 @@ async fn paced_lookups(
             anyhow::Ok(due.elapsed())
         }));
     }
+    pacer
+        .join()
+        .map_err(|_| anyhow::anyhow!("the pacer panicked"))?;
+    let mut by_second: Vec<Vec<Duration>> = Vec::new();
     let mut all = Vec::with_capacity(sends.len());
-    for send in sends {
-        all.push(send.await??);
+    for (n, send) in sends.into_iter().enumerate() {
+        let latency = send.await??;
+        let second = n / rate.max(1) as usize;
+        by_second.resize_with(by_second.len().max(second + 1), Vec::new);
+        by_second[second].push(latency);
+        all.push(latency);
     }
-    all.sort_unstable();
-    let at = |q: usize| all.get(all.len() * q / 100).copied().unwrap_or_default();
+    let p = |latencies: &mut Vec<Duration>, q: usize| {
+        latencies.sort_unstable();
+        let at = latencies.len() * q / 100;
+        latencies.get(at).copied().unwrap_or_default().as_secs_f64() * 1e3
+    };
+    let (worst_second, worst_second_p99_ms) = by_second
+        .iter_mut()
+        .map(|second| p(second, 99))
+        .enumerate()
+        .max_by(|a, b| a.1.total_cmp(&b.1))
+        .unwrap_or_default();
     Ok(Paced {
-        p50_ms: at(50).as_secs_f64() * 1e3,
-        p99_ms: at(99).as_secs_f64() * 1e3,
+        p50_ms: p(&mut all, 50),
+        p99_ms: p(&mut all, 99),
+        worst_second,
+        worst_second_p99_ms,
     })
 }
 
@@ -343,6 +381,8 @@ pub async fn run(shape: Shape) -> Result<()> {
             "rss_after_start_mib": rss_after_start.round(),
             "cold_paced_p50_ms": round3(cold.p50_ms),
             "cold_paced_p99_ms": round3(cold.p99_ms),
+            "cold_worst_second": cold.worst_second,
+            "cold_worst_second_p99_ms": round3(cold.worst_second_p99_ms),
             "rss_after_lookups_mib": rss_after_lookups.round(),
             "mixed_s": shape.mixed.as_secs(),
             "mixed_events_per_s": shape.mixed_rate,

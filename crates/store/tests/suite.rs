@@ -249,7 +249,14 @@ async fn duplicates_within_the_window_are_dropped_exactly() {
             .unwrap();
         assert!(matches!(outcome[0], Appended::Stored(_)), "{name}");
         assert_eq!(store.read_events(0, 10, None).await.unwrap().len(), 3);
-        assert_eq!(store.prune_dedup(later).await.unwrap(), 1, "{name}");
+        // What pruning counts is the backend's (PostgreSQL's claims, one per id; SQLite's
+        // index, one per row): the first sighting's goes, the one in the window stays.
+        assert!(store.prune_dedup(later).await.unwrap() >= 1, "{name}");
+        let after_pruning = store
+            .append(vec![event(1, "m1", later + 1)], later - DAY)
+            .await
+            .unwrap();
+        assert_eq!(after_pruning[0], Appended::Duplicate, "{name}");
     }
 }
 
