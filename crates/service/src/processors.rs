@@ -55,6 +55,13 @@ pub trait Processor: Send + Sync + 'static {
     fn placement(&self) -> Placement {
         Placement::Leased
     }
+    /// Whether it runs behind the others when the CPU is short (on the runtime
+    /// [`WAITING_NICE`] nicer): one that waits for another ([`Placement::With`]) never
+    /// passes it anyway, and one whose output nobody waits for (a report's counts) should
+    /// not slow the profiles catching up after a burst.
+    fn behind(&self) -> bool {
+        matches!(self.placement(), Placement::With(_))
+    }
     /// Waits for what its steps left running (the profiles' last save) once it stops.
     fn drain(&self) -> DrainFuture<'_> {
         Box::pin(async {})
@@ -98,15 +105,15 @@ type Registry = Arc<Mutex<BTreeMap<String, Running>>>;
 
 /// How much nicer than the server's the processors' threads are (see [`runtime`]).
 const PROCESSOR_NICE: i32 = 10;
-/// How much nicer still a processor that waits for another runs ([`Placement::With`]).
+/// How much nicer still a processor that runs behind the others is ([`Processor::behind`]).
 const WAITING_NICE: i32 = 5;
 
 /// The runtimes for the processors, whose threads yield the CPU to the requests': they run
 /// [`PROCESSOR_NICE`] nicer (on Linux, where niceness is per thread), so that when the CPU
 /// is saturated the kernel runs the threads that answer and commit tracking requests first
 /// and the processors catch up with what is left, and when it is not, the processors use
-/// all of it. Those that wait for another processor run [`WAITING_NICE`] nicer still, on a
-/// runtime of their own. Blocking threads (a processor's store calls) run at their
+/// all of it. Those that run behind the others ([`Processor::behind`]) are [`WAITING_NICE`]
+/// nicer still, on a runtime of their own. Blocking threads (a processor's store calls) run at their
 /// runtime's priority too.
 pub fn runtime() -> std::io::Result<Background> {
     let build = |name: &str, nice: i32| {
@@ -162,8 +169,8 @@ impl Drop for Background {
     }
 }
 
-/// Where processors run: those that wait for another ([`Placement::With`]) on `waiting`,
-/// the others on `first`.
+/// Where processors run: those that run behind the others ([`Processor::behind`]) on
+/// `waiting`, the others on `first`.
 #[derive(Clone)]
 pub struct Runtimes {
     pub first: tokio::runtime::Handle,
@@ -281,9 +288,9 @@ impl Supervisor {
             .leases
             .clone()
             .filter(|_| placement != Placement::EveryNode);
-        let runtime = match placement {
-            Placement::With(_) => &self.runtimes.waiting,
-            Placement::Leased | Placement::EveryNode => &self.runtimes.first,
+        let runtime = match entry.processor.behind() {
+            true => &self.runtimes.waiting,
+            false => &self.runtimes.first,
         };
         tasks.spawn_on(
             run(
@@ -555,6 +562,67 @@ mod tests {
             niceness(),
             Some(server),
             "the caller's thread is left as it was"
+        );
+    }
+
+    /// Notes the niceness of the thread its first step ran on.
+    struct Notes {
+        behind: bool,
+        niceness: Mutex<Option<i32>>,
+        stepped: tokio::sync::Notify,
+    }
+
+    impl Processor for Notes {
+        fn name(&self) -> String {
+            format!("notes-{}", self.behind)
+        }
+
+        fn step(&self) -> StepFuture<'_> {
+            Box::pin(async move {
+                *self.niceness.lock().unwrap() = niceness();
+                self.stepped.notify_one();
+                Ok(Step::Idle)
+            })
+        }
+
+        fn idle(&self) -> Duration {
+            Duration::from_secs(3600)
+        }
+
+        fn behind(&self) -> bool {
+            self.behind
+        }
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_processor_behind_the_others_runs_on_the_nicer_runtime() {
+        let server = niceness().unwrap();
+        let background = runtime().unwrap();
+        let caller = tokio::runtime::Runtime::new().unwrap();
+        let seen = caller.block_on(async {
+            let supervisor = Supervisor::on(background.runtimes());
+            let mut seen = Vec::new();
+            for behind in [false, true] {
+                let notes = Arc::new(Notes {
+                    behind,
+                    niceness: Mutex::new(None),
+                    stepped: tokio::sync::Notify::new(),
+                });
+                let stepped = notes.stepped.notified();
+                assert!(supervisor.start(notes.clone()));
+                stepped.await;
+                seen.push(*notes.niceness.lock().unwrap());
+            }
+            supervisor.shutdown(Duration::from_secs(10)).await;
+            seen
+        });
+        assert_eq!(
+            seen,
+            [
+                Some((server + PROCESSOR_NICE).min(MAX_NICE)),
+                Some((server + PROCESSOR_NICE + WAITING_NICE).min(MAX_NICE)),
+            ]
         );
     }
 

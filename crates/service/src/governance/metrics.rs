@@ -431,6 +431,11 @@ impl crate::processors::Processor for Refresher {
     fn applied_through(&self) -> crate::processors::PositionFuture<'_> {
         Box::pin(async move { Ok(Some(consent_cursor(self.0.as_ref()).await?.0)) })
     }
+
+    /// Counts for a report nobody waits on: behind the profiles after a burst.
+    fn behind(&self) -> bool {
+        true
+    }
 }
 
 #[cfg(test)]
