@@ -18,9 +18,11 @@ use crate::webhook::{Answer, Webhook};
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::Value;
 use sightline_consent::{ConsentState, Policy};
+use sightline_core::pruned::{self, Keep};
 use sightline_core::{time, Delivery, DeliveryStatus, Destination, EventType, StoredEvent};
 use sightline_store::{Store, StoreError};
 use std::collections::HashMap;
+use std::fmt::Write;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -80,6 +82,36 @@ impl Tally {
 /// and a slow receiver still sees its progress recorded every second.
 const COMMIT_EVERY: Duration = Duration::from_secs(1);
 
+/// What delivery reads of an event it sends as stored: what the gate reads (the type and
+/// name, the consent signals), what a [`ConsentLedger`] reads to place the event (its time,
+/// and its identifiers as `sightline_identity::extract` reads them), and a `seq` the sent
+/// body would replace. `tests::the_routed_parts_route_and_place_as_the_whole_body` holds
+/// it to the whole body.
+const ROUTED: Keep = Keep::Keys(&[
+    ("type", Keep::Whole),
+    ("event", Keep::Whole),
+    ("name", Keep::Whole),
+    ("timestamp", Keep::Whole),
+    ("gpc", Keep::Whole),
+    ("seq", Keep::Whole),
+    ("userId", Keep::Whole),
+    ("anonymousId", Keep::Whole),
+    ("previousId", Keep::Whole),
+    ("traits", Keep::Whole),
+    ("properties", Keep::Keys(&[("previousId", Keep::Whole)])),
+    (
+        "context",
+        Keep::Keys(&[
+            ("consent", Keep::Whole),
+            ("tcf", Keep::Whole),
+            ("locale", Keep::Whole),
+            ("traits", Keep::Whole),
+            ("device", Keep::Whole),
+            ("externalIds", Keep::Whole),
+        ]),
+    ),
+]);
+
 /// The checkpoint name of a destination's worker.
 pub fn processor(destination: &Destination) -> String {
     format!("delivery:{}", destination.id)
@@ -87,11 +119,14 @@ pub fn processor(destination: &Destination) -> String {
 
 /// An event on its way out: for a webhook the event as transformed, for a vendor type
 /// the item it was mapped to and the envelope it shares with the rest of its request.
-struct Outgoing {
+struct Outgoing<'a> {
     seq: i64,
     event_type: EventType,
     message_id: String,
     body: Value,
+    /// For a webhook that sends events as stored, the stored text, sent in place of
+    /// `body` (which then holds only what [`ROUTED`] reads).
+    stored: Option<&'a str>,
     envelope: Value,
     /// The item's size in JSON, for a vendor's limit on a request body.
     bytes: usize,
@@ -101,11 +136,11 @@ struct Outgoing {
 struct Batch<'a> {
     destination: &'a Destination,
     vendor: Option<&'a Vendor>,
-    events: Vec<Outgoing>,
+    events: Vec<Outgoing<'a>>,
     bytes: usize,
 }
 
-impl Batch<'_> {
+impl<'a> Batch<'a> {
     /// Whether `next` must go in a request of its own, after this batch is sent: its
     /// envelope differs, or it would take the body past the vendor's limit.
     fn cannot_take(&self, next: &Outgoing) -> bool {
@@ -119,7 +154,7 @@ impl Batch<'_> {
                 .is_some_and(|max| self.bytes + next.bytes + 1 > max)
     }
 
-    fn push(&mut self, event: Outgoing) {
+    fn push(&mut self, event: Outgoing<'a>) {
         self.bytes += event.bytes + 1;
         self.events.push(event);
     }
@@ -128,7 +163,7 @@ impl Batch<'_> {
         self.events.len() >= self.destination.batch_size.max(1) as usize
     }
 
-    fn take(&mut self) -> Vec<Outgoing> {
+    fn take(&mut self) -> Vec<Outgoing<'a>> {
         self.bytes = 0;
         std::mem::take(&mut self.events)
     }
@@ -141,8 +176,8 @@ pub trait ConsentLedger: Send + Sync + 'static {
     /// The last log position the ledger has taken in: later events wait for it, so that an
     /// event is never judged on a ledger that has not seen the consent before it.
     fn known_through(&self) -> i64;
-    /// For each event (with its parsed body), the consent in force at its time for the
-    /// profile it is on, if any, in order. A page at a time, so that what is read from the
+    /// For each event (with its body parsed, at least the parts [`ROUTED`] names), the
+    /// consent in force at its time for the profile it is on, if any, in order. A page at a time, so that what is read from the
     /// store for it is read at once.
     async fn consent_for(
         &self,
@@ -246,9 +281,17 @@ impl Deliverer {
             bytes: 0,
         };
         let now_ms = time::now_ms();
+        // A webhook that changes nothing sends each event's stored text: of its body only
+        // what routes it is built (most of delivery's work was building the rest and
+        // writing it out again).
+        let as_stored =
+            matches!(vendor, Ok(None)) && transform.as_ref().is_ok_and(Transform::is_identity);
         let bodies: Vec<Option<Value>> = events
             .iter()
-            .map(|event| serde_json::from_str::<Value>(&event.body).ok())
+            .map(|event| match as_stored {
+                true => pruned::parse(&event.body, &ROUTED).ok(),
+                false => serde_json::from_str::<Value>(&event.body).ok(),
+            })
             .collect();
         let parsed: Vec<(&StoredEvent, &Value)> = events
             .iter()
@@ -334,14 +377,26 @@ impl Deliverer {
                             outcomes.push(dead(reason.clone()));
                             continue;
                         }
-                        Ok(None) => Outgoing {
-                            seq: event.seq,
-                            event_type: event.event_type,
-                            message_id: event.message_id.clone(),
-                            body,
-                            envelope: Value::Null,
-                            bytes: 0,
-                        },
+                        Ok(None) => {
+                            let stored = as_stored.then_some(event.body.as_str());
+                            // Without a top-level `seq` to replace, the stored text is sent;
+                            // with one (rare), the event is built whole.
+                            let (body, stored) = match stored {
+                                Some(_) if body.get("seq").is_some() => {
+                                    (serde_json::from_str(&event.body).unwrap_or(body), None)
+                                }
+                                stored => (body, stored),
+                            };
+                            Outgoing {
+                                seq: event.seq,
+                                event_type: event.event_type,
+                                message_id: event.message_id.clone(),
+                                body,
+                                stored,
+                                envelope: Value::Null,
+                                bytes: 0,
+                            }
+                        }
                         Ok(Some(vendor)) => match vendor.map(&vendor::Input {
                             event_type: event.event_type,
                             event: &body,
@@ -371,6 +426,7 @@ impl Deliverer {
                                     event_type: event.event_type,
                                     message_id: event.message_id.clone(),
                                     body: item,
+                                    stored: None,
                                     envelope,
                                     bytes,
                                 }
@@ -752,26 +808,64 @@ enum Request<'a> {
 fn request_body(destination: &Destination, batch: &[Outgoing]) -> (String, String) {
     match batch {
         [only] if destination.batch_size <= 1 => {
-            (json_text(&WithSeq::of(only)), only.message_id.clone())
+            let mut body = String::new();
+            write_with_seq(&mut body, only);
+            (body, only.message_id.clone())
         }
         _ => {
             let first = batch.first().map_or(0, |e| e.seq);
             let last = batch.last().map_or(0, |e| e.seq);
-            let array: Vec<WithSeq> = batch.iter().map(WithSeq::of).collect();
-            (
-                json_text(&array),
-                format!("{}:{first}-{last}", destination.id),
-            )
+            let size = batch
+                .iter()
+                .map(|e| e.stored.map_or(512, str::len) + 32)
+                .sum::<usize>();
+            let mut body = String::with_capacity(size + 2);
+            body.push('[');
+            for (i, event) in batch.iter().enumerate() {
+                if i > 0 {
+                    body.push(',');
+                }
+                write_with_seq(&mut body, event);
+            }
+            body.push(']');
+            (body, format!("{}:{first}-{last}", destination.id))
         }
     }
 }
 
+/// Writes the event's JSON with its log position as `seq`: the stored text with `seq`
+/// added last, or the built body through [`WithSeq`].
+fn write_with_seq(out: &mut String, event: &Outgoing) {
+    match event.stored.and_then(object_text) {
+        Some((inside, empty)) => {
+            out.push_str(inside);
+            if !empty {
+                out.push(',');
+            }
+            // Writing to a String cannot fail.
+            let _ = write!(out, "\"seq\":{}}}", event.seq);
+        }
+        None => out.push_str(&json_text(&WithSeq::of(event))),
+    }
+}
+
+/// An object's JSON text without its closing brace, and whether it has no members; `None`
+/// for text that is not an object.
+fn object_text(text: &str) -> Option<(&str, bool)> {
+    let text = text.trim_matches(JSON_WHITESPACE);
+    let inside = text.strip_prefix('{')?.strip_suffix('}')?;
+    let empty = inside.trim_matches(JSON_WHITESPACE).is_empty();
+    Some((&text[..text.len() - 1], empty))
+}
+
+const JSON_WHITESPACE: &[char] = &[' ', '\t', '\n', '\r'];
+
 /// An event's JSON with its log position as `seq` (in place of a `seq` it carried, else
-/// last), written without copying the event: a batch of them is most of delivery's work.
+/// last), written without copying the event.
 struct WithSeq<'a>(&'a Value, i64);
 
 impl WithSeq<'_> {
-    fn of(event: &Outgoing) -> WithSeq<'_> {
+    fn of<'a>(event: &'a Outgoing) -> WithSeq<'a> {
         WithSeq(&event.body, event.seq)
     }
 }
@@ -805,6 +899,7 @@ fn json_text(value: &impl Serialize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::strategy::Strategy;
     use serde_json::json;
 
     #[test]
@@ -824,5 +919,138 @@ mod tests {
             json_text(&batch.as_slice()),
             r#"[{"type":"track","event":"A","properties":{"seq":1},"seq":1},[1]]"#
         );
+    }
+
+    fn outgoing<'a>(seq: i64, body: Value, stored: Option<&'a str>) -> Outgoing<'a> {
+        Outgoing {
+            seq,
+            event_type: EventType::Track,
+            message_id: format!("m-{seq}"),
+            body,
+            stored,
+            envelope: Value::Null,
+            bytes: 0,
+        }
+    }
+
+    fn hook(batch_size: u32) -> Destination {
+        Destination {
+            id: 3,
+            name: "hook".into(),
+            kind: sightline_core::DestinationKind::Webhook,
+            url: "http://127.0.0.1:9/".into(),
+            purposes: vec![],
+            event_types: vec![],
+            event_names: vec![],
+            batch_size,
+            transform: json!({}),
+            settings: json!({}),
+            signing_secret: "s".into(),
+            created_at: 0,
+            disabled: false,
+            approved: true,
+        }
+    }
+
+    #[test]
+    fn a_stored_text_is_sent_as_its_built_body_would_be() {
+        for text in [
+            r#"{"type":"track","event":"A","properties":{"seq":1,"price":1.50}}"#,
+            " {\n\"type\" : \"page\" } \n",
+            "{}",
+            "{ \t}",
+        ] {
+            let built: Value = serde_json::from_str(text).unwrap();
+            let from_text = request_body(&hook(1), &[outgoing(9, json!({}), Some(text))]);
+            let from_value = request_body(&hook(1), &[outgoing(9, built, None)]);
+            assert_eq!(
+                serde_json::from_str::<Value>(&from_text.0).unwrap(),
+                serde_json::from_str::<Value>(&from_value.0).unwrap(),
+                "{text}"
+            );
+            assert_eq!(from_text.1, "m-9");
+        }
+        // The text as sent: numbers keep their digits.
+        let (body, _) = request_body(
+            &hook(1),
+            &[outgoing(4, json!({}), Some(r#"{"price":1.50}"#))],
+        );
+        assert_eq!(body, r#"{"price":1.50,"seq":4}"#);
+        // A batch mixes both forms.
+        let (body, key) = request_body(
+            &hook(10),
+            &[
+                outgoing(1, json!({}), Some(r#"{"a":1}"#)),
+                outgoing(2, json!({"seq": "mine", "b": 2}), None),
+            ],
+        );
+        assert_eq!(body, r#"[{"a":1,"seq":1},{"seq":2,"b":2}]"#);
+        assert_eq!(key, "3:1-2");
+    }
+
+    /// JSON fragments of the parts of an event delivery reads, and of parts it does not.
+    fn event_text() -> impl Strategy<Value = String> {
+        let pick = |options: &'static [&'static str]| proptest::sample::select(options);
+        (
+            pick(&["track", "page", "identify", "screen", "alias"]),
+            pick(&["", r#","event":"Order Completed""#, r#","event":"A","name":"B""#, r#","name":"Home""#]),
+            pick(&["", r#","userId":"u1""#, r#","userId":42"#, r#","userId":null"#]),
+            pick(&["", r#","anonymousId":"a1""#, r#","previousId":"p0""#, r#","previousId":null"#]),
+            pick(&["", r#","traits":{"email":"Ann@Example.com","phone":"+1 555 0100"}"#]),
+            pick(&[
+                "",
+                r#","consent":{"categoryPreferences":{"Advertising":false,"Analytics":true}}"#,
+                r#","consent":{"purposes":{"advertising":true}},"tcf":"CPzHq4APzHq4AAKAeAENCZCgAP_AAH_AAAqIAAAAAAAA""#,
+                r#","consent":{"googleConsentMode":{"ad_storage":"denied","analytics_storage":"granted"}}"#,
+                r#","traits":{"email":"b@example.com"},"device":{"id":"d-1"},"externalIds":[{"id":"x","type":"crm_id"}],"locale":"en-GB""#,
+            ]),
+            pick(&["", r#","gpc":true"#, r#","timestamp":"2026-01-02T03:04:05.000Z""#, r#","seq":7"#]),
+            pick(&["", r#","properties":{"previousId":"p1","revenue":3.5,"seq":1}"#, r#","integrations":{"All":false}"#]),
+        )
+            .prop_map(|(t, name, user, anon, traits, context, top, rest)| {
+                format!(
+                    r#"{{"type":"{t}"{name}{user}{anon}{traits},"context":{{"page":{{"url":"https://x.test/"}}{context}}}{top}{rest}}}"#
+                )
+            })
+    }
+
+    proptest::proptest! {
+        /// The parts of a body [`ROUTED`] keeps route it (filter and consent gate), place
+        /// it on a profile (identifiers, time) and show a carried `seq` as the whole body does.
+        #[test]
+        fn the_routed_parts_route_and_place_as_the_whole_body(text in event_text()) {
+            let whole: Value = serde_json::from_str(&text).unwrap();
+            let routed = pruned::parse(&text, &ROUTED).unwrap();
+            let event = StoredEvent {
+                seq: 5,
+                source_id: 1,
+                message_id: "m".into(),
+                event_type: EventType::parse(whole["type"].as_str().unwrap()).unwrap(),
+                received_at: 1,
+                body: text.clone(),
+            };
+            let policy = Policy::default();
+            for (purposes, names) in [
+                (vec![], vec![]),
+                (vec!["advertising".to_string()], vec![]),
+                (vec!["analytics".to_string(), "advertising".to_string()], vec!["Order Completed".to_string(), "Home".to_string()]),
+            ] {
+                let destination = Destination { purposes, event_names: names, ..hook(1) };
+                proptest::prop_assert_eq!(
+                    gate::route(&policy, &destination, event.event_type, &routed, None),
+                    gate::route(&policy, &destination, event.event_type, &whole, None)
+                );
+            }
+            let rules = sightline_identity::Rules::default();
+            proptest::prop_assert_eq!(
+                sightline_identity::extract(&routed, &rules),
+                sightline_identity::extract(&whole, &rules)
+            );
+            proptest::prop_assert_eq!(
+                sightline_profiles::event_time(&event, &routed),
+                sightline_profiles::event_time(&event, &whole)
+            );
+            proptest::prop_assert_eq!(routed.get("seq"), whole.get("seq"));
+        }
     }
 }

@@ -134,6 +134,14 @@ pub enum HashFormat {
 }
 
 impl Transform {
+    /// Whether `apply` leaves every event as it is.
+    pub fn is_identity(&self) -> bool {
+        self.allow.is_empty()
+            && self.deny.is_empty()
+            && self.hash.is_empty()
+            && self.rename.is_empty()
+    }
+
     /// Checks the paths and that the rules do not contradict each other. The error says
     /// what to fix.
     pub fn validate(&self) -> Result<(), String> {
