@@ -2,8 +2,8 @@
 //! with no IO. Limits that make a request unacceptable refuse the whole request; a batch
 //! item that breaks a field rule is refused on its own and its siblings are kept.
 
-use crate::raw::{json_string, Field, Kind, RawObject};
-use serde_json::value::RawValue;
+use crate::raw::{json_string, Field, Kind, RawObject, WithItems};
+use serde::de::DeserializeSeed;
 use sightline_core::time::{format_ms, parse_ms};
 use sightline_core::EventType;
 
@@ -325,7 +325,7 @@ fn parse_single(
     event.set("type", Field::Written(json_string(kind.as_str())));
     Ok(Parsed {
         write_key,
-        events: vec![prepare(event, &Shared::default(), received, new_id)],
+        events: vec![prepare(event, &Shared::of(received), received, new_id)],
     })
 }
 
@@ -335,12 +335,19 @@ fn parse_batch(
     limits: &Limits,
     new_id: &mut dyn FnMut() -> String,
 ) -> Result<Parsed, RequestError> {
-    let mut envelope = body_object(body)?;
-    let items: Vec<&RawValue> = match envelope.get("batch") {
-        Some(batch) if batch.kind() == Kind::Array => {
-            serde_json::from_str(batch.json()).map_err(|_| RequestError::BatchNotArray)?
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    let read = WithItems("batch")
+        .deserialize(&mut deserializer)
+        .and_then(|split| deserializer.end().map(|()| split));
+    let (mut envelope, items) = read.map_err(|e| {
+        if e.is_data() {
+            RequestError::NotAnObject
+        } else {
+            RequestError::from_json(e)
         }
-        _ => return Err(RequestError::BatchNotArray),
+    })?;
+    let Some(Ok(items)) = items else {
+        return Err(RequestError::BatchNotArray);
     };
     if items.is_empty() {
         return Err(RequestError::EmptyBatch);
@@ -373,6 +380,7 @@ fn parse_batch(
         context: object_field(&envelope, "context"),
         integrations: object_field(&envelope, "integrations"),
         sent_at: envelope.present("sentAt").cloned(),
+        ..Shared::of(received)
     };
     let events = events
         .into_iter()
@@ -390,11 +398,24 @@ fn parse_batch(
 }
 
 /// Batch-level fields that apply to every item.
-#[derive(Default)]
 struct Shared<'a> {
     context: Option<RawObject<'a>>,
     integrations: Option<RawObject<'a>>,
     sent_at: Option<Field<'a>>,
+    /// `receivedAt` as JSON, the same for every event of the request.
+    received_at: String,
+}
+
+impl Shared<'_> {
+    /// Nothing shared but the time of receipt.
+    fn of(received: Received) -> Shared<'static> {
+        Shared {
+            context: None,
+            integrations: None,
+            sent_at: None,
+            received_at: json_string(&format_ms(received.at)),
+        }
+    }
 }
 
 fn object_field<'a>(object: &RawObject<'a>, key: &str) -> Option<RawObject<'a>> {
@@ -483,10 +504,7 @@ fn prepare<'a>(
 
     strip_linkage(&mut event);
     correct_clock(&mut event, shared.sent_at.as_ref(), received.at)?;
-    event.set(
-        "receivedAt",
-        Field::Written(json_string(&format_ms(received.at))),
-    );
+    event.set("receivedAt", Field::Written(shared.received_at.clone()));
     if received.gpc {
         event.set("gpc", Field::Written("true".into()));
     }
@@ -522,7 +540,12 @@ fn strip_linkage(event: &mut RawObject) {
     let Some(context) = event.get("context").filter(|c| c.kind() == Kind::Object) else {
         return;
     };
-    let Ok(mut context) = serde_json::from_str::<RawObject>(context.json()) else {
+    // Without the word or an escape (which could spell it), no key is `linkage`.
+    let text = context.json();
+    if !text.contains("linkage") && !text.contains('\\') {
+        return;
+    }
+    let Ok(mut context) = serde_json::from_str::<RawObject>(text) else {
         return;
     };
     if context.remove("linkage").is_some() {

@@ -3,7 +3,9 @@
 //! (and re-printing) what it does not need, so properties, traits and context are stored
 //! byte for byte as sent (numbers keep their digits, keys their order) and cheaply.
 
-use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
+use serde::de::{
+    Deserialize, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor,
+};
 use serde_json::value::RawValue;
 use std::fmt;
 
@@ -63,8 +65,13 @@ impl Field<'_> {
 
     /// The value as a string, when it is one.
     pub fn string(&self) -> Option<String> {
+        let json = self.json();
         match self.kind() {
-            Kind::String => serde_json::from_str(self.json()).ok(),
+            // Without escapes, the text between the quotes is the string.
+            Kind::String if !json.contains('\\') => {
+                json.strip_prefix('"')?.strip_suffix('"').map(str::to_owned)
+            }
+            Kind::String => serde_json::from_str(json).ok(),
             _ => None,
         }
     }
@@ -164,7 +171,114 @@ impl<'a> RawObject<'a> {
 
 /// A string written as a JSON value (the collector's own fields).
 pub fn json_string(s: &str) -> String {
-    serde_json::Value::from(s).to_string()
+    // JSON escapes only the quote, the backslash and control characters: a string without
+    // them is written as it is.
+    if s.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20) {
+        return serde_json::Value::from(s).to_string();
+    }
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    out.push_str(s);
+    out.push('"');
+    out
+}
+
+/// An object read with the array under one of its keys split into its items in the same
+/// pass (a batch request's `batch`): the other fields, and the last such key's items, or
+/// `Err(())` when its value is not an array. Reading the object and then the array again
+/// walked every byte of a batch twice.
+pub struct WithItems<'k>(pub &'k str);
+
+/// What [`WithItems`] reads: the fields but the split one, and its items if present.
+pub type Split<'a> = (RawObject<'a>, Option<Result<Vec<&'a RawValue>, ()>>);
+
+impl<'de> DeserializeSeed<'de> for WithItems<'_> {
+    type Value = Split<'de>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Split<'de>, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for WithItems<'_> {
+    type Value = Split<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Split<'de>, A::Error> {
+        let mut object = RawObject::default();
+        let mut items = None;
+        while let Some(key) = map.next_key::<KeyIn<'de>>()? {
+            if key.0.as_str() == self.0 {
+                items = Some(map.next_value::<Items<'de>>()?.0);
+                continue;
+            }
+            let value: &'de RawValue = map.next_value()?;
+            match object.fields.iter_mut().find(|(k, _)| *k == key.0) {
+                Some(slot) => slot.1 = Field::Sent(value),
+                None => object.fields.push((key.0, Field::Sent(value))),
+            }
+        }
+        Ok((object, items))
+    }
+}
+
+/// A JSON array's items as sent, or `Err(())` for any other value (read through).
+struct Items<'a>(Result<Vec<&'a RawValue>, ()>);
+
+impl<'de> Deserialize<'de> for Items<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(ItemsVisitor)
+    }
+}
+
+struct ItemsVisitor;
+
+impl<'de> Visitor<'de> for ItemsVisitor {
+    type Value = Items<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Items<'de>, A::Error> {
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+        while let Some(item) = seq.next_element::<&'de RawValue>()? {
+            items.push(item);
+        }
+        Ok(Items(Ok(items)))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Items<'de>, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(Items(Err(())))
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Items<'de>, E> {
+        Ok(Items(Err(())))
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<Items<'de>, E> {
+        Ok(Items(Err(())))
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<Items<'de>, E> {
+        Ok(Items(Err(())))
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<Items<'de>, E> {
+        Ok(Items(Err(())))
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<Items<'de>, E> {
+        Ok(Items(Err(())))
+    }
+
+    fn visit_unit<E>(self) -> Result<Items<'de>, E> {
+        Ok(Items(Err(())))
+    }
 }
 
 impl<'de> Deserialize<'de> for RawObject<'de> {

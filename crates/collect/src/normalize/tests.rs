@@ -442,6 +442,74 @@ fn context_linkage_from_a_client_is_dropped() {
         let event: Value = serde_json::from_str(&outcome.as_ref().unwrap().body).unwrap();
         assert_eq!(event["context"], context);
     }
+
+    // Also when its key is written with an escape.
+    let parsed = raw(
+        Call::Single(EventType::Identify),
+        r#"{"userId":"u","context":{"ip":"3","l\u0069nkage":{"probability":0.99}}}"#,
+    )
+    .unwrap();
+    let event: Value = serde_json::from_str(&parsed.events[0].as_ref().unwrap().body).unwrap();
+    assert_eq!(event["context"], json!({"ip":"3"}));
+}
+
+/// The batch is split into its items as the body is read: the key however it is written,
+/// the last of a repeated one, and anything but an array refused as before.
+#[test]
+fn the_batch_is_found_as_the_key_it_spells() {
+    let count = |body: &str| raw(Call::Batch, body).map(|p| p.events.len());
+    let track = r#"{"type":"track","userId":"u","event":"e"}"#;
+    assert_eq!(
+        count(&format!(r#"{{"b\u0061tch":[{track},{track}]}}"#)),
+        Ok(2)
+    );
+    assert_eq!(
+        count(&format!(
+            r#"{{"batch":[{track}],"batch":[{track},{track},{track}]}}"#
+        )),
+        Ok(3)
+    );
+    assert_eq!(
+        count(&format!(r#"{{"batch":[{track}],"batch":{{"a":[1]}}}}"#))
+            .unwrap_err()
+            .code(),
+        "batch_not_array"
+    );
+    for value in [r#"{"a":1}"#, r#""x""#, "1", "-1.5", "true", "null"] {
+        assert_eq!(
+            count(&format!(r#"{{"batch":{value}}}"#))
+                .unwrap_err()
+                .code(),
+            "batch_not_array",
+            "{value}"
+        );
+    }
+    assert_eq!(
+        count(r#"{"context":{}}"#).unwrap_err().code(),
+        "batch_not_array"
+    );
+    assert_eq!(count(r#"[1]"#).unwrap_err().code(), "not_an_object");
+    assert_eq!(
+        count(&format!(r#"{{"batch":[{track}]}} x"#))
+            .unwrap_err()
+            .code(),
+        "malformed_json"
+    );
+    assert_eq!(
+        count(&format!(r#"{{"batch":[{track},]}}"#))
+            .unwrap_err()
+            .code(),
+        "malformed_json"
+    );
+    // The batch's own fields still apply and its write key is still taken.
+    let parsed = raw(
+        Call::Batch,
+        &format!(r#"{{"writeKey":"k","batch":[{track}],"context":{{"ip":"9"}}}}"#),
+    )
+    .unwrap();
+    assert_eq!(parsed.write_key.as_deref(), Some("k"));
+    let event: Value = serde_json::from_str(&parsed.events[0].as_ref().unwrap().body).unwrap();
+    assert_eq!(event["context"], json!({"ip":"9"}));
 }
 
 #[test]
@@ -576,5 +644,17 @@ proptest! {
             prop_assert_eq!(stored, NOW);
         }
         prop_assert_eq!(&event["originalTimestamp"], &body["timestamp"]);
+    }
+}
+
+proptest! {
+    /// The collector's own strings and the strings it reads agree with serde_json's.
+    #[test]
+    fn strings_are_written_and_read_as_serde_json_does(text in any::<String>()) {
+        let written = crate::raw::json_string(&text);
+        prop_assert_eq!(&written, &Value::from(text.as_str()).to_string());
+        let raw_value: Box<serde_json::value::RawValue> =
+            serde_json::from_str(&written).unwrap();
+        prop_assert_eq!(crate::raw::Field::Sent(&raw_value).string(), Some(text));
     }
 }
