@@ -64,9 +64,12 @@ impl Rows {
     }
 
     fn insert(&mut self, row: u64) {
-        let hash = Rows::hash(row);
-        if self.0.find(hash, |&held| held == row).is_none() {
-            self.0.insert_unique(hash, row, |&held| Rows::hash(held));
+        if let hashbrown::hash_table::Entry::Vacant(slot) = self.0.entry(
+            Rows::hash(row),
+            |&held| held == row,
+            |&held| Rows::hash(held),
+        ) {
+            slot.insert(row);
         }
     }
 
