@@ -23,8 +23,11 @@ use std::time::{Duration, Instant};
 
 /// Events the follower reads and applies at a time. Each page is one save (one commit and
 /// fsync) and one round of store reads: at 1,000 those took a third of a catch-up's time.
-/// With the page read ahead, two pages of parsed bodies are held at most.
-const PAGE: usize = 4000;
+/// A larger page also writes each stored page of rows once for more events (a profile
+/// met twice in it is saved once): from 4,000 to 16,000, a catch-up applied 95,000
+/// events/s instead of 85,000. Only a follower that is behind fills one; with the page
+/// read ahead, two pages of parsed bodies are held at most.
+const PAGE: usize = 16_000;
 /// Membership timers the follower fires per page at most: the news of a window closing on
 /// many members are saved (and synced) a page at a time.
 const TIMERS_PER_PAGE: usize = 10_000;
