@@ -936,19 +936,8 @@ mod tests {
     fn hook(batch_size: u32) -> Destination {
         Destination {
             id: 3,
-            name: "hook".into(),
-            kind: sightline_core::DestinationKind::Webhook,
-            url: "http://127.0.0.1:9/".into(),
-            purposes: vec![],
-            event_types: vec![],
-            event_names: vec![],
             batch_size,
-            transform: json!({}),
-            settings: json!({}),
-            signing_secret: "s".into(),
-            created_at: 0,
-            disabled: false,
-            approved: true,
+            ..gate::tests::destination(&[], &[], &[])
         }
     }
 

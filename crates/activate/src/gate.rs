@@ -163,7 +163,7 @@ pub fn route(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use proptest::prelude::*;
     use serde_json::json;
@@ -171,7 +171,7 @@ mod tests {
     use sightline_core::DestinationKind;
     use std::collections::BTreeMap;
 
-    fn destination(purposes: &[&str], types: &[&str], names: &[&str]) -> Destination {
+    pub(crate) fn destination(purposes: &[&str], types: &[&str], names: &[&str]) -> Destination {
         Destination {
             id: 1,
             name: "hook".into(),

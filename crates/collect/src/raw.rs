@@ -134,6 +134,14 @@ impl<'a> RawObject<'a> {
         added
     }
 
+    /// A field as read: a repeated key's last value wins, as in serde_json's own `Value`.
+    fn put(&mut self, key: Key<'a>, value: &'a RawValue) {
+        match self.fields.iter_mut().find(|(k, _)| *k == key) {
+            Some(slot) => slot.1 = Field::Sent(value),
+            None => self.fields.push((key, Field::Sent(value))),
+        }
+    }
+
     pub fn contains(&self, key: &str) -> bool {
         self.get(key).is_some()
     }
@@ -215,11 +223,7 @@ impl<'de> Visitor<'de> for WithItems<'_> {
                 items = Some(map.next_value::<Items<'de>>()?.0);
                 continue;
             }
-            let value: &'de RawValue = map.next_value()?;
-            match object.fields.iter_mut().find(|(k, _)| *k == key.0) {
-                Some(slot) => slot.1 = Field::Sent(value),
-                None => object.fields.push((key.0, Field::Sent(value))),
-            }
+            object.put(key.0, map.next_value()?);
         }
         Ok((object, items))
     }
@@ -299,12 +303,7 @@ impl<'de> Visitor<'de> for ObjectVisitor {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut object = RawObject::default();
         while let Some(key) = map.next_key::<KeyIn<'de>>()? {
-            let value: &'de RawValue = map.next_value()?;
-            // A repeated key: the last one wins, as it does in serde_json's own Value.
-            match object.fields.iter_mut().find(|(k, _)| *k == key.0) {
-                Some(slot) => slot.1 = Field::Sent(value),
-                None => object.fields.push((key.0, Field::Sent(value))),
-            }
+            object.put(key.0, map.next_value()?);
         }
         Ok(object)
     }
