@@ -359,8 +359,11 @@ fn parse_batch(
         });
     }
     let mut events = Vec::with_capacity(items.len());
-    for (index, raw) in items.iter().enumerate() {
-        let size = raw.get().len();
+    for (index, item) in items.into_iter().enumerate() {
+        let Ok((item, size)) = item else {
+            events.push(Err(EventError::NotAnObject));
+            continue;
+        };
         if size > limits.max_event_bytes {
             return Err(RequestError::EventTooLarge {
                 index,
@@ -368,13 +371,8 @@ fn parse_batch(
                 limit: limits.max_event_bytes,
             });
         }
-        // The batch was read whole already, so an item can only fail by not being an object.
-        let item =
-            serde_json::from_str::<RawObject>(raw.get()).map_err(|_| EventError::NotAnObject);
-        if let Ok(item) = &item {
-            check_message_id(item, index, limits)?;
-        }
-        events.push(item);
+        check_message_id(&item, index, limits)?;
+        events.push(Ok(item));
     }
     let shared = Shared {
         context: object_field(&envelope, "context"),

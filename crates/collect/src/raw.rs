@@ -146,14 +146,20 @@ impl<'a> RawObject<'a> {
         self.get(key).is_some()
     }
 
-    /// The object as compact JSON: keys in the order sent, values as sent.
-    pub fn to_json(&self) -> String {
-        let size: usize = self
+    /// The length of [`RawObject::to_json`]'s text, short of the escapes a decoded key
+    /// gets again.
+    pub fn compact_len(&self) -> usize {
+        let fields: usize = self
             .fields
             .iter()
-            .map(|(k, v)| k.as_str().len() + v.json().len() + 4)
+            .map(|(k, v)| k.as_str().len() + v.json().len() + 3)
             .sum();
-        let mut out = String::with_capacity(size + 2);
+        fields + self.fields.len().saturating_sub(1) + 2
+    }
+
+    /// The object as compact JSON: keys in the order sent, values as sent.
+    pub fn to_json(&self) -> String {
+        let mut out = String::with_capacity(self.compact_len());
         out.push('{');
         for (i, (key, value)) in self.fields.iter().enumerate() {
             if i > 0 {
@@ -191,14 +197,48 @@ pub fn json_string(s: &str) -> String {
     out
 }
 
+/// A visitor's answer to every scalar JSON value (a bool, a number, a string, null): the
+/// same `$answer`, for visitors that only look inside arrays or objects.
+macro_rules! any_scalar_is {
+    ($answer:expr) => {
+        fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+            Ok($answer)
+        }
+
+        fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+            Ok($answer)
+        }
+
+        fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+            Ok($answer)
+        }
+
+        fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+            Ok($answer)
+        }
+
+        fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+            Ok($answer)
+        }
+
+        fn visit_unit<E>(self) -> Result<Self::Value, E> {
+            Ok($answer)
+        }
+    };
+}
+
 /// An object read with the array under one of its keys split into its items in the same
 /// pass (a batch request's `batch`): the other fields, and the last such key's items, or
-/// `Err(())` when its value is not an array. Reading the object and then the array again
-/// walked every byte of a batch twice.
+/// `Err(())` when its value is not an array. Each item is read one level deep as it is
+/// met. Reading the object, then the array, then each item walked every byte three times.
 pub struct WithItems<'k>(pub &'k str);
 
+/// An item of the split array: an object and its size as compact JSON, or `Err(())` for
+/// any other value.
+pub type Item<'a> = Result<(RawObject<'a>, usize), ()>;
+
 /// What [`WithItems`] reads: the fields but the split one, and its items if present.
-pub type Split<'a> = (RawObject<'a>, Option<Result<Vec<&'a RawValue>, ()>>);
+pub type Split<'a> = (RawObject<'a>, Option<Result<Vec<Item<'a>>, ()>>);
 
 impl<'de> DeserializeSeed<'de> for WithItems<'_> {
     type Value = Split<'de>;
@@ -229,8 +269,8 @@ impl<'de> Visitor<'de> for WithItems<'_> {
     }
 }
 
-/// A JSON array's items as sent, or `Err(())` for any other value (read through).
-struct Items<'a>(Result<Vec<&'a RawValue>, ()>);
+/// A JSON array's items, or `Err(())` for any other value (read through).
+struct Items<'a>(Result<Vec<Item<'a>>, ()>);
 
 impl<'de> Deserialize<'de> for Items<'de> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -248,8 +288,8 @@ impl<'de> Visitor<'de> for ItemsVisitor {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Items<'de>, A::Error> {
-        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0));
-        while let Some(item) = seq.next_element::<&'de RawValue>()? {
+        let mut items = Vec::new();
+        while let Some(ItemIn(item)) = seq.next_element()? {
             items.push(item);
         }
         Ok(Items(Ok(items)))
@@ -260,29 +300,39 @@ impl<'de> Visitor<'de> for ItemsVisitor {
         Ok(Items(Err(())))
     }
 
-    fn visit_bool<E>(self, _: bool) -> Result<Items<'de>, E> {
-        Ok(Items(Err(())))
+    any_scalar_is!(Items(Err(())));
+}
+
+/// An item: an object read one level deep, or `Err(())` for any other value.
+struct ItemIn<'a>(Item<'a>);
+
+impl<'de> Deserialize<'de> for ItemIn<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(ItemVisitor).map(ItemIn)
+    }
+}
+
+struct ItemVisitor;
+
+impl<'de> Visitor<'de> for ItemVisitor {
+    type Value = Item<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any JSON value")
     }
 
-    fn visit_i64<E>(self, _: i64) -> Result<Items<'de>, E> {
-        Ok(Items(Err(())))
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Item<'de>, A::Error> {
+        let object = ObjectVisitor.visit_map(map)?;
+        let size = object.compact_len();
+        Ok(Ok((object, size)))
     }
 
-    fn visit_u64<E>(self, _: u64) -> Result<Items<'de>, E> {
-        Ok(Items(Err(())))
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Item<'de>, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(Err(()))
     }
 
-    fn visit_f64<E>(self, _: f64) -> Result<Items<'de>, E> {
-        Ok(Items(Err(())))
-    }
-
-    fn visit_str<E>(self, _: &str) -> Result<Items<'de>, E> {
-        Ok(Items(Err(())))
-    }
-
-    fn visit_unit<E>(self) -> Result<Items<'de>, E> {
-        Ok(Items(Err(())))
-    }
+    any_scalar_is!(Err(()));
 }
 
 impl<'de> Deserialize<'de> for RawObject<'de> {
@@ -346,6 +396,18 @@ mod tests {
         assert!(object.present("c").is_none());
         let back: serde_json::Value = serde_json::from_str(&object.to_json()).unwrap();
         assert_eq!(back["a\"q"]["x"][1], 2);
+    }
+
+    #[test]
+    fn the_compact_length_is_the_written_length() {
+        for text in [
+            "{}",
+            r#"{ "a" : 1 }"#,
+            r#"{"b": 1.10, "c": {"x" : [1, 2]}, "d": null}"#,
+        ] {
+            let object: RawObject = serde_json::from_str(text).unwrap();
+            assert_eq!(object.compact_len(), object.to_json().len(), "{text}");
+        }
     }
 
     #[test]

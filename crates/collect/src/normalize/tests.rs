@@ -273,6 +273,23 @@ fn limits_refuse_the_whole_request() {
     let err = run(Call::Batch, &json!({"batch": vec![item.clone(); 2_000]})).unwrap_err();
     assert_eq!(err.code(), "request_too_large");
 
+    // In a batch, an event's size is its size as compact JSON; an item that is not an
+    // object is refused on its own, whatever its size.
+    let big_item =
+        json!({"type":"track","userId":"u","event":"e","properties":{"p":"z".repeat(33 * 1024)}});
+    let err = run(Call::Batch, &json!({"batch": [item.clone(), big_item]})).unwrap_err();
+    assert_eq!(err.code(), "event_too_large");
+    assert!(err.to_string().contains("event 1"), "{err}");
+    let parsed = run(
+        Call::Batch,
+        &json!({"batch": [item.clone(), "w".repeat(33 * 1024)]}),
+    )
+    .unwrap();
+    assert_eq!(
+        parsed.events[1].as_ref().unwrap_err().code(),
+        "not_an_object"
+    );
+
     let small = json!({"type":"track","userId":"u","event":"e"});
     let err = run(Call::Batch, &json!({"batch": vec![small; 2_501]})).unwrap_err();
     assert_eq!(err.code(), "too_many_events");
