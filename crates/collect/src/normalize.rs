@@ -296,13 +296,17 @@ fn surrogate_at(json: &[u8], at: usize) -> Option<u16> {
 
 /// The body as an object; any other JSON value is `NotAnObject`.
 fn body_object(body: &[u8]) -> Result<RawObject<'_>, RequestError> {
-    serde_json::from_slice(body).map_err(|e| {
-        if e.is_data() {
-            RequestError::NotAnObject
-        } else {
-            RequestError::from_json(e)
-        }
-    })
+    serde_json::from_slice(body).map_err(object_error)
+}
+
+/// A failed read of a body that must be an object: `NotAnObject` when it is JSON of
+/// another kind, else where the JSON is malformed.
+fn object_error(e: serde_json::Error) -> RequestError {
+    if e.is_data() {
+        RequestError::NotAnObject
+    } else {
+        RequestError::from_json(e)
+    }
 }
 
 fn parse_single(
@@ -339,13 +343,7 @@ fn parse_batch(
     let read = WithItems("batch")
         .deserialize(&mut deserializer)
         .and_then(|split| deserializer.end().map(|()| split));
-    let (mut envelope, items) = read.map_err(|e| {
-        if e.is_data() {
-            RequestError::NotAnObject
-        } else {
-            RequestError::from_json(e)
-        }
-    })?;
+    let (mut envelope, items) = read.map_err(object_error)?;
     let Some(Ok(items)) = items else {
         return Err(RequestError::BatchNotArray);
     };
