@@ -633,12 +633,10 @@ impl Profiles {
         let Some(Parsed { body, identifiers }) = parsed else {
             return Applied::default();
         };
-        let mut resolution = resolve(
-            &identifiers,
-            &self.graph.slice(&identifiers),
-            &self.rules,
-            event.seq,
-        );
+        // Against the graph itself: a slice of it (what a processor holding part of the
+        // graph would pass) resolves the same, as the identity tests check, but costs
+        // copies of every identifier's state for each event.
+        let mut resolution = resolve(&identifiers, &self.graph, &self.rules, event.seq);
         if let Some(evidence) = linkage_evidence(&body) {
             resolution = resolution.by_record_linkage(evidence.clone());
         }
