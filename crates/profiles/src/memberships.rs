@@ -39,13 +39,24 @@ pub struct Memberships {
     rescheduled: FxHashMap<(usize, ProfileId), Option<i64>>,
 }
 
-/// A profile's membership and computed trait states as stored, by audience and trait name.
-#[derive(Debug, Default, Serialize, Deserialize)]
+/// A profile's membership and computed trait states as stored, by audience and trait name
+/// (written as [`StoredStatesRef`]).
+#[derive(Debug, Default, Deserialize)]
 struct StoredStates {
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(default)]
     audiences: BTreeMap<String, MembershipState>,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(default)]
     traits: BTreeMap<String, TraitState>,
+}
+
+/// [`StoredStates`] as written, borrowing the states rather than copying them: a profile's
+/// row is written again whenever its states change.
+#[derive(Default, Serialize)]
+struct StoredStatesRef<'a> {
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    audiences: BTreeMap<&'a str, &'a MembershipState>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    traits: BTreeMap<&'a str, &'a TraitState>,
 }
 
 /// The values at `now`, by name, of the computed traits in a profile's stored states (as
@@ -260,17 +271,15 @@ impl Memberships {
     }
 
     fn state_row(&self, profile: ProfileId) -> Option<(i64, String)> {
-        let mut stored = StoredStates::default();
+        let mut stored = StoredStatesRef::default();
         for (i, audience) in self.audiences.iter().enumerate() {
             if let Some(state) = self.states.get(&(i, profile)) {
-                stored
-                    .audiences
-                    .insert(audience.name().to_owned(), state.clone());
+                stored.audiences.insert(audience.name(), state);
             }
         }
         for (i, computed) in self.traits.iter().enumerate() {
             if let Some(state) = self.trait_states.get(&(i, profile)) {
-                stored.traits.insert(computed.name.clone(), state.clone());
+                stored.traits.insert(&computed.name, state);
             }
         }
         if stored.audiences.is_empty() && stored.traits.is_empty() {
