@@ -227,7 +227,8 @@ impl ComputedTrait {
         if !self.event.matches(event) {
             return None;
         }
-        let property = |name: &str| lookup(event.properties, name).filter(|v| !v.is_null());
+        let property =
+            |name: &str| lookup(|key| event.properties.get(key), name).filter(|v| !v.is_null());
         let value = match &self.aggregate {
             Aggregation::Count | Aggregation::FirstSeen | Aggregation::LastSeen => Value::Null,
             Aggregation::Sum { property: p }

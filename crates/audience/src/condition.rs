@@ -3,7 +3,7 @@
 
 use crate::event::{Event, EventType};
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::Value;
 use std::cmp::Ordering;
 
 /// A constant in a rule: a string, a finite number or a boolean.
@@ -131,11 +131,20 @@ pub(crate) fn read_keys(name: &str) -> impl Iterator<Item = &str> {
 
 /// The value named `name`: the key itself, or else a dotted path into nested objects
 /// (`address.city`), as Segment traits and properties nest.
-pub(crate) fn lookup<'v>(map: &'v Map<String, Value>, name: &str) -> Option<&'v Value> {
-    map.get(name).or_else(|| {
+pub(crate) fn lookup<'v>(get: impl Fn(&str) -> Option<&'v Value>, name: &str) -> Option<&'v Value> {
+    get(name).or_else(|| {
         let mut path = name.split('.');
-        let root = map.get(path.next()?)?;
+        let root = get(path.next()?)?;
         path.try_fold(root, |value, key| value.get(key))
+    })
+}
+
+/// [`lookup`] among values made on demand (computed traits).
+pub(crate) fn lookup_owned(get: impl Fn(&str) -> Option<Value>, name: &str) -> Option<Value> {
+    get(name).or_else(|| {
+        let mut path = name.split('.');
+        let root = get(path.next()?)?;
+        path.try_fold(root, |value, key| value.get(key).cloned())
     })
 }
 
@@ -161,10 +170,10 @@ impl EventFilter {
     pub fn matches(&self, event: &Event<'_>) -> bool {
         self.event_type.is_none_or(|t| t == event.event_type)
             && self.name.as_deref().is_none_or(|n| event.name == Some(n))
-            && self
-                .conditions
-                .iter()
-                .all(|c| c.test.matches(lookup(event.properties, &c.name)))
+            && self.conditions.iter().all(|c| {
+                c.test
+                    .matches(lookup(|key| event.properties.get(key), &c.name))
+            })
     }
 }
 
@@ -207,11 +216,18 @@ mod tests {
     fn names_are_keys_or_dotted_paths() {
         let map = json!({"address": {"city": "Lyon"}, "a.b": 1, "a": {"b": 2}});
         let map = map.as_object().unwrap();
-        assert_eq!(lookup(map, "address.city"), Some(&json!("Lyon")));
-        assert_eq!(lookup(map, "a.b"), Some(&json!(1)), "an exact key wins");
-        assert_eq!(lookup(map, "address.zip"), None);
-        assert_eq!(lookup(map, "address.city.x"), None);
-        assert_eq!(lookup(map, ""), None);
+        assert_eq!(
+            lookup(|key| map.get(key), "address.city"),
+            Some(&json!("Lyon"))
+        );
+        assert_eq!(
+            lookup(|key| map.get(key), "a.b"),
+            Some(&json!(1)),
+            "an exact key wins"
+        );
+        assert_eq!(lookup(|key| map.get(key), "address.zip"), None);
+        assert_eq!(lookup(|key| map.get(key), "address.city.x"), None);
+        assert_eq!(lookup(|key| map.get(key), ""), None);
     }
 
     #[test]

@@ -47,7 +47,7 @@ mod time;
 pub use computed::{Accumulator, Aggregation, ComputedTrait, Sample, TraitState};
 pub use condition::{Comparison, EventFilter, Literal, Test};
 pub use error::ParseError;
-pub use eval::{evaluate, EventState, Profile, ProfileView};
+pub use eval::{evaluate, EventState, Facts, Profile, ProfileView};
 pub use event::{Event, EventType};
 pub use membership::{Audience, Cause, MembershipChange, MembershipState, Transition};
 pub use parser::parse;

@@ -2,7 +2,7 @@
 //! membership changes as records, and the next instant membership can change by time alone.
 
 use crate::error::ParseError;
-use crate::eval::{evaluate, EventState, Profile, ProfileView};
+use crate::eval::{evaluate, EventState, Facts, ProfileView};
 use crate::event::Event;
 use crate::parser::parse;
 use crate::rule::{EventCondition, Rule, RuleError};
@@ -109,7 +109,7 @@ impl Audience {
     }
 
     /// Whether the profile is in the audience at `now`, from its state and profile data.
-    pub fn evaluate(&self, state: &MembershipState, profile: &Profile, now: Millis) -> bool {
+    pub fn evaluate(&self, state: &MembershipState, profile: &dyn Facts, now: Millis) -> bool {
         let view = ProfileView {
             profile,
             events: &state.events,
@@ -125,7 +125,7 @@ impl Audience {
         &self,
         state: &mut MembershipState,
         profile_id: &str,
-        profile: &Profile,
+        profile: &dyn Facts,
         event: &Event<'_>,
         now: Millis,
     ) -> Option<MembershipChange> {
@@ -148,7 +148,7 @@ impl Audience {
         &self,
         state: &mut MembershipState,
         profile_id: &str,
-        profile: &Profile,
+        profile: &dyn Facts,
         now: Millis,
         cause: Cause,
     ) -> Option<MembershipChange> {
@@ -162,7 +162,7 @@ impl Audience {
     pub fn next_change_at(
         &self,
         state: &MembershipState,
-        profile: &Profile,
+        profile: &dyn Facts,
         now: Millis,
     ) -> Option<Millis> {
         // Membership can only change when a recorded event leaves its window: try those
@@ -188,7 +188,7 @@ impl Audience {
         into: &mut MembershipState,
         from: &MembershipState,
         profile_id: &str,
-        merged_profile: &Profile,
+        merged_profile: &dyn Facts,
         now: Millis,
         cause: Cause,
     ) -> Option<MembershipChange> {
@@ -222,7 +222,7 @@ impl Audience {
         &self,
         state: &mut MembershipState,
         profile_id: &str,
-        profile: &Profile,
+        profile: &dyn Facts,
         now: Millis,
         cause: Cause,
     ) -> Option<MembershipChange> {

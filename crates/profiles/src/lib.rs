@@ -158,8 +158,15 @@ fn source_name(source_id: i64) -> String {
 }
 
 impl Facts {
-    fn record(&mut self, event: &StoredEvent, body: &Value, policy: &Policy, timeline: bool) {
-        let at = event_time(event, body);
+    /// Records the event, which happened `at` ([`event_time`]).
+    fn record(
+        &mut self,
+        event: &StoredEvent,
+        body: &Value,
+        at: i64,
+        policy: &Policy,
+        timeline: bool,
+    ) {
         self.first_seen = Some(self.first_seen.map_or(at, |t| t.min(at)));
         self.last_seen = Some(self.last_seen.map_or(at, |t| t.max(at)));
         self.event_count += 1;
@@ -274,6 +281,8 @@ pub struct Applied {
     /// Whether the consent in force at the event grants `analytics`: if not, measurement
     /// only counts it, without identifiers ([`Profiles::denied_counts`]).
     pub analytics: bool,
+    /// When the event happened ([`event_time`]), read once for everything that needs it.
+    pub at: i64,
 }
 
 /// Where an event's profile is ([`Profiles::locate_event`]).
@@ -664,11 +673,12 @@ impl Profiles {
             }
         }
         let profile = profile.and_then(|p| self.graph.canonical(p));
+        let at = event_time(event, &body);
         self.clock += 1;
         if let Some(profile) = profile {
             self.used.insert(profile, self.clock);
             let facts = self.facts.entry(profile).or_default();
-            facts.record(event, &body, &self.policy, !self.partial);
+            facts.record(event, &body, at, &self.policy, !self.partial);
             if tracked {
                 self.changed.profiles.insert(profile);
                 self.changed.events.push((profile, event.seq));
@@ -677,9 +687,9 @@ impl Profiles {
                 }
             }
         }
-        let analytics = self.analytics_granted(profile, event, &body);
+        let analytics = self.analytics_granted(profile, event, &body, at);
         if !analytics {
-            let key = denied_key(event, &body);
+            let key = denied_key(event, &body, at);
             *self.denied.entry(key.clone()).or_default() += 1;
             if tracked {
                 *self.changed.denied.entry(key).or_default() += 1;
@@ -690,6 +700,7 @@ impl Profiles {
             merged: merges,
             body: Some(body),
             analytics,
+            at,
         }
     }
 
@@ -727,17 +738,18 @@ impl Profiles {
     }
 
     /// Whether analytics consent covers the event: its profile's ledger at the event's
-    /// moment, or, on no profile, the signals it carries.
+    /// moment (`at`), or, on no profile, the signals it carries.
     fn analytics_granted(
         &self,
         profile: Option<ProfileId>,
         event: &StoredEvent,
         body: &Value,
+        at: i64,
     ) -> bool {
         let decision = match profile.and_then(|p| self.facts.get(&p)) {
             Some(facts) => facts
                 .consent
-                .decision_at(ANALYTICS, event_time(event, body), event.seq)
+                .decision_at(ANALYTICS, at, event.seq)
                 .map(|s| s.decision),
             None => {
                 let signals = EventSignals::read(body);
@@ -950,9 +962,10 @@ fn linkage_evidence(body: &Value) -> Option<&Value> {
         .filter(|evidence| evidence.is_object())
 }
 
-/// The identifier-free key an event without analytics consent is counted under.
-fn denied_key(event: &StoredEvent, body: &Value) -> DeniedKey {
-    let day = time::day_of(event_time(event, body));
+/// The identifier-free key an event without analytics consent, which happened `at`, is
+/// counted under.
+fn denied_key(event: &StoredEvent, body: &Value, at: i64) -> DeniedKey {
+    let day = time::day_of(at);
     let name = match event.event_type {
         sightline_core::EventType::Track => body.get("event"),
         sightline_core::EventType::Page | sightline_core::EventType::Screen => body.get("name"),

@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 use sightline_audience::{
     Audience, Cause, ComputedTrait, Event, EventType, MembershipChange, MembershipState, TraitState,
 };
-use sightline_core::{time, ProfileRows, StoredEvent};
+use sightline_core::{ProfileRows, StoredEvent};
 use sightline_identity::ProfileId;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -339,26 +339,17 @@ impl Memberships {
     }
 
     /// What the audience rules see of a profile at `now`.
-    fn view(
-        &self,
-        profiles: &Profiles,
-        profile: ProfileId,
-        now: i64,
-    ) -> sightline_audience::Profile {
-        let mut view = audience_profile(profiles, profile);
-        view.computed = self.computed(profile, now);
-        view
+    fn view<'p>(&self, profiles: &'p Profiles, profile: ProfileId, now: i64) -> View<'p> {
+        View {
+            facts: profiles.facts(profile),
+            identity: profiles.identity(profile),
+            computed: self.computed(profile, now),
+        }
     }
 
     /// Sets the timer for the next instant the membership can change with no new event:
     /// when the rule's own windows say so, or when a windowed computed trait's value does.
-    fn schedule(
-        &mut self,
-        audience: usize,
-        profile: ProfileId,
-        view: &sightline_audience::Profile,
-        now: i64,
-    ) {
+    fn schedule(&mut self, audience: usize, profile: ProfileId, view: &View<'_>, now: i64) {
         let Some(state) = self.states.get(&(audience, profile)) else {
             self.set_timer(audience, profile, None);
             self.rescheduled.insert((audience, profile), None);
@@ -447,11 +438,7 @@ impl Memberships {
                 .get("event")
                 .or_else(|| body.get("name"))
                 .and_then(Value::as_str),
-            timestamp: body
-                .get("timestamp")
-                .and_then(Value::as_str)
-                .and_then(time::parse_ms)
-                .unwrap_or(event.received_at),
+            timestamp: applied.at,
             properties,
         };
         for (i, computed) in self.traits.iter().enumerate() {
@@ -515,32 +502,38 @@ impl Memberships {
     }
 }
 
-/// What the audience rules see of a profile: its traits, which identifier types it has, and
-/// the purposes its consent ledger grants now.
-fn audience_profile(profiles: &Profiles, profile: ProfileId) -> sightline_audience::Profile {
-    let mut view = sightline_audience::Profile::default();
-    if let Some(facts) = profiles.facts(profile) {
-        view.traits = facts
-            .traits
-            .iter()
-            .map(|(k, t)| (k.clone(), t.value.clone()))
-            .collect();
-        view.consents = facts
-            .consent
-            .state_at(i64::MAX, i64::MAX)
-            .into_iter()
-            .filter(|(_, in_force)| in_force.decision == sightline_consent::Decision::Granted)
-            .map(|(purpose, _)| purpose)
-            .collect();
+/// What the audience rules see of a profile: its traits, its identifiers' types and the
+/// purposes its consent ledger grants now, read from the book as it holds them (a rule
+/// reads only what it names), and its computed traits' values at the moment.
+struct View<'a> {
+    facts: Option<&'a crate::Facts>,
+    identity: Option<&'a sightline_identity::Profile>,
+    computed: Map<String, Value>,
+}
+
+impl sightline_audience::Facts for View<'_> {
+    fn trait_value(&self, key: &str) -> Option<&Value> {
+        self.facts?.traits.get(key).map(|t| &t.value)
     }
-    if let Some(identity) = profiles.identity(profile) {
-        view.identifiers = identity
-            .identifiers
-            .iter()
-            .map(|i| i.id_type.as_str().to_string())
-            .collect();
+
+    fn computed_value(&self, name: &str) -> Option<Value> {
+        self.computed.get(name).cloned()
     }
-    view
+
+    fn grants(&self, purpose: &str) -> bool {
+        self.facts
+            .and_then(|facts| facts.consent.decision_at(purpose, i64::MAX, i64::MAX))
+            .is_some_and(|in_force| in_force.decision == sightline_consent::Decision::Granted)
+    }
+
+    fn has_identifier(&self, id_type: &str) -> bool {
+        self.identity.is_some_and(|identity| {
+            identity
+                .identifiers
+                .iter()
+                .any(|i| i.id_type.as_str() == id_type)
+        })
+    }
 }
 
 #[cfg(test)]
@@ -556,5 +549,103 @@ mod stored_tests {
         );
         assert!(stored_audiences("{}").unwrap().is_empty());
         assert!(stored_audiences("not json").is_err());
+    }
+
+    /// The rules read the book through [`View`] as they read a plain copy of the profile:
+    /// every trait (nested ones by a dotted path), each identifier type and each purpose,
+    /// granted, withdrawn and never stated.
+    #[test]
+    fn a_view_answers_as_a_copy_of_the_profile() {
+        use sightline_audience::{evaluate, Audience, Facts, ProfileView};
+        let mut profiles = Profiles::new(sightline_identity::Rules::default());
+        let mut seq = 0;
+        let mut apply = |profiles: &mut Profiles, body: Value| {
+            seq += 1;
+            let event = StoredEvent {
+                seq,
+                source_id: 1,
+                message_id: format!("m{seq}"),
+                event_type: sightline_core::EventType::Identify,
+                received_at: 1_000 + seq,
+                body: body.to_string(),
+            };
+            profiles.apply(&event).profile.unwrap()
+        };
+        let consent = |ads: bool| serde_json::json!({"consent": {"purposes": {"advertising": ads, "analytics": true}}});
+        apply(
+            &mut profiles,
+            serde_json::json!({"type": "identify", "userId": "u",
+            "traits": {"plan": "pro", "email": "u@example.com", "address": {"city": "Lyon"}},
+            "context": consent(true)}),
+        );
+        let profile = apply(
+            &mut profiles,
+            serde_json::json!({"type": "identify", "userId": "u",
+            "traits": {"seats": 3}, "context": consent(false)}),
+        );
+        let view = Memberships::new(vec![], vec![]).view(&profiles, profile, 10_000);
+
+        let facts = profiles.facts(profile).unwrap();
+        let copy = sightline_audience::Profile {
+            traits: facts
+                .traits
+                .iter()
+                .map(|(k, t)| (k.clone(), t.value.clone()))
+                .collect(),
+            identifiers: profiles
+                .identity(profile)
+                .unwrap()
+                .identifiers
+                .iter()
+                .map(|i| i.id_type.as_str().to_string())
+                .collect(),
+            consents: facts
+                .consent
+                .state_at(i64::MAX, i64::MAX)
+                .into_iter()
+                .filter(|(_, f)| f.decision == sightline_consent::Decision::Granted)
+                .map(|(purpose, _)| purpose)
+                .collect(),
+            computed: Map::new(),
+        };
+        assert_eq!(copy.consents.iter().collect::<Vec<_>>(), ["analytics"]);
+        for key in ["plan", "email", "address", "seats", "missing"] {
+            assert_eq!(view.trait_value(key), copy.trait_value(key), "{key}");
+        }
+        for id_type in ["user_id", "email", "phone"] {
+            assert_eq!(
+                view.has_identifier(id_type),
+                copy.has_identifier(id_type),
+                "{id_type}"
+            );
+        }
+        for purpose in ["advertising", "analytics", "marketing"] {
+            assert_eq!(view.grants(purpose), copy.grants(purpose), "{purpose}");
+        }
+        for rule in [
+            r#"trait address.city = "Lyon""#,
+            "trait seats >= 3",
+            "has email",
+            "has phone",
+            "consent advertising",
+            "consent analytics",
+        ] {
+            let audience = Audience::parse("a", rule).unwrap();
+            let (view, copy) = (
+                ProfileView {
+                    profile: &view,
+                    events: &[],
+                },
+                ProfileView {
+                    profile: &copy,
+                    events: &[],
+                },
+            );
+            assert_eq!(
+                evaluate(audience.rule(), &view, 0),
+                evaluate(audience.rule(), &copy, 0),
+                "{rule}"
+            );
+        }
     }
 }
