@@ -10,8 +10,8 @@ use std::collections::BTreeSet;
 
 /// What a rule reads of a profile besides its events. A rule asks only for what it names,
 /// so a profile store can answer from the profile as it holds it: building a copy of every
-/// trait, consent and identifier for each event was a tenth of the profiles processor's
-/// work on the ingest bench, for rules that read none of them.
+/// trait, consent and identifier for each event was a tenth of applying a page of events
+/// on the ingest bench, for rules that read none of them.
 pub trait Facts {
     /// A trait from identify calls (`plan`, `email`…), by its key.
     fn trait_value(&self, key: &str) -> Option<&Value>;
