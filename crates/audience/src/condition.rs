@@ -139,15 +139,6 @@ pub(crate) fn lookup<'v>(get: impl Fn(&str) -> Option<&'v Value>, name: &str) ->
     })
 }
 
-/// [`lookup`] among values made on demand (computed traits).
-pub(crate) fn lookup_owned(get: impl Fn(&str) -> Option<Value>, name: &str) -> Option<Value> {
-    get(name).or_else(|| {
-        let mut path = name.split('.');
-        let root = get(path.next()?)?;
-        path.try_fold(root, |value, key| value.get(key).cloned())
-    })
-}
-
 /// Which events count: an optional type, an optional name and property conditions that
 /// must all hold. The empty filter matches every event.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

@@ -1,6 +1,6 @@
 //! Evaluating a rule against what is known of one profile at one instant.
 
-use crate::condition::{lookup, lookup_owned};
+use crate::condition::lookup;
 use crate::event::Event;
 use crate::rule::{EventCondition, Rule};
 use crate::time::{Millis, Span};
@@ -16,7 +16,7 @@ pub trait Facts {
     /// A trait from identify calls (`plan`, `email`…), by its key.
     fn trait_value(&self, key: &str) -> Option<&Value>;
     /// A computed trait's current value, by its name.
-    fn computed_value(&self, name: &str) -> Option<Value>;
+    fn computed_value(&self, name: &str) -> Option<&Value>;
     /// Whether the consent purpose is currently granted.
     fn grants(&self, purpose: &str) -> bool;
     /// Whether the profile has an identifier of this type (`email`, `user_id`, `phone`…).
@@ -45,8 +45,8 @@ impl Facts for Profile {
         self.traits.get(key)
     }
 
-    fn computed_value(&self, name: &str) -> Option<Value> {
-        self.computed.get(name).cloned()
+    fn computed_value(&self, name: &str) -> Option<&Value> {
+        self.computed.get(name)
     }
 
     fn grants(&self, purpose: &str) -> bool {
@@ -166,10 +166,9 @@ fn eval(rule: &Rule, view: &ProfileView<'_>, now: Millis, next_event: &mut usize
         Rule::Trait(c) => c
             .test
             .matches(lookup(|key| view.profile.trait_value(key), &c.name)),
-        Rule::Computed(c) => {
-            let value = lookup_owned(|name| view.profile.computed_value(name), &c.name);
-            c.test.matches(value.as_ref())
-        }
+        Rule::Computed(c) => c
+            .test
+            .matches(lookup(|name| view.profile.computed_value(name), &c.name)),
         Rule::Consent(purpose) => view.profile.grants(purpose),
         Rule::Has(identifier) => view.profile.has_identifier(identifier),
     }

@@ -516,8 +516,8 @@ impl sightline_audience::Facts for View<'_> {
         self.facts?.traits.get(key).map(|t| &t.value)
     }
 
-    fn computed_value(&self, name: &str) -> Option<Value> {
-        self.computed.get(name).cloned()
+    fn computed_value(&self, name: &str) -> Option<&Value> {
+        self.computed.get(name)
     }
 
     fn grants(&self, purpose: &str) -> bool {
