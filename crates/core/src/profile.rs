@@ -9,6 +9,10 @@ pub struct ProfileSave {
     /// For a save on top: where the stored state must stand (the previous save's `seq`).
     /// Anything else means another process rewrote it, and the save is a `Conflict`.
     pub base_seq: i64,
+    /// How many erasures had removed stored profiles when the saved profiles were read
+    /// from the store (`Erasure::profile_erasures`). A save after a later one could write
+    /// an erased person back from memory, and is a `Conflict` too, a rebuild's included.
+    pub profile_erasures: i64,
     /// The state the save leaves behind.
     pub state: ProfilesState,
     pub rows: ProfileRows,

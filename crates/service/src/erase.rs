@@ -232,10 +232,16 @@ pub struct Running {
 
 /// Erases the person holding `subject` (`TYPE:VALUE`). Only `privacy` and `admin` may. The
 /// receipt is stored under its id and recorded in the audit log as `privacy.erase`.
-/// `running` is the server's (none from the command line): the deletes run while its
-/// follower is between steps, the person is dropped from its memory before it goes on,
-/// and its collector suppresses their identifiers from the answer on (a command line's
-/// erasure reaches a running server's collector within [`SUPPRESSION_EVERY`]). Each
+/// The identifier asked for is listed first; the erasure then waits (at most
+/// [`CATCH_UP_WAIT`], else [`Error::NotCaughtUp`]) until the stored profiles have taken in
+/// every event already collected, so that the person's timeline names all their events and
+/// none is left to make them a profile again. `running` is the server's (none from the
+/// command line): the deletes run while its follower is between steps, the person is
+/// dropped from its memory before it goes on, and its collector suppresses their
+/// identifiers from the listing on (a command line's or another node's erasure reaches a
+/// server's collector within [`SUPPRESSION_EVERY`]). A profiles processor elsewhere (another
+/// node's, another process's) that holds the person is refused its next save and reads
+/// the profiles again (`Erasure::profile_erasures`). Each
 /// destination that received data about the person is then sent a deletion request
 /// through `webhook` ([`notify`]), its answer recorded in the receipt.
 pub async fn erase(
@@ -252,6 +258,27 @@ pub async fn erase(
     let requested_at = time::now_ms();
     let secret = store.privacy_secret().await?;
     let subject_hash = identifier_hash(&secret, subject.id_type.as_str(), &subject.value);
+    let already = store
+        .suppressed()
+        .await?
+        .iter()
+        .any(|(hash, _)| *hash == subject_hash);
+    // Listed first, so that this server collects no more of the person's events; then the
+    // stored profiles take in those already collected, so that the person's timeline holds
+    // every one of their events. Listing before the deletes also means that an erasure
+    // that stops half way (a crash) finds the person again when asked again, rather than
+    // reporting them never seen.
+    list_hashes(
+        store,
+        running,
+        std::slice::from_ref(&subject_hash),
+        suppress,
+    )
+    .await?;
+    if let Some(running) = running {
+        running.suppressor.reload().await?;
+    }
+    profiles_caught_up(store).await?;
     let turn = match running {
         Some(running) => Some(running.book.turn().await),
         None => None,
@@ -272,37 +299,24 @@ pub async fn erase(
         None => Default::default(),
     };
     let target = target(&subject, profile.as_ref(), seqs);
-    let already = store
-        .suppressed()
-        .await?
-        .iter()
-        .any(|(hash, _)| *hash == subject_hash);
     let outcome = match (&profile, already) {
         (Some(_), _) => Outcome::Erased,
         (None, true) => Outcome::AlreadyErased,
         (None, false) => Outcome::NothingFound,
     };
-    // Listed before the deletes: an erasure that stops half way (a crash) finds the person
-    // again when asked again, rather than reporting them never seen.
-    let listed: Vec<(String, String)> = target
+    let hashes: Vec<String> = target
         .identifiers
         .iter()
-        .map(|(t, v)| (identifier_hash(&secret, t, v), suppress.as_str().to_owned()))
+        .map(|(t, v)| identifier_hash(&secret, t, v))
         .collect();
-    let hashes: Vec<String> = listed.iter().map(|(hash, _)| hash.clone()).collect();
+    list_hashes(store, running, &hashes, suppress).await?;
+    let erased = store.erase(target.clone()).await?;
     if let Some(running) = running {
-        running.suppressor.listing(&hashes, true);
+        running
+            .book
+            .forget(&target.profiles, erased.profile_erasures);
     }
-    if let Err(e) = store.suppress(listed).await {
-        if let Some(running) = running {
-            running.suppressor.listing(&hashes, false);
-        }
-        return Err(e.into());
-    }
-    let counts = store.erase(target.clone()).await?;
-    if let Some(running) = running {
-        running.book.forget(&target.profiles);
-    }
+    let counts = erased.counts;
     drop(turn);
     if let Some(running) = running {
         running.suppressor.reload().await?;
@@ -351,6 +365,60 @@ pub async fn erase(
     )
     .await?;
     Ok(signed)
+}
+
+/// Puts keyed hashes on the stored suppression list; in a server, its suppressor is told
+/// they are this erasure's (its reload puts them in force).
+async fn list_hashes(
+    store: &dyn Store,
+    running: Option<&Running>,
+    hashes: &[String],
+    suppress: Suppress,
+) -> Result<()> {
+    let entries = hashes
+        .iter()
+        .map(|hash| (hash.clone(), suppress.as_str().to_owned()))
+        .collect();
+    if let Some(running) = running {
+        running.suppressor.listing(hashes, true);
+    }
+    if let Err(e) = store.suppress(entries).await {
+        if let Some(running) = running {
+            running.suppressor.listing(hashes, false);
+        }
+        return Err(e.into());
+    }
+    Ok(())
+}
+
+/// How long an erasure waits for the stored profiles to take in the events collected before
+/// it (a profiles processor behind after a burst, or taking over from a node that died).
+const CATCH_UP_WAIT: Duration = Duration::from_secs(60);
+
+/// Waits until the stored profiles have taken in every event of the log as it is now: the
+/// person's timeline then lists all their events, and no event of theirs is left for the
+/// profiles to apply after the erasure (which would make them a profile again).
+async fn profiles_caught_up(store: &dyn Store) -> Result<()> {
+    let end = store.last_seq().await?;
+    let started = std::time::Instant::now();
+    let mut pause = Duration::from_millis(2);
+    loop {
+        let at = store.profiles_state().await?.map_or(0, |state| state.seq);
+        // The first event past the profiles' position, if the log holds one up to `end`
+        // (the log's last seqs may be gone: erased, or never committed).
+        let next = store.read_events(at, 1, None).await?;
+        let Some(next) = next.first().filter(|event| event.seq <= end) else {
+            return Ok(());
+        };
+        if started.elapsed() >= CATCH_UP_WAIT {
+            return Err(Error::NotCaughtUp(format!(
+                "the stored profiles have taken in the log up to seq {at}, not yet its events up to {end} (next {}): erasing now would leave the person's latest events. Run `sightline serve`, whose profiles processor catches up, or wait for it, then erase again",
+                next.seq
+            )));
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(100));
+    }
 }
 
 /// Attempts at a destination's deletion request before it is recorded as failed.

@@ -46,6 +46,9 @@ pub struct Book {
     /// Events up to this seq are a replay of the log (a rebuild): their audience enter and
     /// exit records are history, not news to sync.
     replaying_until: i64,
+    /// The store's count of profile erasures when this book started reading profiles from
+    /// it or the log: its saves are refused once another erasure ran (see [`Live::forget`]).
+    profile_erasures: i64,
 }
 
 /// The server's book, kept current by the follower and read by every request. A panic
@@ -139,12 +142,21 @@ impl Live {
     }
 
     /// Drops the profiles given (an erased person's ids), their memberships and changes
-    /// not yet saved from the book; returns how many live profiles it held.
-    pub fn forget(&self, ids: &[i64]) -> usize {
+    /// not yet saved from the book; returns how many live profiles it held. `erased` is the
+    /// store's count of profile erasures after this one ([`Erased::profile_erasures`]):
+    /// when the book had seen every one before it, its saves go on; else one it has not
+    /// seen (another node's, or another process's) may have removed a person it holds, and
+    /// its next save is refused, so that it reads the profiles again.
+    ///
+    /// [`Erased::profile_erasures`]: sightline_store::Erased
+    pub fn forget(&self, ids: &[i64], erased: i64) -> usize {
         let ids: Vec<ProfileId> = ids.iter().map(|&id| ProfileId(id)).collect();
         let mut book = self.write();
         let dropped = book.profiles.forget(&ids);
         book.memberships.evict(&ids);
+        if book.profile_erasures + 1 == erased {
+            book.profile_erasures = erased;
+        }
         // Counted even when the book held none of them: the page read ahead may hold
         // their events all the same.
         self.erasures.fetch_add(1, Ordering::AcqRel);
@@ -259,7 +271,7 @@ impl Definitions {
 impl Book {
     /// An empty book holding every profile, to replay the log into: its enter and exit
     /// records are history, until the replay is over ([`Book::replayed`]).
-    fn new(definitions: Definitions, rules: ProfileRules) -> Book {
+    fn new(definitions: Definitions, rules: ProfileRules, profile_erasures: i64) -> Book {
         let mut profiles = Profiles::with_policy(rules.rules.clone(), rules.policy.clone());
         profiles.track_changes_after(i64::MAX);
         Book {
@@ -269,6 +281,7 @@ impl Book {
             rules,
             saved_seq: 0,
             replaying_until: i64::MAX,
+            profile_erasures,
         }
     }
 
@@ -294,6 +307,8 @@ impl Book {
         rules: ProfileRules,
         state: &ProfilesState,
     ) -> Result<Book> {
+        // Read before any profile is: an erasure after it is one this book may not see.
+        let profile_erasures = store.profile_erasures().await?;
         let denied = store
             .consent_denied_counts("0000-01-01", "9999-12-31")
             .await?;
@@ -311,6 +326,7 @@ impl Book {
             saved_seq: state.seq,
             // A rebuild stopped part way goes on as one.
             replaying_until: store.checkpoint(REBUILD_UNTIL).await?,
+            profile_erasures,
         })
     }
 
@@ -349,6 +365,7 @@ impl Book {
         ProfileSave {
             replace: false,
             base_seq: self.saved_seq,
+            profile_erasures: self.profile_erasures,
             state: self.state(),
             rows,
         }
@@ -361,6 +378,7 @@ impl Book {
         ProfileSave {
             replace: true,
             base_seq: 0,
+            profile_erasures: self.profile_erasures,
             state: self.state(),
             rows,
         }
@@ -548,7 +566,8 @@ async fn complete(
 /// Profiles and memberships rebuilt from the whole log (a new audience's backfill). The
 /// enter and exit records of the replay are history, not news: none is left to sync.
 pub async fn rebuild(store: &dyn Store, rules: ProfileRules) -> Result<Book> {
-    let mut book = Book::new(Definitions::load(store).await?, rules);
+    let profile_erasures = store.profile_erasures().await?;
+    let mut book = Book::new(Definitions::load(store).await?, rules, profile_erasures);
     book.catch_up(store).await?;
     book.replayed();
     Ok(book)
@@ -589,6 +608,7 @@ async fn start_rebuild(
         .save_profiles(ProfileSave {
             replace: true,
             base_seq: 0,
+            profile_erasures: store.profile_erasures().await?,
             state: state.clone(),
             rows: ProfileRows::default(),
         })
@@ -832,7 +852,8 @@ impl Follower {
         let (store, rules) = (Arc::clone(&self.store), self.book.rules().clone());
         let (building, capacity) = (definitions.clone(), self.capacity);
         let task = tokio::spawn(async move {
-            let mut fresh = Book::new(building, rules);
+            let profile_erasures = store.profile_erasures().await?;
+            let mut fresh = Book::new(building, rules, profile_erasures);
             let whole = fresh.catch_up_holding(store.as_ref(), capacity).await?;
             Ok(whole.then_some(fresh))
         });
@@ -921,6 +942,8 @@ impl Follower {
                 let rules = self.book.rules();
                 let fresh = open(store, rules.clone()).await?;
                 *self.book.write() = fresh;
+                // A page read ahead meanwhile may hold events an erasure since removed.
+                self.book.erasures.fetch_add(1, Ordering::AcqRel);
                 Ok(())
             }
         };
@@ -1420,7 +1443,7 @@ mod tests {
                 ..Default::default()
             };
             store.erase(target).await.unwrap();
-            live.forget(&[]);
+            live.forget(&[], 0);
         }
         while let Step::More = follower.page().await.unwrap() {}
         follower.drain().await;
@@ -1437,6 +1460,57 @@ mod tests {
             .await
             .unwrap()
             .is_some());
+    }
+
+    /// An erasure by another node (or process) is not told to this follower, whose book
+    /// holds the person: its next save is refused, and it reads the profiles again from
+    /// the store rather than write the erased person back.
+    #[tokio::test]
+    async fn a_save_after_another_nodes_erasure_reads_the_profiles_again() {
+        let (_dir, store) = keen_store(TWO_VIEWS).await;
+        let seq_of = |appended: Vec<sightline_store::Appended>| match appended.first() {
+            Some(sightline_store::Appended::Stored(seq)) => *seq,
+            other => panic!("not stored: {other:?}"),
+        };
+        let first = seq_of(store.append(vec![viewed("ann")], 0).await.unwrap());
+        let live = Live::new(open(store.as_ref(), rules()).await.unwrap());
+        let follower = Follower::new(store.clone(), live.clone(), PAGE);
+        while let Step::More = follower.page().await.unwrap() {}
+        follower.drain().await;
+        let ann = store.stored_profile("anonymous_id", "ann").await.unwrap();
+        assert_eq!(ann.map(|p| p.id), Some(first));
+
+        let erased = store
+            .erase(sightline_store::ErasureTarget {
+                profiles: vec![first],
+                identifiers: vec![("anonymous_id".into(), "ann".into())],
+                seqs: vec![first],
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(erased.profile_erasures, 1);
+        // Collected by a node that had not read the suppression list yet.
+        let mut again = viewed("ann");
+        again.message_id = "m-ann-again".into();
+        let second = seq_of(store.append(vec![again], 0).await.unwrap());
+        for _ in 0..3 {
+            // The first save is refused (an error), the next step reads the profiles again.
+            let _ = follower.page().await;
+            follower.drain().await;
+        }
+        let ann = store
+            .stored_profile("anonymous_id", "ann")
+            .await
+            .unwrap()
+            .expect("her later event makes a profile");
+        assert_eq!(ann.id, second, "the erased profile was written back");
+        assert_eq!(
+            store.audience_members("keen", 0, 10).await.unwrap(),
+            [],
+            "the erased view still counts"
+        );
+        assert_eq!(live.read().profile_erasures, 1);
     }
 
     /// What is stored is what a rebuild of the whole log in memory holds, at the log's end.

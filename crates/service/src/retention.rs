@@ -206,7 +206,7 @@ async fn remove(
         }
     }
     let profiles: Vec<i64> = profiles.into_iter().collect();
-    let counts = store
+    let erased = store
         .erase(ErasureTarget {
             profiles: profiles.clone(),
             identifiers: identifiers.into_iter().collect(),
@@ -215,9 +215,10 @@ async fn remove(
         })
         .await?;
     if let Some(book) = book {
-        book.forget(&profiles);
+        book.forget(&profiles, erased.profile_erasures);
     }
     drop(turn);
+    let counts = erased.counts;
     swept.events += counts.get("events").copied().unwrap_or(0) as usize;
     swept.profiles += counts.get("profiles").copied().unwrap_or(0) as usize;
     for (table, n) in counts {

@@ -778,3 +778,88 @@ async fn an_erased_person_leaves_nothing_behind_and_others_stay() {
         assert!(verified.status.success(), "{name}");
     }
 }
+
+/// An erasure asked for right after a burst of events, before the profiles have taken them
+/// in: it waits for them, so that the person's latest events are erased with the rest and
+/// nothing of theirs is left for the profiles to apply afterwards (which would make them a
+/// profile again).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_erasure_right_after_a_burst_erases_the_latest_events_too() {
+    for backend in backends("erasure_burst").await {
+        let name = backend.name();
+        let creds = credentials(&backend, "web");
+        let privacy = run_json(
+            &backend,
+            &["token", "create", "--role", "privacy", "--name", "dpo"],
+        );
+        let privacy = privacy["token"].as_str().unwrap().to_owned();
+        let server = Server::start(&backend, &[]);
+        let key = creds.write_key.as_str();
+
+        // Others' events first, then hers: the profiles take them in in that order.
+        for round in 0..8 {
+            let batch: Vec<Value> = (0..500)
+                .map(|i| json!({"type": "page", "anonymousId": format!("other-{round}-{i}"), "name": "Home"}))
+                .collect();
+            send_ok(&server, key, "/v1/batch", json!({"batch": batch})).await;
+        }
+        send_ok(
+            &server,
+            key,
+            "/v1/identify",
+            json!({"anonymousId": "eve-laptop", "userId": "eve-uid-7",
+                   "traits": {"email": "eve@example.com", "nickname": "Numbat-Quimper"}}),
+        )
+        .await;
+        send_ok(
+            &server,
+            key,
+            "/v1/track",
+            json!({"userId": "eve-uid-7", "event": "Order Completed"}),
+        )
+        .await;
+
+        let ask = json!({"identifier": "email:eve@example.com"});
+        let (status, receipt) = post_json(&server, &privacy, "/api/v1/privacy/erasures", ask).await;
+        assert_eq!(status, 201, "{name}: {receipt}");
+        assert_eq!(receipt["outcome"], "erased", "{name}: {receipt:#}");
+        assert_eq!(receipt["counts"]["events"], 2, "{name}: {receipt:#}");
+
+        // Once the profiles are past every event, she is in none of them, nor in the log.
+        until(&format!("{name}: the others' profiles stored"), || async {
+            let last = get(
+                &server,
+                Some(&creds.token),
+                "/api/v1/profiles/anonymous_id:other-7-499",
+            )
+            .await;
+            (last.status() == 200, Value::Null)
+        })
+        .await;
+        for id in [
+            "email:eve@example.com",
+            "user_id:eve-uid-7",
+            "anonymous_id:eve-laptop",
+        ] {
+            let answer = get(
+                &server,
+                Some(&creds.token),
+                &format!("/api/v1/profiles/{id}"),
+            )
+            .await;
+            assert_eq!(answer.status(), 404, "{name}: {id}");
+        }
+        let events = serde_json::to_string(&all_events(&server, &creds.token).await).unwrap();
+        for needle in [
+            "eve@example.com",
+            "eve-uid-7",
+            "eve-laptop",
+            "Numbat-Quimper",
+        ] {
+            assert!(
+                !events.contains(needle),
+                "{name}: the log still holds {needle}"
+            );
+        }
+    }
+}

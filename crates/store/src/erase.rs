@@ -30,6 +30,13 @@ pub struct ErasureTarget {
 }
 
 impl ErasureTarget {
+    /// Adds seqs to erase (kept sorted, each once).
+    pub fn add_seqs(&mut self, seqs: impl IntoIterator<Item = i64>) {
+        self.seqs.extend(seqs);
+        self.seqs.sort_unstable();
+        self.seqs.dedup();
+    }
+
     /// The identifiers as review items name them (`type:value`).
     pub fn identifier_names(&self) -> Vec<String> {
         self.identifiers
@@ -62,6 +69,14 @@ pub struct DeletionRequest {
 /// Rows deleted, by table.
 pub type ErasedCounts = BTreeMap<String, u64>;
 
+/// What an erasure did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Erased {
+    pub counts: ErasedCounts,
+    /// [`Erasure::profile_erasures`] after it (counting it when it removed profiles).
+    pub profile_erasures: i64,
+}
+
 /// The tables an erasure deletes from, in the order counts are reported.
 pub const ERASED_TABLES: [&str; 12] = [
     "events",
@@ -85,10 +100,17 @@ pub const LINK_REVIEWS: &str = "link_reviews";
 #[async_trait]
 pub trait Erasure: Send + Sync {
     /// Deletes the target's events from the log and every derived row naming its profile
-    /// ids, identifiers or seqs; returns the rows deleted per table. SQLite: freed cells are
-    /// zeroed (`secure_delete`) and both write-ahead logs are checkpointed and truncated, so
-    /// no copy of the rows remains in the files. PostgreSQL: no live row holds them.
-    async fn erase(&self, target: ErasureTarget) -> Result<ErasedCounts>;
+    /// ids, identifiers or seqs; returns the rows deleted per table. The events on the
+    /// profiles' timelines as stored when the deletes run are erased too, whether or not
+    /// the target lists them (a save from another node may land between the reading of
+    /// the target and its erasure). SQLite: freed cells are zeroed (`secure_delete`) and
+    /// both write-ahead logs are checkpointed and truncated, so no copy of the rows remains
+    /// in the files. PostgreSQL: no live row holds them.
+    async fn erase(&self, target: ErasureTarget) -> Result<Erased>;
+    /// How many erasures have removed stored profiles. A profiles processor saves only on
+    /// top of the count it read them under (`ProfileSave::erasures`): after an erasure by
+    /// another node or process, it reads them again rather than write the person back.
+    async fn profile_erasures(&self) -> Result<i64>;
     /// The server-held privacy secret, made on first use: it keys the suppression
     /// list's hashes and signs receipts.
     async fn privacy_secret(&self) -> Result<String>;

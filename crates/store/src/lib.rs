@@ -40,7 +40,7 @@ pub use audit::{
 };
 pub use cluster::{Cluster, ClusterRows, LeaseRow, NodeRow};
 pub use erase::{
-    DeletionRequest, ErasedCounts, Erasure, ErasureTarget, ERASED_TABLES, LINK_REVIEWS,
+    DeletionRequest, Erased, ErasedCounts, Erasure, ErasureTarget, ERASED_TABLES, LINK_REVIEWS,
 };
 pub use flows::{DestinationConfig, FlowLogRow, FlowRow, Flows};
 pub use govern::{
@@ -390,11 +390,22 @@ mod reviews {
     }
 }
 
-/// The message of a save whose base is not the stored state.
 /// How many merges a walk from a retired profile id to its survivor follows at most.
 const MAX_MERGE_CHAIN: usize = 1_000;
 
-fn profiles_moved(stored: Option<&ProfilesState>, save: &ProfileSave) -> Option<StoreError> {
+/// Why a save may not go on top of the stored profiles: another process rewrote them since
+/// its base, or an erasure removed profiles since it was read (`stored_erasures`).
+fn profiles_moved(
+    stored: Option<&ProfilesState>,
+    stored_erasures: i64,
+    save: &ProfileSave,
+) -> Option<StoreError> {
+    if stored_erasures != save.profile_erasures {
+        return Some(StoreError::Conflict(format!(
+            "an erasure removed stored profiles after these were read ({} erasures, not {}): they are read again from the store",
+            stored_erasures, save.profile_erasures
+        )));
+    }
     let matches = match stored {
         None => save.base_seq == 0,
         Some(state) => state.seq == save.base_seq && state.rules == save.state.rules,

@@ -59,6 +59,8 @@ const APPEND_LOCK: i64 = 7_461_001;
 const MIGRATION_LOCK: i64 = APPEND_LOCK + 1;
 /// Serialises profile saves, so that a save's check of the stored state holds until commit.
 pub(crate) const PROFILES_LOCK: i64 = APPEND_LOCK + 2;
+/// How many erasures have removed stored profiles (see `Erasure::profile_erasures`).
+pub(crate) const PROFILE_ERASURES: &str = "SELECT count FROM profile_erasures WHERE id = 1";
 /// Rows per statement when a save writes many (a rebuild): one round trip each.
 const SAVE_CHUNK: usize = 20_000;
 
@@ -390,6 +392,13 @@ const MIGRATIONS: &[&str] = &[
         image BYTEA NOT NULL,
         PRIMARY KEY (scan_id, path)
      );",
+    // 30: how many erasures have removed stored profiles (erase.rs): a profiles save
+    // read before the latest is refused.
+    "CREATE TABLE profile_erasures (
+        id INT PRIMARY KEY CHECK (id = 1),
+        count BIGINT NOT NULL
+     );
+     INSERT INTO profile_erasures (id, count) VALUES (1, 0);",
 ];
 
 /// Appending connections per store, fed from one queue. More than one so that a group's
@@ -1632,7 +1641,9 @@ impl ProfileStore for PostgresStore {
         let tx = client.transaction().await?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&PROFILES_LOCK])
             .await?;
-        if let Some(conflict) = profiles_moved(profiles_state(&tx).await?.as_ref(), &save) {
+        let erasures: i64 = tx.query_one(PROFILE_ERASURES, &[]).await?.get(0);
+        if let Some(conflict) = profiles_moved(profiles_state(&tx).await?.as_ref(), erasures, &save)
+        {
             return Err(conflict);
         }
         if save.replace {

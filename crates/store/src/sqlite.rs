@@ -373,6 +373,13 @@ const MIGRATIONS: &[&str] = &[
         image BLOB NOT NULL,
         PRIMARY KEY (scan_id, path)
      );",
+    // 30: how many erasures have removed stored profiles (erase.rs): a profiles save
+    // read before the latest is refused.
+    "CREATE TABLE profile_erasures (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        count INTEGER NOT NULL
+     );
+     INSERT INTO profile_erasures (id, count) VALUES (1, 0);",
 ];
 
 /// The database files beside `sightline.db`.
@@ -2182,7 +2189,8 @@ fn load_profiles(conn: &mut Connection) -> Result<Option<(ProfilesState, Profile
 
 fn save_profiles(conn: &mut Connection, save: ProfileSave) -> Result<()> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    if let Some(conflict) = profiles_moved(profiles_state(&tx)?.as_ref(), &save) {
+    let erasures = erase::profile_erasures(&tx)?;
+    if let Some(conflict) = profiles_moved(profiles_state(&tx)?.as_ref(), erasures, &save) {
         return Err(conflict);
     }
     if save.replace {

@@ -2,9 +2,9 @@
 //! their dedup claims and every derived row, under the profiles lock so that no profile save
 //! interleaves. No live row holds them afterwards (dead tuples are vacuumed as usual).
 
-use super::{PostgresStore, PROFILES_LOCK};
+use super::{PostgresStore, PROFILES_LOCK, PROFILE_ERASURES};
 use crate::erase::{
-    new_secret, DeletionRequest, ErasedCounts, Erasure, ErasureTarget, LINK_REVIEWS,
+    new_secret, DeletionRequest, Erased, ErasedCounts, Erasure, ErasureTarget, LINK_REVIEWS,
 };
 use crate::Result;
 use async_trait::async_trait;
@@ -103,7 +103,7 @@ const DELETES: [(&str, &str); 15] = [
 
 #[async_trait]
 impl Erasure for PostgresStore {
-    async fn erase(&self, target: ErasureTarget) -> Result<ErasedCounts> {
+    async fn erase(&self, mut target: ErasureTarget) -> Result<Erased> {
         let names = target.profile_names();
         let identifier_names = target.identifier_names();
         let (types, values): (Vec<String>, Vec<String>) =
@@ -114,6 +114,23 @@ impl Erasure for PostgresStore {
         let tx = client.transaction().await?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&PROFILES_LOCK])
             .await?;
+        let timelines = tx
+            .query(
+                "SELECT seq FROM profile_events WHERE profile_id = ANY($1)",
+                &[&target.profiles],
+            )
+            .await?;
+        target.add_seqs(timelines.iter().map(|row| row.get(0)));
+        let profile_erasures: i64 = match target.profiles.is_empty() {
+            true => tx.query_one(PROFILE_ERASURES, &[]).await?.get(0),
+            false => tx
+                .query_one(
+                    "UPDATE profile_erasures SET count = count + 1 WHERE id = 1 RETURNING count",
+                    &[],
+                )
+                .await?
+                .get(0),
+        };
         // The log's end stays where it was when its last events go (see `last_seq`).
         tx.execute(
             "INSERT INTO log_erased (id, seq)
@@ -158,10 +175,21 @@ impl Erasure for PostgresStore {
             counts.insert("dedup".to_owned(), claims);
             tx.commit().await?;
             counts.insert("events".to_owned(), stream.delete(&target.seqs).await?);
-            return Ok(counts);
+            return Ok(Erased {
+                counts,
+                profile_erasures,
+            });
         }
         tx.commit().await?;
-        Ok(counts)
+        Ok(Erased {
+            counts,
+            profile_erasures,
+        })
+    }
+
+    async fn profile_erasures(&self) -> Result<i64> {
+        let client = self.client().await?;
+        Ok(client.query_one(PROFILE_ERASURES, &[]).await?.get(0))
     }
 
     async fn privacy_secret(&self) -> Result<String> {

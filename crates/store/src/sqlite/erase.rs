@@ -6,7 +6,7 @@
 
 use super::SqliteStore;
 use crate::erase::{
-    new_secret, DeletionRequest, ErasedCounts, Erasure, ErasureTarget, LINK_REVIEWS,
+    new_secret, DeletionRequest, Erased, ErasedCounts, Erasure, ErasureTarget, LINK_REVIEWS,
 };
 use crate::{Result, StoreError};
 use async_trait::async_trait;
@@ -70,15 +70,47 @@ fn add(counts: &mut ErasedCounts, table: &str, n: usize) {
     *counts.entry(table.to_owned()).or_default() += n as u64;
 }
 
-/// Deletes the derived rows in one transaction of `sightline.db`.
-fn erase_state(conn: &mut Connection, target: &ErasureTarget) -> Result<ErasedCounts> {
-    let mut counts = ErasedCounts::new();
+/// How many erasures have removed stored profiles (see `Erasure::profile_erasures`).
+pub(super) fn profile_erasures(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.query_row(
+        "SELECT count FROM profile_erasures WHERE id = 1",
+        [],
+        |row| row.get(0),
+    )
+}
+
+/// Deletes the derived rows in one transaction of `sightline.db`, first adding the seqs on
+/// the profiles' stored timelines to the target's; returns the count of profile erasures
+/// after it.
+fn erase_state(
+    conn: &mut Connection,
+    target: &mut ErasureTarget,
+    counts: &mut ErasedCounts,
+) -> Result<i64> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    {
+        let mut stmt = tx.prepare_cached("SELECT seq FROM profile_events WHERE profile_id = ?1")?;
+        let mut seqs = Vec::new();
+        for id in &target.profiles {
+            for seq in stmt.query_map([id], |row| row.get(0))? {
+                seqs.push(seq?);
+            }
+        }
+        target.add_seqs(seqs);
+    }
+    let erasures = match target.profiles.is_empty() {
+        true => profile_erasures(&tx)?,
+        false => tx.query_row(
+            "UPDATE profile_erasures SET count = count + 1 WHERE id = 1 RETURNING count",
+            [],
+            |row| row.get(0),
+        )?,
+    };
     for &(table, sql) in &BY_PROFILE {
-        add(&mut counts, table, 0);
+        add(counts, table, 0);
         let mut stmt = tx.prepare_cached(sql)?;
         for id in &target.profiles {
-            add(&mut counts, table, stmt.execute([id])?);
+            add(counts, table, stmt.execute([id])?);
         }
     }
     {
@@ -86,7 +118,7 @@ fn erase_state(conn: &mut Connection, target: &ErasureTarget) -> Result<ErasedCo
             tx.prepare_cached("DELETE FROM profile_identifiers WHERE id_type = ?1 AND value = ?2")?;
         for (id_type, value) in &target.identifiers {
             add(
-                &mut counts,
+                counts,
                 "profile_identifiers",
                 stmt.execute(params![id_type, value])?,
             );
@@ -98,16 +130,16 @@ fn erase_state(conn: &mut Connection, target: &ErasureTarget) -> Result<ErasedCo
                 "DELETE FROM {table} WHERE profile_id = ?1 AND seq = ?2"
             ))?;
             for (profile, seq) in &target.kept_profile_events {
-                add(&mut counts, table, stmt.execute([profile, seq])?);
+                add(counts, table, stmt.execute([profile, seq])?);
             }
         }
-        add(&mut counts, "audience_changes", 0);
+        add(counts, "audience_changes", 0);
         let mut stmt = tx.prepare_cached(DELETE_AUDIENCE_CHANGES)?;
         for name in target.profile_names() {
-            add(&mut counts, "audience_changes", stmt.execute([name])?);
+            add(counts, "audience_changes", stmt.execute([name])?);
         }
         // Keyed by destination and seq; a deleted destination's rows went with it.
-        add(&mut counts, "deliveries", 0);
+        add(counts, "deliveries", 0);
         let destinations: Vec<i64> = tx
             .prepare_cached("SELECT id FROM destinations")?
             .query_map([], |row| row.get(0))?
@@ -116,18 +148,18 @@ fn erase_state(conn: &mut Connection, target: &ErasureTarget) -> Result<ErasedCo
             tx.prepare_cached("DELETE FROM deliveries WHERE destination_id = ?1 AND seq = ?2")?;
         for destination in &destinations {
             for seq in &target.seqs {
-                add(&mut counts, "deliveries", stmt.execute([destination, seq])?);
+                add(counts, "deliveries", stmt.execute([destination, seq])?);
             }
         }
-        add(&mut counts, LINK_REVIEWS, 0);
+        add(counts, LINK_REVIEWS, 0);
         let mut stmt =
             tx.prepare_cached("DELETE FROM link_reviews WHERE left_id = ?1 OR right_id = ?1")?;
         for name in target.identifier_names() {
-            add(&mut counts, LINK_REVIEWS, stmt.execute([name])?);
+            add(counts, LINK_REVIEWS, stmt.execute([name])?);
         }
     }
     tx.commit()?;
-    Ok(counts)
+    Ok(erasures)
 }
 
 /// Copies the write-ahead log into the database and truncates it, waiting (through the
@@ -148,13 +180,13 @@ fn truncate_wal(conn: &Connection, file: &str) -> Result<()> {
 
 #[async_trait]
 impl Erasure for SqliteStore {
-    async fn erase(&self, target: ErasureTarget) -> Result<ErasedCounts> {
-        let state_target = target.clone();
-        let mut counts = self
+    async fn erase(&self, target: ErasureTarget) -> Result<Erased> {
+        let (target, mut counts, profile_erasures) = self
             .with_conn(move |conn| {
-                let counts = erase_state(conn, &state_target)?;
+                let (mut target, mut counts) = (target, ErasedCounts::new());
+                let erasures = erase_state(conn, &mut target, &mut counts)?;
                 truncate_wal(conn, "sightline.db")?;
-                Ok(counts)
+                Ok((target, counts, erasures))
             })
             .await?;
         // The log: its writer thread holds the dedup index for every group it commits, so
@@ -195,7 +227,14 @@ impl Erasure for SqliteStore {
         add(&mut counts, "events", deleted);
         // The dedup digests live in the log's rows (sqlite/dedup.rs): gone with them.
         add(&mut counts, "dedup", 0);
-        Ok(counts)
+        Ok(Erased {
+            counts,
+            profile_erasures,
+        })
+    }
+
+    async fn profile_erasures(&self) -> Result<i64> {
+        self.with_conn(|conn| Ok(profile_erasures(conn)?)).await
     }
 
     async fn privacy_secret(&self) -> Result<String> {
