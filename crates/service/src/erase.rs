@@ -263,53 +263,58 @@ pub async fn erase(
         .await?
         .iter()
         .any(|(hash, _)| *hash == subject_hash);
-    // Listed first, so that this server collects no more of the person's events; then the
-    // stored profiles take in those already collected, so that the person's timeline holds
-    // every one of their events. Listing before the deletes also means that an erasure
-    // that stops half way (a crash) finds the person again when asked again, rather than
-    // reporting them never seen.
-    list_hashes(
-        store,
-        running,
-        std::slice::from_ref(&subject_hash),
-        suppress,
-    )
-    .await?;
-    if let Some(running) = running {
-        running.suppressor.reload().await?;
-    }
-    profiles_caught_up(store).await?;
-    let turn = match running {
-        Some(running) => Some(running.book.turn().await),
-        None => None,
-    };
-    let stored = store
-        .stored_profile(subject.id_type.as_str(), &subject.value)
-        .await?;
-    let (profile, seqs) = match &stored {
-        None => (None, Vec::new()),
-        Some(stored) => {
-            let doc = crate::lookup::stored_doc(stored)?;
-            let seqs = timeline(store, stored.id).await?;
-            (Some(doc.identity), seqs)
+    // Listed first, so that no server collects more of the person's events; then the stored
+    // profiles take in those already collected, so that the person's timeline holds every
+    // one of their events. Every identifier found on them is listed in turn, and the same
+    // waited for again before the deletes. This ends: an identifier they gain later comes
+    // with an event naming a listed one, which no collector keeps whole from then on.
+    // Listing before the deletes also means that an erasure that stops half way (a crash)
+    // finds the person again when asked again, rather than reporting them never seen.
+    let mut listing = vec![subject_hash.clone()];
+    let mut listed = BTreeSet::new();
+    let (turn, stored, profile, target) = loop {
+        list_hashes(store, running, &listing, suppress).await?;
+        listed.extend(listing);
+        if let Some(running) = running {
+            running.suppressor.reload().await?;
+        }
+        suppressed_everywhere(store).await?;
+        profiles_caught_up(store).await?;
+        let turn = match running {
+            Some(running) => Some(running.book.turn().await),
+            None => None,
+        };
+        let stored = store
+            .stored_profile(subject.id_type.as_str(), &subject.value)
+            .await?;
+        let (profile, seqs) = match &stored {
+            None => (None, Vec::new()),
+            Some(stored) => {
+                let doc = crate::lookup::stored_doc(stored)?;
+                let seqs = timeline(store, stored.id).await?;
+                (Some(doc.identity), seqs)
+            }
+        };
+        let target = target(&subject, profile.as_ref(), seqs);
+        listing = target
+            .identifiers
+            .iter()
+            .map(|(t, v)| identifier_hash(&secret, t, v))
+            .filter(|hash| !listed.contains(hash))
+            .collect();
+        if listing.is_empty() {
+            break (turn, stored, profile, target);
         }
     };
     let recipients = match &stored {
         Some(stored) => crate::privacy::recipients(store, &subject, stored).await?,
         None => Default::default(),
     };
-    let target = target(&subject, profile.as_ref(), seqs);
     let outcome = match (&profile, already) {
         (Some(_), _) => Outcome::Erased,
         (None, true) => Outcome::AlreadyErased,
         (None, false) => Outcome::NothingFound,
     };
-    let hashes: Vec<String> = target
-        .identifiers
-        .iter()
-        .map(|(t, v)| identifier_hash(&secret, t, v))
-        .collect();
-    list_hashes(store, running, &hashes, suppress).await?;
     let erased = store.erase(target.clone()).await?;
     if let Some(running) = running {
         running
@@ -318,9 +323,6 @@ pub async fn erase(
     }
     let counts = erased.counts;
     drop(turn);
-    if let Some(running) = running {
-        running.suppressor.reload().await?;
-    }
     let id = format!("er_{}", sightline_core::secret::generate("", 24));
     let notified = notify(
         store,
@@ -389,6 +391,47 @@ async fn list_hashes(
         return Err(e.into());
     }
     Ok(())
+}
+
+/// A server whose record of the suppression list in force is older than this is not
+/// waited for: it stopped (or lost the store, where its collector cannot append either,
+/// unless the log is on JetStream; then its next reload puts the list in force).
+const SILENT_AFTER: i64 = 5 * SUPPRESSION_EVERY.as_millis() as i64;
+
+/// How long an erasure waits for every server's collector to put the list in force.
+const SUPPRESSION_WAIT: Duration = Duration::from_secs(30);
+
+/// The servers heard from within [`SILENT_AFTER`] of `now` whose collectors have fewer than
+/// `entries` entries of the suppression list in force, from `(node, entries, seen_at)`. The
+/// list only grows, so one with as many holds every entry listed before it was counted.
+pub fn collectors_behind(now: i64, nodes: &[(String, i64, i64)], entries: i64) -> Vec<String> {
+    nodes
+        .iter()
+        .filter(|(_, in_force, seen_at)| *seen_at >= now - SILENT_AFTER && *in_force < entries)
+        .map(|(node, ..)| node.clone())
+        .collect()
+}
+
+/// Waits until every running server's collector has the suppression list as it stands now
+/// in force (each reloads it every [`SUPPRESSION_EVERY`] and says so in the store).
+async fn suppressed_everywhere(store: &dyn Store) -> Result<()> {
+    let entries = store.suppressed().await?.len() as i64;
+    let started = std::time::Instant::now();
+    loop {
+        let (now, nodes) = store.suppression_nodes().await?;
+        let behind = collectors_behind(now, &nodes, entries);
+        if behind.is_empty() {
+            return Ok(());
+        }
+        if started.elapsed() >= SUPPRESSION_WAIT {
+            return Err(Error::NotCaughtUp(format!(
+                "the collectors of {} have not put the suppression list in force within {} s: erasing now could miss events they collect meanwhile. Erase again once they answer",
+                behind.join(", "),
+                SUPPRESSION_WAIT.as_secs()
+            )));
+        }
+        tokio::time::sleep(SUPPRESSION_EVERY / 10).await;
+    }
 }
 
 /// How long an erasure waits for the stored profiles to take in the events collected before
@@ -725,6 +768,8 @@ pub struct Suppressor {
     store: Arc<dyn Store>,
     book: Live,
     apply: Apply,
+    /// This server, as its record of the list in force names it (`suppression_in_force`).
+    node: String,
     /// The entries in force; held across a whole reload.
     loaded: tokio::sync::Mutex<Option<Vec<(String, String)>>>,
     /// Hashes an erasure in this server is listing ([`Suppressor::listing`]): its person
@@ -733,11 +778,12 @@ pub struct Suppressor {
 }
 
 impl Suppressor {
-    pub fn new(store: Arc<dyn Store>, book: Live, apply: Apply) -> Suppressor {
+    pub fn new(store: Arc<dyn Store>, book: Live, apply: Apply, node: String) -> Suppressor {
         Suppressor {
             store,
             book,
             apply,
+            node,
             loaded: tokio::sync::Mutex::new(None),
             ours: Default::default(),
         }
@@ -760,19 +806,32 @@ impl Suppressor {
         }
     }
 
-    /// Reads the stored list and puts it in force when it changed.
+    /// Reads the stored list and puts it in force when it changed; then records in the
+    /// store how many entries are in force here (an erasure waits for every server's).
     pub async fn reload(&self) -> Result<()> {
         let mut loaded = self.loaded.lock().await;
         let entries = self.store.suppressed().await?;
-        let Some(before) = loaded.as_ref() else {
-            // The first load, before the server listens: its book was just opened.
-            self.apply_list(&entries).await?;
+        if loaded.as_ref() != Some(&entries) {
+            self.put_in_force(loaded.as_ref(), &entries).await?;
             *loaded = Some(entries);
-            return Ok(());
-        };
-        if *before == entries {
-            return Ok(());
         }
+        let in_force = loaded.as_ref().map_or(0, Vec::len);
+        self.store
+            .suppression_in_force(&self.node, in_force as i64)
+            .await?;
+        Ok(())
+    }
+
+    /// Puts `entries` in force in place of `before` (none before the first load, when the
+    /// server does not listen yet and its book was just opened).
+    async fn put_in_force(
+        &self,
+        before: Option<&Vec<(String, String)>>,
+        entries: &[(String, String)],
+    ) -> Result<()> {
+        let Some(before) = before else {
+            return self.apply_list(entries).await;
+        };
         let unknown = {
             let mut ours = self
                 .ours
@@ -788,9 +847,7 @@ impl Suppressor {
         if unknown {
             self.book.reopen(self.store.as_ref()).await?;
         }
-        self.apply_list(&entries).await?;
-        *loaded = Some(entries);
-        Ok(())
+        self.apply_list(entries).await
     }
 
     async fn apply_list(&self, entries: &[(String, String)]) -> Result<()> {
@@ -856,6 +913,23 @@ mod tests {
         }
     }
 
+    /// Only servers heard from lately are waited for, and only while they hold fewer
+    /// entries than the list had when counted.
+    #[test]
+    fn an_erasure_waits_for_live_collectors_with_fewer_entries() {
+        let now = 100_000;
+        let nodes = vec![
+            ("current".to_string(), 3, now),
+            ("behind".to_string(), 2, now - 1_000),
+            ("stopped".to_string(), 0, now - SILENT_AFTER - 1),
+            ("ahead".to_string(), 5, now - SILENT_AFTER),
+        ];
+        assert_eq!(collectors_behind(now, &nodes, 3), ["behind"]);
+        assert_eq!(collectors_behind(now, &nodes, 4), ["current", "behind"]);
+        assert!(collectors_behind(now, &nodes, 2).is_empty());
+        assert!(collectors_behind(now, &[], 7).is_empty());
+    }
+
     /// A reload that finds hashes an erasure in this server is listing leaves the book
     /// alone (the erasure drops its person itself); one that finds another process's
     /// reopens it.
@@ -880,6 +954,7 @@ mod tests {
                 store.clone(),
                 book.clone(),
                 Box::new(move |_, list| *applied.lock().unwrap() = list.len()),
+                "this-node".into(),
             )
         };
         suppressor.reload().await.unwrap();
@@ -902,6 +977,15 @@ mod tests {
         suppressor.reload().await.unwrap();
         assert_eq!(*applied.lock().unwrap(), 2);
         assert_eq!(book.erasures(), reopened + 1, "another process's listing");
+        // What is in force here is recorded for erasures to wait for.
+        let (_, nodes) = store.suppression_nodes().await.unwrap();
+        assert_eq!(
+            nodes
+                .iter()
+                .map(|(n, e, _)| (n.as_str(), *e))
+                .collect::<Vec<_>>(),
+            [("this-node", 2)]
+        );
 
         // Taken back when it could not be stored: listed later by another process, it
         // reopens.

@@ -142,6 +142,13 @@ pub async fn run(args: ServeArgs, file: &FileConfig, config_path: Option<&Path>)
     let suppression = Arc::new(Suppression::new(rules.rules.clone()));
     let book = profiles::Live::new(profiles::open(store.as_ref(), rules).await?);
 
+    // How this node is named among those sharing the store (and in their records).
+    let node_id = args
+        .node_id
+        .clone()
+        .or_else(|| file.node_id.clone())
+        .unwrap_or_else(sightline_service::cluster::default_node_id);
+
     // Likewise the suppression list: no event carrying an erased identifier is collected.
     let suppressor = {
         let suppression = suppression.clone();
@@ -160,6 +167,7 @@ pub async fn run(args: ServeArgs, file: &FileConfig, config_path: Option<&Path>)
                     }),
                 )
             }),
+            node_id.clone(),
         ))
     };
     suppressor.reload().await?;
@@ -199,14 +207,7 @@ pub async fn run(args: ServeArgs, file: &FileConfig, config_path: Option<&Path>)
     // With the log on JetStream, several nodes share the store: each processor runs on the
     // node holding its lease.
     let node = crate::http::Node {
-        membership: clustered.then(|| {
-            let id = args
-                .node_id
-                .clone()
-                .or_else(|| file.node_id.clone())
-                .unwrap_or_else(sightline_service::cluster::default_node_id);
-            Membership::new(store.clone(), id)
-        }),
+        membership: clustered.then(|| Membership::new(store.clone(), node_id)),
         address: Default::default(),
     };
     let processors = match &node.membership {

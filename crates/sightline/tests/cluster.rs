@@ -624,3 +624,68 @@ async fn a_replicated_log_loses_nothing_when_a_nats_server_dies() {
     assert_eq!(info["messages"], json!(BATCHES * PER_BATCH), "{info}");
     drop(node);
 }
+
+/// An erasure through one node holds on the others: once it has answered, no node keeps an
+/// event naming the person, and none of the profiles' owner's memory writes them back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_erasure_through_one_node_holds_on_every_node() {
+    let Some(backend) = postgres("cluster_erasure").await else {
+        return;
+    };
+    let stream = TestStream::new("cluster_erasure").await;
+    let log_args = stream.args();
+    let log: Vec<&str> = log_args.iter().map(String::as_str).collect();
+    let creds = credentials(&backend, "web");
+    let privacy = common::sightline_json(
+        &backend,
+        &["token", "create", "--role", "privacy", "--name", "dpo"],
+    );
+    let privacy = privacy["token"].as_str().unwrap().to_owned();
+    let (a, b) = (Server::start(&backend, &log), Server::start(&backend, &log));
+    let key = creds.write_key.as_str();
+    let zed = json!({"userId": "zed", "traits": {"email": "zed@example.com", "nickname": "Okapi-Tromso"}});
+    common::send_ok(&b, key, "/v1/identify", zed.clone()).await;
+    wait_for("Zed's profile", async || {
+        common::get(&a, Some(&creds.token), "/api/v1/profiles/user_id:zed")
+            .await
+            .status()
+            == 200
+    })
+    .await;
+
+    let erased = client()
+        .post(format!("{}/api/v1/privacy/erasures", a.url))
+        .bearer_auth(&privacy)
+        .json(&json!({"identifier": "email:zed@example.com"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(erased.status(), 201);
+    let receipt: Value = erased.json().await.unwrap();
+    assert_eq!(receipt["outcome"], "erased", "{receipt:#}");
+    // The other node no longer keeps his events, from the answer on.
+    common::send_ok(
+        &b,
+        key,
+        "/v1/track",
+        json!({"userId": "zed", "event": "Came Back"}),
+    )
+    .await;
+    common::send_ok(&b, key, "/v1/identify", json!({"userId": "yan"})).await;
+    wait_for("the profiles past the last event", async || {
+        common::get(&a, Some(&creds.token), "/api/v1/profiles/user_id:yan")
+            .await
+            .status()
+            == 200
+    })
+    .await;
+    for node in [&a, &b] {
+        let answer = common::get(node, Some(&creds.token), "/api/v1/profiles/user_id:zed").await;
+        assert_eq!(answer.status(), 404);
+    }
+    let events = serde_json::to_string(&all_events(&a, &creds.token).await).unwrap();
+    for needle in ["\"zed\"", "zed@example.com", "Okapi-Tromso"] {
+        assert!(!events.contains(needle), "the log still holds {needle}");
+    }
+    drop((a, b));
+}

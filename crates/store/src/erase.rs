@@ -125,6 +125,11 @@ pub trait Erasure: Send + Sync {
     async fn suppress(&self, entries: Vec<(String, String)>) -> Result<()>;
     /// The whole suppression list, `(keyed hash, mode)`.
     async fn suppressed(&self) -> Result<Vec<(String, String)>>;
+    /// Records that `node`'s collector has a suppression list of `entries` entries in force,
+    /// now by the store's clock; forgets nodes not heard of for [`FORGET_SUPPRESSION`].
+    async fn suppression_in_force(&self, node: &str, entries: i64) -> Result<()>;
+    /// The store's clock now, and each node's last record: `(node, entries, seen_at)`.
+    async fn suppression_nodes(&self) -> Result<(i64, Vec<(String, i64, i64)>)>;
     /// Stores a deletion request as it now stands (new, or after an attempt).
     async fn save_deletion_request(&self, request: &DeletionRequest) -> Result<()>;
     /// Queued deletion requests due at `now`, the longest due first, at most `limit`.
@@ -132,6 +137,9 @@ pub trait Erasure: Send + Sync {
     /// An erasure's kept deletion requests, by destination.
     async fn deletion_requests(&self, erasure_id: &str) -> Result<Vec<DeletionRequest>>;
 }
+
+/// How long a node's record of its suppression list is kept after it was last heard of.
+pub const FORGET_SUPPRESSION: i64 = 3_600_000;
 
 /// A new privacy secret: 64 random alphanumeric characters.
 pub(crate) fn new_secret() -> String {

@@ -393,12 +393,18 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (scan_id, path)
      );",
     // 30: how many erasures have removed stored profiles (erase.rs): a profiles save
-    // read before the latest is refused.
+    // read before the latest is refused; how much of the suppression list each server's
+    // collector has in force, which an erasure waits for.
     "CREATE TABLE profile_erasures (
         id INT PRIMARY KEY CHECK (id = 1),
         count BIGINT NOT NULL
      );
-     INSERT INTO profile_erasures (id, count) VALUES (1, 0);",
+     INSERT INTO profile_erasures (id, count) VALUES (1, 0);
+     CREATE TABLE suppression_in_force (
+        node TEXT PRIMARY KEY,
+        entries BIGINT NOT NULL,
+        seen_at BIGINT NOT NULL
+     );",
 ];
 
 /// Appending connections per store, fed from one queue. More than one so that a group's

@@ -374,12 +374,18 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (scan_id, path)
      );",
     // 30: how many erasures have removed stored profiles (erase.rs): a profiles save
-    // read before the latest is refused.
+    // read before the latest is refused; how much of the suppression list each server's
+    // collector has in force, which an erasure waits for.
     "CREATE TABLE profile_erasures (
         id INTEGER PRIMARY KEY CHECK (id = 1),
         count INTEGER NOT NULL
      );
-     INSERT INTO profile_erasures (id, count) VALUES (1, 0);",
+     INSERT INTO profile_erasures (id, count) VALUES (1, 0);
+     CREATE TABLE suppression_in_force (
+        node TEXT PRIMARY KEY,
+        entries INTEGER NOT NULL,
+        seen_at INTEGER NOT NULL
+     );",
 ];
 
 /// The database files beside `sightline.db`.

@@ -2731,6 +2731,19 @@ async fn erasure_removes_one_person_and_leaves_the_others() {
             }
         }
 
+        // What each server's collector has of the suppression list in force, by the
+        // store's clock.
+        store.suppression_in_force("node-a", 2).await.unwrap();
+        store.suppression_in_force("node-a", 3).await.unwrap();
+        let (now, nodes) = store.suppression_nodes().await.unwrap();
+        assert_eq!(nodes.len(), 1, "{name}: {nodes:?}");
+        let (node, entries, seen_at) = &nodes[0];
+        assert_eq!((node.as_str(), *entries), ("node-a", 3), "{name}");
+        assert!(
+            *seen_at <= now && *seen_at > now - 60_000,
+            "{name}: {nodes:?}"
+        );
+
         // What erasure keeps: a stable secret, receipts, the suppression list.
         let secret = store.privacy_secret().await.unwrap();
         assert!(secret.len() >= 32, "{name}");

@@ -6,7 +6,7 @@ use crate::Result;
 use async_trait::async_trait;
 
 /// The database's clock in milliseconds since the Unix epoch.
-const NOW: &str = "(extract(epoch FROM clock_timestamp()) * 1000)::bigint";
+pub(super) const NOW: &str = "(extract(epoch FROM clock_timestamp()) * 1000)::bigint";
 
 #[async_trait]
 impl Cluster for PostgresStore {

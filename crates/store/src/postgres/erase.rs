@@ -2,9 +2,11 @@
 //! their dedup claims and every derived row, under the profiles lock so that no profile save
 //! interleaves. No live row holds them afterwards (dead tuples are vacuumed as usual).
 
+use super::cluster::NOW;
 use super::{PostgresStore, PROFILES_LOCK, PROFILE_ERASURES};
 use crate::erase::{
-    new_secret, DeletionRequest, Erased, ErasedCounts, Erasure, ErasureTarget, LINK_REVIEWS,
+    new_secret, DeletionRequest, Erased, ErasedCounts, Erasure, ErasureTarget, FORGET_SUPPRESSION,
+    LINK_REVIEWS,
 };
 use crate::Result;
 use async_trait::async_trait;
@@ -265,6 +267,44 @@ impl Erasure for PostgresStore {
             .iter()
             .map(|row| (row.get(0), row.get(1)))
             .collect())
+    }
+
+    async fn suppression_in_force(&self, node: &str, entries: i64) -> Result<()> {
+        let client = self.client().await?;
+        client
+            .execute(
+                &format!(
+                    "INSERT INTO suppression_in_force (node, entries, seen_at) VALUES ($1, $2, {NOW})
+                     ON CONFLICT (node) DO UPDATE SET entries = excluded.entries, seen_at = excluded.seen_at"
+                ),
+                &[&node, &entries],
+            )
+            .await?;
+        client
+            .execute(
+                &format!("DELETE FROM suppression_in_force WHERE seen_at < {NOW} - $1"),
+                &[&FORGET_SUPPRESSION],
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn suppression_nodes(&self) -> Result<(i64, Vec<(String, i64, i64)>)> {
+        let client = self.client().await?;
+        let now: i64 = client
+            .query_one(&format!("SELECT {NOW}"), &[])
+            .await?
+            .get(0);
+        let nodes = client
+            .query(
+                "SELECT node, entries, seen_at FROM suppression_in_force",
+                &[],
+            )
+            .await?
+            .iter()
+            .map(|row| (row.get(0), row.get(1), row.get(2)))
+            .collect();
+        Ok((now, nodes))
     }
 
     async fn save_deletion_request(&self, request: &DeletionRequest) -> Result<()> {

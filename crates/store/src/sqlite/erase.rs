@@ -6,7 +6,8 @@
 
 use super::SqliteStore;
 use crate::erase::{
-    new_secret, DeletionRequest, Erased, ErasedCounts, Erasure, ErasureTarget, LINK_REVIEWS,
+    new_secret, DeletionRequest, Erased, ErasedCounts, Erasure, ErasureTarget, FORGET_SUPPRESSION,
+    LINK_REVIEWS,
 };
 use crate::{Result, StoreError};
 use async_trait::async_trait;
@@ -314,6 +315,35 @@ impl Erasure for SqliteStore {
                 conn.prepare_cached("SELECT hash, mode FROM suppressed_identifiers ORDER BY hash")?;
             let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
             Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+        .await
+    }
+
+    async fn suppression_in_force(&self, node: &str, entries: i64) -> Result<()> {
+        let node = node.to_owned();
+        self.with_conn(move |conn| {
+            let now = sightline_core::time::now_ms();
+            conn.execute(
+                "INSERT INTO suppression_in_force (node, entries, seen_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (node) DO UPDATE SET entries = excluded.entries, seen_at = excluded.seen_at",
+                params![node, entries, now],
+            )?;
+            conn.execute(
+                "DELETE FROM suppression_in_force WHERE seen_at < ?1",
+                [now - FORGET_SUPPRESSION],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn suppression_nodes(&self) -> Result<(i64, Vec<(String, i64, i64)>)> {
+        self.with_conn(|conn| {
+            let mut stmt =
+                conn.prepare_cached("SELECT node, entries, seen_at FROM suppression_in_force")?;
+            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+            let nodes = rows.collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok((sightline_core::time::now_ms(), nodes))
         })
         .await
     }
