@@ -1,10 +1,11 @@
 //! Several nodes end to end: three real `sightline serve` processes sharing one JetStream
 //! stream (the local NATS) and one PostgreSQL schema, SDK traffic spread across them, nodes
 //! killed with SIGKILL under load and started again. Afterwards every acknowledged event is
-//! in the log exactly once, the profiles equal those a single node rebuilds from the same
-//! log, no event reached the destination without consent, and every repeat delivery of an
-//! event carried the same Idempotency-Key. A stream replicated on a three-server JetStream
-//! cluster of the test's own loses nothing when the server leading it is killed.
+//! in the log exactly once, the profiles and an audience's members equal those a single
+//! node rebuilds from the same log, no event reached the destination without consent, and
+//! every repeat delivery of an event carried the same Idempotency-Key. An erasure through
+//! one node holds on the others. A stream replicated on a three-server JetStream cluster
+//! of the test's own loses nothing when the server leading it is killed.
 
 mod common;
 
@@ -238,6 +239,33 @@ async fn profile(server: &Server, token: &str, user: &str) -> Value {
     profile
 }
 
+/// The audience the cluster keeps: users who viewed something with analytics consent.
+fn add_viewers(backend: &common::Backend) {
+    common::sightline_json(
+        backend,
+        &[
+            "audience",
+            "add",
+            "viewers",
+            "--rule",
+            r#"event "Viewed" count >= 1 and consent analytics"#,
+        ],
+    );
+}
+
+/// The audience's members as their identifiers, in order.
+async fn viewers(server: &Server, token: &str) -> Vec<String> {
+    let members = get_json(server, token, "/api/v1/audiences/viewers/members").await;
+    let mut list: Vec<String> = members["members"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|m| m["identifiers"].to_string())
+        .collect();
+    list.sort();
+    list
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nodes_killed_under_load_lose_nothing_and_repeat_nothing() {
     let Some(backend) = postgres("cluster").await else {
@@ -256,6 +284,7 @@ async fn nodes_killed_under_load_lose_nothing_and_repeat_nothing() {
     add.extend(&store);
     let added = sightline(&add);
     assert!(added.status.success(), "{added:?}");
+    add_viewers(&backend);
 
     let mut nodes: Vec<Server> = (0..3).map(|_| Server::start(&backend, &log)).collect();
     let balancer = Balancer(Arc::new(Mutex::new(
@@ -363,6 +392,7 @@ async fn nodes_killed_under_load_lose_nothing_and_repeat_nothing() {
     // One node on a store of its own rebuilds the same profiles from the same log.
     let fresh = postgres("cluster_rebuild").await.unwrap();
     let single_token = credentials(&fresh, "other").token;
+    add_viewers(&fresh);
     let single = Server::start(&fresh, &log);
     wait_for("the single node's rebuild", async || {
         caught_up(&single, &single_token).await
@@ -376,6 +406,13 @@ async fn nodes_killed_under_load_lose_nothing_and_repeat_nothing() {
             "{user}: the cluster's profile is not the single node's rebuild"
         );
     }
+    let members = viewers(&nodes[2], &creds.token).await;
+    assert!(members.len() > USERS / 2, "{members:?}");
+    assert_eq!(
+        viewers(&single, &single_token).await,
+        members,
+        "the cluster's audience is not the single node's rebuild"
+    );
     drop(single);
     drop(nodes);
     drop(stream);

@@ -16,9 +16,14 @@
 //!   claim and the acknowledgement) is in doubt: the event is published again with the same
 //!   `Nats-Msg-Id`, and JetStream's own duplicate window drops it when the first publish
 //!   had landed after all. Two nodes taking the same event at once meet the same way.
-//!   What is not covered: a node that dies after JetStream stored the event but before the
-//!   claim was marked, whose client retries only after JetStream's duplicate window
-//!   (`[log] duplicate_window`, 2 minutes by default) — that event is stored twice.
+//!   A node that dies after JetStream stored the event but before the claim was marked
+//!   leaves a claim in doubt that a retry after JetStream's duplicate window (`[log]
+//!   duplicate_window`, 2 minutes by default) would publish again: claims still unpublished
+//!   after [`DEDUP_SETTLE_AFTER`](crate::DEDUP_SETTLE_AFTER) are settled well within that window (`dedup-settle`, every few
+//!   seconds, `EventLog::settle_dedup_claims`): those whose event the stream holds (looked
+//!   for among the events published from the claim's time on) are marked published, the
+//!   others removed. A claim is marked published by an upsert, so that one removed while its
+//!   append was still under way is put back.
 //! - **Reads** make an ephemeral pull consumer from the seq asked for (acknowledging
 //!   nothing), fetch one page without waiting, and delete it. Every wait on the server is
 //!   bounded, so a read caught by a failover fails and is retried rather than hanging.
@@ -30,6 +35,9 @@ use futures_util::StreamExt;
 use sightline_core::{EventType, NewEvent, StoredEvent};
 use std::collections::HashSet;
 use std::time::Duration;
+
+/// Events read per page while looking for dedup claims' events ([`JetStreamLog::find_keys`]).
+const FIND_PAGE: usize = 1_000;
 
 /// The stream configuration these settings ask for.
 fn stream_config(settings: &LogSettings) -> stream::Config {
@@ -208,13 +216,60 @@ impl JetStreamLog {
         limit: usize,
         source_id: Option<i64>,
     ) -> Result<Vec<StoredEvent>> {
+        let from = consumer::DeliverPolicy::ByStartSequence {
+            start_sequence: after.max(0) as u64 + 1,
+        };
+        self.read_from(from, limit, source_id).await
+    }
+
+    /// Which of `keys` (dedup digests) the stream holds among its events from the first
+    /// published at `from_ms` on, read until one received after `to_ms` (or the end).
+    pub async fn find_keys(
+        &self,
+        keys: &HashSet<[u8; 16]>,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<HashSet<[u8; 16]>> {
+        let start_time =
+            time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(from_ms.max(0)) * 1_000_000)
+                .map_err(|e| nats_error("read", e))?;
+        let mut page = (self.read_from(
+            consumer::DeliverPolicy::ByStartTime { start_time },
+            FIND_PAGE,
+            None,
+        ))
+        .await?;
+        let mut found = HashSet::new();
+        loop {
+            for event in &page {
+                let key = log::dedup_key(event.source_id, &event.message_id);
+                if keys.contains(&key) {
+                    found.insert(key);
+                }
+            }
+            let last = match page.last() {
+                Some(last) if page.len() == FIND_PAGE => last,
+                _ => return Ok(found),
+            };
+            if found.len() == keys.len() || last.received_at > to_ms {
+                return Ok(found);
+            }
+            page = self.read_events(last.seq, FIND_PAGE, None).await?;
+        }
+    }
+
+    /// Up to `limit` events from `from` on (of one source, when given).
+    async fn read_from(
+        &self,
+        from: consumer::DeliverPolicy,
+        limit: usize,
+        source_id: Option<i64>,
+    ) -> Result<Vec<StoredEvent>> {
         if limit == 0 {
             return Ok(Vec::new());
         }
         let config = consumer::pull::Config {
-            deliver_policy: consumer::DeliverPolicy::ByStartSequence {
-                start_sequence: after.max(0) as u64 + 1,
-            },
+            deliver_policy: from,
             ack_policy: consumer::AckPolicy::None,
             filter_subject: source_id.map(|s| self.subject(s)).unwrap_or_default(),
             inactive_threshold: Duration::from_secs(30),

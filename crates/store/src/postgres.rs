@@ -407,6 +407,15 @@ const MIGRATIONS: &[&str] = &[
      );",
 ];
 
+/// Dedup claims settled per call at most (`PostgresStore::settle_claims`).
+#[cfg(feature = "jetstream")]
+const SETTLE_CLAIMS: i64 = 10_000;
+
+/// How far the clocks of the nodes and of NATS may differ, for finding a claim's event in
+/// the stream by time.
+#[cfg(feature = "jetstream")]
+const CLOCK_SLACK: i64 = 60_000;
+
 /// Appending connections per store, fed from one queue. More than one so that a group's
 /// round trips overlap the next group's (appends no longer wait for each other); few,
 /// because every one is a backend held open for the store's lifetime and group commit
@@ -567,21 +576,38 @@ impl PostgresStore {
         // under the claim's `Nats-Msg-Id` (its digest and time), so that JetStream's window
         // drops a second copy of one in doubt, while a claim renewed after Sightline's
         // window is a new message.
-        let claims: HashMap<Vec<u8>, (i64, bool)> = client
-            .query(
-                "INSERT INTO dedup (key, seen_at, published)
-                 SELECT k, r, false FROM unnest($1::bytea[], $2::bigint[]) AS u (k, r) ORDER BY k
-                 ON CONFLICT (key) DO UPDATE SET
-                     published = dedup.published AND dedup.seen_at >= $3,
-                     seen_at = CASE WHEN dedup.seen_at < $3 THEN EXCLUDED.seen_at
-                                    ELSE dedup.seen_at END
-                 RETURNING key, seen_at, published",
-                &[&keys, &seen, &dedup_since],
-            )
-            .await?
+        let claim = async || -> Result<HashMap<Vec<u8>, (i64, bool)>> {
+            Ok(client
+                .query(
+                    "INSERT INTO dedup (key, seen_at, published)
+                     SELECT k, r, false FROM unnest($1::bytea[], $2::bigint[]) AS u (k, r) ORDER BY k
+                     ON CONFLICT (key) DO UPDATE SET
+                         published = dedup.published AND dedup.seen_at >= $3,
+                         seen_at = CASE WHEN dedup.seen_at < $3 THEN EXCLUDED.seen_at
+                                        ELSE dedup.seen_at END
+                     RETURNING key, seen_at, published",
+                    &[&keys, &seen, &dedup_since],
+                )
+                .await?
+                .iter()
+                .map(|row| (row.get(0), (row.get(1), row.get(2))))
+                .collect())
+        };
+        let mut claims = claim().await?;
+        // A claim unpublished for longer than an append takes was left by a node that died
+        // (in doubt), and JetStream's window may no longer know its message: settled first
+        // from the stream (usually `dedup-settle` has done it), then claimed again.
+        let doubt_before =
+            sightline_core::time::now_ms() - crate::DEDUP_SETTLE_AFTER.as_millis() as i64;
+        let in_doubt: Vec<([u8; 16], i64)> = claims
             .iter()
-            .map(|row| (row.get(0), (row.get(1), row.get(2))))
+            .filter(|(_, &(seen_at, published))| !published && seen_at < doubt_before)
+            .filter_map(|(key, &(seen_at, _))| Some((key.as_slice().try_into().ok()?, seen_at)))
             .collect();
+        if !in_doubt.is_empty() {
+            self.settle(stream, in_doubt).await?;
+            claims = claim().await?;
+        }
         let mut to_publish = Vec::new();
         for i in firsts {
             match claims.get(&stored[i].key[..]) {
@@ -603,10 +629,15 @@ impl PostgresStore {
             .iter()
             .map(|&(i, _)| &stored[i].key[..])
             .collect();
+        let claimed: Vec<i64> = to_publish.iter().map(|&(_, at)| at).collect();
+        // An upsert: a claim settled away while this append was still under way
+        // (`settle_claims`) is put back, published.
         client
             .execute(
-                "UPDATE dedup SET published = true WHERE key = ANY($1)",
-                &[&done],
+                "INSERT INTO dedup (key, seen_at, published)
+                 SELECT k, s, true FROM unnest($1::bytea[], $2::bigint[]) AS u (k, s) ORDER BY k
+                 ON CONFLICT (key) DO UPDATE SET published = true",
+                &[&done, &claimed],
             )
             .await?;
         let mut answers = vec![Appended::Duplicate; events.len()];
@@ -614,6 +645,84 @@ impl PostgresStore {
             answers[i] = ack;
         }
         Ok(answers)
+    }
+
+    /// Settles the claims unpublished before `before` (see `EventLog::settle_dedup_claims`),
+    /// the oldest [`SETTLE_CLAIMS`] at a time: their events are looked for in the stream
+    /// from the first claim's time (less [`CLOCK_SLACK`], the nodes' and NATS's clocks may
+    /// differ) to events received [`CLOCK_SLACK`] after the last.
+    #[cfg(feature = "jetstream")]
+    async fn settle_claims(
+        &self,
+        stream: &crate::jetstream::JetStreamLog,
+        before: i64,
+    ) -> Result<(u64, u64)> {
+        let claims: Vec<([u8; 16], i64)> = self
+            .client()
+            .await?
+            .query(
+                "SELECT key, seen_at FROM dedup WHERE NOT published AND seen_at < $1
+                 ORDER BY seen_at LIMIT $2",
+                &[&before, &SETTLE_CLAIMS],
+            )
+            .await?
+            .iter()
+            .filter_map(|row| Some((row.get::<_, &[u8]>(0).try_into().ok()?, row.get(1))))
+            .collect();
+        self.settle(stream, claims).await
+    }
+
+    /// Settles `(key, seen_at)` claims read unpublished: see [`PostgresStore::settle_claims`].
+    #[cfg(feature = "jetstream")]
+    async fn settle(
+        &self,
+        stream: &crate::jetstream::JetStreamLog,
+        mut claims: Vec<([u8; 16], i64)>,
+    ) -> Result<(u64, u64)> {
+        if claims.is_empty() {
+            return Ok((0, 0));
+        }
+        claims.sort_unstable_by_key(|&(_, seen_at)| seen_at);
+        // Claims apart in time (left by different deaths) are looked for apart: the stream
+        // between them is not read.
+        let mut found = HashSet::new();
+        for group in claims.chunk_by(|a, b| b.1 - a.1 <= 2 * CLOCK_SLACK) {
+            let keys: HashSet<[u8; 16]> = group.iter().map(|(key, _)| *key).collect();
+            let (first, last) = (group[0].1, group[group.len() - 1].1);
+            found.extend(
+                stream
+                    .find_keys(&keys, first - CLOCK_SLACK, last + CLOCK_SLACK)
+                    .await?,
+            );
+        }
+        let client = self.client().await?;
+        let (stored, missing): (Vec<_>, Vec<_>) =
+            claims.iter().partition(|(key, _)| found.contains(key));
+        let stored: Vec<&[u8]> = stored.iter().map(|(key, _)| &key[..]).collect();
+        let published = client
+            .execute(
+                "UPDATE dedup SET published = true WHERE key = ANY($1)",
+                &[&stored],
+            )
+            .await?;
+        let (missing, seen): (Vec<&[u8]>, Vec<i64>) =
+            missing.iter().map(|(key, at)| (&key[..], *at)).unzip();
+        // Only as claimed when read: an append that took the claim again since goes on.
+        let removed = client
+            .execute(
+                "DELETE FROM dedup d USING unnest($1::bytea[], $2::bigint[]) AS u (k, s)
+                 WHERE d.key = u.k AND d.seen_at = u.s AND NOT d.published",
+                &[&missing, &seen],
+            )
+            .await?;
+        if published + removed > 0 {
+            tracing::warn!(
+                published,
+                removed,
+                "settled dedup claims left in doubt by a node that died while appending"
+            );
+        }
+        Ok((published, removed))
     }
 
     /// Applies migrations 1..=version to the database at `url` and nothing more: for tests
@@ -1161,6 +1270,15 @@ impl EventLog for PostgresStore {
         Ok(client
             .execute("DELETE FROM dedup WHERE seen_at < $1", &[&before])
             .await?)
+    }
+
+    async fn settle_dedup_claims(&self, before: i64) -> Result<(u64, u64)> {
+        #[cfg(feature = "jetstream")]
+        if let Some(stream) = &self.stream {
+            return self.settle_claims(stream, before).await;
+        }
+        let _ = before;
+        Ok((0, 0))
     }
 
     async fn stream_info(&self) -> Result<Option<crate::LogInfo>> {

@@ -2982,3 +2982,68 @@ async fn kept_deletion_requests_come_due_and_keep_their_last_state() {
         );
     }
 }
+
+/// A node that died between JetStream's acknowledgement and marking its claims leaves them
+/// in doubt. Settled: a claim whose event the stream holds is published, so that a retry
+/// is a duplicate however late it comes; one whose event it lacks is removed, so that a
+/// retry stores it.
+#[cfg(feature = "jetstream")]
+#[tokio::test]
+async fn claims_left_in_doubt_are_settled_from_the_stream() {
+    let Some(url) = postgres_url("settle_claims").await else {
+        return;
+    };
+    let mut log = sightline_store::LogSettings::new(nats_url());
+    log.stream = format!("SUITE_settle_claims_{}", std::process::id());
+    // Short, so that the test can outlast it.
+    log.duplicate_window = std::time::Duration::from_secs(1);
+    delete_streams(std::slice::from_ref(&log.stream)).await;
+    let _streams = Streams(vec![log.stream.clone()]);
+    let store = PostgresStore::connect_with_log(&url, &log).await.unwrap();
+    let now = sightline_core::time::now_ms();
+    let both = |at: i64| vec![event(1, "landed", at), event(1, "lost", at)];
+    let stored = seqs(&store.append(both(now), 0).await.unwrap());
+    assert_eq!(stored.len(), 2);
+
+    // As the node would have left them: both claims unpublished (and older than the
+    // settling delay), the second event never stored.
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    client
+        .execute(
+            "UPDATE dedup SET published = false, seen_at = seen_at - 40000",
+            &[],
+        )
+        .await
+        .unwrap();
+    let jetstream = async_nats::jetstream::new(async_nats::connect(nats_url()).await.unwrap());
+    let stream = jetstream.get_stream(&log.stream).await.unwrap();
+    assert!(stream.delete_message(stored[1] as u64).await.unwrap());
+
+    let before = now - sightline_store::DEDUP_SETTLE_AFTER.as_millis() as i64;
+    assert_eq!(store.settle_dedup_claims(before).await.unwrap(), (1, 1));
+    assert_eq!(store.settle_dedup_claims(before).await.unwrap(), (0, 0));
+    // Retried after JetStream's window (a later receipt time, another message id there).
+    let again = store.append(both(now + 1), 0).await.unwrap();
+    assert!(matches!(again[0], Appended::Duplicate), "{again:?}");
+    assert!(matches!(again[1], Appended::Stored(_)), "{again:?}");
+
+    // Both in doubt again, and JetStream's window over: a retry that comes before
+    // `dedup-settle` settles them itself, from the stream.
+    client
+        .execute(
+            "UPDATE dedup SET published = false, seen_at = seen_at - 40000",
+            &[],
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(log.duplicate_window * 2).await;
+    let late = store.append(both(now + 2), 0).await.unwrap();
+    assert!(
+        late.iter().all(|a| matches!(a, Appended::Duplicate)),
+        "{late:?}"
+    );
+    assert_eq!(store.settle_dedup_claims(before).await.unwrap(), (0, 0));
+}
