@@ -822,6 +822,12 @@ impl Suppressor {
         Ok(())
     }
 
+    /// Says this server's collector has stopped (after its last request was answered), so
+    /// that no erasure waits for it.
+    pub async fn leave(&self) -> Result<()> {
+        Ok(self.store.forget_suppression_node(&self.node).await?)
+    }
+
     /// Puts `entries` in force in place of `before` (none before the first load, when the
     /// server does not listen yet and its book was just opened).
     async fn put_in_force(

@@ -294,7 +294,7 @@ pub async fn run(args: ServeArgs, file: &FileConfig, config_path: Option<&Path>)
     )));
     processors.start(Arc::new(Refresher(store.clone())));
     processors.start(plan_keeper.clone());
-    processors.start(suppressor);
+    processors.start(suppressor.clone());
     if !retention.is_empty() {
         processors.start(Arc::new(Retention {
             store: store.clone(),
@@ -339,6 +339,9 @@ pub async fn run(args: ServeArgs, file: &FileConfig, config_path: Option<&Path>)
     }
     tracing::info!("in-flight requests were answered; stopping the processors");
     processors.shutdown(SHUTDOWN_GRACE).await;
+    if let Err(e) = suppressor.leave().await {
+        tracing::warn!(error = %e, "cannot say this server's collector stopped; erasures wait 5 s for it");
+    }
     // Then the leases go, so that another node takes the processors at once.
     let _ = leave.send(());
     if let Some(membership) = membership {

@@ -128,6 +128,9 @@ pub trait Erasure: Send + Sync {
     /// Records that `node`'s collector has a suppression list of `entries` entries in force,
     /// now by the store's clock; forgets nodes not heard of for [`FORGET_SUPPRESSION`].
     async fn suppression_in_force(&self, node: &str, entries: i64) -> Result<()>;
+    /// Forgets `node`'s record: its collector has stopped (a clean stop), and no erasure
+    /// waits for it.
+    async fn forget_suppression_node(&self, node: &str) -> Result<()>;
     /// The store's clock now, and each node's last record: `(node, entries, seen_at)`.
     async fn suppression_nodes(&self) -> Result<(i64, Vec<(String, i64, i64)>)>;
     /// Stores a deletion request as it now stands (new, or after an attempt).

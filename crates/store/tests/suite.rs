@@ -2743,6 +2743,8 @@ async fn erasure_removes_one_person_and_leaves_the_others() {
             *seen_at <= now && *seen_at > now - 60_000,
             "{name}: {nodes:?}"
         );
+        store.forget_suppression_node("node-a").await.unwrap();
+        assert_eq!(store.suppression_nodes().await.unwrap().1, [], "{name}");
 
         // What erasure keeps: a stable secret, receipts, the suppression list.
         let secret = store.privacy_secret().await.unwrap();

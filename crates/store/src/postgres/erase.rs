@@ -289,6 +289,14 @@ impl Erasure for PostgresStore {
         Ok(())
     }
 
+    async fn forget_suppression_node(&self, node: &str) -> Result<()> {
+        let client = self.client().await?;
+        client
+            .execute("DELETE FROM suppression_in_force WHERE node = $1", &[&node])
+            .await?;
+        Ok(())
+    }
+
     async fn suppression_nodes(&self) -> Result<(i64, Vec<(String, i64, i64)>)> {
         let client = self.client().await?;
         let now: i64 = client

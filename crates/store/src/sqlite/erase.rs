@@ -337,6 +337,15 @@ impl Erasure for SqliteStore {
         .await
     }
 
+    async fn forget_suppression_node(&self, node: &str) -> Result<()> {
+        let node = node.to_owned();
+        self.with_conn(move |conn| {
+            conn.execute("DELETE FROM suppression_in_force WHERE node = ?1", [node])?;
+            Ok(())
+        })
+        .await
+    }
+
     async fn suppression_nodes(&self) -> Result<(i64, Vec<(String, i64, i64)>)> {
         self.with_conn(|conn| {
             let mut stmt =
