@@ -133,38 +133,6 @@ pub async fn record_consent(
 }
 
 /// Forgets dedup entries once they fall out of the window, every ten minutes.
-/// Settles the dedup claims an append left in doubt when its node died, the log on
-/// JetStream (see `EventLog::settle_dedup_claims`): every few seconds, well within
-/// JetStream's duplicate window, so that a client's retry after that window is still
-/// answered as a duplicate when its event was stored.
-pub struct ClaimSettler {
-    pub store: std::sync::Arc<dyn EventLog>,
-}
-
-impl crate::processors::Processor for ClaimSettler {
-    fn name(&self) -> String {
-        "dedup-settle".into()
-    }
-
-    fn step(&self) -> crate::processors::StepFuture<'_> {
-        Box::pin(async move {
-            let settle_after = sightline_store::DEDUP_SETTLE_AFTER.as_millis() as i64;
-            let (published, removed) = self
-                .store
-                .settle_dedup_claims(time::now_ms() - settle_after)
-                .await?;
-            Ok(match published + removed {
-                0 => crate::processors::Step::Idle,
-                _ => crate::processors::Step::More,
-            })
-        })
-    }
-
-    fn idle(&self) -> std::time::Duration {
-        std::time::Duration::from_secs(5)
-    }
-}
-
 pub struct DedupPruner {
     pub store: std::sync::Arc<dyn EventLog>,
     pub window: std::time::Duration,

@@ -18,7 +18,7 @@ use sightline_collect::{Collector, Settings};
 use sightline_service::cluster::Membership;
 use sightline_service::destinations::Deliveries;
 use sightline_service::erase::{DeletionRetries, Suppress, Suppressor};
-use sightline_service::events::{ClaimSettler, DedupPruner};
+use sightline_service::events::DedupPruner;
 use sightline_service::governance::metrics::Refresher;
 use sightline_service::governance::schedule::{Configured, Scheduler};
 use sightline_service::plans::PlanKeeper;
@@ -322,11 +322,6 @@ pub async fn run(args: ServeArgs, file: &FileConfig, config_path: Option<&Path>)
         store: store.clone(),
         window: dedup_window,
     }));
-    if clustered {
-        processors.start(Arc::new(ClaimSettler {
-            store: store.clone(),
-        }));
-    }
     sightline_collect::serve(listener, app, shutdown_signal())
         .await
         .context("the server stopped with an error")?;

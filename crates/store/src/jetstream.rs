@@ -18,12 +18,13 @@
 //!   had landed after all. Two nodes taking the same event at once meet the same way.
 //!   A node that dies after JetStream stored the event but before the claim was marked
 //!   leaves a claim in doubt that a retry after JetStream's duplicate window (`[log]
-//!   duplicate_window`, 2 minutes by default) would publish again: claims still unpublished
-//!   after [`DEDUP_SETTLE_AFTER`](crate::DEDUP_SETTLE_AFTER) are settled well within that window (`dedup-settle`, every few
-//!   seconds, `EventLog::settle_dedup_claims`): those whose event the stream holds (looked
-//!   for among the events published from the claim's time on) are marked published, the
-//!   others removed. A claim is marked published by an upsert, so that one removed while its
-//!   append was still under way is put back.
+//!   duplicate_window`, 2 minutes by default) would publish again. So each claim records
+//!   when it was taken (`taken_at`, the node's clock), and an append that meets a claim
+//!   still unpublished after that window (which must exceed an append's time) settles it:
+//!   marked published when the stream holds its event (looked for among the messages
+//!   JetStream stored within a few seconds of the claim, [`JetStreamLog::find_keys`]),
+//!   removed otherwise, then claimed again. A claim is marked published by an upsert, so
+//!   that one removed while its append was still under way is put back.
 //! - **Reads** make an ephemeral pull consumer from the seq asked for (acknowledging
 //!   nothing), fetch one page without waiting, and delete it. Every wait on the server is
 //!   bounded, so a read caught by a failover fails and is retried rather than hanging.
@@ -35,6 +36,13 @@ use futures_util::StreamExt;
 use sightline_core::{EventType, NewEvent, StoredEvent};
 use std::collections::HashSet;
 use std::time::Duration;
+
+/// Where a read after `seq` starts.
+fn after_seq(seq: i64) -> consumer::DeliverPolicy {
+    consumer::DeliverPolicy::ByStartSequence {
+        start_sequence: seq.max(0) as u64 + 1,
+    }
+}
 
 /// Events read per page while looking for dedup claims' events ([`JetStreamLog::find_keys`]).
 const FIND_PAGE: usize = 1_000;
@@ -155,6 +163,11 @@ impl JetStreamLog {
         })
     }
 
+    /// JetStream's window for a repeated message id, as the stream is configured.
+    pub fn duplicate_window(&self) -> Duration {
+        self.settings.duplicate_window
+    }
+
     fn subject(&self, source_id: i64) -> String {
         format!("{}.events.{source_id}", self.settings.stream)
     }
@@ -216,14 +229,12 @@ impl JetStreamLog {
         limit: usize,
         source_id: Option<i64>,
     ) -> Result<Vec<StoredEvent>> {
-        let from = consumer::DeliverPolicy::ByStartSequence {
-            start_sequence: after.max(0) as u64 + 1,
-        };
-        self.read_from(from, limit, source_id).await
+        let page = self.read_from(after_seq(after), limit, source_id).await?;
+        Ok(page.into_iter().map(|(event, _)| event).collect())
     }
 
-    /// Which of `keys` (dedup digests) the stream holds among its events from the first
-    /// published at `from_ms` on, read until one received after `to_ms` (or the end).
+    /// Which of `keys` (dedup digests) the stream holds among the messages JetStream stored
+    /// from `from_ms` to `to_ms` (by its clock).
     pub async fn find_keys(
         &self,
         keys: &HashSet<[u8; 16]>,
@@ -233,38 +244,37 @@ impl JetStreamLog {
         let start_time =
             time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(from_ms.max(0)) * 1_000_000)
                 .map_err(|e| nats_error("read", e))?;
-        let mut page = (self.read_from(
-            consumer::DeliverPolicy::ByStartTime { start_time },
-            FIND_PAGE,
-            None,
-        ))
-        .await?;
+        let mut from = consumer::DeliverPolicy::ByStartTime { start_time };
         let mut found = HashSet::new();
         loop {
-            for event in &page {
+            let page = self.read_from(from, FIND_PAGE, None).await?;
+            for (event, _) in page.iter().filter(|(_, stored_at)| *stored_at <= to_ms) {
                 let key = log::dedup_key(event.source_id, &event.message_id);
                 if keys.contains(&key) {
                     found.insert(key);
                 }
             }
-            let last = match page.last() {
-                Some(last) if page.len() == FIND_PAGE => last,
+            match page.last() {
+                Some((last, stored_at))
+                    if page.len() == FIND_PAGE
+                        && *stored_at <= to_ms
+                        && found.len() < keys.len() =>
+                {
+                    from = after_seq(last.seq)
+                }
                 _ => return Ok(found),
-            };
-            if found.len() == keys.len() || last.received_at > to_ms {
-                return Ok(found);
             }
-            page = self.read_events(last.seq, FIND_PAGE, None).await?;
         }
     }
 
-    /// Up to `limit` events from `from` on (of one source, when given).
+    /// Up to `limit` events from `from` on (of one source, when given), each with the time
+    /// JetStream stored it (ms).
     async fn read_from(
         &self,
         from: consumer::DeliverPolicy,
         limit: usize,
         source_id: Option<i64>,
-    ) -> Result<Vec<StoredEvent>> {
+    ) -> Result<Vec<(StoredEvent, i64)>> {
         if limit == 0 {
             return Ok(Vec::new());
         }
@@ -292,11 +302,14 @@ impl JetStreamLog {
                 .map_err(|_| silent())?
             {
                 let message = message.map_err(|e| nats_error("read", e))?;
-                let seq = message
-                    .info()
-                    .map_err(|e| nats_error("read", e))?
-                    .stream_sequence;
-                events.push(unframe(seq as i64, &message.subject, &message.payload)?);
+                let info = message.info().map_err(|e| nats_error("read", e))?;
+                let stored_at = (info.published.unix_timestamp_nanos() / 1_000_000) as i64;
+                let event = unframe(
+                    info.stream_sequence as i64,
+                    &message.subject,
+                    &message.payload,
+                )?;
+                events.push((event, stored_at));
             }
             Ok(events)
         }

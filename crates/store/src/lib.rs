@@ -115,14 +115,6 @@ pub trait EventLog: Send + Sync {
     async fn ping(&self) -> Result<()>;
     /// Forgets dedup entries older than `before` (ms); returns how many.
     async fn prune_dedup(&self, before: i64) -> Result<u64>;
-    /// Settles the dedup claims appends left unpublished before `before` (ms), their node
-    /// having died between JetStream's acknowledgement and marking them (`jetstream.rs`):
-    /// those whose event the stream holds are marked published, the others removed; returns
-    /// `(published, removed)`. Only a log on JetStream leaves such claims.
-    async fn settle_dedup_claims(&self, before: i64) -> Result<(u64, u64)> {
-        let _ = before;
-        Ok((0, 0))
-    }
     /// The JetStream stream holding the log; `None` when the log is in the store itself.
     async fn stream_info(&self) -> Result<Option<LogInfo>> {
         Ok(None)
@@ -397,11 +389,6 @@ mod reviews {
         }
     }
 }
-
-/// How long a dedup claim may stay unpublished before it is taken for one whose append's
-/// node died (`EventLog::settle_dedup_claims`): far longer than an append takes, far
-/// shorter than JetStream's duplicate window.
-pub const DEDUP_SETTLE_AFTER: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// How many merges a walk from a retired profile id to its survivor follows at most.
 const MAX_MERGE_CHAIN: usize = 1_000;

@@ -404,17 +404,15 @@ const MIGRATIONS: &[&str] = &[
         node TEXT PRIMARY KEY,
         entries BIGINT NOT NULL,
         seen_at BIGINT NOT NULL
-     );",
+     );
+     ALTER TABLE dedup ADD COLUMN taken_at BIGINT NOT NULL DEFAULT 0;",
 ];
 
-/// Dedup claims settled per call at most (`PostgresStore::settle_claims`).
+/// How far before a claim's time its event may have been published by NATS's clock, and
+/// how far after: the node's and NATS's clocks differ by this much at most (NTP keeps them
+/// within milliseconds), and a publish follows its claim within an append's time.
 #[cfg(feature = "jetstream")]
-const SETTLE_CLAIMS: i64 = 10_000;
-
-/// How far the clocks of the nodes and of NATS may differ, for finding a claim's event in
-/// the stream by time.
-#[cfg(feature = "jetstream")]
-const CLOCK_SLACK: i64 = 60_000;
+const CLOCK_SLACK: i64 = 5_000;
 
 /// Appending connections per store, fed from one queue. More than one so that a group's
 /// round trips overlap the next group's (appends no longer wait for each other); few,
@@ -576,33 +574,39 @@ impl PostgresStore {
         // under the claim's `Nats-Msg-Id` (its digest and time), so that JetStream's window
         // drops a second copy of one in doubt, while a claim renewed after Sightline's
         // window is a new message.
-        let claim = async || -> Result<HashMap<Vec<u8>, (i64, bool)>> {
+        let claim = async || -> Result<HashMap<Vec<u8>, (i64, bool, i64)>> {
+            let now = sightline_core::time::now_ms();
             Ok(client
                 .query(
-                    "INSERT INTO dedup (key, seen_at, published)
-                     SELECT k, r, false FROM unnest($1::bytea[], $2::bigint[]) AS u (k, r) ORDER BY k
+                    "INSERT INTO dedup (key, seen_at, published, taken_at)
+                     SELECT k, r, false, $4 FROM unnest($1::bytea[], $2::bigint[]) AS u (k, r)
+                     ORDER BY k
                      ON CONFLICT (key) DO UPDATE SET
                          published = dedup.published AND dedup.seen_at >= $3,
+                         taken_at = CASE WHEN dedup.seen_at < $3 THEN EXCLUDED.taken_at
+                                         ELSE dedup.taken_at END,
                          seen_at = CASE WHEN dedup.seen_at < $3 THEN EXCLUDED.seen_at
                                         ELSE dedup.seen_at END
-                     RETURNING key, seen_at, published",
-                    &[&keys, &seen, &dedup_since],
+                     RETURNING key, seen_at, published, taken_at",
+                    &[&keys, &seen, &dedup_since, &now],
                 )
                 .await?
                 .iter()
-                .map(|row| (row.get(0), (row.get(1), row.get(2))))
+                .map(|row| (row.get(0), (row.get(1), row.get(2), row.get(3))))
                 .collect())
         };
         let mut claims = claim().await?;
-        // A claim unpublished for longer than an append takes was left by a node that died
-        // (in doubt), and JetStream's window may no longer know its message: settled first
-        // from the stream (usually `dedup-settle` has done it), then claimed again.
+        // A claim unpublished (in doubt: its node died between JetStream's acknowledgement
+        // and marking it, or its append is still under way) and older than JetStream's
+        // duplicate window can no longer be published again safely under its message id:
+        // settled first from the stream, then claimed again. A younger one is published
+        // again, and JetStream drops it if the first publish had landed.
         let doubt_before =
-            sightline_core::time::now_ms() - crate::DEDUP_SETTLE_AFTER.as_millis() as i64;
+            sightline_core::time::now_ms() - stream.duplicate_window().as_millis() as i64;
         let in_doubt: Vec<([u8; 16], i64)> = claims
             .iter()
-            .filter(|(_, &(seen_at, published))| !published && seen_at < doubt_before)
-            .filter_map(|(key, &(seen_at, _))| Some((key.as_slice().try_into().ok()?, seen_at)))
+            .filter(|(_, &(_, published, taken_at))| !published && taken_at < doubt_before)
+            .filter_map(|(key, &(.., taken_at))| Some((key.as_slice().try_into().ok()?, taken_at)))
             .collect();
         if !in_doubt.is_empty() {
             self.settle(stream, in_doubt).await?;
@@ -611,8 +615,8 @@ impl PostgresStore {
         let mut to_publish = Vec::new();
         for i in firsts {
             match claims.get(&stored[i].key[..]) {
-                Some(&(seen_at, true)) if seen_at >= dedup_since => {}
-                Some(&(seen_at, _)) => to_publish.push((i, seen_at)),
+                Some(&(seen_at, true, _)) if seen_at >= dedup_since => {}
+                Some(&(seen_at, ..)) => to_publish.push((i, seen_at)),
                 None => to_publish.push((i, events[i].received_at)),
             }
         }
@@ -630,14 +634,15 @@ impl PostgresStore {
             .map(|&(i, _)| &stored[i].key[..])
             .collect();
         let claimed: Vec<i64> = to_publish.iter().map(|&(_, at)| at).collect();
-        // An upsert: a claim settled away while this append was still under way
-        // (`settle_claims`) is put back, published.
+        // An upsert: a claim another append settled away while this one was still under way
+        // (it took this one's for a dead node's) is put back, published.
         client
             .execute(
-                "INSERT INTO dedup (key, seen_at, published)
-                 SELECT k, s, true FROM unnest($1::bytea[], $2::bigint[]) AS u (k, s) ORDER BY k
+                "INSERT INTO dedup (key, seen_at, published, taken_at)
+                 SELECT k, s, true, $3 FROM unnest($1::bytea[], $2::bigint[]) AS u (k, s)
+                 ORDER BY k
                  ON CONFLICT (key) DO UPDATE SET published = true",
-                &[&done, &claimed],
+                &[&done, &claimed, &sightline_core::time::now_ms()],
             )
             .await?;
         let mut answers = vec![Appended::Duplicate; events.len()];
@@ -647,42 +652,16 @@ impl PostgresStore {
         Ok(answers)
     }
 
-    /// Settles the claims unpublished before `before` (see `EventLog::settle_dedup_claims`),
-    /// the oldest [`SETTLE_CLAIMS`] at a time: their events are looked for in the stream
-    /// from the first claim's time (less [`CLOCK_SLACK`], the nodes' and NATS's clocks may
-    /// differ) to events received [`CLOCK_SLACK`] after the last.
-    #[cfg(feature = "jetstream")]
-    async fn settle_claims(
-        &self,
-        stream: &crate::jetstream::JetStreamLog,
-        before: i64,
-    ) -> Result<(u64, u64)> {
-        let claims: Vec<([u8; 16], i64)> = self
-            .client()
-            .await?
-            .query(
-                "SELECT key, seen_at FROM dedup WHERE NOT published AND seen_at < $1
-                 ORDER BY seen_at LIMIT $2",
-                &[&before, &SETTLE_CLAIMS],
-            )
-            .await?
-            .iter()
-            .filter_map(|row| Some((row.get::<_, &[u8]>(0).try_into().ok()?, row.get(1))))
-            .collect();
-        self.settle(stream, claims).await
-    }
-
-    /// Settles `(key, seen_at)` claims read unpublished: see [`PostgresStore::settle_claims`].
+    /// Settles claims in doubt, `(key, taken_at)`: those whose event the stream holds
+    /// (looked for among the messages JetStream stored within [`CLOCK_SLACK`] of the
+    /// claim's time) are marked published, the others removed; returns how many of each.
     #[cfg(feature = "jetstream")]
     async fn settle(
         &self,
         stream: &crate::jetstream::JetStreamLog,
         mut claims: Vec<([u8; 16], i64)>,
     ) -> Result<(u64, u64)> {
-        if claims.is_empty() {
-            return Ok((0, 0));
-        }
-        claims.sort_unstable_by_key(|&(_, seen_at)| seen_at);
+        claims.sort_unstable_by_key(|&(_, taken_at)| taken_at);
         // Claims apart in time (left by different deaths) are looked for apart: the stream
         // between them is not read.
         let mut found = HashSet::new();
@@ -705,23 +684,21 @@ impl PostgresStore {
                 &[&stored],
             )
             .await?;
-        let (missing, seen): (Vec<&[u8]>, Vec<i64>) =
+        let (missing, taken): (Vec<&[u8]>, Vec<i64>) =
             missing.iter().map(|(key, at)| (&key[..], *at)).unzip();
         // Only as claimed when read: an append that took the claim again since goes on.
         let removed = client
             .execute(
-                "DELETE FROM dedup d USING unnest($1::bytea[], $2::bigint[]) AS u (k, s)
-                 WHERE d.key = u.k AND d.seen_at = u.s AND NOT d.published",
-                &[&missing, &seen],
+                "DELETE FROM dedup d USING unnest($1::bytea[], $2::bigint[]) AS u (k, t)
+                 WHERE d.key = u.k AND d.taken_at = u.t AND NOT d.published",
+                &[&missing, &taken],
             )
             .await?;
-        if published + removed > 0 {
-            tracing::warn!(
-                published,
-                removed,
-                "settled dedup claims left in doubt by a node that died while appending"
-            );
-        }
+        tracing::warn!(
+            published,
+            removed,
+            "settled dedup claims left in doubt by a node that died while appending"
+        );
         Ok((published, removed))
     }
 
@@ -1270,15 +1247,6 @@ impl EventLog for PostgresStore {
         Ok(client
             .execute("DELETE FROM dedup WHERE seen_at < $1", &[&before])
             .await?)
-    }
-
-    async fn settle_dedup_claims(&self, before: i64) -> Result<(u64, u64)> {
-        #[cfg(feature = "jetstream")]
-        if let Some(stream) = &self.stream {
-            return self.settle_claims(stream, before).await;
-        }
-        let _ = before;
-        Ok((0, 0))
     }
 
     async fn stream_info(&self) -> Result<Option<crate::LogInfo>> {
