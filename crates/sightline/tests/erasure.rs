@@ -284,6 +284,14 @@ fn verify(secret: &str, receipt: &Value) -> bool {
 }
 
 /// What another person's profile is, for comparison: identifiers and traits.
+/// No profile answers to any of `ids` (`type:value`).
+async fn assert_no_profile(server: &Server, token: &str, backend: &str, ids: &[&str]) {
+    for id in ids {
+        let answer = get(server, Some(token), &format!("/api/v1/profiles/{id}")).await;
+        assert_eq!(answer.status(), 404, "{backend}: {id}");
+    }
+}
+
 async fn profile_of(server: &Server, token: &str, id: &str) -> Value {
     let profile = get_json(server, token, &format!("/api/v1/profiles/{id}")).await;
     json!({"id": profile["id"], "identifiers": profile["identifiers"], "traits": profile["traits"]})
@@ -552,20 +560,18 @@ async fn an_erased_person_leaves_nothing_behind_and_others_stay() {
         );
 
         // Gone: from lookups, the audience, the log and every table.
-        for id in [
-            "email:ann@example.com",
-            "anonymous_id:ann-phone",
-            "anonymous_id:ann-laptop",
-            "user_id:ann-uid-42",
-        ] {
-            let answer = get(
-                &server,
-                Some(&creds.token),
-                &format!("/api/v1/profiles/{id}"),
-            )
-            .await;
-            assert_eq!(answer.status(), 404, "{name}: {id}");
-        }
+        assert_no_profile(
+            &server,
+            &creds.token,
+            name,
+            &[
+                "email:ann@example.com",
+                "anonymous_id:ann-phone",
+                "anonymous_id:ann-laptop",
+                "user_id:ann-uid-42",
+            ],
+        )
+        .await;
         let members = get_json(&server, &creds.token, members_path).await;
         assert_eq!(members["count"], 1, "{name}: {members}");
         let events = all_events(&server, &creds.token).await;
@@ -836,19 +842,17 @@ async fn an_erasure_right_after_a_burst_erases_the_latest_events_too() {
             (last.status() == 200, Value::Null)
         })
         .await;
-        for id in [
-            "email:eve@example.com",
-            "user_id:eve-uid-7",
-            "anonymous_id:eve-laptop",
-        ] {
-            let answer = get(
-                &server,
-                Some(&creds.token),
-                &format!("/api/v1/profiles/{id}"),
-            )
-            .await;
-            assert_eq!(answer.status(), 404, "{name}: {id}");
-        }
+        assert_no_profile(
+            &server,
+            &creds.token,
+            name,
+            &[
+                "email:eve@example.com",
+                "user_id:eve-uid-7",
+                "anonymous_id:eve-laptop",
+            ],
+        )
+        .await;
         let events = serde_json::to_string(&all_events(&server, &creds.token).await).unwrap();
         for needle in [
             "eve@example.com",

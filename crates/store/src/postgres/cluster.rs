@@ -73,10 +73,7 @@ impl Cluster for PostgresStore {
 
     async fn cluster(&self) -> Result<ClusterRows> {
         let client = self.client().await?;
-        let now: i64 = client
-            .query_one(&format!("SELECT {NOW}"), &[])
-            .await?
-            .get(0);
+        let now = store_now(&client).await?;
         let nodes = client
             .query(
                 "SELECT id, address, version, started_at, seen_at FROM nodes ORDER BY id",
@@ -108,4 +105,12 @@ impl Cluster for PostgresStore {
             .collect();
         Ok(ClusterRows { now, nodes, leases })
     }
+}
+
+/// The store's clock now (ms), which nodes' times are kept and compared by.
+pub(super) async fn store_now(client: &tokio_postgres::Client) -> Result<i64> {
+    Ok(client
+        .query_one(&format!("SELECT {NOW}"), &[])
+        .await?
+        .get(0))
 }

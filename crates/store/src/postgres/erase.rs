@@ -2,7 +2,7 @@
 //! their dedup claims and every derived row, under the profiles lock so that no profile save
 //! interleaves. No live row holds them afterwards (dead tuples are vacuumed as usual).
 
-use super::cluster::NOW;
+use super::cluster::{store_now, NOW};
 use super::{PostgresStore, PROFILES_LOCK, PROFILE_ERASURES};
 use crate::erase::{
     new_secret, DeletionRequest, Erased, ErasedCounts, Erasure, ErasureTarget, FORGET_SUPPRESSION,
@@ -299,10 +299,7 @@ impl Erasure for PostgresStore {
 
     async fn suppression_nodes(&self) -> Result<(i64, Vec<(String, i64, i64)>)> {
         let client = self.client().await?;
-        let now: i64 = client
-            .query_one(&format!("SELECT {NOW}"), &[])
-            .await?
-            .get(0);
+        let now = store_now(&client).await?;
         let nodes = client
             .query(
                 "SELECT node, entries, seen_at FROM suppression_in_force",
