@@ -229,8 +229,12 @@ impl JetStreamLog {
         limit: usize,
         source_id: Option<i64>,
     ) -> Result<Vec<StoredEvent>> {
-        let page = self.read_from(after_seq(after), limit, source_id).await?;
-        Ok(page.into_iter().map(|(event, _)| event).collect())
+        let mut events = Vec::with_capacity(limit.min(1024));
+        self.read_from(after_seq(after), limit, source_id, |event, _| {
+            events.push(event)
+        })
+        .await?;
+        Ok(events)
     }
 
     /// Which of `keys` (dedup digests) the stream holds among the messages JetStream stored
@@ -247,36 +251,35 @@ impl JetStreamLog {
         let mut from = consumer::DeliverPolicy::ByStartTime { start_time };
         let mut found = HashSet::new();
         loop {
-            let page = self.read_from(from, FIND_PAGE, None).await?;
-            for (event, _) in page.iter().filter(|(_, stored_at)| *stored_at <= to_ms) {
+            // How many were read, and the last one's seq and stored time.
+            let (mut read, mut last) = (0, (0, i64::MAX));
+            self.read_from(from, FIND_PAGE, None, |event, stored_at| {
+                read += 1;
+                last = (event.seq, stored_at);
                 let key = log::dedup_key(event.source_id, &event.message_id);
-                if keys.contains(&key) {
+                if stored_at <= to_ms && keys.contains(&key) {
                     found.insert(key);
                 }
+            })
+            .await?;
+            if read < FIND_PAGE || last.1 > to_ms || found.len() == keys.len() {
+                return Ok(found);
             }
-            match page.last() {
-                Some((last, stored_at))
-                    if page.len() == FIND_PAGE
-                        && *stored_at <= to_ms
-                        && found.len() < keys.len() =>
-                {
-                    from = after_seq(last.seq)
-                }
-                _ => return Ok(found),
-            }
+            from = after_seq(last.0);
         }
     }
 
-    /// Up to `limit` events from `from` on (of one source, when given), each with the time
-    /// JetStream stored it (ms).
+    /// Hands `each` up to `limit` events from `from` on (of one source, when given), each
+    /// with the time JetStream stored it (ms).
     async fn read_from(
         &self,
         from: consumer::DeliverPolicy,
         limit: usize,
         source_id: Option<i64>,
-    ) -> Result<Vec<(StoredEvent, i64)>> {
+        mut each: impl FnMut(StoredEvent, i64),
+    ) -> Result<()> {
         if limit == 0 {
-            return Ok(Vec::new());
+            return Ok(());
         }
         let config = consumer::pull::Config {
             deliver_policy: from,
@@ -296,7 +299,6 @@ impl JetStreamLog {
             .await
             .map_err(|_| silent())?
             .map_err(|e| nats_error("read", e))?;
-            let mut events = Vec::with_capacity(limit.min(1024));
             while let Some(message) = tokio::time::timeout(READ_MESSAGE_WAIT, messages.next())
                 .await
                 .map_err(|_| silent())?
@@ -309,9 +311,9 @@ impl JetStreamLog {
                     &message.subject,
                     &message.payload,
                 )?;
-                events.push((event, stored_at));
+                each(event, stored_at);
             }
-            Ok(events)
+            Ok(())
         }
         .await;
         // An abandoned consumer goes by itself after its inactive threshold; deleting it
