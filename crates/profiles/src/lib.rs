@@ -374,11 +374,8 @@ struct Changed {
     events: Vec<(ProfileId, i64)>,
     /// `(profile, seq)` of new consent ledger entries.
     consent: Vec<(ProfileId, i64)>,
-    denied: BTreeMap<DeniedKey, i64>,
+    denied: DeniedCounts,
 }
-
-/// Day (`YYYY-MM-DD`), source and event name of a count of events without analytics consent.
-type DeniedKey = (String, i64, String);
 
 /// The purpose whose absence keeps an event out of person-level measurement.
 const ANALYTICS: &str = "analytics";
@@ -393,7 +390,9 @@ pub struct Profiles {
     /// Changes made by events after this seq are kept for [`Profiles::take_changes`].
     track_after: i64,
     /// Events not covered by analytics consent, counted without identifiers.
-    denied: BTreeMap<DeniedKey, i64>,
+    denied: DeniedCounts,
+    /// The day of the last event counted in `denied`, as text.
+    day: DayText,
     /// Whether this holds part of the profiles, loaded from the store as events need them
     /// ([`Profiles::working_set`]): then timelines are not kept in memory (they are rows)
     /// and the least recently used profiles can be evicted once stored.
@@ -420,7 +419,8 @@ impl Profiles {
             last_seq: 0,
             changed: Changed::default(),
             track_after: 0,
-            denied: BTreeMap::new(),
+            denied: DeniedCounts::default(),
+            day: DayText::default(),
             partial: false,
             used: FxHashMap::default(),
             clock: 0,
@@ -441,10 +441,7 @@ impl Profiles {
         profiles.partial = true;
         profiles.last_seq = last_seq;
         profiles.track_after = last_seq;
-        profiles.denied = denied
-            .iter()
-            .map(|d| ((d.day.clone(), d.source_id, d.event.clone()), d.count))
-            .collect();
+        profiles.denied = DeniedCounts::from_rows(denied);
         profiles
     }
 
@@ -602,11 +599,8 @@ impl Profiles {
             last_seq,
             changed: Changed::default(),
             track_after: last_seq,
-            denied: rows
-                .denied_counts
-                .iter()
-                .map(|d| ((d.day.clone(), d.source_id, d.event.clone()), d.count))
-                .collect(),
+            denied: DeniedCounts::from_rows(&rows.denied_counts),
+            day: DayText::default(),
             partial: false,
             used: FxHashMap::default(),
             clock: 0,
@@ -689,10 +683,11 @@ impl Profiles {
         }
         let analytics = self.analytics_granted(profile, event, &body, at);
         if !analytics {
-            let key = denied_key(event, &body, at);
-            *self.denied.entry(key.clone()).or_default() += 1;
+            let day = self.day.of(at);
+            let name = denied_name(event, &body);
+            self.denied.add(day, event.source_id, name, 1);
             if tracked {
-                *self.changed.denied.entry(key).or_default() += 1;
+                self.changed.denied.add(day, event.source_id, name, 1);
             }
         }
         Applied {
@@ -763,11 +758,7 @@ impl Profiles {
     /// Counts of events without analytics consent, by day, source and event name, within
     /// `from..=to` (days as `YYYY-MM-DD`).
     pub fn denied_counts(&self, from: &str, to: &str) -> Vec<DeniedCount> {
-        self.denied
-            .iter()
-            .filter(|((day, _, _), _)| day.as_str() >= from && day.as_str() <= to)
-            .map(|(key, &count)| denied_count(key, count))
-            .collect()
+        self.denied.rows_within(from, to)
     }
 
     /// Where the live profile an event is on (the holder of its highest-priority
@@ -823,11 +814,7 @@ impl Profiles {
                 .into_iter()
                 .filter_map(|(p, seq)| Some((self.graph.canonical(p)?.0, seq)))
                 .collect(),
-            denied_counts: changed
-                .denied
-                .iter()
-                .map(|(key, &count)| denied_count(key, count))
-                .collect(),
+            denied_counts: changed.denied.rows(),
             consent: changed
                 .consent
                 .into_iter()
@@ -861,11 +848,7 @@ impl Profiles {
                 );
             }
         }
-        rows.denied_counts = self
-            .denied
-            .iter()
-            .map(|(key, &count)| denied_count(key, count))
-            .collect();
+        rows.denied_counts = self.denied.rows();
         rows.retired = self
             .graph
             .merges()
@@ -962,28 +945,15 @@ fn linkage_evidence(body: &Value) -> Option<&Value> {
         .filter(|evidence| evidence.is_object())
 }
 
-/// The identifier-free key an event without analytics consent, which happened `at`, is
-/// counted under.
-fn denied_key(event: &StoredEvent, body: &Value, at: i64) -> DeniedKey {
-    let day = time::day_of(at);
+/// The name an event without analytics consent is counted under (with its day and source).
+fn denied_name<'a>(event: &StoredEvent, body: &'a Value) -> &'a str {
     let name = match event.event_type {
         sightline_core::EventType::Track => body.get("event"),
         sightline_core::EventType::Page | sightline_core::EventType::Screen => body.get("name"),
         _ => None,
     };
-    let name = name
-        .and_then(Value::as_str)
-        .unwrap_or(event.event_type.as_str());
-    (day, event.source_id, name.to_owned())
-}
-
-fn denied_count((day, source_id, event): &DeniedKey, count: i64) -> DeniedCount {
-    DeniedCount {
-        day: day.clone(),
-        source_id: *source_id,
-        event: event.clone(),
-        count,
-    }
+    name.and_then(Value::as_str)
+        .unwrap_or(event.event_type.as_str())
 }
 
 impl Changed {
@@ -1024,6 +994,8 @@ impl Changed {
     }
 }
 
+mod denied;
+use denied::{DayText, DeniedCounts};
 mod memberships;
 pub use memberships::{stored_audiences, stored_computed, Memberships};
 
