@@ -184,6 +184,16 @@ impl Rule {
         }
     }
 
+    /// Whether it reads a computed trait's value anywhere.
+    pub fn reads_computed(&self) -> bool {
+        match self {
+            Rule::And(rules) | Rule::Or(rules) => rules.iter().any(Rule::reads_computed),
+            Rule::Not(rule) => rule.reads_computed(),
+            Rule::Computed(_) => true,
+            Rule::Event(_) | Rule::Trait(_) | Rule::Consent(_) | Rule::Has(_) => false,
+        }
+    }
+
     /// The event conditions in the order evaluation visits them (depth first, left to
     /// right); membership state keeps one [`crate::EventState`] per entry.
     pub fn event_conditions(&self) -> Vec<&EventCondition> {
@@ -265,5 +275,18 @@ mod tests {
             "}".repeat(40)
         );
         assert_eq!(Rule::from_json(&deep), Err(RuleError::TooDeep));
+    }
+
+    #[test]
+    fn a_rule_reads_computed_traits_only_where_it_names_one() {
+        let reads = |text: &str| crate::parse(text).unwrap().reads_computed();
+        assert!(!reads(
+            r#"event "Order Completed" count >= 1 within 30d and has email"#
+        ));
+        assert!(!reads(r#"trait plan = "pro" or consent advertising"#));
+        assert!(reads(r#"computed ltv > 100"#));
+        assert!(reads(
+            r#"has email and not (trait vip = true or computed ltv > 100)"#
+        ));
     }
 }

@@ -17,6 +17,9 @@ pub struct Memberships {
     states: FxHashMap<(usize, ProfileId), MembershipState>,
     /// Computed traits, which audience rules can test (`computed NAME OP VALUE`).
     traits: Vec<ComputedTrait>,
+    /// Whether any audience rule tests one: if none does, a rule's view of a profile
+    /// leaves them out rather than building them for every event.
+    rules_read_computed: bool,
     trait_states: FxHashMap<(usize, ProfileId), TraitState>,
     members: Vec<BTreeSet<ProfileId>>,
     /// (when, audience, profile): when membership may change with no new event, in the
@@ -98,7 +101,9 @@ impl Memberships {
 
     pub fn new(audiences: Vec<Audience>, traits: Vec<ComputedTrait>) -> Memberships {
         let n = audiences.len();
+        let rules_read_computed = audiences.iter().any(|a| a.rule().reads_computed());
         Memberships {
+            rules_read_computed,
             audiences,
             states: FxHashMap::default(),
             traits,
@@ -343,7 +348,11 @@ impl Memberships {
         View {
             facts: profiles.facts(profile),
             identity: profiles.identity(profile),
-            computed: self.computed(profile, now),
+            computed: if self.rules_read_computed {
+                self.computed(profile, now)
+            } else {
+                Map::new()
+            },
         }
     }
 
@@ -457,6 +466,7 @@ impl Memberships {
         }
         self.touched.insert(profile);
         let view = self.view(profiles, profile, now);
+        let profile_key = key(profile);
         for audience in 0..self.audiences.len() {
             let state = self
                 .states
@@ -465,8 +475,8 @@ impl Memberships {
             let definition = &self.audiences[audience];
             // An event that matches no condition may still change traits or identifiers.
             let change = definition
-                .apply_event(state, &key(profile), &view, &seen, now)
-                .or_else(|| definition.refresh(state, &key(profile), &view, now, cause));
+                .apply_event(state, &profile_key, &view, &seen, now)
+                .or_else(|| definition.refresh(state, &profile_key, &view, now, cause));
             self.record(audience, profile, change);
             self.schedule(audience, profile, &view, now);
         }
