@@ -2,6 +2,9 @@
 
 use chrono::{DateTime, SecondsFormat, Utc};
 
+/// A day in milliseconds.
+pub const DAY_MS: i64 = 86_400_000;
+
 pub fn now_ms() -> i64 {
     Utc::now().timestamp_millis()
 }

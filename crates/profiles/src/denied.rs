@@ -4,14 +4,15 @@
 //! not allocate: the maps are nested so that a count is found by borrowed keys, and the
 //! day's text is formatted once per day rather than once per event.
 
-use sightline_core::{time, DeniedCount};
+use sightline_core::time::{self, DAY_MS};
+use sightline_core::DeniedCount;
 use std::collections::BTreeMap;
 
-const DAY_MS: i64 = 86_400_000;
+type BySource = BTreeMap<i64, BTreeMap<String, i64>>;
 
 /// Day (`YYYY-MM-DD`) → source → event name → count; iterated in that order.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) struct DeniedCounts(BTreeMap<String, BTreeMap<i64, BTreeMap<String, i64>>>);
+pub(crate) struct DeniedCounts(BTreeMap<String, BySource>);
 
 impl DeniedCounts {
     pub(crate) fn from_rows(rows: &[DeniedCount]) -> DeniedCounts {
@@ -41,29 +42,27 @@ impl DeniedCounts {
         if from > to {
             return Vec::new();
         }
-        let days = self.0.range::<str, _>((
-            std::ops::Bound::Included(from),
-            std::ops::Bound::Included(to),
-        ));
-        days.flat_map(|(day, sources)| {
-            sources.iter().flat_map(move |(&source_id, events)| {
-                events.iter().map(move |(event, &count)| DeniedCount {
-                    day: day.clone(),
-                    source_id,
-                    event: event.clone(),
-                    count,
-                })
-            })
-        })
-        .collect()
+        use std::ops::Bound::Included;
+        rows_of(self.0.range::<str, _>((Included(from), Included(to))))
     }
 
     pub(crate) fn rows(&self) -> Vec<DeniedCount> {
-        match (self.0.keys().next(), self.0.keys().next_back()) {
-            (Some(first), Some(last)) => self.rows_within(first, last),
-            _ => Vec::new(),
-        }
+        rows_of(self.0.iter())
     }
+}
+
+fn rows_of<'a>(days: impl Iterator<Item = (&'a String, &'a BySource)>) -> Vec<DeniedCount> {
+    days.flat_map(|(day, sources)| {
+        sources.iter().flat_map(move |(&source_id, events)| {
+            events.iter().map(move |(event, &count)| DeniedCount {
+                day: day.clone(),
+                source_id,
+                event: event.clone(),
+                count,
+            })
+        })
+    })
+    .collect()
 }
 
 /// The day of a time as `YYYY-MM-DD`, formatted again only when the day changes.

@@ -6,7 +6,8 @@ use crate::config::{FileConfig, StoreArgs};
 use anyhow::{bail, Context, Result};
 use clap::{Subcommand, ValueEnum};
 use serde_json::{json, Value};
-use sightline_core::{time, EventType};
+use sightline_core::time::{self, DAY_MS};
+use sightline_core::EventType;
 use sightline_plans::{Enforcer, Fixes, Plan};
 use sightline_service::access::operator;
 use sightline_service::plans::{self, ImportFormat};
@@ -286,8 +287,6 @@ pub async fn plan(command: PlanCommand, file: &FileConfig) -> Result<()> {
     }
     Ok(())
 }
-
-const DAY_MS: i64 = 86_400_000;
 
 /// `YYYY-MM-DD` (its start, UTC) or a duration ago (`7d`, `12h`).
 fn since_ms(text: &str) -> Result<i64> {
